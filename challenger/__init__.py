@@ -1,0 +1,1 @@
+"""The challenger service: sample commitments, re-execute, dispute, settle."""

@@ -1,0 +1,1 @@
+"""The inference node service: serve, commit, finalize, and defend disputes with proofs."""

@@ -1,0 +1,110 @@
+"""The canonical encoding: fixed-point quantization, BN254 field elements, and the hashes.
+
+This module is the only Python definition of every value that crosses the chain boundary.
+The Solidity twin is ``contracts/libraries/SpotcheckHash.sol``; ``tests/vectors/encoding.json``
+holds vectors that both sides assert.
+
+- ``q = round_half_away(x * 2**scale)`` (ezkl rounds the same way), as a signed ``int256``.
+- A signed value ``v`` is the field element ``v mod r``; field elements above ``r // 2`` are
+  negative (``f - r``).
+- ``inputHash  = keccak256(abi.encode(int256[] inputQ))``, ``outputHash`` likewise.
+- ``leaf = keccak256(bytes.concat(keccak256(abi.encode(uint256 jobId, bytes32 modelId,
+  bytes32 inputHash, bytes32 outputHash))))`` (OpenZeppelin's double-hashed leaf).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from spotcheck.errors import EncodingError
+
+#: BN254 scalar field modulus (the field ezkl's circuits and the EVM verifier work in).
+BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+INT256_MIN = -(2**255)
+INT256_MAX = 2**255 - 1
+#: Largest |q| that survives a float64 round trip exactly; inputs beyond it are rejected.
+MAX_EXACT_FLOAT_INT = 2**53
+
+
+def quantize(values: np.ndarray | Sequence[float], scale: int) -> list[int]:
+    """Fixed-point encode ``values`` (any shape, flattened row-major) at ``2**scale``."""
+    if not 0 <= scale <= 64:
+        raise EncodingError(f"scale {scale} outside 0..64")
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise EncodingError(f"value at index {bad} is {arr[bad]} (NaN/infinity cannot be encoded)")
+    scaled = arr * float(2**scale)
+    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+    if rounded.size and float(np.max(np.abs(rounded))) >= MAX_EXACT_FLOAT_INT:
+        raise EncodingError(f"value too large for scale {scale}: |q| must stay below 2**53")
+    return [int(v) for v in rounded]
+
+
+def dequantize(q: Sequence[int], scale: int) -> np.ndarray:
+    """Inverse of :func:`quantize` (exact for |q| < 2**53)."""
+    return np.asarray(q, dtype=np.float64) / float(2**scale)
+
+
+def to_field(value: int) -> int:
+    """Signed integer -> BN254 field element (negative values wrap to ``r - |v|``)."""
+    if not -(BN254_R // 2) <= value <= BN254_R // 2:
+        raise EncodingError(f"{value} does not fit the signed range of the BN254 field")
+    return value % BN254_R
+
+
+def from_field(element: int) -> int:
+    """BN254 field element -> signed integer (elements above ``r // 2`` are negative)."""
+    if not 0 <= element < BN254_R:
+        raise EncodingError(f"{element} is not a BN254 field element")
+    return element - BN254_R if element > BN254_R // 2 else element
+
+
+def _check_int256(values: Iterable[int]) -> list[int]:
+    out = [int(v) for v in values]
+    for i, v in enumerate(out):
+        if not INT256_MIN <= v <= INT256_MAX:
+            raise EncodingError(f"element {i} = {v} does not fit int256")
+    return out
+
+
+def hash_vector(values: Iterable[int]) -> bytes:
+    """``keccak256(abi.encode(int256[] values))``: the input and output hash rule."""
+    return keccak(abi_encode(["int256[]"], [_check_int256(values)]))
+
+
+def input_hash(input_q: Iterable[int]) -> bytes:
+    return hash_vector(input_q)
+
+
+def output_hash(output_q: Iterable[int]) -> bytes:
+    return hash_vector(output_q)
+
+
+def leaf_hash(job_id: int, model_id: bytes, in_hash: bytes, out_hash: bytes) -> bytes:
+    """Batch leaf: double keccak of ``abi.encode(uint256, bytes32, bytes32, bytes32)``."""
+    for name, value in (("modelId", model_id), ("inputHash", in_hash), ("outputHash", out_hash)):
+        if len(value) != 32:
+            raise EncodingError(f"{name} must be 32 bytes, got {len(value)}")
+    if not 0 <= job_id < 2**256:
+        raise EncodingError(f"jobId {job_id} does not fit uint256")
+    inner = keccak(
+        abi_encode(["uint256", "bytes32", "bytes32", "bytes32"], [job_id, model_id, in_hash, out_hash])
+    )
+    return keccak(inner)
+
+
+def max_abs_diff(a: Sequence[int], b: Sequence[int]) -> int:
+    """Largest element-wise |a - b| (vectors must have equal length)."""
+    if len(a) != len(b):
+        raise EncodingError(f"length mismatch: {len(a)} != {len(b)}")
+    return max((abs(int(x) - int(y)) for x, y in zip(a, b, strict=True)), default=0)
+
+
+def within_tolerance(committed: Sequence[int], reference: Sequence[int], tau: int) -> bool:
+    """The protocol's correctness rule: every element within ``tau`` (inclusive)."""
+    return max_abs_diff(committed, reference) <= tau

@@ -1,0 +1,20 @@
+"""Shared test set-up: the npm anvil on PATH for ape-foundry, slow-test gating."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from spotcheck.toolchain import ensure_anvil_on_path
+
+ensure_anvil_on_path()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("SPOTCHECK_SLOW") == "1":
+        return
+    skip_slow = pytest.mark.skip(reason="slow test: run with SPOTCHECK_SLOW=1 (make test-all)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)

@@ -1,0 +1,1 @@
+"""The verification library: models, onnxruntime runner, ezkl circuits, tolerance, dApp checks."""
