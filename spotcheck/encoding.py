@@ -108,3 +108,13 @@ def max_abs_diff(a: Sequence[int], b: Sequence[int]) -> int:
 def within_tolerance(committed: Sequence[int], reference: Sequence[int], tau: int) -> bool:
     """The protocol's correctness rule: every element within ``tau`` (inclusive)."""
     return max_abs_diff(committed, reference) <= tau
+
+
+def onchain_job_key(job_id: int) -> bytes:
+    """Dispute id of an on-chain job: ``keccak256(abi.encode(uint8(0), jobId))``."""
+    return keccak(abi_encode(["uint8", "uint256"], [0, job_id]))
+
+
+def batch_job_key(batch_id: int, job_id: int) -> bytes:
+    """Dispute id of a batch leaf: ``keccak256(abi.encode(uint8(1), batchId, jobId))``."""
+    return keccak(abi_encode(["uint8", "uint256", "uint256"], [1, batch_id, job_id]))
