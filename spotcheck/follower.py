@@ -1,0 +1,195 @@
+"""Follow contract events from a persisted checkpoint, exactly once, behind a confirmation depth.
+
+A service hands the follower its SQLite connection; for every block range the follower calls
+the service's handler and advances its checkpoint *in the same transaction*. A crash either
+keeps both (the range is done) or neither (the range is handled again on restart, with
+nothing half-recorded), so no event is missed and none is handled twice. Side effects on
+chain (transactions) are taken later from the recorded state, never inside the handler.
+
+Only blocks at least ``confirmations`` deep are read, so a reorg shallower than that depth
+cannot change what was handled. RPC failures back off and retry; after the last attempt they
+surface as :class:`ChainError` and the caller's loop tries again later from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from spotcheck.errors import ChainError, ConfigError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[list["ChainEvent"], sqlite3.Connection], None]
+#: (Ape contract instance, event names to follow on it)
+Source = tuple[Any, Sequence[str]]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS follower_checkpoint (
+    name TEXT PRIMARY KEY,
+    block INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded contract log."""
+
+    name: str
+    address: str
+    block_number: int
+    log_index: int
+    tx_hash: str
+    args: dict[str, Any] = field(hash=False)
+
+
+def open_db(path: str | Path) -> sqlite3.Connection:
+    """Open (and create) a service database in WAL mode with safe defaults."""
+    db_path = Path(path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class LogFollower:
+    """Reads the events of ``sources`` in order and hands them to a handler exactly once."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection | str | Path,
+        name: str,
+        sources: Sequence[Source],
+        *,
+        confirmations: int = 0,
+        start_block: int = 0,
+        max_range: int = 2000,
+        attempts: int = 5,
+        max_backoff: float = 8.0,
+    ) -> None:
+        if confirmations < 0 or max_range < 1 or start_block < 0:
+            raise ConfigError("confirmations and start_block must be >= 0, max_range >= 1")
+        self.conn = db if isinstance(db, sqlite3.Connection) else open_db(db)
+        self.name = name
+        self.confirmations = confirmations
+        self.max_range = max_range
+        self._start_block = start_block
+        self._attempts = attempts
+        self._max_backoff = max_backoff
+        self._addresses: list[str] = []
+        self._abis: list[Any] = []
+        for contract, events in sources:
+            self._addresses.append(str(contract.address))
+            for event in events:
+                self._abis.append(getattr(contract, event).abi)
+        self.conn.execute(_SCHEMA)
+
+    # -- checkpoint -------------------------------------------------------------------------
+
+    @property
+    def checkpoint(self) -> int:
+        """The last block whose events were handled (``start_block - 1`` before the first)."""
+        row = self.conn.execute(
+            "SELECT block FROM follower_checkpoint WHERE name = ?", (self.name,)
+        ).fetchone()
+        return int(row[0]) if row else self._start_block - 1
+
+    def safe_head(self) -> int:
+        """The newest block deep enough to read."""
+        return self._rpc(self._head) - self.confirmations
+
+    def lag(self) -> int:
+        """Blocks between the chain head and the checkpoint (including the confirmation depth)."""
+        return max(0, self._rpc(self._head) - self.checkpoint)
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(self, handler: Handler, *, until: int | None = None) -> int:
+        """Handle every new event up to the safe head (or ``until``); returns how many."""
+        target = self.safe_head() if until is None else min(until, self.safe_head())
+        handled = 0
+        start = self.checkpoint + 1
+        while start <= target:
+            stop = min(target, start + self.max_range - 1)
+            events = self._rpc(lambda s=start, e=stop: self._fetch(s, e))
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if events:
+                    handler(events, self.conn)
+                self.conn.execute(
+                    "INSERT INTO follower_checkpoint(name, block) VALUES(?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+                    (self.name, stop),
+                )
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+            log.debug("%s: handled %d events in blocks %d..%d", self.name, len(events), start, stop)
+            handled += len(events)
+            start = stop + 1
+        return handled
+
+    # -- chain access -----------------------------------------------------------------------
+
+    @staticmethod
+    def _head() -> int:
+        from ape import chain
+
+        return int(chain.blocks.height)
+
+    def _fetch(self, start: int, stop: int) -> list[ChainEvent]:
+        from ape import chain
+        from ape.types.events import LogFilter
+
+        log_filter = LogFilter(
+            addresses=self._addresses, events=self._abis, start_block=start, stop_block=stop
+        )
+        events = [
+            ChainEvent(
+                name=entry.event_name,
+                address=str(entry.contract_address),
+                block_number=int(entry.block_number),
+                log_index=int(entry.log_index),
+                tx_hash=_hex(entry.transaction_hash),
+                args=dict(entry.event_arguments),
+            )
+            for entry in chain.provider.get_contract_logs(log_filter)
+        ]
+        events.sort(key=lambda e: (e.block_number, e.log_index))
+        return events
+
+    def _rpc(self, call: Callable[[], Any]) -> Any:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.25, max=self._max_backoff),
+            retry=retry_if_not_exception_type((ConfigError, KeyboardInterrupt)),
+            reraise=False,
+        )
+        try:
+            return retrying(call)
+        except RetryError as err:
+            cause = err.last_attempt.exception()
+            raise ChainError(f"{self.name}: RPC failed {self._attempts} times: {cause}") from cause
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    text = str(value)
+    return text if text.startswith("0x") else "0x" + text

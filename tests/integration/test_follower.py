@@ -1,0 +1,78 @@
+"""The log follower hands every event to its handler exactly once, across restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from spotcheck.follower import ChainEvent, LogFollower
+
+pytestmark = pytest.mark.chain
+
+
+def _record(events: list[ChainEvent], conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS seen (tx TEXT, idx INTEGER, value INTEGER)")
+    conn.executemany(
+        "INSERT INTO seen VALUES (?, ?, ?)",
+        [(e.tx_hash, e.log_index, int(e.args["value"])) for e in events],
+    )
+
+
+def test_follower_restart_handlesEachTransferExactlyOnce(
+    project, accounts, chain, tmp_path: Path
+) -> None:
+    owner, other = accounts[0], accounts[1]
+    token = owner.deploy(project.TestToken)
+    start = chain.blocks.height
+    db = tmp_path / "follower.sqlite"
+    for amount in (1, 2, 3):
+        token.mint(owner, amount, sender=owner)
+
+    first = LogFollower(db, "t", [(token, ["Transfer"])], start_block=start, max_range=2)
+    assert first.process(_record) == 3
+    first.conn.close()
+
+    token.transfer(other, 5, sender=owner)
+    second = LogFollower(db, "t", [(token, ["Transfer"])], start_block=start)
+    assert second.process(_record) == 1
+    assert second.process(_record) == 0
+    values = sorted(v for (v,) in second.conn.execute("SELECT value FROM seen"))
+    assert values == [1, 2, 3, 5]
+    assert second.lag() == 0
+
+
+def test_follower_handlerFails_checkpointAndRowsRollBack(
+    project, accounts, chain, tmp_path: Path
+) -> None:
+    owner = accounts[0]
+    token = owner.deploy(project.TestToken)
+    start = chain.blocks.height
+    token.mint(owner, 7, sender=owner)
+    follower = LogFollower(tmp_path / "f.sqlite", "t", [(token, ["Transfer"])], start_block=start)
+
+    def explode(events: list[ChainEvent], conn: sqlite3.Connection) -> None:
+        _record(events, conn)
+        raise RuntimeError("crash inside the handler")
+
+    with pytest.raises(RuntimeError):
+        follower.process(explode)
+    assert follower.checkpoint == start - 1
+    assert follower.process(_record) == 1
+    assert [v for (v,) in follower.conn.execute("SELECT value FROM seen")] == [7]
+
+
+def test_follower_confirmations_holdBackRecentBlocks(
+    project, accounts, chain, tmp_path: Path
+) -> None:
+    owner = accounts[0]
+    token = owner.deploy(project.TestToken)
+    start = chain.blocks.height
+    token.mint(owner, 1, sender=owner)
+    follower = LogFollower(
+        tmp_path / "c.sqlite", "t", [(token, ["Transfer"])], start_block=start, confirmations=3
+    )
+    assert follower.process(_record) == 0
+    chain.mine(3)
+    assert follower.process(_record) == 1
