@@ -92,9 +92,8 @@ def leaf_hash(job_id: int, model_id: bytes, in_hash: bytes, out_hash: bytes) -> 
             raise EncodingError(f"{name} must be 32 bytes, got {len(value)}")
     if not 0 <= job_id < 2**256:
         raise EncodingError(f"jobId {job_id} does not fit uint256")
-    inner = keccak(
-        abi_encode(["uint256", "bytes32", "bytes32", "bytes32"], [job_id, model_id, in_hash, out_hash])
-    )
+    types = ["uint256", "bytes32", "bytes32", "bytes32"]
+    inner = keccak(abi_encode(types, [job_id, model_id, in_hash, out_hash]))
     return keccak(inner)
 
 

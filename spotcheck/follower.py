@@ -17,6 +17,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ class LogFollower:
         start = self.checkpoint + 1
         while start <= target:
             stop = min(target, start + self.max_range - 1)
-            events = self._rpc(lambda s=start, e=stop: self._fetch(s, e))
+            events: list[ChainEvent] = self._rpc(partial(self._fetch, start, stop))
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 if events:
@@ -158,7 +159,10 @@ class LogFollower:
         from ape.types.events import LogFilter
 
         log_filter = LogFilter(
-            addresses=self._addresses, events=self._abis, start_block=start, stop_block=stop
+            addresses=self._addresses,  # type: ignore[arg-type]  # checksummed by Ape
+            events=self._abis,
+            start_block=start,
+            stop_block=stop,
         )
         events = [
             ChainEvent(
