@@ -1,0 +1,398 @@
+"""The honesty condition: when sampling makes cheating a losing strategy.
+
+Hyperbolic's Proof of Sampling: a node that skips honest inference saves the cost ``C`` of the
+job; a challenger samples the job with probability ``p``; a fraction ``r`` of challengers
+collude with the node and never report; an honest challenger who samples a cheated job gets the
+node slashed ``S`` and the reward ``R`` is forfeited. Per skipped job the cheater's expected
+profit over playing honest is ``C - p (1 - r) (R + S)``, so cheating does not pay when
+
+    p > C / ((1 - r) (R + S)).
+
+Two caveats live next to the formula (see ``docs/economics.md``). When an output moves value
+``V`` the gain from a bad output is ``C + V``, not ``C``, and the slash must be sized to it.
+When the cheater can front-run the honest challenger's dispute with its own (the first dispute
+wins), it gets the bounty share ``b`` of its own slash back, so the slash that deters is
+``S (1 - b)``.
+
+Money is in token units (floats); probabilities are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from spotcheck.errors import ConfigError
+
+__all__ = [
+    "DEFAULTS",
+    "ProtocolDefaults",
+    "Recommendation",
+    "SamplingCheck",
+    "Verdict",
+    "cheater_expected_profit",
+    "check_sampling",
+    "detection_probability",
+    "effective_slash",
+    "honest_profit_per_job",
+    "min_sampling_probability",
+    "node_expected_income",
+    "recommend",
+]
+
+#: A sampling probability is called SAFE at or above this multiple of the minimum.
+DEFAULT_SAFETY_FACTOR = 2.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: one line per bad value, naming the parameter and the value.
+
+
+def _finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value: float) -> float:
+    v = _finite(name, value)
+    if v <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+    return v
+
+
+def _non_negative(name: str, value: float) -> float:
+    v = _finite(name, value)
+    if v < 0:
+        raise ConfigError(f"{name} must be >= 0, got {value!r}")
+    return v
+
+
+def _fraction(name: str, value: float, *, below_one: bool = False) -> float:
+    v = _finite(name, value)
+    if below_one and not 0 <= v < 1:
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+    if not 0 <= v <= 1:
+        raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def _validate(cost: float, reward: float, slash: float, collusion: float) -> None:
+    _positive("cost of inference C", cost)
+    _non_negative("reward R", reward)
+    _positive("slash S", slash)
+    _fraction("collusion fraction r", collusion, below_one=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The closed form.
+
+
+def min_sampling_probability(
+    cost: float,
+    reward: float,
+    slash: float,
+    collusion: float,
+    *,
+    value_at_risk: float = 0.0,
+) -> float:
+    """The Proof-of-Sampling bound ``(C + V) / ((1 - r)(R + S))``: cheating pays below it.
+
+    ``value_at_risk`` ``V`` is the value a bad output can move (0 for pure compute savings).
+    The result may exceed 1: then no sampling rate deters, and the slash must grow.
+    """
+    _validate(cost, reward, slash, collusion)
+    gain = cost + _non_negative("value at risk V", value_at_risk)
+    return gain / ((1.0 - collusion) * (reward + slash))
+
+
+def detection_probability(sampling: float, collusion: float) -> float:
+    """Probability that a cheated job is sampled by an honest challenger: ``p (1 - r)``."""
+    p = _fraction("sampling probability p", sampling)
+    r = _fraction("collusion fraction r", collusion, below_one=True)
+    return p * (1.0 - r)
+
+
+def cheater_expected_profit(
+    cost: float,
+    reward: float,
+    slash: float,
+    collusion: float,
+    sampling: float,
+    cheat_fraction: float = 1.0,
+    *,
+    value_at_risk: float = 0.0,
+) -> float:
+    """Expected extra profit per job of cheating on a fraction ``q`` of jobs, over honest play.
+
+    ``q * (C + V - p (1 - r) (R + S))``: each skipped job saves ``C`` (and moves ``V``); if an
+    honest challenger samples it, the node forfeits ``R`` and is slashed ``S``. Positive below
+    the bound of :func:`min_sampling_probability`, zero at it, negative above it.
+    """
+    _validate(cost, reward, slash, collusion)
+    q = _fraction("cheat fraction q", cheat_fraction)
+    gain = cost + _non_negative("value at risk V", value_at_risk)
+    return q * (gain - detection_probability(sampling, collusion) * (reward + slash))
+
+
+def honest_profit_per_job(cost: float, reward: float) -> float:
+    """What an honest node earns per job: ``R - C``."""
+    return _non_negative("reward R", reward) - _positive("cost of inference C", cost)
+
+
+def node_expected_income(
+    cost: float,
+    reward: float,
+    slash: float,
+    collusion: float,
+    sampling: float,
+    cheat_fraction: float = 0.0,
+) -> float:
+    """A node's expected income per job: honest ``R - C`` plus the cheating profit."""
+    return honest_profit_per_job(cost, reward) + cheater_expected_profit(
+        cost, reward, slash, collusion, sampling, cheat_fraction
+    )
+
+
+def effective_slash(slash: float, bounty_share: float) -> float:
+    """The slash that deters when a caught node can front-run the challenger's dispute.
+
+    The first dispute wins; a node that sees an honest dispute coming can open its own from
+    another address, fail to defend, and collect the bounty share ``b`` of its own slash.
+    """
+    return _positive("slash S", slash) * (1.0 - _fraction("bounty share b", bounty_share))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking a proposed sampling probability.
+
+
+class Verdict(enum.Enum):
+    """Is a proposed sampling probability enough?"""
+
+    SAFE = "safe"  # at least the safety factor above the bound
+    THIN = "thin"  # above the bound, but by less than the safety factor
+    UNSAFE = "unsafe"  # at or below the bound: cheating pays (or breaks even)
+
+
+@dataclass(frozen=True)
+class SamplingCheck:
+    """A proposed ``p`` against the bound."""
+
+    sampling: float
+    minimum: float
+    safety_factor: float
+    cheater_profit_per_job: float  # at q = 1, over honest play
+
+    @property
+    def margin(self) -> float:
+        """``p / p_min``: how many times the bound the proposal is."""
+        return self.sampling / self.minimum
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.sampling <= self.minimum:
+            return Verdict.UNSAFE
+        if self.margin < self.safety_factor:
+            return Verdict.THIN
+        return Verdict.SAFE
+
+
+def check_sampling(
+    cost: float,
+    reward: float,
+    slash: float,
+    collusion: float,
+    sampling: float,
+    *,
+    value_at_risk: float = 0.0,
+    safety_factor: float = DEFAULT_SAFETY_FACTOR,
+) -> SamplingCheck:
+    """Compare a proposed sampling probability with the bound."""
+    p = _fraction("sampling probability p", sampling)
+    factor = _finite("safety factor", safety_factor)
+    if factor < 1:
+        raise ConfigError(f"safety factor must be >= 1, got {safety_factor!r}")
+    minimum = min_sampling_probability(cost, reward, slash, collusion, value_at_risk=value_at_risk)
+    profit = cheater_expected_profit(
+        cost, reward, slash, collusion, p, 1.0, value_at_risk=value_at_risk
+    )
+    return SamplingCheck(p, minimum, factor, profit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol defaults and recommendations.
+
+
+@dataclass(frozen=True)
+class ProtocolDefaults:
+    """The protocol's default economic parameters (token units; fractions for probabilities).
+
+    Contracts, demo and docs take their defaults from here. ``collusion`` is the worst case
+    the defaults are designed for, not an estimate. ``proving_cost`` is the node's cost of one
+    ezkl proof plus the gas of ``defend`` (an assumption; measure it per model).
+    """
+
+    cost: float = 1.0  # C: honest inference, per job
+    reward: float = 1.25  # R: fee per job
+    slash: float = 100.0  # S: slashAmount per model
+    collusion: float = 0.3  # r: colluding challengers the defaults withstand
+    sampling: float = 0.05  # p: share of jobs an honest challenger re-runs
+    proving_cost: float = 5.0  # node's cost to answer one dispute with a proof
+    challenger_bond: float = 10.0  # B_c: 2x proving_cost
+    bounty_share: float = 0.25  # b: bountyBps = 2500; the rest of the slash is burned
+
+    def __post_init__(self) -> None:
+        _validate(self.cost, self.reward, self.slash, self.collusion)
+        _fraction("sampling probability p", self.sampling)
+        _positive("proving cost", self.proving_cost)
+        _positive("challenger bond", self.challenger_bond)
+        _fraction("bounty share b", self.bounty_share, below_one=True)
+
+    @property
+    def bounty_bps(self) -> int:
+        """The bounty share in basis points, as ``ModelRegistry`` takes it."""
+        return round(self.bounty_share * 10_000)
+
+
+DEFAULTS = ProtocolDefaults()
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Recommended protocol parameters for one model, with the reasoning's numbers."""
+
+    sampling: float  # p to use
+    minimum_sampling: float  # the bound at the recommended slash (with front-running)
+    slash: float  # S to register (raised above the input when needed)
+    slash_requested: float  # the S that was asked for
+    challenger_bond: float  # B_c: covers the node's proving cost with margin
+    challenge_window_s: int
+    proof_window_s: int
+    unbonding_delay_s: int  # > challenge + proof window, as the design requires
+    value_at_risk: float
+    bounty_share: float
+    notes: tuple[str, ...]
+
+    @property
+    def margin(self) -> float:
+        """``p / p_min`` at the recommended parameters."""
+        return self.sampling / self.minimum_sampling
+
+    @property
+    def slash_raised(self) -> bool:
+        return self.slash > self.slash_requested
+
+    @property
+    def stake_per_open_job(self) -> float:
+        """Each unfinalized commitment locks one slash: stake bounds a node's open work."""
+        return self.slash
+
+
+def _ceil_significant(x: float, digits: int = 2) -> float:
+    """Round ``x > 0`` up to ``digits`` significant figures (0.02195 -> 0.022)."""
+    exponent = math.floor(math.log10(x)) - digits + 1
+    steps = math.ceil(x / 10.0**exponent)
+    return max(round(steps * 10.0**exponent, -exponent), x)
+
+
+def recommend(
+    cost: float = DEFAULTS.cost,
+    reward: float = DEFAULTS.reward,
+    slash: float = DEFAULTS.slash,
+    collusion: float = DEFAULTS.collusion,
+    *,
+    value_at_risk: float = 0.0,
+    safety_factor: float = DEFAULT_SAFETY_FACTOR,
+    max_sampling: float = 0.10,
+    bounty_share: float = DEFAULTS.bounty_share,
+    proving_cost: float = DEFAULTS.proving_cost,
+    bond_factor: float = 2.0,
+    detection_latency_s: float = 30.0,
+    proving_time_s: float = 120.0,
+    window_factor: float = 4.0,
+) -> Recommendation:
+    """Recommend ``p``, ``S``, the challenger bond and the windows for one model.
+
+    ``p`` is ``safety_factor`` times the bound, evaluated with the slash a front-running node
+    keeps (``S (1 - b)``) and the gain ``C + V``, rounded up to two significant figures. When
+    that ``p`` would exceed ``max_sampling`` (re-running more jobs defeats the point of
+    optimistic verification), ``p = max_sampling`` and ``S`` is raised until it satisfies the
+    bound with the same margin: the value-at-risk caveat, sized.
+
+    The challenger bond is ``bond_factor`` times the node's proving cost, so a griefer pays
+    for every proof it forces. Windows are ``window_factor`` times the time an honest party
+    needs: a challenger to see, re-run and dispute (``detection_latency_s``), a node to prove
+    and defend (``proving_time_s``). On a public chain, add the censorship horizon you trust.
+    """
+    _validate(cost, reward, slash, collusion)
+    value = _non_negative("value at risk V", value_at_risk)
+    factor = _finite("safety factor", safety_factor)
+    if factor < 1:
+        raise ConfigError(f"safety factor must be >= 1, got {safety_factor!r}")
+    p_max = _fraction("max sampling", max_sampling)
+    if p_max <= 0:
+        raise ConfigError(f"max sampling must be > 0, got {max_sampling!r}")
+    b = _fraction("bounty share b", bounty_share, below_one=True)
+    proving = _positive("proving cost", proving_cost)
+    bond_k = _finite("bond factor", bond_factor)
+    if bond_k < 1:
+        raise ConfigError(f"bond factor must be >= 1, got {bond_factor!r}")
+    latency = _positive("detection latency", detection_latency_s)
+    proving_time = _positive("proving time", proving_time_s)
+    window_k = _finite("window factor", window_factor)
+    if window_k < 1:
+        raise ConfigError(f"window factor must be >= 1, got {window_factor!r}")
+
+    notes: list[str] = []
+    gain = cost + value
+    new_slash = slash
+    p = factor * min_sampling_probability(
+        cost, reward, effective_slash(slash, b), collusion, value_at_risk=value
+    )
+    if p > p_max:
+        # Smallest whole-token S with factor * gain / ((1-r)(R + S(1-b))) <= p_max.
+        needed = (factor * gain / ((1.0 - collusion) * p_max) - reward) / (1.0 - b)
+        new_slash = float(math.ceil(needed))
+        p = p_max
+        notes.append(
+            f"slash raised from {slash:g} to {new_slash:g}: at p <= {p_max:.3g} a smaller "
+            f"slash cannot deter a gain of {gain:g} per bad output"
+        )
+    else:
+        p = min(_ceil_significant(p), p_max)
+    minimum = min_sampling_probability(
+        cost, reward, effective_slash(new_slash, b), collusion, value_at_risk=value
+    )
+    if value > 0:
+        notes.append(
+            f"outputs move up to {value:g}: the slash is sized to that value, not to the "
+            f"compute cost {cost:g}"
+        )
+    if b > 0:
+        notes.append(
+            f"the bound uses S x (1 - {b:g}) = {effective_slash(new_slash, b):g}: a caught "
+            "node that front-runs the challenger's dispute gets the bounty share back"
+        )
+    notes.append(
+        f"stake at least {new_slash:g} per unfinalized job a node may hold (each commitment "
+        "locks one slash)"
+    )
+    challenge_window = math.ceil(window_k * latency)
+    proof_window = math.ceil(window_k * proving_time)
+    return Recommendation(
+        sampling=p,
+        minimum_sampling=minimum,
+        slash=new_slash,
+        slash_requested=float(slash),
+        challenger_bond=float(math.ceil(bond_k * proving)),
+        challenge_window_s=challenge_window,
+        proof_window_s=proof_window,
+        unbonding_delay_s=2 * (challenge_window + proof_window),
+        value_at_risk=value,
+        bounty_share=b,
+        notes=tuple(notes),
+    )
