@@ -18,7 +18,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 if [[ "$(cat "$VENV/.spotcheck-stamp" 2>/dev/null || true)" != "$py_stamp" ]]; then
   log "installing Python dependencies (first run takes about a minute)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[dev]"
   echo "$py_stamp" > "$VENV/.spotcheck-stamp"
 else
@@ -30,7 +30,8 @@ npm_stamp="$(hash_of package.json package-lock.json)"
 if [[ "$(cat node_modules/.spotcheck-stamp 2>/dev/null || true)" != "$npm_stamp" ]]; then
   command -v npm >/dev/null || { log "error: npm not found; install Node.js >= 18"; exit 1; }
   log "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` rejects lockfiles that omit other platforms' optional anvil binaries (npm 11)
+  npm install --no-audit --no-fund --loglevel=error
   echo "$npm_stamp" > node_modules/.spotcheck-stamp
 else
   log "npm packages up to date"
