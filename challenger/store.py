@@ -1,0 +1,513 @@
+"""The challenger's local state: one row per commitment, moved through explicit states.
+
+```
+            ┌─> skipped
+ seen ──────┤
+            └─> sampled ──┬─> matched
+                          └─> mismatched ──┬─> reported            (dry run)
+                                           ├─> missed              (window closed first)
+                                           ├─> preempted           (another challenger's dispute)
+                                           └─> dispute_sent ──> dispute_open ──┬─> won
+                                                                               └─> lost
+```
+
+Every transition is a single conditional ``UPDATE ... WHERE state IN (allowed)`` so it is
+idempotent: replaying it after a crash changes nothing. Commitments are recorded by the log
+follower's handler in the same SQLite transaction that advances its checkpoint, so none is
+missed or recorded twice. Chain side effects happen only from recorded states, after
+re-checking the chain (see ``challenger.service``), so a kill at any point and a restart
+never sends a second dispute and never forgets a settlement.
+
+Batches have their own small machine: ``seen -> fetched | unavailable``; fetching inserts one
+job row per leaf, already ``sampled`` or ``skipped``, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from spotcheck.errors import StateError
+
+
+class JobState(enum.StrEnum):
+    SEEN = "seen"
+    SKIPPED = "skipped"
+    SAMPLED = "sampled"
+    MATCHED = "matched"
+    MISMATCHED = "mismatched"
+    REPORTED = "reported"
+    MISSED = "missed"
+    PREEMPTED = "preempted"
+    DISPUTE_SENT = "dispute_sent"
+    DISPUTE_OPEN = "dispute_open"
+    WON = "won"
+    LOST = "lost"
+
+
+class BatchState(enum.StrEnum):
+    SEEN = "seen"
+    FETCHED = "fetched"
+    UNAVAILABLE = "unavailable"
+
+
+class Kind(enum.IntEnum):
+    """Mirror of ``IDisputeManager.JobKind``."""
+
+    ONCHAIN = 0
+    BATCH = 1
+
+
+#: Allowed predecessors of each state (the only legal transitions).
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.SKIPPED: frozenset({JobState.SEEN}),
+    JobState.SAMPLED: frozenset({JobState.SEEN}),
+    JobState.MATCHED: frozenset({JobState.SAMPLED}),
+    JobState.MISMATCHED: frozenset({JobState.SAMPLED, JobState.DISPUTE_SENT}),
+    JobState.REPORTED: frozenset({JobState.MISMATCHED}),
+    JobState.MISSED: frozenset({JobState.SAMPLED, JobState.MISMATCHED}),
+    JobState.PREEMPTED: frozenset({JobState.MISMATCHED, JobState.DISPUTE_SENT}),
+    JobState.DISPUTE_SENT: frozenset({JobState.MISMATCHED}),
+    JobState.DISPUTE_OPEN: frozenset({JobState.MISMATCHED, JobState.DISPUTE_SENT}),
+    JobState.WON: frozenset({JobState.DISPUTE_OPEN}),
+    JobState.LOST: frozenset({JobState.DISPUTE_OPEN}),
+}
+
+TERMINAL = frozenset(
+    {
+        JobState.SKIPPED,
+        JobState.MATCHED,
+        JobState.REPORTED,
+        JobState.MISSED,
+        JobState.PREEMPTED,
+        JobState.WON,
+        JobState.LOST,
+    }
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ch_requests (
+    job_id      TEXT PRIMARY KEY,   -- decimal uint256
+    model_id    BLOB NOT NULL,
+    input_q     TEXT NOT NULL        -- JSON list of ints
+);
+CREATE TABLE IF NOT EXISTS ch_jobs (
+    job_key            BLOB PRIMARY KEY,  -- dispute id
+    kind               INTEGER NOT NULL,
+    ref                TEXT NOT NULL,     -- jobId (on-chain) or batchId
+    job_id             TEXT NOT NULL,
+    model_id           BLOB NOT NULL,
+    node               TEXT NOT NULL,
+    commit_block       INTEGER NOT NULL,
+    challenge_deadline INTEGER NOT NULL,
+    state              TEXT NOT NULL,
+    input_q            TEXT,
+    output_q           TEXT,
+    input_hash         BLOB,
+    output_hash        BLOB,
+    merkle_proof       TEXT,              -- JSON list of hex siblings (batch leaves)
+    reason             TEXT,
+    screen_diff        INTEGER,
+    witness_diff       INTEGER,
+    tx_hash            TEXT,
+    bond               TEXT,
+    proof_deadline     INTEGER,
+    updated_at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ch_jobs_state ON ch_jobs(state);
+CREATE TABLE IF NOT EXISTS ch_batches (
+    batch_id           TEXT PRIMARY KEY,
+    model_id           BLOB NOT NULL,
+    node               TEXT NOT NULL,
+    root               BLOB NOT NULL,
+    count              INTEGER NOT NULL,
+    uri                TEXT NOT NULL,
+    commit_block       INTEGER NOT NULL,
+    challenge_deadline INTEGER NOT NULL,
+    state              TEXT NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    last_error         TEXT,
+    updated_at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ch_batches_state ON ch_batches(state);
+CREATE TABLE IF NOT EXISTS ch_withdrawals (
+    tx_hash  TEXT PRIMARY KEY,
+    amount   TEXT NOT NULL,
+    at       REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ch_counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_key: bytes
+    kind: Kind
+    ref: int
+    job_id: int
+    model_id: bytes
+    node: str
+    commit_block: int
+    challenge_deadline: int
+    state: JobState
+    input_q: list[int] | None
+    output_q: list[int] | None
+    input_hash: bytes | None
+    output_hash: bytes | None
+    merkle_proof: list[bytes] | None
+    reason: str | None
+    tx_hash: str | None
+    bond: int | None
+    proof_deadline: int | None
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    batch_id: int
+    model_id: bytes
+    node: str
+    root: bytes
+    count: int
+    uri: str
+    commit_block: int
+    challenge_deadline: int
+    state: BatchState
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One fetched and Merkle-verified batch leaf."""
+
+    job_id: int
+    input_q: list[int]
+    output_q: list[int]
+    input_hash: bytes
+    output_hash: bytes
+    proof: list[bytes]
+
+
+_JOB_COLS = (
+    "job_key, kind, ref, job_id, model_id, node, commit_block, challenge_deadline, state, "
+    "input_q, output_q, input_hash, output_hash, merkle_proof, reason, tx_hash, bond, "
+    "proof_deadline"
+)
+_BATCH_COLS = (
+    "batch_id, model_id, node, root, count, uri, commit_block, challenge_deadline, state, "
+    "attempts, last_error"
+)
+
+
+def _ints(text: str | None) -> list[int] | None:
+    return None if text is None else [int(v) for v in json.loads(text)]
+
+
+def _job(row: Sequence[Any]) -> JobRow:
+    proof = None if row[13] is None else [bytes.fromhex(h) for h in json.loads(row[13])]
+    return JobRow(
+        job_key=bytes(row[0]),
+        kind=Kind(row[1]),
+        ref=int(row[2]),
+        job_id=int(row[3]),
+        model_id=bytes(row[4]),
+        node=row[5],
+        commit_block=int(row[6]),
+        challenge_deadline=int(row[7]),
+        state=JobState(row[8]),
+        input_q=_ints(row[9]),
+        output_q=_ints(row[10]),
+        input_hash=None if row[11] is None else bytes(row[11]),
+        output_hash=None if row[12] is None else bytes(row[12]),
+        merkle_proof=proof,
+        reason=row[14],
+        tx_hash=row[15],
+        bond=None if row[16] is None else int(row[16]),
+        proof_deadline=None if row[17] is None else int(row[17]),
+    )
+
+
+def _batch(row: Sequence[Any]) -> BatchRow:
+    return BatchRow(
+        batch_id=int(row[0]),
+        model_id=bytes(row[1]),
+        node=row[2],
+        root=bytes(row[3]),
+        count=int(row[4]),
+        uri=row[5],
+        commit_block=int(row[6]),
+        challenge_deadline=int(row[7]),
+        state=BatchState(row[8]),
+        attempts=int(row[9]),
+        last_error=row[10],
+    )
+
+
+class Store:
+    """SQLite (WAL) state shared with the log follower's connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction (the connection is in autocommit mode otherwise)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- recording (called inside the follower's transaction) -------------------------------
+
+    @staticmethod
+    def record_request(
+        conn: sqlite3.Connection, job_id: int, model_id: bytes, input_q: Sequence[int]
+    ) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO ch_requests(job_id, model_id, input_q) VALUES (?, ?, ?)",
+            (str(job_id), model_id, json.dumps([int(v) for v in input_q])),
+        )
+
+    @staticmethod
+    def record_onchain_commit(
+        conn: sqlite3.Connection,
+        *,
+        job_key: bytes,
+        job_id: int,
+        node: str,
+        output_q: Sequence[int],
+        output_hash: bytes,
+        challenge_deadline: int,
+        commit_block: int,
+        model_id: bytes | None = None,
+    ) -> bool:
+        """Record a ResultCommitted; the model and input come from the recorded request.
+
+        Returns False (and records nothing) when the request is unknown and no ``model_id``
+        is given: the caller then looks the job up on chain.
+        """
+        req = conn.execute(
+            "SELECT model_id, input_q FROM ch_requests WHERE job_id = ?", (str(job_id),)
+        ).fetchone()
+        if req is None and model_id is None:
+            return False
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, ?)",
+            (
+                job_key,
+                int(Kind.ONCHAIN),
+                str(job_id),
+                str(job_id),
+                req[0] if req is not None else model_id,
+                node,
+                commit_block,
+                challenge_deadline,
+                JobState.SEEN.value,
+                req[1] if req is not None else None,
+                json.dumps([int(v) for v in output_q]),
+                output_hash,
+                time.time(),
+            ),
+        )
+        if cur.rowcount:
+            _bump(conn, "jobs_seen", 1)
+        return True
+
+    @staticmethod
+    def record_batch(
+        conn: sqlite3.Connection,
+        *,
+        batch_id: int,
+        model_id: bytes,
+        node: str,
+        root: bytes,
+        count: int,
+        uri: str,
+        challenge_deadline: int,
+        commit_block: int,
+    ) -> None:
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO ch_batches({_BATCH_COLS}, updated_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+            (
+                str(batch_id),
+                model_id,
+                node,
+                root,
+                count,
+                uri,
+                commit_block,
+                challenge_deadline,
+                BatchState.SEEN.value,
+                time.time(),
+            ),
+        )
+        if cur.rowcount:
+            _bump(conn, "batches_seen", 1)
+            _bump(conn, "jobs_seen", count)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def request_input(self, job_id: int) -> list[int] | None:
+        row = self.conn.execute(
+            "SELECT input_q FROM ch_requests WHERE job_id = ?", (str(job_id),)
+        ).fetchone()
+        return None if row is None else _ints(row[0])
+
+    def job(self, job_key: bytes) -> JobRow | None:
+        row = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM ch_jobs WHERE job_key = ?", (job_key,)
+        ).fetchone()
+        return None if row is None else _job(row)
+
+    def jobs(self, *states: JobState) -> list[JobRow]:
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM ch_jobs WHERE state IN ({marks}) "
+            "ORDER BY commit_block, job_key",
+            [s.value for s in states],
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    def batches(self, *states: BatchState) -> list[BatchRow]:
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {_BATCH_COLS} FROM ch_batches WHERE state IN ({marks}) "
+            "ORDER BY commit_block, CAST(batch_id AS INTEGER)",
+            [s.value for s in states],
+        ).fetchall()
+        return [_batch(r) for r in rows]
+
+    def state_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT state, COUNT(*) FROM ch_jobs GROUP BY state").fetchall()
+        return {str(state): int(n) for state, n in rows}
+
+    def counters(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT name, value FROM ch_counters").fetchall()
+        return {str(name): int(value) for name, value in rows}
+
+    def bump(self, name: str, by: int = 1) -> None:
+        _bump(self.conn, name, by)
+
+    # -- transitions ------------------------------------------------------------------------
+
+    def transition(self, job_key: bytes, to: JobState, **fields: Any) -> bool:
+        """Move ``job_key`` to ``to`` if its state allows it; False if it already moved on."""
+        return _transition(self.conn, job_key, to, **fields)
+
+    def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> None:
+        """Record a batch's verified leaves (each with its sampling decision), atomically."""
+        from spotcheck.encoding import batch_job_key
+
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE ch_batches SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ?",
+                (BatchState.FETCHED.value, time.time(), str(batch.batch_id), BatchState.SEEN.value),
+            )
+            if not cur.rowcount:
+                return
+            for leaf, sampled in leaves:
+                state = JobState.SAMPLED if sampled else JobState.SKIPPED
+                conn.execute(
+                    f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)",
+                    (
+                        batch_job_key(batch.batch_id, leaf.job_id),
+                        int(Kind.BATCH),
+                        str(batch.batch_id),
+                        str(leaf.job_id),
+                        batch.model_id,
+                        batch.node,
+                        batch.commit_block,
+                        batch.challenge_deadline,
+                        state.value,
+                        json.dumps(leaf.input_q) if sampled else None,
+                        json.dumps(leaf.output_q) if sampled else None,
+                        leaf.input_hash,
+                        leaf.output_hash,
+                        json.dumps([p.hex() for p in leaf.proof]) if sampled else None,
+                        time.time(),
+                    ),
+                )
+
+    def batch_attempt_failed(self, batch_id: int, error: str) -> int:
+        """Count a failed fetch; returns the attempt count (1 on the first failure)."""
+        self.conn.execute(
+            "UPDATE ch_batches SET attempts = attempts + 1, last_error = ?, updated_at = ? "
+            "WHERE batch_id = ? AND state = ?",
+            (error[:500], time.time(), str(batch_id), BatchState.SEEN.value),
+        )
+        row = self.conn.execute(
+            "SELECT attempts FROM ch_batches WHERE batch_id = ?", (str(batch_id),)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def batch_unavailable(self, batch_id: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE ch_batches SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ?",
+            (BatchState.UNAVAILABLE.value, time.time(), str(batch_id), BatchState.SEEN.value),
+        )
+        return bool(cur.rowcount)
+
+    def record_withdrawal(self, tx_hash: str, amount: int) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO ch_withdrawals(tx_hash, amount, at) VALUES (?, ?, ?)",
+            (tx_hash, str(amount), time.time()),
+        )
+
+    def withdrawn_total(self) -> int:
+        rows = self.conn.execute("SELECT amount FROM ch_withdrawals").fetchall()
+        return sum(int(r[0]) for r in rows)
+
+
+def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields: Any) -> bool:
+    allowed = TRANSITIONS.get(to)
+    if allowed is None:
+        raise StateError(f"no transition leads to {to.value}")
+    cols = {"state": to.value, "updated_at": time.time()}
+    for name, value in fields.items():
+        if name not in {
+            "reason",
+            "screen_diff",
+            "witness_diff",
+            "tx_hash",
+            "bond",
+            "proof_deadline",
+            "input_q",
+        }:
+            raise StateError(f"unknown job field {name}")
+        if name == "input_q" and value is not None:
+            value = json.dumps([int(v) for v in value])
+        elif name == "bond" and value is not None:
+            value = str(value)
+        cols[name] = value
+    assignments = ", ".join(f"{c} = ?" for c in cols)
+    marks = ",".join("?" * len(allowed))
+    cur = conn.execute(
+        f"UPDATE ch_jobs SET {assignments} WHERE job_key = ? AND state IN ({marks})",
+        [*cols.values(), job_key, *(s.value for s in allowed)],
+    )
+    return bool(cur.rowcount)
+
+
+def _bump(conn: sqlite3.Connection, name: str, by: int) -> None:
+    if by:
+        conn.execute(
+            "INSERT INTO ch_counters(name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )

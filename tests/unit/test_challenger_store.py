@@ -1,0 +1,130 @@
+"""The challenger's state machine in SQLite: idempotent recording and transitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from challenger.store import BatchState, JobState, Kind, Leaf, Store
+from spotcheck.encoding import batch_job_key, onchain_job_key, output_hash
+from spotcheck.errors import StateError
+from spotcheck.follower import open_db
+
+MODEL = b"\x11" * 32
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(open_db(tmp_path / "ch.sqlite"))
+
+
+def _commit(store: Store, job_id: int = 1) -> bytes:
+    key = onchain_job_key(job_id)
+    Store.record_request(store.conn, job_id, MODEL, [1, 2])
+    assert Store.record_onchain_commit(
+        store.conn,
+        job_key=key,
+        job_id=job_id,
+        node="0xNode",
+        output_q=[3],
+        output_hash=output_hash([3]),
+        challenge_deadline=1000,
+        commit_block=5,
+    )
+    return key
+
+
+def test_commit_recordedTwice_isOneJobSeenOnce(store: Store) -> None:
+    key = _commit(store)
+    _commit(store)
+    job = store.job(key)
+    assert job is not None and job.state is JobState.SEEN
+    assert job.input_q == [1, 2] and job.output_q == [3] and job.kind is Kind.ONCHAIN
+    assert store.counters()["jobs_seen"] == 1
+
+
+def test_commitWithoutKnownRequest_isNotRecorded(store: Store) -> None:
+    assert not Store.record_onchain_commit(
+        store.conn,
+        job_key=onchain_job_key(9),
+        job_id=9,
+        node="0xNode",
+        output_q=[3],
+        output_hash=output_hash([3]),
+        challenge_deadline=1000,
+        commit_block=5,
+    )
+    assert store.job(onchain_job_key(9)) is None
+
+
+def test_transition_isIdempotent_andRefusesSkippingStates(store: Store) -> None:
+    key = _commit(store)
+    assert not store.transition(key, JobState.MISMATCHED)  # seen -> mismatched is illegal
+    assert store.transition(key, JobState.SAMPLED)
+    assert not store.transition(key, JobState.SAMPLED)  # replay after a crash: no-op
+    assert store.transition(key, JobState.MISMATCHED, reason="x", witness_diff=9)
+    assert store.transition(key, JobState.DISPUTE_SENT, tx_hash="0xabc")
+    assert store.transition(key, JobState.DISPUTE_OPEN, bond=10**18, proof_deadline=77)
+    assert not store.transition(key, JobState.DISPUTE_SENT)
+    job = store.job(key)
+    assert job is not None
+    assert (job.state, job.tx_hash, job.bond, job.proof_deadline) == (
+        JobState.DISPUTE_OPEN,
+        "0xabc",
+        10**18,
+        77,
+    )
+    assert store.transition(key, JobState.WON)
+    assert not store.transition(key, JobState.LOST)
+
+
+def test_unknownField_isRefused(store: Store) -> None:
+    key = _commit(store)
+    with pytest.raises(StateError):
+        store.transition(key, JobState.SAMPLED, state="won")
+
+
+def test_fetchedBatch_insertsLeavesWithDecisionsOnce(store: Store) -> None:
+    Store.record_batch(
+        store.conn,
+        batch_id=4,
+        model_id=MODEL,
+        node="0xNode",
+        root=b"\x01" * 32,
+        count=2,
+        uri="http://n",
+        challenge_deadline=900,
+        commit_block=8,
+    )
+    (batch,) = store.batches(BatchState.SEEN)
+    leaves = [
+        (Leaf(10, [1], [2], b"\x0a" * 32, b"\x0b" * 32, [b"\x0c" * 32]), True),
+        (Leaf(11, [1], [2], b"\x0a" * 32, b"\x0b" * 32, []), False),
+    ]
+    store.fetched_batch(batch, leaves)
+    store.fetched_batch(batch, leaves)  # replay: no-op
+    assert store.batches(BatchState.SEEN) == []
+    sampled = store.job(batch_job_key(4, 10))
+    skipped = store.job(batch_job_key(4, 11))
+    assert sampled is not None and sampled.state is JobState.SAMPLED
+    assert sampled.merkle_proof == [b"\x0c" * 32] and sampled.ref == 4 and sampled.job_id == 10
+    assert skipped is not None and skipped.state is JobState.SKIPPED and skipped.input_q is None
+    assert store.state_counts() == {"sampled": 1, "skipped": 1}
+
+
+def test_batchFetchFailures_countAttempts_untilUnavailable(store: Store) -> None:
+    Store.record_batch(
+        store.conn,
+        batch_id=4,
+        model_id=MODEL,
+        node="0xNode",
+        root=b"\x01" * 32,
+        count=2,
+        uri="http://n",
+        challenge_deadline=900,
+        commit_block=8,
+    )
+    assert store.batch_attempt_failed(4, "503") == 1
+    assert store.batch_attempt_failed(4, "503") == 2
+    assert store.batch_unavailable(4)
+    assert not store.batch_unavailable(4)
+    assert store.batches(BatchState.UNAVAILABLE)[0].last_error == "503"
