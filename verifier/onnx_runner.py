@@ -1,0 +1,140 @@
+"""Float inference with onnxruntime: the only module that imports onnxruntime.
+
+Nodes serve jobs with it and challengers re-run jobs with it. One ``InferenceSession`` is built
+per model and reused; inputs are validated before they reach the runtime so that a wrong shape,
+dtype, length, NaN or infinity is a one-line :class:`~spotcheck.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spotcheck.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+#: ONNX tensor element types Spotcheck accepts as model inputs (float-valued, quantized later).
+_FLOAT_TYPES: dict[str, type[np.floating[Any]]] = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, static shape (symbolic dims fixed to 1) and numpy dtype of a model tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: type[np.floating[Any]]
+
+    @property
+    def length(self) -> int:
+        return math.prod(self.shape)
+
+
+def _static_shape(name: str, dims: list[Any]) -> tuple[int, ...]:
+    shape: list[int] = []
+    for d in dims:
+        if isinstance(d, int) and d > 0:
+            shape.append(d)
+        elif d is None or isinstance(d, str):
+            shape.append(1)  # symbolic batch dimension: Spotcheck proves one sample per job
+        else:
+            raise ModelError(f"tensor {name!r} has unsupported dimension {d!r}")
+    return tuple(shape)
+
+
+class OnnxRunner:
+    """A reusable onnxruntime session for a single-input model; outputs are flattened float64."""
+
+    def __init__(self, onnx_path: Path | str, intra_op_threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ModelError(f"ONNX file not found: {path}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own untyped exception classes
+            raise ModelError(f"onnxruntime cannot load {path.name}: {_first_line(err)}") from err
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(f"{path.name} has {len(inputs)} inputs; Spotcheck needs exactly one")
+        inp = inputs[0]
+        if inp.type not in _FLOAT_TYPES:
+            raise ModelError(
+                f"input {inp.name!r} has type {inp.type}; only float inputs are supported"
+            )
+        self.input = TensorSpec(
+            inp.name, _static_shape(inp.name, inp.shape), _FLOAT_TYPES[inp.type]
+        )
+        self.outputs = tuple(
+            TensorSpec(o.name, _static_shape(o.name, o.shape), np.float64)
+            for o in self._session.get_outputs()
+        )
+        self._output_names = [o.name for o in self.outputs]
+        log.debug("loaded %s: input %s %s", path.name, self.input.name, self.input.shape)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.input.shape
+
+    @property
+    def input_dtype(self) -> type[np.floating[Any]]:
+        return self.input.dtype
+
+    @property
+    def input_len(self) -> int:
+        return self.input.length
+
+    def validate(self, x: np.ndarray) -> np.ndarray:
+        """Return ``x`` reshaped to the model's input shape and dtype, or raise InputError.
+
+        Accepted: the exact shape, or any array with the same number of elements (a flat vector
+        is reshaped row-major). Rejected: other lengths, non-numeric dtypes, NaN and infinity.
+        """
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiu":
+            raise InputError(f"input dtype {arr.dtype} is not numeric")
+        if arr.size != self.input_len:
+            raise InputError(
+                f"input has {arr.size} elements (shape {arr.shape}); "
+                f"model expects {self.input_len} (shape {self.input_shape})"
+            )
+        if arr.ndim > 1 and _squeezed(arr.shape) != _squeezed(self.input_shape):
+            raise InputError(
+                f"input shape {arr.shape} does not match model shape {self.input_shape}"
+            )
+        as_float = arr.astype(np.float64)
+        if not np.all(np.isfinite(as_float)):
+            bad = int(np.flatnonzero(~np.isfinite(as_float.ravel()))[0])
+            raise InputError(f"input element {bad} is {as_float.ravel()[bad]} (NaN/infinity)")
+        return as_float.reshape(self.input_shape).astype(self.input_dtype)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run one inference; returns every output flattened and concatenated, as float64."""
+        feed = {self.input.name: self.validate(x)}
+        results = self._session.run(self._output_names, feed)
+        return np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in results])
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
