@@ -331,8 +331,8 @@ def recommend(
     _validate(cost, reward, slash, collusion)
     value = _non_negative("value at risk V", value_at_risk)
     factor = _finite("safety factor", safety_factor)
-    if factor < 1:
-        raise ConfigError(f"safety factor must be >= 1, got {safety_factor!r}")
+    if factor <= 1:  # at factor 1 the cheater breaks even: no margin at all
+        raise ConfigError(f"safety factor must be > 1, got {safety_factor!r}")
     p_max = _fraction("max sampling", max_sampling)
     if p_max <= 0:
         raise ConfigError(f"max sampling must be > 0, got {max_sampling!r}")

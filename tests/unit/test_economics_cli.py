@@ -1,0 +1,128 @@
+"""`spotcheck economics`: bound, recommend and simulate, as a user sees them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from spotcheck.cli import main
+from spotcheck.economics_cli import economics
+
+EXAMPLE_ARGS = ["--cost", "1", "--reward", "1.25", "--slash", "100", "--collusion", "0.1"]
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(economics, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_bound_workedExample_prints1Point10Percent() -> None:
+    out = run("bound", *EXAMPLE_ARGS)
+
+    assert "p > 1.10 % (0.010974)" in out
+    assert "1 job in 91" in out
+
+
+def test_bound_shortOptionsAndPercentCollusion_sameAnswer() -> None:
+    out = run("bound", "-C", "1", "-R", "1.25", "-S", "100", "-r", "10%")
+
+    assert "p > 1.10 %" in out
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"),
+    [
+        ("5%", "Proposed p = 5 %: SAFE: 4.56x the minimum"),
+        ("0.015", "Proposed p = 1.50 %: THIN"),
+        ("1%", "Proposed p = 1 %: UNSAFE"),
+    ],
+)
+def test_bound_proposedP_printsVerdict(p: str, expected: str) -> None:
+    out = run("bound", *EXAMPLE_ARGS, "--p", p)
+
+    assert expected in out
+    assert ("gains" in out) == ("UNSAFE" in expected)
+
+
+def test_bound_slashTooSmallForAnyP_saysSoAndHowMuchToRaise() -> None:
+    out = run("bound", "--cost", "1", "--slash", "1", "--value-at-risk", "10", "-r", "0")
+
+    assert "No sampling probability is enough" in out
+    assert "Raise the slash S above 9.75" in out  # (C + V) / (1 - r) - R = 11 - 1.25
+
+
+def test_bound_defaults_areTheProtocolDefaultsAndSafe() -> None:
+    out = run("bound", "--p", "5%")
+
+    assert "r = 30 %" in out
+    assert "SAFE" in out
+
+
+def test_recommend_printsEveryParameterWithItsReason() -> None:
+    out = run("recommend", *EXAMPLE_ARGS, "--bounty-share", "0")
+
+    for label in (
+        "sampling probability p",
+        "slash S",
+        "challenger bond",
+        "challenge window",
+        "proof window",
+        "unbonding delay",
+    ):
+        assert label in out
+    assert "2.20 %" in out
+    assert "as requested" in out
+
+
+def test_recommend_valueAtRisk_raisesTheSlash() -> None:
+    out = run("recommend", *EXAMPLE_ARGS, "--value-at-risk", "1000")
+
+    assert "raised from 100" in out
+    assert "sized to that value" in out
+
+
+def test_simulate_workedExample_showsSignFlipAcrossTheBound() -> None:
+    out = run("simulate", *EXAMPLE_ARGS, "--q", "1", "--p", "0.55%", "--p", "2.2%")
+
+    assert "p > 1.10 %" in out
+    lines = [line for line in out.splitlines() if "cheat 100 %" in line]
+    assert len(lines) == 2
+    assert lines[0].endswith("cheating pays")
+    assert lines[1].endswith("cheating loses")
+
+
+def test_simulate_defaultGrid_includesHonestBaselineAndProtocolDefaultP() -> None:
+    out = run("simulate", *EXAMPLE_ARGS, "--jobs", "20000")
+
+    assert "honest baseline" in out
+    assert "     5 %" in out  # the protocol's default p is always in the default grid
+
+
+def test_simulate_plot_writesPng(tmp_path: Path) -> None:
+    out_png = tmp_path / "profit.png"
+
+    out = run("simulate", *EXAMPLE_ARGS, "--jobs", "20000", "--q", "1", "--plot", str(out_png))
+
+    assert f"plot written to {out_png}" in out
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_spotcheckEconomics_invalidParameter_endsAsOneLineError(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["economics", "bound", "--collusion", "1"])
+
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "error: collusion fraction r must be in [0, 1), got 1.0\n"
+
+
+def test_bound_unparsableProbability_isAUsageError() -> None:
+    result = CliRunner().invoke(economics, ["bound", "--p", "five"])
+
+    assert result.exit_code == 2
+    assert "'five' is not a number or a percentage like 5%" in result.output
