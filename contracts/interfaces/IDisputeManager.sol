@@ -48,6 +48,7 @@ interface IDisputeManager {
     error ProofRejected(bytes32 disputeId);
     error SelfDispute(address node);
     error NothingToWithdraw(address owner);
+    error InstanceOutOfField(uint256 index, uint256 value);
 
     event DisputeOpened(
         bytes32 indexed disputeId,

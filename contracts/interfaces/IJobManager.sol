@@ -64,6 +64,11 @@ interface IJobManager {
     error ZeroRoot();
     error NothingToWithdraw(address owner);
     error NotDisputeManager(address caller);
+    error InputOutOfField(uint256 index, int256 value);
+    error InsufficientCallbackGas(uint256 have, uint256 need);
+    error NotDeployer(address caller);
+    error AlreadyInitialized();
+    error ZeroAddress();
 
     event JobRequested(
         uint256 indexed jobId,
@@ -95,6 +100,7 @@ interface IJobManager {
         uint64 challengeDeadline
     );
     event BatchFinalized(uint256 indexed batchId, address indexed node);
+    event BatchJobDisputed(uint256 indexed batchId, uint256 indexed jobId, uint32 openDisputes);
     event BatchJobProven(uint256 indexed batchId, uint256 indexed jobId);
     event BatchJobInvalidated(uint256 indexed batchId, uint256 indexed jobId);
     event CreditsWithdrawn(address indexed owner, uint256 amount);

@@ -28,29 +28,37 @@ interface IModelRegistry {
     error ModelExists(bytes32 modelId);
     error UnknownModel(bytes32 modelId);
     error InvalidModelParams(string reason);
+    error WindowsExceedUnbondingDelay(uint64 challengeWindow, uint64 proofWindow, uint64 unbondingDelay);
 
     event ModelRegistered(
         bytes32 indexed modelId, address indexed verifier, bytes32 onnxHash, bytes32 settingsHash, uint256 tau
     );
     event ModelDeactivated(bytes32 indexed modelId);
 
-    /// @notice Register a model. Only the owner.
+    /// @notice What a registrar supplies; `Model` is these plus `active`.
+    /// @dev A struct rather than thirteen flat parameters: the legacy code generator cannot
+    ///      ABI-decode thirteen value parameters (stack too deep) and via-IR is not used.
+    struct ModelParams {
+        address verifier;
+        bytes32 onnxHash;
+        bytes32 settingsHash;
+        uint32 inputLen;
+        uint32 outputLen;
+        uint8 inputScale;
+        uint8 outputScale;
+        uint256 tau;
+        uint64 challengeWindow;
+        uint64 proofWindow;
+        uint256 challengerBond;
+        uint256 slashAmount;
+        uint16 bountyBps;
+    }
+
+    /// @notice Register a model. Only the owner. The windows must fit in the stake manager's
+    ///         unbonding delay (`challengeWindow + proofWindow < unbondingDelay`).
+    /// @param params the model's binding (verifier, hashes), shapes, scales, tau and economics
     /// @return modelId keccak256(abi.encode(onnxHash, settingsHash, verifier))
-    function registerModel(
-        address verifier,
-        bytes32 onnxHash,
-        bytes32 settingsHash,
-        uint32 inputLen,
-        uint32 outputLen,
-        uint8 inputScale,
-        uint8 outputScale,
-        uint256 tau,
-        uint64 challengeWindow,
-        uint64 proofWindow,
-        uint256 challengerBond,
-        uint256 slashAmount,
-        uint16 bountyBps
-    ) external returns (bytes32 modelId);
+    function registerModel(ModelParams calldata params) external returns (bytes32 modelId);
 
     /// @notice Stop new jobs and commitments for a model; open work still resolves.
     function deactivateModel(bytes32 modelId) external;

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.27;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+import {IJobManager} from "../interfaces/IJobManager.sol";
+import {SpotcheckConsumerBase} from "./SpotcheckConsumerBase.sol";
+
+/// @title ExampleConsumer
+/// @notice A minimal dApp: anyone funds it and asks for a job; once the job is final, anyone may
+///         deliver the output array (from the `ResultCommitted` event) and the contract stores it
+///         iff it matches the final hash. It never reads an output that is not final.
+contract ExampleConsumer is SpotcheckConsumerBase {
+    error OutputNotVerified(uint256 jobId);
+    error AlreadyDelivered(uint256 jobId);
+
+    mapping(uint256 jobId => bytes32) public finalOutputHash;
+    mapping(uint256 jobId => int256[]) private _outputs;
+    mapping(uint256 jobId => bool) public delivered;
+
+    event JobRequestedBy(uint256 indexed jobId, address indexed by);
+    event FinalNotified(uint256 indexed jobId, bytes32 outputHash);
+    event OutputStored(uint256 indexed jobId, bytes32 outputHash);
+
+    constructor(IJobManager jobManager_, IERC20 feeToken_) SpotcheckConsumerBase(jobManager_, feeToken_) {}
+
+    /// @notice Ask `node` to run `modelId` on `input`; the fee comes from this contract's balance.
+    function request(bytes32 modelId, int256[] calldata input, address node, uint256 fee)
+        external
+        returns (uint256 jobId)
+    {
+        jobId = _requestJob(modelId, input, node, fee);
+        emit JobRequestedBy(jobId, msg.sender);
+    }
+
+    /// @notice Store `output` for `jobId` iff the job is final and `output` is its committed output.
+    function deliverOutput(uint256 jobId, int256[] calldata output) external {
+        require(!delivered[jobId], AlreadyDelivered(jobId));
+        require(_isVerifiedOutput(jobId, output), OutputNotVerified(jobId));
+        delivered[jobId] = true;
+        _outputs[jobId] = output;
+        emit OutputStored(jobId, jobManager.getJob(jobId).outputHash);
+    }
+
+    /// @notice Cancel a job whose node missed its commit deadline (refund credited in JobManager).
+    function cancel(uint256 jobId) external {
+        jobManager.cancelJob(jobId);
+    }
+
+    /// @notice Pull refunds credited by JobManager back into this contract's fee balance.
+    function withdrawRefunds() external {
+        jobManager.withdrawCredits();
+    }
+
+    /// @notice The stored, verified output of `jobId` (empty until delivered).
+    function outputOf(uint256 jobId) external view returns (int256[] memory) {
+        return _outputs[jobId];
+    }
+
+    function _onJobFinalized(uint256 jobId, bytes32 outputHash) internal override {
+        finalOutputHash[jobId] = outputHash;
+        emit FinalNotified(jobId, outputHash);
+    }
+}

@@ -1,0 +1,264 @@
+"""Chain bindings: the deployment file, typed access to the contracts, Solidity enum mirrors.
+
+Everything here is thin. Ape is imported only inside the functions that touch a chain, so
+importing this module (for the enums or the deployment file) stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spotcheck.economics import DEFAULTS
+from spotcheck.errors import ChainError, ConfigError
+from spotcheck.toolchain import PROJECT_ROOT
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ape.contracts import ContractInstance
+
+#: One token = 10**18 base units (TestToken has 18 decimals).
+TOKEN = 10**18
+DEPLOYMENTS_DIR = PROJECT_ROOT / ".spotcheck" / "deployments"
+
+
+class JobStatus(IntEnum):
+    """Mirror of ``IJobManager.JobStatus`` (order matters: it is the ABI value)."""
+
+    NONE = 0
+    REQUESTED = 1
+    COMMITTED = 2
+    DISPUTED = 3
+    FINAL = 4
+    INVALID = 5
+    CANCELLED = 6
+
+
+class BatchStatus(IntEnum):
+    """Mirror of ``IJobManager.BatchStatus``."""
+
+    NONE = 0
+    COMMITTED = 1
+    FINAL = 2
+
+
+class DisputeStatus(IntEnum):
+    """Mirror of ``IDisputeManager.DisputeStatus``."""
+
+    NONE = 0
+    OPEN = 1
+    DEFENDED = 2
+    SLASHED = 3
+
+
+class JobKind(IntEnum):
+    """Mirror of ``IDisputeManager.JobKind``."""
+
+    ONCHAIN = 0
+    BATCH = 1
+
+
+#: Solidity enum name -> (interface file, Python mirror); the enum-order test reads these.
+ENUM_MIRRORS: dict[str, tuple[str, type[IntEnum]]] = {
+    "JobStatus": ("contracts/interfaces/IJobManager.sol", JobStatus),
+    "BatchStatus": ("contracts/interfaces/IJobManager.sol", BatchStatus),
+    "DisputeStatus": ("contracts/interfaces/IDisputeManager.sol", DisputeStatus),
+    "JobKind": ("contracts/interfaces/IDisputeManager.sol", JobKind),
+}
+
+
+@dataclass(frozen=True)
+class DeployParams:
+    """Deployment parameters (token base units and seconds).
+
+    Defaults follow the protocol economics (``spotcheck.economics.DEFAULTS``): a node stakes
+    ten slashes' worth, so it can hold ten unfinalized commitments of a default model at once.
+    ``unbonding_delay`` (1 day) must exceed any model's challenge window + proof window; the
+    registry enforces it per model.
+    """
+
+    min_stake: int = 1000 * TOKEN
+    unbonding_delay: int = 24 * 3600
+    commit_timeout: int = 10 * 60
+    #: Use an existing ERC-20 instead of deploying TestToken (production networks).
+    token: str | None = None
+    deploy_example_consumer: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_stake <= 0:
+            raise ConfigError(f"min_stake must be > 0, got {self.min_stake}")
+        if self.unbonding_delay <= 0 or self.commit_timeout <= 0:
+            raise ConfigError(
+                f"delays must be > 0 (unbonding {self.unbonding_delay}, "
+                f"commit timeout {self.commit_timeout})"
+            )
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """``IModelRegistry.ModelParams`` without the model binding (verifier and hashes).
+
+    Defaults: slash 100, challenger bond 10, bounty 25 % (``DEFAULTS``), 10-minute challenge
+    and proof windows (together well inside the default 1-day unbonding delay).
+    """
+
+    input_len: int
+    output_len: int
+    input_scale: int
+    output_scale: int
+    tau: int
+    challenge_window: int = 10 * 60
+    proof_window: int = 10 * 60
+    challenger_bond: int = int(DEFAULTS.challenger_bond) * TOKEN
+    slash_amount: int = int(DEFAULTS.slash) * TOKEN
+    bounty_bps: int = DEFAULTS.bounty_bps
+
+    def __post_init__(self) -> None:
+        if self.input_len <= 0 or self.output_len <= 0:
+            raise ConfigError(f"lengths must be > 0 ({self.input_len}, {self.output_len})")
+        if self.tau < 0:
+            raise ConfigError(f"tau must be >= 0, got {self.tau}")
+        if not 0 <= self.bounty_bps <= 10_000:
+            raise ConfigError(f"bounty_bps must be in 0..10000, got {self.bounty_bps}")
+
+    def as_struct(self, verifier: str, onnx_hash: bytes, settings_hash: bytes) -> dict[str, Any]:
+        """The ``registerModel`` argument (Ape takes a dict for a struct)."""
+        return {
+            "verifier": verifier,
+            "onnxHash": onnx_hash,
+            "settingsHash": settings_hash,
+            "inputLen": self.input_len,
+            "outputLen": self.output_len,
+            "inputScale": self.input_scale,
+            "outputScale": self.output_scale,
+            "tau": self.tau,
+            "challengeWindow": self.challenge_window,
+            "proofWindow": self.proof_window,
+            "challengerBond": self.challenger_bond,
+            "slashAmount": self.slash_amount,
+            "bountyBps": self.bounty_bps,
+        }
+
+
+_JSON_KEYS = {
+    "chain_id": "chainId",
+    "token": "token",
+    "stake_manager": "stakeManager",
+    "model_registry": "modelRegistry",
+    "job_manager": "jobManager",
+    "dispute_manager": "disputeManager",
+    "example_consumer": "exampleConsumer",
+    "deploy_block": "deployBlock",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the Spotcheck contracts live on one chain."""
+
+    chain_id: int
+    token: str
+    stake_manager: str
+    model_registry: str
+    job_manager: str
+    dispute_manager: str
+    example_consumer: str | None
+    deploy_block: int
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> str:
+        data = {_JSON_KEYS[k]: v for k, v in asdict(self).items() if k in _JSON_KEYS}
+        data["params"] = self.params
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        try:
+            data = json.loads(text)
+            kwargs = {py: data[js] for py, js in _JSON_KEYS.items() if js != "exampleConsumer"}
+            kwargs["example_consumer"] = data.get("exampleConsumer")
+            return cls(**kwargs, params=dict(data.get("params", {})))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ConfigError(f"invalid deployment file: {err}") from err
+
+    def save(self, path: Path | None = None) -> Path:
+        target = path or default_deployment_path(self.chain_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.to_json())
+        return target
+
+    @classmethod
+    def load(cls, chain_id: int | None = None, path: Path | None = None) -> Deployment:
+        if path is None:
+            if chain_id is None:
+                raise ConfigError("give a chain id or a deployment file path")
+            path = default_deployment_path(chain_id)
+        if not path.is_file():
+            raise ConfigError(f"no deployment file at {path} (run `spotcheck contracts deploy`)")
+        return cls.from_json(path.read_text())
+
+
+def default_deployment_path(chain_id: int, root: Path = PROJECT_ROOT) -> Path:
+    """``.spotcheck/deployments/<chain_id>.json`` under the project root."""
+    return root / ".spotcheck" / "deployments" / f"{chain_id}.json"
+
+
+class SpotcheckContracts:
+    """Typed access to the deployed contracts as Ape contract instances."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self._cache: dict[str, ContractInstance] = {}
+
+    def _at(self, contract_name: str, address: str) -> ContractInstance:
+        if address not in self._cache:
+            from ape import project
+
+            try:
+                container = getattr(project, contract_name)
+            except AttributeError as err:
+                raise ChainError(f"contract type {contract_name} not compiled") from err
+            self._cache[address] = container.at(address)
+        return self._cache[address]
+
+    @classmethod
+    def connect(cls, chain_id: int | None = None, path: Path | None = None) -> SpotcheckContracts:
+        """Load the deployment of the connected chain (or ``chain_id`` / ``path``)."""
+        if chain_id is None and path is None:
+            from ape import chain
+
+            chain_id = chain.chain_id
+        return cls(Deployment.load(chain_id=chain_id, path=path))
+
+    @property
+    def token(self) -> ContractInstance:
+        # Only the ERC-20 ABI is used; TestToken's ABI is a superset of it.
+        return self._at("TestToken", self.deployment.token)
+
+    @property
+    def stake_manager(self) -> ContractInstance:
+        return self._at("StakeManager", self.deployment.stake_manager)
+
+    @property
+    def model_registry(self) -> ContractInstance:
+        return self._at("ModelRegistry", self.deployment.model_registry)
+
+    @property
+    def job_manager(self) -> ContractInstance:
+        return self._at("JobManager", self.deployment.job_manager)
+
+    @property
+    def dispute_manager(self) -> ContractInstance:
+        return self._at("DisputeManager", self.deployment.dispute_manager)
+
+    @property
+    def example_consumer(self) -> ContractInstance:
+        if self.deployment.example_consumer is None:
+            raise ChainError("this deployment has no ExampleConsumer")
+        return self._at("ExampleConsumer", self.deployment.example_consumer)
+
+    def verifier(self, address: str) -> ContractInstance:
+        """A model's verifier (ABI of ``IHalo2Verifier``)."""
+        return self._at("IHalo2Verifier", address)

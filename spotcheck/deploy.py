@@ -1,0 +1,162 @@
+"""Deploy the Spotcheck contracts and the ``spotcheck contracts`` commands.
+
+Order: (TestToken), StakeManager, ModelRegistry, JobManager, DisputeManager, then the two
+one-time ``initialize`` calls by the deployer that connect them, then ExampleConsumer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from spotcheck.chain import DeployParams, Deployment, default_deployment_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ape.api import AccountAPI
+
+log = logging.getLogger(__name__)
+
+#: (contract, constructor arguments in words) in deploy order; shown by --dry-run.
+PLAN: tuple[tuple[str, str], ...] = (
+    ("TestToken", "() unless --token is given"),
+    ("StakeManager", "(token, minStake, unbondingDelay)"),
+    ("ModelRegistry", "(stakeManager)"),
+    ("JobManager", "(token, stakeManager, registry, commitTimeout)"),
+    ("DisputeManager", "(token, stakeManager, registry, jobManager)"),
+    ("StakeManager.initialize", "(jobManager, disputeManager)"),
+    ("JobManager.initialize", "(disputeManager)"),
+    ("ExampleConsumer", "(jobManager, token)"),
+)
+
+
+def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Deployment:
+    """Deploy and wire every contract from ``deployer``; returns the (unsaved) deployment."""
+    from ape import chain, project
+
+    params = params or DeployParams()
+    first_block = chain.blocks.height + 1
+    if params.token is None:
+        token = deployer.deploy(project.TestToken)
+        token_address = str(token.address)
+    else:
+        token_address = params.token
+    stake = deployer.deploy(
+        project.StakeManager, token_address, params.min_stake, params.unbonding_delay
+    )
+    registry = deployer.deploy(project.ModelRegistry, stake.address)
+    jobs = deployer.deploy(
+        project.JobManager, token_address, stake.address, registry.address, params.commit_timeout
+    )
+    disputes = deployer.deploy(
+        project.DisputeManager, token_address, stake.address, registry.address, jobs.address
+    )
+    stake.initialize(jobs.address, disputes.address, sender=deployer)
+    jobs.initialize(disputes.address, sender=deployer)
+    consumer = (
+        deployer.deploy(project.ExampleConsumer, jobs.address, token_address)
+        if params.deploy_example_consumer
+        else None
+    )
+    deployment = Deployment(
+        chain_id=chain.chain_id,
+        token=token_address,
+        stake_manager=str(stake.address),
+        model_registry=str(registry.address),
+        job_manager=str(jobs.address),
+        dispute_manager=str(disputes.address),
+        example_consumer=str(consumer.address) if consumer is not None else None,
+        deploy_block=first_block,
+        params={k: v for k, v in asdict(params).items() if k != "token"},
+    )
+    log.info("deployed Spotcheck on chain %s: %s", deployment.chain_id, deployment)
+    return deployment
+
+
+def _ape_cli() -> tuple[Any, Any, Any]:
+    from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+    return ConnectedProviderCommand, account_option, network_option
+
+
+class _LazyContracts(click.Group):
+    """Adds ``deploy`` on first use so that importing this module never imports Ape."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "deploy":
+            return _build_deploy_command()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "deploy"})
+
+
+@click.group(cls=_LazyContracts)
+def contracts() -> None:
+    """Deploy and inspect the Spotcheck contracts."""
+
+
+def _build_deploy_command() -> click.Command:
+    connected_cmd, account_option, network_option = _ape_cli()
+
+    @click.command(cls=connected_cmd, name="deploy")
+    @network_option()
+    @account_option()
+    @click.option("--min-stake", type=int, default=DeployParams.min_stake, show_default=True,
+                  help="Minimum stake (token base units).")
+    @click.option("--unbonding-delay", type=int, default=DeployParams.unbonding_delay,
+                  show_default=True, help="Seconds between requestUnbond and withdrawStake.")
+    @click.option("--commit-timeout", type=int, default=DeployParams.commit_timeout,
+                  show_default=True, help="Seconds a node has to commit an on-chain job.")
+    @click.option("--token", default=None, help="Existing ERC-20 (default: deploy TestToken).")
+    @click.option("--out", type=click.Path(path_type=Path), default=None,
+                  help="Deployment file (default .spotcheck/deployments/<chain id>.json).")
+    @click.option("--dry-run", is_flag=True, help="Print the plan; send no transaction.")
+    def deploy(
+        account: AccountAPI,
+        min_stake: int,
+        unbonding_delay: int,
+        commit_timeout: int,
+        token: str | None,
+        out: Path | None,
+        dry_run: bool,
+    ) -> None:
+        """Deploy and wire StakeManager, ModelRegistry, JobManager, DisputeManager."""
+        from ape import chain
+
+        params = DeployParams(
+            min_stake=min_stake,
+            unbonding_delay=unbonding_delay,
+            commit_timeout=commit_timeout,
+            token=token,
+        )
+        if dry_run:
+            click.echo(f"dry run on chain {chain.chain_id} from {account.address}: {params}")
+            for name, args in PLAN:
+                click.echo(f"  {name}{args}")
+            click.echo(f"would write {out or default_deployment_path(chain.chain_id)}")
+            return
+        deployment = deploy_all(account, params)
+        path = deployment.save(out)
+        click.echo(deployment.to_json(), nl=False)
+        click.echo(f"saved {path}")
+
+    return deploy
+
+
+@contracts.command(name="show")
+@click.option("--chain-id", type=int, default=None, help="Chain id (default: latest file).")
+@click.option("--file", "path", type=click.Path(path_type=Path), default=None,
+              help="Deployment file to show.")
+def show(chain_id: int | None, path: Path | None) -> None:
+    """Print a saved deployment."""
+    if path is None and chain_id is None:
+        folder = default_deployment_path(0).parent
+        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        if not files:
+            raise click.ClickException(f"no deployment in {folder}")
+        path = files[-1]
+    click.echo(Deployment.load(chain_id=chain_id, path=path).to_json(), nl=False)
