@@ -1,0 +1,117 @@
+"""Serving batched jobs and cutting them into Merkle batches.
+
+:class:`JobServer` is the hot path of the HTTP API: canonical input -> inference -> output
+hash -> leaf -> signature -> durable record, then the receipt. :class:`BatchCutter` decides
+when the pending jobs of a model become a sealed batch: every ``batch_size`` jobs or when the
+oldest pending job is ``interval_s`` old, whichever comes first. Sealing (leaves, root, and
+every leaf's Merkle proof) is one SQLite transaction in :meth:`prover.store.Store.seal_batch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from prover.inference import InferenceEngine, InferenceResult
+from prover.receipts import Receipt, Signer
+from prover.store import Batch, Store
+from prover.vectors import hash_array
+from spotcheck.encoding import leaf_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Served:
+    """The answer to one served job."""
+
+    result: InferenceResult
+    receipt: Receipt
+
+
+class JobServer:
+    """Serve one job: infer, hash, sign, persist. Thread-safe (the store serialises writes)."""
+
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        store: Store,
+        signer: Signer,
+        on_served: Callable[[InferenceResult, int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.signer = signer
+        self._on_served = on_served
+
+    def serve(self, model_id: bytes, input_q: np.ndarray) -> Served:
+        result = self.engine.run(model_id, input_q)
+        in_hash = hash_array(result.input_q)
+        out_hash = hash_array(result.output_q)
+
+        def leaf_for(job_id: int) -> tuple[bytes, bytes]:
+            leaf = leaf_hash(job_id, model_id, in_hash, out_hash)
+            return leaf, self.signer.sign_leaf(leaf)
+
+        job = self.store.record_served(
+            model_id, result.input_q, result.output_q, in_hash, out_hash, leaf_for
+        )
+        if self._on_served is not None:
+            self._on_served(result, job.job_id)
+        receipt = Receipt(
+            job.job_id, model_id, in_hash, out_hash, self.signer.address, job.signature
+        )
+        return Served(result, receipt)
+
+
+class BatchCutter:
+    """Seals pending served jobs into batches by size or age."""
+
+    def __init__(
+        self,
+        store: Store,
+        batch_size: int,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self._clock = clock
+
+    def _is_due(self, count: int, oldest: float, now: float) -> bool:
+        return count >= self.batch_size or (count > 0 and now - oldest >= self.interval_s)
+
+    def due(self) -> list[bytes]:
+        """Models with a full batch pending, or whose oldest pending job is too old."""
+        now = self._clock()
+        return [
+            model_id
+            for model_id, (count, oldest) in self.store.pending_counts().items()
+            if self._is_due(count, oldest, now)
+        ]
+
+    def cut(self, *, force: bool = False) -> list[Batch]:
+        """Seal every due batch (all pending jobs if ``force``, e.g. on shutdown)."""
+        sealed: list[Batch] = []
+        for model_id in list(self.store.pending_counts()):
+            while True:
+                count, oldest = self.store.pending_counts().get(model_id, (0, 0.0))
+                if count == 0 or not (force or self._is_due(count, oldest, self._clock())):
+                    break
+                batch = self.store.seal_batch(model_id, self.batch_size)
+                if batch is None:
+                    break
+                log.info(
+                    "sealed batch %d: model 0x%s, %d jobs, root 0x%s",
+                    batch.local_id,
+                    model_id.hex()[:12],
+                    batch.count,
+                    batch.root.hex(),
+                )
+                sealed.append(batch)
+        return sealed

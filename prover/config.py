@@ -1,0 +1,128 @@
+"""Node configuration: one pydantic-settings model, loaded from a TOML file plus environment.
+
+Environment variables override the file: ``SPOTCHECK_NODE_BATCH_SIZE=64``,
+``SPOTCHECK_NODE_HTTP__PORT=9000``, ``SPOTCHECK_NODE_FAULT_INJECTION__CORRUPT_RATE=0.5``.
+Everything the operator may change lives here, under the name the docs use.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from spotcheck.errors import ConfigError
+
+
+class ModelConfig(BaseModel):
+    """One served model. Scales and tau must equal the ModelRegistry's (checked at start)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    onnx_path: Path
+    #: ezkl artifacts folder (settings, compiled circuit, keys): needed to prove and self-audit.
+    artifacts_dir: Path | None = None
+    input_scale: int = Field(ge=0, le=64)
+    output_scale: int = Field(ge=0, le=64)
+    tau: int = Field(ge=0)
+
+
+class HttpConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9545, ge=0, le=65535)
+    #: Requests with a larger body are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    #: Public base URL written into each batch commitment (``<public_url>/v1/batches/<id>``).
+    public_url: str | None = None
+
+
+class FaultInjection(BaseModel):
+    """DISHONEST MODE, for tests and the demo only: commit corrupted outputs on purpose."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Share of outputs the node corrupts by more than tau before committing (0 = honest).
+    corrupt_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class NodeSettings(BaseSettings):
+    """Everything ``spotcheck node run`` needs besides the account and network."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPOTCHECK_NODE_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    #: modelId (0x-prefixed bytes32) -> how to serve it.
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    db_path: Path = Path("node.sqlite")
+    #: Deployment file written by ``spotcheck contracts deploy``.
+    deployment_path: Path | None = None
+    #: Cut a batch every ``batch_size`` jobs of one model or ``batch_interval_s`` seconds.
+    batch_size: int = Field(default=256, ge=1, le=2**32 - 1)
+    batch_interval_s: float = Field(default=30.0, gt=0)
+    http: HttpConfig = HttpConfig()
+    fault_injection: FaultInjection = FaultInjection()
+    #: Share of served outputs checked against the circuit witness (needs artifacts_dir).
+    self_audit_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    #: Blocks a log must be buried under before the node acts on it.
+    confirmations: int = Field(default=0, ge=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    #: Defend when at most this share of the proof window has elapsed; alert loudly past it.
+    defend_alert_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
+
+    @field_validator("models")
+    @classmethod
+    def _normalise_model_ids(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        out: dict[str, ModelConfig] = {}
+        for key, model in value.items():
+            hex_id = key.lower()
+            if not hex_id.startswith("0x") or len(hex_id) != 66:
+                raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
+            int(hex_id, 16)
+            out[hex_id] = model
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init kwargs by `load`).
+        return (env_settings, init_settings)
+
+    def model(self, model_id: bytes | str) -> ModelConfig:
+        key = model_id if isinstance(model_id, str) else "0x" + model_id.hex()
+        try:
+            return self.models[key.lower()]
+        except KeyError as err:
+            raise ConfigError(f"model {key} is not served by this node") from err
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> NodeSettings:
+    """Read ``path`` (TOML) if given, apply ``overrides``, then the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read node config {path}: {err}") from err
+        base = Path(path).resolve().parent
+        for model in data.get("models", {}).values():
+            for key in ("onnx_path", "artifacts_dir"):
+                if key in model and not Path(model[key]).is_absolute():
+                    model[key] = str(base / model[key])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return NodeSettings(**data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid node config: {err}") from err

@@ -1,0 +1,201 @@
+"""Serving inference: one reused onnxruntime session per model, fixed-point in and out.
+
+The canonical input of a job is its quantized vector ``input_q`` (that is what is hashed and
+what the circuit proves), so the node always runs the model on ``dequantize(input_q)``, also
+when a client sent floats. The output is quantized at the model's output scale.
+
+Fault injection (DISHONEST MODE) is for tests and the demo: it corrupts a share of outputs by
+more than ``tau`` so that challengers have something to catch. It is off unless configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from prover.vectors import dequantize_array, quantize_array
+from spotcheck.encoding import MAX_EXACT_FLOAT_INT
+from spotcheck.errors import ConfigError, EncodingError, InputError
+
+if TYPE_CHECKING:
+    from verifier.onnx_runner import OnnxRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the node needs to serve one registered model."""
+
+    model_id: bytes
+    onnx_path: Path
+    input_scale: int
+    output_scale: int
+    tau: int
+    artifacts_dir: Path | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class InferenceResult:
+    """One inference; vectors are ``int64`` / ``float64`` numpy arrays."""
+
+    model_id: bytes
+    input_q: np.ndarray
+    output: np.ndarray
+    #: What the node commits (corrupted in DISHONEST MODE).
+    output_q: np.ndarray
+    #: What honest inference produced (equal to ``output_q`` unless corrupted).
+    honest_output_q: np.ndarray
+
+    @property
+    def corrupted(self) -> bool:
+        return not np.array_equal(self.output_q, self.honest_output_q)
+
+
+class FaultInjector:
+    """DISHONEST MODE: corrupt a share ``rate`` of outputs by ``tau + 1 + 2**output_scale``."""
+
+    def __init__(self, rate: float, seed: int = 0) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"fault injection rate {rate} outside 0..1")
+        self.rate = rate
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        if rate > 0:
+            log.warning(
+                "DISHONEST MODE: fault injection corrupts %.1f%% of outputs beyond tau. "
+                "This node WILL be slashed. Use only for tests and demos.",
+                100 * rate,
+            )
+
+    def maybe_corrupt(self, spec: ModelSpec, output_q: np.ndarray) -> np.ndarray:
+        if self.rate <= 0 or output_q.size == 0:
+            return output_q
+        with self._lock:
+            hit = self._rng.random() < self.rate
+        if not hit:
+            return output_q
+        corrupted = output_q.copy()
+        corrupted[0] += spec.tau + 1 + 2**spec.output_scale
+        log.warning("DISHONEST MODE: corrupting output of model 0x%s", spec.model_id.hex()[:12])
+        return corrupted
+
+
+class ModelRuntime:
+    """One served model: its reused onnxruntime session, scales and input checks.
+
+    Every inference of a model runs on one dedicated worker thread, so onnxruntime gets
+    exactly the cores its session is configured for, while callers quantize, hash and
+    persist other jobs concurrently (a pipeline, not more inference threads).
+    """
+
+    def __init__(self, spec: ModelSpec, runner: OnnxRunner) -> None:
+        self.spec = spec
+        self.runner = runner
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{spec.model_id.hex()[:8]}")
+
+    @classmethod
+    def load(cls, spec: ModelSpec, intra_op_threads: int = 1) -> ModelRuntime:
+        from verifier.onnx_runner import OnnxRunner
+
+        return cls(spec, OnnxRunner(spec.onnx_path, intra_op_threads=intra_op_threads))
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def input_len(self) -> int:
+        return int(self.runner.input_len)
+
+    def quantize_input(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Floats -> canonical ``input_q`` (checks length, NaN, infinity, range)."""
+        arr = np.asarray(values, dtype=np.float64)
+        self._check_length(arr.size)
+        try:
+            return quantize_array(arr, self.spec.input_scale)
+        except EncodingError as err:
+            raise InputError(str(err)) from err
+
+    def check_input_q(self, input_q: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Integers -> canonical ``input_q`` (checks length and ``|q| < 2**53``)."""
+        if isinstance(input_q, np.ndarray) and input_q.dtype == np.int64:
+            arr = input_q.ravel()
+        else:
+            values = list(input_q)
+            if any(not isinstance(v, int | np.integer) or isinstance(v, bool) for v in values):
+                raise InputError("input_q must hold integers only")
+            too_big = [i for i, v in enumerate(values) if abs(int(v)) >= MAX_EXACT_FLOAT_INT]
+            if too_big:
+                raise InputError(f"input_q element {too_big[0]} is out of range (|q| < 2**53)")
+            arr = np.asarray(values, dtype=np.int64).ravel()
+        self._check_length(arr.size)
+        if arr.size and int(np.max(np.abs(arr))) >= MAX_EXACT_FLOAT_INT:
+            raise InputError("input_q is out of range (|q| < 2**53)")
+        return arr
+
+    def _check_length(self, n: int) -> None:
+        if n != self.input_len:
+            raise InputError(f"input has {n} elements; model expects {self.input_len}")
+
+    def run_q(self, input_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float output and quantized output for a canonical (checked) input."""
+        x = dequantize_array(input_q, self.spec.input_scale)
+        y = self._worker.submit(self.runner.run, x).result()
+        try:
+            return y, quantize_array(y, self.spec.output_scale)
+        except EncodingError as err:  # a model that outputs NaN/inf for a valid input
+            raise InputError(f"model output cannot be encoded: {err}") from err
+
+
+class InferenceEngine:
+    """All models a node serves, plus the (normally disabled) fault injector."""
+
+    def __init__(
+        self, runtimes: Mapping[bytes, ModelRuntime], faults: FaultInjector | None = None
+    ) -> None:
+        self._runtimes = dict(runtimes)
+        self.faults = faults or FaultInjector(0.0)
+
+    @classmethod
+    def load(
+        cls, specs: Sequence[ModelSpec], faults: FaultInjector | None = None, threads: int = 1
+    ) -> InferenceEngine:
+        return cls({s.model_id: ModelRuntime.load(s, threads) for s in specs}, faults)
+
+    @property
+    def model_ids(self) -> list[bytes]:
+        return list(self._runtimes)
+
+    def runtime(self, model_id: bytes) -> ModelRuntime:
+        try:
+            return self._runtimes[model_id]
+        except KeyError as err:
+            raise UnknownModelError(model_id) from err
+
+    def close(self) -> None:
+        for rt in self._runtimes.values():
+            rt.close()
+
+    def run(self, model_id: bytes, input_q: Sequence[int] | np.ndarray) -> InferenceResult:
+        """Infer on a canonical input (checked here); the output may be corrupted on purpose."""
+        rt = self.runtime(model_id)
+        q = rt.check_input_q(input_q)
+        y, honest = rt.run_q(q)
+        committed = self.faults.maybe_corrupt(rt.spec, honest)
+        return InferenceResult(model_id, q, y, committed, honest)
+
+
+class UnknownModelError(InputError):
+    """The node does not serve this model."""
+
+    def __init__(self, model_id: bytes) -> None:
+        self.model_id = model_id
+        super().__init__(f"model 0x{model_id.hex()} is not served by this node")

@@ -1,0 +1,712 @@
+"""The node's durable state: SQLite (WAL), explicit states, compare-and-set transitions.
+
+Every chain side effect follows the same pattern, so a crash at any point neither repeats
+nor forgets it:
+
+1. the *work* is recorded first (a requested job, a served job, an opened dispute), inside
+   the same SQLite transaction as the log checkpoint or before the HTTP answer;
+2. the *intent* is recorded before the transaction is sent (``committing``, ``defending``),
+   with everything needed to send it again byte for byte (the output, the proof, the nonce);
+3. the *outcome* is recorded after the receipt (``committed``, ``defended``).
+
+On restart the service reconciles every row still in an intent state with the chain (job
+status, ``BatchCommitted`` logs, dispute status) before sending anything again. Transitions
+are compare-and-set on the current state: an illegal transition is a :class:`StateError`.
+
+States::
+
+    onchain job   requested -> committing -> committed -> final
+                  requested | committing -> dropped        (cancelled, expired, bad input)
+                  committed -> disputed -> final | invalid
+    batch         sealed -> committing -> committed -> final
+    served job    pending (no batch) -> in a sealed batch (leaf index + Merkle proof stored)
+    dispute       open -> proof_ready -> defending -> defended
+                  open | proof_ready | defending -> lost   (slashed / deadline passed)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from prover.vectors import pack, unpack
+from spotcheck.errors import StateError
+from spotcheck.follower import open_db
+from spotcheck.merkle import MerkleTree
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS onchain_jobs (
+    job_id INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    input_q TEXT NOT NULL,
+    commit_deadline INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    output_q TEXT,
+    nonce INTEGER,
+    tx_hash TEXT,
+    challenge_deadline INTEGER,
+    note TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS onchain_jobs_status ON onchain_jobs(status);
+
+CREATE TABLE IF NOT EXISTS batches (
+    local_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model_id TEXT NOT NULL,
+    root TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    batch_id INTEGER UNIQUE,
+    nonce INTEGER,
+    tx_hash TEXT,
+    challenge_deadline INTEGER,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_status ON batches(status);
+
+CREATE TABLE IF NOT EXISTS served_jobs (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model_id TEXT NOT NULL,
+    input_q BLOB NOT NULL,
+    output_q BLOB NOT NULL,
+    input_hash TEXT NOT NULL,
+    output_hash TEXT NOT NULL,
+    leaf TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    served_at REAL NOT NULL,
+    batch_local_id INTEGER REFERENCES batches(local_id),
+    leaf_index INTEGER,
+    proof TEXT
+);
+CREATE INDEX IF NOT EXISTS served_jobs_pending ON served_jobs(model_id, batch_local_id);
+
+CREATE TABLE IF NOT EXISTS disputes (
+    dispute_id TEXT PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    ref INTEGER NOT NULL,
+    job_id INTEGER NOT NULL,
+    proof_deadline INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    proof TEXT,
+    instances TEXT,
+    committed_output TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    nonce INTEGER,
+    tx_hash TEXT,
+    last_error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS disputes_status ON disputes(status);
+"""
+
+
+class JobState(StrEnum):
+    REQUESTED = "requested"
+    COMMITTING = "committing"
+    COMMITTED = "committed"
+    DISPUTED = "disputed"
+    FINAL = "final"
+    INVALID = "invalid"
+    DROPPED = "dropped"
+
+
+class BatchState(StrEnum):
+    SEALED = "sealed"
+    COMMITTING = "committing"
+    COMMITTED = "committed"
+    FINAL = "final"
+
+
+class DisputeState(StrEnum):
+    OPEN = "open"
+    PROOF_READY = "proof_ready"
+    DEFENDING = "defending"
+    DEFENDED = "defended"
+    LOST = "lost"
+
+
+#: Dispute kinds, as IDisputeManager.JobKind.
+KIND_ONCHAIN = 0
+KIND_BATCH = 1
+
+
+@dataclass(frozen=True)
+class OnchainJob:
+    job_id: int
+    model_id: bytes
+    input_q: tuple[int, ...]
+    commit_deadline: int
+    status: JobState
+    output_q: tuple[int, ...] | None
+    nonce: int | None
+    tx_hash: str | None
+    challenge_deadline: int | None
+    note: str | None
+
+
+@dataclass(frozen=True, eq=False)
+class ServedJob:
+    """A job served over HTTP, committed later as a leaf of a batch (vectors: int64 arrays)."""
+
+    job_id: int
+    model_id: bytes
+    input_q: np.ndarray
+    output_q: np.ndarray
+    input_hash: bytes
+    output_hash: bytes
+    leaf: bytes
+    signature: bytes
+    served_at: float
+    batch_local_id: int | None
+    leaf_index: int | None
+    proof: tuple[bytes, ...] | None
+
+
+@dataclass(frozen=True)
+class Batch:
+    local_id: int
+    model_id: bytes
+    root: bytes
+    count: int
+    status: BatchState
+    batch_id: int | None
+    nonce: int | None
+    tx_hash: str | None
+    challenge_deadline: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Dispute:
+    dispute_id: bytes
+    kind: int
+    ref: int
+    job_id: int
+    proof_deadline: int
+    status: DisputeState
+    proof: bytes | None
+    instances: tuple[int, ...] | None
+    committed_output: tuple[int, ...] | None
+    attempts: int
+    nonce: int | None
+    tx_hash: str | None
+    last_error: str | None
+
+
+def _ints(text: str | None) -> tuple[int, ...] | None:
+    return None if text is None else tuple(int(v) for v in json.loads(text))
+
+
+def _dump(values: Sequence[int]) -> str:
+    # Decimal strings: int256 and field elements do not fit JSON numbers in every reader.
+    return json.dumps([str(int(v)) for v in values])
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _unhex(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def _check_int64(name: str, value: int) -> int:
+    if not 0 <= value < 2**63:
+        raise StateError(f"{name} {value} does not fit the node database (needs < 2**63)")
+    return value
+
+
+class Store:
+    """Thread-safe access to the node database; one connection, one writer at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = open_db(self.path)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction on our connection, or the caller's open transaction on ``conn``."""
+        if conn is not None:
+            conn.row_factory = sqlite3.Row
+            yield conn
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    @staticmethod
+    def _cas(
+        conn: sqlite3.Connection,
+        table: str,
+        key_col: str,
+        key: object,
+        allowed: Sequence[str],
+        to: str,
+        **fields: object,
+    ) -> None:
+        """Move row ``key`` from one of ``allowed`` states to ``to``, setting ``fields``."""
+        row = conn.execute(f"SELECT status FROM {table} WHERE {key_col} = ?", (key,)).fetchone()
+        if row is None:
+            raise StateError(f"{table}: no row {key}")
+        if row[0] not in allowed:
+            raise StateError(f"{table} {key}: cannot move from {row[0]} to {to}")
+        assignments = ", ".join(["status = ?", "updated_at = ?"] + [f"{k} = ?" for k in fields])
+        conn.execute(
+            f"UPDATE {table} SET {assignments} WHERE {key_col} = ?",
+            (to, time.time(), *fields.values(), key),
+        )
+
+    # -- on-chain jobs -----------------------------------------------------------------------
+
+    def record_requested(
+        self,
+        job_id: int,
+        model_id: bytes,
+        input_q: Sequence[int],
+        commit_deadline: int,
+        *,
+        conn: sqlite3.Connection | None = None,
+    ) -> bool:
+        """Remember a JobRequested naming this node; idempotent (True if it was new)."""
+        with self._write(conn) as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO onchain_jobs(job_id, model_id, input_q, commit_deadline,"
+                " status, updated_at) VALUES(?, ?, ?, ?, ?, ?)",
+                (
+                    _check_int64("jobId", job_id),
+                    _hex(model_id),
+                    _dump(input_q),
+                    commit_deadline,
+                    JobState.REQUESTED,
+                    time.time(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def commit_intent(self, job_id: int, output_q: Sequence[int], nonce: int | None) -> None:
+        """About to send commitResult: pin the output (and nonce) so a retry sends the same."""
+        with self._write() as c:
+            row = c.execute(
+                "SELECT status, output_q FROM onchain_jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is not None and row["status"] == JobState.COMMITTING:
+                if _ints(row["output_q"]) != tuple(int(v) for v in output_q):
+                    raise StateError(f"job {job_id}: a different output is already pinned")
+                c.execute("UPDATE onchain_jobs SET nonce = ? WHERE job_id = ?", (nonce, job_id))
+                return
+            self._cas(
+                c,
+                "onchain_jobs",
+                "job_id",
+                job_id,
+                [JobState.REQUESTED],
+                JobState.COMMITTING,
+                output_q=_dump(output_q),
+                nonce=nonce,
+            )
+
+    def mark_committed(self, job_id: int, tx_hash: str | None, challenge_deadline: int) -> None:
+        with self._write() as c:
+            self._cas(
+                c,
+                "onchain_jobs",
+                "job_id",
+                job_id,
+                [JobState.COMMITTING],
+                JobState.COMMITTED,
+                tx_hash=tx_hash,
+                challenge_deadline=challenge_deadline,
+            )
+
+    def mark_job(self, job_id: int, to: JobState, note: str | None = None) -> None:
+        """Terminal and dispute transitions of an on-chain job."""
+        allowed: dict[JobState, list[str]] = {
+            JobState.DROPPED: [JobState.REQUESTED, JobState.COMMITTING],
+            JobState.DISPUTED: [JobState.COMMITTED],
+            JobState.FINAL: [JobState.COMMITTED, JobState.DISPUTED],
+            JobState.INVALID: [JobState.COMMITTED, JobState.DISPUTED],
+        }
+        if to not in allowed:
+            raise StateError(f"mark_job cannot move a job to {to}")
+        with self._write() as c:
+            self._cas(c, "onchain_jobs", "job_id", job_id, allowed[to], to, note=note)
+
+    def onchain_job(self, job_id: int) -> OnchainJob | None:
+        rows = self._read("SELECT * FROM onchain_jobs WHERE job_id = ?", (job_id,))
+        return self._job(rows[0]) if rows else None
+
+    def onchain_jobs(self, *states: JobState) -> list[OnchainJob]:
+        marks = ",".join("?" * len(states))
+        rows = self._read(
+            f"SELECT * FROM onchain_jobs WHERE status IN ({marks}) ORDER BY job_id", states
+        )
+        return [self._job(r) for r in rows]
+
+    @staticmethod
+    def _job(r: sqlite3.Row) -> OnchainJob:
+        return OnchainJob(
+            job_id=r["job_id"],
+            model_id=_unhex(r["model_id"]),
+            input_q=_ints(r["input_q"]) or (),
+            commit_deadline=r["commit_deadline"],
+            status=JobState(r["status"]),
+            output_q=_ints(r["output_q"]),
+            nonce=r["nonce"],
+            tx_hash=r["tx_hash"],
+            challenge_deadline=r["challenge_deadline"],
+            note=r["note"],
+        )
+
+    # -- served (batched) jobs ---------------------------------------------------------------
+
+    def next_served_job_id(self) -> int:
+        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'served_jobs'")
+        return (int(rows[0][0]) if rows else 0) + 1
+
+    def record_served(
+        self,
+        model_id: bytes,
+        input_q: np.ndarray,
+        output_q: np.ndarray,
+        input_hash: bytes,
+        output_hash: bytes,
+        leaf_for: Callable[[int], tuple[bytes, bytes]],
+    ) -> ServedJob:
+        """Persist a served job and return it with its node-assigned jobId, leaf and signature.
+
+        The jobId is assigned inside the write transaction, so ``leaf_for(job_id)`` (which
+        builds the leaf and signs it) sees the id that is stored; the answer is sent only
+        after this commit, so a receipt always names a job the node will batch.
+        """
+        now = time.time()
+        with self._write() as c:
+            row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'served_jobs'").fetchone()
+            job_id = (int(row[0]) if row else 0) + 1
+            leaf, signature = leaf_for(job_id)
+            c.execute(
+                "INSERT INTO served_jobs(job_id, model_id, input_q, output_q, input_hash,"
+                " output_hash, leaf, signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    _hex(model_id),
+                    pack(input_q),
+                    pack(output_q),
+                    _hex(input_hash),
+                    _hex(output_hash),
+                    _hex(leaf),
+                    _hex(signature),
+                    now,
+                ),
+            )
+        return ServedJob(
+            job_id=job_id,
+            model_id=model_id,
+            input_q=input_q,
+            output_q=output_q,
+            input_hash=input_hash,
+            output_hash=output_hash,
+            leaf=leaf,
+            signature=signature,
+            served_at=now,
+            batch_local_id=None,
+            leaf_index=None,
+            proof=None,
+        )
+
+    def served_job(self, job_id: int) -> ServedJob | None:
+        rows = self._read("SELECT * FROM served_jobs WHERE job_id = ?", (job_id,))
+        return self._served(rows[0]) if rows else None
+
+    def batch_jobs(self, local_id: int) -> list[ServedJob]:
+        rows = self._read(
+            "SELECT * FROM served_jobs WHERE batch_local_id = ? ORDER BY leaf_index", (local_id,)
+        )
+        return [self._served(r) for r in rows]
+
+    def pending_counts(self) -> dict[bytes, tuple[int, float]]:
+        """Per model: (unbatched job count, serve time of the oldest one)."""
+        rows = self._read(
+            "SELECT model_id, COUNT(*), MIN(served_at) FROM served_jobs"
+            " WHERE batch_local_id IS NULL GROUP BY model_id"
+        )
+        return {_unhex(r[0]): (int(r[1]), float(r[2])) for r in rows}
+
+    @staticmethod
+    def _served(r: sqlite3.Row) -> ServedJob:
+        proof = r["proof"]
+        return ServedJob(
+            job_id=r["job_id"],
+            model_id=_unhex(r["model_id"]),
+            input_q=unpack(r["input_q"]),
+            output_q=unpack(r["output_q"]),
+            input_hash=_unhex(r["input_hash"]),
+            output_hash=_unhex(r["output_hash"]),
+            leaf=_unhex(r["leaf"]),
+            signature=_unhex(r["signature"]),
+            served_at=r["served_at"],
+            batch_local_id=r["batch_local_id"],
+            leaf_index=r["leaf_index"],
+            proof=None if proof is None else tuple(_unhex(p) for p in json.loads(proof)),
+        )
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def seal_batch(self, model_id: bytes, max_jobs: int) -> Batch | None:
+        """Put up to ``max_jobs`` unbatched jobs of ``model_id`` into a new sealed batch.
+
+        Leaves, root and per-leaf Merkle proofs are stored in the same transaction, so a batch
+        is either fully built or not at all. Returns None when nothing is pending.
+        """
+        with self._write() as c:
+            rows = c.execute(
+                "SELECT job_id, leaf FROM served_jobs WHERE model_id = ? AND batch_local_id IS NULL"
+                " ORDER BY job_id LIMIT ?",
+                (_hex(model_id), max_jobs),
+            ).fetchall()
+            if not rows:
+                return None
+            leaves = [_unhex(r["leaf"]) for r in rows]
+            tree = MerkleTree(leaves)
+            now = time.time()
+            cur = c.execute(
+                "INSERT INTO batches(model_id, root, count, status, created_at, updated_at)"
+                " VALUES(?, ?, ?, ?, ?, ?)",
+                (_hex(model_id), _hex(tree.root), len(rows), BatchState.SEALED, now, now),
+            )
+            local_id = int(cur.lastrowid or 0)
+            c.executemany(
+                "UPDATE served_jobs SET batch_local_id = ?, leaf_index = ?, proof = ?"
+                " WHERE job_id = ?",
+                [
+                    (local_id, i, json.dumps([_hex(p) for p in tree.proof(i)]), r["job_id"])
+                    for i, r in enumerate(rows)
+                ],
+            )
+        batch = self.batch(local_id)
+        assert batch is not None
+        return batch
+
+    def batch_intent(self, local_id: int, nonce: int | None) -> None:
+        with self._write() as c:
+            self._cas(
+                c,
+                "batches",
+                "local_id",
+                local_id,
+                [BatchState.SEALED, BatchState.COMMITTING],
+                BatchState.COMMITTING,
+                nonce=nonce,
+            )
+
+    def mark_batch_committed(
+        self, local_id: int, batch_id: int, tx_hash: str | None, challenge_deadline: int
+    ) -> None:
+        with self._write() as c:
+            self._cas(
+                c,
+                "batches",
+                "local_id",
+                local_id,
+                [BatchState.SEALED, BatchState.COMMITTING],
+                BatchState.COMMITTED,
+                batch_id=_check_int64("batchId", batch_id),
+                tx_hash=tx_hash,
+                challenge_deadline=challenge_deadline,
+            )
+
+    def mark_batch_final(self, local_id: int) -> None:
+        with self._write() as c:
+            self._cas(c, "batches", "local_id", local_id, [BatchState.COMMITTED], BatchState.FINAL)
+
+    def batch(self, local_id: int) -> Batch | None:
+        rows = self._read("SELECT * FROM batches WHERE local_id = ?", (local_id,))
+        return self._batch(rows[0]) if rows else None
+
+    def batch_by_chain_id(self, batch_id: int) -> Batch | None:
+        rows = self._read("SELECT * FROM batches WHERE batch_id = ?", (batch_id,))
+        return self._batch(rows[0]) if rows else None
+
+    def batches(self, *states: BatchState) -> list[Batch]:
+        marks = ",".join("?" * len(states))
+        rows = self._read(
+            f"SELECT * FROM batches WHERE status IN ({marks}) ORDER BY local_id", states
+        )
+        return [self._batch(r) for r in rows]
+
+    @staticmethod
+    def _batch(r: sqlite3.Row) -> Batch:
+        return Batch(
+            local_id=r["local_id"],
+            model_id=_unhex(r["model_id"]),
+            root=_unhex(r["root"]),
+            count=r["count"],
+            status=BatchState(r["status"]),
+            batch_id=r["batch_id"],
+            nonce=r["nonce"],
+            tx_hash=r["tx_hash"],
+            challenge_deadline=r["challenge_deadline"],
+            created_at=r["created_at"],
+        )
+
+    # -- disputes ----------------------------------------------------------------------------
+
+    def record_dispute(
+        self,
+        dispute_id: bytes,
+        kind: int,
+        ref: int,
+        job_id: int,
+        proof_deadline: int,
+        *,
+        conn: sqlite3.Connection | None = None,
+    ) -> bool:
+        """Remember a DisputeOpened against this node; idempotent (True if it was new)."""
+        with self._write(conn) as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO disputes(dispute_id, kind, ref, job_id, proof_deadline,"
+                " status, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _hex(dispute_id),
+                    kind,
+                    _check_int64("ref", ref),
+                    _check_int64("jobId", job_id),
+                    proof_deadline,
+                    DisputeState.OPEN,
+                    time.time(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def save_proof(
+        self,
+        dispute_id: bytes,
+        proof: bytes,
+        instances: Sequence[int],
+        committed_output: Sequence[int],
+    ) -> None:
+        """Keep the proof so that a restart re-sends it instead of proving again."""
+        with self._write() as c:
+            self._cas(
+                c,
+                "disputes",
+                "dispute_id",
+                _hex(dispute_id),
+                [DisputeState.OPEN],
+                DisputeState.PROOF_READY,
+                proof=_hex(proof),
+                instances=_dump(instances),
+                committed_output=_dump(committed_output),
+            )
+
+    def defend_intent(self, dispute_id: bytes, nonce: int | None) -> None:
+        with self._write() as c:
+            key = _hex(dispute_id)
+            self._cas(
+                c,
+                "disputes",
+                "dispute_id",
+                key,
+                [DisputeState.PROOF_READY, DisputeState.DEFENDING],
+                DisputeState.DEFENDING,
+                nonce=nonce,
+            )
+            c.execute("UPDATE disputes SET attempts = attempts + 1 WHERE dispute_id = ?", (key,))
+
+    def mark_defended(self, dispute_id: bytes, tx_hash: str | None) -> None:
+        with self._write() as c:
+            self._cas(
+                c,
+                "disputes",
+                "dispute_id",
+                _hex(dispute_id),
+                [DisputeState.PROOF_READY, DisputeState.DEFENDING],
+                DisputeState.DEFENDED,
+                tx_hash=tx_hash,
+            )
+
+    def mark_dispute_lost(self, dispute_id: bytes, reason: str) -> None:
+        with self._write() as c:
+            self._cas(
+                c,
+                "disputes",
+                "dispute_id",
+                _hex(dispute_id),
+                [DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING],
+                DisputeState.LOST,
+                last_error=reason,
+            )
+
+    def dispute_error(self, dispute_id: bytes, error: str) -> None:
+        with self._write() as c:
+            c.execute(
+                "UPDATE disputes SET last_error = ?, updated_at = ? WHERE dispute_id = ?",
+                (error[:2000], time.time(), _hex(dispute_id)),
+            )
+
+    def dispute(self, dispute_id: bytes) -> Dispute | None:
+        rows = self._read("SELECT * FROM disputes WHERE dispute_id = ?", (_hex(dispute_id),))
+        return self._dispute(rows[0]) if rows else None
+
+    def disputes(self, *states: DisputeState) -> list[Dispute]:
+        marks = ",".join("?" * len(states))
+        rows = self._read(
+            f"SELECT * FROM disputes WHERE status IN ({marks}) ORDER BY proof_deadline", states
+        )
+        return [self._dispute(r) for r in rows]
+
+    @staticmethod
+    def _dispute(r: sqlite3.Row) -> Dispute:
+        return Dispute(
+            dispute_id=_unhex(r["dispute_id"]),
+            kind=r["kind"],
+            ref=r["ref"],
+            job_id=r["job_id"],
+            proof_deadline=r["proof_deadline"],
+            status=DisputeState(r["status"]),
+            proof=None if r["proof"] is None else _unhex(r["proof"]),
+            instances=_ints(r["instances"]),
+            committed_output=_ints(r["committed_output"]),
+            attempts=r["attempts"],
+            nonce=r["nonce"],
+            tx_hash=r["tx_hash"],
+            last_error=r["last_error"],
+        )
+
+    # -- summary -----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Row counts per state, per table (for ``node status`` and metrics)."""
+        out: dict[str, dict[str, int]] = {}
+        for table in ("onchain_jobs", "batches", "disputes"):
+            rows = self._read(f"SELECT status, COUNT(*) FROM {table} GROUP BY status")
+            out[table] = {r[0]: int(r[1]) for r in rows}
+        rows = self._read("SELECT COUNT(*) FROM served_jobs WHERE batch_local_id IS NULL")
+        out["served_jobs"] = {"pending": int(rows[0][0])}
+        return out

@@ -1,0 +1,254 @@
+"""Offline core of the node: fast vectors, store transitions and crash recovery, batching."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prover.batching import BatchCutter, JobServer
+from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
+from prover.receipts import KeySigner, Receipt, verify_receipt
+from prover.store import BatchState, DisputeState, JobState, Store
+from prover.vectors import hash_array, quantize_array
+from spotcheck.encoding import hash_vector, leaf_hash, quantize, within_tolerance
+from spotcheck.errors import EncodingError, InputError, StateError
+from spotcheck.merkle import verify
+from tests.fixtures import models
+
+MODEL_ID = bytes.fromhex("11" * 32)
+KEY = "0x" + "42" * 32
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "node.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_mlp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models.build("tiny_mlp", tmp_path_factory.mktemp("models"))
+
+
+def _spec(path: Path, tau: int = 8) -> ModelSpec:
+    return ModelSpec(MODEL_ID, path, input_scale=7, output_scale=13, tau=tau)
+
+
+# -- vectors ------------------------------------------------------------------------------
+
+
+def test_quantize_array_equals_canonical_quantize() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=500) * 10, [0.5, -0.5, 1.5, -1.5, 0.0, -0.0]])
+    for scale in (0, 7, 13, 26):
+        assert quantize_array(x, scale).tolist() == quantize(x, scale)
+
+
+def test_quantize_array_rejects_nan_and_inf() -> None:
+    with pytest.raises(EncodingError):
+        quantize_array([1.0, float("nan")], 7)
+    with pytest.raises(EncodingError):
+        quantize_array([float("inf")], 7)
+
+
+def test_hash_array_equals_canonical_hash_vector() -> None:
+    rng = np.random.default_rng(1)
+    for q in (
+        np.array([], dtype=np.int64),
+        np.array([0, 1, -1, 2**52, -(2**52)], dtype=np.int64),
+        rng.integers(-(2**40), 2**40, size=1000),
+    ):
+        assert hash_array(q) == hash_vector(q.tolist())
+
+
+# -- store: on-chain jobs -----------------------------------------------------------------
+
+
+def test_record_requested_isIdempotent_soReplayedLogsDoNotDuplicate(store: Store) -> None:
+    assert store.record_requested(7, MODEL_ID, [1, 2], commit_deadline=100)
+    assert not store.record_requested(7, MODEL_ID, [1, 2], commit_deadline=100)
+    assert [j.job_id for j in store.onchain_jobs(JobState.REQUESTED)] == [7]
+
+
+def test_commit_intent_pinsOutput_soARetryCannotCommitADifferentOne(store: Store) -> None:
+    store.record_requested(1, MODEL_ID, [1, 2], commit_deadline=100)
+    store.commit_intent(1, [5, -6], nonce=3)
+    store.commit_intent(1, [5, -6], nonce=4)  # retry of the same intent: allowed
+    with pytest.raises(StateError):
+        store.commit_intent(1, [5, -7], nonce=5)
+    job = store.onchain_job(1)
+    assert job is not None
+    assert job.status == JobState.COMMITTING and job.output_q == (5, -6) and job.nonce == 4
+
+
+def test_job_transitions_areCompareAndSet(store: Store) -> None:
+    store.record_requested(1, MODEL_ID, [1], commit_deadline=100)
+    with pytest.raises(StateError):
+        store.mark_committed(1, "0xabc", 200)  # no intent recorded
+    store.commit_intent(1, [3], nonce=None)
+    store.mark_committed(1, "0xabc", 200)
+    with pytest.raises(StateError):
+        store.commit_intent(1, [3], nonce=None)  # already committed: never again
+    store.mark_job(1, JobState.FINAL)
+    with pytest.raises(StateError):
+        store.mark_job(1, JobState.DROPPED)
+
+
+def test_store_survivesReopen_withIntentStatesIntact(tmp_path: Path) -> None:
+    path = tmp_path / "node.sqlite"
+    s = Store(path)
+    s.record_requested(1, MODEL_ID, [1], commit_deadline=100)
+    s.commit_intent(1, [9], nonce=0)
+    s.close()  # "crash" after recording the intent, before the receipt
+    s2 = Store(path)
+    [job] = s2.onchain_jobs(JobState.COMMITTING)
+    assert job.output_q == (9,) and job.nonce == 0
+    s2.close()
+
+
+def test_record_requested_insideCallerTransaction_rollsBackWithIt(store: Store) -> None:
+    from spotcheck.follower import open_db
+
+    conn = open_db(store.path)
+    conn.execute("BEGIN IMMEDIATE")
+    store.record_requested(3, MODEL_ID, [1], commit_deadline=100, conn=conn)
+    conn.execute("ROLLBACK")
+    assert store.onchain_job(3) is None
+    conn.close()
+
+
+# -- store: disputes ----------------------------------------------------------------------
+
+
+def test_dispute_transitions_keepProofAcrossRestart(tmp_path: Path) -> None:
+    path = tmp_path / "node.sqlite"
+    did = bytes.fromhex("ab" * 32)
+    s = Store(path)
+    assert s.record_dispute(did, 1, ref=4, job_id=2, proof_deadline=500)
+    assert not s.record_dispute(did, 1, ref=4, job_id=2, proof_deadline=500)
+    with pytest.raises(StateError):
+        s.defend_intent(did, nonce=1)  # no proof yet
+    s.save_proof(did, b"\x01\x02", [10, 11], [11])
+    s.defend_intent(did, nonce=1)
+    s.close()
+    s2 = Store(path)
+    [d] = s2.disputes(DisputeState.DEFENDING)
+    assert d.proof == b"\x01\x02" and d.instances == (10, 11) and d.committed_output == (11,)
+    assert d.attempts == 1
+    s2.mark_defended(did, "0xdef")
+    with pytest.raises(StateError):
+        s2.mark_dispute_lost(did, "too late")
+    s2.close()
+
+
+# -- serving and batching -----------------------------------------------------------------
+
+
+def _server(store: Store, path: Path, rate: float = 0.0) -> JobServer:
+    engine = InferenceEngine({MODEL_ID: ModelRuntime.load(_spec(path))}, FaultInjector(rate))
+    return JobServer(engine, store, KeySigner(KEY))
+
+
+def test_serve_returnsSignedReceipt_forTheStoredLeaf(store: Store, tiny_mlp_path: Path) -> None:
+    server = _server(store, tiny_mlp_path)
+    rt = server.engine.runtime(MODEL_ID)
+    q = rt.quantize_input([0.5, -0.25, 1.0, 0.0])
+    served = server.serve(MODEL_ID, q)
+    r = served.receipt
+    assert r.input_hash == hash_vector(q.tolist())
+    assert r.output_hash == hash_vector(served.result.output_q.tolist())
+    assert verify_receipt(r, KeySigner(KEY).address)
+    assert not verify_receipt(r, "0x" + "00" * 20)
+    forged = Receipt(r.job_id, r.model_id, r.input_hash, hash_vector([0, 0]), r.node, r.signature)
+    assert not verify_receipt(forged)
+    job = store.served_job(r.job_id)
+    assert job is not None and job.leaf == leaf_hash(r.job_id, MODEL_ID, r.input_hash, r.output_hash)
+    assert job.input_q.tolist() == q.tolist()
+
+
+def test_serve_runsModelOnQuantizedInput_withinTauOfFloatOutput(
+    store: Store, tiny_mlp_path: Path
+) -> None:
+    server = _server(store, tiny_mlp_path)
+    from verifier.onnx_runner import OnnxRunner
+
+    x = np.array([0.3, -0.7, 0.1, 0.9])
+    served = server.serve(MODEL_ID, server.engine.runtime(MODEL_ID).quantize_input(x))
+    direct = quantize(OnnxRunner(tiny_mlp_path).run(x), 13)
+    # input quantized at scale 7 moves the output a little, never wildly
+    assert within_tolerance(served.result.output_q.tolist(), direct, 2**13 // 8)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, float("nan"), 0.0, 0.0], [float("inf")] * 4],
+)
+def test_quantize_input_rejectsBadInput(tiny_mlp_path: Path, bad: list[float]) -> None:
+    rt = ModelRuntime.load(_spec(tiny_mlp_path))
+    with pytest.raises(InputError):
+        rt.quantize_input(bad)
+
+
+def test_check_input_q_rejectsOutOfRangeAndNonIntegers(tiny_mlp_path: Path) -> None:
+    rt = ModelRuntime.load(_spec(tiny_mlp_path))
+    with pytest.raises(InputError):
+        rt.check_input_q([2**60, 0, 0, 0])
+    with pytest.raises(InputError):
+        rt.check_input_q([1.5, 0, 0, 0])  # type: ignore[list-item]
+
+
+def test_faultInjection_corruptsBeyondTau(store: Store, tiny_mlp_path: Path) -> None:
+    server = _server(store, tiny_mlp_path, rate=1.0)
+    served = server.serve(MODEL_ID, np.array([1, 2, 3, 4], dtype=np.int64))
+    res = served.result
+    assert res.corrupted
+    assert not within_tolerance(res.output_q.tolist(), res.honest_output_q.tolist(), 8)
+
+
+def test_batchCutter_cutsBySize_andProofsVerifyAgainstRoot(
+    store: Store, tiny_mlp_path: Path
+) -> None:
+    server = _server(store, tiny_mlp_path)
+    receipts = [
+        server.serve(MODEL_ID, np.array([i, -i, 2 * i, 1], dtype=np.int64)).receipt
+        for i in range(7)
+    ]
+    cutter = BatchCutter(store, batch_size=3, interval_s=3600)
+    batches = cutter.cut()
+    assert [b.count for b in batches] == [3, 3]  # the last job waits for size or time
+    for b in batches:
+        jobs = store.batch_jobs(b.local_id)
+        assert [j.leaf_index for j in jobs] == [0, 1, 2]
+        for j in jobs:
+            assert j.proof is not None and verify(list(j.proof), b.root, j.leaf)
+    assert {j.job_id for b in batches for j in store.batch_jobs(b.local_id)} == {
+        r.job_id for r in receipts[:6]
+    }
+    assert store.pending_counts()[MODEL_ID][0] == 1
+
+
+def test_batchCutter_cutsByAge(store: Store, tiny_mlp_path: Path) -> None:
+    server = _server(store, tiny_mlp_path)
+    server.serve(MODEL_ID, np.array([1, 2, 3, 4], dtype=np.int64))
+    now = time.time()
+    assert BatchCutter(store, 100, 60, clock=lambda: now).cut() == []
+    [batch] = BatchCutter(store, 100, 60, clock=lambda: now + 61).cut()
+    assert batch.count == 1 and batch.status == BatchState.SEALED
+
+
+def test_batch_transitions_sealedToCommittingToCommitted(
+    store: Store, tiny_mlp_path: Path
+) -> None:
+    server = _server(store, tiny_mlp_path)
+    server.serve(MODEL_ID, np.array([1, 2, 3, 4], dtype=np.int64))
+    [b] = BatchCutter(store, 1, 60).cut()
+    store.batch_intent(b.local_id, nonce=5)
+    store.mark_batch_committed(b.local_id, batch_id=9, tx_hash="0x1", challenge_deadline=10)
+    with pytest.raises(StateError):
+        store.batch_intent(b.local_id, nonce=6)
+    got = store.batch_by_chain_id(9)
+    assert got is not None and got.local_id == b.local_id and got.status == BatchState.COMMITTED
