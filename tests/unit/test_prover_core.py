@@ -166,7 +166,8 @@ def test_serve_returnsSignedReceipt_forTheStoredLeaf(store: Store, tiny_mlp_path
     forged = Receipt(r.job_id, r.model_id, r.input_hash, hash_vector([0, 0]), r.node, r.signature)
     assert not verify_receipt(forged)
     job = store.served_job(r.job_id)
-    assert job is not None and job.leaf == leaf_hash(r.job_id, MODEL_ID, r.input_hash, r.output_hash)
+    assert job is not None
+    assert job.leaf == leaf_hash(r.job_id, MODEL_ID, r.input_hash, r.output_hash)
     assert job.input_q.tolist() == q.tolist()
 
 
