@@ -7,6 +7,7 @@ import math
 import pytest
 
 from spotcheck import economics as econ
+from spotcheck.chain import TOKEN, DeployParams, ModelParams
 from spotcheck.economics import DEFAULTS, Verdict
 from spotcheck.errors import ConfigError
 
@@ -240,10 +241,28 @@ def test_defaults_withstandCollusionUpToThirtyPercent(collusion: float) -> None:
     assert check.margin >= 2.0
 
 
-def test_defaults_matchTheContractsDefaults() -> None:
-    # The contracts and the demo register models with these numbers.
-    assert (DEFAULTS.slash, DEFAULTS.challenger_bond, DEFAULTS.sampling) == (100.0, 10.0, 0.05)
-    assert DEFAULTS.bounty_bps == 2500
+def test_contractRegistrationDefaults_satisfyTheBoundWithMarginAtLeastTwo() -> None:
+    # What `spotcheck.chain` registers models with, read back in tokens.
+    params = ModelParams(input_len=1, output_len=1, input_scale=0, output_scale=0, tau=0)
+    slash = params.slash_amount / TOKEN
+    slash_kept = econ.effective_slash(slash, params.bounty_bps / 10_000)
+
+    for collusion in (0.0, 0.1, 0.3):
+        check = econ.check_sampling(
+            DEFAULTS.cost, DEFAULTS.reward, slash_kept, collusion, DEFAULTS.sampling
+        )
+        assert check.margin >= 2.0, collusion
+    assert params.challenger_bond / TOKEN >= DEFAULTS.proving_cost
+
+
+def test_contractRegistrationDefaults_windowsAtLeastTheRecommendedOnes() -> None:
+    params = ModelParams(input_len=1, output_len=1, input_scale=0, output_scale=0, tau=0)
+    rec = econ.recommend()
+
+    assert params.challenge_window >= rec.challenge_window_s
+    assert params.proof_window >= rec.proof_window_s
+    assert DeployParams().unbonding_delay >= rec.unbonding_delay_s
+    assert DeployParams().unbonding_delay > params.challenge_window + params.proof_window
 
 
 def test_defaults_challengerBondCoversProvingCostAndIsWhatRecommendGives() -> None:
