@@ -80,7 +80,8 @@ def bundle_from_proof_json(raw: dict[str, Any], input_len: int) -> ProofBundle:
     return ProofBundle(proof=proof, instances=instances, output_q=output_q_of(instances, input_len))
 
 
-def _proof_json(bundle: ProofBundle) -> dict[str, Any]:
+def proof_file_json(bundle: ProofBundle) -> dict[str, Any]:
+    """The proof file ezkl reads back (verify, encode_evm_calldata) for ``bundle``."""
     return {
         "protocol": None,
         "instances": [[ezkl_backend.felt_to_le_hex(v) for v in bundle.instances]],
@@ -99,7 +100,7 @@ def verify_offchain(artifacts: ModelArtifacts, bundle: ProofBundle) -> bool:
         return False
     with tempfile.TemporaryDirectory(prefix="spotcheck-verify-") as tmp:
         proof_path = Path(tmp) / "proof.json"
-        proof_path.write_text(json.dumps(_proof_json(bundle)))
+        proof_path.write_text(json.dumps(proof_file_json(bundle)))
         return ezkl_backend.verify(
             proof_path, artifacts.settings_path, artifacts.vk_path, artifacts.srs_path
         )
