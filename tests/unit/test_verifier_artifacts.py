@@ -1,0 +1,123 @@
+"""The artifacts cache: content-addressed, instant on a hit, never stale, never half-written."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_utils import keccak
+
+from spotcheck.errors import ConfigError, ModelError
+from tests.fixtures import models
+from verifier import artifacts as art
+from verifier import ezkl_backend, resources
+from verifier.ezkl_backend import CircuitParams
+from verifier.srs import SrsSource, sha256_file
+
+CAL = np.random.default_rng(1).uniform(-1, 1, size=(8, 4))
+
+
+def test_circuitKey_changesWithModelCalibrationParamsAndEzklVersion() -> None:
+    onnx_bytes = models.tiny_mlp().SerializeToString()
+    base = art.circuit_key(onnx_bytes, CAL, CircuitParams(), "23.0.5")
+    assert base == art.circuit_key(onnx_bytes, CAL.copy(), CircuitParams(), "23.0.5")
+    other_model = models.linear_sigmoid().SerializeToString()
+    variants = {
+        art.circuit_key(other_model, CAL, CircuitParams(), "23.0.5"),
+        art.circuit_key(onnx_bytes, CAL * 1.0001, CircuitParams(), "23.0.5"),
+        art.circuit_key(onnx_bytes, CAL, CircuitParams(max_logrows=16), "23.0.5"),
+        art.circuit_key(onnx_bytes, CAL, CircuitParams(calibration_target="accuracy"), "23.0.5"),
+        art.circuit_key(onnx_bytes, CAL, CircuitParams(), "23.0.6"),
+    }
+    assert base not in variants and len(variants) == 5
+
+
+def test_secondBuild_isInstantAndIdentical(tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path) -> None:
+    start = time.perf_counter()
+    again = art.build_artifacts(tiny_mlp_onnx, srs=SrsSource.dev())
+    assert time.perf_counter() - start < 1.0
+    assert again == tiny_mlp_artifacts
+
+
+def test_hashes_areKeccakOfFileBytes(tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path) -> None:
+    assert tiny_mlp_artifacts.onnx_hash == keccak(tiny_mlp_onnx.read_bytes())
+    assert tiny_mlp_artifacts.settings_hash == keccak(tiny_mlp_artifacts.settings_path.read_bytes())
+
+
+def test_artifacts_describeCircuitForRegistry(tiny_mlp_artifacts: Any) -> None:
+    a = tiny_mlp_artifacts
+    assert (a.input_len, a.output_len, a.input_shape) == (4, 2, (1, 4))
+    assert 0 < a.input_scale <= 26 and 0 < a.output_scale <= 52
+    assert a.logrows <= 17 and a.dev_srs
+    for path in (a.pk_path, a.vk_path, a.compiled_path, a.verifier_sol_path, a.verifier_json_path):
+        assert path.is_file() and path.stat().st_size > 0
+    assert a.calibration_inputs().shape[1] == 4
+
+
+def test_userSrsWithMatchingHash_reusesKeys(tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path) -> None:
+    srs_file = tiny_mlp_artifacts.srs_path
+    user = SrsSource.file(srs_file, sha256_file(srs_file))
+    built = art.build_artifacts(tiny_mlp_onnx, srs=user)
+    assert built.pk_path == tiny_mlp_artifacts.pk_path
+    assert not built.dev_srs
+
+
+def test_userSrsWithWrongHash_raisesConfigError(
+    tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path
+) -> None:
+    user = SrsSource.file(tiny_mlp_artifacts.srs_path, "00" * 32)
+    with pytest.raises(ConfigError, match="expected 0000"):
+        art.build_artifacts(tiny_mlp_onnx, srs=user)
+
+
+def test_crashDuringBuild_leavesNoEntry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx_path = models.build("avgpool", tmp_path)
+
+    def boom(*_: object) -> None:
+        raise ModelError("simulated crash in compile")
+
+    monkeypatch.setattr(ezkl_backend, "compile_circuit", boom)
+    cache = tmp_path / "cache"
+    with pytest.raises(ModelError, match="simulated"):
+        art.build_artifacts(onnx_path, cache_root=cache)
+    entries = list((cache / "models").iterdir())
+    assert len(entries) == 1
+    assert list(entries[0].iterdir()) == []  # neither circuit/ nor a leftover temp folder
+
+
+def test_notOnnx_raisesModelErrorBeforeEzkl(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_text("hello")
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        art.build_artifacts(path, cache_root=tmp_path / "cache")
+
+
+def test_unsupportedOp_raisesModelError(tmp_path: Path) -> None:
+    path = models.save(models.unsupported_op(), tmp_path / "nonzero.onnx")
+    with pytest.raises(ModelError):
+        art.build_artifacts(path, cache_root=tmp_path / "cache")
+
+
+def test_calibrationWithNan_raisesInputError(tmp_path: Path) -> None:
+    from spotcheck.errors import InputError
+
+    path = models.build("tiny_mlp", tmp_path)
+    bad = CAL.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        art.build_artifacts(path, calibration=bad, cache_root=tmp_path / "cache")
+
+
+def test_circuitTooLarge_raisesBeforeSetup() -> None:
+    with pytest.raises(ModelError, match="too large"):
+        resources.check_fits(20, available_bytes=2 * 2**30)
+    assert resources.check_fits(15, available_bytes=2 * 2**30).fits
+
+
+def test_frozenArtifacts_cannotBeMutated(tiny_mlp_artifacts: Any) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny_mlp_artifacts.logrows = 3
