@@ -349,7 +349,7 @@ def recommend(
 
     notes: list[str] = []
     gain = cost + value
-    new_slash = slash
+    new_slash = float(slash)
     p = factor * min_sampling_probability(
         cost, reward, effective_slash(slash, b), collusion, value_at_risk=value
     )
