@@ -1,0 +1,366 @@
+"""On-chain jobs and batches through Ape on anvil: request, commit, finalize, cancel, callbacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+import pytest
+
+from spotcheck.chain import BatchStatus, JobStatus
+from spotcheck.encoding import BN254_R, hash_vector
+from tests.fixtures.chain import (
+    JOB_FEE,
+    JOB_INPUT,
+    JOB_OUTPUT,
+    MOCK_MODEL,
+    TEST_PARAMS,
+    advance,
+)
+
+pytestmark = pytest.mark.chain
+SLASH = MOCK_MODEL.slash_amount
+
+
+def test_requestCommitFinalize_creditsFeeToNode_andUnlocksStake(
+    spotcheck: Any, node: Any, requester: Any, chain: Any
+) -> None:
+    jm, sm, token = spotcheck.job_manager, spotcheck.stake_manager, spotcheck.token
+    before = token.balanceOf(requester)
+    job_id = jm.requestJob(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=requester).return_value
+    assert token.balanceOf(requester) == before - JOB_FEE
+    job = jm.getJob(job_id)
+    assert job.status == JobStatus.REQUESTED
+    assert job.inputHash == hash_vector(JOB_INPUT)
+
+    receipt = jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    assert sm.stakeOf(node).locked == SLASH
+    [event] = receipt.events.filter(jm.ResultCommitted)
+    assert list(event.output) == JOB_OUTPUT
+    assert jm.getJob(job_id).outputHash == hash_vector(JOB_OUTPUT)
+    assert not jm.isJobFinal(job_id)
+
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalize(job_id, sender=requester)
+    assert jm.getJob(job_id).status == JobStatus.FINAL
+    assert jm.isJobFinal(job_id)
+    assert jm.credits(node) == JOB_FEE
+    assert sm.stakeOf(node).locked == 0
+
+    node_before = token.balanceOf(node)
+    jm.withdrawCredits(sender=node)
+    assert token.balanceOf(node) == node_before + JOB_FEE
+    assert jm.credits(node) == 0
+
+
+def test_finalize_duringChallengeWindow_reverts(make_job: Any, spotcheck: Any, outsider: Any) -> None:
+    job_id = make_job()
+    deadline = spotcheck.job_manager.getJob(job_id).challengeDeadline
+    with ape.reverts(spotcheck.job_manager.ChallengeWindowOpen, deadline=deadline):
+        spotcheck.job_manager.finalize(job_id, sender=outsider)
+
+
+def test_finalize_twice_reverts(make_job: Any, spotcheck: Any, chain: Any, outsider: Any) -> None:
+    job_id = make_job()
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    spotcheck.job_manager.finalize(job_id, sender=outsider)
+    with ape.reverts(spotcheck.job_manager.BadJobStatus, jobId=job_id, status=JobStatus.FINAL):
+        spotcheck.job_manager.finalize(job_id, sender=outsider)
+
+
+def test_finalize_uncommittedJob_reverts(make_job: Any, spotcheck: Any, outsider: Any) -> None:
+    job_id = make_job(commit=False)
+    with ape.reverts(spotcheck.job_manager.BadJobStatus, jobId=job_id, status=JobStatus.REQUESTED):
+        spotcheck.job_manager.finalize(job_id, sender=outsider)
+
+
+def test_unknownJob_reverts(spotcheck: Any, outsider: Any) -> None:
+    with ape.reverts(spotcheck.job_manager.UnknownJob, jobId=99):
+        spotcheck.job_manager.finalize(99, sender=outsider)
+    with ape.reverts(spotcheck.job_manager.UnknownJob, jobId=99):
+        spotcheck.job_manager.getJob(99)
+
+
+def test_requestJob_wrongInputLength_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
+    with ape.reverts(spotcheck.job_manager.WrongInputLength, have=3, need=4):
+        spotcheck.job_manager.requestJob(spotcheck.model_id, [1, 2, 3], node, 0, sender=requester)
+
+
+def test_requestJob_inputOutsideField_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
+    big = BN254_R // 2 + 1
+    with ape.reverts(spotcheck.job_manager.InputOutOfField, index=2, value=-big):
+        spotcheck.job_manager.requestJob(spotcheck.model_id, [0, 0, -big, 0], node, 0, sender=requester)
+
+
+def test_requestJob_unknownModel_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
+    with ape.reverts(spotcheck.model_registry.UnknownModel, modelId=b"\x01" * 32):
+        spotcheck.job_manager.requestJob(b"\x01" * 32, JOB_INPUT, node, 0, sender=requester)
+
+
+def test_requestJob_zeroNode_reverts(spotcheck: Any, requester: Any) -> None:
+    with ape.reverts(spotcheck.job_manager.ZeroAddress):
+        spotcheck.job_manager.requestJob(spotcheck.model_id, JOB_INPUT, ape.utils.ZERO_ADDRESS, 0, sender=requester)
+
+
+def test_requestAndCommit_onDeactivatedModel_revert(
+    make_job: Any, spotcheck: Any, node: Any, requester: Any, deployer: Any
+) -> None:
+    job_id = make_job(commit=False)
+    spotcheck.model_registry.deactivateModel(spotcheck.model_id, sender=deployer)
+    with ape.reverts(spotcheck.job_manager.ModelInactive, modelId=spotcheck.model_id):
+        spotcheck.job_manager.requestJob(spotcheck.model_id, JOB_INPUT, node, 0, sender=requester)
+    with ape.reverts(spotcheck.job_manager.ModelInactive, modelId=spotcheck.model_id):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+    with ape.reverts(spotcheck.job_manager.ModelInactive, modelId=spotcheck.model_id):
+        spotcheck.job_manager.commitBatch(spotcheck.model_id, b"\x01" * 32, 1, "", sender=node)
+
+
+def test_commitResult_byOtherNode_reverts(make_job: Any, spotcheck: Any, node: Any, node2: Any) -> None:
+    job_id = make_job(commit=False)
+    with ape.reverts(spotcheck.job_manager.NotJobNode, jobId=job_id, caller=node2, node=node):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node2)
+
+
+def test_commitResult_wrongOutputLength_reverts(make_job: Any, spotcheck: Any, node: Any) -> None:
+    job_id = make_job(commit=False)
+    with ape.reverts(spotcheck.job_manager.WrongOutputLength, have=3, need=2):
+        spotcheck.job_manager.commitResult(job_id, [1, 2, 3], sender=node)
+
+
+def test_commitResult_twice_reverts(make_job: Any, spotcheck: Any, node: Any) -> None:
+    job_id = make_job()
+    with ape.reverts(spotcheck.job_manager.BadJobStatus, jobId=job_id, status=JobStatus.COMMITTED):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+
+
+def test_commitResult_afterDeadline_reverts(make_job: Any, spotcheck: Any, node: Any, chain: Any) -> None:
+    job_id = make_job(commit=False)
+    deadline = spotcheck.job_manager.getJob(job_id).commitDeadline
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    with ape.reverts(spotcheck.job_manager.CommitDeadlinePassed, jobId=job_id, deadline=deadline):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+
+
+def test_commitResult_withoutFreeStake_reverts(
+    spotcheck: Any, make_job: Any, node: Any, stake_manager: Any
+) -> None:
+    # NODE_STAKE = 2000 tokens backs 20 open commitments of slash 100; the 21st must fail.
+    for _ in range(20):
+        make_job()
+    job_id = make_job(commit=False)
+    with ape.reverts(stake_manager.InsufficientStake, node=node, have=0, need=SLASH):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+
+
+def test_commitResult_byUnstakedNode_reverts(
+    spotcheck: Any, make_job: Any, outsider: Any, stake_manager: Any
+) -> None:
+    job_id = make_job(commit=False, node=outsider)
+    with ape.reverts(stake_manager.InsufficientStake, node=outsider, have=0, need=TEST_PARAMS.min_stake):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=outsider)
+
+
+def test_commitResult_whileUnbonding_reverts(
+    spotcheck: Any, make_job: Any, node: Any, stake_manager: Any
+) -> None:
+    job_id = make_job(commit=False)
+    stake_manager.requestUnbond(sender=node)
+    with ape.reverts(stake_manager.NodeUnbonding, node=node):
+        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+
+
+def test_cancelJob_afterCommitDeadline_refundsAndRecordsLivenessFailure(
+    make_job: Any, spotcheck: Any, node: Any, requester: Any, chain: Any
+) -> None:
+    jm, token = spotcheck.job_manager, spotcheck.token
+    job_id = make_job(commit=False)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    receipt = jm.cancelJob(job_id, sender=requester)
+    assert jm.getJob(job_id).status == JobStatus.CANCELLED
+    assert jm.livenessFailures(node) == 1
+    [failure] = receipt.events.filter(jm.LivenessFailure)
+    assert failure.totalFailures == 1
+    before = token.balanceOf(requester)
+    jm.withdrawCredits(sender=requester)
+    assert token.balanceOf(requester) == before + JOB_FEE
+    with ape.reverts(jm.BadJobStatus, jobId=job_id, status=JobStatus.CANCELLED):
+        jm.cancelJob(job_id, sender=requester)
+
+
+def test_cancelJob_beforeDeadline_reverts(make_job: Any, spotcheck: Any, requester: Any) -> None:
+    job_id = make_job(commit=False)
+    deadline = spotcheck.job_manager.getJob(job_id).commitDeadline
+    with ape.reverts(spotcheck.job_manager.CommitDeadlineNotPassed, jobId=job_id, deadline=deadline):
+        spotcheck.job_manager.cancelJob(job_id, sender=requester)
+
+
+def test_cancelJob_byOther_reverts(make_job: Any, spotcheck: Any, outsider: Any, chain: Any) -> None:
+    job_id = make_job(commit=False)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    with ape.reverts(spotcheck.job_manager.NotRequester, jobId=job_id, caller=outsider):
+        spotcheck.job_manager.cancelJob(job_id, sender=outsider)
+
+
+def test_cancelJob_committedJob_reverts(make_job: Any, spotcheck: Any, requester: Any, chain: Any) -> None:
+    job_id = make_job()
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    with ape.reverts(spotcheck.job_manager.BadJobStatus, jobId=job_id, status=JobStatus.COMMITTED):
+        spotcheck.job_manager.cancelJob(job_id, sender=requester)
+
+
+def test_withdrawCredits_withNothing_reverts(spotcheck: Any, outsider: Any) -> None:
+    with ape.reverts(spotcheck.job_manager.NothingToWithdraw, owner=outsider):
+        spotcheck.job_manager.withdrawCredits(sender=outsider)
+
+
+def test_hooks_onlyDisputeManager(make_job: Any, spotcheck: Any, outsider: Any) -> None:
+    job_id = make_job()
+    jm = spotcheck.job_manager
+    for call in (jm.onJobDisputed, jm.onJobProven, jm.onJobInvalidated):
+        with ape.reverts(jm.NotDisputeManager, caller=outsider):
+            call(job_id, sender=outsider)
+    for call in (jm.onBatchJobDisputed, jm.onBatchJobProven, jm.onBatchJobInvalidated):
+        with ape.reverts(jm.NotDisputeManager, caller=outsider):
+            call(1, 1, sender=outsider)
+
+
+def test_initialize_twiceOrByOther_reverts(spotcheck: Any, deployer: Any, outsider: Any) -> None:
+    jm, sm = spotcheck.job_manager, spotcheck.stake_manager
+    with ape.reverts(jm.NotDeployer, caller=outsider):
+        jm.initialize(outsider, sender=outsider)
+    with ape.reverts(jm.AlreadyInitialized):
+        jm.initialize(outsider, sender=deployer)
+    with ape.reverts(sm.NotAuthorized, caller=outsider):
+        sm.initialize(outsider, outsider, sender=outsider)
+    with ape.reverts(sm.AlreadyInitialized):
+        sm.initialize(outsider, outsider, sender=deployer)
+
+
+# ---------------------------------------------------------------- consumers
+
+
+@pytest.fixture
+def fund_consumer(spotcheck: Any, deployer: Any) -> Any:
+    def _fund(consumer: Any, amount: int = 100 * JOB_FEE) -> None:
+        spotcheck.token.mint(consumer, amount, sender=deployer)
+
+    return _fund
+
+
+def test_exampleConsumer_storesOnlyFinalMatchingOutput(
+    spotcheck: Any, node: Any, outsider: Any, chain: Any, fund_consumer: Any
+) -> None:
+    consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
+    fund_consumer(consumer)
+    job_id = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
+        consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)  # not final yet
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    receipt = jm.finalize(job_id, sender=outsider)
+    assert not list(receipt.events.filter(jm.ConsumerCallbackFailed))
+    assert consumer.finalOutputHash(job_id) == hash_vector(JOB_OUTPUT)
+    with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
+        consumer.deliverOutput(job_id, [11, -20], sender=outsider)  # wrong output
+    consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)
+    assert list(consumer.outputOf(job_id)) == JOB_OUTPUT
+    with ape.reverts(consumer.AlreadyDelivered, jobId=job_id):
+        consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)
+
+
+def test_consumerBase_callback_onlyFromJobManager(spotcheck: Any, outsider: Any) -> None:
+    consumer = spotcheck.example_consumer
+    with ape.reverts(consumer.OnlyJobManager, caller=outsider):
+        consumer.onSpotcheckJobFinalized(1, b"\x00" * 32, sender=outsider)
+
+
+def test_exampleConsumer_cancelsAndRecoversRefund(
+    spotcheck: Any, node: Any, outsider: Any, chain: Any, fund_consumer: Any
+) -> None:
+    consumer, token = spotcheck.example_consumer, spotcheck.token
+    fund_consumer(consumer, JOB_FEE)
+    job_id = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    assert token.balanceOf(consumer) == 0
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    consumer.cancel(job_id, sender=outsider)
+    consumer.withdrawRefunds(sender=outsider)
+    assert token.balanceOf(consumer) == JOB_FEE
+
+
+@pytest.mark.parametrize("behaviour", [0, 1, 2, 3], ids=["revert", "burnGas", "reenter", "returnBomb"])
+def test_finalize_withHostileConsumer_stillFinalizes(
+    behaviour: int,
+    project: Any,
+    spotcheck: Any,
+    node: Any,
+    deployer: Any,
+    outsider: Any,
+    chain: Any,
+    fund_consumer: Any,
+) -> None:
+    jm = spotcheck.job_manager
+    hostile = deployer.deploy(project.HostileConsumer, jm)
+    hostile.setBehaviour(behaviour, sender=deployer)
+    fund_consumer(hostile)
+    job_id = hostile.request(spotcheck.token, spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    receipt = jm.finalize(job_id, sender=outsider, gas=1_000_000)
+    assert jm.isJobFinal(job_id)
+    assert jm.credits(node) == JOB_FEE
+    [failed] = receipt.events.filter(jm.ConsumerCallbackFailed)
+    assert failed.jobId == job_id
+    assert receipt.gas_used < 300_000  # a returned bomb or burned gas is capped
+
+
+def test_finalize_withTooLittleGasForCallback_reverts(
+    project: Any, spotcheck: Any, node: Any, deployer: Any, outsider: Any, chain: Any, fund_consumer: Any
+) -> None:
+    jm = spotcheck.job_manager
+    consumer = spotcheck.example_consumer
+    fund_consumer(consumer)
+    job_id = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    # Enough for everything before the callback, too little for the guaranteed callback gas.
+    with ape.reverts(jm.InsufficientCallbackGas):
+        jm.finalize(job_id, sender=outsider, gas=110_000)
+    assert not jm.isJobFinal(job_id)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def test_commitBatch_lockOnce_finalizeAfterWindow_unlocks(
+    spotcheck: Any, node: Any, outsider: Any, chain: Any
+) -> None:
+    jm, sm = spotcheck.job_manager, spotcheck.stake_manager
+    receipt = jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 1024, "http://node/batches/1", sender=node)
+    batch_id = receipt.return_value
+    batch = jm.getBatch(batch_id)
+    assert batch.status == BatchStatus.COMMITTED
+    assert batch.count == 1024 and batch.uri == "http://node/batches/1"
+    assert sm.stakeOf(node).locked == SLASH
+    with ape.reverts(jm.ChallengeWindowOpen, deadline=batch.challengeDeadline):
+        jm.finalizeBatch(batch_id, sender=outsider)
+    assert not jm.isBatchJobFinal(batch_id, 7)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    assert jm.getBatch(batch_id).status == BatchStatus.FINAL
+    assert jm.isBatchJobFinal(batch_id, 7)
+    assert sm.stakeOf(node).locked == 0
+    with ape.reverts(jm.BadBatchStatus, batchId=batch_id, status=BatchStatus.FINAL):
+        jm.finalizeBatch(batch_id, sender=outsider)
+
+
+def test_commitBatch_emptyOrZeroRoot_reverts(spotcheck: Any, node: Any) -> None:
+    jm = spotcheck.job_manager
+    with ape.reverts(jm.EmptyBatch):
+        jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 0, "", sender=node)
+    with ape.reverts(jm.ZeroRoot):
+        jm.commitBatch(spotcheck.model_id, b"\x00" * 32, 1, "", sender=node)
+
+
+def test_unknownBatch_reverts(spotcheck: Any, outsider: Any) -> None:
+    with ape.reverts(spotcheck.job_manager.UnknownBatch, batchId=5):
+        spotcheck.job_manager.finalizeBatch(5, sender=outsider)
