@@ -114,7 +114,10 @@ def economics_group() -> None:
 
     Proof of Sampling: a node that skips inference on a job saves C; if an honest challenger
     samples the job (probability p (1 - r)) the node loses its reward R and is slashed S.
-    Cheating does not pay when p > C / ((1 - r)(R + S)).
+    Cheating does not pay when
+
+    \b
+        p > C / ((1 - r)(R + S))
     """
 
 
@@ -144,7 +147,7 @@ def bound(
     sampling: float | None,
     safety: float,
 ) -> None:
-    """Minimum sampling probability; with --p, a verdict on a proposed one."""
+    """Minimum sampling probability, and a verdict on a proposed --p."""
     minimum = econ.min_sampling_probability(
         cost, reward, slash, collusion, value_at_risk=value_at_risk
     )
