@@ -23,8 +23,11 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     onnx_path: Path
-    #: ezkl artifacts folder (settings, compiled circuit, keys): needed to prove and self-audit.
-    artifacts_dir: Path | None = None
+    #: Calibration inputs the registrar used (JSON ``{"input_data": [[...]]}``); None = default.
+    calibration_path: Path | None = None
+    #: The SRS file and its sha256; None = a locally generated dev SRS (TESTS AND DEMOS ONLY).
+    srs_path: Path | None = None
+    srs_sha256: str | None = None
     input_scale: int = Field(ge=0, le=64)
     output_scale: int = Field(ge=0, le=64)
     tau: int = Field(ge=0)
@@ -68,7 +71,7 @@ class NodeSettings(BaseSettings):
     batch_interval_s: float = Field(default=30.0, gt=0)
     http: HttpConfig = HttpConfig()
     fault_injection: FaultInjection = FaultInjection()
-    #: Share of served outputs checked against the circuit witness (needs artifacts_dir).
+    #: Share of served outputs checked against the circuit witness (ezkl gen_witness).
     self_audit_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     #: Blocks a log must be buried under before the node acts on it.
     confirmations: int = Field(default=0, ge=0)
@@ -118,7 +121,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> NodeSettings:
             raise ConfigError(f"cannot read node config {path}: {err}") from err
         base = Path(path).resolve().parent
         for model in data.get("models", {}).values():
-            for key in ("onnx_path", "artifacts_dir"):
+            for key in ("onnx_path", "calibration_path", "srs_path"):
                 if key in model and not Path(model[key]).is_absolute():
                     model[key] = str(base / model[key])
     data.update({k: v for k, v in overrides.items() if v is not None})

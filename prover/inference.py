@@ -40,7 +40,6 @@ class ModelSpec:
     input_scale: int
     output_scale: int
     tau: int
-    artifacts_dir: Path | None = None
 
 
 @dataclass(frozen=True, eq=False)

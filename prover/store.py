@@ -245,7 +245,6 @@ class Store:
     def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """A write transaction on our connection, or the caller's open transaction on ``conn``."""
         if conn is not None:
-            conn.row_factory = sqlite3.Row
             yield conn
             return
         with self._lock:

@@ -1,0 +1,264 @@
+"""The node's HTTP API (FastAPI; OpenAPI at ``/docs`` and ``/openapi.json``).
+
+- ``POST /v1/models/{modelId}/infer``: serve a job; answer output, ``output_q`` and a signed
+  receipt. The job is durable before the answer is sent and is committed in a batch later.
+- ``GET /v1/batches/{batchId}``: a committed batch's leaves (for challengers and users).
+- ``GET /v1/batches/{batchId}/jobs/{jobId}``: one leaf and its Merkle proof.
+- ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof).
+- ``/health`` (process alive), ``/ready`` (serving), ``/metrics`` (Prometheus).
+
+Bad input is a 4xx with a one-line ``detail`` and never reaches the store: unknown model
+(404), wrong length, NaN or infinity, non-integers in ``input_q`` (422), oversized body (413).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+
+from prover.batching import JobServer
+from prover.defence import SelfAuditor
+from prover.inference import UnknownModelError
+from prover.metrics import NodeMetrics
+from prover.store import BatchState, ServedJob, Store
+from spotcheck.errors import InputError
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class InferRequest(BaseModel):
+    """Exactly one of ``input`` (floats, quantized by the node) or ``input_q`` (integers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[StrictFloat | StrictInt] | None = Field(
+        default=None, description="Flat input (row-major), quantized at the model's input scale"
+    )
+    input_q: list[StrictInt] | None = Field(
+        default=None, description="Flat quantized input (the canonical job input)"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InferRequest:
+        if (self.input is None) == (self.input_q is None):
+            raise ValueError("give exactly one of `input` or `input_q`")
+        return self
+
+
+class ReceiptModel(BaseModel):
+    jobId: int  # noqa: N815 - JSON field names follow the contracts
+    modelId: str  # noqa: N815
+    inputHash: str  # noqa: N815
+    outputHash: str  # noqa: N815
+    leaf: str
+    node: str
+    signature: str
+
+
+class InferResponse(BaseModel):
+    output: list[float]
+    output_q: list[int]
+    receipt: ReceiptModel
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    server: JobServer
+    store: Store
+    metrics: NodeMetrics
+    auditor: SelfAuditor
+    max_body_bytes: int = 8 * 1024 * 1024
+    ready: Callable[[], bool] = lambda: True
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413, by header and while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int, on_reject: Callable[[], None]) -> None:
+        self.app = app
+        self.limit = limit
+        self.on_reject = on_reject
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        self.on_reject()
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.limit} bytes"}, status_code=413
+        )
+        await response({"type": "http"}, _empty_receive, send)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b""}
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _parse_model_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise HTTPException(404, f"unknown model {text!r} (model ids are 32-byte hex)")
+    return raw
+
+
+def _leaf_json(job: ServedJob, with_proof: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "jobId": job.job_id,
+        "index": job.leaf_index,
+        "inputQ": job.input_q.tolist(),
+        "outputQ": job.output_q.tolist(),
+        "inputHash": _hex(job.input_hash),
+        "outputHash": _hex(job.output_hash),
+        "leaf": _hex(job.leaf),
+        "signature": _hex(job.signature),
+    }
+    if with_proof:
+        out["proof"] = [_hex(p) for p in job.proof or ()]
+    return out
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Spotcheck inference node",
+        version="1",
+        description="Verifiable ONNX inference: outputs with receipts committed in Merkle batches.",
+    )
+    metrics = ctx.metrics
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, err: InputError) -> JSONResponse:
+        if isinstance(err, UnknownModelError):
+            metrics.rejected.labels("unknown_model").inc()
+            return JSONResponse({"detail": str(err)}, status_code=404)
+        metrics.rejected.labels("bad_input").inc()
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
+    @app.post("/v1/models/{model_id}/infer", response_model=InferResponse)
+    def infer(model_id: str, body: InferRequest) -> InferResponse:
+        """Run the model, persist the job, and return the output with a signed receipt."""
+        if ctx.auditor.halted_reason is not None:
+            raise HTTPException(503, f"node halted: {ctx.auditor.halted_reason}")
+        mid = _parse_model_id(model_id)
+        runtime = ctx.server.engine.runtime(mid)
+        if body.input_q is not None:
+            input_q = runtime.check_input_q(body.input_q)
+        else:
+            assert body.input is not None
+            input_q = runtime.quantize_input([float(v) for v in body.input])
+        served = ctx.server.serve(mid, input_q)
+        metrics.jobs_served.labels("batch").inc()
+        r = served.receipt.to_json()
+        return InferResponse(
+            output=served.result.output.tolist(),
+            output_q=served.result.output_q.tolist(),
+            receipt=ReceiptModel(**r),
+        )
+
+    @app.get("/v1/batches/{batch_id}")
+    def batch(batch_id: int) -> dict[str, Any]:
+        """A committed batch and all its leaves."""
+        b = ctx.store.batch_by_chain_id(batch_id)
+        if b is None:
+            raise HTTPException(404, f"batch {batch_id} was not committed by this node")
+        return {
+            "batchId": batch_id,
+            "modelId": _hex(b.model_id),
+            "root": _hex(b.root),
+            "count": b.count,
+            "final": b.status == BatchState.FINAL,
+            "node": ctx.server.signer.address,
+            "leaves": [_leaf_json(j, False) for j in ctx.store.batch_jobs(b.local_id)],
+        }
+
+    @app.get("/v1/batches/{batch_id}/jobs/{job_id}")
+    def batch_job(batch_id: int, job_id: int) -> dict[str, Any]:
+        """One leaf of a committed batch with its Merkle proof (OpenZeppelin, sorted pairs)."""
+        b = ctx.store.batch_by_chain_id(batch_id)
+        job = ctx.store.served_job(job_id)
+        if b is None or job is None or job.batch_local_id != b.local_id:
+            raise HTTPException(404, f"job {job_id} is not in batch {batch_id}")
+        return {"batchId": batch_id, "root": _hex(b.root), **_leaf_json(job, True)}
+
+    @app.get("/v1/jobs/{job_id}")
+    def job_status(job_id: int) -> dict[str, Any]:
+        """Where a served job is: pending, sealed, or committed in a batch (with its proof)."""
+        job = ctx.store.served_job(job_id)
+        if job is None:
+            raise HTTPException(404, f"job {job_id} unknown")
+        out: dict[str, Any] = {"jobId": job_id, "status": "pending", "batchId": None}
+        if job.batch_local_id is not None:
+            b = ctx.store.batch(job.batch_local_id)
+            assert b is not None
+            out["status"] = str(b.status)
+            out["batchId"] = b.batch_id
+            if b.batch_id is not None:
+                out.update(root=_hex(b.root), **_leaf_json(job, True))
+        return out
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        if ctx.auditor.halted_reason is not None:
+            return JSONResponse({"ready": False, "reason": ctx.auditor.halted_reason}, 503)
+        if not ctx.ready():
+            return JSONResponse({"ready": False, "reason": "starting"}, 503)
+        return JSONResponse({"ready": True})
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(
+        BodyLimit,  # type: ignore[arg-type]
+        limit=ctx.max_body_bytes,
+        on_reject=lambda: metrics.rejected.labels("too_large").inc(),
+    )
+    return app

@@ -1,0 +1,166 @@
+"""Proving disputed jobs and auditing our own outputs against the circuit.
+
+:class:`ProofBackend` is the seam: :class:`EzklProofBackend` builds (or loads from the
+content-addressed cache) each model's ezkl artifacts once and proves with ``verifier.prove``;
+tests against a MockVerifier pass a backend that returns well-formed instances.
+
+:class:`SelfAuditor` re-checks a small random share of served outputs against the circuit's
+witness (the exact rule the contract applies in a dispute). An honest node whose hardware
+drifts outside ``tau`` would lose every dispute, so it halts loudly instead of serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from spotcheck.encoding import max_abs_diff
+from spotcheck.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prover.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What ``DisputeManager.defend`` needs besides the dispute id and committed output."""
+
+    proof: bytes
+    instances: list[int]
+    output_q: list[int]
+
+
+class ProofBackend(Protocol):
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof: ...
+
+    def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]: ...
+
+
+class EzklProofBackend:
+    """ezkl through ``verifier``: artifacts per model, built once per process (cached on disk)."""
+
+    def __init__(self, models: dict[bytes, ModelConfig]) -> None:
+        self._models = models
+        self._artifacts: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
+
+    def artifacts(self, model_id: bytes) -> Any:
+        with self._lock:
+            if model_id not in self._artifacts:
+                self._artifacts[model_id] = self._build(model_id)
+            return self._artifacts[model_id]
+
+    def _build(self, model_id: bytes) -> Any:
+        import json
+
+        import numpy as np
+
+        from verifier.artifacts import build_artifacts
+        from verifier.srs import SrsSource
+
+        cfg = self._models.get(model_id)
+        if cfg is None:
+            raise ConfigError(f"model 0x{model_id.hex()} is not served by this node")
+        if cfg.srs_path is None:
+            log.warning("model 0x%s: using a DEV SRS (tests and demos only)", model_id.hex()[:12])
+            srs = SrsSource.dev()
+        else:
+            if not cfg.srs_sha256:
+                raise ConfigError("srs_path needs srs_sha256")
+            srs = SrsSource.file(cfg.srs_path, cfg.srs_sha256)
+        calibration = None
+        if cfg.calibration_path is not None:
+            data = json.loads(cfg.calibration_path.read_text())
+            calibration = np.asarray(data["input_data"][0], dtype=np.float64)
+        artifacts = build_artifacts(cfg.onnx_path, calibration=calibration, srs=srs)
+        if (artifacts.input_scale, artifacts.output_scale) != (cfg.input_scale, cfg.output_scale):
+            raise ConfigError(
+                f"model 0x{model_id.hex()}: circuit scales "
+                f"{artifacts.input_scale}/{artifacts.output_scale} differ from the configured "
+                f"{cfg.input_scale}/{cfg.output_scale}"
+            )
+        return artifacts
+
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+        from verifier.prove import prove
+
+        bundle = prove(self.artifacts(model_id), [int(v) for v in input_q])
+        return Proof(bundle.proof, list(bundle.instances), list(bundle.output_q))
+
+    def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
+        from verifier.witness import witness_output
+
+        return witness_output(self.artifacts(model_id), [int(v) for v in input_q])
+
+
+@dataclass(frozen=True)
+class AuditFinding:
+    job_ref: str
+    model_id: bytes
+    max_diff: int
+    tau: int
+
+    @property
+    def ok(self) -> bool:
+        return self.max_diff <= self.tau
+
+
+class SelfAuditor:
+    """Samples served outputs (cheap, on the hot path) and checks them later (off it)."""
+
+    def __init__(
+        self, backend: ProofBackend | None, rate: float, taus: dict[bytes, int], seed: int = 0
+    ) -> None:
+        self.backend = backend
+        self.rate = rate if backend is not None else 0.0
+        self._taus = taus
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[str, bytes, list[int], list[int]]] = queue.Queue(1000)
+        self.halted_reason: str | None = None
+
+    def maybe_sample(
+        self, job_ref: str, model_id: bytes, input_q: Sequence[int], honest_output_q: Sequence[int]
+    ) -> None:
+        """Queue the honest output (not a deliberately corrupted one) for checking."""
+        if self.rate <= 0:
+            return
+        with self._lock:
+            if self._rng.random() >= self.rate:
+                return
+        try:
+            self._queue.put_nowait(
+                (job_ref, model_id, [int(v) for v in input_q], [int(v) for v in honest_output_q])
+            )
+        except queue.Full:
+            log.debug("self-audit queue full; skipping %s", job_ref)
+
+    def drain(self, limit: int = 10) -> list[AuditFinding]:
+        """Check up to ``limit`` queued samples; halts (sets ``halted_reason``) on a miss."""
+        findings: list[AuditFinding] = []
+        if self.backend is None:
+            return findings
+        for _ in range(limit):
+            try:
+                job_ref, model_id, input_q, output_q = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            reference = self.backend.witness_output(model_id, input_q)
+            finding = AuditFinding(
+                job_ref, model_id, max_abs_diff(output_q, reference), self._taus[model_id]
+            )
+            findings.append(finding)
+            if not finding.ok:
+                self.halted_reason = (
+                    f"self-audit of {job_ref}: output differs from the circuit by "
+                    f"{finding.max_diff} > tau {finding.tau}"
+                )
+                log.critical("NODE HALTED: %s. Check the hardware.", self.halted_reason)
+        return findings
