@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from spotcheck.chain import JobKind
 from spotcheck.errors import StateError
 
 
@@ -55,13 +56,6 @@ class BatchState(enum.StrEnum):
     SEEN = "seen"
     FETCHED = "fetched"
     UNAVAILABLE = "unavailable"
-
-
-class Kind(enum.IntEnum):
-    """Mirror of ``IDisputeManager.JobKind``."""
-
-    ONCHAIN = 0
-    BATCH = 1
 
 
 #: Allowed predecessors of each state (the only legal transitions).
@@ -151,7 +145,7 @@ CREATE TABLE IF NOT EXISTS ch_counters (
 @dataclass(frozen=True)
 class JobRow:
     job_key: bytes
-    kind: Kind
+    kind: JobKind
     ref: int
     job_id: int
     model_id: bytes
@@ -216,7 +210,7 @@ def _job(row: Sequence[Any]) -> JobRow:
     proof = None if row[13] is None else [bytes.fromhex(h) for h in json.loads(row[13])]
     return JobRow(
         job_key=bytes(row[0]),
-        kind=Kind(row[1]),
+        kind=JobKind(row[1]),
         ref=int(row[2]),
         job_id=int(row[3]),
         model_id=bytes(row[4]),
@@ -309,7 +303,7 @@ class Store:
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, ?)",
             (
                 job_key,
-                int(Kind.ONCHAIN),
+                int(JobKind.ONCHAIN),
                 str(job_id),
                 str(job_id),
                 req[0] if req is not None else model_id,
@@ -409,6 +403,11 @@ class Store:
         """Move ``job_key`` to ``to`` if its state allows it; False if it already moved on."""
         return _transition(self.conn, job_key, to, **fields)
 
+    @staticmethod
+    def transition_in(conn: sqlite3.Connection, job_key: bytes, to: JobState) -> bool:
+        """:meth:`transition` on ``conn`` (inside the follower's transaction)."""
+        return _transition(conn, job_key, to)
+
     def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> None:
         """Record a batch's verified leaves (each with its sampling decision), atomically."""
         from spotcheck.encoding import batch_job_key
@@ -427,7 +426,7 @@ class Store:
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)",
                     (
                         batch_job_key(batch.batch_id, leaf.job_id),
-                        int(Kind.BATCH),
+                        int(JobKind.BATCH),
                         str(batch.batch_id),
                         str(leaf.job_id),
                         batch.model_id,

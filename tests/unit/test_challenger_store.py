@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from challenger.store import BatchState, JobState, Kind, Leaf, Store
+from challenger.store import BatchState, JobState, Leaf, Store
+from spotcheck.chain import JobKind
 from spotcheck.encoding import batch_job_key, onchain_job_key, output_hash
 from spotcheck.errors import StateError
 from spotcheck.follower import open_db
@@ -38,7 +39,7 @@ def test_commit_recordedTwice_isOneJobSeenOnce(store: Store) -> None:
     _commit(store)
     job = store.job(key)
     assert job is not None and job.state is JobState.SEEN
-    assert job.input_q == [1, 2] and job.output_q == [3] and job.kind is Kind.ONCHAIN
+    assert job.input_q == [1, 2] and job.output_q == [3] and job.kind is JobKind.ONCHAIN
     assert store.counters()["jobs_seen"] == 1
 
 

@@ -1,0 +1,290 @@
+"""What the challenger needs from the chain, as a small typed port, and its Ape implementation.
+
+The service logic (``challenger.service``) talks to :class:`ChainPort` only, so its state
+machine is tested without a chain and runs on anvil or any EVM network through
+:class:`ApeChain`. Reads retry with exponential backoff (tenacity); transactions are never
+retried blindly: a failed send raises :class:`ChainError` and the service re-reads the chain
+before deciding again (a second ``openDispute`` could only revert, but it would waste gas).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from spotcheck.chain import DisputeStatus
+from spotcheck.errors import ChainError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """The registry fields the challenger uses."""
+
+    model_id: bytes
+    onnx_hash: bytes
+    settings_hash: bytes
+    input_len: int
+    output_len: int
+    input_scale: int
+    output_scale: int
+    tau: int
+    challenger_bond: int
+    slash_amount: int
+    bounty_bps: int
+
+
+@dataclass(frozen=True)
+class DisputeView:
+    status: DisputeStatus
+    challenger: str
+    bond: int
+    proof_deadline: int
+
+
+@dataclass(frozen=True)
+class TxResult:
+    tx_hash: str
+    block_number: int
+
+
+class ChainPort(Protocol):
+    """The chain as the challenger sees it (``me`` is the challenger's account address)."""
+
+    @property
+    def me(self) -> str: ...
+
+    def head(self) -> int: ...
+
+    def block_hash(self, number: int) -> bytes: ...
+
+    def timestamp(self) -> int:
+        """Timestamp of the newest block (deadlines compare against it)."""
+        ...
+
+    def model(self, model_id: bytes) -> ModelParams: ...
+
+    def dispute(self, dispute_id: bytes) -> DisputeView: ...
+
+    def bond_at_risk(self) -> int: ...
+
+    def credits(self) -> int: ...
+
+    def balance(self) -> int: ...
+
+    def request_input(self, job_id: int) -> tuple[bytes, list[int]] | None:
+        """``(modelId, inputQ)`` of on-chain job ``job_id`` from its JobRequested event."""
+        ...
+
+    def open_dispute(self, job_id: int, bond: int) -> TxResult: ...
+
+    def open_batch_dispute(
+        self,
+        batch_id: int,
+        job_id: int,
+        input_hash: bytes,
+        output_hash: bytes,
+        proof: Sequence[bytes],
+        bond: int,
+    ) -> TxResult: ...
+
+    def settle(self, dispute_id: bytes) -> TxResult: ...
+
+    def withdraw_credits(self) -> TxResult: ...
+
+
+def _transient(err: BaseException) -> bool:
+    """Retry anything but a contract revert (a revert is an answer, not a hiccup)."""
+    from ape.exceptions import ContractLogicError
+
+    return not isinstance(err, ContractLogicError | ChainError | KeyboardInterrupt)
+
+
+def _to_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    text = str(value)
+    return bytes.fromhex(text.removeprefix("0x"))
+
+
+class ApeChain:
+    """:class:`ChainPort` over Ape contract instances, sending as ``account``."""
+
+    def __init__(
+        self,
+        *,
+        job_manager: Any,
+        dispute_manager: Any,
+        model_registry: Any,
+        token: Any,
+        account: Any,
+        attempts: int = 6,
+        max_backoff: float = 8.0,
+    ) -> None:
+        self.jobs = job_manager
+        self.disputes = dispute_manager
+        self.registry = model_registry
+        self.token = token
+        self.account = account
+        self._attempts = attempts
+        self._max_backoff = max_backoff
+        self._models: dict[bytes, ModelParams] = {}
+
+    @classmethod
+    def from_contracts(cls, contracts: Any, account: Any, **kwargs: Any) -> ApeChain:
+        """From a ``spotcheck.chain.SpotcheckContracts``."""
+        return cls(
+            job_manager=contracts.job_manager,
+            dispute_manager=contracts.dispute_manager,
+            model_registry=contracts.model_registry,
+            token=contracts.token,
+            account=account,
+            **kwargs,
+        )
+
+    # -- reads (retried) --------------------------------------------------------------------
+
+    def _read(self, what: str, call: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.25, max=self._max_backoff),
+            retry=retry_if_exception(_transient),
+            reraise=False,
+        )
+        try:
+            return retrying(call)
+        except RetryError as err:
+            cause = err.last_attempt.exception()
+            raise ChainError(f"{what}: RPC failed {self._attempts} times: {cause}") from cause
+
+    @property
+    def me(self) -> str:
+        return str(self.account.address)
+
+    def head(self) -> int:
+        from ape import chain
+
+        return self._read("head", lambda: int(chain.blocks.height))
+
+    def block_hash(self, number: int) -> bytes:
+        from ape import chain
+
+        return self._read(f"block {number}", lambda: _to_bytes(chain.blocks[number].hash))
+
+    def timestamp(self) -> int:
+        from ape import chain
+
+        return self._read("timestamp", lambda: int(chain.blocks.head.timestamp))
+
+    def model(self, model_id: bytes) -> ModelParams:
+        cached = self._models.get(model_id)
+        if cached is not None:
+            return cached
+        m = self._read("getModel", lambda: self.registry.getModel(model_id))
+        params = ModelParams(
+            model_id=model_id,
+            onnx_hash=_to_bytes(m.onnxHash),
+            settings_hash=_to_bytes(m.settingsHash),
+            input_len=int(m.inputLen),
+            output_len=int(m.outputLen),
+            input_scale=int(m.inputScale),
+            output_scale=int(m.outputScale),
+            tau=int(m.tau),
+            challenger_bond=int(m.challengerBond),
+            slash_amount=int(m.slashAmount),
+            bounty_bps=int(m.bountyBps),
+        )
+        self._models[model_id] = params  # registry parameters are immutable per modelId
+        return params
+
+    def dispute(self, dispute_id: bytes) -> DisputeView:
+        d = self._read("getDispute", lambda: self.disputes.getDispute(dispute_id))
+        return DisputeView(
+            status=DisputeStatus(int(d.status)),
+            challenger=str(d.challenger),
+            bond=int(d.bond),
+            proof_deadline=int(d.proofDeadline),
+        )
+
+    def bond_at_risk(self) -> int:
+        return int(self._read("bondAtRisk", lambda: self.disputes.bondAtRisk(self.me)))
+
+    def credits(self) -> int:
+        return int(self._read("credits", lambda: self.disputes.credits(self.me)))
+
+    def balance(self) -> int:
+        return int(self._read("balanceOf", lambda: self.token.balanceOf(self.me)))
+
+    def request_input(self, job_id: int) -> tuple[bytes, list[int]] | None:
+        def find() -> tuple[bytes, list[int]] | None:
+            from ape import chain
+
+            head = int(chain.blocks.height)
+            for entry in self.jobs.JobRequested.range(0, head + 1, search_topics={"jobId": job_id}):
+                args = entry.event_arguments
+                return _to_bytes(args["modelId"]), [int(v) for v in args["input"]]
+            return None
+
+        return self._read("JobRequested", find)
+
+    # -- transactions (never retried blindly) ------------------------------------------------
+
+    def _send(self, what: str, call: Callable[[], Any]) -> TxResult:
+        try:
+            receipt = call()
+        except Exception as err:  # Ape raises its own and web3's exception types
+            raise ChainError(f"{what} failed: {err}") from err
+        if getattr(receipt, "failed", False):
+            raise ChainError(f"{what} reverted in {receipt.txn_hash}")
+        return TxResult(tx_hash=str(receipt.txn_hash), block_number=int(receipt.block_number))
+
+    def _approve(self, amount: int) -> None:
+        if amount <= 0:
+            return
+        spender = self.disputes.address
+        allowance = self._read("allowance", lambda: self.token.allowance(self.me, spender))
+        if int(allowance) < amount:
+            self._send("approve", lambda: self.token.approve(spender, amount, sender=self.account))
+
+    def open_dispute(self, job_id: int, bond: int) -> TxResult:
+        self._approve(bond)
+        return self._send(
+            f"openDispute({job_id})",
+            lambda: self.disputes.openDispute(job_id, sender=self.account),
+        )
+
+    def open_batch_dispute(
+        self,
+        batch_id: int,
+        job_id: int,
+        input_hash: bytes,
+        output_hash: bytes,
+        proof: Sequence[bytes],
+        bond: int,
+    ) -> TxResult:
+        self._approve(bond)
+        return self._send(
+            f"openBatchDispute({batch_id}, {job_id})",
+            lambda: self.disputes.openBatchDispute(
+                batch_id, job_id, input_hash, output_hash, list(proof), sender=self.account
+            ),
+        )
+
+    def settle(self, dispute_id: bytes) -> TxResult:
+        return self._send(
+            f"settle(0x{dispute_id.hex()})",
+            lambda: self.disputes.settle(dispute_id, sender=self.account),
+        )
+
+    def withdraw_credits(self) -> TxResult:
+        return self._send(
+            "withdrawCredits", lambda: self.disputes.withdrawCredits(sender=self.account)
+        )
