@@ -1,0 +1,217 @@
+"""StakeManager and ModelRegistry through Ape on anvil; a malicious re-entrant token."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import ape
+import pytest
+from eth_utils import keccak
+
+from spotcheck.chain import TOKEN, DeployParams
+from spotcheck.deploy import deploy_all
+from tests.fixtures.chain import FUNDING, MOCK_MODEL, NODE_STAKE, TEST_PARAMS, advance
+
+pytestmark = pytest.mark.chain
+REENTRANCY = keccak(text="ReentrancyGuardReentrantCall()")[:4]
+
+
+def test_stake_addsToTotal_andEmits(spotcheck: Any, node: Any) -> None:
+    sm = spotcheck.stake_manager
+    receipt = sm.stake(5 * TOKEN, sender=node)
+    [event] = receipt.events.filter(sm.Staked)
+    assert event.total == NODE_STAKE + 5 * TOKEN
+    assert sm.stakeOf(node).amount == NODE_STAKE + 5 * TOKEN
+    assert sm.freeStake(node) == NODE_STAKE + 5 * TOKEN
+    assert sm.canCommit(node, MOCK_MODEL.slash_amount)
+
+
+def test_stake_zero_reverts(spotcheck: Any, node: Any) -> None:
+    with ape.reverts(spotcheck.stake_manager.ZeroAmount):
+        spotcheck.stake_manager.stake(0, sender=node)
+
+
+def test_unbond_fullCycle_afterDelay_returnsStake(spotcheck: Any, node: Any, chain: Any) -> None:
+    sm, token = spotcheck.stake_manager, spotcheck.token
+    receipt = sm.requestUnbond(sender=node)
+    [event] = receipt.events.filter(sm.UnbondRequested)
+    assert not sm.canCommit(node, 0)
+    with ape.reverts(sm.NodeUnbonding, node=node):
+        sm.requestUnbond(sender=node)
+    with ape.reverts(sm.NodeUnbonding, node=node):
+        sm.stake(TOKEN, sender=node)
+    with ape.reverts(sm.UnbondingDelayNotOver, node=node, readyAt=event.readyAt):
+        sm.withdrawStake(sender=node)
+    advance(chain, TEST_PARAMS.unbonding_delay + 1)
+    before = token.balanceOf(node)
+    sm.withdrawStake(sender=node)
+    assert token.balanceOf(node) == before + NODE_STAKE
+    assert sm.stakeOf(node).amount == 0 and sm.stakeOf(node).unbondRequestedAt == 0
+    sm.stake(TOKEN, sender=node)  # fully exited nodes may come back
+
+
+def test_withdrawStake_leavesLockedStake_untilCommitmentResolves(
+    spotcheck: Any, make_job: Any, node: Any, outsider: Any, chain: Any
+) -> None:
+    sm, jm = spotcheck.stake_manager, spotcheck.job_manager
+    job_id = make_job()
+    sm.requestUnbond(sender=node)
+    advance(chain, TEST_PARAMS.unbonding_delay + 1)
+    sm.withdrawStake(sender=node)
+    assert sm.stakeOf(node).amount == MOCK_MODEL.slash_amount  # still backing the open job
+    with ape.reverts(sm.ZeroAmount):
+        sm.withdrawStake(sender=node)
+    jm.finalize(job_id, sender=outsider)
+    sm.withdrawStake(sender=node)
+    assert sm.stakeOf(node).amount == 0
+
+
+def test_withdrawStake_withoutRequest_reverts(spotcheck: Any, node: Any) -> None:
+    with ape.reverts(spotcheck.stake_manager.NotUnbonding, node=node):
+        spotcheck.stake_manager.withdrawStake(sender=node)
+
+
+def test_requestUnbond_withoutStake_reverts(spotcheck: Any, outsider: Any) -> None:
+    with ape.reverts(spotcheck.stake_manager.ZeroAmount):
+        spotcheck.stake_manager.requestUnbond(sender=outsider)
+
+
+# ---------------------------------------------------------------- registry
+
+
+def test_registerModel_byNonOwner_reverts(spotcheck: Any, mock_verifier: Any, outsider: Any) -> None:
+    reg = spotcheck.model_registry
+    struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x01" * 32, b"\x02" * 32)
+    with ape.reverts(reg.NotRegistrar, caller=outsider):
+        reg.registerModel(struct, sender=outsider)
+    with ape.reverts(reg.NotRegistrar, caller=outsider):
+        reg.deactivateModel(spotcheck.model_id, sender=outsider)
+
+
+def test_registerModel_storesParams_andIdBindsHashesAndVerifier(
+    spotcheck: Any, mock_verifier: Any, deployer: Any
+) -> None:
+    reg = spotcheck.model_registry
+    struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x01" * 32, b"\x02" * 32)
+    model_id = reg.registerModel(struct, sender=deployer).return_value
+    expected = keccak(b"\x01" * 32 + b"\x02" * 32 + bytes(12) + bytes.fromhex(mock_verifier.address[2:]))
+    assert model_id == expected == reg.computeModelId(b"\x01" * 32, b"\x02" * 32, mock_verifier)
+    m = reg.getModel(model_id)
+    assert (m.inputLen, m.outputLen, m.tau, m.active) == (4, 2, MOCK_MODEL.tau, True)
+    assert m.slashAmount == MOCK_MODEL.slash_amount and m.bountyBps == MOCK_MODEL.bounty_bps
+    with ape.reverts(reg.ModelExists, modelId=model_id):
+        reg.registerModel(struct, sender=deployer)
+
+
+def test_registerModel_windowsNotInsideUnbondingDelay_reverts(
+    spotcheck: Any, mock_verifier: Any, deployer: Any
+) -> None:
+    reg = spotcheck.model_registry
+    params = replace(MOCK_MODEL, challenge_window=600, proof_window=400)  # == delay 1000
+    struct = params.as_struct(str(mock_verifier.address), b"\x03" * 32, b"\x04" * 32)
+    with ape.reverts(reg.WindowsExceedUnbondingDelay, challengeWindow=600, proofWindow=400,
+                     unbondingDelay=TEST_PARAMS.unbonding_delay):
+        reg.registerModel(struct, sender=deployer)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"input_len": 4097}, "inputLen"),
+        ({"output_len": 4097}, "outputLen"),
+        ({"proof_window": 0}, "zero window"),
+        ({"challenger_bond": 0}, "zero challenger bond"),
+        ({"slash_amount": 0}, "zero slash"),
+    ],
+)
+def test_registerModel_invalidParams_reverts(
+    change: dict[str, int], reason: str, spotcheck: Any, mock_verifier: Any, deployer: Any
+) -> None:
+    reg = spotcheck.model_registry
+    struct = replace(MOCK_MODEL, **change).as_struct(str(mock_verifier.address), b"\x05" * 32, b"\x06" * 32)
+    with ape.reverts(reg.InvalidModelParams, reason=reason):
+        reg.registerModel(struct, sender=deployer)
+
+
+def test_registerModel_bountyAbove100Percent_andCodelessVerifier_revert(
+    spotcheck: Any, mock_verifier: Any, deployer: Any, outsider: Any
+) -> None:
+    reg = spotcheck.model_registry
+    struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x05" * 32, b"\x06" * 32)
+    with ape.reverts(reg.InvalidModelParams, reason="bountyBps > 10000"):
+        reg.registerModel({**struct, "bountyBps": 10_001}, sender=deployer)
+    with ape.reverts(reg.InvalidModelParams, reason="verifier has no code"):
+        reg.registerModel({**struct, "verifier": str(outsider.address)}, sender=deployer)
+
+
+def test_deactivateModel_unknown_reverts_and_ownershipIsTwoStep(
+    spotcheck: Any, deployer: Any, outsider: Any
+) -> None:
+    reg = spotcheck.model_registry
+    with ape.reverts(reg.UnknownModel, modelId=b"\x09" * 32):
+        reg.deactivateModel(b"\x09" * 32, sender=deployer)
+    reg.transferOwnership(outsider, sender=deployer)
+    assert reg.owner() == deployer and reg.pendingOwner() == outsider
+    reg.acceptOwnership(sender=outsider)
+    assert reg.owner() == outsider
+
+
+# ---------------------------------------------------------------- malicious token
+
+
+@pytest.fixture
+def evil(project: Any, deployer: Any, accounts: Any) -> dict[str, Any]:
+    """A deployment on ReentrantToken, with one staked node and a registered mock model."""
+    token = deployer.deploy(project.ReentrantToken)
+    dep = deploy_all(deployer, replace(TEST_PARAMS, token=str(token.address)))
+    sm = project.StakeManager.at(dep.stake_manager)
+    jm = project.JobManager.at(dep.job_manager)
+    dm = project.DisputeManager.at(dep.dispute_manager)
+    reg = project.ModelRegistry.at(dep.model_registry)
+    verifier = deployer.deploy(project.MockVerifier)
+    model_id = reg.registerModel(
+        MOCK_MODEL.as_struct(str(verifier.address), b"\x01" * 32, b"\x02" * 32), sender=deployer
+    ).return_value
+    node, challenger = accounts[1], accounts[3]
+    for actor in (node, challenger):
+        token.mint(actor, FUNDING, sender=deployer)
+        for spender in (sm, jm, dm):
+            token.approve(spender, 2**256 - 1, sender=actor)
+    sm.stake(NODE_STAKE, sender=node)
+    return {"token": token, "sm": sm, "jm": jm, "dm": dm, "model_id": model_id,
+            "node": node, "challenger": challenger}
+
+
+def test_reentrantToken_cannotReenterStakeOrCredits(evil: dict[str, Any], deployer: Any, chain: Any) -> None:
+    token, sm, jm, dm = evil["token"], evil["sm"], evil["jm"], evil["dm"]
+    node, challenger = evil["node"], evil["challenger"]
+    # 1. During stake()'s transferFrom, re-enter withdrawStake.
+    token.arm(sm, sm.withdrawStake.encode_input(), sender=deployer)
+    sm.stake(TOKEN, sender=node)
+    assert not token.lastReentrySucceeded()
+    assert bytes(token.lastReentryError())[:4] == REENTRANCY
+    # 2. A settled dispute: during the challenger's credit withdrawal, re-enter withdrawCredits.
+    job_id = jm.requestJob(evil["model_id"], [1, 2, 3, 4], node, 0, sender=challenger).return_value
+    jm.commitResult(job_id, [1, 2], sender=node)
+    dispute_id = dm.openDispute(job_id, sender=challenger).return_value
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(dispute_id, sender=deployer)
+    credit = dm.credits(challenger)
+    token.arm(dm, dm.withdrawCredits.encode_input(), sender=deployer)
+    before = token.balanceOf(challenger)
+    dm.withdrawCredits(sender=challenger)
+    assert not token.lastReentrySucceeded()
+    assert bytes(token.lastReentryError())[:4] == REENTRANCY
+    assert token.balanceOf(challenger) == before + credit
+    assert token.balanceOf(dm) == 0
+    assert token.balanceOf(sm) == NODE_STAKE + TOKEN - MOCK_MODEL.slash_amount
+
+
+def test_deployParams_rejectNonsense() -> None:
+    from spotcheck.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        DeployParams(min_stake=0)
+    with pytest.raises(ConfigError):
+        DeployParams(unbonding_delay=0)
