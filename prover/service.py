@@ -255,8 +255,7 @@ class NodeService:
         if batch.status == BatchState.COMMITTING:
             found = self.chain.find_committed_batch(batch.model_id, batch.root, self.start_block)
             if found is not None:
-                batch_id, deadline = found
-                self.store.mark_batch_committed(batch.local_id, batch_id, None, deadline)
+                self.store.mark_batch_committed(batch.local_id, found[0], None, found[1])
                 return False
         nonce = self._nonce_for(batch.nonce)
         self.store.batch_intent(batch.local_id, nonce)

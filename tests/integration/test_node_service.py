@@ -1,0 +1,392 @@
+"""The inference node on anvil: on-chain and batched jobs, crash recovery, disputes, bad input.
+
+Uses the shared chain fixtures (``MOCK_MODEL``: 4 inputs, 2 outputs, scales 7/7, tau 2, windows
+100 s, registered with a MockVerifier) served by the tiny 4-8-2 MLP. The proof backend here
+returns the instances a real proof of an honest output carries (input field elements, then the
+circuit output), so the contract's instance and tolerance checks run for real; the verifier
+itself is the mock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from prover.api import ApiContext, create_app
+from prover.batching import BatchCutter, JobServer
+from prover.chain_actions import NodeChain
+from prover.defence import Proof, SelfAuditor
+from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
+from prover.metrics import NodeMetrics
+from prover.receipts import ApeSigner, Receipt, check_receipt_onchain
+from prover.service import NodeService
+from prover.store import BatchState, DisputeState, JobState, Store
+from spotcheck.chain import DisputeStatus, JobStatus
+from spotcheck.encoding import hash_vector, onchain_job_key, to_field
+from tests.fixtures import models
+from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance
+
+pytestmark = pytest.mark.chain
+
+FEE = 5 * 10**18
+
+
+class SimulatedCrashError(BaseException):
+    """Raised by the crash hook: a BaseException, so nothing in the node swallows it."""
+
+
+class OwnRunBackend:
+    """Instances of an honest proof: input felts, then the model's output for that input."""
+
+    def __init__(self, engine: InferenceEngine) -> None:
+        self.engine = engine
+        self.proved: list[list[int]] = []
+
+    def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
+        return [int(v) for v in self.engine.run(model_id, list(input_q)).honest_output_q]
+
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+        self.proved.append(list(input_q))
+        out = self.witness_output(model_id, input_q)
+        return Proof(b"mock-proof", [to_field(v) for v in [*input_q, *out]], out)
+
+
+class Node:
+    """A node assembled the way ``spotcheck node run`` assembles it, on a given database."""
+
+    def __init__(
+        self,
+        db: Path,
+        sc: Any,
+        account: Any,
+        onnx: Path,
+        *,
+        batch_size: int = 4,
+        fault_rate: float = 0.0,
+        crash_hook: Callable[[str], None] | None = None,
+    ) -> None:
+        spec = ModelSpec(
+            sc.model_id, onnx, MOCK_MODEL.input_scale, MOCK_MODEL.output_scale, MOCK_MODEL.tau
+        )
+        self.store = Store(db)
+        self.engine = InferenceEngine(
+            {sc.model_id: ModelRuntime.load(spec)}, FaultInjector(fault_rate, seed=1)
+        )
+        self.backend = OwnRunBackend(self.engine)
+        self.metrics = NodeMetrics()
+        self.auditor = SelfAuditor(self.backend, 0.0, {sc.model_id: MOCK_MODEL.tau})
+        self.chain = NodeChain(sc.contracts, account)
+        self.server = JobServer(self.engine, self.store, ApeSigner(account))
+        kwargs: dict[str, Any] = {} if crash_hook is None else {"crash_hook": crash_hook}
+        self.service = NodeService(
+            self.chain,
+            self.store,
+            self.engine,
+            BatchCutter(self.store, batch_size, interval_s=3600),
+            backend=self.backend,
+            auditor=self.auditor,
+            metrics=self.metrics,
+            start_block=sc.deployment.deploy_block,
+            **kwargs,
+        )
+        ctx = ApiContext(self.server, self.store, self.metrics, self.auditor, max_body_bytes=4096)
+        self.http = TestClient(create_app(ctx))
+
+    def close(self) -> None:
+        self.engine.close()
+        self.store.close()
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models.build("tiny_mlp", tmp_path_factory.mktemp("node-model"))
+
+
+@pytest.fixture()
+def make_node(tmp_path: Path, spotcheck: Any, node: Any, onnx_path: Path) -> Callable[..., Node]:
+    made: list[Node] = []
+
+    def _make(**kwargs: Any) -> Node:
+        n = Node(tmp_path / "node.sqlite", spotcheck, node, onnx_path, **kwargs)
+        made.append(n)
+        return n
+
+    yield _make
+    for n in made:
+        n.close()
+
+
+def _request(sc: Any, requester: Any, node: Any, input_q: list[int]) -> int:
+    receipt = sc.job_manager.requestJob(sc.model_id, input_q, node, FEE, sender=requester)
+    [ev] = receipt.decode_logs(sc.job_manager.JobRequested)
+    return int(ev.event_arguments["jobId"])
+
+
+def _events(contract_event: Any, **topics: Any) -> list[Any]:
+    from ape import chain
+
+    return list(contract_event.range(0, chain.blocks.height + 1, search_topics=topics or None))
+
+
+def _infer(n: Node, sc: Any, x: list[float]) -> dict[str, Any]:
+    resp = n.http.post(f"/v1/models/0x{sc.model_id.hex()}/infer", json={"input": x})
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+# -- on-chain jobs ------------------------------------------------------------------------
+
+
+def test_onchainJob_isCommittedThenFinalized_andFeeCredited(
+    make_node: Callable[..., Node], spotcheck: Any, requester: Any, node: Any, chain: Any
+) -> None:
+    n = make_node()
+    input_q = [64, -32, 128, 0]
+    job_id = _request(spotcheck, requester, node, input_q)
+
+    n.service.step()
+
+    view = n.chain.job(job_id)
+    expected = n.engine.run(spotcheck.model_id, input_q).output_q.tolist()
+    assert view.status == JobStatus.COMMITTED
+    assert view.output_hash == hash_vector(expected)
+    assert n.store.onchain_job(job_id).status == JobState.COMMITTED  # type: ignore[union-attr]
+
+    n.service.step()  # inside the challenge window: nothing to finalize
+    assert n.chain.job(job_id).status == JobStatus.COMMITTED
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    n.service.step()
+
+    assert n.chain.job(job_id).status == JobStatus.FINAL
+    assert n.chain.credits()[0] == FEE
+    assert n.store.onchain_job(job_id).status == JobState.FINAL  # type: ignore[union-attr]
+
+
+# -- batched jobs -------------------------------------------------------------------------
+
+
+def test_batchedJobs_areServedCommittedAndProvable_andReceiptsCheckOnChain(
+    make_node: Callable[..., Node], spotcheck: Any, chain: Any
+) -> None:
+    n = make_node(batch_size=4)
+    answers = [_infer(n, spotcheck, [0.1 * i, -0.2, 0.3, 0.5 * i]) for i in range(4)]
+
+    n.service.step()
+
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    batch_id = int(ev.event_arguments["batchId"])
+    contents = n.http.get(f"/v1/batches/{batch_id}").json()
+    assert [leaf["jobId"] for leaf in contents["leaves"]] == [
+        a["receipt"]["jobId"] for a in answers
+    ]
+    assert contents["root"] == "0x" + bytes(ev.event_arguments["root"]).hex()
+    for answer in answers:
+        receipt = Receipt.from_json(answer["receipt"])
+        assert receipt.output_hash == hash_vector(answer["output_q"])
+        leaf = n.http.get(f"/v1/batches/{batch_id}/jobs/{receipt.job_id}").json()
+        proof = [bytes.fromhex(p[2:]) for p in leaf["proof"]]
+        check = check_receipt_onchain(receipt, batch_id, proof, spotcheck.job_manager)
+        assert check.ok and not check.leaf_final
+
+    # a receipt whose output was changed after signing fails both checks
+    bad = Receipt.from_json({**answers[0]["receipt"], "outputHash": "0x" + "00" * 32})
+    bad_check = check_receipt_onchain(bad, batch_id, proof, spotcheck.job_manager)
+    assert not bad_check.signed_by_node and not bad_check.in_batch
+
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    n.service.step()
+    assert n.store.batch_by_chain_id(batch_id).status == BatchState.FINAL  # type: ignore[union-attr]
+    assert spotcheck.job_manager.isBatchJobFinal(batch_id, answers[0]["receipt"]["jobId"])
+
+
+# -- crash recovery -----------------------------------------------------------------------
+
+CRASH_POINTS = ["job:after-intent", "job:after-send", "batch:after-intent", "batch:after-send"]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_nodeKilledAtPoint_andRestarted_commitsEverythingExactlyOnce(
+    point: str,
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    node: Any,
+) -> None:
+    def crash(at: str) -> None:
+        if at == point:
+            raise SimulatedCrashError(at)
+
+    first = make_node(batch_size=2, crash_hook=crash)
+    job_ids = [_request(spotcheck, requester, node, [i, i + 1, -i, 3]) for i in range(2)]
+    served = [_infer(first, spotcheck, [0.25 * i, 0.5, -0.5, 1.0]) for i in range(4)]
+
+    with pytest.raises(SimulatedCrashError):
+        for _ in range(6):
+            first.service.step()
+    first.close()  # the process dies: nothing in memory survives
+
+    second = make_node(batch_size=2)
+    for _ in range(3):
+        second.service.step()
+
+    for job_id in job_ids:
+        assert len(_events(spotcheck.job_manager.ResultCommitted, jobId=job_id)) == 1
+        assert second.chain.job(job_id).status == JobStatus.COMMITTED
+        assert second.store.onchain_job(job_id).status == JobState.COMMITTED  # type: ignore[union-attr]
+    assert second.store.batches(BatchState.SEALED, BatchState.COMMITTING) == []
+    batches = _events(spotcheck.job_manager.BatchCommitted, node=second.chain.address)
+    roots = [bytes(e.event_arguments["root"]) for e in batches]
+    assert len(roots) == len(set(roots)) == 2
+    committed_jobs = {
+        leaf["jobId"]
+        for e in batches
+        for leaf in second.http.get(f"/v1/batches/{e.event_arguments['batchId']}").json()["leaves"]
+    }
+    assert committed_jobs == {s["receipt"]["jobId"] for s in served}
+
+
+# -- disputes -----------------------------------------------------------------------------
+
+
+def test_disputedHonestNode_defendsOnchainJob_andKeepsStake(
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    node: Any,
+) -> None:
+    n = make_node()
+    job_id = _request(spotcheck, requester, node, [10, 20, -30, 40])
+    n.service.step()
+    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    did = onchain_job_key(job_id)
+
+    n.service.step()
+
+    assert n.chain.dispute(did).status == DisputeStatus.DEFENDED
+    assert n.store.dispute(did).status == DisputeState.DEFENDED  # type: ignore[union-attr]
+    assert n.backend.proved == [[10, 20, -30, 40]]
+    assert n.chain.stake().amount == NODE_STAKE
+    assert n.chain.credits()[1] == MOCK_MODEL.challenger_bond
+    assert n.chain.job(job_id).status == JobStatus.FINAL  # proven
+    n.service.step()  # nothing left to do, nothing sent twice
+    assert len(_events(spotcheck.dispute_manager.DisputeDefended)) == 1
+
+
+def test_disputedHonestNode_defendsBatchLeaf_andKeepsStake(
+    make_node: Callable[..., Node], spotcheck: Any, challenger: Any
+) -> None:
+    n = make_node(batch_size=2)
+    answers = [_infer(n, spotcheck, [0.5, -0.5, 0.25 * i, 1.0]) for i in range(2)]
+    n.service.step()
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    batch_id = int(ev.event_arguments["batchId"])
+    job_id = answers[1]["receipt"]["jobId"]
+    leaf = n.http.get(f"/v1/batches/{batch_id}/jobs/{job_id}").json()
+    spotcheck.dispute_manager.openBatchDispute(
+        batch_id, job_id, leaf["inputHash"], leaf["outputHash"], leaf["proof"], sender=challenger
+    )
+
+    n.service.step()
+
+    [defended] = _events(spotcheck.dispute_manager.DisputeDefended)
+    assert n.chain.dispute(bytes(defended.event_arguments["disputeId"])).status == (
+        DisputeStatus.DEFENDED
+    )
+    assert n.chain.stake().amount == NODE_STAKE
+    assert spotcheck.job_manager.isBatchJobFinal(batch_id, job_id)
+
+
+def test_dishonestNode_cannotDefend_andIsSlashed(
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    node: Any,
+    chain: Any,
+) -> None:
+    n = make_node(fault_rate=1.0)  # DISHONEST MODE: every output corrupted beyond tau
+    job_id = _request(spotcheck, requester, node, [1, 2, 3, 4])
+    n.service.step()
+    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    did = onchain_job_key(job_id)
+
+    n.service.step()  # the honest proof is outside tau of the corrupted commitment: rejected
+    assert n.chain.dispute(did).status == DisputeStatus.OPEN
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    spotcheck.dispute_manager.settle(did, sender=challenger)
+    n.service.step()
+
+    assert n.store.dispute(did).status == DisputeState.LOST  # type: ignore[union-attr]
+    assert n.chain.stake().amount == NODE_STAKE - MOCK_MODEL.slash_amount
+
+
+# -- bad input ----------------------------------------------------------------------------
+
+BAD_BODIES: list[tuple[str, Any, int]] = [
+    ("too short", {"input": [1.0, 2.0, 3.0]}, 422),
+    ("too long", {"input": [1.0] * 5}, 422),
+    ("nan", '{"input": [1.0, NaN, 0.0, 0.0]}', 422),
+    ("infinity", '{"input": [1.0, Infinity, 0.0, 0.0]}', 422),
+    ("string", {"input": ["1", 2.0, 3.0, 4.0]}, 422),
+    ("float in input_q", {"input_q": [1.5, 2, 3, 4]}, 422),
+    ("huge input_q", {"input_q": [2**60, 2, 3, 4]}, 422),
+    ("both inputs", {"input": [1.0] * 4, "input_q": [1] * 4}, 422),
+    ("neither input", {}, 422),
+    ("not json", "{input: [", 422),
+    ("oversized", {"input": [0.123456789] * 1000}, 413),
+]
+
+
+def test_badInputs_get4xx_andLeaveNoTraceOnChain(
+    make_node: Callable[..., Node], spotcheck: Any
+) -> None:
+    n = make_node(batch_size=1)
+    url = f"/v1/models/0x{spotcheck.model_id.hex()}/infer"
+    for name, body, status in BAD_BODIES:
+        if isinstance(body, str):
+            resp = n.http.post(url, content=body, headers={"content-type": "application/json"})
+        else:
+            resp = n.http.post(url, json=body)
+        assert resp.status_code == status, (name, resp.text)
+        assert resp.json()["detail"], name
+    unknown = n.http.post(f"/v1/models/0x{'ab' * 32}/infer", json={"input": [1.0] * 4})
+    assert unknown.status_code == 404 and "not served" in unknown.json()["detail"]
+    assert n.http.post("/v1/models/nothex/infer", json={"input": [1.0] * 4}).status_code == 404
+
+    n.service.step()
+
+    assert n.store.counts()["served_jobs"]["pending"] == 0
+    assert n.store.batches(BatchState.SEALED, BatchState.COMMITTING, BatchState.COMMITTED) == []
+    assert _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address) == []
+
+
+def test_health_ready_metrics_andOpenapi(make_node: Callable[..., Node], spotcheck: Any) -> None:
+    n = make_node()
+    _infer(n, spotcheck, [0.0, 0.0, 0.0, 0.0])
+    n.service.step()
+    assert n.http.get("/health").json() == {"status": "ok"}
+    assert n.http.get("/ready").status_code == 200
+    text = n.http.get("/metrics").text
+    assert 'spotcheck_node_jobs_served_total{kind="batch"} 1.0' in text
+    assert f"spotcheck_node_stake {float(NODE_STAKE)}" in text
+    assert "/v1/models/{model_id}/infer" in n.http.get("/openapi.json").json()["paths"]
+
+
+def test_onchainJob_withModelOutputCorrupted_stillCommitsOnce_inDishonestMode(
+    make_node: Callable[..., Node], spotcheck: Any, requester: Any, node: Any
+) -> None:
+    n = make_node(fault_rate=1.0)
+    input_q = [5, 6, 7, 8]
+    job_id = _request(spotcheck, requester, node, input_q)
+    n.service.step()
+    honest = n.engine.run(spotcheck.model_id, input_q).honest_output_q.tolist()
+    committed = n.store.onchain_job(job_id).output_q  # type: ignore[union-attr]
+    assert committed is not None and np.max(np.abs(np.array(committed) - honest)) > MOCK_MODEL.tau
+    assert n.chain.job(job_id).output_hash == hash_vector(list(committed))
