@@ -22,6 +22,19 @@ log = logging.getLogger(__name__)
 VERIFIER_CONTRACT = "Halo2Verifier"
 #: EIP-170 runtime code limit; a larger verifier cannot be deployed on mainnet-like chains.
 MAX_RUNTIME_BYTES = 24_576
+#: ``IHalo2Verifier``'s ABI (what every generated verifier exposes).
+IHALO2_VERIFIER_ABI: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": "verifyProof",
+        "stateMutability": "nonpayable",
+        "inputs": [
+            {"name": "proof", "type": "bytes", "internalType": "bytes"},
+            {"name": "instances", "type": "uint256[]", "internalType": "uint256[]"},
+        ],
+        "outputs": [{"name": "", "type": "bool", "internalType": "bool"}],
+    }
+]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,156 @@
+"""Register a model on-chain: deploy its Halo2 verifier through Ape, then ``registerModel``.
+
+``modelId = keccak256(abi.encode(onnxHash, settingsHash, verifier))``. Registrations are
+remembered next to the model's keys (``registrations.json``); onboarding again on the same
+chain reuses a registration only after reading it back from the registry (so a restarted
+local chain is never trusted from the record alone).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from spotcheck.chain import ModelParams, SpotcheckContracts
+from spotcheck.errors import ChainError
+from verifier import solidity
+from verifier.artifacts import ModelArtifacts
+
+log = logging.getLogger(__name__)
+
+RECORD_FILE = "registrations.json"
+
+
+@dataclass(frozen=True)
+class Registration:
+    model_id: bytes
+    verifier: str
+    chain_id: int
+    registry: str
+    tau: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["model_id"] = "0x" + self.model_id.hex()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Registration:
+        return cls(
+            model_id=bytes.fromhex(str(data["model_id"]).removeprefix("0x")),
+            verifier=str(data["verifier"]),
+            chain_id=int(data["chain_id"]),
+            registry=str(data["registry"]),
+            tau=int(data["tau"]),
+        )
+
+
+def compute_model_id(onnx_hash: bytes, settings_hash: bytes, verifier: str) -> bytes:
+    """``keccak256(abi.encode(onnxHash, settingsHash, verifier))`` (ModelRegistry's rule)."""
+    return bytes(
+        keccak(abi_encode(["bytes32", "bytes32", "address"], [onnx_hash, settings_hash, verifier]))
+    )
+
+
+def model_params(artifacts: ModelArtifacts, tau: int, **economics: int) -> ModelParams:
+    """The registry parameters of ``artifacts`` with ``tau`` and optional economics overrides."""
+    return ModelParams(
+        input_len=artifacts.input_len,
+        output_len=artifacts.output_len,
+        input_scale=artifacts.input_scale,
+        output_scale=artifacts.output_scale,
+        tau=tau,
+        **economics,
+    )
+
+
+def _records(artifacts: ModelArtifacts) -> list[Registration]:
+    path = artifacts.entry_dir / RECORD_FILE
+    if not path.is_file():
+        return []
+    return [Registration.from_dict(d) for d in json.loads(path.read_text())]
+
+
+def _save_record(artifacts: ModelArtifacts, reg: Registration) -> None:
+    path: Path = artifacts.entry_dir / RECORD_FILE
+    records = [r for r in _records(artifacts) if r.model_id != reg.model_id] + [reg]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([r.to_dict() for r in records], indent=2))
+    tmp.replace(path)
+
+
+def _matches_on_chain(
+    reg: Registration, artifacts: ModelArtifacts, params: ModelParams, contracts: SpotcheckContracts
+) -> bool:
+    try:
+        model = contracts.model_registry.getModel(reg.model_id)
+    except Exception:  # UnknownModel: the chain was reset or this is another deployment
+        return False
+    return bool(
+        to_checksum_address(model.verifier) == to_checksum_address(reg.verifier)
+        and bytes(model.onnxHash) == artifacts.onnx_hash
+        and bytes(model.settingsHash) == artifacts.settings_hash
+        and int(model.tau) == params.tau
+        and int(model.challengeWindow) == params.challenge_window
+        and int(model.proofWindow) == params.proof_window
+        and int(model.challengerBond) == params.challenger_bond
+        and int(model.slashAmount) == params.slash_amount
+        and int(model.bountyBps) == params.bounty_bps
+        and bool(model.active)
+    )
+
+
+def find_registration(
+    artifacts: ModelArtifacts, params: ModelParams, contracts: SpotcheckContracts
+) -> Registration | None:
+    """An earlier registration of these artifacts and parameters that the chain confirms."""
+    deployment = contracts.deployment
+    for reg in _records(artifacts):
+        if reg.chain_id != deployment.chain_id or reg.registry != deployment.model_registry:
+            continue
+        if _matches_on_chain(reg, artifacts, params, contracts):
+            return reg
+    return None
+
+
+def register_model(
+    artifacts: ModelArtifacts,
+    params: ModelParams,
+    contracts: SpotcheckContracts,
+    sender: Any,
+    verifier_address: str | None = None,
+) -> Registration:
+    """Deploy the verifier (unless ``verifier_address`` is given) and register the model."""
+    if params.tau < 0:
+        raise ChainError(f"tau must be >= 0, got {params.tau}")
+    existing = find_registration(artifacts, params, contracts)
+    if existing is not None:
+        log.info("model already registered: 0x%s", existing.model_id.hex())
+        return existing
+    if verifier_address is None:
+        verifier = solidity.deploy_verifier(artifacts.compiled_verifier(), sender)
+        verifier_address = str(verifier.address)
+    registry = contracts.model_registry
+    struct = params.as_struct(verifier_address, artifacts.onnx_hash, artifacts.settings_hash)
+    try:
+        registry.registerModel(struct, sender=sender)
+    except Exception as err:  # Ape's ContractLogicError carries the custom error
+        raise ChainError(f"registerModel failed: {err}") from err
+    model_id = compute_model_id(artifacts.onnx_hash, artifacts.settings_hash, verifier_address)
+    reg = Registration(
+        model_id=model_id,
+        verifier=verifier_address,
+        chain_id=contracts.deployment.chain_id,
+        registry=contracts.deployment.model_registry,
+        tau=params.tau,
+    )
+    if not _matches_on_chain(reg, artifacts, params, contracts):
+        raise ChainError(f"model 0x{model_id.hex()} not found in the registry after registration")
+    _save_record(artifacts, reg)
+    return reg
