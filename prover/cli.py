@@ -1,0 +1,245 @@
+"""``spotcheck node``: the node operator's commands.
+
+Every command connects through Ape (``--network``, ``--account``); every command that sends a
+transaction takes ``--dry-run`` (gas estimate, nothing sent). Ape is imported only when a
+command runs, so ``spotcheck node --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+
+from spotcheck.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TOKEN = 10**18
+
+
+def _amount(text: str) -> int:
+    """Token amount ("250", "0.5") -> base units; "123wei" is taken as base units."""
+    try:
+        value = int(text[:-3]) if text.endswith("wei") else int(Decimal(text) * TOKEN)
+    except (InvalidOperation, ValueError) as err:
+        raise click.BadParameter(f"{text!r} is not an amount") from err
+    if value <= 0:
+        raise click.BadParameter("amount must be > 0")
+    return value
+
+
+def _fmt(base_units: int) -> str:
+    return f"{Decimal(base_units) / TOKEN:f} ({base_units} base units)"
+
+
+def _contracts(deployment: Path | None) -> Any:
+    from spotcheck.chain import SpotcheckContracts
+
+    return SpotcheckContracts.connect(path=deployment)
+
+
+def _chain(account: Any, deployment: Path | None, dry_run: bool = False) -> Any:
+    from prover.chain_actions import NodeChain
+
+    return NodeChain(_contracts(deployment), account, dry_run=dry_run)
+
+
+def _report(action: str, tx: Any) -> None:
+    if tx.dry_run:
+        click.echo(f"dry run: {action} would use about {tx.gas_used} gas; nothing sent")
+    else:
+        click.echo(f"{action}: {tx.tx_hash} (gas {tx.gas_used})")
+
+
+_deployment_option = click.option(
+    "--deployment",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Deployment file (default: .spotcheck/deployments/<chain id>.json).",
+)
+_dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Estimate gas and check the call would succeed; send nothing."
+)
+
+
+def _build_commands() -> dict[str, click.Command]:
+    from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+    def chain_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
+        def wrap(fn: Callable[..., Any]) -> click.Command:
+            cmd = click.command(cls=ConnectedProviderCommand, name=name, help=help_text)(
+                network_option()(account_option()(_deployment_option(fn)))
+            )
+            return cmd
+
+        return wrap
+
+    def stake_impl(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
+        value = _amount(amount)
+        chain = _chain(account, deployment, dry_run)
+        approve = chain.approve_stake(value) if not dry_run else None
+        if (
+            dry_run
+            and int(
+                chain.contracts.token.allowance(
+                    chain.address, chain.contracts.stake_manager.address
+                )
+            )
+            < value
+        ):
+            click.echo(f"dry run: would approve StakeManager for {_fmt(value)}, then stake")
+            return
+        if approve is not None:
+            _report("approve", approve)
+        _report(f"stake {_fmt(value)}", chain.add_stake(value))
+
+    @chain_command("stake", "Stake AMOUNT tokens (approves StakeManager if needed).")
+    @click.argument("amount")
+    @_dry_run_option
+    def stake(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
+        stake_impl(account, deployment, amount, dry_run)
+
+    @chain_command("top-up", "Add AMOUNT tokens to the stake (same as `stake`).")
+    @click.argument("amount")
+    @_dry_run_option
+    def top_up(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
+        stake_impl(account, deployment, amount, dry_run)
+
+    @chain_command("unbond", "Request unbonding: blocks new commitments from now on.")
+    @_dry_run_option
+    def unbond(account: Any, deployment: Path | None, dry_run: bool) -> None:
+        chain = _chain(account, deployment, dry_run)
+        _report("requestUnbond", chain.request_unbond())
+        click.echo(f"withdraw after {chain.contracts.stake_manager.unbondingDelay()} s")
+
+    @chain_command("withdraw", "Withdraw the stake after the unbonding delay.")
+    @_dry_run_option
+    def withdraw(account: Any, deployment: Path | None, dry_run: bool) -> None:
+        _report("withdrawStake", _chain(account, deployment, dry_run).withdraw_stake())
+
+    @chain_command("claim", "Withdraw credits: fees earned and dispute bonds won.")
+    @_dry_run_option
+    def claim(account: Any, deployment: Path | None, dry_run: bool) -> None:
+        txs = _chain(account, deployment, dry_run).withdraw_credits()
+        if not txs:
+            click.echo("no credits to claim")
+        for tx in txs:
+            _report("withdrawCredits", tx)
+
+    @chain_command("status", "Stake, locked stake, credits, open disputes and local work.")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Node config (TOML) to also show the local database.",
+    )
+    def status(account: Any, deployment: Path | None, config_path: Path | None) -> None:
+        chain = _chain(account, deployment)
+        s = chain.stake()
+        fees, bonds = chain.credits()
+        click.echo(f"node           {chain.address}")
+        click.echo(f"stake          {_fmt(s.amount)}")
+        click.echo(f"locked         {_fmt(s.locked)}")
+        click.echo(f"free           {_fmt(s.free)} (minimum {_fmt(s.min_stake)})")
+        unbonding = "no" if not s.unbond_requested_at else f"since {s.unbond_requested_at}"
+        click.echo(f"unbonding      {unbonding}")
+        click.echo(f"open disputes  {s.open_disputes}")
+        click.echo(f"credits        fees {_fmt(fees)}, bonds {_fmt(bonds)}")
+        if config_path is not None:
+            from prover.config import load_settings
+            from prover.store import Store
+
+            store = Store(load_settings(config_path).db_path)
+            for table, counts in store.counts().items():
+                shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+                click.echo(f"{table:<14} {shown}")
+            store.close()
+
+    @chain_command("run", "Serve the configured models, commit, finalize and defend.")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, exists=True),
+        required=True,
+        help="Node config (TOML); environment SPOTCHECK_NODE_* overrides it.",
+    )
+    @click.option(
+        "--fault-rate",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="DISHONEST MODE for tests and demos: share of outputs corrupted beyond tau.",
+    )
+    @click.option("--port", type=int, default=None, help="HTTP port (overrides the config).")
+    def run(
+        account: Any,
+        deployment: Path | None,
+        config_path: Path,
+        fault_rate: float | None,
+        port: int | None,
+    ) -> None:
+        from prover.config import load_settings
+        from prover.node import run_node
+
+        overrides: dict[str, Any] = {}
+        settings = load_settings(config_path)
+        if fault_rate is not None:
+            overrides["fault_injection"] = {
+                **settings.fault_injection.model_dump(),
+                "corrupt_rate": fault_rate,
+            }
+        if port is not None:
+            overrides["http"] = {**settings.http.model_dump(), "port": port}
+        if overrides:
+            settings = load_settings(config_path, **overrides)
+        if not settings.models:
+            raise ConfigError(f'{config_path} serves no model (add a [models."0x..."] table)')
+        if settings.fault_injection.corrupt_rate > 0:
+            click.secho(
+                f"DISHONEST MODE: corrupting {settings.fault_injection.corrupt_rate:.0%} of "
+                "outputs. This node will be slashed.",
+                fg="red",
+                bold=True,
+                err=True,
+            )
+        if hasattr(account, "set_autosign"):
+            account.set_autosign(True)  # receipts are signed per request
+        contracts = _contracts(deployment or settings.deployment_path)
+        run_node(settings, account, contracts)
+
+    return {
+        "stake": stake,
+        "top-up": top_up,
+        "unbond": unbond,
+        "withdraw": withdraw,
+        "claim": claim,
+        "status": status,
+        "run": run,
+    }
+
+
+class _LazyNodeGroup(click.Group):
+    """Builds the Ape-backed commands on first use, so importing this module never imports Ape."""
+
+    NAMES = ("claim", "run", "stake", "status", "top-up", "unbond", "withdraw")
+    _built: dict[str, click.Command] | None = None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.NAMES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.NAMES:
+            return None
+        if _LazyNodeGroup._built is None:
+            _LazyNodeGroup._built = _build_commands()
+        return _LazyNodeGroup._built[cmd_name]
+
+
+@click.group(cls=_LazyNodeGroup)
+def node() -> None:
+    """Node operator: stake, serve inference, commit, defend."""

@@ -1,0 +1,120 @@
+"""Assemble a running node from its settings and account: store, models, service, HTTP server.
+
+``spotcheck node run`` calls :func:`run_node`; tests and the demo can call :func:`build_node`
+and drive the pieces themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from prover.api import ApiContext, create_app
+from prover.batching import BatchCutter, JobServer
+from prover.chain_actions import NodeChain
+from prover.config import NodeSettings
+from prover.defence import EzklProofBackend, SelfAuditor
+from prover.inference import FaultInjector, InferenceEngine, ModelSpec
+from prover.metrics import NodeMetrics
+from prover.receipts import ApeSigner
+from prover.service import NodeService, check_models_against_registry
+from prover.store import Store
+from spotcheck.chain import SpotcheckContracts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Node:
+    settings: NodeSettings
+    store: Store
+    engine: InferenceEngine
+    service: NodeService
+    metrics: NodeMetrics
+    app: Any
+
+    def close(self) -> None:
+        self.engine.close()
+        self.store.close()
+
+
+def model_specs(settings: NodeSettings) -> list[ModelSpec]:
+    return [
+        ModelSpec(bytes.fromhex(mid[2:]), m.onnx_path, m.input_scale, m.output_scale, m.tau)
+        for mid, m in settings.models.items()
+    ]
+
+
+def base_url(settings: NodeSettings) -> str:
+    return settings.http.public_url or f"http://{settings.http.host}:{settings.http.port}"
+
+
+def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> Node:
+    specs = model_specs(settings)
+    chain = NodeChain(contracts, account)
+    check_models_against_registry(chain, {s.model_id: s for s in specs})
+    metrics = NodeMetrics()
+    faults = FaultInjector(settings.fault_injection.corrupt_rate, settings.fault_injection.seed)
+    metrics.dishonest_mode.set(1 if faults.rate > 0 else 0)
+    engine = InferenceEngine.load(specs, faults)
+    store = Store(settings.db_path)
+    backend = EzklProofBackend({s.model_id: settings.model(s.model_id) for s in specs})
+    auditor = SelfAuditor(backend, settings.self_audit_rate, {s.model_id: s.tau for s in specs})
+
+    def on_served(result: Any, job_id: int) -> None:
+        auditor.maybe_sample(
+            f"served job {job_id}", result.model_id, result.input_q, result.honest_output_q
+        )
+
+    server = JobServer(engine, store, ApeSigner(account), on_served=on_served)
+    url = base_url(settings)
+    service = NodeService(
+        chain,
+        store,
+        engine,
+        BatchCutter(store, settings.batch_size, settings.batch_interval_s),
+        backend=backend,
+        auditor=auditor,
+        metrics=metrics,
+        batch_uri=lambda _local_id: url,
+        confirmations=settings.confirmations,
+        start_block=contracts.deployment.deploy_block,
+        defend_alert_fraction=settings.defend_alert_fraction,
+    )
+    ready = threading.Event()
+    app = create_app(
+        ApiContext(server, store, metrics, auditor, settings.http.max_body_bytes, ready.is_set)
+    )
+    node = Node(settings, store, engine, service, metrics, app)
+    ready.set()
+    return node
+
+
+def run_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> None:
+    """Serve HTTP in a thread and run the chain loop in this one until interrupted."""
+    import uvicorn
+
+    node = build_node(settings, account, contracts)
+    config = uvicorn.Config(
+        node.app, host=settings.http.host, port=settings.http.port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    http = threading.Thread(target=server.run, name="node-http", daemon=True)
+    http.start()
+    log.warning(
+        "node %s serving %d model(s) on %s",
+        account.address,
+        len(settings.models),
+        base_url(settings),
+    )
+    try:
+        node.service.run(settings.poll_interval_s)
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping (pending jobs are batched on the next start)")
+    finally:
+        node.service.stop()
+        server.should_exit = True
+        http.join(timeout=10)
+        node.close()
