@@ -49,8 +49,10 @@ class JobServer:
         self._on_served = on_served
 
     def serve(self, model_id: bytes, input_q: np.ndarray) -> Served:
-        result = self.engine.run(model_id, input_q)
-        in_hash = hash_array(result.input_q)
+        # The input hash is computed while the model's worker thread runs the inference.
+        pending = self.engine.submit(model_id, input_q)
+        in_hash = hash_array(pending.input_q)
+        result = pending.result()
         out_hash = hash_array(result.output_q)
 
         def leaf_for(job_id: int) -> tuple[bytes, bytes]:

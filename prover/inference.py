@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,14 +144,37 @@ class ModelRuntime:
         if n != self.input_len:
             raise InputError(f"input has {n} elements; model expects {self.input_len}")
 
-    def run_q(self, input_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Float output and quantized output for a canonical (checked) input."""
+    def submit(self, input_q: np.ndarray) -> Future[np.ndarray]:
+        """Queue inference of a canonical (checked) input on the model's worker thread."""
         x = dequantize_array(input_q, self.spec.input_scale)
-        y = self._worker.submit(self.runner.run, x).result()
+        return self._worker.submit(self.runner.run, x)
+
+    def quantize_output(self, y: np.ndarray) -> np.ndarray:
         try:
-            return y, quantize_array(y, self.spec.output_scale)
+            return quantize_array(y, self.spec.output_scale)
         except EncodingError as err:  # a model that outputs NaN/inf for a valid input
             raise InputError(f"model output cannot be encoded: {err}") from err
+
+    def run_q(self, input_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float output and quantized output for a canonical (checked) input."""
+        y = self.submit(input_q).result()
+        return y, self.quantize_output(y)
+
+
+class PendingInference:
+    """An inference running on its model's worker; :meth:`result` waits for it."""
+
+    def __init__(self, engine: InferenceEngine, runtime: ModelRuntime, input_q: np.ndarray) -> None:
+        self.input_q = input_q
+        self._engine = engine
+        self._runtime = runtime
+        self._future = runtime.submit(input_q)
+
+    def result(self) -> InferenceResult:
+        y = self._future.result()
+        honest = self._runtime.quantize_output(y)
+        committed = self._engine.faults.maybe_corrupt(self._runtime.spec, honest)
+        return InferenceResult(self._runtime.spec.model_id, self.input_q, y, committed, honest)
 
 
 class InferenceEngine:
@@ -183,13 +206,14 @@ class InferenceEngine:
         for rt in self._runtimes.values():
             rt.close()
 
-    def run(self, model_id: bytes, input_q: Sequence[int] | np.ndarray) -> InferenceResult:
-        """Infer on a canonical input (checked here); the output may be corrupted on purpose."""
+    def submit(self, model_id: bytes, input_q: Sequence[int] | np.ndarray) -> PendingInference:
+        """Check the canonical input and start inference (the output may be corrupted on
+        purpose in DISHONEST MODE)."""
         rt = self.runtime(model_id)
-        q = rt.check_input_q(input_q)
-        y, honest = rt.run_q(q)
-        committed = self.faults.maybe_corrupt(rt.spec, honest)
-        return InferenceResult(model_id, q, y, committed, honest)
+        return PendingInference(self, rt, rt.check_input_q(input_q))
+
+    def run(self, model_id: bytes, input_q: Sequence[int] | np.ndarray) -> InferenceResult:
+        return self.submit(model_id, input_q).result()
 
 
 class UnknownModelError(InputError):

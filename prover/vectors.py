@@ -54,10 +54,22 @@ def hash_array(q: np.ndarray) -> bytes:
     return keccak(abi_encode_int256_array(q))
 
 
+_WIDTHS = ((1, np.int8), (2, np.int16), (4, np.int32), (8, np.int64))
+
+
 def pack(q: np.ndarray) -> bytes:
-    """Compact storage form of an int64 vector (little-endian)."""
-    return np.ascontiguousarray(q, dtype="<i8").tobytes()
+    """Compact storage form of an int vector: a width byte, then little-endian values of the
+    narrowest integer type that holds them all (images at scale 7 fit in two bytes)."""
+    flat = np.ascontiguousarray(q, dtype=np.int64).ravel()
+    lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+    for width, dtype in _WIDTHS:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return bytes([width]) + flat.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
+    raise EncodingError("vector does not fit int64")  # unreachable for int64 input
 
 
 def unpack(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype="<i8").astype(np.int64)
+    width = blob[0]
+    dtype = dict(_WIDTHS)[width]
+    return np.frombuffer(blob, dtype=np.dtype(dtype).newbyteorder("<"), offset=1).astype(np.int64)
