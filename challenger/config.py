@@ -1,0 +1,133 @@
+"""Challenger configuration: one pydantic-settings model, from a TOML file plus environment.
+
+Environment variables override the file: ``SPOTCHECK_CHALLENGER_DEFAULT_RATE=0.1``,
+``SPOTCHECK_CHALLENGER_DRY_RUN=true``, ``SPOTCHECK_CHALLENGER_HTTP__PORT=9200``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from spotcheck.errors import ConfigError
+
+TOKEN = 10**18
+
+
+class ModelConfig(BaseModel):
+    """A model this challenger can check: the same files the registrar built the circuit from.
+
+    At start the ONNX and settings hashes are compared with the ModelRegistry's; a model
+    whose files do not match is refused (re-running the wrong circuit would lose bonds).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    onnx_path: Path
+    calibration_path: Path | None = None
+    srs_path: Path | None = None
+    srs_sha256: str | None = None
+    #: Sampling rate for this model (default: ``default_rate``).
+    rate: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class HttpConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9546, ge=0, le=65535)
+    enabled: bool = True
+
+
+class ChallengerSettings(BaseSettings):
+    """Everything ``spotcheck challenger run`` needs besides the account and network."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPOTCHECK_CHALLENGER_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    #: Folder for the SQLite state (``challenger.sqlite``) and the sampling secret (``secret``).
+    state_dir: Path = Path(".spotcheck/challenger")
+    deployment_path: Path | None = None
+    #: modelId (0x-prefixed bytes32) -> model files. Models not listed are never sampled.
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    #: Sampling rate p of listed models without their own ``rate``.
+    default_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    #: Blocks a log must be buried under before it is handled (reorg safety).
+    confirmations: int = Field(default=2, ge=0)
+    #: Blocks between a commitment and the block whose hash seeds its sampling.
+    seed_delay: int = Field(default=1, ge=1)
+    #: Report what would be disputed; send no transaction.
+    dry_run: bool = False
+    #: Largest total bond locked in our open disputes, in token base units.
+    max_bond_at_risk: int = Field(default=100 * TOKEN, ge=0)
+    #: Use the onnxruntime screen before the witness (see challenger/verdict.py).
+    screen: bool = True
+    auto_withdraw: bool = True
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    #: /ready tolerates this many blocks of lag beyond the confirmation depth.
+    ready_slack: int = Field(default=3, ge=0)
+    batch_timeout_s: float = Field(default=10.0, gt=0)
+    http: HttpConfig = HttpConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _normalise_model_ids(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        out: dict[str, ModelConfig] = {}
+        for key, model in value.items():
+            hex_id = key.lower()
+            if not hex_id.startswith("0x") or len(hex_id) != 66:
+                raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
+            int(hex_id, 16)
+            out[hex_id] = model
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "challenger.sqlite"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.state_dir / "secret"
+
+    def rates(self) -> dict[bytes, float]:
+        """Per-model rates; listed models without a rate get ``default_rate``."""
+        return {
+            bytes.fromhex(k[2:]): (m.rate if m.rate is not None else self.default_rate)
+            for k, m in self.models.items()
+        }
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> ChallengerSettings:
+    """Read ``path`` (TOML) if given, apply ``overrides``, then the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read challenger config {path}: {err}") from err
+        base = Path(path).resolve().parent
+        for model in data.get("models", {}).values():
+            for key in ("onnx_path", "calibration_path", "srs_path"):
+                if key in model and not Path(model[key]).is_absolute():
+                    model[key] = str(base / model[key])
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ChallengerSettings(**data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid challenger config: {err}") from err

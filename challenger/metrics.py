@@ -1,0 +1,80 @@
+"""Prometheus metrics of the challenger (own registry, served at ``/metrics``).
+
+Job and dispute numbers are gauges read from the persisted state after every tick, so they
+survive restarts; process-lifetime events (ticks, RPC failures) are counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from challenger.store import JobState, Store
+
+_NS = "spotcheck_challenger"
+
+#: metric name -> job states it counts (a job past a state still counts as having reached it).
+_REACHED: dict[str, frozenset[JobState]] = {
+    "jobs_sampled": frozenset(JobState) - {JobState.SEEN, JobState.SKIPPED},
+    "jobs_matched": frozenset({JobState.MATCHED}),
+    "jobs_mismatched": frozenset(
+        {
+            JobState.MISMATCHED,
+            JobState.REPORTED,
+            JobState.MISSED,
+            JobState.PREEMPTED,
+            JobState.DISPUTE_SENT,
+            JobState.DISPUTE_OPEN,
+            JobState.WON,
+            JobState.LOST,
+        }
+    ),
+    "jobs_disputed": frozenset(
+        {JobState.DISPUTE_SENT, JobState.DISPUTE_OPEN, JobState.WON, JobState.LOST}
+    ),
+    "disputes_won": frozenset({JobState.WON}),
+    "disputes_lost": frozenset({JobState.LOST}),
+    "disputes_open": frozenset({JobState.DISPUTE_SENT, JobState.DISPUTE_OPEN}),
+    "jobs_missed": frozenset({JobState.MISSED}),
+    "jobs_reported_dry_run": frozenset({JobState.REPORTED}),
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.blocks_behind = Gauge(
+            f"{_NS}_blocks_behind_head", "Head minus checkpoint.", registry=r
+        )
+        self.jobs_seen = Gauge(
+            f"{_NS}_jobs_seen", "Committed jobs seen (leaves included).", registry=r
+        )
+        self.states = {
+            name: Gauge(
+                f"{_NS}_{name}", f"Jobs in states {sorted(s.value for s in states)}.", registry=r
+            )
+            for name, states in _REACHED.items()
+        }
+        self.batches_withheld = Gauge(
+            f"{_NS}_batches_withheld", "Batches whose node did not serve contents.", registry=r
+        )
+        self.bond_at_risk = Gauge(
+            f"{_NS}_bond_at_risk", "Bond locked in our open disputes.", registry=r
+        )
+        self.credits = Gauge(f"{_NS}_credits", "Credits waiting to be withdrawn.", registry=r)
+        self.withdrawn = Gauge(f"{_NS}_withdrawn", "Credits withdrawn so far.", registry=r)
+        self.ticks = Counter(f"{_NS}_ticks", "Work-loop iterations.", registry=r)
+        self.rpc_failures = Counter(f"{_NS}_rpc_failures", "Ticks that failed on RPC.", registry=r)
+        self.tick_seconds = Histogram(f"{_NS}_tick_seconds", "Duration of a tick.", registry=r)
+
+    def update_from_store(self, store: Store) -> None:
+        counts = store.state_counts()
+        for name, states in _REACHED.items():
+            self.states[name].set(sum(counts.get(s.value, 0) for s in states))
+        counters = store.counters()
+        self.jobs_seen.set(counters.get("jobs_seen", 0))
+        self.batches_withheld.set(counters.get("batches_withheld", 0))
+        self.withdrawn.set(store.withdrawn_total())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,200 @@
+"""Assemble a challenger from its settings and run it until stopped.
+
+The loop ticks every ``poll_interval_s``. A tick that fails on the chain (RPC down, node
+restarting) is logged and retried with exponential backoff up to 60 s; nothing is lost,
+because every step restarts from the persisted state and the follower's checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from challenger.api import Health, create_app
+from challenger.batches import BatchClient
+from challenger.chain_io import ApeChain, ChainPort, ModelParams
+from challenger.config import ChallengerSettings
+from challenger.metrics import Metrics
+from challenger.sampling import SamplingPolicy, load_or_create_secret
+from challenger.service import DISPUTE_EVENTS, JOB_EVENTS, Challenger, Options
+from challenger.store import Store
+from challenger.verdict import Reexecutor
+from spotcheck.errors import ChainError, ConfigError, SpotcheckError
+from spotcheck.follower import LogFollower, open_db
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 60.0
+
+
+def status_of(store: Store) -> dict[str, Any]:
+    """The local picture: job states, counters, open disputes, credits withdrawn."""
+    open_disputes = [
+        {
+            "dispute_id": "0x" + j.job_key.hex(),
+            "kind": j.kind.name.lower(),
+            "ref": j.ref,
+            "job_id": j.job_id,
+            "node": j.node,
+            "state": j.state.value,
+            "proof_deadline": j.proof_deadline,
+        }
+        for j in store.jobs(*_open_states())
+    ]
+    return {
+        "states": store.state_counts(),
+        "counters": store.counters(),
+        "open_disputes": open_disputes,
+        "withdrawn": store.withdrawn_total(),
+    }
+
+
+def _open_states() -> tuple[Any, ...]:
+    from challenger.store import JobState
+
+    return (JobState.MISMATCHED, JobState.DISPUTE_SENT, JobState.DISPUTE_OPEN)
+
+
+class ModelCatalog:
+    """modelId -> re-executor, built on first use from the configured files, hash-checked."""
+
+    def __init__(self, settings: ChallengerSettings) -> None:
+        self.settings = settings
+        self._cache: dict[bytes, Reexecutor | None] = {}
+
+    def __call__(self, model: ModelParams) -> Reexecutor | None:
+        if model.model_id not in self._cache:
+            self._cache[model.model_id] = self._build(model)
+        return self._cache[model.model_id]
+
+    def _build(self, model: ModelParams) -> Reexecutor | None:
+        import numpy as np
+
+        from challenger.reexec import ModelReexecutor
+        from verifier.artifacts import build_artifacts
+        from verifier.srs import SrsSource
+
+        cfg = self.settings.models.get("0x" + model.model_id.hex())
+        if cfg is None:
+            return None
+        srs = (
+            SrsSource.file(cfg.srs_path, cfg.srs_sha256 or "")
+            if cfg.srs_path is not None
+            else SrsSource.dev()
+        )
+        calibration = None
+        if cfg.calibration_path is not None:
+            import json
+
+            data = json.loads(cfg.calibration_path.read_text())
+            calibration = np.asarray(data["input_data"][0], dtype=np.float64)
+        artifacts = build_artifacts(cfg.onnx_path, calibration=calibration, srs=srs)
+        if (artifacts.onnx_hash, artifacts.settings_hash) != (model.onnx_hash, model.settings_hash):
+            raise ConfigError(
+                f"model 0x{model.model_id.hex()}: local ONNX/settings hashes differ from the "
+                "registry's; refusing to judge it with another circuit"
+            )
+        return ModelReexecutor(artifacts)
+
+
+def build_challenger(
+    settings: ChallengerSettings, account: Any, contracts: Any, chain: ChainPort | None = None
+) -> Challenger:
+    store = Store(open_db(settings.db_path))
+    follower = LogFollower(
+        store.conn,
+        "challenger",
+        [(contracts.job_manager, JOB_EVENTS), (contracts.dispute_manager, DISPUTE_EVENTS)],
+        confirmations=settings.confirmations,
+        start_block=int(contracts.deployment.deploy_block),
+    )
+    policy = SamplingPolicy(
+        secret=load_or_create_secret(settings.secret_path),
+        default_rate=0.0,  # a model without files cannot be checked: never sampled
+        rates=settings.rates(),
+        seed_delay=settings.seed_delay,
+    )
+    options = Options(
+        dry_run=settings.dry_run,
+        max_bond_at_risk=settings.max_bond_at_risk,
+        screen=settings.screen,
+        auto_withdraw=settings.auto_withdraw,
+    )
+    return Challenger(
+        store=store,
+        chain=chain or ApeChain.from_contracts(contracts, account),
+        policy=policy,
+        reexecutor_for=ModelCatalog(settings),
+        options=options,
+        follower=follower,
+        batch_client=BatchClient(timeout=settings.batch_timeout_s),
+    )
+
+
+def serve_http(settings: ChallengerSettings, app: Any) -> threading.Thread:
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http.host, port=settings.http.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="challenger-http", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_loop(
+    challenger: Challenger,
+    settings: ChallengerSettings,
+    *,
+    metrics: Metrics,
+    health: Health,
+    stop: threading.Event,
+    max_ticks: int | None = None,
+    on_tick: Callable[[Any], None] | None = None,
+) -> None:
+    """Tick until ``stop`` is set (or ``max_ticks``), backing off on chain failures."""
+    backoff = settings.poll_interval_s
+    ticks = 0
+    while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+        ticks += 1
+        start = time.perf_counter()
+        try:
+            report = challenger.tick()
+            lag = challenger.follower.lag() if challenger.follower else 0
+        except (ChainError, SpotcheckError, OSError) as err:
+            metrics.rpc_failures.inc()
+            health.last_error = str(err).splitlines()[0][:300]
+            log.warning("tick failed, retrying in %.1f s: %s", backoff, health.last_error)
+            stop.wait(backoff)
+            backoff = min(MAX_BACKOFF_S, backoff * 2)
+            continue
+        backoff = settings.poll_interval_s
+        metrics.ticks.inc()
+        metrics.tick_seconds.observe(time.perf_counter() - start)
+        metrics.blocks_behind.set(lag)
+        metrics.update_from_store(challenger.store)
+        try:
+            metrics.bond_at_risk.set(challenger.chain.bond_at_risk())
+            metrics.credits.set(challenger.chain.credits())
+        except ChainError as err:
+            log.warning("metrics read failed: %s", err)
+        health.lag, health.last_tick, health.last_error = lag, time.time(), None
+        if on_tick is not None:
+            on_tick(report)
+        stop.wait(settings.poll_interval_s)
+
+
+def read_status(db_path: Path) -> dict[str, Any]:
+    """:func:`status_of` on a fresh connection (safe from any thread, WAL readers don't block)."""
+    conn = open_db(db_path)
+    try:
+        return status_of(Store(conn))
+    finally:
+        conn.close()
+
+
+def make_app(settings: ChallengerSettings, metrics: Metrics, health: Health) -> Any:
+    return create_app(health, metrics, lambda: read_status(settings.db_path))
