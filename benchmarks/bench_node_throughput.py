@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -57,12 +58,14 @@ def model_path(name: str, folder: Path) -> Path:
     return path
 
 
-def plain_round(runtime: ModelRuntime, inputs: list[np.ndarray]) -> float:
+def plain_round(runtime: ModelRuntime, inputs: list[np.ndarray]) -> tuple[float, float]:
+    """(jobs per second, CPU milliseconds per job)."""
     runner = runtime.runner
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for x in inputs:
         runner.run(x)
-    return len(inputs) / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return len(inputs) / wall, 1000 * cpu / len(inputs)
 
 
 def node_round(
@@ -72,19 +75,23 @@ def node_round(
     inputs: list[np.ndarray],
     clients: int,
     batch_size: int,
-) -> float:
+) -> tuple[float, float]:
     def one(x: np.ndarray) -> None:
         server.serve(MODEL_ID, runtime.quantize_input(x))
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(clients) as pool:
         for i in range(0, len(inputs), batch_size):
             list(pool.map(one, inputs[i : i + batch_size]))
             cutter.cut(force=True)  # seal what was served (a full batch, or the tail)
-    return len(inputs) / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return len(inputs) / wall, 1000 * cpu / len(inputs)
 
 
-def bench(name: str, args: argparse.Namespace, folder: Path) -> tuple[float, float, int]:
+Result = tuple[float, float, float, float, int]
+
+
+def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     spec = ModelSpec(MODEL_ID, model_path(name, folder), input_scale=7, output_scale=13, tau=64)
     runtime = ModelRuntime.load(spec)
     rng = np.random.default_rng(0)
@@ -102,7 +109,14 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> tuple[float, flo
         node.append(node_round(server, runtime, cutter, inputs, args.clients, args.batch_size))
     runtime.close()
     store.close()
-    return statistics.median(plain), statistics.median(node), runtime.input_len
+    med = statistics.median
+    return (
+        med(p[0] for p in plain),
+        med(n[0] for n in node),
+        med(p[1] for p in plain),
+        med(n[1] for n in node),
+        runtime.input_len,
+    )
 
 
 def main() -> None:
@@ -126,20 +140,25 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="spotcheck-bench-") as tmp:
         for name in args.models:
-            plain, node, inputs = bench(name, args, Path(tmp))
+            plain, node, plain_cpu, node_cpu, inputs = bench(name, args, Path(tmp))
             per_job = 1 / node + args.commit_seconds / args.batch_size
-            rows.append((name, inputs, plain, node, 1 / per_job))
+            rows.append((name, inputs, plain, 1 / per_job, plain_cpu, node_cpu))
     header = (
         f"{'model':<18} {'inputs':>7} {'plain ORT jobs/s':>17} {'node jobs/s':>12} "
-        f"{'node+commit':>12} {'ratio':>6}"
+        f"{'ratio':>6} {'plain CPU ms/job':>17} {'node CPU ms/job':>16}"
     )
     print(header)
     print("-" * len(header))
-    for name, inputs, plain, node, amortized in rows:
+    for name, inputs, plain, node, plain_cpu, node_cpu in rows:
         print(
-            f"{name:<18} {inputs:>7} {plain:>17.1f} {node:>12.1f} {amortized:>12.1f} "
-            f"{amortized / plain:>6.3f}"
+            f"{name:<18} {inputs:>7} {plain:>17.1f} {node:>12.1f} {node / plain:>6.3f} "
+            f"{plain_cpu:>17.3f} {node_cpu:>16.3f}"
         )
+    print(
+        f"node jobs/s include one commitBatch ({args.commit_seconds} s) per {args.batch_size} "
+        f"jobs; {args.clients} client threads; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":

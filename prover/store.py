@@ -243,6 +243,8 @@ class Store:
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._id_lock = threading.Lock()
+        self._next_served: int | None = None
         with self._lock:
             self._conn.executescript(_SCHEMA)
 
@@ -394,9 +396,17 @@ class Store:
 
     # -- served (batched) jobs ---------------------------------------------------------------
 
-    def next_served_job_id(self) -> int:
-        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'served_jobs'")
-        return (int(rows[0][0]) if rows else 0) + 1
+    def _allocate_served_id(self) -> int:
+        """Next node-assigned jobId (one node process per database; gaps are harmless)."""
+        with self._id_lock:
+            if self._next_served is None:
+                rows = self._read("SELECT MAX(job_id) FROM served_jobs")
+                seq = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'served_jobs'")
+                last = max(int(rows[0][0] or 0), int(seq[0][0]) if seq else 0)
+                self._next_served = last + 1
+            job_id = self._next_served
+            self._next_served += 1
+            return job_id
 
     def record_served(
         self,
@@ -409,29 +419,29 @@ class Store:
     ) -> ServedJob:
         """Persist a served job and return it with its node-assigned jobId, leaf and signature.
 
-        The jobId is assigned inside the write transaction, so ``leaf_for(job_id)`` (which
-        builds the leaf and signs it) sees the id that is stored; the answer is sent only
-        after this commit, so a receipt always names a job the node will batch.
+        ``leaf_for(job_id)`` builds the leaf and signs it for the id that is stored (outside
+        the write lock: signing is the slow part). The answer is sent only after the commit,
+        so a receipt always names a job the node will batch.
         """
         now = time.time()
+        job_id = self._allocate_served_id()
+        leaf, signature = leaf_for(job_id)
+        row = (
+            job_id,
+            _hex(model_id),
+            pack(input_q),
+            pack(output_q),
+            _hex(input_hash),
+            _hex(output_hash),
+            _hex(leaf),
+            _hex(signature),
+            now,
+        )
         with self._write() as c:
-            row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'served_jobs'").fetchone()
-            job_id = (int(row[0]) if row else 0) + 1
-            leaf, signature = leaf_for(job_id)
             c.execute(
                 "INSERT INTO served_jobs(job_id, model_id, input_q, output_q, input_hash,"
                 " output_hash, leaf, signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    _hex(model_id),
-                    pack(input_q),
-                    pack(output_q),
-                    _hex(input_hash),
-                    _hex(output_hash),
-                    _hex(leaf),
-                    _hex(signature),
-                    now,
-                ),
+                row,
             )
         return ServedJob(
             job_id=job_id,
