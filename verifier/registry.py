@@ -134,7 +134,13 @@ def register_model(
         log.info("model already registered: 0x%s", existing.model_id.hex())
         return existing
     if verifier_address is None:
-        verifier = solidity.deploy_verifier(artifacts.compiled_verifier(), sender)
+        compiled = artifacts.compiled_verifier()
+        if len(compiled.runtime_bytecode) > solidity.MAX_RUNTIME_BYTES:
+            raise ChainError(
+                f"verifier runtime code is {len(compiled.runtime_bytecode)} bytes, above the "
+                f"EIP-170 limit of {solidity.MAX_RUNTIME_BYTES}: this circuit cannot be deployed"
+            )
+        verifier = solidity.deploy_verifier(compiled, sender)
         verifier_address = str(verifier.address)
     registry = contracts.model_registry
     struct = params.as_struct(verifier_address, artifacts.onnx_hash, artifacts.settings_hash)
