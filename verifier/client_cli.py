@@ -1,0 +1,84 @@
+"""``spotcheck job ...``: the dApp side on the command line (request a job, read its output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.group()
+def job() -> None:
+    """dApp side: request jobs and read verified outputs."""
+
+
+def _commands() -> None:
+    from ape.cli import ConnectedProviderCommand, account_option, network_option
+
+    @job.command(cls=ConnectedProviderCommand)
+    @click.argument("model_id")
+    @click.option(
+        "--input",
+        "input_file",
+        required=True,
+        type=click.Path(exists=True, path_type=Path),
+        help='JSON: {"input": [floats]} or {"input_q": [ints]}.',
+    )
+    @click.option("--node", required=True, help="Address of the node that must serve the job.")
+    @click.option("--fee", type=int, required=True, help="Fee in token base units (escrowed).")
+    @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
+    @click.option("--dry-run", is_flag=True, help="Check the input; send nothing.")
+    @network_option()
+    @account_option()
+    def request(
+        account: Any,
+        model_id: str,
+        input_file: Path,
+        node: str,
+        fee: int,
+        deployment: Path | None,
+        dry_run: bool,
+    ) -> None:
+        """Request inference of MODEL_ID (0x hex) on an input; prints the job id."""
+        from spotcheck.chain import SpotcheckContracts
+        from verifier.client import SpotcheckClient
+        from verifier.datafiles import load_input_q
+
+        contracts = SpotcheckContracts.connect(path=deployment)
+        mid = bytes.fromhex(model_id.removeprefix("0x"))
+        model = contracts.model_registry.getModel(mid)
+        input_q = load_input_q(input_file, int(model.inputScale))
+        if dry_run:
+            click.echo(f"dry run: requestJob({model_id}, {input_q}, {node}, {fee})")
+            return
+        job_id = SpotcheckClient(contracts).request_job(mid, input_q, node, fee, account)
+        click.echo(f"job id {job_id}")
+
+    @job.command(cls=ConnectedProviderCommand)
+    @click.argument("job_id", type=int)
+    @click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for finality.")
+    @click.option("--finalize", is_flag=True, help="Call finalize once the window has passed.")
+    @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
+    @network_option()
+    @account_option()
+    def output(
+        account: Any, job_id: int, wait_s: float, finalize: bool, deployment: Path | None
+    ) -> None:
+        """Print JOB_ID's output if it is final on-chain and matches its committed hash."""
+        from spotcheck.chain import SpotcheckContracts
+        from verifier.client import SpotcheckClient
+
+        client = SpotcheckClient(SpotcheckContracts.connect(path=deployment))
+        if wait_s > 0:
+            out = client.wait_for_output(
+                job_id, wait_s, finalize_sender=account if finalize else None
+            )
+        else:
+            out = client.verified_output(job_id)
+        click.echo(f"job {out.job_id} (model 0x{out.model_id.hex()}): final, hash verified")
+        click.echo(f"output_q {list(out.output_q)}")
+        click.echo(f"output   {out.values}")
+
+
+_commands()
