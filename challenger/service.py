@@ -180,20 +180,24 @@ class Challenger:
 
     def sample(self, head: int, report: TickReport) -> None:
         hashes: dict[int, bytes] = {}
+        decided: list[tuple[JobRow, bool]] = []
         for job in self.store.jobs(JobState.SEEN):
             number = seed_block(job.commit_block, self.policy.seed_delay)
             if number > head:
                 continue  # the seed does not exist yet
             if number not in hashes:
                 hashes[number] = self.chain.block_hash(number)
-            sampled = self.policy.decide(job.model_id, hashes[number], job.job_key)
-            to = JobState.SAMPLED if sampled else JobState.SKIPPED
-            if self.store.transition(job.job_key, to):
-                if sampled:
-                    report.sampled += 1
-                    log.info("sampled", extra=_job_log(job))
-                else:
-                    report.skipped += 1
+            decided.append((job, self.policy.decide(job.model_id, hashes[number], job.job_key)))
+        # One transaction for all decisions (they are deterministic: a crash just redoes them).
+        with self.store.transaction():
+            for job, sampled in decided:
+                to = JobState.SAMPLED if sampled else JobState.SKIPPED
+                if self.store.transition(job.job_key, to):
+                    if sampled:
+                        report.sampled += 1
+                        log.info("sampled", extra=_job_log(job))
+                    else:
+                        report.skipped += 1
 
     # -- fetch batches ----------------------------------------------------------------------
 

@@ -1,0 +1,194 @@
+"""How fast the challenger follows commitments and re-executes jobs on this machine.
+
+    .venv/bin/python benchmarks/bench_challenger.py                # defaults
+    .venv/bin/python benchmarks/bench_challenger.py --jobs 20000 --json out.json
+
+Measured, each on one core:
+
+1. follow (on-chain jobs): record N ResultCommitted events (the follower's handler, one SQLite
+   transaction) and decide their samples (keccak per job, one transition per job). RPC time
+   is not included: it depends on the endpoint; the follower reads up to 2000 blocks per call.
+2. follow (batches): verify a served batch of N leaves (hash every input and output, rebuild
+   the Merkle tree, compare with the committed root) and record it with sampling decisions.
+3. re-execute (tiny MLP, 4-8-2): onnxruntime screen alone, ezkl witness alone, and the
+   verdict on honest outputs (the screen decides) and on outputs outside tau/2 of the screen
+   (the witness decides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from challenger.batches import BatchClient  # noqa: E402
+from challenger.sampling import SamplingPolicy  # noqa: E402
+from challenger.service import Challenger, Options, TickReport  # noqa: E402
+from challenger.store import BatchState, Store  # noqa: E402
+from spotcheck.encoding import input_hash, leaf_hash, onchain_job_key, output_hash  # noqa: E402
+from spotcheck.follower import open_db  # noqa: E402
+from spotcheck.merkle import MerkleTree  # noqa: E402
+
+MODEL = b"\x11" * 32
+
+
+def _rate(n: int, fn: Callable[[], Any]) -> tuple[float, float]:
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return n / seconds, seconds
+
+
+def bench_follow_onchain(n: int, folder: Path) -> dict[str, float]:
+    store = Store(open_db(folder / "onchain.sqlite"))
+    policy = SamplingPolicy(secret=b"\x01" * 32, default_rate=0.05)
+    x, y = [1, 2, 3, 4], [5, 6]
+
+    def record() -> None:
+        store.conn.execute("BEGIN IMMEDIATE")
+        for j in range(n):
+            Store.record_request(store.conn, j, MODEL, x)
+            Store.record_onchain_commit(
+                store.conn,
+                job_key=onchain_job_key(j),
+                job_id=j,
+                node="0xn",
+                output_q=y,
+                output_hash=output_hash(y),
+                challenge_deadline=10**9,
+                commit_block=j // 10,
+            )
+        store.conn.execute("COMMIT")
+
+    class _Chain:  # the seed block hash is the only chain read of the sampling step
+        def block_hash(self, number: int) -> bytes:
+            return number.to_bytes(32, "big")
+
+    challenger = Challenger(
+        store=store,
+        chain=_Chain(),  # type: ignore[arg-type]
+        policy=policy,
+        reexecutor_for=lambda _m: None,
+        options=Options(),
+    )
+
+    def sample() -> None:
+        challenger.sample(10**9, TickReport())
+
+    rec_rate, _ = _rate(n, record)
+    smp_rate, _ = _rate(n, sample)
+    both = 1 / (1 / rec_rate + 1 / smp_rate)
+    return {"record_per_s": rec_rate, "sample_per_s": smp_rate, "commitments_per_s": both}
+
+
+def bench_follow_batch(n: int, folder: Path) -> dict[str, float]:
+    import httpx
+
+    leaves = [(j, [j % 7, 1, 2, 3], [j % 5, 9]) for j in range(n)]
+    hashes = [leaf_hash(j, MODEL, input_hash(a), output_hash(b)) for j, a, b in leaves]
+    root = MerkleTree(hashes).root
+    body = {"leaves": [{"jobId": j, "inputQ": a, "outputQ": b} for j, a, b in leaves]}
+    client = BatchClient(transport=httpx.MockTransport(lambda _r: httpx.Response(200, json=body)))
+    store = Store(open_db(folder / "batch.sqlite"))
+    Store.record_batch(
+        store.conn,
+        batch_id=1,
+        model_id=MODEL,
+        node="0xn",
+        root=root,
+        count=n,
+        uri="http://n",
+        challenge_deadline=10**9,
+        commit_block=1,
+    )
+    (batch,) = store.batches(BatchState.SEEN)
+    policy = SamplingPolicy(secret=b"\x01" * 32, default_rate=0.05)
+    seed = b"\x02" * 32
+
+    def fetch_and_record() -> None:
+        from spotcheck.encoding import batch_job_key
+
+        def decide(job_id: int) -> bool:
+            return policy.decide(MODEL, seed, batch_job_key(1, job_id))
+
+        fetched = client.fetch(batch, decide)
+        store.fetched_batch(batch, [(leaf, decide(leaf.job_id)) for leaf in fetched.leaves])
+
+    rate, seconds = _rate(n, fetch_and_record)
+    return {"leaves_per_s": rate, "seconds": seconds}
+
+
+def bench_reexecute(n: int, folder: Path) -> dict[str, float]:
+    import numpy as np
+
+    from challenger.reexec import ModelReexecutor
+    from challenger.verdict import check_output
+    from spotcheck.encoding import quantize
+    from tests.fixtures import models
+    from verifier.artifacts import build_artifacts
+    from verifier.srs import SrsSource
+    from verifier.tolerance import measure
+
+    artifacts = build_artifacts(models.build("tiny_mlp", folder), srs=SrsSource.dev())
+    tau = measure(artifacts, random_samples=20).tau
+    reexec = ModelReexecutor(artifacts)
+    rng = np.random.default_rng(0)
+    xs = [
+        quantize(rng.uniform(-1, 1, artifacts.input_len), artifacts.input_scale) for _ in range(n)
+    ]
+    honest = [reexec.screen_output(x) for x in xs]
+    far = [[v + tau for v in y] for y in honest]  # past the screen, within 2 tau: witness decides
+    screen_rate, _ = _rate(n, lambda: [reexec.screen_output(x) for x in xs])
+    witness_n = max(1, n // 10)
+    witness_rate, _ = _rate(witness_n, lambda: [reexec.witness_output(x) for x in xs[:witness_n]])
+    verdict_rate, _ = _rate(
+        n, lambda: [check_output(reexec, x, y, tau) for x, y in zip(xs, honest, strict=True)]
+    )
+    witness_verdict_rate, _ = _rate(
+        witness_n,
+        lambda: [
+            check_output(reexec, x, y, tau)
+            for x, y in zip(xs[:witness_n], far[:witness_n], strict=True)
+        ],
+    )
+    return {
+        "tau": tau,
+        "onnxruntime_screen_per_s": screen_rate,
+        "witness_per_s": witness_rate,
+        "verdict_honest_per_s": verdict_rate,
+        "verdict_needing_witness_per_s": witness_verdict_rate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5000, help="on-chain commitments to follow")
+    parser.add_argument("--leaves", type=int, default=5000, help="leaves in the batch")
+    parser.add_argument("--reexec", type=int, default=2000, help="re-executions")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-challenger-") as tmp:
+        folder = Path(tmp)
+        results = {
+            "follow_onchain": bench_follow_onchain(args.jobs, folder),
+            "follow_batch": bench_follow_batch(args.leaves, folder),
+            "reexecute_tiny_mlp": bench_reexecute(args.reexec, folder),
+        }
+    for section, values in results.items():
+        print(section)
+        for key, value in values.items():
+            print(f"  {key:<32} {value:,.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
