@@ -69,17 +69,19 @@ class Node:
         batch_size: int = 4,
         fault_rate: float = 0.0,
         crash_hook: Callable[[str], None] | None = None,
+        spec: ModelSpec | None = None,
+        backend: Any = None,
     ) -> None:
-        spec = ModelSpec(
+        spec = spec or ModelSpec(
             sc.model_id, onnx, MOCK_MODEL.input_scale, MOCK_MODEL.output_scale, MOCK_MODEL.tau
         )
         self.store = Store(db)
         self.engine = InferenceEngine(
-            {sc.model_id: ModelRuntime.load(spec)}, FaultInjector(fault_rate, seed=1)
+            {spec.model_id: ModelRuntime.load(spec)}, FaultInjector(fault_rate, seed=1)
         )
-        self.backend = OwnRunBackend(self.engine)
+        self.backend = backend or OwnRunBackend(self.engine)
         self.metrics = NodeMetrics()
-        self.auditor = SelfAuditor(self.backend, 0.0, {sc.model_id: MOCK_MODEL.tau})
+        self.auditor = SelfAuditor(self.backend, 0.0, {spec.model_id: spec.tau})
         self.chain = NodeChain(sc.contracts, account)
         self.server = JobServer(self.engine, self.store, ApeSigner(account))
         kwargs: dict[str, Any] = {} if crash_hook is None else {"crash_hook": crash_hook}
