@@ -101,7 +101,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         // SAFETY: the verifier is owner-registered code bound into modelId; a revert, a `false`
         // or running out of gas are all a rejection (the defence tx reverts, the dispute stays
         // open until its deadline). nonReentrant guards every entry point here.
-        bool valid;
+        bool valid = false;
         try IHalo2Verifier(m.verifier).verifyProof(proof, instances) returns (bool ok) {
             valid = ok;
         } catch {

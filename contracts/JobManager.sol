@@ -53,7 +53,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     /// @inheritdoc IJobManager
     mapping(address node => uint256) public livenessFailures;
 
-    event Initialized(address disputeManager);
+    event Initialized(address indexed disputeManager);
 
     modifier onlyDisputeManager() {
         require(msg.sender == disputeManager, NotDisputeManager(msg.sender));

@@ -28,7 +28,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
 
     mapping(address node => NodeStake) private _stakes;
 
-    event Initialized(address jobManager, address disputeManager);
+    event Initialized(address indexed jobManager, address indexed disputeManager);
 
     modifier onlyJobManager() {
         require(msg.sender == jobManager, NotAuthorized(msg.sender));

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from spotcheck.chain import DeployParams, Deployment, default_deployment_path
+from spotcheck.chain import Deployment, DeployParams, default_deployment_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from ape.api import AccountAPI
@@ -105,15 +105,34 @@ def _build_deploy_command() -> click.Command:
     @click.command(cls=connected_cmd, name="deploy")
     @network_option()
     @account_option()
-    @click.option("--min-stake", type=int, default=DeployParams.min_stake, show_default=True,
-                  help="Minimum stake (token base units).")
-    @click.option("--unbonding-delay", type=int, default=DeployParams.unbonding_delay,
-                  show_default=True, help="Seconds between requestUnbond and withdrawStake.")
-    @click.option("--commit-timeout", type=int, default=DeployParams.commit_timeout,
-                  show_default=True, help="Seconds a node has to commit an on-chain job.")
+    @click.option(
+        "--min-stake",
+        type=int,
+        default=DeployParams.min_stake,
+        show_default=True,
+        help="Minimum stake (token base units).",
+    )
+    @click.option(
+        "--unbonding-delay",
+        type=int,
+        default=DeployParams.unbonding_delay,
+        show_default=True,
+        help="Seconds between requestUnbond and withdrawStake.",
+    )
+    @click.option(
+        "--commit-timeout",
+        type=int,
+        default=DeployParams.commit_timeout,
+        show_default=True,
+        help="Seconds a node has to commit an on-chain job.",
+    )
     @click.option("--token", default=None, help="Existing ERC-20 (default: deploy TestToken).")
-    @click.option("--out", type=click.Path(path_type=Path), default=None,
-                  help="Deployment file (default .spotcheck/deployments/<chain id>.json).")
+    @click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Deployment file (default .spotcheck/deployments/<chain id>.json).",
+    )
     @click.option("--dry-run", is_flag=True, help="Print the plan; send no transaction.")
     def deploy(
         account: AccountAPI,
@@ -149,8 +168,9 @@ def _build_deploy_command() -> click.Command:
 
 @contracts.command(name="show")
 @click.option("--chain-id", type=int, default=None, help="Chain id (default: latest file).")
-@click.option("--file", "path", type=click.Path(path_type=Path), default=None,
-              help="Deployment file to show.")
+@click.option(
+    "--file", "path", type=click.Path(path_type=Path), default=None, help="Deployment file to show."
+)
 def show(chain_id: int | None, path: Path | None) -> None:
     """Print a saved deployment."""
     if path is None and chain_id is None:

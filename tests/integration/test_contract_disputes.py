@@ -76,7 +76,9 @@ def test_defend_validProof_finalizesJob_andPaysBondToNode(
     assert spotcheck.token.balanceOf(node) == before + BOND
 
 
-def test_defend_exactlyTauAway_isAccepted(disputed: tuple[int, bytes], spotcheck: Any, node: Any) -> None:
+def test_defend_exactlyTauAway_isAccepted(
+    disputed: tuple[int, bytes], spotcheck: Any, node: Any
+) -> None:
     _, dispute_id = disputed
     tau = MOCK_MODEL.tau
     instances = defence_instances(JOB_INPUT, [JOB_OUTPUT[0] + tau, JOB_OUTPUT[1] - tau])
@@ -84,7 +86,9 @@ def test_defend_exactlyTauAway_isAccepted(disputed: tuple[int, bytes], spotcheck
     assert spotcheck.dispute_manager.getDispute(dispute_id).status == DisputeStatus.DEFENDED
 
 
-def test_defend_outputBeyondTau_reverts(disputed: tuple[int, bytes], spotcheck: Any, node: Any) -> None:
+def test_defend_outputBeyondTau_reverts(
+    disputed: tuple[int, bytes], spotcheck: Any, node: Any
+) -> None:
     _, dispute_id = disputed
     dm = spotcheck.dispute_manager
     instances = defence_instances(JOB_INPUT, [JOB_OUTPUT[0], JOB_OUTPUT[1] - 3])
@@ -92,7 +96,9 @@ def test_defend_outputBeyondTau_reverts(disputed: tuple[int, bytes], spotcheck: 
         dm.defend(dispute_id, b"p", instances, JOB_OUTPUT, sender=node)
 
 
-def test_defend_proofForAnotherInput_reverts(disputed: tuple[int, bytes], spotcheck: Any, node: Any) -> None:
+def test_defend_proofForAnotherInput_reverts(
+    disputed: tuple[int, bytes], spotcheck: Any, node: Any
+) -> None:
     _, dispute_id = disputed
     dm = spotcheck.dispute_manager
     instances = defence_instances([1, -2, 3, 5], PROVEN)
@@ -109,7 +115,9 @@ def test_defend_committedOutputNotTheCommitment_reverts(
         dm.defend(dispute_id, b"p", GOOD_INSTANCES, PROVEN, sender=node)
 
 
-def test_defend_wrongInstanceCount_reverts(disputed: tuple[int, bytes], spotcheck: Any, node: Any) -> None:
+def test_defend_wrongInstanceCount_reverts(
+    disputed: tuple[int, bytes], spotcheck: Any, node: Any
+) -> None:
     _, dispute_id = disputed
     dm = spotcheck.dispute_manager
     with ape.reverts(dm.WrongInstanceCount, have=5, need=6):
@@ -139,7 +147,9 @@ def test_defend_verifierRejects_revertsProofRejected_andDisputeStaysOpen(
     assert dm.getDispute(dispute_id).status == DisputeStatus.OPEN
 
 
-def test_defend_byOtherThanNode_reverts(disputed: tuple[int, bytes], spotcheck: Any, challenger: Any) -> None:
+def test_defend_byOtherThanNode_reverts(
+    disputed: tuple[int, bytes], spotcheck: Any, challenger: Any
+) -> None:
     _, dispute_id = disputed
     dm = spotcheck.dispute_manager
     with ape.reverts(dm.NotDisputedNode, disputeId=dispute_id, caller=challenger):
@@ -171,12 +181,21 @@ def test_defendTwice_andSettleAfterDefence_revert(
 
 
 def test_settle_noDefence_slashesPaysBountyBurnsRest_andInvalidatesJob(
-    disputed: tuple[int, bytes], spotcheck: Any, node: Any, challenger: Any, requester: Any,
-    outsider: Any, chain: Any,
+    disputed: tuple[int, bytes],
+    spotcheck: Any,
+    node: Any,
+    challenger: Any,
+    requester: Any,
+    outsider: Any,
+    chain: Any,
 ) -> None:
     job_id, dispute_id = disputed
-    dm, jm, sm, token = (spotcheck.dispute_manager, spotcheck.job_manager, spotcheck.stake_manager,
-                         spotcheck.token)
+    dm, jm, sm, token = (
+        spotcheck.dispute_manager,
+        spotcheck.job_manager,
+        spotcheck.stake_manager,
+        spotcheck.token,
+    )
     burned_before = token.balanceOf(BURN)
     advance(chain, MOCK_MODEL.proof_window + 1)
     receipt = dm.settle(dispute_id, sender=outsider)
@@ -199,7 +218,9 @@ def test_settle_noDefence_slashesPaysBountyBurnsRest_andInvalidatesJob(
         dm.withdrawCredits(sender=challenger)
 
 
-def test_settle_beforeDeadline_reverts(disputed: tuple[int, bytes], spotcheck: Any, outsider: Any) -> None:
+def test_settle_beforeDeadline_reverts(
+    disputed: tuple[int, bytes], spotcheck: Any, outsider: Any
+) -> None:
     _, dispute_id = disputed
     dm = spotcheck.dispute_manager
     deadline = dm.getDispute(dispute_id).proofDeadline
@@ -215,13 +236,17 @@ def test_unknownDispute_reverts(spotcheck: Any, node: Any, outsider: Any) -> Non
         dm.defend(b"\x07" * 32, b"", [], [], sender=node)
 
 
-def test_openDispute_twice_reverts(disputed: tuple[int, bytes], spotcheck: Any, outsider: Any) -> None:
+def test_openDispute_twice_reverts(
+    disputed: tuple[int, bytes], spotcheck: Any, outsider: Any
+) -> None:
     job_id, dispute_id = disputed
     with ape.reverts(spotcheck.dispute_manager.DisputeExists, disputeId=dispute_id):
         spotcheck.dispute_manager.openDispute(job_id, sender=outsider)
 
 
-def test_openDispute_afterWindow_reverts(make_job: Any, spotcheck: Any, challenger: Any, chain: Any) -> None:
+def test_openDispute_afterWindow_reverts(
+    make_job: Any, spotcheck: Any, challenger: Any, chain: Any
+) -> None:
     job_id = make_job()
     deadline = spotcheck.job_manager.getJob(job_id).challengeDeadline
     advance(chain, MOCK_MODEL.challenge_window + 1)
@@ -292,7 +317,9 @@ def test_withdrawStake_whileDisputeOpen_reverts_thenSucceedsAfterSettle(
 
 
 @pytest.fixture
-def batch(spotcheck: Any, node: Any) -> tuple[int, list[tuple[int, list[int], list[int]]], MerkleTree]:
+def batch(
+    spotcheck: Any, node: Any
+) -> tuple[int, list[tuple[int, list[int], list[int]]], MerkleTree]:
     """A committed batch of 5 leaves (jobIds 100..104); returns (batchId, jobs, tree)."""
     jobs = [(100 + i, [i, -i, 2 * i, 3], [10 * i, -i]) for i in range(5)]
     leaves = [
@@ -300,7 +327,9 @@ def batch(spotcheck: Any, node: Any) -> tuple[int, list[tuple[int, list[int], li
         for job_id, inp, out in jobs
     ]
     tree = MerkleTree(leaves)
-    receipt = spotcheck.job_manager.commitBatch(spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node)
+    receipt = spotcheck.job_manager.commitBatch(
+        spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node
+    )
     return int(receipt.return_value), jobs, tree
 
 
@@ -355,14 +384,19 @@ def test_batchDispute_badMerkleProof_reverts(batch: Any, spotcheck: Any, challen
     job_id, inp, _ = jobs[2]
     with ape.reverts(spotcheck.dispute_manager.InvalidMerkleProof, batchId=batch_id, jobId=job_id):
         spotcheck.dispute_manager.openBatchDispute(
-            batch_id, job_id, hash_vector(inp), hash_vector([0, 0]), tree.proof(2), sender=challenger
+            batch_id,
+            job_id,
+            hash_vector(inp),
+            hash_vector([0, 0]),
+            tree.proof(2),
+            sender=challenger,
         )
 
 
-def test_batchDispute_twiceOrAfterWindowOrFinal_reverts(
+def test_batchDispute_twiceOrAfterWindowOrUnknownBatch_reverts(
     batch: Any, spotcheck: Any, challenger: Any, outsider: Any, chain: Any
 ) -> None:
-    batch_id, jobs, tree = batch
+    batch_id = batch[0]
     dm = spotcheck.dispute_manager
     dispute_id = _open_leaf(spotcheck, batch, 0, challenger)
     with ape.reverts(dm.DisputeExists, disputeId=dispute_id):
@@ -376,8 +410,13 @@ def test_batchDispute_twiceOrAfterWindowOrFinal_reverts(
 
 
 def test_slash_largerThanStake_isClamped_neverReverts(
-    spotcheck: Any, register_model: Any, mock_verifier: Any, node: Any, challenger: Any,
-    outsider: Any, chain: Any,
+    spotcheck: Any,
+    register_model: Any,
+    mock_verifier: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
 ) -> None:
     """A batch locks one slash; three bad leaves slash 1500, then the 500 left, then nothing."""
     from dataclasses import replace
@@ -390,8 +429,11 @@ def test_slash_largerThanStake_isClamped_neverReverts(
     tree = MerkleTree(leaves)
     batch_id = jm.commitBatch(model_id, tree.root, 3, "", sender=node).return_value
     ids = [
-        bytes(dm.openBatchDispute(batch_id, j, hash_vector(a), hash_vector(b), tree.proof(i),
-                                  sender=challenger).return_value)
+        bytes(
+            dm.openBatchDispute(
+                batch_id, j, hash_vector(a), hash_vector(b), tree.proof(i), sender=challenger
+            ).return_value
+        )
         for i, (j, a, b) in enumerate(jobs)
     ]
     advance(chain, big.challenge_window + big.proof_window + 1)

@@ -12,7 +12,15 @@ import pytest
 
 from spotcheck.encoding import hash_vector, leaf_hash
 from spotcheck.merkle import MerkleTree
-from tests.fixtures.chain import JOB_FEE, JOB_INPUT, JOB_OUTPUT, MOCK_MODEL, TEST_PARAMS, advance, defence_instances
+from tests.fixtures.chain import (
+    JOB_FEE,
+    JOB_INPUT,
+    JOB_OUTPUT,
+    MOCK_MODEL,
+    TEST_PARAMS,
+    advance,
+    defence_instances,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -24,12 +32,24 @@ def _report(rows: list[tuple[str, str, int]]) -> str:
 
 
 def test_gas_everyExternalFunction_andBatchCommitPerJob(
-    spotcheck: Any, deployer: Any, node: Any, node2: Any, challenger: Any, requester: Any,
-    outsider: Any, mock_verifier: Any, chain: Any,
+    spotcheck: Any,
+    deployer: Any,
+    node: Any,
+    node2: Any,
+    challenger: Any,
+    requester: Any,
+    outsider: Any,
+    mock_verifier: Any,
+    chain: Any,
 ) -> None:
     sc = spotcheck
-    sm, reg, jm, dm, consumer = (sc.stake_manager, sc.model_registry, sc.job_manager,
-                                 sc.dispute_manager, sc.example_consumer)
+    sm, reg, jm, dm, consumer = (
+        sc.stake_manager,
+        sc.model_registry,
+        sc.job_manager,
+        sc.dispute_manager,
+        sc.example_consumer,
+    )
     rows: list[tuple[str, str, int]] = []
 
     def gas(contract: str, function: str, receipt: Any) -> Any:
@@ -39,8 +59,11 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     gas("StakeManager", "stake", sm.stake(100 * 10**18, sender=node))
     struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x0a" * 32, b"\x0b" * 32)
     gas("ModelRegistry", "registerModel", reg.registerModel(struct, sender=deployer))
-    job_id = gas("JobManager", "requestJob (4 inputs)",
-                 jm.requestJob(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=requester)).return_value
+    job_id = gas(
+        "JobManager",
+        "requestJob (4 inputs)",
+        jm.requestJob(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=requester),
+    ).return_value
     gas("JobManager", "commitResult (2 outputs)", jm.commitResult(job_id, JOB_OUTPUT, sender=node))
     advance(chain, MOCK_MODEL.challenge_window + 1)
     gas("JobManager", "finalize (EOA requester)", jm.finalize(job_id, sender=outsider))
@@ -51,7 +74,11 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     jm.commitResult(cjob, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     gas("JobManager", "finalize (ExampleConsumer callback)", jm.finalize(cjob, sender=outsider))
-    gas("ExampleConsumer", "deliverOutput (2 outputs)", consumer.deliverOutput(cjob, JOB_OUTPUT, sender=outsider))
+    gas(
+        "ExampleConsumer",
+        "deliverOutput (2 outputs)",
+        consumer.deliverOutput(cjob, JOB_OUTPUT, sender=outsider),
+    )
 
     late = jm.requestJob(sc.model_id, JOB_INPUT, node2, JOB_FEE, sender=requester).return_value
     advance(chain, TEST_PARAMS.commit_timeout + 1)
@@ -61,8 +88,11 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     j1 = jm.requestJob(sc.model_id, JOB_INPUT, node, 0, sender=requester).return_value
     jm.commitResult(j1, JOB_OUTPUT, sender=node)
     d1 = gas("DisputeManager", "openDispute", dm.openDispute(j1, sender=challenger)).return_value
-    gas("DisputeManager", "defend (MockVerifier, 6 instances)",
-        dm.defend(d1, b"p", defence_instances(JOB_INPUT, JOB_OUTPUT), JOB_OUTPUT, sender=node))
+    gas(
+        "DisputeManager",
+        "defend (MockVerifier, 6 instances)",
+        dm.defend(d1, b"p", defence_instances(JOB_INPUT, JOB_OUTPUT), JOB_OUTPUT, sender=node),
+    )
     j2 = jm.requestJob(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=requester).return_value
     jm.commitResult(j2, JOB_OUTPUT, sender=node)
     d2 = dm.openDispute(j2, sender=challenger).return_value
@@ -73,20 +103,38 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     # batches: one root per batch, whatever the count; leaf disputes need log2(count) siblings
     per_job: dict[int, int] = {}
     for count in (1, 64, 1024):
-        leaves = [leaf_hash(i, sc.model_id, hash_vector([i, 0, 0, 0]), hash_vector([i, i]))
-                  for i in range(count)]
+        leaves = [
+            leaf_hash(i, sc.model_id, hash_vector([i, 0, 0, 0]), hash_vector([i, i]))
+            for i in range(count)
+        ]
         tree = MerkleTree(leaves)
-        r = jm.commitBatch(sc.model_id, tree.root, count, f"http://node.example/batches/{count}",
-                           sender=node)
+        r = jm.commitBatch(
+            sc.model_id, tree.root, count, f"http://node.example/batches/{count}", sender=node
+        )
         gas("JobManager", f"commitBatch ({count} jobs)", r)
         per_job[count] = int(r.gas_used) // count
         batch_id = r.return_value
         if count == 1024:
-            rd = dm.openBatchDispute(batch_id, 5, hash_vector([5, 0, 0, 0]), hash_vector([5, 5]),
-                                     tree.proof(5), sender=challenger)
+            rd = dm.openBatchDispute(
+                batch_id,
+                5,
+                hash_vector([5, 0, 0, 0]),
+                hash_vector([5, 5]),
+                tree.proof(5),
+                sender=challenger,
+            )
             gas("DisputeManager", "openBatchDispute (1024 leaves, 10 siblings)", rd)
-            gas("DisputeManager", "defend batch leaf (MockVerifier)",
-                dm.defend(rd.return_value, b"p", defence_instances([5, 0, 0, 0], [5, 5]), [5, 5], sender=node))
+            gas(
+                "DisputeManager",
+                "defend batch leaf (MockVerifier)",
+                dm.defend(
+                    rd.return_value,
+                    b"p",
+                    defence_instances([5, 0, 0, 0], [5, 5]),
+                    [5, 5],
+                    sender=node,
+                ),
+            )
             advance(chain, MOCK_MODEL.challenge_window + 1)
             gas("JobManager", "finalizeBatch", jm.finalizeBatch(batch_id, sender=outsider))
     gas("StakeManager", "requestUnbond", sm.requestUnbond(sender=node2))
@@ -94,10 +142,12 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     gas("StakeManager", "withdrawStake", sm.withdrawStake(sender=node2))
     gas("ModelRegistry", "deactivateModel", reg.deactivateModel(sc.model_id, sender=deployer))
 
-    report = _report(rows) + "\n| batch size | commit gas per job |\n|---:|---:|\n" + "".join(
-        f"| {n} | {g:,} |\n" for n, g in per_job.items()
+    report = (
+        _report(rows)
+        + "\n| batch size | commit gas per job |\n|---:|---:|\n"
+        + "".join(f"| {n} | {g:,} |\n" for n, g in per_job.items())
     )
-    print("\n" + report)  # noqa: T201 - the table for docs/contracts.md
+    print("\n" + report)
     if path := os.environ.get("SPOTCHECK_GAS_REPORT"):
         Path(path).write_text(report)
 

@@ -32,7 +32,9 @@ def test_solidity_matchesEveryVector(harness: Any) -> None:
     for v in vectors["hash_vector"]:
         assert harness.hashVector([int(x) for x in v["values"]]) == _b(v["hash"])
     for v in vectors["leaf"]:
-        got = harness.leaf(int(v["jobId"]), _b(v["modelId"]), _b(v["inputHash"]), _b(v["outputHash"]))
+        got = harness.leaf(
+            int(v["jobId"]), _b(v["modelId"]), _b(v["inputHash"]), _b(v["outputHash"])
+        )
         assert got == _b(v["leaf"])
     for v in vectors["onchain_job_key"]:
         assert harness.onchainJobKey(int(v["jobId"])) == _b(v["key"])
@@ -43,11 +45,15 @@ def test_solidity_matchesEveryVector(harness: Any) -> None:
     assert len(vectors["from_field"]) >= 10
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.integers(min_value=INT256_MIN, max_value=INT256_MAX), max_size=8),
-       element=st.integers(min_value=0, max_value=BN254_R - 1),
-       job_id=st.integers(min_value=0, max_value=2**256 - 1),
-       model=st.binary(min_size=32, max_size=32))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(st.integers(min_value=INT256_MIN, max_value=INT256_MAX), max_size=8),
+    element=st.integers(min_value=0, max_value=BN254_R - 1),
+    job_id=st.integers(min_value=0, max_value=2**256 - 1),
+    model=st.binary(min_size=32, max_size=32),
+)
 def test_solidity_matchesPython_onRandomInputs(
     harness: Any, values: list[int], element: int, job_id: int, model: bytes
 ) -> None:

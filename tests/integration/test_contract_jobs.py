@@ -27,7 +27,9 @@ def test_requestCommitFinalize_creditsFeeToNode_andUnlocksStake(
 ) -> None:
     jm, sm, token = spotcheck.job_manager, spotcheck.stake_manager, spotcheck.token
     before = token.balanceOf(requester)
-    job_id = jm.requestJob(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=requester).return_value
+    job_id = jm.requestJob(
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=requester
+    ).return_value
     assert token.balanceOf(requester) == before - JOB_FEE
     job = jm.getJob(job_id)
     assert job.status == JobStatus.REQUESTED
@@ -53,7 +55,9 @@ def test_requestCommitFinalize_creditsFeeToNode_andUnlocksStake(
     assert jm.credits(node) == 0
 
 
-def test_finalize_duringChallengeWindow_reverts(make_job: Any, spotcheck: Any, outsider: Any) -> None:
+def test_finalize_duringChallengeWindow_reverts(
+    make_job: Any, spotcheck: Any, outsider: Any
+) -> None:
     job_id = make_job()
     deadline = spotcheck.job_manager.getJob(job_id).challengeDeadline
     with ape.reverts(spotcheck.job_manager.ChallengeWindowOpen, deadline=deadline):
@@ -89,7 +93,9 @@ def test_requestJob_wrongInputLength_reverts(spotcheck: Any, node: Any, requeste
 def test_requestJob_inputOutsideField_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
     big = BN254_R // 2 + 1
     with ape.reverts(spotcheck.job_manager.InputOutOfField, index=2, value=-big):
-        spotcheck.job_manager.requestJob(spotcheck.model_id, [0, 0, -big, 0], node, 0, sender=requester)
+        spotcheck.job_manager.requestJob(
+            spotcheck.model_id, [0, 0, -big, 0], node, 0, sender=requester
+        )
 
 
 def test_requestJob_unknownModel_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
@@ -99,7 +105,9 @@ def test_requestJob_unknownModel_reverts(spotcheck: Any, node: Any, requester: A
 
 def test_requestJob_zeroNode_reverts(spotcheck: Any, requester: Any) -> None:
     with ape.reverts(spotcheck.job_manager.ZeroAddress):
-        spotcheck.job_manager.requestJob(spotcheck.model_id, JOB_INPUT, ape.utils.ZERO_ADDRESS, 0, sender=requester)
+        spotcheck.job_manager.requestJob(
+            spotcheck.model_id, JOB_INPUT, ape.utils.ZERO_ADDRESS, 0, sender=requester
+        )
 
 
 def test_requestAndCommit_onDeactivatedModel_revert(
@@ -115,7 +123,9 @@ def test_requestAndCommit_onDeactivatedModel_revert(
         spotcheck.job_manager.commitBatch(spotcheck.model_id, b"\x01" * 32, 1, "", sender=node)
 
 
-def test_commitResult_byOtherNode_reverts(make_job: Any, spotcheck: Any, node: Any, node2: Any) -> None:
+def test_commitResult_byOtherNode_reverts(
+    make_job: Any, spotcheck: Any, node: Any, node2: Any
+) -> None:
     job_id = make_job(commit=False)
     with ape.reverts(spotcheck.job_manager.NotJobNode, jobId=job_id, caller=node2, node=node):
         spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node2)
@@ -133,7 +143,9 @@ def test_commitResult_twice_reverts(make_job: Any, spotcheck: Any, node: Any) ->
         spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
 
 
-def test_commitResult_afterDeadline_reverts(make_job: Any, spotcheck: Any, node: Any, chain: Any) -> None:
+def test_commitResult_afterDeadline_reverts(
+    make_job: Any, spotcheck: Any, node: Any, chain: Any
+) -> None:
     job_id = make_job(commit=False)
     deadline = spotcheck.job_manager.getJob(job_id).commitDeadline
     advance(chain, TEST_PARAMS.commit_timeout + 1)
@@ -156,7 +168,9 @@ def test_commitResult_byUnstakedNode_reverts(
     spotcheck: Any, make_job: Any, outsider: Any, stake_manager: Any
 ) -> None:
     job_id = make_job(commit=False, node=outsider)
-    with ape.reverts(stake_manager.InsufficientStake, node=outsider, have=0, need=TEST_PARAMS.min_stake):
+    with ape.reverts(
+        stake_manager.InsufficientStake, node=outsider, have=0, need=TEST_PARAMS.min_stake
+    ):
         spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=outsider)
 
 
@@ -190,18 +204,24 @@ def test_cancelJob_afterCommitDeadline_refundsAndRecordsLivenessFailure(
 def test_cancelJob_beforeDeadline_reverts(make_job: Any, spotcheck: Any, requester: Any) -> None:
     job_id = make_job(commit=False)
     deadline = spotcheck.job_manager.getJob(job_id).commitDeadline
-    with ape.reverts(spotcheck.job_manager.CommitDeadlineNotPassed, jobId=job_id, deadline=deadline):
+    with ape.reverts(
+        spotcheck.job_manager.CommitDeadlineNotPassed, jobId=job_id, deadline=deadline
+    ):
         spotcheck.job_manager.cancelJob(job_id, sender=requester)
 
 
-def test_cancelJob_byOther_reverts(make_job: Any, spotcheck: Any, outsider: Any, chain: Any) -> None:
+def test_cancelJob_byOther_reverts(
+    make_job: Any, spotcheck: Any, outsider: Any, chain: Any
+) -> None:
     job_id = make_job(commit=False)
     advance(chain, TEST_PARAMS.commit_timeout + 1)
     with ape.reverts(spotcheck.job_manager.NotRequester, jobId=job_id, caller=outsider):
         spotcheck.job_manager.cancelJob(job_id, sender=outsider)
 
 
-def test_cancelJob_committedJob_reverts(make_job: Any, spotcheck: Any, requester: Any, chain: Any) -> None:
+def test_cancelJob_committedJob_reverts(
+    make_job: Any, spotcheck: Any, requester: Any, chain: Any
+) -> None:
     job_id = make_job()
     advance(chain, TEST_PARAMS.commit_timeout + 1)
     with ape.reverts(spotcheck.job_manager.BadJobStatus, jobId=job_id, status=JobStatus.COMMITTED):
@@ -252,7 +272,9 @@ def test_exampleConsumer_storesOnlyFinalMatchingOutput(
 ) -> None:
     consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
     fund_consumer(consumer)
-    job_id = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    job_id = consumer.request(
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+    ).return_value
     jm.commitResult(job_id, JOB_OUTPUT, sender=node)
     with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
         consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)  # not final yet
@@ -279,7 +301,9 @@ def test_exampleConsumer_cancelsAndRecoversRefund(
 ) -> None:
     consumer, token = spotcheck.example_consumer, spotcheck.token
     fund_consumer(consumer, JOB_FEE)
-    job_id = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    job_id = consumer.request(
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+    ).return_value
     assert token.balanceOf(consumer) == 0
     advance(chain, TEST_PARAMS.commit_timeout + 1)
     consumer.cancel(job_id, sender=outsider)
@@ -287,7 +311,9 @@ def test_exampleConsumer_cancelsAndRecoversRefund(
     assert token.balanceOf(consumer) == JOB_FEE
 
 
-@pytest.mark.parametrize("behaviour", [0, 1, 2, 3], ids=["revert", "burnGas", "reenter", "returnBomb"])
+@pytest.mark.parametrize(
+    "behaviour", [0, 1, 2, 3], ids=["revert", "burnGas", "reenter", "returnBomb"]
+)
 def test_finalize_withHostileConsumer_stillFinalizes(
     behaviour: int,
     project: Any,
@@ -302,7 +328,9 @@ def test_finalize_withHostileConsumer_stillFinalizes(
     hostile = deployer.deploy(project.HostileConsumer, jm)
     hostile.setBehaviour(behaviour, sender=deployer)
     fund_consumer(hostile)
-    job_id = hostile.request(spotcheck.token, spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    job_id = hostile.request(
+        spotcheck.token, spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+    ).return_value
     jm.commitResult(job_id, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     receipt = jm.finalize(job_id, sender=outsider, gas=1_000_000)
@@ -314,12 +342,20 @@ def test_finalize_withHostileConsumer_stillFinalizes(
 
 
 def test_finalize_withTooLittleGasForCallback_reverts(
-    project: Any, spotcheck: Any, node: Any, deployer: Any, outsider: Any, chain: Any, fund_consumer: Any
+    project: Any,
+    spotcheck: Any,
+    node: Any,
+    deployer: Any,
+    outsider: Any,
+    chain: Any,
+    fund_consumer: Any,
 ) -> None:
     jm = spotcheck.job_manager
     consumer = spotcheck.example_consumer
     fund_consumer(consumer)
-    job_id = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    job_id = consumer.request(
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+    ).return_value
     jm.commitResult(job_id, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     # Enough for everything before the callback, too little for the guaranteed callback gas.
@@ -335,7 +371,9 @@ def test_commitBatch_lockOnce_finalizeAfterWindow_unlocks(
     spotcheck: Any, node: Any, outsider: Any, chain: Any
 ) -> None:
     jm, sm = spotcheck.job_manager, spotcheck.stake_manager
-    receipt = jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 1024, "http://node/batches/1", sender=node)
+    receipt = jm.commitBatch(
+        spotcheck.model_id, b"\x11" * 32, 1024, "http://node/batches/1", sender=node
+    )
     batch_id = receipt.return_value
     batch = jm.getBatch(batch_id)
     assert batch.status == BatchStatus.COMMITTED

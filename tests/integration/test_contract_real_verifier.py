@@ -30,25 +30,43 @@ def real(tiny_mlp_artifacts: Any, spotcheck: Any, deployer: Any) -> dict[str, An
     params: ModelParams = registry.model_params(artifacts, TAU, **PARAMS_WINDOWS)
     reg = registry.register_model(artifacts, params, spotcheck.contracts, deployer)
     rng = np.random.default_rng(7)
-    inputs = [quantize(rng.uniform(-1, 1, artifacts.input_len), artifacts.input_scale) for _ in range(2)]
-    return {"artifacts": artifacts, "model_id": reg.model_id, "verifier": reg.verifier,
-            "inputs": inputs, "proofs": [prove(artifacts, x) for x in inputs]}
+    inputs = [
+        quantize(rng.uniform(-1, 1, artifacts.input_len), artifacts.input_scale) for _ in range(2)
+    ]
+    return {
+        "artifacts": artifacts,
+        "model_id": reg.model_id,
+        "verifier": reg.verifier,
+        "inputs": inputs,
+        "proofs": [prove(artifacts, x) for x in inputs],
+    }
 
 
-def _dispute(spotcheck: Any, real: dict[str, Any], input_q: list[int], committed: list[int],
-             node: Any, requester: Any, challenger: Any) -> tuple[int, bytes]:
+def _dispute(
+    spotcheck: Any,
+    real: dict[str, Any],
+    input_q: list[int],
+    committed: list[int],
+    node: Any,
+    requester: Any,
+    challenger: Any,
+) -> tuple[int, bytes]:
     jm, dm = spotcheck.job_manager, spotcheck.dispute_manager
-    job_id = int(jm.requestJob(real["model_id"], input_q, node, 10**18, sender=requester).return_value)
+    job_id = int(
+        jm.requestJob(real["model_id"], input_q, node, 10**18, sender=requester).return_value
+    )
     jm.commitResult(job_id, committed, sender=node)
     return job_id, bytes(dm.openDispute(job_id, sender=challenger).return_value)
 
 
-def test_realVerifier_acceptsProof_directly(real: dict[str, Any], spotcheck: Any, outsider: Any) -> None:
+def test_realVerifier_acceptsProof_directly(
+    real: dict[str, Any], spotcheck: Any, outsider: Any
+) -> None:
     verifier = spotcheck.contracts.verifier(real["verifier"])
     bundle = real["proofs"][0]
     assert verifier.verifyProof.call(bundle.proof, bundle.instances) is True
     gas = verifier.verifyProof.estimate_gas_cost(bundle.proof, bundle.instances, sender=outsider)
-    print(f"\nHalo2Verifier.verifyProof gas (estimate): {gas:,}")  # noqa: T201
+    print(f"\nHalo2Verifier.verifyProof gas (estimate): {gas:,}")
     assert 100_000 < gas < 2_000_000
 
 
@@ -57,21 +75,31 @@ def test_defend_realProof_outputWithinTau_provesJob_andMeasuresGas(
 ) -> None:
     bundle = real["proofs"][0]
     committed = [v + TAU if i == 0 else v - TAU for i, v in enumerate(bundle.output_q)]
-    job_id, dispute_id = _dispute(spotcheck, real, real["inputs"][0], committed, node, requester, challenger)
-    receipt = spotcheck.dispute_manager.defend(dispute_id, bundle.proof, bundle.instances, committed, sender=node)
-    print(f"\ndefend with the real verifier: {receipt.gas_used:,} gas")  # noqa: T201
+    job_id, dispute_id = _dispute(
+        spotcheck, real, real["inputs"][0], committed, node, requester, challenger
+    )
+    receipt = spotcheck.dispute_manager.defend(
+        dispute_id, bundle.proof, bundle.instances, committed, sender=node
+    )
+    print(f"\ndefend with the real verifier: {receipt.gas_used:,} gas")
     assert spotcheck.dispute_manager.getDispute(dispute_id).status == DisputeStatus.DEFENDED
     assert spotcheck.job_manager.getJob(job_id).status == JobStatus.FINAL
     assert receipt.gas_used < 2_000_000
 
 
 def test_defend_tamperedProof_isRejected_thenSettleSlashes(
-    real: dict[str, Any], spotcheck: Any, node: Any, requester: Any, challenger: Any, outsider: Any,
+    real: dict[str, Any],
+    spotcheck: Any,
+    node: Any,
+    requester: Any,
+    challenger: Any,
+    outsider: Any,
     chain: Any,
 ) -> None:
     bundle = real["proofs"][0]
-    job_id, dispute_id = _dispute(spotcheck, real, real["inputs"][0], bundle.output_q, node, requester,
-                                  challenger)
+    job_id, dispute_id = _dispute(
+        spotcheck, real, real["inputs"][0], bundle.output_q, node, requester, challenger
+    )
     dm = spotcheck.dispute_manager
     tampered = bundle.proof[:100] + bytes([bundle.proof[100] ^ 0x01]) + bundle.proof[101:]
     with ape.reverts(dm.ProofRejected, disputeId=dispute_id):
@@ -105,7 +133,9 @@ def test_defend_outputsBeyondTau_cannotBeDefended(
     cheat = [bundle.output_q[0] - TAU - 1, *bundle.output_q[1:]]
     _, dispute_id = _dispute(spotcheck, real, real["inputs"][0], cheat, node, requester, challenger)
     dm = spotcheck.dispute_manager
-    with ape.reverts(dm.OutputOutsideTolerance, index=0, proven=bundle.output_q[0], committed=cheat[0], tau=TAU):
+    with ape.reverts(
+        dm.OutputOutsideTolerance, index=0, proven=bundle.output_q[0], committed=cheat[0], tau=TAU
+    ):
         dm.defend(dispute_id, bundle.proof, bundle.instances, cheat, sender=node)
     # Moving the public outputs to the cheat makes the tolerance check pass; the proof then fails.
     forged = bundle.instances[: len(real["inputs"][0])] + [to_field(v) for v in cheat]

@@ -80,7 +80,9 @@ def test_requestUnbond_withoutStake_reverts(spotcheck: Any, outsider: Any) -> No
 # ---------------------------------------------------------------- registry
 
 
-def test_registerModel_byNonOwner_reverts(spotcheck: Any, mock_verifier: Any, outsider: Any) -> None:
+def test_registerModel_byNonOwner_reverts(
+    spotcheck: Any, mock_verifier: Any, outsider: Any
+) -> None:
     reg = spotcheck.model_registry
     struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x01" * 32, b"\x02" * 32)
     with ape.reverts(reg.NotRegistrar, caller=outsider):
@@ -95,7 +97,9 @@ def test_registerModel_storesParams_andIdBindsHashesAndVerifier(
     reg = spotcheck.model_registry
     struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x01" * 32, b"\x02" * 32)
     model_id = reg.registerModel(struct, sender=deployer).return_value
-    expected = keccak(b"\x01" * 32 + b"\x02" * 32 + bytes(12) + bytes.fromhex(mock_verifier.address[2:]))
+    expected = keccak(
+        b"\x01" * 32 + b"\x02" * 32 + bytes(12) + bytes.fromhex(mock_verifier.address[2:])
+    )
     assert model_id == expected == reg.computeModelId(b"\x01" * 32, b"\x02" * 32, mock_verifier)
     m = reg.getModel(model_id)
     assert (m.inputLen, m.outputLen, m.tau, m.active) == (4, 2, MOCK_MODEL.tau, True)
@@ -110,8 +114,12 @@ def test_registerModel_windowsNotInsideUnbondingDelay_reverts(
     reg = spotcheck.model_registry
     params = replace(MOCK_MODEL, challenge_window=600, proof_window=400)  # == delay 1000
     struct = params.as_struct(str(mock_verifier.address), b"\x03" * 32, b"\x04" * 32)
-    with ape.reverts(reg.WindowsExceedUnbondingDelay, challengeWindow=600, proofWindow=400,
-                     unbondingDelay=TEST_PARAMS.unbonding_delay):
+    with ape.reverts(
+        reg.WindowsExceedUnbondingDelay,
+        challengeWindow=600,
+        proofWindow=400,
+        unbondingDelay=TEST_PARAMS.unbonding_delay,
+    ):
         reg.registerModel(struct, sender=deployer)
 
 
@@ -129,7 +137,9 @@ def test_registerModel_invalidParams_reverts(
     change: dict[str, int], reason: str, spotcheck: Any, mock_verifier: Any, deployer: Any
 ) -> None:
     reg = spotcheck.model_registry
-    struct = replace(MOCK_MODEL, **change).as_struct(str(mock_verifier.address), b"\x05" * 32, b"\x06" * 32)
+    struct = replace(MOCK_MODEL, **change).as_struct(
+        str(mock_verifier.address), b"\x05" * 32, b"\x06" * 32
+    )
     with ape.reverts(reg.InvalidModelParams, reason=reason):
         reg.registerModel(struct, sender=deployer)
 
@@ -179,11 +189,20 @@ def evil(project: Any, deployer: Any, accounts: Any) -> dict[str, Any]:
         for spender in (sm, jm, dm):
             token.approve(spender, 2**256 - 1, sender=actor)
     sm.stake(NODE_STAKE, sender=node)
-    return {"token": token, "sm": sm, "jm": jm, "dm": dm, "model_id": model_id,
-            "node": node, "challenger": challenger}
+    return {
+        "token": token,
+        "sm": sm,
+        "jm": jm,
+        "dm": dm,
+        "model_id": model_id,
+        "node": node,
+        "challenger": challenger,
+    }
 
 
-def test_reentrantToken_cannotReenterStakeOrCredits(evil: dict[str, Any], deployer: Any, chain: Any) -> None:
+def test_reentrantToken_cannotReenterStakeOrCredits(
+    evil: dict[str, Any], deployer: Any, chain: Any
+) -> None:
     token, sm, jm, dm = evil["token"], evil["sm"], evil["jm"], evil["dm"]
     node, challenger = evil["node"], evil["challenger"]
     # 1. During stake()'s transferFrom, re-enter withdrawStake.

@@ -112,17 +112,33 @@ class SpotcheckMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ rules: jobs
 
-    @rule(n=st.integers(0, 1), u=st.integers(0, 1), fee=st.sampled_from([0, 1, 5 * TOKEN]),
-          x=st.integers(-1000, 1000))
+    @rule(
+        n=st.integers(0, 1),
+        u=st.integers(0, 1),
+        fee=st.sampled_from([0, 1, 5 * TOKEN]),
+        x=st.integers(-1000, 1000),
+    )
     def request_job(self, n: int, u: int, fee: int, x: int) -> None:
         inp = [x, 1, -x, 2]
         node = self.w.nodes[n]
-        r = self._send(self.w.sc.job_manager.requestJob, self.w.sc.model_id, inp, node, fee,
-                       sender=self.w.users[u])
+        r = self._send(
+            self.w.sc.job_manager.requestJob,
+            self.w.sc.model_id,
+            inp,
+            node,
+            fee,
+            sender=self.w.users[u],
+        )
         if r is not None:
             job_id = int(r.return_value)
-            self.jobs[job_id] = {"fee": fee, "node": node, "input": inp, "output": None,
-                                 "status": JobStatus.REQUESTED, "requester": self.w.users[u]}
+            self.jobs[job_id] = {
+                "fee": fee,
+                "node": node,
+                "input": inp,
+                "output": None,
+                "status": JobStatus.REQUESTED,
+                "requester": self.w.users[u],
+            }
 
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), y=st.integers(-50, 50))
@@ -154,20 +170,34 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def commit_batch(self, n: int, seed: int) -> None:
         node = self.w.nodes[n]
         leaves = [(seed * 10 + k, [k, seed, 0, -k], [seed + k, k]) for k in range(3)]
-        hashed = [leaf_hash(j, self.w.sc.model_id, hash_vector(a), hash_vector(b)) for j, a, b in leaves]
+        hashed = [
+            leaf_hash(j, self.w.sc.model_id, hash_vector(a), hash_vector(b)) for j, a, b in leaves
+        ]
         tree = MerkleTree(hashed)
-        r = self._send(self.w.sc.job_manager.commitBatch, self.w.sc.model_id, tree.root, 3, "mem://",
-                       sender=node)
+        r = self._send(
+            self.w.sc.job_manager.commitBatch,
+            self.w.sc.model_id,
+            tree.root,
+            3,
+            "mem://",
+            sender=node,
+        )
         if r is not None:
-            self.batches[int(r.return_value)] = {"node": node, "leaves": leaves, "tree": tree,
-                                                 "status": BatchStatus.COMMITTED}
+            self.batches[int(r.return_value)] = {
+                "node": node,
+                "leaves": leaves,
+                "tree": tree,
+                "status": BatchStatus.COMMITTED,
+            }
 
     @precondition(lambda self: self.batches)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def finalize_batch(self, i: int, u: int) -> None:
         batch_id = self._pick(sorted(self.batches), i)
         self._send(self.w.sc.job_manager.finalizeBatch, batch_id, sender=self.w.users[u])
-        self.batches[batch_id]["status"] = BatchStatus(self.w.sc.job_manager.getBatch(batch_id).status)
+        self.batches[batch_id]["status"] = BatchStatus(
+            self.w.sc.job_manager.getBatch(batch_id).status
+        )
 
     # ------------------------------------------------------------ rules: disputes
 
@@ -177,8 +207,12 @@ class SpotcheckMachine(RuleBasedStateMachine):
         job_id = self._pick(sorted(self.jobs), i)
         r = self._send(self.w.sc.dispute_manager.openDispute, job_id, sender=self.w.users[u])
         if r is not None:
-            self.disputes[bytes(r.return_value)] = {"kind": "job", "ref": 0, "jobId": job_id,
-                                                     "node": self.jobs[job_id]["node"]}
+            self.disputes[bytes(r.return_value)] = {
+                "kind": "job",
+                "ref": 0,
+                "jobId": job_id,
+                "node": self.jobs[job_id]["node"],
+            }
         self._refresh_job(job_id)
 
     @precondition(lambda self: self.batches)
@@ -187,11 +221,23 @@ class SpotcheckMachine(RuleBasedStateMachine):
         batch_id = self._pick(sorted(self.batches), i)
         b = self.batches[batch_id]
         job_id, a, out = b["leaves"][k]
-        r = self._send(self.w.sc.dispute_manager.openBatchDispute, batch_id, job_id, hash_vector(a),
-                       hash_vector(out), b["tree"].proof(k), sender=self.w.users[u])
+        r = self._send(
+            self.w.sc.dispute_manager.openBatchDispute,
+            batch_id,
+            job_id,
+            hash_vector(a),
+            hash_vector(out),
+            b["tree"].proof(k),
+            sender=self.w.users[u],
+        )
         if r is not None:
-            self.disputes[bytes(r.return_value)] = {"kind": "leaf", "ref": batch_id, "jobId": job_id,
-                                                     "node": b["node"], "k": k}
+            self.disputes[bytes(r.return_value)] = {
+                "kind": "leaf",
+                "ref": batch_id,
+                "jobId": job_id,
+                "node": b["node"],
+                "k": k,
+            }
 
     @precondition(lambda self: self.disputes)
     @rule(i=st.integers(0, 10**6), honest=st.booleans())
@@ -204,8 +250,14 @@ class SpotcheckMachine(RuleBasedStateMachine):
         else:
             _, inp, out = self.batches[d["ref"]]["leaves"][d["k"]]
         proven = list(out) if honest else [out[0] + MOCK_MODEL.tau + 1, out[1]]
-        self._send(self.w.sc.dispute_manager.defend, dispute_id, b"p", defence_instances(inp, proven),
-                   out, sender=d["node"])
+        self._send(
+            self.w.sc.dispute_manager.defend,
+            dispute_id,
+            b"p",
+            defence_instances(inp, proven),
+            out,
+            sender=d["node"],
+        )
         if d["kind"] == "job":
             self._refresh_job(d["jobId"])
 
@@ -267,16 +319,27 @@ class SpotcheckMachine(RuleBasedStateMachine):
         dm_credits = sum(sc.dispute_manager.credits(a) for a in actors)
         assert token.balanceOf(sc.dispute_manager) == bonds + dm_credits
         held = sum(token.balanceOf(a) for a in actors)
-        assert held + stakes + escrow + jm_credits + bonds + dm_credits + token.balanceOf(BURN) == self.w.minted
+        assert (
+            held + stakes + escrow + jm_credits + bonds + dm_credits + token.balanceOf(BURN)
+            == self.w.minted
+        )
 
     @invariant()
     def locks_match_open_commitments(self) -> None:
         for node in self.w.nodes:
-            open_jobs = sum(1 for j in self.jobs.values() if j["node"] == node
-                            and j["status"] in (JobStatus.COMMITTED, JobStatus.DISPUTED))
-            open_batches = sum(1 for b in self.batches.values() if b["node"] == node
-                               and b["status"] == BatchStatus.COMMITTED)
-            assert self.w.sc.stake_manager.stakeOf(node).locked == SLASH * (open_jobs + open_batches)
+            open_jobs = sum(
+                1
+                for j in self.jobs.values()
+                if j["node"] == node and j["status"] in (JobStatus.COMMITTED, JobStatus.DISPUTED)
+            )
+            open_batches = sum(
+                1
+                for b in self.batches.values()
+                if b["node"] == node and b["status"] == BatchStatus.COMMITTED
+            )
+            assert self.w.sc.stake_manager.stakeOf(node).locked == SLASH * (
+                open_jobs + open_batches
+            )
 
     @invariant()
     def resolves_at_most_once(self) -> None:
@@ -319,5 +382,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
             database=None,
         ),
     )
-    print(f"stateful: {EXAMPLES} examples x {STEPS} steps, {TOTAL['steps']} transactions, "
-          f"{TOTAL['reverted']} reverted")  # noqa: T201 - shown with -s; recorded in the docs
+    print(
+        f"stateful: {EXAMPLES} examples x {STEPS} steps, {TOTAL['steps']} transactions, "
+        f"{TOTAL['reverted']} reverted"
+    )

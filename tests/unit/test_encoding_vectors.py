@@ -49,7 +49,18 @@ def generate_vectors() -> dict[str, Any]:
         (1, keccak(b"model"), hash_vector([1, 2, 3]), hash_vector([-4])),
         (2**256 - 1, b"\xff" * 32, hash_vector([]), hash_vector([0])),
     ]
-    fields_in = [0, 1, 2, HALF - 1, HALF, HALF + 1, BN254_R - 2, BN254_R - 1, 2**128, BN254_R - 2**128]
+    fields_in = [
+        0,
+        1,
+        2,
+        HALF - 1,
+        HALF,
+        HALF + 1,
+        BN254_R - 2,
+        BN254_R - 1,
+        2**128,
+        BN254_R - 2**128,
+    ]
     return {
         "bn254_r": str(BN254_R),
         "hash_vector": [
@@ -67,7 +78,8 @@ def generate_vectors() -> dict[str, Any]:
             for job_id, model, ih, oh in leaves_in
         ],
         "onchain_job_key": [
-            {"jobId": str(j), "key": "0x" + onchain_job_key(j).hex()} for j in (0, 1, 42, 2**256 - 1)
+            {"jobId": str(j), "key": "0x" + onchain_job_key(j).hex()}
+            for j in (0, 1, 42, 2**256 - 1)
         ],
         "batch_job_key": [
             {"batchId": str(b), "jobId": str(j), "key": "0x" + batch_job_key(b, j).hex()}
@@ -83,7 +95,9 @@ def load_vectors() -> dict[str, Any]:
 
 
 def test_vectorsFile_isReproducedByPython() -> None:
-    assert load_vectors() == generate_vectors(), "regenerate: python -m tests.unit.test_encoding_vectors"
+    assert load_vectors() == generate_vectors(), (
+        "regenerate: python -m tests.unit.test_encoding_vectors"
+    )
 
 
 def test_vectors_coverNegativesAndFieldEdges() -> None:
@@ -103,7 +117,9 @@ def test_hashVector_isKeccakOfAbiEncodedInt256Array(values: list[int]) -> None:
 
 @given(st.integers(min_value=0, max_value=2**256 - 1), st.binary(min_size=32, max_size=32))
 def test_leaf_isDoubleKeccak_andKeysAreDomainSeparated(job_id: int, model: bytes) -> None:
-    inner = keccak(abi_encode(["uint256", "bytes32", "bytes32", "bytes32"], [job_id, model, model, model]))
+    inner = keccak(
+        abi_encode(["uint256", "bytes32", "bytes32", "bytes32"], [job_id, model, model, model])
+    )
     assert leaf_hash(job_id, model, model, model) == keccak(inner)
     assert onchain_job_key(job_id) != batch_job_key(0, job_id)
 
