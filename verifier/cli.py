@@ -284,20 +284,19 @@ def _onboard_command() -> click.Command:
             }.items()
             if v is not None
         }
-        params = registry.model_params(a, tau, **economics)
         contracts = SpotcheckContracts.connect(path=deployment)
         if dry_run:
+            params = registry.model_params(a, tau, **economics)
             click.echo(f"dry run: would deploy a Halo2Verifier and register {params}")
             return
-        existing = registry.find_registration(a, params, contracts)
-        if existing is not None:
-            click.echo("  register   cached (already registered on this chain)", err=True)
-            reg = existing
-        else:
-            import time
+        import time
 
-            start = time.perf_counter()
-            reg = registry.register_model(a, params, contracts, account)
+        start = time.perf_counter()
+        result = registry.onboard(a, tau, contracts, account, **economics)
+        reg = result.registration
+        if result.cached:
+            click.echo("  register   cached (already registered on this chain)", err=True)
+        else:
             click.echo(f"  register   {time.perf_counter() - start:7.2f} s", err=True)
         click.echo(f"model id         0x{reg.model_id.hex()}")
         click.echo(f"verifier         {reg.verifier}")

@@ -160,3 +160,25 @@ def register_model(
         raise ChainError(f"model 0x{model_id.hex()} not found in the registry after registration")
     _save_record(artifacts, reg)
     return reg
+
+
+@dataclass(frozen=True)
+class OnboardResult:
+    registration: Registration
+    params: ModelParams
+    cached: bool  # True when an earlier, chain-confirmed registration was reused
+
+
+def onboard(
+    artifacts: ModelArtifacts,
+    tau: int,
+    contracts: SpotcheckContracts,
+    sender: Any,
+    **economics: int,
+) -> OnboardResult:
+    """Register ``artifacts`` with ``tau`` (deploying its verifier) unless already registered."""
+    params = model_params(artifacts, tau, **economics)
+    existing = find_registration(artifacts, params, contracts)
+    if existing is not None:
+        return OnboardResult(existing, params, cached=True)
+    return OnboardResult(register_model(artifacts, params, contracts, sender), params, cached=False)
