@@ -226,14 +226,26 @@ def _build_commands() -> dict[str, click.Command]:
 class _LazyNodeGroup(click.Group):
     """Builds the Ape-backed commands on first use, so importing this module never imports Ape."""
 
-    NAMES = ("claim", "run", "stake", "status", "top-up", "unbond", "withdraw")
+    HELP = {
+        "claim": "Withdraw credits: fees earned and dispute bonds won.",
+        "run": "Serve the configured models, commit, finalize and defend.",
+        "stake": "Stake AMOUNT tokens (approves StakeManager if needed).",
+        "status": "Stake, locked stake, credits, open disputes and local work.",
+        "top-up": "Add AMOUNT tokens to the stake (same as `stake`).",
+        "unbond": "Request unbonding: blocks new commitments from now on.",
+        "withdraw": "Withdraw the stake after the unbonding delay.",
+    }
     _built: dict[str, click.Command] | None = None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.NAMES)
+        return sorted(self.HELP)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(self.HELP.items()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.NAMES:
+        if cmd_name not in self.HELP:
             return None
         if _LazyNodeGroup._built is None:
             _LazyNodeGroup._built = _build_commands()

@@ -241,9 +241,7 @@ def test_batchCutter_cutsByAge(store: Store, tiny_mlp_path: Path) -> None:
     assert batch.count == 1 and batch.status == BatchState.SEALED
 
 
-def test_batch_transitions_sealedToCommittingToCommitted(
-    store: Store, tiny_mlp_path: Path
-) -> None:
+def test_batch_transitions_sealedToCommittingToCommitted(store: Store, tiny_mlp_path: Path) -> None:
     server = _server(store, tiny_mlp_path)
     server.serve(MODEL_ID, np.array([1, 2, 3, 4], dtype=np.int64))
     [b] = BatchCutter(store, 1, 60).cut()
@@ -253,3 +251,60 @@ def test_batch_transitions_sealedToCommittingToCommitted(
         store.batch_intent(b.local_id, nonce=6)
     got = store.batch_by_chain_id(9)
     assert got is not None and got.local_id == b.local_id and got.status == BatchState.COMMITTED
+
+
+# -- storage form and config --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bound", [100, 30_000, 2**31 - 1, 2**52])
+def test_pack_roundTripsAtTheNarrowestWidth(bound: int) -> None:
+    from prover.vectors import pack, unpack
+
+    q = np.array([-bound, 0, bound, 7], dtype=np.int64)
+    blob = pack(q)
+    assert unpack(blob).tolist() == q.tolist()
+    assert len(blob) == 1 + 4 * blob[0] and blob[0] in (1, 2, 4, 8)
+
+
+def test_loadSettings_readsToml_resolvesPaths_andEnvironmentWins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prover.config import load_settings
+
+    model_id = "0x" + "AB" * 32
+    (tmp_path / "node.toml").write_text(
+        f'batch_size = 8\n[http]\nport = 9100\n[models."{model_id}"]\n'
+        'onnx_path = "m.onnx"\ninput_scale = 7\noutput_scale = 13\ntau = 4\n'
+    )
+    monkeypatch.setenv("SPOTCHECK_NODE_BATCH_SIZE", "16")
+    settings = load_settings(tmp_path / "node.toml")
+    assert settings.batch_size == 16 and settings.http.port == 9100
+    model = settings.model(bytes.fromhex("ab" * 32))
+    assert model.onnx_path == tmp_path / "m.onnx" and model.tau == 4
+
+
+def test_loadSettings_rejectsBadModelIdAndRates(tmp_path: Path) -> None:
+    from prover.config import load_settings
+    from spotcheck.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        load_settings(
+            None, models={"0x12": {"onnx_path": "m", "input_scale": 1, "output_scale": 1, "tau": 0}}
+        )
+    with pytest.raises(ConfigError):
+        load_settings(None, fault_injection={"corrupt_rate": 1.5})
+
+
+def test_nodeCli_helpListsOperatorCommands_withoutImportingApe() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from prover.cli import node; "
+        "r = CliRunner().invoke(node, ['--help']); print(r.output); "
+        "print('ape' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    for name in ("stake", "top-up", "unbond", "withdraw", "status", "claim", "run"):
+        assert name in out.stdout
+    assert out.stdout.strip().endswith("False")
