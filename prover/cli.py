@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -226,7 +226,7 @@ def _build_commands() -> dict[str, click.Command]:
 class _LazyNodeGroup(click.Group):
     """Builds the Ape-backed commands on first use, so importing this module never imports Ape."""
 
-    HELP = {
+    HELP: ClassVar[dict[str, str]] = {
         "claim": "Withdraw credits: fees earned and dispute bonds won.",
         "run": "Serve the configured models, commit, finalize and defend.",
         "stake": "Stake AMOUNT tokens (approves StakeManager if needed).",
@@ -235,7 +235,7 @@ class _LazyNodeGroup(click.Group):
         "unbond": "Request unbonding: blocks new commitments from now on.",
         "withdraw": "Withdraw the stake after the unbonding delay.",
     }
-    _built: dict[str, click.Command] | None = None
+    _built: ClassVar[dict[str, click.Command] | None] = None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.HELP)
