@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 /// @title IModelRegistry
 /// @notice Registered models: what a commitment to a model means, and the dispute parameters.
 /// @dev `modelId = keccak256(abi.encode(onnxHash, settingsHash, verifier))`. Registration is
-///      restricted to the registry owner in v1 (see docs/decisions.md): a model's verifier is
+///      restricted to the registry owner in v1 (see docs/contracts.md, Decisions): a model's verifier is
 ///      trusted code that `defend` calls, so it must not be chosen by an anonymous party.
 interface IModelRegistry {
     struct Model {
