@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -90,12 +92,14 @@ class Progress:
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.stages: list[tuple[str, float]] = []
+        #: Where progress goes (the console, also while fd 1 is redirected to the log).
+        self.out: IO[str] | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
     def say(self, message: str) -> None:
-        click.echo(f"[{self.elapsed():7.1f} s] {message}")
+        click.echo(f"[{self.elapsed():7.1f} s] {message}", file=self.out)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -151,6 +155,10 @@ class Demo:
         self.first_slash_at: float | None = None
         self.griefed_job: int | None = None
         self.missing: list[str] = []
+        self._undefendable: dict[bytes, bool] = {}
+        self.service_errors: dict[str, int] = {}
+        self._scan_from = 0
+        self._last_log_block = 0
         self._stop = threading.Event()
 
     # -- preparation (no chain) -------------------------------------------------------------
@@ -279,7 +287,13 @@ class Demo:
     # -- actors -----------------------------------------------------------------------------
 
     def start_actors(self) -> None:
-        from spotcheck.demo_actors import Heartbeat, build_challenger, build_node
+        from spotcheck.demo_actors import (
+            ChallengerActor,
+            Heartbeat,
+            NodeActor,
+            build_challenger,
+            build_node,
+        )
 
         with self.progress.stage("start nodes, challenger and heartbeat"):
             common = {
@@ -310,13 +324,17 @@ class Demo:
                 artifacts=self.artifacts,
                 sampling_rate=self.cfg.sampling,
                 workdir=self.cfg.workdir / "run",
-                start_block=self.deployment.deploy_block,
                 max_bond_at_risk=200 * TOKEN,
                 poll_interval_s=0.5,
             )
             self.heartbeat = Heartbeat(1.0)
             self.nodes = [self.honest_node, self.cheater_node]
-            for actor in (*self.nodes, self.challenger, self.heartbeat):
+            actors: list[NodeActor | ChallengerActor | Heartbeat] = [
+                *self.nodes,
+                self.challenger,
+                self.heartbeat,
+            ]
+            for actor in actors:
                 actor.start()
                 self.actors.append(actor)
             for n in self.nodes:
@@ -328,6 +346,10 @@ class Demo:
 
     def stop_actors(self) -> None:
         self._stop.set()
+        for actor in self.actors:
+            loop = getattr(actor, "loop", None)
+            if loop is not None and loop.errors:
+                self.service_errors[loop.name] = len(loop.errors)
         for actor in reversed(self.actors):
             try:
                 actor.stop()
@@ -405,15 +427,10 @@ class Demo:
         conn = sqlite3.connect(f"file:{self.challenger.db_path}?mode=ro", uri=True, timeout=5)
         return conn
 
-    def _challenger_busy(self, head: int) -> bool:
-        """True while the challenger has commitments it has not decided on (or not seen yet)."""
+    def _challenger_busy(self) -> bool:
+        """True while the challenger has commitments it has not decided on."""
         conn = self._challenger_db()
         try:
-            row = conn.execute(
-                "SELECT block FROM follower_checkpoint WHERE name = 'challenger'"
-            ).fetchone()
-            if row is None or int(row[0]) < head:
-                return True
             busy = conn.execute(
                 "SELECT COUNT(*) FROM ch_jobs WHERE state IN "
                 "('seen', 'sampled', 'mismatched', 'dispute_sent')"
@@ -426,23 +443,103 @@ class Demo:
             conn.close()
 
     def _node_busy(self, node: Any) -> bool:
-        from prover.store import DisputeState
-
+        """True while a node has work in flight (uncommitted jobs or batches)."""
         counts = node.store.counts()
         jobs, batches = counts["onchain_jobs"], counts["batches"]
         if jobs.get("requested", 0) or jobs.get("committing", 0):
             return True
-        if (
+        return bool(
             counts["served_jobs"]["pending"]
             or batches.get("sealed", 0)
             or batches.get("committing", 0)
-        ):
-            return True
-        open_states = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
-        return any(d.last_error is None for d in node.store.disputes(*open_states))
+        )
+
+    def _defence_pending(self) -> bool:
+        """True while some node has an open dispute it may still win.
+
+        Read from the chain (every open ``DisputeOpened``), not from the nodes' followers, so
+        a dispute a node has not seen yet still counts. A dispute blocks time travel unless
+        the committed output is outside ``tau`` of the circuit's own output for the job's
+        input: then no valid proof exists (the contract's rule), and skipping the rest of the
+        proof window takes nothing from the node.
+        """
+        from spotcheck.chain import DisputeStatus, JobKind
+        from spotcheck.encoding import max_abs_diff
+        from verifier.witness import witness_output
+
+        dm = self.contracts.dispute_manager
+        for ev in self._events(dm, "DisputeOpened"):
+            did = bytes(ev.event_arguments["disputeId"])
+            if int(dm.getDispute(did).status) != DisputeStatus.OPEN:
+                continue
+            if did not in self._undefendable:
+                pair = self._disputed_job(ev, JobKind)
+                if pair is None:
+                    return True
+                diff = max_abs_diff(pair[1], witness_output(self.artifacts, pair[0]))
+                self._undefendable[did] = diff > self.tau
+                if diff > self.tau:
+                    node = str(ev.event_arguments["node"])
+                    label = next((n.label for n in self.nodes if n.address == node), node)
+                    self.say(
+                        f"    {label}: disputed output is {diff} units from the circuit "
+                        f"(tau {self.tau}): no valid proof exists"
+                    )
+            if not self._undefendable[did]:
+                return True
+        return False
+
+    def _disputed_job(self, ev: Any, kinds: Any) -> tuple[list[int], list[int]] | None:
+        """(input_q, committed output) of a disputed job: chain events, or the node's leaf."""
+        args = ev.event_arguments
+        job_id = int(args["jobId"])
+        if int(args["kind"]) == kinds.ONCHAIN:
+            jm = self.contracts.job_manager
+            req = self._events(jm, "JobRequested", jobId=job_id)
+            com = self._events(jm, "ResultCommitted", jobId=job_id)
+            if not req or not com:
+                return None
+            return (
+                [int(v) for v in req[0].event_arguments["input"]],
+                [int(v) for v in com[0].event_arguments["output"]],
+            )
+        node = next((n for n in self.nodes if n.address == str(args["node"])), None)
+        served = None if node is None else node.store.served_job(job_id)
+        if served is None:
+            return None
+        return served.input_q.tolist(), served.output_q.tolist()
+
+    def _last_event_block(self, head: int) -> int:
+        """The newest block up to ``head`` with a JobManager or DisputeManager event."""
+        from ape import chain
+
+        if head >= self._scan_from:
+            logs = chain.provider.web3.eth.get_logs(
+                {
+                    "address": [self.deployment.job_manager, self.deployment.dispute_manager],
+                    "fromBlock": self._scan_from,
+                    "toBlock": head,
+                }
+            )
+            for entry in logs:
+                self._last_log_block = max(self._last_log_block, int(entry["blockNumber"]))
+            self._scan_from = head + 1
+        return self._last_log_block
+
+    def _checkpoint(self, db_path: Path, name: str) -> int:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute(
+                "SELECT block FROM follower_checkpoint WHERE name = ?", (name,)
+            ).fetchone()
+            return -1 if row is None else int(row[0])
+        finally:
+            conn.close()
 
     def _next_deadline(self, now: int) -> int | None:
-        from prover.store import BatchState, DisputeState, JobState
+        """The earliest future challenge deadline (nodes' commitments) or proof deadline."""
+        from prover.store import BatchState, JobState
+        from spotcheck.chain import DisputeStatus
 
         deadlines: list[int] = []
         for node in self.nodes:
@@ -452,21 +549,30 @@ class Demo:
             for batch in node.store.batches(BatchState.COMMITTED):
                 if batch.challenge_deadline is not None:
                     deadlines.append(batch.challenge_deadline)
-            states = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
-            for d in node.store.disputes(*states):
-                deadlines.append(d.proof_deadline)
+        dm = self.contracts.dispute_manager
+        for ev in self._events(dm, "DisputeOpened"):
+            if int(dm.getDispute(ev.event_arguments["disputeId"]).status) == DisputeStatus.OPEN:
+                deadlines.append(int(ev.event_arguments["proofDeadline"]))
         future = [t for t in deadlines if t >= now]
         return min(future) if future else None
 
     def _maybe_time_travel(self) -> None:
+        """Move anvil's clock to the next deadline when nothing can happen before it.
+
+        Order matters: the services' states are read first, then the newest block with a
+        protocol event, which the challenger must have handled (so a commitment mined in
+        between is already in its state), then the open disputes are judged from the chain.
+        """
         from ape import chain
 
         if not self.cfg.time_travel or not self.workload.done.is_set():
             return
-        if any(self._node_busy(n) for n in self.nodes):
+        if any(self._node_busy(n) for n in self.nodes) or self._challenger_busy():
             return
-        head = int(chain.blocks.height)
-        if self._challenger_busy(head):
+        last = self._last_event_block(int(chain.blocks.height))
+        if self._checkpoint(self.challenger.db_path, "challenger") < last:
+            return
+        if self._challenger_busy() or self._defence_pending():
             return
         now = int(chain.blocks.head.timestamp)
         target = self._next_deadline(now)
@@ -475,7 +581,7 @@ class Demo:
         jump = target + 1 - now
         chain.mine(1, timestamp=target + 1)
         self.time_travel_s += jump
-        self.say(f"    anvil time travel +{jump} s: nothing left to check before the next deadline")
+        self.say(f"    anvil time travel +{jump} s: nothing can change before the next deadline")
 
     def _maybe_grief(self) -> None:
         """A griefing challenger disputes one CORRECT output of the honest node."""
@@ -597,40 +703,45 @@ class Demo:
             return self._dapp_reads()
 
     def _dapp_reads(self) -> DappReport:
+        """The dApp uses an output only once it is final and verified.
+
+        On-chain jobs: ``verifier.client.SpotcheckClient.verified_output`` (final on chain and
+        the emitted output hashes to the stored hash), then ``ExampleConsumer.deliverOutput``,
+        which checks the same on-chain. Batched jobs: the node's signed receipt, its Merkle
+        proof against the committed root and ``isBatchJobFinal``
+        (``prover.receipts.check_receipt_onchain``).
+        """
         import httpx
 
         from prover.receipts import Receipt, check_receipt_onchain
+        from verifier.client import JobInvalidError, JobNotFinalError, SpotcheckClient
 
-        report = DappReport()
-        jm = self.contracts.job_manager
+        report = DappReport(
+            client="verifier.client.SpotcheckClient + ExampleConsumer; batch receipts: "
+            "prover.receipts.check_receipt_onchain"
+        )
+        client = SpotcheckClient(self.contracts)
         consumer = self.contracts.example_consumer
-        try:
-            from verifier import client as verified_client  # noqa: F401
-
-            report.client = "verifier.client"
-        except ImportError:
-            report.client = "direct contract reads (verifier.client not built yet)"
-            self.missing.append(
-                "the Python verified-output client (verifier/client.py) is not built yet; the "
-                "dApp checked isJobFinal / isBatchJobFinal and Merkle proofs itself"
-            )
-        outputs = {
-            int(ev.event_arguments["jobId"]): [int(v) for v in ev.event_arguments["output"]]
-            for ev in self._events(jm, "ResultCommitted")
-        }
         for req in self.workload.onchain:
-            output = outputs.get(req.job_id)
-            if output is not None and bool(jm.isJobFinal(req.job_id)):
-                consumer.deliverOutput(req.job_id, output, sender=self.dapp)
-                report.onchain_used += 1
+            try:
+                verified = client.verified_output(req.job_id)
+            except (JobInvalidError, JobNotFinalError) as err:
+                report.onchain_refused += 1
+                self.say(f"    job {req.job_id} ({req.node}): refused by the client: {err}")
+                if report.consumer_reverted_on_invalid is None:
+                    # The consumer contract must refuse it too, whoever delivers it.
+                    try:
+                        raw = client.committed_output(req.job_id)
+                        consumer.deliverOutput(req.job_id, raw, sender=self.dapp)
+                        report.consumer_reverted_on_invalid = False
+                    except JobNotFinalError:
+                        pass
+                    except Exception:  # the expected OutputNotVerified revert
+                        report.consumer_reverted_on_invalid = True
                 continue
-            report.onchain_refused += 1
-            if output is not None and report.consumer_reverted_on_invalid is None:
-                try:
-                    consumer.deliverOutput(req.job_id, output, sender=self.dapp)
-                    report.consumer_reverted_on_invalid = False
-                except Exception:  # the expected OutputNotVerified revert
-                    report.consumer_reverted_on_invalid = True
+            consumer.deliverOutput(req.job_id, list(verified.output_q), sender=self.dapp)
+            report.onchain_used += 1
+        jm = self.contracts.job_manager
         by_label = {n.label: n for n in self.nodes}
         with httpx.Client(timeout=10.0) as http:
             for job in self.workload.http:
@@ -754,13 +865,7 @@ class Demo:
             nr.disputes = sum(str(e.event_arguments["node"]) == addr for e in opened)
             nr.defended = sum(str(e.event_arguments["node"]) == addr for e in defended)
             nr.proofs = actor.counter("spotcheck_node_proofs", result="ok")
-            from prover.store import DisputeState
 
-            nr.defence_rejected = sum(
-                1
-                for d in actor.store.disputes(*DisputeState)
-                if d.last_error and d.status != DisputeState.DEFENDED
-            )
             mine_slashed = [s for s in slashed if str(s.event_arguments["node"]) == addr]
             nr.slashes = len(mine_slashed)
             nr.slashed = sum(int(s.event_arguments["slashed"]) for s in mine_slashed)
@@ -890,14 +995,25 @@ class Demo:
     # -- everything -------------------------------------------------------------------------
 
     def run(self) -> DemoReport:
-        from ape import networks
-
-        self.cfg.workdir.mkdir(parents=True, exist_ok=True)
         run_dir = self.cfg.workdir / "run"
         if run_dir.exists():
             import shutil
 
             shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        with (
+            service_logs(self.log_path),
+            console_to_log(self.log_path.with_name("stdout.log"), self.progress),
+        ):
+            return self._run()
+
+    @property
+    def log_path(self) -> Path:
+        return self.cfg.workdir / "run" / "services.log"
+
+    def _run(self) -> DemoReport:
+        from ape import networks
+
         p = self.cfg.sampling
         bound = min_sampling_probability(
             DEFAULTS.cost, DEFAULTS.reward, DEFAULTS.slash, DEFAULTS.collusion
@@ -909,9 +1025,13 @@ class Demo:
             "protocol default is "
             f"{DEFAULTS.sampling:.0%}; the demo samples more to catch the cheater quickly."
         )
+        self.say(
+            f"services log to {self.log_path} (Ape's call traces of reverted transactions to "
+            f"{self.log_path.with_name('stdout.log')})"
+        )
         self.prepare()
         with self.progress.stage("start anvil (ape-foundry)"):
-            ctx = networks.parse_network_choice(NETWORK)
+            ctx = networks.parse_network_choice(NETWORK, disconnect_after=True)
             provider = ctx.__enter__()
             self.say(f"    anvil at {getattr(provider, 'uri', '?')}, chain id {provider.chain_id}")
         try:
@@ -931,12 +1051,77 @@ class Demo:
             finally:
                 self.stop_actors()
             report = self.build_report(dapp, before)
+            report.service_errors = dict(self.service_errors)
+            report.log_path = str(self.log_path)
             report.wall_s = self.progress.elapsed()
             return report
         finally:
             self.stop_actors()
             with self.progress.stage("stop anvil"):
                 ctx.__exit__(None, None, None)
+
+
+@contextmanager
+def console_to_log(path: Path, progress: Progress) -> Iterator[None]:
+    """Point file descriptor 1 at ``path`` while the services run; progress keeps the console.
+
+    Ape prints a call trace to the process's stdout for every reverted transaction (the
+    dishonest node's rejected defences make many); those belong in the log, not the console.
+    Does nothing when stdout has no file descriptor (e.g. under click's test runner).
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    console = os.fdopen(os.dup(fd), "w", buffering=1)
+    with path.open("a") as sink:
+        os.dup2(sink.fileno(), fd)
+        progress.out = console
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            progress.out = None
+            console.close()
+
+
+@contextmanager
+def service_logs(path: Path) -> Iterator[None]:
+    """Send the services' logs to ``path``; keep the console for the demo's own progress.
+
+    With ``spotcheck -v demo`` the console keeps its handlers too.
+    """
+    from ape.logging import logger as ape_logger
+
+    root = logging.getLogger()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(name)s: %(message)s")
+    )
+    mute = root.level >= logging.WARNING or root.level == logging.NOTSET
+    saved = [(h, h.level) for h in root.handlers]
+    old_root, old_ape = root.level, ape_logger.level
+    if mute:
+        for h in root.handlers:
+            h.setLevel(logging.CRITICAL + 1)
+        ape_logger.set_level("ERROR")
+    root.addHandler(handler)
+    root.setLevel(min(logging.INFO, old_root) if old_root else logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        for h, level in saved:
+            h.setLevel(level)
+        root.setLevel(old_root)
+        ape_logger.set_level(old_ape)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

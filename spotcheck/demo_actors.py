@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,6 @@ class ChallengerActor:
     challenger: Any  # challenger.service.Challenger
     db_path: Path
     loop: LoopThread
-    reexecutors: dict[bytes, Any] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
@@ -202,53 +201,35 @@ def build_challenger(
     artifacts: Any,
     sampling_rate: float,
     workdir: Path,
-    start_block: int,
     max_bond_at_risk: int,
     poll_interval_s: float,
 ) -> ChallengerActor:
-    """Assemble a challenger from ``challenger``'s parts, as ``spotcheck challenger run`` does."""
-    from challenger.chain_io import ApeChain
-    from challenger.chain_io import ModelParams as ChallengerModel
-    from challenger.reexec import ModelReexecutor
-    from challenger.sampling import SamplingPolicy, load_or_create_secret
-    from challenger.service import DISPUTE_EVENTS, JOB_EVENTS, Challenger, Options
-    from challenger.store import Store
-    from spotcheck.follower import LogFollower, open_db
+    """A challenger assembled by ``challenger.runner`` (what ``spotcheck challenger run`` runs).
 
-    folder = workdir / "challenger"
-    folder.mkdir(parents=True, exist_ok=True)
-    db_path = folder / "challenger.sqlite"
-    conn = open_db(db_path)
-    store = Store(conn)
-    follower = LogFollower(
-        conn,
-        "challenger",
-        [(contracts.job_manager, JOB_EVENTS), (contracts.dispute_manager, DISPUTE_EVENTS)],
-        start_block=start_block,
-    )
-    policy = SamplingPolicy(
-        secret=load_or_create_secret(folder / "sampling.secret"), default_rate=sampling_rate
-    )
-    reexecutors: dict[bytes, Any] = {}
+    It gets the model's files like any validator and checks them against the registry's
+    hashes before judging (``challenger.runner.ModelCatalog``).
+    """
+    from challenger.config import load_settings
+    from challenger.runner import build_challenger as assemble
 
-    def reexecutor_for(model: ChallengerModel) -> Any:
-        # The challenger re-runs only models whose artifacts match the registry's binding.
-        if model.model_id != model_id or model.onnx_hash != artifacts.onnx_hash:
-            return None
-        if model.model_id not in reexecutors:
-            reexecutors[model.model_id] = ModelReexecutor(artifacts)
-        return reexecutors[model.model_id]
-
-    ch = Challenger(
-        store=store,
-        chain=ApeChain.from_contracts(contracts, account),
-        policy=policy,
-        reexecutor_for=reexecutor_for,
-        options=Options(max_bond_at_risk=max_bond_at_risk, batch_retry=0.5),
-        follower=follower,
+    settings = load_settings(
+        None,
+        state_dir=str(workdir / "challenger"),
+        models={
+            "0x" + model_id.hex(): {
+                "onnx_path": str(artifacts.onnx_path),
+                "calibration_path": str(artifacts.calibration_path),
+            }
+        },
+        default_rate=sampling_rate,
+        # anvil does not reorganise; a public chain wants the default depth
+        confirmations=0,
+        max_bond_at_risk=max_bond_at_risk,
+        poll_interval_s=poll_interval_s,
     )
+    ch = assemble(settings, account, contracts)
     loop = LoopThread("challenger-loop", ch.tick, poll_interval_s)
-    return ChallengerActor(account, ch, db_path, loop, reexecutors)
+    return ChallengerActor(account, ch, settings.db_path, loop)
 
 
 class Heartbeat:
