@@ -1,0 +1,138 @@
+"""The demo, shortened (``spotcheck demo --quick``), end to end on its own anvil.
+
+Runs the real command in a subprocess (its own Ape connection and anvil, like a user's
+``make demo``) and checks its exit status and its JSON report: the cheater was slashed, the
+honest node never was and won the griefing dispute with a real proof, the challenger was paid
+and only final outputs reached the dApp. Every number in the report comes from the chain or
+the services' state, so these checks fail if any part of the protocol does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from spotcheck.toolchain import PROJECT_ROOT
+
+pytestmark = pytest.mark.chain
+
+#: First run on a machine builds the circuit and keys (tens of seconds); later runs ~1 min.
+TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], str]:
+    workdir = tmp_path_factory.mktemp("demo")
+    report_path = workdir / "report.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "spotcheck.cli",
+        "demo",
+        "--quick",
+        "--workdir",
+        str(workdir),
+        "--report-json",
+        str(report_path),
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    if not report_path.is_file():
+        pytest.fail(f"the demo wrote no report (exit {proc.returncode}):\n{output[-4000:]}")
+    return proc.returncode, json.loads(report_path.read_text()), output
+
+
+def _node(report: dict[str, Any], dishonest: bool) -> dict[str, Any]:
+    nodes = [n for n in report["nodes"] if (n["fault_rate"] > 0) == dishonest]
+    assert len(nodes) == 1
+    return nodes[0]
+
+
+def test_demoQuick_exitsZero_withAPassingReport(demo_run: tuple[int, dict[str, Any], str]) -> None:
+    code, report, output = demo_run
+    assert code == 0, output[-4000:]
+    assert report["ok"] is True
+    assert report["failures"] == []
+    assert "RESULT: OK" in output
+
+
+def test_demoQuick_cheaterIsSlashed_andLosesStake(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    _, report, _ = demo_run
+    cheater = _node(report, dishonest=True)
+    assert cheater["corrupted"] > 0
+    assert cheater["disputes"] >= 1
+    assert cheater["slashes"] >= 1
+    assert cheater["slashed"] == cheater["slashes"] * report["model"]["slash"]
+    assert cheater["after"]["stake"] == cheater["before"]["stake"] - cheater["slashed"]
+    assert cheater["defended"] == 0
+    assert report["time_to_slash_s"] is not None
+
+
+def test_demoQuick_honestNodeNeverSlashed_andWinsTheGriefingDispute(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    _, report, _ = demo_run
+    honest = _node(report, dishonest=False)
+    assert honest["slashes"] == 0
+    assert honest["corrupted"] == 0
+    assert honest["after"]["stake"] == honest["before"]["stake"]
+    # The griefer disputed a correct output: a real ezkl proof verified on-chain answered it.
+    assert honest["disputes"] == honest["defended"] == 1
+    assert honest["proofs"] >= 1
+    assert report["gas"]["defend"] > 0
+    griefer = next(c for c in report["challengers"] if c["label"] == "griefer")
+    assert griefer["lost"] == 1
+    assert griefer["bonds_lost"] == report["model"]["bond"]
+
+
+def test_demoQuick_challengerIsPaid_andNeverLosesABond(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    _, report, _ = demo_run
+    challenger = next(c for c in report["challengers"] if c["label"] == "challenger")
+    cheater = _node(report, dishonest=True)
+    assert challenger["won"] == cheater["slashes"]
+    assert challenger["lost"] == 0
+    expected_bounty = cheater["slashed"] * report["model"]["bounty_bps"] // 10_000
+    assert challenger["bounties"] == expected_bounty > 0
+    gain = challenger["after"]["wallet"] + challenger["after"]["credits"]
+    assert gain - challenger["before"]["wallet"] == expected_bounty
+
+
+def test_demoQuick_dappUsesOnlyFinalOutputs(demo_run: tuple[int, dict[str, Any], str]) -> None:
+    _, report, _ = demo_run
+    dapp = report["dapp"]
+    nodes = report["nodes"]
+    total_onchain = sum(n["onchain_jobs"] for n in nodes)
+    total_batch = sum(n["batch_jobs"] for n in nodes)
+    assert dapp["onchain_used"] + dapp["onchain_refused"] == total_onchain
+    assert dapp["batch_used"] + dapp["batch_refused"] == total_batch
+    invalid = sum(n["onchain_invalid"] for n in nodes)
+    invalid_leaves = sum(n["batch_leaves_invalid"] for n in nodes)
+    assert dapp["onchain_refused"] == invalid
+    assert dapp["batch_refused"] == invalid_leaves
+    if invalid:
+        assert dapp["consumer_reverted_on_invalid"] is True
+
+
+def test_demoQuick_reportsGasPerJob(demo_run: tuple[int, dict[str, Any], str]) -> None:
+    _, report, _ = demo_run
+    gas = report["gas"]
+    assert gas["onchain_job"] > 0
+    assert 0 < gas["batch_job"] < gas["onchain_job"]
+    assert report["economics"]["sampling"] > report["economics"]["bound"]
