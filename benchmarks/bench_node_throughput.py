@@ -12,9 +12,15 @@ For each model, rounds alternate between
   model's one worker thread, so onnxruntime gets the same cores as in the plain run and the
   node's extra work overlaps it on a spare core.
 
-The batch commit transaction itself (one ``commitBatch`` per batch, ~100k gas, sent from the
-chain loop thread, not the serving path) is reported from ``--commit-seconds`` amortized per
-job. The median of ``--rounds`` rounds is reported for each side.
+Both sides use the very same ``InferenceSession`` object (so the same session options: the
+node's ``--threads`` intra-op threads, one inter-op thread, CPU provider) and the same inputs.
+Rounds are interleaved, and which side goes first alternates from round to round, so drift in
+machine load hits both. The batch commit transaction itself (one ``commitBatch`` per batch,
+~100k gas, sent from the chain loop thread, not the serving path) is added to the node's time
+from ``--commit-seconds`` amortized per job. The median of ``--rounds`` rounds is reported for
+each side, with every round's pair and the load average before and after each model: other
+processes on the machine take the core the node's extra work needs, so only numbers measured on
+a quiet machine mean anything (``--wait-load 1.5`` waits for one, up to ``--wait-max`` s).
 
     .venv/bin/python benchmarks/bench_node_throughput.py
     .venv/bin/python benchmarks/bench_node_throughput.py --models tiny_mlp light_resnet50
@@ -30,6 +36,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from prover.batching import BatchCutter, JobServer  # noqa: E402
 from prover.inference import InferenceEngine, ModelRuntime, ModelSpec  # noqa: E402
-from prover.receipts import KeySigner  # noqa: E402
+from prover.receipts import KeySigner, ecdsa_backend  # noqa: E402
 from prover.store import Store  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -88,12 +95,33 @@ def node_round(
     return len(inputs) / wall, 1000 * cpu / len(inputs)
 
 
-Result = tuple[float, float, float, float, int]
+Round = tuple[float, float]  # (jobs per second, CPU milliseconds per job)
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    inputs: int
+    plain: list[Round]
+    node: list[Round]
+    load_before: float
+    load_after: float
+
+
+def wait_for_quiet(max_load: float, max_wait_s: float) -> None:
+    """Poll until the 1-minute load average is below ``max_load`` (or give up after a while)."""
+    if max_load <= 0:
+        return
+    deadline = time.monotonic() + max_wait_s
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        time.sleep(10)
+    if os.getloadavg()[0] >= max_load:
+        logging.warning("load average still %.1f after %.0f s", os.getloadavg()[0], max_wait_s)
 
 
 def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     spec = ModelSpec(MODEL_ID, model_path(name, folder), input_scale=7, output_scale=13, tau=64)
-    runtime = ModelRuntime.load(spec)
+    runtime = ModelRuntime.load(spec, intra_op_threads=args.threads)
     rng = np.random.default_rng(0)
     n = args.jobs if name == "tiny_mlp" else args.heavy_jobs
     inputs = [rng.uniform(-1, 1, size=runtime.input_len) for _ in range(n)]
@@ -103,20 +131,21 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     for x in inputs[:3]:  # warm-up both paths
         runtime.runner.run(x)
         server.serve(MODEL_ID, runtime.quantize_input(x))
-    plain, node = [], []
-    for _ in range(args.rounds):
-        plain.append(plain_round(runtime, inputs))
-        node.append(node_round(server, runtime, cutter, inputs, args.clients, args.batch_size))
+    wait_for_quiet(args.wait_load, args.wait_max)
+    load_before = os.getloadavg()[0]
+    plain: list[Round] = []
+    node: list[Round] = []
+    for r in range(args.rounds):
+        if r % 2 == 0:
+            plain.append(plain_round(runtime, inputs))
+            node.append(node_round(server, runtime, cutter, inputs, args.clients, args.batch_size))
+        else:
+            node.append(node_round(server, runtime, cutter, inputs, args.clients, args.batch_size))
+            plain.append(plain_round(runtime, inputs))
+    load_after = os.getloadavg()[0]
     runtime.close()
     store.close()
-    med = statistics.median
-    return (
-        med(p[0] for p in plain),
-        med(n[0] for n in node),
-        med(p[1] for p in plain),
-        med(n[1] for n in node),
-        runtime.input_len,
-    )
+    return Result(name, runtime.input_len, plain, node, load_before, load_after)
 
 
 def main() -> None:
@@ -128,6 +157,7 @@ def main() -> None:
     parser.add_argument("--heavy-jobs", type=int, default=60, help="jobs per round, heavy model")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
         "--commit-seconds",
@@ -135,29 +165,47 @@ def main() -> None:
         default=0.05,
         help="wall time of one commitBatch transaction, amortized over the batch",
     )
+    parser.add_argument(
+        "--wait-load",
+        type=float,
+        default=0.0,
+        help="before each model, wait until the 1-minute load average is below this (0: never)",
+    )
+    parser.add_argument("--wait-max", type=float, default=1200.0, help="longest wait, seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    rows = []
     with tempfile.TemporaryDirectory(prefix="spotcheck-bench-") as tmp:
-        for name in args.models:
-            plain, node, plain_cpu, node_cpu, inputs = bench(name, args, Path(tmp))
-            per_job = 1 / node + args.commit_seconds / args.batch_size
-            rows.append((name, inputs, plain, 1 / per_job, plain_cpu, node_cpu))
+        results = [bench(name, args, Path(tmp)) for name in args.models]
+    amortized = args.commit_seconds / args.batch_size
+
+    def node_rate(jobs_per_s: float) -> float:
+        return 1 / (1 / jobs_per_s + amortized)
+
     header = (
         f"{'model':<18} {'inputs':>7} {'plain ORT jobs/s':>17} {'node jobs/s':>12} "
-        f"{'ratio':>6} {'plain CPU ms/job':>17} {'node CPU ms/job':>16}"
+        f"{'ratio':>6} {'plain CPU ms/job':>17} {'node CPU ms/job':>16} {'load':>10}"
     )
     print(header)
     print("-" * len(header))
-    for name, inputs, plain, node, plain_cpu, node_cpu in rows:
+    med = statistics.median
+    for res in results:
+        plain = med(p[0] for p in res.plain)
+        node = node_rate(med(n[0] for n in res.node))
         print(
-            f"{name:<18} {inputs:>7} {plain:>17.1f} {node:>12.1f} {node / plain:>6.3f} "
-            f"{plain_cpu:>17.3f} {node_cpu:>16.3f}"
+            f"{res.name:<18} {res.inputs:>7} {plain:>17.1f} {node:>12.1f} {node / plain:>6.3f} "
+            f"{med(p[1] for p in res.plain):>17.3f} {med(n[1] for n in res.node):>16.3f} "
+            f"{res.load_before:>4.1f}->{res.load_after:<4.1f}"
         )
+    for res in results:
+        pairs = ", ".join(
+            f"{p[0]:.1f}/{node_rate(n[0]):.1f}" for p, n in zip(res.plain, res.node, strict=True)
+        )
+        print(f"{res.name} rounds (plain/node jobs/s): {pairs}")
     print(
         f"node jobs/s include one commitBatch ({args.commit_seconds} s) per {args.batch_size} "
-        f"jobs; {args.clients} client threads; load average {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} CPUs"
+        f"jobs; {args.clients} client threads; onnxruntime {args.threads} intra-op thread(s), "
+        f"same session both sides; ECDSA {ecdsa_backend()}; load average (1 min) on "
+        f"{os.cpu_count()} CPUs shown before->after each model"
     )
 
 

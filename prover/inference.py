@@ -116,7 +116,10 @@ class ModelRuntime:
 
     def quantize_input(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
         """Floats -> canonical ``input_q`` (checks length, NaN, infinity, range)."""
-        arr = np.asarray(values, dtype=np.float64)
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except OverflowError as err:  # a JSON integer beyond float range
+            raise InputError(f"input value out of range: {err}") from err
         self._check_length(arr.size)
         try:
             return quantize_array(arr, self.spec.input_scale)
@@ -129,15 +132,20 @@ class ModelRuntime:
             arr = input_q.ravel()
         else:
             values = list(input_q)
-            if any(not isinstance(v, int | np.integer) or isinstance(v, bool) for v in values):
+            # One C-level pass over the element types instead of a Python loop per element.
+            kinds = set(map(type, values))
+            if bool in kinds or not all(issubclass(k, int | np.integer) for k in kinds):
                 raise InputError("input_q must hold integers only")
-            too_big = [i for i, v in enumerate(values) if abs(int(v)) >= MAX_EXACT_FLOAT_INT]
-            if too_big:
-                raise InputError(f"input_q element {too_big[0]} is out of range (|q| < 2**53)")
-            arr = np.asarray(values, dtype=np.int64).ravel()
+            try:
+                arr = np.asarray(values, dtype=np.int64).ravel()
+            except OverflowError as err:  # some |v| >= 2**63: name the first one
+                first = next(i for i, v in enumerate(values) if abs(int(v)) >= MAX_EXACT_FLOAT_INT)
+                raise InputError(f"input_q element {first} is out of range (|q| < 2**53)") from err
         self._check_length(arr.size)
-        if arr.size and int(np.max(np.abs(arr))) >= MAX_EXACT_FLOAT_INT:
-            raise InputError("input_q is out of range (|q| < 2**53)")
+        if arr.size:
+            out = np.flatnonzero((arr >= MAX_EXACT_FLOAT_INT) | (arr <= -MAX_EXACT_FLOAT_INT))
+            if out.size:
+                raise InputError(f"input_q element {int(out[0])} is out of range (|q| < 2**53)")
         return arr
 
     def _check_length(self, n: int) -> None:

@@ -18,7 +18,7 @@ from prover.config import NodeSettings
 from prover.defence import EzklProofBackend, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
-from prover.receipts import ApeSigner
+from prover.receipts import ApeSigner, ecdsa_backend
 from prover.service import NodeService, check_models_against_registry
 from prover.store import Store
 from spotcheck.chain import SpotcheckContracts
@@ -68,6 +68,8 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             f"served job {job_id}", result.model_id, result.input_q, result.honest_output_q
         )
 
+    if ecdsa_backend() != "CoinCurveECCBackend":
+        log.warning("coincurve is not installed: receipts are signed in pure Python (~4 ms each)")
     server = JobServer(engine, store, ApeSigner(account), on_served=on_served)
     url = base_url(settings)
     service = NodeService(
