@@ -143,6 +143,7 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
             node.append(node_round(server, runtime, cutter, inputs, args.clients, args.batch_size))
             plain.append(plain_round(runtime, inputs))
     load_after = os.getloadavg()[0]
+    server.close()
     runtime.close()
     store.close()
     return Result(name, runtime.input_len, plain, node, load_before, load_after)

@@ -1,17 +1,26 @@
 """Serving batched jobs and cutting them into Merkle batches.
 
 :class:`JobServer` is the hot path of the HTTP API: canonical input -> inference -> output
-hash -> leaf -> signature -> durable record, then the receipt. :class:`BatchCutter` decides
-when the pending jobs of a model become a sealed batch: every ``batch_size`` jobs or when the
-oldest pending job is ``interval_s`` old, whichever comes first. Sealing (leaves, root, and
-every leaf's Merkle proof) is one SQLite transaction in :meth:`prover.store.Store.seal_batch`.
+hash -> leaf -> signature -> durable record, then the receipt. Inference runs on the model's
+worker thread; everything else (hashing, signing, storing) runs on the server's own pool of
+*lower-priority* threads, so it fills the cores inference leaves idle instead of taking time
+from inference, which is the bottleneck (hashing releases the GIL, so it runs in parallel).
+
+:class:`BatchCutter` decides when the pending jobs of a model become a sealed batch: every
+``batch_size`` jobs or when the oldest pending job is ``interval_s`` old, whichever first.
+Sealing (leaves, root, and every leaf's Merkle proof) is one SQLite transaction in
+:meth:`prover.store.Store.seal_batch`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +42,24 @@ class Served:
     receipt: Receipt
 
 
+def _lower_thread_priority(niceness: int) -> None:
+    """Lower the calling thread's CPU priority (Linux schedules threads separately; elsewhere
+    the niceness would apply to the whole process, inference included, so it is skipped)."""
+    if niceness <= 0 or sys.platform != "linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+    except OSError as err:  # e.g. a sandbox without setpriority: keep the default priority
+        log.debug("cannot lower serving thread priority: %s", err)
+
+
 class JobServer:
-    """Serve one job: infer, hash, sign, persist. Thread-safe (the store serialises writes)."""
+    """Serve one job: infer, hash, sign, persist. Thread-safe (the store serialises writes).
+
+    ``aux_threads`` threads (default: one per CPU) at ``aux_niceness`` below the caller's
+    priority do the per-job work besides inference; 0 keeps them at normal priority.
+    """
 
     def __init__(
         self,
@@ -42,17 +67,33 @@ class JobServer:
         store: Store,
         signer: Signer,
         on_served: Callable[[InferenceResult, int], None] | None = None,
+        *,
+        aux_threads: int | None = None,
+        aux_niceness: int = 10,
     ) -> None:
         self.engine = engine
         self.store = store
         self.signer = signer
         self._on_served = on_served
+        self._aux = ThreadPoolExecutor(
+            aux_threads or os.cpu_count() or 2,
+            thread_name_prefix="serve-aux",
+            initializer=_lower_thread_priority,
+            initargs=(aux_niceness,),
+        )
+
+    def close(self) -> None:
+        self._aux.shutdown(wait=True)
 
     def serve(self, model_id: bytes, input_q: np.ndarray) -> Served:
         # The input hash is computed while the model's worker thread runs the inference.
         pending = self.engine.submit(model_id, input_q)
-        in_hash = hash_array(pending.input_q)
+        in_hash = self._aux.submit(hash_array, pending.input_q)
         result = pending.result()
+        return self._aux.submit(self._finish, result, in_hash.result()).result()
+
+    def _finish(self, result: InferenceResult, in_hash: bytes) -> Served:
+        model_id = result.model_id
         out_hash = hash_array(result.output_q)
 
         def leaf_for(job_id: int) -> tuple[bytes, bytes]:
