@@ -54,7 +54,7 @@ from spotcheck.toolchain import PROJECT_ROOT
 log = logging.getLogger(__name__)
 
 NETWORK = "ethereum:local:foundry"
-DEFAULT_WORKDIR = PROJECT_ROOT / ".spotcheck" / "demo"
+DEFAULT_WORKDIR = PROJECT_ROOT / "demo-output"
 
 
 @dataclass(frozen=True)
@@ -699,19 +699,21 @@ class Demo:
             worker.join(30)
 
     def _status_line(self) -> None:
+        def fmt(counts: dict[str, int]) -> str:
+            return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n) or "-"
+
         conn = self._challenger_db()
         try:
             rows = dict(conn.execute("SELECT state, COUNT(*) FROM ch_jobs GROUP BY state"))
         finally:
             conn.close()
-        parts = []
         for n in self.nodes:
             c = n.store.counts()
-            parts.append(
-                f"{n.label}: jobs {c['onchain_jobs']}, batches {c['batches']}, "
-                f"disputes {c['disputes']}"
+            self.say(
+                f"    {n.label:15} jobs: {fmt(c['onchain_jobs'])}; batches: {fmt(c['batches'])}; "
+                f"disputes: {fmt(c['disputes'])}"
             )
-        self.say("    status  " + " | ".join(parts) + f" | challenger {rows}")
+        self.say(f"    {'challenger':15} commitments: {fmt(rows)}")
 
     # -- the dApp reads final outputs -------------------------------------------------------
 
