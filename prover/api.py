@@ -189,7 +189,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             input_q = runtime.check_input_q(body.input_q)
         else:
             assert body.input is not None
-            input_q = runtime.quantize_input([float(v) for v in body.input])
+            input_q = runtime.quantize_input(body.input)
         served = ctx.server.serve(mid, input_q)
         metrics.jobs_served.labels("batch").inc()
         r = served.receipt.to_json()
