@@ -48,7 +48,7 @@ from spotcheck.demo_report import (
     NodeReport,
     tokens,
 )
-from spotcheck.economics import DEFAULTS, min_sampling_probability
+from spotcheck.economics import DEFAULTS, Verdict, check_sampling, min_sampling_probability
 from spotcheck.toolchain import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -1038,16 +1038,26 @@ class Demo:
         from ape import networks
 
         p = self.cfg.sampling
-        bound = min_sampling_probability(
-            DEFAULTS.cost, DEFAULTS.reward, DEFAULTS.slash, DEFAULTS.collusion
+        check = check_sampling(
+            DEFAULTS.cost, DEFAULTS.reward, DEFAULTS.slash, DEFAULTS.collusion, p
         )
+        bound = check.minimum
         self.say(
             f"Spotcheck demo: challenger samples p = {p:.0%}; cheating stops paying above "
             f"p > C/((1-r)(R+S)) = {bound:.2%} (C={DEFAULTS.cost:g}, R={DEFAULTS.reward:g}, "
             f"S={DEFAULTS.slash:g}, r={DEFAULTS.collusion:g}; spotcheck.economics). The "
-            "protocol default is "
-            f"{DEFAULTS.sampling:.0%}; the demo samples more to catch the cheater quickly."
+            f"protocol default is {DEFAULTS.sampling:.0%}"
+            + (
+                "; the demo samples more to catch the cheater quickly."
+                if p > DEFAULTS.sampling
+                else "."
+            )
         )
+        if check.verdict is not Verdict.SAFE:
+            self.say(
+                f"WARNING: p = {p:.2%} is {check.verdict.value.upper()} ({check.margin:.2f}x the "
+                "bound): at this rate cheating can pay (docs/economics.md)"
+            )
         self.say(
             f"services log to {self.log_path} (Ape's call traces of reverted transactions to "
             f"{self.log_path.with_name('stdout.log')})"
@@ -1153,8 +1163,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @click.command(name="demo")
 @click.option("--quick", is_flag=True, help="Shorter run for CI: fewer jobs, higher fault rate.")
-@click.option("--onchain-jobs", type=int, default=None, help="On-chain jobs per node.")
-@click.option("--batch-jobs", type=int, default=None, help="Batched (HTTP) jobs per node.")
+@click.option(
+    "--onchain-jobs", type=click.IntRange(min=0), default=None, help="On-chain jobs per node."
+)
+@click.option(
+    "--batch-jobs", type=click.IntRange(min=0), default=None, help="Batched (HTTP) jobs per node."
+)
 @click.option(
     "--fault-rate",
     type=float,
@@ -1220,6 +1234,8 @@ def demo(
     cfg = replace(cfg, time_travel=not no_time_travel, grief=not no_grief)
     if not 0 < cfg.sampling <= 1 or not 0 < cfg.fault_rate <= 1:
         raise click.BadParameter("sampling and fault rate must be in (0, 1]")
+    if cfg.onchain_jobs + cfg.batch_jobs == 0:
+        raise click.BadParameter("the dApp needs at least one job per node")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
