@@ -800,6 +800,40 @@ class Demo:
             return 0.0
         return sum(self._gas(h) for h in hashes) / len(hashes)
 
+    def _chain_catch(
+        self, committed: list[Any], batches: list[Any], opened: list[Any], slashed: list[Any]
+    ) -> dict[str, int] | None:
+        """On the chain clock: the first disputed commitment of the cheater, its dispute and
+        the first slash (seconds after that commitment; time travel included)."""
+        from ape import chain
+
+        cheater = self.cheater.address
+        disputes = [e for e in opened if str(e.event_arguments["node"]) == cheater]
+        slashes = [e for e in slashed if str(e.event_arguments["node"]) == cheater]
+        if not disputes or not slashes:
+            return None
+        first = min(disputes, key=lambda e: e.block_number)
+        args = first.event_arguments
+        if int(args["kind"]) == 0:
+            commits = [
+                e for e in committed if int(e.event_arguments["jobId"]) == int(args["jobId"])
+            ]
+        else:
+            commits = [e for e in batches if int(e.event_arguments["batchId"]) == int(args["ref"])]
+        if not commits:
+            return None
+
+        def ts(block: int) -> int:
+            return int(chain.blocks[block].timestamp)
+
+        t0 = ts(commits[0].block_number)
+        return {
+            "dispute_blocks": first.block_number - commits[0].block_number,
+            "dispute_s": ts(first.block_number) - t0,
+            "slash_s": ts(min(e.block_number for e in slashes)) - t0,
+            "proof_window_s": self.model_params.proof_window,
+        }
+
     def _build_report(self, dapp: DappReport, before: dict[str, Holdings]) -> DemoReport:
         from prover.store import BatchState
         from spotcheck.chain import JobStatus
@@ -992,6 +1026,7 @@ class Demo:
             time_to_dispute_s=self.first_dispute_at,
             time_to_slash_s=self.first_slash_at,
             time_travel_s=self.time_travel_s,
+            chain_catch=self._chain_catch(committed, batches, opened, slashed),
             missing=list(self.missing),
         )
         honest, cheater = nodes

@@ -124,6 +124,8 @@ class DemoReport:
     time_to_dispute_s: float | None = None
     time_to_slash_s: float | None = None
     time_travel_s: int = 0
+    #: chain clock, from the cheater's first disputed commitment: dispute_s, slash_s
+    chain_catch: dict[str, int] | None = None
     wall_s: float = 0.0
     missing: list[str] = field(default_factory=list)
     service_errors: dict[str, int] = field(default_factory=dict)
@@ -237,6 +239,14 @@ class DemoReport:
             f"time to catch the cheater: first dispute {to_d}, first slash {to_s} after the first "
             f"job (wall clock; anvil time travel skipped {self.time_travel_s} s of chain time)"
         )
+        if self.chain_catch:
+            clock = self.chain_catch
+            w(
+                f"  on the chain clock: its first disputed commitment was disputed "
+                f"{clock['dispute_blocks']} blocks ({clock['dispute_s']} s) after it was committed "
+                f"and slashed {clock['slash_s']} s after it (the proof window it could not use: "
+                f"{clock['proof_window_s']} s)"
+            )
         w("stages: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in self.stages))
         w(f"total {self.wall_s:.1f} s")
         if self.service_errors:
