@@ -639,7 +639,7 @@ class Demo:
 
     def _all_resolved(self) -> bool:
         from prover.store import BatchState
-        from spotcheck.chain import DisputeStatus, JobStatus
+        from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
 
         if not self.workload.done.is_set():
             return False
@@ -651,7 +651,11 @@ class Demo:
             counts = node.store.counts()
             if counts["served_jobs"]["pending"]:
                 return False
-            if any(s != BatchState.FINAL for s, n in counts["batches"].items() if n):
+            uncommitted = (BatchState.SEALED, BatchState.COMMITTING)
+            if any(counts["batches"].get(state, 0) for state in uncommitted):
+                return False
+        for ev in self._events(jm, "BatchCommitted"):
+            if int(jm.getBatch(ev.event_arguments["batchId"]).status) != BatchStatus.FINAL:
                 return False
         for ev in self._events(dm, "DisputeOpened"):
             status = int(dm.getDispute(ev.event_arguments["disputeId"]).status)
