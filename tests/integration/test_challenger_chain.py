@@ -31,7 +31,6 @@ from tests.fixtures.chain import MOCK_MODEL, advance
 
 pytestmark = pytest.mark.chain
 #: The shared chain fixtures (deployment, staked nodes, funded challenger, mock model).
-pytest_plugins = ["tests.fixtures.chain"]
 TAU = MOCK_MODEL.tau
 SECRET = b"\x5e" * 32
 NODE_URI = "http://node.test"

@@ -32,7 +32,6 @@ from spotcheck.encoding import onchain_job_key, quantize
 from tests.fixtures.chain import MOCK_MODEL, advance
 
 pytestmark = [pytest.mark.chain]
-pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.zk"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -13,8 +13,6 @@ from challenger.reexec import ModelReexecutor
 from challenger.verdict import Verdict, check_output
 from spotcheck.encoding import quantize
 
-pytest_plugins = ["tests.fixtures.zk"]
-
 
 @pytest.fixture(scope="module")
 def registered_tau(tiny_mlp_artifacts: Any) -> int:
