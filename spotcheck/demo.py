@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 NETWORK = "ethereum:local:foundry"
 DEFAULT_WORKDIR = PROJECT_ROOT / "demo-output"
+#: Marks a run folder as the demo's own (only such a folder is replaced by the next run).
+RUN_MARKER = ".spotcheck-demo-run"
 
 
 @dataclass(frozen=True)
@@ -1058,11 +1060,18 @@ class Demo:
 
     def run(self) -> DemoReport:
         run_dir = self.cfg.workdir / "run"
+        marker = run_dir / RUN_MARKER
         if run_dir.exists():
+            # Only ever delete a folder an earlier demo run created.
+            if not marker.is_file():
+                raise click.ClickException(
+                    f"{run_dir} exists and was not made by the demo; choose another --workdir"
+                )
             import shutil
 
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
+        marker.write_text("spotcheck demo run folder: replaced by the next run\n")
         with (
             service_logs(self.log_path),
             console_to_log(self.log_path.with_name("stdout.log"), self.progress),
