@@ -145,7 +145,7 @@ def build_node(
     from prover.config import load_settings
     from prover.node import build_node as assemble
 
-    folder = workdir / label
+    folder = workdir / label.lower().replace(" ", "-")
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     settings = load_settings(
