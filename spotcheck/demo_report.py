@@ -24,6 +24,10 @@ def tokens(amount: int) -> str:
     return sign + text
 
 
+def _arrow(before: int, after: int) -> str:
+    return f"{tokens(before)} -> {tokens(after)}"
+
+
 @dataclass
 class Holdings:
     """What an account holds: wallet tokens, stake, and unwithdrawn credits."""
@@ -181,18 +185,14 @@ class DemoReport:
             ("proofs made / defences won", lambda n: f"{n.proofs} / {n.defended}"),
             ("slashes (amount)", lambda n: f"{n.slashes} ({tokens(n.slashed)})"),
             ("fees earned", lambda n: tokens(n.fees_earned)),
-            (
-                "stake before -> after",
-                lambda n: f"{tokens(n.before.stake)} -> {tokens(n.after.stake)}",
-            ),
-            (
-                "holdings before -> after",
-                lambda n: f"{tokens(n.before.total)} -> {tokens(n.after.total)}",
-            ),
+            ("stake before -> after", lambda n: _arrow(n.before.stake, n.after.stake)),
+            ("wallet before -> after", lambda n: _arrow(n.before.wallet, n.after.wallet)),
+            ("credits before -> after", lambda n: _arrow(n.before.credits, n.after.credits)),
+            ("total before -> after", lambda n: _arrow(n.before.total, n.after.total)),
         ]
         for name, get in rows:
             w(f"{name:28}" + "".join(f"{get(n)!s:>22}" for n in self.nodes))
-        w("  (holdings = wallet + stake + unwithdrawn credits, in tokens)")
+        w("  (tokens; credits = fees and bonds won, not yet withdrawn; total = all three)")
         w("")
         for c in self.challengers:
             seen = (
