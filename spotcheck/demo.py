@@ -203,7 +203,8 @@ class Demo:
     def _measure_tau(self) -> int:
         from verifier.tolerance import measure
 
-        cache = self.artifacts.entry_dir / f"demo-tau-{self.cfg.tolerance_samples}.json"
+        key = self.artifacts.circuit_key[:16]
+        cache = self.cfg.workdir / "model" / f"tau-{key}-{self.cfg.tolerance_samples}.json"
         if cache.is_file():
             data = json.loads(cache.read_text())
             self.say(
@@ -1133,6 +1134,8 @@ class Demo:
                 self.stop_actors()
             report = self.build_report(dapp, before)
             report.service_errors = dict(self.service_errors)
+            if self.watch_errors:
+                report.service_errors["demo watch loop"] = self.watch_errors
             report.log_path = str(self.log_path)
             report.wall_s = self.progress.elapsed()
             return report
