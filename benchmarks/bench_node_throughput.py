@@ -126,7 +126,12 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     n = args.jobs if name == "tiny_mlp" else args.heavy_jobs
     inputs = [rng.uniform(-1, 1, size=runtime.input_len) for _ in range(n)]
     store = Store(folder / f"{name}.sqlite")
-    server = JobServer(InferenceEngine({MODEL_ID: runtime}), store, KeySigner("0x" + "42" * 32))
+    server = JobServer(
+        InferenceEngine({MODEL_ID: runtime}),
+        store,
+        KeySigner("0x" + "42" * 32),
+        aux_threads=args.aux_threads,
+    )
     cutter = BatchCutter(store, args.batch_size, interval_s=1e9)
     for x in inputs[:3]:  # warm-up both paths
         runtime.runner.run(x)
@@ -159,6 +164,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--aux-threads",
+        type=int,
+        default=None,
+        help="node threads for hashing, signing and storing (default: CPUs - 1)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
         "--commit-seconds",
@@ -205,7 +216,8 @@ def main() -> None:
     print(
         f"node jobs/s include one commitBatch ({args.commit_seconds} s) per {args.batch_size} "
         f"jobs; {args.clients} client threads; onnxruntime {args.threads} intra-op thread(s), "
-        f"same session both sides; ECDSA {ecdsa_backend()}; load average (1 min) on "
+        f"same session both sides; {args.aux_threads or 'CPUs - 1'} serving thread(s); "
+        f"ECDSA {ecdsa_backend()}; load average (1 min) on "
         f"{os.cpu_count()} CPUs shown before->after each model"
     )
 

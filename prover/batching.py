@@ -2,9 +2,10 @@
 
 :class:`JobServer` is the hot path of the HTTP API: canonical input -> inference -> output
 hash -> leaf -> signature -> durable record, then the receipt. Inference runs on the model's
-worker thread; everything else (hashing, signing, storing) runs on the server's own pool of
-*lower-priority* threads, so it fills the cores inference leaves idle instead of taking time
-from inference, which is the bottleneck (hashing releases the GIL, so it runs in parallel).
+worker thread; everything else (hashing, signing, storing) runs on the server's own small pool,
+one thread per core that inference leaves free, however many requests arrive at once. So the
+extra work overlaps inference (hashing and SQLite release the GIL) without ever crowding the
+inference thread off its core: inference is the bottleneck resource.
 
 :class:`BatchCutter` decides when the pending jobs of a model become a sealed batch: every
 ``batch_size`` jobs or when the oldest pending job is ``interval_s`` old, whichever first.
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,23 +41,11 @@ class Served:
     receipt: Receipt
 
 
-def _lower_thread_priority(niceness: int) -> None:
-    """Lower the calling thread's CPU priority (Linux schedules threads separately; elsewhere
-    the niceness would apply to the whole process, inference included, so it is skipped)."""
-    if niceness <= 0 or sys.platform != "linux":
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
-    except OSError as err:  # e.g. a sandbox without setpriority: keep the default priority
-        log.debug("cannot lower serving thread priority: %s", err)
-
-
 class JobServer:
     """Serve one job: infer, hash, sign, persist. Thread-safe (the store serialises writes).
 
-    ``aux_threads`` threads (default: one per CPU) at ``aux_niceness`` below the caller's
-    priority do the per-job work besides inference; 0 keeps them at normal priority.
+    ``aux_threads`` threads do the per-job work besides inference; the default leaves one core
+    to inference (the node runs one intra-op thread per model) and uses the others.
     """
 
     def __init__(
@@ -69,18 +56,13 @@ class JobServer:
         on_served: Callable[[InferenceResult, int], None] | None = None,
         *,
         aux_threads: int | None = None,
-        aux_niceness: int = 10,
     ) -> None:
         self.engine = engine
         self.store = store
         self.signer = signer
         self._on_served = on_served
-        self._aux = ThreadPoolExecutor(
-            aux_threads or os.cpu_count() or 2,
-            thread_name_prefix="serve-aux",
-            initializer=_lower_thread_priority,
-            initargs=(aux_niceness,),
-        )
+        self.aux_threads = aux_threads or max(1, (os.cpu_count() or 2) - 1)
+        self._aux = ThreadPoolExecutor(self.aux_threads, thread_name_prefix="serve-aux")
 
     def close(self) -> None:
         self._aux.shutdown(wait=True)
