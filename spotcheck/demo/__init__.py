@@ -1,0 +1,46 @@
+"""``spotcheck demo``: the whole protocol on a local anvil chain, end to end.
+
+Stages: compile the contracts, build (or load from the cache) the model's circuit and keys,
+measure ``tau``, start anvil through Ape's foundry provider, deploy, register the model with
+its real ezkl verifier, fund and stake, then run in this process (one thread each): an honest
+node, a DISHONEST node (fault injection corrupts a share of its outputs beyond ``tau``), a
+challenger sampling ``p`` of all commitments, a block heartbeat, and a dApp that sends on-chain
+jobs through ``ExampleConsumer`` and batched jobs over the nodes' HTTP API. Optionally a
+griefing challenger disputes one CORRECT output, so the honest node must answer with a real
+zk proof verified on-chain (and the griefer loses its bond).
+
+The demo waits until every job is resolved and the cheater has been slashed, lets the dApp
+read the final outputs (and only those), and prints a report built from the chain and the
+services' own state. Exit status 1 if the honest node was ever slashed or the cheater was
+never caught before the timeout.
+
+Windows are seconds long; when nothing is left to check until the next deadline, the demo
+moves anvil's clock forward to it (``--no-time-travel`` waits in real time instead). Every
+thread is stopped and anvil is shut down on exit, on failure and on Ctrl-C.
+
+Modules, in the order a run uses them:
+
+=================  ===========================================================================
+``cli``            the click command, its options, SIGTERM handling
+``config``         ``DemoConfig`` (the parameters) and the run folder's paths
+``run``            the stages of one run, anvil's start and stop
+``progress``       timed stage lines; services' logs and stdout to files
+``model``          the tiny MLP's ONNX bytes
+``prepare``        contracts compiled, circuit and keys built, ``tau`` measured (no chain)
+``chain_setup``    deploy, register, fund and stake; events and holdings read back
+``threads``        a step loop thread and a uvicorn server thread
+``actors``         the nodes, the challenger and the heartbeat, started and stopped together
+``workload``       the dApp's job stream: on-chain through ExampleConsumer, batched over HTTP
+``grief``          the griefing dispute against a correct output
+``challenger_db``  read-only queries of the challenger's database
+``clock``          when anvil's clock may jump to the next deadline
+``watch``          the run-until-caught loop
+``dapp``           the dApp reads final outputs (and only those)
+``gather``         the report's numbers, from the chain and the services' state
+``report``         the report's types, text and JSON
+=================  ===========================================================================
+"""
+
+from spotcheck.demo.cli import demo
+
+__all__ = ["demo"]

@@ -1,0 +1,302 @@
+"""The demo's actors, assembled in-process from the services' own building blocks.
+
+Each long-running actor is a thread with a stop event and an error counter; the HTTP API of a
+node is a uvicorn server in its own thread (``spotcheck.demo.threads``). Every actor is
+stopped by :meth:`Cast.stop` (the demo calls it from a ``finally``, so Ctrl-C and failures
+stop them too). All threads share the one Ape connection to the demo's anvil; every actor
+sends from its own account.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spotcheck.chain import TOKEN
+from spotcheck.demo.chain_setup import DemoChain
+from spotcheck.demo.config import DemoConfig
+from spotcheck.demo.prepare import PreparedModel
+from spotcheck.demo.progress import Progress
+from spotcheck.demo.threads import HttpServer, LoopThread, free_port
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeActor:
+    """One inference node: the chain loop (NodeService.step) and its HTTP API."""
+
+    label: str
+    account: Any
+    node: Any  # prover.node.Node
+    http: HttpServer
+    loop: LoopThread
+    fault_rate: float
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    @property
+    def store(self) -> Any:
+        return self.node.store
+
+    @property
+    def metrics(self) -> Any:
+        return self.node.metrics
+
+    def start(self) -> None:
+        self.http.start()
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.http.stop()
+        self.node.engine.close()
+
+    def counter(self, name: str, **labels: str) -> int:
+        value = self.metrics.registry.get_sample_value(f"{name}_total", labels)
+        return int(value or 0)
+
+    def batching(self) -> bool:
+        """True while served jobs wait for a batch or a batch waits to be committed."""
+        return _batching(self.store.counts())
+
+    def busy(self) -> bool:
+        """True while the node has work in flight (uncommitted jobs or batches)."""
+        counts = self.store.counts()
+        jobs = counts["onchain_jobs"]
+        return bool(jobs.get("requested", 0) or jobs.get("committing", 0)) or _batching(counts)
+
+
+def _batching(counts: dict[str, dict[str, int]]) -> bool:
+    batches = counts["batches"]
+    return bool(
+        counts["served_jobs"]["pending"] or batches.get("sealed", 0) or batches.get("committing", 0)
+    )
+
+
+def _model_entry(model_id: bytes, artifacts: Any, **extra: Any) -> dict[str, Any]:
+    """A service's ``models`` setting for the demo's one model."""
+    return {
+        "0x" + model_id.hex(): {
+            "onnx_path": str(artifacts.onnx_path),
+            "calibration_path": str(artifacts.calibration_path),
+            **extra,
+        }
+    }
+
+
+def build_node(
+    *,
+    label: str,
+    account: Any,
+    contracts: Any,
+    model_id: bytes,
+    artifacts: Any,
+    tau: int,
+    workdir: Path,
+    fault_rate: float,
+    fault_seed: int,
+    batch_size: int,
+    batch_interval_s: float,
+    self_audit_rate: float,
+    poll_interval_s: float,
+) -> NodeActor:
+    """A node assembled by ``prover.node.build_node`` (what ``spotcheck node run`` runs)."""
+    from prover.config import load_settings
+    from prover.node import build_node as assemble
+
+    folder = workdir / label.lower().replace(" ", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    settings = load_settings(
+        None,
+        models=_model_entry(
+            model_id,
+            artifacts,
+            input_scale=artifacts.input_scale,
+            output_scale=artifacts.output_scale,
+            tau=tau,
+        ),
+        db_path=str(folder / "node.sqlite"),
+        batch_size=batch_size,
+        batch_interval_s=batch_interval_s,
+        http={"host": "127.0.0.1", "port": port},
+        fault_injection={"corrupt_rate": fault_rate, "seed": fault_seed},
+        self_audit_rate=self_audit_rate,
+        poll_interval_s=poll_interval_s,
+    )
+    node = assemble(settings, account, contracts)
+    http = HttpServer(node.app, f"{label}-http", port)
+    loop = LoopThread(f"{label}-loop", node.service.step, poll_interval_s)
+    return NodeActor(label, account, node, http, loop, fault_rate)
+
+
+@dataclass
+class ChallengerActor:
+    """The challenger: its state machine ticking in a thread."""
+
+    account: Any
+    challenger: Any  # challenger.service.Challenger
+    db_path: Path
+    loop: LoopThread
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def start(self) -> None:
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+
+def build_challenger(
+    *,
+    account: Any,
+    contracts: Any,
+    model_id: bytes,
+    artifacts: Any,
+    sampling_rate: float,
+    workdir: Path,
+    max_bond_at_risk: int,
+    poll_interval_s: float,
+) -> ChallengerActor:
+    """A challenger assembled by ``challenger.runner`` (what ``spotcheck challenger run`` runs).
+
+    It gets the model's files like any validator and checks them against the registry's
+    hashes before judging (``challenger.runner.ModelCatalog``).
+    """
+    from challenger.config import load_settings
+    from challenger.runner import build_challenger as assemble
+
+    settings = load_settings(
+        None,
+        state_dir=str(workdir / "challenger"),
+        models=_model_entry(model_id, artifacts),
+        default_rate=sampling_rate,
+        # anvil does not reorganise; a public chain wants the default depth
+        confirmations=0,
+        max_bond_at_risk=max_bond_at_risk,
+        poll_interval_s=poll_interval_s,
+    )
+    ch = assemble(settings, account, contracts)
+    loop = LoopThread("challenger-loop", ch.tick, poll_interval_s)
+    return ChallengerActor(account, ch, settings.db_path, loop)
+
+
+class Heartbeat:
+    """Mines an empty block every ``interval`` seconds, so sampling seeds and time advance."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        from ape import chain
+
+        def mine() -> None:
+            chain.mine(1)
+
+        self.loop = LoopThread("heartbeat", mine, interval)
+
+    def start(self) -> None:
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+
+Actor = NodeActor | ChallengerActor | Heartbeat
+
+
+@dataclass
+class Cast:
+    """The running actors: both nodes, the challenger and the heartbeat."""
+
+    honest: NodeActor
+    cheater: NodeActor
+    challenger: ChallengerActor
+    heartbeat: Heartbeat
+    running: list[Actor] = field(default_factory=list)
+    #: Failed rounds per service loop, noted when the actors stop.
+    service_errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[NodeActor]:
+        return [self.honest, self.cheater]
+
+    def node_at(self, address: str) -> NodeActor | None:
+        return next((n for n in self.nodes if n.address == address), None)
+
+    def start(self) -> None:
+        actors: list[Actor] = [*self.nodes, self.challenger, self.heartbeat]
+        for actor in actors:
+            actor.start()
+            self.running.append(actor)
+
+    def stop(self) -> None:
+        """Stop every started actor, last started first (idempotent)."""
+        for actor in self.running:
+            if actor.loop.errors:
+                self.service_errors[actor.loop.name] = len(actor.loop.errors)
+        for actor in reversed(self.running):
+            try:
+                actor.stop()
+            except Exception as err:  # keep stopping the others
+                log.error("stopping %s failed: %s", actor, err)
+        self.running.clear()
+
+
+def start_actors(
+    cfg: DemoConfig, model: PreparedModel, chain: DemoChain, progress: Progress
+) -> Cast:
+    """Build and start the cast; on a failed start, what did start is stopped again."""
+    with progress.stage("start nodes, challenger and heartbeat"):
+        common = {
+            "contracts": chain.contracts,
+            "model_id": chain.model_id,
+            "artifacts": model.artifacts,
+            "tau": model.tau,
+            "workdir": cfg.run_dir,
+            "batch_size": cfg.batch_size,
+            "batch_interval_s": cfg.batch_interval_s,
+            "self_audit_rate": 0.05,
+            "poll_interval_s": 0.5,
+        }
+        who = chain.accounts
+        cast = Cast(
+            honest=build_node(
+                label="honest node", account=who.honest, fault_rate=0.0, fault_seed=1, **common
+            ),
+            cheater=build_node(
+                label="DISHONEST node",
+                account=who.cheater,
+                fault_rate=cfg.fault_rate,
+                fault_seed=cfg.seed,
+                **common,
+            ),
+            challenger=build_challenger(
+                account=who.challenger,
+                contracts=chain.contracts,
+                model_id=chain.model_id,
+                artifacts=model.artifacts,
+                sampling_rate=cfg.sampling,
+                workdir=cfg.run_dir,
+                max_bond_at_risk=200 * TOKEN,
+                poll_interval_s=0.5,
+            ),
+            heartbeat=Heartbeat(1.0),
+        )
+        try:
+            cast.start()
+        except BaseException:
+            cast.stop()
+            raise
+        for n in cast.nodes:
+            progress.say(
+                f"    {n.label:15} {n.address}  HTTP {n.http.url}  fault injection "
+                f"{'OFF' if not n.fault_rate else f'{n.fault_rate:.0%} (DISHONEST MODE)'}"
+            )
+        progress.say(f"    challenger      {cast.challenger.address}  p = {cfg.sampling:.0%}")
+    return cast

@@ -1,0 +1,128 @@
+"""The demo's chain: deploy the contracts, register the model with its ezkl verifier, fund
+and stake the actors; then read it back (events since the deployment, holdings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spotcheck.chain import TOKEN
+from spotcheck.demo.config import DemoConfig
+from spotcheck.demo.prepare import PreparedModel
+from spotcheck.demo.progress import Progress
+from spotcheck.demo.report import Holdings, tokens
+from spotcheck.economics import DEFAULTS
+
+NODE_STAKE = 4000 * TOKEN
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """Who is who: anvil's test accounts 0 to 5."""
+
+    deployer: Any
+    honest: Any
+    cheater: Any
+    challenger: Any
+    dapp: Any
+    griefer: Any
+
+    @classmethod
+    def from_test_accounts(cls) -> Accounts:
+        from ape import accounts
+
+        acct = accounts.test_accounts
+        return cls(acct[0], acct[1], acct[2], acct[3], acct[4], acct[5])
+
+
+@dataclass(frozen=True)
+class DemoChain:
+    """The deployed protocol with the registered model."""
+
+    accounts: Accounts
+    deployment: Any  # spotcheck.chain.Deployment
+    contracts: Any  # spotcheck.chain.SpotcheckContracts
+    model_id: bytes
+    verifier: str
+    model_params: Any  # verifier.registry.ModelParams
+    fee: int  # per on-chain job
+
+    def events(self, contract: Any, name: str, **topics: Any) -> list[Any]:
+        """Every ``name`` event of ``contract`` since the deployment (optionally filtered)."""
+        from ape import chain
+
+        event = getattr(contract, name)
+        head = int(chain.blocks.height)
+        start = self.deployment.deploy_block
+        if topics:
+            return list(event.range(start, head + 1, search_topics=topics))
+        return list(event.range(start, head + 1))
+
+    def open_disputes(self) -> list[Any]:
+        """The ``DisputeOpened`` events of the disputes still open."""
+        from spotcheck.chain import DisputeStatus
+
+        dm = self.contracts.dispute_manager
+        return [
+            ev
+            for ev in self.events(dm, "DisputeOpened")
+            if int(dm.getDispute(ev.event_arguments["disputeId"]).status) == DisputeStatus.OPEN
+        ]
+
+    def holdings(self, address: str) -> Holdings:
+        c = self.contracts
+        return Holdings(
+            wallet=int(c.token.balanceOf(address)),
+            stake=int(c.stake_manager.stakeOf(address).amount),
+            credits=int(c.job_manager.credits(address)) + int(c.dispute_manager.credits(address)),
+        )
+
+
+def setup_chain(cfg: DemoConfig, model: PreparedModel, progress: Progress) -> DemoChain:
+    from spotcheck.chain import DeployParams, SpotcheckContracts
+    from spotcheck.deploy import deploy_all
+    from verifier import registry
+
+    who = Accounts.from_test_accounts()
+    with progress.stage("deploy contracts"):
+        params = DeployParams(min_stake=1000 * TOKEN, unbonding_delay=3600, commit_timeout=120)
+        deployment = deploy_all(who.deployer, params)
+        contracts = SpotcheckContracts(deployment)
+        progress.say(
+            f"    JobManager {deployment.job_manager}, DisputeManager {deployment.dispute_manager}"
+        )
+    with progress.stage("register model with its ezkl verifier"):
+        mp = registry.model_params(
+            model.artifacts,
+            model.tau,
+            challenge_window=cfg.challenge_window,
+            proof_window=cfg.proof_window,
+        )
+        reg = registry.register_model(model.artifacts, mp, contracts, who.deployer)
+        progress.say(f"    model 0x{reg.model_id.hex()}  verifier {reg.verifier}  tau {model.tau}")
+    with progress.stage("fund and stake"):
+        fee = _fund(cfg, who, contracts, progress)
+    return DemoChain(who, deployment, contracts, reg.model_id, reg.verifier, mp, fee)
+
+
+def _fund(cfg: DemoConfig, who: Accounts, contracts: Any, progress: Progress) -> int:
+    """Stake both nodes, give the challengers tokens, fund ExampleConsumer; the fee per job."""
+    token, sm, dm = contracts.token, contracts.stake_manager, contracts.dispute_manager
+    d = who.deployer
+    for node in (who.honest, who.cheater):
+        token.mint(node, 5000 * TOKEN, sender=d)
+        token.approve(sm, NODE_STAKE, sender=node)
+        sm.stake(NODE_STAKE, sender=node)
+    token.mint(who.challenger, 1000 * TOKEN, sender=d)
+    token.mint(who.griefer, 100 * TOKEN, sender=d)
+    token.approve(dm, 2**256 - 1, sender=who.griefer)
+    fee = int(DEFAULTS.reward * TOKEN)
+    total_fees = fee * 2 * cfg.onchain_jobs
+    token.mint(who.dapp, total_fees, sender=d)
+    token.transfer(contracts.example_consumer, total_fees, sender=who.dapp)
+    progress.say(
+        f"    nodes stake {tokens(NODE_STAKE)} each; challenger holds 1,000; "
+        f"ExampleConsumer funded with {tokens(total_fees)} for fees "
+        f"({tokens(fee)} per job)"
+    )
+    return fee

@@ -1,0 +1,57 @@
+"""Read-only views of the challenger's SQLite database (the demo never writes to it)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+#: Job states in which the challenger has not decided yet.
+UNDECIDED = ("seen", "sampled", "mismatched", "dispute_sent")
+#: Job states of commitments it did not re-run.
+NOT_SAMPLED = ("seen", "skipped")
+
+
+@contextmanager
+def read_only(db_path: Path) -> Iterator[sqlite3.Connection]:
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as conn:
+        yield conn
+
+
+class ChallengerDb:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    def busy(self) -> bool:
+        """True while the challenger has commitments it has not decided on."""
+        marks = ", ".join("?" for _ in UNDECIDED)
+        with read_only(self.db_path) as conn:
+            busy = conn.execute(
+                f"SELECT COUNT(*) FROM ch_jobs WHERE state IN ({marks})", UNDECIDED
+            ).fetchone()[0]
+            batches = conn.execute(
+                "SELECT COUNT(*) FROM ch_batches WHERE state = 'seen'"
+            ).fetchone()[0]
+            return bool(busy or batches)
+
+    def job_states(self) -> dict[str, int]:
+        """Commitments per state."""
+        with read_only(self.db_path) as conn:
+            return dict(conn.execute("SELECT state, COUNT(*) FROM ch_jobs GROUP BY state"))
+
+    def job_states_by_node(self) -> list[tuple[str, str, int]]:
+        """(node, state, count) rows."""
+        with read_only(self.db_path) as conn:
+            rows = conn.execute(
+                "SELECT node, state, COUNT(*) FROM ch_jobs GROUP BY node, state"
+            ).fetchall()
+        return [(str(node), str(state), int(n)) for node, state, n in rows]
+
+    def checkpoint(self, name: str = "challenger") -> int:
+        """The last block the challenger's follower has handled (-1: none yet)."""
+        with read_only(self.db_path) as conn:
+            row = conn.execute(
+                "SELECT block FROM follower_checkpoint WHERE name = ?", (name,)
+            ).fetchone()
+            return -1 if row is None else int(row[0])

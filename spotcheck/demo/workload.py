@@ -1,0 +1,117 @@
+"""The dApp's job stream: on-chain jobs requested through ``ExampleConsumer`` and batched jobs
+sent to the nodes' HTTP API, interleaved, from a thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from spotcheck.demo.actors import NodeActor
+from spotcheck.demo.chain_setup import DemoChain
+from spotcheck.demo.config import DemoConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OnchainRequest:
+    job_id: int
+    node: str  # label
+    input_q: list[int]
+    request_tx: str
+
+
+@dataclass
+class HttpJob:
+    node: str  # label
+    input_q: list[int]
+    output_q: list[int]
+    receipt: dict[str, Any]
+
+
+@dataclass
+class Workload:
+    """The dApp's submissions (filled by the workload thread)."""
+
+    onchain: list[OnchainRequest] = field(default_factory=list)
+    http: list[HttpJob] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    errors: list[str] = field(default_factory=list)
+    first_job_at: float | None = None
+
+
+class DappWorkload:
+    """Sends ``cfg.onchain_jobs`` on-chain and ``cfg.batch_jobs`` batched jobs to each node."""
+
+    def __init__(
+        self, cfg: DemoConfig, artifacts: Any, chain: DemoChain, nodes: list[NodeActor]
+    ) -> None:
+        self.cfg = cfg
+        self.artifacts = artifacts
+        self.chain = chain
+        self.nodes = nodes
+        self.sent = Workload()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dapp-workload", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        import httpx
+        import numpy as np
+
+        from spotcheck.encoding import quantize
+
+        cfg, artifacts, chain = self.cfg, self.artifacts, self.chain
+        rng = np.random.default_rng(cfg.seed)
+
+        def random_input() -> list[int]:
+            return quantize(rng.uniform(-1, 1, artifacts.input_len), artifacts.input_scale)
+
+        consumer = chain.contracts.example_consumer
+        jm = chain.contracts.job_manager
+        rounds = max(cfg.batch_jobs, cfg.onchain_jobs)
+        every = max(1, rounds // max(1, cfg.onchain_jobs))
+        sent_onchain = {n.label: 0 for n in self.nodes}
+        client = httpx.Client(timeout=30.0)
+        self.sent.first_job_at = time.perf_counter()
+        try:
+            for i in range(rounds):
+                for node in self.nodes:
+                    if self._stop.is_set():
+                        return
+                    q = random_input()
+                    if i % every == 0 and sent_onchain[node.label] < cfg.onchain_jobs:
+                        receipt = consumer.request(
+                            chain.model_id, q, node.address, chain.fee, sender=chain.accounts.dapp
+                        )
+                        logs = list(receipt.decode_logs(jm.JobRequested))
+                        job_id = int(logs[0].event_arguments["jobId"])
+                        self.sent.onchain.append(
+                            OnchainRequest(job_id, node.label, q, str(receipt.txn_hash))
+                        )
+                        sent_onchain[node.label] += 1
+                    if i < cfg.batch_jobs:
+                        q = random_input()
+                        url = f"{node.http.url}/v1/models/0x{chain.model_id.hex()}/infer"
+                        r = client.post(url, json={"input_q": q})
+                        r.raise_for_status()
+                        body = r.json()
+                        self.sent.http.append(
+                            HttpJob(node.label, q, list(body["output_q"]), body["receipt"])
+                        )
+                time.sleep(cfg.pace_s)
+        except Exception as err:
+            self.sent.errors.append(f"{type(err).__name__}: {err}")
+            log.error("workload failed: %s", err)
+        finally:
+            client.close()
+            self.sent.done.set()
