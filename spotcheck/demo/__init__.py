@@ -25,8 +25,7 @@ Modules, in the order a run uses them:
 ``config``         ``DemoConfig`` (the parameters) and the run folder's paths
 ``run``            the stages of one run, anvil's start and stop
 ``progress``       timed stage lines; services' logs and stdout to files
-``model``          the tiny MLP's ONNX bytes
-``prepare``        contracts compiled, circuit and keys built, ``tau`` measured (no chain)
+``prepare``        contracts compiled, example model built (``verifier.examples``), tau measured
 ``chain_setup``    deploy, register, fund and stake; events and holdings read back
 ``threads``        a step loop thread and a uvicorn server thread
 ``actors``         the nodes, the challenger and the heartbeat, started and stopped together

@@ -36,8 +36,8 @@ def prepare(cfg: DemoConfig, progress: Progress) -> PreparedModel:
 
 
 def _build_artifacts(cfg: DemoConfig, progress: Progress) -> Any:
-    from spotcheck.demo.model import write_tiny_mlp
     from verifier.artifacts import StageEvent, build_artifacts
+    from verifier.examples import write_tiny_mlp
     from verifier.srs import SrsSource
 
     onnx_path = write_tiny_mlp(cfg.workdir / "model")

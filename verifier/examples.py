@@ -1,8 +1,7 @@
-"""The demo's model: a tiny MLP (4 -> 8 -> 2: Gemm, ReLU, Gemm) with fixed-seed weights.
+"""Example models shipped with the library: a tiny MLP (4 -> 8 -> 2: Gemm, ReLU, Gemm).
 
-The same network the test suite builds in ``tests/fixtures/models.py`` (byte for byte, so the
-demo and the tests share one entry in the content-addressed artifact cache). It is copied
-here because ``tests/`` is not part of the installed package.
+Fixed-seed weights and deterministic bytes, so the demo, the tests and a new user's first
+`spotcheck model onboard` all share one entry in the content-addressed artifact cache.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import numpy as np
 
 OPSET = 13
 IR_VERSION = 8
-#: Same producer name as the test fixture: identical bytes, one cached circuit.
+#: Part of the model bytes (and so of its cache key): keep it stable.
 PRODUCER = "spotcheck-tests"
 
 
