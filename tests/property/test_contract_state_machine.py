@@ -7,7 +7,16 @@ Invariants:
 - every lock is backed: a node's ``locked`` equals the slash of its open commitments;
 - no job or leaf resolves twice, and a terminal status never changes;
 - no stake withdrawal succeeds while a dispute against the node is open;
-- a slashed job or leaf is never final.
+- a slashed job or leaf is never final;
+- a final job's output hash never changes, and a consumer contract only ever stores (or is
+  notified of) that hash;
+- only the registry owner registers or deactivates models, and a deactivated model takes no
+  new jobs or commitments.
+
+Requesters are EOAs, the ``ExampleConsumer`` (request, deliver, cancel, refunds) and a
+``HostileConsumer`` whose finalization callback reverts, burns its gas, re-enters or returns a
+huge payload. The owner registers new models (with their own slash amounts) and deactivates
+them; an attacker tries both.
 
 Each example runs in a chain snapshot that is restored afterwards. Step counts are modest for
 CI; ``SPOTCHECK_STATEFUL_EXAMPLES`` / ``SPOTCHECK_STATEFUL_STEPS`` raise them.
@@ -17,11 +26,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from ape.exceptions import ContractLogicError
+from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -43,6 +53,8 @@ EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "8"))
 STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "30"))
 BURN = "0x000000000000000000000000000000000000dEaD"
 SLASH = MOCK_MODEL.slash_amount
+#: Slash amounts of the models the owner registers during a run (the first is MOCK_MODEL's).
+SLASHES = [SLASH, SLASH // 2, 3 * SLASH]
 LIVE_JOB = {JobStatus.REQUESTED, JobStatus.COMMITTED, JobStatus.DISPUTED}
 TERMINAL_JOB = {JobStatus.FINAL, JobStatus.INVALID, JobStatus.CANCELLED}
 RESOLUTION_EVENTS = ("JobFinalized", "JobInvalidated", "JobCancelled")
@@ -56,7 +68,16 @@ class World:
     chain: Any = None
     nodes: list[Any] = field(default_factory=list)
     users: list[Any] = field(default_factory=list)  # requesters and challengers
+    owner: Any = None  # the registry owner
+    attacker: Any = None  # no tokens; tries owner-only calls
+    consumer: Any = None  # ExampleConsumer (funded)
+    hostile: Any = None  # HostileConsumer (funded)
     minted: int = 0
+
+    @property
+    def actors(self) -> list[Any]:
+        """Every address that can hold tokens or credits."""
+        return [*self.nodes, *self.users, self.attacker, self.consumer, self.hostile]
 
 
 WORLD = World()
@@ -74,6 +95,13 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.disputes: dict[bytes, dict[str, Any]] = {}  # id -> kind, ref, index, node, status
         self.resolutions: Counter[tuple[str, int, int]] = Counter()
         self.slashed: set[tuple[str, int, int]] = set()
+        # modelId -> slash, active; tried: every id a registration was attempted for.
+        self.models: dict[bytes, dict[str, Any]] = {
+            self.w.sc.model_id: {"slash": SLASH, "active": True}
+        }
+        self.tried_models: set[bytes] = {self.w.sc.model_id}
+        self.final_hash: dict[int, bytes] = {}  # jobId -> output hash when first seen final
+        self.delivered: set[int] = set()  # jobIds the ExampleConsumer stored an output for
 
     def teardown(self) -> None:
         self.w.chain.restore(self.snapshot)
@@ -89,6 +117,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             TOTAL["reverted"] += 1
             return None
         self._count_resolutions(receipt)
+        TOTAL["ok:" + getattr(getattr(receipt, "method_called", None), "name", "?")] += 1
         return receipt
 
     def _count_resolutions(self, receipt: Any) -> None:
@@ -106,9 +135,35 @@ class SpotcheckMachine(RuleBasedStateMachine):
         # INVARIANT: a terminal status never changes.
         assert old not in TERMINAL_JOB or status == old, (job_id, old, status)
         self.jobs[job_id]["status"] = status
+        if status == JobStatus.FINAL and job_id not in self.final_hash:
+            self.final_hash[job_id] = bytes(self.w.sc.job_manager.getJob(job_id).outputHash)
+
+    def _model(self, m: int) -> bytes:
+        return self._pick(list(self.models), m)
+
+    def _new_job(
+        self, job_id: int, model_id: bytes, node: Any, inp: list[int], fee: int, requester: Any
+    ) -> None:
+        self.jobs[job_id] = {
+            "fee": fee,
+            "node": node,
+            "input": inp,
+            "output": None,
+            "status": JobStatus.REQUESTED,
+            "requester": requester,
+            "slash": self.models[model_id]["slash"],
+        }
 
     def _pick(self, keys: list[Any], i: int) -> Any:
         return keys[i % len(keys)]
+
+    def _pick_job(self, i: int, prefer: JobStatus) -> int:
+        """Half the time a job in the state the rule can act on (reaching deep states within a
+        short run), else any job (the call must then revert cleanly)."""
+        live = sorted(k for k, j in self.jobs.items() if j["status"] == prefer)
+        if i % 2 == 0 and live:
+            return int(self._pick(live, i // 2))
+        return int(self._pick(sorted(self.jobs), i // 2))
 
     # ------------------------------------------------------------ rules: jobs
 
@@ -117,77 +172,175 @@ class SpotcheckMachine(RuleBasedStateMachine):
         u=st.integers(0, 1),
         fee=st.sampled_from([0, 1, 5 * TOKEN]),
         x=st.integers(-1000, 1000),
+        m=st.integers(0, 10**6),
+        y=st.none() | st.integers(-50, 50),
     )
-    def request_job(self, n: int, u: int, fee: int, x: int) -> None:
+    def request_job(self, n: int, u: int, fee: int, x: int, m: int, y: int | None) -> None:
+        """An EOA requests; with ``y`` the node commits ``[y, -y]`` in the same step."""
         inp = [x, 1, -x, 2]
-        node = self.w.nodes[n]
+        node, model_id = self.w.nodes[n], self._model(m)
         r = self._send(
-            self.w.sc.job_manager.requestJob,
-            self.w.sc.model_id,
-            inp,
-            node,
-            fee,
-            sender=self.w.users[u],
+            self.w.sc.job_manager.requestJob, model_id, inp, node, fee, sender=self.w.users[u]
         )
+        # INVARIANT: a deactivated model takes no new jobs.
+        assert r is None or self.models[model_id]["active"]
         if r is not None:
-            job_id = int(r.return_value)
-            self.jobs[job_id] = {
-                "fee": fee,
-                "node": node,
-                "input": inp,
-                "output": None,
-                "status": JobStatus.REQUESTED,
-                "requester": self.w.users[u],
-            }
+            self._new_job(int(r.return_value), model_id, node, inp, fee, self.w.users[u])
+            if y is not None:
+                self._commit(int(r.return_value), y)
+
+    @rule(
+        n=st.integers(0, 1),
+        u=st.integers(0, 1),
+        fee=st.sampled_from([0, 1, 5 * TOKEN]),
+        x=st.integers(-1000, 1000),
+        m=st.integers(0, 10**6),
+        hostile=st.booleans(),
+        y=st.none() | st.integers(-50, 50),
+    )
+    def consumer_request(
+        self, n: int, u: int, fee: int, x: int, m: int, hostile: bool, y: int | None
+    ) -> None:
+        """A contract requester: the ExampleConsumer or the HostileConsumer pays the fee."""
+        inp = [x, 2, -x, 1]
+        node, model_id = self.w.nodes[n], self._model(m)
+        args: tuple[Any, ...]
+        if hostile:
+            fn, args = self.w.hostile.request, (self.w.sc.token, model_id, inp, node, fee)
+        else:
+            fn, args = self.w.consumer.request, (model_id, inp, node, fee)
+        r = self._send(fn, *args, sender=self.w.users[u])
+        assert r is None or self.models[model_id]["active"]
+        if r is not None:
+            requester = self.w.hostile if hostile else self.w.consumer
+            self._new_job(int(r.return_value), model_id, node, inp, fee, requester)
+            if y is not None:
+                self._commit(int(r.return_value), y)
+
+    @rule(behaviour=st.integers(0, 3))
+    def set_hostile_behaviour(self, behaviour: int) -> None:
+        """Revert, BurnGas, Reenter or ReturnBomb in the HostileConsumer's callback."""
+        self._send(self.w.hostile.setBehaviour, behaviour, sender=self.w.users[0])
+
+    @precondition(lambda self: self.jobs)
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1), tamper=st.booleans())
+    def deliver_output(self, i: int, u: int, tamper: bool) -> None:
+        """Anyone hands the ExampleConsumer an output; it must store only the final one."""
+        job_id = self._pick_job(i, JobStatus.FINAL)
+        job = self.jobs[job_id]
+        out = list(job["output"] or [0, 0])
+        if tamper:
+            out[0] += 1
+        r = self._send(self.w.consumer.deliverOutput, job_id, out, sender=self.w.users[u])
+        if r is not None:
+            # INVARIANT: the consumer stores an output only for a final job (its own or not),
+            # only the one that hashes to the committed hash, and never twice.
+            assert job["status"] == JobStatus.FINAL and not tamper, (job_id, job["status"])
+            assert job_id not in self.delivered
+            self.delivered.add(job_id)
+
+    @precondition(lambda self: self.jobs)
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1), hostile=st.booleans())
+    def consumer_cancel(self, i: int, u: int, hostile: bool) -> None:
+        job_id = self._pick_job(i, JobStatus.REQUESTED)
+        target = self.w.hostile if hostile else self.w.consumer
+        self._send(target.cancel, job_id, sender=self.w.users[u])
+        self._refresh_job(job_id)
+
+    @rule(u=st.integers(0, 1))
+    def consumer_withdraw_refunds(self, u: int) -> None:
+        self._send(self.w.consumer.withdrawRefunds, sender=self.w.users[u])
+
+    # ------------------------------------------------------------ rules: registry
+
+    @rule(
+        tag=st.integers(0, 3),
+        slash=st.sampled_from(SLASHES),
+        by_owner=st.booleans(),
+    )
+    def register_model(self, tag: int, slash: int, by_owner: bool) -> None:
+        """The owner (or an attacker) registers a model bound to the mock verifier."""
+        params = replace(MOCK_MODEL, slash_amount=slash)
+        seed = tag.to_bytes(1, "big")
+        struct = params.as_struct(
+            str(self.w.sc.mock_verifier.address), keccak(b"onnx" + seed), keccak(b"set" + seed)
+        )
+        reg = self.w.sc.model_registry
+        model_id = bytes(
+            reg.computeModelId(struct["onnxHash"], struct["settingsHash"], struct["verifier"])
+        )
+        self.tried_models.add(model_id)
+        sender = self.w.owner if by_owner else self.w.attacker
+        r = self._send(reg.registerModel, struct, sender=sender)
+        if r is not None:
+            # INVARIANT: only the owner registers, and a model id is registered once.
+            assert by_owner and model_id not in self.models, (by_owner, model_id.hex())
+            self.models[model_id] = {"slash": slash, "active": True}
+
+    @rule(m=st.integers(0, 10**6), who=st.integers(0, 3))
+    def deactivate_model(self, m: int, who: int) -> None:
+        by_owner = who == 0  # the owner one call in four, an attacker otherwise
+        model_id = self._model(m)
+        active = [k for k, v in self.models.items() if v["active"]]
+        if by_owner and active == [model_id]:
+            return  # keep one model open for work; deactivating the last is covered elsewhere
+        sender = self.w.owner if by_owner else self.w.attacker
+        r = self._send(self.w.sc.model_registry.deactivateModel, model_id, sender=sender)
+        # INVARIANT: only the owner deactivates.
+        assert r is None or by_owner
+        if r is not None:
+            self.models[model_id]["active"] = False
 
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), y=st.integers(-50, 50))
     def commit(self, i: int, y: int) -> None:
-        job_id = self._pick(sorted(self.jobs), i)
+        self._commit(self._pick_job(i, JobStatus.REQUESTED), y)
+
+    def _commit(self, job_id: int, y: int) -> None:
         job = self.jobs[job_id]
         r = self._send(self.w.sc.job_manager.commitResult, job_id, [y, -y], sender=job["node"])
         if r is not None:
             job["output"] = [y, -y]
+            model_id = bytes(self.w.sc.job_manager.getJob(job_id).modelId)
+            # INVARIANT: a deactivated model takes no new commitments.
+            assert self.models[model_id]["active"]
         self._refresh_job(job_id)
 
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def finalize(self, i: int, u: int) -> None:
-        job_id = self._pick(sorted(self.jobs), i)
-        self._send(self.w.sc.job_manager.finalize, job_id, sender=self.w.users[u])
+        job_id = self._pick_job(i, JobStatus.COMMITTED)
+        # A fixed gas limit: the callback guard needs 100k * 64/63 + 10k left (estimation alone
+        # would be fine too; this keeps hostile callbacks from steering the estimate).
+        self._send(self.w.sc.job_manager.finalize, job_id, sender=self.w.users[u], gas=1_000_000)
         self._refresh_job(job_id)
 
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def cancel(self, i: int, u: int) -> None:
-        job_id = self._pick(sorted(self.jobs), i)
+        job_id = self._pick_job(i, JobStatus.REQUESTED)
         self._send(self.w.sc.job_manager.cancelJob, job_id, sender=self.w.users[u])
         self._refresh_job(job_id)
 
     # ------------------------------------------------------------ rules: batches
 
-    @rule(n=st.integers(0, 1), seed=st.integers(0, 1000))
-    def commit_batch(self, n: int, seed: int) -> None:
-        node = self.w.nodes[n]
+    @rule(n=st.integers(0, 1), seed=st.integers(0, 1000), m=st.integers(0, 10**6))
+    def commit_batch(self, n: int, seed: int, m: int) -> None:
+        node, model_id = self.w.nodes[n], self._model(m)
         leaves = [(seed * 10 + k, [k, seed, 0, -k], [seed + k, k]) for k in range(3)]
-        hashed = [
-            leaf_hash(j, self.w.sc.model_id, hash_vector(a), hash_vector(b)) for j, a, b in leaves
-        ]
+        hashed = [leaf_hash(j, model_id, hash_vector(a), hash_vector(b)) for j, a, b in leaves]
         tree = MerkleTree(hashed)
         r = self._send(
-            self.w.sc.job_manager.commitBatch,
-            self.w.sc.model_id,
-            tree.root,
-            3,
-            "mem://",
-            sender=node,
+            self.w.sc.job_manager.commitBatch, model_id, tree.root, 3, "mem://", sender=node
         )
         if r is not None:
+            assert self.models[model_id]["active"]
             self.batches[int(r.return_value)] = {
                 "node": node,
                 "leaves": leaves,
                 "tree": tree,
                 "status": BatchStatus.COMMITTED,
+                "slash": self.models[model_id]["slash"],
             }
 
     @precondition(lambda self: self.batches)
@@ -204,7 +357,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def open_dispute(self, i: int, u: int) -> None:
-        job_id = self._pick(sorted(self.jobs), i)
+        job_id = self._pick_job(i, JobStatus.COMMITTED)
         r = self._send(self.w.sc.dispute_manager.openDispute, job_id, sender=self.w.users[u])
         if r is not None:
             self.disputes[bytes(r.return_value)] = {
@@ -257,6 +410,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             defence_instances(inp, proven),
             out,
             sender=d["node"],
+            gas=2_000_000,
         )
         if d["kind"] == "job":
             self._refresh_job(d["jobId"])
@@ -282,8 +436,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def stake(self, n: int, amount: int) -> None:
         self._send(self.w.sc.stake_manager.stake, amount, sender=self.w.nodes[n])
 
-    @rule(n=st.integers(0, 1))
-    def request_unbond(self, n: int) -> None:
+    @rule(n=st.integers(0, 1), roll=st.integers(0, 3))
+    def request_unbond(self, n: int, roll: int) -> None:
+        if roll:  # one call in four: unbonding ends a node's work for the rest of the example
+            return
         self._send(self.w.sc.stake_manager.requestUnbond, sender=self.w.nodes[n])
 
     @rule(n=st.integers(0, 1))
@@ -296,7 +452,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
 
     @rule(a=st.integers(0, 3), which=st.booleans())
     def withdraw_credits(self, a: int, which: bool) -> None:
-        actor = (self.w.nodes + self.w.users)[a]
+        actor = (self.w.nodes + self.w.users)[a]  # EOAs (the consumers pull via their own call)
         target = self.w.sc.job_manager if which else self.w.sc.dispute_manager
         self._send(target.withdrawCredits, sender=actor)
 
@@ -309,7 +465,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
     @invariant()
     def solvency(self) -> None:
         sc, token = self.w.sc, self.w.sc.token
-        actors = self.w.nodes + self.w.users
+        actors = self.w.actors
         stakes = sum(sc.stake_manager.stakeOf(n).amount for n in self.w.nodes)
         assert token.balanceOf(sc.stake_manager) == stakes
         escrow = sum(j["fee"] for j in self.jobs.values() if j["status"] in LIVE_JOB)
@@ -328,18 +484,16 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def locks_match_open_commitments(self) -> None:
         for node in self.w.nodes:
             open_jobs = sum(
-                1
+                j["slash"]
                 for j in self.jobs.values()
                 if j["node"] == node and j["status"] in (JobStatus.COMMITTED, JobStatus.DISPUTED)
             )
             open_batches = sum(
-                1
+                b["slash"]
                 for b in self.batches.values()
                 if b["node"] == node and b["status"] == BatchStatus.COMMITTED
             )
-            assert self.w.sc.stake_manager.stakeOf(node).locked == SLASH * (
-                open_jobs + open_batches
-            )
+            assert self.w.sc.stake_manager.stakeOf(node).locked == open_jobs + open_batches
 
     @invariant()
     def resolves_at_most_once(self) -> None:
@@ -357,20 +511,59 @@ class SpotcheckMachine(RuleBasedStateMachine):
         for dispute_id in self.slashed_ids():
             assert self.w.sc.dispute_manager.getDispute(dispute_id).status == DisputeStatus.SLASHED
 
+    @invariant()
+    def final_output_never_changes(self) -> None:
+        jm, consumer = self.w.sc.job_manager, self.w.consumer
+        for job_id, first in self.final_hash.items():
+            job = self.jobs[job_id]
+            # INVARIANT: a final job stays final with the hash of what its node committed.
+            assert jm.isJobFinal(job_id)
+            assert bytes(jm.getJob(job_id).outputHash) == first == hash_vector(job["output"])
+            if job["requester"].address == consumer.address:
+                # The callback (100k gas, ExampleConsumer is cheap) stored exactly that hash.
+                assert bytes(consumer.finalOutputHash(job_id)) == first
+        for job_id in self.delivered:
+            assert consumer.delivered(job_id)
+            assert hash_vector(list(consumer.outputOf(job_id))) == self.final_hash[job_id]
+
+    @invariant()
+    def registry_matches_owner_actions(self) -> None:
+        reg = self.w.sc.model_registry
+        for model_id in self.tried_models:
+            try:
+                active = bool(reg.getModel(model_id).active)
+            except ContractLogicError:
+                assert model_id not in self.models, model_id.hex()  # UnknownModel
+                continue
+            assert model_id in self.models and self.models[model_id]["active"] == active
+
     def slashed_ids(self) -> list[bytes]:
         keys = {(d["kind"], d["ref"], d["jobId"]): k for k, d in self.disputes.items()}
         return [keys[s] for s in self.slashed]
 
 
 def test_contracts_keepInvariants_underRandomCallSequences(
-    spotcheck: Any, chain: Any, node: Any, node2: Any, challenger: Any, requester: Any
+    spotcheck: Any,
+    chain: Any,
+    project: Any,
+    deployer: Any,
+    node: Any,
+    node2: Any,
+    challenger: Any,
+    requester: Any,
+    outsider: Any,
 ) -> None:
     from tests.fixtures.chain import FUNDING
 
     WORLD.sc, WORLD.chain = spotcheck, chain
     WORLD.nodes, WORLD.users = [node, node2], [challenger, requester]
+    WORLD.owner, WORLD.attacker = deployer, outsider
+    WORLD.consumer = spotcheck.example_consumer
+    WORLD.hostile = deployer.deploy(project.HostileConsumer, spotcheck.job_manager)
+    for contract in (WORLD.consumer, WORLD.hostile):
+        spotcheck.token.mint(contract, 50 * TOKEN, sender=deployer)
     WORLD.minted = spotcheck.token.totalSupply()
-    assert WORLD.minted == 4 * FUNDING
+    assert WORLD.minted == 4 * FUNDING + 100 * TOKEN
     run_state_machine_as_test(
         SpotcheckMachine,
         settings=settings(
@@ -382,7 +575,8 @@ def test_contracts_keepInvariants_underRandomCallSequences(
             database=None,
         ),
     )
+    succeeded = ", ".join(f"{k[3:]} {v}" for k, v in sorted(TOTAL.items()) if k.startswith("ok:"))
     print(
         f"stateful: {EXAMPLES} examples x {STEPS} steps, {TOTAL['steps']} transactions, "
-        f"{TOTAL['reverted']} reverted"
+        f"{TOTAL['reverted']} reverted; succeeded: {succeeded}"
     )
