@@ -448,3 +448,128 @@ def test_slash_largerThanStake_isClamped_neverReverts(
     assert dm.credits(challenger) == 3 * big.challenger_bond + bounty
     jm.finalizeBatch(batch_id, sender=outsider)  # the lock is released though stake is gone
     assert sm.stakeOf(node).locked == 0
+
+
+# ---------------------------------------------------------------- attackers
+
+
+def test_openDispute_sybilOfNode_frontRunsHonestChallenger_recoversOnlyBountyShare(
+    make_job: Any,
+    spotcheck: Any,
+    node: Any,
+    node2: Any,
+    challenger: Any,
+    requester: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """Known limitation (docs/security.md): a caught node disputes itself from another address
+    (here ``node2`` plays the sybil) before the honest challenger, does not defend, and gets its
+    bond plus the bounty share back. What deters it is what it cannot recover: S (1 - b)."""
+    dm, sm, jm, token = (
+        spotcheck.dispute_manager,
+        spotcheck.stake_manager,
+        spotcheck.job_manager,
+        spotcheck.token,
+    )
+    job_id = make_job()
+    dispute_id = bytes(dm.openDispute(job_id, sender=node2).return_value)  # the front-run
+    before = token.balanceOf(challenger)
+    with ape.reverts(dm.DisputeExists, disputeId=dispute_id):
+        dm.openDispute(job_id, sender=challenger)  # the honest one comes second
+    assert token.balanceOf(challenger) == before  # it loses nothing, earns nothing
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(dispute_id, sender=outsider)
+    assert dm.credits(node2) == BOND + BOUNTY
+    operator_loss = (NODE_STAKE - sm.stakeOf(node).amount) - (dm.credits(node2) - BOND)
+    assert operator_loss == SLASH - BOUNTY == SLASH * (10_000 - MOCK_MODEL.bounty_bps) // 10_000
+    assert jm.getJob(job_id).status == JobStatus.INVALID  # the job is still invalid for dApps
+    assert jm.credits(requester) == JOB_FEE  # and the fee goes back to the requester
+
+
+def test_openBatchDispute_byBatchNode_reverts(batch: Any, spotcheck: Any, node: Any) -> None:
+    with ape.reverts(spotcheck.dispute_manager.SelfDispute, node=node):
+        _open_leaf(spotcheck, batch, 0, node)
+
+
+def test_openBatchDispute_hugeProofArray_reverts_andTakesNoBond(
+    batch: Any, spotcheck: Any, challenger: Any
+) -> None:
+    """Griefing with a 2,000-sibling proof: rejected (bad proof), nothing locked or moved."""
+    batch_id, jobs, _ = batch
+    job_id, inp, out = jobs[0]
+    dm = spotcheck.dispute_manager
+    before = spotcheck.token.balanceOf(challenger)
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, jobId=job_id):
+        dm.openBatchDispute(
+            batch_id,
+            job_id,
+            hash_vector(inp),
+            hash_vector(out),
+            [bytes([i % 256]) * 32 for i in range(2000)],
+            sender=challenger,
+        )
+    assert spotcheck.token.balanceOf(challenger) == before
+    assert dm.bondAtRisk(challenger) == 0
+
+
+def test_openBatchDispute_leafOfAnotherModelOrInput_reverts(
+    batch: Any, spotcheck: Any, challenger: Any
+) -> None:
+    """A challenger cannot re-label a leaf: the leaf hash binds jobId, model, input and output."""
+    batch_id, jobs, tree = batch
+    job_id, inp, out = jobs[1]
+    dm = spotcheck.dispute_manager
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, jobId=job_id):
+        dm.openBatchDispute(
+            batch_id,
+            job_id,
+            hash_vector([9, 9, 9, 9]),
+            hash_vector(out),
+            tree.proof(1),
+            sender=challenger,
+        )
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, jobId=job_id + 1):
+        dm.openBatchDispute(
+            batch_id,
+            job_id + 1,
+            hash_vector(inp),
+            hash_vector(out),
+            tree.proof(1),
+            sender=challenger,
+        )
+
+
+def test_defend_hugeProof_byNonNode_reverts_beforeVerifying(
+    disputed: tuple[int, bytes], spotcheck: Any, outsider: Any
+) -> None:
+    """An outsider cannot close a dispute (in either direction) by submitting a defence."""
+    _, dispute_id = disputed
+    dm = spotcheck.dispute_manager
+    with ape.reverts(dm.NotDisputedNode, disputeId=dispute_id, caller=outsider):
+        dm.defend(dispute_id, b"\x00" * 20_000, GOOD_INSTANCES, JOB_OUTPUT, sender=outsider)
+    assert dm.getDispute(dispute_id).status == DisputeStatus.OPEN
+
+
+def test_defend_replayedDefence_onAnotherDispute_reverts(
+    make_job: Any, spotcheck: Any, node: Any, challenger: Any
+) -> None:
+    """A valid defence of one job does not defend another job with a different input."""
+    dm = spotcheck.dispute_manager
+    first = make_job()
+    second = make_job(input=[5, 6, 7, 8])
+    d1 = bytes(dm.openDispute(first, sender=challenger).return_value)
+    d2 = bytes(dm.openDispute(second, sender=challenger).return_value)
+    dm.defend(d1, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
+    with ape.reverts(dm.InputMismatch, disputeId=d2):
+        dm.defend(d2, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
+
+
+def test_settle_byAnyone_paysOnlyTheChallenger(
+    disputed: tuple[int, bytes], spotcheck: Any, challenger: Any, outsider: Any, chain: Any
+) -> None:
+    _, dispute_id = disputed
+    dm = spotcheck.dispute_manager
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(dispute_id, sender=outsider)
+    assert dm.credits(outsider) == 0 and dm.credits(challenger) == BOND + BOUNTY

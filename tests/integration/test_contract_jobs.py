@@ -402,3 +402,107 @@ def test_commitBatch_emptyOrZeroRoot_reverts(spotcheck: Any, node: Any) -> None:
 def test_unknownBatch_reverts(spotcheck: Any, outsider: Any) -> None:
     with ape.reverts(spotcheck.job_manager.UnknownBatch, batchId=5):
         spotcheck.job_manager.finalizeBatch(5, sender=outsider)
+
+
+# ---------------------------------------------------------------- attackers
+
+
+def test_requestJob_hugeInputArray_revertsOnLength(
+    spotcheck: Any, node: Any, requester: Any
+) -> None:
+    """Griefing with calldata: a 5,000-element input is refused by its length, not looped over."""
+    jm = spotcheck.job_manager
+    with ape.reverts(jm.WrongInputLength, have=5000, need=MOCK_MODEL.input_len):
+        jm.requestJob(spotcheck.model_id, [1] * 5000, node, 0, sender=requester)
+
+
+def test_requestJob_feeWithoutTokens_reverts(spotcheck: Any, node: Any, outsider: Any) -> None:
+    with ape.reverts(spotcheck.token.ERC20InsufficientAllowance):
+        spotcheck.job_manager.requestJob(spotcheck.model_id, JOB_INPUT, node, 1, sender=outsider)
+
+
+def test_commitBatch_byUnstakedOrUnbondingNode_orUnknownModel_reverts(
+    spotcheck: Any, node: Any, outsider: Any
+) -> None:
+    jm, sm = spotcheck.job_manager, spotcheck.stake_manager
+    with ape.reverts(sm.InsufficientStake, node=outsider):
+        jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 1, "", sender=outsider)
+    with ape.reverts(spotcheck.model_registry.UnknownModel, modelId=b"\x42" * 32):
+        jm.commitBatch(b"\x42" * 32, b"\x11" * 32, 1, "", sender=node)
+    sm.requestUnbond(sender=node)
+    with ape.reverts(sm.NodeUnbonding, node=node):
+        jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 1, "", sender=node)
+
+
+def test_commitBatch_hugeCountAndUri_lockOneSlashOnly(spotcheck: Any, node: Any) -> None:
+    """A node cannot grief itself into unbounded locks: a 2**32-1 count locks one slash."""
+    jm, sm = spotcheck.job_manager, spotcheck.stake_manager
+    jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 2**32 - 1, "x" * 2048, sender=node)
+    assert sm.stakeOf(node).locked == SLASH
+
+
+def test_withdrawCredits_replay_paysOnce(
+    make_job: Any, spotcheck: Any, node: Any, outsider: Any, chain: Any
+) -> None:
+    jm, token = spotcheck.job_manager, spotcheck.token
+    job_id = make_job()
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalize(job_id, sender=outsider)
+    before = token.balanceOf(node)
+    jm.withdrawCredits(sender=node)
+    with ape.reverts(jm.NothingToWithdraw, owner=node):
+        jm.withdrawCredits(sender=node)
+    assert token.balanceOf(node) == before + JOB_FEE
+
+
+def test_cancelJob_replay_reverts_andRefundsOnce(
+    make_job: Any, spotcheck: Any, requester: Any, chain: Any
+) -> None:
+    jm = spotcheck.job_manager
+    job_id = make_job(commit=False)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    jm.cancelJob(job_id, sender=requester)
+    with ape.reverts(jm.BadJobStatus, jobId=job_id, status=JobStatus.CANCELLED):
+        jm.cancelJob(job_id, sender=requester)
+    assert jm.credits(requester) == JOB_FEE
+
+
+def test_commitResult_afterRequesterCancelled_reverts(
+    make_job: Any, spotcheck: Any, node: Any, requester: Any, chain: Any
+) -> None:
+    """A late node cannot commit over a cancellation and claim the refunded fee."""
+    jm = spotcheck.job_manager
+    job_id = make_job(commit=False)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    jm.cancelJob(job_id, sender=requester)
+    with ape.reverts(jm.BadJobStatus, jobId=job_id, status=JobStatus.CANCELLED):
+        jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+
+
+def test_exampleConsumer_cancelAndRefunds_byAttacker_payOnlyTheConsumer(
+    spotcheck: Any, node: Any, outsider: Any, chain: Any, fund_consumer: Any
+) -> None:
+    consumer, token, jm = spotcheck.example_consumer, spotcheck.token, spotcheck.job_manager
+    fund_consumer(consumer, JOB_FEE)
+    job_id = consumer.request(
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+    ).return_value
+    with ape.reverts(jm.CommitDeadlineNotPassed):
+        consumer.cancel(job_id, sender=outsider)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    consumer.cancel(job_id, sender=outsider)
+    consumer.withdrawRefunds(sender=outsider)
+    assert token.balanceOf(outsider) == 0 and token.balanceOf(consumer) == JOB_FEE
+    with ape.reverts(jm.NothingToWithdraw, owner=consumer):
+        consumer.withdrawRefunds(sender=outsider)  # replay
+
+
+def test_exampleConsumer_deliverOutput_unknownOrUncommittedJob_reverts(
+    spotcheck: Any, make_job: Any, outsider: Any
+) -> None:
+    consumer = spotcheck.example_consumer
+    with ape.reverts(consumer.OutputNotVerified, jobId=999):  # isJobFinal is false, no revert
+        consumer.deliverOutput(999, JOB_OUTPUT, sender=outsider)
+    job_id = make_job(commit=False)
+    with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
+        consumer.deliverOutput(job_id, [0, 0], sender=outsider)

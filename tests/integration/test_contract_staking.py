@@ -234,3 +234,58 @@ def test_deployParams_rejectNonsense() -> None:
         DeployParams(min_stake=0)
     with pytest.raises(ConfigError):
         DeployParams(unbonding_delay=0)
+
+
+# ---------------------------------------------------------------- attackers
+
+
+def test_withdrawStake_replayAfterFullExit_reverts(spotcheck: Any, node: Any, chain: Any) -> None:
+    sm, token = spotcheck.stake_manager, spotcheck.token
+    sm.requestUnbond(sender=node)
+    advance(chain, TEST_PARAMS.unbonding_delay + 1)
+    sm.withdrawStake(sender=node)
+    before = token.balanceOf(node)
+    with ape.reverts(sm.NotUnbonding, node=node):
+        sm.withdrawStake(sender=node)  # the replay pays nothing
+    assert token.balanceOf(node) == before
+
+
+def test_stake_byAccountWithoutTokens_reverts_andCreditsNothing(
+    spotcheck: Any, outsider: Any
+) -> None:
+    sm = spotcheck.stake_manager
+    with ape.reverts(spotcheck.token.ERC20InsufficientAllowance):
+        sm.stake(TOKEN, sender=outsider)
+    assert sm.stakeOf(outsider).amount == 0
+
+
+def test_ownership_attacker_cannotTransferAcceptOrRenounce(
+    spotcheck: Any, deployer: Any, outsider: Any, challenger: Any
+) -> None:
+    reg = spotcheck.model_registry
+    unauthorized = reg.OwnableUnauthorizedAccount
+    with ape.reverts(unauthorized, account=outsider):
+        reg.transferOwnership(outsider, sender=outsider)
+    with ape.reverts(unauthorized, account=outsider):
+        reg.renounceOwnership(sender=outsider)
+    reg.transferOwnership(challenger, sender=deployer)
+    with ape.reverts(unauthorized, account=outsider):
+        reg.acceptOwnership(sender=outsider)  # only the pending owner may accept
+    assert reg.owner() == deployer
+    with ape.reverts(reg.NotRegistrar, caller=challenger):
+        reg.deactivateModel(spotcheck.model_id, sender=challenger)  # pending is not owner yet
+
+
+def test_deactivateModel_openWorkStillResolves_andReplayIsHarmless(
+    spotcheck: Any, make_job: Any, deployer: Any, node: Any, outsider: Any, chain: Any
+) -> None:
+    reg, jm = spotcheck.model_registry, spotcheck.job_manager
+    job_id = make_job()
+    reg.deactivateModel(spotcheck.model_id, sender=deployer)
+    reg.deactivateModel(spotcheck.model_id, sender=deployer)  # idempotent, no state change
+    assert not reg.getModel(spotcheck.model_id).active
+    with ape.reverts(jm.ModelInactive, modelId=spotcheck.model_id):
+        jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 1, "", sender=node)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalize(job_id, sender=outsider)  # a deactivation never strands a commitment
+    assert spotcheck.stake_manager.stakeOf(node).locked == 0
