@@ -8,7 +8,8 @@ One :meth:`NodeService.step` does, in order:
 3. cut due batches and commit their roots;
 4. finalize own jobs and batches whose challenge window has passed (fees);
 5. prove and defend open disputes, most urgent first, with retries, alerting loudly when the
-   deadline gets close;
+   deadline gets close; before proving, check the committed output against the circuit's
+   witness, and give up at once (one CRITICAL alert, no proving) when it is outside tau;
 6. run queued self-audits; a miss halts the node.
 
 Every send is preceded by a chain check (``getJob`` status, ``BatchCommitted`` logs,
@@ -45,13 +46,18 @@ from prover.store import (
     Store,
 )
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
-from spotcheck.encoding import batch_job_key, onchain_job_key
+from spotcheck.encoding import batch_job_key, max_abs_diff, onchain_job_key
 from spotcheck.errors import ChainError, InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower
 
 log = logging.getLogger(__name__)
 
 CrashHook = Callable[[str], None]
+
+#: Disputes the node still works on (proving or sending the defence).
+WORKING = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
+#: Disputes not settled yet: the working ones and those no proof can win.
+UNRESOLVED = (*WORKING, DisputeState.UNDEFENDABLE)
 
 
 def _no_crash(point: str) -> None:
@@ -108,6 +114,7 @@ class NodeService:
             start_block=start_block,
         )
         self._proof_windows: dict[bytes, int] = {}
+        self._taus: dict[bytes, int] = {}
 
     # -- loop -------------------------------------------------------------------------------
 
@@ -331,8 +338,7 @@ class NodeService:
 
     def defend_disputes(self) -> int:
         done = 0
-        states = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
-        for dispute in self.store.disputes(*states):
+        for dispute in self.store.disputes(*UNRESOLVED):
             try:
                 done += self._defend(dispute)
             except (ChainError, ProofError) as err:
@@ -357,7 +363,11 @@ class NodeService:
             self.metrics.disputes.labels("lost").inc()
             log.critical("DISPUTE 0x%s: proof deadline passed without a defence", did.hex())
             return 0
+        if dispute.status == DisputeState.UNDEFENDABLE:
+            return 0  # alerted once; the settlement will mark it lost
         if dispute.status == DisputeState.OPEN:
+            if not self._defensible(dispute, view.model_id):
+                return 0
             self._prove(dispute, view.model_id)
             self._crash("dispute:after-proof")
             refreshed = self.store.dispute(did)
@@ -392,6 +402,46 @@ class NodeService:
     def _current_nonce(self, dispute_id: bytes) -> int | None:
         d = self.store.dispute(dispute_id)
         return None if d is None else d.nonce
+
+    def _defensible(self, dispute: Dispute, model_id: bytes) -> bool:
+        """False (and the dispute marked undefendable) iff the committed output is outside tau
+        of the circuit's witness output: ``defend`` would reject every proof, so proving (minutes)
+        and retrying until the deadline would only burn time and gas."""
+        if self.backend is None:
+            return True  # _prove reports the missing backend
+        input_q, committed = self._disputed_job(dispute)
+        try:
+            reference = self.backend.witness_output(model_id, input_q)
+            diff = max_abs_diff(committed, reference)
+        except Exception as err:  # could not decide: let the proof attempt decide
+            log.warning(
+                "DISPUTE 0x%s: witness pre-check failed (%s); proving anyway",
+                dispute.dispute_id.hex(),
+                err,
+            )
+            return True
+        tau = self._tau(model_id)
+        if diff <= tau:
+            return True
+        reason = (
+            f"cannot defend: committed output outside tau of the circuit's output "
+            f"(max diff {diff} > tau {tau})"
+        )
+        self.store.mark_dispute_undefendable(dispute.dispute_id, reason)
+        self.metrics.disputes.labels("undefendable").inc()
+        log.critical(
+            "DISPUTE 0x%s (job %d): %s; not proving, expect a slash. Check the hardware "
+            "and the model files.",
+            dispute.dispute_id.hex(),
+            dispute.job_id,
+            reason,
+        )
+        return False
+
+    def _tau(self, model_id: bytes) -> int:
+        if model_id not in self._taus:
+            self._taus[model_id] = self.chain.model(model_id).tau
+        return self._taus[model_id]
 
     def _prove(self, dispute: Dispute, model_id: bytes) -> None:
         if self.backend is None:
@@ -435,8 +485,8 @@ class NodeService:
 
     def _alert_if_late(self, dispute: Dispute) -> None:
         current = self.store.dispute(dispute.dispute_id)
-        if current is None or current.status in (DisputeState.DEFENDED, DisputeState.LOST):
-            return
+        if current is None or current.status not in WORKING:
+            return  # resolved, or undefendable (alerted once when it was found out)
         window = self._proof_window(dispute)
         remaining = dispute.proof_deadline - self.chain.now()
         if window and remaining < window * (1 - self.defend_alert_fraction):
@@ -465,12 +515,7 @@ class NodeService:
         self.metrics.stake.set(stake.amount)
         self.metrics.stake_locked.set(stake.locked)
         counts = self.store.counts()
-        self.metrics.open_disputes.set(
-            sum(
-                counts["disputes"].get(s, 0)
-                for s in (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
-            )
-        )
+        self.metrics.open_disputes.set(sum(counts["disputes"].get(s, 0) for s in UNRESOLVED))
         self.metrics.pending_jobs.set(counts["served_jobs"]["pending"])
         self.metrics.halted.set(1 if self.halted else 0)
 

@@ -133,6 +133,9 @@ class DisputeState(StrEnum):
     DEFENDING = "defending"
     DEFENDED = "defended"
     LOST = "lost"
+    #: The committed output is outside tau of the circuit's own output: no proof can win, so
+    #: the node does not prove (it waits for the settlement and records it as lost).
+    UNDEFENDABLE = "undefendable"
 
 
 #: Dispute kinds, as IDisputeManager.JobKind.
@@ -664,7 +667,7 @@ class Store:
                 "disputes",
                 "dispute_id",
                 _hex(dispute_id),
-                [DisputeState.PROOF_READY, DisputeState.DEFENDING],
+                [DisputeState.PROOF_READY, DisputeState.DEFENDING, DisputeState.UNDEFENDABLE],
                 DisputeState.DEFENDED,
                 tx_hash=tx_hash,
             )
@@ -676,8 +679,26 @@ class Store:
                 "disputes",
                 "dispute_id",
                 _hex(dispute_id),
-                [DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING],
+                [
+                    DisputeState.OPEN,
+                    DisputeState.PROOF_READY,
+                    DisputeState.DEFENDING,
+                    DisputeState.UNDEFENDABLE,
+                ],
                 DisputeState.LOST,
+                last_error=reason,
+            )
+
+    def mark_dispute_undefendable(self, dispute_id: bytes, reason: str) -> None:
+        """An open dispute that no proof can win (checked against the circuit's witness)."""
+        with self._write() as c:
+            self._cas(
+                c,
+                "disputes",
+                "dispute_id",
+                _hex(dispute_id),
+                [DisputeState.OPEN],
+                DisputeState.UNDEFENDABLE,
                 last_error=reason,
             )
 

@@ -305,13 +305,14 @@ def test_disputedHonestNode_defendsBatchLeaf_andKeepsStake(
     assert spotcheck.job_manager.isBatchJobFinal(batch_id, job_id)
 
 
-def test_dishonestNode_cannotDefend_andIsSlashed(
+def test_dishonestNode_cannotDefend_skipsProving_alertsOnce_andIsSlashed(
     make_node: Callable[..., Node],
     spotcheck: Any,
     requester: Any,
     challenger: Any,
     node: Any,
     chain: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     n = make_node(fault_rate=1.0)  # DISHONEST MODE: every output corrupted beyond tau
     job_id = _request(spotcheck, requester, node, [1, 2, 3, 4])
@@ -319,14 +320,46 @@ def test_dishonestNode_cannotDefend_andIsSlashed(
     spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
     did = onchain_job_key(job_id)
 
-    n.service.step()  # the honest proof is outside tau of the corrupted commitment: rejected
-    assert n.chain.dispute(did).status == DisputeStatus.OPEN
+    with caplog.at_level("CRITICAL", logger="prover.service"):
+        n.service.step()  # the witness is outside tau of the corrupted commitment: give up
+        n.service.step()  # ... once: no second alert, no proving
+    alerts = [r for r in caplog.records if "cannot defend" in r.getMessage()]
+    assert len(alerts) == 1 and alerts[0].levelname == "CRITICAL"
+    assert n.store.dispute(did).status == DisputeState.UNDEFENDABLE  # type: ignore[union-attr]
+    assert n.backend.proved == []
+    sample = n.metrics.registry.get_sample_value
+    assert (sample("spotcheck_node_proofs_total", {"result": "ok"}) or 0) == 0
+    assert (sample("spotcheck_node_proofs_total", {"result": "failed"}) or 0) == 0
+    assert sample("spotcheck_node_proving_seconds_count") == 0
+    assert sample("spotcheck_node_disputes_total", {"event": "undefendable"}) == 1
+    assert n.chain.dispute(did).status == DisputeStatus.OPEN  # no defence was even sent
+
     advance(chain, MOCK_MODEL.proof_window + 1)
     spotcheck.dispute_manager.settle(did, sender=challenger)
     n.service.step()
 
     assert n.store.dispute(did).status == DisputeState.LOST  # type: ignore[union-attr]
     assert n.chain.stake().amount == NODE_STAKE - MOCK_MODEL.slash_amount
+    assert sample("spotcheck_node_disputes_total", {"event": "lost"}) == 1
+
+
+def test_honestNode_witnessPreCheckPasses_andItProves(
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    node: Any,
+) -> None:
+    """The pre-check does not stop an honest defence (the mirror of the dishonest test)."""
+    n = make_node()
+    job_id = _request(spotcheck, requester, node, [4, 3, 2, 1])
+    n.service.step()
+    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    n.service.step()
+    assert len(n.backend.proved) == 1
+    sample = n.metrics.registry.get_sample_value
+    assert sample("spotcheck_node_proofs_total", {"result": "ok"}) == 1
+    assert n.chain.dispute(onchain_job_key(job_id)).status == DisputeStatus.DEFENDED
 
 
 # -- bad input ----------------------------------------------------------------------------
