@@ -87,7 +87,13 @@ def commit_batch(
 
 
 def make_challenger(
-    db: Path, spotcheck: Any, account: Any, fake: FakeNode, rate: float, **opts: Any
+    db: Path,
+    spotcheck: Any,
+    account: Any,
+    fake: FakeNode,
+    rate: float,
+    reexec: Any = None,
+    **opts: Any,
 ) -> Challenger:
     store = Store(open_db(db))
     follower = LogFollower(
@@ -101,7 +107,7 @@ def make_challenger(
         store=store,
         chain=ApeChain.from_contracts(spotcheck.contracts, account),
         policy=SamplingPolicy(secret=SECRET, default_rate=rate),
-        reexecutor_for=lambda _m: FakeReexec(),
+        reexecutor_for=lambda _m: reexec or FakeReexec(),
         options=Options(max_bond_at_risk=opts.pop("cap", 10**6 * TOKEN), **opts),
         follower=follower,
         batch_client=BatchClient(transport=httpx.MockTransport(fake.handle), attempts=1),
@@ -214,6 +220,64 @@ def test_disputeUndefended_endsInSlash_bountyPaidAndWithdrawn(
     assert stake_manager.stakeOf(node).amount == stake_before - MOCK_MODEL.slash_amount
     assert spotcheck.dispute_manager.credits(challenger) == 0
     assert ch.store.withdrawn_total() == MOCK_MODEL.challenger_bond + bounty
+
+
+@dataclass
+class WrongWitnessReexec(FakeReexec):
+    """A challenger whose local circuit is wrong (bad model file, wrong scales): its screen and
+    its witness both disagree with the real circuit by more than tau."""
+
+    def screen_output(self, input_q: Sequence[int]) -> list[int]:
+        return self.witness_output(input_q)
+
+    def witness_output(self, input_q: Sequence[int]) -> list[int]:
+        self.witness_calls += 1
+        out = circuit(input_q)
+        return [out[0] + TAU + 3, out[1]]
+
+
+def test_disputeOfHonestOutput_isDefended_recordedLost_bondToNode_neverRetried(
+    spotcheck: Any,
+    node: Any,
+    challenger: Any,
+    make_job: Callable[..., int],
+    chain: Any,
+    tmp_path: Path,
+) -> None:
+    from challenger.metrics import Metrics
+    from tests.fixtures.chain import defence_instances
+
+    dm, erc20 = spotcheck.dispute_manager, spotcheck.token
+    x = inputs(5)
+    job_id = make_job(input=x, output=circuit(x))  # the node is honest
+    key = onchain_job_key(job_id)
+    before = erc20.balanceOf(challenger)
+    ch = make_challenger(
+        tmp_path / "c.sqlite", spotcheck, challenger, FakeNode(), 1.0, reexec=WrongWitnessReexec()
+    )
+    run(ch, chain, ticks=1)
+    assert ch.store.job(key).state is JobState.DISPUTE_OPEN  # type: ignore[union-attr]
+
+    # The node proves its output (the circuit's own, MockVerifier accepting): a valid defence.
+    dm.defend(key, b"proof", defence_instances(x, circuit(x)), circuit(x), sender=node)
+    reports = [ch.tick() for _ in range(3)]  # and then some: nothing may be retried
+
+    assert ch.store.job(key).state is JobState.LOST  # type: ignore[union-attr]
+    assert sum(r.disputed for r in reports) == 0
+    assert dm.getDispute(key).status == DisputeStatus.DEFENDED
+    assert spotcheck.job_manager.isJobFinal(job_id)
+    assert dm.credits(node) == MOCK_MODEL.challenger_bond  # the bond went to the node
+    assert dm.bondAtRisk(challenger) == 0 and dm.credits(challenger) == 0
+    assert erc20.balanceOf(challenger) == before - MOCK_MODEL.challenger_bond
+    opened = list(dm.DisputeOpened.range(0, chain.blocks.height + 1))
+    assert len(opened) == 1  # disputed once, never again
+    metrics = Metrics()
+    metrics.update_from_store(ch.store)
+    sample = metrics.registry.get_sample_value
+    assert sample("spotcheck_challenger_disputes_lost") == 1
+    assert sample("spotcheck_challenger_disputes_won") == 0
+    assert sample("spotcheck_challenger_disputes_open") == 0
+    assert sample("spotcheck_challenger_jobs_disputed") == 1
 
 
 def test_dryRun_reportsMismatchButSpendsNothing(
