@@ -88,6 +88,10 @@ def _run_impl(
         settings = settings.model_copy(
             update={"http": settings.http.model_copy(update={"port": http_port})}
         )
+    if not settings.dry_run and hasattr(account, "set_autosign"):
+        # A keyfile account would ask to confirm every dispute: a service cannot wait for that.
+        # The passphrase comes from APE_ACCOUNTS_<alias>_PASSPHRASE or is asked once here.
+        account.set_autosign(True)
     challenger = build_challenger(settings, account, _contracts(settings.deployment_path))
     metrics = Metrics()
     health = Health(settings.confirmations, settings.ready_slack)
@@ -137,7 +141,9 @@ def _withdraw_impl(account: Any, deployment: Path | None, dry_run: bool) -> None
 
 
 def _chain_commands() -> dict[str, click.Command]:
-    from ape.cli import ConnectedProviderCommand, account_option, network_option
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    from spotcheck.ape_cli import account_option
 
     def chain_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
         def wrap(fn: Callable[..., Any]) -> click.Command:

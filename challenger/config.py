@@ -126,6 +126,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> ChallengerSetti
             for key in ("onnx_path", "calibration_path", "srs_path"):
                 if key in model and not Path(model[key]).is_absolute():
                     model[key] = str(base / model[key])
+        for key in ("state_dir", "deployment_path"):
+            if key in data and not Path(data[key]).is_absolute():
+                data[key] = str(base / data[key])
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return ChallengerSettings(**data)

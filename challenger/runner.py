@@ -71,10 +71,9 @@ class ModelCatalog:
         return self._cache[model.model_id]
 
     def _build(self, model: ModelParams) -> Reexecutor | None:
-        import numpy as np
-
         from challenger.reexec import ModelReexecutor
         from verifier.artifacts import build_artifacts
+        from verifier.datafiles import load_calibration
         from verifier.srs import SrsSource
 
         cfg = self.settings.models.get("0x" + model.model_id.hex())
@@ -86,11 +85,8 @@ class ModelCatalog:
             else SrsSource.dev()
         )
         calibration = None
-        if cfg.calibration_path is not None:
-            import json
-
-            data = json.loads(cfg.calibration_path.read_text())
-            calibration = np.asarray(data["input_data"][0], dtype=np.float64)
+        if cfg.calibration_path is not None:  # every format `spotcheck model` accepts
+            calibration = load_calibration(cfg.calibration_path)
         artifacts = build_artifacts(cfg.onnx_path, calibration=calibration, srs=srs)
         if (artifacts.onnx_hash, artifacts.settings_hash) != (model.onnx_hash, model.settings_hash):
             raise ConfigError(

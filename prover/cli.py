@@ -68,7 +68,9 @@ _dry_run_option = click.option(
 
 
 def _build_commands() -> dict[str, click.Command]:
-    from ape.cli import ConnectedProviderCommand, account_option, network_option
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    from spotcheck.ape_cli import account_option
 
     def chain_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
         def wrap(fn: Callable[..., Any]) -> click.Command:
@@ -82,6 +84,12 @@ def _build_commands() -> dict[str, click.Command]:
     def stake_impl(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
         value = _amount(amount)
         chain = _chain(account, deployment, dry_run)
+        balance = chain.token_balance()
+        if balance < value:
+            raise ConfigError(
+                f"{chain.address} holds {_fmt(balance)} tokens, less than {_fmt(value)}; "
+                "fund it first (local chains: `spotcheck contracts mint`)"
+            )
         approve = chain.approve_stake(value) if not dry_run else None
         if (
             dry_run

@@ -124,6 +124,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> NodeSettings:
             for key in ("onnx_path", "calibration_path", "srs_path"):
                 if key in model and not Path(model[key]).is_absolute():
                     model[key] = str(base / model[key])
+        for key in ("db_path", "deployment_path"):
+            if key in data and not Path(data[key]).is_absolute():
+                data[key] = str(base / data[key])
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return NodeSettings(**data)

@@ -58,11 +58,8 @@ class EzklProofBackend:
             return self._artifacts[model_id]
 
     def _build(self, model_id: bytes) -> Any:
-        import json
-
-        import numpy as np
-
         from verifier.artifacts import build_artifacts
+        from verifier.datafiles import load_calibration
         from verifier.srs import SrsSource
 
         cfg = self._models.get(model_id)
@@ -76,9 +73,8 @@ class EzklProofBackend:
                 raise ConfigError("srs_path needs srs_sha256")
             srs = SrsSource.file(cfg.srs_path, cfg.srs_sha256)
         calibration = None
-        if cfg.calibration_path is not None:
-            data = json.loads(cfg.calibration_path.read_text())
-            calibration = np.asarray(data["input_data"][0], dtype=np.float64)
+        if cfg.calibration_path is not None:  # every format `spotcheck model` accepts
+            calibration = load_calibration(cfg.calibration_path)
         artifacts = build_artifacts(cfg.onnx_path, calibration=calibration, srs=srs)
         if (artifacts.input_scale, artifacts.output_scale) != (cfg.input_scale, cfg.output_scale):
             raise ConfigError(

@@ -7,6 +7,7 @@ and drive the pieces themselves.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,9 @@ def run_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts
         len(settings.models),
         base_url(settings),
     )
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (systemd, docker, kill) stops as cleanly as Ctrl-C: finish the step, close.
+        signal.signal(signal.SIGTERM, lambda *_: node.service.stop())
     try:
         node.service.run(settings.poll_interval_s)
     except KeyboardInterrupt:

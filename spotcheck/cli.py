@@ -68,6 +68,8 @@ def cli(verbose: int) -> None:
     """Spotcheck: verifiable ONNX inference with optimistic sampling and zk disputes."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Ape logs through its own handler; propagating too would print every line twice.
+    logging.getLogger("ape").propagate = False
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -85,6 +87,44 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(1)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except Exception as err:
+        ape_exceptions = sys.modules.get("ape.exceptions")
+        if ape_exceptions is None or not isinstance(err, ape_exceptions.ApeException):
+            raise
+        # A chain that is not running, a revert, a rejected transaction: one line, no traceback.
+        click.echo(f"error: {describe_ape_error(err)}", err=True)
+        sys.exit(1)
+
+
+def describe_ape_error(err: Exception) -> str:
+    """One line for an Ape error; a revert's raw custom-error data is decoded if possible."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if text.startswith("0x") and len(text) >= 10:
+        text = _decode_custom_error(text) or text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _decode_custom_error(data: str) -> str | None:
+    """Decode revert data with the errors of every compiled contract (tokens included)."""
+    try:
+        from ape import project
+        from eth_abi import decode
+        from eth_utils import keccak
+
+        raw = bytes.fromhex(data[2:])
+        for contract_type in project.contracts.values():
+            for abi in contract_type.abi:
+                if abi.type == "error" and keccak(text=abi.selector)[:4] == raw[:4]:
+                    types = [i.canonical_type for i in abi.inputs]
+                    values = decode(types, raw[4:])
+                    args = ", ".join(
+                        f"{i.name}={v}" for i, v in zip(abi.inputs, values, strict=True)
+                    )
+                    return f"{abi.name}({args})"
+    except Exception:  # decoding is best effort: fall back to the raw data
+        return None
+    return None
 
 
 if __name__ == "__main__":

@@ -77,7 +77,9 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
 
 
 def _ape_cli() -> tuple[Any, Any, Any]:
-    from ape.cli import ConnectedProviderCommand, account_option, network_option
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    from spotcheck.ape_cli import account_option
 
     return ConnectedProviderCommand, account_option, network_option
 
@@ -88,10 +90,12 @@ class _LazyContracts(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == "deploy":
             return _build_deploy_command()
+        if cmd_name == "mint":
+            return _build_mint_command()
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "deploy"})
+        return sorted({*super().list_commands(ctx), "deploy", "mint"})
 
 
 @click.group(cls=_LazyContracts)
@@ -164,6 +168,37 @@ def _build_deploy_command() -> click.Command:
         click.echo(f"saved {path}")
 
     return deploy
+
+
+def _build_mint_command() -> click.Command:
+    connected_cmd, account_option, network_option = _ape_cli()
+
+    @click.command(cls=connected_cmd, name="mint")
+    @network_option()
+    @account_option()
+    @click.argument("amount", type=int)
+    @click.option("--to", "to", default=None, help="Recipient address (default: the account).")
+    @click.option(
+        "--deployment",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Deployment file (default: .spotcheck/deployments/<chain id>.json).",
+    )
+    def mint(account: AccountAPI, amount: int, to: str | None, deployment: Path | None) -> None:
+        """Mint AMOUNT whole TestTokens (local and test networks only: anyone can mint)."""
+        from spotcheck.chain import TOKEN, SpotcheckContracts
+        from spotcheck.errors import ChainError
+
+        contracts = SpotcheckContracts.connect(path=deployment)
+        recipient = to or str(account.address)
+        try:
+            contracts.token.mint(recipient, amount * TOKEN, sender=account)
+        except Exception as err:  # not a TestToken (deployed with --token), or the chain refused
+            raise ChainError(f"mint failed (is the token a TestToken?): {err}") from err
+        balance = int(contracts.token.balanceOf(recipient)) // TOKEN
+        click.echo(f"minted {amount} tokens to {recipient} (balance {balance})")
+
+    return mint
 
 
 @contracts.command(name="show")

@@ -235,7 +235,9 @@ def _onchain_check(network: str, address: str, bundle: Any) -> bool:
 
 
 def _onboard_command() -> click.Command:
-    from ape.cli import ConnectedProviderCommand, account_option, network_option
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    from spotcheck.ape_cli import account_option
 
     @model.command(cls=ConnectedProviderCommand)
     @build_options
@@ -301,6 +303,8 @@ def _onboard_command() -> click.Command:
         click.echo(f"model id         0x{reg.model_id.hex()}")
         click.echo(f"verifier         {reg.verifier}")
         click.echo(f"tau              {reg.tau}")
+        click.echo(f"input scale      {a.input_scale}")
+        click.echo(f"output scale     {a.output_scale}")
 
     return onboard
 

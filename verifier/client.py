@@ -92,7 +92,10 @@ class SpotcheckClient:
     def verified_output(self, job_id: int) -> VerifiedOutput:
         """The job's output if it is final on-chain and matches the stored hash; else raise."""
         jm = self.contracts.job_manager
-        job = jm.getJob(job_id)
+        try:
+            job = jm.getJob(job_id)
+        except Exception as err:  # UnknownJob revert
+            raise ChainError(f"job {job_id} does not exist") from err
         status = JobStatus(int(job.status))
         if status in (JobStatus.INVALID, JobStatus.CANCELLED):
             raise JobInvalidError(f"job {job_id} is {status.name.lower()}: no usable output")
@@ -116,9 +119,11 @@ class SpotcheckClient:
 
         jm = self.contracts.job_manager
         job = jm.getJob(job_id)
-        if JobStatus(int(job.status)) == JobStatus.COMMITTED and chain.pending_timestamp > int(
-            job.challengeDeadline
-        ):
+        # The head block's timestamp, not the wall clock: calls and gas estimates run on it,
+        # and a chain that mines only on demand (anvil) does not move it while idle.
+        if JobStatus(int(job.status)) == JobStatus.COMMITTED and int(
+            chain.blocks.head.timestamp
+        ) > int(job.challengeDeadline):
             try:
                 jm.finalize(job_id, sender=sender)
             except Exception as err:  # someone else finalized first, or a dispute opened

@@ -8,13 +8,25 @@ from typing import Any
 import click
 
 
+def _model_id(text: str) -> bytes:
+    try:
+        mid = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        mid = b""
+    if len(mid) != 32:
+        raise click.BadParameter(f"{text!r} is not a 0x-prefixed 32-byte model id")
+    return mid
+
+
 @click.group()
 def job() -> None:
     """dApp side: request jobs and read verified outputs."""
 
 
 def _commands() -> None:
-    from ape.cli import ConnectedProviderCommand, account_option, network_option
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    from spotcheck.ape_cli import account_option
 
     @job.command(cls=ConnectedProviderCommand)
     @click.argument("model_id")
@@ -42,17 +54,34 @@ def _commands() -> None:
     ) -> None:
         """Request inference of MODEL_ID (0x hex) on an input; prints the job id."""
         from spotcheck.chain import SpotcheckContracts
+        from spotcheck.errors import ChainError
         from verifier.client import SpotcheckClient
         from verifier.datafiles import load_input_q
 
         contracts = SpotcheckContracts.connect(path=deployment)
-        mid = bytes.fromhex(model_id.removeprefix("0x"))
-        model = contracts.model_registry.getModel(mid)
+        mid = _model_id(model_id)
+        try:
+            model = contracts.model_registry.getModel(mid)
+        except Exception as err:  # UnknownModel revert
+            raise ChainError(f"model {model_id} is not registered on this chain") from err
         input_q = load_input_q(input_file, int(model.inputScale))
+        token, jm = contracts.token, contracts.job_manager
+        balance = int(token.balanceOf(account.address))
+        if balance < fee:
+            raise ChainError(f"{account.address} holds {balance} token base units < fee {fee}")
+        approve = int(token.allowance(account.address, jm.address)) < fee
         if dry_run:
-            click.echo(f"dry run: requestJob({model_id}, {input_q}, {node}, {fee})")
+            step = f"approve JobManager for {fee}, then " if approve else ""
+            click.echo(f"dry run: would {step}requestJob({model_id}, {input_q}, {node}, {fee})")
             return
-        job_id = SpotcheckClient(contracts).request_job(mid, input_q, node, fee, account)
+        try:
+            if approve:  # the fee is escrowed by JobManager
+                token.approve(jm.address, fee, sender=account)
+            job_id = SpotcheckClient(contracts).request_job(mid, input_q, node, fee, account)
+        except ChainError:
+            raise
+        except Exception as err:  # Ape's ContractLogicError and friends
+            raise ChainError(f"requestJob failed: {err}") from err
         click.echo(f"job id {job_id}")
 
     @job.command(cls=ConnectedProviderCommand)
