@@ -6,14 +6,13 @@ Environment variables override the file: ``SPOTCHECK_CHALLENGER_DEFAULT_RATE=0.1
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
 
-from spotcheck.errors import ConfigError
+from spotcheck.settings import ServiceSettings, load_service_settings
 
 TOKEN = 10**18
 
@@ -43,7 +42,7 @@ class HttpConfig(BaseModel):
     enabled: bool = True
 
 
-class ChallengerSettings(BaseSettings):
+class ChallengerSettings(ServiceSettings):
     """Everything ``spotcheck challenger run`` needs besides the account and network."""
 
     model_config = SettingsConfigDict(
@@ -74,29 +73,6 @@ class ChallengerSettings(BaseSettings):
     batch_timeout_s: float = Field(default=10.0, gt=0)
     http: HttpConfig = HttpConfig()
 
-    @field_validator("models")
-    @classmethod
-    def _normalise_model_ids(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
-        out: dict[str, ModelConfig] = {}
-        for key, model in value.items():
-            hex_id = key.lower()
-            if not hex_id.startswith("0x") or len(hex_id) != 66:
-                raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
-            int(hex_id, 16)
-            out[hex_id] = model
-        return out
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
-
     @property
     def db_path(self) -> Path:
         return self.state_dir / "challenger.sqlite"
@@ -115,22 +91,6 @@ class ChallengerSettings(BaseSettings):
 
 def load_settings(path: Path | None = None, **overrides: Any) -> ChallengerSettings:
     """Read ``path`` (TOML) if given, apply ``overrides``, then the environment."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"cannot read challenger config {path}: {err}") from err
-        base = Path(path).resolve().parent
-        for model in data.get("models", {}).values():
-            for key in ("onnx_path", "calibration_path", "srs_path"):
-                if key in model and not Path(model[key]).is_absolute():
-                    model[key] = str(base / model[key])
-        for key in ("state_dir", "deployment_path"):
-            if key in data and not Path(data[key]).is_absolute():
-                data[key] = str(base / data[key])
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return ChallengerSettings(**data)
-    except ValidationError as err:
-        raise ConfigError(f"invalid challenger config: {err}") from err
+    return load_service_settings(
+        ChallengerSettings, "challenger", path, ("state_dir", "deployment_path"), overrides
+    )

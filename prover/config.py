@@ -7,14 +7,14 @@ Everything the operator may change lives here, under the name the docs use.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
 
 from spotcheck.errors import ConfigError
+from spotcheck.settings import ServiceSettings, load_service_settings
 
 
 class ModelConfig(BaseModel):
@@ -54,7 +54,7 @@ class FaultInjection(BaseModel):
     seed: int = 0
 
 
-class NodeSettings(BaseSettings):
+class NodeSettings(ServiceSettings):
     """Everything ``spotcheck node run`` needs besides the account and network."""
 
     model_config = SettingsConfigDict(
@@ -79,30 +79,6 @@ class NodeSettings(BaseSettings):
     #: Defend when at most this share of the proof window has elapsed; alert loudly past it.
     defend_alert_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
 
-    @field_validator("models")
-    @classmethod
-    def _normalise_model_ids(cls, value: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
-        out: dict[str, ModelConfig] = {}
-        for key, model in value.items():
-            hex_id = key.lower()
-            if not hex_id.startswith("0x") or len(hex_id) != 66:
-                raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
-            int(hex_id, 16)
-            out[hex_id] = model
-        return out
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment wins over the file (passed as init kwargs by `load`).
-        return (env_settings, init_settings)
-
     def model(self, model_id: bytes | str) -> ModelConfig:
         key = model_id if isinstance(model_id, str) else "0x" + model_id.hex()
         try:
@@ -113,22 +89,6 @@ class NodeSettings(BaseSettings):
 
 def load_settings(path: Path | None = None, **overrides: Any) -> NodeSettings:
     """Read ``path`` (TOML) if given, apply ``overrides``, then the environment."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"cannot read node config {path}: {err}") from err
-        base = Path(path).resolve().parent
-        for model in data.get("models", {}).values():
-            for key in ("onnx_path", "calibration_path", "srs_path"):
-                if key in model and not Path(model[key]).is_absolute():
-                    model[key] = str(base / model[key])
-        for key in ("db_path", "deployment_path"):
-            if key in data and not Path(data[key]).is_absolute():
-                data[key] = str(base / data[key])
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return NodeSettings(**data)
-    except ValidationError as err:
-        raise ConfigError(f"invalid node config: {err}") from err
+    return load_service_settings(
+        NodeSettings, "node", path, ("db_path", "deployment_path"), overrides
+    )

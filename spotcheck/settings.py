@@ -1,0 +1,83 @@
+"""What the node's and the challenger's settings share: TOML files, environment, model ids.
+
+Each service keeps its own pydantic-settings model (its fields are its own); this module holds
+the rules both follow, so they cannot drift apart: the environment overrides the file, relative
+paths in a file resolve next to that file, and model ids are 0x-prefixed bytes32 in lower case.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from spotcheck.errors import ConfigError
+
+#: Keys of a ``[models.<id>]`` table that name files.
+MODEL_PATH_KEYS = ("onnx_path", "calibration_path", "srs_path")
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def normalise_model_id(key: str) -> str:
+    """``0x``-prefixed 32-byte hex, lower case; anything else is a ConfigError-worthy value."""
+    hex_id = key.lower()
+    if not hex_id.startswith("0x") or len(hex_id) != 66:
+        raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
+    int(hex_id, 16)
+    return hex_id
+
+
+class ServiceSettings(BaseSettings):
+    """Base of the services' settings: environment first, then the file (passed as kwargs)."""
+
+    @field_validator("models", check_fields=False)
+    @classmethod
+    def _normalise_model_ids(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return {normalise_model_id(key): model for key, model in value.items()}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+def load_service_settings(
+    cls: type[S],
+    kind: str,
+    path: Path | None,
+    path_keys: Iterable[str],
+    overrides: dict[str, Any],
+) -> S:
+    """Read ``path`` (TOML) if given, apply ``overrides``, then the environment (``cls``)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"cannot read {kind} config {path}: {err}") from err
+        base = Path(path).resolve().parent
+        for model in data.get("models", {}).values():
+            _resolve(model, MODEL_PATH_KEYS, base)
+        _resolve(data, path_keys, base)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls(**data)
+    except ValidationError as err:
+        raise ConfigError(f"invalid {kind} config: {err}") from err
+
+
+def _resolve(table: dict[str, Any], keys: Iterable[str], base: Path) -> None:
+    for key in keys:
+        if key in table and not Path(table[key]).is_absolute():
+            table[key] = str(base / table[key])
