@@ -85,6 +85,9 @@ class DeployParams:
     #: Use an existing ERC-20 instead of deploying TestToken (production networks).
     token: str | None = None
     deploy_example_consumer: bool = True
+    #: Hand ExampleConsumer (owned by the deployer) to this address: the deployment starts the
+    #: two-step transfer and the new owner must call ``acceptOwnership`` before it can request.
+    example_consumer_owner: str | None = None
 
     def __post_init__(self) -> None:
         if self.min_stake <= 0:

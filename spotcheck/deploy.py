@@ -1,7 +1,9 @@
 """Deploy the Spotcheck contracts and the ``spotcheck contracts`` commands.
 
 Order: (TestToken), StakeManager, ModelRegistry, JobManager, DisputeManager, then the two
-one-time ``initialize`` calls by the deployer that connect them, then ExampleConsumer.
+one-time ``initialize`` calls by the deployer that connect them, then ExampleConsumer (owned by
+the deployer: only its owner may spend its balance on fees; ``--consumer-owner`` starts the
+two-step hand-over to the dApp's account, which then calls ``acceptOwnership``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ PLAN: tuple[tuple[str, str], ...] = (
     ("DisputeManager", "(token, stakeManager, registry, jobManager)"),
     ("StakeManager.initialize", "(jobManager, disputeManager)"),
     ("JobManager.initialize", "(disputeManager)"),
-    ("ExampleConsumer", "(jobManager, token)"),
+    ("ExampleConsumer", "(jobManager, token); owner: the deployer"),
+    ("ExampleConsumer.transferOwnership", "(consumerOwner) if --consumer-owner is given"),
 )
 
 
@@ -61,6 +64,9 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
         if params.deploy_example_consumer
         else None
     )
+    if consumer is not None and params.example_consumer_owner is not None:
+        # Ownable2Step: the new owner becomes pending and must call acceptOwnership.
+        consumer.transferOwnership(params.example_consumer_owner, sender=deployer)
     deployment = Deployment(
         chain_id=chain.chain_id,
         token=token_address,
@@ -132,6 +138,12 @@ def _build_deploy_command() -> click.Command:
     )
     @click.option("--token", default=None, help="Existing ERC-20 (default: deploy TestToken).")
     @click.option(
+        "--consumer-owner",
+        default=None,
+        help="Hand ExampleConsumer to this address (two-step: it must call acceptOwnership; "
+        "default: the deploying account owns it).",
+    )
+    @click.option(
         "--out",
         type=click.Path(path_type=Path),
         default=None,
@@ -144,6 +156,7 @@ def _build_deploy_command() -> click.Command:
         unbonding_delay: int,
         commit_timeout: int,
         token: str | None,
+        consumer_owner: str | None,
         out: Path | None,
         dry_run: bool,
     ) -> None:
@@ -155,6 +168,7 @@ def _build_deploy_command() -> click.Command:
             unbonding_delay=unbonding_delay,
             commit_timeout=commit_timeout,
             token=token,
+            example_consumer_owner=consumer_owner,
         )
         if dry_run:
             click.echo(f"dry run on chain {chain.chain_id} from {account.address}: {params}")
@@ -166,6 +180,11 @@ def _build_deploy_command() -> click.Command:
         path = deployment.save(out)
         click.echo(deployment.to_json(), nl=False)
         click.echo(f"saved {path}")
+        if consumer_owner is not None:
+            click.echo(
+                f"ExampleConsumer ownership pending for {consumer_owner}: "
+                "it must call acceptOwnership()"
+            )
 
     return deploy
 

@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.27;
 
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {IJobManager} from "../interfaces/IJobManager.sol";
 import {SpotcheckConsumerBase} from "./SpotcheckConsumerBase.sol";
 
 /// @title ExampleConsumer
-/// @notice A minimal dApp: anyone funds it and asks for a job; once the job is final, anyone may
-///         deliver the output array (from the `ResultCommitted` event) and the contract stores it
-///         iff it matches the final hash. It never reads an output that is not final.
-contract ExampleConsumer is SpotcheckConsumerBase {
+/// @notice A minimal dApp: anyone may fund it; only its owner asks for jobs (each fee comes out
+///         of this contract's balance); once a job is final, anyone may deliver the output array
+///         (from the `ResultCommitted` event) and the contract stores it iff it matches the final
+///         hash. It never reads an output that is not final.
+/// @dev Ownership is two-step (`transferOwnership`, then `acceptOwnership` by the new owner);
+///      the deployer is the first owner. `request` is owner-only because it spends the fee
+///      budget: left open, anyone could pay this contract's tokens to a node they control.
+contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
     error OutputNotVerified(uint256 jobId);
     error AlreadyDelivered(uint256 jobId);
 
@@ -22,11 +28,22 @@ contract ExampleConsumer is SpotcheckConsumerBase {
     event FinalNotified(uint256 indexed jobId, bytes32 outputHash);
     event OutputStored(uint256 indexed jobId, bytes32 outputHash);
 
-    constructor(IJobManager jobManager_, IERC20 feeToken_) SpotcheckConsumerBase(jobManager_, feeToken_) {}
+    constructor(IJobManager jobManager_, IERC20 feeToken_)
+        SpotcheckConsumerBase(jobManager_, feeToken_)
+        Ownable(msg.sender)
+    {}
 
     /// @notice Ask `node` to run `modelId` on `input`; the fee comes from this contract's balance.
+    ///         Owner only (reverts with `OwnableUnauthorizedAccount(caller)` otherwise).
+    /// @param modelId The registered model to run.
+    /// @param input The quantized input (the model's input length).
+    /// @param node The staked node that is to run the job.
+    /// @param fee Escrowed from this contract's balance now; paid to `node` once the job is final
+    ///        (refunded to this contract if the job is invalidated or cancelled).
+    /// @return jobId The new job's id.
     function request(bytes32 modelId, int256[] calldata input, address node, uint256 fee)
         external
+        onlyOwner
         returns (uint256 jobId)
     {
         jobId = _requestJob(modelId, input, node, fee);
@@ -43,11 +60,14 @@ contract ExampleConsumer is SpotcheckConsumerBase {
     }
 
     /// @notice Cancel a job whose node missed its commit deadline (refund credited in JobManager).
+    /// @dev Anyone may call: the refund is credited to this contract, never to the caller, and
+    ///      JobManager only cancels an overdue, uncommitted job.
     function cancel(uint256 jobId) external {
         jobManager.cancelJob(jobId);
     }
 
     /// @notice Pull refunds credited by JobManager back into this contract's fee balance.
+    /// @dev Anyone may call: the tokens only move from JobManager into this contract.
     function withdrawRefunds() external {
         jobManager.withdrawCredits();
     }

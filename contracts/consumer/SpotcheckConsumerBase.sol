@@ -35,6 +35,10 @@ abstract contract SpotcheckConsumerBase is ISpotcheckConsumer {
     }
 
     /// @dev Request a job paying `fee` from this contract's token balance.
+    ///      Spends this contract's balance: gate the caller. An external function that calls
+    ///      this for anyone lets anyone pay your tokens to a node of their choice (their own);
+    ///      restrict it (e.g. `onlyOwner`, as `ExampleConsumer.request`) or take the fee from
+    ///      `msg.sender` first.
     function _requestJob(bytes32 modelId, int256[] memory input, address node, uint256 fee)
         internal
         returns (uint256 jobId)

@@ -85,11 +85,19 @@ def setup_chain(cfg: DemoConfig, model: PreparedModel, progress: Progress) -> De
 
     who = Accounts.from_test_accounts()
     with progress.stage("deploy contracts"):
-        params = DeployParams(min_stake=1000 * TOKEN, unbonding_delay=3600, commit_timeout=120)
+        # The dApp owns its ExampleConsumer: only the owner may spend its fee budget.
+        params = DeployParams(
+            min_stake=1000 * TOKEN,
+            unbonding_delay=3600,
+            commit_timeout=120,
+            example_consumer_owner=str(who.dapp.address),
+        )
         deployment = deploy_all(who.deployer, params)
         contracts = SpotcheckContracts(deployment)
+        contracts.example_consumer.acceptOwnership(sender=who.dapp)
         progress.say(
             f"    JobManager {deployment.job_manager}, DisputeManager {deployment.dispute_manager}"
+            f"; ExampleConsumer owned by the dApp ({who.dapp.address})"
         )
     with progress.stage("register model with its ezkl verifier"):
         mp = registry.model_params(

@@ -90,6 +90,7 @@ class DappWorkload:
                         return
                     q = random_input()
                     if i % every == 0 and sent_onchain[node.label] < cfg.onchain_jobs:
+                        # request is owner-only; chain_setup hands the consumer to the dApp.
                         receipt = consumer.request(
                             chain.model_id, q, node.address, chain.fee, sender=chain.accounts.dapp
                         )

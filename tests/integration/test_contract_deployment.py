@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spotcheck.chain import Deployment, SpotcheckContracts, default_deployment_path
+from spotcheck.deploy import deploy_all
 from spotcheck.errors import ConfigError
 from tests.fixtures.chain import TEST_PARAMS
 
@@ -49,3 +51,17 @@ def test_defaultDeploymentPath_isPerChainUnderProjectRoot(tmp_path: Path) -> Non
 
 def test_registry_isOwnedByDeployer(spotcheck: Any, deployer: Any) -> None:
     assert spotcheck.model_registry.owner() == deployer
+
+
+def test_exampleConsumer_isOwnedByDeployer(spotcheck: Any, deployer: Any) -> None:
+    assert spotcheck.example_consumer.owner() == deployer
+
+
+def test_deployAll_withConsumerOwner_startsTwoStepHandOver(deployer: Any, requester: Any) -> None:
+    dep = deploy_all(deployer, replace(TEST_PARAMS, example_consumer_owner=str(requester.address)))
+    consumer = SpotcheckContracts(dep).example_consumer
+    assert consumer.owner() == deployer  # until the new owner accepts
+    assert consumer.pendingOwner() == requester
+    consumer.acceptOwnership(sender=requester)
+    assert consumer.owner() == requester
+    assert dep.params["example_consumer_owner"] == requester.address

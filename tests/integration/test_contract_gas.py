@@ -70,7 +70,7 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     gas("JobManager", "withdrawCredits", jm.withdrawCredits(sender=node))
 
     sc.token.mint(consumer, 10 * JOB_FEE, sender=deployer)
-    cjob = consumer.request(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider).return_value
+    cjob = consumer.request(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer).return_value
     jm.commitResult(cjob, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     gas("JobManager", "finalize (ExampleConsumer callback)", jm.finalize(cjob, sender=outsider))

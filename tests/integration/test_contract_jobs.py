@@ -268,12 +268,12 @@ def fund_consumer(spotcheck: Any, deployer: Any) -> Any:
 
 
 def test_exampleConsumer_storesOnlyFinalMatchingOutput(
-    spotcheck: Any, node: Any, outsider: Any, chain: Any, fund_consumer: Any
+    spotcheck: Any, node: Any, deployer: Any, outsider: Any, chain: Any, fund_consumer: Any
 ) -> None:
     consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
     fund_consumer(consumer)
     job_id = consumer.request(
-        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer
     ).return_value
     jm.commitResult(job_id, JOB_OUTPUT, sender=node)
     with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
@@ -290,6 +290,45 @@ def test_exampleConsumer_storesOnlyFinalMatchingOutput(
         consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)
 
 
+def test_exampleConsumerRequest_byStranger_reverts_andBudgetIntact(
+    spotcheck: Any, node: Any, outsider: Any, fund_consumer: Any
+) -> None:
+    """The attack the owner check stops: a stranger pays the dApp's budget to a node of their
+    choice (here the staked ``node``; in the wild their own)."""
+    consumer, token, jm = spotcheck.example_consumer, spotcheck.token, spotcheck.job_manager
+    fund_consumer(consumer)
+    budget, jobs_before = token.balanceOf(consumer), jm.jobCount()
+    for fee in (JOB_FEE, budget, 0):
+        with ape.reverts(consumer.OwnableUnauthorizedAccount, account=outsider):
+            consumer.request(spotcheck.model_id, JOB_INPUT, node, fee, sender=outsider)
+    assert token.balanceOf(consumer) == budget
+    assert token.allowance(consumer, jm) == 0
+    assert jm.jobCount() == jobs_before
+
+
+def test_exampleConsumer_ownedByDeployer_handOverIsTwoStep(
+    spotcheck: Any, node: Any, deployer: Any, requester: Any, outsider: Any, fund_consumer: Any
+) -> None:
+    consumer = spotcheck.example_consumer
+    unauthorized = consumer.OwnableUnauthorizedAccount
+    fund_consumer(consumer)
+    assert consumer.owner() == deployer
+    with ape.reverts(unauthorized, account=outsider):
+        consumer.transferOwnership(outsider, sender=outsider)
+    consumer.transferOwnership(requester, sender=deployer)
+    with ape.reverts(unauthorized, account=requester):  # pending is not owner yet
+        consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=requester)
+    with ape.reverts(unauthorized, account=outsider):
+        consumer.acceptOwnership(sender=outsider)
+    consumer.acceptOwnership(sender=requester)
+    assert consumer.owner() == requester
+    receipt = consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=requester)
+    [ev] = receipt.events.filter(consumer.JobRequestedBy)
+    assert ev.by == requester
+    with ape.reverts(unauthorized, account=deployer):  # the old owner lost the right
+        consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer)
+
+
 def test_consumerBase_callback_onlyFromJobManager(spotcheck: Any, outsider: Any) -> None:
     consumer = spotcheck.example_consumer
     with ape.reverts(consumer.OnlyJobManager, caller=outsider):
@@ -297,12 +336,12 @@ def test_consumerBase_callback_onlyFromJobManager(spotcheck: Any, outsider: Any)
 
 
 def test_exampleConsumer_cancelsAndRecoversRefund(
-    spotcheck: Any, node: Any, outsider: Any, chain: Any, fund_consumer: Any
+    spotcheck: Any, node: Any, deployer: Any, outsider: Any, chain: Any, fund_consumer: Any
 ) -> None:
     consumer, token = spotcheck.example_consumer, spotcheck.token
     fund_consumer(consumer, JOB_FEE)
     job_id = consumer.request(
-        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer
     ).return_value
     assert token.balanceOf(consumer) == 0
     advance(chain, TEST_PARAMS.commit_timeout + 1)
@@ -354,7 +393,7 @@ def test_finalize_withTooLittleGasForCallback_reverts(
     consumer = spotcheck.example_consumer
     fund_consumer(consumer)
     job_id = consumer.request(
-        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer
     ).return_value
     jm.commitResult(job_id, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
@@ -480,12 +519,12 @@ def test_commitResult_afterRequesterCancelled_reverts(
 
 
 def test_exampleConsumer_cancelAndRefunds_byAttacker_payOnlyTheConsumer(
-    spotcheck: Any, node: Any, outsider: Any, chain: Any, fund_consumer: Any
+    spotcheck: Any, node: Any, deployer: Any, outsider: Any, chain: Any, fund_consumer: Any
 ) -> None:
     consumer, token, jm = spotcheck.example_consumer, spotcheck.token, spotcheck.job_manager
     fund_consumer(consumer, JOB_FEE)
     job_id = consumer.request(
-        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
+        spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer
     ).return_value
     with ape.reverts(jm.CommitDeadlineNotPassed):
         consumer.cancel(job_id, sender=outsider)

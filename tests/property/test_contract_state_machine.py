@@ -11,12 +11,15 @@ Invariants:
 - a final job's output hash never changes, and a consumer contract only ever stores (or is
   notified of) that hash;
 - only the registry owner registers or deactivates models, and a deactivated model takes no
-  new jobs or commitments.
+  new jobs or commitments;
+- only the ExampleConsumer's owner spends its fee budget: a stranger's ``request`` reverts with
+  ``OwnableUnauthorizedAccount`` and leaves its balance unchanged.
 
-Requesters are EOAs, the ``ExampleConsumer`` (request, deliver, cancel, refunds) and a
-``HostileConsumer`` whose finalization callback reverts, burns its gas, re-enters or returns a
-huge payload. The owner registers new models (with their own slash amounts) and deactivates
-them; an attacker tries both.
+Requesters are EOAs, the ``ExampleConsumer`` (request by its owner; deliver, cancel, refunds by
+anyone) and a ``HostileConsumer`` whose finalization callback reverts, burns its gas, re-enters
+or returns a huge payload. The owner registers new models (with their own slash amounts) and
+deactivates them; an attacker tries both, and strangers try to spend the ExampleConsumer's
+budget on a node of their choice.
 
 Each example runs in a chain snapshot that is restored afterwards. Step counts are modest for
 CI; ``SPOTCHECK_STATEFUL_EXAMPLES`` / ``SPOTCHECK_STATEFUL_STEPS`` raise them.
@@ -29,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import ape
 import pytest
 from ape.exceptions import ContractLogicError
 from eth_utils import keccak
@@ -68,7 +72,7 @@ class World:
     chain: Any = None
     nodes: list[Any] = field(default_factory=list)
     users: list[Any] = field(default_factory=list)  # requesters and challengers
-    owner: Any = None  # the registry owner
+    owner: Any = None  # the deployer: owns the registry and the ExampleConsumer
     attacker: Any = None  # no tokens; tries owner-only calls
     consumer: Any = None  # ExampleConsumer (funded)
     hostile: Any = None  # HostileConsumer (funded)
@@ -201,21 +205,45 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def consumer_request(
         self, n: int, u: int, fee: int, x: int, m: int, hostile: bool, y: int | None
     ) -> None:
-        """A contract requester: the ExampleConsumer or the HostileConsumer pays the fee."""
+        """A contract requester: the ExampleConsumer (asked by its owner) or the HostileConsumer
+        (asked by anyone) pays the fee."""
         inp = [x, 2, -x, 1]
         node, model_id = self.w.nodes[n], self._model(m)
         args: tuple[Any, ...]
         if hostile:
             fn, args = self.w.hostile.request, (self.w.sc.token, model_id, inp, node, fee)
+            sender = self.w.users[u]
         else:
             fn, args = self.w.consumer.request, (model_id, inp, node, fee)
-        r = self._send(fn, *args, sender=self.w.users[u])
+            sender = self.w.owner
+        r = self._send(fn, *args, sender=sender)
         assert r is None or self.models[model_id]["active"]
         if r is not None:
             requester = self.w.hostile if hostile else self.w.consumer
             self._new_job(int(r.return_value), model_id, node, inp, fee, requester)
             if y is not None:
                 self._commit(int(r.return_value), y)
+
+    @rule(
+        who=st.integers(0, 2),
+        payee=st.integers(0, 2),
+        fee=st.sampled_from([0, 1, 5 * TOKEN, 50 * TOKEN]),
+        m=st.integers(0, 10**6),
+    )
+    def stranger_consumer_request(self, who: int, payee: int, fee: int, m: int) -> None:
+        """A non-owner asks the ExampleConsumer to pay a node of their choice (their own address
+        included) out of its budget."""
+        consumer, token = self.w.consumer, self.w.sc.token
+        stranger = [self.w.attacker, *self.w.users][who]
+        node = [*self.w.nodes, self.w.attacker][payee]
+        before = token.balanceOf(consumer)
+        TOTAL["steps"] += 1
+        # INVARIANT: only the consumer's owner spends its fee budget.
+        with ape.reverts(consumer.OwnableUnauthorizedAccount, account=stranger):
+            consumer.request(self._model(m), [1, 2, 3, 4], node, fee, sender=stranger)
+        TOTAL["reverted"] += 1
+        TOTAL["stranger requests refused"] += 1
+        assert token.balanceOf(consumer) == before
 
     @rule(behaviour=st.integers(0, 3))
     def set_hostile_behaviour(self, behaviour: int) -> None:
@@ -559,6 +587,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
     WORLD.nodes, WORLD.users = [node, node2], [challenger, requester]
     WORLD.owner, WORLD.attacker = deployer, outsider
     WORLD.consumer = spotcheck.example_consumer
+    assert WORLD.consumer.owner() == deployer
     WORLD.hostile = deployer.deploy(project.HostileConsumer, spotcheck.job_manager)
     for contract in (WORLD.consumer, WORLD.hostile):
         spotcheck.token.mint(contract, 50 * TOKEN, sender=deployer)
@@ -578,5 +607,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
     succeeded = ", ".join(f"{k[3:]} {v}" for k, v in sorted(TOTAL.items()) if k.startswith("ok:"))
     print(
         f"stateful: {EXAMPLES} examples x {STEPS} steps, {TOTAL['steps']} transactions, "
-        f"{TOTAL['reverted']} reverted; succeeded: {succeeded}"
+        f"{TOTAL['reverted']} reverted ({TOTAL['stranger requests refused']} of them strangers' "
+        f"ExampleConsumer.request); succeeded: {succeeded}"
     )
+    assert TOTAL["stranger requests refused"] > 0, "the attacker rule never ran"
