@@ -9,7 +9,7 @@ itself is the mock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,9 @@ def onnx_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def make_node(tmp_path: Path, spotcheck: Any, node: Any, onnx_path: Path) -> Callable[..., Node]:
+def make_node(
+    tmp_path: Path, spotcheck: Any, node: Any, onnx_path: Path
+) -> Iterator[Callable[..., Node]]:
     made: list[Node] = []
 
     def _make(**kwargs: Any) -> Node:
