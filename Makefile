@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all lint clean-cache
+.PHONY: setup demo test test-fast lint clean-cache
 
 setup:
 	@./scripts/bootstrap.sh
@@ -12,12 +12,17 @@ setup:
 demo: setup
 	$(BIN)/spotcheck demo
 
+# The whole suite, slow tests included (all 12 zk models, 1,000-input tolerance checks): CI.
 test: setup
+	@SPOTCHECK_SLOW=1 $(MAKE) --no-print-directory _pytest
+
+# Everything but the tests marked slow, for quick local iterations.
+test-fast: setup
+	@$(MAKE) --no-print-directory _pytest
+
+_pytest:
 	@set +e; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
-
-test-all: setup
-	SPOTCHECK_SLOW=1 $(MAKE) test
 
 lint: setup
 	$(BIN)/ruff check .
