@@ -24,24 +24,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from spotcheck.toolchain import PROJECT_ROOT, ensure_anvil_on_path
+from spotcheck.toolchain import PROJECT_ROOT
 from tests.fixtures import models
+from tests.fixtures.processes import (
+    APE,
+    COMMAND_TIMEOUT_S,
+    Env,
+    field,
+    free_port,
+    running_anvil,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.chain
 
-SPOTCHECK = str(PROJECT_ROOT / ".venv" / "bin" / "spotcheck")
-APE = str(PROJECT_ROOT / ".venv" / "bin" / "ape")
 #: anvil's (and Ape's test mnemonic's) account #1: the node's key, imported as a keyfile.
 NODE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 NODE_ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -49,99 +53,12 @@ NODE_ALIAS = "e2enode"
 NODE_PASSPHRASE = "correct-horse-battery-staple-42"
 #: Short windows so that a job is final within the test; their sum < the unbonding delay.
 WINDOW_S = 15
-COMMAND_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-@dataclass(frozen=True)
-class Env:
-    """The running chain and the folder holding everything this module writes."""
-
-    rpc: str
-    work: Path
-    env: dict[str, str]
-
-    def run(self, *args: str, ok: bool = True, stdin: str | None = None) -> str:
-        """Run ``spotcheck ARGS``; returns stdout + stderr; checks the exit status."""
-        proc = subprocess.run(
-            [SPOTCHECK, *args],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
-        output = proc.stdout + proc.stderr
-        if ok:
-            assert proc.returncode == 0, f"spotcheck {' '.join(args)} failed:\n{output[-3000:]}"
-        else:
-            assert proc.returncode != 0, f"spotcheck {' '.join(args)} should fail:\n{output}"
-        return output
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.work / f"{name}.log").open("ab")
-        return subprocess.Popen(
-            [SPOTCHECK, "-v", *args],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self, name: str) -> str:
-        return (self.work / f"{name}.log").read_text(errors="replace")
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
-    """SIGTERM, then SIGKILL if it does not exit; returns the exit status."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return int(proc.returncode)
 
 
 @pytest.fixture(scope="module")
 def anvil_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("operator-cli")
-    ensure_anvil_on_path()
-    port = _free_port()
-    anvil_log = (work / "anvil.log").open("wb")
-    anvil = subprocess.Popen(
-        ["anvil", "--port", str(port), "--block-time", "1", "--silent"],
-        stdout=anvil_log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        rpc = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-                return httpx.post(rpc, json=body, timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        _wait(up, 30, "anvil")
+    with running_anvil(work) as rpc:
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
@@ -150,20 +67,6 @@ def anvil_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             f"APE_ACCOUNTS_{NODE_ALIAS}_PASSPHRASE": NODE_PASSPHRASE,
         }
         yield Env(rpc, work, env)
-    finally:
-        anvil.terminate()
-        try:
-            anvil.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            anvil.kill()
-            anvil.wait()
-        anvil_log.close()
-
-
-def _field(output: str, name: str) -> str:
-    match = re.search(rf"^{name}\s+(\S+)", output, re.MULTILINE)
-    assert match, f"no {name!r} line in:\n{output}"
-    return match.group(1)
 
 
 def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
@@ -197,8 +100,8 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
         "--samples", "20", "--challenge-window", str(WINDOW_S), "--proof-window", str(WINDOW_S),
         *net, "--account", "TEST::0", *dep,
     )  # fmt: skip
-    model_id, tau = _field(out, "model id"), int(_field(out, "tau"))
-    in_scale, out_scale = int(_field(out, "input scale")), int(_field(out, "output scale"))
+    model_id, tau = field(out, "model id"), int(field(out, "tau"))
+    in_scale, out_scale = int(field(out, "input scale")), int(field(out, "output scale"))
     assert re.fullmatch(r"0x[0-9a-f]{64}", model_id)
 
     # -- node: keyfile account, stake, run ----------------------------------------------------
@@ -219,7 +122,7 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
     out = e.run("node", "stake", "2000", *net, *node_acct, *dep, stdin="y\ny\n")
     assert "stake 2000 " in out
 
-    http_port = _free_port()
+    http_port = free_port()
     (work / "node.toml").write_text(
         f'db_path = "node.sqlite"\ndeployment_path = "deployment.json"\n'
         f"batch_size = 2\nbatch_interval_s = 2\npoll_interval_s = 0.5\n"
@@ -240,7 +143,7 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
             except httpx.HTTPError:
                 return False
 
-        _wait(ready, 60, "the node's /ready")
+        wait_for(ready, 60, "the node's /ready")
         assert (work / "node.sqlite").is_file(), "db_path is relative to the config file"
 
         # -- validator: running before any job is committed, like in production -------------
@@ -249,7 +152,7 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
             f"poll_interval_s = 0.5\n"
             f'[models."{model_id}"]\nonnx_path = "tiny_mlp.onnx"\n'
             f'calibration_path = "calibration.json"\n'
-            f"[http]\nport = {_free_port()}\n"
+            f"[http]\nport = {free_port()}\n"
         )
         ch_config = ("--config", str(work / "challenger.toml"))
         challenger = e.start(
@@ -262,7 +165,7 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
             "job", "request", model_id, "--input", str(work / "input.json"),
             "--node", NODE_ADDRESS, "--fee", str(10**18), *net, "--account", "TEST::2", *dep,
         )  # fmt: skip
-        job_id = _field(out, "job id")
+        job_id = field(out, "job id")
 
         # -- dApp: a batched job over HTTP -----------------------------------------------------
         answer = httpx.post(
@@ -275,14 +178,16 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
             "--account", "TEST::2", *dep,
         )  # fmt: skip
         assert "final, hash verified" in out
-        output_q = json.loads(re.search(r"^output_q (\[.*\])$", out, re.MULTILINE).group(1))
+        match = re.search(r"^output_q (\[.*\])$", out, re.MULTILINE)
+        assert match, out
+        output_q = json.loads(match.group(1))
         assert len(output_q) == 2
 
         def batched() -> bool:
             r = httpx.get(f"{node_url}/v1/jobs/{answer['receipt']['jobId']}").json()
             return r.get("batchId") is not None
 
-        _wait(batched, 60, "the HTTP job's batch commitment")
+        wait_for(batched, 60, "the HTTP job's batch commitment")
 
         out = e.run("node", "status", *net, *node_acct, *dep, "--config", str(work / "node.toml"))
         assert "stake          2000 " in out
@@ -297,19 +202,19 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
             return json.loads(status)["states"].get("matched", 0) >= 2
 
         # -- validator: both jobs re-run and found honest ----------------------------------------
-        _wait(checked, 60, "the challenger to re-run both jobs")
+        wait_for(checked, 60, "the challenger to re-run both jobs")
         out = e.run("challenger", "status", *ch_config)
         assert re.search(r"matched\s+2", out), out
         assert "open dispute" not in out
 
         # -- stop both services the way an init system does ----------------------------------
-        assert _stop(challenger) == 0, e.log("challenger")
-        assert _stop(node) == 0, e.log("node")
+        assert stop_process(challenger) == 0, e.log("challenger")
+        assert stop_process(node) == 0, e.log("node")
         assert "stopped" in e.log("node")
     finally:
         for proc in (node, challenger):
             if proc is not None:
-                _stop(proc)
+                stop_process(proc)
 
     # -- leaving -----------------------------------------------------------------------------
     out = e.run("node", "unbond", *net, *node_acct, *dep, stdin="y\n")
@@ -324,7 +229,7 @@ def test_cli_badInput_endsInOneClearLine(anvil_env: Env, tmp_path: Path) -> None
     cases = [
         # a chain that is not running
         (
-            ["node", "status", "--network", f"http://127.0.0.1:{_free_port()}",
+            ["node", "status", "--network", f"http://127.0.0.1:{free_port()}",
              "--account", "TEST::1", "--deployment", str(deployment)],
             "No (supported) node found",
         ),
