@@ -14,7 +14,7 @@ ensure_anvil_on_path()
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("SPOTCHECK_SLOW") == "1":
         return
-    skip_slow = pytest.mark.skip(reason="slow test: skipped by `make test-fast`; `make test` runs it")
+    skip_slow = pytest.mark.skip(reason="slow: skipped by `make test-fast`; `make test` runs it")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
