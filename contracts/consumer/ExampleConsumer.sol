@@ -4,6 +4,7 @@ pragma solidity ^0.8.27;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 import {IJobManager} from "../interfaces/IJobManager.sol";
 import {SpotcheckConsumerBase} from "./SpotcheckConsumerBase.sol";
@@ -17,8 +18,11 @@ import {SpotcheckConsumerBase} from "./SpotcheckConsumerBase.sol";
 ///      the deployer is the first owner. `request` is owner-only because it spends the fee
 ///      budget: left open, anyone could pay this contract's tokens to a node they control.
 contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
+    using SafeERC20 for IERC20;
+
     error OutputNotVerified(uint256 jobId);
     error AlreadyDelivered(uint256 jobId);
+    error RenounceDisabled();
 
     mapping(uint256 jobId => bytes32) public finalOutputHash;
     mapping(uint256 jobId => int256[]) private _outputs;
@@ -27,6 +31,7 @@ contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
     event JobRequestedBy(uint256 indexed jobId, address indexed by);
     event FinalNotified(uint256 indexed jobId, bytes32 outputHash);
     event OutputStored(uint256 indexed jobId, bytes32 outputHash);
+    event BudgetWithdrawn(address indexed to, uint256 amount);
 
     constructor(IJobManager jobManager_, IERC20 feeToken_)
         SpotcheckConsumerBase(jobManager_, feeToken_)
@@ -48,6 +53,18 @@ contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
     {
         jobId = _requestJob(modelId, input, node, fee);
         emit JobRequestedBy(jobId, msg.sender);
+    }
+
+    /// @notice Move `amount` of the unspent fee budget to `to`. Owner only.
+    function withdrawBudget(address to, uint256 amount) external onlyOwner {
+        emit BudgetWithdrawn(to, amount);
+        // SAFETY: the fee token, to an address the owner chose; no state after the call.
+        feeToken.safeTransfer(to, amount);
+    }
+
+    /// @notice Disabled: an ownerless consumer could neither request jobs nor recover its budget.
+    function renounceOwnership() public pure override {
+        revert RenounceDisabled();
     }
 
     /// @notice Store `output` for `jobId` iff the job is final and `output` is its committed output.

@@ -329,6 +329,25 @@ def test_exampleConsumer_ownedByDeployer_handOverIsTwoStep(
         consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer)
 
 
+def test_exampleConsumerBudget_onlyOwnerWithdraws_andOwnershipCannotBeRenounced(
+    spotcheck: Any, deployer: Any, outsider: Any, fund_consumer: Any
+) -> None:
+    consumer, token = spotcheck.example_consumer, spotcheck.token
+    fund_consumer(consumer)
+    budget = token.balanceOf(consumer)
+    with ape.reverts(consumer.OwnableUnauthorizedAccount, account=outsider):
+        consumer.withdrawBudget(outsider, budget, sender=outsider)
+    with ape.reverts(consumer.RenounceDisabled):
+        consumer.renounceOwnership(sender=deployer)
+    assert consumer.owner() == deployer
+    before = token.balanceOf(deployer)
+    receipt = consumer.withdrawBudget(deployer, budget, sender=deployer)
+    [ev] = receipt.events.filter(consumer.BudgetWithdrawn)
+    assert (ev.to, ev.amount) == (deployer, budget)
+    assert token.balanceOf(consumer) == 0
+    assert token.balanceOf(deployer) == before + budget
+
+
 def test_consumerBase_callback_onlyFromJobManager(spotcheck: Any, outsider: Any) -> None:
     consumer = spotcheck.example_consumer
     with ape.reverts(consumer.OnlyJobManager, caller=outsider):
