@@ -14,6 +14,10 @@ Invariants:
   new jobs or commitments;
 - only the ExampleConsumer's owner spends its fee budget: a stranger's ``request`` reverts with
   ``OwnableUnauthorizedAccount`` and leaves its balance unchanged.
+- liveness: whatever the model says is legal now succeeds (finalize, finalizeBatch, settle and
+  cancel after their deadline, an in-tolerance defence before it, opening a dispute in the
+  window, delivering a final output, withdrawing owed credits); only an in-tolerance proof
+  defends.
 
 Requesters are EOAs, the ``ExampleConsumer`` (request by its owner; deliver, cancel, refunds by
 anyone) and a ``HostileConsumer`` whose finalization callback reverts, burns its gas, re-enters
@@ -21,6 +25,9 @@ or returns a huge payload. The owner registers new models (with their own slash 
 deactivates them; an attacker tries both, and strangers try to spend the ExampleConsumer's
 budget on a node of their choice.
 
+Each example starts with open work (a disputed job, a consumer job, an uncommitted job, a batch),
+and time jumps to just past the nearest pending deadline, so that the default run resolves every
+path several times; the test fails if one of them never succeeded (``PATHS``).
 Each example runs in a chain snapshot that is restored afterwards. Step counts are modest for
 CI; ``SPOTCHECK_STATEFUL_EXAMPLES`` / ``SPOTCHECK_STATEFUL_STEPS`` raise them.
 """
@@ -40,6 +47,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -62,6 +70,19 @@ SLASHES = [SLASH, SLASH // 2, 3 * SLASH]
 LIVE_JOB = {JobStatus.REQUESTED, JobStatus.COMMITTED, JobStatus.DISPUTED}
 TERMINAL_JOB = {JobStatus.FINAL, JobStatus.INVALID, JobStatus.CANCELLED}
 RESOLUTION_EVENTS = ("JobFinalized", "JobInvalidated", "JobCancelled")
+#: Resolution paths -> the calls whose success counts for them (``cancel`` is a consumer's).
+#: Each must succeed at least once per run, or the machine has stopped reaching it.
+PATHS = {
+    "finalize": ("finalize",),
+    "finalizeBatch": ("finalizeBatch",),
+    "defend": ("defend",),
+    "settle": ("settle",),
+    "cancel": ("cancelJob", "cancel"),
+    "deliverOutput": ("deliverOutput",),
+    "withdraw": ("withdrawCredits", "withdrawRefunds"),
+}
+#: Fixed time jumps (s): within every window, past the windows (100), past unbonding (1000).
+JUMPS = [1, 30, 101, 250, 1001]
 
 
 @dataclass
@@ -106,11 +127,20 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.tried_models: set[bytes] = {self.w.sc.model_id}
         self.final_hash: dict[int, bytes] = {}  # jobId -> output hash when first seen final
         self.delivered: set[int] = set()  # jobIds the ExampleConsumer stored an output for
+        self.verifier_mode = int(self.w.sc.mock_verifier.mode())
+        self.resolved = False  # some job or leaf resolved (credits may be owed)
+        # Timestamp of the latest block: a lower bound on the next transaction's, so that the
+        # preconditions below (which must not touch the chain) can tell which deadlines passed.
+        self.now = 0
+        self._tick()
 
     def teardown(self) -> None:
         self.w.chain.restore(self.snapshot)
 
     # ------------------------------------------------------------ helpers
+
+    def _tick(self) -> None:
+        self.now = int(self.w.chain.blocks.head.timestamp)
 
     def _send(self, fn: Any, *args: Any, **kw: Any) -> Any | None:
         """Send a transaction; a revert is a legal outcome of a random call (returns None)."""
@@ -120,6 +150,16 @@ class SpotcheckMachine(RuleBasedStateMachine):
         except ContractLogicError:
             TOTAL["reverted"] += 1
             return None
+        self._tick()
+        self._count_resolutions(receipt)
+        TOTAL["ok:" + getattr(getattr(receipt, "method_called", None), "name", "?")] += 1
+        return receipt
+
+    def _must_succeed(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Send a transaction the model says is legal now; a revert fails the test."""
+        TOTAL["steps"] += 1
+        receipt = fn(*args, **kw)
+        self._tick()
         self._count_resolutions(receipt)
         TOTAL["ok:" + getattr(getattr(receipt, "method_called", None), "name", "?")] += 1
         return receipt
@@ -129,18 +169,80 @@ class SpotcheckMachine(RuleBasedStateMachine):
         for name in RESOLUTION_EVENTS:
             for ev in receipt.events.filter(getattr(jm, name)):
                 self.resolutions[("job", 0, int(ev.jobId))] += 1
+                self.resolved = True
         for name in ("BatchJobProven", "BatchJobInvalidated"):
             for ev in receipt.events.filter(getattr(jm, name)):
                 self.resolutions[("leaf", int(ev.batchId), int(ev.jobId))] += 1
+                self.resolved = True
 
     def _refresh_job(self, job_id: int) -> None:
-        status = JobStatus(self.w.sc.job_manager.getJob(job_id).status)
-        old = self.jobs[job_id]["status"]
+        onchain = self.w.sc.job_manager.getJob(job_id)
+        status = JobStatus(onchain.status)
+        job = self.jobs[job_id]
+        old = job["status"]
         # INVARIANT: a terminal status never changes.
         assert old not in TERMINAL_JOB or status == old, (job_id, old, status)
-        self.jobs[job_id]["status"] = status
+        job["status"] = status
+        job["commitDeadline"] = int(onchain.commitDeadline)
+        job["challengeDeadline"] = int(onchain.challengeDeadline)
         if status == JobStatus.FINAL and job_id not in self.final_hash:
-            self.final_hash[job_id] = bytes(self.w.sc.job_manager.getJob(job_id).outputHash)
+            self.final_hash[job_id] = bytes(onchain.outputHash)
+
+    def _refresh_dispute(self, dispute_id: bytes) -> None:
+        status = DisputeStatus(self.w.sc.dispute_manager.getDispute(dispute_id).status)
+        d = self.disputes[dispute_id]
+        # INVARIANT: a dispute resolves once (Defended and Slashed are terminal).
+        assert d["status"] == DisputeStatus.OPEN or status == d["status"], (d, status)
+        d["status"] = status
+
+    # Chain-free views of the model for the preconditions (evaluated for every rule, every step).
+
+    def _due_jobs(self, status: JobStatus, deadline: str) -> list[int]:
+        return sorted(
+            k for k, j in self.jobs.items() if j["status"] == status and j[deadline] < self.now
+        )
+
+    def _open_disputes(self) -> list[bytes]:
+        return sorted(k for k, d in self.disputes.items() if d["status"] == DisputeStatus.OPEN)
+
+    def _due_batches(self) -> list[int]:
+        return sorted(
+            k
+            for k, b in self.batches.items()
+            if b["status"] == BatchStatus.COMMITTED
+            and b["challengeDeadline"] < self.now
+            and not self._leaf_disputed(k)
+        )
+
+    def _leaf_disputed(self, batch_id: int) -> bool:
+        return any(
+            self.disputes[k]["kind"] == "leaf" and self.disputes[k]["ref"] == batch_id
+            for k in self._open_disputes()
+        )
+
+    def _defensible(self) -> list[bytes]:
+        """Open disputes an honest node can still defend (with time to spare for the tx)."""
+        if self.verifier_mode != 0:
+            return []
+        return [
+            k for k in self._open_disputes() if self.disputes[k]["proofDeadline"] > self.now + 10
+        ]
+
+    def _pending_deadlines(self) -> list[int]:
+        """Every deadline ahead that changes which calls can succeed."""
+        out = [
+            j["commitDeadline"] for j in self.jobs.values() if j["status"] == JobStatus.REQUESTED
+        ]
+        out += [
+            j["challengeDeadline"] for j in self.jobs.values() if j["status"] == JobStatus.COMMITTED
+        ]
+        out += [
+            b["challengeDeadline"]
+            for b in self.batches.values()
+            if b["status"] == BatchStatus.COMMITTED
+        ]
+        out += [self.disputes[k]["proofDeadline"] for k in self._open_disputes()]
+        return [t for t in out if t >= self.now]
 
     def _model(self, m: int) -> bytes:
         return self._pick(list(self.models), m)
@@ -157,6 +259,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             "requester": requester,
             "slash": self.models[model_id]["slash"],
         }
+        self._refresh_job(job_id)
 
     def _pick(self, keys: list[Any], i: int) -> Any:
         return keys[i % len(keys)]
@@ -170,6 +273,19 @@ class SpotcheckMachine(RuleBasedStateMachine):
         return int(self._pick(sorted(self.jobs), i // 2))
 
     # ------------------------------------------------------------ rules: jobs
+
+    @initialize(x=st.integers(-1000, 1000), y=st.integers(-50, 50), seed=st.integers(0, 1000))
+    def seed_work(self, x: int, y: int, seed: int) -> None:
+        """Every example starts with open work on the first model, so that a short run reaches
+        the resolutions (hypothesis disables a random subset of rules per example, and each
+        enabled rule is drawn only a few times in 30 steps): a committed EOA job, a committed
+        ExampleConsumer job, an uncommitted EOA job and a committed batch, and a dispute on the
+        first job."""
+        self.request_job(n=0, u=1, fee=5 * TOKEN, x=x, m=0, y=y)
+        self._open_dispute(max(self.jobs), u=0, must_succeed=True)
+        self.consumer_request(n=1, u=0, fee=TOKEN, x=x, m=0, hostile=False, y=-y)
+        self.request_job(n=1, u=0, fee=1, x=-x, m=0, y=None)
+        self.commit_batch(n=0, seed=seed, m=0)
 
     @rule(
         n=st.integers(0, 1),
@@ -267,6 +383,24 @@ class SpotcheckMachine(RuleBasedStateMachine):
             assert job_id not in self.delivered
             self.delivered.add(job_id)
 
+    @precondition(lambda self: self._undelivered())
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def deliver_final_output(self, i: int, u: int) -> None:
+        """Anyone delivers a final job's committed output: the consumer must store it."""
+        self._deliver(int(self._pick(self._undelivered(), i)), u)
+
+    def _deliver(self, job_id: int, u: int) -> None:
+        out = self.jobs[job_id]["output"]
+        self._must_succeed(self.w.consumer.deliverOutput, job_id, out, sender=self.w.users[u])
+        self.delivered.add(job_id)
+
+    def _undelivered(self) -> list[int]:
+        return sorted(
+            k
+            for k, j in self.jobs.items()
+            if j["status"] == JobStatus.FINAL and k not in self.delivered
+        )
+
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1), hostile=st.booleans())
     def consumer_cancel(self, i: int, u: int, hostile: bool) -> None:
@@ -288,7 +422,13 @@ class SpotcheckMachine(RuleBasedStateMachine):
     )
     def register_model(self, tag: int, slash: int, by_owner: bool) -> None:
         """The owner (or an attacker) registers a model bound to the mock verifier."""
-        params = replace(MOCK_MODEL, slash_amount=slash)
+        # Windows shorter than MOCK_MODEL's (and different per model) so deadlines interleave.
+        params = replace(
+            MOCK_MODEL,
+            slash_amount=slash,
+            challenge_window=30 + 10 * tag,
+            proof_window=20 + 10 * tag,
+        )
         seed = tag.to_bytes(1, "big")
         struct = params.as_struct(
             str(self.w.sc.mock_verifier.address), keccak(b"onnx" + seed), keccak(b"set" + seed)
@@ -343,12 +483,45 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self._send(self.w.sc.job_manager.finalize, job_id, sender=self.w.users[u], gas=1_000_000)
         self._refresh_job(job_id)
 
+    @precondition(lambda self: self._due_jobs(JobStatus.COMMITTED, "challengeDeadline"))
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def finalize_due(self, i: int, u: int) -> None:
+        """An undisputed commitment past its challenge window: finalizing must succeed, whatever
+        the requester's callback does."""
+        self._finalize(
+            int(self._pick(self._due_jobs(JobStatus.COMMITTED, "challengeDeadline"), i)), u
+        )
+
+    def _finalize(self, job_id: int, u: int) -> None:
+        jm = self.w.sc.job_manager
+        self._must_succeed(jm.finalize, job_id, sender=self.w.users[u], gas=1_000_000)
+        self._refresh_job(job_id)
+        assert self.jobs[job_id]["status"] == JobStatus.FINAL
+
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def cancel(self, i: int, u: int) -> None:
         job_id = self._pick_job(i, JobStatus.REQUESTED)
         self._send(self.w.sc.job_manager.cancelJob, job_id, sender=self.w.users[u])
         self._refresh_job(job_id)
+
+    @precondition(lambda self: self._due_jobs(JobStatus.REQUESTED, "commitDeadline"))
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def cancel_due(self, i: int, u: int) -> None:
+        """A job its node left uncommitted past the commit deadline: its requester (an EOA
+        itself; a consumer contract through anyone's call) must be able to cancel it."""
+        self._cancel(int(self._pick(self._due_jobs(JobStatus.REQUESTED, "commitDeadline"), i)), u)
+
+    def _cancel(self, job_id: int, u: int) -> None:
+        requester = self.jobs[job_id]["requester"]
+        if requester.address == self.w.consumer.address:
+            self._must_succeed(self.w.consumer.cancel, job_id, sender=self.w.users[u])
+        elif requester.address == self.w.hostile.address:
+            self._must_succeed(self.w.hostile.cancel, job_id, sender=self.w.users[u])
+        else:
+            self._must_succeed(self.w.sc.job_manager.cancelJob, job_id, sender=requester)
+        self._refresh_job(job_id)
+        assert self.jobs[job_id]["status"] == JobStatus.CANCELLED
 
     # ------------------------------------------------------------ rules: batches
 
@@ -369,6 +542,9 @@ class SpotcheckMachine(RuleBasedStateMachine):
                 "tree": tree,
                 "status": BatchStatus.COMMITTED,
                 "slash": self.models[model_id]["slash"],
+                "challengeDeadline": int(
+                    self.w.sc.job_manager.getBatch(int(r.return_value)).challengeDeadline
+                ),
             }
 
     @precondition(lambda self: self.batches)
@@ -380,29 +556,74 @@ class SpotcheckMachine(RuleBasedStateMachine):
             self.w.sc.job_manager.getBatch(batch_id).status
         )
 
+    @precondition(lambda self: self._due_batches())
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def finalize_batch_due(self, i: int, u: int) -> None:
+        """A batch past its challenge window with no open leaf dispute: must finalize."""
+        self._finalize_batch(int(self._pick(self._due_batches(), i)), u)
+
+    def _finalize_batch(self, batch_id: int, u: int) -> None:
+        jm = self.w.sc.job_manager
+        self._must_succeed(jm.finalizeBatch, batch_id, sender=self.w.users[u])
+        self.batches[batch_id]["status"] = BatchStatus(jm.getBatch(batch_id).status)
+        assert self.batches[batch_id]["status"] == BatchStatus.FINAL
+
     # ------------------------------------------------------------ rules: disputes
 
     @precondition(lambda self: self.jobs)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def open_dispute(self, i: int, u: int) -> None:
-        job_id = self._pick_job(i, JobStatus.COMMITTED)
-        r = self._send(self.w.sc.dispute_manager.openDispute, job_id, sender=self.w.users[u])
+        self._open_dispute(self._pick_job(i, JobStatus.COMMITTED), u, must_succeed=False)
+
+    def _open_dispute(self, job_id: int, u: int, must_succeed: bool) -> None:
+        send = self._must_succeed if must_succeed else self._send
+        r = send(self.w.sc.dispute_manager.openDispute, job_id, sender=self.w.users[u])
         if r is not None:
-            self.disputes[bytes(r.return_value)] = {
-                "kind": "job",
-                "ref": 0,
-                "jobId": job_id,
-                "node": self.jobs[job_id]["node"],
-            }
+            self._new_dispute(
+                bytes(r.return_value),
+                {"kind": "job", "ref": 0, "jobId": job_id, "node": self.jobs[job_id]["node"]},
+            )
         self._refresh_job(job_id)
+
+    @precondition(lambda self: self._disputable())
+    @rule(i=st.integers(0, 10**6), k=st.integers(0, 2), u=st.integers(0, 1))
+    def dispute_in_window(self, i: int, k: int, u: int) -> None:
+        """A challenger disputes a commitment (job or batch leaf) inside its challenge window:
+        opening must succeed."""
+        kind, ref = self._pick(self._disputable(), i)
+        before = len(self.disputes)
+        if kind == "job":
+            self._open_dispute(ref, u, must_succeed=True)
+        else:
+            self._open_batch_dispute(ref, k, u, must_succeed=True)
+        assert len(self.disputes) == before + 1
+
+    def _disputable(self) -> list[tuple[str, int]]:
+        """Undisputed commitments whose challenge window is open (with time for the tx)."""
+        out = [
+            ("job", k)
+            for k, j in self.jobs.items()
+            if j["status"] == JobStatus.COMMITTED and j["challengeDeadline"] > self.now + 10
+        ]
+        out += [
+            ("batch", k)
+            for k, b in self.batches.items()
+            if b["status"] == BatchStatus.COMMITTED
+            and b["challengeDeadline"] > self.now + 10
+            and not any(d["kind"] == "leaf" and d["ref"] == k for d in self.disputes.values())
+        ]
+        return out
 
     @precondition(lambda self: self.batches)
     @rule(i=st.integers(0, 10**6), k=st.integers(0, 2), u=st.integers(0, 1))
     def open_batch_dispute(self, i: int, k: int, u: int) -> None:
-        batch_id = self._pick(sorted(self.batches), i)
+        self._open_batch_dispute(self._pick(sorted(self.batches), i), k, u, must_succeed=False)
+
+    def _open_batch_dispute(self, batch_id: int, k: int, u: int, must_succeed: bool) -> None:
         b = self.batches[batch_id]
         job_id, a, out = b["leaves"][k]
-        r = self._send(
+        send = self._must_succeed if must_succeed else self._send
+        r = send(
             self.w.sc.dispute_manager.openBatchDispute,
             batch_id,
             job_id,
@@ -412,18 +633,32 @@ class SpotcheckMachine(RuleBasedStateMachine):
             sender=self.w.users[u],
         )
         if r is not None:
-            self.disputes[bytes(r.return_value)] = {
-                "kind": "leaf",
-                "ref": batch_id,
-                "jobId": job_id,
-                "node": b["node"],
-                "k": k,
-            }
+            self._new_dispute(
+                bytes(r.return_value),
+                {"kind": "leaf", "ref": batch_id, "jobId": job_id, "node": b["node"], "k": k},
+            )
+
+    def _new_dispute(self, dispute_id: bytes, d: dict[str, Any]) -> None:
+        onchain = self.w.sc.dispute_manager.getDispute(dispute_id)
+        d["proofDeadline"] = int(onchain.proofDeadline)
+        d["status"] = DisputeStatus(onchain.status)
+        assert d["status"] == DisputeStatus.OPEN
+        self.disputes[dispute_id] = d
 
     @precondition(lambda self: self.disputes)
     @rule(i=st.integers(0, 10**6), honest=st.booleans())
     def defend(self, i: int, honest: bool) -> None:
-        dispute_id = self._pick(sorted(self.disputes), i)
+        """Any dispute, honest or out-of-tolerance proof, at any time (may legally revert)."""
+        self._defend(self._pick(sorted(self.disputes), i), honest, must_succeed=False)
+
+    @precondition(lambda self: self._defensible())
+    @rule(i=st.integers(0, 10**6))
+    def defend_valid(self, i: int) -> None:
+        """The node proves an output within tolerance before the proof deadline, the verifier
+        accepting: the defence must succeed."""
+        self._defend(self._pick(self._defensible(), i), honest=True, must_succeed=True)
+
+    def _defend(self, dispute_id: bytes, honest: bool, must_succeed: bool) -> None:
         d = self.disputes[dispute_id]
         if d["kind"] == "job":
             job = self.jobs[d["jobId"]]
@@ -431,7 +666,8 @@ class SpotcheckMachine(RuleBasedStateMachine):
         else:
             _, inp, out = self.batches[d["ref"]]["leaves"][d["k"]]
         proven = list(out) if honest else [out[0] + MOCK_MODEL.tau + 1, out[1]]
-        self._send(
+        send = self._must_succeed if must_succeed else self._send
+        r = send(
             self.w.sc.dispute_manager.defend,
             dispute_id,
             b"p",
@@ -440,23 +676,41 @@ class SpotcheckMachine(RuleBasedStateMachine):
             sender=d["node"],
             gas=2_000_000,
         )
+        # INVARIANT: only a proof within tolerance defends.
+        assert r is None or honest
+        self._refresh_dispute(dispute_id)
         if d["kind"] == "job":
             self._refresh_job(d["jobId"])
 
     @precondition(lambda self: self.disputes)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def settle(self, i: int, u: int) -> None:
-        dispute_id = self._pick(sorted(self.disputes), i)
+        """Any dispute at any time (reverts unless open and past its proof deadline)."""
+        self._settle(self._pick(sorted(self.disputes), i), u, must_succeed=False)
+
+    @precondition(lambda self: self._due_disputes())
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def settle_due(self, i: int, u: int) -> None:
+        """An open dispute past its proof deadline: settling must succeed."""
+        self._settle(self._pick(self._due_disputes(), i), u, must_succeed=True)
+
+    def _due_disputes(self) -> list[bytes]:
+        return [k for k in self._open_disputes() if self.disputes[k]["proofDeadline"] < self.now]
+
+    def _settle(self, dispute_id: bytes, u: int, must_succeed: bool) -> None:
         d = self.disputes[dispute_id]
-        r = self._send(self.w.sc.dispute_manager.settle, dispute_id, sender=self.w.users[u])
+        send = self._must_succeed if must_succeed else self._send
+        r = send(self.w.sc.dispute_manager.settle, dispute_id, sender=self.w.users[u])
         if r is not None:
             self.slashed.add((d["kind"], d["ref"], d["jobId"]))
+        self._refresh_dispute(dispute_id)
         if d["kind"] == "job":
             self._refresh_job(d["jobId"])
 
     @rule(mode=st.sampled_from([0, 0, 2]))
     def set_verifier_mode(self, mode: int) -> None:
-        self._send(self.w.sc.mock_verifier.setMode, mode, sender=self.w.users[0])
+        if self._send(self.w.sc.mock_verifier.setMode, mode, sender=self.w.users[0]) is not None:
+            self.verifier_mode = mode
 
     # ------------------------------------------------------------ rules: stake and credits
 
@@ -484,9 +738,59 @@ class SpotcheckMachine(RuleBasedStateMachine):
         target = self.w.sc.job_manager if which else self.w.sc.dispute_manager
         self._send(target.withdrawCredits, sender=actor)
 
-    @rule(seconds=st.sampled_from([1, 30, 101, 250, 1001]))
-    def advance_time(self, seconds: int) -> None:
+    @precondition(lambda self: self.resolved)
+    @rule(i=st.integers(0, 10**6))
+    def withdraw_owed(self, i: int) -> None:
+        """Someone the protocol owes pulls it: fees, refunds, bonds and bounties (read from the
+        chain; the model does not track credits). Must succeed."""
+        sc = self.w.sc
+        owed = [
+            (target, actor)
+            for target in (sc.job_manager, sc.dispute_manager)
+            for actor in (*self.w.nodes, *self.w.users, self.w.consumer)
+            if target.credits(actor) > 0
+            and not (actor == self.w.consumer and target == sc.dispute_manager)
+        ]
+        if not owed:
+            return
+        target, actor = self._pick(owed, i)
+        if actor == self.w.consumer:
+            self._must_succeed(actor.withdrawRefunds, sender=self.w.users[0])
+        else:
+            self._must_succeed(target.withdrawCredits, sender=actor)
+        assert target.credits(actor) == 0
+
+    @precondition(lambda self: self._pending_deadlines())
+    @rule(u=st.integers(0, 1))
+    def deadline_passes(self, u: int) -> None:
+        """Time moves to just past the nearest pending deadline and keepers then do everything
+        that fell due: finalize jobs and batches, settle disputes, cancel overdue jobs, deliver
+        final outputs to the ExampleConsumer. Each of these must succeed."""
+        advance(self.w.chain, self._to_nearest_deadline())
+        self._tick()
+        for job_id in self._due_jobs(JobStatus.COMMITTED, "challengeDeadline"):
+            self._finalize(job_id, u)
+        for batch_id in self._due_batches():
+            self._finalize_batch(batch_id, u)
+        for dispute_id in self._due_disputes():
+            self._settle(dispute_id, u, must_succeed=True)
+        for job_id in self._due_jobs(JobStatus.REQUESTED, "commitDeadline"):
+            self._cancel(job_id, u)
+        for job_id in self._undelivered():
+            self._deliver(job_id, u)
+
+    def _to_nearest_deadline(self) -> int:
+        return max(1, min(self._pending_deadlines()) + 1 - int(self.w.chain.pending_timestamp))
+
+    @rule(nearest=st.sampled_from([True, True, True, False]), seconds=st.sampled_from(JUMPS))
+    def move_time(self, nearest: bool, seconds: int) -> None:
+        """Mostly to just past the nearest pending deadline (commit, challenge or proof), so that
+        a short run reaches every resolution; otherwise (or with nothing pending) by a fixed
+        amount, which may skip several deadlines at once or none."""
+        if nearest and self._pending_deadlines():
+            seconds = self._to_nearest_deadline()
         advance(self.w.chain, seconds)
+        self._tick()
 
     # ------------------------------------------------------------ invariants
 
@@ -611,3 +915,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
         f"ExampleConsumer.request); succeeded: {succeeded}"
     )
     assert TOTAL["stranger requests refused"] > 0, "the attacker rule never ran"
+    coverage = {p: sum(TOTAL["ok:" + name] for name in names) for p, names in PATHS.items()}
+    print("stateful resolutions: " + ", ".join(f"{p} {n}" for p, n in coverage.items()))
+    # A resolution path the run never took leaves its invariants unchecked.
+    assert all(coverage.values()), coverage
