@@ -274,6 +274,12 @@ class Store:
         with self._lock:
             return list(self._conn.execute(sql, params).fetchall())
 
+    def _in_states(self, table: str, states: Sequence[str], order_by: str) -> list[sqlite3.Row]:
+        marks = ",".join("?" * len(states))
+        return self._read(
+            f"SELECT * FROM {table} WHERE status IN ({marks}) ORDER BY {order_by}", states
+        )
+
     @staticmethod
     def _cas(
         conn: sqlite3.Connection,
@@ -376,10 +382,7 @@ class Store:
         return self._job(rows[0]) if rows else None
 
     def onchain_jobs(self, *states: JobState) -> list[OnchainJob]:
-        marks = ",".join("?" * len(states))
-        rows = self._read(
-            f"SELECT * FROM onchain_jobs WHERE status IN ({marks}) ORDER BY job_id", states
-        )
+        rows = self._in_states("onchain_jobs", states, "job_id")
         return [self._job(r) for r in rows]
 
     @staticmethod
@@ -575,10 +578,7 @@ class Store:
         return self._batch(rows[0]) if rows else None
 
     def batches(self, *states: BatchState) -> list[Batch]:
-        marks = ",".join("?" * len(states))
-        rows = self._read(
-            f"SELECT * FROM batches WHERE status IN ({marks}) ORDER BY local_id", states
-        )
+        rows = self._in_states("batches", states, "local_id")
         return [self._batch(r) for r in rows]
 
     @staticmethod
@@ -714,10 +714,7 @@ class Store:
         return self._dispute(rows[0]) if rows else None
 
     def disputes(self, *states: DisputeState) -> list[Dispute]:
-        marks = ",".join("?" * len(states))
-        rows = self._read(
-            f"SELECT * FROM disputes WHERE status IN ({marks}) ORDER BY proof_deadline", states
-        )
+        rows = self._in_states("disputes", states, "proof_deadline")
         return [self._dispute(r) for r in rows]
 
     @staticmethod
