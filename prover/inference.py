@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prover.vectors import dequantize_array, quantize_array
-from spotcheck.encoding import MAX_EXACT_FLOAT_INT
+from spotcheck.encoding import MAX_EXACT_FLOAT_INT, dequantize, quantize_array
 from spotcheck.errors import ConfigError, EncodingError, InputError
 
 if TYPE_CHECKING:
@@ -154,7 +153,7 @@ class ModelRuntime:
 
     def submit(self, input_q: np.ndarray) -> Future[np.ndarray]:
         """Queue inference of a canonical (checked) input on the model's worker thread."""
-        x = dequantize_array(input_q, self.spec.input_scale)
+        x = dequantize(input_q, self.spec.input_scale)
         return self._worker.submit(self.runner.run, x)
 
     def quantize_output(self, y: np.ndarray) -> np.ndarray:

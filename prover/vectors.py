@@ -1,9 +1,10 @@
-"""Vectorised twins of ``spotcheck.encoding`` for the serving hot path.
+"""The vector hash and compact storage for the serving hot path.
 
-``spotcheck.encoding`` is the one definition of quantization and of the vector hash; it works on
-Python ints, which costs ~0.5 s to hash a 150k-element image. These functions compute the same
-values on numpy ``int64`` arrays (``|q| < 2**53`` always holds after quantization), and
-``tests/unit/test_prover_core.py`` asserts they equal the canonical ones.
+``spotcheck.encoding`` is the one definition of quantization (``quantize_array`` works on numpy
+arrays) and of the vector hash; its ``hash_vector`` works on Python ints, which costs ~0.5 s to
+hash a 150k-element image. ``hash_array`` computes the same value on numpy ``int64`` arrays
+(``|q| < 2**53`` always holds after quantization), and ``tests/unit/test_prover_core.py``
+asserts it equals the canonical one.
 
 The vector hash is the serving path's largest cost for big inputs: ``abi.encode(int256[])``
 is 32 bytes per element (4.8 MB for a 224x224x3 image), so the encoding is built in one numpy
@@ -13,33 +14,10 @@ keccak that releases the GIL, so hashing one job overlaps another job's inferenc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from Crypto.Hash import keccak as _keccak
 
-from spotcheck.encoding import MAX_EXACT_FLOAT_INT
 from spotcheck.errors import EncodingError
-
-
-def quantize_array(values: np.ndarray | Sequence[float], scale: int) -> np.ndarray:
-    """``spotcheck.encoding.quantize`` as an ``int64`` array."""
-    if not 0 <= scale <= 64:
-        raise EncodingError(f"scale {scale} outside 0..64")
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise EncodingError(f"value at index {bad} is {arr[bad]} (NaN/infinity cannot be encoded)")
-    scaled = arr * float(2**scale)
-    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
-    if rounded.size and float(np.max(np.abs(rounded))) >= MAX_EXACT_FLOAT_INT:
-        raise EncodingError(f"value too large for scale {scale}: |q| must stay below 2**53")
-    return rounded.astype(np.int64)
-
-
-def dequantize_array(q: np.ndarray, scale: int) -> np.ndarray:
-    return np.asarray(q, dtype=np.float64) / float(2**scale)
 
 
 def _abi_words(q: np.ndarray) -> np.ndarray:

@@ -30,22 +30,28 @@ INT256_MAX = 2**255 - 1
 MAX_EXACT_FLOAT_INT = 2**53
 
 
-def quantize(values: np.ndarray | Sequence[float], scale: int) -> list[int]:
-    """Fixed-point encode ``values`` (any shape, flattened row-major) at ``2**scale``."""
+def quantize_array(values: np.ndarray | Sequence[float], scale: int) -> np.ndarray:
+    """Fixed-point encode ``values`` (any shape, flattened row-major) at ``2**scale``, as int64."""
     if not 0 <= scale <= 64:
         raise EncodingError(f"scale {scale} outside 0..64")
     arr = np.asarray(values, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
         raise EncodingError(f"value at index {bad} is {arr[bad]} (NaN/infinity cannot be encoded)")
     scaled = arr * float(2**scale)
     rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
     if rounded.size and float(np.max(np.abs(rounded))) >= MAX_EXACT_FLOAT_INT:
         raise EncodingError(f"value too large for scale {scale}: |q| must stay below 2**53")
-    return [int(v) for v in rounded]
+    return rounded.astype(np.int64)
 
 
-def dequantize(q: Sequence[int], scale: int) -> np.ndarray:
+def quantize(values: np.ndarray | Sequence[float], scale: int) -> list[int]:
+    """:func:`quantize_array` as a list of Python ints (what crosses the chain boundary)."""
+    return [int(v) for v in quantize_array(values, scale)]
+
+
+def dequantize(q: np.ndarray | Sequence[int], scale: int) -> np.ndarray:
     """Inverse of :func:`quantize` (exact for |q| < 2**53)."""
     return np.asarray(q, dtype=np.float64) / float(2**scale)
 

@@ -12,8 +12,14 @@ from prover.batching import BatchCutter, JobServer
 from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
 from prover.receipts import KeySigner, Receipt, verify_receipt
 from prover.store import BatchState, DisputeState, JobState, Store
-from prover.vectors import hash_array, quantize_array
-from spotcheck.encoding import hash_vector, leaf_hash, quantize, within_tolerance
+from prover.vectors import hash_array
+from spotcheck.encoding import (
+    hash_vector,
+    leaf_hash,
+    quantize,
+    quantize_array,
+    within_tolerance,
+)
 from spotcheck.errors import EncodingError, InputError, StateError
 from spotcheck.merkle import verify
 from tests.fixtures import models
@@ -41,11 +47,13 @@ def _spec(path: Path, tau: int = 8) -> ModelSpec:
 # -- vectors ------------------------------------------------------------------------------
 
 
-def test_quantize_array_equals_canonical_quantize() -> None:
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(size=500) * 10, [0.5, -0.5, 1.5, -1.5, 0.0, -0.0]])
-    for scale in (0, 7, 13, 26):
-        assert quantize_array(x, scale).tolist() == quantize(x, scale)
+def test_quantize_array_roundsHalfAwayFromZero_asInt64() -> None:
+    x = [0.5, -0.5, 1.5, -1.5, 0.0, -0.0, 2.25, -2.25]
+    q0 = quantize_array(x, 0)
+    assert q0.dtype == np.int64
+    assert q0.tolist() == [1, -1, 2, -2, 0, 0, 2, -2]
+    assert quantize_array(x, 1).tolist() == [1, -1, 3, -3, 0, 0, 5, -5]
+    assert quantize(x, 1) == [1, -1, 3, -3, 0, 0, 5, -5]
 
 
 def test_quantize_array_rejects_nan_and_inf() -> None:
