@@ -123,3 +123,10 @@ def onchain_job_key(job_id: int) -> bytes:
 def batch_job_key(batch_id: int, job_id: int) -> bytes:
     """Dispute id of a batch leaf: ``keccak256(abi.encode(uint8(1), batchId, jobId))``."""
     return keccak(abi_encode(["uint8", "uint256", "uint256"], [1, batch_id, job_id]))
+
+
+def model_id(onnx_hash: bytes, settings_hash: bytes, verifier: str) -> bytes:
+    """``keccak256(abi.encode(onnxHash, settingsHash, verifier))``: ModelRegistry's model id."""
+    return keccak(
+        abi_encode(["bytes32", "bytes32", "address"], [onnx_hash, settings_hash, verifier])
+    )

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
+from spotcheck import encoding
 from spotcheck.chain import ModelParams, SpotcheckContracts
 from spotcheck.errors import ChainError
 from verifier import solidity
@@ -49,13 +49,6 @@ class Registration:
             registry=str(data["registry"]),
             tau=int(data["tau"]),
         )
-
-
-def compute_model_id(onnx_hash: bytes, settings_hash: bytes, verifier: str) -> bytes:
-    """``keccak256(abi.encode(onnxHash, settingsHash, verifier))`` (ModelRegistry's rule)."""
-    return bytes(
-        keccak(abi_encode(["bytes32", "bytes32", "address"], [onnx_hash, settings_hash, verifier]))
-    )
 
 
 def model_params(artifacts: ModelArtifacts, tau: int, **economics: int) -> ModelParams:
@@ -148,7 +141,7 @@ def register_model(
         registry.registerModel(struct, sender=sender)
     except Exception as err:  # Ape's ContractLogicError carries the custom error
         raise ChainError(f"registerModel failed: {err}") from err
-    model_id = compute_model_id(artifacts.onnx_hash, artifacts.settings_hash, verifier_address)
+    model_id = encoding.model_id(artifacts.onnx_hash, artifacts.settings_hash, verifier_address)
     reg = Registration(
         model_id=model_id,
         verifier=verifier_address,

@@ -9,6 +9,7 @@ import ape
 import pytest
 from eth_utils import keccak
 
+from spotcheck import encoding
 from spotcheck.chain import TOKEN, DeployParams
 from spotcheck.deploy import deploy_all
 from tests.fixtures.chain import FUNDING, MOCK_MODEL, NODE_STAKE, TEST_PARAMS, advance
@@ -101,6 +102,7 @@ def test_registerModel_storesParams_andIdBindsHashesAndVerifier(
         b"\x01" * 32 + b"\x02" * 32 + bytes(12) + bytes.fromhex(mock_verifier.address[2:])
     )
     assert model_id == expected == reg.computeModelId(b"\x01" * 32, b"\x02" * 32, mock_verifier)
+    assert model_id == encoding.model_id(b"\x01" * 32, b"\x02" * 32, mock_verifier.address)
     m = reg.getModel(model_id)
     assert (m.inputLen, m.outputLen, m.tau, m.active) == (4, 2, MOCK_MODEL.tau, True)
     assert m.slashAmount == MOCK_MODEL.slash_amount and m.bountyBps == MOCK_MODEL.bounty_bps
