@@ -27,7 +27,8 @@ from prover.defence import SelfAuditor
 from prover.inference import UnknownModelError
 from prover.metrics import NodeMetrics
 from prover.store import BatchState, ServedJob, Store
-from spotcheck.errors import InputError
+from spotcheck.encoding import parse_bytes32
+from spotcheck.errors import EncodingError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +139,9 @@ def _hex(b: bytes) -> str:
 
 def _parse_model_id(text: str) -> bytes:
     try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise HTTPException(404, f"unknown model {text!r} (model ids are 32-byte hex)")
-    return raw
+        return parse_bytes32(text)
+    except EncodingError as err:
+        raise HTTPException(404, f"unknown model {text!r} (model ids are 32-byte hex)") from err
 
 
 def _leaf_json(job: ServedJob, with_proof: bool) -> dict[str, Any]:

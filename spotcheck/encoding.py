@@ -103,6 +103,17 @@ def leaf_hash(job_id: int, model_id: bytes, in_hash: bytes, out_hash: bytes) -> 
     return keccak(inner)
 
 
+def parse_bytes32(text: str) -> bytes:
+    """32 bytes from hex text (``0x`` prefix optional): model ids, hashes, dispute ids."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise EncodingError(f"{text!r} is not a 32-byte hex value")
+    return raw
+
+
 def max_abs_diff(a: Sequence[int], b: Sequence[int]) -> int:
     """Largest element-wise |a - b| (vectors must have equal length)."""
     if len(a) != len(b):

@@ -9,13 +9,13 @@ import click
 
 
 def _model_id(text: str) -> bytes:
+    from spotcheck.encoding import parse_bytes32
+    from spotcheck.errors import EncodingError
+
     try:
-        mid = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        mid = b""
-    if len(mid) != 32:
-        raise click.BadParameter(f"{text!r} is not a 0x-prefixed 32-byte model id")
-    return mid
+        return parse_bytes32(text)
+    except EncodingError as err:
+        raise click.BadParameter(f"{text!r} is not a 0x-prefixed 32-byte model id") from err
 
 
 @click.group()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from hypothesis import given
@@ -26,8 +27,10 @@ from spotcheck.encoding import (
     hash_vector,
     leaf_hash,
     onchain_job_key,
+    parse_bytes32,
     to_field,
 )
+from spotcheck.errors import EncodingError
 
 VECTORS_PATH = Path(__file__).resolve().parent.parent / "vectors" / "encoding.json"
 HALF = BN254_R // 2
@@ -128,3 +131,11 @@ if __name__ == "__main__":
     VECTORS_PATH.parent.mkdir(parents=True, exist_ok=True)
     VECTORS_PATH.write_text(json.dumps(generate_vectors(), indent=2) + "\n")
     sys.stdout.write(f"wrote {VECTORS_PATH}\n")
+
+
+def test_parseBytes32_acceptsHexWithOrWithoutPrefix_rejectsAnythingElse() -> None:
+    assert parse_bytes32("0x" + "ab" * 32) == b"\xab" * 32
+    assert parse_bytes32("cd" * 32) == b"\xcd" * 32
+    for bad in ("0x" + "ab" * 31, "0x" + "ab" * 33, "0x" + "zz" * 32, "", "0x"):
+        with pytest.raises(EncodingError):
+            parse_bytes32(bad)
