@@ -72,22 +72,14 @@ class ModelCatalog:
 
     def _build(self, model: ModelParams) -> Reexecutor | None:
         from challenger.reexec import ModelReexecutor
-        from verifier.artifacts import build_artifacts
-        from verifier.datafiles import load_calibration
-        from verifier.srs import SrsSource
+        from verifier.artifacts import build_artifacts_from_files
 
         cfg = self.settings.models.get("0x" + model.model_id.hex())
         if cfg is None:
             return None
-        srs = (
-            SrsSource.file(cfg.srs_path, cfg.srs_sha256 or "")
-            if cfg.srs_path is not None
-            else SrsSource.dev()
+        artifacts = build_artifacts_from_files(
+            cfg.onnx_path, cfg.calibration_path, cfg.srs_path, cfg.srs_sha256
         )
-        calibration = None
-        if cfg.calibration_path is not None:  # every format `spotcheck model` accepts
-            calibration = load_calibration(cfg.calibration_path)
-        artifacts = build_artifacts(cfg.onnx_path, calibration=calibration, srs=srs)
         if (artifacts.onnx_hash, artifacts.settings_hash) != (model.onnx_hash, model.settings_hash):
             raise ConfigError(
                 f"model 0x{model.model_id.hex()}: local ONNX/settings hashes differ from the "

@@ -58,24 +58,16 @@ class EzklProofBackend:
             return self._artifacts[model_id]
 
     def _build(self, model_id: bytes) -> Any:
-        from verifier.artifacts import build_artifacts
-        from verifier.datafiles import load_calibration
-        from verifier.srs import SrsSource
+        from verifier.artifacts import build_artifacts_from_files
 
         cfg = self._models.get(model_id)
         if cfg is None:
             raise ConfigError(f"model 0x{model_id.hex()} is not served by this node")
         if cfg.srs_path is None:
             log.warning("model 0x%s: using a DEV SRS (tests and demos only)", model_id.hex()[:12])
-            srs = SrsSource.dev()
-        else:
-            if not cfg.srs_sha256:
-                raise ConfigError("srs_path needs srs_sha256")
-            srs = SrsSource.file(cfg.srs_path, cfg.srs_sha256)
-        calibration = None
-        if cfg.calibration_path is not None:  # every format `spotcheck model` accepts
-            calibration = load_calibration(cfg.calibration_path)
-        artifacts = build_artifacts(cfg.onnx_path, calibration=calibration, srs=srs)
+        artifacts = build_artifacts_from_files(
+            cfg.onnx_path, cfg.calibration_path, cfg.srs_path, cfg.srs_sha256
+        )
         if (artifacts.input_scale, artifacts.output_scale) != (cfg.input_scale, cfg.output_scale):
             raise ConfigError(
                 f"model 0x{model_id.hex()}: circuit scales "

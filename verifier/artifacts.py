@@ -234,6 +234,24 @@ def _scales(settings: dict[str, Any]) -> tuple[int, int]:
     return int(in_scales[0]), int(out_scales[0])
 
 
+def build_artifacts_from_files(
+    onnx_path: Path,
+    calibration_path: Path | None,
+    srs_path: Path | None,
+    srs_sha256: str | None,
+) -> ModelArtifacts:
+    """:func:`build_artifacts` from the files a node's or challenger's config names.
+
+    The calibration file may be in any format ``spotcheck model`` accepts; no ``srs_path``
+    means the dev SRS (tests and demos only).
+    """
+    from verifier.datafiles import load_calibration
+
+    calibration = load_calibration(calibration_path) if calibration_path is not None else None
+    srs = SrsSource.from_config(srs_path, srs_sha256)
+    return build_artifacts(onnx_path, calibration=calibration, srs=srs)
+
+
 def build_artifacts(
     onnx_path: Path | str,
     calibration: np.ndarray | None = None,

@@ -46,6 +46,15 @@ class SrsSource:
             raise ConfigError(f"--srs-sha256 must be 64 hex digits, got {sha256!r}")
         return cls(Path(path), digest)
 
+    @classmethod
+    def from_config(cls, path: Path | str | None, sha256: str | None) -> SrsSource:
+        """A service config's ``srs_path`` / ``srs_sha256``: no path means the dev SRS."""
+        if path is None:
+            return cls.dev()
+        if not sha256:
+            raise ConfigError("srs_path needs srs_sha256")
+        return cls.file(path, sha256)
+
     @property
     def is_dev(self) -> bool:
         return self.path is None

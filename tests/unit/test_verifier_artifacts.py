@@ -121,3 +121,16 @@ def test_circuitTooLarge_raisesBeforeSetup() -> None:
 def test_frozenArtifacts_cannotBeMutated(tiny_mlp_artifacts: Any) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         tiny_mlp_artifacts.logrows = 3
+
+
+def test_srsFromConfig_noPathIsDev_pathNeedsItsHash(tmp_path: Path) -> None:
+    assert SrsSource.from_config(None, None).is_dev
+    with pytest.raises(ConfigError, match="srs_path needs srs_sha256"):
+        SrsSource.from_config(tmp_path / "kzg.srs", None)
+    src = SrsSource.from_config(tmp_path / "kzg.srs", "AB" * 32)
+    assert (src.path, src.sha256) == (tmp_path / "kzg.srs", "ab" * 32)
+
+
+def test_buildFromFiles_equalsBuildArtifacts(tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path) -> None:
+    built = art.build_artifacts_from_files(tiny_mlp_onnx, None, None, None)
+    assert built == art.build_artifacts(tiny_mlp_onnx, srs=SrsSource.dev())
