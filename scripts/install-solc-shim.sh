@@ -16,8 +16,18 @@ install_one() {
   fi
   mkdir -p "$(dirname "$target")"
   local tmp="$target.tmp.$$"
-  printf '#!/bin/sh\n# %s: solc-js %s behind a native-solc interface\nexec node "%s" "$@"\n' \
-    "$MARKER" "$VERSION" "$ROOT/scripts/solc-shim.js" > "$tmp"
+  # The shim runs the solc-js of the checkout that installed it last; if that checkout is gone,
+  # it says so in one line instead of node's stack trace.
+  local js="$ROOT/scripts/solc-shim.js"
+  cat > "$tmp" <<EOF
+#!/bin/sh
+# $MARKER: solc-js $VERSION behind a native-solc interface
+if [ ! -f "$js" ]; then
+  echo "spotcheck solc shim: $js is gone (the checkout that installed this shim moved or was deleted); run 'make setup' in your checkout" >&2
+  exit 1
+fi
+exec node "$js" "\$@"
+EOF
   chmod +x "$tmp"
   mv -f "$tmp" "$target"
 }
