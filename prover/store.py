@@ -43,7 +43,15 @@ from spotcheck.errors import StateError
 from spotcheck.follower import open_db
 from spotcheck.merkle import MerkleTree
 
-_SCHEMA = """
+_SERVED_VECTORS = """CREATE TABLE IF NOT EXISTS served_vectors (
+    job_id INTEGER PRIMARY KEY REFERENCES served_jobs(job_id),
+    input_q BLOB NOT NULL,
+    output_q BLOB NOT NULL
+)"""
+#: A served job with its vectors (what ``Store._served`` reads).
+_SERVED = "SELECT * FROM served_jobs JOIN served_vectors USING (job_id)"
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS onchain_jobs (
     job_id INTEGER PRIMARY KEY,
     model_id TEXT NOT NULL,
@@ -77,8 +85,6 @@ CREATE INDEX IF NOT EXISTS batches_status ON batches(status);
 CREATE TABLE IF NOT EXISTS served_jobs (
     job_id INTEGER PRIMARY KEY AUTOINCREMENT,
     model_id TEXT NOT NULL,
-    input_q BLOB NOT NULL,
-    output_q BLOB NOT NULL,
     input_hash TEXT NOT NULL,
     output_hash TEXT NOT NULL,
     leaf TEXT NOT NULL,
@@ -89,6 +95,9 @@ CREATE TABLE IF NOT EXISTS served_jobs (
     proof TEXT
 );
 CREATE INDEX IF NOT EXISTS served_jobs_pending ON served_jobs(model_id, batch_local_id);
+-- The vectors (300 KB for a 224x224x3 image) live apart from the row that sealing a batch
+-- updates: SQLite rewrites a whole record on UPDATE, blobs included.
+{_SERVED_VECTORS};
 
 CREATE TABLE IF NOT EXISTS disputes (
     dispute_id TEXT PRIMARY KEY,
@@ -249,7 +258,28 @@ class Store:
         self._id_lock = threading.Lock()
         self._next_served: int | None = None
         with self._lock:
+            self._migrate_served_vectors()
             self._conn.executescript(_SCHEMA)
+
+    def _migrate_served_vectors(self) -> None:
+        """Move the vectors of a state file written before ``served_vectors`` existed (they
+        were columns of ``served_jobs``) into their own table, in one transaction."""
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(served_jobs)")}
+        if "input_q" not in columns:
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(_SERVED_VECTORS)
+            self._conn.execute(
+                "INSERT INTO served_vectors(job_id, input_q, output_q)"
+                " SELECT job_id, input_q, output_q FROM served_jobs"
+            )
+            self._conn.execute("ALTER TABLE served_jobs DROP COLUMN input_q")
+            self._conn.execute("ALTER TABLE served_jobs DROP COLUMN output_q")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -435,8 +465,6 @@ class Store:
         row = (
             job_id,
             _hex(model_id),
-            pack(input_q),
-            pack(output_q),
             _hex(input_hash),
             _hex(output_hash),
             _hex(leaf),
@@ -445,9 +473,13 @@ class Store:
         )
         with self._write() as c:
             c.execute(
-                "INSERT INTO served_jobs(job_id, model_id, input_q, output_q, input_hash,"
-                " output_hash, leaf, signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO served_jobs(job_id, model_id, input_hash, output_hash, leaf,"
+                " signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 row,
+            )
+            c.execute(
+                "INSERT INTO served_vectors(job_id, input_q, output_q) VALUES(?, ?, ?)",
+                (job_id, pack(input_q), pack(output_q)),
             )
         return ServedJob(
             job_id=job_id,
@@ -465,13 +497,11 @@ class Store:
         )
 
     def served_job(self, job_id: int) -> ServedJob | None:
-        rows = self._read("SELECT * FROM served_jobs WHERE job_id = ?", (job_id,))
+        rows = self._read(f"{_SERVED} WHERE job_id = ?", (job_id,))
         return self._served(rows[0]) if rows else None
 
     def batch_jobs(self, local_id: int) -> list[ServedJob]:
-        rows = self._read(
-            "SELECT * FROM served_jobs WHERE batch_local_id = ? ORDER BY leaf_index", (local_id,)
-        )
+        rows = self._read(f"{_SERVED} WHERE batch_local_id = ? ORDER BY leaf_index", (local_id,))
         return [self._served(r) for r in rows]
 
     def pending_counts(self) -> dict[bytes, tuple[int, float]]:

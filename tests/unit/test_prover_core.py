@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -259,6 +260,47 @@ def test_batch_transitions_sealedToCommittingToCommitted(store: Store, tiny_mlp_
         store.batch_intent(b.local_id, nonce=6)
     got = store.batch_by_chain_id(9)
     assert got is not None and got.local_id == b.local_id and got.status == BatchState.COMMITTED
+
+
+def test_store_migratesVectorColumns_fromAnOlderStateFile(
+    tmp_path: Path, tiny_mlp_path: Path
+) -> None:
+    """A state file from before ``served_vectors`` (vectors were columns of ``served_jobs``)
+    opens with every served job and its batch intact."""
+    path = tmp_path / "node.sqlite"
+    s = Store(path)
+    server = _server(s, tiny_mlp_path)
+    served = [server.serve(MODEL_ID, np.array([i, -i, 3, 1], dtype=np.int64)) for i in range(3)]
+    [batch] = BatchCutter(s, 2, 60).cut()
+    before = [s.served_job(x.receipt.job_id) for x in served]
+    s.close()
+    with sqlite3.connect(path) as old:  # rewrite the file into the old layout
+        old.executescript(
+            "ALTER TABLE served_jobs ADD COLUMN input_q BLOB;"
+            "ALTER TABLE served_jobs ADD COLUMN output_q BLOB;"
+            "UPDATE served_jobs SET input_q = (SELECT input_q FROM served_vectors v"
+            " WHERE v.job_id = served_jobs.job_id), output_q = (SELECT output_q FROM"
+            " served_vectors v WHERE v.job_id = served_jobs.job_id);"
+            "DROP TABLE served_vectors;"
+        )
+    s2 = Store(path)
+    for old_job, x in zip(before, served, strict=True):
+        job = s2.served_job(x.receipt.job_id)
+        assert job is not None and old_job is not None
+        assert np.array_equal(job.input_q, old_job.input_q)
+        assert np.array_equal(job.output_q, old_job.output_q)
+        assert (job.leaf, job.signature, job.leaf_index, job.proof) == (
+            old_job.leaf,
+            old_job.signature,
+            old_job.leaf_index,
+            old_job.proof,
+        )
+    assert [j.job_id for j in s2.batch_jobs(batch.local_id)] == [
+        x.receipt.job_id for x in served[:2]
+    ]
+    columns = {r[1] for r in s2._conn.execute("PRAGMA table_info(served_jobs)")}
+    assert "input_q" not in columns
+    s2.close()
 
 
 # -- storage form and config --------------------------------------------------------------
