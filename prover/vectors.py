@@ -7,49 +7,60 @@ hash a 150k-element image. ``hash_array`` computes the same value on numpy ``int
 asserts it equals the canonical one.
 
 The vector hash is the serving path's largest cost for big inputs: ``abi.encode(int256[])``
-is 32 bytes per element (4.8 MB for a 224x224x3 image), so the encoding is built in one numpy
-pass straight into big-endian words and hashed in place (no intermediate ``bytes`` copy), by a
-keccak that releases the GIL, so hashing one job overlaps another job's inference.
+is 32 bytes per element (4.8 MB for a 224x224x3 image), so the encoding is built by numpy
+straight into big-endian words, in cache-sized chunks hashed in place (no ``bytes`` copy), by
+hashlib's SHA-256, which uses the CPU's SHA extensions (~2.5 ms for those 4.8 MB here, against
+~10 ms for keccak, the rule before) and releases the GIL, so hashing one job overlaps another
+job's inference.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+
 import numpy as np
-from Crypto.Hash import keccak as _keccak
 
 from spotcheck.errors import EncodingError
 
+#: Elements per encoding chunk: 8192 x 32 bytes = 256 KiB, which stays in a core's L2 cache
+#: while it is hashed instead of streaming the whole 4.8 MB encoding of an image through memory.
+_CHUNK = 8192
 
-def _abi_words(q: np.ndarray) -> np.ndarray:
-    """``abi.encode(int256[] q)`` as an ``(n + 2, 4)`` array of big-endian 64-bit words.
 
-    Word 0 is the offset (0x20), word 1 the length, then one 32-byte two's complement value
-    per element: three sign-extension words (0 or -1) and the ``int64`` value itself.
+def _abi_chunks(q: np.ndarray) -> Iterator[memoryview]:
+    """``abi.encode(int256[] q)`` in pieces: the offset (0x20) and length words, then one
+    32-byte big-endian two's complement value per element (three sign-extension words, 0 or
+    -1, and the ``int64`` value itself). Each piece is only valid until the next is produced.
     """
     flat = np.ascontiguousarray(q, dtype=np.int64).ravel()
-    n = flat.size
-    words = np.empty((n + 2, 4), dtype=">i8")
-    words[:2] = 0
-    words[0, 3] = 0x20
-    words[1, 3] = n
-    sign = flat >> 63
-    body = words[2:]
-    body[:, 0] = sign
-    body[:, 1] = sign
-    body[:, 2] = sign
-    body[:, 3] = flat
-    return words
+    head = np.zeros((2, 4), dtype=">i8")
+    head[0, 3] = 0x20
+    head[1, 3] = flat.size
+    yield memoryview(head.data).cast("B")
+    buf = np.empty((min(flat.size, _CHUNK), 4), dtype=">i8")
+    for start in range(0, flat.size, _CHUNK):
+        part = flat[start : start + _CHUNK]
+        words = buf[: part.size]
+        sign = part >> 63
+        words[:, 0] = sign
+        words[:, 1] = sign
+        words[:, 2] = sign
+        words[:, 3] = part
+        yield memoryview(words.data).cast("B")
 
 
 def abi_encode_int256_array(q: np.ndarray) -> bytes:
     """``abi.encode(int256[] q)`` for int64 values: offset, length, 32-byte two's complement."""
-    return _abi_words(q).tobytes()
+    return b"".join(bytes(chunk) for chunk in _abi_chunks(q))
 
 
 def hash_array(q: np.ndarray) -> bytes:
-    """``keccak256(abi.encode(int256[] q))``: equals ``spotcheck.encoding.hash_vector``."""
-    encoded = memoryview(_abi_words(q).data).cast("B")
-    return bytes(_keccak.new(data=encoded, digest_bits=256).digest())
+    """``sha256(abi.encode(int256[] q))``: equals ``spotcheck.encoding.hash_vector``."""
+    h = hashlib.sha256()
+    for chunk in _abi_chunks(q):
+        h.update(chunk)
+    return h.digest()
 
 
 _WIDTHS = ((1, np.int8), (2, np.int16), (4, np.int32), (8, np.int64))

@@ -33,6 +33,8 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
         _EDGES,
         np.random.default_rng(2).integers(-(2**62), 2**62, size=3000),
         np.random.default_rng(3).integers(-300, 300, size=(3, 5, 7)),  # row-major flattening
+        # around the 8192-element encoding chunk
+        *(np.random.default_rng(n).integers(-(2**53), 2**53, size=n) for n in (8191, 8192, 8193)),
     ],
 )
 def test_abi_encode_int256_array_equalsEthAbi_forEdgesSignsAndShapes(q: np.ndarray) -> None:
