@@ -5,7 +5,7 @@ For each model, rounds alternate between
 - **plain**: one onnxruntime session (the node's own session settings: 1 intra-op thread),
   called back to back on the float inputs;
 - **node**: the node's serving path on the same inputs: quantize the input, run the model on
-  the canonical input, quantize the output, hash input and output (``keccak(abi.encode
+  the canonical input, quantize the output, hash input and output (``sha256(abi.encode
   (int256[]))``), build and sign the leaf, persist the job durably (SQLite WAL), and every
   ``--batch-size`` jobs seal a batch (Merkle tree and every leaf's proof, stored). Requests come
   from ``--clients`` threads as they would from HTTP; inference itself is serialised on the
