@@ -28,8 +28,6 @@ class ModelConfig(BaseModel):
 
     onnx_path: Path
     calibration_path: Path | None = None
-    srs_path: Path | None = None
-    srs_sha256: str | None = None
     #: Sampling rate for this model (default: ``default_rate``).
     rate: float | None = Field(default=None, ge=0.0, le=1.0)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from spotcheck.encoding import dequantize, quantize
 
 if TYPE_CHECKING:
-    from verifier.artifacts import ModelArtifacts
+    from verifier.artifacts import CircuitArtifacts
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class ModelReexecutor:
     """Implements :class:`challenger.verdict.Reexecutor` for one model's artifacts."""
 
-    def __init__(self, artifacts: ModelArtifacts) -> None:
+    def __init__(self, artifacts: CircuitArtifacts) -> None:
         from verifier.onnx_runner import OnnxRunner
 
         self.artifacts = artifacts

@@ -72,14 +72,13 @@ class ModelCatalog:
 
     def _build(self, model: ModelParams) -> Reexecutor | None:
         from challenger.reexec import ModelReexecutor
-        from verifier.artifacts import build_artifacts_from_files
+        from verifier.artifacts import build_circuit_from_files
 
         cfg = self.settings.models.get("0x" + model.model_id.hex())
         if cfg is None:
             return None
-        artifacts = build_artifacts_from_files(
-            cfg.onnx_path, cfg.calibration_path, cfg.srs_path, cfg.srs_sha256
-        )
+        # The circuit only: re-execution and witnesses need no SRS and no keys.
+        artifacts = build_circuit_from_files(cfg.onnx_path, cfg.calibration_path)
         if (artifacts.onnx_hash, artifacts.settings_hash) != (model.onnx_hash, model.settings_hash):
             raise ConfigError(
                 f"model 0x{model.model_id.hex()}: local ONNX/settings hashes differ from the "

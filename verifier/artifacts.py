@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ from verifier.srs import SrsSource, link_or_copy, resolve
 log = logging.getLogger(__name__)
 
 #: Bump when the build recipe changes in a way that changes artifacts.
-RECIPE_VERSION = 1
+#: 2: canonical settings.json (sorted keys, no build ``timestamp``): a reproducible settingsHash.
+RECIPE_VERSION = 2
 #: Default calibration when none is given: this many uniform samples in [-1, 1], seed 0.
 DEFAULT_CALIBRATION_SAMPLES = 32
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,19 +61,14 @@ Progress = Callable[[StageEvent], None]
 
 
 @dataclass(frozen=True)
-class ModelArtifacts:
-    """Paths and parameters of one model's circuit, keys and verifier (all inside the cache)."""
+class CircuitArtifacts:
+    """Paths and parameters of one model's compiled circuit (inside the cache): all that
+    re-execution and witnesses need. No SRS, no keys."""
 
     onnx_path: Path
     calibration_path: Path
     settings_path: Path
     compiled_path: Path
-    srs_path: Path
-    pk_path: Path
-    vk_path: Path
-    verifier_sol_path: Path
-    verifier_abi_path: Path
-    verifier_json_path: Path
     input_scale: int
     output_scale: int
     input_shape: tuple[int, ...]
@@ -83,6 +79,24 @@ class ModelArtifacts:
     onnx_hash: bytes  # keccak256(ONNX bytes): ModelRegistry.registerModel's onnxHash
     settings_hash: bytes  # keccak256(settings.json bytes): registerModel's settingsHash
     circuit_key: str
+
+    def calibration_inputs(self) -> np.ndarray:
+        """The calibration set as an array of shape (samples, input_len)."""
+        data = json.loads(self.calibration_path.read_text())
+        return np.asarray(data["input_data"][0], dtype=np.float64).reshape(-1, self.input_len)
+
+
+@dataclass(frozen=True)
+class ModelArtifacts(CircuitArtifacts):
+    """The circuit plus the SRS, proving and verifying keys and the EVM verifier: what proving,
+    onboarding and deployment need."""
+
+    srs_path: Path
+    pk_path: Path
+    vk_path: Path
+    verifier_sol_path: Path
+    verifier_abi_path: Path
+    verifier_json_path: Path
     srs_sha256: str
     dev_srs: bool
 
@@ -92,11 +106,6 @@ class ModelArtifacts:
 
     def compiled_verifier(self) -> solidity.CompiledVerifier:
         return solidity.CompiledVerifier.from_json(self.verifier_json_path.read_text())
-
-    def calibration_inputs(self) -> np.ndarray:
-        """The calibration set as an array of shape (samples, input_len)."""
-        data = json.loads(self.calibration_path.read_text())
-        return np.asarray(data["input_data"][0], dtype=np.float64).reshape(-1, self.input_len)
 
 
 def default_cache_root() -> Path:
@@ -200,8 +209,24 @@ def _build_circuit(
         progress, "calibrate", f"{calibration.shape[0]} samples, target {params.calibration_target}"
     ):
         ezkl_backend.calibrate(data_path, onnx_path, settings_path, params)
+    _canonicalize_settings(settings_path)
     with _timed(progress, "compile"):
         ezkl_backend.compile_circuit(onnx_path, folder / "model.compiled", settings_path)
+
+
+def _canonicalize_settings(settings_path: Path) -> None:
+    """Rewrite settings.json so that the same model, calibration and parameters always give
+    the same bytes: keys sorted, and without the build time ezkl writes (``timestamp``).
+
+    ``settingsHash`` is the keccak of these bytes, and challengers rebuild the circuit on
+    their own machines and compare it with the registry's. ezkl's own file differs from build
+    to build in the timestamp and in the order of some keys (hash maps), so no rebuild would
+    ever match; the content is otherwise a deterministic function of the circuit key's inputs
+    (``tests/unit/test_verifier_artifacts.py`` builds twice and compares).
+    """
+    settings = read_settings(settings_path)
+    settings.pop("timestamp", None)
+    settings_path.write_text(json.dumps(settings, sort_keys=True, separators=(",", ":")))
 
 
 def _build_keys(folder: Path, circuit: Path, srs_path: Path, progress: Progress) -> None:
@@ -234,36 +259,44 @@ def _scales(settings: dict[str, Any]) -> tuple[int, int]:
     return int(in_scales[0]), int(out_scales[0])
 
 
+def build_circuit_from_files(onnx_path: Path, calibration_path: Path | None) -> CircuitArtifacts:
+    """:func:`build_circuit` from the files a challenger's config names (the calibration file
+    in any format ``spotcheck model`` accepts)."""
+    return build_circuit(onnx_path, calibration=_load_calibration(calibration_path))
+
+
 def build_artifacts_from_files(
     onnx_path: Path,
     calibration_path: Path | None,
     srs_path: Path | None,
     srs_sha256: str | None,
 ) -> ModelArtifacts:
-    """:func:`build_artifacts` from the files a node's or challenger's config names.
+    """:func:`build_artifacts` from the files a node's config names.
 
     The calibration file may be in any format ``spotcheck model`` accepts; no ``srs_path``
     means the dev SRS (tests and demos only).
     """
+    srs = SrsSource.from_config(srs_path, srs_sha256)
+    return build_artifacts(onnx_path, calibration=_load_calibration(calibration_path), srs=srs)
+
+
+def _load_calibration(path: Path | None) -> np.ndarray | None:
     from verifier.datafiles import load_calibration
 
-    calibration = load_calibration(calibration_path) if calibration_path is not None else None
-    srs = SrsSource.from_config(srs_path, srs_sha256)
-    return build_artifacts(onnx_path, calibration=calibration, srs=srs)
+    return load_calibration(path) if path is not None else None
 
 
-def build_artifacts(
+def build_circuit(
     onnx_path: Path | str,
     calibration: np.ndarray | None = None,
     cache_root: Path | None = None,
-    srs: SrsSource | None = None,
     progress: Progress | None = None,
     params: CircuitParams | None = None,
-) -> ModelArtifacts:
-    """Build (or load from cache) the circuit, keys and verifier of ``onnx_path``."""
+) -> CircuitArtifacts:
+    """Build (or load from cache) the settings, calibration and compiled circuit of
+    ``onnx_path``: everything but the SRS and the keys."""
     report = progress or _noop
     params = params or CircuitParams()
-    srs = srs or SrsSource.dev()
     root = cache_root or default_cache_root()
 
     start = time.perf_counter()
@@ -286,44 +319,62 @@ def build_artifacts(
             shutil.rmtree(tmp, ignore_errors=True)
 
     settings = read_settings(circuit / "settings.json")
-    logrows = int(settings["run_args"]["logrows"])
     input_scale, output_scale = _scales(settings)
-    resources.check_fits(logrows)
-
-    with _timed(report, "srs", srs.describe()):
-        srs_path, srs_digest = resolve(srs, logrows, root)
-    keys = entry / f"keys-{srs_digest[:16]}"
-    if keys.is_dir():
-        report(StageEvent("keys", 0.0, cached=True, detail=str(keys)))
-    else:
-        tmp = Path(tempfile.mkdtemp(dir=entry, prefix=".keys-"))
-        try:
-            _build_keys(tmp, circuit, srs_path, report)
-            _publish(tmp, keys)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    return ModelArtifacts(
+    return CircuitArtifacts(
         onnx_path=circuit / "model.onnx",
         calibration_path=circuit / "calibration.json",
         settings_path=circuit / "settings.json",
         compiled_path=circuit / "model.compiled",
-        srs_path=keys / "srs",
-        pk_path=keys / "pk",
-        vk_path=keys / "vk",
-        verifier_sol_path=keys / "Verifier.sol",
-        verifier_abi_path=keys / "Verifier.abi",
-        verifier_json_path=keys / "verifier.json",
         input_scale=input_scale,
         output_scale=output_scale,
         input_shape=input_shape,
         output_shapes=output_shapes,
         input_len=int(np.prod(input_shape)),
         output_len=sum(int(np.prod(s)) for s in output_shapes),
-        logrows=logrows,
+        logrows=int(settings["run_args"]["logrows"]),
         onnx_hash=bytes(keccak(onnx_bytes)),
         settings_hash=keccak_file(circuit / "settings.json"),
         circuit_key=key,
+    )
+
+
+def build_artifacts(
+    onnx_path: Path | str,
+    calibration: np.ndarray | None = None,
+    cache_root: Path | None = None,
+    srs: SrsSource | None = None,
+    progress: Progress | None = None,
+    params: CircuitParams | None = None,
+) -> ModelArtifacts:
+    """Build (or load from cache) the circuit, keys and verifier of ``onnx_path``."""
+    report = progress or _noop
+    srs = srs or SrsSource.dev()
+    root = cache_root or default_cache_root()
+    circuit = build_circuit(onnx_path, calibration, root, report, params)
+    resources.check_fits(circuit.logrows)
+
+    with _timed(report, "srs", srs.describe()):
+        srs_path, srs_digest = resolve(srs, circuit.logrows, root)
+    entry = circuit.compiled_path.parent.parent
+    keys = entry / f"keys-{srs_digest[:16]}"
+    if keys.is_dir():
+        report(StageEvent("keys", 0.0, cached=True, detail=str(keys)))
+    else:
+        tmp = Path(tempfile.mkdtemp(dir=entry, prefix=".keys-"))
+        try:
+            _build_keys(tmp, circuit.compiled_path.parent, srs_path, report)
+            _publish(tmp, keys)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    return ModelArtifacts(
+        **{f.name: getattr(circuit, f.name) for f in fields(CircuitArtifacts)},
+        srs_path=keys / "srs",
+        pk_path=keys / "pk",
+        vk_path=keys / "vk",
+        verifier_sol_path=keys / "Verifier.sol",
+        verifier_abi_path=keys / "Verifier.abi",
+        verifier_json_path=keys / "verifier.json",
         srs_sha256=srs_digest,
         dev_srs=srs.is_dev,
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from spotcheck.encoding import dequantize, quantize
 from spotcheck.errors import ConfigError
-from verifier.artifacts import ModelArtifacts
+from verifier.artifacts import CircuitArtifacts
 from verifier.onnx_runner import OnnxRunner
 from verifier.witness import witness_output
 
@@ -108,14 +108,16 @@ def random_inputs_in_range(calibration: np.ndarray, count: int, seed: int) -> np
     return rng.uniform(low, high, size=(count, calibration.shape[1]))
 
 
-def honest_output_q(runner: OnnxRunner, artifacts: ModelArtifacts, input_q: list[int]) -> list[int]:
+def honest_output_q(
+    runner: OnnxRunner, artifacts: CircuitArtifacts, input_q: list[int]
+) -> list[int]:
     """What an honest node commits: onnxruntime on the dequantized input, quantized."""
     x = dequantize(input_q, artifacts.input_scale)
     return quantize(runner.run(x), artifacts.output_scale)
 
 
 def measure_deviation(
-    artifacts: ModelArtifacts,
+    artifacts: CircuitArtifacts,
     inputs: np.ndarray,
     runner: OnnxRunner | None = None,
     on_sample: Callable[[int], None] | None = None,
@@ -140,7 +142,7 @@ def measure_deviation(
 
 
 def measure(
-    artifacts: ModelArtifacts,
+    artifacts: CircuitArtifacts,
     random_samples: int = DEFAULT_RANDOM_SAMPLES,
     margin: float = DEFAULT_MARGIN,
     slack: int = DEFAULT_SLACK,

@@ -18,7 +18,7 @@ from typing import Any
 from spotcheck.encoding import MAX_EXACT_FLOAT_INT, dequantize, from_field, to_field
 from spotcheck.errors import InputError, ProofError
 from verifier import ezkl_backend
-from verifier.artifacts import ModelArtifacts
+from verifier.artifacts import CircuitArtifacts
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Witness:
         return [*self.input_felts, *self.output_felts]
 
 
-def check_input_q(artifacts: ModelArtifacts, input_q: Sequence[int]) -> list[int]:
+def check_input_q(artifacts: CircuitArtifacts, input_q: Sequence[int]) -> list[int]:
     """Validate a quantized input vector (length, integer type, float-exact magnitude)."""
     if len(input_q) != artifacts.input_len:
         raise InputError(f"input has {len(input_q)} elements; model expects {artifacts.input_len}")
@@ -58,7 +58,7 @@ def _felts(nested: list[list[str]]) -> list[int]:
     return [ezkl_backend.felt_from_le_hex(h) for group in nested for h in group]
 
 
-def write_input(folder: Path, artifacts: ModelArtifacts, input_q: Sequence[int]) -> Path:
+def write_input(folder: Path, artifacts: CircuitArtifacts, input_q: Sequence[int]) -> Path:
     floats = dequantize(list(input_q), artifacts.input_scale)
     path = folder / "input.json"
     path.write_text(json.dumps({"input_data": [[float(x) for x in floats]]}))
@@ -82,7 +82,7 @@ def parse_witness(raw: dict[str, Any], input_q: Sequence[int]) -> Witness:
 
 
 def generate(
-    artifacts: ModelArtifacts, input_q: Sequence[int], folder: Path
+    artifacts: CircuitArtifacts, input_q: Sequence[int], folder: Path
 ) -> tuple[Witness, Path]:
     """Write input and witness files into ``folder``; return the parsed witness and its path."""
     q = check_input_q(artifacts, input_q)
@@ -92,12 +92,12 @@ def generate(
     return parse_witness(raw, q), witness_path
 
 
-def compute(artifacts: ModelArtifacts, input_q: Sequence[int]) -> Witness:
+def compute(artifacts: CircuitArtifacts, input_q: Sequence[int]) -> Witness:
     with tempfile.TemporaryDirectory(prefix="spotcheck-witness-") as tmp:
         witness, _ = generate(artifacts, input_q, Path(tmp))
     return witness
 
 
-def witness_output(artifacts: ModelArtifacts, input_q: Sequence[int]) -> list[int]:
+def witness_output(artifacts: CircuitArtifacts, input_q: Sequence[int]) -> list[int]:
     """The circuit's output (signed ints at the output scale) for quantized input ``input_q``."""
     return list(compute(artifacts, input_q).output_q)

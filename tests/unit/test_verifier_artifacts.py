@@ -43,6 +43,19 @@ def test_secondBuild_isInstantAndIdentical(tiny_mlp_artifacts: Any, tiny_mlp_onn
     assert again == tiny_mlp_artifacts
 
 
+def test_circuitOnlyBuild_makesNoKeys_andMatchesTheFullBuildsCircuit(
+    tmp_path: Path, tiny_mlp_onnx: Path, tiny_mlp_artifacts: Any
+) -> None:
+    """What a challenger builds: settings and compiled circuit, no SRS, no proving key."""
+    circuit = art.build_circuit(tiny_mlp_onnx, cache_root=tmp_path)
+    assert not list(tmp_path.rglob("pk")) and not list(tmp_path.rglob("srs*"))
+    assert circuit.compiled_path.is_file()
+    full = {f.name: getattr(tiny_mlp_artifacts, f.name) for f in dataclasses.fields(circuit)}
+    for name in ("onnx_path", "calibration_path", "settings_path", "compiled_path"):
+        full.pop(name)  # same content, another cache root
+    assert {k: v for k, v in dataclasses.asdict(circuit).items() if k in full} == full
+
+
 def test_hashes_areKeccakOfFileBytes(tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path) -> None:
     assert tiny_mlp_artifacts.onnx_hash == keccak(tiny_mlp_onnx.read_bytes())
     assert tiny_mlp_artifacts.settings_hash == keccak(tiny_mlp_artifacts.settings_path.read_bytes())
