@@ -141,17 +141,10 @@ def _withdraw_impl(account: Any, deployment: Path | None, dry_run: bool) -> None
 
 
 def _chain_commands() -> dict[str, click.Command]:
-    from ape.cli import ConnectedProviderCommand, network_option
-
-    from spotcheck.ape_cli import account_option
+    from spotcheck import ape_cli
 
     def chain_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
-        def wrap(fn: Callable[..., Any]) -> click.Command:
-            return click.command(cls=ConnectedProviderCommand, name=name, help=help_text)(
-                network_option()(account_option()(_deployment_option(fn)))
-            )
-
-        return wrap
+        return lambda fn: ape_cli.chain_command(name, help=help_text)(_deployment_option(fn))
 
     @chain_command("run", "Follow commitments, sample, re-execute, dispute, settle, withdraw.")
     @_config_option

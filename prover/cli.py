@@ -68,18 +68,10 @@ _dry_run_option = click.option(
 
 
 def _build_commands() -> dict[str, click.Command]:
-    from ape.cli import ConnectedProviderCommand, network_option
-
-    from spotcheck.ape_cli import account_option
+    from spotcheck import ape_cli
 
     def chain_command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
-        def wrap(fn: Callable[..., Any]) -> click.Command:
-            cmd = click.command(cls=ConnectedProviderCommand, name=name, help=help_text)(
-                network_option()(account_option()(_deployment_option(fn)))
-            )
-            return cmd
-
-        return wrap
+        return lambda fn: ape_cli.chain_command(name, help=help_text)(_deployment_option(fn))
 
     def stake_impl(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
         value = _amount(amount)

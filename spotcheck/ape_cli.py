@@ -1,4 +1,5 @@
-"""Ape's ``--account`` option, plus a non-interactive unlock of keyfile accounts.
+"""Ape's ``--account`` option with a non-interactive unlock of keyfile accounts, and
+:func:`chain_command`, the one way Spotcheck's commands get ``--network`` and ``--account``.
 
 Ape (0.8) reads ``APE_ACCOUNTS_<alias>_PASSPHRASE`` only in ``KeyfileAccount.unlock()``; signing
 with a locked account prompts for the passphrase whatever the environment says. This option
@@ -42,3 +43,18 @@ def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return value
 
     return click.option("--account", type=AccountAliasPromptChoice(), callback=callback)
+
+
+def chain_command(
+    name: str | None = None, **attrs: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """``click.command`` for a command that talks to a chain: Ape's connected-provider command
+    with ``--network`` and ``--account`` (unlocked from the environment). It imports Ape, so
+    call it where the command is built lazily, not at module import."""
+    from ape.cli import ConnectedProviderCommand, network_option
+
+    def wrap(fn: Callable[..., Any]) -> click.Command:
+        command = click.command(name, cls=ConnectedProviderCommand, **attrs)
+        return command(network_option()(account_option()(fn)))
+
+    return wrap

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -82,14 +82,6 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
     return deployment
 
 
-def _ape_cli() -> tuple[Any, Any, Any]:
-    from ape.cli import ConnectedProviderCommand, network_option
-
-    from spotcheck.ape_cli import account_option
-
-    return ConnectedProviderCommand, account_option, network_option
-
-
 class _LazyContracts(click.Group):
     """Adds ``deploy`` on first use so that importing this module never imports Ape."""
 
@@ -110,11 +102,9 @@ def contracts() -> None:
 
 
 def _build_deploy_command() -> click.Command:
-    connected_cmd, account_option, network_option = _ape_cli()
+    from spotcheck.ape_cli import chain_command
 
-    @click.command(cls=connected_cmd, name="deploy")
-    @network_option()
-    @account_option()
+    @chain_command("deploy")
     @click.option(
         "--min-stake",
         type=int,
@@ -190,11 +180,9 @@ def _build_deploy_command() -> click.Command:
 
 
 def _build_mint_command() -> click.Command:
-    connected_cmd, account_option, network_option = _ape_cli()
+    from spotcheck.ape_cli import chain_command
 
-    @click.command(cls=connected_cmd, name="mint")
-    @network_option()
-    @account_option()
+    @chain_command("mint")
     @click.argument("amount", type=int)
     @click.option("--to", "to", default=None, help="Recipient address (default: the account).")
     @click.option(

@@ -235,11 +235,9 @@ def _onchain_check(network: str, address: str, bundle: Any) -> bool:
 
 
 def _onboard_command() -> click.Command:
-    from ape.cli import ConnectedProviderCommand, network_option
+    from spotcheck.ape_cli import chain_command
 
-    from spotcheck.ape_cli import account_option
-
-    @model.command(cls=ConnectedProviderCommand)
+    @chain_command()
     @build_options
     @tolerance_options
     @click.option("--tau", type=int, default=None, help="Use this tau instead of measuring it.")
@@ -250,8 +248,6 @@ def _onboard_command() -> click.Command:
     @click.option("--bounty-bps", type=int, default=None, help="Challenger share of the slash.")
     @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
     @click.option("--dry-run", is_flag=True, help="Build and measure; print the registration only.")
-    @network_option()
-    @account_option()
     def onboard(
         account: Any,
         samples: int,
@@ -306,6 +302,7 @@ def _onboard_command() -> click.Command:
         click.echo(f"input scale      {a.input_scale}")
         click.echo(f"output scale     {a.output_scale}")
 
+    model.add_command(onboard)
     return onboard
 
 

@@ -24,11 +24,9 @@ def job() -> None:
 
 
 def _commands() -> None:
-    from ape.cli import ConnectedProviderCommand, network_option
+    from spotcheck.ape_cli import chain_command
 
-    from spotcheck.ape_cli import account_option
-
-    @job.command(cls=ConnectedProviderCommand)
+    @chain_command()
     @click.argument("model_id")
     @click.option(
         "--input",
@@ -41,8 +39,6 @@ def _commands() -> None:
     @click.option("--fee", type=int, required=True, help="Fee in token base units (escrowed).")
     @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
     @click.option("--dry-run", is_flag=True, help="Check the input; send nothing.")
-    @network_option()
-    @account_option()
     def request(
         account: Any,
         model_id: str,
@@ -84,13 +80,11 @@ def _commands() -> None:
             raise ChainError(f"requestJob failed: {err}") from err
         click.echo(f"job id {job_id}")
 
-    @job.command(cls=ConnectedProviderCommand)
+    @chain_command()
     @click.argument("job_id", type=int)
     @click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for finality.")
     @click.option("--finalize", is_flag=True, help="Call finalize once the window has passed.")
     @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
-    @network_option()
-    @account_option()
     def output(
         account: Any, job_id: int, wait_s: float, finalize: bool, deployment: Path | None
     ) -> None:
@@ -108,6 +102,9 @@ def _commands() -> None:
         click.echo(f"job {out.job_id} (model 0x{out.model_id.hex()}): final, hash verified")
         click.echo(f"output_q {list(out.output_q)}")
         click.echo(f"output   {out.values}")
+
+    job.add_command(request)
+    job.add_command(output)
 
 
 _commands()
