@@ -40,6 +40,10 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
     """Deploy and wire every contract from ``deployer``; returns the (unsaved) deployment."""
     from ape import chain, project
 
+    from spotcheck.toolchain import ensure_full_compile
+
+    ensure_full_compile()
+
     params = params or DeployParams()
     first_block = chain.blocks.height + 1
     if params.token is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -32,3 +33,25 @@ def ensure_anvil_on_path() -> str:
         raise ToolchainError("anvil not found: run `make setup` (installs @foundry-rs/anvil)")
     os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
     return str(folder / "anvil")
+
+
+def ensure_full_compile(root: Path = PROJECT_ROOT) -> bool:
+    """Make Ape recompile every contract when any Solidity source changed since the last check.
+
+    ape-solidity 0.8.6 recompiles only the files that changed, not the files that import them:
+    after an edit to ``libraries/SpotcheckHash.sol`` the contracts using it kept their old
+    bytecode, and tests and deployments silently ran it. When the hash of all sources under
+    ``contracts/`` differs from the one recorded at the last check, this removes Ape's build
+    manifest, so that the next use of ``ape.project`` compiles everything. Returns True then.
+    """
+    digest = hashlib.sha256()
+    for path in sorted((root / "contracts").rglob("*.sol")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    build = root / ".build"
+    stamp = build / ".spotcheck-sources"
+    if stamp.is_file() and stamp.read_text() == digest.hexdigest():
+        return False
+    build.mkdir(exist_ok=True)
+    (build / "__local__.json").unlink(missing_ok=True)
+    stamp.write_text(digest.hexdigest())
+    return True

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from spotcheck.toolchain import ensure_anvil_on_path
+from spotcheck.toolchain import ensure_anvil_on_path, ensure_full_compile
 
 ensure_anvil_on_path()
+ensure_full_compile()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,9 +20,10 @@ class PreparedModel:
 
 
 def prepare(cfg: DemoConfig, progress: Progress) -> PreparedModel:
-    from spotcheck.toolchain import ensure_anvil_on_path
+    from spotcheck.toolchain import ensure_anvil_on_path, ensure_full_compile
 
     ensure_anvil_on_path()
+    ensure_full_compile()
     with progress.stage("compile contracts (Ape, cached)"):
         from ape import project
 
