@@ -19,8 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from prover.batching import JobServer
 from prover.defence import SelfAuditor
@@ -56,6 +65,17 @@ class InferRequest(BaseModel):
         if (self.input is None) == (self.input_q is None):
             raise ValueError("give exactly one of `input` or `input_q`")
         return self
+
+
+#: ``infer`` parses its body itself with pydantic's JSON parser (~7 ms for a 224x224x3 float
+#: image, against ~30 ms through FastAPI's ``json.loads`` and validation); this puts the
+#: request schema back into the OpenAPI document.
+_INFER_BODY_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": InferRequest.model_json_schema()}},
+    }
+}
 
 
 class ReceiptModel(BaseModel):
@@ -133,6 +153,14 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b""}
 
 
+def _one_line(err: ValidationError) -> str:
+    """The first problem of a bad request body, without echoing the body back."""
+    first = err.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
@@ -176,11 +204,24 @@ def create_app(ctx: ApiContext) -> FastAPI:
         metrics.rejected.labels("bad_input").inc()
         return JSONResponse({"detail": str(err)}, status_code=422)
 
-    @app.post("/v1/models/{model_id}/infer", response_model=InferResponse)
-    def infer(model_id: str, body: InferRequest) -> InferResponse:
+    @app.post(
+        "/v1/models/{model_id}/infer",
+        response_model=InferResponse,
+        openapi_extra=_INFER_BODY_SCHEMA,
+    )
+    async def infer(model_id: str, request: Request) -> InferResponse:
         """Run the model, persist the job, and return the output with a signed receipt."""
+        raw = await request.body()
+        return await run_in_threadpool(serve_one, model_id, raw)
+
+    def serve_one(model_id: str, raw: bytes) -> InferResponse:
         if ctx.auditor.halted_reason is not None:
             raise HTTPException(503, f"node halted: {ctx.auditor.halted_reason}")
+        try:
+            body = InferRequest.model_validate_json(raw)
+        except ValidationError as err:
+            metrics.rejected.labels("bad_input").inc()
+            raise HTTPException(422, _one_line(err)) from err
         mid = _parse_model_id(model_id)
         runtime = ctx.server.engine.runtime(mid)
         if body.input_q is not None:

@@ -393,6 +393,11 @@ def test_badInputs_get4xx_andLeaveNoTraceOnChain(
             resp = n.http.post(url, json=body)
         assert resp.status_code == status, (name, resp.text)
         assert resp.json()["detail"], name
+        print(f"{name}: {resp.json()['detail']}")
+    # The endpoint parses its own body: the schema is still in the OpenAPI document.
+    infer_doc = n.http.get("/openapi.json").json()["paths"]["/v1/models/{model_id}/infer"]
+    body_schema = infer_doc["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body_schema["properties"]) == {"input", "input_q"}
     unknown = n.http.post(f"/v1/models/0x{'ab' * 32}/infer", json={"input": [1.0] * 4})
     assert unknown.status_code == 404 and "not served" in unknown.json()["detail"]
     assert n.http.post("/v1/models/nothex/infer", json={"input": [1.0] * 4}).status_code == 404
