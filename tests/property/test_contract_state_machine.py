@@ -874,7 +874,23 @@ class SpotcheckMachine(RuleBasedStateMachine):
         return [keys[s] for s in self.slashed]
 
 
+def _fixed_constant_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the derandomized draws independent of which other tests ran first.
+
+    Hypothesis (6.13x+) mixes into 5 % of its draws constants it collects from every local
+    module imported so far, so the same seed drew differently after other test modules had
+    been imported: CI's full run took other branches than a run of this file alone and once
+    reached no ``finalize``. An empty pool (and a fresh cache of it) makes the run a function
+    of the seed alone. Private API of the pinned hypothesis (requirements.lock).
+    """
+    from hypothesis.internal.conjecture import providers
+
+    monkeypatch.setattr(providers, "_get_local_constants", providers.Constants)
+    monkeypatch.setattr(providers, "CONSTANTS_CACHE", providers.LRUCache(1024))
+
+
 def test_contracts_keepInvariants_underRandomCallSequences(
+    monkeypatch: pytest.MonkeyPatch,
     spotcheck: Any,
     chain: Any,
     project: Any,
@@ -897,6 +913,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
         spotcheck.token.mint(contract, 50 * TOKEN, sender=deployer)
     WORLD.minted = spotcheck.token.totalSupply()
     assert WORLD.minted == 4 * FUNDING + 100 * TOKEN
+    _fixed_constant_pool(monkeypatch)
     # Chain time must not follow the wall clock: the rules' preconditions read it, so on a slower
     # machine the same derandomized draws took other branches (CI once reached no `finalize`).
     # Each block is one second after the last unless a rule moves time explicitly.
