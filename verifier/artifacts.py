@@ -40,8 +40,11 @@ from verifier.srs import SrsSource, link_or_copy, resolve
 log = logging.getLogger(__name__)
 
 #: Bump when the build recipe changes in a way that changes artifacts.
-#: 2: canonical settings.json (sorted keys, no build ``timestamp``): a reproducible settingsHash.
-RECIPE_VERSION = 2
+#: 3: canonical settings.json (sorted keys and set-like lists, no build ``timestamp``): a
+#: reproducible settingsHash.
+RECIPE_VERSION = 3
+#: settings.json lists that ezkl fills from hash sets, in an order that changes between runs.
+_SET_LIKE_SETTINGS = ("required_lookups", "required_range_checks")
 #: Default calibration when none is given: this many uniform samples in [-1, 1], seed 0.
 DEFAULT_CALIBRATION_SAMPLES = 32
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -216,16 +219,21 @@ def _build_circuit(
 
 def _canonicalize_settings(settings_path: Path) -> None:
     """Rewrite settings.json so that the same model, calibration and parameters always give
-    the same bytes: keys sorted, and without the build time ezkl writes (``timestamp``).
+    the same bytes: keys sorted, set-like lists sorted, and without the build time ezkl
+    writes (``timestamp``).
 
     ``settingsHash`` is the keccak of these bytes, and challengers rebuild the circuit on
     their own machines and compare it with the registry's. ezkl's own file differs from build
-    to build in the timestamp and in the order of some keys (hash maps), so no rebuild would
-    ever match; the content is otherwise a deterministic function of the circuit key's inputs
-    (``tests/unit/test_verifier_artifacts.py`` builds twice and compares).
+    to build in the timestamp, in the order of keys, and in the order of the lookups and range
+    checks it collects in hash sets (it differs between processes), so no rebuild would ever
+    match; the content is otherwise a deterministic function of the circuit key's inputs
+    (``tests/unit/test_verifier_artifacts.py`` builds in other processes and compares).
     """
     settings = read_settings(settings_path)
     settings.pop("timestamp", None)
+    for key in _SET_LIKE_SETTINGS:
+        if isinstance(settings.get(key), list):
+            settings[key] = sorted(settings[key], key=lambda v: json.dumps(v, sort_keys=True))
     settings_path.write_text(json.dumps(settings, sort_keys=True, separators=(",", ":")))
 
 

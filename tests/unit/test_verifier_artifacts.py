@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from spotcheck.errors import ConfigError, ModelError
 from tests.fixtures import models
 from verifier import artifacts as art
 from verifier import ezkl_backend, resources
+from verifier.artifacts import PROJECT_ROOT
 from verifier.ezkl_backend import CircuitParams
 from verifier.srs import SrsSource, sha256_file
 
@@ -54,6 +57,39 @@ def test_circuitOnlyBuild_makesNoKeys_andMatchesTheFullBuildsCircuit(
     for name in ("onnx_path", "calibration_path", "settings_path", "compiled_path"):
         full.pop(name)  # same content, another cache root
     assert {k: v for k, v in dataclasses.asdict(circuit).items() if k in full} == full
+
+
+_BUILD_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+from verifier.artifacts import build_circuit
+print(build_circuit(Path(sys.argv[1]), cache_root=Path(sys.argv[2])).settings_hash.hex())
+"""
+
+
+def test_settingsHash_isTheSameInEveryProcess(
+    tmp_path: Path, tiny_mlp_onnx: Path, tiny_mlp_artifacts: Any
+) -> None:
+    """A challenger rebuilds the circuit on its own machine and must get the registry's
+    settingsHash. ezkl orders some settings lists by hash-set iteration, which changes between
+    processes (the cause of a CI failure), so this builds in fresh processes."""
+    hashes = {
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _BUILD_IN_A_NEW_PROCESS,
+                str(tiny_mlp_onnx),
+                str(tmp_path / str(i)),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+        ).stdout.split()[-1]
+        for i in range(3)
+    }
+    assert hashes == {tiny_mlp_artifacts.settings_hash.hex()}
 
 
 def test_hashes_areKeccakOfFileBytes(tiny_mlp_artifacts: Any, tiny_mlp_onnx: Path) -> None:
