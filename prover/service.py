@@ -37,6 +37,8 @@ from prover.metrics import NodeMetrics
 from prover.store import (
     KIND_BATCH,
     KIND_ONCHAIN,
+    UNRESOLVED_DISPUTES,
+    WORKING_DISPUTES,
     Batch,
     BatchState,
     Dispute,
@@ -53,11 +55,6 @@ from spotcheck.follower import ChainEvent, LogFollower
 log = logging.getLogger(__name__)
 
 CrashHook = Callable[[str], None]
-
-#: Disputes the node still works on (proving or sending the defence).
-WORKING = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
-#: Disputes not settled yet: the working ones and those no proof can win.
-UNRESOLVED = (*WORKING, DisputeState.UNDEFENDABLE)
 
 
 def _no_crash(point: str) -> None:
@@ -338,7 +335,7 @@ class NodeService:
 
     def defend_disputes(self) -> int:
         done = 0
-        for dispute in self.store.disputes(*UNRESOLVED):
+        for dispute in self.store.disputes(*UNRESOLVED_DISPUTES):
             try:
                 done += self._defend(dispute)
             except (ChainError, ProofError) as err:
@@ -485,7 +482,7 @@ class NodeService:
 
     def _alert_if_late(self, dispute: Dispute) -> None:
         current = self.store.dispute(dispute.dispute_id)
-        if current is None or current.status not in WORKING:
+        if current is None or current.status not in WORKING_DISPUTES:
             return  # resolved, or undefendable (alerted once when it was found out)
         window = self._proof_window(dispute)
         remaining = dispute.proof_deadline - self.chain.now()
@@ -515,7 +512,9 @@ class NodeService:
         self.metrics.stake.set(stake.amount)
         self.metrics.stake_locked.set(stake.locked)
         counts = self.store.counts()
-        self.metrics.open_disputes.set(sum(counts["disputes"].get(s, 0) for s in UNRESOLVED))
+        self.metrics.open_disputes.set(
+            sum(counts["disputes"].get(s, 0) for s in UNRESOLVED_DISPUTES)
+        )
         self.metrics.pending_jobs.set(counts["served_jobs"]["pending"])
         self.metrics.halted.set(1 if self.halted else 0)
 

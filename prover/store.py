@@ -147,6 +147,12 @@ class DisputeState(StrEnum):
     UNDEFENDABLE = "undefendable"
 
 
+#: Disputes the node still works on (proving or sending the defence).
+WORKING_DISPUTES = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DEFENDING)
+#: Disputes not settled yet: the working ones and those no proof can win.
+UNRESOLVED_DISPUTES = (*WORKING_DISPUTES, DisputeState.UNDEFENDABLE)
+
+
 #: Dispute kinds, as IDisputeManager.JobKind.
 KIND_ONCHAIN = 0
 KIND_BATCH = 1
@@ -663,18 +669,14 @@ class Store:
         committed_output: Sequence[int],
     ) -> None:
         """Keep the proof so that a restart re-sends it instead of proving again."""
-        with self._write() as c:
-            self._cas(
-                c,
-                "disputes",
-                "dispute_id",
-                _hex(dispute_id),
-                [DisputeState.OPEN],
-                DisputeState.PROOF_READY,
-                proof=_hex(proof),
-                instances=_dump(instances),
-                committed_output=_dump(committed_output),
-            )
+        self._move_dispute(
+            dispute_id,
+            [DisputeState.OPEN],
+            DisputeState.PROOF_READY,
+            proof=_hex(proof),
+            instances=_dump(instances),
+            committed_output=_dump(committed_output),
+        )
 
     def defend_intent(self, dispute_id: bytes, nonce: int | None) -> None:
         with self._write() as c:
@@ -691,46 +693,27 @@ class Store:
             c.execute("UPDATE disputes SET attempts = attempts + 1 WHERE dispute_id = ?", (key,))
 
     def mark_defended(self, dispute_id: bytes, tx_hash: str | None) -> None:
-        with self._write() as c:
-            self._cas(
-                c,
-                "disputes",
-                "dispute_id",
-                _hex(dispute_id),
-                [DisputeState.PROOF_READY, DisputeState.DEFENDING, DisputeState.UNDEFENDABLE],
-                DisputeState.DEFENDED,
-                tx_hash=tx_hash,
-            )
+        self._move_dispute(
+            dispute_id,
+            [DisputeState.PROOF_READY, DisputeState.DEFENDING, DisputeState.UNDEFENDABLE],
+            DisputeState.DEFENDED,
+            tx_hash=tx_hash,
+        )
 
     def mark_dispute_lost(self, dispute_id: bytes, reason: str) -> None:
-        with self._write() as c:
-            self._cas(
-                c,
-                "disputes",
-                "dispute_id",
-                _hex(dispute_id),
-                [
-                    DisputeState.OPEN,
-                    DisputeState.PROOF_READY,
-                    DisputeState.DEFENDING,
-                    DisputeState.UNDEFENDABLE,
-                ],
-                DisputeState.LOST,
-                last_error=reason,
-            )
+        self._move_dispute(dispute_id, UNRESOLVED_DISPUTES, DisputeState.LOST, last_error=reason)
 
     def mark_dispute_undefendable(self, dispute_id: bytes, reason: str) -> None:
         """An open dispute that no proof can win (checked against the circuit's witness)."""
+        self._move_dispute(
+            dispute_id, [DisputeState.OPEN], DisputeState.UNDEFENDABLE, last_error=reason
+        )
+
+    def _move_dispute(
+        self, dispute_id: bytes, allowed: Sequence[str], to: str, **fields: object
+    ) -> None:
         with self._write() as c:
-            self._cas(
-                c,
-                "disputes",
-                "dispute_id",
-                _hex(dispute_id),
-                [DisputeState.OPEN],
-                DisputeState.UNDEFENDABLE,
-                last_error=reason,
-            )
+            self._cas(c, "disputes", "dispute_id", _hex(dispute_id), allowed, to, **fields)
 
     def dispute_error(self, dispute_id: bytes, error: str) -> None:
         with self._write() as c:
