@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from spotcheck.errors import ConfigError
+from spotcheck.encoding import parse_bytes32
+from spotcheck.errors import ConfigError, EncodingError
 
 #: Keys of a ``[models.<id>]`` table that name files.
 MODEL_PATH_KEYS = ("onnx_path", "calibration_path", "srs_path")
@@ -26,10 +28,10 @@ S = TypeVar("S", bound=BaseSettings)
 def normalise_model_id(key: str) -> str:
     """``0x``-prefixed 32-byte hex, lower case; anything else is a ConfigError-worthy value."""
     hex_id = key.lower()
-    if not hex_id.startswith("0x") or len(hex_id) != 66:
-        raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
-    int(hex_id, 16)
-    return hex_id
+    if hex_id.startswith("0x") and len(hex_id) == 66:
+        with suppress(EncodingError):
+            return "0x" + parse_bytes32(hex_id).hex()
+    raise ValueError(f"model id {key!r} must be a 0x-prefixed 32-byte hex string")
 
 
 class ServiceSettings(BaseSettings):

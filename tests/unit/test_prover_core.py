@@ -337,10 +337,13 @@ def test_loadSettings_rejectsBadModelIdAndRates(tmp_path: Path) -> None:
     from prover.config import load_settings
     from spotcheck.errors import ConfigError
 
-    with pytest.raises(ConfigError):
-        load_settings(
-            None, models={"0x12": {"onnx_path": "m", "input_scale": 1, "output_scale": 1, "tau": 0}}
-        )
+    model = {"onnx_path": "m", "input_scale": 1, "output_scale": 1, "tau": 0}
+    # Too short; and 64 characters that int() reads as hex but are not 32 bytes of it.
+    for bad_id in ("0x12", "0x" + "ab" * 31 + "_1"):
+        with pytest.raises(ConfigError):
+            load_settings(None, models={bad_id: model})
+    good = load_settings(None, models={"0x" + "AB" * 32: model})
+    assert list(good.models) == ["0x" + "ab" * 32]
     with pytest.raises(ConfigError):
         load_settings(None, fault_injection={"corrupt_rate": 1.5})
 
