@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from challenger.store import BatchState, JobState
+
 #: Job states in which the challenger has not decided yet.
-UNDECIDED = ("seen", "sampled", "mismatched", "dispute_sent")
+UNDECIDED = (JobState.SEEN, JobState.SAMPLED, JobState.MISMATCHED, JobState.DISPUTE_SENT)
 #: Job states of commitments it did not re-run.
-NOT_SAMPLED = ("seen", "skipped")
+NOT_SAMPLED = (JobState.SEEN, JobState.SKIPPED)
 
 
 @contextmanager
@@ -31,7 +33,7 @@ class ChallengerDb:
                 f"SELECT COUNT(*) FROM ch_jobs WHERE state IN ({marks})", UNDECIDED
             ).fetchone()[0]
             batches = conn.execute(
-                "SELECT COUNT(*) FROM ch_batches WHERE state = 'seen'"
+                "SELECT COUNT(*) FROM ch_batches WHERE state = ?", (BatchState.SEEN,)
             ).fetchone()[0]
             return bool(busy or batches)
 
