@@ -32,13 +32,13 @@ import httpx
 import pytest
 
 from spotcheck.toolchain import PROJECT_ROOT
-from tests.fixtures import models
 from tests.fixtures.processes import (
     APE,
     COMMAND_TIMEOUT_S,
     Env,
     field,
     free_port,
+    onboard_tiny_mlp,
     running_anvil,
     stop_process,
     wait_for,
@@ -89,19 +89,11 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
         out = e.run("contracts", "mint", "10000", *net, "--account", f"TEST::{i}", *dep)
         assert "minted 10000 tokens" in out
 
-    onnx = models.build("tiny_mlp", work)
-    calibration = work / "calibration.json"
-    calibration.write_text(
-        json.dumps({"inputs": [[(i * 37 % 200 - 100) / 100 for i in range(k, k + 4)]
-                               for k in range(16)]})
-    )  # fmt: skip
-    out = e.run(
-        "model", "onboard", str(onnx), "--calibration", str(calibration), "--dev-srs",
-        "--samples", "20", "--challenge-window", str(WINDOW_S), "--proof-window", str(WINDOW_S),
+    model = onboard_tiny_mlp(
+        e, "--challenge-window", str(WINDOW_S), "--proof-window", str(WINDOW_S),
         *net, "--account", "TEST::0", *dep,
     )  # fmt: skip
-    model_id, tau = field(out, "model id"), int(field(out, "tau"))
-    in_scale, out_scale = int(field(out, "input scale")), int(field(out, "output scale"))
+    model_id = model.model_id
     assert re.fullmatch(r"0x[0-9a-f]{64}", model_id)
 
     # -- node: keyfile account, stake, run ----------------------------------------------------
@@ -126,10 +118,7 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
     (work / "node.toml").write_text(
         f'db_path = "node.sqlite"\ndeployment_path = "deployment.json"\n'
         f"batch_size = 2\nbatch_interval_s = 2\npoll_interval_s = 0.5\n"
-        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n'
-        f'[models."{model_id}"]\nonnx_path = "tiny_mlp.onnx"\n'
-        f'calibration_path = "calibration.json"\n'
-        f"input_scale = {in_scale}\noutput_scale = {out_scale}\ntau = {tau}\n"
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n' + model.node_toml()
     )
     node_url = f"http://127.0.0.1:{http_port}"
     node = e.start("node", "node", "run", "--config", str(work / "node.toml"), *net, *node_acct)
@@ -148,11 +137,8 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
 
         # -- validator: running before any job is committed, like in production -------------
         (work / "challenger.toml").write_text(
-            f'state_dir = "challenger-state"\ndefault_rate = 1.0\nconfirmations = 0\n'
-            f"poll_interval_s = 0.5\n"
-            f'[models."{model_id}"]\nonnx_path = "tiny_mlp.onnx"\n'
-            f'calibration_path = "calibration.json"\n'
-            f"[http]\nport = {free_port()}\n"
+            'state_dir = "challenger-state"\ndefault_rate = 1.0\nconfirmations = 0\n'
+            "poll_interval_s = 0.5\n" + model.files_toml() + f"[http]\nport = {free_port()}\n"
         )
         ch_config = ("--config", str(work / "challenger.toml"))
         challenger = e.start(

@@ -30,6 +30,7 @@ import pytest
 from spotcheck.chain import DisputeStatus, JobStatus, ModelParams
 from spotcheck.encoding import onchain_job_key, quantize
 from tests.fixtures.chain import MOCK_MODEL, advance
+from tests.fixtures.processes import free_port, stop_process, wait_for
 
 pytestmark = [pytest.mark.chain]
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +41,7 @@ class TcpProxy:
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -102,15 +101,6 @@ def _states(db: Path) -> dict[str, int]:
     finally:
         conn.close()
     return {s: n for s, n in rows}
-
-
-def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -220,12 +210,12 @@ def test_challengerProcess_killedAndRpcOutage_endsInSameStateAsUninterruptedRun(
     proc = _start(tmp_path, proxy, deployment_file, config, index)
     try:
         # Kill 1: as soon as it has sampled (before or while disputing).
-        _wait(lambda: sum(_states(db).values()) >= 1, 120, "first sampled job")
+        wait_for(lambda: sum(_states(db).values()) >= 1, 120, "first sampled job")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc = _start(tmp_path, proxy, deployment_file, config, index)
         # Kill 2: disputes open, before settlement (the proof window has not passed).
-        _wait(lambda: _states(db).get("dispute_open", 0) == 3, 120, "3 open disputes")
+        wait_for(lambda: _states(db).get("dispute_open", 0) == 3, 120, "3 open disputes")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
@@ -238,16 +228,12 @@ def test_challengerProcess_killedAndRpcOutage_endsInSameStateAsUninterruptedRun(
         time.sleep(15)  # longer than the read retries (~8 s): whole ticks fail and back off
         assert proc.poll() is None, "the challenger must survive the outage"
         proxy.start()
-        _wait(lambda: _states(db).get("dispute_open", 0) == 4, 120, "catch-up after outage")
+        wait_for(lambda: _states(db).get("dispute_open", 0) == 4, 120, "catch-up after outage")
         advance(chain, MOCK_MODEL.proof_window + 1)
-        _wait(lambda: _states(db).get("won", 0) == 4, 120, "settlements")
-        _wait(lambda: spotcheck.dispute_manager.credits(challenger) == 0, 60, "withdrawal")
+        wait_for(lambda: _states(db).get("won", 0) == 4, 120, "settlements")
+        wait_for(lambda: spotcheck.dispute_manager.credits(challenger) == 0, 60, "withdrawal")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=20)
         proxy.stop()
 
     assert _states(db) == {"matched": 6, "won": 4}

@@ -54,9 +54,14 @@ from prover.receipts import Receipt, check_receipt_onchain, verify_receipt
 from spotcheck.encoding import quantize
 from spotcheck.merkle import MerkleTree
 from spotcheck.toolchain import PROJECT_ROOT
-from tests.fixtures.processes import Env, free_port, running_anvil, stop_process, wait_for
-from tests.fixtures.processes import field as output_field
-from verifier.examples import write_tiny_mlp
+from tests.fixtures.processes import (
+    Env,
+    free_port,
+    onboard_tiny_mlp,
+    running_anvil,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -221,22 +226,11 @@ def test_nodeProcess_sigkilledUnderLoadAndRestarted_commitsEveryJobExactlyOnce(
         "--commit-timeout", "600", "--out", str(deployment),
     )  # fmt: skip
     e.run("contracts", "mint", "10000", *net, "--account", "TEST::1", *dep)
-    onnx = write_tiny_mlp(work)
-    calibration = work / "calibration.json"
-    calibration.write_text(
-        json.dumps({"inputs": [[(i * 37 % 200 - 100) / 100 for i in range(k, k + 4)]
-                               for k in range(16)]})
+    model = onboard_tiny_mlp(
+        e, "--challenge-window", "5", "--proof-window", "30", "--slash", str(10**18),
+        *net, "--account", "TEST::0", *dep,
     )  # fmt: skip
-    out = e.run(
-        "model", "onboard", str(onnx), "--calibration", str(calibration), "--dev-srs",
-        "--samples", "20", "--challenge-window", "5", "--proof-window", "30",
-        "--slash", str(10**18), *net, "--account", "TEST::0", *dep,
-    )  # fmt: skip
-    model_id, tau = output_field(out, "model id"), int(output_field(out, "tau"))
-    in_scale, out_scale = (
-        int(output_field(out, "input scale")),
-        int(output_field(out, "output scale")),
-    )
+    model_id, in_scale = model.model_id, model.input_scale
     e.run("node", "stake", "2000", *net, "--account", "TEST::1", *dep)
 
     http_port = free_port()
@@ -244,10 +238,7 @@ def test_nodeProcess_sigkilledUnderLoadAndRestarted_commitsEveryJobExactlyOnce(
     config.write_text(
         f'db_path = "node.sqlite"\ndeployment_path = "deployment.json"\n'
         f"batch_size = 3\nbatch_interval_s = 1\npoll_interval_s = 0.2\nself_audit_rate = 0\n"
-        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n'
-        f'[models."{model_id}"]\nonnx_path = "tiny_mlp.onnx"\n'
-        f'calibration_path = "calibration.json"\n'
-        f"input_scale = {in_scale}\noutput_scale = {out_scale}\ntau = {tau}\n"
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n' + model.node_toml()
     )
     db = work / "node.sqlite"
     node_url = f"http://127.0.0.1:{http_port}"
