@@ -71,7 +71,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         bytes32 outputHash,
         bytes32[] calldata proof
     ) external nonReentrant returns (bytes32 disputeId) {
-        disputeId = SpotcheckHash.batchJobKey(batchId, jobId);
+        disputeId = SpotcheckHash.batchLeafKey(batchId, jobId);
         require(_disputes[disputeId].status == DisputeStatus.None, DisputeExists(disputeId));
         IJobManager.Batch memory b = jobManager.getBatch(batchId);
         require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(disputeId));

@@ -45,7 +45,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     uint256 public batchCount;
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 batchId => Batch) private _batches;
-    /// @dev key = SpotcheckHash.batchJobKey(batchId, jobId)
+    /// @dev key = SpotcheckHash.batchLeafKey(batchId, jobId)
     mapping(bytes32 key => bool) public batchJobProven;
     mapping(bytes32 key => bool) public batchJobInvalid;
     /// @inheritdoc IJobManager
@@ -254,7 +254,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchJobProven(uint256 batchId, uint256 jobId) external onlyDisputeManager {
         Batch storage b = _batch(batchId);
         b.openDisputes -= 1;
-        batchJobProven[SpotcheckHash.batchJobKey(batchId, jobId)] = true;
+        batchJobProven[SpotcheckHash.batchLeafKey(batchId, jobId)] = true;
         emit BatchJobProven(batchId, jobId);
     }
 
@@ -262,7 +262,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchJobInvalidated(uint256 batchId, uint256 jobId) external onlyDisputeManager {
         Batch storage b = _batch(batchId);
         b.openDisputes -= 1;
-        batchJobInvalid[SpotcheckHash.batchJobKey(batchId, jobId)] = true;
+        batchJobInvalid[SpotcheckHash.batchLeafKey(batchId, jobId)] = true;
         emit BatchJobInvalidated(batchId, jobId);
     }
 
@@ -285,7 +285,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
 
     /// @inheritdoc IJobManager
     function isBatchJobFinal(uint256 batchId, uint256 jobId) external view returns (bool) {
-        bytes32 key = SpotcheckHash.batchJobKey(batchId, jobId);
+        bytes32 key = SpotcheckHash.batchLeafKey(batchId, jobId);
         if (batchJobInvalid[key]) return false;
         return _batches[batchId].status == BatchStatus.Final || batchJobProven[key];
     }

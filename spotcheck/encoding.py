@@ -11,6 +11,9 @@ holds vectors that both sides assert.
   keccak: ~4x faster off-chain on the node's hot path; see ``docs/architecture.md``).
 - ``leaf = keccak256(bytes.concat(keccak256(abi.encode(uint256 jobId, bytes32 modelId,
   bytes32 inputHash, bytes32 outputHash))))`` (OpenZeppelin's double-hashed leaf).
+- ``batchLeafKey = keccak256(abi.encode(uint8(1), batchId, index))`` (by position);
+  ``receiptDigest`` binds a receipt to chain id and JobManager (docs/v2-protocol.md, 3 and 7).
+  The positional tree lives in ``spotcheck/merkle.py``.
 """
 
 from __future__ import annotations
@@ -133,9 +136,28 @@ def onchain_job_key(job_id: int) -> bytes:
     return keccak(abi_encode(["uint8", "uint256"], [0, job_id]))
 
 
-def batch_job_key(batch_id: int, job_id: int) -> bytes:
-    """Dispute id of a batch leaf: ``keccak256(abi.encode(uint8(1), batchId, jobId))``."""
-    return keccak(abi_encode(["uint8", "uint256", "uint256"], [1, batch_id, job_id]))
+def batch_leaf_key(batch_id: int, index: int) -> bytes:
+    """Key of leaf ``index`` of batch ``batchId``: ``keccak256(abi.encode(uint8(1), batchId,
+    index))``. Dispute id, leaf-request id and verdict key; by position, never by job id."""
+    return keccak(abi_encode(["uint8", "uint256", "uint256"], [1, batch_id, index]))
+
+
+#: ``keccak256("spotcheck.receipt.v2")``: the receipt digest's domain tag.
+RECEIPT_TYPEHASH = keccak(b"spotcheck.receipt.v2")
+
+
+def receipt_digest(chain_id: int, job_manager: str, leaf: bytes) -> bytes:
+    """What a node signs (EIP-191 ``personal_sign``) for a receipt:
+    ``keccak256(abi.encode(keccak256("spotcheck.receipt.v2"), chainId, jobManager, leaf))``.
+    Binds the receipt to one chain and one deployment."""
+    if len(leaf) != 32:
+        raise EncodingError(f"leaf must be 32 bytes, got {len(leaf)}")
+    return keccak(
+        abi_encode(
+            ["bytes32", "uint256", "address", "bytes32"],
+            [RECEIPT_TYPEHASH, chain_id, job_manager, leaf],
+        )
+    )
 
 
 def model_id(onnx_hash: bytes, settings_hash: bytes, verifier: str) -> bytes:

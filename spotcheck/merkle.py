@@ -1,7 +1,18 @@
-"""Merkle trees over batch leaves, compatible with OpenZeppelin ``MerkleProof.verify``.
+"""Positional Merkle trees over batch leaves (docs/v2-protocol.md, section 3).
 
-Pairs are hashed commutatively (``keccak(min(a, b) ++ max(a, b))``), so a proof is just the
-list of sibling hashes. An odd node at the end of a level is carried up unchanged.
+Solidity twin: ``SpotcheckHash.merkleRoot`` / ``SpotcheckHash.verify`` and
+``JobManager.verifyBatchLeaf``; shared vectors in ``tests/vectors/encoding.json``.
+
+- Depth ``d = ceil(log2(count))`` (``count == 1`` gives ``d = 0``: the root is the leaf).
+- Leaves ``0..count-1``, then ``bytes32(0)`` padding up to ``2**d``.
+- Inner node ``keccak256(left ++ right)``: ordered pairs, not sorted, so a proof fixes the
+  position of its leaf.
+- A proof of leaf ``index`` is exactly ``d`` siblings, bottom up; bit ``k`` of ``index`` says
+  whether the node at level ``k`` is a right child. It is valid only if ``index < count`` and
+  ``len(proof) == d``.
+
+Padding subtrees are never materialised: the hash of an all-padding subtree of height ``h`` is
+precomputed (``ZERO_HASHES[h]``), so building costs ``O(count)`` hashes whatever the padding.
 """
 
 from __future__ import annotations
@@ -12,13 +23,28 @@ from eth_utils import keccak
 
 from spotcheck.errors import EncodingError
 
+#: Padding leaf.
+ZERO_LEAF = b"\x00" * 32
+#: ``ZERO_HASHES[h]``: root of an all-padding subtree of height ``h``.
+ZERO_HASHES: list[bytes] = [ZERO_LEAF]
+for _ in range(256):
+    ZERO_HASHES.append(keccak(ZERO_HASHES[-1] + ZERO_HASHES[-1]))
 
-def hash_pair(a: bytes, b: bytes) -> bytes:
-    return keccak(a + b) if a < b else keccak(b + a)
+
+def hash_node(left: bytes, right: bytes) -> bytes:
+    """Inner node: ``keccak256(left ++ right)`` (ordered)."""
+    return keccak(left + right)
+
+
+def tree_depth(count: int) -> int:
+    """``ceil(log2(count))`` for ``count >= 1`` (``0`` for a single leaf)."""
+    if count < 1:
+        raise EncodingError(f"a batch holds at least one leaf, got count={count}")
+    return (count - 1).bit_length()
 
 
 class MerkleTree:
-    """A complete tree over ``leaves`` (already hashed, 32 bytes each)."""
+    """The positional tree over ``leaves`` (already hashed, 32 bytes each)."""
 
     def __init__(self, leaves: Sequence[bytes]) -> None:
         if not leaves:
@@ -26,12 +52,15 @@ class MerkleTree:
         for i, leaf in enumerate(leaves):
             if len(leaf) != 32:
                 raise EncodingError(f"leaf {i} must be 32 bytes, got {len(leaf)}")
-        self.levels: list[list[bytes]] = [list(leaves)]
-        while len(self.levels[-1]) > 1:
-            level = self.levels[-1]
-            nxt = [hash_pair(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-            if len(level) % 2:
-                nxt.append(level[-1])
+        self.depth = tree_depth(len(leaves))
+        # levels[h] holds the non-padding nodes at height h; a missing right node is padding.
+        self.levels: list[list[bytes]] = [[bytes(leaf) for leaf in leaves]]
+        for h in range(self.depth):
+            level = self.levels[h]
+            nxt = [
+                hash_node(level[i], level[i + 1] if i + 1 < len(level) else ZERO_HASHES[h])
+                for i in range(0, len(level), 2)
+            ]
             self.levels.append(nxt)
 
     @property
@@ -42,19 +71,35 @@ class MerkleTree:
         return len(self.levels[0])
 
     def proof(self, index: int) -> list[bytes]:
+        """The ``depth`` siblings of leaf ``index``, bottom up."""
         if not 0 <= index < len(self):
             raise EncodingError(f"leaf index {index} outside 0..{len(self) - 1}")
         out: list[bytes] = []
-        for level in self.levels[:-1]:
+        for h in range(self.depth):
+            level = self.levels[h]
             sibling = index ^ 1
-            if sibling < len(level):
-                out.append(level[sibling])
-            index //= 2
+            out.append(level[sibling] if sibling < len(level) else ZERO_HASHES[h])
+            index >>= 1
         return out
 
 
-def verify(proof: Sequence[bytes], root: bytes, leaf: bytes) -> bool:
-    node = leaf
+def root_from_proof(leaf: bytes, index: int, proof: Sequence[bytes]) -> bytes:
+    """``SpotcheckHash.merkleRoot``: the root ``proof`` rebuilds for ``leaf`` at ``index``."""
+    node = bytes(leaf)
     for sibling in proof:
-        node = hash_pair(node, sibling)
-    return node == root
+        node = hash_node(sibling, node) if index & 1 else hash_node(node, sibling)
+        index >>= 1
+    return node
+
+
+def verify(proof: Sequence[bytes], root: bytes, leaf: bytes, index: int, count: int) -> bool:
+    """True iff ``leaf`` is leaf ``index`` of the ``count``-leaf tree with root ``root``.
+
+    Never raises on bad input: a malformed proof (wrong length, bad sibling sizes, index out of
+    range, ``count < 1``) is simply not valid.
+    """
+    if count < 1 or not 0 <= index < count or len(proof) != tree_depth(count):
+        return False
+    if len(leaf) != 32 or any(len(s) != 32 for s in proof):
+        return False
+    return root_from_proof(leaf, index, proof) == bytes(root)

@@ -23,15 +23,18 @@ from spotcheck.encoding import (
     BN254_R,
     INT256_MAX,
     INT256_MIN,
-    batch_job_key,
+    RECEIPT_TYPEHASH,
+    batch_leaf_key,
     from_field,
     hash_vector,
     leaf_hash,
     onchain_job_key,
     parse_bytes32,
+    receipt_digest,
     to_field,
 )
 from spotcheck.errors import EncodingError
+from spotcheck.merkle import ZERO_HASHES, MerkleTree, root_from_proof, tree_depth, verify
 
 VECTORS_PATH = Path(__file__).resolve().parent.parent / "vectors" / "encoding.json"
 HALF = BN254_R // 2
@@ -85,11 +88,43 @@ def generate_vectors() -> dict[str, Any]:
             {"jobId": str(j), "key": "0x" + onchain_job_key(j).hex()}
             for j in (0, 1, 42, 2**256 - 1)
         ],
-        "batch_job_key": [
-            {"batchId": str(b), "jobId": str(j), "key": "0x" + batch_job_key(b, j).hex()}
-            for b, j in ((0, 0), (1, 1), (7, 1024), (2**256 - 1, 2**256 - 1))
+        "batch_leaf_key": [
+            {"batchId": str(b), "index": str(i), "key": "0x" + batch_leaf_key(b, i).hex()}
+            for b, i in ((0, 0), (1, 1), (7, 1024), (2**256 - 1, 2**256 - 1))
+        ],
+        "merkle": [_tree_vector(count) for count in (1, 2, 3, 4, 5, 7, 8, 9)],
+        "receipt_digest": [
+            {
+                "chainId": str(chain_id),
+                "jobManager": job_manager,
+                "leaf": "0x" + leaf.hex(),
+                "digest": "0x" + receipt_digest(chain_id, job_manager, leaf).hex(),
+            }
+            for chain_id, job_manager, leaf in (
+                (1, "0x" + "00" * 20, b"\x00" * 32),
+                (31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3", keccak(b"leaf")),
+                (2**64, "0x" + "ff" * 20, b"\xff" * 32),
+            )
         ],
         "from_field": [{"element": str(f), "value": str(from_field(f))} for f in fields_in],
+    }
+
+
+def _vector_leaves(count: int) -> list[bytes]:
+    """Deterministic leaves for the tree vectors (real leaves: job ids repeat on purpose)."""
+    model = keccak(b"model")
+    return [leaf_hash(i % 3, model, hash_vector([i]), hash_vector([i, -i])) for i in range(count)]
+
+
+def _tree_vector(count: int) -> dict[str, Any]:
+    leaves = _vector_leaves(count)
+    tree = MerkleTree(leaves)
+    return {
+        "count": count,
+        "depth": tree_depth(count),
+        "leaves": ["0x" + leaf.hex() for leaf in leaves],
+        "root": "0x" + tree.root.hex(),
+        "proofs": [["0x" + s.hex() for s in tree.proof(i)] for i in range(count)],
     }
 
 
@@ -125,7 +160,83 @@ def test_leaf_isDoubleKeccak_andKeysAreDomainSeparated(job_id: int, model: bytes
         abi_encode(["uint256", "bytes32", "bytes32", "bytes32"], [job_id, model, model, model])
     )
     assert leaf_hash(job_id, model, model, model) == keccak(inner)
-    assert onchain_job_key(job_id) != batch_job_key(0, job_id)
+    assert onchain_job_key(job_id) != batch_leaf_key(0, job_id)
+
+
+def _naive_root(leaves: list[bytes]) -> bytes:
+    """The spec read literally: pad with bytes32(0) to 2**d, hash ordered pairs up."""
+    level = list(leaves) + [b"\x00" * 32] * (2 ** tree_depth(len(leaves)) - len(leaves))
+    while len(level) > 1:
+        level = [keccak(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def test_treeDepth_isCeilLog2() -> None:
+    assert [tree_depth(n) for n in (1, 2, 3, 4, 5, 8, 9, 1024, 1025)] == [
+        0,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        10,
+        11,
+    ]
+    with pytest.raises(EncodingError):
+        tree_depth(0)
+
+
+def test_singleLeafTree_rootIsTheLeaf_andProofIsEmpty() -> None:
+    leaf = keccak(b"x")
+    tree = MerkleTree([leaf])
+    assert tree.root == leaf and tree.proof(0) == [] and len(tree) == 1
+    assert verify([], leaf, leaf, 0, 1)
+
+
+@given(
+    st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40, unique=True), st.data()
+)
+def test_merkleTree_matchesLiteralPaddedTree_andEveryProofVerifiesOnlyAtItsIndex(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
+    tree = MerkleTree(leaves)
+    assert tree.root == _naive_root(leaves)
+    count = len(leaves)
+    i = data.draw(st.integers(0, count - 1))
+    proof = tree.proof(i)
+    assert len(proof) == tree_depth(count)
+    assert verify(proof, tree.root, leaves[i], i, count)
+    # Another position, a count that changes the depth, or a truncated proof: never valid.
+    for j in range(count):
+        assert verify(proof, tree.root, leaves[i], j, count) == (j == i)
+    assert not verify(proof, tree.root, leaves[i], i + 2 ** len(proof), count)
+    assert not verify(proof, tree.root, leaves[i], count, count)
+    if proof:
+        assert not verify(proof[:-1], tree.root, leaves[i], i, count)
+    assert not verify([*proof, ZERO_HASHES[len(proof)]], tree.root, leaves[i], i, count)
+
+
+def test_paddingLeaf_isNeverProvable() -> None:
+    """index >= count is refused even though the zero leaf rebuilds the root."""
+    leaves = [keccak(bytes([i])) for i in range(3)]
+    tree = MerkleTree(leaves)
+    padding_proof = [leaves[2], tree.levels[1][0]]
+    assert root_from_proof(b"\x00" * 32, 3, padding_proof) == tree.root
+    assert not verify(padding_proof, tree.root, b"\x00" * 32, 3, 3)
+
+
+def test_receiptDigest_isDomainSeparated() -> None:
+    leaf = keccak(b"leaf")
+    jm = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    base = receipt_digest(31337, jm, leaf)
+    assert base == keccak(
+        abi_encode(
+            ["bytes32", "uint256", "address", "bytes32"], [RECEIPT_TYPEHASH, 31337, jm, leaf]
+        )
+    )
+    assert base != receipt_digest(1, jm, leaf)
+    assert base != receipt_digest(31337, "0x" + "11" * 20, leaf)
 
 
 if __name__ == "__main__":
