@@ -1,11 +1,21 @@
-"""The dApp side: request on-chain jobs and read outputs only once they are final and verified.
+"""The dApp side: request on-chain jobs and read outputs only for its own, final requests.
 
-An output is returned only if (1) ``JobManager.isJobFinal(jobId)`` — finalized after the
-challenge window or proven by a valid defence — and (2) the output emitted in
-``ResultCommitted`` hashes to the ``outputHash`` stored for the job (so an RPC node that
-serves a forged event is caught). An invalidated job (the node failed to defend a dispute) is
-an error, never an output. ``wait_for_output`` polls until final or a timeout; with
-``finalize=True`` it also calls ``finalize`` once the challenge window has passed (anyone may).
+An output is bound to its question (``../shared/DESIGN.md``, v2). :meth:`SpotcheckClient.
+request_job` returns a :class:`JobRequest`: who asked (the requester), the node asked, the model
+and the hash of the input. :meth:`SpotcheckClient.verified_output` takes that request and
+returns an output only if
+
+1. the job on chain is that request: same requester, node, ``modelId`` and ``inputHash`` (a job
+   someone else requested, for any model or input, is refused with :class:`JobMismatchError`,
+   however final and correct it is);
+2. ``JobManager.isJobFinal(jobId)``: finalized after the challenge window, or proven by a
+   valid defence;
+3. the output emitted in ``ResultCommitted`` hashes to the stored ``outputHash`` (an RPC node
+   that serves a forged event is caught).
+
+An invalidated job (its node failed to defend a dispute) or a cancelled one is an error, never
+an output. ``wait_for_output`` polls until final or a timeout; with ``finalize_sender`` it
+also calls ``finalize`` once the challenge window has passed (anyone may).
 """
 
 from __future__ import annotations
@@ -17,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotcheck.chain import JobStatus, SpotcheckContracts
-from spotcheck.encoding import dequantize, output_hash
-from spotcheck.errors import ChainError
+from spotcheck.encoding import dequantize, input_hash, output_hash
+from spotcheck.errors import ChainError, EncodingError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,50 @@ class JobNotFinalError(ChainError, TimeoutError):
 
 class JobInvalidError(ChainError):
     """The job was invalidated (its node failed to defend a dispute) or cancelled."""
+
+
+class JobMismatchError(ChainError, ValueError):
+    """The job on chain is not the caller's request (requester, node, model or input)."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """The question a dApp asked on chain: the only job whose output it may accept."""
+
+    job_id: int
+    requester: str
+    node: str
+    model_id: bytes
+    input_hash: bytes
+
+    @classmethod
+    def of(
+        cls, job_id: int, requester: str, node: str, model_id: bytes, input_q: Sequence[int]
+    ) -> JobRequest:
+        """The request for ``input_q`` (hashed here, as ``requestJob`` hashes it)."""
+        return cls(int(job_id), str(requester), str(node), bytes(model_id), input_hash(input_q))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jobId": self.job_id,
+            "requester": self.requester,
+            "node": self.node,
+            "modelId": "0x" + self.model_id.hex(),
+            "inputHash": "0x" + self.input_hash.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobRequest:
+        try:
+            return cls(
+                job_id=int(data["jobId"]),
+                requester=str(data["requester"]),
+                node=str(data["node"]),
+                model_id=bytes.fromhex(str(data["modelId"]).removeprefix("0x")),
+                input_hash=bytes.fromhex(str(data["inputHash"]).removeprefix("0x")),
+            )
+        except (KeyError, ValueError) as err:
+            raise EncodingError(f"invalid job request record: {err}") from err
 
 
 @dataclass(frozen=True)
@@ -55,6 +109,27 @@ def check_committed_output(output_q: Sequence[int], stored_hash: bytes, job_id: 
         )
 
 
+def check_job_matches(request: JobRequest, job: Any) -> None:
+    """Raise :class:`JobMismatchError` unless the on-chain ``job`` is ``request``."""
+    mismatches = []
+    if str(job.requester).lower() != request.requester.lower():
+        mismatches.append(f"requester {job.requester} (you are {request.requester})")
+    if str(job.node).lower() != request.node.lower():
+        mismatches.append(f"node {job.node} (you asked {request.node})")
+    if bytes(job.modelId) != request.model_id:
+        mismatches.append(
+            f"model 0x{bytes(job.modelId).hex()} (you asked 0x{request.model_id.hex()})"
+        )
+    if bytes(job.inputHash) != request.input_hash:
+        mismatches.append(
+            f"input hash 0x{bytes(job.inputHash).hex()} (yours 0x{request.input_hash.hex()})"
+        )
+    if mismatches:
+        raise JobMismatchError(
+            f"job {request.job_id} is not your request: " + "; ".join(mismatches)
+        )
+
+
 class SpotcheckClient:
     """Thin typed client over the deployed contracts (Ape instances)."""
 
@@ -62,17 +137,45 @@ class SpotcheckClient:
         self.contracts = contracts
         self._clock = clock
 
+    def price_of(self, node: str, model_id: bytes) -> int:
+        """``JobManager.priceOf(node, modelId)``: the least fee ``requestJob`` accepts."""
+        return int(self.contracts.job_manager.priceOf(node, model_id))
+
+    def check_request(self, model_id: bytes, input_q: Sequence[int], node: str, fee: int) -> None:
+        """What ``requestJob`` would revert on, checked before anything is sent: the model,
+        the input's length and domain ``[inLo, inHi]``, and ``fee >= priceOf(node, model)``."""
+        try:
+            model = self.contracts.model_registry.getModel(model_id)
+        except Exception as err:  # UnknownModel revert
+            raise ChainError(f"model 0x{bytes(model_id).hex()} is not registered") from err
+        if not bool(model.active):
+            raise ChainError(f"model 0x{bytes(model_id).hex()} is not active")
+        if len(input_q) != int(model.inputLen):
+            raise InputError(
+                f"input has {len(input_q)} elements; model expects {int(model.inputLen)}"
+            )
+        lo, hi = int(model.inLo), int(model.inHi)
+        for i, v in enumerate(input_q):
+            if not lo <= int(v) <= hi:
+                raise InputError(f"input[{i}] = {v} is outside the model's domain [{lo}, {hi}]")
+        price = self.price_of(node, model_id)
+        if fee < price:
+            raise ChainError(f"fee {fee} is below node {node}'s price {price} for this model")
+
     def request_job(
         self, model_id: bytes, input_q: Sequence[int], node: str, fee: int, sender: Any
-    ) -> int:
-        """Escrow ``fee`` (needs allowance); request ``model_id`` on ``input_q`` from ``node``."""
-        model = self.contracts.model_registry.getModel(model_id)
-        if len(input_q) != int(model.inputLen):
-            raise ChainError(f"input has {len(input_q)} elements; model expects {model.inputLen}")
+    ) -> JobRequest:
+        """Escrow ``fee`` (needs allowance); request ``model_id`` on ``input_q`` from ``node``.
+
+        Returns the request: keep it, it is what :meth:`verified_output` checks the job against.
+        """
+        self.check_request(model_id, input_q, node, fee)
         receipt = self.contracts.job_manager.requestJob(
             model_id, list(input_q), node, fee, sender=sender
         )
-        return int(receipt.return_value)
+        return JobRequest.of(
+            int(receipt.return_value), str(sender.address), node, model_id, input_q
+        )
 
     def committed_output(self, job_id: int) -> list[int]:
         """The output the node emitted in ``ResultCommitted`` (not yet checked)."""
@@ -89,18 +192,21 @@ class SpotcheckClient:
             raise JobNotFinalError(f"job {job_id} has no committed result yet")
         return [int(v) for v in logs[-1].output]
 
-    def verified_output(self, job_id: int) -> VerifiedOutput:
-        """The job's output if it is final on-chain and matches the stored hash; else raise."""
+    def verified_output(self, request: JobRequest) -> VerifiedOutput:
+        """The output of ``request`` if the job on chain is that request, is final, and its
+        emitted output matches the stored hash; else raise."""
+        job_id = request.job_id
         jm = self.contracts.job_manager
         try:
             job = jm.getJob(job_id)
         except Exception as err:  # UnknownJob revert
             raise ChainError(f"job {job_id} does not exist") from err
         status = JobStatus(int(job.status))
-        if status in (JobStatus.INVALID, JobStatus.CANCELLED):
-            raise JobInvalidError(f"job {job_id} is {status.name.lower()}: no usable output")
         if status == JobStatus.NONE:
             raise ChainError(f"job {job_id} does not exist")
+        check_job_matches(request, job)
+        if status in (JobStatus.INVALID, JobStatus.CANCELLED):
+            raise JobInvalidError(f"job {job_id} is {status.name.lower()}: no usable output")
         if not jm.isJobFinal(job_id):
             raise JobNotFinalError(f"job {job_id} is not final (status {status.name.lower()})")
         output_q = self.committed_output(job_id)
@@ -131,7 +237,7 @@ class SpotcheckClient:
 
     def wait_for_output(
         self,
-        job_id: int,
+        request: JobRequest,
         timeout: float,
         poll_interval: float = 1.0,
         finalize_sender: Any | None = None,
@@ -140,10 +246,12 @@ class SpotcheckClient:
         deadline = self._clock() + timeout
         while True:
             try:
-                return self.verified_output(job_id)
+                return self.verified_output(request)
             except JobNotFinalError:
                 if self._clock() >= deadline:
-                    raise JobNotFinalError(f"job {job_id} not final after {timeout:g} s") from None
+                    raise JobNotFinalError(
+                        f"job {request.job_id} not final after {timeout:g} s"
+                    ) from None
             if finalize_sender is not None:
-                self._try_finalize(job_id, finalize_sender)
+                self._try_finalize(request.job_id, finalize_sender)
             time.sleep(poll_interval)

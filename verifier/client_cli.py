@@ -1,11 +1,23 @@
-"""``spotcheck job ...``: the dApp side on the command line (request a job, read its output)."""
+"""``spotcheck job ...``: the dApp side on the command line (request a job, read its output).
+
+``job request`` keeps a record of each request it sends (requester, node, model, input hash)
+next to the deployment file; ``job output`` accepts a job's output only if the job on chain is
+that request, so an output of a job someone else requested, or of another model or input, is
+refused. Without a record (a request sent from elsewhere), give the model and the input you
+asked with ``--model`` and ``--input``; the requester is always ``--account``.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from spotcheck.chain import SpotcheckContracts
+    from verifier.client import JobRequest
 
 
 def _model_id(text: str) -> bytes:
@@ -18,9 +30,38 @@ def _model_id(text: str) -> bytes:
         raise click.BadParameter(f"{text!r} is not a 0x-prefixed 32-byte model id") from err
 
 
+def requests_dir(contracts: SpotcheckContracts, deployment: Path | None) -> Path:
+    """Where ``job request`` records requests: beside the deployment file, per JobManager."""
+    from spotcheck.chain import default_deployment_path
+
+    base = deployment or default_deployment_path(contracts.deployment.chain_id)
+    return base.parent / "requests" / contracts.deployment.job_manager.lower()
+
+
+def save_request(directory: Path, request: JobRequest, deploy_block: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{request.job_id}.json"
+    path.write_text(json.dumps({**request.to_json(), "deployBlock": deploy_block}, indent=2))
+    return path
+
+
+def load_request(directory: Path, job_id: int, deploy_block: int) -> JobRequest | None:
+    """The recorded request for ``job_id`` on this deployment, if any (a record left by an
+    earlier deployment at the same address, e.g. a restarted anvil, is ignored)."""
+    from verifier.client import JobRequest
+
+    path = directory / f"{job_id}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if int(data.get("deployBlock", -1)) != deploy_block:
+        return None
+    return JobRequest.from_json(data)
+
+
 @click.group()
 def job() -> None:
-    """dApp side: request jobs and read verified outputs."""
+    """dApp side: request jobs and read verified outputs of your own requests."""
 
 
 def _commands() -> None:
@@ -36,15 +77,20 @@ def _commands() -> None:
         help='JSON: {"input": [floats]} or {"input_q": [ints]}.',
     )
     @click.option("--node", required=True, help="Address of the node that must serve the job.")
-    @click.option("--fee", type=int, required=True, help="Fee in token base units (escrowed).")
+    @click.option(
+        "--fee",
+        type=int,
+        default=None,
+        help="Fee in token base units (escrowed); default: the node's price for the model.",
+    )
     @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
-    @click.option("--dry-run", is_flag=True, help="Check the input; send nothing.")
+    @click.option("--dry-run", is_flag=True, help="Check the input and the fee; send nothing.")
     def request(
         account: Any,
         model_id: str,
         input_file: Path,
         node: str,
-        fee: int,
+        fee: int | None,
         deployment: Path | None,
         dry_run: bool,
     ) -> None:
@@ -55,12 +101,16 @@ def _commands() -> None:
         from verifier.datafiles import load_input_q
 
         contracts = SpotcheckContracts.connect(path=deployment)
+        client = SpotcheckClient(contracts)
         mid = _model_id(model_id)
         try:
             model = contracts.model_registry.getModel(mid)
         except Exception as err:  # UnknownModel revert
             raise ChainError(f"model {model_id} is not registered on this chain") from err
         input_q = load_input_q(input_file, int(model.inputScale))
+        if fee is None:
+            fee = client.price_of(node, mid)
+        client.check_request(mid, input_q, node, fee)
         token, jm = contracts.token, contracts.job_manager
         balance = int(token.balanceOf(account.address))
         if balance < fee:
@@ -73,33 +123,84 @@ def _commands() -> None:
         try:
             if approve:  # the fee is escrowed by JobManager
                 token.approve(jm.address, fee, sender=account)
-            job_id = SpotcheckClient(contracts).request_job(mid, input_q, node, fee, account)
+            req = client.request_job(mid, input_q, node, fee, account)
         except ChainError:
             raise
         except Exception as err:  # Ape's ContractLogicError and friends
             raise ChainError(f"requestJob failed: {err}") from err
-        click.echo(f"job id {job_id}")
+        path = save_request(
+            requests_dir(contracts, deployment), req, contracts.deployment.deploy_block
+        )
+        click.echo(f"job id {req.job_id}")
+        click.echo(f"request recorded in {path}")
 
     @chain_command()
     @click.argument("job_id", type=int)
+    @click.option("--model", "model_id", help="Model id you asked for (if no local record).")
+    @click.option(
+        "--input",
+        "input_file",
+        type=click.Path(exists=True, path_type=Path),
+        help="The input you sent (if no local record).",
+    )
+    @click.option("--node", help="The node you asked (if no local record; default: the job's).")
     @click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for finality.")
     @click.option("--finalize", is_flag=True, help="Call finalize once the window has passed.")
     @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
     def output(
-        account: Any, job_id: int, wait_s: float, finalize: bool, deployment: Path | None
+        account: Any,
+        job_id: int,
+        model_id: str | None,
+        input_file: Path | None,
+        node: str | None,
+        wait_s: float,
+        finalize: bool,
+        deployment: Path | None,
     ) -> None:
-        """Print JOB_ID's output if it is final on-chain and matches its committed hash."""
+        """Print JOB_ID's output if it is your request (requester --account, the model and
+        input you asked), final on-chain, and matches its committed hash."""
         from spotcheck.chain import SpotcheckContracts
-        from verifier.client import SpotcheckClient
+        from spotcheck.errors import ChainError
+        from verifier.client import JobRequest, SpotcheckClient
+        from verifier.datafiles import load_input_q
 
-        client = SpotcheckClient(SpotcheckContracts.connect(path=deployment))
-        if wait_s > 0:
-            out = client.wait_for_output(
-                job_id, wait_s, finalize_sender=account if finalize else None
-            )
+        contracts = SpotcheckContracts.connect(path=deployment)
+        client = SpotcheckClient(contracts)
+        try:
+            job_ = contracts.job_manager.getJob(job_id)
+        except Exception as err:  # UnknownJob revert
+            raise ChainError(f"job {job_id} does not exist") from err
+        if int(job_.status) == 0:
+            raise ChainError(f"job {job_id} does not exist")
+
+        if model_id is not None or input_file is not None:
+            if model_id is None or input_file is None:
+                raise click.UsageError("give both --model and --input")
+            mid = _model_id(model_id)
+            model = contracts.model_registry.getModel(mid)
+            input_q = load_input_q(input_file, int(model.inputScale))
+            req = JobRequest.of(job_id, str(account.address), node or str(job_.node), mid, input_q)
         else:
-            out = client.verified_output(job_id)
-        click.echo(f"job {out.job_id} (model 0x{out.model_id.hex()}): final, hash verified")
+            directory = requests_dir(contracts, deployment)
+            found = load_request(directory, job_id, contracts.deployment.deploy_block)
+            if found is None:
+                raise ChainError(
+                    f"no record of job {job_id} in {directory}: pass --model and --input "
+                    "(the model and input you asked)"
+                )
+            if found.requester.lower() != str(account.address).lower():
+                raise ChainError(
+                    f"job {job_id} was recorded as requested by {found.requester}, "
+                    f"not by {account.address}"
+                )
+            req = found
+        if wait_s > 0:
+            out = client.wait_for_output(req, wait_s, finalize_sender=account if finalize else None)
+        else:
+            out = client.verified_output(req)
+        click.echo(
+            f"job {out.job_id} (model 0x{out.model_id.hex()}): your request, final, hash verified"
+        )
         click.echo(f"output_q {list(out.output_q)}")
         click.echo(f"output   {out.values}")
 

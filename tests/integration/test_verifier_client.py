@@ -1,17 +1,21 @@
-"""The dApp client returns an output only when the job is final and the output matches its hash."""
+"""The dApp client returns an output only for the caller's own request (requester, node, model,
+input), only when the job is final, and only when the output matches its hash."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from spotcheck.encoding import output_hash
-from spotcheck.errors import ChainError
-from tests.fixtures.chain import JOB_OUTPUT, MOCK_MODEL, TEST_PARAMS, advance
+from spotcheck.encoding import input_hash, output_hash
+from spotcheck.errors import ChainError, InputError
+from tests.fixtures.chain import JOB_FEE, JOB_INPUT, JOB_OUTPUT, MOCK_MODEL, TEST_PARAMS, advance
 from verifier.client import (
     JobInvalidError,
+    JobMismatchError,
     JobNotFinalError,
+    JobRequest,
     SpotcheckClient,
     check_committed_output,
 )
@@ -24,58 +28,121 @@ def client(spotcheck: Any) -> SpotcheckClient:
     return SpotcheckClient(spotcheck.contracts)
 
 
-def test_committedButInWindow_isNotFinal(client: SpotcheckClient, make_job: Any) -> None:
+@pytest.fixture
+def own(spotcheck: Any, requester: Any, node: Any) -> Any:
+    """``own(job_id, input_q=JOB_INPUT)``: the request ``requester`` made (as ``make_job``)."""
+
+    def _own(job_id: int, input_q: list[int] = JOB_INPUT) -> JobRequest:
+        return JobRequest.of(job_id, requester.address, node.address, spotcheck.model_id, input_q)
+
+    return _own
+
+
+def test_committedButInWindow_isNotFinal(client: SpotcheckClient, make_job: Any, own: Any) -> None:
     job_id = make_job()
     with pytest.raises(JobNotFinalError, match="not final"):
-        client.verified_output(job_id)
+        client.verified_output(own(job_id))
 
 
 def test_afterFinalize_returnsHashCheckedOutput(
-    client: SpotcheckClient, make_job: Any, chain: Any, spotcheck: Any, requester: Any
+    client: SpotcheckClient, make_job: Any, own: Any, chain: Any, spotcheck: Any, requester: Any
 ) -> None:
     job_id = make_job()
     advance(chain, MOCK_MODEL.challenge_window + 1)
     spotcheck.job_manager.finalize(job_id, sender=requester)
-    out = client.verified_output(job_id)
+    out = client.verified_output(own(job_id))
     assert list(out.output_q) == JOB_OUTPUT
     assert out.output_hash == output_hash(JOB_OUTPUT)
     assert out.values == [v / 2**MOCK_MODEL.output_scale for v in JOB_OUTPUT]
 
 
-def test_waitForOutput_finalizesAfterWindow(
-    client: SpotcheckClient, make_job: Any, chain: Any, requester: Any
+def test_attack_finalJobRequestedBySomeoneElse_isRefused(
+    client: SpotcheckClient,
+    own: Any,
+    chain: Any,
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    node: Any,
+) -> None:
+    """Issue 11, 6: a consumer offered a job it never requested (same node, model and input,
+    final and correct) is refused: the job's requester is someone else."""
+    jm = spotcheck.job_manager
+    fee = max(int(jm.priceOf(node, spotcheck.model_id)), 1)
+    spotcheck.token.approve(jm, fee, sender=challenger)
+    theirs = int(
+        jm.requestJob(spotcheck.model_id, JOB_INPUT, node, fee, sender=challenger).return_value
+    )
+    jm.commitResult(theirs, input_hash(JOB_INPUT), JOB_OUTPUT, sender=node)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalize(theirs, sender=requester)
+    assert jm.isJobFinal(theirs)
+    with pytest.raises(JobMismatchError, match="not your request: requester"):
+        client.verified_output(own(theirs))
+    with pytest.raises(JobMismatchError):
+        client.wait_for_output(own(theirs), timeout=1, poll_interval=0.1)
+
+
+def test_ownJob_butAnotherInputOrModelOrNode_isRefused(
+    client: SpotcheckClient, make_job: Any, own: Any, chain: Any, spotcheck: Any, requester: Any
 ) -> None:
     job_id = make_job()
     advance(chain, MOCK_MODEL.challenge_window + 1)
-    out = client.wait_for_output(job_id, timeout=10, poll_interval=0.1, finalize_sender=requester)
+    spotcheck.job_manager.finalize(job_id, sender=requester)
+    mine = own(job_id)
+    assert client.verified_output(mine).job_id == job_id
+    with pytest.raises(JobMismatchError, match="input hash"):
+        client.verified_output(own(job_id, [4, 3, 2, 1]))
+    with pytest.raises(JobMismatchError, match="model"):
+        client.verified_output(replace(mine, model_id=b"\x01" * 32))
+    with pytest.raises(JobMismatchError, match="node"):
+        client.verified_output(replace(mine, node="0x" + "ee" * 20))
+
+
+def test_waitForOutput_finalizesAfterWindow(
+    client: SpotcheckClient, make_job: Any, own: Any, chain: Any, requester: Any
+) -> None:
+    job_id = make_job()
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    out = client.wait_for_output(
+        own(job_id), timeout=10, poll_interval=0.1, finalize_sender=requester
+    )
     assert list(out.output_q) == JOB_OUTPUT
 
 
-def test_waitForOutput_timesOut_whileWindowOpen(client: SpotcheckClient, make_job: Any) -> None:
+def test_waitForOutput_timesOut_whileWindowOpen(
+    client: SpotcheckClient, make_job: Any, own: Any
+) -> None:
     job_id = make_job()
     with pytest.raises(JobNotFinalError, match=r"after 0\.3 s"):
-        client.wait_for_output(job_id, timeout=0.3, poll_interval=0.1)
+        client.wait_for_output(own(job_id), timeout=0.3, poll_interval=0.1)
 
 
 def test_invalidatedJob_raises(
-    client: SpotcheckClient, make_job: Any, chain: Any, spotcheck: Any, challenger: Any
+    client: SpotcheckClient,
+    make_job: Any,
+    own: Any,
+    chain: Any,
+    spotcheck: Any,
+    challenger: Any,
 ) -> None:
     job_id = make_job()
-    dispute_id = spotcheck.dispute_manager.openDispute(job_id, sender=challenger).return_value
+    dm = spotcheck.dispute_manager
+    dispute_id = dm.openDispute(job_id, output_hash(JOB_OUTPUT), sender=challenger).return_value
     advance(chain, MOCK_MODEL.proof_window + 1)
-    spotcheck.dispute_manager.settle(dispute_id, sender=challenger)
+    dm.settle(dispute_id, sender=challenger)
     with pytest.raises(JobInvalidError, match="invalid"):
-        client.verified_output(job_id)
+        client.verified_output(own(job_id))
 
 
 def test_uncommittedJob_cancelled_raises(
-    client: SpotcheckClient, make_job: Any, chain: Any, spotcheck: Any, requester: Any
+    client: SpotcheckClient, make_job: Any, own: Any, chain: Any, spotcheck: Any, requester: Any
 ) -> None:
     job_id = make_job(commit=False)
     advance(chain, TEST_PARAMS.commit_timeout + 1)
     spotcheck.job_manager.cancelJob(job_id, sender=requester)
     with pytest.raises(JobInvalidError, match="cancelled"):
-        client.verified_output(job_id)
+        client.verified_output(own(job_id))
 
 
 def test_forgedOutput_failsHashCheck() -> None:
@@ -88,13 +155,37 @@ def test_forgedOutput_failsHashCheck() -> None:
 def test_requestJob_wrongInputLength_raisesBeforeSending(
     client: SpotcheckClient, spotcheck: Any, node: Any, requester: Any
 ) -> None:
-    with pytest.raises(ChainError, match="model expects 4"):
-        client.request_job(spotcheck.model_id, [1, 2, 3], node.address, 10, requester)
+    with pytest.raises(InputError, match="model expects 4"):
+        client.request_job(spotcheck.model_id, [1, 2, 3], node.address, JOB_FEE, requester)
 
 
-def test_requestJob_thenCommit_roundTrips(
-    client: SpotcheckClient, spotcheck: Any, node: Any, requester: Any, chain: Any
+def test_requestJob_inputOutsideDomain_raisesBeforeSending(
+    client: SpotcheckClient, spotcheck: Any, node: Any, requester: Any
 ) -> None:
-    job_id = client.request_job(spotcheck.model_id, [1, 2, 3, 4], node.address, 10, requester)
-    spotcheck.job_manager.commitResult(job_id, [7, 8], sender=node)
-    assert client.committed_output(job_id) == [7, 8]
+    model = spotcheck.model_registry.getModel(spotcheck.model_id)
+    bad = [0, 0, int(model.inHi) + 1, 0]
+    with pytest.raises(InputError, match=r"input\[2\].*outside the model's domain"):
+        client.request_job(spotcheck.model_id, bad, node.address, JOB_FEE, requester)
+
+
+def test_requestJob_feeBelowNodePrice_raisesBeforeSending(
+    client: SpotcheckClient, spotcheck: Any, node: Any, requester: Any
+) -> None:
+    spotcheck.job_manager.setPrice(spotcheck.model_id, 2 * JOB_FEE, sender=node)
+    assert client.price_of(node.address, spotcheck.model_id) == 2 * JOB_FEE
+    with pytest.raises(ChainError, match=r"below node .* price"):
+        client.request_job(spotcheck.model_id, JOB_INPUT, node.address, JOB_FEE, requester)
+    req = client.request_job(spotcheck.model_id, JOB_INPUT, node.address, 2 * JOB_FEE, requester)
+    assert int(spotcheck.job_manager.getJob(req.job_id).fee) == 2 * JOB_FEE
+
+
+def test_requestJob_returnsTheRequest_thenCommit_roundTrips(
+    client: SpotcheckClient, spotcheck: Any, node: Any, requester: Any
+) -> None:
+    req = client.request_job(spotcheck.model_id, JOB_INPUT, node.address, JOB_FEE, requester)
+    assert req == JobRequest.of(
+        req.job_id, requester.address, node.address, spotcheck.model_id, JOB_INPUT
+    )
+    assert JobRequest.from_json(req.to_json()) == req
+    spotcheck.job_manager.commitResult(req.job_id, req.input_hash, [7, 8], sender=node)
+    assert client.committed_output(req.job_id) == [7, 8]
