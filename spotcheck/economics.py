@@ -12,7 +12,12 @@ Two caveats live next to the formula (see ``docs/economics.md``). When an output
 ``V`` the gain from a bad output is ``C + V``, not ``C``, and the slash must be sized to it.
 When the cheater can front-run the honest challenger's dispute with its own (the first dispute
 wins), it gets the bounty share ``b`` of its own slash back, so the slash that deters is
-``S (1 - b)``.
+``S (1 - b)``; ``ModelRegistry`` caps ``bountyBps`` at 5000, so that is at least ``S / 2``.
+
+Every open commitment is fully backed (``../shared/DESIGN.md``, v2): a batch of ``n`` jobs
+reserves ``n S`` of the node's stake until it is final, so stake caps a node's throughput.
+:func:`stake_for_throughput` gives the stake a throughput needs:
+``jobs/s x (challengeWindow + proof time) x S``.
 
 Money is in token units (floats); probabilities are fractions in [0, 1].
 """
@@ -27,22 +32,29 @@ from spotcheck.errors import ConfigError
 
 __all__ = [
     "DEFAULTS",
+    "MAX_BOUNTY_SHARE",
     "ProtocolDefaults",
     "Recommendation",
     "SamplingCheck",
+    "StakeRequirement",
     "Verdict",
     "cheater_expected_profit",
     "check_sampling",
     "detection_probability",
     "effective_slash",
     "honest_profit_per_job",
+    "max_throughput",
     "min_sampling_probability",
     "node_expected_income",
     "recommend",
+    "stake_for_throughput",
 ]
 
 #: A sampling probability is called SAFE at or above this multiple of the minimum.
 DEFAULT_SAFETY_FACTOR = 2.0
+#: ``ModelRegistry.MAX_BOUNTY_BPS / 10_000``: a cheater's second address disputing itself
+#: recovers at most half of the slash (docs/v2-protocol.md, 1).
+MAX_BOUNTY_SHARE = 0.5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +90,15 @@ def _fraction(name: str, value: float, *, below_one: bool = False) -> float:
     if not 0 <= v <= 1:
         raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
     return v
+
+
+def _bounty_share(value: float) -> float:
+    b = _fraction("bounty share b", value)
+    if b > MAX_BOUNTY_SHARE:
+        raise ConfigError(
+            f"bounty share b must be <= {MAX_BOUNTY_SHARE:g} (bountyBps <= 5000), got {value!r}"
+        )
+    return b
 
 
 def _validate(cost: float, reward: float, slash: float, collusion: float) -> None:
@@ -167,6 +188,80 @@ def effective_slash(slash: float, bounty_share: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
+# Stake: every open commitment is fully backed.
+
+
+@dataclass(frozen=True)
+class StakeRequirement:
+    """The stake a node needs to serve ``jobs_per_s`` with every open commitment backed.
+
+    A commitment of ``n`` jobs reserves ``n x slash`` from its commit until it is final: the
+    challenge window, plus, when it is disputed or a leaf is requested, the time the node
+    takes to prove or reveal (``proof_time_s``, at most the model's proof window). At a steady
+    ``jobs_per_s`` that is ``jobs_per_s x open_time_s`` jobs open at once, rounded up to whole
+    batches (a batch reserves all its jobs at its commit), plus one batch being cut.
+    """
+
+    jobs_per_s: float
+    challenge_window_s: float
+    proof_time_s: float
+    slash: float
+    batch_size: int
+
+    @property
+    def open_time_s(self) -> float:
+        """How long one commitment holds its reservation: ``challengeWindow + proof time``."""
+        return self.challenge_window_s + self.proof_time_s
+
+    @property
+    def open_jobs(self) -> int:
+        """Jobs reserved at once: ``jobs/s x open time``, in whole batches."""
+        steady = self.jobs_per_s * self.open_time_s
+        # Relative tolerance: 0.1 x 1000 s is 100 jobs, not 101 from float rounding.
+        batches = math.ceil(steady / self.batch_size * (1 - 1e-12))
+        return max(batches, 1) * self.batch_size
+
+    @property
+    def stake(self) -> float:
+        """``open_jobs x slash``: the stake that backs every open commitment in full."""
+        return self.open_jobs * self.slash
+
+
+def stake_for_throughput(
+    jobs_per_s: float,
+    challenge_window_s: float,
+    proof_time_s: float,
+    slash: float,
+    *,
+    batch_size: int = 1,
+) -> StakeRequirement:
+    """The stake a node needs for ``jobs_per_s``: ``jobs/s x (challengeWindow + proof time)
+    x slash`` (see :class:`StakeRequirement`; batches round it up to whole batches).
+
+    A node with less stake cannot commit (``commitBatch`` reverts ``InsufficientStake``): its
+    stake caps its open work, so a slash always finds its reservation.
+    """
+    rate = _positive("throughput (jobs/s)", jobs_per_s)
+    window = _positive("challenge window", challenge_window_s)
+    proof = _non_negative("proof time", proof_time_s)
+    s = _positive("slash S", slash)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+    return StakeRequirement(rate, window, proof, s, batch_size)
+
+
+def max_throughput(
+    stake: float, challenge_window_s: float, proof_time_s: float, slash: float
+) -> float:
+    """The inverse, for single-job commitments: the jobs/s a ``stake`` backs,
+    ``stake / ((challengeWindow + proof time) x slash)``."""
+    available = _non_negative("stake", stake)
+    window = _positive("challenge window", challenge_window_s)
+    proof = _non_negative("proof time", proof_time_s)
+    return available / ((window + proof) * _positive("slash S", slash))
+
+
+# ---------------------------------------------------------------------------------------------
 # Checking a proposed sampling probability.
 
 
@@ -250,7 +345,7 @@ class ProtocolDefaults:
         _fraction("sampling probability p", self.sampling)
         _positive("proving cost", self.proving_cost)
         _positive("challenger bond", self.challenger_bond)
-        _fraction("bounty share b", self.bounty_share, below_one=True)
+        _bounty_share(self.bounty_share)
 
     @property
     def bounty_bps(self) -> int:
@@ -288,8 +383,19 @@ class Recommendation:
 
     @property
     def stake_per_open_job(self) -> float:
-        """Each unfinalized commitment locks one slash: stake bounds a node's open work."""
+        """Each open job reserves one slash: stake bounds a node's open work."""
         return self.slash
+
+    def stake_for(self, jobs_per_s: float, *, batch_size: int = 1) -> StakeRequirement:
+        """The stake a node serving ``jobs_per_s`` needs with these parameters (the proof
+        window as the proof time: the longest a disputed commitment stays open)."""
+        return stake_for_throughput(
+            jobs_per_s,
+            self.challenge_window_s,
+            self.proof_window_s,
+            self.slash,
+            batch_size=batch_size,
+        )
 
 
 def _ceil_significant(x: float, digits: int = 2) -> float:
@@ -336,7 +442,7 @@ def recommend(
     p_max = _fraction("max sampling", max_sampling)
     if p_max <= 0:
         raise ConfigError(f"max sampling must be > 0, got {max_sampling!r}")
-    b = _fraction("bounty share b", bounty_share, below_one=True)
+    b = _bounty_share(bounty_share)
     proving = _positive("proving cost", proving_cost)
     bond_k = _finite("bond factor", bond_factor)
     if bond_k < 1:
@@ -378,8 +484,8 @@ def recommend(
             "node that front-runs the challenger's dispute gets the bounty share back"
         )
     notes.append(
-        f"stake at least {new_slash:g} per unfinalized job a node may hold (each commitment "
-        "locks one slash)"
+        f"each open job reserves one slash ({new_slash:g}): a node serving k jobs/s needs "
+        "k x (challenge window + proof window) x slash of stake"
     )
     challenge_window = math.ceil(window_k * latency)
     proof_window = math.ceil(window_k * proving_time)

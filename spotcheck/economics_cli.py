@@ -103,6 +103,11 @@ def _num(x: float) -> str:
     return f"{round(x, 3) + 0.0:+.3f}"
 
 
+def _amount(x: float) -> str:
+    """A token amount: whole numbers with thousands separators, else six significant digits."""
+    return f"{x:,.0f}" if x == round(x) and abs(x) < 1e21 else f"{x:,.6g}"
+
+
 def _params_line(cost: float, reward: float, slash: float, collusion: float, value: float) -> str:
     line = f"C = {cost:g}, R = {reward:g}, S = {slash:g}, r = {_pct(collusion)}"
     return line + (f", V = {value:g}" if value else "")
@@ -248,6 +253,12 @@ def bound(
     show_default=True,
     help="Seconds a node needs to prove a job and get its defence included.",
 )
+@click.option(
+    "--throughput",
+    type=float,
+    default=None,
+    help="Jobs/s a node should serve: also print the stake that backs them.",
+)
 def recommend(
     cost: float,
     reward: float,
@@ -260,8 +271,9 @@ def recommend(
     proving_cost: float,
     detection_latency: float,
     proving_time: float,
+    throughput: float | None,
 ) -> None:
-    """Recommended p, slash, challenger bond and windows."""
+    """Recommended p, slash, challenger bond, windows and stake."""
     rec = econ.recommend(
         cost,
         reward,
@@ -304,8 +316,17 @@ def recommend(
         ),
         ("proof window", f"{rec.proof_window_s} s", f"vs {proving_time:g} s a node needs"),
         ("unbonding delay", f"{rec.unbonding_delay_s} s", "2x (challenge + proof window)"),
-        ("stake per open job", f"{rec.stake_per_open_job:g}", "each commitment locks one slash"),
+        ("stake per open job", f"{rec.stake_per_open_job:g}", "each open job reserves one slash"),
     ]
+    if throughput is not None:
+        need = rec.stake_for(throughput)
+        rows.append(
+            (
+                f"stake at {throughput:g} jobs/s",
+                _amount(need.stake),
+                f"{need.open_jobs:,} jobs open over window + proof window {need.open_time_s:g} s",
+            )
+        )
     for name, value, why in rows:
         click.echo(f"  {name:<24}{value:>12}   {why}")
     click.echo("")
@@ -313,6 +334,94 @@ def recommend(
     for note in rec.notes:
         click.echo(f"  - {note}")
     click.echo("  - on a public chain, lengthen both windows to the censorship horizon you trust")
+
+
+@economics_group.command("stake")
+@click.option(
+    "--throughput",
+    type=float,
+    required=True,
+    help="Jobs per second the node commits (on-chain and batched together).",
+)
+@click.option(
+    "--challenge-window",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="The model's challenge window (s): every commitment is open at least this long.",
+)
+@click.option(
+    "--proof-time",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds a disputed commitment (or a requested leaf) stays open while the node "
+    "proves or reveals; at most the proof window.",
+)
+@click.option(
+    "--slash",
+    "-S",
+    type=float,
+    default=DEFAULTS.slash,
+    show_default=True,
+    help="S: the model's slashAmount, reserved per open job.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs per committed batch (a batch reserves all of them at its commit).",
+)
+@click.option(
+    "--stake",
+    "have",
+    type=float,
+    default=None,
+    help="Stake the node has: also print the throughput it backs.",
+)
+def stake(
+    throughput: float,
+    challenge_window: float,
+    proof_time: float,
+    slash: float,
+    batch_size: int,
+    have: float | None,
+) -> None:
+    """The stake a node needs for a throughput: every open commitment fully backed.
+
+    \b
+        stake = jobs/s x (challengeWindow + proof time) x slash
+    """
+    need = econ.stake_for_throughput(
+        throughput, challenge_window, proof_time, slash, batch_size=batch_size
+    )
+    click.echo(
+        "Every open commitment is fully backed: a batch of n jobs reserves n x S until final."
+    )
+    click.echo("  stake = jobs/s x (challengeWindow + proof time) x S")
+    click.echo(
+        f"  with {throughput:g} jobs/s, window {challenge_window:g} s + proof time "
+        f"{proof_time:g} s, S = {slash:g}"
+        + (f", batches of {batch_size:,}" if batch_size > 1 else "")
+    )
+    click.echo("")
+    click.echo(
+        f"Open jobs at once: {need.open_jobs:,} "
+        f"({throughput:g} x {need.open_time_s:g} s"
+        + (", in whole batches)" if batch_size > 1 else ")")
+    )
+    click.echo(f"Stake needed:      {_amount(need.stake)}")
+    if have is not None:
+        rate = econ.max_throughput(have, challenge_window, proof_time, slash)
+        verdict = "enough" if have >= need.stake else "NOT enough"
+        click.echo(
+            f"Stake {_amount(have)} is {verdict}: it backs {rate:,.4g} jobs/s at these windows."
+        )
+    click.echo(
+        "Keep headroom: batches finalize a little after their windows, and disputes or leaf "
+        "requests keep a batch open until they resolve."
+    )
 
 
 @economics_group.command("simulate")

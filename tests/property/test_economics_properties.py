@@ -85,7 +85,7 @@ def test_checkSampling_verdictAgreesWithTheSignOfTheProfit(
     values,
     st.floats(1.01, 5.0),
     st.floats(0.01, 1.0),
-    st.floats(0.0, 0.9),
+    st.floats(0.0, econ.MAX_BOUNTY_SHARE),
 )
 def test_recommend_alwaysMeetsTheSafetyFactorWithinMaxSampling(
     c: float, r_: float, s: float, r: float, v: float, k: float, p_max: float, b: float
@@ -100,3 +100,34 @@ def test_recommend_alwaysMeetsTheSafetyFactorWithinMaxSampling(
     # The cheater loses money at the recommended parameters, front-running included.
     slash_kept = econ.effective_slash(rec.slash, b)
     assert econ.cheater_expected_profit(c, r_, slash_kept, r, rec.sampling, value_at_risk=v) < 0
+
+
+@given(
+    st.floats(1e-3, 1e4),
+    st.floats(1.0, 1e6),
+    st.floats(0.0, 1e6),
+    slashes,
+    st.integers(1, 4096),
+)
+def test_stakeForThroughput_backsEveryOpenJob_andGrowsWithEachInput(
+    rate: float, window: float, proof: float, s: float, batch: int
+) -> None:
+    need = econ.stake_for_throughput(rate, window, proof, s, batch_size=batch)
+
+    # Every job open at the steady state is backed by one slash, in whole batches.
+    assert need.open_jobs >= rate * (window + proof) * (1 - 1e-9)
+    assert need.open_jobs % batch == 0
+    assert need.open_jobs - rate * (window + proof) < batch + 1e-9 * need.open_jobs
+    assert need.stake == need.open_jobs * s
+    # More throughput, a longer window or a larger slash never needs less stake.
+    assert econ.stake_for_throughput(2 * rate, window, proof, s, batch_size=batch).stake >= (
+        need.stake
+    )
+    assert econ.stake_for_throughput(rate, 2 * window, proof, s, batch_size=batch).stake >= (
+        need.stake
+    )
+    assert econ.stake_for_throughput(rate, window, proof, 2 * s, batch_size=batch).stake >= (
+        need.stake
+    )
+    # That stake backs at least the throughput it was sized for.
+    assert econ.max_throughput(need.stake, window, proof, s) >= rate * (1 - 1e-9)

@@ -199,7 +199,9 @@ def test_recommend_windows_unbondingOutlastsChallengePlusProof() -> None:
         ({"value_at_risk": -1.0}, "value at risk V must be >= 0"),
         ({"safety_factor": 1.0}, "safety factor must be > 1"),
         ({"max_sampling": 0.0}, "max sampling must be > 0"),
-        ({"bounty_share": 1.0}, r"bounty share b must be in \[0, 1\)"),
+        ({"bounty_share": 1.0}, r"bounty share b must be <= 0.5 \(bountyBps <= 5000\)"),
+        ({"bounty_share": 0.51}, r"bounty share b must be <= 0.5"),
+        ({"bounty_share": -0.1}, r"bounty share b must be in \[0, 1\]"),
         ({"proving_cost": 0.0}, "proving cost must be > 0"),
         ({"bond_factor": 0.5}, "bond factor must be >= 1"),
         ({"window_factor": 0.5}, "window factor must be >= 1"),
@@ -276,3 +278,74 @@ def test_defaults_challengerBondCoversProvingCostAndIsWhatRecommendGives() -> No
 def test_protocolDefaults_invalidValue_raises() -> None:
     with pytest.raises(ConfigError, match="collusion fraction r"):
         econ.ProtocolDefaults(collusion=1.5)
+
+
+def test_protocolDefaults_bountyShareAboveTheContractCap_raises() -> None:
+    """``ModelRegistry`` refuses bountyBps > 5000: a default above it could not register."""
+    with pytest.raises(ConfigError, match=r"bountyBps <= 5000"):
+        econ.ProtocolDefaults(bounty_share=0.6)
+    assert econ.ProtocolDefaults(bounty_share=0.5).bounty_bps == 5000
+    assert DEFAULTS.bounty_share <= econ.MAX_BOUNTY_SHARE
+
+
+# --- stake: every open commitment is fully backed ------------------------------------------
+
+
+def test_stakeForThroughput_isJobsPerSecondTimesOpenTimeTimesSlash() -> None:
+    need = econ.stake_for_throughput(10, 600, 600, 100)
+
+    assert need.open_time_s == 1200
+    assert need.open_jobs == 12_000
+    assert need.stake == 1_200_000  # 10 jobs/s x 1200 s x 100
+
+
+def test_stakeForThroughput_fractionalOpenJobs_roundUp_withoutFloatNoise() -> None:
+    assert econ.stake_for_throughput(0.1, 700, 300, 100).open_jobs == 100  # not 101
+    assert econ.stake_for_throughput(0.001, 100, 0, 100).open_jobs == 1  # 0.1 job -> one
+    assert econ.stake_for_throughput(0.001, 100, 0, 100).stake == 100
+
+
+def test_stakeForThroughput_batches_reserveWholeBatches() -> None:
+    """A batch reserves ``count x slash`` at its commit: the open work comes in whole batches."""
+    single = econ.stake_for_throughput(10, 600, 600, 100)
+    batched = econ.stake_for_throughput(10, 600, 600, 100, batch_size=64)
+
+    assert batched.open_jobs == 188 * 64  # ceil(12,000 / 64) batches
+    assert batched.open_jobs >= single.open_jobs
+    assert batched.stake == batched.open_jobs * 100
+    assert econ.stake_for_throughput(10, 600, 600, 100, batch_size=12_000).open_jobs == 12_000
+
+
+def test_maxThroughput_invertsStakeForThroughput() -> None:
+    need = econ.stake_for_throughput(7.5, 120, 480, 100)
+
+    assert econ.max_throughput(need.stake, 120, 480, 100) == pytest.approx(7.5)
+    assert econ.max_throughput(0, 120, 480, 100) == 0
+
+
+def test_recommendation_stakeFor_usesItsWindowsAndSlash() -> None:
+    rec = econ.recommend()
+    need = rec.stake_for(5)
+
+    assert need.open_time_s == rec.challenge_window_s + rec.proof_window_s
+    assert need.stake == pytest.approx(
+        5 * (rec.challenge_window_s + rec.proof_window_s) * rec.slash
+    )
+    assert any("challenge window + proof window" in note for note in rec.notes)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((0, 600, 600, 100), {}, r"throughput \(jobs/s\) must be > 0"),
+        ((1, 0, 600, 100), {}, "challenge window must be > 0"),
+        ((1, 600, -1, 100), {}, "proof time must be >= 0"),
+        ((1, 600, 600, 0), {}, "slash S must be > 0"),
+        ((1, 600, 600, 100), {"batch_size": 0}, "batch size must be a whole number >= 1"),
+    ],
+)
+def test_stakeForThroughput_invalidInput_raisesConfigError(
+    args: tuple[float, ...], kwargs: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        econ.stake_for_throughput(*args, **kwargs)

@@ -126,3 +126,40 @@ def test_bound_unparsableProbability_isAUsageError() -> None:
 
     assert result.exit_code == 2
     assert "'five' is not a number or a percentage like 5%" in result.output
+
+
+def test_stake_printsTheFormulaAndTheStakeNeeded() -> None:
+    out = run("stake", "--throughput", "10", "--challenge-window", "600", "--proof-time", "600")
+
+    assert "stake = jobs/s x (challengeWindow + proof time) x S" in out
+    assert "Open jobs at once: 12,000 (10 x 1200 s)" in out
+    assert "Stake needed:      1,200,000" in out
+
+
+def test_stake_withAStake_saysWhetherItIsEnoughAndWhatItBacks() -> None:
+    short = run("stake", "--throughput", "10", "--stake", "1000000")
+    enough = run("stake", "--throughput", "10", "--stake", "1200000")
+
+    assert "Stake 1,000,000 is NOT enough: it backs 8.333 jobs/s" in short
+    assert "Stake 1,200,000 is enough: it backs 10 jobs/s" in enough
+
+
+def test_stake_batchSize_roundsUpToWholeBatches() -> None:
+    out = run("stake", "--throughput", "10", "--batch-size", "64")
+
+    assert "Open jobs at once: 12,032 (10 x 1200 s, in whole batches)" in out
+
+
+def test_recommend_throughput_addsTheStakeRow() -> None:
+    out = run("recommend", *EXAMPLE_ARGS, "--throughput", "5")
+
+    assert "stake at 5 jobs/s" in out
+    assert "300,000" in out  # 5 jobs/s x (120 s + 480 s) x 100
+
+
+def test_stake_invalidThroughput_endsAsOneLineError(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["economics", "stake", "--throughput", "0"])
+
+    assert info.value.code == 1
+    assert capsys.readouterr().err == "error: throughput (jobs/s) must be > 0, got 0.0\n"
