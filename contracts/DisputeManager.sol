@@ -4,7 +4,6 @@ pragma solidity ^0.8.27;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
 import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
@@ -14,13 +13,23 @@ import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
 
+interface IWiredRegistry {
+    function stakeManager() external view returns (IStakeManager);
+    function registry() external view returns (IModelRegistry);
+}
+
 /// @title DisputeManager
-/// @notice Bonded disputes on committed outputs, answered by the model's ezkl proof on-chain.
-/// @dev Dispute: None -openDispute/openBatchDispute-> Open -defend-> Defended
-///                                                  Open -settle->  Slashed
-///      Both exits are terminal: a job resolves at most once.
-///      INVARIANT (solvency): token.balanceOf(this) == sum of bonds of Open disputes + sum of
-///      credits. Slashed tokens arrive from StakeManager and leave (credit or burn) in `settle`.
+/// @notice Bonded disputes on committed outputs, answered by the model's ezkl proof on-chain;
+///         bonded leaf requests that force a batch leaf's data on-chain.
+/// @dev Dispute:     None -openDispute/openBatchDispute-> Open -defend-> Defended
+///                                                       Open -settle->  Slashed
+///      LeafRequest: None -requestLeaf-> Open -revealLeaf-> Revealed
+///                                       Open -settleLeafRequest-> Slashed
+///      Every exit is terminal: a job or leaf resolves at most once, and a leaf's key is its
+///      position, so no verdict is ever shared between two leaves.
+///      INVARIANT (solvency): token.balanceOf(this) == bonds of Open disputes + bonds of Open
+///      leaf requests + sum of credits. Slashed tokens arrive from StakeManager and leave
+///      (credit or burn) in the same call.
 contract DisputeManager is IDisputeManager, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -36,12 +45,30 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     IJobManager public immutable jobManager;
 
     mapping(bytes32 disputeId => Dispute) private _disputes;
+    mapping(bytes32 requestId => LeafRequest) private _leafRequests;
     /// @inheritdoc IDisputeManager
     mapping(address owner => uint256) public credits;
     /// @inheritdoc IDisputeManager
     mapping(address challenger => uint256) public bondAtRisk;
+    /// @inheritdoc IDisputeManager
+    mapping(address node => uint64) public proofQueueEnd;
 
     constructor(IERC20 token_, IStakeManager stakeManager_, IModelRegistry registry_, IJobManager jobManager_) {
+        require(
+            address(token_) != address(0) && address(stakeManager_) != address(0)
+                && address(registry_) != address(0) && address(jobManager_) != address(0),
+            ZeroAddress()
+        );
+        // INVARIANT: stakes, fees, bonds and slashes are one token, moved by one set of contracts.
+        require(stakeManager_.token() == token_, WrongWiring(address(stakeManager_)));
+        require(
+            jobManager_.token() == token_ && jobManager_.stakeManager() == stakeManager_
+                && IWiredRegistry(address(jobManager_)).registry() == registry_,
+            WrongWiring(address(jobManager_))
+        );
+        require(
+            IWiredRegistry(address(registry_)).stakeManager() == stakeManager_, WrongWiring(address(registry_))
+        );
         token = token_;
         stakeManager = stakeManager_;
         registry = registry_;
@@ -51,37 +78,58 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     // ---------------------------------------------------------------- open
 
     /// @inheritdoc IDisputeManager
-    function openDispute(uint256 jobId) external nonReentrant returns (bytes32 disputeId) {
+    function openDispute(uint256 jobId, bytes32 outputHash) external nonReentrant returns (bytes32 disputeId) {
         disputeId = SpotcheckHash.onchainJobKey(jobId);
         require(_disputes[disputeId].status == DisputeStatus.None, DisputeExists(disputeId));
         IJobManager.Job memory job = jobManager.getJob(jobId);
         require(job.status == IJobManager.JobStatus.Committed, NotDisputable(disputeId));
+        // INVARIANT: a dispute names the output it disputes; a reorg cannot move it to another.
+        require(outputHash == job.outputHash, OutputHashMismatch(jobId, outputHash, job.outputHash));
         require(block.timestamp <= job.challengeDeadline, ChallengeWindowClosed(job.challengeDeadline));
-        _open(disputeId, JobKind.Onchain, jobId, jobId, job.modelId, job.node, job.inputHash, job.outputHash);
+        Dispute memory d;
+        d.kind = JobKind.Onchain;
+        d.ref = jobId;
+        d.jobId = jobId;
+        d.modelId = job.modelId;
+        d.node = job.node;
+        d.inputHash = job.inputHash;
+        d.outputHash = job.outputHash;
+        _open(disputeId, d);
         // SAFETY: trusted protocol code; re-checks the status and moves the job to Disputed.
         IJobManagerHooks(address(jobManager)).onJobDisputed(jobId);
-        _pullBond(disputeId);
+        _pull(d.bond);
     }
 
     /// @inheritdoc IDisputeManager
     function openBatchDispute(
         uint256 batchId,
+        uint256 index,
         uint256 jobId,
         bytes32 inputHash,
         bytes32 outputHash,
         bytes32[] calldata proof
     ) external nonReentrant returns (bytes32 disputeId) {
-        disputeId = SpotcheckHash.batchLeafKey(batchId, jobId);
+        disputeId = SpotcheckHash.batchLeafKey(batchId, index);
         require(_disputes[disputeId].status == DisputeStatus.None, DisputeExists(disputeId));
-        IJobManager.Batch memory b = jobManager.getBatch(batchId);
-        require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(disputeId));
-        require(block.timestamp <= b.challengeDeadline, ChallengeWindowClosed(b.challengeDeadline));
-        bytes32 leaf = SpotcheckHash.leaf(jobId, b.modelId, inputHash, outputHash);
-        require(MerkleProof.verifyCalldata(proof, b.root, leaf), InvalidMerkleProof(batchId, jobId));
-        _open(disputeId, JobKind.Batch, batchId, jobId, b.modelId, b.node, inputHash, outputHash);
-        // SAFETY: trusted protocol code; counts the open leaf dispute so the batch cannot finalize.
-        IJobManagerHooks(address(jobManager)).onBatchJobDisputed(batchId, jobId);
-        _pullBond(disputeId);
+        IJobManager.Batch memory b = _disputableBatch(disputeId, batchId);
+        // INVARIANT: the leaf sits at `index` (positional proof, index < count, fixed depth).
+        require(
+            SpotcheckHash.verify(proof, b.root, SpotcheckHash.leaf(jobId, b.modelId, inputHash, outputHash), index, b.count),
+            InvalidMerkleProof(batchId, index)
+        );
+        Dispute memory d;
+        d.kind = JobKind.Batch;
+        d.ref = batchId;
+        d.index = index;
+        d.jobId = jobId;
+        d.modelId = b.modelId;
+        d.node = b.node;
+        d.inputHash = inputHash;
+        d.outputHash = outputHash;
+        _open(disputeId, d);
+        // SAFETY: trusted protocol code; counts the open claim so the batch cannot finalize.
+        IJobManagerHooks(address(jobManager)).onBatchLeafDisputed(batchId, index);
+        _pull(d.bond);
     }
 
     // ---------------------------------------------------------------- resolve
@@ -94,13 +142,13 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         int256[] calldata committedOutput
     ) external nonReentrant {
         Dispute storage d = _openDispute(disputeId);
-        require(msg.sender == d.node, NotDisputedNode(disputeId, msg.sender));
         require(block.timestamp <= d.proofDeadline, ProofDeadlinePassed(disputeId, d.proofDeadline));
         IModelRegistry.Model memory m = registry.getModel(d.modelId);
         _checkInstances(disputeId, d, m, instances, committedOutput);
-        // SAFETY: the verifier is owner-registered code bound into modelId; a revert, a `false`
-        // or running out of gas are all a rejection (the defence tx reverts, the dispute stays
-        // open until its deadline). nonReentrant guards every entry point here.
+        // SAFETY: the verifier is owner-registered code bound into modelId and serving this
+        // model only; a revert, a `false` or running out of gas are all a rejection (the defence
+        // tx reverts, the dispute stays open until its deadline). nonReentrant guards every
+        // entry point here. Anyone may send the proof: a valid proof is a valid defence.
         bool valid = false;
         try IHalo2Verifier(m.verifier).verifyProof(proof, instances) returns (bool ok) {
             valid = ok;
@@ -112,13 +160,13 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         d.status = DisputeStatus.Defended;
         bondAtRisk[d.challenger] -= d.bond;
         credits[d.node] += d.bond;
-        emit DisputeDefended(disputeId, d.node, d.bond);
+        emit DisputeDefended(disputeId, d.node, msg.sender, d.bond);
         // SAFETY: trusted protocol code.
         stakeManager.disputeClosed(d.node);
         if (d.kind == JobKind.Onchain) {
             IJobManagerHooks(address(jobManager)).onJobProven(d.jobId);
         } else {
-            IJobManagerHooks(address(jobManager)).onBatchJobProven(d.ref, d.jobId);
+            IJobManagerHooks(address(jobManager)).onBatchLeafProven(d.ref, d.index);
         }
     }
 
@@ -126,7 +174,6 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     function settle(bytes32 disputeId) external nonReentrant {
         Dispute storage d = _openDispute(disputeId);
         require(block.timestamp > d.proofDeadline, ProofDeadlineNotPassed(disputeId, d.proofDeadline));
-        IModelRegistry.Model memory m = registry.getModel(d.modelId);
 
         // INVARIANT: a job resolves once: Open -> Slashed is terminal.
         d.status = DisputeStatus.Slashed;
@@ -135,23 +182,91 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         uint256 bond = d.bond;
         bondAtRisk[challenger] -= bond;
 
-        // SAFETY: trusted protocol code. The job hook releases the job's lock before the slash.
-        if (d.kind == JobKind.Onchain) {
-            IJobManagerHooks(address(jobManager)).onJobInvalidated(d.jobId);
-        } else {
-            IJobManagerHooks(address(jobManager)).onBatchJobInvalidated(d.ref, d.jobId);
-        }
+        // SAFETY: trusted protocol code. The hook marks the job or leaf invalid and says how much
+        // of the commitment's own reservation to slash.
+        uint256 amount = d.kind == JobKind.Onchain
+            ? IJobManagerHooks(address(jobManager)).onJobInvalidated(d.jobId)
+            : IJobManagerHooks(address(jobManager)).onBatchLeafInvalidated(d.ref, d.index);
         stakeManager.disputeClosed(node);
-        // Clamped to the stake and never reverting (StakeManager.slash); the tokens come here.
-        uint256 slashed = stakeManager.slash(node, m.slashAmount, address(this));
-        uint256 bounty = (slashed * m.bountyBps) / BPS;
-        uint256 burned = slashed - bounty;
-        credits[challenger] += bond + bounty;
+        (uint256 slashed, uint256 bounty, uint256 burned) =
+            _slashAndCredit(node, amount, registry.getModel(d.modelId).bountyBps, challenger, bond);
         emit DisputeSettled(disputeId, node, challenger, slashed, bounty, burned);
-        if (burned > 0) {
-            // SAFETY: the protocol token, to a fixed address; nonReentrant.
-            token.safeTransfer(BURN_ADDRESS, burned);
-        }
+        _burn(burned);
+    }
+
+    // ---------------------------------------------------------------- leaf requests
+
+    /// @inheritdoc IDisputeManager
+    function requestLeaf(uint256 batchId, uint256 index) external nonReentrant returns (bytes32 requestId) {
+        requestId = SpotcheckHash.batchLeafKey(batchId, index);
+        require(_leafRequests[requestId].status == LeafRequestStatus.None, LeafRequestExists(requestId));
+        // A disputed leaf's challenger had its data; a second claim on it would add nothing.
+        require(_disputes[requestId].status == DisputeStatus.None, DisputeExists(requestId));
+        IJobManager.Batch memory b = jobManager.getBatch(batchId);
+        require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(requestId));
+        require(block.timestamp <= b.challengeDeadline, ChallengeWindowClosed(b.challengeDeadline));
+        require(index < b.count, IndexOutOfRange(batchId, index, b.count));
+        require(msg.sender != b.node, SelfDispute(b.node));
+        IModelRegistry.Model memory m = registry.getModel(b.modelId);
+        uint64 revealDeadline = uint64(block.timestamp) + m.proofWindow;
+        _leafRequests[requestId] = LeafRequest({
+            batchId: batchId,
+            index: index,
+            node: b.node,
+            requester: msg.sender,
+            bond: m.challengerBond,
+            revealDeadline: revealDeadline,
+            disputeDeadline: 0,
+            status: LeafRequestStatus.Open
+        });
+        bondAtRisk[msg.sender] += m.challengerBond;
+        emit LeafRequested(requestId, batchId, index, b.node, msg.sender, m.challengerBond, revealDeadline);
+        // SAFETY: trusted protocol code; counts the open claim so the batch cannot finalize.
+        IJobManagerHooks(address(jobManager)).onBatchLeafRequested(batchId, index);
+        _pull(m.challengerBond);
+    }
+
+    /// @inheritdoc IDisputeManager
+    function revealLeaf(
+        uint256 batchId,
+        uint256 index,
+        uint256 jobId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes32[] calldata proof
+    ) external nonReentrant {
+        bytes32 requestId = SpotcheckHash.batchLeafKey(batchId, index);
+        LeafRequest storage r = _openRequest(requestId);
+        require(block.timestamp <= r.revealDeadline, RevealDeadlinePassed(requestId, r.revealDeadline));
+        (bytes32 leafHash, uint64 disputeDeadline) = _revealedLeaf(batchId, jobId, input, output);
+        require(_verifyLeaf(batchId, index, leafHash, proof), InvalidMerkleProof(batchId, index));
+        r.status = LeafRequestStatus.Revealed;
+        r.disputeDeadline = disputeDeadline;
+        bondAtRisk[r.requester] -= r.bond;
+        // The node paid for the calldata: the bond is its compensation.
+        credits[r.node] += r.bond;
+        _emitRevealed(requestId, batchId, index, jobId, input, output, disputeDeadline);
+        // SAFETY: trusted protocol code; closes the claim, keeps the batch open to the deadline.
+        IJobManagerHooks(address(jobManager)).onBatchLeafRevealed(batchId, index, disputeDeadline);
+    }
+
+    /// @inheritdoc IDisputeManager
+    function settleLeafRequest(bytes32 requestId) external nonReentrant {
+        LeafRequest storage r = _openRequest(requestId);
+        require(block.timestamp > r.revealDeadline, RevealDeadlineNotPassed(requestId, r.revealDeadline));
+        // INVARIANT: an unrevealed leaf is an invalid leaf: Open -> Slashed is terminal.
+        r.status = LeafRequestStatus.Slashed;
+        address node = r.node;
+        address requester = r.requester;
+        uint256 bond = r.bond;
+        bondAtRisk[requester] -= bond;
+        // SAFETY: trusted protocol code: marks the leaf invalid, takes one slash of the reservation.
+        uint256 amount = IJobManagerHooks(address(jobManager)).onBatchLeafInvalidated(r.batchId, r.index);
+        bytes32 modelId = jobManager.getBatch(r.batchId).modelId;
+        (uint256 slashed, uint256 bounty, uint256 burned) =
+            _slashAndCredit(node, amount, registry.getModel(modelId).bountyBps, requester, bond);
+        emit LeafRequestSettled(requestId, node, requester, slashed, bounty, burned);
+        _burn(burned);
     }
 
     /// @inheritdoc IDisputeManager
@@ -171,49 +286,133 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         return _disputes[disputeId];
     }
 
-    // ---------------------------------------------------------------- internals
-
-    function _open(
-        bytes32 disputeId,
-        JobKind kind,
-        uint256 ref,
-        uint256 jobId,
-        bytes32 modelId,
-        address node,
-        bytes32 inputHash,
-        bytes32 outputHash
-    ) private {
-        require(msg.sender != node, SelfDispute(node));
-        IModelRegistry.Model memory m = registry.getModel(modelId);
-        uint64 proofDeadline = uint64(block.timestamp) + m.proofWindow;
-        _disputes[disputeId] = Dispute({
-            kind: kind,
-            ref: ref,
-            jobId: jobId,
-            modelId: modelId,
-            node: node,
-            challenger: msg.sender,
-            inputHash: inputHash,
-            outputHash: outputHash,
-            bond: m.challengerBond,
-            proofDeadline: proofDeadline,
-            status: DisputeStatus.Open
-        });
-        bondAtRisk[msg.sender] += m.challengerBond;
-        emit DisputeOpened(disputeId, node, msg.sender, kind, ref, jobId, m.challengerBond, proofDeadline);
-        // SAFETY: trusted protocol code. INVARIANT: the node cannot withdraw stake from now on.
-        stakeManager.disputeOpened(node);
+    /// @inheritdoc IDisputeManager
+    function getLeafRequest(bytes32 requestId) external view returns (LeafRequest memory) {
+        return _leafRequests[requestId];
     }
 
-    function _pullBond(bytes32 disputeId) private {
-        // SAFETY: last step of openDispute/openBatchDispute; nonReentrant.
-        token.safeTransferFrom(msg.sender, address(this), _disputes[disputeId].bond);
+    // ---------------------------------------------------------------- internals
+
+    /// @dev Fills challenger, bond, proof deadline (per-node queue) and status, stores the
+    ///      dispute and counts it against the node.
+    function _open(bytes32 disputeId, Dispute memory d) private {
+        require(msg.sender != d.node, SelfDispute(d.node));
+        IModelRegistry.Model memory m = registry.getModel(d.modelId);
+        // INVARIANT: a node always has a whole proof window per dispute: k disputes opened at
+        // once end k windows apart (the queue never moves backwards).
+        uint64 queueEnd = proofQueueEnd[d.node];
+        uint64 start = queueEnd > block.timestamp ? queueEnd : uint64(block.timestamp);
+        d.proofDeadline = start + m.proofWindow;
+        proofQueueEnd[d.node] = d.proofDeadline;
+        d.challenger = msg.sender;
+        d.bond = m.challengerBond;
+        d.status = DisputeStatus.Open;
+        _disputes[disputeId] = d;
+        bondAtRisk[msg.sender] += d.bond;
+        emit DisputeOpened(disputeId, d.node, msg.sender, d.kind, d.ref, d.index, d.jobId, d.bond, d.proofDeadline);
+        // SAFETY: trusted protocol code. INVARIANT: the node cannot withdraw stake from now on.
+        stakeManager.disputeOpened(d.node);
+    }
+
+    /// @dev The batch, if leaf `disputeId` of it may be disputed now: Committed; no leaf request
+    ///      open or settled on the leaf; inside the challenge window or, for a revealed leaf,
+    ///      before its dispute deadline.
+    function _disputableBatch(bytes32 disputeId, uint256 batchId) private view returns (IJobManager.Batch memory b) {
+        b = jobManager.getBatch(batchId);
+        require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(disputeId));
+        LeafRequest storage r = _leafRequests[disputeId];
+        // INVARIANT: a requested leaf is disputed only once its data is public.
+        require(r.status != LeafRequestStatus.Open, LeafRequestOpen(disputeId));
+        require(r.status != LeafRequestStatus.Slashed, NotDisputable(disputeId));
+        if (r.status == LeafRequestStatus.Revealed && r.disputeDeadline > b.challengeDeadline) {
+            require(block.timestamp <= r.disputeDeadline, ChallengeWindowClosed(r.disputeDeadline));
+        } else {
+            require(block.timestamp <= b.challengeDeadline, ChallengeWindowClosed(b.challengeDeadline));
+        }
+    }
+
+    /// @dev The leaf a reveal claims, after the length checks; and its dispute deadline.
+    function _revealedLeaf(uint256 batchId, uint256 jobId, int256[] calldata input, int256[] calldata output)
+        private
+        view
+        returns (bytes32 leafHash, uint64 disputeDeadline)
+    {
+        bytes32 modelId = jobManager.getBatch(batchId).modelId;
+        IModelRegistry.Model memory m = registry.getModel(modelId);
+        require(input.length == m.inputLen, WrongInputLength(input.length, m.inputLen));
+        require(output.length == m.outputLen, WrongOutputLength(output.length, m.outputLen));
+        leafHash = SpotcheckHash.leaf(jobId, modelId, SpotcheckHash.hashVector(input), SpotcheckHash.hashVector(output));
+        disputeDeadline = uint64(block.timestamp) + m.challengeWindow;
+    }
+
+    function _verifyLeaf(uint256 batchId, uint256 index, bytes32 leafHash, bytes32[] calldata proof)
+        private
+        view
+        returns (bool)
+    {
+        return jobManager.verifyBatchLeaf(batchId, index, leafHash, proof);
+    }
+
+    function _emitRevealed(
+        bytes32 requestId,
+        uint256 batchId,
+        uint256 index,
+        uint256 jobId,
+        int256[] calldata input,
+        int256[] calldata output,
+        uint64 disputeDeadline
+    ) private {
+        emit LeafRevealed(
+            requestId,
+            batchId,
+            index,
+            jobId,
+            SpotcheckHash.hashVector(input),
+            SpotcheckHash.hashVector(output),
+            input,
+            output,
+            disputeDeadline
+        );
+    }
+
+    /// @dev Slash `amount` (from the commitment's reservation) into this contract, credit the
+    ///      claimant its bond plus the bounty share; the caller burns the rest after its event.
+    function _slashAndCredit(address node, uint256 amount, uint16 bountyBps, address claimant, uint256 bond)
+        private
+        returns (uint256 slashed, uint256 bounty, uint256 burned)
+    {
+        // SAFETY: trusted protocol code; takes from `locked` and `amount`, never reverts.
+        slashed = stakeManager.slash(node, amount, address(this));
+        bounty = (slashed * bountyBps) / BPS;
+        burned = slashed - bounty;
+        credits[claimant] += bond + bounty;
+    }
+
+    function _burn(uint256 amount) private {
+        if (amount > 0) {
+            // SAFETY: the protocol token, to a fixed address; nonReentrant.
+            token.safeTransfer(BURN_ADDRESS, amount);
+        }
+    }
+
+    /// @dev Pull `amount` from the caller and check it all arrived.
+    function _pull(uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        // SAFETY: last step of the opening functions; nonReentrant.
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        require(token.balanceOf(address(this)) - before == amount, FeeOnTransferToken());
     }
 
     function _openDispute(bytes32 disputeId) private view returns (Dispute storage d) {
         d = _disputes[disputeId];
         require(d.status != DisputeStatus.None, UnknownDispute(disputeId));
         require(d.status == DisputeStatus.Open, DisputeNotOpen(disputeId, d.status));
+    }
+
+    function _openRequest(bytes32 requestId) private view returns (LeafRequest storage r) {
+        r = _leafRequests[requestId];
+        require(r.status != LeafRequestStatus.None, UnknownLeafRequest(requestId));
+        require(r.status == LeafRequestStatus.Open, LeafRequestNotOpen(requestId, r.status));
     }
 
     /// @dev The defence's public instances must be this job's: inputs that hash to the job's

@@ -13,16 +13,21 @@ import {ISpotcheckConsumer} from "./interfaces/ISpotcheckConsumer.sol";
 import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
 
 /// @title JobManager
-/// @notice On-chain jobs with escrowed fees, batched Merkle-root commitments, finalization.
+/// @notice On-chain jobs with escrowed fees, batched positional Merkle-root commitments,
+///         reservations, finalization.
 /// @dev Status machines (each arrow is one function; no other transition exists):
 ///      Job:   Requested -commitResult-> Committed -finalize-> Final
 ///             Requested -cancelJob-> Cancelled
 ///             Committed -onJobDisputed-> Disputed -onJobProven-> Final | -onJobInvalidated-> Invalid
-///      Batch: Committed -finalizeBatch-> Final (only with no open leaf dispute)
+///      Batch: Committed -finalizeBatch-> Final (after finalAfter, with no open claim)
+///      Leaf verdicts (by batchLeafKey): proven by a defence, invalid by a settled dispute or an
+///      unrevealed leaf request; invalid wins (isBatchLeafFinal).
 ///      INVARIANT (solvency): token.balanceOf(this) == fees of jobs in Requested, Committed or
 ///      Disputed + sum of credits.
-///      INVARIANT: each commitment locks its model's slashAmount exactly once and unlocks it
-///      exactly once, when it leaves Committed/Disputed (jobs) or Committed (batches).
+///      INVARIANT (fully backed): a Committed/Disputed job holds a reservation of its model's
+///      slashAmount; a Committed batch holds `reserved` (count * slashAmount minus its slashes).
+///      StakeManager.locked of a node == the sum of those. Each is released once (Final) or
+///      slashed (Invalid: the job's whole reservation; a leaf: one slash out of `reserved`).
 contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -30,9 +35,10 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     uint256 public constant CALLBACK_GAS_LIMIT = 100_000;
     /// @notice Gas kept back for the code after the callback (event, return).
     uint256 public constant CALLBACK_GAS_RESERVE = 10_000;
-    int256 internal constant FIELD_HALF = int256(SpotcheckHash.BN254_R / 2);
 
+    /// @inheritdoc IJobManager
     IERC20 public immutable token;
+    /// @inheritdoc IJobManager
     IStakeManager public immutable stakeManager;
     IModelRegistry public immutable registry;
     /// @inheritdoc IJobManager
@@ -45,9 +51,12 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     uint256 public batchCount;
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 batchId => Batch) private _batches;
-    /// @dev key = SpotcheckHash.batchLeafKey(batchId, jobId)
-    mapping(bytes32 key => bool) public batchJobProven;
-    mapping(bytes32 key => bool) public batchJobInvalid;
+    /// @inheritdoc IJobManager
+    mapping(bytes32 key => bool) public batchLeafProven;
+    /// @inheritdoc IJobManager
+    mapping(bytes32 key => bool) public batchLeafInvalid;
+    /// @notice A node's posted price per model (`priceOf` takes the max with the model's minFee).
+    mapping(address node => mapping(bytes32 modelId => uint256)) public postedPrice;
     /// @inheritdoc IJobManager
     mapping(address owner => uint256) public credits;
     /// @inheritdoc IJobManager
@@ -66,6 +75,9 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
                 && address(registry_) != address(0) && commitTimeout_ > 0,
             ZeroAddress()
         );
+        // INVARIANT: one token for stakes, fees and bonds; one stake manager.
+        require(stakeManager_.token() == token_, WrongWiring(address(stakeManager_)));
+        require(_registryStakeManager(registry_) == address(stakeManager_), WrongWiring(address(registry_)));
         token = token_;
         stakeManager = stakeManager_;
         registry = registry_;
@@ -82,6 +94,20 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         emit Initialized(disputeManager_);
     }
 
+    // ---------------------------------------------------------------- prices
+
+    /// @inheritdoc IJobManager
+    function setPrice(bytes32 modelId, uint256 price) external {
+        registry.getModel(modelId); // reverts UnknownModel
+        postedPrice[msg.sender][modelId] = price;
+        emit PriceSet(msg.sender, modelId, price);
+    }
+
+    /// @inheritdoc IJobManager
+    function priceOf(address node, bytes32 modelId) public view returns (uint256) {
+        return _price(node, modelId, registry.getModel(modelId).minFee);
+    }
+
     // ---------------------------------------------------------------- on-chain jobs
 
     /// @inheritdoc IJobManager
@@ -93,11 +119,16 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         IModelRegistry.Model memory m = registry.getModel(modelId);
         require(m.active, ModelInactive(modelId));
         require(node != address(0), ZeroAddress());
+        // INVARIANT: only agreed work exists on-chain: a request below the node's price is none.
+        uint256 price = _price(node, modelId, m.minFee);
+        require(fee >= price, FeeBelowPrice(fee, price));
         require(input.length == m.inputLen, WrongInputLength(input.length, m.inputLen));
-        // INVARIANT: every input is a BN254 field element, else no proof could ever match it
-        // and an honest node would be slashable. Bounded: inputLen <= MAX_VECTOR_LEN.
+        // INVARIANT: every input is in the model's domain (a subset of the BN254 field), the
+        // inputs the circuit covers: an honest node can always prove its answer.
+        // Bounded: inputLen <= MAX_VECTOR_LEN.
         for (uint256 i; i < input.length; ++i) {
-            require(input[i] <= FIELD_HALF && input[i] >= -FIELD_HALF, InputOutOfField(i, input[i]));
+            int256 v = input[i];
+            require(v >= m.inLo && v <= m.inHi, InputOutOfDomain(i, v, m.inLo, m.inHi));
         }
         jobId = ++jobCount;
         bytes32 inputHash = SpotcheckHash.hashVector(input);
@@ -114,17 +145,16 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             status: JobStatus.Requested
         });
         emit JobRequested(jobId, modelId, node, msg.sender, fee, inputHash, input, commitDeadline);
-        if (fee > 0) {
-            // SAFETY: pull after effects; nonReentrant. Fee-on-transfer tokens are unsupported.
-            token.safeTransferFrom(msg.sender, address(this), fee);
-        }
+        if (fee > 0) _pull(fee);
     }
 
     /// @inheritdoc IJobManager
-    function commitResult(uint256 jobId, int256[] calldata output) external nonReentrant {
+    function commitResult(uint256 jobId, bytes32 inputHash, int256[] calldata output) external nonReentrant {
         Job storage job = _job(jobId);
         require(job.status == JobStatus.Requested, BadJobStatus(jobId, job.status));
         require(msg.sender == job.node, NotJobNode(jobId, msg.sender, job.node));
+        // INVARIANT: a commit answers the input it names; a reorg cannot move it to another job.
+        require(inputHash == job.inputHash, InputHashMismatch(jobId, inputHash, job.inputHash));
         require(block.timestamp <= job.commitDeadline, CommitDeadlinePassed(jobId, job.commitDeadline));
         IModelRegistry.Model memory m = registry.getModel(job.modelId);
         require(m.active, ModelInactive(job.modelId));
@@ -154,9 +184,12 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         require(block.timestamp > job.commitDeadline, CommitDeadlineNotPassed(jobId, job.commitDeadline));
         job.status = JobStatus.Cancelled;
         credits[job.requester] += job.fee;
-        uint256 failures = ++livenessFailures[job.node];
         emit JobCancelled(jobId, job.node, job.fee);
-        emit LivenessFailure(job.node, jobId, failures);
+        // A node cannot commit for a deactivated model: that is no failure of the node's.
+        if (registry.getModel(job.modelId).active) {
+            uint256 failures = ++livenessFailures[job.node];
+            emit LivenessFailure(job.node, jobId, failures);
+        }
     }
 
     // ---------------------------------------------------------------- batches
@@ -171,6 +204,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         require(m.active, ModelInactive(modelId));
         require(count > 0, EmptyBatch());
         require(root != bytes32(0), ZeroRoot());
+        // INVARIANT (fully backed): every leaf is backed by one slash of its own.
+        uint256 reserved = uint256(count) * m.slashAmount;
         batchId = ++batchCount;
         uint64 challengeDeadline = uint64(block.timestamp) + m.challengeWindow;
         _batches[batchId] = Batch({
@@ -179,25 +214,30 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             root: root,
             count: count,
             challengeDeadline: challengeDeadline,
-            openDisputes: 0,
+            finalAfter: challengeDeadline,
+            openClaims: 0,
             status: BatchStatus.Committed,
+            reserved: reserved,
             uri: uri
         });
-        emit BatchCommitted(batchId, msg.sender, modelId, root, count, uri, challengeDeadline);
-        // SAFETY: trusted protocol code; one slash amount locked per batch (see docs/contracts.md).
-        stakeManager.lock(msg.sender, m.slashAmount);
+        emit BatchCommitted(batchId, msg.sender, modelId, root, count, uri, challengeDeadline, reserved);
+        // SAFETY: trusted protocol code; reverts InsufficientStake unless the stake covers it.
+        stakeManager.lock(msg.sender, reserved);
     }
 
     /// @inheritdoc IJobManager
     function finalizeBatch(uint256 batchId) external nonReentrant {
         Batch storage b = _batch(batchId);
         require(b.status == BatchStatus.Committed, BadBatchStatus(batchId, b.status));
-        require(block.timestamp > b.challengeDeadline, ChallengeWindowOpen(b.challengeDeadline));
-        // INVARIANT: a batch with an open leaf dispute stays open (its lock covers the slash).
-        require(b.openDisputes == 0, DisputePending(batchId));
+        require(block.timestamp > b.finalAfter, ChallengeWindowOpen(b.finalAfter));
+        // INVARIANT: nothing is final with an open dispute or leaf request on it.
+        require(b.openClaims == 0, ClaimsPending(batchId, b.openClaims));
         b.status = BatchStatus.Final;
-        emit BatchFinalized(batchId, b.node);
-        stakeManager.unlock(b.node, registry.getModel(b.modelId).slashAmount);
+        uint256 released = b.reserved;
+        b.reserved = 0;
+        emit BatchFinalized(batchId, b.node, released);
+        // SAFETY: trusted protocol code.
+        if (released > 0) stakeManager.unlock(b.node, released);
     }
 
     // ---------------------------------------------------------------- credits
@@ -231,39 +271,66 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     }
 
     /// @inheritdoc IJobManagerHooks
-    function onJobInvalidated(uint256 jobId) external onlyDisputeManager {
+    function onJobInvalidated(uint256 jobId) external onlyDisputeManager returns (uint256 slashAmount) {
         Job storage job = _job(jobId);
         require(job.status == JobStatus.Disputed, BadJobStatus(jobId, job.status));
-        // INVARIANT: an invalid job is never final; its fee goes back to the requester.
+        // INVARIANT: an invalid job is never final; its fee goes back to the requester; its
+        // reservation is what DisputeManager slashes (nothing is unlocked here).
         job.status = JobStatus.Invalid;
         credits[job.requester] += job.fee;
-        emit JobInvalidated(jobId);
-        // SAFETY: trusted protocol code. Unlock before DisputeManager slashes.
-        stakeManager.unlock(job.node, registry.getModel(job.modelId).slashAmount);
+        slashAmount = registry.getModel(job.modelId).slashAmount;
+        emit JobInvalidated(jobId, slashAmount);
     }
 
     /// @inheritdoc IJobManagerHooks
-    function onBatchJobDisputed(uint256 batchId, uint256 jobId) external onlyDisputeManager {
-        Batch storage b = _batch(batchId);
-        require(b.status == BatchStatus.Committed, BadBatchStatus(batchId, b.status));
-        b.openDisputes += 1;
-        emit BatchJobDisputed(batchId, jobId, b.openDisputes);
+    function onBatchLeafDisputed(uint256 batchId, uint256 index) external onlyDisputeManager {
+        Batch storage b = _committedBatch(batchId);
+        b.openClaims += 1;
+        emit BatchLeafDisputed(batchId, index, b.openClaims);
     }
 
     /// @inheritdoc IJobManagerHooks
-    function onBatchJobProven(uint256 batchId, uint256 jobId) external onlyDisputeManager {
-        Batch storage b = _batch(batchId);
-        b.openDisputes -= 1;
-        batchJobProven[SpotcheckHash.batchLeafKey(batchId, jobId)] = true;
-        emit BatchJobProven(batchId, jobId);
+    function onBatchLeafRequested(uint256 batchId, uint256 index) external onlyDisputeManager {
+        Batch storage b = _committedBatch(batchId);
+        b.openClaims += 1;
+        emit BatchLeafRequested(batchId, index, b.openClaims);
     }
 
     /// @inheritdoc IJobManagerHooks
-    function onBatchJobInvalidated(uint256 batchId, uint256 jobId) external onlyDisputeManager {
+    function onBatchLeafRevealed(uint256 batchId, uint256 index, uint64 disputeDeadline)
+        external
+        onlyDisputeManager
+    {
         Batch storage b = _batch(batchId);
-        b.openDisputes -= 1;
-        batchJobInvalid[SpotcheckHash.batchLeafKey(batchId, jobId)] = true;
-        emit BatchJobInvalidated(batchId, jobId);
+        b.openClaims -= 1;
+        // INVARIANT: a revealed leaf stays disputable until disputeDeadline; the batch (and so
+        // its reservation) stays open at least that long.
+        if (disputeDeadline > b.finalAfter) b.finalAfter = disputeDeadline;
+        emit BatchLeafRevealed(batchId, index, b.openClaims, b.finalAfter);
+    }
+
+    /// @inheritdoc IJobManagerHooks
+    function onBatchLeafProven(uint256 batchId, uint256 index) external onlyDisputeManager {
+        Batch storage b = _batch(batchId);
+        b.openClaims -= 1;
+        batchLeafProven[SpotcheckHash.batchLeafKey(batchId, index)] = true;
+        emit BatchLeafProven(batchId, index);
+    }
+
+    /// @inheritdoc IJobManagerHooks
+    function onBatchLeafInvalidated(uint256 batchId, uint256 index)
+        external
+        onlyDisputeManager
+        returns (uint256 slashAmount)
+    {
+        Batch storage b = _batch(batchId);
+        b.openClaims -= 1;
+        batchLeafInvalid[SpotcheckHash.batchLeafKey(batchId, index)] = true;
+        // INVARIANT: a leaf's slash comes out of its own batch's reservation, never more.
+        uint256 slash = registry.getModel(b.modelId).slashAmount;
+        slashAmount = slash < b.reserved ? slash : b.reserved;
+        b.reserved -= slashAmount;
+        emit BatchLeafInvalidated(batchId, index, slashAmount, b.reserved);
     }
 
     // ---------------------------------------------------------------- views
@@ -284,10 +351,22 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     }
 
     /// @inheritdoc IJobManager
-    function isBatchJobFinal(uint256 batchId, uint256 jobId) external view returns (bool) {
-        bytes32 key = SpotcheckHash.batchLeafKey(batchId, jobId);
-        if (batchJobInvalid[key]) return false;
-        return _batches[batchId].status == BatchStatus.Final || batchJobProven[key];
+    function verifyBatchLeaf(uint256 batchId, uint256 index, bytes32 leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        Batch storage b = _batch(batchId);
+        return SpotcheckHash.verify(proof, b.root, leaf, index, b.count);
+    }
+
+    /// @inheritdoc IJobManager
+    function isBatchLeafFinal(uint256 batchId, uint256 index) external view returns (bool) {
+        Batch storage b = _batches[batchId];
+        if (index >= b.count) return false;
+        bytes32 key = SpotcheckHash.batchLeafKey(batchId, index);
+        if (batchLeafInvalid[key]) return false;
+        return b.status == BatchStatus.Final || batchLeafProven[key];
     }
 
     // ---------------------------------------------------------------- internals
@@ -302,8 +381,30 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         require(b.status != BatchStatus.None, UnknownBatch(batchId));
     }
 
-    /// @dev Committed|Disputed -> Final: credit the fee, unlock the stake, notify a contract
-    ///      requester. The callback is last, gas-capped and in try/catch: it never blocks.
+    function _committedBatch(uint256 batchId) private view returns (Batch storage b) {
+        b = _batch(batchId);
+        require(b.status == BatchStatus.Committed, BadBatchStatus(batchId, b.status));
+    }
+
+    function _price(address node, bytes32 modelId, uint256 minFee) private view returns (uint256) {
+        uint256 posted = postedPrice[node][modelId];
+        return posted > minFee ? posted : minFee;
+    }
+
+    function _registryStakeManager(IModelRegistry registry_) private view returns (address) {
+        return address(IRegistryWiring(address(registry_)).stakeManager());
+    }
+
+    /// @dev Pull `amount` from the caller and check it all arrived.
+    function _pull(uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        // SAFETY: pull after effects; every entry point is nonReentrant.
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        require(token.balanceOf(address(this)) - before == amount, FeeOnTransferToken());
+    }
+
+    /// @dev Committed|Disputed -> Final: credit the fee, release the reservation, notify a
+    ///      contract requester. The callback is last, gas-capped and in try/catch: it never blocks.
     function _makeFinal(uint256 jobId, Job storage job) private {
         job.status = JobStatus.Final;
         credits[job.node] += job.fee;
@@ -323,4 +424,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             emit ConsumerCallbackFailed(jobId, requester);
         }
     }
+}
+
+interface IRegistryWiring {
+    function stakeManager() external view returns (IStakeManager);
 }

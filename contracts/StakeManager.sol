@@ -7,15 +7,22 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 
+interface IWired {
+    function token() external view returns (IERC20);
+    function stakeManager() external view returns (IStakeManager);
+}
+
 /// @title StakeManager
-/// @notice Holds node stake. JobManager locks a model's slash amount per open commitment;
-///         DisputeManager counts open disputes and slashes. Unbonding is a delayed, two-step exit.
+/// @notice Holds node stake. JobManager reserves the slash of every job a commitment holds;
+///         DisputeManager counts open disputes and slashes from reservations. Unbonding is a
+///         delayed, two-step exit.
 /// @dev INVARIANT (solvency): token.balanceOf(this) == sum over nodes of `amount`.
-///      INVARIANT: locked <= amount holds except after a slash took more than the free stake;
-///      `freeStake` saturates at zero, so locks never make money appear.
+///      INVARIANT (fully backed): locked <= amount for every node, always: `lock` needs free
+///      stake, `slash` takes from `locked` and `amount` alike, withdrawals take free stake only.
 contract StakeManager is IStakeManager, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
+    /// @inheritdoc IStakeManager
     IERC20 public immutable token;
     /// @inheritdoc IStakeManager
     uint256 public immutable minStake;
@@ -28,8 +35,6 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
 
     mapping(address node => NodeStake) private _stakes;
 
-    event Initialized(address indexed jobManager, address indexed disputeManager);
-
     modifier onlyJobManager() {
         require(msg.sender == jobManager, NotAuthorized(msg.sender));
         _;
@@ -41,18 +46,23 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     }
 
     constructor(IERC20 token_, uint256 minStake_, uint64 unbondingDelay_) {
-        require(address(token_) != address(0) && minStake_ > 0 && unbondingDelay_ > 0, ZeroAmount());
+        require(address(token_) != address(0), ZeroAddress());
+        require(minStake_ > 0 && unbondingDelay_ > 0, ZeroAmount());
         token = token_;
         minStake = minStake_;
         unbondingDelay = unbondingDelay_;
         _deployer = msg.sender;
     }
 
-    /// @notice Connect the job and dispute managers. Once, by the deployer.
+    /// @notice Connect the job and dispute managers. Once, by the deployer. Both must use this
+    ///         contract and its token.
     function initialize(address jobManager_, address disputeManager_) external {
         require(msg.sender == _deployer, NotAuthorized(msg.sender));
         require(jobManager == address(0), AlreadyInitialized());
-        require(jobManager_ != address(0) && disputeManager_ != address(0), NotAuthorized(address(0)));
+        require(jobManager_ != address(0) && disputeManager_ != address(0), ZeroAddress());
+        // INVARIANT: one token and one stake manager for the whole protocol.
+        _checkWiring(jobManager_);
+        _checkWiring(disputeManager_);
         jobManager = jobManager_;
         disputeManager = disputeManager_;
         emit Initialized(jobManager_, disputeManager_);
@@ -62,12 +72,19 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     function stake(uint256 amount) external nonReentrant {
         require(amount > 0, ZeroAmount());
         NodeStake storage s = _stakes[msg.sender];
-        // INVARIANT: an unbonding node is leaving; new stake would restart nothing and hide that.
-        require(s.unbondRequestedAt == 0, NodeUnbonding(msg.sender));
+        if (s.unbondRequestedAt != 0) {
+            // INVARIANT: an unbonding node is leaving; new stake would hide that. A node slashed
+            // to zero while unbonding has nothing left to leave with: it starts afresh.
+            require(s.amount == 0, NodeUnbonding(msg.sender));
+            s.unbondRequestedAt = 0;
+            emit UnbondCleared(msg.sender);
+        }
         s.amount += amount;
         emit Staked(msg.sender, amount, s.amount);
-        // SAFETY: pull after the effect; nonReentrant; a fee-on-transfer token is unsupported.
+        // SAFETY: pull after the effect; nonReentrant; the amount received is checked.
+        uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
+        require(token.balanceOf(address(this)) - before == amount, FeeOnTransferToken());
     }
 
     /// @inheritdoc IStakeManager
@@ -80,8 +97,8 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     }
 
     /// @inheritdoc IStakeManager
-    /// @dev Withdraws the free (unlocked) stake. Stake still locked by unfinalized commitments
-    ///      stays, and can be withdrawn by calling again once they resolve.
+    /// @dev Withdraws the free (unreserved) stake. Stake still reserved by unfinalized
+    ///      commitments stays, and can be withdrawn by calling again once they resolve.
     function withdrawStake() external nonReentrant {
         NodeStake storage s = _stakes[msg.sender];
         require(s.unbondRequestedAt != 0, NotUnbonding(msg.sender));
@@ -89,7 +106,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         require(block.timestamp >= readyAt, UnbondingDelayNotOver(msg.sender, readyAt));
         // INVARIANT: no stake leaves while a dispute against the node is open.
         require(s.openDisputes == 0, DisputesOpen(msg.sender, s.openDisputes));
-        uint256 amount = _free(s);
+        uint256 amount = s.amount - s.locked;
         require(amount > 0, ZeroAmount());
         s.amount -= amount;
         if (s.amount == 0) s.unbondRequestedAt = 0; // fully exited: may stake again later
@@ -103,19 +120,18 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         NodeStake storage s = _stakes[node];
         require(s.unbondRequestedAt == 0, NodeUnbonding(node));
         require(s.amount >= minStake, InsufficientStake(node, s.amount, minStake));
-        uint256 free = _free(s);
-        // INVARIANT: every open commitment is backed by its slash amount in unlocked stake.
+        uint256 free = s.amount - s.locked;
+        // INVARIANT: every open commitment is backed by its full reservation in unlocked stake.
         require(free >= amount, InsufficientStake(node, free, amount));
         s.locked += amount;
         emit StakeLocked(node, amount, s.locked);
     }
 
     /// @inheritdoc IStakeManager
-    function unlock(address node, uint256 amount) external {
-        require(msg.sender == jobManager || msg.sender == disputeManager, NotAuthorized(msg.sender));
+    function unlock(address node, uint256 amount) external onlyJobManager {
         NodeStake storage s = _stakes[node];
-        // INVARIANT: each lock is released exactly once (JobManager's status machine), so this
-        // never underflows; a checked underflow here would reveal a bookkeeping bug.
+        // INVARIANT: each reservation is released at most once and only what a slash left of
+        // it (JobManager's status machine), so this never underflows.
         s.locked -= amount;
         emit StakeUnlocked(node, amount, s.locked);
     }
@@ -142,9 +158,11 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         returns (uint256 slashed)
     {
         NodeStake storage s = _stakes[node];
-        // INVARIANT: clamped, never reverts; min(a, b) > 0 whenever both are > 0 (no rounding).
-        slashed = amount < s.amount ? amount : s.amount;
-        s.amount -= slashed;
+        // INVARIANT: a slash draws only on reserved stake. The caller's reservation covers
+        // `amount`, so the clamp never bites; it keeps `settle` from ever reverting.
+        slashed = amount < s.locked ? amount : s.locked;
+        s.locked -= slashed;
+        s.amount -= slashed; // locked <= amount, so no underflow and locked <= amount still
         emit Slashed(node, amount, slashed, recipient);
         if (slashed > 0) {
             // SAFETY: recipient is DisputeManager (trusted); the token is the protocol token.
@@ -159,16 +177,19 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
 
     /// @inheritdoc IStakeManager
     function freeStake(address node) external view returns (uint256) {
-        return _free(_stakes[node]);
+        NodeStake storage s = _stakes[node];
+        return s.amount - s.locked;
     }
 
     /// @inheritdoc IStakeManager
     function canCommit(address node, uint256 lockAmount) external view returns (bool) {
         NodeStake storage s = _stakes[node];
-        return s.unbondRequestedAt == 0 && s.amount >= minStake && _free(s) >= lockAmount;
+        return s.unbondRequestedAt == 0 && s.amount >= minStake && s.amount - s.locked >= lockAmount;
     }
 
-    function _free(NodeStake storage s) private view returns (uint256) {
-        return s.amount > s.locked ? s.amount - s.locked : 0;
+    function _checkWiring(address c) private view {
+        require(
+            IWired(c).token() == token && address(IWired(c).stakeManager()) == address(this), WrongWiring(c)
+        );
     }
 }

@@ -7,6 +7,7 @@ importing this module (for the enums or the deployment file) stays cheap.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -60,26 +61,61 @@ class JobKind(IntEnum):
     BATCH = 1
 
 
+class LeafRequestStatus(IntEnum):
+    """Mirror of ``IDisputeManager.LeafRequestStatus`` (docs/v2-protocol.md, section 5)."""
+
+    NONE = 0
+    OPEN = 1
+    REVEALED = 2
+    SLASHED = 3
+
+
 #: Solidity enum name -> (interface file, Python mirror); the enum-order test reads these.
 ENUM_MIRRORS: dict[str, tuple[str, type[IntEnum]]] = {
     "JobStatus": ("contracts/interfaces/IJobManager.sol", JobStatus),
     "BatchStatus": ("contracts/interfaces/IJobManager.sol", BatchStatus),
     "DisputeStatus": ("contracts/interfaces/IDisputeManager.sol", DisputeStatus),
     "JobKind": ("contracts/interfaces/IDisputeManager.sol", JobKind),
+    "LeafRequestStatus": ("contracts/interfaces/IDisputeManager.sol", LeafRequestStatus),
 }
+
+#: ``ModelRegistry.MAX_TAU``: the largest tolerance a model may register.
+MAX_TAU = 2**64
+#: ``ModelRegistry.MAX_BOUNTY_BPS``: a cheater disputing itself recovers at most half its slash.
+MAX_BOUNTY_BPS = 5000
+#: ``BN254_R // 2``: the widest input domain (``-FIELD_HALF <= inLo <= inHi <= FIELD_HALF``).
+FIELD_HALF = 21888242871839275222246405745257275088548364400416034343698204186575808495617 // 2
+#: Leaves per batch the default node stake is sized for.
+DEFAULT_BATCH_SIZE = 64
+
+
+def stake_for(slash_amount: int, batch_size: int, open_batches: int) -> int:
+    """Stake a node needs to hold ``open_batches`` unfinalized batches of ``batch_size`` leaves
+    at once: every leaf reserves one slash (docs/v2-protocol.md, section 4)."""
+    if slash_amount <= 0 or batch_size <= 0 or open_batches <= 0:
+        raise ConfigError(
+            f"slash, batch size and open batches must be > 0 "
+            f"({slash_amount}, {batch_size}, {open_batches})"
+        )
+    return slash_amount * batch_size * open_batches
 
 
 @dataclass(frozen=True)
 class DeployParams:
     """Deployment parameters (token base units and seconds).
 
-    Defaults follow the protocol economics (``spotcheck.economics.DEFAULTS``): a node stakes
-    ten slashes' worth, so it can hold ten unfinalized commitments of a default model at once.
-    ``unbonding_delay`` (1 day) must exceed any model's challenge window + proof window; the
-    registry enforces it per model.
+    Defaults follow the protocol economics (``spotcheck.economics.DEFAULTS``). Every open
+    commitment is fully backed: a batch of ``n`` leaves reserves ``n`` slashes, so what a node
+    must stake follows from its batch size, not from ``min_stake`` (the floor below which it may
+    not commit at all). ``node_stake`` is the stake the deployment recommends (and the demo and
+    tests post): four open batches of ``DEFAULT_BATCH_SIZE`` (64) leaves at the default slash
+    (100 tokens) = 25,600 tokens. ``unbonding_delay`` (1 day) must exceed any model's challenge
+    window + proof window; the registry enforces it per model.
     """
 
     min_stake: int = 1000 * TOKEN
+    #: Recommended stake per node: ``stake_for(default slash, 64, 4)``.
+    node_stake: int = 4 * DEFAULT_BATCH_SIZE * int(DEFAULTS.slash) * TOKEN
     unbonding_delay: int = 24 * 3600
     commit_timeout: int = 10 * 60
     #: Use an existing ERC-20 instead of deploying TestToken (production networks).
@@ -92,6 +128,8 @@ class DeployParams:
     def __post_init__(self) -> None:
         if self.min_stake <= 0:
             raise ConfigError(f"min_stake must be > 0, got {self.min_stake}")
+        if self.node_stake < self.min_stake:
+            raise ConfigError(f"node_stake {self.node_stake} is below min_stake {self.min_stake}")
         if self.unbonding_delay <= 0 or self.commit_timeout <= 0:
             raise ConfigError(
                 f"delays must be > 0 (unbonding {self.unbonding_delay}, "
@@ -104,7 +142,9 @@ class ModelParams:
     """``IModelRegistry.ModelParams`` without the model binding (verifier and hashes).
 
     Defaults: slash 100, challenger bond 10, bounty 25 % (``DEFAULTS``), 10-minute challenge
-    and proof windows (together well inside the default 1-day unbonding delay).
+    and proof windows (together well inside the default 1-day unbonding delay), no minimum fee,
+    and the widest domain the field allows (``[-r/2, r/2]``). A registrar sets the real input
+    domain ``[in_lo, in_hi]`` (quantized units, every element): the inputs the circuit covers.
     """
 
     input_len: int
@@ -117,14 +157,32 @@ class ModelParams:
     challenger_bond: int = int(DEFAULTS.challenger_bond) * TOKEN
     slash_amount: int = int(DEFAULTS.slash) * TOKEN
     bounty_bps: int = DEFAULTS.bounty_bps
+    in_lo: int = -FIELD_HALF
+    in_hi: int = FIELD_HALF
+    min_fee: int = 0
 
     def __post_init__(self) -> None:
         if self.input_len <= 0 or self.output_len <= 0:
             raise ConfigError(f"lengths must be > 0 ({self.input_len}, {self.output_len})")
-        if self.tau < 0:
-            raise ConfigError(f"tau must be >= 0, got {self.tau}")
-        if not 0 <= self.bounty_bps <= 10_000:
-            raise ConfigError(f"bounty_bps must be in 0..10000, got {self.bounty_bps}")
+        if not 0 <= self.tau <= MAX_TAU:
+            raise ConfigError(f"tau must be in 0..2**64, got {self.tau}")
+        if not 0 <= self.bounty_bps <= MAX_BOUNTY_BPS:
+            raise ConfigError(f"bounty_bps must be in 0..{MAX_BOUNTY_BPS}, got {self.bounty_bps}")
+        if not -FIELD_HALF <= self.in_lo <= self.in_hi <= FIELD_HALF:
+            raise ConfigError(
+                f"input domain [{self.in_lo}, {self.in_hi}] must satisfy "
+                "-r/2 <= in_lo <= in_hi <= r/2"
+            )
+        if self.min_fee < 0:
+            raise ConfigError(f"min_fee must be >= 0, got {self.min_fee}")
+
+    def first_out_of_domain(self, values: Sequence[int]) -> int | None:
+        """Index of the first element outside ``[in_lo, in_hi]`` (None if all are inside):
+        the check ``requestJob`` makes (``InputOutOfDomain``)."""
+        for i, v in enumerate(values):
+            if not self.in_lo <= int(v) <= self.in_hi:
+                return i
+        return None
 
     def as_struct(self, verifier: str, onnx_hash: bytes, settings_hash: bytes) -> dict[str, Any]:
         """The ``registerModel`` argument (Ape takes a dict for a struct)."""
@@ -142,6 +200,9 @@ class ModelParams:
             "challengerBond": self.challenger_bond,
             "slashAmount": self.slash_amount,
             "bountyBps": self.bounty_bps,
+            "inLo": self.in_lo,
+            "inHi": self.in_hi,
+            "minFee": self.min_fee,
         }
 
 

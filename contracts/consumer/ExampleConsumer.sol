@@ -67,8 +67,10 @@ contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
         revert RenounceDisabled();
     }
 
-    /// @notice Store `output` for `jobId` iff the job is final and `output` is its committed output.
+    /// @notice Store `output` for `jobId` iff this contract requested the job, it is final, and
+    ///         `output` is its committed output (`NotOwnJob` / `OutputNotVerified` otherwise).
     function deliverOutput(uint256 jobId, int256[] calldata output) external {
+        require(questions[jobId].modelId != bytes32(0), NotOwnJob(jobId));
         require(!delivered[jobId], AlreadyDelivered(jobId));
         require(_isVerifiedOutput(jobId, output), OutputNotVerified(jobId));
         delivered[jobId] = true;
@@ -87,6 +89,20 @@ contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
     /// @dev Anyone may call: the tokens only move from JobManager into this contract.
     function withdrawRefunds() external {
         jobManager.withdrawCredits();
+    }
+
+    /// @notice True iff leaf `index` of `batchId` answers `(modelId, input)` with `output` under
+    ///         `jobId` and is final (the check a dApp runs on a node's receipt).
+    function isVerifiedBatchOutput(
+        uint256 batchId,
+        uint256 index,
+        uint256 jobId,
+        bytes32 modelId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        return _isVerifiedBatchOutput(batchId, index, jobId, modelId, input, output, proof);
     }
 
     /// @notice The stored, verified output of `jobId` (empty until delivered).

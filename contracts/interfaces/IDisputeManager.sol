@@ -2,9 +2,14 @@
 pragma solidity ^0.8.24;
 
 /// @title IDisputeManager
-/// @notice Bonded disputes against committed outputs, answered by ezkl proofs verified on-chain.
-/// @dev `disputeId` is the job key (`SpotcheckHash.onchainJobKey` / `batchJobKey`): one dispute
-///      per job, ever; the first challenger wins. Bonds, bounties and bond forfeits are credits.
+/// @notice Bonded disputes against committed outputs, answered by ezkl proofs verified on-chain,
+///         and bonded leaf requests that make a node publish a batch leaf's data on-chain.
+/// @dev `disputeId` is the job key: `SpotcheckHash.onchainJobKey(jobId)` for on-chain jobs,
+///      `SpotcheckHash.batchLeafKey(batchId, index)` for batch leaves (by position: two leaves
+///      never share a verdict). One dispute per key, ever; the first challenger wins. A leaf
+///      request on leaf `index` has the same id (`requestId`) in its own mapping. Each new
+///      dispute against a node gets its proof deadline after the node's previous one (a per-node
+///      queue). Bonds, bounties and bond forfeits are credits. Rules: docs/v2-protocol.md 5, 6.
 interface IDisputeManager {
     enum DisputeStatus {
         None,
@@ -18,10 +23,18 @@ interface IDisputeManager {
         Batch
     }
 
+    enum LeafRequestStatus {
+        None,
+        Open,
+        Revealed,
+        Slashed
+    }
+
     struct Dispute {
         JobKind kind;
         uint256 ref; // jobId for on-chain jobs, batchId for batch leaves
-        uint256 jobId; // on-chain jobId, or the leaf's jobId
+        uint256 index; // leaf position in the batch (0 for on-chain jobs)
+        uint256 jobId; // on-chain jobId, or the leaf's jobId (informational)
         bytes32 modelId;
         address node;
         address challenger;
@@ -32,15 +45,26 @@ interface IDisputeManager {
         DisputeStatus status;
     }
 
+    struct LeafRequest {
+        uint256 batchId;
+        uint256 index;
+        address node;
+        address requester;
+        uint256 bond;
+        uint64 revealDeadline; // the node (or anyone) reveals before it, or is slashed
+        uint64 disputeDeadline; // set by the reveal: the leaf is disputable until then
+        LeafRequestStatus status;
+    }
+
     error DisputeExists(bytes32 disputeId);
     error UnknownDispute(bytes32 disputeId);
     error NotDisputable(bytes32 disputeId);
     error ChallengeWindowClosed(uint64 deadline);
-    error InvalidMerkleProof(uint256 batchId, uint256 jobId);
+    /// @notice The proof does not put this leaf at `index` under the batch root.
+    error InvalidMerkleProof(uint256 batchId, uint256 index);
     error DisputeNotOpen(bytes32 disputeId, DisputeStatus status);
     error ProofDeadlinePassed(bytes32 disputeId, uint64 deadline);
     error ProofDeadlineNotPassed(bytes32 disputeId, uint64 deadline);
-    error NotDisputedNode(bytes32 disputeId, address caller);
     error WrongInstanceCount(uint256 have, uint256 need);
     error OutputMismatch(bytes32 disputeId);
     error InputMismatch(bytes32 disputeId);
@@ -49,6 +73,23 @@ interface IDisputeManager {
     error SelfDispute(address node);
     error NothingToWithdraw(address owner);
     error InstanceOutOfField(uint256 index, uint256 value);
+    /// @notice `openDispute` names another output hash than the job's: a reorg moved it.
+    error OutputHashMismatch(uint256 jobId, bytes32 given, bytes32 stored);
+    /// @notice A leaf request on this leaf is open: it must be revealed (or settled) first.
+    error LeafRequestOpen(bytes32 requestId);
+    error LeafRequestExists(bytes32 requestId);
+    error UnknownLeafRequest(bytes32 requestId);
+    error LeafRequestNotOpen(bytes32 requestId, LeafRequestStatus status);
+    error RevealDeadlinePassed(bytes32 requestId, uint64 deadline);
+    error RevealDeadlineNotPassed(bytes32 requestId, uint64 deadline);
+    error IndexOutOfRange(uint256 batchId, uint256 index, uint256 count);
+    error WrongInputLength(uint256 have, uint256 need);
+    error WrongOutputLength(uint256 have, uint256 need);
+    /// @notice The token delivered less than was sent (fee-on-transfer tokens are unsupported).
+    error FeeOnTransferToken();
+    error ZeroAddress();
+    /// @notice A constructor argument was built for another token, stake manager or registry.
+    error WrongWiring(address contract_);
 
     event DisputeOpened(
         bytes32 indexed disputeId,
@@ -56,11 +97,13 @@ interface IDisputeManager {
         address indexed challenger,
         JobKind kind,
         uint256 ref,
+        uint256 index,
         uint256 jobId,
         uint256 bond,
         uint64 proofDeadline
     );
-    event DisputeDefended(bytes32 indexed disputeId, address indexed node, uint256 bondToNode);
+    /// @notice `defender` sent a valid proof; the bond goes to the node whoever defended.
+    event DisputeDefended(bytes32 indexed disputeId, address indexed node, address defender, uint256 bondToNode);
     event DisputeSettled(
         bytes32 indexed disputeId,
         address indexed node,
@@ -69,39 +112,101 @@ interface IDisputeManager {
         uint256 bounty,
         uint256 burned
     );
+    event LeafRequested(
+        bytes32 indexed requestId,
+        uint256 indexed batchId,
+        uint256 index,
+        address indexed node,
+        address requester,
+        uint256 bond,
+        uint64 revealDeadline
+    );
+    /// @notice The leaf's data, in calldata and in this log.
+    event LeafRevealed(
+        bytes32 indexed requestId,
+        uint256 indexed batchId,
+        uint256 index,
+        uint256 jobId,
+        bytes32 inputHash,
+        bytes32 outputHash,
+        int256[] input,
+        int256[] output,
+        uint64 disputeDeadline
+    );
+    event LeafRequestSettled(
+        bytes32 indexed requestId,
+        address indexed node,
+        address indexed requester,
+        uint256 slashed,
+        uint256 bounty,
+        uint256 burned
+    );
     event CreditsWithdrawn(address indexed owner, uint256 amount);
 
     /// @notice Dispute on-chain job `jobId` before its challenge deadline, locking the model's
     ///         challenger bond (needs allowance).
-    function openDispute(uint256 jobId) external returns (bytes32 disputeId);
+    /// @param outputHash the output hash the challenger disputes; must be the job's stored one
+    ///        (`OutputHashMismatch` otherwise)
+    function openDispute(uint256 jobId, bytes32 outputHash) external returns (bytes32 disputeId);
 
-    /// @notice Dispute leaf `(jobId, batch.modelId, inputHash, outputHash)` of `batchId`, proven
-    ///         to be in the batch root by `proof` (OpenZeppelin MerkleProof, sorted pairs).
+    /// @notice Dispute leaf `index` of `batchId`, i.e. `(jobId, batch.modelId, inputHash,
+    ///         outputHash)` proven to sit at `index` under the batch root by `proof` (positional,
+    ///         `SpotcheckHash.verify`). Open before the batch's challenge deadline, or for a
+    ///         revealed leaf before its dispute deadline; never while a leaf request on it is open.
     function openBatchDispute(
         uint256 batchId,
+        uint256 index,
         uint256 jobId,
         bytes32 inputHash,
         bytes32 outputHash,
         bytes32[] calldata proof
     ) external returns (bytes32 disputeId);
 
-    /// @notice The disputed node answers with an ezkl proof. `instances` = input field elements
-    ///         then output field elements; `committedOutput` must hash to the committed output
-    ///         hash; input instances must hash to the job's input hash; every output instance
-    ///         within `tau` of `committedOutput`; the model's verifier must accept (a revert is a
-    ///         rejection). Valid: job proven, bond credited to the node.
+    /// @notice Anyone sends a defence: an ezkl proof. `instances` = input field elements then
+    ///         output field elements; `committedOutput` must hash to the committed output hash;
+    ///         input instances must hash to the job's input hash; every output instance within
+    ///         `tau` of `committedOutput`; the model's verifier must accept (a revert is a
+    ///         rejection). Valid: job or leaf proven, bond credited to the node.
     function defend(bytes32 disputeId, bytes calldata proof, uint256[] calldata instances, int256[] calldata committedOutput)
         external;
 
-    /// @notice After the proof deadline with no valid defence: slash the node (clamped), credit
-    ///         the challenger bond + bounty, burn the rest, mark the job invalid. Anyone may call.
+    /// @notice After the proof deadline with no valid defence: slash the node from the
+    ///         commitment's own reservation, credit the challenger bond + bounty, burn the rest,
+    ///         mark the job or leaf invalid. Anyone may call.
     function settle(bytes32 disputeId) external;
+
+    /// @notice Ask the node of `batchId` to publish leaf `index` on-chain. Anyone but the node,
+    ///         before the batch's challenge deadline, with the model's challenger bond; one per
+    ///         leaf. The reveal deadline is `now + proofWindow`.
+    /// @return requestId `SpotcheckHash.batchLeafKey(batchId, index)`
+    function requestLeaf(uint256 batchId, uint256 index) external returns (bytes32 requestId);
+
+    /// @notice Anyone reveals a requested leaf before the reveal deadline: `(jobId, input,
+    ///         output)` whose leaf `(jobId, modelId, sha256(input), sha256(output))` sits at
+    ///         `index` under the root; lengths must be the model's. The bond is credited to the
+    ///         node; the leaf is disputable for one challenge window from now.
+    function revealLeaf(
+        uint256 batchId,
+        uint256 index,
+        uint256 jobId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes32[] calldata proof
+    ) external;
+
+    /// @notice After the reveal deadline with no reveal: as an invalid leaf (slash from the batch
+    ///         reservation, bond back + bounty to the requester, rest burned). Anyone may call.
+    function settleLeafRequest(bytes32 requestId) external;
 
     /// @notice Withdraw the caller's credits (returned bonds, bounties, forfeited bonds).
     function withdrawCredits() external;
 
     function getDispute(bytes32 disputeId) external view returns (Dispute memory);
+    function getLeafRequest(bytes32 requestId) external view returns (LeafRequest memory);
     function credits(address owner) external view returns (uint256);
-    /// @notice Challenger bond currently locked in open disputes opened by `challenger`.
+    /// @notice Bond currently locked in open disputes and open leaf requests by `challenger`.
     function bondAtRisk(address challenger) external view returns (uint256);
+    /// @notice The proof deadline of the node's latest dispute: the next one ends a proof window
+    ///         after max(now, this).
+    function proofQueueEnd(address node) external view returns (uint64);
 }

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+import {IStakeManager} from "./IStakeManager.sol";
+
 /// @title IJobManager
-/// @notice On-chain jobs (fee escrow, commit, finalize, refund) and batched commitments
-///         (Merkle roots over `(jobId, modelId, inputHash, outputHash)` leaves).
-/// @dev Hashes follow `SpotcheckHash`. Fees and refunds are credits withdrawn by their owner.
-///      The hooks DisputeManager calls on this contract are `onlyDisputeManager` and are not
-///      part of the user-facing ABI below.
+/// @notice On-chain jobs (fee escrow at or above the node's price, commit, finalize, refund) and
+///         batched commitments (positional Merkle roots over `(jobId, modelId, inputHash,
+///         outputHash)` leaves, each leaf backed by a reservation of its model's slash).
+/// @dev Hashes follow `SpotcheckHash`; rules follow docs/v2-protocol.md. Fees and refunds are
+///      credits withdrawn by their owner. The hooks DisputeManager calls on this contract
+///      (`IJobManagerHooks`) are `onlyDisputeManager` and not part of the user-facing ABI below.
 interface IJobManager {
     enum JobStatus {
         None,
@@ -41,9 +46,11 @@ interface IJobManager {
         address node;
         bytes32 root;
         uint32 count;
-        uint64 challengeDeadline;
-        uint32 openDisputes;
+        uint64 challengeDeadline; // disputes and leaf requests open until then
+        uint64 finalAfter; // >= challengeDeadline; raised by reveals to their dispute deadline
+        uint32 openClaims; // open leaf disputes + open leaf requests
         BatchStatus status;
+        uint256 reserved; // what is left of the count * slashAmount reservation
         string uri;
     }
 
@@ -59,16 +66,26 @@ interface IJobManager {
     error CommitDeadlinePassed(uint256 jobId, uint64 deadline);
     error CommitDeadlineNotPassed(uint256 jobId, uint64 deadline);
     error ChallengeWindowOpen(uint64 deadline);
-    error DisputePending(uint256 ref);
+    /// @notice The batch has open leaf disputes or leaf requests.
+    error ClaimsPending(uint256 batchId, uint32 openClaims);
     error EmptyBatch();
     error ZeroRoot();
     error NothingToWithdraw(address owner);
     error NotDisputeManager(address caller);
-    error InputOutOfField(uint256 index, int256 value);
+    /// @notice Element `index` of the input is outside the model's domain `[inLo, inHi]`.
+    error InputOutOfDomain(uint256 index, int256 value, int256 inLo, int256 inHi);
+    /// @notice The fee is below `priceOf(node, modelId)`.
+    error FeeBelowPrice(uint256 fee, uint256 price);
+    /// @notice `commitResult` names another input hash than the job's: a reorg moved it.
+    error InputHashMismatch(uint256 jobId, bytes32 given, bytes32 stored);
     error InsufficientCallbackGas(uint256 have, uint256 need);
     error NotDeployer(address caller);
     error AlreadyInitialized();
     error ZeroAddress();
+    /// @notice The token delivered less than was sent (fee-on-transfer tokens are unsupported).
+    error FeeOnTransferToken();
+    /// @notice A constructor argument was built for another token or stake manager.
+    error WrongWiring(address contract_);
 
     event JobRequested(
         uint256 indexed jobId,
@@ -88,8 +105,9 @@ interface IJobManager {
     event LivenessFailure(address indexed node, uint256 indexed jobId, uint256 totalFailures);
     event JobDisputed(uint256 indexed jobId);
     event JobProven(uint256 indexed jobId);
-    event JobInvalidated(uint256 indexed jobId);
+    event JobInvalidated(uint256 indexed jobId, uint256 slashed);
     event ConsumerCallbackFailed(uint256 indexed jobId, address indexed consumer);
+    event PriceSet(address indexed node, bytes32 indexed modelId, uint256 price);
     event BatchCommitted(
         uint256 indexed batchId,
         address indexed node,
@@ -97,37 +115,56 @@ interface IJobManager {
         bytes32 root,
         uint32 count,
         string uri,
-        uint64 challengeDeadline
+        uint64 challengeDeadline,
+        uint256 reserved
     );
-    event BatchFinalized(uint256 indexed batchId, address indexed node);
-    event BatchJobDisputed(uint256 indexed batchId, uint256 indexed jobId, uint32 openDisputes);
-    event BatchJobProven(uint256 indexed batchId, uint256 indexed jobId);
-    event BatchJobInvalidated(uint256 indexed batchId, uint256 indexed jobId);
+    event BatchFinalized(uint256 indexed batchId, address indexed node, uint256 released);
+    event BatchLeafDisputed(uint256 indexed batchId, uint256 indexed index, uint32 openClaims);
+    event BatchLeafRequested(uint256 indexed batchId, uint256 indexed index, uint32 openClaims);
+    event BatchLeafRevealed(uint256 indexed batchId, uint256 indexed index, uint32 openClaims, uint64 finalAfter);
+    event BatchLeafProven(uint256 indexed batchId, uint256 indexed index);
+    event BatchLeafInvalidated(uint256 indexed batchId, uint256 indexed index, uint256 slashed, uint256 reserved);
     event CreditsWithdrawn(address indexed owner, uint256 amount);
 
+    /// @notice Post the caller's price for jobs of `modelId` (the caller as node).
+    /// @param modelId a registered model
+    /// @param price the node's price in token base units; `priceOf` is `max(minFee, price)`
+    function setPrice(bytes32 modelId, uint256 price) external;
+
+    /// @notice What an on-chain request to `node` for `modelId` must pay at least:
+    ///         `max(model.minFee, node's posted price)`.
+    function priceOf(address node, bytes32 modelId) external view returns (uint256);
+
     /// @notice Request inference of `modelId` on `input` (quantized at the model's input scale)
-    ///         from `node`, escrowing `fee` tokens (needs allowance).
+    ///         from `node`, escrowing `fee` tokens (needs allowance). Reverts
+    ///         `FeeBelowPrice(fee, price)` below `priceOf(node, modelId)`,
+    ///         `InputOutOfDomain(index, value, inLo, inHi)` on the first element outside the
+    ///         model's domain, `FeeOnTransferToken()` unless the fee arrives in full.
     function requestJob(bytes32 modelId, int256[] calldata input, address node, uint256 fee)
         external
         returns (uint256 jobId);
 
-    /// @notice The named node commits its quantized output; opens the challenge window.
-    function commitResult(uint256 jobId, int256[] calldata output) external;
+    /// @notice The named node commits its quantized output for the job whose input hashes to
+    ///         `inputHash` (else `InputHashMismatch`); reserves the model's slash and opens the
+    ///         challenge window.
+    function commitResult(uint256 jobId, bytes32 inputHash, int256[] calldata output) external;
 
     /// @notice After the challenge window with no dispute: the job is final, the fee is credited
     ///         to the node, and a contract requester gets `onSpotcheckJobFinalized` (never blocking).
     function finalize(uint256 jobId) external;
 
     /// @notice The requester cancels a job its node did not commit before the commit deadline:
-    ///         full refund as credit, liveness failure recorded against the node.
+    ///         full refund as credit; a liveness failure of the node only if the model is active.
     function cancelJob(uint256 jobId) external;
 
-    /// @notice Commit a Merkle root over `count` leaves of one model; contents served at `uri`.
+    /// @notice Commit the positional Merkle root over `count` leaves of one model; contents
+    ///         served at `uri`. Reserves `count * slashAmount` (`InsufficientStake` otherwise).
     function commitBatch(bytes32 modelId, bytes32 root, uint32 count, string calldata uri)
         external
         returns (uint256 batchId);
 
-    /// @notice After the challenge window with no open dispute on any leaf.
+    /// @notice After `finalAfter` with no open claim (dispute or leaf request); releases what is
+    ///         left of the reservation.
     function finalizeBatch(uint256 batchId) external;
 
     /// @notice Withdraw the caller's credits (fees earned, refunds).
@@ -137,10 +174,22 @@ interface IJobManager {
     function getBatch(uint256 batchId) external view returns (Batch memory);
     /// @notice True iff the job's output may be used: finalized or proven by a valid defence.
     function isJobFinal(uint256 jobId) external view returns (bool);
-    /// @notice True iff leaf job `jobId` of `batchId` may be used (batch final or leaf proven,
-    ///         and the leaf was never invalidated). The caller checks leaf membership.
-    function isBatchJobFinal(uint256 batchId, uint256 jobId) external view returns (bool);
+    /// @notice True iff `leaf` is leaf `index` of batch `batchId`'s root: `index < count`,
+    ///         `proof.length == ceil(log2(count))`, the root rebuilds (SpotcheckHash.verify).
+    function verifyBatchLeaf(uint256 batchId, uint256 index, bytes32 leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool);
+    /// @notice True iff leaf `index` of `batchId` may be used: `index < count`, never
+    ///         invalidated, and proven or the batch Final. The caller checks which leaf is there
+    ///         (`verifyBatchLeaf`) and that the batch's model is the one it asked for.
+    function isBatchLeafFinal(uint256 batchId, uint256 index) external view returns (bool);
+    /// @notice Verdict flags by `SpotcheckHash.batchLeafKey(batchId, index)`.
+    function batchLeafProven(bytes32 key) external view returns (bool);
+    function batchLeafInvalid(bytes32 key) external view returns (bool);
     function credits(address owner) external view returns (uint256);
     function livenessFailures(address node) external view returns (uint256);
     function commitTimeout() external view returns (uint64);
+    function token() external view returns (IERC20);
+    function stakeManager() external view returns (IStakeManager);
 }

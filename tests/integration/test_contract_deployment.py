@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import ape
 import pytest
+from eth_utils import keccak
 
 from spotcheck.chain import Deployment, SpotcheckContracts, default_deployment_path
 from spotcheck.deploy import deploy_all
@@ -65,3 +68,59 @@ def test_deployAll_withConsumerOwner_startsTwoStepHandOver(deployer: Any, reques
     consumer.acceptOwnership(sender=requester)
     assert consumer.owner() == requester
     assert dep.params["example_consumer_owner"] == requester.address
+
+
+ZERO = "0x" + "00" * 20
+
+
+def _selector(signature: str) -> str:
+    return "0x" + keccak(text=signature)[:4].hex()
+
+
+def _deploy_reverts(error: str, deploy: Callable[[], Any]) -> None:
+    """A constructor revert reaches Ape undecoded: match the custom error's selector."""
+    with pytest.raises(Exception) as info:
+        deploy()
+    assert _selector(error) in str(info.value), f"expected {error}, got {info.value}"
+
+
+def test_constructors_refuseZeroAddresses(project: Any, deployer: Any, spotcheck: Any) -> None:
+    sm, reg, tok = spotcheck.stake_manager, spotcheck.model_registry, spotcheck.token
+    _deploy_reverts("ZeroAddress()", lambda: deployer.deploy(project.StakeManager, ZERO, 1, 1))
+    _deploy_reverts("ZeroAddress()", lambda: deployer.deploy(project.ModelRegistry, ZERO))
+    _deploy_reverts(
+        "ZeroAddress()", lambda: deployer.deploy(project.JobManager, tok, sm, ZERO, 100)
+    )
+    _deploy_reverts(
+        "ZeroAddress()", lambda: deployer.deploy(project.DisputeManager, tok, sm, reg, ZERO)
+    )
+    _deploy_reverts("ZeroAddress()", lambda: deployer.deploy(project.ExampleConsumer, ZERO, tok))
+
+
+def test_constructors_refuseASecondToken(project: Any, deployer: Any, spotcheck: Any) -> None:
+    """All three contracts share one token: a JobManager or DisputeManager built with another
+    token than the StakeManager's (or wired to another stake manager) cannot be deployed."""
+    other = deployer.deploy(project.TestToken)
+    sm, reg, jm = spotcheck.stake_manager, spotcheck.model_registry, spotcheck.job_manager
+    tok = spotcheck.token
+    _deploy_reverts(
+        "WrongWiring(address)", lambda: deployer.deploy(project.JobManager, other, sm, reg, 100)
+    )
+    _deploy_reverts(
+        "WrongWiring(address)", lambda: deployer.deploy(project.DisputeManager, other, sm, reg, jm)
+    )
+    other_sm = deployer.deploy(project.StakeManager, other, 1, 1000)
+    other_reg = deployer.deploy(project.ModelRegistry, other_sm)
+    _deploy_reverts(
+        "WrongWiring(address)",
+        lambda: deployer.deploy(project.JobManager, tok, sm, other_reg, 100),
+    )
+    _deploy_reverts(
+        "WrongWiring(address)",
+        lambda: deployer.deploy(project.DisputeManager, tok, sm, other_reg, jm),
+    )
+    # StakeManager.initialize checks both managers against its token and itself.
+    other_jm = deployer.deploy(project.JobManager, other, other_sm, other_reg, 100)
+    fresh_sm = deployer.deploy(project.StakeManager, tok, 1, 1000)
+    with ape.reverts(fresh_sm.WrongWiring, contract_=other_jm.address):
+        fresh_sm.initialize(other_jm, spotcheck.dispute_manager, sender=deployer)
