@@ -242,3 +242,11 @@ def felt_from_le_hex(text: str) -> int:
 
 def felt_to_le_hex(value: int) -> str:
     return value.to_bytes(32, "little").hex()
+
+
+def mock(witness_path: Path, compiled_path: Path) -> None:
+    """Check every constraint of the circuit on a witness (no keys); raises ProofError if one
+    fails (a witness that exists but could never be proven, e.g. a range check)."""
+    import ezkl
+
+    _call("mock", ProofError, ezkl.mock, str(witness_path), str(compiled_path))
