@@ -1,172 +1,287 @@
-"""Fetch a committed batch's contents from its node and verify every leaf against the root.
+"""Fetch a committed batch's whole listing from its node and check every leaf against the root.
 
-The node serves ``GET {uri}/v1/batches/{batchId}`` (all leaves: jobId, inputQ, outputQ, in
-leaf order) and ``GET {uri}/v1/batches/{batchId}/jobs/{jobId}`` (one leaf and its Merkle
-proof). The challenger downloads the whole listing, so the node cannot tell which leaves are
-in its sample; it rebuilds the tree from the listing and, when the root matches the committed
-one, takes proofs from its own tree. Otherwise it asks the node for the proof of each leaf it
-needs and verifies it. A leaf that does not verify against the committed root is treated as
-not served: the node's answer proves nothing about what it committed.
+The node serves ``GET {uri}/v1/batches/{batchId}``: every leaf (``jobId``, ``inputQ``,
+``outputQ``) in leaf order. The challenger always downloads the **whole listing** and never
+asks for single leaves or proofs: what it requests must not depend on its sample, or the node
+learns which leaves are checked (issue 11, point 2). It rebuilds the positional tree
+(``spotcheck.merkle``) from the listing and takes every proof it needs from its own tree.
 
-Anything short of verified contents is :class:`WithheldError` (timeouts, HTTP errors,
-malformed JSON, wrong leaf count, leaves off the root), after retries with backoff.
+A listing is usable only if all of this holds, otherwise the whole batch is
+:class:`WithheldError` (and only that batch: the caller carries on with everything else):
+
+- HTTP 200 within a **total** deadline (not per read: a server dripping one byte a second is
+  cut off when the deadline passes) and under a byte cap (declared or streamed);
+- JSON with ``count`` leaves, each with a ``jobId`` in ``uint256``, ``inputQ`` and ``outputQ``
+  of integers in ``int256`` (an optional ``index`` must equal the leaf's position);
+- every input element inside the model's domain ``[inLo, inHi]`` (docs/v2-protocol.md, 8: a
+  listing holding an out-of-domain input is malformed, and such inputs are never disputed);
+- the leaves, in the order served, rebuild the committed root (a listing in another order, or
+  with any leaf altered, does not).
+
+One fetch is one GET: retries are paced by the service (``challenger.service``) against the
+time left in the challenge window. Fetches run in worker threads (:class:`Fetcher`) so a slow
+or withholding node never delays disputes or settlements of other commitments.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from challenger.store import BatchRow, Leaf
-from spotcheck.encoding import input_hash, leaf_hash, output_hash
+from spotcheck.encoding import INT256_MAX, INT256_MIN, input_hash, leaf_hash, output_hash
 from spotcheck.errors import SpotcheckError
-from spotcheck.merkle import MerkleTree, verify
+from spotcheck.merkle import MerkleTree
 
 log = logging.getLogger(__name__)
 
+_UINT256 = 2**256
+#: Bytes a listing may take per vector element (an int256 in decimal or 0x-hex, quoted, comma)
+#: and per leaf (keys, jobId, index, brackets): the cap derived from ``count`` and the lengths.
+_BYTES_PER_ELEMENT = 80
+_BYTES_PER_LEAF = 256
+_BYTES_OVERHEAD = 4096
+
 
 class WithheldError(SpotcheckError, RuntimeError):
-    """The node did not serve verifiable contents for a committed batch."""
+    """The node did not serve a usable listing of a committed batch (this attempt)."""
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, str):
-        return int(value, 0)
-    return int(value)
+@dataclass(frozen=True)
+class Domain:
+    """What a listing is checked against: the model's vector lengths and input domain."""
+
+    input_len: int
+    output_len: int
+    in_lo: int
+    in_hi: int
 
 
-class _LeafModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    job_id: int = Field(alias="jobId")
-    input_q: list[int] = Field(alias="inputQ")
-    output_q: list[int] = Field(alias="outputQ")
-
-    @field_validator("job_id", mode="before")
-    @classmethod
-    def _job_id(cls, v: Any) -> int:
-        return _int(v)
-
-    @field_validator("input_q", "output_q", mode="before")
-    @classmethod
-    def _vector(cls, v: Any) -> list[int]:
-        return [_int(x) for x in v]
+@dataclass(frozen=True)
+class FetchLimits:
+    #: Total seconds for one listing, connect to last byte.
+    deadline_s: float = 10.0
+    #: Longest wait for any single read (capped by what is left of the deadline).
+    read_timeout_s: float = 2.0
+    #: Largest listing accepted whatever the batch (the per-batch cap is usually smaller).
+    max_bytes: int = 256 * 2**20
 
 
-class _BatchModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    leaves: list[_LeafModel]
-
-
-class _ProofModel(_LeafModel):
-    proof: list[str]
+def listing_byte_cap(count: int, domain: Domain, max_bytes: int) -> int:
+    """Bytes a well-formed listing of ``count`` leaves can take, at most ``max_bytes``."""
+    per_leaf = _BYTES_PER_LEAF + _BYTES_PER_ELEMENT * (domain.input_len + domain.output_len)
+    return min(max_bytes, _BYTES_OVERHEAD + count * per_leaf)
 
 
 @dataclass(frozen=True)
 class FetchedBatch:
+    """A listing that rebuilt the committed root: its leaves in order and the tree."""
+
     leaves: list[Leaf]
-    proofs_from_node: bool  # True when the listing's tree did not match and the node gave proofs
+    tree: MerkleTree
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: {value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value, 0)
+    raise ValueError(f"{what}: {value!r} is not an integer")
+
+
+def _vector(value: Any, what: str) -> list[int]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is not a list")
+    out = [_int(v, what) for v in value]
+    for i, v in enumerate(out):
+        if not INT256_MIN <= v <= INT256_MAX:
+            raise ValueError(f"{what}[{i}] = {v} does not fit int256")
+    return out
+
+
+def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
+    """Check a listing's bytes against ``batch`` (see the module doc); WithheldError if unusable."""
+    where = f"batch {batch.batch_id}"
+    try:
+        doc = json.loads(raw)
+        leaves_json = doc["leaves"] if isinstance(doc, dict) else None
+        if not isinstance(leaves_json, list):
+            raise ValueError("no list of leaves")
+        if len(leaves_json) != batch.count:
+            raise WithheldError(
+                f"{where}: {len(leaves_json)} leaves served, {batch.count} committed"
+            )
+        leaves: list[Leaf] = []
+        hashes: list[bytes] = []
+        for i, item in enumerate(leaves_json):
+            if not isinstance(item, dict):
+                raise ValueError(f"leaf {i} is not an object")
+            if "index" in item and _int(item["index"], "index") != i:
+                raise ValueError(f"leaf {i} says index {item['index']}")
+            job_id = _int(item["jobId"], "jobId")
+            if not 0 <= job_id < _UINT256:
+                raise ValueError(f"leaf {i}: jobId {job_id} does not fit uint256")
+            input_q = _vector(item["inputQ"], f"leaf {i} inputQ")
+            output_q = _vector(item["outputQ"], f"leaf {i} outputQ")
+            for k, v in enumerate(input_q):
+                if not domain.in_lo <= v <= domain.in_hi:
+                    raise ValueError(
+                        f"leaf {i}: input[{k}] = {v} outside the domain "
+                        f"[{domain.in_lo}, {domain.in_hi}]"
+                    )
+            ih, oh = input_hash(input_q), output_hash(output_q)
+            hashes.append(leaf_hash(job_id, batch.model_id, ih, oh))
+            leaves.append(Leaf(i, job_id, input_q, output_q, ih, oh, []))
+        tree = MerkleTree(hashes)
+    except WithheldError:
+        raise
+    except (ValueError, KeyError, TypeError, RecursionError, SpotcheckError) as err:
+        raise WithheldError(f"{where}: malformed listing: {type(err).__name__}: {err}") from err
+    if tree.root != batch.root:
+        raise WithheldError(
+            f"{where}: the listing does not rebuild the committed root "
+            "(leaves altered, missing or out of order)"
+        )
+    return FetchedBatch(leaves, tree)
 
 
 class BatchClient:
-    """HTTP client for node batch endpoints, with timeouts and retries."""
+    """Downloads listings: one GET each, a total deadline, a byte cap."""
 
     def __init__(
         self,
         *,
-        timeout: float = 10.0,
-        attempts: int = 3,
-        max_backoff: float = 4.0,
+        limits: FetchLimits | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
-        self._attempts = attempts
-        self._max_backoff = max_backoff
+        self.limits = limits or FetchLimits()
+        self._client = httpx.Client(
+            transport=transport,
+            follow_redirects=False,
+            headers={"Accept-Encoding": "identity", "Accept": "application/json"},
+        )
 
     def close(self) -> None:
         self._client.close()
 
-    def _get_json(self, url: str) -> Any:
-        def once() -> Any:
-            response = self._client.get(url)
-            if response.status_code >= 500:
-                response.raise_for_status()  # retry server errors
-            if response.status_code != 200:
-                raise WithheldError(f"GET {url}: HTTP {response.status_code}")
-            return response.json()
+    def fetch(self, batch: BatchRow, domain: Domain) -> FetchedBatch:
+        """The whole listing of ``batch``, checked; :class:`WithheldError` otherwise."""
+        cap = listing_byte_cap(batch.count, domain, self.limits.max_bytes)
+        url = f"{batch.uri.rstrip('/')}/v1/batches/{batch.batch_id}"
+        return parse_listing(self.download(url, cap), batch, domain)
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=0.2, max=self._max_backoff),
-            retry=retry_if_exception_type((httpx.HTTPError, ValueError)),
-            reraise=False,
-        )
+    def download(self, url: str, cap: int) -> bytes:
+        """The body of ``GET url``: at most ``cap`` bytes within the total deadline."""
+        limits = self.limits
+        deadline = time.monotonic() + limits.deadline_s
+        per_read = min(limits.read_timeout_s, limits.deadline_s)
         try:
-            return retrying(once)
-        except RetryError as err:
-            cause = err.last_attempt.exception()
-            raise WithheldError(f"GET {url}: {type(cause).__name__}: {cause}") from cause
+            with self._client.stream("GET", url, timeout=httpx.Timeout(per_read)) as response:
+                if response.status_code != 200:
+                    raise WithheldError(f"GET {url}: HTTP {response.status_code}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    raise WithheldError(f"GET {url}: {declared} bytes declared, cap {cap}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > cap:
+                        raise WithheldError(f"GET {url}: more than {cap} bytes")
+                    if time.monotonic() > deadline:
+                        raise WithheldError(
+                            f"GET {url}: not complete within {limits.deadline_s:g} s "
+                            f"({len(body)} bytes so far)"
+                        )
+                return bytes(body)
+        except httpx.HTTPError as err:
+            raise WithheldError(f"GET {url}: {type(err).__name__}: {err}") from err
 
-    def fetch(self, batch: BatchRow, need_proof: Callable[[int], bool]) -> FetchedBatch:
-        """All leaves of ``batch``, verified against its committed root.
 
-        ``need_proof(jobId)`` says which leaves must carry a Merkle proof (the sampled ones).
-        """
-        base = batch.uri.rstrip("/")
+#: The outcome of one attempt: the checked listing, or why it was not usable.
+Outcome = FetchedBatch | WithheldError
+
+
+class Fetcher:
+    """Runs listing downloads in worker threads; the service collects finished attempts.
+
+    At most ``per_node`` attempts per node run at once, so one withholding node can occupy
+    only its own share of the workers. Workers touch no database: results are handed back
+    to the service's thread, which records them.
+    """
+
+    def __init__(self, client: BatchClient, *, workers: int = 8, per_node: int = 2) -> None:
+        self.client = client
+        self.per_node = per_node
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-fetch")
+        self._inflight: dict[int, tuple[BatchRow, Future[Outcome]]] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        return len(self._inflight)
+
+    def busy(self, batch_id: int) -> bool:
+        return batch_id in self._inflight
+
+    def node_busy(self, node: str) -> bool:
+        running = sum(1 for b, _ in self._inflight.values() if b.node.lower() == node.lower())
+        return running >= self.per_node
+
+    def submit(self, batch: BatchRow, domain: Domain) -> bool:
+        """Start an attempt (False if one is running for the batch or its node is busy)."""
+        if self.busy(batch.batch_id) or self.node_busy(batch.node):
+            return False
+        self._inflight[batch.batch_id] = (batch, self._pool.submit(self._attempt, batch, domain))
+        return True
+
+    def _attempt(self, batch: BatchRow, domain: Domain) -> Outcome:
         try:
-            listing = _BatchModel.model_validate(
-                self._get_json(f"{base}/v1/batches/{batch.batch_id}")
-            )
-        except ValidationError as err:
-            raise WithheldError(f"batch {batch.batch_id}: malformed listing: {err}") from err
-        if len(listing.leaves) != batch.count:
-            raise WithheldError(
-                f"batch {batch.batch_id}: {len(listing.leaves)} leaves served, "
-                f"{batch.count} committed"
-            )
-        if len({leaf.job_id for leaf in listing.leaves}) != batch.count:
-            raise WithheldError(f"batch {batch.batch_id}: duplicate jobIds in the listing")
-        hashes = [(input_hash(leaf.input_q), output_hash(leaf.output_q)) for leaf in listing.leaves]
-        leaf_hashes = [
-            leaf_hash(leaf.job_id, batch.model_id, ih, oh)
-            for leaf, (ih, oh) in zip(listing.leaves, hashes, strict=True)
-        ]
-        tree = MerkleTree(leaf_hashes)
-        local = tree.root == batch.root
-        out: list[Leaf] = []
-        for i, (leaf, (ih, oh)) in enumerate(zip(listing.leaves, hashes, strict=True)):
-            proof: list[bytes] = []
-            if need_proof(leaf.job_id):
-                proof = tree.proof(i) if local else self._node_proof(batch, leaf.job_id)
-                if not verify(proof, batch.root, leaf_hashes[i]):
-                    raise WithheldError(
-                        f"batch {batch.batch_id}: leaf {leaf.job_id} is not under the root"
-                    )
-            out.append(Leaf(leaf.job_id, leaf.input_q, leaf.output_q, ih, oh, proof))
-        if not local:
-            log.warning(
-                "batch listing does not rebuild the committed root; used node proofs",
-                extra={"batch_id": batch.batch_id, "node": batch.node},
-            )
-        return FetchedBatch(out, proofs_from_node=not local)
+            return self.client.fetch(batch, domain)
+        except WithheldError as err:
+            return err
+        except Exception as err:  # any failure of one listing costs that batch only
+            return WithheldError(f"batch {batch.batch_id}: {type(err).__name__}: {err}")
 
-    def _node_proof(self, batch: BatchRow, job_id: int) -> list[bytes]:
-        url = f"{batch.uri.rstrip('/')}/v1/batches/{batch.batch_id}/jobs/{job_id}"
-        try:
-            answer = _ProofModel.model_validate(self._get_json(url))
-            return [bytes.fromhex(p.removeprefix("0x")) for p in answer.proof]
-        except (ValidationError, ValueError) as err:
-            raise WithheldError(f"GET {url}: malformed proof: {err}") from err
+    def collect(self, wait_s: float = 0.0) -> list[tuple[BatchRow, Outcome]]:
+        """Attempts finished by now, waiting up to ``wait_s`` while any is still running."""
+        end = time.monotonic() + max(0.0, wait_s)
+        out: list[tuple[BatchRow, Outcome]] = []
+        while self._inflight:
+            finished = [bid for bid, (_, f) in self._inflight.items() if f.done()]
+            for bid in finished:
+                batch, future = self._inflight.pop(bid)
+                out.append((batch, future.result()))
+            left = end - time.monotonic()
+            if not self._inflight or left <= 0:
+                break
+            if finished:
+                continue
+            wait([f for _, f in self._inflight.values()], timeout=left, return_when=FIRST_COMPLETED)
+        return out
+
+    def drop(self, batch_id: int) -> None:
+        """Forget an attempt whose result is no longer wanted (it finishes in the background)."""
+        self._inflight.pop(batch_id, None)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+def domain_of(model: Any) -> Domain:
+    """The :class:`Domain` of a ``challenger.chain_io.ModelParams``."""
+    return Domain(model.input_len, model.output_len, model.in_lo, model.in_hi)
+
+
+def sampled_indices(count: int, decide: Any) -> Sequence[int]:
+    """Positions ``decide(index)`` samples (the sample needs no listing: it is by position)."""
+    return [i for i in range(count) if decide(i)]

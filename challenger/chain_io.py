@@ -9,6 +9,7 @@ before deciding again (a second ``openDispute`` could only revert, but it would 
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from spotcheck.chain import DisputeStatus
+from spotcheck.encoding import BN254_R
 from spotcheck.errors import ChainError
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,27 @@ class ModelParams:
     challenger_bond: int
     slash_amount: int
     bounty_bps: int
+    #: The input domain (every element, quantized units); the whole field when unset.
+    in_lo: int = -(BN254_R // 2)
+    in_hi: int = BN254_R // 2
+
+
+class LeafRequestStatus(enum.IntEnum):
+    """Mirror of ``IDisputeManager.LeafRequestStatus`` (docs/v2-protocol.md, 5)."""
+
+    NONE = 0
+    OPEN = 1
+    REVEALED = 2
+    SLASHED = 3
+
+
+@dataclass(frozen=True)
+class LeafRequestView:
+    status: LeafRequestStatus
+    requester: str
+    bond: int
+    reveal_deadline: int
+    dispute_deadline: int
 
 
 @dataclass(frozen=True)
@@ -84,17 +107,28 @@ class ChainPort(Protocol):
         """``(modelId, inputQ)`` of on-chain job ``job_id`` from its JobRequested event."""
         ...
 
-    def open_dispute(self, job_id: int, bond: int) -> TxResult: ...
+    def leaf_request(self, request_id: bytes) -> LeafRequestView: ...
+
+    def reveal_proof(self, tx_hash: str) -> list[bytes] | None:
+        """The Merkle proof in the calldata of a ``revealLeaf`` transaction (None if unreadable)."""
+        ...
+
+    def open_dispute(self, job_id: int, output_hash: bytes, bond: int) -> TxResult: ...
 
     def open_batch_dispute(
         self,
         batch_id: int,
+        index: int,
         job_id: int,
         input_hash: bytes,
         output_hash: bytes,
         proof: Sequence[bytes],
         bond: int,
     ) -> TxResult: ...
+
+    def request_leaf(self, batch_id: int, index: int, bond: int) -> TxResult: ...
+
+    def settle_leaf_request(self, request_id: bytes) -> TxResult: ...
 
     def settle(self, dispute_id: bytes) -> TxResult: ...
 
@@ -113,6 +147,14 @@ def _to_bytes(value: Any) -> bytes:
         return bytes(value)
     text = str(value)
     return bytes.fromhex(text.removeprefix("0x"))
+
+
+def _domain(model: Any) -> dict[str, int]:
+    """``inLo``/``inHi`` of a registry struct (absent on a pre-v2 registry: the whole field)."""
+    lo, hi = getattr(model, "inLo", None), getattr(model, "inHi", None)
+    if lo is None or hi is None:
+        return {}
+    return {"in_lo": int(lo), "in_hi": int(hi)}
 
 
 class ApeChain:
@@ -201,6 +243,7 @@ class ApeChain:
             challenger_bond=int(m.challengerBond),
             slash_amount=int(m.slashAmount),
             bounty_bps=int(m.bountyBps),
+            **_domain(m),
         )
         self._models[model_id] = params  # registry parameters are immutable per modelId
         return params
@@ -213,6 +256,31 @@ class ApeChain:
             bond=int(d.bond),
             proof_deadline=int(d.proofDeadline),
         )
+
+    def leaf_request(self, request_id: bytes) -> LeafRequestView:
+        r = self._read("getLeafRequest", lambda: self.disputes.getLeafRequest(request_id))
+        return LeafRequestView(
+            status=LeafRequestStatus(int(r.status)),
+            requester=str(r.requester),
+            bond=int(r.bond),
+            reveal_deadline=int(r.revealDeadline),
+            dispute_deadline=int(r.disputeDeadline),
+        )
+
+    def reveal_proof(self, tx_hash: str) -> list[bytes] | None:
+        def read() -> list[bytes] | None:
+            from ape import chain
+
+            tx = chain.provider.get_transaction(tx_hash)
+            _abi, args = self.disputes.decode_input(tx.data)
+            proof = args.get("proof")
+            return None if proof is None else [_to_bytes(p) for p in proof]
+
+        try:
+            return self._read(f"reveal tx {tx_hash}", read)
+        except (ChainError, ValueError, KeyError) as err:
+            log.warning("cannot read the proof of reveal %s: %s", tx_hash, err)
+            return None
 
     def bond_at_risk(self) -> int:
         return int(self._read("bondAtRisk", lambda: self.disputes.bondAtRisk(self.me)))
@@ -254,16 +322,17 @@ class ApeChain:
         if int(allowance) < amount:
             self._send("approve", lambda: self.token.approve(spender, amount, sender=self.account))
 
-    def open_dispute(self, job_id: int, bond: int) -> TxResult:
+    def open_dispute(self, job_id: int, output_hash: bytes, bond: int) -> TxResult:
         self._approve(bond)
         return self._send(
             f"openDispute({job_id})",
-            lambda: self.disputes.openDispute(job_id, sender=self.account),
+            lambda: self.disputes.openDispute(job_id, output_hash, sender=self.account),
         )
 
     def open_batch_dispute(
         self,
         batch_id: int,
+        index: int,
         job_id: int,
         input_hash: bytes,
         output_hash: bytes,
@@ -272,10 +341,23 @@ class ApeChain:
     ) -> TxResult:
         self._approve(bond)
         return self._send(
-            f"openBatchDispute({batch_id}, {job_id})",
+            f"openBatchDispute({batch_id}, index {index})",
             lambda: self.disputes.openBatchDispute(
-                batch_id, job_id, input_hash, output_hash, list(proof), sender=self.account
+                batch_id, index, job_id, input_hash, output_hash, list(proof), sender=self.account
             ),
+        )
+
+    def request_leaf(self, batch_id: int, index: int, bond: int) -> TxResult:
+        self._approve(bond)
+        return self._send(
+            f"requestLeaf({batch_id}, {index})",
+            lambda: self.disputes.requestLeaf(batch_id, index, sender=self.account),
+        )
+
+    def settle_leaf_request(self, request_id: bytes) -> TxResult:
+        return self._send(
+            f"settleLeafRequest(0x{request_id.hex()})",
+            lambda: self.disputes.settleLeafRequest(request_id, sender=self.account),
         )
 
     def settle(self, dispute_id: bytes) -> TxResult:

@@ -68,7 +68,15 @@ class ChallengerSettings(ServiceSettings):
     poll_interval_s: float = Field(default=2.0, gt=0)
     #: /ready tolerates this many blocks of lag beyond the confirmation depth.
     ready_slack: int = Field(default=3, ge=0)
+    #: Total seconds one batch listing may take (connect to last byte; not per read).
     batch_timeout_s: float = Field(default=10.0, gt=0)
+    #: Largest listing accepted (the per-batch cap from count and lengths is usually smaller).
+    max_listing_bytes: int = Field(default=256 * 2**20, gt=0)
+    #: Listing downloads running at once (threads; at most two per node).
+    fetch_workers: int = Field(default=8, ge=1)
+    #: Seconds before a batch's challenge deadline when the challenger stops trying its
+    #: listing and requests its sampled leaves on chain.
+    leaf_request_margin_s: int = Field(default=30, ge=2)
     http: HttpConfig = HttpConfig()
 
     @property

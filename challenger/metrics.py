@@ -58,6 +58,16 @@ class Metrics:
         self.batches_withheld = Gauge(
             f"{_NS}_batches_withheld", "Batches whose node did not serve contents.", registry=r
         )
+        self.leaf_requests = {
+            name: Gauge(f"{_NS}_leaf_requests_{name}", help_, registry=r)
+            for name, help_ in (
+                ("opened", "Leaf requests we sent (bonded)."),
+                ("revealed", "Requested leaves the node revealed on chain."),
+                ("settled", "Leaf requests settled unrevealed (node slashed)."),
+                ("pending", "Leaf requests planned, sent or open."),
+                ("missed", "Leaf requests the window closed on before sending."),
+            )
+        }
         self.bond_at_risk = Gauge(
             f"{_NS}_bond_at_risk", "Bond locked in our open disputes.", registry=r
         )
@@ -75,6 +85,9 @@ class Metrics:
         self.jobs_seen.set(counters.get("jobs_seen", 0))
         self.batches_withheld.set(counters.get("batches_withheld", 0))
         self.withdrawn.set(store.withdrawn_total())
+        summary = store.leaf_request_summary()
+        for name, gauge in self.leaf_requests.items():
+            gauge.set(summary.get(name, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

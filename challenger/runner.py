@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from challenger.api import Health, create_app
-from challenger.batches import BatchClient
+from challenger.batches import BatchClient, Fetcher, FetchLimits
 from challenger.chain_io import ApeChain, ChainPort, ModelParams
 from challenger.config import ChallengerSettings
 from challenger.metrics import Metrics
 from challenger.sampling import SamplingPolicy, load_or_create_secret
-from challenger.service import DISPUTE_EVENTS, JOB_EVENTS, Challenger, Options
-from challenger.store import Store
+from challenger.service import JOB_EVENTS, Challenger, Options, dispute_events
+from challenger.store import LeafRequestState, Store
 from challenger.verdict import Reexecutor
 from spotcheck.errors import ChainError, ConfigError, SpotcheckError
 from spotcheck.follower import LogFollower, open_db
@@ -44,10 +44,29 @@ def status_of(store: Store) -> dict[str, Any]:
         }
         for j in store.jobs(*_open_states())
     ]
+    pending = (
+        LeafRequestState.PLANNED,
+        LeafRequestState.SENT,
+        LeafRequestState.OPEN,
+        LeafRequestState.FOREIGN,
+    )
+    open_requests = [
+        {
+            "request_id": "0x" + r.request_id.hex(),
+            "batch_id": r.batch_id,
+            "index": r.index,
+            "node": r.node,
+            "state": r.state.value,
+            "reveal_deadline": r.reveal_deadline,
+        }
+        for r in store.leaf_requests(*pending)
+    ]
     return {
         "states": store.state_counts(),
         "counters": store.counters(),
         "open_disputes": open_disputes,
+        "leaf_requests": store.leaf_request_summary(),
+        "open_leaf_requests": open_requests,
         "withdrawn": store.withdrawn_total(),
     }
 
@@ -94,7 +113,10 @@ def build_challenger(
     follower = LogFollower(
         store.conn,
         "challenger",
-        [(contracts.job_manager, JOB_EVENTS), (contracts.dispute_manager, DISPUTE_EVENTS)],
+        [
+            (contracts.job_manager, JOB_EVENTS),
+            (contracts.dispute_manager, dispute_events(contracts.dispute_manager)),
+        ],
         confirmations=settings.confirmations,
         start_block=int(contracts.deployment.deploy_block),
     )
@@ -109,6 +131,7 @@ def build_challenger(
         max_bond_at_risk=settings.max_bond_at_risk,
         screen=settings.screen,
         auto_withdraw=settings.auto_withdraw,
+        leaf_request_margin_s=settings.leaf_request_margin_s,
     )
     return Challenger(
         store=store,
@@ -117,7 +140,14 @@ def build_challenger(
         reexecutor_for=ModelCatalog(settings),
         options=options,
         follower=follower,
-        batch_client=BatchClient(timeout=settings.batch_timeout_s),
+        fetcher=Fetcher(
+            BatchClient(
+                limits=FetchLimits(
+                    deadline_s=settings.batch_timeout_s, max_bytes=settings.max_listing_bytes
+                )
+            ),
+            workers=settings.fetch_workers,
+        ),
     )
 
 

@@ -7,9 +7,15 @@ transition, so the process can be killed anywhere and restarted:
 - ``follow``: the log follower records JobRequested / ResultCommitted / BatchCommitted and
   DisputeDefended / DisputeSettled in the transaction that advances its checkpoint.
 - ``sample``: a commitment whose seed block exists is decided (``challenger.sampling``).
-- ``fetch``: a batch whose seed block exists is downloaded and verified; its leaves are
-  recorded already decided. A node that does not serve is reported and retried until the
-  challenge window closes (``docs/validators.md``, "Withheld batches").
+- ``fetch``: a batch whose seed block exists is downloaded whole, in a worker thread, and
+  checked against its root; its leaves are recorded already decided, by position. A listing
+  that is not usable (any reason) costs that batch only: it is retried, paced by the time left
+  in its window, with a last attempt shortly before the window closes; then the batch is
+  ``unavailable`` and a leaf request is planned for each sampled position
+  (``docs/validators.md``, "Withheld batches").
+- ``leaf requests``: planned requests are sent (bonded), followed, and settled after their
+  reveal deadline when the node never revealed; a revealed leaf becomes a sampled job whose
+  challenge deadline is the reveal's dispute deadline.
 - ``check``: sampled jobs are re-executed and judged (``challenger.verdict``).
 - ``dispute``: before sending, the chain is asked whether the job already has a dispute
   (ours: adopt it; another challenger's: preempted). Then the bond cap and the deadline are
@@ -21,22 +27,39 @@ transition, so the process can be killed anywhere and restarted:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from challenger.batches import BatchClient, WithheldError
-from challenger.chain_io import ChainPort, ModelParams
+from challenger.batches import (
+    BatchClient,
+    FetchedBatch,
+    Fetcher,
+    Outcome,
+    WithheldError,
+    domain_of,
+)
+from challenger.chain_io import ChainPort, LeafRequestStatus, ModelParams
 from challenger.sampling import SamplingPolicy, seed_block
-from challenger.store import BatchRow, BatchState, JobRow, JobState, Store
+from challenger.store import (
+    BatchRow,
+    BatchState,
+    JobRow,
+    JobState,
+    Leaf,
+    LeafRequestRow,
+    LeafRequestState,
+    Store,
+)
 from challenger.verdict import Reexecutor, check_output
 from spotcheck.chain import DisputeStatus, JobKind
-from spotcheck.encoding import batch_job_key, onchain_job_key
-from spotcheck.errors import ChainError, SpotcheckError
+from spotcheck.encoding import batch_leaf_key, input_hash, onchain_job_key, output_hash
+from spotcheck.errors import ChainError, ConfigError, ModelError, SpotcheckError
 from spotcheck.follower import ChainEvent, LogFollower
 
 log = logging.getLogger(__name__)
@@ -44,6 +67,14 @@ log = logging.getLogger(__name__)
 #: Events the challenger follows, per contract.
 JOB_EVENTS = ("JobRequested", "ResultCommitted", "BatchCommitted")
 DISPUTE_EVENTS = ("DisputeDefended", "DisputeSettled")
+#: DisputeManager events of leaf requests the challenger records (v2).
+LEAF_EVENTS = ("LeafRevealed",)
+
+
+def dispute_events(dispute_manager: Any) -> tuple[str, ...]:
+    """The DisputeManager events to follow (LeafRevealed only where the contract has it)."""
+    return DISPUTE_EVENTS + tuple(e for e in LEAF_EVENTS if hasattr(dispute_manager, e))
+
 
 ReexecutorFor = Callable[[ModelParams], Reexecutor | None]
 
@@ -55,8 +86,39 @@ class Options:
     max_bond_at_risk: int = 0
     screen: bool = True
     auto_withdraw: bool = True
-    #: Seconds between fetch attempts of a batch its node does not serve (doubles, capped).
-    batch_retry: float = 2.0
+    #: Seconds (chain time) between listing attempts: a quarter of the time left before the
+    #: challenger gives up, within [retry_min_s, retry_max_s]; never skipping the last one.
+    retry_min_s: int = 5
+    retry_max_s: int = 30
+    #: Seconds before a batch's challenge deadline at which the challenger stops trying its
+    #: listing and requests its sampled leaves on chain (the requests must land in time).
+    leaf_request_margin_s: int = 30
+    #: Longest a tick waits for running listing downloads (they go on in the background).
+    fetch_wait_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class _FetchPlan:
+    """When, in chain time, a batch's listing attempts end (see ``Options``)."""
+
+    last_attempt_at: int
+    give_up_at: int
+    hard_stop: int
+
+
+def next_attempt(now: int, plan: _FetchPlan, *, retry_min: int, retry_max: int) -> int:
+    """Chain time of the next listing attempt after one failed at ``now``.
+
+    Paced by the time left (a quarter of it, clamped), not by a count of past attempts, so a
+    node restarting through the window is tried again and again until the end; and never
+    later than the last attempt, shortly before the challenger gives up.
+    """
+    left = plan.give_up_at - now
+    delay = min(retry_max, max(retry_min, left // 4))
+    nxt = now + delay
+    if now < plan.last_attempt_at < nxt:
+        nxt = plan.last_attempt_at
+    return nxt
 
 
 @dataclass
@@ -75,6 +137,10 @@ class TickReport:
     withdrawn: int = 0
     deferred_by_cap: int = 0
     withheld: int = 0
+    leaf_requested: int = 0
+    revealed: int = 0
+    leaf_settled: int = 0
+    undisputable: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -97,6 +163,7 @@ class Challenger:
         options: Options,
         follower: LogFollower | None = None,
         batch_client: BatchClient | None = None,
+        fetcher: Fetcher | None = None,
     ) -> None:
         self.store = store
         self.chain = chain
@@ -104,8 +171,11 @@ class Challenger:
         self.reexecutor_for = reexecutor_for
         self.options = options
         self.follower = follower
-        self.batch_client = batch_client or BatchClient()
-        self._next_fetch: dict[int, float] = {}
+        self.fetcher = fetcher or Fetcher(batch_client or BatchClient())
+        #: batchId -> chain time of its next listing attempt (in memory: a restart retries).
+        self._next_fetch: dict[int, int] = {}
+        #: Batches whose last attempt (at or after ``last_attempt_at``) was started.
+        self._final_tried: set[int] = set()
         self._warned_models: set[bytes] = set()
         self.lock = threading.Lock()  # one tick at a time (the HTTP thread reads status)
 
@@ -119,8 +189,10 @@ class Challenger:
             head = self.chain.head()
             self.sample(head, report)
             self.fetch_batches(head, report)
+            self.adopt_reveals(report)
             self.check(report)
             self.dispute(report)
+            self.leaf_requests(report)
             self.resolve(report)
             if self.options.auto_withdraw and not self.options.dry_run:
                 self.withdraw(report)
@@ -147,6 +219,20 @@ class Challenger:
                     uri=str(a["uri"]),
                     challenge_deadline=int(a["challengeDeadline"]),
                     commit_block=ev.block_number,
+                )
+            elif ev.name == "LeafRevealed":
+                Store.record_reveal(
+                    conn,
+                    request_id=_b(a["requestId"]),
+                    batch_id=int(a["batchId"]),
+                    index=int(a["index"]),
+                    job_id=int(a["jobId"]),
+                    input_q=[int(v) for v in a["input"]],
+                    output_q=[int(v) for v in a["output"]],
+                    input_hash=input_hash([int(v) for v in a["input"]]),
+                    output_hash=output_hash([int(v) for v in a["output"]]),
+                    dispute_deadline=int(a["disputeDeadline"]),
+                    tx_hash=ev.tx_hash,
                 )
             elif ev.name in DISPUTE_EVENTS:
                 to = JobState.LOST if ev.name == "DisputeDefended" else JobState.WON
@@ -202,49 +288,299 @@ class Challenger:
     # -- fetch batches ----------------------------------------------------------------------
 
     def fetch_batches(self, head: int, report: TickReport) -> None:
-        now_wall = time.monotonic()
+        """Start due listing attempts in the background, record finished ones, give up late ones.
+
+        Never blocks longer than ``fetch_wait_s``, whatever the nodes do, and a bad listing
+        costs only its own batch.
+        """
         batches = self.store.batches(BatchState.SEEN)
-        chain_now = self.chain.timestamp() if batches else 0
-        for batch in batches:
-            number = seed_block(batch.commit_block, self.policy.seed_delay)
-            if number > head or self._next_fetch.get(batch.batch_id, 0.0) > now_wall:
-                continue
-            if chain_now > batch.challenge_deadline:
-                if self.store.batch_unavailable(batch.batch_id):
-                    log.error(
-                        "batch contents never served before its challenge deadline",
-                        extra=_batch_log(batch),
-                    )
-                continue
-            seed = self.chain.block_hash(number)
-            self._fetch_one(batch, seed, report)
+        now = self.chain.timestamp() if batches or self.fetcher.running() else 0
+        self._record_fetches(self.fetcher.collect(0.0), now, report)
+        for batch in self.store.batches(BatchState.SEEN):
+            self._advance_batch(batch, head, now, report)
+        if self.fetcher.running():
+            self._record_fetches(self.fetcher.collect(self.options.fetch_wait_s), now, report)
 
-    def _fetch_one(self, batch: BatchRow, seed: bytes, report: TickReport) -> None:
-        def decide(job_id: int) -> bool:
-            return self.policy.decide(batch.model_id, seed, batch_job_key(batch.batch_id, job_id))
-
-        try:
-            fetched = self.batch_client.fetch(batch, decide)
-        except WithheldError as err:
-            attempts = self.store.batch_attempt_failed(batch.batch_id, str(err))
-            delay = min(60.0, self.options.batch_retry * 2 ** (attempts - 1))
-            self._next_fetch[batch.batch_id] = time.monotonic() + delay
-            if attempts == 1:
-                self.store.bump("batches_withheld")
-                report.withheld += 1
-            log.error(
-                "NODE WITHHOLDS BATCH CONTENTS: %s",
-                err,
-                extra={**_batch_log(batch), "attempts": attempts},
-            )
+    def _advance_batch(self, batch: BatchRow, head: int, now: int, report: TickReport) -> None:
+        bid = batch.batch_id
+        if seed_block(batch.commit_block, self.policy.seed_delay) > head:
+            return  # the seed does not exist yet
+        if not self._judges(batch.model_id):
+            if self.store.close_batch(bid, BatchState.NOT_JUDGED):
+                log.info("batch of a model we do not judge: not fetched", extra=_batch_log(batch))
             return
-        decided = [(leaf, decide(leaf.job_id)) for leaf in fetched.leaves]
-        self.store.fetched_batch(batch, decided)
+        if now >= batch.challenge_deadline:
+            self.fetcher.drop(bid)
+            if self.store.close_batch(bid, BatchState.EXPIRED):
+                log.error(
+                    "challenge window closed before the batch was checked; %s",
+                    _batch_text(batch),
+                    extra=_batch_log(batch),
+                )
+            return
+        plan = self._plan(batch)
+        if self.fetcher.busy(bid):
+            if now < plan.hard_stop:
+                return  # an attempt is running; its own deadline bounds it
+            self.fetcher.drop(bid)
+            self._final_tried.add(bid)
+        if now >= plan.give_up_at and bid in self._final_tried:
+            self._give_up(batch, report)
+            return
+        last_call = now >= plan.last_attempt_at and bid not in self._final_tried
+        if last_call or now >= self._next_fetch.get(bid, 0):
+            model = self.chain.model(batch.model_id)
+            if self.fetcher.submit(batch, domain_of(model)) and last_call:
+                self._final_tried.add(bid)
+
+    def _plan(self, batch: BatchRow) -> _FetchPlan:
+        margin = self.options.leaf_request_margin_s
+        give_up = batch.challenge_deadline - margin
+        fetch_s = math.ceil(self.fetcher.client.limits.deadline_s) + 1
+        return _FetchPlan(
+            last_attempt_at=give_up - fetch_s,
+            give_up_at=give_up,
+            hard_stop=batch.challenge_deadline - max(1, margin // 2),
+        )
+
+    def _record_fetches(
+        self, outcomes: list[tuple[BatchRow, Outcome]], now: int, report: TickReport
+    ) -> None:
+        for batch, outcome in outcomes:
+            current = self.store.batch(batch.batch_id)
+            if current is None or current.state is not BatchState.SEEN:
+                continue  # given up (or recorded) meanwhile
+            if isinstance(outcome, WithheldError):
+                self._attempt_failed(current, outcome, now)
+            else:
+                self._fetched(current, outcome, report)
+
+    def _attempt_failed(self, batch: BatchRow, err: WithheldError, now: int) -> None:
+        attempts = self.store.batch_attempt_failed(batch.batch_id, str(err))
+        plan = self._plan(batch)
+        nxt = next_attempt(
+            now,
+            plan,
+            retry_min=self.options.retry_min_s,
+            retry_max=self.options.retry_max_s,
+        )
+        self._next_fetch[batch.batch_id] = nxt
+        # Not an accusation yet: an honest node may be restarting. Only the last attempt's
+        # failure reports withholding (see _give_up).
+        log.warning(
+            "batch listing not usable (attempt %d): %s; next attempt at chain time %d "
+            "(gives up at %d)",
+            attempts,
+            err,
+            nxt,
+            plan.give_up_at,
+            extra={**_batch_log(batch), "attempts": attempts},
+        )
+
+    def _fetched(self, batch: BatchRow, fetched: FetchedBatch, report: TickReport) -> None:
+        decide = self._decider(batch)
+        decided: list[tuple[Leaf, bool]] = []
+        for leaf in fetched.leaves:
+            sampled = decide(leaf.index)
+            if sampled:
+                leaf = dataclasses.replace(leaf, proof=fetched.tree.proof(leaf.index))
+            decided.append((leaf, sampled))
+        if not self.store.fetched_batch(batch, decided):
+            return
         n = sum(1 for _, s in decided if s)
         report.sampled += n
         report.skipped += len(decided) - n
         self._next_fetch.pop(batch.batch_id, None)
-        log.info("batch fetched", extra={**_batch_log(batch), "sampled": n})
+        self._final_tried.discard(batch.batch_id)
+        log.info(
+            "batch fetched and checked against its root: %d of %d leaves sampled; %s",
+            n,
+            len(decided),
+            _batch_text(batch),
+            extra={**_batch_log(batch), "sampled": n},
+        )
+
+    def _give_up(self, batch: BatchRow, report: TickReport) -> None:
+        decide = self._decider(batch)
+        sampled = [i for i in range(batch.count) if decide(i)]
+        if not self.store.batch_unavailable(batch, sampled):
+            return
+        report.withheld += 1
+        self._next_fetch.pop(batch.batch_id, None)
+        self._final_tried.discard(batch.batch_id)
+        log.error(
+            "NODE WITHHOLDS BATCH CONTENTS: no usable listing by the last attempt (%s); "
+            "%d leaf requests planned; %s",
+            batch.last_error,
+            len(sampled),
+            _batch_text(batch),
+            extra={**_batch_log(batch), "attempts": batch.attempts},
+        )
+
+    def _decider(self, batch: BatchRow) -> Callable[[int], bool]:
+        seed = self.chain.block_hash(seed_block(batch.commit_block, self.policy.seed_delay))
+
+        def decide(index: int) -> bool:
+            return self.policy.decide(batch.model_id, seed, batch_leaf_key(batch.batch_id, index))
+
+        return decide
+
+    def _judges(self, model_id: bytes) -> bool:
+        """True if this challenger samples and can re-execute the model (cached)."""
+        if self.policy.rate(model_id) <= 0:
+            return False
+        return self._reexecutor(self.chain.model(model_id)) is not None
+
+    def _reexecutor(self, model: ModelParams) -> Reexecutor | None:
+        """The model's re-executor; None if we cannot judge it (logged once per model)."""
+        try:
+            reexec = self.reexecutor_for(model)
+        except (ConfigError, ModelError) as err:  # permanent: wrong files for this model
+            reexec, reason = None, str(err)
+        except SpotcheckError as err:  # maybe transient: not cached, tried again later
+            log.warning("model 0x%s not usable now: %s", model.model_id.hex(), err)
+            return None
+        else:
+            reason = "no files for this model in the config"
+        if reexec is None and model.model_id not in self._warned_models:
+            self._warned_models.add(model.model_id)
+            log.error("cannot judge model 0x%s: %s", model.model_id.hex(), reason)
+        return reexec
+
+    # -- leaf requests ----------------------------------------------------------------------
+
+    def adopt_reveals(self, report: TickReport) -> None:
+        """Revealed leaves we asked for (or someone did) become sampled jobs."""
+        for req in self.store.adopt_reveals():
+            report.revealed += 1
+            log.warning(
+                "leaf revealed on chain: batch %d index %d will be checked",
+                req.batch_id,
+                req.index,
+                extra=_request_log(req),
+            )
+
+    def leaf_requests(self, report: TickReport) -> None:
+        """Send planned requests, follow open ones, settle those never revealed."""
+        reqs = self.store.leaf_requests(
+            LeafRequestState.PLANNED,
+            LeafRequestState.SENT,
+            LeafRequestState.OPEN,
+            LeafRequestState.FOREIGN,
+        )
+        if not reqs:
+            return
+        now = self.chain.timestamp()
+        for req in reqs:
+            if req.state is LeafRequestState.PLANNED:
+                self._send_leaf_request(req, now, report)
+            elif req.state is LeafRequestState.SENT:
+                if not self._adopt_leaf_request(req):
+                    # Our transaction did not land (dropped or reverted): decide again.
+                    self.store.leaf_request_transition(req.request_id, LeafRequestState.PLANNED)
+            else:
+                self._follow_leaf_request(req, now, report)
+
+    def _send_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
+        if self.options.dry_run:
+            if self.store.leaf_request_transition(req.request_id, LeafRequestState.REPORTED):
+                report.reported += 1
+                log.warning("DRY RUN: would request leaf", extra=_request_log(req))
+            return
+        if self._adopt_leaf_request(req):
+            return
+        if now >= req.challenge_deadline:
+            if self.store.leaf_request_transition(
+                req.request_id, LeafRequestState.MISSED, reason="window closed"
+            ):
+                log.error(
+                    "challenge window closed before the leaf request", extra=_request_log(req)
+                )
+            return
+        bond = self.chain.model(req.model_id).challenger_bond
+        at_risk = self._bond_at_risk()
+        if at_risk + bond > self.options.max_bond_at_risk:
+            report.deferred_by_cap += 1
+            log.warning(
+                "bond cap reached: leaf request deferred",
+                extra={**_request_log(req), "at_risk": at_risk, "bond": bond},
+            )
+            return
+        try:
+            tx = self.chain.request_leaf(req.batch_id, req.index, bond)
+        except ChainError as err:
+            log.warning("leaf request transaction failed: %s", err, extra=_request_log(req))
+            report.errors.append(str(err))
+            self._adopt_leaf_request(req)
+            return
+        self.store.leaf_request_transition(
+            req.request_id, LeafRequestState.SENT, tx_hash=tx.tx_hash, bond=bond
+        )
+        self.store.bump("leaf_requests_opened")
+        report.leaf_requested += 1
+        log.warning(
+            "LEAF REQUEST OPENED: batch %d index %d (tx %s)",
+            req.batch_id,
+            req.index,
+            tx.tx_hash,
+            extra={**_request_log(req), "tx": tx.tx_hash},
+        )
+        self._adopt_leaf_request(req)
+
+    def _adopt_leaf_request(self, req: LeafRequestRow) -> bool:
+        """If the leaf has a request on chain, record whose it is; True if it has one."""
+        v = self.chain.leaf_request(req.request_id)
+        if v.status is LeafRequestStatus.NONE:
+            return False
+        ours = v.requester.lower() == self.chain.me.lower()
+        to = LeafRequestState.OPEN if ours else LeafRequestState.FOREIGN
+        if (
+            self.store.leaf_request_transition(
+                req.request_id,
+                to,
+                requester=v.requester,
+                bond=v.bond,
+                reveal_deadline=v.reveal_deadline,
+            )
+            and not ours
+        ):
+            log.info("another challenger requested this leaf first", extra=_request_log(req))
+        if v.status is LeafRequestStatus.SLASHED:
+            self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
+        return True
+
+    def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
+        v = self.chain.leaf_request(req.request_id)
+        if v.status is LeafRequestStatus.SLASHED:
+            if self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED):
+                report.leaf_settled += 1
+                log.warning("leaf request settled: node slashed", extra=_request_log(req))
+        elif v.status is LeafRequestStatus.OPEN and now > v.reveal_deadline:
+            # Anyone may settle; we settle others' too, so a withheld leaf is always punished.
+            try:
+                tx = self.chain.settle_leaf_request(req.request_id)
+            except ChainError as err:
+                report.errors.append(str(err))
+                log.warning("settleLeafRequest failed: %s", err, extra=_request_log(req))
+                return
+            if self.store.leaf_request_transition(
+                req.request_id, LeafRequestState.SLASHED, tx_hash=tx.tx_hash
+            ):
+                report.leaf_settled += 1
+                log.warning(
+                    "LEAF NEVER REVEALED: node slashed (tx %s)",
+                    tx.tx_hash,
+                    extra={**_request_log(req), "tx": tx.tx_hash},
+                )
+        # REVEALED: the LeafRevealed event makes it a job (adopt_reveals).
+
+    def _bond_at_risk(self) -> int:
+        """Bond locked in our open disputes (chain) and in our open leaf requests (local)."""
+        leaf_bonds = sum(
+            r.bond or 0
+            for r in self.store.leaf_requests(LeafRequestState.SENT, LeafRequestState.OPEN)
+        )
+        return self.chain.bond_at_risk() + leaf_bonds
 
     # -- check ------------------------------------------------------------------------------
 
@@ -259,11 +595,8 @@ class Challenger:
                     log.error("challenge window closed before re-execution", extra=_job_log(job))
                 continue
             model = self.chain.model(job.model_id)
-            reexec = self.reexecutor_for(model)
+            reexec = self._reexecutor(model)
             if reexec is None:
-                if job.model_id not in self._warned_models:
-                    self._warned_models.add(job.model_id)
-                    log.error("no circuit for model; cannot check", extra=_job_log(job))
                 continue
             input_q = job.input_q
             if input_q is None:
@@ -271,6 +604,13 @@ class Challenger:
                 input_q = None if found is None else found[1]
             if input_q is None or job.output_q is None:
                 report.errors.append(f"job {job.job_id}: input or output unknown")
+                continue
+            outside = _outside_domain(input_q, model.in_lo, model.in_hi)
+            if outside is not None:
+                # No proof exists for such an input: disputing it could slash an honest node.
+                if self.store.transition(job.job_key, JobState.UNDISPUTABLE, reason=outside):
+                    report.undisputable += 1
+                    log.warning("not disputable: %s", outside, extra=_job_log(job))
                 continue
             try:
                 result = check_output(
@@ -313,7 +653,7 @@ class Challenger:
                     log.error("challenge window closed before the dispute", extra=_job_log(job))
                 continue
             bond = self.chain.model(job.model_id).challenger_bond
-            at_risk = self.chain.bond_at_risk()
+            at_risk = self._bond_at_risk()
             if at_risk + bond > self.options.max_bond_at_risk:
                 report.deferred_by_cap += 1
                 log.warning(
@@ -340,11 +680,21 @@ class Challenger:
 
     def _send_dispute(self, job: JobRow, bond: int) -> Any:
         if job.kind is JobKind.ONCHAIN:
-            return self.chain.open_dispute(job.job_id, bond)
-        if job.input_hash is None or job.output_hash is None or job.merkle_proof is None:
-            raise ChainError(f"batch leaf {job.ref}/{job.job_id} lacks hashes or proof")
+            if job.output_hash is None:
+                raise ChainError(f"job {job.job_id} lacks its output hash")
+            return self.chain.open_dispute(job.job_id, job.output_hash, bond)
+        proof = job.merkle_proof
+        if proof is None:  # a revealed leaf: the proof is in the reveal's calldata
+            tx = self.store.reveal_tx(job.job_key)
+            proof = None if tx is None else self.chain.reveal_proof(tx)
+            if proof is not None:
+                self.store.set_reveal_proof(job.job_key, proof)
+        if job.input_hash is None or job.output_hash is None or proof is None:
+            raise ChainError(f"batch {job.ref} leaf {job.leaf_index} lacks hashes or proof")
+        if job.leaf_index is None:
+            raise ChainError(f"batch {job.ref} leaf of job {job.job_id} has no position")
         return self.chain.open_batch_dispute(
-            job.ref, job.job_id, job.input_hash, job.output_hash, job.merkle_proof, bond
+            job.ref, job.leaf_index, job.job_id, job.input_hash, job.output_hash, proof, bond
         )
 
     def _adopt_existing(self, job: JobRow) -> bool:
@@ -424,3 +774,27 @@ def _job_log(job: JobRow) -> dict[str, Any]:
 
 def _batch_log(batch: BatchRow) -> dict[str, Any]:
     return {"batch_id": batch.batch_id, "node": batch.node, "uri": batch.uri}
+
+
+def _batch_text(batch: BatchRow) -> str:
+    return f"batch_id={batch.batch_id} node={batch.node} uri={batch.uri}"
+
+
+def _request_log(req: LeafRequestRow) -> dict[str, Any]:
+    return {
+        "request_id": "0x" + req.request_id.hex(),
+        "batch_id": req.batch_id,
+        "index": req.index,
+        "node": req.node,
+    }
+
+
+def _outside_domain(input_q: Sequence[int], lo: int, hi: int) -> str | None:
+    """Why ``input_q`` is outside ``[lo, hi]`` (the first element outside), or None.
+
+    Inline twin of ``verifier.domain.in_domain`` (H3's helper was not there yet).
+    """
+    for i, v in enumerate(input_q):
+        if not lo <= int(v) <= hi:
+            return f"input[{i}] = {v} outside the domain [{lo}, {hi}]"
+    return None

@@ -18,8 +18,20 @@ missed or recorded twice. Chain side effects happen only from recorded states, a
 re-checking the chain (see ``challenger.service``), so a kill at any point and a restart
 never sends a second dispute and never forgets a settlement.
 
-Batches have their own small machine: ``seen -> fetched | unavailable``; fetching inserts one
-job row per leaf, already ``sampled`` or ``skipped``, in the same transaction.
+Batches have their own small machine: ``seen -> fetched | unavailable | not_judged | expired``;
+fetching inserts one job row per leaf (keyed by position: ``batch_leaf_key(batchId, index)``),
+already ``sampled`` or ``skipped``, in the same transaction. ``unavailable`` (no usable listing
+by the last attempt) plans one leaf request per sampled position, in the same transaction:
+
+```
+ planned ──┬─> sent ──┬─> open ─────┬─> revealed    (the node revealed: the leaf becomes a job)
+           │          └─> foreign ──┤               (someone else's request on that leaf)
+           ├─> reported (dry run)   └─> slashed     (no reveal by the deadline: settled)
+           └─> missed   (window closed before sending)
+```
+
+A revealed leaf enters ``ch_jobs`` as ``sampled`` with its dispute deadline, and from there
+goes through the job machine above like any fetched leaf.
 """
 
 from __future__ import annotations
@@ -50,12 +62,51 @@ class JobState(enum.StrEnum):
     DISPUTE_OPEN = "dispute_open"
     WON = "won"
     LOST = "lost"
+    #: Input outside the model's domain: no proof exists, so it is never disputed.
+    UNDISPUTABLE = "undisputable"
 
 
 class BatchState(enum.StrEnum):
     SEEN = "seen"
     FETCHED = "fetched"
+    #: No usable listing by the last attempt: leaf requests planned for the sampled leaves.
     UNAVAILABLE = "unavailable"
+    #: A model this challenger does not judge: never fetched.
+    NOT_JUDGED = "not_judged"
+    #: The window closed before the challenger could act (it was down): nothing to do.
+    EXPIRED = "expired"
+
+
+class LeafRequestState(enum.StrEnum):
+    PLANNED = "planned"
+    SENT = "sent"
+    OPEN = "open"
+    FOREIGN = "foreign"
+    REVEALED = "revealed"
+    SLASHED = "slashed"
+    REPORTED = "reported"
+    MISSED = "missed"
+
+
+LEAF_REQUEST_TRANSITIONS: dict[LeafRequestState, frozenset[LeafRequestState]] = {
+    LeafRequestState.SENT: frozenset({LeafRequestState.PLANNED}),
+    LeafRequestState.PLANNED: frozenset({LeafRequestState.SENT}),
+    LeafRequestState.OPEN: frozenset({LeafRequestState.PLANNED, LeafRequestState.SENT}),
+    LeafRequestState.FOREIGN: frozenset({LeafRequestState.PLANNED, LeafRequestState.SENT}),
+    LeafRequestState.REVEALED: frozenset(
+        {
+            LeafRequestState.PLANNED,
+            LeafRequestState.SENT,
+            LeafRequestState.OPEN,
+            LeafRequestState.FOREIGN,
+        }
+    ),
+    LeafRequestState.SLASHED: frozenset(
+        {LeafRequestState.SENT, LeafRequestState.OPEN, LeafRequestState.FOREIGN}
+    ),
+    LeafRequestState.REPORTED: frozenset({LeafRequestState.PLANNED}),
+    LeafRequestState.MISSED: frozenset({LeafRequestState.PLANNED}),
+}
 
 
 #: Allowed predecessors of each state (the only legal transitions).
@@ -71,6 +122,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.DISPUTE_OPEN: frozenset({JobState.MISMATCHED, JobState.DISPUTE_SENT}),
     JobState.WON: frozenset({JobState.DISPUTE_OPEN}),
     JobState.LOST: frozenset({JobState.DISPUTE_OPEN}),
+    JobState.UNDISPUTABLE: frozenset({JobState.SAMPLED}),
 }
 
 TERMINAL = frozenset(
@@ -82,6 +134,7 @@ TERMINAL = frozenset(
         JobState.PREEMPTED,
         JobState.WON,
         JobState.LOST,
+        JobState.UNDISPUTABLE,
     }
 )
 
@@ -112,7 +165,8 @@ CREATE TABLE IF NOT EXISTS ch_jobs (
     tx_hash            TEXT,
     bond               TEXT,
     proof_deadline     INTEGER,
-    updated_at         REAL NOT NULL
+    updated_at         REAL NOT NULL,
+    leaf_index         INTEGER            -- position in the batch (batch leaves)
 );
 CREATE INDEX IF NOT EXISTS ch_jobs_state ON ch_jobs(state);
 CREATE TABLE IF NOT EXISTS ch_batches (
@@ -130,6 +184,35 @@ CREATE TABLE IF NOT EXISTS ch_batches (
     updated_at         REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ch_batches_state ON ch_batches(state);
+CREATE TABLE IF NOT EXISTS ch_leaf_requests (
+    request_id         BLOB PRIMARY KEY,  -- batchLeafKey(batchId, index)
+    batch_id           TEXT NOT NULL,
+    leaf_index         INTEGER NOT NULL,
+    model_id           BLOB NOT NULL,
+    node               TEXT NOT NULL,
+    challenge_deadline INTEGER NOT NULL,
+    state              TEXT NOT NULL,
+    requester          TEXT,
+    bond               TEXT,
+    reveal_deadline    INTEGER,
+    tx_hash            TEXT,
+    reason             TEXT,
+    updated_at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ch_leaf_requests_state ON ch_leaf_requests(state);
+CREATE TABLE IF NOT EXISTS ch_reveals (
+    request_id      BLOB PRIMARY KEY,
+    batch_id        TEXT NOT NULL,
+    leaf_index      INTEGER NOT NULL,
+    job_id          TEXT NOT NULL,
+    input_q         TEXT NOT NULL,
+    output_q        TEXT NOT NULL,
+    input_hash      BLOB NOT NULL,
+    output_hash     BLOB NOT NULL,
+    dispute_deadline INTEGER NOT NULL,
+    tx_hash         TEXT,
+    merkle_proof    TEXT               -- JSON hex siblings, when the reveal's calldata was read
+);
 CREATE TABLE IF NOT EXISTS ch_withdrawals (
     tx_hash  TEXT PRIMARY KEY,
     amount   TEXT NOT NULL,
@@ -162,6 +245,7 @@ class JobRow:
     tx_hash: str | None
     bond: int | None
     proof_deadline: int | None
+    leaf_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -181,8 +265,9 @@ class BatchRow:
 
 @dataclass(frozen=True)
 class Leaf:
-    """One fetched and Merkle-verified batch leaf."""
+    """One leaf of a listing that rebuilt the committed root (``index``: its position)."""
 
+    index: int
     job_id: int
     input_q: list[int]
     output_q: list[int]
@@ -191,10 +276,47 @@ class Leaf:
     proof: list[bytes]
 
 
+@dataclass(frozen=True)
+class LeafRequestRow:
+    request_id: bytes
+    batch_id: int
+    index: int
+    model_id: bytes
+    node: str
+    challenge_deadline: int
+    state: LeafRequestState
+    requester: str | None
+    bond: int | None
+    reveal_deadline: int | None
+    tx_hash: str | None
+    reason: str | None
+
+
+def _leaf_request(row: Sequence[Any]) -> LeafRequestRow:
+    return LeafRequestRow(
+        request_id=bytes(row[0]),
+        batch_id=int(row[1]),
+        index=int(row[2]),
+        model_id=bytes(row[3]),
+        node=row[4],
+        challenge_deadline=int(row[5]),
+        state=LeafRequestState(row[6]),
+        requester=row[7],
+        bond=None if row[8] is None else int(row[8]),
+        reveal_deadline=None if row[9] is None else int(row[9]),
+        tx_hash=row[10],
+        reason=row[11],
+    )
+
+
 _JOB_COLS = (
     "job_key, kind, ref, job_id, model_id, node, commit_block, challenge_deadline, state, "
     "input_q, output_q, input_hash, output_hash, merkle_proof, reason, tx_hash, bond, "
-    "proof_deadline"
+    "proof_deadline, leaf_index"
+)
+_LR_COLS = (
+    "request_id, batch_id, leaf_index, model_id, node, challenge_deadline, state, requester, "
+    "bond, reveal_deadline, tx_hash, reason"
 )
 _BATCH_COLS = (
     "batch_id, model_id, node, root, count, uri, commit_block, challenge_deadline, state, "
@@ -227,6 +349,7 @@ def _job(row: Sequence[Any]) -> JobRow:
         tx_hash=row[15],
         bond=None if row[16] is None else int(row[16]),
         proof_deadline=None if row[17] is None else int(row[17]),
+        leaf_index=None if row[18] is None else int(row[18]),
     )
 
 
@@ -252,6 +375,9 @@ class Store:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.conn.executescript(_SCHEMA)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(ch_jobs)").fetchall()}
+        if "leaf_index" not in cols:  # a database from before leaves by position
+            self.conn.execute("ALTER TABLE ch_jobs ADD COLUMN leaf_index INTEGER")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -300,7 +426,7 @@ class Store:
             return False
         cur = conn.execute(
             f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, NULL, ?)",
             (
                 job_key,
                 int(JobKind.ONCHAIN),
@@ -408,9 +534,11 @@ class Store:
         """:meth:`transition` on ``conn`` (inside the follower's transaction)."""
         return _transition(conn, job_key, to)
 
-    def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> None:
-        """Record a batch's verified leaves (each with its sampling decision), atomically."""
-        from spotcheck.encoding import batch_job_key
+    def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> bool:
+        """Record a batch's checked leaves (each with its sampling decision), atomically.
+
+        False (nothing recorded) if the batch already left ``seen``."""
+        from spotcheck.encoding import batch_leaf_key
 
         with self.transaction() as conn:
             cur = conn.execute(
@@ -418,30 +546,19 @@ class Store:
                 (BatchState.FETCHED.value, time.time(), str(batch.batch_id), BatchState.SEEN.value),
             )
             if not cur.rowcount:
-                return
+                return False
             for leaf, sampled in leaves:
                 state = JobState.SAMPLED if sampled else JobState.SKIPPED
-                conn.execute(
-                    f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)",
-                    (
-                        batch_job_key(batch.batch_id, leaf.job_id),
-                        int(JobKind.BATCH),
-                        str(batch.batch_id),
-                        str(leaf.job_id),
-                        batch.model_id,
-                        batch.node,
-                        batch.commit_block,
-                        batch.challenge_deadline,
-                        state.value,
-                        json.dumps(leaf.input_q) if sampled else None,
-                        json.dumps(leaf.output_q) if sampled else None,
-                        leaf.input_hash,
-                        leaf.output_hash,
-                        json.dumps([p.hex() for p in leaf.proof]) if sampled else None,
-                        time.time(),
-                    ),
+                _insert_leaf_job(
+                    conn,
+                    job_key=batch_leaf_key(batch.batch_id, leaf.index),
+                    batch=batch,
+                    leaf=leaf,
+                    state=state,
+                    full=sampled,
+                    challenge_deadline=batch.challenge_deadline,
                 )
+        return True
 
     def batch_attempt_failed(self, batch_id: int, error: str) -> int:
         """Count a failed fetch; returns the attempt count (1 on the first failure)."""
@@ -455,12 +572,221 @@ class Store:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def batch_unavailable(self, batch_id: int) -> bool:
+    def close_batch(self, batch_id: int, to: BatchState) -> bool:
+        """``seen -> to`` (not_judged, expired); False if the batch already moved on."""
         cur = self.conn.execute(
             "UPDATE ch_batches SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ?",
-            (BatchState.UNAVAILABLE.value, time.time(), str(batch_id), BatchState.SEEN.value),
+            (to.value, time.time(), str(batch_id), BatchState.SEEN.value),
         )
         return bool(cur.rowcount)
+
+    def batch_unavailable(self, batch: BatchRow, sampled: Sequence[int] = ()) -> bool:
+        """``seen -> unavailable`` and one planned leaf request per sampled position, atomically."""
+        from spotcheck.encoding import batch_leaf_key
+
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE ch_batches SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ?",
+                (
+                    BatchState.UNAVAILABLE.value,
+                    time.time(),
+                    str(batch.batch_id),
+                    BatchState.SEEN.value,
+                ),
+            )
+            if not cur.rowcount:
+                return False
+            for index in sampled:
+                conn.execute(
+                    f"INSERT OR IGNORE INTO ch_leaf_requests({_LR_COLS}, updated_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, ?)",
+                    (
+                        batch_leaf_key(batch.batch_id, index),
+                        str(batch.batch_id),
+                        index,
+                        batch.model_id,
+                        batch.node,
+                        batch.challenge_deadline,
+                        LeafRequestState.PLANNED.value,
+                        time.time(),
+                    ),
+                )
+            _bump(conn, "batches_withheld", 1)
+        return True
+
+    # -- leaf requests ----------------------------------------------------------------------
+
+    def leaf_requests(self, *states: LeafRequestState) -> list[LeafRequestRow]:
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {_LR_COLS} FROM ch_leaf_requests WHERE state IN ({marks}) "
+            "ORDER BY challenge_deadline, CAST(batch_id AS INTEGER), leaf_index",
+            [s.value for s in states],
+        ).fetchall()
+        return [_leaf_request(r) for r in rows]
+
+    def leaf_request(self, request_id: bytes) -> LeafRequestRow | None:
+        row = self.conn.execute(
+            f"SELECT {_LR_COLS} FROM ch_leaf_requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return None if row is None else _leaf_request(row)
+
+    def leaf_request_summary(self) -> dict[str, int]:
+        """Leaf requests: opened by us, revealed, settled (node slashed), and still pending."""
+        counts = self.leaf_request_counts()
+        return {
+            "opened": self.counters().get("leaf_requests_opened", 0),
+            "revealed": counts.get(LeafRequestState.REVEALED.value, 0),
+            "settled": counts.get(LeafRequestState.SLASHED.value, 0),
+            "pending": sum(
+                counts.get(s.value, 0)
+                for s in (
+                    LeafRequestState.PLANNED,
+                    LeafRequestState.SENT,
+                    LeafRequestState.OPEN,
+                    LeafRequestState.FOREIGN,
+                )
+            ),
+            "missed": counts.get(LeafRequestState.MISSED.value, 0),
+            "reported_dry_run": counts.get(LeafRequestState.REPORTED.value, 0),
+        }
+
+    def leaf_request_counts(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT state, COUNT(*) FROM ch_leaf_requests GROUP BY state"
+        ).fetchall()
+        return {str(state): int(n) for state, n in rows}
+
+    def leaf_request_transition(
+        self, request_id: bytes, to: LeafRequestState, **fields: Any
+    ) -> bool:
+        """Move a leaf request to ``to`` if its state allows it (idempotent, like jobs)."""
+        allowed = LEAF_REQUEST_TRANSITIONS[to]
+        cols: dict[str, Any] = {"state": to.value, "updated_at": time.time()}
+        for name, value in fields.items():
+            if name not in {"requester", "bond", "reveal_deadline", "tx_hash", "reason"}:
+                raise StateError(f"unknown leaf request field {name}")
+            cols[name] = str(value) if name == "bond" and value is not None else value
+        assignments = ", ".join(f"{c} = ?" for c in cols)
+        marks = ",".join("?" * len(allowed))
+        cur = self.conn.execute(
+            f"UPDATE ch_leaf_requests SET {assignments} WHERE request_id = ? "
+            f"AND state IN ({marks})",
+            [*cols.values(), request_id, *(s.value for s in allowed)],
+        )
+        return bool(cur.rowcount)
+
+    @staticmethod
+    def record_reveal(
+        conn: sqlite3.Connection,
+        *,
+        request_id: bytes,
+        batch_id: int,
+        index: int,
+        job_id: int,
+        input_q: Sequence[int],
+        output_q: Sequence[int],
+        input_hash: bytes,
+        output_hash: bytes,
+        dispute_deadline: int,
+        tx_hash: str | None = None,
+    ) -> None:
+        """A LeafRevealed event (inside the follower's transaction), for any batch we know."""
+        known = conn.execute(
+            "SELECT 1 FROM ch_batches WHERE batch_id = ?", (str(batch_id),)
+        ).fetchone()
+        if known is None:
+            return
+        conn.execute(
+            "INSERT OR IGNORE INTO ch_reveals(request_id, batch_id, leaf_index, job_id, input_q, "
+            "output_q, input_hash, output_hash, dispute_deadline, tx_hash, merkle_proof) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                request_id,
+                str(batch_id),
+                index,
+                str(job_id),
+                json.dumps([int(v) for v in input_q]),
+                json.dumps([int(v) for v in output_q]),
+                input_hash,
+                output_hash,
+                dispute_deadline,
+                tx_hash,
+            ),
+        )
+
+    def set_reveal_proof(self, request_id: bytes, proof: Sequence[bytes]) -> None:
+        self.conn.execute(
+            "UPDATE ch_reveals SET merkle_proof = ? WHERE request_id = ?",
+            (json.dumps([p.hex() for p in proof]), request_id),
+        )
+        self.conn.execute(
+            "UPDATE ch_jobs SET merkle_proof = ? WHERE job_key = ?",
+            (json.dumps([p.hex() for p in proof]), request_id),
+        )
+
+    def reveal_tx(self, request_id: bytes) -> str | None:
+        row = self.conn.execute(
+            "SELECT tx_hash FROM ch_reveals WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def adopt_reveals(self) -> list[LeafRequestRow]:
+        """Every leaf request of ours with a recorded reveal becomes a ``sampled`` job, once."""
+        pending = (
+            LeafRequestState.PLANNED,
+            LeafRequestState.SENT,
+            LeafRequestState.OPEN,
+            LeafRequestState.FOREIGN,
+        )
+        marks = ",".join("?" * len(pending))
+        rows = self.conn.execute(
+            f"SELECT r.request_id FROM ch_leaf_requests r JOIN ch_reveals v "
+            f"ON v.request_id = r.request_id WHERE r.state IN ({marks})",
+            [s.value for s in pending],
+        ).fetchall()
+        adopted: list[LeafRequestRow] = []
+        for (request_id,) in rows:
+            with self.transaction() as conn:
+                req = self.leaf_request(bytes(request_id))
+                v = conn.execute(
+                    "SELECT job_id, input_q, output_q, input_hash, output_hash, "
+                    "dispute_deadline, merkle_proof FROM ch_reveals WHERE request_id = ?",
+                    (request_id,),
+                ).fetchone()
+                batch = self.batch(int(req.batch_id)) if req is not None else None
+                if req is None or batch is None:
+                    continue
+                if not self.leaf_request_transition(req.request_id, LeafRequestState.REVEALED):
+                    continue
+                proof = None if v[6] is None else [bytes.fromhex(h) for h in json.loads(v[6])]
+                leaf = Leaf(
+                    req.index,
+                    int(v[0]),
+                    _ints(v[1]) or [],
+                    _ints(v[2]) or [],
+                    bytes(v[3]),
+                    bytes(v[4]),
+                    proof or [],
+                )
+                _insert_leaf_job(
+                    conn,
+                    job_key=req.request_id,
+                    batch=batch,
+                    leaf=leaf,
+                    state=JobState.SAMPLED,
+                    full=True,
+                    challenge_deadline=int(v[5]),
+                    proof_known=proof is not None,
+                )
+                adopted.append(req)
+        return adopted
+
+    def batch(self, batch_id: int) -> BatchRow | None:
+        row = self.conn.execute(
+            f"SELECT {_BATCH_COLS} FROM ch_batches WHERE batch_id = ?", (str(batch_id),)
+        ).fetchone()
+        return None if row is None else _batch(row)
 
     def record_withdrawal(self, tx_hash: str, amount: int) -> None:
         self.conn.execute(
@@ -471,6 +797,42 @@ class Store:
     def withdrawn_total(self) -> int:
         rows = self.conn.execute("SELECT amount FROM ch_withdrawals").fetchall()
         return sum(int(r[0]) for r in rows)
+
+
+def _insert_leaf_job(
+    conn: sqlite3.Connection,
+    *,
+    job_key: bytes,
+    batch: BatchRow,
+    leaf: Leaf,
+    state: JobState,
+    full: bool,
+    challenge_deadline: int,
+    proof_known: bool = True,
+) -> None:
+    proof = json.dumps([p.hex() for p in leaf.proof]) if full and proof_known else None
+    conn.execute(
+        f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
+        (
+            job_key,
+            int(JobKind.BATCH),
+            str(batch.batch_id),
+            str(leaf.job_id),
+            batch.model_id,
+            batch.node,
+            batch.commit_block,
+            challenge_deadline,
+            state.value,
+            json.dumps(leaf.input_q) if full else None,
+            json.dumps(leaf.output_q) if full else None,
+            leaf.input_hash,
+            leaf.output_hash,
+            proof,
+            leaf.index,
+            time.time(),
+        ),
+    )
 
 
 def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields: Any) -> bool:

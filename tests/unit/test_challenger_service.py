@@ -9,12 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from challenger.chain_io import DisputeView, ModelParams, TxResult
+from challenger.chain_io import (
+    DisputeView,
+    LeafRequestStatus,
+    LeafRequestView,
+    ModelParams,
+    TxResult,
+)
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import JobState, Store
 from spotcheck.chain import DisputeStatus
-from spotcheck.encoding import onchain_job_key, output_hash
+from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
 from spotcheck.errors import ChainError
 from spotcheck.follower import open_db
 
@@ -32,11 +38,17 @@ class Crash(BaseException):
 
 @dataclass
 class FakeChain:
-    """Just enough DisputeManager semantics: one dispute per key, deadlines, credits."""
+    """Just enough DisputeManager semantics: one dispute and one leaf request per key,
+    deadlines, credits (batches: ``batch_deadlines`` by batch id)."""
 
     now: int = 1000
     height: int = 100
     disputes: dict[bytes, DisputeView] = field(default_factory=dict)
+    leaf_requests: dict[bytes, LeafRequestView] = field(default_factory=dict)
+    batch_deadlines: dict[int, int] = field(default_factory=dict)
+    reveal_proofs: dict[str, list[bytes]] = field(default_factory=dict)
+    in_lo: int = -(2**20)
+    in_hi: int = 2**20
     credit: int = 0
     withdrawn: int = 0
     sends: list[str] = field(default_factory=list)
@@ -44,6 +56,7 @@ class FakeChain:
     crash_at: tuple[str, int, str] | None = None
     calls: dict[str, int] = field(default_factory=dict)
     fail_sends: int = 0
+    disputed_hashes: dict[bytes, bytes] = field(default_factory=dict)
 
     def _hook(self, name: str, when: str) -> None:
         if self.crash_at and self.crash_at[0] == name and self.crash_at[2] == when:
@@ -73,7 +86,57 @@ class FakeChain:
         return self.now
 
     def model(self, model_id: bytes) -> ModelParams:
-        return ModelParams(model_id, b"", b"", 2, 1, 8, 8, TAU, BOND, 100, 2500)
+        return ModelParams(
+            model_id, b"", b"", 2, 1, 8, 8, TAU, BOND, 100, 2500, self.in_lo, self.in_hi
+        )
+
+    def leaf_request(self, request_id: bytes) -> LeafRequestView:
+        return self.leaf_requests.get(
+            request_id, LeafRequestView(LeafRequestStatus.NONE, "0x" + "00" * 20, 0, 0, 0)
+        )
+
+    def reveal_proof(self, tx_hash: str) -> list[bytes] | None:
+        return self.reveal_proofs.get(tx_hash)
+
+    def request_leaf(self, batch_id: int, index: int, bond: int) -> TxResult:
+        self._send("request_leaf")
+        key = batch_leaf_key(batch_id, index)
+        if key in self.leaf_requests:
+            raise ChainError("LeafRequestExists")
+        if self.now >= self.batch_deadlines.get(batch_id, 0):
+            raise ChainError("ChallengeWindowClosed")
+        self.leaf_requests[key] = LeafRequestView(
+            LeafRequestStatus.OPEN, ME, bond, self.now + PROOF_WINDOW, 0
+        )
+        self.sends.append(f"request {batch_id}/{index}")
+        self._hook("request_leaf", "after")
+        return TxResult(f"0xreq{batch_id}-{index}", self.height)
+
+    def reveal(self, batch_id: int, index: int, dispute_window: int = 100) -> int:
+        """The node reveals the leaf; returns its dispute deadline."""
+        key = batch_leaf_key(batch_id, index)
+        r = self.leaf_requests[key]
+        assert r.status is LeafRequestStatus.OPEN and self.now <= r.reveal_deadline
+        deadline = self.now + dispute_window
+        self.leaf_requests[key] = LeafRequestView(
+            LeafRequestStatus.REVEALED, r.requester, r.bond, r.reveal_deadline, deadline
+        )
+        self.credit_node = getattr(self, "credit_node", 0) + r.bond
+        return deadline
+
+    def settle_leaf_request(self, request_id: bytes) -> TxResult:
+        self._send("settle_leaf_request")
+        r = self.leaf_requests[request_id]
+        if r.status is not LeafRequestStatus.OPEN or self.now <= r.reveal_deadline:
+            raise ChainError("cannot settle the leaf request")
+        self.leaf_requests[request_id] = LeafRequestView(
+            LeafRequestStatus.SLASHED, r.requester, r.bond, r.reveal_deadline, 0
+        )
+        if r.requester == ME:
+            self.credit += r.bond + 25
+        self.sends.append("settle_leaf")
+        self._hook("settle_leaf_request", "after")
+        return TxResult("0xsettleleaf", self.height)
 
     def dispute(self, dispute_id: bytes) -> DisputeView:
         return self.disputes.get(
@@ -96,11 +159,12 @@ class FakeChain:
     def request_input(self, job_id: int) -> tuple[bytes, list[int]] | None:
         return None
 
-    def open_dispute(self, job_id: int, bond: int) -> TxResult:
+    def open_dispute(self, job_id: int, output_hash: bytes, bond: int) -> TxResult:
         self._send("open_dispute")
         key = onchain_job_key(job_id)
         if key in self.disputes:
             raise ChainError("DisputeExists")
+        self.disputed_hashes[key] = output_hash
         self.disputes[key] = DisputeView(DisputeStatus.OPEN, ME, bond, self.now + PROOF_WINDOW)
         self.sends.append(f"open {job_id}")
         self._hook("open_dispute", "after")
@@ -109,13 +173,28 @@ class FakeChain:
     def open_batch_dispute(
         self,
         batch_id: int,
+        index: int,
         job_id: int,
         input_hash: bytes,
         output_hash: bytes,
         proof: Sequence[bytes],
         bond: int,
     ) -> TxResult:
-        raise AssertionError("no batches here")
+        self._send("open_batch_dispute")
+        key = batch_leaf_key(batch_id, index)
+        if key in self.disputes:
+            raise ChainError("DisputeExists")
+        r = self.leaf_requests.get(key)
+        deadline = self.batch_deadlines.get(batch_id, 0)
+        if r is not None and r.status is LeafRequestStatus.REVEALED:
+            deadline = r.dispute_deadline
+        if self.now > deadline:
+            raise ChainError("ChallengeWindowClosed")
+        self.disputed_hashes[key] = output_hash
+        self.disputes[key] = DisputeView(DisputeStatus.OPEN, ME, bond, self.now + PROOF_WINDOW)
+        self.sends.append(f"open batch {batch_id}/{index}")
+        self._hook("open_batch_dispute", "after")
+        return TxResult("0xtxb", self.height)
 
     def settle(self, dispute_id: bytes) -> TxResult:
         self._send("settle")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from challenger.store import BatchState, JobState, Leaf, Store
+from challenger.store import BatchState, JobState, Leaf, LeafRequestState, Store
 from spotcheck.chain import JobKind
-from spotcheck.encoding import batch_job_key, onchain_job_key, output_hash
+from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
 from spotcheck.errors import StateError
 from spotcheck.follower import open_db
 
@@ -98,16 +98,17 @@ def test_fetchedBatch_insertsLeavesWithDecisionsOnce(store: Store) -> None:
     )
     (batch,) = store.batches(BatchState.SEEN)
     leaves = [
-        (Leaf(10, [1], [2], b"\x0a" * 32, b"\x0b" * 32, [b"\x0c" * 32]), True),
-        (Leaf(11, [1], [2], b"\x0a" * 32, b"\x0b" * 32, []), False),
+        (Leaf(0, 10, [1], [2], b"\x0a" * 32, b"\x0b" * 32, [b"\x0c" * 32]), True),
+        (Leaf(1, 10, [1], [2], b"\x0a" * 32, b"\x0b" * 32, []), False),  # same jobId
     ]
-    store.fetched_batch(batch, leaves)
-    store.fetched_batch(batch, leaves)  # replay: no-op
+    assert store.fetched_batch(batch, leaves)
+    assert not store.fetched_batch(batch, leaves)  # replay: no-op
     assert store.batches(BatchState.SEEN) == []
-    sampled = store.job(batch_job_key(4, 10))
-    skipped = store.job(batch_job_key(4, 11))
+    sampled = store.job(batch_leaf_key(4, 0))
+    skipped = store.job(batch_leaf_key(4, 1))
     assert sampled is not None and sampled.state is JobState.SAMPLED
     assert sampled.merkle_proof == [b"\x0c" * 32] and sampled.ref == 4 and sampled.job_id == 10
+    assert sampled.leaf_index == 0 and skipped is not None and skipped.leaf_index == 1
     assert skipped is not None and skipped.state is JobState.SKIPPED and skipped.input_q is None
     assert store.state_counts() == {"sampled": 1, "skipped": 1}
 
@@ -126,6 +127,55 @@ def test_batchFetchFailures_countAttempts_untilUnavailable(store: Store) -> None
     )
     assert store.batch_attempt_failed(4, "503") == 1
     assert store.batch_attempt_failed(4, "503") == 2
-    assert store.batch_unavailable(4)
-    assert not store.batch_unavailable(4)
+    (batch,) = store.batches(BatchState.SEEN)
+    assert store.batch_unavailable(batch, [0, 1])
+    assert not store.batch_unavailable(batch, [0, 1])  # replay: no-op
     assert store.batches(BatchState.UNAVAILABLE)[0].last_error == "503"
+    planned = store.leaf_requests(LeafRequestState.PLANNED)
+    assert [(r.batch_id, r.index) for r in planned] == [(4, 0), (4, 1)]
+    assert planned[0].request_id == batch_leaf_key(4, 0)
+    assert store.counters()["batches_withheld"] == 1
+
+
+def test_leafRequestTransitions_areIdempotent_andRevealBecomesSampledJobOnce(
+    store: Store,
+) -> None:
+    Store.record_batch(
+        store.conn,
+        batch_id=4,
+        model_id=MODEL,
+        node="0xNode",
+        root=b"\x01" * 32,
+        count=2,
+        uri="http://n",
+        challenge_deadline=900,
+        commit_block=8,
+    )
+    (batch,) = store.batches(BatchState.SEEN)
+    store.batch_unavailable(batch, [1])
+    key = batch_leaf_key(4, 1)
+    assert not store.leaf_request_transition(key, LeafRequestState.SLASHED)  # planned: illegal
+    assert store.leaf_request_transition(key, LeafRequestState.SENT, tx_hash="0x1", bond=10)
+    assert store.leaf_request_transition(key, LeafRequestState.OPEN, reveal_deadline=950)
+    assert not store.leaf_request_transition(key, LeafRequestState.OPEN)
+    Store.record_reveal(
+        store.conn,
+        request_id=key,
+        batch_id=4,
+        index=1,
+        job_id=77,
+        input_q=[5, 6],
+        output_q=[11],
+        input_hash=b"\x0a" * 32,
+        output_hash=output_hash([11]),
+        dispute_deadline=1050,
+        tx_hash="0xreveal",
+    )
+    assert [r.request_id for r in store.adopt_reveals()] == [key]
+    assert store.adopt_reveals() == []  # once
+    job = store.job(key)
+    assert job is not None and job.state is JobState.SAMPLED
+    assert (job.job_id, job.leaf_index, job.input_q, job.output_q) == (77, 1, [5, 6], [11])
+    assert job.challenge_deadline == 1050 and job.merkle_proof is None
+    assert store.reveal_tx(key) == "0xreveal"
+    assert store.leaf_request_summary()["revealed"] == 1
