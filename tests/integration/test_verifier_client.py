@@ -189,3 +189,54 @@ def test_requestJob_returnsTheRequest_thenCommit_roundTrips(
     assert JobRequest.from_json(req.to_json()) == req
     spotcheck.job_manager.commitResult(req.job_id, req.input_hash, [7, 8], sender=node)
     assert client.committed_output(req.job_id) == [7, 8]
+
+
+# --- batched outputs: receipts checked against the real JobManager --------------------------
+
+
+def test_batchReceipt_checkOnchain_okOnlyForTheDappsOwnQuestion_andOnlyOnceFinal(
+    spotcheck: Any, node: Any, chain: Any, requester: Any
+) -> None:
+    from spotcheck.encoding import leaf_hash
+    from spotcheck.merkle import MerkleTree
+    from spotcheck.receipts import ApeSigner, Receipt, ReceiptDomain, check_receipt_onchain
+
+    jm = spotcheck.job_manager
+    signer = ApeSigner(node, ReceiptDomain.of(jm))
+    served = [([1, 2, 3, 4], [10, -10]), ([4, 3, 2, 1], [7, 7]), ([0, 0, 0, 0], [1, 2])]
+    receipts = []
+    for job_id, (x, y) in enumerate(served, start=1):
+        in_h, out_h = input_hash(x), output_hash(y)
+        sig = signer.sign_leaf(leaf_hash(job_id, spotcheck.model_id, in_h, out_h))
+        receipts.append(
+            Receipt(job_id, spotcheck.model_id, in_h, out_h, node.address, sig, *_domain(signer))
+        )
+    tree = MerkleTree([r.leaf for r in receipts])
+    batch_id = int(jm.commitBatch(spotcheck.model_id, tree.root, 3, "", sender=node).return_value)
+
+    def check(i: int, x: list[int], y: list[int]) -> Any:
+        return check_receipt_onchain(
+            receipts[i],
+            node=node.address,
+            model_id=spotcheck.model_id,
+            input_q=x,
+            output_q=y,
+            batch_id=batch_id,
+            index=i,
+            proof=["0x" + p.hex() for p in tree.proof(i)],
+            job_manager=jm,
+        )
+
+    before = check(1, *served[1])
+    assert before.in_batch and before.signed_by_node and not before.leaf_final
+    assert not before.ok  # not final yet
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalizeBatch(batch_id, sender=requester)
+    for i, (x, y) in enumerate(served):
+        assert check(i, x, y).ok
+    # Receipt 0 offered for the input and output of job 1: refused.
+    assert not check(0, *served[1]).ok
+
+
+def _domain(signer: Any) -> tuple[int, str]:
+    return signer.domain.chain_id, signer.domain.job_manager
