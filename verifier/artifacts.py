@@ -45,8 +45,11 @@ log = logging.getLogger(__name__)
 RECIPE_VERSION = 3
 #: settings.json lists that ezkl fills from hash sets, in an order that changes between runs.
 _SET_LIKE_SETTINGS = ("required_lookups", "required_range_checks")
-#: Default calibration when none is given: this many uniform samples in [-1, 1], seed 0.
+#: Default calibration when none is given: this many uniform samples in [-1, 1], seed 0,
+#: followed by the covering points of the default domain (``verifier.domain``).
 DEFAULT_CALIBRATION_SAMPLES = 32
+#: The input domain of a model built without calibration data (floats, every element).
+DEFAULT_FLOAT_DOMAIN = (-1.0, 1.0)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -154,11 +157,16 @@ def load_model_meta(onnx_path: Path) -> tuple[bytes, tuple[int, ...], tuple[tupl
 def normalize_calibration(
     calibration: np.ndarray | None, input_shape: tuple[int, ...]
 ) -> np.ndarray:
-    """Calibration inputs as float64 (samples, input_len); default: uniform [-1, 1], seed 0."""
+    """Calibration inputs as float64 (samples, input_len). Default: 32 samples uniform in
+    [-1, 1] (seed 0) and the corners and random points that cover the default domain [-1, 1],
+    so every builder (registrar, node, challenger) gets the same domain-covering circuit."""
+    from verifier.domain import covering_calibration
+
     input_len = int(np.prod(input_shape))
     if calibration is None:
         rng = np.random.default_rng(0)
-        return rng.uniform(-1.0, 1.0, size=(DEFAULT_CALIBRATION_SAMPLES, input_len))
+        samples = rng.uniform(-1.0, 1.0, size=(DEFAULT_CALIBRATION_SAMPLES, input_len))
+        return covering_calibration(samples, *DEFAULT_FLOAT_DOMAIN)
     arr = np.asarray(calibration, dtype=np.float64)
     if arr.size == 0 or arr.size % input_len != 0:
         raise InputError(

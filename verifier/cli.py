@@ -55,10 +55,39 @@ def build_options(fn: F) -> F:
             type=click.Path(path_type=Path),
             help="Cache root (default $SPOTCHECK_CACHE).",
         ),
+        click.option(
+            "--domain",
+            "float_domain",
+            type=(float, float),
+            default=None,
+            metavar="LO HI",
+            help="Input domain in floats, every element (default: the smallest and largest "
+            "calibration value). Nodes refuse inputs outside it.",
+        ),
+        click.option(
+            "--in-lo", type=int, default=None, help="Input domain low bound, quantized units."
+        ),
+        click.option(
+            "--in-hi", type=int, default=None, help="Input domain high bound, quantized units."
+        ),
+        click.option(
+            "--write-calibration",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Write the calibration the circuit is built from (samples + the domain's "
+            "covering points): node operators and validators rebuild the circuit from it.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+class Built:
+    """What a build command produced: the artifacts and the input domain they cover."""
+
+    def __init__(self, artifacts: Any, domain: Any, registrar_samples: int) -> None:
+        self.artifacts, self.domain, self.registrar_samples = artifacts, domain, registrar_samples
 
 
 def _artifacts(
@@ -70,8 +99,16 @@ def _artifacts(
     max_logrows: int | None,
     target: str,
     cache: Path | None,
+    float_domain: tuple[float, float] | None = None,
+    in_lo: int | None = None,
+    in_hi: int | None = None,
+    write_calibration: Path | None = None,
     quiet: bool = False,
-) -> Any:
+    check_coverage: bool = True,
+) -> Built:
+    import json
+
+    from verifier import coverage
     from verifier.artifacts import build_artifacts
     from verifier.datafiles import load_calibration
     from verifier.ezkl_backend import CircuitParams
@@ -90,22 +127,42 @@ def _artifacts(
         raise ConfigError("give --srs FILE --srs-sha256 HEX, or --dev-srs for tests and demos")
     cal = load_calibration(calibration) if calibration is not None else None
     params = CircuitParams(calibration_target=target, max_logrows=max_logrows)
+    prepared = coverage.prepare(onnx_file, cal, float_domain, in_lo, in_hi, cache, params)
+    if prepared.registrar_samples == 1:
+        from verifier.tolerance import ONE_SAMPLE_WARNING
+
+        click.secho(f"WARNING: {ONE_SAMPLE_WARNING}", fg="yellow", err=True)
     if not quiet:
         click.echo(f"building artifacts for {onnx_file.name}", err=True)
-    return build_artifacts(
+    artifacts = build_artifacts(
         onnx_file,
-        calibration=cal,
+        calibration=prepared.calibration,
         cache_root=cache,
         srs=srs,
         progress=None if quiet else _progress,
         params=params,
     )
+    domain = prepared.domain(artifacts)
+    if not quiet:
+        click.echo(f"  domain     {domain.describe()} (from {prepared.source})", err=True)
+    if check_coverage:
+        report = coverage.check(artifacts, domain)
+        if not quiet:
+            click.echo(f"  {report.describe()}", err=True)
+    if write_calibration is not None:
+        data = {"input_data": [prepared.calibration.ravel().tolist()]}
+        write_calibration.write_text(json.dumps(data))
+        if not quiet:
+            click.echo(f"  calibration for nodes and validators: {write_calibration}", err=True)
+    return Built(artifacts, domain, prepared.registrar_samples)
 
 
-def _describe(a: Any) -> str:
+def _describe(built: Built) -> str:
+    a = built.artifacts
     compiled = a.compiled_verifier()
     return "\n".join(
         [
+            f"input domain     {built.domain.describe()}",
             f"onnx hash        0x{a.onnx_hash.hex()}",
             f"settings hash    0x{a.settings_hash.hex()}",
             f"input            shape {a.input_shape}, {a.input_len} elements, "
@@ -138,7 +195,7 @@ def build(**kw: Any) -> None:
 @build_options
 def info(**kw: Any) -> None:
     """Show a model's circuit parameters, hashes and artifact paths."""
-    click.echo(_describe(_artifacts(**kw, quiet=True)))
+    click.echo(_describe(_artifacts(**kw, quiet=True, check_coverage=False)))
 
 
 def tolerance_options(fn: F) -> F:
@@ -151,27 +208,55 @@ def tolerance_options(fn: F) -> F:
             "--slack", type=int, default=2, show_default=True, help="Absolute slack (units)."
         ),
         click.option("--exact", is_flag=True, help="Exact mode: tau = 0."),
+        click.option(
+            "--climb-steps",
+            type=int,
+            default=300,
+            show_default=True,
+            help="Hill-climb evaluations of the adversarial search.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _measure(a: Any, samples: int, margin: float, slack: int, exact: bool) -> Any:
+def _measure(
+    built: Built, samples: int, margin: float, slack: int, exact: bool, climb_steps: int
+) -> Any:
+    from verifier import coverage
     from verifier import tolerance as tol
 
-    click.echo(f"measuring tolerance on {samples} random inputs + the calibration set", err=True)
-    report = tol.measure(a, random_samples=samples, margin=margin, slack=slack, exact=exact)
-    click.echo(report.describe())
+    click.echo(
+        f"measuring tolerance over the domain {built.domain.describe()}: sound bound where the "
+        f"ops allow it, adversarial search ({samples} random, corners, rounding edges, "
+        f"{climb_steps} hill-climb steps)",
+        err=True,
+    )
+    report = tol.measure(
+        built.artifacts,
+        random_samples=samples,
+        margin=margin,
+        slack=slack,
+        exact=exact,
+        domain=built.domain,
+        climb_steps=climb_steps,
+        registrar_samples=built.registrar_samples,
+    )
+    click.echo(report.describe())  # starts with the report's warnings
+    # the worst input the search found must be provable too, not only the corners
+    coverage.check(built.artifacts, built.domain, adversarial=[report.worst_input_q])
     return report
 
 
 @model.command()
 @build_options
 @tolerance_options
-def tolerance(samples: int, margin: float, slack: int, exact: bool, **kw: Any) -> None:
-    """Measure onnxruntime vs circuit deviation and print the chosen tau."""
-    _measure(_artifacts(**kw), samples, margin, slack, exact)
+def tolerance(
+    samples: int, margin: float, slack: int, exact: bool, climb_steps: int, **kw: Any
+) -> None:
+    """Bound onnxruntime vs circuit deviation over the input domain; print the chosen tau."""
+    _measure(_artifacts(**kw), samples, margin, slack, exact, climb_steps)
 
 
 @model.command()
@@ -197,8 +282,14 @@ def prove(
     from verifier import prove as proving
     from verifier.datafiles import load_input_q
 
-    a = _artifacts(**kw)
+    built = _artifacts(**kw)
+    a = built.artifacts
     input_q = load_input_q(input_file, a.input_scale)
+    bad = built.domain.first_outside(input_q)
+    if bad is not None:
+        raise ConfigError(
+            f"input element {bad} = {input_q[bad]} is outside the domain {built.domain.describe()}"
+        )
     start = time.perf_counter()
     bundle = proving.prove(a, input_q)
     click.echo(f"  prove      {time.perf_counter() - start:7.2f} s", err=True)
@@ -246,6 +337,13 @@ def _onboard_command() -> click.Command:
     @click.option("--challenger-bond", type=int, default=None, help="Token base units.")
     @click.option("--slash", "slash_amount", type=int, default=None, help="Token base units.")
     @click.option("--bounty-bps", type=int, default=None, help="Challenger share of the slash.")
+    @click.option(
+        "--min-fee",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Minimum fee of an on-chain job (token base units); requestJob reverts below it.",
+    )
     @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
     @click.option("--dry-run", is_flag=True, help="Build and measure; print the registration only.")
     def onboard(
@@ -254,23 +352,26 @@ def _onboard_command() -> click.Command:
         margin: float,
         slack: int,
         exact: bool,
+        climb_steps: int,
         tau: int | None,
         challenge_window: int | None,
         proof_window: int | None,
         challenger_bond: int | None,
         slash_amount: int | None,
         bounty_bps: int | None,
+        min_fee: int,
         deployment: Path | None,
         dry_run: bool,
         **kw: Any,
     ) -> None:
-        """Build, measure tau, deploy the verifier and register the model (one command)."""
+        """Build over the input domain, bound tau, deploy the verifier, register the model."""
         from spotcheck.chain import SpotcheckContracts
         from verifier import registry
 
-        a = _artifacts(**kw)
+        built = _artifacts(**kw)
+        a = built.artifacts
         if tau is None:
-            tau = _measure(a, samples, margin, slack, exact).tau
+            tau = _measure(built, samples, margin, slack, exact, climb_steps).tau
         economics = {
             k: v
             for k, v in {
@@ -284,13 +385,13 @@ def _onboard_command() -> click.Command:
         }
         contracts = SpotcheckContracts.connect(path=deployment)
         if dry_run:
-            params = registry.model_params(a, tau, **economics)
+            params = registry.model_params(a, tau, built.domain, min_fee, **economics)
             click.echo(f"dry run: would deploy a Halo2Verifier and register {params}")
             return
         import time
 
         start = time.perf_counter()
-        result = registry.onboard(a, tau, contracts, account, **economics)
+        result = registry.onboard(a, tau, contracts, account, built.domain, min_fee, **economics)
         reg = result.registration
         if result.cached:
             click.echo("  register   cached (already registered on this chain)", err=True)
@@ -299,6 +400,9 @@ def _onboard_command() -> click.Command:
         click.echo(f"model id         0x{reg.model_id.hex()}")
         click.echo(f"verifier         {reg.verifier}")
         click.echo(f"tau              {reg.tau}")
+        click.echo(f"input domain     [{result.params.in_lo}, {result.params.in_hi}]")
+        click.echo(f"min fee          {result.params.min_fee}")
+        click.echo(f"calibration      {a.calibration_path} (nodes and validators build from it)")
         click.echo(f"input scale      {a.input_scale}")
         click.echo(f"output scale     {a.output_scale}")
 

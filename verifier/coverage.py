@@ -5,7 +5,8 @@ Onboarding runs three steps around the artifact build:
 1. :func:`prepare`: choose the float domain (the registrar's ``--domain LO HI``, the quantized
    ``--in-lo/--in-hi``, or by default the smallest and largest value of the calibration
    samples) and extend the calibration set with the box's corners and random points inside
-   it, so ezkl picks scales and lookup ranges for every input a node may be sent;
+   it, so ezkl picks scales and lookup ranges for every input a node may be sent (samples
+   outside a registrar-given domain are clipped into it: nodes refuse such inputs anyway);
 2. the caller builds the circuit (and keys) from :attr:`Prepared.calibration`, the file node
    operators and validators rebuild the same circuit from;
 3. :func:`check` generates a witness and runs ezkl's mock prover (every constraint, no keys) at
@@ -27,6 +28,8 @@ import numpy as np
 from spotcheck.errors import ConfigError, ModelError, ProofError
 from verifier import ezkl_backend, witness
 from verifier.artifacts import (
+    DEFAULT_CALIBRATION_SAMPLES,
+    DEFAULT_FLOAT_DOMAIN,
     CircuitArtifacts,
     build_circuit,
     load_model_meta,
@@ -91,14 +94,22 @@ def prepare(
     if in_lo is not None and float_domain is not None:
         raise ConfigError("choose one of --domain and --in-lo/--in-hi")
     _, input_shape, _ = load_model_meta(Path(onnx_path))
-    cal = normalize_calibration(calibration, input_shape)
+    if calibration is None and float_domain is None and in_lo is None:
+        # the default calibration already covers the default domain [-1, 1]
+        cal = normalize_calibration(None, input_shape)
+        lo, hi = DEFAULT_FLOAT_DOMAIN
+        return Prepared(cal, lo, hi, DEFAULT_CALIBRATION_SAMPLES, source="default [-1, 1]")
+    if calibration is None:
+        cal = normalize_calibration(None, input_shape)[:DEFAULT_CALIBRATION_SAMPLES]
+    else:
+        cal = normalize_calibration(calibration, input_shape)
     registrar_samples = len(cal)
     source = "calibration"
     if float_domain is not None:
         lo, hi = float(float_domain[0]), float(float_domain[1])
         source = "registrar (floats)"
     else:
-        lo, hi = float_domain_of(cal)
+        lo, hi = float_domain_of(cal) if calibration is not None else DEFAULT_FLOAT_DOMAIN
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
         raise ConfigError(f"input domain [{lo}, {hi}] is empty or not finite")
     if lo == hi:
@@ -106,14 +117,16 @@ def prepare(
             f"every calibration value is {lo}: give a domain (--domain LO HI) wider than a point"
         )
     if in_lo is None:
-        return Prepared(covering_calibration(cal, lo, hi), lo, hi, registrar_samples, source=source)
+        # samples outside a registrar's domain are inputs nodes refuse: calibrate on them clipped
+        cover = covering_calibration(np.clip(cal, lo, hi), lo, hi)
+        return Prepared(cover, lo, hi, registrar_samples, source=source)
     assert in_hi is not None
     probe = build_circuit(onnx_path, covering_calibration(cal, lo, hi), cache_root, None, params)
     scale = probe.input_scale
     InputDomain(in_lo, in_hi, scale)  # checks order and size
     flo, fhi = in_lo / 2.0**scale, in_hi / 2.0**scale
     return Prepared(
-        covering_calibration(cal, flo, fhi),
+        covering_calibration(np.clip(cal, flo, fhi), flo, fhi),
         flo,
         fhi,
         registrar_samples,

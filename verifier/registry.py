@@ -18,9 +18,11 @@ from eth_utils import to_checksum_address
 
 from spotcheck import encoding
 from spotcheck.chain import ModelParams, SpotcheckContracts
-from spotcheck.errors import ChainError
+from spotcheck.errors import ChainError, ConfigError
 from verifier import solidity
-from verifier.artifacts import ModelArtifacts
+from verifier.artifacts import CircuitArtifacts, ModelArtifacts
+from verifier.domain import InputDomain
+from verifier.tolerance import default_domain
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,31 @@ class Registration:
         )
 
 
-def model_params(artifacts: ModelArtifacts, tau: int, **economics: int) -> ModelParams:
-    """The registry parameters of ``artifacts`` with ``tau`` and optional economics overrides."""
+def model_params(
+    artifacts: CircuitArtifacts,
+    tau: int,
+    domain: InputDomain | None = None,
+    min_fee: int = 0,
+    **economics: int,
+) -> ModelParams:
+    """The registry parameters of ``artifacts``: ``tau``, the input domain ``[inLo, inHi]``
+    (default: the value range of the circuit's calibration set, which the circuit covers; never
+    the field-wide default of ``ModelParams``), ``min_fee`` and optional economics overrides."""
+    domain = domain or default_domain(artifacts)
+    if domain.scale != artifacts.input_scale:
+        raise ConfigError(
+            f"domain at scale 2**{domain.scale}; the circuit's input scale is "
+            f"2**{artifacts.input_scale}"
+        )
     return ModelParams(
         input_len=artifacts.input_len,
         output_len=artifacts.output_len,
         input_scale=artifacts.input_scale,
         output_scale=artifacts.output_scale,
         tau=tau,
+        in_lo=domain.lo,
+        in_hi=domain.hi,
+        min_fee=min_fee,
         **economics,
     )
 
@@ -95,6 +114,9 @@ def _matches_on_chain(
         and int(model.challengerBond) == params.challenger_bond
         and int(model.slashAmount) == params.slash_amount
         and int(model.bountyBps) == params.bounty_bps
+        and int(model.inLo) == params.in_lo
+        and int(model.inHi) == params.in_hi
+        and int(model.minFee) == params.min_fee
         and bool(model.active)
     )
 
@@ -167,10 +189,13 @@ def onboard(
     tau: int,
     contracts: SpotcheckContracts,
     sender: Any,
+    domain: InputDomain | None = None,
+    min_fee: int = 0,
     **economics: int,
 ) -> OnboardResult:
-    """Register ``artifacts`` with ``tau`` (deploying its verifier) unless already registered."""
-    params = model_params(artifacts, tau, **economics)
+    """Register ``artifacts`` with ``tau`` and its input domain (deploying its verifier)
+    unless already registered."""
+    params = model_params(artifacts, tau, domain, min_fee, **economics)
     existing = find_registration(artifacts, params, contracts)
     if existing is not None:
         return OnboardResult(existing, params, cached=True)

@@ -366,7 +366,7 @@ def measure(
     cal_count = len(artifacts.calibration_inputs())
     if (registrar_samples if registrar_samples is not None else cal_count) == 1:
         warnings.append(ONE_SAMPLE_WARNING)
-        log.warning(ONE_SAMPLE_WARNING)
+        log.info("tau report warning: %s", ONE_SAMPLE_WARNING)
     search, counts = search_deviation(
         artifacts, domain, random_samples, corner_count, edge_samples, climb_steps, seed
     )

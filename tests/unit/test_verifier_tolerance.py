@@ -94,7 +94,7 @@ def test_inDomainAdversarialInputs_neverBeyondTau(
     covered: tuple[Any, InputDomain], report: tolerance.ToleranceReport
 ) -> None:
     artifacts, domain = covered
-    inputs = _adversarial(artifacts, domain, seed=4242, climb=60) + [list(report.worst_input_q)]
+    inputs = [*_adversarial(artifacts, domain, seed=4242, climb=60), list(report.worst_input_q)]
     assert all(domain.first_outside(q) is None for q in inputs)
     devs = _deviations(artifacts, inputs)
     assert max(devs) <= report.tau
