@@ -24,6 +24,39 @@ from spotcheck.demo.threads import HttpServer, LoopThread, free_port
 log = logging.getLogger(__name__)
 
 
+#: The paths a node serves batch listings on (what challengers fetch: ``GET /v1/batches/...``).
+LISTING_PREFIX = "/v1/batches"
+
+
+class WithholdListings:
+    """ASGI wrapper: a node that serves users (inference, its own jobs with their proofs) but
+    answers every batch listing request with 503, so challengers never see its batches.
+
+    A real node can tell challengers apart just as easily (they fetch whole listings, users
+    ask for one job); what it cannot escape is the on-chain leaf request that follows.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and str(scope.get("path", "")).startswith(LISTING_PREFIX):
+            body = b'{"detail": "temporarily unavailable"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class NodeActor:
     """One inference node: the chain loop (NodeService.step) and its HTTP API."""
@@ -34,6 +67,14 @@ class NodeActor:
     http: HttpServer
     loop: LoopThread
     fault_rate: float
+    #: Withholds listings from challengers and never reveals a requested leaf.
+    withholding: bool = False
+
+    @property
+    def role(self) -> str:
+        if self.withholding:
+            return "withholding"
+        return "dishonest" if self.fault_rate else "honest"
 
     @property
     def address(self) -> str:
@@ -104,8 +145,14 @@ def build_node(
     batch_interval_s: float,
     self_audit_rate: float,
     poll_interval_s: float,
+    withholding: bool = False,
 ) -> NodeActor:
-    """A node assembled by ``prover.node.build_node`` (what ``spotcheck node run`` runs)."""
+    """A node assembled by ``prover.node.build_node`` (what ``spotcheck node run`` runs).
+
+    ``withholding``: its HTTP API withholds batch listings (:class:`WithholdListings`) and it
+    never reveals a requested leaf (the demo's labelled fault, like the dishonest node's
+    fault injection).
+    """
     from prover.config import load_settings
     from prover.node import build_node as assemble
 
@@ -125,14 +172,65 @@ def build_node(
         batch_size=batch_size,
         batch_interval_s=batch_interval_s,
         http={"host": "127.0.0.1", "port": port},
-        fault_injection={"corrupt_rate": fault_rate, "seed": fault_seed},
+        fault_injection=_faults(fault_rate, fault_seed, withholding),
         self_audit_rate=self_audit_rate,
         poll_interval_s=poll_interval_s,
     )
+    if withholding and not _node_can_withhold_reveals():
+        contracts = NoRevealContracts(contracts.deployment)
     node = assemble(settings, account, contracts)
-    http = HttpServer(node.app, f"{label}-http", port)
+    app = WithholdListings(node.app) if withholding else node.app
+    http = HttpServer(app, f"{label}-http", port)
     loop = LoopThread(f"{label}-loop", node.service.step, poll_interval_s)
-    return NodeActor(label, account, node, http, loop, fault_rate)
+    return NodeActor(label, account, node, http, loop, fault_rate, withholding)
+
+
+def _node_can_withhold_reveals() -> bool:
+    """True if the node has its own labelled fault for it (``FaultInjection.withhold_reveals``)."""
+    from prover.config import FaultInjection
+
+    return "withhold_reveals" in FaultInjection.model_fields
+
+
+def _faults(rate: float, seed: int, withholding: bool) -> dict[str, Any]:
+    faults: dict[str, Any] = {"corrupt_rate": rate, "seed": seed}
+    if withholding and _node_can_withhold_reveals():
+        faults["withhold_reveals"] = True
+    return faults
+
+
+class _NoRevealDisputeManager:
+    """DisputeManager as a withholding node uses it: everything but ``revealLeaf``."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "revealLeaf":
+
+            def refuse(*args: Any, **kwargs: Any) -> Any:
+                raise PermissionError("WITHHOLDING MODE: this node never reveals a leaf")
+
+            return refuse
+        return getattr(self._inner, name)
+
+
+class NoRevealContracts:
+    """The deployment as a withholding node sees it: it never sends ``revealLeaf`` (used when
+    the node has no ``withhold_reveals`` fault of its own)."""
+
+    def __init__(self, deployment: Any) -> None:
+        from spotcheck.chain import SpotcheckContracts
+
+        self._inner = SpotcheckContracts(deployment)
+        self.deployment = deployment
+
+    @property
+    def dispute_manager(self) -> Any:
+        return _NoRevealDisputeManager(self._inner.dispute_manager)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 @dataclass
@@ -165,6 +263,7 @@ def build_challenger(
     workdir: Path,
     max_bond_at_risk: int,
     poll_interval_s: float,
+    leaf_request_margin_s: int,
 ) -> ChallengerActor:
     """A challenger assembled by ``challenger.runner`` (what ``spotcheck challenger run`` runs).
 
@@ -183,6 +282,9 @@ def build_challenger(
         confirmations=0,
         max_bond_at_risk=max_bond_at_risk,
         poll_interval_s=poll_interval_s,
+        # windows are seconds long here: ask for withheld leaves this long before they close
+        leaf_request_margin_s=leaf_request_margin_s,
+        batch_timeout_s=5.0,
     )
     ch = assemble(settings, account, contracts)
     loop = LoopThread("challenger-loop", ch.tick, poll_interval_s)
@@ -212,19 +314,20 @@ Actor = NodeActor | ChallengerActor | Heartbeat
 
 @dataclass
 class Cast:
-    """The running actors: both nodes, the challenger and the heartbeat."""
+    """The running actors: the nodes, the challenger and the heartbeat."""
 
     honest: NodeActor
     cheater: NodeActor
     challenger: ChallengerActor
     heartbeat: Heartbeat
+    withholder: NodeActor | None = None
     running: list[Actor] = field(default_factory=list)
     #: Failed rounds per service loop, noted when the actors stop.
     service_errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def nodes(self) -> list[NodeActor]:
-        return [self.honest, self.cheater]
+        return [self.honest, self.cheater] + ([self.withholder] if self.withholder else [])
 
     def node_at(self, address: str) -> NodeActor | None:
         return next((n for n in self.nodes if n.address == address), None)
@@ -283,10 +386,23 @@ def start_actors(
                 artifacts=model.artifacts,
                 sampling_rate=cfg.sampling,
                 workdir=cfg.run_dir,
-                max_bond_at_risk=200 * TOKEN,
+                max_bond_at_risk=400 * TOKEN,
                 poll_interval_s=0.5,
+                leaf_request_margin_s=cfg.leaf_request_margin_s,
             ),
             heartbeat=Heartbeat(1.0),
+            withholder=(
+                build_node(
+                    label="WITHHOLDING node",
+                    account=who.withholder,
+                    fault_rate=0.0,
+                    fault_seed=2,
+                    withholding=True,
+                    **common,
+                )
+                if cfg.withholding
+                else None
+            ),
         )
         try:
             cast.start()
@@ -294,9 +410,11 @@ def start_actors(
             cast.stop()
             raise
         for n in cast.nodes:
+            fault = "OFF" if not n.fault_rate else f"{n.fault_rate:.0%} (DISHONEST MODE)"
+            if n.withholding:
+                fault = "withholds listings and leaf reveals (WITHHOLDING MODE)"
             progress.say(
-                f"    {n.label:15} {n.address}  HTTP {n.http.url}  fault injection "
-                f"{'OFF' if not n.fault_rate else f'{n.fault_rate:.0%} (DISHONEST MODE)'}"
+                f"    {n.label:16} {n.address}  HTTP {n.http.url}  fault injection {fault}"
             )
         progress.say(f"    challenger      {cast.challenger.address}  p = {cfg.sampling:.0%}")
     return cast

@@ -13,12 +13,22 @@ from spotcheck.demo.progress import Progress
 from spotcheck.demo.report import Holdings, tokens
 from spotcheck.economics import DEFAULTS
 
-NODE_STAKE = 4000 * TOKEN
+#: Stake above what the run's open commitments reserve (disputes and leaf requests keep a
+#: commitment reserved longer; a node short of free stake cannot commit).
+STAKE_HEADROOM = 1.25
+
+
+def node_stake(cfg: DemoConfig, slash_amount: int) -> int:
+    """What each node stakes: every open commitment is fully backed (a batch of ``n`` jobs
+    reserves ``n`` slashes), and in the demo every job of the run may be open at once."""
+    need = cfg.open_jobs_per_node * slash_amount
+    step = 100 * TOKEN
+    return -(-int(need * STAKE_HEADROOM) // step) * step
 
 
 @dataclass(frozen=True)
 class Accounts:
-    """Who is who: anvil's test accounts 0 to 5."""
+    """Who is who: anvil's test accounts 0 to 6."""
 
     deployer: Any
     honest: Any
@@ -26,13 +36,18 @@ class Accounts:
     challenger: Any
     dapp: Any
     griefer: Any
+    withholder: Any
 
     @classmethod
     def from_test_accounts(cls) -> Accounts:
         from ape import accounts
 
         acct = accounts.test_accounts
-        return cls(acct[0], acct[1], acct[2], acct[3], acct[4], acct[5])
+        return cls(acct[0], acct[1], acct[2], acct[3], acct[4], acct[5], acct[6])
+
+    def nodes(self, cfg: DemoConfig) -> list[Any]:
+        """The node accounts of this run."""
+        return [self.honest, self.cheater] + ([self.withholder] if cfg.withholding else [])
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class DemoChain:
     verifier: str
     model_params: Any  # verifier.registry.ModelParams
     fee: int  # per on-chain job
+    stake: int  # each node's stake
 
     def events(self, contract: Any, name: str, **topics: Any) -> list[Any]:
         """Every ``name`` event of ``contract`` since the deployment (optionally filtered)."""
@@ -67,6 +83,19 @@ class DemoChain:
             ev
             for ev in self.events(dm, "DisputeOpened")
             if int(dm.getDispute(ev.event_arguments["disputeId"]).status) == DisputeStatus.OPEN
+        ]
+
+    def open_leaf_requests(self) -> list[Any]:
+        """The ``LeafRequested`` events of the leaf requests still open (not revealed, not
+        settled)."""
+        from spotcheck.chain import LeafRequestStatus
+
+        dm = self.contracts.dispute_manager
+        return [
+            ev
+            for ev in self.events(dm, "LeafRequested")
+            if int(dm.getLeafRequest(ev.event_arguments["requestId"]).status)
+            == LeafRequestStatus.OPEN
         ]
 
     def holdings(self, address: str) -> Holdings:
@@ -109,28 +138,45 @@ def setup_chain(cfg: DemoConfig, model: PreparedModel, progress: Progress) -> De
         reg = registry.register_model(model.artifacts, mp, contracts, who.deployer)
         progress.say(f"    model 0x{reg.model_id.hex()}  verifier {reg.verifier}  tau {model.tau}")
     with progress.stage("fund and stake"):
-        fee = _fund(cfg, who, contracts, progress)
-    return DemoChain(who, deployment, contracts, reg.model_id, reg.verifier, mp, fee)
+        stake = node_stake(cfg, int(mp.slash_amount))
+        fee = _fund(cfg, who, contracts, reg.model_id, stake, int(mp.slash_amount), progress)
+    return DemoChain(who, deployment, contracts, reg.model_id, reg.verifier, mp, fee, stake)
 
 
-def _fund(cfg: DemoConfig, who: Accounts, contracts: Any, progress: Progress) -> int:
-    """Stake both nodes, give the challengers tokens, fund ExampleConsumer; the fee per job."""
+def _fund(
+    cfg: DemoConfig,
+    who: Accounts,
+    contracts: Any,
+    model_id: bytes,
+    stake: int,
+    slash: int,
+    progress: Progress,
+) -> int:
+    """Stake the nodes, give the challengers tokens, fund ExampleConsumer; the fee per job."""
     token, sm, dm = contracts.token, contracts.stake_manager, contracts.dispute_manager
+    jm = contracts.job_manager
     d = who.deployer
-    for node in (who.honest, who.cheater):
-        token.mint(node, 5000 * TOKEN, sender=d)
-        token.approve(sm, NODE_STAKE, sender=node)
-        sm.stake(NODE_STAKE, sender=node)
+    nodes = who.nodes(cfg)
+    for node in nodes:
+        token.mint(node, stake + 1000 * TOKEN, sender=d)
+        token.approve(sm, stake, sender=node)
+        sm.stake(stake, sender=node)
     token.mint(who.challenger, 1000 * TOKEN, sender=d)
     token.mint(who.griefer, 100 * TOKEN, sender=d)
     token.approve(dm, 2**256 - 1, sender=who.griefer)
-    fee = int(DEFAULTS.reward * TOKEN)
+    # The fee a request must carry: at least every node's price (the model's minFee unless the
+    # node posted more).
+    fee = max([int(DEFAULTS.reward * TOKEN)] + [int(jm.priceOf(n, model_id)) for n in nodes])
     total_fees = fee * 2 * cfg.onchain_jobs
     token.mint(who.dapp, total_fees, sender=d)
     token.transfer(contracts.example_consumer, total_fees, sender=who.dapp)
     progress.say(
-        f"    nodes stake {tokens(NODE_STAKE)} each; challenger holds 1,000; "
-        f"ExampleConsumer funded with {tokens(total_fees)} for fees "
+        f"    nodes stake {tokens(stake)} each: {cfg.open_jobs_per_node} jobs may be open at "
+        f"once, each reserving the slash {tokens(slash)} (every open commitment fully backed), "
+        f"x{STAKE_HEADROOM:g} headroom"
+    )
+    progress.say(
+        f"    challenger holds 1,000; ExampleConsumer funded with {tokens(total_fees)} for fees "
         f"({tokens(fee)} per job)"
     )
     return fee

@@ -51,7 +51,7 @@ class TimeTravel:
         last = self._last_event_block(int(chain.blocks.height))
         if self.challenger_db.checkpoint() < last:
             return
-        if self.challenger_db.busy() or self._defence_pending():
+        if self.challenger_db.busy() or self._defence_pending() or self._reveal_pending():
             return
         now = int(chain.blocks.head.timestamp)
         target = self._next_deadline(now)
@@ -99,6 +99,26 @@ class TimeTravel:
                 return True
         return False
 
+    def _reveal_pending(self) -> bool:
+        """True while some node has an open leaf request it may still answer.
+
+        Read from the chain. Only a node the demo runs in withholding mode (it never reveals:
+        the labelled fault, like the dishonest node's corruption) does not block: skipping the
+        rest of its reveal window takes nothing from it.
+        """
+        for ev in self.chain.open_leaf_requests():
+            node = self.cast.node_at(str(ev.event_arguments["node"]))
+            if node is None or not node.withholding:
+                return True
+            rid = bytes(ev.event_arguments["requestId"])
+            if rid not in self._undefendable:
+                self._undefendable[rid] = True
+                self.say(
+                    f"    {node.label}: leaf request on batch {ev.event_arguments['batchId']} "
+                    f"index {ev.event_arguments['index']}: it withholds, it will not reveal"
+                )
+        return False
+
     def _disputed_job(self, ev: Any) -> tuple[list[int], list[int]] | None:
         """(input_q, committed output) of a disputed job: chain events, or the node's leaf."""
         from spotcheck.chain import JobKind
@@ -140,18 +160,24 @@ class TimeTravel:
         return self._last_log_block
 
     def _next_deadline(self, now: int) -> int | None:
-        """The earliest future challenge deadline (nodes' commitments) or proof deadline."""
-        from prover.store import BatchState, JobState
+        """The earliest future deadline: a challenge deadline (on-chain jobs; batches, whose
+        ``finalAfter`` a reveal raises), a proof deadline or a reveal deadline."""
+        from prover.store import JobState
+        from spotcheck.chain import BatchStatus
 
         deadlines: list[int] = []
         for node in self.cast.nodes:
             for job in node.store.onchain_jobs(JobState.COMMITTED, JobState.DISPUTED):
                 if job.challenge_deadline is not None:
                     deadlines.append(job.challenge_deadline)
-            for batch in node.store.batches(BatchState.COMMITTED):
-                if batch.challenge_deadline is not None:
-                    deadlines.append(batch.challenge_deadline)
+        jm = self.chain.contracts.job_manager
+        for ev in self.chain.events(jm, "BatchCommitted"):
+            batch = jm.getBatch(ev.event_arguments["batchId"])
+            if int(batch.status) != BatchStatus.FINAL:
+                deadlines += [int(batch.challengeDeadline), int(batch.finalAfter)]
         for ev in self.chain.open_disputes():
             deadlines.append(int(ev.event_arguments["proofDeadline"]))
+        for ev in self.chain.open_leaf_requests():
+            deadlines.append(int(ev.event_arguments["revealDeadline"]))
         future = [t for t in deadlines if t >= now]
         return min(future) if future else None

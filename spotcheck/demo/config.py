@@ -24,8 +24,15 @@ class DemoConfig:
     batch_interval_s: float = 3.0
     fault_rate: float = 0.25  # share of the dishonest node's outputs corrupted beyond tau
     sampling: float = 0.5  # the challenger's p (the bound is printed next to it)
-    challenge_window: int = 20
+    challenge_window: int = 30
     proof_window: int = 60
+    #: A third node that serves users but withholds its batch listings from challengers and
+    #: never reveals a requested leaf: it is caught through a leaf request.
+    withholding: bool = True
+    withheld_batch_jobs: int = 12  # per run, over HTTP, to the withholding node
+    #: The challenger asks for the leaves it sampled this long before a batch's challenge
+    #: deadline when it still has no usable listing (``leaf_request_margin_s``).
+    leaf_request_margin_s: int = 12
     timeout_s: float = 240.0  # from the first job to the end
     time_travel: bool = True
     grief: bool = True
@@ -37,6 +44,14 @@ class DemoConfig:
         return replace(
             self, onchain_jobs=4, batch_jobs=16, batch_size=8, fault_rate=0.5, timeout_s=180.0
         )
+
+    @property
+    def open_jobs_per_node(self) -> int:
+        """The most jobs one node may hold open at once in this run: every on-chain job and
+        every batched job, in whole batches (the demo's windows outlast its workload)."""
+        batched = max(self.batch_jobs, self.withheld_batch_jobs if self.withholding else 0)
+        batches = -(-batched // self.batch_size)
+        return self.onchain_jobs + batches * self.batch_size
 
     @property
     def run_dir(self) -> Path:

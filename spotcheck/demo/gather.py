@@ -40,6 +40,9 @@ class ChainLog:
     settled: list[Any]
     slashed: list[Any]
     invalid_leaves: list[Any]
+    leaf_requested: list[Any]
+    leaf_revealed: list[Any]
+    leaf_settled: list[Any]
 
     @classmethod
     def read(cls, chain: DemoChain) -> ChainLog:
@@ -55,7 +58,10 @@ class ChainLog:
             defended=chain.events(dm, "DisputeDefended"),
             settled=chain.events(dm, "DisputeSettled"),
             slashed=chain.events(sm, "Slashed"),
-            invalid_leaves=chain.events(jm, "BatchJobInvalidated"),
+            invalid_leaves=chain.events(jm, "BatchLeafInvalidated"),
+            leaf_requested=chain.events(dm, "LeafRequested"),
+            leaf_revealed=chain.events(dm, "LeafRevealed"),
+            leaf_settled=chain.events(dm, "LeafRequestSettled"),
         )
 
 
@@ -115,6 +121,8 @@ def gather_report(
                 "reward": DEFAULTS.reward,
                 "slash": mp.slash_amount / TOKEN,
                 "collusion": DEFAULTS.collusion,
+                "node_stake": chain.stake / TOKEN,
+                "open_jobs_per_node": cfg.open_jobs_per_node,
             },
             nodes=nodes,
             challengers=challengers,
@@ -124,10 +132,12 @@ def gather_report(
             time_to_dispute_s=watch.first_dispute_at,
             time_to_slash_s=watch.first_slash_at,
             time_travel_s=watch.clock.jumped_s,
+            time_to_leaf_request_s=watch.first_leaf_request_at,
+            time_to_withholder_slash_s=watch.withholder_slashed_at,
             chain_catch=_chain_catch(chain, events),
             missing=[],
         )
-        report.failures.extend(_failures(cfg, watch, nodes, challengers))
+        report.failures.extend(_failures(cfg, watch, nodes, challengers, dapp))
         return report
 
 
@@ -151,7 +161,7 @@ def _node_report(
         return max_abs_diff(output_q, witness_output(model.artifacts, input_q)) > model.tau
 
     addr = actor.address
-    nr = NodeReport(actor.label, addr, actor.fault_rate)
+    nr = NodeReport(actor.label, addr, actor.fault_rate, role=actor.role)
     outputs = {int(e.event_arguments["jobId"]): e for e in events.committed}
     mine = [r for r in watch.workload.onchain if r.node == actor.label]
     nr.onchain_jobs = len(mine)
@@ -173,9 +183,14 @@ def _node_report(
         int(e.event_arguments["batchId"]) in own_batches for e in events.invalid_leaves
     )
     invalid_keys = {
-        (int(e.event_arguments["batchId"]), int(e.event_arguments["jobId"]))
+        (int(e.event_arguments["batchId"]), int(e.event_arguments["index"]))
         for e in events.invalid_leaves
     }
+    nr.leaf_requests = len(_where(events.leaf_requested, "node", addr))
+    nr.leaves_revealed = sum(
+        int(e.event_arguments["batchId"]) in own_batches for e in events.leaf_revealed
+    )
+    nr.leaves_unrevealed_slashed = len(_where(events.leaf_settled, "node", addr))
     local_to_chain = {b.local_id: b.batch_id for b in actor.store.batches(*BatchState)}
     for job in watch.workload.http:
         if job.node != actor.label:
@@ -189,7 +204,7 @@ def _node_report(
                 if served is not None and served.batch_local_id is not None
                 else None
             )
-            if batch_id is not None and (batch_id, served.job_id) not in invalid_keys:
+            if batch_id is not None and (batch_id, served.leaf_index) not in invalid_keys:
                 nr.corrupted_final += 1
     nr.sampled = sum(
         n
@@ -205,6 +220,7 @@ def _node_report(
     nr.fees_earned = _arg_sum(_where(events.finalized, "node", addr), "fee")
     nr.before = before[addr]
     nr.after = chain.holdings(addr)
+    nr.reserved_after = int(chain.contracts.stake_manager.stakeOf(addr).locked)
     return nr
 
 
@@ -234,6 +250,9 @@ def _challenger_reports(
         cr.won = len(won)
         cr.lost = len(lost)
         cr.bounties = _arg_sum(_where(events.settled, "challenger", addr), "bounty")
+        cr.bounties += _arg_sum(_where(events.leaf_settled, "requester", addr), "bounty")
+        cr.leaf_requests = len(_where(events.leaf_requested, "requester", addr))
+        cr.leaf_requests_slashed = len(_where(events.leaf_settled, "requester", addr))
         cr.bonds_lost = _arg_sum(lost, "bondToNode")
         if label == "challenger":
             counts: dict[str, int] = {}
@@ -273,6 +292,9 @@ def _gas_report(chain: DemoChain, events: ChainLog) -> GasReport:
     gas.open_batch_dispute = mean_gas([e for e in opened if int(e.event_arguments["kind"]) == 1])
     gas.defend = mean_gas(events.defended)
     gas.settle = mean_gas(events.settled)
+    gas.request_leaf = mean_gas(events.leaf_requested)
+    gas.reveal_leaf = mean_gas(events.leaf_revealed)
+    gas.settle_leaf_request = mean_gas(events.leaf_settled)
     return gas
 
 
@@ -316,10 +338,24 @@ def _failures(
     watch: Watch,
     nodes: list[NodeReport],
     challengers: list[ChallengerReport],
+    dapp: DappReport,
 ) -> list[str]:
     """What makes the run fail (exit status 1)."""
     failures: list[str] = []
-    honest, cheater = nodes
+    by_role = {n.role: n for n in nodes}
+    honest, cheater = by_role["honest"], by_role["dishonest"]
+    withholder = by_role.get("withholding")
+    if withholder is not None:
+        if not withholder.leaf_requests:
+            failures.append("the challenger never requested a leaf of the withholding node")
+        elif not withholder.leaves_unrevealed_slashed:
+            failures.append("the withholding node was never slashed for an unrevealed leaf")
+        if withholder.corrupted:
+            failures.append(
+                f"the withholding node committed {withholder.corrupted} outputs outside tau"
+            )
+    if dapp.foreign_receipt_refused is False:
+        failures.append("the dApp accepted a final job's receipt for another input and output")
     if honest.slashes:
         failures.append(f"the honest node was slashed {honest.slashes} time(s)")
     if not cheater.slashes:

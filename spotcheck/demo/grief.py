@@ -34,7 +34,10 @@ class Griefer:
             if int(job.status) == JobStatus.COMMITTED and int(job.challengeDeadline) > now + 3:
                 self.job = req.job_id
                 try:
-                    dm.openDispute(req.job_id, sender=self.chain.accounts.griefer)
+                    # v2: a dispute names the output hash it disputes (a reorg cannot move it)
+                    dm.openDispute(
+                        req.job_id, bytes(job.outputHash), sender=self.chain.accounts.griefer
+                    )
                 except Exception as err:
                     self.say(f"    griefing dispute on job {req.job_id} failed: {err}")
                     return

@@ -24,6 +24,12 @@ def tokens(amount: int) -> str:
     return sign + text
 
 
+def _fault(n: NodeReport) -> str:
+    if n.role == "withholding":
+        return "withholds"
+    return "OFF" if not n.fault_rate else f"{n.fault_rate:.0%}"
+
+
 def _arrow(before: int, after: int) -> str:
     return f"{tokens(before)} -> {tokens(after)}"
 
@@ -46,12 +52,16 @@ class NodeReport:
     label: str
     address: str
     fault_rate: float
+    role: str = "honest"  # honest, dishonest (corrupts outputs), withholding (hides batches)
     onchain_jobs: int = 0
     onchain_final: int = 0
     onchain_invalid: int = 0
     batch_jobs: int = 0
     batches: int = 0
     batch_leaves_invalid: int = 0
+    leaf_requests: int = 0  # leaf requests against this node's batches
+    leaves_revealed: int = 0
+    leaves_unrevealed_slashed: int = 0  # settled leaf requests: never revealed, slashed
     corrupted: int = 0  # outputs outside tau of the circuit (witness), on-chain + batch
     corrupted_final: int = 0  # of those, how many became final (never sampled)
     sampled: int = 0  # by the challenger (its database)
@@ -61,6 +71,7 @@ class NodeReport:
     slashes: int = 0
     slashed: int = 0
     fees_earned: int = 0  # JobFinalized fees
+    reserved_after: int = 0  # stake still reserved for open commitments at the end
     before: Holdings = field(default_factory=Holdings)
     after: Holdings = field(default_factory=Holdings)
 
@@ -78,6 +89,8 @@ class ChallengerReport:
     lost: int = 0
     bounties: int = 0
     bonds_lost: int = 0
+    leaf_requests: int = 0
+    leaf_requests_slashed: int = 0  # its leaf requests settled: the node never revealed
     before: Holdings = field(default_factory=Holdings)
     after: Holdings = field(default_factory=Holdings)
 
@@ -94,6 +107,9 @@ class GasReport:
     open_batch_dispute: float = 0.0
     defend: float = 0.0
     settle: float = 0.0
+    request_leaf: float = 0.0
+    reveal_leaf: float = 0.0
+    settle_leaf_request: float = 0.0
 
     @property
     def onchain_job(self) -> float:
@@ -111,8 +127,12 @@ class DappReport:
     onchain_used: int = 0  # final outputs stored by ExampleConsumer.deliverOutput
     onchain_refused: int = 0  # invalid jobs: the client and the consumer refused them
     consumer_reverted_on_invalid: bool | None = None
-    batch_used: int = 0  # receipts checked: signed, in the committed root, leaf final
+    batch_used: int = 0  # receipts checked: the dApp's question, signed, at its index, final
     batch_refused: int = 0
+    #: why batched outputs were refused: the failed checks -> count
+    batch_refusals: dict[str, int] = field(default_factory=dict)
+    #: a final job's receipt offered for another input and output was refused
+    foreign_receipt_refused: bool | None = None
     client: str = ""  # which client read the outputs
 
 
@@ -128,6 +148,10 @@ class DemoReport:
     time_to_dispute_s: float | None = None
     time_to_slash_s: float | None = None
     time_travel_s: int = 0
+    #: wall clock from the first job: the first leaf request against the withholding node,
+    #: and its slash for a leaf it never revealed
+    time_to_leaf_request_s: float | None = None
+    time_to_withholder_slash_s: float | None = None
     #: chain clock, from the cheater's first disputed commitment: dispute_s, slash_s
     chain_catch: dict[str, int] | None = None
     wall_s: float = 0.0
@@ -171,13 +195,23 @@ class DemoReport:
             f"r={e['collusion']:g}); margin {e['sampling'] / e['bound']:.0f}x"
         )
         w("")
+        w(
+            f"stake     each node stakes {tokens(int(e.get('node_stake', 0) * TOKEN))}: up to "
+            f"{e.get('open_jobs_per_node', 0)} open jobs x slash {e['slash']:g}, every open "
+            "commitment fully backed"
+        )
+        w("")
         w(f"{'':28}" + "".join(f"{n.label:>22}" for n in self.nodes))
         rows: list[tuple[str, Any]] = [
-            ("fault injection", lambda n: "OFF" if not n.fault_rate else f"{n.fault_rate:.0%}"),
+            ("fault injection", _fault),
             ("on-chain jobs", lambda n: n.onchain_jobs),
             ("  final / invalid", lambda n: f"{n.onchain_final} / {n.onchain_invalid}"),
             ("batched jobs (HTTP)", lambda n: n.batch_jobs),
             ("  batches / leaves invalid", lambda n: f"{n.batches} / {n.batch_leaves_invalid}"),
+            (
+                "leaf requests / unrevealed",
+                lambda n: f"{n.leaf_requests} / {n.leaves_unrevealed_slashed}",
+            ),
             ("outputs outside tau", lambda n: n.corrupted),
             ("  of them final (unsampled)", lambda n: n.corrupted_final),
             ("sampled by challenger", lambda n: n.sampled),
@@ -186,6 +220,7 @@ class DemoReport:
             ("slashes (amount)", lambda n: f"{n.slashes} ({tokens(n.slashed)})"),
             ("fees earned", lambda n: tokens(n.fees_earned)),
             ("stake before -> after", lambda n: _arrow(n.before.stake, n.after.stake)),
+            ("  still reserved at the end", lambda n: tokens(n.reserved_after)),
             ("wallet before -> after", lambda n: _arrow(n.before.wallet, n.after.wallet)),
             ("credits before -> after", lambda n: _arrow(n.before.credits, n.after.credits)),
             ("total before -> after", lambda n: _arrow(n.before.total, n.after.total)),
@@ -201,10 +236,16 @@ class DemoReport:
                 if c.label == "challenger"
                 else "disputes a correct output on purpose)"
             )
+            leaves = (
+                f", leaf requests {c.leaf_requests} (never revealed, node slashed: "
+                f"{c.leaf_requests_slashed})"
+                if c.leaf_requests
+                else ""
+            )
             w(
                 f"{c.label} ({c.address[:10]}..., {seen}, disputes {c.disputes} "
-                f"(won {c.won}, lost {c.lost}), bounties {tokens(c.bounties)}, bonds lost "
-                f"{tokens(c.bonds_lost)}; holdings {tokens(c.before.total)} -> "
+                f"(won {c.won}, lost {c.lost}){leaves}, bounties {tokens(c.bounties)}, bonds "
+                f"lost {tokens(c.bonds_lost)}; holdings {tokens(c.before.total)} -> "
                 f"{tokens(c.after.total)}"
             )
         w("")
@@ -222,6 +263,12 @@ class DemoReport:
             f"{g.open_batch_dispute:,.0f}, defend (ezkl verifier) {g.defend:,.0f}, settle "
             f"{g.settle:,.0f}"
         )
+        if g.request_leaf:
+            reveal = f"reveal {g.reveal_leaf:,.0f}, " if g.reveal_leaf else ""
+            w(
+                f"gas per leaf request   request {g.request_leaf:,.0f}, {reveal}settle "
+                f"(never revealed) {g.settle_leaf_request:,.0f}"
+            )
         d = self.dapp
         w("")
         reverted = {None: "not tried", True: "reverted", False: "DID NOT REVERT"}[
@@ -231,7 +278,14 @@ class DemoReport:
             f"dApp ({d.client}): on-chain outputs used {d.onchain_used}, "
             f"refused {d.onchain_refused} (ExampleConsumer.deliverOutput on an invalid job: "
             f"{reverted}); batched outputs used {d.batch_used}, refused {d.batch_refused}"
+            + (
+                " (" + "; ".join(f"{n} failed: {why}" for why, n in d.batch_refusals.items()) + ")"
+                if d.batch_refusals
+                else ""
+            )
         )
+        foreign = {None: "not tried", True: "refused", False: "ACCEPTED"}[d.foreign_receipt_refused]
+        w(f"  a final job's receipt offered for another input and output: {foreign}")
         w("")
         to_d = "never" if self.time_to_dispute_s is None else f"{self.time_to_dispute_s:.1f} s"
         to_s = "never" if self.time_to_slash_s is None else f"{self.time_to_slash_s:.1f} s"
@@ -239,6 +293,16 @@ class DemoReport:
             f"time to catch the cheater: first dispute {to_d}, first slash {to_s} after the first "
             f"job (wall clock; anvil time travel skipped {self.time_travel_s} s of chain time)"
         )
+        if any(n.role == "withholding" for n in self.nodes):
+            lr = self.time_to_leaf_request_s
+            ws = self.time_to_withholder_slash_s
+            w(
+                "the withholding node: first leaf request "
+                + ("never" if lr is None else f"{lr:.1f} s")
+                + ", slashed for a leaf it never revealed "
+                + ("never" if ws is None else f"{ws:.1f} s")
+                + " after the first job"
+            )
         if self.chain_catch:
             clock = self.chain_catch
             w(
@@ -258,7 +322,15 @@ class DemoReport:
             w(f"NOT IN THIS RUN: {item}")
         w(bar)
         if self.ok:
-            w("RESULT: OK - the cheater was caught and slashed; the honest node never was.")
+            w(
+                "RESULT: OK - the cheater was caught and slashed"
+                + (
+                    ", the withholding node through a leaf request"
+                    if any(n.role == "withholding" for n in self.nodes)
+                    else ""
+                )
+                + "; the honest node never was."
+            )
         else:
             for f in self.failures:
                 w(f"RESULT: FAILED - {f}")

@@ -82,7 +82,7 @@ def _run(cfg: DemoConfig, progress: Progress) -> DemoReport:
     try:
         chain = setup_chain(cfg, model, progress)
         who = chain.accounts
-        holders = (who.honest, who.cheater, who.challenger, who.griefer)
+        holders = (*who.nodes(cfg), who.challenger, who.griefer)
         before = {str(a.address): chain.holdings(str(a.address)) for a in holders}
         cast = start_actors(cfg, model, chain, progress)
         try:

@@ -46,6 +46,8 @@ class Watch:
         self.challenger_db = ChallengerDb(cast.challenger.db_path)
         self.first_dispute_at: float | None = None
         self.first_slash_at: float | None = None
+        self.first_leaf_request_at: float | None = None
+        self.withholder_slashed_at: float | None = None
         self.watch_errors = 0
         self.timed_out = False
         self._announced = False
@@ -89,7 +91,8 @@ class Watch:
                 f"{len(self.workload.http)} batched jobs"
                 + (f" (errors: {self.workload.errors})" if self.workload.errors else "")
             )
-        if cheater_slashed and self._all_resolved():
+        withholder_caught = self._watch_withholder()
+        if cheater_slashed and withholder_caught and self._all_resolved():
             return True
         if time.perf_counter() - self._last_status > STATUS_EVERY_S:
             self._last_status = time.perf_counter()
@@ -117,6 +120,29 @@ class Watch:
             self.say("    the dishonest node was SLASHED")
         return slashed
 
+    def _watch_withholder(self) -> bool:
+        """Note the leaf requests against the withholding node and its slash; True once it was
+        slashed for a leaf it never revealed (or when the run has no withholding node)."""
+        node = self.cast.withholder
+        if node is None:
+            return True
+        dm = self.chain.contracts.dispute_manager
+        t0 = self.workload.first_job_at or self.progress.start
+        if self.first_leaf_request_at is None and self.chain.events(
+            dm, "LeafRequested", node=node.address
+        ):
+            self.first_leaf_request_at = time.perf_counter() - t0
+            self.say(
+                "    the challenger got no listing from the WITHHOLDING node: it REQUESTED its "
+                "sampled leaves on chain"
+            )
+        if self.withholder_slashed_at is None and self.chain.events(
+            dm, "LeafRequestSettled", node=node.address
+        ):
+            self.withholder_slashed_at = time.perf_counter() - t0
+            self.say("    the WITHHOLDING node never revealed: SLASHED through the leaf request")
+        return self.withholder_slashed_at is not None
+
     def _all_resolved(self) -> bool:
         from spotcheck.chain import BatchStatus, JobStatus
 
@@ -131,7 +157,7 @@ class Watch:
         for ev in self.chain.events(jm, "BatchCommitted"):
             if int(jm.getBatch(ev.event_arguments["batchId"]).status) != BatchStatus.FINAL:
                 return False
-        return not self.chain.open_disputes()
+        return not self.chain.open_disputes() and not self.chain.open_leaf_requests()
 
     def _status_line(self) -> None:
         def fmt(counts: dict[str, int]) -> str:

@@ -43,8 +43,38 @@ class Workload:
     first_job_at: float | None = None
 
 
+#: Attempts of one HTTP job (a user's client retries a dropped connection; a busy node on two
+#: shared cores may reset one while it proves).
+HTTP_ATTEMPTS = 4
+
+
+def post_with_retries(client: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body``; retry transport errors and 5xx answers with backoff (0.5, 1, 2 s)."""
+    import httpx
+
+    for attempt in range(HTTP_ATTEMPTS):
+        try:
+            r = client.post(url, json=body)
+            if r.status_code < 500:
+                r.raise_for_status()
+                result: dict[str, Any] = r.json()
+                return result
+            error: Exception = httpx.HTTPStatusError(
+                f"{r.status_code} from {url}", request=r.request, response=r
+            )
+        except httpx.TransportError as err:
+            error = err
+        if attempt + 1 == HTTP_ATTEMPTS:
+            raise error
+        log.info("dApp: %s failed (%s), retrying", url, error)
+        time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class DappWorkload:
-    """Sends ``cfg.onchain_jobs`` on-chain and ``cfg.batch_jobs`` batched jobs to each node."""
+    """Sends ``cfg.onchain_jobs`` on-chain and ``cfg.batch_jobs`` batched jobs to the honest
+    and the dishonest node, and ``cfg.withheld_batch_jobs`` batched jobs to the withholding
+    node (it serves users; it withholds only from challengers)."""
 
     def __init__(
         self, cfg: DemoConfig, artifacts: Any, chain: DemoChain, nodes: list[NodeActor]
@@ -68,17 +98,24 @@ class DappWorkload:
         import httpx
         import numpy as np
 
-        from spotcheck.encoding import quantize
-
         cfg, artifacts, chain = self.cfg, self.artifacts, self.chain
         rng = np.random.default_rng(cfg.seed)
+        # Inputs anywhere in the model's registered domain [inLo, inHi] (quantized units):
+        # outside it requestJob reverts and nodes refuse.
+        model = chain.contracts.model_registry.getModel(chain.model_id)
+        lo, hi = int(model.inLo), int(model.inHi)
 
         def random_input() -> list[int]:
-            return quantize(rng.uniform(-1, 1, artifacts.input_len), artifacts.input_scale)
+            return [int(v) for v in rng.integers(lo, hi, size=artifacts.input_len, endpoint=True)]
 
         consumer = chain.contracts.example_consumer
         jm = chain.contracts.job_manager
-        rounds = max(cfg.batch_jobs, cfg.onchain_jobs)
+        onchain_cap = {n.label: 0 if n.withholding else cfg.onchain_jobs for n in self.nodes}
+        batch_cap = {
+            n.label: cfg.withheld_batch_jobs if n.withholding else cfg.batch_jobs
+            for n in self.nodes
+        }
+        rounds = max([*batch_cap.values(), *onchain_cap.values()])
         every = max(1, rounds // max(1, cfg.onchain_jobs))
         sent_onchain = {n.label: 0 for n in self.nodes}
         client = httpx.Client(timeout=30.0)
@@ -89,7 +126,7 @@ class DappWorkload:
                     if self._stop.is_set():
                         return
                     q = random_input()
-                    if i % every == 0 and sent_onchain[node.label] < cfg.onchain_jobs:
+                    if i % every == 0 and sent_onchain[node.label] < onchain_cap[node.label]:
                         # request is owner-only; chain_setup hands the consumer to the dApp.
                         receipt = consumer.request(
                             chain.model_id, q, node.address, chain.fee, sender=chain.accounts.dapp
@@ -100,12 +137,10 @@ class DappWorkload:
                             OnchainRequest(job_id, node.label, q, str(receipt.txn_hash))
                         )
                         sent_onchain[node.label] += 1
-                    if i < cfg.batch_jobs:
+                    if i < batch_cap[node.label]:
                         q = random_input()
                         url = f"{node.http.url}/v1/models/0x{chain.model_id.hex()}/infer"
-                        r = client.post(url, json={"input_q": q})
-                        r.raise_for_status()
-                        body = r.json()
+                        body = post_with_retries(client, url, {"input_q": q})
                         self.sent.http.append(
                             HttpJob(node.label, q, list(body["output_q"]), body["receipt"])
                         )

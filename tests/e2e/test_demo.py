@@ -2,8 +2,10 @@
 
 Runs the real command in a subprocess (its own Ape connection and anvil, like a user's
 ``make demo``) and checks its exit status and its JSON report: the cheater was slashed, the
-honest node never was and won the griefing dispute with a real proof, the challenger was paid
-and only final outputs reached the dApp. Every number in the report comes from the chain or
+honest node never was and won the griefing dispute with a real proof, the withholding node
+(serves users, withholds its batches from challengers, never reveals) was slashed through a
+leaf request, the challenger was paid, and only final outputs of the dApp's own questions
+reached it. Every number in the report comes from the chain or
 the services' state, so these checks fail if any part of the protocol does.
 """
 
@@ -55,9 +57,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, A
     return proc.returncode, json.loads(report_path.read_text()), output
 
 
-def _node(report: dict[str, Any], dishonest: bool) -> dict[str, Any]:
-    nodes = [n for n in report["nodes"] if (n["fault_rate"] > 0) == dishonest]
-    assert len(nodes) == 1
+def _node(report: dict[str, Any], role: str) -> dict[str, Any]:
+    nodes = [n for n in report["nodes"] if n["role"] == role]
+    assert len(nodes) == 1, [n["role"] for n in report["nodes"]]
     return nodes[0]
 
 
@@ -73,7 +75,7 @@ def test_demoQuick_cheaterIsSlashed_andLosesStake(
     demo_run: tuple[int, dict[str, Any], str],
 ) -> None:
     _, report, _ = demo_run
-    cheater = _node(report, dishonest=True)
+    cheater = _node(report, "dishonest")
     assert cheater["corrupted"] > 0
     assert cheater["disputes"] >= 1
     assert cheater["slashes"] >= 1
@@ -87,7 +89,7 @@ def test_demoQuick_honestNodeNeverSlashed_andWinsTheGriefingDispute(
     demo_run: tuple[int, dict[str, Any], str],
 ) -> None:
     _, report, _ = demo_run
-    honest = _node(report, dishonest=False)
+    honest = _node(report, "honest")
     assert honest["slashes"] == 0
     assert honest["corrupted"] == 0
     assert honest["after"]["stake"] == honest["before"]["stake"]
@@ -100,15 +102,50 @@ def test_demoQuick_honestNodeNeverSlashed_andWinsTheGriefingDispute(
     assert griefer["bonds_lost"] == report["model"]["bond"]
 
 
+def test_demoQuick_withholdingNode_isSlashedThroughALeafRequest(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    """Issue 11: a node that serves users but withholds its batches from challengers is
+    caught: the challenger requests its sampled leaves on chain and the node, which never
+    reveals, is slashed from that batch's reservation."""
+    _, report, _ = demo_run
+    withholder = _node(report, "withholding")
+    assert withholder["batch_jobs"] > 0  # it served the dApp
+    assert withholder["corrupted"] == 0  # its outputs were correct: withholding alone is punished
+    assert withholder["leaf_requests"] >= 1
+    assert withholder["leaves_unrevealed_slashed"] == withholder["leaf_requests"]
+    assert withholder["leaves_revealed"] == 0
+    assert withholder["slashes"] == withholder["leaves_unrevealed_slashed"]
+    assert withholder["slashed"] == withholder["slashes"] * report["model"]["slash"]
+    assert withholder["after"]["stake"] == withholder["before"]["stake"] - withholder["slashed"]
+    # The requested leaves are invalid: the dApp refuses exactly those of its outputs.
+    assert withholder["batch_leaves_invalid"] == withholder["leaf_requests"]
+    assert report["time_to_withholder_slash_s"] is not None
+
+
+def test_demoQuick_everyOpenCommitmentFullyBacked(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    _, report, _ = demo_run
+    economics = report["economics"]
+    assert economics["node_stake"] >= economics["open_jobs_per_node"] * economics["slash"]
+    for node in report["nodes"]:
+        assert node["before"]["stake"] == economics["node_stake"] * 10**18
+        assert node["reserved_after"] == 0  # every commitment resolved: nothing left reserved
+
+
 def test_demoQuick_challengerIsPaid_andNeverLosesABond(
     demo_run: tuple[int, dict[str, Any], str],
 ) -> None:
     _, report, _ = demo_run
     challenger = next(c for c in report["challengers"] if c["label"] == "challenger")
-    cheater = _node(report, dishonest=True)
+    cheater = _node(report, "dishonest")
+    withholder = _node(report, "withholding")
     assert challenger["won"] == cheater["slashes"]
     assert challenger["lost"] == 0
-    expected_bounty = cheater["slashed"] * report["model"]["bounty_bps"] // 10_000
+    assert challenger["leaf_requests_slashed"] == withholder["leaves_unrevealed_slashed"]
+    slashed = cheater["slashed"] + withholder["slashed"]
+    expected_bounty = slashed * report["model"]["bounty_bps"] // 10_000
     assert challenger["bounties"] == expected_bounty > 0
     gain = challenger["after"]["wallet"] + challenger["after"]["credits"]
     assert gain - challenger["before"]["wallet"] == expected_bounty
@@ -128,6 +165,8 @@ def test_demoQuick_dappUsesOnlyFinalOutputs(demo_run: tuple[int, dict[str, Any],
     assert dapp["batch_refused"] == invalid_leaves
     if invalid:
         assert dapp["consumer_reverted_on_invalid"] is True
+    # Another job's final receipt offered for the dApp's question is refused.
+    assert dapp["foreign_receipt_refused"] is True
 
 
 def test_demoQuick_reportsGasPerJob(demo_run: tuple[int, dict[str, Any], str]) -> None:
