@@ -2,17 +2,19 @@
 
 Stages: compile the contracts, build (or load from the cache) the model's circuit and keys,
 measure ``tau``, start anvil through Ape's foundry provider, deploy, register the model with
-its real ezkl verifier, fund and stake, then run in this process (one thread each): an honest
-node, a DISHONEST node (fault injection corrupts a share of its outputs beyond ``tau``), a
-challenger sampling ``p`` of all commitments, a block heartbeat, and a dApp that sends on-chain
-jobs through ``ExampleConsumer`` and batched jobs over the nodes' HTTP API. Optionally a
+its real ezkl verifier, fund and stake (every open commitment fully backed), then run in this
+process (one thread each): an honest node, a DISHONEST node (fault injection corrupts a share
+of its outputs beyond ``tau``), a WITHHOLDING node (serves users, withholds its batch listings
+from challengers and never reveals a requested leaf), a challenger sampling ``p`` of all
+commitments, a block heartbeat, and a dApp that sends on-chain jobs through ``ExampleConsumer``
+and batched jobs over the nodes' HTTP API. Optionally a
 griefing challenger disputes one CORRECT output, so the honest node must answer with a real
 zk proof verified on-chain (and the griefer loses its bond).
 
 The demo waits until every job is resolved and the cheater has been slashed, lets the dApp
 read the final outputs (and only those), and prints a report built from the chain and the
-services' own state. Exit status 1 if the honest node was ever slashed or the cheater was
-never caught before the timeout.
+services' own state. Exit status 1 if the honest node was ever slashed or a misbehaving node
+was never caught before the timeout.
 
 Windows are seconds long; when nothing is left to check until the next deadline, the demo
 moves anvil's clock forward to it (``--no-time-travel`` waits in real time instead). Every

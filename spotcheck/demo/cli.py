@@ -53,6 +53,11 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     help="Skip the griefing dispute (no zk proof is then verified on-chain).",
 )
 @click.option(
+    "--no-withholding",
+    is_flag=True,
+    help="Run without the withholding node (then no leaf request is shown).",
+)
+@click.option(
     "--workdir",
     type=click.Path(path_type=Path),
     default=None,
@@ -73,11 +78,13 @@ def demo(
     timeout_s: float | None,
     no_time_travel: bool,
     no_grief: bool,
+    no_withholding: bool,
     workdir: Path | None,
     report_json: Path | None,
 ) -> None:
-    """End-to-end demo on a local anvil chain: an honest and a dishonest node, a challenger,
-    a dApp; runs until the cheater is slashed and prints a report (exit 1 on failure)."""
+    """End-to-end demo on a local anvil chain: an honest, a dishonest and a withholding node,
+    a challenger, a dApp; runs until the cheater is slashed through a dispute and the
+    withholding node through a leaf request, and prints a report (exit 1 on failure)."""
     cfg = DemoConfig()
     if quick:
         cfg = cfg.quick()
@@ -90,7 +97,9 @@ def demo(
         "workdir": workdir,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    cfg = replace(cfg, time_travel=not no_time_travel, grief=not no_grief)
+    cfg = replace(
+        cfg, time_travel=not no_time_travel, grief=not no_grief, withholding=not no_withholding
+    )
     if not 0 < cfg.sampling <= 1 or not 0 < cfg.fault_rate <= 1:
         raise click.BadParameter("sampling and fault rate must be in (0, 1]")
     if cfg.onchain_jobs + cfg.batch_jobs == 0:
