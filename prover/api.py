@@ -86,6 +86,8 @@ class ReceiptModel(BaseModel):
     leaf: str
     node: str
     signature: str
+    chainId: int  # noqa: N815
+    jobManager: str  # noqa: N815
 
 
 class InferResponse(BaseModel):
@@ -215,14 +217,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return await run_in_threadpool(serve_one, model_id, raw)
 
     def serve_one(model_id: str, raw: bytes) -> InferResponse:
-        if ctx.auditor.halted_reason is not None:
-            raise HTTPException(503, f"node halted: {ctx.auditor.halted_reason}")
         try:
             body = InferRequest.model_validate_json(raw)
         except ValidationError as err:
             metrics.rejected.labels("bad_input").inc()
             raise HTTPException(422, _one_line(err)) from err
         mid = _parse_model_id(model_id)
+        halted = ctx.auditor.halted_reason_for(mid)
+        if halted is not None:
+            metrics.rejected.labels("model_halted").inc()
+            raise HTTPException(503, f"model 0x{mid.hex()} halted: {halted}")
         runtime = ctx.server.engine.runtime(mid)
         if body.input_q is not None:
             input_q = runtime.check_input_q(body.input_q)
@@ -285,10 +289,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.get("/ready")
     def ready() -> JSONResponse:
-        if ctx.auditor.halted_reason is not None:
-            return JSONResponse({"ready": False, "reason": ctx.auditor.halted_reason}, 503)
         if not ctx.ready():
             return JSONResponse({"ready": False, "reason": "starting"}, 503)
+        halted = {"0x" + m.hex(): why for m, why in ctx.auditor.halted_models().items()}
+        served = ctx.server.engine.model_ids
+        if served and len(halted) >= len(served):
+            reason = f"every model halted: {ctx.auditor.halted_reason}"
+            return JSONResponse({"ready": False, "reason": reason, "halted": halted}, 503)
+        if halted:  # serving the others; the body says which model stopped and why
+            return JSONResponse({"ready": True, "halted": halted})
         return JSONResponse({"ready": True})
 
     @app.get("/metrics")

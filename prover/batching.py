@@ -99,8 +99,16 @@ class JobServer:
         )
         if self._on_served is not None:
             self._on_served(result, job.job_id)
+        domain = self.signer.domain
         receipt = Receipt(
-            job.job_id, model_id, in_hash, out_hash, self.signer.address, job.signature
+            job.job_id,
+            model_id,
+            in_hash,
+            out_hash,
+            self.signer.address,
+            job.signature,
+            domain.chain_id,
+            domain.job_manager,
         )
         return Served(result, receipt)
 

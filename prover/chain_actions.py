@@ -1,20 +1,29 @@
 """Thin typed wrappers over the node's contract calls (Ape), one method per protocol action.
 
-Every sending method takes an optional ``nonce``: the service records the nonce with its
-intent before sending, and a retry after a crash re-uses it, so the same transaction can be
-mined at most once. ``dry_run`` estimates gas instead of sending (and fails the same way the
-transaction would). Reverts surface as :class:`ChainError` carrying the decoded error.
+Reads are retried with backoff (tenacity) on RPC failures and surface as :class:`ChainError`
+after the last attempt; a revert of a view (an unknown model) is not retried. Every sending
+method names its *intent* (``commitBatch:local:3``): :class:`prover.transactions.TxSender`
+journals each signed transaction of an intent before broadcasting it, resumes it after a
+restart (never a second transaction under a fresh nonce while the first may still be mined) and
+replaces it with higher fees when it is stuck. ``dry_run`` estimates gas instead of sending (and
+fails the same way the transaction would). Reverts surface as :class:`ChainError` carrying the
+decoded error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from prover.transactions import TxSender
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, SpotcheckContracts
 from spotcheck.errors import ChainError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +102,12 @@ class StakeView:
     min_stake: int
 
 
+def _is_revert(err: BaseException) -> bool:
+    from ape.exceptions import ContractLogicError
+
+    return isinstance(err, ContractLogicError)
+
+
 def _describe(err: Exception) -> str:
     name = type(err).__name__
     inputs = getattr(err, "inputs", None)
@@ -103,10 +118,37 @@ def _describe(err: Exception) -> str:
 class NodeChain:
     """The node's view of and actions on the Spotcheck contracts, from one account."""
 
-    def __init__(self, contracts: SpotcheckContracts, account: Any, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        contracts: SpotcheckContracts,
+        account: Any,
+        dry_run: bool = False,
+        *,
+        sender: TxSender | None = None,
+        read_attempts: int = 4,
+        read_backoff_s: float = 0.25,
+    ) -> None:
         self.contracts = contracts
         self.account = account
         self.dry_run = dry_run
+        self.sender = sender or TxSender(account)
+        self.read_attempts = read_attempts
+        self.read_backoff_s = read_backoff_s
+
+    def _read(self, what: str, call: Callable[[], T]) -> T:
+        """``call()`` retried on RPC failures (not on reverts), as :class:`ChainError`."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.read_attempts),
+            wait=wait_exponential(multiplier=self.read_backoff_s, max=4),
+            retry=retry_if_exception(lambda e: not _is_revert(e) and not isinstance(e, ChainError)),
+            reraise=True,
+        )
+        try:
+            return retrying(call)
+        except ChainError:
+            raise
+        except Exception as err:
+            raise ChainError(f"reading {what} failed: {_describe(err)}") from err
 
     @property
     def address(self) -> str:
@@ -118,24 +160,27 @@ class NodeChain:
         """Timestamp of the latest block (what the contracts compare deadlines with)."""
         from ape import chain
 
-        return int(chain.blocks.head.timestamp)
+        return self._read("the head block", lambda: int(chain.blocks.head.timestamp))
 
     def block_number(self) -> int:
         from ape import chain
 
-        return int(chain.blocks.height)
+        return self._read("the block height", lambda: int(chain.blocks.height))
 
     def confirmed_nonce(self) -> int:
         """Transactions from this account already mined (the next nonce to be mined)."""
-        return int(self.account.nonce)
+        return self._read("the nonce", lambda: int(self.account.nonce))
 
     def pending_nonce(self) -> int:
         from ape import chain
 
-        return int(chain.provider.get_nonce(self.account.address, block_id="pending"))
+        return self._read(
+            "the pending nonce",
+            lambda: int(chain.provider.get_nonce(self.account.address, block_id="pending")),
+        )
 
     def job(self, job_id: int) -> JobView:
-        j = self.contracts.job_manager.getJob(job_id)
+        j = self._read(f"job {job_id}", lambda: self.contracts.job_manager.getJob(job_id))
         return JobView(
             bytes(j.modelId),
             str(j.node),
@@ -148,7 +193,7 @@ class NodeChain:
         )
 
     def batch(self, batch_id: int) -> BatchView:
-        b = self.contracts.job_manager.getBatch(batch_id)
+        b = self._read(f"batch {batch_id}", lambda: self.contracts.job_manager.getBatch(batch_id))
         return BatchView(
             bytes(b.modelId),
             str(b.node),
@@ -160,7 +205,10 @@ class NodeChain:
         )
 
     def dispute(self, dispute_id: bytes) -> DisputeView:
-        d = self.contracts.dispute_manager.getDispute(dispute_id)
+        d = self._read(
+            f"dispute 0x{dispute_id.hex()}",
+            lambda: self.contracts.dispute_manager.getDispute(dispute_id),
+        )
         return DisputeView(
             int(d.kind),
             int(d.ref),
@@ -176,9 +224,14 @@ class NodeChain:
 
     def model(self, model_id: bytes) -> ModelView:
         try:
-            m = self.contracts.model_registry.getModel(model_id)
-        except Exception as err:  # UnknownModel revert
-            reason = _describe(err)
+            m = self._read(
+                f"model 0x{model_id.hex()}",
+                lambda: self.contracts.model_registry.getModel(model_id),
+            )
+        except ChainError as err:
+            if not _is_revert(err.__cause__ or err):
+                raise
+            reason = _describe(err.__cause__)  # type: ignore[arg-type]
             raise ChainError(f"model 0x{model_id.hex()} is not registered: {reason}") from err
         return ModelView(
             int(m.inputLen),
@@ -194,25 +247,34 @@ class NodeChain:
 
     def stake(self) -> StakeView:
         sm = self.contracts.stake_manager
-        s = sm.stakeOf(self.address)
-        return StakeView(
-            int(s.amount),
-            int(s.locked),
-            int(s.unbondRequestedAt),
-            int(s.openDisputes),
-            int(sm.freeStake(self.address)),
-            int(sm.minStake()),
-        )
+
+        def read() -> StakeView:
+            s = sm.stakeOf(self.address)
+            return StakeView(
+                int(s.amount),
+                int(s.locked),
+                int(s.unbondRequestedAt),
+                int(s.openDisputes),
+                int(sm.freeStake(self.address)),
+                int(sm.minStake()),
+            )
+
+        return self._read("the stake", read)
 
     def credits(self) -> tuple[int, int]:
         """(JobManager credits: fees and refunds, DisputeManager credits: bonds won)."""
-        return (
-            int(self.contracts.job_manager.credits(self.address)),
-            int(self.contracts.dispute_manager.credits(self.address)),
+        return self._read(
+            "credits",
+            lambda: (
+                int(self.contracts.job_manager.credits(self.address)),
+                int(self.contracts.dispute_manager.credits(self.address)),
+            ),
         )
 
     def token_balance(self) -> int:
-        return int(self.contracts.token.balanceOf(self.address))
+        return self._read(
+            "the token balance", lambda: int(self.contracts.token.balanceOf(self.address))
+        )
 
     def find_committed_batch(
         self, model_id: bytes, root: bytes, from_block: int
@@ -221,41 +283,53 @@ class NodeChain:
         event = self.contracts.job_manager.BatchCommitted
         stop = self.block_number() + 1
         topics = {"node": self.address, "modelId": model_id}
-        for entry in event.range(max(from_block, 0), stop, search_topics=topics):
-            args = entry.event_arguments
-            if bytes(args["root"]) == root:
-                return int(args["batchId"]), int(args["challengeDeadline"])
-        return None
+
+        def scan() -> tuple[int, int] | None:
+            for entry in event.range(max(from_block, 0), stop, search_topics=topics):
+                args = entry.event_arguments
+                if bytes(args["root"]) == root:
+                    return int(args["batchId"]), int(args["challengeDeadline"])
+            return None
+
+        return self._read(f"BatchCommitted logs for root 0x{root.hex()}", scan)
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _send(self, method: Any, *args: Any, nonce: int | None = None) -> TxResult:
-        kwargs: dict[str, Any] = {"sender": self.account}
-        if nonce is not None:
-            kwargs["nonce"] = nonce
-        try:
-            if self.dry_run:
+    def _send(self, method: Any, *args: Any, intent: str | None = None) -> TxResult:
+        """Send (through the :class:`TxSender`) and return the mined transaction."""
+        name = _method_name(method)
+        if self.dry_run:
+            try:
                 gas = int(method.estimate_gas_cost(*args, sender=self.account))
-                return TxResult(None, gas, 0)
-            receipt = method(*args, **kwargs)
-        except Exception as err:  # Ape's ContractLogicError and friends: wrap at the boundary
-            raise ChainError(f"{_method_name(method)} failed: {_describe(err)}") from err
+            except Exception as err:
+                raise ChainError(f"{name} failed: {_describe(err)}") from err
+            return TxResult(None, gas, 0)
+        mined = self.sender.send(intent or f"{name}:{self._oneshot()}", method, *args)
+        receipt = mined.receipt
         fee = int(getattr(receipt, "total_fees_paid", 0) or 0)
-        return TxResult(_txhash(receipt.txn_hash), int(receipt.gas_used), fee, receipt)
+        return TxResult(mined.tx_hash, int(receipt.gas_used), fee, receipt)
 
-    def commit_result(
-        self, job_id: int, output_q: Sequence[int], nonce: int | None = None
-    ) -> TxResult:
+    _serial = 0
+
+    @classmethod
+    def _oneshot(cls) -> int:
+        cls._serial += 1
+        return cls._serial
+
+    def commit_result(self, job_id: int, output_q: Sequence[int]) -> TxResult:
         return self._send(
-            self.contracts.job_manager.commitResult, job_id, [int(v) for v in output_q], nonce=nonce
+            self.contracts.job_manager.commitResult,
+            job_id,
+            [int(v) for v in output_q],
+            intent=f"commitResult:{job_id}",
         )
 
     def commit_batch(
-        self, model_id: bytes, root: bytes, count: int, uri: str, nonce: int | None = None
+        self, model_id: bytes, root: bytes, count: int, uri: str, *, intent: str | None = None
     ) -> tuple[TxResult, int | None, int | None]:
         """Commit a batch root; returns the tx and (batchId, challengeDeadline) from its event."""
         jm = self.contracts.job_manager
-        tx = self._send(jm.commitBatch, model_id, root, count, uri, nonce=nonce)
+        tx = self._send(jm.commitBatch, model_id, root, count, uri, intent=intent)
         if tx.receipt is None:
             return tx, None, None
         for entry in tx.receipt.decode_logs(jm.BatchCommitted):
@@ -265,10 +339,12 @@ class NodeChain:
         raise ChainError(f"commitBatch {tx.tx_hash} emitted no BatchCommitted for our root")
 
     def finalize(self, job_id: int) -> TxResult:
-        return self._send(self.contracts.job_manager.finalize, job_id)
+        return self._send(self.contracts.job_manager.finalize, job_id, intent=f"finalize:{job_id}")
 
     def finalize_batch(self, batch_id: int) -> TxResult:
-        return self._send(self.contracts.job_manager.finalizeBatch, batch_id)
+        return self._send(
+            self.contracts.job_manager.finalizeBatch, batch_id, intent=f"finalizeBatch:{batch_id}"
+        )
 
     def defend(
         self,
@@ -276,7 +352,6 @@ class NodeChain:
         proof: bytes,
         instances: Sequence[int],
         committed_output: Sequence[int],
-        nonce: int | None = None,
     ) -> TxResult:
         return self._send(
             self.contracts.dispute_manager.defend,
@@ -284,7 +359,7 @@ class NodeChain:
             proof,
             [int(v) for v in instances],
             [int(v) for v in committed_output],
-            nonce=nonce,
+            intent=f"defend:0x{dispute_id.hex()}",
         )
 
     def approve_stake(self, amount: int) -> TxResult | None:
@@ -317,10 +392,3 @@ class NodeChain:
 def _method_name(method: Any) -> str:
     abis = getattr(method, "abis", None)
     return str(abis[0].name) if abis else str(getattr(method, "__name__", "transaction"))
-
-
-def _txhash(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text

@@ -8,6 +8,7 @@ command runs, so ``spotcheck node --help`` stays fast.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -65,6 +66,44 @@ _deployment_option = click.option(
 _dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Estimate gas and check the call would succeed; send nothing."
 )
+
+
+def _patient_chain_command(
+    name: str, help_text: str
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """Like ``chain_command``, but connecting waits out an unreachable RPC (with backoff,
+    logging each attempt) instead of failing: a node started while its RPC is down waits for
+    it, it does not exit and crash-loop under its supervisor."""
+    from ape.cli import ConnectedProviderCommand, network_option
+    from ape.cli.commands import parse_network
+    from ape.exceptions import ProviderError
+
+    from spotcheck import ape_cli
+
+    class PatientProviderCommand(ConnectedProviderCommand):
+        def invoke(self, ctx: click.Context) -> Any:
+            delay = 1.0
+            while True:
+                network_ctx = parse_network(ctx)
+                if network_ctx is None:
+                    return super().invoke(ctx)
+                try:
+                    provider = network_ctx.__enter__()
+                except ProviderError as err:
+                    log.error("RPC unreachable (retrying in %.0f s): %s", delay, err)
+                    time.sleep(delay)
+                    delay = min(2 * delay, 30.0)
+                    continue
+                try:
+                    return self._invoke(ctx, provider=provider)
+                finally:
+                    network_ctx.__exit__(None, None, None)
+
+    def wrap(fn: Callable[..., Any]) -> click.Command:
+        command = click.command(name, cls=PatientProviderCommand, help=help_text)
+        return command(network_option()(ape_cli.account_option()(_deployment_option(fn))))
+
+    return wrap
 
 
 def _build_commands() -> dict[str, click.Command]:
@@ -161,7 +200,7 @@ def _build_commands() -> dict[str, click.Command]:
                 click.echo(f"{table:<14} {shown}")
             store.close()
 
-    @chain_command("run", "Serve the configured models, commit, finalize and defend.")
+    @_patient_chain_command("run", "Serve the configured models, commit, finalize and defend.")
     @click.option(
         "--config",
         "config_path",

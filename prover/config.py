@@ -54,6 +54,31 @@ class FaultInjection(BaseModel):
     seed: int = 0
 
 
+class TransactionsConfig(BaseModel):
+    """How the node's transactions are priced and replaced when stuck (EIP-1559)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: A transaction with no receipt after this long is replaced (same nonce, higher fees).
+    stuck_after_s: float = Field(default=30.0, gt=0)
+    #: Each replacement multiplies maxFeePerGas and maxPriorityFeePerGas by this (>= 1.125).
+    fee_bump: float = Field(default=1.25, ge=1.125)
+    #: Never bid a maxFeePerGas above this (wei); None: no cap.
+    max_fee_cap_wei: int | None = Field(default=None, gt=0)
+    #: One attempt waits this long for a receipt, then the loop moves on and resumes it later.
+    timeout_s: float = Field(default=120.0, gt=0)
+
+    def policy(self) -> Any:
+        from prover.transactions import FeePolicy
+
+        return FeePolicy(
+            stuck_after_s=self.stuck_after_s,
+            bump=self.fee_bump,
+            max_fee_cap_wei=self.max_fee_cap_wei,
+            timeout_s=self.timeout_s,
+        )
+
+
 class NodeSettings(ServiceSettings):
     """Everything ``spotcheck node run`` needs besides the account and network."""
 
@@ -70,6 +95,7 @@ class NodeSettings(ServiceSettings):
     batch_size: int = Field(default=256, ge=1, le=2**32 - 1)
     batch_interval_s: float = Field(default=30.0, gt=0)
     http: HttpConfig = HttpConfig()
+    transactions: TransactionsConfig = TransactionsConfig()
     fault_injection: FaultInjection = FaultInjection()
     #: Share of served outputs checked against the circuit witness (ezkl gen_witness).
     self_audit_rate: float = Field(default=0.01, ge=0.0, le=1.0)

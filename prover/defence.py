@@ -6,7 +6,9 @@ tests against a MockVerifier pass a backend that returns well-formed instances.
 
 :class:`SelfAuditor` re-checks a small random share of served outputs against the circuit's
 witness (the exact rule the contract applies in a dispute). An honest node whose hardware
-drifts outside ``tau`` would lose every dispute, so it halts loudly instead of serving.
+drifts outside ``tau`` would lose every dispute of that model, so it halts that model loudly
+(no new HTTP jobs, no new commitments for it) and keeps serving, committing and defending the
+others: one model's trouble, whoever provoked it, never stops the node.
 """
 
 from __future__ import annotations
@@ -112,13 +114,33 @@ class SelfAuditor:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, bytes, list[int], list[int]]] = queue.Queue(1000)
-        self.halted_reason: str | None = None
+        #: model id -> why its self-audit halted it
+        self._halted: dict[bytes, str] = {}
+        self.on_result: Any = None  # callable(result: str) for metrics
+
+    def is_halted(self, model_id: bytes) -> bool:
+        return model_id in self._halted
+
+    def halted_models(self) -> dict[bytes, str]:
+        with self._lock:
+            return dict(self._halted)
+
+    def halted_reason_for(self, model_id: bytes) -> str | None:
+        return self._halted.get(model_id)
+
+    @property
+    def halted_reason(self) -> str | None:
+        """Every halted model and why, in one line (None when none is halted)."""
+        halted = self.halted_models()
+        if not halted:
+            return None
+        return "; ".join(f"model 0x{m.hex()}: {why}" for m, why in halted.items())
 
     def maybe_sample(
         self, job_ref: str, model_id: bytes, input_q: Sequence[int], honest_output_q: Sequence[int]
     ) -> None:
         """Queue the honest output (not a deliberately corrupted one) for checking."""
-        if self.rate <= 0:
+        if self.rate <= 0 or model_id in self._halted:
             return
         with self._lock:
             if self._rng.random() >= self.rate:
@@ -131,7 +153,8 @@ class SelfAuditor:
             log.debug("self-audit queue full; skipping %s", job_ref)
 
     def drain(self, limit: int = 10) -> list[AuditFinding]:
-        """Check up to ``limit`` queued samples; halts (sets ``halted_reason``) on a miss."""
+        """Check up to ``limit`` queued samples; a miss halts that model only. A sample that
+        cannot be checked (the witness fails) is logged and counted, never raised."""
         findings: list[AuditFinding] = []
         if self.backend is None:
             return findings
@@ -140,15 +163,34 @@ class SelfAuditor:
                 job_ref, model_id, input_q, output_q = self._queue.get_nowait()
             except queue.Empty:
                 break
-            reference = self.backend.witness_output(model_id, input_q)
-            finding = AuditFinding(
-                job_ref, model_id, max_abs_diff(output_q, reference), self._taus[model_id]
-            )
+            if model_id in self._halted:
+                continue
+            try:
+                reference = self.backend.witness_output(model_id, input_q)
+                finding = AuditFinding(
+                    job_ref, model_id, max_abs_diff(output_q, reference), self._taus[model_id]
+                )
+            except Exception as err:
+                log.error("self-audit of %s (model 0x%s) failed: %s", job_ref, model_id.hex(), err)
+                self._count("error")
+                continue
             findings.append(finding)
+            self._count("ok" if finding.ok else "miss")
             if not finding.ok:
-                self.halted_reason = (
+                reason = (
                     f"self-audit of {job_ref}: output differs from the circuit by "
                     f"{finding.max_diff} > tau {finding.tau}"
                 )
-                log.critical("NODE HALTED: %s. Check the hardware.", self.halted_reason)
+                with self._lock:
+                    self._halted[model_id] = reason
+                log.critical(
+                    "MODEL HALTED: model 0x%s: %s. No new jobs or commitments for this model "
+                    "(the others go on). Check the hardware and the model files, then restart.",
+                    model_id.hex(),
+                    reason,
+                )
         return findings
+
+    def _count(self, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(result)

@@ -52,7 +52,15 @@ class NodeMetrics:
             "spotcheck_node_dishonest_mode", "1 when fault injection is on", registry=r
         )
         self.halted = Gauge(
-            "spotcheck_node_halted", "1 when the node stopped itself (self-audit)", registry=r
+            "spotcheck_node_halted",
+            "1 when a self-audit halted at least one model (see model_halted)",
+            registry=r,
+        )
+        self.model_halted = Gauge(
+            "spotcheck_node_model_halted",
+            "1 when the self-audit halted this model (no new jobs or commitments for it)",
+            ["model"],
+            registry=r,
         )
 
     def record_tx(self, action: str, gas_used: int, fee_wei: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,12 @@ from prover.config import NodeSettings
 from prover.defence import EzklProofBackend, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
-from prover.receipts import ApeSigner, ecdsa_backend
+from prover.receipts import ApeSigner, ReceiptDomain, ecdsa_backend
 from prover.service import NodeService, check_models_against_registry
 from prover.store import Store
+from prover.transactions import TxSender
 from spotcheck.chain import SpotcheckContracts
+from spotcheck.errors import ChainError
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +55,39 @@ def base_url(settings: NodeSettings) -> str:
     return settings.http.public_url or f"http://{settings.http.host}:{settings.http.port}"
 
 
+def wait_for_registry(
+    chain: NodeChain, specs: list[ModelSpec], stop: threading.Event | None = None
+) -> None:
+    """Check the served models against the registry, waiting out an unreachable RPC (a node
+    started while its RPC is down waits and logs; it does not exit and crash-loop). A mismatch
+    (ConfigError) still ends the start at once."""
+    delay = 1.0
+    while True:
+        try:
+            check_models_against_registry(chain, {s.model_id: s for s in specs})
+            return
+        except ChainError as err:
+            log.error("chain unreachable at start (retrying in %.0f s): %s", delay, err)
+        if stop is not None and stop.wait(delay):
+            raise ChainError("stopped while waiting for the chain")
+        if stop is None:
+            time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
 def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> Node:
     specs = model_specs(settings)
-    chain = NodeChain(contracts, account)
-    check_models_against_registry(chain, {s.model_id: s for s in specs})
+    store = Store(settings.db_path)
+    sender = TxSender(account, store, settings.transactions.policy())
+    chain = NodeChain(contracts, account, sender=sender)
+    wait_for_registry(chain, specs)
     metrics = NodeMetrics()
     faults = FaultInjector(settings.fault_injection.corrupt_rate, settings.fault_injection.seed)
     metrics.dishonest_mode.set(1 if faults.rate > 0 else 0)
     engine = InferenceEngine.load(specs, faults)
-    store = Store(settings.db_path)
     backend = EzklProofBackend({s.model_id: settings.model(s.model_id) for s in specs})
     auditor = SelfAuditor(backend, settings.self_audit_rate, {s.model_id: s.tau for s in specs})
+    auditor.on_result = lambda result: metrics.self_audits.labels(result).inc()
 
     def on_served(result: Any, job_id: int) -> None:
         auditor.maybe_sample(
@@ -71,7 +96,8 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
 
     if ecdsa_backend() != "CoinCurveECCBackend":
         log.warning("coincurve is not installed: receipts are signed in pure Python (~4 ms each)")
-    server = JobServer(engine, store, ApeSigner(account), on_served=on_served)
+    domain = ReceiptDomain.of(contracts.job_manager)
+    server = JobServer(engine, store, ApeSigner(account, domain), on_served=on_served)
     url = base_url(settings)
     service = NodeService(
         chain,

@@ -1,33 +1,40 @@
 """The node's chain loop: follow requests and disputes, commit, finalize, defend.
 
-One :meth:`NodeService.step` does, in order:
+One :meth:`NodeService.step` does, in order, each phase on its own (an exception in one phase,
+or on one job, batch or dispute, is logged with its ids and never stops the others):
 
+0. on the first step after a start (and until it succeeds), reconcile every intent left by the
+   previous run with the chain: a batch in ``committing`` is looked up in the chain's
+   ``BatchCommitted`` events (this node, this root), a job in ``committing`` by its status;
 1. follow ``JobRequested`` naming this node and ``DisputeOpened`` against it (recorded in the
    same SQLite transaction as the log checkpoint);
-2. commit on-chain jobs (infer, pin the output and nonce, send, record);
-3. cut due batches and commit their roots;
-4. finalize own jobs and batches whose challenge window has passed (fees);
-5. prove and defend open disputes, most urgent first, with retries, alerting loudly when the
-   deadline gets close; before proving, check the committed output against the circuit's
-   witness, and give up at once (one CRITICAL alert, no proving) when it is outside tau;
-6. run queued self-audits; a miss halts the node.
+2. disputes: settled or expired ones are recorded; the others go to the defence worker, in
+   proof-deadline order. The worker (its own thread and queue once :meth:`run` starts it;
+   inline when a test calls :meth:`step`) checks the committed output against the circuit's
+   witness, proves, and sends ``defend``; proving never holds up commits or finalization;
+3. commit on-chain jobs (infer, pin the output, send, record);
+4. cut due batches and commit their roots;
+5. finalize own jobs and batches whose challenge window has passed (fees);
+6. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
+   for it; everything else goes on).
 
 Every send is preceded by a chain check (``getJob`` status, ``BatchCommitted`` logs,
-``getDispute`` status) so a restart after a crash at any point neither repeats nor forgets a
+``getDispute`` status), and every transaction goes through :class:`prover.transactions.TxSender`
+(journaled before the broadcast, resumed with its own nonce after a restart, replaced with a
+higher fee when stuck), so a restart after a crash at any point neither repeats nor forgets a
 transaction. ``crash_hook`` lets tests stop the service at each of those points.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from typing import Any, TypeVar
 
 from prover.batching import BatchCutter
 from prover.chain_actions import NodeChain, TxResult
@@ -48,13 +55,14 @@ from prover.store import (
     Store,
 )
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
-from spotcheck.encoding import batch_job_key, max_abs_diff, onchain_job_key
-from spotcheck.errors import ChainError, InputError, ProofError, SpotcheckError, StateError
+from spotcheck.encoding import batch_leaf_key, max_abs_diff, onchain_job_key
+from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower
 
 log = logging.getLogger(__name__)
 
 CrashHook = Callable[[str], None]
+T = TypeVar("T")
 
 
 def _no_crash(point: str) -> None:
@@ -112,39 +120,91 @@ class NodeService:
         )
         self._proof_windows: dict[bytes, int] = {}
         self._taus: dict[bytes, int] = {}
+        self._reconciled = False
+        self.worker = DefenceWorker(self)
 
     # -- loop -------------------------------------------------------------------------------
 
     @property
     def halted(self) -> bool:
-        return self.auditor.halted_reason is not None
+        """True when every served model is halted by its self-audit."""
+        ids = self.engine.model_ids
+        return bool(ids) and all(self.auditor.is_halted(m) for m in ids)
 
     def stop(self) -> None:
         self._stop.set()
+        self.worker.stop()
 
     def run(self, poll_interval_s: float = 1.0) -> None:
-        """Step until :meth:`stop`; a failing step is logged and retried next round."""
+        """Step until :meth:`stop`, proving on the defence worker's thread. Nothing that goes
+        wrong in one step (an RPC outage, a bad record, a bug) ends the loop: it is logged and
+        the next step tries again."""
         log.info("node %s running", self.chain.address)
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except SpotcheckError as err:
-                log.error("step failed (will retry): %s", err)
-            self._stop.wait(poll_interval_s)
+        self.worker.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except Exception as err:  # each phase is guarded; this is the last net
+                    log.exception("node %s: step failed (will retry): %s", self.chain.address, err)
+                self._stop.wait(poll_interval_s)
+        finally:
+            self.worker.stop()
         log.info("node %s stopped", self.chain.address)
 
+    def _phase(self, name: str, fn: Callable[[], T], default: T) -> T:
+        """Run one phase of a step; an exception is logged with the phase name, never raised."""
+        try:
+            return fn()
+        except Exception as err:
+            log.error("node phase=%s failed (will retry next step): %s", name, err)
+            return default
+
     def step(self) -> StepReport:
-        events = self.follower.process(self._on_events)
-        defended = self.defend_disputes()  # first: disputes have the hardest deadlines
-        if self.halted:
-            log.critical("node halted (%s): not committing", self.auditor.halted_reason)
-            return StepReport(events, 0, 0, 0, defended)
-        committed_jobs = self.commit_jobs()
-        committed_batches = self.commit_batches()
-        finalized = self.finalize_due()
-        self.auditor.drain()
-        self._update_gauges()
+        if not self._reconciled:
+            self._phase("reconcile", self.reconcile, None)
+        events = self._phase("follow", lambda: self.follower.process(self._on_events), 0)
+        defended = self._phase("disputes", self.defend_disputes, 0)  # hardest deadlines first
+        committed_jobs = self._phase("commit-jobs", self.commit_jobs, 0)
+        committed_batches = self._phase("commit-batches", self.commit_batches, 0)
+        finalized = self._phase("finalize", self.finalize_due, 0)
+        self._phase("self-audit", self._audit, None)
+        self._phase("gauges", self._update_gauges, None)
         return StepReport(events, committed_jobs, committed_batches, finalized, defended)
+
+    def _audit(self) -> None:
+        self.auditor.drain()
+
+    # -- 0. reconciliation ------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Settle every intent a previous run left (``committing`` batches and jobs) with what
+        the chain says, before anything is sent. Per row: one bad row does not stop the rest."""
+        ok = True
+        for batch in self.store.batches(BatchState.COMMITTING):
+            try:
+                self._reconcile_batch(batch)
+            except Exception as err:
+                ok = False
+                log.error("reconcile batch %d: %s", batch.local_id, err)
+        for job in self.store.onchain_jobs(JobState.COMMITTING):
+            try:
+                view = self.chain.job(job.job_id)
+                if view.status not in (JobStatus.REQUESTED, JobStatus.NONE):
+                    self._commit_job(job)  # records the outcome the chain shows
+            except Exception as err:
+                ok = False
+                log.error("reconcile job %d: %s", job.job_id, err)
+        self._reconciled = ok
+
+    def _reconcile_batch(self, batch: Batch) -> bool:
+        """True if the batch's commitBatch was mined (and is now recorded as committed)."""
+        found = self.chain.find_committed_batch(batch.model_id, batch.root, self.start_block)
+        if found is None:
+            return False
+        self.store.mark_batch_committed(batch.local_id, found[0], None, found[1])
+        log.info("batch %d: commitBatch found on chain as batchId %d", batch.local_id, found[0])
+        return True
 
     # -- 1. events --------------------------------------------------------------------------
 
@@ -184,10 +244,12 @@ class NodeService:
     def commit_jobs(self) -> int:
         done = 0
         for job in self.store.onchain_jobs(JobState.REQUESTED, JobState.COMMITTING):
+            if job.status == JobState.REQUESTED and self.auditor.is_halted(job.model_id):
+                continue  # the model is halted: no new commitments for it
             try:
                 if self._commit_job(job):
                     done += 1
-            except ChainError as err:
+            except Exception as err:
                 log.error("job %d: commit failed, will retry: %s", job.job_id, err)
         return done
 
@@ -220,10 +282,9 @@ class NodeService:
                 f"job {job.job_id}", job.model_id, job.input_q, result.honest_output_q.tolist()
             )
             output_q = tuple(int(v) for v in result.output_q)
-        nonce = self._nonce_for(job.nonce)
-        self.store.commit_intent(job.job_id, output_q, nonce)
+        self.store.commit_intent(job.job_id, output_q, None)
         self._crash("job:after-intent")
-        tx = self.chain.commit_result(job.job_id, output_q, nonce=nonce)
+        tx = self.chain.commit_result(job.job_id, output_q)
         self._crash("job:after-send")
         self._tx("commitResult", tx)
         deadline = self.chain.job(job.job_id).challenge_deadline
@@ -231,13 +292,6 @@ class NodeService:
         self.metrics.commits.labels("onchain").inc()
         log.info("job %d committed (%s)", job.job_id, tx.tx_hash)
         return True
-
-    def _nonce_for(self, recorded: int | None) -> int:
-        """Re-use a recorded nonce unless a transaction with it was already mined."""
-        confirmed = self.chain.confirmed_nonce()
-        if recorded is not None and recorded >= confirmed:
-            return recorded
-        return max(confirmed, self.chain.pending_nonce())
 
     def _tx(self, action: str, tx: TxResult) -> None:
         self.metrics.record_tx(action, tx.gas_used, tx.fee_wei)
@@ -248,24 +302,29 @@ class NodeService:
         self.cutter.cut()
         done = 0
         for batch in self.store.batches(BatchState.SEALED, BatchState.COMMITTING):
+            if self.auditor.is_halted(batch.model_id):
+                continue
             try:
                 if self._commit_batch(batch):
                     done += 1
-            except ChainError as err:
+            except Exception as err:
                 log.error("batch %d: commit failed, will retry: %s", batch.local_id, err)
         return done
 
     def _commit_batch(self, batch: Batch) -> bool:
-        if batch.status == BatchState.COMMITTING:
-            found = self.chain.find_committed_batch(batch.model_id, batch.root, self.start_block)
-            if found is not None:
-                self.store.mark_batch_committed(batch.local_id, found[0], None, found[1])
-                return False
-        nonce = self._nonce_for(batch.nonce)
-        self.store.batch_intent(batch.local_id, nonce)
+        # A batch in ``committing`` may have been mined (found in the logs) or be pending; the
+        # sender resumes its journaled transaction (same nonce) in the second case, and only
+        # sends afresh when that nonce went to another transaction.
+        if batch.status == BatchState.COMMITTING and self._reconcile_batch(batch):
+            return False
+        self.store.batch_intent(batch.local_id, None)
         self._crash("batch:after-intent")
         tx, batch_id, deadline = self.chain.commit_batch(
-            batch.model_id, batch.root, batch.count, self.batch_uri(batch.local_id), nonce=nonce
+            batch.model_id,
+            batch.root,
+            batch.count,
+            self.batch_uri(batch.local_id),
+            intent=f"commitBatch:local:{batch.local_id}",
         )
         self._crash("batch:after-send")
         if batch_id is None or deadline is None:
@@ -292,14 +351,14 @@ class NodeService:
                 continue
             try:
                 done += self._finalize_job(job)
-            except ChainError as err:
+            except Exception as err:
                 log.error("job %d: finalize failed, will retry: %s", job.job_id, err)
         for batch in self.store.batches(BatchState.COMMITTED):
             if batch.challenge_deadline is not None and now <= batch.challenge_deadline:
                 continue
             try:
                 done += self._finalize_batch(batch)
-            except ChainError as err:
+            except Exception as err:
                 log.error("batch %d: finalize failed, will retry: %s", batch.local_id, err)
         return done
 
@@ -334,34 +393,60 @@ class NodeService:
     # -- 5. disputes ------------------------------------------------------------------------
 
     def defend_disputes(self) -> int:
+        """Record settled and expired disputes; hand the others to the defence worker (most
+        urgent proof deadline first). Inline (no worker thread): defend them now."""
         done = 0
-        for dispute in self.store.disputes(*UNRESOLVED_DISPUTES):
+        for dispute in self.store.disputes(*UNRESOLVED_DISPUTES):  # by proof deadline
             try:
-                done += self._defend(dispute)
-            except (ChainError, ProofError) as err:
-                self.store.dispute_error(dispute.dispute_id, str(err))
-                log.error("DISPUTE 0x%s: defence failed: %s", dispute.dispute_id.hex(), err)
-            self._alert_if_late(dispute)
+                if self._triage(dispute):
+                    done += self.worker.submit(dispute)
+            except Exception as err:
+                self._dispute_failed(dispute, err)
+            try:
+                self._alert_if_late(dispute)
+            except Exception as err:
+                log.debug("dispute 0x%s: alert check failed: %s", dispute.dispute_id.hex(), err)
         return done
 
-    def _defend(self, dispute: Dispute) -> int:
+    def _dispute_failed(self, dispute: Dispute, err: Exception) -> None:
+        try:
+            self.store.dispute_error(dispute.dispute_id, f"{type(err).__name__}: {err}")
+        except Exception as store_err:
+            log.error("dispute 0x%s: cannot record error: %s", dispute.dispute_id.hex(), store_err)
+        log.error(
+            "DISPUTE 0x%s (kind %d, ref %d, job %d): defence failed, will retry: %s",
+            dispute.dispute_id.hex(),
+            dispute.kind,
+            dispute.ref,
+            dispute.job_id,
+            err,
+        )
+
+    def _triage(self, dispute: Dispute) -> bool:
+        """Record what the chain already decided; True if the dispute still needs a defence."""
         did = dispute.dispute_id
         view = self.chain.dispute(did)
         if view.status == DisputeStatus.DEFENDED:
             self.store.mark_defended(did, None)
-            return 0
+            return False
         if view.status == DisputeStatus.SLASHED:
             self.store.mark_dispute_lost(did, "settled against the node")
             self.metrics.disputes.labels("lost").inc()
             log.critical("DISPUTE 0x%s LOST: the node was slashed", did.hex())
-            return 0
+            return False
         if self.chain.now() > dispute.proof_deadline:
             self.store.mark_dispute_lost(did, "proof deadline passed")
             self.metrics.disputes.labels("lost").inc()
             log.critical("DISPUTE 0x%s: proof deadline passed without a defence", did.hex())
-            return 0
-        if dispute.status == DisputeState.UNDEFENDABLE:
-            return 0  # alerted once; the settlement will mark it lost
+            return False
+        return dispute.status != DisputeState.UNDEFENDABLE  # alerted once; settlement marks it
+
+    def _defend(self, dispute: Dispute) -> int:
+        """Prove (if no proof is saved) and send ``defend``; runs on the defence worker."""
+        did = dispute.dispute_id
+        view = self.chain.dispute(did)
+        if view.status != DisputeStatus.OPEN:
+            return 0  # the next triage records the outcome
         if dispute.status == DisputeState.OPEN:
             if not self._defensible(dispute, view.model_id):
                 return 0
@@ -370,35 +455,17 @@ class NodeService:
             refreshed = self.store.dispute(did)
             assert refreshed is not None
             dispute = refreshed
-        assert dispute.proof is not None and dispute.instances is not None
-        assert dispute.committed_output is not None
-        proof, instances, output = dispute.proof, dispute.instances, dispute.committed_output
-
-        def send() -> TxResult:
-            nonce = self._nonce_for(self._current_nonce(did))
-            self.store.defend_intent(did, nonce)
-            self._crash("dispute:after-intent")
-            if self.chain.dispute(did).status == DisputeStatus.DEFENDED:
-                return TxResult(None, 0, 0)
-            return self.chain.defend(did, proof, instances, output, nonce=nonce)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(3),
-            wait=wait_exponential(multiplier=0.5, max=4),
-            retry=retry_if_exception_type(ChainError),
-            reraise=True,
-        )
-        tx = retrying(send)
+        if dispute.proof is None or dispute.instances is None or dispute.committed_output is None:
+            raise StateError(f"dispute 0x{did.hex()}: no saved proof in state {dispute.status}")
+        self.store.defend_intent(did, None)
+        self._crash("dispute:after-intent")
+        tx = self.chain.defend(did, dispute.proof, dispute.instances, dispute.committed_output)
         self._crash("dispute:after-send")
         self._tx("defend", tx)
         self.store.mark_defended(did, tx.tx_hash)
         self.metrics.disputes.labels("defended").inc()
         log.warning("DISPUTE 0x%s defended (%s)", did.hex(), tx.tx_hash)
         return 1
-
-    def _current_nonce(self, dispute_id: bytes) -> int | None:
-        d = self.store.dispute(dispute_id)
-        return None if d is None else d.nonce
 
     def _defensible(self, dispute: Dispute, model_id: bytes) -> bool:
         """False (and the dispute marked undefendable) iff the committed output is outside tau
@@ -469,16 +536,36 @@ class NodeService:
                 raise StateError(f"disputed job {dispute.job_id} is not in the node database")
             return list(job.input_q), list(job.output_q)
         if dispute.kind == KIND_BATCH:
-            if dispute.dispute_id != batch_job_key(dispute.ref, dispute.job_id):
-                raise StateError(f"dispute 0x{dispute.dispute_id.hex()} is not for its leaf")
             batch = self.store.batch_by_chain_id(dispute.ref)
+            if batch is None:
+                batch = self._batch_for_chain_id(dispute.ref)
             served = self.store.served_job(dispute.job_id)
-            if batch is None or served is None or served.batch_local_id != batch.local_id:
+            if (
+                batch is None
+                or served is None
+                or served.batch_local_id != batch.local_id
+                or served.leaf_index is None
+            ):
                 raise StateError(
-                    f"disputed leaf {dispute.job_id} of batch {dispute.ref} is not ours"
+                    f"disputed leaf (job {dispute.job_id}) of batch {dispute.ref} is not ours"
+                )
+            if dispute.dispute_id != batch_leaf_key(dispute.ref, served.leaf_index):
+                raise StateError(
+                    f"dispute 0x{dispute.dispute_id.hex()} is not for leaf {served.leaf_index} "
+                    f"of batch {dispute.ref}"
                 )
             return served.input_q.tolist(), served.output_q.tolist()
         raise StateError(f"unknown dispute kind {dispute.kind}")
+
+    def _batch_for_chain_id(self, batch_id: int) -> Batch | None:
+        """A batch disputed before its commit was recorded (a crash between ``commitBatch``
+        mined and the record): find it by the chain's root and record it now."""
+        view = self.chain.batch(batch_id)
+        for batch in self.store.batches(BatchState.SEALED, BatchState.COMMITTING):
+            same = batch.root == view.root and batch.model_id == view.model_id
+            if same and self._reconcile_batch(batch):
+                return self.store.batch_by_chain_id(batch_id)
+        return None
 
     def _alert_if_late(self, dispute: Dispute) -> None:
         current = self.store.dispute(dispute.dispute_id)
@@ -516,7 +603,84 @@ class NodeService:
             sum(counts["disputes"].get(s, 0) for s in UNRESOLVED_DISPUTES)
         )
         self.metrics.pending_jobs.set(counts["served_jobs"]["pending"])
-        self.metrics.halted.set(1 if self.halted else 0)
+        halted = self.auditor.halted_models()
+        self.metrics.halted.set(1 if halted else 0)
+        for model_id in self.engine.model_ids:
+            self.metrics.model_halted.labels("0x" + model_id.hex()).set(
+                1 if model_id in halted else 0
+            )
+
+
+class DefenceWorker:
+    """Proves and defends disputes on its own thread, most urgent proof deadline first.
+
+    Proving takes seconds to minutes; on this thread it never holds up the chain loop's commits,
+    finalizations or reveals. Until :meth:`start` (tests that drive :meth:`NodeService.step`),
+    :meth:`submit` defends inline. A dispute is queued at most once at a time; one that fails is
+    recorded (``last_error``) and queued again by the next step.
+    """
+
+    def __init__(self, service: NodeService) -> None:
+        self.service = service
+        self._queue: queue.PriorityQueue[tuple[int, bytes]] = queue.PriorityQueue()
+        self._queued: set[bytes] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="node-defence", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._queue.put((-1, b""))  # wake the thread
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._queued)
+
+    def submit(self, dispute: Dispute) -> int:
+        """Queue (or, without a thread, defend now); returns disputes defended inline."""
+        if not self.running:
+            return self._work(dispute.dispute_id)
+        with self._lock:
+            if dispute.dispute_id in self._queued:
+                return 0
+            self._queued.add(dispute.dispute_id)
+        self._queue.put((dispute.proof_deadline, dispute.dispute_id))
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            _, dispute_id = self._queue.get()
+            if not dispute_id:
+                continue
+            try:
+                self._work(dispute_id)
+            finally:
+                with self._lock:
+                    self._queued.discard(dispute_id)
+
+    def _work(self, dispute_id: bytes) -> int:
+        service = self.service
+        dispute = service.store.dispute(dispute_id)
+        if dispute is None or dispute.status not in WORKING_DISPUTES:
+            return 0
+        try:
+            return service._defend(dispute)
+        except Exception as err:  # one bad record never stops the others
+            service._dispute_failed(dispute, err)
+            return 0
 
 
 def check_models_against_registry(chain: NodeChain, specs: dict[bytes, Any]) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prover.transactions import SentTx
 from prover.vectors import pack, unpack
 from spotcheck.errors import StateError
 from spotcheck.follower import open_db
@@ -116,6 +117,17 @@ CREATE TABLE IF NOT EXISTS disputes (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS disputes_status ON disputes(status);
+
+-- Every signed transaction, journaled before its broadcast (prover/transactions.py).
+CREATE TABLE IF NOT EXISTS transactions (
+    tx_hash TEXT PRIMARY KEY,
+    intent TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    max_fee TEXT NOT NULL,
+    priority_fee TEXT NOT NULL,
+    sent_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_intent ON transactions(intent);
 """
 
 
@@ -747,6 +759,43 @@ class Store:
             tx_hash=r["tx_hash"],
             last_error=r["last_error"],
         )
+
+    # -- transaction journal (prover.transactions.TxJournal) ----------------------------------
+
+    def tx_sent(self, tx: SentTx) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO transactions(tx_hash, intent, nonce, max_fee,"
+                " priority_fee, sent_at) VALUES(?, ?, ?, ?, ?, ?)",
+                (
+                    tx.tx_hash,
+                    tx.intent,
+                    tx.nonce,
+                    str(tx.max_fee),
+                    str(tx.priority_fee),
+                    tx.sent_at,
+                ),
+            )
+
+    def txs_for(self, intent: str) -> list[SentTx]:
+        rows = self._read(
+            "SELECT * FROM transactions WHERE intent = ? ORDER BY sent_at, rowid", (intent,)
+        )
+        return [
+            SentTx(
+                r["intent"],
+                int(r["nonce"]),
+                r["tx_hash"],
+                int(r["max_fee"]),
+                int(r["priority_fee"]),
+                float(r["sent_at"]),
+            )
+            for r in rows
+        ]
+
+    def txs_clear(self, intent: str) -> None:
+        with self._write() as c:
+            c.execute("DELETE FROM transactions WHERE intent = ?", (intent,))
 
     # -- summary -----------------------------------------------------------------------------
 

@@ -23,9 +23,10 @@ from prover.chain_actions import NodeChain
 from prover.defence import Proof, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
 from prover.metrics import NodeMetrics
-from prover.receipts import ApeSigner, Receipt, check_receipt_onchain
+from prover.receipts import ApeSigner, Receipt, ReceiptDomain, check_receipt_onchain
 from prover.service import NodeService
 from prover.store import BatchState, DisputeState, JobState, Store
+from prover.transactions import FeePolicy, TxSender
 from spotcheck.chain import DisputeStatus, JobStatus
 from spotcheck.encoding import hash_vector, onchain_job_key, to_field
 from tests.fixtures import models
@@ -71,19 +72,30 @@ class Node:
         crash_hook: Callable[[str], None] | None = None,
         spec: ModelSpec | None = None,
         backend: Any = None,
+        policy: FeePolicy | None = None,
+        extra_specs: Sequence[ModelSpec] = (),
     ) -> None:
         spec = spec or ModelSpec(
             sc.model_id, onnx, MOCK_MODEL.input_scale, MOCK_MODEL.output_scale, MOCK_MODEL.tau
         )
         self.store = Store(db)
+        specs = [spec, *extra_specs]
         self.engine = InferenceEngine(
-            {spec.model_id: ModelRuntime.load(spec)}, FaultInjector(fault_rate, seed=1)
+            {s.model_id: ModelRuntime.load(s) for s in specs}, FaultInjector(fault_rate, seed=1)
         )
         self.backend = backend or OwnRunBackend(self.engine)
         self.metrics = NodeMetrics()
-        self.auditor = SelfAuditor(self.backend, 0.0, {spec.model_id: spec.tau})
-        self.chain = NodeChain(sc.contracts, account)
-        self.server = JobServer(self.engine, self.store, ApeSigner(account))
+        self.auditor = SelfAuditor(self.backend, 0.0, {s.model_id: s.tau for s in specs})
+        sender = TxSender(
+            account,
+            self.store,
+            policy or FeePolicy(stuck_after_s=5, timeout_s=30),
+            crash_hook=crash_hook or (lambda point: None),
+        )
+        self.chain = NodeChain(sc.contracts, account, sender=sender)
+        self.server = JobServer(
+            self.engine, self.store, ApeSigner(account, ReceiptDomain.of(sc.job_manager))
+        )
         kwargs: dict[str, Any] = {} if crash_hook is None else {"crash_hook": crash_hook}
         self.service = NodeService(
             self.chain,
@@ -211,7 +223,14 @@ def test_batchedJobs_areServedCommittedAndProvable_andReceiptsCheckOnChain(
 
 # -- crash recovery -----------------------------------------------------------------------
 
-CRASH_POINTS = ["job:after-intent", "job:after-send", "batch:after-intent", "batch:after-send"]
+CRASH_POINTS = [
+    "job:after-intent",
+    "tx:before-broadcast",
+    "tx:after-broadcast",
+    "job:after-send",
+    "batch:after-intent",
+    "batch:after-send",
+]
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)

@@ -11,7 +11,7 @@ import pytest
 
 from prover.batching import BatchCutter, JobServer
 from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
-from prover.receipts import KeySigner, Receipt, verify_receipt
+from prover.receipts import KeySigner, Receipt, ReceiptDomain, verify_receipt
 from prover.store import BatchState, DisputeState, JobState, Store
 from prover.vectors import hash_array
 from spotcheck.encoding import (
@@ -27,6 +27,7 @@ from tests.fixtures import models
 
 MODEL_ID = bytes.fromhex("11" * 32)
 KEY = "0x" + "42" * 32
+DOMAIN = ReceiptDomain(31337, "0x" + "77" * 20)
 
 
 @pytest.fixture()
@@ -159,7 +160,7 @@ def test_dispute_transitions_keepProofAcrossRestart(tmp_path: Path) -> None:
 
 def _server(store: Store, path: Path, rate: float = 0.0) -> JobServer:
     engine = InferenceEngine({MODEL_ID: ModelRuntime.load(_spec(path))}, FaultInjector(rate))
-    return JobServer(engine, store, KeySigner(KEY))
+    return JobServer(engine, store, KeySigner(KEY, DOMAIN))
 
 
 def test_serve_returnsSignedReceipt_forTheStoredLeaf(store: Store, tiny_mlp_path: Path) -> None:
@@ -170,10 +171,19 @@ def test_serve_returnsSignedReceipt_forTheStoredLeaf(store: Store, tiny_mlp_path
     r = served.receipt
     assert r.input_hash == hash_vector(q.tolist())
     assert r.output_hash == hash_vector(served.result.output_q.tolist())
-    assert verify_receipt(r, KeySigner(KEY).address)
+    assert verify_receipt(r, KeySigner(KEY, DOMAIN).address, DOMAIN)
     assert not verify_receipt(r, "0x" + "00" * 20)
-    forged = Receipt(r.job_id, r.model_id, r.input_hash, hash_vector([0, 0]), r.node, r.signature)
-    assert not verify_receipt(forged)
+    forged = Receipt(
+        r.job_id,
+        r.model_id,
+        r.input_hash,
+        hash_vector([0, 0]),
+        r.node,
+        r.signature,
+        r.chain_id,
+        r.job_manager,
+    )
+    assert not verify_receipt(forged, r.node)
     job = store.served_job(r.job_id)
     assert job is not None
     assert job.leaf == leaf_hash(r.job_id, MODEL_ID, r.input_hash, r.output_hash)
@@ -234,7 +244,8 @@ def test_batchCutter_cutsBySize_andProofsVerifyAgainstRoot(
         jobs = store.batch_jobs(b.local_id)
         assert [j.leaf_index for j in jobs] == [0, 1, 2]
         for j in jobs:
-            assert j.proof is not None and verify(list(j.proof), b.root, j.leaf)
+            assert j.proof is not None and j.leaf_index is not None
+            assert verify(list(j.proof), b.root, j.leaf, j.leaf_index, b.count)
     assert {j.job_id for b in batches for j in store.batch_jobs(b.local_id)} == {
         r.job_id for r in receipts[:6]
     }

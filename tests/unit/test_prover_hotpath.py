@@ -7,13 +7,14 @@ import pytest
 from eth_abi import encode as abi_encode
 
 from prover.inference import ModelRuntime, ModelSpec
-from prover.receipts import KeySigner, ecdsa_backend, recover_signer
+from prover.receipts import KeySigner, ReceiptDomain, ecdsa_backend, recover_signer
 from prover.vectors import abi_encode_int256_array, hash_array
 from spotcheck.encoding import hash_vector
 from spotcheck.errors import InputError
 from tests.fixtures import models
 
 KEY = "0x" + "42" * 32
+DOMAIN = ReceiptDomain(31337, "0x" + "77" * 20)
 
 _EDGES = np.array([0, 1, -1, 2**31, -(2**31), 2**52, -(2**52), 2**63 - 1, -(2**63)], dtype=np.int64)
 
@@ -53,12 +54,12 @@ def test_receipt_signing_usesLibsecp256k1_withTheSameSignaturesAsPurePython(
 ) -> None:
     assert ecdsa_backend() == "CoinCurveECCBackend"
     leaf = bytes(range(32))
-    fast = KeySigner(KEY)
+    fast = KeySigner(KEY, DOMAIN)
     monkeypatch.setenv("ECC_BACKEND_CLASS", "eth_keys.backends.NativeECCBackend")
     assert ecdsa_backend() == "NativeECCBackend"
-    slow = KeySigner(KEY)
+    slow = KeySigner(KEY, DOMAIN)
     assert fast.sign_leaf(leaf) == slow.sign_leaf(leaf)  # RFC 6979: deterministic
-    assert recover_signer(leaf, fast.sign_leaf(leaf)) == fast.address
+    assert recover_signer(DOMAIN.digest(leaf), fast.sign_leaf(leaf)) == fast.address
 
 
 def test_check_input_q_rejectsMostNegativeInt64_whichAbsWouldWrap(runtime: ModelRuntime) -> None:

@@ -1,0 +1,366 @@
+"""Sending the node's transactions: one nonce per intent, replaced with higher fees when stuck.
+
+Every transaction the node sends belongs to an *intent* (``commitResult:job:7``,
+``commitBatch:local:3``, ``defend:0x...``), and every signed transaction of an intent is
+written to the node's journal (:class:`TxJournal`, the ``transactions`` table of the store)
+*before* it is broadcast: nonce, hash and fees. So:
+
+- a restart finds the intent's transactions and asks the chain about each hash before sending
+  anything; a transaction still pending is waited for (and replaced if stuck), never sent again
+  under a fresh nonce;
+- a transaction with no receipt after ``stuck_after_s`` is replaced by the same transaction with
+  the same nonce and ``maxFeePerGas`` and ``maxPriorityFeePerGas`` both raised by ``bump``
+  (at least 12.5 %, the EIP-1559 replacement rule of geth and anvil: a replacement at the same
+  fee is refused as "replacement transaction underpriced"); the fee never goes down;
+- a fresh nonce is taken only when the intent has no transaction yet, or when its nonce was
+  consumed by a transaction that is not one of its own (checked in that order: nonce first, then
+  receipts, so that a transaction mined in between is never missed), or after its transaction
+  reverted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from spotcheck.errors import ChainError, ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Smallest fee bump a replacement may carry (geth's and anvil's rule is +10 %; 12.5 % is the
+#: margin EIP-1559 base fees move per block).
+MIN_BUMP = 1.125
+
+
+@dataclass(frozen=True)
+class FeePolicy:
+    """How the node prices and escalates its transactions (``[transactions]`` in node.toml)."""
+
+    #: No receipt after this long: replace the transaction with a higher fee.
+    stuck_after_s: float = 30.0
+    #: Multiplier of both fee fields on each replacement (>= 1.125).
+    bump: float = 1.25
+    #: Never bid more than this maxFeePerGas (None: no cap).
+    max_fee_cap_wei: int | None = None
+    #: One ``send`` gives up (ChainError) after this long; the journal keeps the transaction and
+    #: the next attempt resumes it (same nonce).
+    timeout_s: float = 600.0
+    poll_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.bump < MIN_BUMP:
+            raise ConfigError(f"fee bump {self.bump} below the replacement minimum {MIN_BUMP}")
+        if self.stuck_after_s <= 0 or self.timeout_s <= 0 or self.poll_s <= 0:
+            raise ConfigError("stuck_after_s, timeout_s and poll_s must be > 0")
+
+
+@dataclass(frozen=True)
+class SentTx:
+    """One signed transaction of an intent, as journaled before its broadcast."""
+
+    intent: str
+    nonce: int
+    tx_hash: str
+    max_fee: int
+    priority_fee: int
+    sent_at: float
+
+
+class TxJournal(Protocol):
+    def tx_sent(self, tx: SentTx) -> None: ...
+
+    def txs_for(self, intent: str) -> list[SentTx]: ...
+
+    def txs_clear(self, intent: str) -> None: ...
+
+
+class MemoryJournal:
+    """A journal that forgets on restart (one-shot commands; tests)."""
+
+    def __init__(self) -> None:
+        self._txs: dict[str, list[SentTx]] = {}
+        self._lock = threading.Lock()
+
+    def tx_sent(self, tx: SentTx) -> None:
+        with self._lock:
+            self._txs.setdefault(tx.intent, []).append(tx)
+
+    def txs_for(self, intent: str) -> list[SentTx]:
+        with self._lock:
+            return list(self._txs.get(intent, []))
+
+    def txs_clear(self, intent: str) -> None:
+        with self._lock:
+            self._txs.pop(intent, None)
+
+
+@dataclass(frozen=True)
+class Mined:
+    """A mined transaction: its hash and Ape receipt."""
+
+    tx_hash: str
+    receipt: Any
+
+
+CrashHook = Callable[[str], None]
+
+
+def _no_crash(point: str) -> None:
+    return None
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    text = str(value)
+    return text if text.startswith("0x") else "0x" + text
+
+
+def _message(err: Exception) -> str:
+    return (getattr(err, "message", None) or str(err)).lower()
+
+
+class TxSender:
+    """Signs, journals, broadcasts and sees through the transactions of one account."""
+
+    def __init__(
+        self,
+        account: Any,
+        journal: TxJournal | None = None,
+        policy: FeePolicy | None = None,
+        crash_hook: CrashHook = _no_crash,
+    ) -> None:
+        self.account = account
+        self.journal: TxJournal = journal or MemoryJournal()
+        self.policy = policy or FeePolicy()
+        self._crash = crash_hook
+        self._nonce_lock = threading.Lock()
+        self._reserved: set[int] = set()
+
+    # -- chain access (thin; every failure surfaces as an exception the loop handles) -------
+
+    @property
+    def _web3(self) -> Any:
+        from ape import chain
+
+        return chain.provider.web3
+
+    def _confirmed_nonce(self) -> int:
+        return int(self._web3.eth.get_transaction_count(self.account.address, "latest"))
+
+    def _pending_nonce(self) -> int:
+        return int(self._web3.eth.get_transaction_count(self.account.address, "pending"))
+
+    def _base_fee(self) -> int:
+        from ape import chain
+
+        return int(chain.blocks.head.base_fee or 0)
+
+    def _priority_fee(self) -> int:
+        from ape import chain
+
+        try:
+            return int(chain.provider.priority_fee)
+        except Exception:  # an RPC without eth_maxPriorityFeePerGas
+            return 10**9
+
+    def _receipt(self, tx_hash: str) -> Any | None:
+        from ape import chain
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            self._web3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        return chain.provider.get_receipt(tx_hash)
+
+    def _mined(self, txs: list[SentTx]) -> Mined | None:
+        for tx in txs:
+            receipt = self._receipt(tx.tx_hash)
+            if receipt is not None:
+                return Mined(tx.tx_hash, receipt)
+        return None
+
+    # -- fees --------------------------------------------------------------------------------
+
+    def initial_fees(self) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas): twice the base fee plus the tip."""
+        priority = self._priority_fee()
+        return self._cap(2 * self._base_fee() + priority), priority
+
+    def bumped_fees(self, max_fee: int, priority: int) -> tuple[int, int]:
+        """Both fields raised by at least ``bump`` (and the max fee to cover today's base fee)."""
+        bump = self.policy.bump
+        new_priority = max(math.ceil(priority * bump), priority + 1)
+        new_max = max(math.ceil(max_fee * bump), max_fee + 1, 2 * self._base_fee() + new_priority)
+        return self._cap(new_max), min(new_priority, self._cap(new_max))
+
+    def _cap(self, max_fee: int) -> int:
+        cap = self.policy.max_fee_cap_wei
+        return max_fee if cap is None else min(max_fee, cap)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, intent: str, method: Any, *args: Any) -> Mined:
+        """Send ``method(*args)`` for ``intent`` (or resume its journaled transaction) and
+        return it mined. Raises :class:`ChainError` on a revert (before sending: the gas
+        estimate; after: a failed receipt) or when it is still not mined after ``timeout_s``.
+        """
+        previous = self.journal.txs_for(intent)
+        if previous:
+            resumed = self._resume(intent, previous)
+            if isinstance(resumed, Mined):
+                return self._checked(intent, resumed)
+            previous = resumed or []
+        if previous:
+            txn = self._build(method, args, previous[-1].nonce)
+        else:
+            txn = self._first_send(intent, self._build(method, args, None))
+            previous = self.journal.txs_for(intent)
+        return self._checked(intent, self._see_through(intent, txn, previous))
+
+    def _resume(self, intent: str, previous: list[SentTx]) -> Mined | list[SentTx] | None:
+        """A journaled intent: mined (its receipt), still ours to wait for (its transactions),
+        or None when its nonce went to another transaction (start afresh)."""
+        nonce = previous[-1].nonce
+        confirmed = self._confirmed_nonce()  # first the nonce, then the receipts
+        mined = self._mined(previous)
+        if mined is not None:
+            return mined
+        if confirmed > nonce:
+            log.warning(
+                "tx %s: nonce %d was used by another transaction; sending afresh", intent, nonce
+            )
+            self.journal.txs_clear(intent)
+            return None
+        log.info("tx %s: resuming nonce %d (%d sent)", intent, nonce, len(previous))
+        return previous
+
+    def _build(self, method: Any, args: tuple[Any, ...], nonce: int | None) -> Any:
+        """The unsigned transaction (gas estimated: a revert surfaces here, before sending)."""
+        try:
+            kwargs: dict[str, Any] = {"sender": self.account}
+            if nonce is not None:
+                kwargs["nonce"] = nonce
+            return method.as_transaction(*args, **kwargs)
+        except Exception as err:
+            raise ChainError(f"{_method_name(method)} would fail: {_describe(err)}") from err
+
+    def _first_send(self, intent: str, txn: Any) -> Any:
+        with self._nonce_lock:
+            nonce = max(self._confirmed_nonce(), self._pending_nonce())
+            while nonce in self._reserved:
+                nonce += 1
+            self._reserved.add(nonce)
+        try:
+            max_fee, priority = self.initial_fees()
+            txn.nonce = nonce
+            self._sign_and_broadcast(intent, txn, max_fee, priority)
+        finally:
+            with self._nonce_lock:
+                self._reserved.discard(nonce)
+        return txn
+
+    def _sign_and_broadcast(self, intent: str, txn: Any, max_fee: int, priority: int) -> SentTx:
+        txn.max_fee = max_fee
+        txn.max_priority_fee = priority
+        txn.signature = None
+        signed = self.account.sign_transaction(txn)
+        if signed is None:
+            raise ChainError(f"tx {intent}: the node account refused to sign (enable autosign)")
+        sent = SentTx(intent, int(txn.nonce), _hex(signed.txn_hash), max_fee, priority, time.time())
+        self.journal.tx_sent(sent)  # before the broadcast: a restart knows the hash
+        self._crash("tx:before-broadcast")
+        try:
+            self._web3.eth.send_raw_transaction(signed.serialize_transaction())
+        except Exception as err:
+            text = _message(err)
+            if "already known" in text or "already imported" in text:
+                pass
+            elif "nonce too low" in text:
+                log.warning("tx %s: nonce %d already used: %s", intent, sent.nonce, err)
+            else:
+                log.warning("tx %s: broadcast of %s failed: %s", intent, sent.tx_hash, err)
+        self._crash("tx:after-broadcast")
+        log.info(
+            "tx %s: sent %s nonce=%d max_fee=%d priority_fee=%d",
+            intent,
+            sent.tx_hash,
+            sent.nonce,
+            max_fee,
+            priority,
+        )
+        return sent
+
+    def _see_through(self, intent: str, txn: Any, sent: list[SentTx]) -> Mined:
+        """Wait for any of ``sent`` to be mined, replacing the last one when stuck."""
+        policy = self.policy
+        start = time.monotonic()
+        last = sent[-1]
+        last_at = time.monotonic() - max(0.0, time.time() - last.sent_at)
+        while True:
+            try:
+                mined = self._mined(sent)
+                if mined is not None:
+                    return mined
+                if time.monotonic() - last_at >= policy.stuck_after_s:
+                    if self._confirmed_nonce() > last.nonce:
+                        mined = self._mined(sent)
+                        if mined is not None:
+                            return mined
+                        self.journal.txs_clear(intent)
+                        raise ChainError(
+                            f"tx {intent}: nonce {last.nonce} was used by another transaction"
+                        )
+                    max_fee, priority = self.bumped_fees(last.max_fee, last.priority_fee)
+                    if max_fee <= last.max_fee:
+                        log.critical(
+                            "tx %s stuck at the fee cap (%d wei): raise max_fee_cap_wei",
+                            intent,
+                            last.max_fee,
+                        )
+                    else:
+                        log.warning(
+                            "tx %s stuck for %.0f s: replacing nonce %d, max_fee %d -> %d",
+                            intent,
+                            time.monotonic() - last_at,
+                            last.nonce,
+                            last.max_fee,
+                            max_fee,
+                        )
+                        last = self._sign_and_broadcast(intent, txn, max_fee, priority)
+                        sent = [*sent, last]
+                    last_at = time.monotonic()
+            except ChainError:
+                raise
+            except Exception as err:  # RPC trouble: keep trying until the timeout
+                log.warning("tx %s: waiting for a receipt: %s", intent, err)
+            if time.monotonic() - start > policy.timeout_s:
+                raise ChainError(
+                    f"tx {intent}: not mined after {policy.timeout_s:.0f} s "
+                    f"(nonce {last.nonce} kept; resumed on the next attempt)"
+                )
+            time.sleep(policy.poll_s)
+
+    def _checked(self, intent: str, mined: Mined) -> Mined:
+        if getattr(mined.receipt, "failed", False):
+            self.journal.txs_clear(intent)  # a revert frees the intent for a fresh attempt
+            raise ChainError(f"tx {intent}: {mined.tx_hash} reverted")
+        return mined
+
+
+def _describe(err: Exception) -> str:
+    name = type(err).__name__
+    inputs = getattr(err, "inputs", None)
+    message = getattr(err, "message", None) or str(err)
+    return f"{name}{inputs}" if inputs else f"{name}: {message}"
+
+
+def _method_name(method: Any) -> str:
+    abis = getattr(method, "abis", None)
+    return str(abis[0].name) if abis else str(getattr(method, "__name__", "transaction"))
