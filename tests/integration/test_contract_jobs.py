@@ -13,13 +13,17 @@ from tests.fixtures.chain import (
     JOB_FEE,
     JOB_INPUT,
     JOB_OUTPUT,
+    MOCK_IN_HI,
+    MOCK_IN_LO,
     MOCK_MODEL,
+    NODE_STAKE,
     TEST_PARAMS,
     advance,
 )
 
 pytestmark = pytest.mark.chain
 SLASH = MOCK_MODEL.slash_amount
+IN_HASH = hash_vector(JOB_INPUT)
 
 
 def test_requestCommitFinalize_creditsFeeToNode_andUnlocksStake(
@@ -35,7 +39,7 @@ def test_requestCommitFinalize_creditsFeeToNode_andUnlocksStake(
     assert job.status == JobStatus.REQUESTED
     assert job.inputHash == hash_vector(JOB_INPUT)
 
-    receipt = jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    receipt = jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
     assert sm.stakeOf(node).locked == SLASH
     [event] = receipt.events.filter(jm.ResultCommitted)
     assert list(event.output) == JOB_OUTPUT
@@ -92,10 +96,81 @@ def test_requestJob_wrongInputLength_reverts(spotcheck: Any, node: Any, requeste
 
 def test_requestJob_inputOutsideField_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
     big = BN254_R // 2 + 1
-    with ape.reverts(spotcheck.job_manager.InputOutOfField, index=2, value=-big):
-        spotcheck.job_manager.requestJob(
-            spotcheck.model_id, [0, 0, -big, 0], node, 0, sender=requester
-        )
+    jm = spotcheck.job_manager
+    with ape.reverts(jm.InputOutOfDomain, index=2, value=-big, inLo=MOCK_IN_LO, inHi=MOCK_IN_HI):
+        jm.requestJob(spotcheck.model_id, [0, 0, -big, 0], node, 0, sender=requester)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "index", "value"),
+    [
+        ([0, 0, 0, MOCK_IN_HI + 1], 3, MOCK_IN_HI + 1),
+        ([MOCK_IN_LO - 1, 0, 0, 0], 0, MOCK_IN_LO - 1),
+        ([0, MOCK_IN_HI + 5, MOCK_IN_LO - 5, 0], 1, MOCK_IN_HI + 5),  # the first one is named
+    ],
+)
+def test_requestJob_outOfDomain_revertsWithIndexAndValue(
+    spotcheck: Any, node: Any, requester: Any, inputs: list[int], index: int, value: int
+) -> None:
+    """Attack (v1): a requester sends an input the circuit does not cover; the honest node's
+    answer cannot be proven and it is slashed. Now such a request cannot exist."""
+    jm = spotcheck.job_manager
+    with ape.reverts(
+        jm.InputOutOfDomain, index=index, value=value, inLo=MOCK_IN_LO, inHi=MOCK_IN_HI
+    ):
+        jm.requestJob(spotcheck.model_id, inputs, node, JOB_FEE, sender=requester)
+    # The domain's corners themselves are accepted.
+    jm.requestJob(
+        spotcheck.model_id, [MOCK_IN_LO, MOCK_IN_HI, 0, 0], node, JOB_FEE, sender=requester
+    )
+
+
+def test_requestJob_belowPrice_reverts_atOrAbovePrice_accepted(
+    spotcheck: Any, node: Any, node2: Any, requester: Any
+) -> None:
+    """Attack (v1): zero-fee requests to a node oblige it to commit (or count a liveness
+    failure). Now a request below max(minFee, the node's posted price) cannot exist."""
+    jm = spotcheck.job_manager
+    assert jm.priceOf(node, spotcheck.model_id) == 0  # MOCK_MODEL.minFee = 0, nothing posted
+    receipt = jm.setPrice(spotcheck.model_id, JOB_FEE, sender=node)
+    [ev] = receipt.events.filter(jm.PriceSet)
+    assert (ev.node, ev.modelId, ev.price) == (node, spotcheck.model_id, JOB_FEE)
+    assert jm.priceOf(node, spotcheck.model_id) == JOB_FEE
+    for fee in (0, JOB_FEE - 1):
+        with ape.reverts(jm.FeeBelowPrice, fee=fee, price=JOB_FEE):
+            jm.requestJob(spotcheck.model_id, JOB_INPUT, node, fee, sender=requester)
+    jm.requestJob(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=requester)
+    jm.requestJob(spotcheck.model_id, JOB_INPUT, node2, 0, sender=requester)  # node2 posted none
+    with ape.reverts(spotcheck.model_registry.UnknownModel, modelId=b"\x07" * 32):
+        jm.setPrice(b"\x07" * 32, 1, sender=node)
+
+
+def test_requestJob_belowModelMinFee_reverts(
+    spotcheck: Any, node: Any, requester: Any, register_model: Any, project: Any, deployer: Any
+) -> None:
+    from dataclasses import replace
+
+    jm = spotcheck.job_manager
+    priced = register_model(
+        deployer.deploy(project.MockVerifier), replace(MOCK_MODEL, min_fee=JOB_FEE), b"priced"
+    )
+    assert jm.priceOf(node, priced) == JOB_FEE
+    jm.setPrice(priced, 1, sender=node)  # a posted price below minFee does not lower it
+    assert jm.priceOf(node, priced) == JOB_FEE
+    with ape.reverts(jm.FeeBelowPrice, fee=0, price=JOB_FEE):
+        jm.requestJob(priced, JOB_INPUT, node, 0, sender=requester)
+    jm.requestJob(priced, JOB_INPUT, node, JOB_FEE, sender=requester)
+
+
+def test_commitResult_wrongInputHash_reverts(make_job: Any, spotcheck: Any, node: Any) -> None:
+    """Attack (v1): after a reorg, job ids shift and a node's commit lands on another
+    requester's job. Now the commit names the input hash it answers."""
+    jm = spotcheck.job_manager
+    job_id = make_job(commit=False)
+    other = hash_vector([9, 9, 9, 9])
+    with ape.reverts(jm.InputHashMismatch, jobId=job_id, given=other, stored=IN_HASH):
+        jm.commitResult(job_id, other, JOB_OUTPUT, sender=node)
+    jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
 
 
 def test_requestJob_unknownModel_reverts(spotcheck: Any, node: Any, requester: Any) -> None:
@@ -118,7 +193,7 @@ def test_requestAndCommit_onDeactivatedModel_revert(
     with ape.reverts(spotcheck.job_manager.ModelInactive, modelId=spotcheck.model_id):
         spotcheck.job_manager.requestJob(spotcheck.model_id, JOB_INPUT, node, 0, sender=requester)
     with ape.reverts(spotcheck.job_manager.ModelInactive, modelId=spotcheck.model_id):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
     with ape.reverts(spotcheck.job_manager.ModelInactive, modelId=spotcheck.model_id):
         spotcheck.job_manager.commitBatch(spotcheck.model_id, b"\x01" * 32, 1, "", sender=node)
 
@@ -128,19 +203,19 @@ def test_commitResult_byOtherNode_reverts(
 ) -> None:
     job_id = make_job(commit=False)
     with ape.reverts(spotcheck.job_manager.NotJobNode, jobId=job_id, caller=node2, node=node):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node2)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node2)
 
 
 def test_commitResult_wrongOutputLength_reverts(make_job: Any, spotcheck: Any, node: Any) -> None:
     job_id = make_job(commit=False)
     with ape.reverts(spotcheck.job_manager.WrongOutputLength, have=3, need=2):
-        spotcheck.job_manager.commitResult(job_id, [1, 2, 3], sender=node)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, [1, 2, 3], sender=node)
 
 
 def test_commitResult_twice_reverts(make_job: Any, spotcheck: Any, node: Any) -> None:
     job_id = make_job()
     with ape.reverts(spotcheck.job_manager.BadJobStatus, jobId=job_id, status=JobStatus.COMMITTED):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
 
 
 def test_commitResult_afterDeadline_reverts(
@@ -150,18 +225,19 @@ def test_commitResult_afterDeadline_reverts(
     deadline = spotcheck.job_manager.getJob(job_id).commitDeadline
     advance(chain, TEST_PARAMS.commit_timeout + 1)
     with ape.reverts(spotcheck.job_manager.CommitDeadlinePassed, jobId=job_id, deadline=deadline):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
 
 
 def test_commitResult_withoutFreeStake_reverts(
     spotcheck: Any, make_job: Any, node: Any, stake_manager: Any
 ) -> None:
-    # NODE_STAKE = 2000 tokens backs 20 open commitments of slash 100; the 21st must fail.
-    for _ in range(20):
-        make_job()
+    # NODE_STAKE backs NODE_STAKE / SLASH open jobs or leaves; one more must fail.
+    slots = NODE_STAKE // SLASH
+    spotcheck.job_manager.commitBatch(spotcheck.model_id, b"\x11" * 32, slots - 1, "", sender=node)
+    make_job()
     job_id = make_job(commit=False)
     with ape.reverts(stake_manager.InsufficientStake, node=node, have=0, need=SLASH):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
 
 
 def test_commitResult_byUnstakedNode_reverts(
@@ -171,7 +247,7 @@ def test_commitResult_byUnstakedNode_reverts(
     with ape.reverts(
         stake_manager.InsufficientStake, node=outsider, have=0, need=TEST_PARAMS.min_stake
     ):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=outsider)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=outsider)
 
 
 def test_commitResult_whileUnbonding_reverts(
@@ -180,7 +256,7 @@ def test_commitResult_whileUnbonding_reverts(
     job_id = make_job(commit=False)
     stake_manager.requestUnbond(sender=node)
     with ape.reverts(stake_manager.NodeUnbonding, node=node):
-        spotcheck.job_manager.commitResult(job_id, JOB_OUTPUT, sender=node)
+        spotcheck.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
 
 
 def test_cancelJob_afterCommitDeadline_refundsAndRecordsLivenessFailure(
@@ -239,9 +315,16 @@ def test_hooks_onlyDisputeManager(make_job: Any, spotcheck: Any, outsider: Any) 
     for call in (jm.onJobDisputed, jm.onJobProven, jm.onJobInvalidated):
         with ape.reverts(jm.NotDisputeManager, caller=outsider):
             call(job_id, sender=outsider)
-    for call in (jm.onBatchJobDisputed, jm.onBatchJobProven, jm.onBatchJobInvalidated):
+    for call in (
+        jm.onBatchLeafDisputed,
+        jm.onBatchLeafRequested,
+        jm.onBatchLeafProven,
+        jm.onBatchLeafInvalidated,
+    ):
         with ape.reverts(jm.NotDisputeManager, caller=outsider):
             call(1, 1, sender=outsider)
+    with ape.reverts(jm.NotDisputeManager, caller=outsider):
+        jm.onBatchLeafRevealed(1, 1, 1, sender=outsider)
 
 
 def test_initialize_twiceOrByOther_reverts(spotcheck: Any, deployer: Any, outsider: Any) -> None:
@@ -275,7 +358,7 @@ def test_exampleConsumer_storesOnlyFinalMatchingOutput(
     job_id = consumer.request(
         spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer
     ).return_value
-    jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
     with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
         consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)  # not final yet
     advance(chain, MOCK_MODEL.challenge_window + 1)
@@ -389,7 +472,7 @@ def test_finalize_withHostileConsumer_stillFinalizes(
     job_id = hostile.request(
         spotcheck.token, spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=outsider
     ).return_value
-    jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     receipt = jm.finalize(job_id, sender=outsider, gas=1_000_000)
     assert jm.isJobFinal(job_id)
@@ -414,7 +497,7 @@ def test_finalize_withTooLittleGasForCallback_reverts(
     job_id = consumer.request(
         spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer
     ).return_value
-    jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+    jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     # Enough for everything before the callback, too little for the guaranteed callback gas.
     with ape.reverts(jm.InsufficientCallbackGas):
@@ -430,20 +513,26 @@ def test_commitBatch_lockOnce_finalizeAfterWindow_unlocks(
 ) -> None:
     jm, sm = spotcheck.job_manager, spotcheck.stake_manager
     receipt = jm.commitBatch(
-        spotcheck.model_id, b"\x11" * 32, 1024, "http://node/batches/1", sender=node
+        spotcheck.model_id, b"\x11" * 32, 64, "http://node/batches/1", sender=node
     )
     batch_id = receipt.return_value
     batch = jm.getBatch(batch_id)
     assert batch.status == BatchStatus.COMMITTED
-    assert batch.count == 1024 and batch.uri == "http://node/batches/1"
-    assert sm.stakeOf(node).locked == SLASH
+    assert batch.count == 64 and batch.uri == "http://node/batches/1"
+    assert batch.reserved == 64 * SLASH and batch.openClaims == 0
+    assert batch.finalAfter == batch.challengeDeadline
+    assert sm.stakeOf(node).locked == 64 * SLASH  # every leaf backed by its own slash
     with ape.reverts(jm.ChallengeWindowOpen, deadline=batch.challengeDeadline):
         jm.finalizeBatch(batch_id, sender=outsider)
-    assert not jm.isBatchJobFinal(batch_id, 7)
+    assert not jm.isBatchLeafFinal(batch_id, 7)
     advance(chain, MOCK_MODEL.challenge_window + 1)
-    jm.finalizeBatch(batch_id, sender=outsider)
+    receipt = jm.finalizeBatch(batch_id, sender=outsider)
+    [ev] = receipt.events.filter(jm.BatchFinalized)
+    assert ev.released == 64 * SLASH
     assert jm.getBatch(batch_id).status == BatchStatus.FINAL
-    assert jm.isBatchJobFinal(batch_id, 7)
+    assert jm.isBatchLeafFinal(batch_id, 7) and jm.isBatchLeafFinal(batch_id, 63)
+    assert not jm.isBatchLeafFinal(batch_id, 64)  # not a leaf: index >= count
+    assert jm.getBatch(batch_id).reserved == 0
     assert sm.stakeOf(node).locked == 0
     with ape.reverts(jm.BadBatchStatus, batchId=batch_id, status=BatchStatus.FINAL):
         jm.finalizeBatch(batch_id, sender=outsider)
@@ -492,11 +581,18 @@ def test_commitBatch_byUnstakedOrUnbondingNode_orUnknownModel_reverts(
         jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 1, "", sender=node)
 
 
-def test_commitBatch_hugeCountAndUri_lockOneSlashOnly(spotcheck: Any, node: Any) -> None:
-    """A node cannot grief itself into unbounded locks: a 2**32-1 count locks one slash."""
+def test_commitBatch_moreLeavesThanStakeBacks_reverts(spotcheck: Any, node: Any) -> None:
+    """Attack (v1): a batch of 2**32-1 leaves locked one slash, so a cheat in a huge batch was
+    backed by almost nothing. Now every leaf reserves a slash: the stake caps open work."""
     jm, sm = spotcheck.job_manager, spotcheck.stake_manager
-    jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 2**32 - 1, "x" * 2048, sender=node)
-    assert sm.stakeOf(node).locked == SLASH
+    free = sm.freeStake(node)
+    with ape.reverts(sm.InsufficientStake, node=node, have=free, need=(2**32 - 1) * SLASH):
+        jm.commitBatch(spotcheck.model_id, b"\x11" * 32, 2**32 - 1, "x" * 2048, sender=node)
+    count = NODE_STAKE // SLASH
+    with ape.reverts(sm.InsufficientStake, node=node, have=free, need=(count + 1) * SLASH):
+        jm.commitBatch(spotcheck.model_id, b"\x11" * 32, count + 1, "", sender=node)
+    jm.commitBatch(spotcheck.model_id, b"\x11" * 32, count, "", sender=node)
+    assert sm.stakeOf(node).locked == sm.stakeOf(node).amount == NODE_STAKE
 
 
 def test_withdrawCredits_replay_paysOnce(
@@ -534,7 +630,7 @@ def test_commitResult_afterRequesterCancelled_reverts(
     advance(chain, TEST_PARAMS.commit_timeout + 1)
     jm.cancelJob(job_id, sender=requester)
     with ape.reverts(jm.BadJobStatus, jobId=job_id, status=JobStatus.CANCELLED):
-        jm.commitResult(job_id, JOB_OUTPUT, sender=node)
+        jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
 
 
 def test_exampleConsumer_cancelAndRefunds_byAttacker_payOnlyTheConsumer(
@@ -559,8 +655,61 @@ def test_exampleConsumer_deliverOutput_unknownOrUncommittedJob_reverts(
     spotcheck: Any, make_job: Any, outsider: Any
 ) -> None:
     consumer = spotcheck.example_consumer
-    with ape.reverts(consumer.OutputNotVerified, jobId=999):  # isJobFinal is false, no revert
+    with ape.reverts(consumer.NotOwnJob, jobId=999):
         consumer.deliverOutput(999, JOB_OUTPUT, sender=outsider)
     job_id = make_job(commit=False)
-    with ape.reverts(consumer.OutputNotVerified, jobId=job_id):
+    with ape.reverts(consumer.NotOwnJob, jobId=job_id):
         consumer.deliverOutput(job_id, [0, 0], sender=outsider)
+
+
+def test_exampleConsumer_refusesFinalOutputOfAJobItNeverRequested(
+    spotcheck: Any, make_job: Any, outsider: Any, chain: Any
+) -> None:
+    """Attack (v1): any final job's output could be delivered to a consumer as if it answered
+    the consumer's question. Now the consumer accepts only jobs it requested itself."""
+    consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
+    job_id = make_job()  # requested by `requester`, not by the consumer
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalize(job_id, sender=outsider)
+    assert jm.isJobFinal(job_id)
+    with ape.reverts(consumer.NotOwnJob, jobId=job_id):
+        consumer.deliverOutput(job_id, JOB_OUTPUT, sender=outsider)
+    assert not consumer.delivered(job_id)
+
+
+def test_cancelJob_onDeactivatedModel_countsNoLivenessFailure(
+    make_job: Any, spotcheck: Any, node: Any, requester: Any, deployer: Any, chain: Any
+) -> None:
+    """A node cannot commit for a deactivated model; the refund is still paid, but the node is
+    not blamed."""
+    jm = spotcheck.job_manager
+    job_id = make_job(commit=False)
+    spotcheck.model_registry.deactivateModel(spotcheck.model_id, sender=deployer)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    receipt = jm.cancelJob(job_id, sender=requester)
+    assert not list(receipt.events.filter(jm.LivenessFailure))
+    assert jm.livenessFailures(node) == 0
+    assert jm.credits(requester) == JOB_FEE
+
+
+def test_feeOnTransferToken_refusedWhereverTokensArePulled(
+    project: Any, deployer: Any, node: Any, requester: Any
+) -> None:
+    """A token that delivers less than was sent would make the contracts insolvent."""
+    from spotcheck.chain import DeployParams, SpotcheckContracts
+    from spotcheck.deploy import deploy_all
+
+    fee_token = deployer.deploy(project.FeeOnTransferToken)
+    dep = deploy_all(deployer, DeployParams(min_stake=1, token=str(fee_token.address)))
+    c = SpotcheckContracts(dep)
+    for actor in (node, requester):
+        fee_token.mint(actor, 10**24, sender=deployer)
+        for spender in (c.stake_manager, c.job_manager, c.dispute_manager):
+            fee_token.approve(spender, 2**256 - 1, sender=actor)
+    with ape.reverts(c.stake_manager.FeeOnTransferToken):
+        c.stake_manager.stake(1000, sender=node)
+    verifier = deployer.deploy(project.MockVerifier)
+    struct = MOCK_MODEL.as_struct(str(verifier.address), b"\x01" * 32, b"\x02" * 32)
+    model_id = c.model_registry.registerModel(struct, sender=deployer).return_value
+    with ape.reverts(c.job_manager.FeeOnTransferToken):
+        c.job_manager.requestJob(model_id, JOB_INPUT, node, 1000, sender=requester)

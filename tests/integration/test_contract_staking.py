@@ -10,8 +10,17 @@ import pytest
 from eth_utils import keccak
 
 from spotcheck import encoding
-from spotcheck.chain import TOKEN, DeployParams
+from spotcheck.chain import (
+    FIELD_HALF,
+    MAX_BOUNTY_BPS,
+    MAX_TAU,
+    TOKEN,
+    DeployParams,
+    ModelParams,
+    stake_for,
+)
 from spotcheck.deploy import deploy_all
+from spotcheck.errors import ConfigError
 from tests.fixtures.chain import FUNDING, MOCK_MODEL, NODE_STAKE, TEST_PARAMS, advance
 
 pytestmark = pytest.mark.chain
@@ -81,6 +90,12 @@ def test_requestUnbond_withoutStake_reverts(spotcheck: Any, outsider: Any) -> No
 # ---------------------------------------------------------------- registry
 
 
+@pytest.fixture
+def fresh_verifier(project: Any, deployer: Any) -> Any:
+    """A MockVerifier no model uses yet (a verifier serves one model only)."""
+    return deployer.deploy(project.MockVerifier)
+
+
 def test_registerModel_byNonOwner_reverts(
     spotcheck: Any, mock_verifier: Any, outsider: Any
 ) -> None:
@@ -93,29 +108,49 @@ def test_registerModel_byNonOwner_reverts(
 
 
 def test_registerModel_storesParams_andIdBindsHashesAndVerifier(
-    spotcheck: Any, mock_verifier: Any, deployer: Any
+    spotcheck: Any, fresh_verifier: Any, deployer: Any, chain: Any
 ) -> None:
-    reg = spotcheck.model_registry
-    struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x01" * 32, b"\x02" * 32)
-    model_id = reg.registerModel(struct, sender=deployer).return_value
-    expected = keccak(
-        b"\x01" * 32 + b"\x02" * 32 + bytes(12) + bytes.fromhex(mock_verifier.address[2:])
-    )
-    assert model_id == expected == reg.computeModelId(b"\x01" * 32, b"\x02" * 32, mock_verifier)
-    assert model_id == encoding.model_id(b"\x01" * 32, b"\x02" * 32, mock_verifier.address)
+    reg, v = spotcheck.model_registry, fresh_verifier
+    params = replace(MOCK_MODEL, in_lo=-5, in_hi=7, min_fee=3 * TOKEN)
+    struct = params.as_struct(str(v.address), b"\x01" * 32, b"\x02" * 32)
+    receipt = reg.registerModel(struct, sender=deployer)
+    model_id = receipt.return_value
+    expected = keccak(b"\x01" * 32 + b"\x02" * 32 + bytes(12) + bytes.fromhex(v.address[2:]))
+    assert model_id == expected == reg.computeModelId(b"\x01" * 32, b"\x02" * 32, v)
+    assert model_id == encoding.model_id(b"\x01" * 32, b"\x02" * 32, v.address)
     m = reg.getModel(model_id)
     assert (m.inputLen, m.outputLen, m.tau, m.active) == (4, 2, MOCK_MODEL.tau, True)
     assert m.slashAmount == MOCK_MODEL.slash_amount and m.bountyBps == MOCK_MODEL.bounty_bps
-    with ape.reverts(reg.ModelExists, modelId=model_id):
+    assert (m.inLo, m.inHi, m.minFee) == (-5, 7, 3 * TOKEN)
+    code_hash = keccak(bytes(chain.provider.web3.eth.get_code(v.address)))
+    assert m.verifierCodeHash == code_hash
+    [terms] = receipt.events.filter(reg.ModelTermsRegistered)
+    assert (terms.inLo, terms.inHi, terms.minFee) == (-5, 7, 3 * TOKEN)
+    assert terms.verifierCodeHash == code_hash
+    assert reg.modelOfVerifier(v) == model_id
+    with ape.reverts(reg.VerifierInUse, verifier=v.address, modelId=model_id):
+        reg.registerModel(struct, sender=deployer)
+
+
+def test_registerModel_verifierOfAnotherModel_reverts(
+    spotcheck: Any, mock_verifier: Any, deployer: Any
+) -> None:
+    """Attack (v1): two models sharing one verifier (same circuit, other settings or tau): a
+    proof for one is a defence of the other. Now a verifier serves one model id only."""
+    reg = spotcheck.model_registry
+    struct = replace(MOCK_MODEL, tau=1000).as_struct(
+        str(mock_verifier.address), b"\x0a" * 32, b"\x0b" * 32
+    )
+    with ape.reverts(reg.VerifierInUse, verifier=mock_verifier.address, modelId=spotcheck.model_id):
         reg.registerModel(struct, sender=deployer)
 
 
 def test_registerModel_windowsNotInsideUnbondingDelay_reverts(
-    spotcheck: Any, mock_verifier: Any, deployer: Any
+    spotcheck: Any, fresh_verifier: Any, deployer: Any
 ) -> None:
     reg = spotcheck.model_registry
     params = replace(MOCK_MODEL, challenge_window=600, proof_window=400)  # == delay 1000
-    struct = params.as_struct(str(mock_verifier.address), b"\x03" * 32, b"\x04" * 32)
+    struct = params.as_struct(str(fresh_verifier.address), b"\x03" * 32, b"\x04" * 32)
     with ape.reverts(
         reg.WindowsExceedUnbondingDelay,
         challengeWindow=600,
@@ -133,26 +168,50 @@ def test_registerModel_windowsNotInsideUnbondingDelay_reverts(
         ({"proof_window": 0}, "zero window"),
         ({"challenger_bond": 0}, "zero challenger bond"),
         ({"slash_amount": 0}, "zero slash"),
+        ({"tau": MAX_TAU + 1}, "tau > MAX_TAU"),
+        ({"bounty_bps": MAX_BOUNTY_BPS + 1}, "bountyBps > MAX_BOUNTY_BPS"),
+        ({"in_lo": 5, "in_hi": 4}, "domain"),
+        ({"in_lo": -FIELD_HALF - 1}, "domain"),
+        ({"in_hi": FIELD_HALF + 1}, "domain"),
     ],
 )
 def test_registerModel_invalidParams_reverts(
-    change: dict[str, int], reason: str, spotcheck: Any, mock_verifier: Any, deployer: Any
+    change: dict[str, int], reason: str, spotcheck: Any, fresh_verifier: Any, deployer: Any
 ) -> None:
     reg = spotcheck.model_registry
-    struct = replace(MOCK_MODEL, **change).as_struct(
-        str(mock_verifier.address), b"\x05" * 32, b"\x06" * 32
-    )
+    struct = MOCK_MODEL.as_struct(str(fresh_verifier.address), b"\x05" * 32, b"\x06" * 32)
+    keys = {
+        "input_len": "inputLen",
+        "output_len": "outputLen",
+        "proof_window": "proofWindow",
+        "challenger_bond": "challengerBond",
+        "slash_amount": "slashAmount",
+        "tau": "tau",
+        "bounty_bps": "bountyBps",
+        "in_lo": "inLo",
+        "in_hi": "inHi",
+    }
+    # The Python mirror refuses the same values before any transaction.
+    if reason not in ("inputLen", "outputLen", "zero window", "zero challenger bond", "zero slash"):
+        with pytest.raises(ConfigError):
+            replace(MOCK_MODEL, **change)
+    bad = {**struct, **{keys[k]: v for k, v in change.items()}}
     with ape.reverts(reg.InvalidModelParams, reason=reason):
-        reg.registerModel(struct, sender=deployer)
+        reg.registerModel(bad, sender=deployer)
 
 
-def test_registerModel_bountyAbove100Percent_andCodelessVerifier_revert(
-    spotcheck: Any, mock_verifier: Any, deployer: Any, outsider: Any
+def test_registerModel_bountyAboveHalf_andCodelessVerifier_revert(
+    spotcheck: Any, fresh_verifier: Any, deployer: Any, outsider: Any
 ) -> None:
+    """Attack (v1): with bountyBps up to 10000, a cheater disputing itself from a second
+    address got its whole slash back. Now the bounty is at most half of it."""
     reg = spotcheck.model_registry
-    struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x05" * 32, b"\x06" * 32)
-    with ape.reverts(reg.InvalidModelParams, reason="bountyBps > 10000"):
-        reg.registerModel({**struct, "bountyBps": 10_001}, sender=deployer)
+    struct = MOCK_MODEL.as_struct(str(fresh_verifier.address), b"\x05" * 32, b"\x06" * 32)
+    for bps in (5001, 10_000):
+        with ape.reverts(reg.InvalidModelParams, reason="bountyBps > MAX_BOUNTY_BPS"):
+            reg.registerModel({**struct, "bountyBps": bps}, sender=deployer)
+    assert reg.MAX_BOUNTY_BPS() == MAX_BOUNTY_BPS and reg.MAX_TAU() == MAX_TAU
+    reg.registerModel({**struct, "bountyBps": 5000}, sender=deployer)
     with ape.reverts(reg.InvalidModelParams, reason="verifier has no code"):
         reg.registerModel({**struct, "verifier": str(outsider.address)}, sender=deployer)
 
@@ -214,8 +273,10 @@ def test_reentrantToken_cannotReenterStakeOrCredits(
     assert bytes(token.lastReentryError())[:4] == REENTRANCY
     # 2. A settled dispute: during the challenger's credit withdrawal, re-enter withdrawCredits.
     job_id = jm.requestJob(evil["model_id"], [1, 2, 3, 4], node, 0, sender=challenger).return_value
-    jm.commitResult(job_id, [1, 2], sender=node)
-    dispute_id = dm.openDispute(job_id, sender=challenger).return_value
+    jm.commitResult(job_id, encoding.hash_vector([1, 2, 3, 4]), [1, 2], sender=node)
+    dispute_id = dm.openDispute(
+        job_id, encoding.hash_vector([1, 2]), sender=challenger
+    ).return_value
     advance(chain, MOCK_MODEL.proof_window + 1)
     dm.settle(dispute_id, sender=deployer)
     credit = dm.credits(challenger)
@@ -229,13 +290,69 @@ def test_reentrantToken_cannotReenterStakeOrCredits(
     assert token.balanceOf(sm) == NODE_STAKE + TOKEN - MOCK_MODEL.slash_amount
 
 
-def test_deployParams_rejectNonsense() -> None:
-    from spotcheck.errors import ConfigError
-
+def test_deployParams_rejectNonsense_andDefaultStakeBacksBatchesOf64() -> None:
     with pytest.raises(ConfigError):
         DeployParams(min_stake=0)
     with pytest.raises(ConfigError):
         DeployParams(unbonding_delay=0)
+    with pytest.raises(ConfigError):
+        DeployParams(min_stake=10, node_stake=9)
+    default = DeployParams()
+    assert default.node_stake == stake_for(ModelParams(1, 1, 0, 0, 0).slash_amount, 64, 4)
+    assert default.node_stake >= default.min_stake
+
+
+def test_unbondingNode_slashedToZero_canStakeAgain(
+    spotcheck: Any,
+    project: Any,
+    register_model: Any,
+    deployer: Any,
+    outsider: Any,
+    requester: Any,
+    challenger: Any,
+    chain: Any,
+) -> None:
+    """Attack (v1): a node slashed to zero while unbonding was stuck forever: `stake` refused
+    (NodeUnbonding) and `withdrawStake` had nothing to pay (ZeroAmount)."""
+    sm, jm, dm, token = (
+        spotcheck.stake_manager,
+        spotcheck.job_manager,
+        spotcheck.dispute_manager,
+        spotcheck.token,
+    )
+    heavy = register_model(
+        deployer.deploy(project.MockVerifier),
+        replace(MOCK_MODEL, slash_amount=TEST_PARAMS.min_stake),
+        b"heavy",
+    )
+    token.mint(outsider, 3 * TEST_PARAMS.min_stake, sender=deployer)
+    token.approve(sm, 2**256 - 1, sender=outsider)
+    sm.stake(TEST_PARAMS.min_stake, sender=outsider)
+    job_id = jm.requestJob(heavy, [1, 2, 3, 4], outsider, 0, sender=requester).return_value
+    jm.commitResult(job_id, encoding.hash_vector([1, 2, 3, 4]), [1, 2], sender=outsider)
+    sm.requestUnbond(sender=outsider)
+    dispute_id = dm.openDispute(
+        job_id, encoding.hash_vector([1, 2]), sender=challenger
+    ).return_value
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(dispute_id, sender=challenger)
+    s = sm.stakeOf(outsider)
+    assert (s.amount, s.locked) == (0, 0) and s.unbondRequestedAt != 0
+    receipt = sm.stake(TEST_PARAMS.min_stake, sender=outsider)
+    assert list(receipt.events.filter(sm.UnbondCleared))
+    s = sm.stakeOf(outsider)
+    assert (s.amount, s.unbondRequestedAt) == (TEST_PARAMS.min_stake, 0)
+    assert sm.canCommit(outsider, 0)
+
+
+def test_stake_whileUnbondingWithStakeLeft_stillReverts(
+    spotcheck: Any, make_job: Any, node: Any
+) -> None:
+    sm = spotcheck.stake_manager
+    make_job()
+    sm.requestUnbond(sender=node)
+    with ape.reverts(sm.NodeUnbonding, node=node):
+        sm.stake(TOKEN, sender=node)
 
 
 # ---------------------------------------------------------------- attackers
