@@ -240,3 +240,15 @@ def test_batchReceipt_checkOnchain_okOnlyForTheDappsOwnQuestion_andOnlyOnceFinal
 
 def _domain(signer: Any) -> tuple[int, str]:
     return signer.domain.chain_id, signer.domain.job_manager
+
+
+def test_cliRequestRecord_roundTrips_andIgnoresAnotherDeploymentsRecord(tmp_path: Any) -> None:
+    """``job request`` records the question; ``job output`` reads it back for the same
+    deployment only (a restarted anvil reuses addresses and job ids)."""
+    from verifier.client_cli import load_request, save_request
+
+    req = JobRequest.of(3, "0x" + "aa" * 20, "0x" + "bb" * 20, b"\x01" * 32, JOB_INPUT)
+    save_request(tmp_path, req, deploy_block=5)
+    assert load_request(tmp_path, 3, deploy_block=5) == req
+    assert load_request(tmp_path, 3, deploy_block=6) is None
+    assert load_request(tmp_path, 4, deploy_block=5) is None
