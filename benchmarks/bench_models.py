@@ -3,6 +3,12 @@
     .venv/bin/python benchmarks/bench_models.py                 # every model in MODELS
     .venv/bin/python benchmarks/bench_models.py tiny_mlp test_Linear --no-chain
     .venv/bin/python benchmarks/bench_models.py --json out.json
+    .venv/bin/python benchmarks/bench_models.py --tau-only      # domain, tau kind, tau, worst
+
+``--tau-only`` builds each circuit (no keys, no proof) over the default domain [-1, 1] and runs
+the tolerance measurement of onboarding (sound bound where the ops allow it, adversarial
+search), next to the v1 rule (200 random inputs in the calibration range, 50 % margin) on a
+one-sample calibration for contrast.
 
 Each model runs in a fresh child process (so peak memory, ru_maxrss, is that model's alone)
 with its own empty cache folder (so every stage is really timed, never a cache hit) and a dev
@@ -105,7 +111,7 @@ def run_one(name: str) -> dict[str, Any]:
             "verify_s": verify_s,
             "verified": ok,
             "max_dev": report.max_deviation,
-            "tau": report.tau,
+            **_tau_fields(report),
             "pk_bytes": a.pk_path.stat().st_size,
             "runtime_bytes": len(compiled.runtime_bytecode),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -116,10 +122,38 @@ def run_one(name: str) -> dict[str, Any]:
         }
 
 
-def run_child(name: str, timeout: int) -> dict[str, Any]:
+def _tau_fields(report: Any) -> dict[str, Any]:
+    return {
+        "domain": f"[{report.domain.lo}, {report.domain.hi}]" if report.domain else "-",
+        "tau_kind": report.kind,
+        "sound_bound": report.sound_bound,
+        "worst_dev": report.max_deviation,
+        "tau": report.tau,
+        "searched": report.samples,
+    }
+
+
+def run_tau_only(name: str) -> dict[str, Any]:
+    """Circuit (default domain) and tolerance only: the columns of docs/models.md's v2 table."""
+    from verifier import tolerance
+    from verifier.artifacts import build_circuit
+
+    with tempfile.TemporaryDirectory(prefix="spotcheck-bench-") as tmp:
+        folder = Path(tmp)
+        path = model_path(name, folder)
+        a = build_circuit(path, cache_root=folder / "cache")
+        t0 = time.perf_counter()
+        report = tolerance.measure(a)
+        row = {"model": name, "output_scale": a.output_scale, **_tau_fields(report)}
+        row["tolerance_s"] = time.perf_counter() - t0
+        row["sound_note"] = report.sound_note
+        return row
+
+
+def run_child(name: str, timeout: int, tau_only: bool = False) -> dict[str, Any]:
     try:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", name],
+            [sys.executable, __file__, "--tau-child" if tau_only else "--child", name],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -179,16 +213,29 @@ COLUMNS = [
 ]
 
 
-def table(results: list[dict[str, Any]]) -> str:
+TAU_COLUMNS = [
+    ("model", "{}"),
+    ("output_scale", "{}"),
+    ("domain", "{}"),
+    ("tau_kind", "{}"),
+    ("tau", "{}"),
+    ("worst_dev", "{}"),
+    ("sound_bound", "{}"),
+    ("searched", "{}"),
+    ("tolerance_s", "{:.1f}"),
+]
+
+
+def table(results: list[dict[str, Any]], columns: list[tuple[str, str]] = COLUMNS) -> str:
     """A Markdown table (docs/benchmarks.md quotes it)."""
-    head = "| " + " | ".join(c for c, _ in COLUMNS) + " |"
-    rows = [head, "|" + "---|" * len(COLUMNS)]
+    head = "| " + " | ".join(c for c, _ in columns) + " |"
+    rows = [head, "|" + "---|" * len(columns)]
     for r in results:
         if "error" in r:
             rows.append(f"| {r['model']} | failed: {r['error']} |")
             continue
         cells = []
-        for col, fmt in COLUMNS:
+        for col, fmt in columns:
             value = r.get(col)
             if col == "pk_bytes" and value is not None:
                 cells.append(f"{value / 1e6:.0f} MB")
@@ -205,9 +252,27 @@ def main() -> None:
     parser.add_argument("--no-chain", action="store_true", help="skip on-chain gas")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per model")
     parser.add_argument("--json", type=Path, help="also write raw results here")
+    parser.add_argument("--tau-only", action="store_true", help="circuit + tolerance only")
+    parser.add_argument("--tau-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_one(args.child)))
+        return
+    if args.tau_child:
+        print(json.dumps(run_tau_only(args.tau_child)))
+        return
+    if args.tau_only:
+        rows = []
+        for name in args.models:
+            r = run_child(name, args.timeout, tau_only=True)
+            print(f"{name}: {r.get('error') or r['tau_kind']}", file=sys.stderr, flush=True)
+            rows.append(r)
+        print(table(rows, TAU_COLUMNS))
+        for r in rows:
+            if r.get("sound_note"):
+                print(f"- {r['model']}: {r['sound_note']}")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
         return
     results = []
     for name in args.models:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from spotcheck.errors import ConfigError
+from spotcheck.errors import ConfigError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -134,14 +134,22 @@ def _artifacts(
         click.secho(f"WARNING: {ONE_SAMPLE_WARNING}", fg="yellow", err=True)
     if not quiet:
         click.echo(f"building artifacts for {onnx_file.name}", err=True)
-    artifacts = build_artifacts(
-        onnx_file,
-        calibration=prepared.calibration,
-        cache_root=cache,
-        srs=srs,
-        progress=None if quiet else _progress,
-        params=params,
-    )
+    try:
+        artifacts = build_artifacts(
+            onnx_file,
+            calibration=prepared.calibration,
+            cache_root=cache,
+            srs=srs,
+            progress=None if quiet else _progress,
+            params=params,
+        )
+    except ModelError as err:
+        if "calibrate" not in str(err):
+            raise
+        raise ModelError(
+            f"{err} over the domain [{prepared.float_lo:g}, {prepared.float_hi:g}]; "
+            f"{coverage.WHAT_TO_CHANGE}"
+        ) from err
     domain = prepared.domain(artifacts)
     if not quiet:
         click.echo(f"  domain     {domain.describe()} (from {prepared.source})", err=True)

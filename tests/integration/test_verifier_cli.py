@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from spotcheck.cli import cli
 from verifier import registry, tolerance
 from verifier.artifacts import build_artifacts
+from verifier.domain import InputDomain
 from verifier.srs import SrsSource
 
 pytestmark = pytest.mark.chain
@@ -31,6 +32,7 @@ def test_onboard_registersModel_thenSecondRunIsInstantAndCached(
     assert not first.cached
     m = spotcheck.model_registry.getModel(first.registration.model_id)
     assert bytes(m.onnxHash) == artifacts.onnx_hash and m.tau == tau
+    assert (m.inLo, m.inHi, m.minFee) == (-(2**13), 2**13, 0)  # default domain [-1, 1]
 
     start = time.perf_counter()
     events.clear()
@@ -78,3 +80,44 @@ def test_build_withoutSrsChoice_failsWithOneLine(tiny_mlp_onnx: Path) -> None:
     result = CliRunner().invoke(cli, ["model", "info", str(tiny_mlp_onnx)])
     assert result.exit_code != 0
     assert "--dev-srs" in str(result.exception) or "--dev-srs" in result.output
+
+
+def test_onboard_domainAndMinFee_areRegistered(
+    tiny_mlp_artifacts: Any, spotcheck: Any, deployer: Any
+) -> None:
+    domain = InputDomain(-4096, 4096, tiny_mlp_artifacts.input_scale)
+    r = registry.onboard(
+        tiny_mlp_artifacts, 9, spotcheck.contracts, deployer, domain, 5 * 10**15, **WINDOWS
+    )
+    m = spotcheck.model_registry.getModel(r.registration.model_id)
+    assert (m.inLo, m.inHi, m.minFee) == (-4096, 4096, 5 * 10**15)
+
+
+def test_tolerance_oneSampleCalibration_warnsAndReportsDomainKindAndTau(
+    tiny_mlp_onnx: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "one.json").write_text(json.dumps({"input_data": [[0.5, -0.25, 0.75, 0.1]]}))
+    result = CliRunner().invoke(
+        cli,
+        ["model", "tolerance", str(tiny_mlp_onnx), "--dev-srs", "--calibration",
+         str(tmp_path / "one.json"), "--samples", "20", "--climb-steps", "20",
+         "--write-calibration", str(tmp_path / "nodes.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "WARNING: the calibration file has a single sample" in result.output
+    assert "domain              [-2048, 6144] at scale 2**13" in result.output
+    assert "tau kind            sound" in result.output
+    cover = json.loads((tmp_path / "nodes.json").read_text())["input_data"][0]
+    assert min(cover) == -0.25 and max(cover) == 0.75 and len(cover) > 4
+
+
+def test_build_domainTheCircuitCannotCover_failsWithOneLine(tiny_mlp_onnx: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["model", "build", str(tiny_mlp_onnx), "--dev-srs", "--domain", "-1e9", "1e9",
+         "--max-logrows", "15"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    message = str(result.exception) if result.exception else result.output
+    assert "\n" not in message.strip()
+    assert "shrink the domain" in message and "--max-logrows" in message

@@ -74,6 +74,8 @@ def test_onboardedModel_isRegisteredWithItsCircuitParameters(
     assert bytes(m.onnxHash) == artifacts.onnx_hash
     assert bytes(m.settingsHash) == artifacts.settings_hash
     assert (m.inputLen, m.outputLen) == (artifacts.input_len, artifacts.output_len)
+    scale = artifacts.input_scale
+    assert (m.inLo, m.inHi) == (-(2**scale), 2**scale)  # the default domain [-1, 1], covered
     assert (m.inputScale, m.outputScale, m.tau) == (
         artifacts.input_scale,
         artifacts.output_scale,
