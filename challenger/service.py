@@ -172,10 +172,8 @@ class Challenger:
         self.options = options
         self.follower = follower
         self.fetcher = fetcher or Fetcher(batch_client or BatchClient())
-        #: batchId -> chain time of its next listing attempt (in memory: a restart retries).
-        self._next_fetch: dict[int, int] = {}
-        #: Batches whose last attempt (at or after ``last_attempt_at``) was started.
-        self._final_tried: set[int] = set()
+        #: batchId -> chain time its running listing attempt started.
+        self._started: dict[int, int] = {}
         self._warned_models: set[bytes] = set()
         self.lock = threading.Lock()  # one tick at a time (the HTTP thread reads status)
 
@@ -323,15 +321,15 @@ class Challenger:
             if now < plan.hard_stop:
                 return  # an attempt is running; its own deadline bounds it
             self.fetcher.drop(bid)
-            self._final_tried.add(bid)
-        if now >= plan.give_up_at and bid in self._final_tried:
+        last_tried = batch.failed_at is not None and batch.failed_at >= plan.last_attempt_at
+        if now >= plan.hard_stop or (now >= plan.give_up_at and last_tried):
             self._give_up(batch, report)
             return
-        last_call = now >= plan.last_attempt_at and bid not in self._final_tried
-        if last_call or now >= self._next_fetch.get(bid, 0):
+        last_call = now >= plan.last_attempt_at and not last_tried
+        if last_call or now >= (batch.next_attempt_at or 0):
             model = self.chain.model(batch.model_id)
-            if self.fetcher.submit(batch, domain_of(model)) and last_call:
-                self._final_tried.add(bid)
+            if self.fetcher.submit(batch, domain_of(model)):
+                self._started[bid] = now
 
     def _plan(self, batch: BatchRow) -> _FetchPlan:
         margin = self.options.leaf_request_margin_s
@@ -356,15 +354,17 @@ class Challenger:
                 self._fetched(current, outcome, report)
 
     def _attempt_failed(self, batch: BatchRow, err: WithheldError, now: int) -> None:
-        attempts = self.store.batch_attempt_failed(batch.batch_id, str(err))
+        started = self._started.pop(batch.batch_id, now)
         plan = self._plan(batch)
         nxt = next_attempt(
-            now,
+            started,
             plan,
             retry_min=self.options.retry_min_s,
             retry_max=self.options.retry_max_s,
         )
-        self._next_fetch[batch.batch_id] = nxt
+        attempts = self.store.batch_attempt_failed(
+            batch.batch_id, str(err), failed_at=started, next_attempt_at=nxt
+        )
         # Not an accusation yet: an honest node may be restarting. Only the last attempt's
         # failure reports withholding (see _give_up).
         log.warning(
@@ -390,8 +390,7 @@ class Challenger:
         n = sum(1 for _, s in decided if s)
         report.sampled += n
         report.skipped += len(decided) - n
-        self._next_fetch.pop(batch.batch_id, None)
-        self._final_tried.discard(batch.batch_id)
+        self._started.pop(batch.batch_id, None)
         log.info(
             "batch fetched and checked against its root: %d of %d leaves sampled; %s",
             n,
@@ -406,8 +405,7 @@ class Challenger:
         if not self.store.batch_unavailable(batch, sampled):
             return
         report.withheld += 1
-        self._next_fetch.pop(batch.batch_id, None)
-        self._final_tried.discard(batch.batch_id)
+        self._started.pop(batch.batch_id, None)
         log.error(
             "NODE WITHHOLDS BATCH CONTENTS: no usable listing by the last attempt (%s); "
             "%d leaf requests planned; %s",
@@ -516,7 +514,6 @@ class Challenger:
         self.store.leaf_request_transition(
             req.request_id, LeafRequestState.SENT, tx_hash=tx.tx_hash, bond=bond
         )
-        self.store.bump("leaf_requests_opened")
         report.leaf_requested += 1
         log.warning(
             "LEAF REQUEST OPENED: batch %d index %d (tx %s)",
@@ -534,16 +531,15 @@ class Challenger:
             return False
         ours = v.requester.lower() == self.chain.me.lower()
         to = LeafRequestState.OPEN if ours else LeafRequestState.FOREIGN
-        if (
-            self.store.leaf_request_transition(
-                req.request_id,
-                to,
-                requester=v.requester,
-                bond=v.bond,
-                reveal_deadline=v.reveal_deadline,
-            )
-            and not ours
-        ):
+        moved = self.store.leaf_request_transition(
+            req.request_id,
+            to,
+            requester=v.requester,
+            bond=v.bond,
+            reveal_deadline=v.reveal_deadline,
+            ours=ours,
+        )
+        if moved and not ours:
             log.info("another challenger requested this leaf first", extra=_request_log(req))
         if v.status is LeafRequestStatus.SLASHED:
             self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)

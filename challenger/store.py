@@ -181,7 +181,9 @@ CREATE TABLE IF NOT EXISTS ch_batches (
     state              TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
     last_error         TEXT,
-    updated_at         REAL NOT NULL
+    updated_at         REAL NOT NULL,
+    failed_at          INTEGER,           -- chain time the last failed attempt started
+    next_attempt_at    INTEGER            -- chain time of the next attempt
 );
 CREATE INDEX IF NOT EXISTS ch_batches_state ON ch_batches(state);
 CREATE TABLE IF NOT EXISTS ch_leaf_requests (
@@ -197,6 +199,7 @@ CREATE TABLE IF NOT EXISTS ch_leaf_requests (
     reveal_deadline    INTEGER,
     tx_hash            TEXT,
     reason             TEXT,
+    ours               INTEGER NOT NULL DEFAULT 0,  -- 1 once seen on chain as our request
     updated_at         REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ch_leaf_requests_state ON ch_leaf_requests(state);
@@ -261,6 +264,8 @@ class BatchRow:
     state: BatchState
     attempts: int
     last_error: str | None
+    failed_at: int | None = None
+    next_attempt_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -320,7 +325,7 @@ _LR_COLS = (
 )
 _BATCH_COLS = (
     "batch_id, model_id, node, root, count, uri, commit_block, challenge_deadline, state, "
-    "attempts, last_error"
+    "attempts, last_error, failed_at, next_attempt_at"
 )
 
 
@@ -366,6 +371,8 @@ def _batch(row: Sequence[Any]) -> BatchRow:
         state=BatchState(row[8]),
         attempts=int(row[9]),
         last_error=row[10],
+        failed_at=None if row[11] is None else int(row[11]),
+        next_attempt_at=None if row[12] is None else int(row[12]),
     )
 
 
@@ -375,9 +382,15 @@ class Store:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.conn.executescript(_SCHEMA)
-        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(ch_jobs)").fetchall()}
-        if "leaf_index" not in cols:  # a database from before leaves by position
-            self.conn.execute("ALTER TABLE ch_jobs ADD COLUMN leaf_index INTEGER")
+        # Databases from before leaves by position gain the new columns.
+        for table, column in (
+            ("ch_jobs", "leaf_index"),
+            ("ch_batches", "failed_at"),
+            ("ch_batches", "next_attempt_at"),
+        ):
+            cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
+            if column not in cols:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -462,7 +475,7 @@ class Store:
     ) -> None:
         cur = conn.execute(
             f"INSERT OR IGNORE INTO ch_batches({_BATCH_COLS}, updated_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?)",
             (
                 str(batch_id),
                 model_id,
@@ -560,12 +573,27 @@ class Store:
                 )
         return True
 
-    def batch_attempt_failed(self, batch_id: int, error: str) -> int:
-        """Count a failed fetch; returns the attempt count (1 on the first failure)."""
+    def batch_attempt_failed(
+        self,
+        batch_id: int,
+        error: str,
+        *,
+        failed_at: int | None = None,
+        next_attempt_at: int | None = None,
+    ) -> int:
+        """Count a failed fetch (started at chain time ``failed_at``; the next one is due at
+        ``next_attempt_at``); returns the attempt count (1 on the first failure)."""
         self.conn.execute(
-            "UPDATE ch_batches SET attempts = attempts + 1, last_error = ?, updated_at = ? "
-            "WHERE batch_id = ? AND state = ?",
-            (error[:500], time.time(), str(batch_id), BatchState.SEEN.value),
+            "UPDATE ch_batches SET attempts = attempts + 1, last_error = ?, updated_at = ?, "
+            "failed_at = ?, next_attempt_at = ? WHERE batch_id = ? AND state = ?",
+            (
+                error[:500],
+                time.time(),
+                failed_at,
+                next_attempt_at,
+                str(batch_id),
+                BatchState.SEEN.value,
+            ),
         )
         row = self.conn.execute(
             "SELECT attempts FROM ch_batches WHERE batch_id = ?", (str(batch_id),)
@@ -634,8 +662,11 @@ class Store:
     def leaf_request_summary(self) -> dict[str, int]:
         """Leaf requests: opened by us, revealed, settled (node slashed), and still pending."""
         counts = self.leaf_request_counts()
+        (ours,) = self.conn.execute(
+            "SELECT COUNT(*) FROM ch_leaf_requests WHERE ours = 1"
+        ).fetchone()
         return {
-            "opened": self.counters().get("leaf_requests_opened", 0),
+            "opened": int(ours),
             "revealed": counts.get(LeafRequestState.REVEALED.value, 0),
             "settled": counts.get(LeafRequestState.SLASHED.value, 0),
             "pending": sum(
@@ -664,9 +695,13 @@ class Store:
         allowed = LEAF_REQUEST_TRANSITIONS[to]
         cols: dict[str, Any] = {"state": to.value, "updated_at": time.time()}
         for name, value in fields.items():
-            if name not in {"requester", "bond", "reveal_deadline", "tx_hash", "reason"}:
+            if name not in {"requester", "bond", "reveal_deadline", "tx_hash", "reason", "ours"}:
                 raise StateError(f"unknown leaf request field {name}")
-            cols[name] = str(value) if name == "bond" and value is not None else value
+            if name == "bond" and value is not None:
+                value = str(value)
+            elif name == "ours":
+                value = int(bool(value))
+            cols[name] = value
         assignments = ", ".join(f"{c} = ?" for c in cols)
         marks = ",".join("?" * len(allowed))
         cur = self.conn.execute(

@@ -57,6 +57,7 @@ class FakeChain:
     calls: dict[str, int] = field(default_factory=dict)
     fail_sends: int = 0
     disputed_hashes: dict[bytes, bytes] = field(default_factory=dict)
+    dispute_proofs: dict[bytes, tuple[int, bytes, list[bytes]]] = field(default_factory=dict)
 
     def _hook(self, name: str, when: str) -> None:
         if self.crash_at and self.crash_at[0] == name and self.crash_at[2] == when:
@@ -191,6 +192,7 @@ class FakeChain:
         if self.now > deadline:
             raise ChainError("ChallengeWindowClosed")
         self.disputed_hashes[key] = output_hash
+        self.dispute_proofs[key] = (job_id, input_hash, list(proof))
         self.disputes[key] = DisputeView(DisputeStatus.OPEN, ME, bond, self.now + PROOF_WINDOW)
         self.sends.append(f"open batch {batch_id}/{index}")
         self._hook("open_batch_dispute", "after")
