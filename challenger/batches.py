@@ -40,6 +40,7 @@ from challenger.store import BatchRow, Leaf
 from spotcheck.encoding import INT256_MAX, INT256_MIN, input_hash, leaf_hash, output_hash
 from spotcheck.errors import SpotcheckError
 from spotcheck.merkle import MerkleTree
+from verifier.domain import in_domain
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,12 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
                 raise ValueError(f"leaf {i}: jobId {job_id} does not fit uint256")
             input_q = _vector(item["inputQ"], f"leaf {i} inputQ")
             output_q = _vector(item["outputQ"], f"leaf {i} outputQ")
-            for k, v in enumerate(input_q):
-                if not domain.in_lo <= v <= domain.in_hi:
-                    raise ValueError(
-                        f"leaf {i}: input[{k}] = {v} outside the domain "
-                        f"[{domain.in_lo}, {domain.in_hi}]"
-                    )
+            k = in_domain(input_q, domain.in_lo, domain.in_hi)
+            if k is not None:
+                raise ValueError(
+                    f"leaf {i}: input[{k}] = {input_q[k]} outside the domain "
+                    f"[{domain.in_lo}, {domain.in_hi}]"
+                )
             ih, oh = input_hash(input_q), output_hash(output_q)
             hashes.append(leaf_hash(job_id, batch.model_id, ih, oh))
             leaves.append(Leaf(i, job_id, input_q, output_q, ih, oh, []))

@@ -61,6 +61,7 @@ from spotcheck.chain import DisputeStatus, JobKind
 from spotcheck.encoding import batch_leaf_key, input_hash, onchain_job_key, output_hash
 from spotcheck.errors import ChainError, ConfigError, ModelError, SpotcheckError
 from spotcheck.follower import ChainEvent, LogFollower
+from verifier.domain import in_domain
 
 log = logging.getLogger(__name__)
 
@@ -571,12 +572,8 @@ class Challenger:
         # REVEALED: the LeafRevealed event makes it a job (adopt_reveals).
 
     def _bond_at_risk(self) -> int:
-        """Bond locked in our open disputes (chain) and in our open leaf requests (local)."""
-        leaf_bonds = sum(
-            r.bond or 0
-            for r in self.store.leaf_requests(LeafRequestState.SENT, LeafRequestState.OPEN)
-        )
-        return self.chain.bond_at_risk() + leaf_bonds
+        """Bond locked in our open disputes and open leaf requests (``bondAtRisk`` has both)."""
+        return self.chain.bond_at_risk()
 
     # -- check ------------------------------------------------------------------------------
 
@@ -786,11 +783,6 @@ def _request_log(req: LeafRequestRow) -> dict[str, Any]:
 
 
 def _outside_domain(input_q: Sequence[int], lo: int, hi: int) -> str | None:
-    """Why ``input_q`` is outside ``[lo, hi]`` (the first element outside), or None.
-
-    Inline twin of ``verifier.domain.in_domain`` (H3's helper was not there yet).
-    """
-    for i, v in enumerate(input_q):
-        if not lo <= int(v) <= hi:
-            return f"input[{i}] = {v} outside the domain [{lo}, {hi}]"
-    return None
+    """Why ``input_q`` is outside ``[lo, hi]`` (``verifier.domain.in_domain``), or None."""
+    i = in_domain([int(v) for v in input_q], lo, hi)
+    return None if i is None else f"input[{i}] = {input_q[i]} outside the domain [{lo}, {hi}]"

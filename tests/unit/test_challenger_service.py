@@ -145,10 +145,15 @@ class FakeChain:
         )
 
     def bond_at_risk(self) -> int:
+        """Open disputes and open leaf requests of ours (as ``bondAtRisk``)."""
         return sum(
             d.bond
             for d in self.disputes.values()
             if d.status is DisputeStatus.OPEN and d.challenger == ME
+        ) + sum(
+            r.bond
+            for r in self.leaf_requests.values()
+            if r.status is LeafRequestStatus.OPEN and r.requester == ME
         )
 
     def credits(self) -> int:
