@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from challenger.batches import BatchClient
+from challenger.batches import BatchClient, Fetcher, FetchLimits
 from challenger.chain_io import ApeChain
 from challenger.sampling import SamplingPolicy, is_sampled
-from challenger.service import DISPUTE_EVENTS, JOB_EVENTS, Challenger, Options
-from challenger.store import JobState, Store
+from challenger.service import JOB_EVENTS, Challenger, Options, dispute_events
+from challenger.store import BatchState, JobState, Store
 from spotcheck.chain import TOKEN, DisputeStatus, JobStatus
-from spotcheck.encoding import batch_job_key, input_hash, leaf_hash, onchain_job_key, output_hash
+from spotcheck.encoding import batch_leaf_key, input_hash, leaf_hash, onchain_job_key, output_hash
 from spotcheck.follower import LogFollower, open_db
 from spotcheck.merkle import MerkleTree
 from tests.fixtures.chain import MOCK_MODEL, advance
@@ -99,7 +99,10 @@ def make_challenger(
     follower = LogFollower(
         store.conn,
         "challenger",
-        [(spotcheck.job_manager, JOB_EVENTS), (spotcheck.dispute_manager, DISPUTE_EVENTS)],
+        [
+            (spotcheck.job_manager, JOB_EVENTS),
+            (spotcheck.dispute_manager, dispute_events(spotcheck.dispute_manager)),
+        ],
         confirmations=0,
         start_block=spotcheck.deployment.deploy_block,
     )
@@ -110,7 +113,11 @@ def make_challenger(
         reexecutor_for=lambda _m: reexec or FakeReexec(),
         options=Options(max_bond_at_risk=opts.pop("cap", 10**6 * TOKEN), **opts),
         follower=follower,
-        batch_client=BatchClient(transport=httpx.MockTransport(fake.handle), attempts=1),
+        fetcher=Fetcher(
+            BatchClient(
+                limits=FetchLimits(deadline_s=2.0), transport=httpx.MockTransport(fake.handle)
+            )
+        ),
     )
 
 
@@ -140,15 +147,15 @@ def test_honestNode_manyJobsAtToleranceEdge_isNeverDisputed(
     tmp_path: Path,
 ) -> None:
     fake = FakeNode()
-    leaves = [(1000 + k, inputs(k), honest_output(inputs(k), k)) for k in range(150)]
+    leaves = [(1000 + k, inputs(k), honest_output(inputs(k), k)) for k in range(90)]
     commit_batch(spotcheck, node, fake, leaves)
     for k in range(6):
         make_job(input=inputs(k), output=honest_output(inputs(k), k))
     ch = make_challenger(tmp_path / "c.sqlite", spotcheck, challenger, fake, rate=1.0)
     run(ch, chain)
-    assert ch.store.state_counts() == {"matched": 156}
+    assert ch.store.state_counts() == {"matched": 96}
     assert spotcheck.dispute_manager.bondAtRisk(challenger) == 0
-    assert ch.store.counters()["jobs_seen"] == 156
+    assert ch.store.counters()["jobs_seen"] == 96
 
 
 def test_cheatingNode_detectionRateMatchesP_andOnlyCheatsAreDisputed(
@@ -157,7 +164,7 @@ def test_cheatingNode_detectionRateMatchesP_andOnlyCheatsAreDisputed(
     """Half the leaves are cheats (one element tau + 1 off). With p = 0.3 the number caught is
     Binomial(n_cheats, p): the test asserts it within 4.5 sigma (false-alarm odds < 1e-5), and
     that the caught set is exactly the sampled cheats (never an honest leaf)."""
-    p, n = 0.3, 240
+    p, n = 0.3, 96
     fake = FakeNode()
     leaves = []
     for k in range(n):
@@ -170,15 +177,15 @@ def test_cheatingNode_detectionRateMatchesP_andOnlyCheatsAreDisputed(
     ch = make_challenger(tmp_path / "c.sqlite", spotcheck, challenger, fake, rate=p)
     run(ch, chain)
     seed = bytes(chain.blocks[commit_block + 1].hash)
-    cheats = [j for j, _, _ in leaves if (j - 5000) % 2]
+    cheats = [i for i in range(n) if i % 2]  # positions of the cheats
     expected = {
-        batch_job_key(batch_id, j)
-        for j in cheats
-        if is_sampled(SECRET, seed, batch_job_key(batch_id, j), p)
+        batch_leaf_key(batch_id, i)
+        for i in cheats
+        if is_sampled(SECRET, seed, batch_leaf_key(batch_id, i), p)
     }
     disputed = {
         key
-        for key in (batch_job_key(batch_id, j) for j, _, _ in leaves)
+        for key in (batch_leaf_key(batch_id, i) for i in range(n))
         if spotcheck.dispute_manager.getDispute(key).status == DisputeStatus.OPEN
     }
     assert disputed == expected
@@ -295,16 +302,21 @@ def test_dryRun_reportsMismatchButSpendsNothing(
     assert spotcheck.dispute_manager.bondAtRisk(challenger) == 0
 
 
-def test_withheldBatch_isReportedAndCounted_neverDisputed(
+def test_withheldBatch_retriedUntilTheLastAttempt_thenReportedOnce_leafRequested(
     spotcheck: Any, node: Any, challenger: Any, chain: Any, tmp_path: Path
 ) -> None:
     fake = FakeNode()
     batch_id, _ = commit_batch(spotcheck, node, fake, [(1, inputs(1), circuit(inputs(1)))])
     fake.withhold.add(batch_id)
-    ch = make_challenger(
-        tmp_path / "c.sqlite", spotcheck, challenger, fake, rate=1.0, batch_retry=0.0
-    )
+    ch = make_challenger(tmp_path / "c.sqlite", spotcheck, challenger, fake, rate=1.0)
     run(ch, chain, ticks=3)
+    assert "batches_withheld" not in ch.store.counters()  # not before the last attempt
+    deadline = int(spotcheck.job_manager.getBatch(batch_id).challengeDeadline)
+    while chain.blocks.head.timestamp < deadline - 20:
+        advance(chain, 5)
+        ch.tick()
     assert ch.store.counters().get("batches_withheld") == 1
-    assert fake.requests >= 2  # retried
-    assert ch.store.state_counts() == {}
+    assert fake.requests >= 3  # retried
+    assert ch.store.batch(batch_id).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
+    request = spotcheck.dispute_manager.getLeafRequest(batch_leaf_key(batch_id, 0))
+    assert request.requester == challenger.address and request.status == 1  # Open
