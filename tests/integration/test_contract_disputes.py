@@ -7,8 +7,8 @@ from typing import Any
 import ape
 import pytest
 
-from spotcheck.chain import TOKEN, DisputeStatus, JobKind, JobStatus
-from spotcheck.encoding import BN254_R, batch_job_key, hash_vector, leaf_hash, onchain_job_key
+from spotcheck.chain import TOKEN, DisputeStatus, JobKind, JobStatus, LeafRequestStatus
+from spotcheck.encoding import BN254_R, batch_leaf_key, hash_vector, leaf_hash, onchain_job_key
 from spotcheck.merkle import MerkleTree
 from tests.fixtures.chain import (
     JOB_FEE,
@@ -29,12 +29,13 @@ BOUNTY = SLASH * MOCK_MODEL.bounty_bps // 10_000
 #: What the circuit "computed" in these tests: within tau = 2 of JOB_OUTPUT.
 PROVEN = [11, -18]
 GOOD_INSTANCES = defence_instances(JOB_INPUT, PROVEN)
+OUT_HASH = hash_vector(JOB_OUTPUT)
 
 
 @pytest.fixture
 def disputed(make_job: Any, spotcheck: Any, challenger: Any) -> tuple[int, bytes]:
     job_id = make_job()
-    receipt = spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    receipt = spotcheck.dispute_manager.openDispute(job_id, OUT_HASH, sender=challenger)
     return job_id, bytes(receipt.return_value)
 
 
@@ -44,7 +45,7 @@ def test_openDispute_locksBondAndMarksJobDisputed(
     dm, token = spotcheck.dispute_manager, spotcheck.token
     job_id = make_job()
     before = token.balanceOf(challenger)
-    receipt = dm.openDispute(job_id, sender=challenger)
+    receipt = dm.openDispute(job_id, OUT_HASH, sender=challenger)
     dispute_id = bytes(receipt.return_value)
     assert dispute_id == onchain_job_key(job_id)
     d = dm.getDispute(dispute_id)
@@ -147,13 +148,20 @@ def test_defend_verifierRejects_revertsProofRejected_andDisputeStaysOpen(
     assert dm.getDispute(dispute_id).status == DisputeStatus.OPEN
 
 
-def test_defend_byOtherThanNode_reverts(
-    disputed: tuple[int, bytes], spotcheck: Any, challenger: Any
+def test_defend_byThirdParty_isValid_andBondGoesToNode(
+    disputed: tuple[int, bytes], spotcheck: Any, node: Any, outsider: Any
 ) -> None:
-    _, dispute_id = disputed
-    dm = spotcheck.dispute_manager
-    with ape.reverts(dm.NotDisputedNode, disputeId=dispute_id, caller=challenger):
-        dm.defend(dispute_id, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=challenger)
+    """Attack (v1): only the node could defend, so a node whose key or RPC was down (or whose
+    transactions were censored) lost its stake though a valid proof existed. Now anyone may
+    send the proof; the bond still goes to the node."""
+    job_id, dispute_id = disputed
+    dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
+    receipt = dm.defend(dispute_id, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=outsider)
+    [ev] = receipt.events.filter(dm.DisputeDefended)
+    assert (ev.node, ev.defender, ev.bondToNode) == (node, outsider, BOND)
+    assert dm.getDispute(dispute_id).status == DisputeStatus.DEFENDED
+    assert jm.isJobFinal(job_id)
+    assert dm.credits(node) == BOND and dm.credits(outsider) == 0
 
 
 def test_defend_afterDeadline_reverts(
@@ -236,12 +244,26 @@ def test_unknownDispute_reverts(spotcheck: Any, node: Any, outsider: Any) -> Non
         dm.defend(b"\x07" * 32, b"", [], [], sender=node)
 
 
+def test_openDispute_wrongOutputHash_reverts(
+    make_job: Any, spotcheck: Any, challenger: Any
+) -> None:
+    """Attack (v1): after a reorg a dispute aimed at one output lands on another job's (honest)
+    output. Now the dispute names the output hash it disputes."""
+    dm = spotcheck.dispute_manager
+    job_id = make_job()
+    wrong = hash_vector([10, -21])
+    with ape.reverts(dm.OutputHashMismatch, jobId=job_id, given=wrong, stored=OUT_HASH):
+        dm.openDispute(job_id, wrong, sender=challenger)
+    assert dm.bondAtRisk(challenger) == 0
+    dm.openDispute(job_id, OUT_HASH, sender=challenger)
+
+
 def test_openDispute_twice_reverts(
     disputed: tuple[int, bytes], spotcheck: Any, outsider: Any
 ) -> None:
     job_id, dispute_id = disputed
     with ape.reverts(spotcheck.dispute_manager.DisputeExists, disputeId=dispute_id):
-        spotcheck.dispute_manager.openDispute(job_id, sender=outsider)
+        spotcheck.dispute_manager.openDispute(job_id, OUT_HASH, sender=outsider)
 
 
 def test_openDispute_afterWindow_reverts(
@@ -251,7 +273,7 @@ def test_openDispute_afterWindow_reverts(
     deadline = spotcheck.job_manager.getJob(job_id).challengeDeadline
     advance(chain, MOCK_MODEL.challenge_window + 1)
     with ape.reverts(spotcheck.dispute_manager.ChallengeWindowClosed, deadline=deadline):
-        spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+        spotcheck.dispute_manager.openDispute(job_id, OUT_HASH, sender=challenger)
 
 
 def test_openDispute_uncommittedOrFinalJob_reverts(
@@ -260,24 +282,24 @@ def test_openDispute_uncommittedOrFinalJob_reverts(
     dm = spotcheck.dispute_manager
     job_id = make_job(commit=False)
     with ape.reverts(dm.NotDisputable, disputeId=onchain_job_key(job_id)):
-        dm.openDispute(job_id, sender=challenger)
+        dm.openDispute(job_id, OUT_HASH, sender=challenger)
     final_id = make_job()
     advance(chain, MOCK_MODEL.challenge_window + 1)
     spotcheck.job_manager.finalize(final_id, sender=outsider)
     with ape.reverts(dm.NotDisputable, disputeId=onchain_job_key(final_id)):
-        dm.openDispute(final_id, sender=challenger)
+        dm.openDispute(final_id, OUT_HASH, sender=challenger)
 
 
 def test_openDispute_byItsOwnNode_reverts(make_job: Any, spotcheck: Any, node: Any) -> None:
     job_id = make_job()
     with ape.reverts(spotcheck.dispute_manager.SelfDispute, node=node):
-        spotcheck.dispute_manager.openDispute(job_id, sender=node)
+        spotcheck.dispute_manager.openDispute(job_id, OUT_HASH, sender=node)
 
 
 def test_openDispute_withoutAllowance_reverts(make_job: Any, spotcheck: Any, outsider: Any) -> None:
     job_id = make_job()
     with ape.reverts(spotcheck.token.ERC20InsufficientAllowance):
-        spotcheck.dispute_manager.openDispute(job_id, sender=outsider)
+        spotcheck.dispute_manager.openDispute(job_id, OUT_HASH, sender=outsider)
 
 
 def test_stakeHooks_onlyDisputeManager(spotcheck: Any, node: Any, outsider: Any) -> None:
@@ -337,7 +359,13 @@ def _open_leaf(spotcheck: Any, batch: Any, index: int, challenger: Any) -> bytes
     batch_id, jobs, tree = batch
     job_id, inp, out = jobs[index]
     receipt = spotcheck.dispute_manager.openBatchDispute(
-        batch_id, job_id, hash_vector(inp), hash_vector(out), tree.proof(index), sender=challenger
+        batch_id,
+        index,
+        job_id,
+        hash_vector(inp),
+        hash_vector(out),
+        tree.proof(index),
+        sender=challenger,
     )
     return bytes(receipt.return_value)
 
@@ -350,41 +378,45 @@ def test_batchLeafDispute_defended_leafProven_batchFinalizesAfter(
     advance(chain, MOCK_MODEL.challenge_window // 2)  # dispute late: its proof window outlasts
     dispute_id = _open_leaf(spotcheck, batch, 3, challenger)
     job_id, inp, out = jobs[3]
-    assert dispute_id == batch_job_key(batch_id, job_id)
+    assert dispute_id == batch_leaf_key(batch_id, 3)
     d = dm.getDispute(dispute_id)
-    assert d.kind == JobKind.BATCH and d.ref == batch_id and d.jobId == job_id
-    assert jm.getBatch(batch_id).openDisputes == 1
+    assert d.kind == JobKind.BATCH and d.ref == batch_id and d.index == 3 and d.jobId == job_id
+    assert jm.getBatch(batch_id).openClaims == 1
     advance(chain, MOCK_MODEL.challenge_window // 2 + 1)
-    with ape.reverts(jm.DisputePending, ref=batch_id):
+    with ape.reverts(jm.ClaimsPending, batchId=batch_id, openClaims=1):
         jm.finalizeBatch(batch_id, sender=outsider)
     dm.defend(dispute_id, b"p", defence_instances(inp, out), out, sender=node)
-    assert jm.isBatchJobFinal(batch_id, job_id)  # proven before the batch is final
-    assert not jm.isBatchJobFinal(batch_id, jobs[0][0])
+    assert jm.isBatchLeafFinal(batch_id, 3)  # proven before the batch is final
+    assert not jm.isBatchLeafFinal(batch_id, 0)
     jm.finalizeBatch(batch_id, sender=outsider)
-    assert jm.isBatchJobFinal(batch_id, jobs[0][0])
+    assert jm.isBatchLeafFinal(batch_id, 0)
 
 
 def test_batchLeafDispute_settled_leafInvalidForever(
     batch: Any, spotcheck: Any, node: Any, challenger: Any, outsider: Any, chain: Any
 ) -> None:
-    batch_id, jobs, _ = batch
+    batch_id, _, _ = batch
     dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
     dispute_id = _open_leaf(spotcheck, batch, 1, challenger)
     advance(chain, MOCK_MODEL.challenge_window + MOCK_MODEL.proof_window + 1)
-    dm.settle(dispute_id, sender=outsider)
+    receipt = dm.settle(dispute_id, sender=outsider)
+    [ev] = receipt.events.filter(jm.BatchLeafInvalidated)
+    assert (ev.index, ev.slashed, ev.reserved) == (1, SLASH, 4 * SLASH)
     assert spotcheck.stake_manager.stakeOf(node).amount == NODE_STAKE - SLASH
+    assert spotcheck.stake_manager.stakeOf(node).locked == 4 * SLASH
     jm.finalizeBatch(batch_id, sender=outsider)
-    assert not jm.isBatchJobFinal(batch_id, jobs[1][0])
-    assert jm.isBatchJobFinal(batch_id, jobs[2][0])
+    assert not jm.isBatchLeafFinal(batch_id, 1)
+    assert jm.isBatchLeafFinal(batch_id, 2)
     assert spotcheck.stake_manager.stakeOf(node).locked == 0
 
 
 def test_batchDispute_badMerkleProof_reverts(batch: Any, spotcheck: Any, challenger: Any) -> None:
     batch_id, jobs, tree = batch
     job_id, inp, _ = jobs[2]
-    with ape.reverts(spotcheck.dispute_manager.InvalidMerkleProof, batchId=batch_id, jobId=job_id):
+    with ape.reverts(spotcheck.dispute_manager.InvalidMerkleProof, batchId=batch_id, index=2):
         spotcheck.dispute_manager.openBatchDispute(
             batch_id,
+            2,
             job_id,
             hash_vector(inp),
             hash_vector([0, 0]),
@@ -406,48 +438,53 @@ def test_batchDispute_twiceOrAfterWindowOrUnknownBatch_reverts(
     with ape.reverts(dm.ChallengeWindowClosed, deadline=deadline):
         _open_leaf(spotcheck, batch, 1, challenger)
     with ape.reverts(spotcheck.job_manager.UnknownBatch, batchId=77):
-        dm.openBatchDispute(77, 1, b"\x00" * 32, b"\x00" * 32, [], sender=challenger)
+        dm.openBatchDispute(77, 0, 1, b"\x00" * 32, b"\x00" * 32, [], sender=challenger)
 
 
-def test_slash_largerThanStake_isClamped_neverReverts(
+def test_batchLeafSlashes_eachTakeOneSlashFromTheBatchReservation(
     spotcheck: Any,
     register_model: Any,
-    mock_verifier: Any,
+    project: Any,
+    deployer: Any,
     node: Any,
     challenger: Any,
     outsider: Any,
     chain: Any,
 ) -> None:
-    """A batch locks one slash; three bad leaves slash 1500, then the 500 left, then nothing."""
+    """A batch of 3 reserves 3 slashes; three bad leaves slash exactly one each (v1 locked one
+    slash per batch and clamped the rest to whatever stake was left)."""
     from dataclasses import replace
 
     sm, dm, jm = spotcheck.stake_manager, spotcheck.dispute_manager, spotcheck.job_manager
     big = replace(MOCK_MODEL, slash_amount=1500 * TOKEN)
-    model_id = register_model(mock_verifier, big, tag=b"big-slash")
+    model_id = register_model(deployer.deploy(project.MockVerifier), big, tag=b"big-slash")
     jobs = [(i, [i, 0, 0, 0], [i, i]) for i in range(3)]
     leaves = [leaf_hash(j, model_id, hash_vector(a), hash_vector(b)) for j, a, b in jobs]
     tree = MerkleTree(leaves)
     batch_id = jm.commitBatch(model_id, tree.root, 3, "", sender=node).return_value
+    assert sm.stakeOf(node).locked == 4500 * TOKEN
     ids = [
         bytes(
             dm.openBatchDispute(
-                batch_id, j, hash_vector(a), hash_vector(b), tree.proof(i), sender=challenger
+                batch_id, i, j, hash_vector(a), hash_vector(b), tree.proof(i), sender=challenger
             ).return_value
         )
         for i, (j, a, b) in enumerate(jobs)
     ]
-    advance(chain, big.challenge_window + big.proof_window + 1)
+    advance(chain, big.challenge_window + 3 * big.proof_window + 1)
     slashed = []
     for dispute_id in ids:
         receipt = dm.settle(dispute_id, sender=outsider)
         [event] = receipt.events.filter(dm.DisputeSettled)
         slashed.append(event.slashed)
-    assert slashed == [1500 * TOKEN, 500 * TOKEN, 0]
-    assert sm.stakeOf(node).amount == 0
-    bounty = (1500 + 500) * TOKEN * big.bounty_bps // 10_000
+    assert slashed == [1500 * TOKEN] * 3
+    assert sm.stakeOf(node).amount == NODE_STAKE - 4500 * TOKEN
+    assert sm.stakeOf(node).locked == 0 and jm.getBatch(batch_id).reserved == 0
+    bounty = 4500 * TOKEN * big.bounty_bps // 10_000
     assert dm.credits(challenger) == 3 * big.challenger_bond + bounty
-    jm.finalizeBatch(batch_id, sender=outsider)  # the lock is released though stake is gone
-    assert sm.stakeOf(node).locked == 0
+    receipt = jm.finalizeBatch(batch_id, sender=outsider)
+    [ev] = receipt.events.filter(jm.BatchFinalized)
+    assert ev.released == 0
 
 
 # ---------------------------------------------------------------- attackers
@@ -473,10 +510,10 @@ def test_openDispute_sybilOfNode_frontRunsHonestChallenger_recoversOnlyBountySha
         spotcheck.token,
     )
     job_id = make_job()
-    dispute_id = bytes(dm.openDispute(job_id, sender=node2).return_value)  # the front-run
+    dispute_id = bytes(dm.openDispute(job_id, OUT_HASH, sender=node2).return_value)  # the front-run
     before = token.balanceOf(challenger)
     with ape.reverts(dm.DisputeExists, disputeId=dispute_id):
-        dm.openDispute(job_id, sender=challenger)  # the honest one comes second
+        dm.openDispute(job_id, OUT_HASH, sender=challenger)  # the honest one comes second
     assert token.balanceOf(challenger) == before  # it loses nothing, earns nothing
     advance(chain, MOCK_MODEL.proof_window + 1)
     dm.settle(dispute_id, sender=outsider)
@@ -500,9 +537,10 @@ def test_openBatchDispute_hugeProofArray_reverts_andTakesNoBond(
     job_id, inp, out = jobs[0]
     dm = spotcheck.dispute_manager
     before = spotcheck.token.balanceOf(challenger)
-    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, jobId=job_id):
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, index=0):
         dm.openBatchDispute(
             batch_id,
+            0,
             job_id,
             hash_vector(inp),
             hash_vector(out),
@@ -520,18 +558,20 @@ def test_openBatchDispute_leafOfAnotherModelOrInput_reverts(
     batch_id, jobs, tree = batch
     job_id, inp, out = jobs[1]
     dm = spotcheck.dispute_manager
-    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, jobId=job_id):
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, index=1):
         dm.openBatchDispute(
             batch_id,
+            1,
             job_id,
             hash_vector([9, 9, 9, 9]),
             hash_vector(out),
             tree.proof(1),
             sender=challenger,
         )
-    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, jobId=job_id + 1):
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, index=1):
         dm.openBatchDispute(
             batch_id,
+            1,
             job_id + 1,
             hash_vector(inp),
             hash_vector(out),
@@ -540,14 +580,16 @@ def test_openBatchDispute_leafOfAnotherModelOrInput_reverts(
         )
 
 
-def test_defend_hugeProof_byNonNode_reverts_beforeVerifying(
+def test_defend_byOutsider_withWrongInstances_reverts_andDisputeStaysOpen(
     disputed: tuple[int, bytes], spotcheck: Any, outsider: Any
 ) -> None:
-    """An outsider cannot close a dispute (in either direction) by submitting a defence."""
+    """Anyone may defend, but only with a valid defence: an outsider's garbage (another input,
+    a huge proof) cannot close a dispute in either direction."""
     _, dispute_id = disputed
     dm = spotcheck.dispute_manager
-    with ape.reverts(dm.NotDisputedNode, disputeId=dispute_id, caller=outsider):
-        dm.defend(dispute_id, b"\x00" * 20_000, GOOD_INSTANCES, JOB_OUTPUT, sender=outsider)
+    bad = defence_instances([7, 7, 7, 7], PROVEN)
+    with ape.reverts(dm.InputMismatch, disputeId=dispute_id):
+        dm.defend(dispute_id, b"\x00" * 20_000, bad, JOB_OUTPUT, sender=outsider)
     assert dm.getDispute(dispute_id).status == DisputeStatus.OPEN
 
 
@@ -558,8 +600,8 @@ def test_defend_replayedDefence_onAnotherDispute_reverts(
     dm = spotcheck.dispute_manager
     first = make_job()
     second = make_job(input=[5, 6, 7, 8])
-    d1 = bytes(dm.openDispute(first, sender=challenger).return_value)
-    d2 = bytes(dm.openDispute(second, sender=challenger).return_value)
+    d1 = bytes(dm.openDispute(first, OUT_HASH, sender=challenger).return_value)
+    d2 = bytes(dm.openDispute(second, OUT_HASH, sender=challenger).return_value)
     dm.defend(d1, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
     with ape.reverts(dm.InputMismatch, disputeId=d2):
         dm.defend(d2, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
@@ -573,3 +615,363 @@ def test_settle_byAnyone_paysOnlyTheChallenger(
     advance(chain, MOCK_MODEL.proof_window + 1)
     dm.settle(dispute_id, sender=outsider)
     assert dm.credits(outsider) == 0 and dm.credits(challenger) == BOND + BOUNTY
+
+
+# ---------------------------------------------------------------- v2 attacks
+
+
+def _commit_batch(
+    spotcheck: Any, node: Any, jobs: list[tuple[int, list[int], list[int]]]
+) -> tuple[int, MerkleTree]:
+    leaves = [
+        leaf_hash(job_id, spotcheck.model_id, hash_vector(inp), hash_vector(out))
+        for job_id, inp, out in jobs
+    ]
+    tree = MerkleTree(leaves)
+    receipt = spotcheck.job_manager.commitBatch(
+        spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node
+    )
+    return int(receipt.return_value), tree
+
+
+def _dispute(
+    spotcheck: Any, batch_id: int, tree: MerkleTree, jobs: Any, index: int, sender: Any
+) -> bytes:
+    job_id, inp, out = jobs[index]
+    return bytes(
+        spotcheck.dispute_manager.openBatchDispute(
+            batch_id,
+            index,
+            job_id,
+            hash_vector(inp),
+            hash_vector(out),
+            tree.proof(index),
+            sender=sender,
+        ).return_value
+    )
+
+
+def test_duplicateJobIds_twoLeaves_neverShareAVerdict(
+    spotcheck: Any, node: Any, challenger: Any, outsider: Any, chain: Any
+) -> None:
+    """Attack (v1): a node puts two leaves with the same jobId in a batch, one honest and one
+    wrong. Disputes were keyed by jobId, so proving the honest one shielded the wrong one (the
+    second dispute hit DisputeExists) and isBatchJobFinal said final for both. Now verdicts are
+    keyed by position."""
+    dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
+    jobs = [(7, [1, 2, 3, 4], [10, 20]), (7, [5, 6, 7, 8], [99, 99]), (8, [0, 0, 0, 0], [0, 0])]
+    batch_id, tree = _commit_batch(spotcheck, node, jobs)
+    honest = _dispute(spotcheck, batch_id, tree, jobs, 0, challenger)
+    wrong = _dispute(spotcheck, batch_id, tree, jobs, 1, challenger)  # v1: DisputeExists
+    assert honest != wrong
+    assert (honest, wrong) == (batch_leaf_key(batch_id, 0), batch_leaf_key(batch_id, 1))
+    dm.defend(honest, b"p", defence_instances(jobs[0][1], jobs[0][2]), jobs[0][2], sender=node)
+    assert jm.isBatchLeafFinal(batch_id, 0) and not jm.isBatchLeafFinal(batch_id, 1)
+    # The honest leaf's defence does not defend the other leaf with the same job id.
+    with ape.reverts(dm.InputMismatch, disputeId=wrong):
+        dm.defend(wrong, b"p", defence_instances(jobs[0][1], jobs[0][2]), jobs[1][2], sender=node)
+    advance(chain, MOCK_MODEL.challenge_window + 2 * MOCK_MODEL.proof_window + 1)
+    dm.settle(wrong, sender=outsider)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    assert jm.isBatchLeafFinal(batch_id, 0)
+    assert not jm.isBatchLeafFinal(batch_id, 1)  # invalid forever, whatever leaf 0 says
+    assert jm.isBatchLeafFinal(batch_id, 2)
+    key0, key1 = batch_leaf_key(batch_id, 0), batch_leaf_key(batch_id, 1)
+    assert jm.batchLeafProven(key0) and not jm.batchLeafInvalid(key0)
+    assert jm.batchLeafInvalid(key1) and not jm.batchLeafProven(key1)
+
+
+def test_positionalProof_atAnotherIndex_reverts(
+    batch: Any, spotcheck: Any, challenger: Any
+) -> None:
+    """A proof fixes its leaf's position: leaf 2's proof does not open a dispute on index 3
+    (sorted-pair trees accepted a proof for any position)."""
+    batch_id, jobs, tree = batch
+    job_id, inp, out = jobs[2]
+    dm = spotcheck.dispute_manager
+    for index in (3, 6, 2 + 8):  # another leaf, a padding slot, an index >= count
+        with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, index=index):
+            dm.openBatchDispute(
+                batch_id,
+                index,
+                job_id,
+                hash_vector(inp),
+                hash_vector(out),
+                tree.proof(2),
+                sender=challenger,
+            )
+    assert spotcheck.job_manager.verifyBatchLeaf(
+        batch_id,
+        2,
+        leaf_hash(job_id, spotcheck.model_id, hash_vector(inp), hash_vector(out)),
+        tree.proof(2),
+    )
+
+
+def test_withheldLeaf_leafRequestUnrevealed_settleSlashesFromBatchReservation(
+    batch: Any,
+    spotcheck: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """Attack (v1): a node commits a root and never serves the leaves; nobody can dispute what
+    they cannot see, and the batch finalizes. Now a bonded leaf request forces the data
+    on-chain: unrevealed, the leaf is invalid and the node is slashed."""
+    batch_id, _, _ = batch
+    dm, jm, sm, token = (
+        spotcheck.dispute_manager,
+        spotcheck.job_manager,
+        spotcheck.stake_manager,
+        spotcheck.token,
+    )
+    before = token.balanceOf(challenger)
+    receipt = dm.requestLeaf(batch_id, 4, sender=challenger)
+    request_id = bytes(receipt.return_value)
+    assert request_id == batch_leaf_key(batch_id, 4)
+    [ev] = receipt.events.filter(dm.LeafRequested)
+    assert (ev.batchId, ev.index, ev.node, ev.requester, ev.bond) == (
+        batch_id,
+        4,
+        node,
+        challenger,
+        BOND,
+    )
+    r = dm.getLeafRequest(request_id)
+    assert r.status == LeafRequestStatus.OPEN and r.revealDeadline == ev.revealDeadline
+    assert token.balanceOf(challenger) == before - BOND and dm.bondAtRisk(challenger) == BOND
+    assert jm.getBatch(batch_id).openClaims == 1
+    with ape.reverts(dm.RevealDeadlineNotPassed, requestId=request_id, deadline=r.revealDeadline):
+        dm.settleLeafRequest(request_id, sender=outsider)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    # Nothing is final with an open leaf request: neither the batch nor the leaf.
+    with ape.reverts(jm.ClaimsPending, batchId=batch_id, openClaims=1):
+        jm.finalizeBatch(batch_id, sender=outsider)
+    assert not jm.isBatchLeafFinal(batch_id, 4)
+    advance(chain, MOCK_MODEL.proof_window)
+    receipt = dm.settleLeafRequest(request_id, sender=outsider)
+    [settled] = receipt.events.filter(dm.LeafRequestSettled)
+    assert (settled.slashed, settled.bounty, settled.burned) == (SLASH, BOUNTY, SLASH - BOUNTY)
+    assert dm.getLeafRequest(request_id).status == LeafRequestStatus.SLASHED
+    assert dm.credits(challenger) == BOND + BOUNTY and dm.bondAtRisk(challenger) == 0
+    assert sm.stakeOf(node).amount == NODE_STAKE - SLASH
+    assert jm.getBatch(batch_id).reserved == 4 * SLASH
+    assert jm.batchLeafInvalid(request_id)
+    with ape.reverts(dm.LeafRequestNotOpen, requestId=request_id, status=LeafRequestStatus.SLASHED):
+        dm.settleLeafRequest(request_id, sender=outsider)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    assert not jm.isBatchLeafFinal(batch_id, 4) and jm.isBatchLeafFinal(batch_id, 3)
+    assert sm.stakeOf(node).locked == 0
+
+
+def test_leafRequest_revealed_thenDisputableUntilItsOwnDeadline(
+    batch: Any,
+    spotcheck: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """The reveal publishes the leaf's data; the requester may then dispute it, even after the
+    batch's challenge window, until the reveal's dispute deadline. The batch waits for it."""
+    batch_id, jobs, tree = batch
+    dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
+    advance(chain, MOCK_MODEL.challenge_window - 10)
+    request_id = bytes(dm.requestLeaf(batch_id, 2, sender=challenger).return_value)
+    with ape.reverts(dm.LeafRequestOpen, disputeId=request_id):
+        _dispute(spotcheck, batch_id, tree, jobs, 2, challenger)
+    job_id, inp, out = jobs[2]
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, index=2):
+        dm.revealLeaf(batch_id, 2, job_id, inp, [0, 0], tree.proof(2), sender=outsider)
+    with ape.reverts(dm.WrongInputLength, have=3, need=4):
+        dm.revealLeaf(batch_id, 2, job_id, inp[:3], out, tree.proof(2), sender=outsider)
+    advance(chain, 20)  # past the batch's challenge deadline, inside the reveal window
+    # Anyone may reveal (here an outsider holding the data); the bond pays the node.
+    receipt = dm.revealLeaf(batch_id, 2, job_id, inp, out, tree.proof(2), sender=outsider)
+    [ev] = receipt.events.filter(dm.LeafRevealed)
+    assert (ev.jobId, list(ev.input), list(ev.output)) == (job_id, inp, out)
+    assert (ev.inputHash, ev.outputHash) == (hash_vector(inp), hash_vector(out))
+    r = dm.getLeafRequest(request_id)
+    assert r.status == LeafRequestStatus.REVEALED and r.disputeDeadline == ev.disputeDeadline
+    assert dm.credits(node) == BOND and dm.bondAtRisk(challenger) == 0
+    b = jm.getBatch(batch_id)
+    assert b.openClaims == 0 and b.finalAfter == ev.disputeDeadline > b.challengeDeadline
+    with ape.reverts(
+        dm.LeafRequestNotOpen, requestId=request_id, status=LeafRequestStatus.REVEALED
+    ):
+        dm.revealLeaf(batch_id, 2, job_id, inp, out, tree.proof(2), sender=outsider)
+    # Other leaves are past their window; the revealed one is not.
+    with ape.reverts(dm.ChallengeWindowClosed, deadline=b.challengeDeadline):
+        _dispute(spotcheck, batch_id, tree, jobs, 1, challenger)
+    with ape.reverts(jm.ChallengeWindowOpen, deadline=b.finalAfter):
+        jm.finalizeBatch(batch_id, sender=outsider)
+    dispute_id = _dispute(spotcheck, batch_id, tree, jobs, 2, challenger)
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(dispute_id, sender=outsider)
+    advance(chain, MOCK_MODEL.challenge_window)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    assert not jm.isBatchLeafFinal(batch_id, 2) and jm.isBatchLeafFinal(batch_id, 1)
+
+
+def test_revealedLeaf_afterItsDisputeDeadline_notDisputable(
+    batch: Any, spotcheck: Any, node: Any, challenger: Any, chain: Any
+) -> None:
+    batch_id, jobs, tree = batch
+    dm = spotcheck.dispute_manager
+    dm.requestLeaf(batch_id, 0, sender=challenger)
+    job_id, inp, out = jobs[0]
+    dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
+    deadline = dm.getLeafRequest(batch_leaf_key(batch_id, 0)).disputeDeadline
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    with ape.reverts(dm.ChallengeWindowClosed, deadline=deadline):
+        _dispute(spotcheck, batch_id, tree, jobs, 0, challenger)
+
+
+def test_leafRequest_refusedCases(
+    batch: Any, spotcheck: Any, node: Any, challenger: Any, outsider: Any, chain: Any
+) -> None:
+    batch_id, jobs, tree = batch
+    dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
+    with ape.reverts(dm.SelfDispute, node=node):
+        dm.requestLeaf(batch_id, 0, sender=node)
+    with ape.reverts(dm.IndexOutOfRange, batchId=batch_id, index=5, count=5):
+        dm.requestLeaf(batch_id, 5, sender=challenger)
+    with ape.reverts(jm.UnknownBatch, batchId=99):
+        dm.requestLeaf(99, 0, sender=challenger)
+    request_id = bytes(dm.requestLeaf(batch_id, 0, sender=challenger).return_value)
+    with ape.reverts(dm.LeafRequestExists, requestId=request_id):
+        dm.requestLeaf(batch_id, 0, sender=outsider)
+    dispute_id = _dispute(spotcheck, batch_id, tree, jobs, 1, challenger)
+    with ape.reverts(dm.DisputeExists, disputeId=dispute_id):
+        dm.requestLeaf(batch_id, 1, sender=outsider)
+    with ape.reverts(dm.UnknownLeafRequest, requestId=b"\x05" * 32):
+        dm.settleLeafRequest(b"\x05" * 32, sender=outsider)
+    deadline = jm.getBatch(batch_id).challengeDeadline
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    with ape.reverts(dm.ChallengeWindowClosed, deadline=deadline):
+        dm.requestLeaf(batch_id, 2, sender=challenger)
+    reveal_deadline = dm.getLeafRequest(request_id).revealDeadline
+    advance(chain, MOCK_MODEL.proof_window)
+    job_id, inp, out = jobs[0]
+    with ape.reverts(dm.RevealDeadlinePassed, requestId=request_id, deadline=reveal_deadline):
+        dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
+
+
+def test_sybilGarbageLeaves_slashOnlyTheirBatchReservation_onchainJobStaysBacked(
+    spotcheck: Any,
+    register_model: Any,
+    make_job: Any,
+    deployer: Any,
+    node: Any,
+    node2: Any,
+    challenger: Any,
+    requester: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """Attack (v1): a node with stake S holds an on-chain job, commits a batch of many garbage
+    leaves (one slash locked for the whole batch) and lets its second address dispute them all:
+    the slashes drain the whole stake, the second address recovers the bounties, and the honest
+    challenger of the on-chain job finds nothing left to slash. Now a batch reserves a slash per
+    leaf, so the garbage batch must be backed in full, and its slashes never touch the job's."""
+    sm, jm, dm, token = (
+        spotcheck.stake_manager,
+        spotcheck.job_manager,
+        spotcheck.dispute_manager,
+        spotcheck.token,
+    )
+    cheat = outsider
+    stake = TEST_PARAMS.min_stake  # 10 slashes' worth
+    token.mint(cheat, stake, sender=deployer)
+    token.approve(sm, 2**256 - 1, sender=cheat)
+    sm.stake(stake, sender=cheat)
+    job_id = make_job(node=cheat, output=[500, 500])  # a wrong answer on an on-chain job
+    garbage = [(i, [i, i, i, i], [i, -i]) for i in range(10)]
+    leaves = [
+        leaf_hash(j, spotcheck.model_id, hash_vector(a), hash_vector(b)) for j, a, b in garbage
+    ]
+    with ape.reverts(sm.InsufficientStake, node=cheat, have=stake - SLASH, need=10 * SLASH):
+        jm.commitBatch(spotcheck.model_id, MerkleTree(leaves).root, 10, "", sender=cheat)
+    jobs = garbage[:9]
+    batch_id, tree = _commit_batch(spotcheck, cheat, jobs)
+    assert sm.stakeOf(cheat).locked == stake
+    ids = [_dispute(spotcheck, batch_id, tree, jobs, i, node2) for i in range(9)]  # the sybil
+    honest = bytes(dm.openDispute(job_id, hash_vector([500, 500]), sender=challenger).return_value)
+    advance(chain, MOCK_MODEL.challenge_window + 10 * MOCK_MODEL.proof_window + 1)
+    for dispute_id in ids:
+        dm.settle(dispute_id, sender=node2)
+    assert sm.stakeOf(cheat).locked == SLASH  # the on-chain job's backing survived
+    receipt = dm.settle(honest, sender=challenger)
+    [ev] = receipt.events.filter(dm.DisputeSettled)
+    assert ev.slashed == SLASH and ev.bounty == BOUNTY
+    assert dm.credits(challenger) == BOND + BOUNTY
+    assert sm.stakeOf(cheat).amount == 0 and sm.stakeOf(cheat).locked == 0
+    assert jm.credits(requester) == JOB_FEE
+
+
+def test_tenDisputesAtOnce_getTenSequentialProofWindows(
+    spotcheck: Any, make_job: Any, node: Any, challenger: Any, outsider: Any, chain: Any
+) -> None:
+    """Attack (v1): k disputes opened together all ended one proof window later; a node that
+    proves one at a time could answer only a few and lost the rest. Now each dispute's
+    deadline is queued after the node's previous one."""
+    dm = spotcheck.dispute_manager
+    window = MOCK_MODEL.proof_window
+    job_ids = [make_job() for _ in range(10)]
+    # All ten in one block: anvil's automine off, raw transactions with consecutive nonces.
+    w3 = chain.provider.web3
+    nonce = w3.eth.get_transaction_count(challenger.address)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        for k, job_id in enumerate(job_ids):
+            data = dm.openDispute.encode_input(job_id, OUT_HASH)
+            tx = {"from": challenger.address, "to": dm.address, "data": data}
+            w3.eth.send_transaction({**tx, "nonce": nonce + k, "gas": 600_000})
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert len(chain.blocks.head.transactions) == 10
+    disputes = [dm.getDispute(onchain_job_key(j)) for j in job_ids]
+    assert all(d.status == DisputeStatus.OPEN for d in disputes)
+    deadlines = [d.proofDeadline for d in disputes]
+    opened_at = deadlines[0] - window
+    assert deadlines == [opened_at + (k + 1) * window for k in range(10)]
+    assert dm.proofQueueEnd(node) == deadlines[-1]
+    # Proving one per window: the last is still defensible after nine windows have passed.
+    advance(chain, 9 * window - 5)
+    dm.defend(onchain_job_key(job_ids[-1]), b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
+    # An earlier one whose window passed is settled as usual.
+    dm.settle(onchain_job_key(job_ids[0]), sender=outsider)
+    # A dispute opened after the queue drained starts from now again.
+    advance(chain, 2 * window)
+    late = make_job()
+    d = dm.getDispute(dm.openDispute(late, OUT_HASH, sender=challenger).return_value)
+    assert d.proofDeadline == chain.blocks.head.timestamp + window
+
+
+def test_consumerBatchCheck_acceptsOnlyItsOwnLeafFinalAtItsIndex(
+    batch: Any, spotcheck: Any, outsider: Any, chain: Any
+) -> None:
+    """A dApp's contract checks a receipt's leaf: its model and input, the output it holds, at
+    that index under the root, final."""
+    batch_id, jobs, tree = batch
+    consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
+    job_id, inp, out = jobs[1]
+    model = spotcheck.model_id
+    args = (batch_id, 1, job_id, model, inp, out, tree.proof(1))
+    assert not consumer.isVerifiedBatchOutput(*args)  # not final yet
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    assert consumer.isVerifiedBatchOutput(*args)
+    assert not consumer.isVerifiedBatchOutput(
+        batch_id, 1, job_id, model, inp, [0, 0], tree.proof(1)
+    )
+    assert not consumer.isVerifiedBatchOutput(batch_id, 2, job_id, model, inp, out, tree.proof(1))
+    other_in = [9, 9, 9, 9]
+    assert not consumer.isVerifiedBatchOutput(
+        batch_id, 1, job_id, model, other_in, out, tree.proof(1)
+    )
+    assert not consumer.isVerifiedBatchOutput(
+        batch_id, 1, job_id, b"\x01" * 32, inp, out, tree.proof(1)
+    )
