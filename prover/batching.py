@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from prover.inference import InferenceEngine, InferenceResult
 from prover.receipts import Receipt, Signer
 from prover.store import Batch, Store
 from prover.vectors import hash_array
-from spotcheck.encoding import leaf_hash
+from spotcheck.encoding import dequantize, leaf_hash
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,15 @@ class JobServer:
         on_served: Callable[[InferenceResult, int], None] | None = None,
         *,
         aux_threads: int | None = None,
+        exact: Callable[[bytes, list[int]], list[int]] | None = None,
     ) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.engine = engine
         self.store = store
         self.signer = signer
         self._on_served = on_served
+        #: Exact mode (tau = 0): the circuit's own output for an input (ezkl witness).
+        self._exact = exact
         self.aux_threads = aux_threads or max(1, (os.cpu_count() or 2) - 1)
         self._aux = ThreadPoolExecutor(self.aux_threads, thread_name_prefix="serve-aux")
 
@@ -88,6 +91,7 @@ class JobServer:
 
     def _finish(self, result: InferenceResult, in_hash: bytes) -> Served:
         model_id = result.model_id
+        result = self._exact_mode(result)
         out_hash = hash_array(result.output_q)
 
         def leaf_for(job_id: int) -> tuple[bytes, bytes]:
@@ -111,6 +115,20 @@ class JobServer:
             domain.job_manager,
         )
         return Served(result, receipt)
+
+    def _exact_mode(self, result: InferenceResult) -> InferenceResult:
+        """For a tau = 0 model, answer and commit the circuit's own output: only that output
+        can be proven within tau 0. (DISHONEST MODE corruptions are kept.)"""
+        spec = self.engine.runtime(result.model_id).spec
+        if spec.tau != 0 or self._exact is None or result.corrupted:
+            return result
+        exact = np.asarray(self._exact(result.model_id, result.input_q.tolist()), dtype=np.int64)
+        return replace(
+            result,
+            output=dequantize(exact, spec.output_scale),
+            output_q=exact,
+            honest_output_q=exact,
+        )
 
 
 class BatchCutter:

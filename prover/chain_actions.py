@@ -45,6 +45,7 @@ class TxResult:
 @dataclass(frozen=True)
 class JobView:
     model_id: bytes
+    requester: str
     node: str
     fee: int
     input_hash: bytes
@@ -61,14 +62,36 @@ class BatchView:
     root: bytes
     count: int
     challenge_deadline: int
-    open_disputes: int
+    #: finalizeBatch needs ``now > final_after`` (raised by reveals) and no open claims
+    final_after: int
+    #: open leaf disputes + open leaf requests
+    open_claims: int
     status: BatchStatus
+    reserved: int
+
+
+@dataclass(frozen=True)
+class LeafRequestView:
+    batch_id: int
+    index: int
+    node: str
+    requester: str
+    bond: int
+    reveal_deadline: int
+    dispute_deadline: int
+    #: LeafRequestStatus: 0 None, 1 Open, 2 Revealed, 3 Slashed
+    status: int
+
+
+#: IDisputeManager.LeafRequestStatus
+LEAF_OPEN, LEAF_REVEALED, LEAF_SLASHED = 1, 2, 3
 
 
 @dataclass(frozen=True)
 class DisputeView:
     kind: int
     ref: int
+    index: int
     job_id: int
     model_id: bytes
     node: str
@@ -90,6 +113,9 @@ class ModelView:
     proof_window: int
     slash_amount: int
     active: bool
+    in_lo: int
+    in_hi: int
+    min_fee: int
 
 
 @dataclass(frozen=True)
@@ -183,6 +209,7 @@ class NodeChain:
         j = self._read(f"job {job_id}", lambda: self.contracts.job_manager.getJob(job_id))
         return JobView(
             bytes(j.modelId),
+            str(j.requester),
             str(j.node),
             int(j.fee),
             bytes(j.inputHash),
@@ -200,8 +227,10 @@ class NodeChain:
             bytes(b.root),
             int(b.count),
             int(b.challengeDeadline),
-            int(b.openDisputes),
+            int(b.finalAfter),
+            int(b.openClaims),
             BatchStatus(int(b.status)),
+            int(b.reserved),
         )
 
     def dispute(self, dispute_id: bytes) -> DisputeView:
@@ -212,6 +241,7 @@ class NodeChain:
         return DisputeView(
             int(d.kind),
             int(d.ref),
+            int(d.index),
             int(d.jobId),
             bytes(d.modelId),
             str(d.node),
@@ -243,6 +273,40 @@ class NodeChain:
             int(m.proofWindow),
             int(m.slashAmount),
             bool(m.active),
+            int(m.inLo),
+            int(m.inHi),
+            int(m.minFee),
+        )
+
+    def leaf_request(self, request_id: bytes) -> LeafRequestView:
+        r = self._read(
+            f"leaf request 0x{request_id.hex()}",
+            lambda: self.contracts.dispute_manager.getLeafRequest(request_id),
+        )
+        return LeafRequestView(
+            int(r.batchId),
+            int(r.index),
+            str(r.node),
+            str(r.requester),
+            int(r.bond),
+            int(r.revealDeadline),
+            int(r.disputeDeadline),
+            int(r.status),
+        )
+
+    def price_of(self, model_id: bytes) -> int:
+        """``priceOf(node, modelId)``: ``max(minFee, posted price)``."""
+        jm = self.contracts.job_manager
+        return self._read(
+            f"the price of model 0x{model_id.hex()}",
+            lambda: int(jm.priceOf(self.address, model_id)),
+        )
+
+    def posted_price(self, model_id: bytes) -> int:
+        jm = self.contracts.job_manager
+        return self._read(
+            f"the posted price of model 0x{model_id.hex()}",
+            lambda: int(jm.postedPrice(self.address, model_id)),
         )
 
     def stake(self) -> StakeView:
@@ -316,12 +380,38 @@ class NodeChain:
         cls._serial += 1
         return cls._serial
 
-    def commit_result(self, job_id: int, output_q: Sequence[int]) -> TxResult:
+    def commit_result(self, job_id: int, input_hash: bytes, output_q: Sequence[int]) -> TxResult:
+        """``commitResult(jobId, inputHash, output)``: reverts ``InputHashMismatch`` if the job
+        is not the one whose input the node answered (a reorg moved it)."""
         return self._send(
             self.contracts.job_manager.commitResult,
             job_id,
+            input_hash,
             [int(v) for v in output_q],
             intent=f"commitResult:{job_id}",
+        )
+
+    def set_price(self, model_id: bytes, price: int) -> TxResult:
+        return self._send(self.contracts.job_manager.setPrice, model_id, price)
+
+    def reveal_leaf(
+        self,
+        batch_id: int,
+        index: int,
+        job_id: int,
+        input_q: Sequence[int],
+        output_q: Sequence[int],
+        proof: Sequence[bytes],
+    ) -> TxResult:
+        return self._send(
+            self.contracts.dispute_manager.revealLeaf,
+            batch_id,
+            index,
+            job_id,
+            [int(v) for v in input_q],
+            [int(v) for v in output_q],
+            list(proof),
+            intent=f"revealLeaf:{batch_id}:{index}",
         )
 
     def commit_batch(

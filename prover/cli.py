@@ -170,6 +170,22 @@ def _build_commands() -> dict[str, click.Command]:
         for tx in txs:
             _report("withdrawCredits", tx)
 
+    @chain_command("price", "Post this node's price for on-chain jobs of MODEL_ID (setPrice).")
+    @click.argument("model_id")
+    @click.argument("amount")
+    @_dry_run_option
+    def price(
+        account: Any, deployment: Path | None, model_id: str, amount: str, dry_run: bool
+    ) -> None:
+        from spotcheck.encoding import parse_bytes32
+
+        mid = parse_bytes32(model_id)
+        value = 0 if amount.strip() in ("0", "0wei") else _amount(amount)
+        chain = _chain(account, deployment, dry_run)
+        _report(f"setPrice {_fmt(value)}", chain.set_price(mid, value))
+        if not dry_run:
+            click.echo(f"price of model {model_id}: {_fmt(chain.price_of(mid))}")
+
     @chain_command("status", "Stake, locked stake, credits, open disputes and local work.")
     @click.option(
         "--config",
@@ -258,6 +274,7 @@ def _build_commands() -> dict[str, click.Command]:
         "withdraw": withdraw,
         "claim": claim,
         "status": status,
+        "price": price,
         "run": run,
     }
 
@@ -267,6 +284,7 @@ class _LazyNodeGroup(click.Group):
 
     HELP: ClassVar[dict[str, str]] = {
         "claim": "Withdraw credits: fees earned and dispute bonds won.",
+        "price": "Post this node's price for on-chain jobs of MODEL_ID (setPrice).",
         "run": "Serve the configured models, commit, finalize and defend.",
         "stake": "Stake AMOUNT tokens (approves StakeManager if needed).",
         "status": "Stake, locked stake, credits, open disputes and local work.",

@@ -31,6 +31,10 @@ class ModelConfig(BaseModel):
     input_scale: int = Field(ge=0, le=64)
     output_scale: int = Field(ge=0, le=64)
     tau: int = Field(ge=0)
+    #: This node's price for an on-chain job of this model (token base units). The node posts it
+    #: (``setPrice``) at start when the chain's differs, and ignores requests below it.
+    #: None: accept what the chain accepts (the model's ``minFee``) and post nothing.
+    price: int | None = Field(default=None, ge=0)
 
 
 class HttpConfig(BaseModel):
@@ -99,8 +103,9 @@ class NodeSettings(ServiceSettings):
     fault_injection: FaultInjection = FaultInjection()
     #: Share of served outputs checked against the circuit witness (ezkl gen_witness).
     self_audit_rate: float = Field(default=0.01, ge=0.0, le=1.0)
-    #: Blocks a log must be buried under before the node acts on it.
-    confirmations: int = Field(default=0, ge=0)
+    #: Blocks a log must be buried under before the node acts on it (requests and disputes):
+    #: a reorg shallower than this cannot change what the node answered.
+    confirmations: int = Field(default=2, ge=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
     #: Defend when at most this share of the proof window has elapsed; alert loudly past it.
     defend_alert_fraction: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -39,6 +39,9 @@ class ModelSpec:
     input_scale: int
     output_scale: int
     tau: int
+    #: The registered input domain ``[in_lo, in_hi]`` (quantized, every element); None: none.
+    in_lo: int | None = None
+    in_hi: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,9 +124,11 @@ class ModelRuntime:
             raise InputError(f"input value out of range: {err}") from err
         self._check_length(arr.size)
         try:
-            return quantize_array(arr, self.spec.input_scale)
+            q = quantize_array(arr, self.spec.input_scale)
         except EncodingError as err:
             raise InputError(str(err)) from err
+        self._check_domain(q)
+        return q
 
     def check_input_q(self, input_q: Sequence[int] | np.ndarray) -> np.ndarray:
         """Integers -> canonical ``input_q`` (checks length and ``|q| < 2**53``)."""
@@ -145,7 +150,24 @@ class ModelRuntime:
             out = np.flatnonzero((arr >= MAX_EXACT_FLOAT_INT) | (arr <= -MAX_EXACT_FLOAT_INT))
             if out.size:
                 raise InputError(f"input_q element {int(out[0])} is out of range (|q| < 2**53)")
+        self._check_domain(arr)
         return arr
+
+    def _check_domain(self, q: np.ndarray) -> None:
+        """Refuse inputs outside the registered domain: the circuit (and tau) cover only the
+        domain, so an honest output outside it may be unprovable (issue 10.1). Same rule as
+        ``verifier.domain.in_domain`` and ``JobManager.requestJob``, vectorised."""
+        lo, hi = self.spec.in_lo, self.spec.in_hi
+        if lo is None or hi is None or q.size == 0:
+            return
+        # |q| < 2**53 here: bounds beyond int64 clamp without changing the answer.
+        lo_c, hi_c = max(lo, -(2**62)), min(hi, 2**62)
+        bad = np.flatnonzero((q < lo_c) | (q > hi_c))
+        if bad.size:
+            i = int(bad[0])
+            raise InputError(
+                f"input element {i} = {int(q[i])} is outside the model's domain [{lo}, {hi}]"
+            )
 
     def _check_length(self, n: int) -> None:
         if n != self.input_len:

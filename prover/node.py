@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prover.api import ApiContext, create_app
@@ -57,15 +57,16 @@ def base_url(settings: NodeSettings) -> str:
 
 def wait_for_registry(
     chain: NodeChain, specs: list[ModelSpec], stop: threading.Event | None = None
-) -> None:
+) -> list[ModelSpec]:
     """Check the served models against the registry, waiting out an unreachable RPC (a node
     started while its RPC is down waits and logs; it does not exit and crash-loop). A mismatch
-    (ConfigError) still ends the start at once."""
+    (ConfigError) still ends the start at once. Returns the specs with their registered input
+    domains."""
     delay = 1.0
     while True:
         try:
             check_models_against_registry(chain, {s.model_id: s for s in specs})
-            return
+            return [with_domain(s, chain.model(s.model_id)) for s in specs]
         except ChainError as err:
             log.error("chain unreachable at start (retrying in %.0f s): %s", delay, err)
         if stop is not None and stop.wait(delay):
@@ -75,12 +76,33 @@ def wait_for_registry(
         delay = min(delay * 2, 30.0)
 
 
+def with_domain(spec: ModelSpec, model: Any) -> ModelSpec:
+    """``spec`` with the model's registered input domain (what the node accepts)."""
+    return replace(spec, in_lo=int(model.in_lo), in_hi=int(model.in_hi))
+
+
+def post_prices(chain: NodeChain, settings: NodeSettings) -> dict[bytes, int]:
+    """Post each configured price that differs from the chain's (``setPrice``); returns the
+    prices the node commits at (model id -> lowest fee), None-priced models at their minFee."""
+    prices: dict[bytes, int] = {}
+    for mid, cfg in settings.models.items():
+        model_id = bytes.fromhex(mid[2:])
+        if cfg.price is None:
+            prices[model_id] = chain.price_of(model_id)
+            continue
+        prices[model_id] = cfg.price
+        if chain.posted_price(model_id) != cfg.price:
+            tx = chain.set_price(model_id, cfg.price)
+            log.warning("model 0x%s: price posted: %d (%s)", mid[2:14], cfg.price, tx.tx_hash)
+    return prices
+
+
 def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> Node:
-    specs = model_specs(settings)
     store = Store(settings.db_path)
     sender = TxSender(account, store, settings.transactions.policy())
     chain = NodeChain(contracts, account, sender=sender)
-    wait_for_registry(chain, specs)
+    specs = wait_for_registry(chain, model_specs(settings))
+    prices = post_prices(chain, settings)
     metrics = NodeMetrics()
     faults = FaultInjector(settings.fault_injection.corrupt_rate, settings.fault_injection.seed)
     metrics.dishonest_mode.set(1 if faults.rate > 0 else 0)
@@ -97,7 +119,13 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
     if ecdsa_backend() != "CoinCurveECCBackend":
         log.warning("coincurve is not installed: receipts are signed in pure Python (~4 ms each)")
     domain = ReceiptDomain.of(contracts.job_manager)
-    server = JobServer(engine, store, ApeSigner(account, domain), on_served=on_served)
+    server = JobServer(
+        engine,
+        store,
+        ApeSigner(account, domain),
+        on_served=on_served,
+        exact=backend.witness_output,
+    )
     url = base_url(settings)
     service = NodeService(
         chain,
@@ -111,6 +139,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         confirmations=settings.confirmations,
         start_block=contracts.deployment.deploy_block,
         defend_alert_fraction=settings.defend_alert_fraction,
+        prices=prices,
     )
     ready = threading.Event()
     app = create_app(

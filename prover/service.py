@@ -32,12 +32,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prover.batching import BatchCutter
-from prover.chain_actions import NodeChain, TxResult
+from prover.chain_actions import LEAF_REVEALED, LEAF_SLASHED, NodeChain, TxResult
 from prover.defence import ProofBackend, SelfAuditor
 from prover.inference import InferenceEngine
 from prover.metrics import NodeMetrics
@@ -51,11 +51,12 @@ from prover.store import (
     Dispute,
     DisputeState,
     JobState,
+    LeafRequest,
     OnchainJob,
     Store,
 )
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
-from spotcheck.encoding import batch_leaf_key, max_abs_diff, onchain_job_key
+from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key
 from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower
 
@@ -96,6 +97,7 @@ class NodeService:
         start_block: int = 0,
         defend_alert_fraction: float = 0.5,
         crash_hook: CrashHook = _no_crash,
+        prices: dict[bytes, int] | None = None,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -108,13 +110,15 @@ class NodeService:
         self.start_block = start_block
         self.defend_alert_fraction = defend_alert_fraction
         self._crash = crash_hook
+        #: model id -> the lowest fee this node commits an on-chain request for (its price)
+        self.prices = dict(prices or {})
         self._stop = threading.Event()
         jm = chain.contracts.job_manager
         dm = chain.contracts.dispute_manager
         self.follower = LogFollower(
             store.path,
             f"node-{chain.address.lower()}",
-            [(jm, ["JobRequested"]), (dm, ["DisputeOpened"])],
+            [(jm, ["JobRequested"]), (dm, ["DisputeOpened", "LeafRequested"])],
             confirmations=confirmations,
             start_block=start_block,
         )
@@ -165,6 +169,7 @@ class NodeService:
             self._phase("reconcile", self.reconcile, None)
         events = self._phase("follow", lambda: self.follower.process(self._on_events), 0)
         defended = self._phase("disputes", self.defend_disputes, 0)  # hardest deadlines first
+        self._phase("reveal-leaves", self.reveal_leaves, 0)
         committed_jobs = self._phase("commit-jobs", self.commit_jobs, 0)
         committed_batches = self._phase("commit-batches", self.commit_batches, 0)
         finalized = self._phase("finalize", self.finalize_due, 0)
@@ -220,8 +225,25 @@ class NodeService:
                     bytes(args["modelId"]),
                     [int(v) for v in args["input"]],
                     int(args["commitDeadline"]),
+                    fee=int(args["fee"]),
+                    input_hash=bytes(args["inputHash"]),
                     conn=conn,
                 )
+            elif ev.name == "LeafRequested":
+                if self.store.record_leaf_request(
+                    bytes(args["requestId"]),
+                    int(args["batchId"]),
+                    int(args["index"]),
+                    int(args["revealDeadline"]),
+                    conn=conn,
+                ):
+                    log.warning(
+                        "LEAF REQUEST 0x%s: batch %s index %s, reveal before %s",
+                        bytes(args["requestId"]).hex(),
+                        args["batchId"],
+                        args["index"],
+                        args["revealDeadline"],
+                    )
             elif ev.name == "DisputeOpened":  # noqa: SIM102 - record, then count new ones
                 if self.store.record_dispute(
                     bytes(args["disputeId"]),
@@ -229,6 +251,7 @@ class NodeService:
                     int(args["ref"]),
                     int(args["jobId"]),
                     int(args["proofDeadline"]),
+                    leaf_index=int(args["index"]),
                     conn=conn,
                 ):
                     self.metrics.disputes.labels("opened").inc()
@@ -269,11 +292,32 @@ class NodeService:
             log.error("job %d: commit deadline passed; dropping", job.job_id)
             self.store.mark_job(job.job_id, JobState.DROPPED, "commit deadline passed")
             return False
+        own_hash = hash_vector(list(job.input_q))
+        if view.input_hash != own_hash:
+            # The job on chain is not the request the node read (a reorg reordered requests):
+            # commitResult would revert InputHashMismatch; never answer another's question.
+            reason = (
+                f"input hash mismatch: chain 0x{view.input_hash.hex()}, ours 0x{own_hash.hex()}"
+            )
+            log.error("job %d: %s; dropping", job.job_id, reason)
+            self.store.mark_job(job.job_id, JobState.DROPPED, reason)
+            return False
+        price = self.prices.get(job.model_id, 0)
+        if job.status == JobState.REQUESTED and view.fee < price:
+            log.warning(
+                "job %d: fee %d below this node's price %d for model 0x%s; ignored",
+                job.job_id,
+                view.fee,
+                price,
+                job.model_id.hex(),
+            )
+            self.store.mark_job(job.job_id, JobState.DROPPED, f"fee {view.fee} below price {price}")
+            return False
         output_q = job.output_q
         if output_q is None:
             try:
                 result = self.engine.run(job.model_id, job.input_q)
-            except InputError as err:
+            except InputError as err:  # unknown model, wrong length, outside the domain
                 log.error("job %d: cannot serve (%s); dropping", job.job_id, err)
                 self.store.mark_job(job.job_id, JobState.DROPPED, str(err)[:500])
                 return False
@@ -282,9 +326,11 @@ class NodeService:
                 f"job {job.job_id}", job.model_id, job.input_q, result.honest_output_q.tolist()
             )
             output_q = tuple(int(v) for v in result.output_q)
+            if self.engine.runtime(job.model_id).spec.tau == 0 and not result.corrupted:
+                output_q = tuple(self._exact_output(job.model_id, job.input_q))
         self.store.commit_intent(job.job_id, output_q, None)
         self._crash("job:after-intent")
-        tx = self.chain.commit_result(job.job_id, output_q)
+        tx = self.chain.commit_result(job.job_id, own_hash, output_q)
         self._crash("job:after-send")
         self._tx("commitResult", tx)
         deadline = self.chain.job(job.job_id).challenge_deadline
@@ -292,6 +338,12 @@ class NodeService:
         self.metrics.commits.labels("onchain").inc()
         log.info("job %d committed (%s)", job.job_id, tx.tx_hash)
         return True
+
+    def _exact_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
+        """Exact mode (tau = 0): the circuit's own output (ezkl witness), what a proof shows."""
+        if self.backend is None:
+            raise ProofError(f"model 0x{model_id.hex()} has tau 0 and no circuit to run")
+        return [int(v) for v in self.backend.witness_output(model_id, list(input_q))]
 
     def _tx(self, action: str, tx: TxResult) -> None:
         self.metrics.record_tx(action, tx.gas_used, tx.fee_wei)
@@ -383,11 +435,71 @@ class NodeService:
         if view.status == BatchStatus.FINAL:
             self.store.mark_batch_final(batch.local_id)
             return 0
-        if view.open_disputes:
-            return 0
+        if view.open_claims or self.chain.now() <= view.final_after:
+            return 0  # open disputes or leaf requests, or a revealed leaf still disputable
         self._tx("finalizeBatch", self.chain.finalize_batch(batch.batch_id))
         self.store.mark_batch_final(batch.local_id)
         self.metrics.finalized.labels("batch").inc()
+        return 1
+
+    # -- 4b. leaf requests -------------------------------------------------------------------
+
+    def reveal_leaves(self) -> int:
+        """Answer every open leaf request against this node: ``revealLeaf`` with the leaf's
+        job id, input, output and positional proof from the stored batch (most urgent first).
+        A failure is recorded and retried next step until the reveal deadline."""
+        done = 0
+        for request in self.store.leaf_requests("open"):
+            try:
+                done += self._reveal(request)
+            except Exception as err:
+                self.store.leaf_request_error(request.request_id, f"{type(err).__name__}: {err}")
+                log.error(
+                    "LEAF REQUEST 0x%s (batch %d index %d): reveal failed, will retry: %s",
+                    request.request_id.hex(),
+                    request.batch_id,
+                    request.leaf_index,
+                    err,
+                )
+        return done
+
+    def _reveal(self, request: LeafRequest) -> int:
+        rid = request.request_id
+        view = self.chain.leaf_request(rid)
+        if view.status == LEAF_REVEALED:
+            self.store.mark_leaf_request(rid, "revealed")
+            return 0
+        if view.status == LEAF_SLASHED:
+            self.store.mark_leaf_request(rid, "lost", error="settled unrevealed")
+            log.critical("LEAF REQUEST 0x%s LOST: the node was slashed", rid.hex())
+            return 0
+        if self.chain.now() > request.reveal_deadline:
+            self.store.mark_leaf_request(rid, "lost", error="reveal deadline passed")
+            log.critical("LEAF REQUEST 0x%s: reveal deadline passed", rid.hex())
+            return 0
+        batch = self.store.batch_by_chain_id(request.batch_id)
+        if batch is None:
+            batch = self._batch_for_chain_id(request.batch_id)
+        served = None if batch is None else self.store.served_at(batch.local_id, request.leaf_index)
+        if served is None or served.proof is None:
+            raise StateError(f"leaf {request.leaf_index} of batch {request.batch_id} is not ours")
+        tx = self.chain.reveal_leaf(
+            request.batch_id,
+            request.leaf_index,
+            served.job_id,
+            served.input_q.tolist(),
+            served.output_q.tolist(),
+            list(served.proof),
+        )
+        self._tx("revealLeaf", tx)
+        self.store.mark_leaf_request(rid, "revealed", tx_hash=tx.tx_hash)
+        log.warning(
+            "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
+            rid.hex(),
+            request.batch_id,
+            request.leaf_index,
+            tx.tx_hash,
+        )
         return 1
 
     # -- 5. disputes ------------------------------------------------------------------------
@@ -539,19 +651,17 @@ class NodeService:
             batch = self.store.batch_by_chain_id(dispute.ref)
             if batch is None:
                 batch = self._batch_for_chain_id(dispute.ref)
-            served = self.store.served_job(dispute.job_id)
-            if (
-                batch is None
-                or served is None
-                or served.batch_local_id != batch.local_id
-                or served.leaf_index is None
-            ):
+            index = dispute.leaf_index
+            served = (
+                None
+                if batch is None or index is None
+                else self.store.served_at(batch.local_id, index)
+            )
+            if batch is None or served is None or index is None:
+                raise StateError(f"disputed leaf {index} of batch {dispute.ref} is not ours")
+            if dispute.dispute_id != batch_leaf_key(dispute.ref, index):
                 raise StateError(
-                    f"disputed leaf (job {dispute.job_id}) of batch {dispute.ref} is not ours"
-                )
-            if dispute.dispute_id != batch_leaf_key(dispute.ref, served.leaf_index):
-                raise StateError(
-                    f"dispute 0x{dispute.dispute_id.hex()} is not for leaf {served.leaf_index} "
+                    f"dispute 0x{dispute.dispute_id.hex()} is not for leaf {index} "
                     f"of batch {dispute.ref}"
                 )
             return served.input_q.tolist(), served.output_q.tolist()

@@ -118,6 +118,19 @@ CREATE TABLE IF NOT EXISTS disputes (
 );
 CREATE INDEX IF NOT EXISTS disputes_status ON disputes(status);
 
+-- LeafRequested against this node: the node reveals the leaf before reveal_deadline.
+CREATE TABLE IF NOT EXISTS leaf_requests (
+    request_id TEXT PRIMARY KEY,
+    batch_id INTEGER NOT NULL,
+    leaf_index INTEGER NOT NULL,
+    reveal_deadline INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    tx_hash TEXT,
+    last_error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leaf_requests_status ON leaf_requests(status);
+
 -- Every signed transaction, journaled before its broadcast (prover/transactions.py).
 CREATE TABLE IF NOT EXISTS transactions (
     tx_hash TEXT PRIMARY KEY,
@@ -182,6 +195,9 @@ class OnchainJob:
     tx_hash: str | None
     challenge_deadline: int | None
     note: str | None
+    #: the request's fee and input hash, from its JobRequested (None in pre-v2 records)
+    fee: int | None = None
+    input_hash: bytes | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,6 +247,19 @@ class Dispute:
     nonce: int | None
     tx_hash: str | None
     last_error: str | None
+    #: position of the disputed leaf in its batch (batch disputes)
+    leaf_index: int | None = None
+
+
+@dataclass(frozen=True)
+class LeafRequest:
+    request_id: bytes
+    batch_id: int
+    leaf_index: int
+    reveal_deadline: int
+    status: str
+    tx_hash: str | None
+    last_error: str | None
 
 
 def _ints(text: str | None) -> tuple[int, ...] | None:
@@ -278,6 +307,20 @@ class Store:
         with self._lock:
             self._migrate_served_vectors()
             self._conn.executescript(_SCHEMA)
+            self._add_columns()
+
+    #: Columns added after the first release: (table, column, type), added when missing.
+    _ADDED_COLUMNS = (
+        ("onchain_jobs", "fee", "TEXT"),
+        ("onchain_jobs", "input_hash", "TEXT"),
+        ("disputes", "leaf_index", "INTEGER"),
+    )
+
+    def _add_columns(self) -> None:
+        for table, column, kind in self._ADDED_COLUMNS:
+            have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _migrate_served_vectors(self) -> None:
         """Move the vectors of a state file written before ``served_vectors`` existed (they
@@ -359,13 +402,15 @@ class Store:
         input_q: Sequence[int],
         commit_deadline: int,
         *,
+        fee: int | None = None,
+        input_hash: bytes | None = None,
         conn: sqlite3.Connection | None = None,
     ) -> bool:
         """Remember a JobRequested naming this node; idempotent (True if it was new)."""
         with self._write(conn) as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO onchain_jobs(job_id, model_id, input_q, commit_deadline,"
-                " status, updated_at) VALUES(?, ?, ?, ?, ?, ?)",
+                " status, updated_at, fee, input_hash) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _check_int64("jobId", job_id),
                     _hex(model_id),
@@ -373,6 +418,8 @@ class Store:
                     commit_deadline,
                     JobState.REQUESTED,
                     time.time(),
+                    None if fee is None else str(fee),
+                    None if input_hash is None else _hex(input_hash),
                 ),
             )
             return cur.rowcount == 1
@@ -446,6 +493,8 @@ class Store:
             tx_hash=r["tx_hash"],
             challenge_deadline=r["challenge_deadline"],
             note=r["note"],
+            fee=None if r["fee"] is None else int(r["fee"]),
+            input_hash=None if r["input_hash"] is None else _unhex(r["input_hash"]),
         )
 
     # -- served (batched) jobs ---------------------------------------------------------------
@@ -654,21 +703,26 @@ class Store:
         job_id: int,
         proof_deadline: int,
         *,
+        leaf_index: int | None = None,
         conn: sqlite3.Connection | None = None,
     ) -> bool:
-        """Remember a DisputeOpened against this node; idempotent (True if it was new)."""
+        """Remember a DisputeOpened against this node; idempotent (True if it was new).
+
+        ``job_id`` is informational for a batch leaf (the challenger names it): the leaf is
+        found by its position, so any value is stored (clamped), never trusted."""
         with self._write(conn) as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO disputes(dispute_id, kind, ref, job_id, proof_deadline,"
-                " status, updated_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                " status, updated_at, leaf_index) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _hex(dispute_id),
                     kind,
                     _check_int64("ref", ref),
-                    _check_int64("jobId", job_id),
+                    min(job_id, 2**63 - 1),
                     proof_deadline,
                     DisputeState.OPEN,
                     time.time(),
+                    None if leaf_index is None else min(leaf_index, 2**63 - 1),
                 ),
             )
             return cur.rowcount == 1
@@ -758,7 +812,83 @@ class Store:
             nonce=r["nonce"],
             tx_hash=r["tx_hash"],
             last_error=r["last_error"],
+            leaf_index=r["leaf_index"],
         )
+
+    # -- leaf requests -----------------------------------------------------------------------
+
+    def record_leaf_request(
+        self,
+        request_id: bytes,
+        batch_id: int,
+        leaf_index: int,
+        reveal_deadline: int,
+        *,
+        conn: sqlite3.Connection | None = None,
+    ) -> bool:
+        with self._write(conn) as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO leaf_requests(request_id, batch_id, leaf_index,"
+                " reveal_deadline, status, updated_at) VALUES(?, ?, ?, ?, 'open', ?)",
+                (
+                    _hex(request_id),
+                    _check_int64("batchId", batch_id),
+                    min(leaf_index, 2**63 - 1),
+                    reveal_deadline,
+                    time.time(),
+                ),
+            )
+            return cur.rowcount == 1
+
+    def leaf_requests(self, *states: str) -> list[LeafRequest]:
+        rows = self._in_states("leaf_requests", states, "reveal_deadline")
+        return [
+            LeafRequest(
+                _unhex(r["request_id"]),
+                r["batch_id"],
+                r["leaf_index"],
+                r["reveal_deadline"],
+                r["status"],
+                r["tx_hash"],
+                r["last_error"],
+            )
+            for r in rows
+        ]
+
+    def mark_leaf_request(
+        self,
+        request_id: bytes,
+        status: str,
+        *,
+        tx_hash: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._write() as c:
+            c.execute(
+                "UPDATE leaf_requests SET status = ?, tx_hash = COALESCE(?, tx_hash),"
+                " last_error = ?, updated_at = ? WHERE request_id = ?",
+                (
+                    status,
+                    tx_hash,
+                    None if error is None else error[:2000],
+                    time.time(),
+                    _hex(request_id),
+                ),
+            )
+
+    def leaf_request_error(self, request_id: bytes, error: str) -> None:
+        with self._write() as c:
+            c.execute(
+                "UPDATE leaf_requests SET last_error = ?, updated_at = ? WHERE request_id = ?",
+                (error[:2000], time.time(), _hex(request_id)),
+            )
+
+    def served_at(self, local_id: int, leaf_index: int) -> ServedJob | None:
+        """The served job at position ``leaf_index`` of local batch ``local_id``."""
+        rows = self._read(
+            f"{_SERVED} WHERE batch_local_id = ? AND leaf_index = ?", (local_id, leaf_index)
+        )
+        return self._served(rows[0]) if rows else None
 
     # -- transaction journal (prover.transactions.TxJournal) ----------------------------------
 

@@ -27,6 +27,7 @@ from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance
 from tests.integration.test_node_service import (  # noqa: F401 - fixtures
     Node,
     SimulatedCrashError,
+    _dispute,
     _events,
     _infer,
     _request,
@@ -98,7 +99,7 @@ def test_step_survivesAnUntypedErrorInFinalize_andStillDefendsAndCommits(
     n.chain.finalize = broken_finalize  # type: ignore[method-assign]
     disputed = _request(spotcheck, requester, node, [4, 3, 2, 1])
     n.service.step()  # must not raise
-    spotcheck.dispute_manager.openDispute(disputed, sender=challenger)
+    _dispute(spotcheck, disputed, challenger)
     _infer(n, spotcheck, [0.1, 0.2, 0.3, 0.4])  # a batch of one, due at once
     n.service.step()  # must not raise
 
@@ -168,13 +169,14 @@ def test_disputeOfABatchCommittedBeforeACrash_isDefended_andDoesNotBlockOthers(
     batch_id = int(ev.event_arguments["batchId"])
     spotcheck.dispute_manager.openBatchDispute(
         batch_id,
+        served.leaf_index,
         leaf["jobId"],
         leaf["inputHash"],
         leaf["outputHash"],
         list(served.proof),
         sender=challenger,
     )
-    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    _dispute(spotcheck, job_id, challenger)
 
     second = make_node(batch_size=2)
     second.service.step()
@@ -193,13 +195,14 @@ def test_disputeWhoseModelIsGone_failsAlone_withItsIdsLogged(
     challenger: Any,
     node: Any,
     register_model: Callable[..., bytes],
-    mock_verifier: Any,
+    project: Any,
+    deployer: Any,
     onnx_path: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from tests.fixtures.chain import MOCK_MODEL as M
 
-    other = register_model(mock_verifier, M, tag=b"gone")
+    other = register_model(deployer.deploy(project.MockVerifier), M, tag=b"gone")
     extra = ModelSpec(other, onnx_path, M.input_scale, M.output_scale, M.tau)
     first = make_node(extra_specs=[extra])
     gone_job = int(
@@ -210,8 +213,8 @@ def test_disputeWhoseModelIsGone_failsAlone_withItsIdsLogged(
     kept_job = _request(spotcheck, requester, node, [2, 2, 2, 2])
     first.service.step()
     first.close()
-    spotcheck.dispute_manager.openDispute(gone_job, sender=challenger)  # first in the queue
-    spotcheck.dispute_manager.openDispute(kept_job, sender=challenger)
+    _dispute(spotcheck, gone_job, challenger)  # first in the queue
+    _dispute(spotcheck, kept_job, challenger)
 
     second = make_node()  # the other model was removed from the config
     with caplog.at_level("ERROR"):

@@ -71,12 +71,20 @@ class Node:
         fault_rate: float = 0.0,
         crash_hook: Callable[[str], None] | None = None,
         spec: ModelSpec | None = None,
+        prices: dict[bytes, int] | None = None,
+        exact: bool = False,
         backend: Any = None,
         policy: FeePolicy | None = None,
         extra_specs: Sequence[ModelSpec] = (),
     ) -> None:
         spec = spec or ModelSpec(
-            sc.model_id, onnx, MOCK_MODEL.input_scale, MOCK_MODEL.output_scale, MOCK_MODEL.tau
+            sc.model_id,
+            onnx,
+            MOCK_MODEL.input_scale,
+            MOCK_MODEL.output_scale,
+            MOCK_MODEL.tau,
+            MOCK_MODEL.in_lo,
+            MOCK_MODEL.in_hi,
         )
         self.store = Store(db)
         specs = [spec, *extra_specs]
@@ -94,7 +102,10 @@ class Node:
         )
         self.chain = NodeChain(sc.contracts, account, sender=sender)
         self.server = JobServer(
-            self.engine, self.store, ApeSigner(account, ReceiptDomain.of(sc.job_manager))
+            self.engine,
+            self.store,
+            ApeSigner(account, ReceiptDomain.of(sc.job_manager)),
+            exact=self.backend.witness_output if exact else None,
         )
         kwargs: dict[str, Any] = {} if crash_hook is None else {"crash_hook": crash_hook}
         self.service = NodeService(
@@ -106,6 +117,7 @@ class Node:
             auditor=self.auditor,
             metrics=self.metrics,
             start_block=sc.deployment.deploy_block,
+            prices=prices,
             **kwargs,
         )
         ctx = ApiContext(self.server, self.store, self.metrics, self.auditor, max_body_bytes=4096)
@@ -141,6 +153,13 @@ def _request(sc: Any, requester: Any, node: Any, input_q: list[int]) -> int:
     receipt = sc.job_manager.requestJob(sc.model_id, input_q, node, FEE, sender=requester)
     [ev] = receipt.decode_logs(sc.job_manager.JobRequested)
     return int(ev.event_arguments["jobId"])
+
+
+def _dispute(sc: Any, job_id: int, challenger: Any) -> bytes:
+    """``openDispute(jobId, outputHash)`` with the job's committed output hash."""
+    output_hash = bytes(sc.job_manager.getJob(job_id).outputHash)
+    sc.dispute_manager.openDispute(job_id, output_hash, sender=challenger)
+    return onchain_job_key(job_id)
 
 
 def _events(contract_event: Any, **topics: Any) -> list[Any]:
@@ -202,23 +221,40 @@ def test_batchedJobs_areServedCommittedAndProvable_andReceiptsCheckOnChain(
         a["receipt"]["jobId"] for a in answers
     ]
     assert contents["root"] == "0x" + bytes(ev.event_arguments["root"]).hex()
-    for answer in answers:
+    inputs = [
+        n.engine.runtime(spotcheck.model_id).quantize_input([0.1 * i, -0.2, 0.3, 0.5 * i]).tolist()
+        for i in range(4)
+    ]
+
+    def check(answer: dict[str, Any], input_q: list[int], output_q: list[int]) -> Any:
+        receipt = Receipt.from_json(answer["receipt"])
+        leaf = n.http.get(f"/v1/batches/{batch_id}/jobs/{receipt.job_id}").json()
+        return check_receipt_onchain(
+            receipt,
+            node=n.chain.address,
+            model_id=spotcheck.model_id,
+            input_q=input_q,
+            output_q=output_q,
+            batch_id=batch_id,
+            index=leaf["index"],
+            proof=leaf["proof"],
+            job_manager=spotcheck.job_manager,
+        )
+
+    for i, answer in enumerate(answers):
         receipt = Receipt.from_json(answer["receipt"])
         assert receipt.output_hash == hash_vector(answer["output_q"])
-        leaf = n.http.get(f"/v1/batches/{batch_id}/jobs/{receipt.job_id}").json()
-        proof = [bytes.fromhex(p[2:]) for p in leaf["proof"]]
-        check = check_receipt_onchain(receipt, batch_id, proof, spotcheck.job_manager)
-        assert check.ok and not check.leaf_final
-
-    # a receipt whose output was changed after signing fails both checks
-    bad = Receipt.from_json({**answers[0]["receipt"], "outputHash": "0x" + "00" * 32})
-    bad_check = check_receipt_onchain(bad, batch_id, proof, spotcheck.job_manager)
-    assert not bad_check.signed_by_node and not bad_check.in_batch
+        result = check(answer, inputs[i], answer["output_q"])
+        assert result.in_batch and result.signed_by_node and not result.leaf_final
+    # an output changed after signing fails the checks
+    bad = check(answers[0], inputs[0], [v + 1 for v in answers[0]["output_q"]])
+    assert not bad.signed_by_node and not bad.in_batch
 
     advance(chain, MOCK_MODEL.challenge_window + 1)
     n.service.step()
     assert n.store.batch_by_chain_id(batch_id).status == BatchState.FINAL  # type: ignore[union-attr]
-    assert spotcheck.job_manager.isBatchJobFinal(batch_id, answers[0]["receipt"]["jobId"])
+    assert spotcheck.job_manager.isBatchLeafFinal(batch_id, 0)
+    assert check(answers[0], inputs[0], answers[0]["output_q"]).ok
 
 
 # -- crash recovery -----------------------------------------------------------------------
@@ -287,7 +323,7 @@ def test_disputedHonestNode_defendsOnchainJob_andKeepsStake(
     n = make_node()
     job_id = _request(spotcheck, requester, node, [10, 20, -30, 40])
     n.service.step()
-    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    _dispute(spotcheck, job_id, challenger)
     did = onchain_job_key(job_id)
 
     n.service.step()
@@ -313,7 +349,13 @@ def test_disputedHonestNode_defendsBatchLeaf_andKeepsStake(
     job_id = answers[1]["receipt"]["jobId"]
     leaf = n.http.get(f"/v1/batches/{batch_id}/jobs/{job_id}").json()
     spotcheck.dispute_manager.openBatchDispute(
-        batch_id, job_id, leaf["inputHash"], leaf["outputHash"], leaf["proof"], sender=challenger
+        batch_id,
+        leaf["index"],
+        job_id,
+        leaf["inputHash"],
+        leaf["outputHash"],
+        leaf["proof"],
+        sender=challenger,
     )
 
     n.service.step()
@@ -323,7 +365,7 @@ def test_disputedHonestNode_defendsBatchLeaf_andKeepsStake(
         DisputeStatus.DEFENDED
     )
     assert n.chain.stake().amount == NODE_STAKE
-    assert spotcheck.job_manager.isBatchJobFinal(batch_id, job_id)
+    assert spotcheck.job_manager.isBatchLeafFinal(batch_id, leaf["index"])
 
 
 def test_dishonestNode_cannotDefend_skipsProving_alertsOnce_andIsSlashed(
@@ -338,7 +380,7 @@ def test_dishonestNode_cannotDefend_skipsProving_alertsOnce_andIsSlashed(
     n = make_node(fault_rate=1.0)  # DISHONEST MODE: every output corrupted beyond tau
     job_id = _request(spotcheck, requester, node, [1, 2, 3, 4])
     n.service.step()
-    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    _dispute(spotcheck, job_id, challenger)
     did = onchain_job_key(job_id)
 
     with caplog.at_level("CRITICAL", logger="prover.service"):
@@ -375,7 +417,7 @@ def test_honestNode_witnessPreCheckPasses_andItProves(
     n = make_node()
     job_id = _request(spotcheck, requester, node, [4, 3, 2, 1])
     n.service.step()
-    spotcheck.dispute_manager.openDispute(job_id, sender=challenger)
+    _dispute(spotcheck, job_id, challenger)
     n.service.step()
     assert len(n.backend.proved) == 1
     sample = n.metrics.registry.get_sample_value
