@@ -26,6 +26,7 @@ ACCOUNT = SimpleNamespace(address="0x" + "12" * 20)
 def _job_struct() -> Any:
     return SimpleNamespace(
         modelId=A,
+        requester="0x" + "34" * 20,
         node=ACCOUNT.address,
         fee=1,
         inputHash=b"\x01" * 32,
