@@ -271,14 +271,14 @@ class ApeChain:
         def read() -> list[bytes] | None:
             from ape import chain
 
-            tx = chain.provider.get_transaction(tx_hash)
-            _abi, args = self.disputes.decode_input(tx.data)
+            tx = chain.provider.get_receipt(tx_hash).transaction
+            _abi, args = self.disputes.decode_input(bytes(tx.data))
             proof = args.get("proof")
             return None if proof is None else [_to_bytes(p) for p in proof]
 
         try:
             return self._read(f"reveal tx {tx_hash}", read)
-        except (ChainError, ValueError, KeyError) as err:
+        except (ChainError, ValueError, KeyError, AttributeError) as err:
             log.warning("cannot read the proof of reveal %s: %s", tx_hash, err)
             return None
 
