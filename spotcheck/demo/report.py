@@ -293,6 +293,14 @@ class DemoReport:
             f"time to catch the cheater: first dispute {to_d}, first slash {to_s} after the first "
             f"job (wall clock; anvil time travel skipped {self.time_travel_s} s of chain time)"
         )
+        if self.chain_catch:
+            clock = self.chain_catch
+            w(
+                f"  on the chain clock: its first disputed commitment was disputed "
+                f"{clock['dispute_blocks']} blocks ({clock['dispute_s']} s) after it was committed "
+                f"and slashed {clock['slash_s']} s after it (the proof window it could not use: "
+                f"{clock['proof_window_s']} s)"
+            )
         if any(n.role == "withholding" for n in self.nodes):
             lr = self.time_to_leaf_request_s
             ws = self.time_to_withholder_slash_s
@@ -302,14 +310,6 @@ class DemoReport:
                 + ", slashed for a leaf it never revealed "
                 + ("never" if ws is None else f"{ws:.1f} s")
                 + " after the first job"
-            )
-        if self.chain_catch:
-            clock = self.chain_catch
-            w(
-                f"  on the chain clock: its first disputed commitment was disputed "
-                f"{clock['dispute_blocks']} blocks ({clock['dispute_s']} s) after it was committed "
-                f"and slashed {clock['slash_s']} s after it (the proof window it could not use: "
-                f"{clock['proof_window_s']} s)"
             )
         w("stages: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in self.stages))
         w(f"total {self.wall_s:.1f} s")

@@ -167,7 +167,7 @@ class Watch:
         for n in self.cast.nodes:
             c = n.store.counts()
             self.say(
-                f"    {n.label:15} jobs: {fmt(c['onchain_jobs'])}; batches: {fmt(c['batches'])}; "
+                f"    {n.label:16} jobs: {fmt(c['onchain_jobs'])}; batches: {fmt(c['batches'])}; "
                 f"disputes: {fmt(c['disputes'])}"
             )
-        self.say(f"    {'challenger':15} commitments: {fmt(rows)}")
+        self.say(f"    {'challenger':16} commitments: {fmt(rows)}")
