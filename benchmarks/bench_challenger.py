@@ -8,8 +8,10 @@ Measured, each on one core:
 1. follow (on-chain jobs): record N ResultCommitted events (the follower's handler, one SQLite
    transaction) and decide their samples (keccak per job, one transition per job). RPC time
    is not included: it depends on the endpoint; the follower reads up to 2000 blocks per call.
-2. follow (batches): verify a served batch of N leaves (hash every input and output, rebuild
-   the Merkle tree, compare with the committed root) and record it with sampling decisions.
+2. follow (batches): download and check a served listing of N leaves (parse and range-check
+   every element, check the input domain, hash every input and output, rebuild the positional
+   Merkle tree, compare with the committed root) and record it with sampling decisions by
+   position and the sampled leaves' proofs.
 3. re-execute (tiny MLP, 4-8-2): onnxruntime screen alone, ezkl witness alone, and the
    verdict on honest outputs (the screen decides) and on outputs outside tau/2 of the screen
    (the witness decides).
@@ -29,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from challenger.batches import BatchClient  # noqa: E402
+from challenger.batches import BatchClient, Domain  # noqa: E402
 from challenger.sampling import SamplingPolicy  # noqa: E402
 from challenger.service import Challenger, Options, TickReport  # noqa: E402
 from challenger.store import BatchState, Store  # noqa: E402
@@ -113,14 +115,24 @@ def bench_follow_batch(n: int, folder: Path) -> dict[str, float]:
     policy = SamplingPolicy(secret=b"\x01" * 32, default_rate=0.05)
     seed = b"\x02" * 32
 
+    domain = Domain(input_len=4, output_len=2, in_lo=-(2**20), in_hi=2**20)
+
     def fetch_and_record() -> None:
-        from spotcheck.encoding import batch_job_key
+        import dataclasses
 
-        def decide(job_id: int) -> bool:
-            return policy.decide(MODEL, seed, batch_job_key(1, job_id))
+        from spotcheck.encoding import batch_leaf_key
 
-        fetched = client.fetch(batch, decide)
-        store.fetched_batch(batch, [(leaf, decide(leaf.job_id)) for leaf in fetched.leaves])
+        def decide(index: int) -> bool:
+            return policy.decide(MODEL, seed, batch_leaf_key(1, index))
+
+        fetched = client.fetch(batch, domain)
+        decided = []
+        for leaf in fetched.leaves:
+            sampled = decide(leaf.index)
+            if sampled:
+                leaf = dataclasses.replace(leaf, proof=fetched.tree.proof(leaf.index))
+            decided.append((leaf, sampled))
+        store.fetched_batch(batch, decided)
 
     rate, seconds = _rate(n, fetch_and_record)
     return {"leaves_per_s": rate, "seconds": seconds}

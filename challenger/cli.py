@@ -185,10 +185,20 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     for name, n in sorted(data["counters"].items()):
         click.echo(f"  {name:<13} {n}")
     click.echo(f"  withdrawn     {_fmt(data['withdrawn'])} tokens")
+    lr = data["leaf_requests"]
+    click.echo(
+        f"  leaf requests opened {lr['opened']}, revealed {lr['revealed']}, "
+        f"settled {lr['settled']}, pending {lr['pending']}, missed {lr['missed']}"
+    )
     for d in data["open_disputes"]:
         click.echo(
             f"  open dispute {d['dispute_id']} {d['kind']} {d['ref']}/{d['job_id']} "
             f"node {d['node']} {d['state']} proof deadline {d['proof_deadline']}"
+        )
+    for r in data["open_leaf_requests"]:
+        click.echo(
+            f"  leaf request {r['request_id']} batch {r['batch_id']} index {r['index']} "
+            f"node {r['node']} {r['state']} reveal deadline {r['reveal_deadline']}"
         )
 
 

@@ -66,6 +66,8 @@ def test_metrics_exposeStateCountsFromTheDatabase(tmp_path: Path) -> None:
         "spotcheck_challenger_disputes_won 1.0",
         "spotcheck_challenger_disputes_lost 0.0",
         "spotcheck_challenger_blocks_behind_head 7.0",
+        "spotcheck_challenger_leaf_requests_opened 0.0",
+        "spotcheck_challenger_leaf_requests_settled 0.0",
     ):
         assert line in text
 
@@ -76,6 +78,9 @@ def test_statusCommand_readsTheLocalDatabase(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert '"won": 1' in result.output
     assert read_status(tmp_path / "challenger.sqlite")["states"] == {"won": 1}
+    plain = CliRunner().invoke(challenger, ["status", "--state-dir", str(tmp_path)])
+    assert plain.exit_code == 0, plain.output
+    assert "leaf requests opened 0, revealed 0, settled 0, pending 0" in plain.output
 
 
 def test_statusCommand_withoutDatabase_failsWithOneLine(tmp_path: Path) -> None:
