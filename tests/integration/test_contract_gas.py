@@ -1,10 +1,14 @@
 """Gas of every external state-changing function (MockVerifier for defend; the real verifier's
 defend gas is in test_contract_real_verifier.py). Prints a markdown table (run with -s);
-``SPOTCHECK_GAS_REPORT=path`` also writes it to a file. The asserted bounds catch regressions."""
+``SPOTCHECK_GAS_REPORT=path`` also writes it to a file. The asserted bounds catch regressions.
+
+v2 rows: batch commits per job for 1, 64 and 1024 leaves (each leaf reserves a slash, so the
+node stakes enough first), leaf requests and reveals for 4 and 784 input elements."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from tests.fixtures.chain import (
 )
 
 pytestmark = pytest.mark.chain
+IN_HASH = hash_vector(JOB_INPUT)
+OUT_HASH = hash_vector(JOB_OUTPUT)
 
 
 def _report(rows: list[tuple[str, str, int]]) -> str:
@@ -33,13 +39,13 @@ def _report(rows: list[tuple[str, str, int]]) -> str:
 
 def test_gas_everyExternalFunction_andBatchCommitPerJob(
     spotcheck: Any,
+    project: Any,
     deployer: Any,
     node: Any,
     node2: Any,
     challenger: Any,
     requester: Any,
     outsider: Any,
-    mock_verifier: Any,
     chain: Any,
 ) -> None:
     sc = spotcheck
@@ -56,22 +62,35 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
         rows.append((contract, function, int(receipt.gas_used)))
         return receipt
 
-    gas("StakeManager", "stake", sm.stake(100 * 10**18, sender=node))
-    struct = MOCK_MODEL.as_struct(str(mock_verifier.address), b"\x0a" * 32, b"\x0b" * 32)
+    # A batch of 1024 reserves 1024 slashes: stake for it first.
+    big_stake = 1100 * MOCK_MODEL.slash_amount
+    sc.token.mint(node, big_stake, sender=deployer)
+    gas("StakeManager", "stake", sm.stake(big_stake, sender=node))
+    v = deployer.deploy(project.MockVerifier)
+    struct = MOCK_MODEL.as_struct(str(v.address), b"\x0a" * 32, b"\x0b" * 32)
     gas("ModelRegistry", "registerModel", reg.registerModel(struct, sender=deployer))
+    gas("JobManager", "setPrice", jm.setPrice(sc.model_id, JOB_FEE, sender=node))
     job_id = gas(
         "JobManager",
         "requestJob (4 inputs)",
         jm.requestJob(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=requester),
     ).return_value
-    gas("JobManager", "commitResult (2 outputs)", jm.commitResult(job_id, JOB_OUTPUT, sender=node))
+    gas(
+        "JobManager",
+        "commitResult (2 outputs)",
+        jm.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node),
+    )
     advance(chain, MOCK_MODEL.challenge_window + 1)
     gas("JobManager", "finalize (EOA requester)", jm.finalize(job_id, sender=outsider))
     gas("JobManager", "withdrawCredits", jm.withdrawCredits(sender=node))
 
     sc.token.mint(consumer, 10 * JOB_FEE, sender=deployer)
-    cjob = consumer.request(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer).return_value
-    jm.commitResult(cjob, JOB_OUTPUT, sender=node)
+    cjob = gas(
+        "ExampleConsumer",
+        "request (records the question)",
+        consumer.request(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer),
+    ).return_value
+    jm.commitResult(cjob, IN_HASH, JOB_OUTPUT, sender=node)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     gas("JobManager", "finalize (ExampleConsumer callback)", jm.finalize(cjob, sender=outsider))
     gas(
@@ -85,22 +104,24 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     gas("JobManager", "cancelJob", jm.cancelJob(late, sender=requester))
 
     # disputes: one defended, one settled
-    j1 = jm.requestJob(sc.model_id, JOB_INPUT, node, 0, sender=requester).return_value
-    jm.commitResult(j1, JOB_OUTPUT, sender=node)
-    d1 = gas("DisputeManager", "openDispute", dm.openDispute(j1, sender=challenger)).return_value
+    j1 = jm.requestJob(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=requester).return_value
+    jm.commitResult(j1, IN_HASH, JOB_OUTPUT, sender=node)
+    d1 = gas(
+        "DisputeManager", "openDispute", dm.openDispute(j1, OUT_HASH, sender=challenger)
+    ).return_value
     gas(
         "DisputeManager",
         "defend (MockVerifier, 6 instances)",
         dm.defend(d1, b"p", defence_instances(JOB_INPUT, JOB_OUTPUT), JOB_OUTPUT, sender=node),
     )
     j2 = jm.requestJob(sc.model_id, JOB_INPUT, node, JOB_FEE, sender=requester).return_value
-    jm.commitResult(j2, JOB_OUTPUT, sender=node)
-    d2 = dm.openDispute(j2, sender=challenger).return_value
-    advance(chain, MOCK_MODEL.proof_window + 1)
+    jm.commitResult(j2, IN_HASH, JOB_OUTPUT, sender=node)
+    d2 = dm.openDispute(j2, OUT_HASH, sender=challenger).return_value
+    advance(chain, 2 * MOCK_MODEL.proof_window + 1)
     gas("DisputeManager", "settle (slash, bounty, burn)", dm.settle(d2, sender=outsider))
     gas("DisputeManager", "withdrawCredits", dm.withdrawCredits(sender=challenger))
 
-    # batches: one root per batch, whatever the count; leaf disputes need log2(count) siblings
+    # batches: one root per batch; leaf disputes need ceil(log2(count)) siblings
     per_job: dict[int, int] = {}
     for count in (1, 64, 1024):
         leaves = [
@@ -117,6 +138,7 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
         if count == 1024:
             rd = dm.openBatchDispute(
                 batch_id,
+                5,
                 5,
                 hash_vector([5, 0, 0, 0]),
                 hash_vector([5, 5]),
@@ -135,8 +157,49 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
                     sender=node,
                 ),
             )
+            rq = dm.requestLeaf(batch_id, 7, sender=challenger)
+            gas("DisputeManager", "requestLeaf (4 inputs)", rq)
+            gas(
+                "DisputeManager",
+                "revealLeaf (4 inputs, 2 outputs, 1024 leaves)",
+                dm.revealLeaf(batch_id, 7, 7, [7, 0, 0, 0], [7, 7], tree.proof(7), sender=node),
+            )
+            rq2 = dm.requestLeaf(batch_id, 8, sender=challenger)
+            advance(chain, MOCK_MODEL.challenge_window + MOCK_MODEL.proof_window + 1)
+            gas(
+                "DisputeManager",
+                "settleLeafRequest",
+                dm.settleLeafRequest(rq2.return_value, sender=outsider),
+            )
             advance(chain, MOCK_MODEL.challenge_window + 1)
             gas("JobManager", "finalizeBatch", jm.finalizeBatch(batch_id, sender=outsider))
+
+    # leaf request and reveal for a 784-element input (a 28x28 image)
+    wide = replace(MOCK_MODEL, input_len=784, output_len=10, in_lo=-(2**20), in_hi=2**20)
+    v784 = deployer.deploy(project.MockVerifier)
+    wide_id = reg.registerModel(
+        wide.as_struct(str(v784.address), b"\x0c" * 32, b"\x0d" * 32), sender=deployer
+    ).return_value
+    inputs = [[(i * 7 + k) % 255 for k in range(784)] for i in range(64)]
+    outputs = [[i + k for k in range(10)] for i in range(64)]
+    leaves = [
+        leaf_hash(i, wide_id, hash_vector(a), hash_vector(b))
+        for i, (a, b) in enumerate(zip(inputs, outputs, strict=True))
+    ]
+    tree = MerkleTree(leaves)
+    wb = jm.commitBatch(wide_id, tree.root, 64, "", sender=node).return_value
+    gas("DisputeManager", "requestLeaf (784 inputs)", dm.requestLeaf(wb, 9, sender=challenger))
+    gas(
+        "DisputeManager",
+        "revealLeaf (784 inputs, 10 outputs, 64 leaves)",
+        dm.revealLeaf(wb, 9, 9, inputs[9], outputs[9], tree.proof(9), sender=node),
+    )
+    gas(
+        "JobManager",
+        "requestJob (784 inputs)",
+        jm.requestJob(wide_id, inputs[0], node, JOB_FEE, sender=requester),
+    )
+
     gas("StakeManager", "requestUnbond", sm.requestUnbond(sender=node2))
     advance(chain, TEST_PARAMS.unbonding_delay + 1)
     gas("StakeManager", "withdrawStake", sm.withdrawStake(sender=node2))
@@ -153,8 +216,10 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
 
     by_fn = {f: g for _, f, g in rows}
     # One root per batch: commit gas does not grow with the batch size.
-    assert max(by_fn[f"commitBatch ({n} jobs)"] for n in per_job) < 250_000
+    assert max(by_fn[f"commitBatch ({n} jobs)"] for n in per_job) < 300_000
     assert per_job[1024] < 250
     assert by_fn["requestJob (4 inputs)"] < 300_000
-    assert by_fn["openDispute"] < 400_000
+    assert by_fn["openDispute"] < 450_000
     assert by_fn["defend (MockVerifier, 6 instances)"] < 200_000
+    assert by_fn["requestLeaf (4 inputs)"] < 300_000
+    assert by_fn["revealLeaf (784 inputs, 10 outputs, 64 leaves)"] < 1_500_000

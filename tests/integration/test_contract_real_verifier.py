@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from spotcheck.chain import DisputeStatus, JobStatus, ModelParams
-from spotcheck.encoding import quantize, to_field
+from spotcheck.encoding import hash_vector, quantize, to_field
 from tests.fixtures.chain import advance
 
 pytestmark = pytest.mark.chain
@@ -55,8 +55,9 @@ def _dispute(
     job_id = int(
         jm.requestJob(real["model_id"], input_q, node, 10**18, sender=requester).return_value
     )
-    jm.commitResult(job_id, committed, sender=node)
-    return job_id, bytes(dm.openDispute(job_id, sender=challenger).return_value)
+    jm.commitResult(job_id, hash_vector(input_q), committed, sender=node)
+    out_hash = hash_vector(committed)
+    return job_id, bytes(dm.openDispute(job_id, out_hash, sender=challenger).return_value)
 
 
 def test_realVerifier_acceptsProof_directly(
