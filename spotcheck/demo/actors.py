@@ -176,9 +176,14 @@ def build_node(
         self_audit_rate=self_audit_rate,
         poll_interval_s=poll_interval_s,
     )
-    if withholding and not _node_can_withhold_reveals():
-        contracts = NoRevealContracts(contracts.deployment)
+    # How the withholding node is kept from revealing: its own fault setting if it has one,
+    # else its reveal phase switched off, else a DisputeManager view without revealLeaf.
+    patch_phase = withholding and not _node_can_withhold_reveals() and _has_reveal_phase()
+    if withholding and not _node_can_withhold_reveals() and not patch_phase:
+        contracts = NoRevealContracts(contracts.deployment)  # type: ignore[assignment]
     node = assemble(settings, account, contracts)
+    if patch_phase:
+        _skip_reveal_phase(node)
     app = WithholdListings(node.app) if withholding else node.app
     http = HttpServer(app, f"{label}-http", port)
     loop = LoopThread(f"{label}-loop", node.service.step, poll_interval_s)
@@ -190,6 +195,22 @@ def _node_can_withhold_reveals() -> bool:
     from prover.config import FaultInjection
 
     return "withhold_reveals" in FaultInjection.model_fields
+
+
+def _has_reveal_phase() -> bool:
+    from prover.service import NodeService
+
+    return callable(getattr(NodeService, "reveal_leaves", None))
+
+
+def _skip_reveal_phase(node: Any) -> None:
+    """Switch off the node's reveal phase (``NodeService.reveal_leaves``): it records its
+    leaf requests and lets them lapse."""
+
+    def withheld() -> int:
+        return 0  # WITHHOLDING MODE: a leaf request is never answered
+
+    node.service.reveal_leaves = withheld
 
 
 def _faults(rate: float, seed: int, withholding: bool) -> dict[str, Any]:
