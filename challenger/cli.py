@@ -6,6 +6,7 @@ only the local database. Ape is imported when a chain command runs, so ``--help`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -93,6 +94,10 @@ def _run_impl(
         # The passphrase comes from APE_ACCOUNTS_<alias>_PASSPHRASE or is asked once here.
         account.set_autosign(True)
     challenger = build_challenger(settings, account, _contracts(settings.deployment_path))
+    if once:  # one tick: wait for the listings it starts (a loop collects them next tick)
+        challenger.options = dataclasses.replace(
+            challenger.options, fetch_wait_s=settings.batch_timeout_s + 3.0
+        )
     metrics = Metrics()
     health = Health(settings.confirmations, settings.ready_slack)
     if settings.http.enabled and not once:
@@ -107,22 +112,36 @@ def _run_impl(
     )
 
     def show(report: Any) -> None:
-        if report.events or report.sampled or report.disputed or report.won or report.lost:
+        if (
+            report.events
+            or report.sampled
+            or report.disputed
+            or report.won
+            or report.lost
+            or report.leaf_requested
+            or report.revealed
+            or report.leaf_settled
+        ):
             click.echo(
                 f"events {report.events} sampled {report.sampled} matched {report.matched} "
                 f"mismatched {report.mismatched} disputed {report.disputed} "
-                f"reported {report.reported} won {report.won} lost {report.lost}"
+                f"reported {report.reported} won {report.won} lost {report.lost} "
+                f"withheld {report.withheld} leaf requests {report.leaf_requested} "
+                f"revealed {report.revealed} settled {report.leaf_settled}"
             )
 
-    run_loop(
-        challenger,
-        settings,
-        metrics=metrics,
-        health=health,
-        stop=stop,
-        max_ticks=1 if once else None,
-        on_tick=show,
-    )
+    try:
+        run_loop(
+            challenger,
+            settings,
+            metrics=metrics,
+            health=health,
+            stop=stop,
+            max_ticks=1 if once else None,
+            on_tick=show,
+        )
+    finally:
+        challenger.fetcher.close()
 
 
 def _withdraw_impl(account: Any, deployment: Path | None, dry_run: bool) -> None:
