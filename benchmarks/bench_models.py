@@ -135,6 +135,8 @@ def _tau_fields(report: Any) -> dict[str, Any]:
 
 def run_tau_only(name: str) -> dict[str, Any]:
     """Circuit (default domain) and tolerance only: the columns of docs/models.md's v2 table."""
+    import numpy as np
+
     from verifier import tolerance
     from verifier.artifacts import build_circuit
 
@@ -146,6 +148,11 @@ def run_tau_only(name: str) -> dict[str, Any]:
         report = tolerance.measure(a)
         row = {"model": name, "output_scale": a.output_scale, **_tau_fields(report)}
         row["tolerance_s"] = time.perf_counter() - t0
+        # v1's rule on the same circuit: calibration set + 200 random inputs in its range
+        cal = a.calibration_inputs()
+        v1_inputs = np.concatenate([cal, tolerance.random_inputs_in_range(cal, 200, 0)])
+        v1_dev, _ = tolerance.measure_deviation(a, v1_inputs)
+        row["v1_tau"] = tolerance.choose_tau(v1_dev.max_units)
         row["sound_note"] = report.sound_note
         return row
 
@@ -221,6 +228,7 @@ TAU_COLUMNS = [
     ("tau", "{}"),
     ("worst_dev", "{}"),
     ("sound_bound", "{}"),
+    ("v1_tau", "{}"),
     ("searched", "{}"),
     ("tolerance_s", "{:.1f}"),
 ]

@@ -17,6 +17,12 @@ the graph with interval arithmetic, per element, in the spirit of TAO (arXiv 251
   products in any order, plus the input errors carried through ``|A|``);
 - the node's output rounding: half a unit.
 
+BatchNormalization (eval) is the linear map ``a x + c`` per channel, with a full half unit of
+``param_scale`` charged to ``a`` and ``c`` (ezkl folds them in its own arithmetic); LeakyRelu
+multiplies by ``alpha`` at ``param_scale`` like ezkl. Batches above 1 are block diagonal.
+The float side assumes IEEE float32 arithmetic in any summation order (FMA included): not
+TF32 or half precision, which the slack of ``tau`` does not cover either.
+
 The bound is ``floor(0.5 + 2**s_out * max(e_c + e_f))`` output units. The input itself carries
 no error: nodes run the model on ``q / 2**s_in``, exactly the circuit's input.
 
@@ -40,6 +46,8 @@ from verifier.domain import InputDomain
 
 SUPPORTED_OPS = (
     "Gemm",
+    "BatchNormalization",
+    "LeakyRelu",
     "MatMul",
     "Conv",
     "Relu",
@@ -99,7 +107,10 @@ def _attr(node: Any, name: str, default: Any) -> Any:
 def _conv_matrix(
     w: np.ndarray, in_shape: tuple[int, ...], strides: list[int], pads: list[int], dil: list[int]
 ) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Dense matrix of a (group 1, batch 1) N-d convolution with kernel ``w``."""
+    """Dense matrix of a group-1 N-d convolution with kernel ``w`` (batch: block diagonal)."""
+    if in_shape[0] != 1:
+        one, out = _conv_matrix(w, (1, *in_shape[1:]), strides, pads, dil)
+        return np.kron(np.eye(in_shape[0]), one), (in_shape[0], *out[1:])
     m_out, c_in = w.shape[0], w.shape[1]
     ks = w.shape[2:]
     spatial = in_shape[2:]
@@ -135,14 +146,22 @@ class _Propagator:
         return np.abs(scaled - np.round(scaled)) / 2.0**self.param_scale
 
     def linear(
-        self, x: _T, mat: np.ndarray, bias: np.ndarray, dmat: np.ndarray, out_shape: tuple[int, ...]
+        self,
+        x: _T,
+        mat: np.ndarray,
+        bias: np.ndarray,
+        dmat: np.ndarray,
+        out_shape: tuple[int, ...],
+        bias_err: float | None = None,
     ) -> _T:
-        """``y = mat @ x + bias`` (``dmat``: |weight quantization error| per matrix entry)."""
+        """``y = mat @ x + bias`` (``dmat``: |weight quantization error| per matrix entry;
+        ``bias_err``: a bound of the bias's quantization error, default the exact one)."""
         pos, neg = np.maximum(mat, 0), np.minimum(mat, 0)
         lo = pos @ x.lo + neg @ x.hi + bias
         hi = pos @ x.hi + neg @ x.lo + bias
         absm = np.abs(mat)
-        ec = (absm + dmat) @ x.ec + dmat @ x.mag + self._quantize_err(bias)
+        db = self._quantize_err(bias) if bias_err is None else bias_err
+        ec = (absm + dmat) @ x.ec + dmat @ x.mag + db
         scale = x.scale + self.param_scale
         if scale > self.multiplier * self.global_scale:
             scale = self.global_scale
@@ -161,7 +180,7 @@ def _windows(
     in_shape: tuple[int, ...], ks: list[int], strides: list[int], pads: list[int]
 ) -> tuple[list[np.ndarray], tuple[int, ...]]:
     """Input indices (flat) of each output element of an N-d pool (padding cells dropped)."""
-    c = in_shape[1]
+    c = in_shape[0] * in_shape[1]  # NCHW is contiguous: batches x channels windows
     spatial = in_shape[2:]
     rank = len(spatial)
     out_sp = tuple(
@@ -177,7 +196,7 @@ def _windows(
                 if all(0 <= p < spatial[d] for d, p in enumerate(pos)):
                     idx.append(ch * n_in + int(np.ravel_multi_index(pos, spatial)))
             wins.append(np.asarray(idx))
-    return wins, (1, c, *out_sp)
+    return wins, (in_shape[0], in_shape[1], *out_sp)
 
 
 def _propagate(model: Any, settings: dict[str, Any], domain: InputDomain) -> _T:
@@ -221,13 +240,19 @@ def _propagate(model: Any, settings: dict[str, Any], domain: InputDomain) -> _T:
                     raise UnsupportedGraphError("Gemm with transA")
                 if _attr(node, "transB", 0):
                     w = w.T
-            if w.ndim != 2 or len(x.shape) != 2 or x.shape[0] != 1:
+            if w.ndim != 2 or len(x.shape) != 2 or x.shape[1] != w.shape[0]:
                 raise UnsupportedGraphError(f"{op} on shapes {x.shape} x {w.shape}")
-            m = w.shape[1]
-            bias = np.zeros(m)
+            rows, m = x.shape[0], w.shape[1]
+            bias = np.zeros((rows, m))
             if len(node.input) > 2 and node.input[2]:
-                bias = np.broadcast_to(inits[node.input[2]], (1, m)).ravel().astype(np.float64)
-            y = p.weighted(x, w, bias, lambda k, m=m: (k.T, (1, m)))
+                bias = np.broadcast_to(inits[node.input[2]], (rows, m))
+            eye = np.eye(rows)
+            y = p.weighted(
+                x,
+                w,
+                bias.ravel().astype(np.float64),
+                lambda k, m=m, eye=eye: (np.kron(eye, k.T), (eye.shape[0], m)),
+            )
         elif op == "Conv":
             w = inits[node.input[1]]
             rank = w.ndim - 2
@@ -246,8 +271,40 @@ def _propagate(model: Any, settings: dict[str, Any], domain: InputDomain) -> _T:
 
             mat0, out_shape = build(w)
             n_o = int(np.prod(out_shape[2:]))
-            bias = np.zeros(mat0.shape[0]) if b is None else np.repeat(b, n_o)
+            bias = (
+                np.zeros(mat0.shape[0]) if b is None else np.tile(np.repeat(b, n_o), out_shape[0])
+            )
             y = p.weighted(x, w, bias, build)
+        elif op == "BatchNormalization":
+            if len(node.output) != 1 or _attr(node, "training_mode", 0):
+                raise UnsupportedGraphError("BatchNormalization in training mode")
+            # eval mode: y = a x + c per channel, a = gamma / sqrt(var + eps), c = beta - a mean
+            gamma, beta, mean, var = (inits[name] for name in node.input[1:5])
+            a = gamma / np.sqrt(var + float(_attr(node, "epsilon", 1e-5)))
+            c = beta - a * mean
+            per = int(np.prod(x.shape[2:]))
+            diag = np.tile(np.repeat(a, per), x.shape[0])
+            bias = np.tile(np.repeat(c, per), x.shape[0])
+            # ezkl folds a and c in its own float arithmetic: charge a full half unit of
+            # param_scale per constant (whatever exact value it rounded), and float32's
+            # own folding to the float side (4 ulps of |a x|)
+            half = 0.5 * 2.0**-p.param_scale
+            y = p.linear(
+                x, np.diag(diag), bias, np.diag(np.full(diag.size, half)), x.shape, bias_err=half
+            )
+            y.ef = y.ef + 4 * U32 * (np.abs(diag) * x.mag + np.abs(bias))
+        elif op == "LeakyRelu":
+            alpha = float(_attr(node, "alpha", 0.01))
+            half = 0.5 * 2.0**-p.param_scale
+            lo = np.where(x.lo >= 0, x.lo, alpha * x.lo)
+            hi = np.where(x.hi >= 0, x.hi, alpha * x.hi)
+            ec = max(1.0, abs(alpha) + half) * x.ec + half * x.mag
+            scale = x.scale + p.param_scale  # ezkl multiplies by alpha at param_scale
+            if scale > p.multiplier * p.global_scale:
+                scale = p.global_scale
+                ec = ec + 2.0**-scale
+            ef = max(1.0, abs(alpha)) * x.ef + U32 * (x.mag + x.ef)
+            y = _T(x.shape, lo, hi, ec, ef, scale)
         elif op == "Relu":
             y = _T(x.shape, np.maximum(x.lo, 0), np.maximum(x.hi, 0), x.ec, x.ef, x.scale)
         elif op in ("Flatten", "Reshape", "Identity"):

@@ -175,3 +175,29 @@ def test_shiftedOutput_outsideTau_isDetected(tiny_mlp_artifacts: Any) -> None:
     circuit = witness_output(tiny_mlp_artifacts, q)
     cheat = [circuit[0] + rep.tau + 1, *circuit[1:]]
     assert not within_tolerance(cheat, circuit, rep.tau)
+
+
+#: pytorch-converted models (batch > 1, Conv1d/2d, BatchNorm, LeakyRelu, pooling, lookups)
+#: whose every op the sound bound supports.
+SOUND_PYTORCH = [
+    "test_Linear",
+    "test_Conv1d",
+    "test_Conv2d",
+    "test_BatchNorm2d_eval",
+    "test_LeakyReLU",
+    "test_AvgPool2d",
+    "test_MaxPool1d",
+    "test_Sigmoid",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SOUND_PYTORCH)
+def test_soundBound_pytorchConverted_neverBelowWorstFound(
+    name: str, zk_model_dir: Path, zk_covered_circuit_for: Callable[..., Any]
+) -> None:
+    artifacts, domain = zk_covered_circuit_for(models.model_file(name, zk_model_dir))
+    bound = error_bound.bound(artifacts, domain)
+    assert bound.units is not None, bound.note
+    search, _ = tolerance.search_deviation(artifacts, domain, random_samples=100, seed=7)
+    assert 0 <= search.worst <= bound.units
