@@ -271,7 +271,8 @@ class OnchainReceiptCheck:
     signed_by_node: bool
     #: That leaf is leaf ``index`` of batch ``batchId``, committed by that node for that model.
     in_batch: bool
-    #: ``isBatchLeafFinal(batchId, index)``: not invalid, and proven or its batch final.
+    #: ``isBatchLeafFinal(batchId, index)``: not invalid, and proven or its batch final (read
+    #: only when ``in_batch`` holds: the finality of some other leaf says nothing here).
     leaf_final: bool
 
     @property
