@@ -10,8 +10,9 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from prover.api import ApiContext, create_app
 from prover.batching import BatchCutter, JobServer
@@ -28,6 +29,7 @@ from spotcheck.chain import SpotcheckContracts
 from spotcheck.errors import ChainError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,25 +57,34 @@ def base_url(settings: NodeSettings) -> str:
     return settings.http.public_url or f"http://{settings.http.host}:{settings.http.port}"
 
 
-def wait_for_registry(
-    chain: NodeChain, specs: list[ModelSpec], stop: threading.Event | None = None
-) -> list[ModelSpec]:
-    """Check the served models against the registry, waiting out an unreachable RPC (a node
-    started while its RPC is down waits and logs; it does not exit and crash-loop). A mismatch
-    (ConfigError) still ends the start at once. Returns the specs with their registered input
-    domains."""
+def patiently(what: str, call: Callable[[], T], stop: threading.Event | None = None) -> T:
+    """``call()``, waiting out an unreachable RPC (ChainError) with backoff and a log line per
+    attempt: a node started while its RPC is down waits, it does not exit and crash-loop.
+    Any other error (a ConfigError: a model that does not match the registry) ends at once."""
     delay = 1.0
     while True:
         try:
-            check_models_against_registry(chain, {s.model_id: s for s in specs})
-            return [with_domain(s, chain.model(s.model_id)) for s in specs]
+            return call()
         except ChainError as err:
-            log.error("chain unreachable at start (retrying in %.0f s): %s", delay, err)
+            log.error("%s: chain unreachable (retrying in %.0f s): %s", what, delay, err)
         if stop is not None and stop.wait(delay):
-            raise ChainError("stopped while waiting for the chain")
+            raise ChainError(f"{what}: stopped while waiting for the chain")
         if stop is None:
             time.sleep(delay)
         delay = min(delay * 2, 30.0)
+
+
+def wait_for_registry(
+    chain: NodeChain, specs: list[ModelSpec], stop: threading.Event | None = None
+) -> list[ModelSpec]:
+    """Check the served models against the registry (waiting out an RPC outage); returns the
+    specs with their registered input domains."""
+
+    def check() -> list[ModelSpec]:
+        check_models_against_registry(chain, {s.model_id: s for s in specs})
+        return [with_domain(s, chain.model(s.model_id)) for s in specs]
+
+    return patiently("checking the models against the registry", check, stop)
 
 
 def with_domain(spec: ModelSpec, model: Any) -> ModelSpec:
@@ -102,7 +113,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
     sender = TxSender(account, store, settings.transactions.policy())
     chain = NodeChain(contracts, account, sender=sender)
     specs = wait_for_registry(chain, model_specs(settings))
-    prices = post_prices(chain, settings)
+    prices = patiently("posting prices", lambda: post_prices(chain, settings))
     metrics = NodeMetrics()
     faults = FaultInjector(settings.fault_injection.corrupt_rate, settings.fault_injection.seed)
     metrics.dishonest_mode.set(1 if faults.rate > 0 else 0)

@@ -126,7 +126,7 @@ class Workload:
         jm = w3.eth.contract(address=Web3.to_checksum_address(self.jm_address), abi=self.jm_abi)
         event = jm.events.JobRequested()
         while not self._stop.is_set():
-            x = quantize([rng.uniform(-1, 1) for _ in range(4)], self.input_scale)
+            x = quantize([rng.uniform(-0.9, 0.9) for _ in range(4)], self.input_scale)
             tx = jm.functions.requestJob(bytes.fromhex(self.model_id[2:]), x, NODE_ADDRESS, 0)
             receipt = w3.eth.wait_for_transaction_receipt(tx.transact({"from": REQUESTER}))
             assert receipt["status"] == 1, receipt
@@ -139,13 +139,16 @@ class Workload:
         url = f"{self.node_url}/v1/models/{self.model_id}/infer"
         with httpx.Client(timeout=10) as client:
             while not self._stop.is_set():
-                body = {"input": [round(rng.uniform(-1, 1), 4) for _ in range(4)]}
+                x = quantize([rng.uniform(-0.9, 0.9) for _ in range(4)], self.input_scale)
                 try:
-                    answer = client.post(url, json=body)
+                    answer = client.post(url, json={"input_q": x})
                 except httpx.HTTPError:
                     answer = None
                 if answer is not None and answer.status_code == 200:
-                    self.receipts.append(answer.json()["receipt"])
+                    data = answer.json()
+                    self.receipts.append(
+                        {**data["receipt"], "_input_q": x, "_output_q": data["output_q"]}
+                    )
                     self._stop.wait(rng.uniform(0.0, 0.15))
                 else:  # the node is down or starting: an honest client retries a bit later
                     self.http_failures += 1
@@ -201,8 +204,12 @@ class JobManagerView:
     def getBatch(self, batch_id: int) -> SimpleNamespace:
         return _struct(self._c, "getBatch", batch_id)
 
-    def isBatchJobFinal(self, batch_id: int, job_id: int) -> bool:
-        return bool(self._c.functions.isBatchJobFinal(batch_id, job_id).call())
+    def isBatchLeafFinal(self, batch_id: int, index: int) -> bool:
+        return bool(self._c.functions.isBatchLeafFinal(batch_id, index).call())
+
+    @property
+    def address(self) -> str:
+        return str(self._c.address)
 
 
 @pytest.fixture
@@ -333,9 +340,23 @@ def test_nodeProcess_sigkilledUnderLoadAndRestarted_commitsEveryJobExactlyOnce(
             assert len(leaf_batches.get(receipt.leaf, [])) == 1, (answer, context)
             where = httpx.get(f"{node_url}/v1/jobs/{receipt.job_id}", timeout=10).json()
             assert where["batchId"] == leaf_batches[receipt.leaf][0], (where, context)
-            proof = [bytes.fromhex(p[2:]) for p in where["proof"]]
-            check = check_receipt_onchain(receipt, where["batchId"], proof, view)
-            assert check.signed_by_node and check.in_batch, (answer, check, context)
+            check = check_receipt_onchain(
+                receipt,
+                node=NODE_ADDRESS,
+                model_id=model_id,
+                input_q=answer["_input_q"],
+                output_q=answer["_output_q"],
+                batch_id=where["batchId"],
+                index=where["index"],
+                proof=where["proof"],
+                job_manager=view,
+                chain_id=w3.eth.chain_id,
+            )
+            assert check.answers_question and check.signed_by_node and check.in_batch, (
+                answer,
+                check,
+                context,
+            )
         assert len({r["jobId"] for r in work_load.receipts}) == len(work_load.receipts), context
 
         assert stop_process(node) == 0, e.log("node")[-5000:]
