@@ -104,8 +104,11 @@ def _states(db: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def tiny_model(spotcheck: Any, deployer: Any, tiny_mlp_artifacts: Any) -> tuple[bytes, int]:
-    """The tiny MLP registered with its real hashes and the MockVerifier; returns (id, tau)."""
+def tiny_model(
+    spotcheck: Any, deployer: Any, project: Any, tiny_mlp_artifacts: Any
+) -> tuple[bytes, int]:
+    """The tiny MLP registered with its real hashes and a MockVerifier of its own (a verifier
+    serves one model); returns (id, tau)."""
     from verifier.tolerance import measure
 
     a = tiny_mlp_artifacts
@@ -119,7 +122,8 @@ def tiny_model(spotcheck: Any, deployer: Any, tiny_mlp_artifacts: Any) -> tuple[
         challenge_window=MOCK_MODEL.challenge_window,
         proof_window=MOCK_MODEL.proof_window,
     )
-    struct = params.as_struct(str(spotcheck.mock_verifier.address), a.onnx_hash, a.settings_hash)
+    verifier = deployer.deploy(project.MockVerifier)
+    struct = params.as_struct(str(verifier.address), a.onnx_hash, a.settings_hash)
     spotcheck.model_registry.registerModel(struct, sender=deployer)
     model_id = bytes(
         spotcheck.model_registry.computeModelId(a.onnx_hash, a.settings_hash, struct["verifier"])
@@ -229,7 +233,8 @@ def test_challengerProcess_killedAndRpcOutage_endsInSameStateAsUninterruptedRun(
         assert proc.poll() is None, "the challenger must survive the outage"
         proxy.start()
         wait_for(lambda: _states(db).get("dispute_open", 0) == 4, 120, "catch-up after outage")
-        advance(chain, MOCK_MODEL.proof_window + 1)
+        # Four disputes against one node: the per-node proof queue gives each its own window.
+        advance(chain, 4 * MOCK_MODEL.proof_window + 1)
         wait_for(lambda: _states(db).get("won", 0) == 4, 120, "settlements")
         wait_for(lambda: spotcheck.dispute_manager.credits(challenger) == 0, 60, "withdrawal")
     finally:
