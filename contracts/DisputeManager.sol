@@ -60,14 +60,16 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
             ZeroAddress()
         );
         // INVARIANT: stakes, fees, bonds and slashes are one token, moved by one set of contracts.
-        require(stakeManager_.token() == token_, WrongWiring(address(stakeManager_)));
+        require(address(stakeManager_.token()) == address(token_), WrongWiring(address(stakeManager_)));
         require(
-            jobManager_.token() == token_ && jobManager_.stakeManager() == stakeManager_
-                && IWiredRegistry(address(jobManager_)).registry() == registry_,
+            address(jobManager_.token()) == address(token_)
+                && address(jobManager_.stakeManager()) == address(stakeManager_)
+                && address(IWiredRegistry(address(jobManager_)).registry()) == address(registry_),
             WrongWiring(address(jobManager_))
         );
         require(
-            IWiredRegistry(address(registry_)).stakeManager() == stakeManager_, WrongWiring(address(registry_))
+            address(IWiredRegistry(address(registry_)).stakeManager()) == address(stakeManager_),
+            WrongWiring(address(registry_))
         );
         token = token_;
         stakeManager = stakeManager_;

@@ -76,7 +76,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             ZeroAddress()
         );
         // INVARIANT: one token for stakes, fees and bonds; one stake manager.
-        require(stakeManager_.token() == token_, WrongWiring(address(stakeManager_)));
+        require(address(stakeManager_.token()) == address(token_), WrongWiring(address(stakeManager_)));
         require(_registryStakeManager(registry_) == address(stakeManager_), WrongWiring(address(registry_)));
         token = token_;
         stakeManager = stakeManager_;

@@ -189,7 +189,8 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
 
     function _checkWiring(address c) private view {
         require(
-            IWired(c).token() == token && address(IWired(c).stakeManager()) == address(this), WrongWiring(c)
+            address(IWired(c).token()) == address(token) && address(IWired(c).stakeManager()) == address(this),
+            WrongWiring(c)
         );
     }
 }

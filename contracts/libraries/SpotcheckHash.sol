@@ -103,12 +103,7 @@ library SpotcheckHash {
         return element > BN254_R / 2 ? -int256(BN254_R - element) : int256(element);
     }
 
-    function _hashNode(bytes32 left, bytes32 right) private pure returns (bytes32 out) {
-        // SAFETY: scratch space 0x00..0x3f is free for hashing (Solidity memory layout).
-        assembly ("memory-safe") {
-            mstore(0x00, left)
-            mstore(0x20, right)
-            out := keccak256(0x00, 0x40)
-        }
+    function _hashNode(bytes32 left, bytes32 right) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked(left, right));
     }
 }
