@@ -14,6 +14,12 @@ Invariants:
   new jobs or commitments;
 - only the ExampleConsumer's owner spends its fee budget: a stranger's ``request`` reverts with
   ``OwnableUnauthorizedAccount`` and leaves its balance unchanged.
+- v2: no two leaves share a verdict (each leaf's proven/invalid flags on chain are exactly the
+  model's record of that position, though batches reuse job ids); every open commitment is
+  fully backed (a node's ``locked`` equals its open jobs' slashes plus what is left of its open
+  batches' ``count * slash`` reservations, each batch's ``reserved`` matches, and
+  ``locked <= amount``); nothing is final with an open leaf request on it; a request below the
+  node's posted price never exists;
 - liveness: whatever the model says is legal now succeeds (finalize, finalizeBatch, settle and
   cancel after their deadline, an in-tolerance defence before it, opening a dispute in the
   window, delivering a final output, withdrawing owed credits); only an in-tolerance proof
@@ -54,15 +60,18 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
-from spotcheck.encoding import hash_vector, leaf_hash
+from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, LeafRequestStatus
+from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
 from spotcheck.merkle import MerkleTree
 from tests.fixtures.chain import MOCK_MODEL, TOKEN, advance, defence_instances
 
 pytestmark = pytest.mark.chain
 
-EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "8"))
-STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "30"))
+#: Default: 8 examples x 30 steps. ``SPOTCHECK_SLOW=1`` (``make test``): 50 x 200 = 10,000 rule
+#: steps. The two variables below override either.
+SLOW = os.environ.get("SPOTCHECK_SLOW") == "1"
+EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "50" if SLOW else "8"))
+STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "200" if SLOW else "30"))
 BURN = "0x000000000000000000000000000000000000dEaD"
 SLASH = MOCK_MODEL.slash_amount
 #: Slash amounts of the models the owner registers during a run (the first is MOCK_MODEL's).
@@ -80,7 +89,12 @@ PATHS = {
     "cancel": ("cancelJob", "cancel"),
     "deliverOutput": ("deliverOutput",),
     "withdraw": ("withdrawCredits", "withdrawRefunds"),
+    "requestLeaf": ("requestLeaf",),
+    "revealLeaf": ("revealLeaf",),
+    "settleLeafRequest": ("settleLeafRequest",),
 }
+#: Leaves per batch in the run (job ids repeat inside a batch on purpose: k % 2).
+BATCH_COUNT = 3
 #: Fixed time jumps (s): within every window, past the windows (100), past unbonding (1000).
 JUMPS = [1, 30, 101, 250, 1001]
 
@@ -97,6 +111,7 @@ class World:
     attacker: Any = None  # no tokens; tries owner-only calls
     consumer: Any = None  # ExampleConsumer (funded)
     hostile: Any = None  # HostileConsumer (funded)
+    verifiers: list[Any] = field(default_factory=list)  # one fresh MockVerifier per model tag
     minted: int = 0
 
     @property
@@ -118,6 +133,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.jobs: dict[int, dict[str, Any]] = {}  # jobId -> fee, node, input, output, status
         self.batches: dict[int, dict[str, Any]] = {}  # batchId -> node, leaves, tree, status
         self.disputes: dict[bytes, dict[str, Any]] = {}  # id -> kind, ref, index, node, status
+        # requestId -> batch, k, status, revealDeadline, disputeDeadline
+        self.leaf_requests: dict[bytes, dict[str, Any]] = {}
+        self.prices: dict[tuple[str, bytes], int] = {}  # (node, modelId) -> posted price
+        self.slashed_disputes: set[bytes] = set()
         self.resolutions: Counter[tuple[str, int, int]] = Counter()
         self.slashed: set[tuple[str, int, int]] = set()
         # modelId -> slash, active; tried: every id a registration was attempted for.
@@ -170,9 +189,9 @@ class SpotcheckMachine(RuleBasedStateMachine):
             for ev in receipt.events.filter(getattr(jm, name)):
                 self.resolutions[("job", 0, int(ev.jobId))] += 1
                 self.resolved = True
-        for name in ("BatchJobProven", "BatchJobInvalidated"):
+        for name in ("BatchLeafProven", "BatchLeafInvalidated"):
             for ev in receipt.events.filter(getattr(jm, name)):
-                self.resolutions[("leaf", int(ev.batchId), int(ev.jobId))] += 1
+                self.resolutions[("leaf", int(ev.batchId), int(ev.index))] += 1
                 self.resolved = True
 
     def _refresh_job(self, job_id: int) -> None:
@@ -210,14 +229,33 @@ class SpotcheckMachine(RuleBasedStateMachine):
             k
             for k, b in self.batches.items()
             if b["status"] == BatchStatus.COMMITTED
-            and b["challengeDeadline"] < self.now
-            and not self._leaf_disputed(k)
+            and b["finalAfter"] < self.now
+            and not self._open_claims(k)
         )
 
-    def _leaf_disputed(self, batch_id: int) -> bool:
-        return any(
-            self.disputes[k]["kind"] == "leaf" and self.disputes[k]["ref"] == batch_id
+    def _open_claims(self, batch_id: int) -> int:
+        """Open leaf disputes plus open leaf requests on the batch (its ``openClaims``)."""
+        disputes = sum(
+            1
             for k in self._open_disputes()
+            if self.disputes[k]["kind"] == "leaf" and self.disputes[k]["ref"] == batch_id
+        )
+        requests = sum(
+            1
+            for r in self.leaf_requests.values()
+            if r["batch"] == batch_id and r["status"] == LeafRequestStatus.OPEN
+        )
+        return disputes + requests
+
+    def _leaf_request_of(self, batch_id: int, k: int) -> dict[str, Any] | None:
+        return self.leaf_requests.get(batch_leaf_key(batch_id, k))
+
+    def _leaf_dispute_of(self, batch_id: int, k: int) -> dict[str, Any] | None:
+        return self.disputes.get(batch_leaf_key(batch_id, k))
+
+    def _open_requests(self) -> list[bytes]:
+        return sorted(
+            k for k, r in self.leaf_requests.items() if r["status"] == LeafRequestStatus.OPEN
         )
 
     def _defensible(self) -> list[bytes]:
@@ -237,11 +275,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
             j["challengeDeadline"] for j in self.jobs.values() if j["status"] == JobStatus.COMMITTED
         ]
         out += [
-            b["challengeDeadline"]
-            for b in self.batches.values()
-            if b["status"] == BatchStatus.COMMITTED
+            b["finalAfter"] for b in self.batches.values() if b["status"] == BatchStatus.COMMITTED
         ]
         out += [self.disputes[k]["proofDeadline"] for k in self._open_disputes()]
+        out += [self.leaf_requests[k]["revealDeadline"] for k in self._open_requests()]
         return [t for t in out if t >= self.now]
 
     def _model(self, m: int) -> bytes:
@@ -279,13 +316,15 @@ class SpotcheckMachine(RuleBasedStateMachine):
         """Every example starts with open work on the first model, so that a short run reaches
         the resolutions (hypothesis disables a random subset of rules per example, and each
         enabled rule is drawn only a few times in 30 steps): a committed EOA job, a committed
-        ExampleConsumer job, an uncommitted EOA job and a committed batch, and a dispute on the
-        first job."""
+        ExampleConsumer job, an uncommitted EOA job, a committed batch with a leaf request, a
+        dispute on the first job, and a stranger's refused ExampleConsumer.request."""
         self.request_job(n=0, u=1, fee=5 * TOKEN, x=x, m=0, y=y)
         self._open_dispute(max(self.jobs), u=0, must_succeed=True)
         self.consumer_request(n=1, u=0, fee=TOKEN, x=x, m=0, hostile=False, y=-y)
         self.request_job(n=1, u=0, fee=1, x=-x, m=0, y=None)
         self.commit_batch(n=0, seed=seed, m=0)
+        self._request_leaf(max(self.batches), 1, u=0, must_succeed=True)
+        self.stranger_consumer_request(who=seed % 3, payee=seed % 3, fee=TOKEN, m=0)
 
     @rule(
         n=st.integers(0, 1),
@@ -302,8 +341,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
         r = self._send(
             self.w.sc.job_manager.requestJob, model_id, inp, node, fee, sender=self.w.users[u]
         )
-        # INVARIANT: a deactivated model takes no new jobs.
+        # INVARIANT: a deactivated model takes no new jobs, and no request below the node's
+        # posted price exists.
         assert r is None or self.models[model_id]["active"]
+        assert r is None or fee >= self.prices.get((node.address, model_id), 0)
         if r is not None:
             self._new_job(int(r.return_value), model_id, node, inp, fee, self.w.users[u])
             if y is not None:
@@ -334,6 +375,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             sender = self.w.owner
         r = self._send(fn, *args, sender=sender)
         assert r is None or self.models[model_id]["active"]
+        assert r is None or fee >= self.prices.get((node.address, model_id), 0)
         if r is not None:
             requester = self.w.hostile if hostile else self.w.consumer
             self._new_job(int(r.return_value), model_id, node, inp, fee, requester)
@@ -361,6 +403,13 @@ class SpotcheckMachine(RuleBasedStateMachine):
         TOTAL["stranger requests refused"] += 1
         assert token.balanceOf(consumer) == before
 
+    @rule(n=st.integers(0, 1), m=st.integers(0, 10**6), price=st.sampled_from([0, 1, 5 * TOKEN]))
+    def set_price(self, n: int, m: int, price: int) -> None:
+        """A node posts its price; requests below it must revert from now on."""
+        node, model_id = self.w.nodes[n], self._model(m)
+        if self._send(self.w.sc.job_manager.setPrice, model_id, price, sender=node) is not None:
+            self.prices[(node.address, model_id)] = price
+
     @rule(behaviour=st.integers(0, 3))
     def set_hostile_behaviour(self, behaviour: int) -> None:
         """Revert, BurnGas, Reenter or ReturnBomb in the HostileConsumer's callback."""
@@ -377,9 +426,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
             out[0] += 1
         r = self._send(self.w.consumer.deliverOutput, job_id, out, sender=self.w.users[u])
         if r is not None:
-            # INVARIANT: the consumer stores an output only for a final job (its own or not),
+            # INVARIANT: the consumer stores an output only for a final job it requested itself,
             # only the one that hashes to the committed hash, and never twice.
             assert job["status"] == JobStatus.FINAL and not tamper, (job_id, job["status"])
+            assert job["requester"].address == self.w.consumer.address
             assert job_id not in self.delivered
             self.delivered.add(job_id)
 
@@ -398,7 +448,9 @@ class SpotcheckMachine(RuleBasedStateMachine):
         return sorted(
             k
             for k, j in self.jobs.items()
-            if j["status"] == JobStatus.FINAL and k not in self.delivered
+            if j["status"] == JobStatus.FINAL
+            and k not in self.delivered
+            and j["requester"].address == self.w.consumer.address
         )
 
     @precondition(lambda self: self.jobs)
@@ -421,7 +473,8 @@ class SpotcheckMachine(RuleBasedStateMachine):
         by_owner=st.booleans(),
     )
     def register_model(self, tag: int, slash: int, by_owner: bool) -> None:
-        """The owner (or an attacker) registers a model bound to the mock verifier."""
+        """The owner (or an attacker) registers a model bound to the tag's own verifier (a
+        verifier serves one model: registering a tag twice reverts VerifierInUse)."""
         # Windows shorter than MOCK_MODEL's (and different per model) so deadlines interleave.
         params = replace(
             MOCK_MODEL,
@@ -431,7 +484,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
         )
         seed = tag.to_bytes(1, "big")
         struct = params.as_struct(
-            str(self.w.sc.mock_verifier.address), keccak(b"onnx" + seed), keccak(b"set" + seed)
+            str(self.w.verifiers[tag].address), keccak(b"onnx" + seed), keccak(b"set" + seed)
         )
         reg = self.w.sc.model_registry
         model_id = bytes(
@@ -466,7 +519,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
 
     def _commit(self, job_id: int, y: int) -> None:
         job = self.jobs[job_id]
-        r = self._send(self.w.sc.job_manager.commitResult, job_id, [y, -y], sender=job["node"])
+        jm = self.w.sc.job_manager
+        r = self._send(
+            jm.commitResult, job_id, hash_vector(job["input"]), [y, -y], sender=job["node"]
+        )
         if r is not None:
             job["output"] = [y, -y]
             model_id = bytes(self.w.sc.job_manager.getJob(job_id).modelId)
@@ -528,23 +584,32 @@ class SpotcheckMachine(RuleBasedStateMachine):
     @rule(n=st.integers(0, 1), seed=st.integers(0, 1000), m=st.integers(0, 10**6))
     def commit_batch(self, n: int, seed: int, m: int) -> None:
         node, model_id = self.w.nodes[n], self._model(m)
-        leaves = [(seed * 10 + k, [k, seed, 0, -k], [seed + k, k]) for k in range(3)]
+        # Leaves 0 and 2 share a job id: their verdicts must stay apart.
+        leaves = [(seed * 10 + k % 2, [k, seed, 0, -k], [seed + k, k]) for k in range(BATCH_COUNT)]
         hashed = [leaf_hash(j, model_id, hash_vector(a), hash_vector(b)) for j, a, b in leaves]
         tree = MerkleTree(hashed)
         r = self._send(
-            self.w.sc.job_manager.commitBatch, model_id, tree.root, 3, "mem://", sender=node
+            self.w.sc.job_manager.commitBatch,
+            model_id,
+            tree.root,
+            BATCH_COUNT,
+            "mem://",
+            sender=node,
         )
         if r is not None:
             assert self.models[model_id]["active"]
+            onchain = self.w.sc.job_manager.getBatch(int(r.return_value))
+            slash = self.models[model_id]["slash"]
             self.batches[int(r.return_value)] = {
                 "node": node,
                 "leaves": leaves,
                 "tree": tree,
                 "status": BatchStatus.COMMITTED,
-                "slash": self.models[model_id]["slash"],
-                "challengeDeadline": int(
-                    self.w.sc.job_manager.getBatch(int(r.return_value)).challengeDeadline
-                ),
+                "slash": slash,
+                "reserved": BATCH_COUNT * slash,
+                "verdicts": {},  # k -> "proven" | "invalid"
+                "challengeDeadline": int(onchain.challengeDeadline),
+                "finalAfter": int(onchain.finalAfter),
             }
 
     @precondition(lambda self: self.batches)
@@ -555,11 +620,13 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.batches[batch_id]["status"] = BatchStatus(
             self.w.sc.job_manager.getBatch(batch_id).status
         )
+        if self.batches[batch_id]["status"] == BatchStatus.FINAL:
+            self.batches[batch_id]["reserved"] = 0
 
     @precondition(lambda self: self._due_batches())
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def finalize_batch_due(self, i: int, u: int) -> None:
-        """A batch past its challenge window with no open leaf dispute: must finalize."""
+        """A batch past ``finalAfter`` with no open leaf dispute or request: must finalize."""
         self._finalize_batch(int(self._pick(self._due_batches(), i)), u)
 
     def _finalize_batch(self, batch_id: int, u: int) -> None:
@@ -567,6 +634,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self._must_succeed(jm.finalizeBatch, batch_id, sender=self.w.users[u])
         self.batches[batch_id]["status"] = BatchStatus(jm.getBatch(batch_id).status)
         assert self.batches[batch_id]["status"] == BatchStatus.FINAL
+        self.batches[batch_id]["reserved"] = 0
 
     # ------------------------------------------------------------ rules: disputes
 
@@ -577,11 +645,18 @@ class SpotcheckMachine(RuleBasedStateMachine):
 
     def _open_dispute(self, job_id: int, u: int, must_succeed: bool) -> None:
         send = self._must_succeed if must_succeed else self._send
-        r = send(self.w.sc.dispute_manager.openDispute, job_id, sender=self.w.users[u])
+        out_hash = hash_vector(self.jobs[job_id]["output"] or [0, 0])
+        r = send(self.w.sc.dispute_manager.openDispute, job_id, out_hash, sender=self.w.users[u])
         if r is not None:
             self._new_dispute(
                 bytes(r.return_value),
-                {"kind": "job", "ref": 0, "jobId": job_id, "node": self.jobs[job_id]["node"]},
+                {
+                    "kind": "job",
+                    "ref": 0,
+                    "jobId": job_id,
+                    "node": self.jobs[job_id]["node"],
+                    "key": ("job", 0, job_id),
+                },
             )
         self._refresh_job(job_id)
 
@@ -590,28 +665,36 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def dispute_in_window(self, i: int, k: int, u: int) -> None:
         """A challenger disputes a commitment (job or batch leaf) inside its challenge window:
         opening must succeed."""
-        kind, ref = self._pick(self._disputable(), i)
+        kind, ref, leaf = self._pick(self._disputable(), i)
         before = len(self.disputes)
         if kind == "job":
             self._open_dispute(ref, u, must_succeed=True)
         else:
-            self._open_batch_dispute(ref, k, u, must_succeed=True)
+            self._open_batch_dispute(ref, leaf, u, must_succeed=True)
         assert len(self.disputes) == before + 1
 
     def _disputable(self) -> list[tuple[str, int]]:
         """Undisputed commitments whose challenge window is open (with time for the tx)."""
         out = [
-            ("job", k)
+            ("job", k, 0)
             for k, j in self.jobs.items()
             if j["status"] == JobStatus.COMMITTED and j["challengeDeadline"] > self.now + 10
         ]
-        out += [
-            ("batch", k)
-            for k, b in self.batches.items()
-            if b["status"] == BatchStatus.COMMITTED
-            and b["challengeDeadline"] > self.now + 10
-            and not any(d["kind"] == "leaf" and d["ref"] == k for d in self.disputes.values())
-        ]
+        for k, b in self.batches.items():
+            if b["status"] != BatchStatus.COMMITTED:
+                continue
+            for leaf in range(BATCH_COUNT):
+                if self._leaf_dispute_of(k, leaf) is not None:
+                    continue
+                req = self._leaf_request_of(k, leaf)
+                if req is None:
+                    deadline = b["challengeDeadline"]
+                elif req["status"] == LeafRequestStatus.REVEALED:
+                    deadline = max(b["challengeDeadline"], req["disputeDeadline"])
+                else:
+                    continue  # open (reveal first) or slashed (already invalid)
+                if deadline > self.now + 10:
+                    out.append(("batch", k, leaf))
         return out
 
     @precondition(lambda self: self.batches)
@@ -626,6 +709,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
         r = send(
             self.w.sc.dispute_manager.openBatchDispute,
             batch_id,
+            k,
             job_id,
             hash_vector(a),
             hash_vector(out),
@@ -635,7 +719,14 @@ class SpotcheckMachine(RuleBasedStateMachine):
         if r is not None:
             self._new_dispute(
                 bytes(r.return_value),
-                {"kind": "leaf", "ref": batch_id, "jobId": job_id, "node": b["node"], "k": k},
+                {
+                    "kind": "leaf",
+                    "ref": batch_id,
+                    "jobId": job_id,
+                    "node": b["node"],
+                    "k": k,
+                    "key": ("leaf", batch_id, k),
+                },
             )
 
     def _new_dispute(self, dispute_id: bytes, d: dict[str, Any]) -> None:
@@ -681,6 +772,8 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self._refresh_dispute(dispute_id)
         if d["kind"] == "job":
             self._refresh_job(d["jobId"])
+        elif r is not None:
+            self.batches[d["ref"]]["verdicts"][d["k"]] = "proven"
 
     @precondition(lambda self: self.disputes)
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
@@ -702,15 +795,146 @@ class SpotcheckMachine(RuleBasedStateMachine):
         send = self._must_succeed if must_succeed else self._send
         r = send(self.w.sc.dispute_manager.settle, dispute_id, sender=self.w.users[u])
         if r is not None:
-            self.slashed.add((d["kind"], d["ref"], d["jobId"]))
+            self.slashed.add(d["key"])
+            self.slashed_disputes.add(dispute_id)
+            if d["kind"] == "leaf":
+                self._leaf_invalidated(d["ref"], d["k"])
         self._refresh_dispute(dispute_id)
         if d["kind"] == "job":
             self._refresh_job(d["jobId"])
 
+    def _leaf_invalidated(self, batch_id: int, k: int) -> None:
+        """One slash out of the batch's own reservation (never more than is left)."""
+        b = self.batches[batch_id]
+        b["reserved"] -= min(b["slash"], b["reserved"])
+        b["verdicts"][k] = "invalid"
+
     @rule(mode=st.sampled_from([0, 0, 2]))
     def set_verifier_mode(self, mode: int) -> None:
-        if self._send(self.w.sc.mock_verifier.setMode, mode, sender=self.w.users[0]) is not None:
-            self.verifier_mode = mode
+        """Every model's verifier at once (each model has its own)."""
+        for v in (self.w.sc.mock_verifier, *self.w.verifiers):
+            if self._send(v.setMode, mode, sender=self.w.users[0]) is None:
+                return
+        self.verifier_mode = mode
+
+    # ------------------------------------------------------------ rules: leaf requests
+
+    @precondition(lambda self: self.batches)
+    @rule(i=st.integers(0, 10**6), k=st.integers(0, BATCH_COUNT), u=st.integers(0, 2))
+    def request_leaf(self, i: int, k: int, u: int) -> None:
+        """A challenger (or, u == 2, the batch's own node) asks for a leaf, possibly past the
+        window, twice, on a disputed leaf or at index == count (may legally revert)."""
+        self._request_leaf(self._pick(sorted(self.batches), i), k, u, must_succeed=False)
+
+    @precondition(lambda self: self._requestable())
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def request_leaf_valid(self, i: int, u: int) -> None:
+        """A leaf nobody asked for or disputed, inside the window: the request must succeed."""
+        batch_id, k = self._pick(self._requestable(), i)
+        self._request_leaf(batch_id, k, u, must_succeed=True)
+
+    def _requestable(self) -> list[tuple[int, int]]:
+        return [
+            (b_id, k)
+            for b_id, b in self.batches.items()
+            if b["status"] == BatchStatus.COMMITTED and b["challengeDeadline"] > self.now + 10
+            for k in range(BATCH_COUNT)
+            if self._leaf_request_of(b_id, k) is None and self._leaf_dispute_of(b_id, k) is None
+        ]
+
+    def _request_leaf(self, batch_id: int, k: int, u: int, must_succeed: bool) -> None:
+        b = self.batches[batch_id]
+        sender = b["node"] if u == 2 else self.w.users[u]
+        send = self._must_succeed if must_succeed else self._send
+        r = send(self.w.sc.dispute_manager.requestLeaf, batch_id, k, sender=sender)
+        if r is not None:
+            request_id = bytes(r.return_value)
+            # INVARIANT: one request per leaf, never by the node, only in the window, only on a
+            # leaf of the batch that is not disputed.
+            assert request_id not in self.leaf_requests and u != 2 and k < BATCH_COUNT
+            assert self._leaf_dispute_of(batch_id, k) is None
+            onchain = self.w.sc.dispute_manager.getLeafRequest(request_id)
+            self.leaf_requests[request_id] = {
+                "batch": batch_id,
+                "k": k,
+                "status": LeafRequestStatus(onchain.status),
+                "revealDeadline": int(onchain.revealDeadline),
+                "disputeDeadline": 0,
+            }
+            assert self.leaf_requests[request_id]["status"] == LeafRequestStatus.OPEN
+
+    @precondition(lambda self: self.leaf_requests)
+    @rule(i=st.integers(0, 10**6), honest=st.booleans(), by_node=st.booleans())
+    def reveal_leaf(self, i: int, honest: bool, by_node: bool) -> None:
+        """Any request, the true leaf or a forged output, by the node or anyone, at any time."""
+        request_id = self._pick(sorted(self.leaf_requests), i)
+        self._reveal(request_id, honest, by_node, must_succeed=False)
+
+    @precondition(lambda self: self._revealable())
+    @rule(i=st.integers(0, 10**6), by_node=st.booleans())
+    def reveal_leaf_due(self, i: int, by_node: bool) -> None:
+        """The node (or anyone holding the data) reveals an open request in time: must succeed."""
+        self._reveal(self._pick(self._revealable(), i), True, by_node, must_succeed=True)
+
+    def _revealable(self) -> list[bytes]:
+        return [
+            k
+            for k in self._open_requests()
+            if self.leaf_requests[k]["revealDeadline"] > self.now + 10
+        ]
+
+    def _reveal(self, request_id: bytes, honest: bool, by_node: bool, must_succeed: bool) -> None:
+        req = self.leaf_requests[request_id]
+        b = self.batches[req["batch"]]
+        job_id, inp, out = b["leaves"][req["k"]]
+        shown = list(out) if honest else [out[0] + 1, out[1]]
+        sender = b["node"] if by_node else self.w.users[1]
+        send = self._must_succeed if must_succeed else self._send
+        r = send(
+            self.w.sc.dispute_manager.revealLeaf,
+            req["batch"],
+            req["k"],
+            job_id,
+            inp,
+            shown,
+            b["tree"].proof(req["k"]),
+            sender=sender,
+        )
+        if r is not None:
+            # INVARIANT: only the committed leaf's data reveals, once, before the deadline.
+            assert honest and req["status"] == LeafRequestStatus.OPEN
+            onchain = self.w.sc.dispute_manager.getLeafRequest(request_id)
+            req["status"] = LeafRequestStatus(onchain.status)
+            req["disputeDeadline"] = int(onchain.disputeDeadline)
+            assert req["status"] == LeafRequestStatus.REVEALED
+            b["finalAfter"] = max(b["finalAfter"], req["disputeDeadline"])
+            assert int(self.w.sc.job_manager.getBatch(req["batch"]).finalAfter) == b["finalAfter"]
+
+    @precondition(lambda self: self.leaf_requests)
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def settle_leaf_request(self, i: int, u: int) -> None:
+        self._settle_request(self._pick(sorted(self.leaf_requests), i), u, must_succeed=False)
+
+    @precondition(lambda self: self._due_requests())
+    @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
+    def settle_leaf_request_due(self, i: int, u: int) -> None:
+        """An unrevealed request past its reveal deadline: settling must succeed."""
+        self._settle_request(self._pick(self._due_requests(), i), u, must_succeed=True)
+
+    def _due_requests(self) -> list[bytes]:
+        return [
+            k for k in self._open_requests() if self.leaf_requests[k]["revealDeadline"] < self.now
+        ]
+
+    def _settle_request(self, request_id: bytes, u: int, must_succeed: bool) -> None:
+        req = self.leaf_requests[request_id]
+        send = self._must_succeed if must_succeed else self._send
+        r = send(self.w.sc.dispute_manager.settleLeafRequest, request_id, sender=self.w.users[u])
+        if r is not None:
+            assert req["status"] == LeafRequestStatus.OPEN and req["revealDeadline"] < self.now
+            req["status"] = LeafRequestStatus.SLASHED
+            self.slashed.add(("leaf", req["batch"], req["k"]))
+            self._leaf_invalidated(req["batch"], req["k"])
 
     # ------------------------------------------------------------ rules: stake and credits
 
@@ -774,6 +998,8 @@ class SpotcheckMachine(RuleBasedStateMachine):
             self._finalize_batch(batch_id, u)
         for dispute_id in self._due_disputes():
             self._settle(dispute_id, u, must_succeed=True)
+        for request_id in self._due_requests():
+            self._settle_request(request_id, u, must_succeed=True)
         for job_id in self._due_jobs(JobStatus.REQUESTED, "commitDeadline"):
             self._cancel(job_id, u)
         for job_id in self._undelivered():
@@ -813,7 +1039,12 @@ class SpotcheckMachine(RuleBasedStateMachine):
         )
 
     @invariant()
-    def locks_match_open_commitments(self) -> None:
+    def every_open_commitment_fully_backed(self) -> None:
+        """locked == the open jobs' slashes + what is left of the open batches' reservations
+        (count * slash minus one slash per invalid leaf), and locked <= amount."""
+        jm = self.w.sc.job_manager
+        for batch_id, b in self.batches.items():
+            assert int(jm.getBatch(batch_id).reserved) == b["reserved"], batch_id
         for node in self.w.nodes:
             open_jobs = sum(
                 j["slash"]
@@ -821,11 +1052,40 @@ class SpotcheckMachine(RuleBasedStateMachine):
                 if j["node"] == node and j["status"] in (JobStatus.COMMITTED, JobStatus.DISPUTED)
             )
             open_batches = sum(
-                b["slash"]
+                b["reserved"]
                 for b in self.batches.values()
                 if b["node"] == node and b["status"] == BatchStatus.COMMITTED
             )
-            assert self.w.sc.stake_manager.stakeOf(node).locked == open_jobs + open_batches
+            s = self.w.sc.stake_manager.stakeOf(node)
+            assert s.locked == open_jobs + open_batches
+            assert s.locked <= s.amount
+
+    @invariant()
+    def no_two_leaves_share_a_verdict(self) -> None:
+        """Each position's verdict flags are exactly what happened to that position (leaves 0
+        and 2 of every batch share a job id)."""
+        jm = self.w.sc.job_manager
+        for batch_id, b in self.batches.items():
+            for k in range(BATCH_COUNT):
+                key = batch_leaf_key(batch_id, k)
+                verdict = b["verdicts"].get(k)
+                assert bool(jm.batchLeafProven(key)) == (verdict == "proven"), (batch_id, k)
+                assert bool(jm.batchLeafInvalid(key)) == (verdict == "invalid"), (batch_id, k)
+                final = b["status"] == BatchStatus.FINAL or verdict == "proven"
+                assert bool(jm.isBatchLeafFinal(batch_id, k)) == (final and verdict != "invalid")
+
+    @invariant()
+    def nothing_final_with_an_open_leaf_request(self) -> None:
+        jm = self.w.sc.job_manager
+        for request_id in self._open_requests():
+            req = self.leaf_requests[request_id]
+            assert BatchStatus(jm.getBatch(req["batch"]).status) == BatchStatus.COMMITTED
+            assert not jm.isBatchLeafFinal(req["batch"], req["k"])
+            onchain = self.w.sc.dispute_manager.getLeafRequest(request_id)
+            assert LeafRequestStatus(onchain.status) == LeafRequestStatus.OPEN
+        for batch_id, b in self.batches.items():
+            if b["status"] == BatchStatus.COMMITTED:
+                assert int(jm.getBatch(batch_id).openClaims) == self._open_claims(batch_id)
 
     @invariant()
     def resolves_at_most_once(self) -> None:
@@ -834,13 +1094,13 @@ class SpotcheckMachine(RuleBasedStateMachine):
     @invariant()
     def slashed_is_never_final(self) -> None:
         jm = self.w.sc.job_manager
-        for kind, ref, job_id in self.slashed:
+        for kind, ref, n in self.slashed:
             if kind == "job":
-                assert not jm.isJobFinal(job_id)
-                assert self.jobs[job_id]["status"] == JobStatus.INVALID
+                assert not jm.isJobFinal(n)
+                assert self.jobs[n]["status"] == JobStatus.INVALID
             else:
-                assert not jm.isBatchJobFinal(ref, job_id)
-        for dispute_id in self.slashed_ids():
+                assert not jm.isBatchLeafFinal(ref, n)
+        for dispute_id in self.slashed_disputes:
             assert self.w.sc.dispute_manager.getDispute(dispute_id).status == DisputeStatus.SLASHED
 
     @invariant()
@@ -868,10 +1128,6 @@ class SpotcheckMachine(RuleBasedStateMachine):
                 assert model_id not in self.models, model_id.hex()  # UnknownModel
                 continue
             assert model_id in self.models and self.models[model_id]["active"] == active
-
-    def slashed_ids(self) -> list[bytes]:
-        keys = {(d["kind"], d["ref"], d["jobId"]): k for k, d in self.disputes.items()}
-        return [keys[s] for s in self.slashed]
 
 
 def _fixed_constant_pool(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -909,6 +1165,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
     WORLD.consumer = spotcheck.example_consumer
     assert WORLD.consumer.owner() == deployer
     WORLD.hostile = deployer.deploy(project.HostileConsumer, spotcheck.job_manager)
+    WORLD.verifiers = [deployer.deploy(project.MockVerifier) for _ in range(4)]
     for contract in (WORLD.consumer, WORLD.hostile):
         spotcheck.token.mint(contract, 50 * TOKEN, sender=deployer)
     WORLD.minted = spotcheck.token.totalSupply()
