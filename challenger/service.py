@@ -107,6 +107,12 @@ class _FetchPlan:
     hard_stop: int
 
 
+@dataclass(frozen=True)
+class _LeafWindow:
+    open: bool  # disputable now, beyond the batch's own deadline
+    blocked: bool  # a leaf request is open on it: no dispute until it is revealed or settled
+
+
 def next_attempt(now: int, plan: _FetchPlan, *, retry_min: int, retry_max: int) -> int:
     """Chain time of the next listing attempt after one failed at ``now``.
 
@@ -583,7 +589,7 @@ class Challenger:
             return
         now = self.chain.timestamp()
         for job in jobs:
-            if now > job.challenge_deadline:
+            if now > job.challenge_deadline and not self._leaf_window(job, now).open:
                 if self.store.transition(job.job_key, JobState.MISSED, reason="window closed"):
                     log.error("challenge window closed before re-execution", extra=_job_log(job))
                 continue
@@ -641,7 +647,11 @@ class Challenger:
                 continue
             if self._adopt_existing(job):
                 continue
-            if self.chain.timestamp() > job.challenge_deadline:
+            now = self.chain.timestamp()
+            window = self._leaf_window(job, now)
+            if window.blocked:
+                continue  # a leaf request is open on it: disputable again once revealed
+            if now > job.challenge_deadline and not window.open:
                 if self.store.transition(job.job_key, JobState.MISSED, reason="window closed"):
                     log.error("challenge window closed before the dispute", extra=_job_log(job))
                 continue
@@ -670,6 +680,23 @@ class Challenger:
             report.disputed += 1
             log.warning("DISPUTE OPENED", extra={**_job_log(job), "tx": tx.tx_hash})
             self._adopt_existing(job)
+
+    def _leaf_window(self, job: JobRow, now: int) -> _LeafWindow:
+        """Whether a batch leaf's dispute window is extended or blocked by a leaf request.
+
+        Anyone (the node's own second address too) may request a leaf we found wrong: while
+        the request is open no dispute can be opened on it, and its reveal reopens the leaf
+        until the reveal's dispute deadline, which may be after the batch's challenge
+        deadline. So a leaf with a request on it is never given up early.
+        """
+        if job.kind is not JobKind.BATCH:
+            return _LeafWindow(open=False, blocked=False)
+        lr = self.chain.leaf_request(job.job_key)
+        if lr.status is LeafRequestStatus.OPEN:
+            return _LeafWindow(open=True, blocked=True)
+        if lr.status is LeafRequestStatus.REVEALED:
+            return _LeafWindow(open=now <= lr.dispute_deadline, blocked=False)
+        return _LeafWindow(open=False, blocked=False)
 
     def _send_dispute(self, job: JobRow, bond: int) -> Any:
         if job.kind is JobKind.ONCHAIN:

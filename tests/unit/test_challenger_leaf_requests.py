@@ -200,6 +200,50 @@ def test_foreignRequestOnOurLeaf_adoptedNotDuplicated_settledIfNeverRevealed(
     assert ch.store.leaf_request(key).state is LeafRequestState.SLASHED  # type: ignore[union-attr]
 
 
+def test_cheatBlockedByAnotherLeafRequest_revealedAfterTheBatchDeadline_stillDisputed(
+    tmp_path: Path,
+) -> None:
+    """The node's second address requests the very leaf we found wrong (no dispute while a
+    request is open) and reveals it only after the batch's challenge deadline: the reveal
+    reopens the leaf until its own dispute deadline, and the challenger must not give up."""
+    from tests.unit.test_challenger_fetch import listing
+
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    add_batch(store, chain, BATCH, "http://node.test", LEAVES)
+    store.conn.close()
+    key = batch_leaf_key(BATCH, 0)  # the cheat
+    chain.leaf_requests[key] = LeafRequestView(
+        LeafRequestStatus.OPEN, OTHER, BOND, DEADLINE + 40, 0
+    )
+    served = listing(LEAVES)
+    ch = Challenger(
+        store=Store(open_db(db)),
+        chain=chain,
+        policy=SamplingPolicy(secret=b"\x07" * 32, default_rate=1.0),
+        reexecutor_for=lambda _m: FakeReexec(),
+        options=Options(max_bond_at_risk=10**6),
+        fetcher=Fetcher(
+            BatchClient(
+                transport=httpx.MockTransport(lambda _r: httpx.Response(200, content=served))
+            )
+        ),
+    )
+    ch.tick()
+    assert ch.store.job(key).state is JobState.MISMATCHED  # type: ignore[union-attr]
+    chain.now = DEADLINE + 30  # past the batch's deadline, the request still open
+    ch.tick()
+    assert ch.store.job(key).state is JobState.MISMATCHED  # type: ignore[union-attr]
+    chain.leaf_requests[key] = LeafRequestView(
+        LeafRequestStatus.REVEALED, OTHER, BOND, DEADLINE + 40, DEADLINE + 130
+    )
+    chain.now = DEADLINE + 35
+    ch.tick()
+    assert ch.store.job(key).state is JobState.DISPUTE_OPEN  # type: ignore[union-attr]
+    assert f"open batch {BATCH}/0" in chain.sends
+
+
 def test_dryRun_reportsLeafRequests_sendsNothing(tmp_path: Path) -> None:
     db = tmp_path / "c.sqlite"
     chain = FakeChain()

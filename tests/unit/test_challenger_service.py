@@ -191,6 +191,8 @@ class FakeChain:
         if key in self.disputes:
             raise ChainError("DisputeExists")
         r = self.leaf_requests.get(key)
+        if r is not None and r.status is LeafRequestStatus.OPEN:
+            raise ChainError("LeafRequestOpen")
         deadline = self.batch_deadlines.get(batch_id, 0)
         if r is not None and r.status is LeafRequestStatus.REVEALED:
             deadline = r.dispute_deadline
