@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from challenger.batches import (
     BatchClient,
@@ -538,3 +540,28 @@ def test_fetchRaisingAnything_costsThatBatchOnly(tmp_path: Path) -> None:
     assert report.errors == []
     assert ch.store.job(batch_leaf_key(8, 0)) is None
     assert JobState.SAMPLED.value not in ch.store.state_counts()
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**300), max_value=2**300)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["jobId", "inputQ", "outputQ", "index", "x"]), inner)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(leaves=st.lists(_json, min_size=0, max_size=5))
+def test_parseListing_anyJson_isWithheldOrUsable_neverAnotherError(leaves: list[Any]) -> None:
+    raw = json.dumps({"leaves": leaves}).encode()
+    try:
+        parse_listing(raw, batch_row(leaves_of(4)), DOMAIN)
+    except WithheldError:
+        return
+    raise AssertionError("random leaves rebuilt the committed root")
