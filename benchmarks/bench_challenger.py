@@ -12,7 +12,10 @@ Measured, each on one core:
    every element, check the input domain, hash every input and output, rebuild the positional
    Merkle tree, compare with the committed root) and record it with sampling decisions by
    position and the sampled leaves' proofs.
-3. re-execute (tiny MLP, 4-8-2): onnxruntime screen alone, ezkl witness alone, and the
+3. hostile nodes: one fetch step while N batches are served by a node that drips one byte
+   every 50 ms (each listing cut at its 10 s total deadline in a worker thread): how long the
+   tick is held up (the disputes and settlements that follow it wait that long).
+4. re-execute (tiny MLP, 4-8-2): onnxruntime screen alone, ezkl witness alone, and the
    verdict on honest outputs (the screen decides) and on outputs outside tau/2 of the screen
    (the witness decides).
 """
@@ -138,6 +141,73 @@ def bench_follow_batch(n: int, folder: Path) -> dict[str, float]:
     return {"leaves_per_s": rate, "seconds": seconds}
 
 
+def bench_hostile_nodes(n: int, folder: Path) -> dict[str, float]:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from challenger.batches import Fetcher
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's name
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(400):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    store = Store(open_db(folder / "hostile.sqlite"))
+    for b in range(n):
+        Store.record_batch(
+            store.conn,
+            batch_id=b,
+            model_id=MODEL,
+            node=f"0x{b:040x}",  # one node each: every listing runs at once
+            root=b"\x01" * 32,
+            count=4,
+            uri=uri,
+            challenge_deadline=10**9,
+            commit_block=1,
+        )
+
+    class _Chain:
+        def timestamp(self) -> int:
+            return 1000
+
+        def block_hash(self, number: int) -> bytes:
+            return number.to_bytes(32, "big")
+
+        def model(self, model_id: bytes) -> Any:
+            from challenger.chain_io import ModelParams
+
+            return ModelParams(model_id, b"", b"", 4, 2, 7, 7, 2, 10, 100, 2500)
+
+    challenger = Challenger(
+        store=store,
+        chain=_Chain(),  # type: ignore[arg-type]
+        policy=SamplingPolicy(secret=b"\x01" * 32, default_rate=0.05),
+        reexecutor_for=lambda _m: object(),  # type: ignore[arg-type,return-value]
+        options=Options(),
+        fetcher=Fetcher(BatchClient(), workers=max(8, n)),
+    )
+    start = time.perf_counter()
+    challenger.fetch_batches(10**6, TickReport())
+    held = time.perf_counter() - start
+    challenger.fetcher.close()
+    server.shutdown()
+    return {"dripping_batches": float(n), "tick_held_s": held}
+
+
 def bench_reexecute(n: int, folder: Path) -> dict[str, float]:
     import numpy as np
 
@@ -185,6 +255,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000, help="on-chain commitments to follow")
     parser.add_argument("--leaves", type=int, default=5000, help="leaves in the batch")
     parser.add_argument("--reexec", type=int, default=2000, help="re-executions")
+    parser.add_argument("--hostile", type=int, default=20, help="batches of dripping nodes")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-challenger-") as tmp:
@@ -192,6 +263,7 @@ def main() -> None:
         results = {
             "follow_onchain": bench_follow_onchain(args.jobs, folder),
             "follow_batch": bench_follow_batch(args.leaves, folder),
+            "hostile_nodes": bench_hostile_nodes(args.hostile, folder),
             "reexecute_tiny_mlp": bench_reexecute(args.reexec, folder),
         }
     for section, values in results.items():
