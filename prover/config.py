@@ -56,6 +56,8 @@ class FaultInjection(BaseModel):
     #: Share of outputs the node corrupts by more than tau before committing (0 = honest).
     corrupt_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int = 0
+    #: WITHHOLDING MODE: never answer a leaf request (the node is slashed for each one).
+    withhold_reveals: bool = False
 
 
 class TransactionsConfig(BaseModel):

@@ -116,7 +116,8 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
     prices = patiently("posting prices", lambda: post_prices(chain, settings))
     metrics = NodeMetrics()
     faults = FaultInjector(settings.fault_injection.corrupt_rate, settings.fault_injection.seed)
-    metrics.dishonest_mode.set(1 if faults.rate > 0 else 0)
+    dishonest = faults.rate > 0 or settings.fault_injection.withhold_reveals
+    metrics.dishonest_mode.set(1 if dishonest else 0)
     engine = InferenceEngine.load(specs, faults)
     backend = EzklProofBackend({s.model_id: settings.model(s.model_id) for s in specs})
     auditor = SelfAuditor(backend, settings.self_audit_rate, {s.model_id: s.tau for s in specs})
@@ -151,6 +152,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         start_block=contracts.deployment.deploy_block,
         defend_alert_fraction=settings.defend_alert_fraction,
         prices=prices,
+        withhold_reveals=settings.fault_injection.withhold_reveals,
     )
     ready = threading.Event()
     app = create_app(

@@ -98,6 +98,7 @@ class NodeService:
         defend_alert_fraction: float = 0.5,
         crash_hook: CrashHook = _no_crash,
         prices: dict[bytes, int] | None = None,
+        withhold_reveals: bool = False,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -112,6 +113,8 @@ class NodeService:
         self._crash = crash_hook
         #: model id -> the lowest fee this node commits an on-chain request for (its price)
         self.prices = dict(prices or {})
+        #: WITHHOLDING MODE (tests and demos): leaf requests are recorded and never answered.
+        self.withhold_reveals = withhold_reveals
         self._stop = threading.Event()
         jm = chain.contracts.job_manager
         dm = chain.contracts.dispute_manager
@@ -476,6 +479,13 @@ class NodeService:
         if self.chain.now() > request.reveal_deadline:
             self.store.mark_leaf_request(rid, "lost", error="reveal deadline passed")
             log.critical("LEAF REQUEST 0x%s: reveal deadline passed", rid.hex())
+            return 0
+        if self.withhold_reveals:
+            log.warning(
+                "WITHHOLDING MODE: not revealing leaf %d of batch %d (expect a slash)",
+                request.leaf_index,
+                request.batch_id,
+            )
             return 0
         batch = self.store.batch_by_chain_id(request.batch_id)
         if batch is None:

@@ -160,3 +160,31 @@ def test_leafRequest_isAnsweredWithRevealLeaf_fromTheStoredBatch(
     advance(chain, 2 * MOCK_MODEL.challenge_window + 2)  # past the revealed leaf's window
     n.service.step()
     assert n.store.batch_by_chain_id(batch_id).status == BatchState.FINAL  # type: ignore[union-attr]
+
+
+def test_withholdingMode_neverReveals_andTheRequesterSettlesASlash(
+    make_node: Callable[..., Node],  # noqa: F811
+    spotcheck: Any,
+    challenger: Any,
+    chain: Any,
+) -> None:
+    """The demo's labelled fault (``withhold_reveals``): the request lapses and is slashed."""
+    n = make_node(batch_size=2)
+    n.service.withhold_reveals = True
+    for i in range(2):
+        _infer(n, spotcheck, [0.1, 0.1 * i, 0.2, 0.3])
+    n.service.step()
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    batch_id = int(ev.event_arguments["batchId"])
+    dm = spotcheck.dispute_manager
+    dm.requestLeaf(batch_id, 0, sender=challenger)
+    stake = n.chain.stake().amount
+
+    n.service.step()
+    assert _events(dm.LeafRevealed) == []
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settleLeafRequest(batch_leaf_key(batch_id, 0), sender=challenger)
+
+    assert n.chain.stake().amount == stake - MOCK_MODEL.slash_amount
+    n.service.step()
+    assert n.store.leaf_requests("open") == []  # recorded as lost
