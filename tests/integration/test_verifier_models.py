@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from spotcheck.chain import DisputeStatus, JobStatus, ModelParams
-from spotcheck.encoding import output_hash, quantize, within_tolerance
+from spotcheck.encoding import input_hash, output_hash, quantize, within_tolerance
 from tests.fixtures import models
 from verifier import registry, tolerance
 from verifier.onnx_runner import OnnxRunner
@@ -123,8 +123,8 @@ def _disputed_job(
     node, requester, challenger = actors
     jm, dm = spotcheck.job_manager, spotcheck.dispute_manager
     job_id = int(jm.requestJob(model_id, input_q, node, 10**18, sender=requester).return_value)
-    jm.commitResult(job_id, output_q, sender=node)
-    return bytes(dm.openDispute(job_id, sender=challenger).return_value)
+    jm.commitResult(job_id, input_hash(input_q), output_q, sender=node)
+    return bytes(dm.openDispute(job_id, output_hash(output_q), sender=challenger).return_value)
 
 
 def test_defend_withRealProof_ofHonestFloatOutput_provesJob(
@@ -145,6 +145,28 @@ def test_defend_withRealProof_ofHonestFloatOutput_provesJob(
     assert d.status == DisputeStatus.DEFENDED
     assert d.outputHash == output_hash(honest)
     assert spotcheck.job_manager.getJob(d.jobId).status == JobStatus.FINAL
+
+
+def test_defend_adversarialInDomainInputs_honestOutputsAreDefendedWithRealProofs(
+    mlp_model: Any, spotcheck: Any, node: Any, requester: Any, challenger: Any
+) -> None:
+    """Attack (issue 10): the worst in-domain input the tolerance search finds, and the
+    all-inHi corner, sent as jobs; the honest node's float outputs are disputed and defended."""
+    artifacts, reg, params = mlp_model
+    report = tolerance.measure(artifacts, random_samples=50, seed=3)
+    domain = report.domain
+    assert domain is not None and (params.in_lo, params.in_hi) == (domain.lo, domain.hi)
+    runner = OnnxRunner(artifacts.onnx_path)
+    for input_q in (list(report.worst_input_q), [domain.hi] * artifacts.input_len):
+        honest = tolerance.honest_output_q(runner, artifacts, input_q)
+        dispute_id = _disputed_job(
+            spotcheck, reg.model_id, input_q, honest, (node, requester, challenger)
+        )
+        bundle = prove(artifacts, input_q)
+        spotcheck.dispute_manager.defend(
+            dispute_id, bundle.proof, bundle.instances, honest, sender=node
+        )
+        assert spotcheck.dispute_manager.getDispute(dispute_id).status == DisputeStatus.DEFENDED
 
 
 def test_defend_outputShiftedBeyondTau_cannotBeDefended(
