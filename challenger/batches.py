@@ -29,7 +29,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -281,8 +280,3 @@ class Fetcher:
 def domain_of(model: Any) -> Domain:
     """The :class:`Domain` of a ``challenger.chain_io.ModelParams``."""
     return Domain(model.input_len, model.output_len, model.in_lo, model.in_hi)
-
-
-def sampled_indices(count: int, decide: Any) -> Sequence[int]:
-    """Positions ``decide(index)`` samples (the sample needs no listing: it is by position)."""
-    return [i for i in range(count) if decide(i)]
