@@ -192,6 +192,12 @@ def test_nodeProcess_rpcDownThenBack_keepsServing_catchesUp_commitsAndDefends(
             f"\nRPC down {OUTAGE_S:.0f} s: node served {len(served)} jobs meanwhile, committed "
             f"them {caught_up_s:.1f} s after the RPC came back, then committed and defended"
         )
+        # -- the operator raises the node's price: requests below it no longer exist ------
+        e.run("node", "price", model.model_id, "2.5", *net, "--account", "TEST::1", *dep)
+        price = jm.functions.priceOf(NODE_ADDRESS, model_bytes).call()
+        assert price == 25 * 10**17
+        with pytest.raises(Exception):  # noqa: B017 - web3 raises its own revert type
+            request([0.1, 0.1, 0.1, 0.1])  # fee 0 < price: FeeBelowPrice
         assert stop_process(node) == 0, e.log("node")[-5000:]
     finally:
         stop_process(node)
