@@ -194,9 +194,13 @@ def onboard(
     **economics: int,
 ) -> OnboardResult:
     """Register ``artifacts`` with ``tau`` and its input domain (deploying its verifier)
-    unless already registered."""
+    unless already registered. Before a new registration, the circuit must prove at the
+    domain's corners (``coverage.check``: ModelError otherwise)."""
+    from verifier import coverage
+
     params = model_params(artifacts, tau, domain, min_fee, **economics)
     existing = find_registration(artifacts, params, contracts)
     if existing is not None:
         return OnboardResult(existing, params, cached=True)
+    coverage.check(artifacts, InputDomain(params.in_lo, params.in_hi, artifacts.input_scale))
     return OnboardResult(register_model(artifacts, params, contracts, sender), params, cached=False)

@@ -121,3 +121,16 @@ def test_build_domainTheCircuitCannotCover_failsWithOneLine(tiny_mlp_onnx: Path)
     message = str(result.exception) if result.exception else result.output
     assert "\n" not in message.strip()
     assert "shrink the domain" in message and "--max-logrows" in message
+
+
+def test_onboard_domainWiderThanTheCircuit_isRefusedBeforeAnyTransaction(
+    tiny_mlp_artifacts: Any, spotcheck: Any, deployer: Any
+) -> None:
+    from spotcheck.errors import ModelError
+
+    nonce = deployer.nonce
+    huge = InputDomain(-(2**30), 2**30, tiny_mlp_artifacts.input_scale)
+    with pytest.raises(ModelError) as err:
+        registry.onboard(tiny_mlp_artifacts, 9, spotcheck.contracts, deployer, huge, **WINDOWS)
+    assert "\n" not in str(err.value) and "shrink the domain" in str(err.value)
+    assert deployer.nonce == nonce
