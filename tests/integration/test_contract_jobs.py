@@ -713,3 +713,12 @@ def test_feeOnTransferToken_refusedWhereverTokensArePulled(
     model_id = c.model_registry.registerModel(struct, sender=deployer).return_value
     with ape.reverts(c.job_manager.FeeOnTransferToken):
         c.job_manager.requestJob(model_id, JOB_INPUT, node, 1000, sender=requester)
+    # Charged only on the way into DisputeManager: stake and fees arrive whole, the bond not.
+    fee_token.setFeeTarget(c.dispute_manager, sender=deployer)
+    c.stake_manager.stake(10**22, sender=node)
+    job_id = c.job_manager.requestJob(
+        model_id, JOB_INPUT, node, 1000, sender=requester
+    ).return_value
+    c.job_manager.commitResult(job_id, IN_HASH, JOB_OUTPUT, sender=node)
+    with ape.reverts(c.dispute_manager.FeeOnTransferToken):
+        c.dispute_manager.openDispute(job_id, hash_vector(JOB_OUTPUT), sender=requester)
