@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 #: Bump when the build recipe changes in a way that changes artifacts.
 #: 3: canonical settings.json (sorted keys and set-like lists, no build ``timestamp``): a
 #: reproducible settingsHash.
-RECIPE_VERSION = 3
+#: 4: the calibration set covers its value range (corners and box points, v2 input domain).
+RECIPE_VERSION = 4
 #: settings.json lists that ezkl fills from hash sets, in an order that changes between runs.
 _SET_LIKE_SETTINGS = ("required_lookups", "required_range_checks")
 #: Default calibration when none is given: this many uniform samples in [-1, 1], seed 0,
@@ -157,10 +158,12 @@ def load_model_meta(onnx_path: Path) -> tuple[bytes, tuple[int, ...], tuple[tupl
 def normalize_calibration(
     calibration: np.ndarray | None, input_shape: tuple[int, ...]
 ) -> np.ndarray:
-    """Calibration inputs as float64 (samples, input_len). Default: 32 samples uniform in
-    [-1, 1] (seed 0) and the corners and random points that cover the default domain [-1, 1],
-    so every builder (registrar, node, challenger) gets the same domain-covering circuit."""
-    from verifier.domain import covering_calibration
+    """Calibration inputs as float64 (samples, input_len), extended with the corners and
+    random points that cover their value range unless they already do
+    (``domain.ensure_covering``). Default: 32 samples uniform in [-1, 1] (seed 0) and the
+    covering points of [-1, 1]. Every builder (registrar, node, challenger) calls this, so all
+    get the same domain-covering circuit from the same file."""
+    from verifier.domain import covering_calibration, ensure_covering
 
     input_len = int(np.prod(input_shape))
     if calibration is None:
@@ -174,7 +177,7 @@ def normalize_calibration(
         )
     if not np.all(np.isfinite(arr)):
         raise InputError("calibration inputs contain NaN or infinity")
-    return arr.reshape(-1, input_len)
+    return ensure_covering(arr.reshape(-1, input_len))
 
 
 def circuit_key(

@@ -102,14 +102,17 @@ def prepare(
     if calibration is None:
         cal = normalize_calibration(None, input_shape)[:DEFAULT_CALIBRATION_SAMPLES]
     else:
-        cal = normalize_calibration(calibration, input_shape)
+        cal = _registrar_samples(calibration, input_shape)
     registrar_samples = len(cal)
     source = "calibration"
     if float_domain is not None:
         lo, hi = float(float_domain[0]), float(float_domain[1])
         source = "registrar (floats)"
+    elif calibration is not None:
+        # the value range of the file (a covering file's corners included)
+        lo, hi = float_domain_of(normalize_calibration(calibration, input_shape))
     else:
-        lo, hi = float_domain_of(cal) if calibration is not None else DEFAULT_FLOAT_DOMAIN
+        lo, hi = DEFAULT_FLOAT_DOMAIN
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
         raise ConfigError(f"input domain [{lo}, {hi}] is empty or not finite")
     if lo == hi:
@@ -134,6 +137,17 @@ def prepare(
         scale=scale,
         source="registrar (quantized)",
     )
+
+
+def _registrar_samples(calibration: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """The registrar's own samples (a covering file onboarding wrote: without its points)."""
+    from verifier.domain import covering_points, is_covering
+
+    cal = normalize_calibration(calibration, input_shape)  # checked and covering
+    raw = np.asarray(calibration, dtype=np.float64).reshape(-1, cal.shape[1])
+    if is_covering(raw):
+        return raw[: len(raw) - len(covering_points(0.0, 1.0, raw.shape[1]))]
+    return raw
 
 
 @dataclass(frozen=True)

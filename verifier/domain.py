@@ -127,3 +127,26 @@ def covering_calibration(
     cal = np.asarray(calibration, dtype=np.float64)
     cover = covering_points(lo, hi, cal.shape[1], random_points, random_corners)
     return np.concatenate([cal, cover])
+
+
+def is_covering(calibration: np.ndarray) -> bool:
+    """Whether ``calibration`` already ends with the covering points of its own value range
+    (what :func:`ensure_covering` and onboarding produce)."""
+    cal = np.asarray(calibration, dtype=np.float64)
+    lo, hi = float(cal.min()), float(cal.max())
+    cover = covering_points(lo, hi, cal.shape[1])
+    return len(cal) > len(cover) and np.array_equal(cal[-len(cover) :], cover)
+
+
+def ensure_covering(calibration: np.ndarray) -> np.ndarray:
+    """``calibration`` covering its own value range ``[min, max]`` (the default domain):
+    unchanged if it already does (idempotent), else with the covering points appended.
+
+    Every builder applies it (``artifacts.normalize_calibration``), so a node or validator
+    that rebuilds from the registrar's raw calibration file, or from the covering file
+    onboarding writes, gets the registrar's circuit."""
+    cal = np.asarray(calibration, dtype=np.float64)
+    if is_covering(cal):
+        return cal
+    lo, hi = float(cal.min()), float(cal.max())
+    return covering_calibration(cal, lo, hi)

@@ -92,3 +92,26 @@ def test_check_adversarialPointOutsideDomain_isAConfigError(
     a, domain = zk_covered_circuit_for(onnx_path)
     with pytest.raises(ConfigError, match="outside the domain"):
         coverage.check(a, domain, adversarial=[[domain.hi + 1, 0, 0, 0]], mock=False)
+
+
+def test_everyBuilder_getsTheRegistrarsCircuit_fromTheRawOrTheCoveringFile(
+    onnx_path: Path,
+) -> None:
+    """Nodes and validators rebuild from the registrar's raw calibration file or from the
+    covering file onboarding writes: both give the registrar's circuit (same settings hash)."""
+    raw = np.array([[0.5, -0.25, 0.75, 0.1], [0.0, 0.2, -0.1, 0.3]])
+    p = coverage.prepare(onnx_path, raw)
+    registrar = build_circuit(onnx_path, calibration=p.calibration)
+    from_raw = build_circuit(onnx_path, calibration=raw)
+    from_cover = build_circuit(onnx_path, calibration=registrar.calibration_inputs())
+    assert registrar.settings_hash == from_raw.settings_hash == from_cover.settings_hash
+    again = coverage.prepare(onnx_path, registrar.calibration_inputs())
+    assert np.array_equal(again.calibration, p.calibration) and again.registrar_samples == 2
+
+
+def test_explicitDomain_coveringFile_isReproducedAndKeepsTheDomain(onnx_path: Path) -> None:
+    raw = np.array([[0.5, -0.25, 0.75, 0.1]])
+    p = coverage.prepare(onnx_path, raw, float_domain=(-2.0, 2.0))
+    again = coverage.prepare(onnx_path, p.calibration)  # a node's rebuild from the file
+    assert (again.float_lo, again.float_hi) == (-2.0, 2.0)
+    assert np.array_equal(again.calibration, p.calibration)
