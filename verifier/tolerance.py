@@ -162,14 +162,16 @@ def random_inputs_in_range(calibration: np.ndarray, count: int, seed: int) -> np
     return rng.uniform(low, high, size=(count, calibration.shape[1]))
 
 
-def random_inputs_in_domain(domain: InputDomain, input_len: int, count: int, seed: int) -> list:
+def random_inputs_in_domain(
+    domain: InputDomain, input_len: int, count: int, seed: int
+) -> list[list[int]]:
     """``count`` quantized inputs, each element uniform over ``[lo, hi]``."""
     rng = np.random.default_rng(seed)
     rows = rng.integers(domain.lo, domain.hi, size=(count, input_len), endpoint=True)
     return [[int(v) for v in row] for row in rows]
 
 
-def corner_inputs(domain: InputDomain, input_len: int, count: int, seed: int) -> list:
+def corner_inputs(domain: InputDomain, input_len: int, count: int, seed: int) -> list[list[int]]:
     """All-lo, all-hi, the two alternations and ``count`` random corners (quantized)."""
     rows = corners(domain.lo, domain.hi, input_len, count, seed)
     return [[int(v) for v in row] for row in rows]
@@ -301,7 +303,7 @@ def search_deviation(
     s = _Search(artifacts, domain, runner)
     rng = np.random.default_rng(seed)
     n = artifacts.input_len
-    counts = {}
+    counts: dict[str, int] = {}
     cal = [s.clip(quantize(row, artifacts.input_scale)) for row in artifacts.calibration_inputs()]
     counts["calibration"] = s.evaluate_all(cal)
     counts["corners"] = s.evaluate_all(corner_inputs(domain, n, corner_count, seed))
