@@ -14,15 +14,18 @@ others: one model's trouble, whoever provoked it, never stops the node.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
 import random
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spotcheck.encoding import max_abs_diff
-from spotcheck.errors import ConfigError
+from spotcheck.errors import ConfigError, ProofError
 
 if TYPE_CHECKING:
     from prover.config import ModelConfig
@@ -45,13 +48,43 @@ class ProofBackend(Protocol):
     def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]: ...
 
 
-class EzklProofBackend:
-    """ezkl through ``verifier``: artifacts per model, built once per process (cached on disk)."""
+#: Artifacts loaded in the prover process, by the files they come from.
+_CHILD_ARTIFACTS: dict[tuple[Any, ...], Any] = {}
 
-    def __init__(self, models: dict[bytes, ModelConfig]) -> None:
+
+def _load_artifacts(key: tuple[Any, ...]) -> Any:
+    from verifier.artifacts import build_artifacts_from_files
+
+    onnx_path, calibration_path, srs_path, srs_sha256 = key
+    return build_artifacts_from_files(onnx_path, calibration_path, srs_path, srs_sha256)
+
+
+def _prove_in_child(key: tuple[Any, ...], input_q: list[int]) -> tuple[bytes, list[int], list[int]]:
+    """Runs in the prover process: ezkl holds the GIL for a whole proof (measured: a thread of
+    the calling process got no time for 25 s), so proofs run in a process of their own."""
+    from verifier.prove import prove
+
+    if key not in _CHILD_ARTIFACTS:
+        _CHILD_ARTIFACTS[key] = _load_artifacts(key)
+    bundle = prove(_CHILD_ARTIFACTS[key], input_q)
+    return bundle.proof, list(bundle.instances), list(bundle.output_q)
+
+
+class EzklProofBackend:
+    """ezkl through ``verifier``: artifacts per model, built once per process (cached on disk).
+
+    Proofs run in a separate process (one, kept warm with the artifacts it loaded): ezkl's
+    ``prove`` holds Python's GIL for its whole run, so in a thread it would stall HTTP serving
+    and the chain loop for the seconds to minutes a proof takes. Witnesses (milliseconds) run
+    in this process. ``in_process=True`` proves in the calling thread (tools, tests).
+    """
+
+    def __init__(self, models: dict[bytes, ModelConfig], *, in_process: bool = False) -> None:
         self._models = models
         self._artifacts: dict[bytes, Any] = {}
         self._lock = threading.Lock()
+        self._in_process = in_process
+        self._pool: Any = None
 
     def artifacts(self, model_id: bytes) -> Any:
         with self._lock:
@@ -59,17 +92,21 @@ class EzklProofBackend:
                 self._artifacts[model_id] = self._build(model_id)
             return self._artifacts[model_id]
 
-    def _build(self, model_id: bytes) -> Any:
-        from verifier.artifacts import build_artifacts_from_files
-
+    def _config(self, model_id: bytes) -> ModelConfig:
         cfg = self._models.get(model_id)
         if cfg is None:
             raise ConfigError(f"model 0x{model_id.hex()} is not served by this node")
+        return cfg
+
+    @staticmethod
+    def _key(cfg: ModelConfig) -> tuple[Any, ...]:
+        return (cfg.onnx_path, cfg.calibration_path, cfg.srs_path, cfg.srs_sha256)
+
+    def _build(self, model_id: bytes) -> Any:
+        cfg = self._config(model_id)
         if cfg.srs_path is None:
             log.warning("model 0x%s: using a DEV SRS (tests and demos only)", model_id.hex()[:12])
-        artifacts = build_artifacts_from_files(
-            cfg.onnx_path, cfg.calibration_path, cfg.srs_path, cfg.srs_sha256
-        )
+        artifacts = _load_artifacts(self._key(cfg))
         if (artifacts.input_scale, artifacts.output_scale) != (cfg.input_scale, cfg.output_scale):
             raise ConfigError(
                 f"model 0x{model_id.hex()}: circuit scales "
@@ -79,10 +116,33 @@ class EzklProofBackend:
         return artifacts
 
     def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
-        from verifier.prove import prove
+        values = [int(v) for v in input_q]
+        if self._in_process:
+            from verifier.prove import prove
 
-        bundle = prove(self.artifacts(model_id), [int(v) for v in input_q])
-        return Proof(bundle.proof, list(bundle.instances), list(bundle.output_q))
+            bundle = prove(self.artifacts(model_id), values)
+            return Proof(bundle.proof, list(bundle.instances), list(bundle.output_q))
+        self.artifacts(model_id)  # checks the files and scales here, with a clear error
+        key = self._key(self._config(model_id))
+        try:
+            proof, instances, output = self._prover().submit(_prove_in_child, key, values).result()
+        except BrokenProcessPool as err:  # the prover process died (memory, a crash): restart
+            with self._lock:
+                self._pool = None
+            raise ProofError(f"the prover process died: {err}") from err
+        return Proof(proof, instances, output)
+
+    def _prover(self) -> Any:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
     def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
         from verifier.witness import witness_output

@@ -42,6 +42,10 @@ class Node:
     app: Any
 
     def close(self) -> None:
+        self.service.worker.stop(timeout=5)
+        close_backend = getattr(self.service.backend, "close", None)
+        if close_backend is not None:
+            close_backend()  # the prover process
         self.engine.close()
         self.store.close()
 

@@ -120,6 +120,38 @@ def test_disputedHonestNode_provesWithEzkl_defendsOnchain_andKeepsStake(
         n.close()
 
 
+def test_proving_runsOutsideTheNodeProcess_soItsThreadsKeepRunning(
+    real_model: Any, tiny_mlp_onnx: Path, spotcheck: Any, node: Any, tmp_path: Path
+) -> None:
+    """ezkl holds the GIL for a whole proof: in a thread it stalled the rest of the process for
+    the proof's duration (25 s measured). The backend proves in a process of its own."""
+    artifacts, model_id, tau = real_model
+    n = _node(tmp_path, spotcheck, node, tiny_mlp_onnx, artifacts, model_id, tau)
+    try:
+        [input_q] = _inputs(spotcheck, model_id, 1, seed=7)
+        n.backend.prove(model_id, input_q)  # warm: the prover process loads its artifacts
+        done = threading.Event()
+        took: list[float] = []
+
+        def prove() -> None:
+            t = time.perf_counter()
+            n.backend.prove(model_id, input_q)
+            took.append(time.perf_counter() - t)
+            done.set()
+
+        threading.Thread(target=prove).start()
+        gaps, last = [], time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        print(f"\nproof {took[0]:.1f} s; longest stall of this process meanwhile {max(gaps):.3f} s")
+        assert max(gaps) < 1.0
+    finally:
+        n.close()
+
+
 def _open_disputes_in_one_block(spotcheck: Any, job_ids: list[int], challenger: Any) -> int:
     """Send one ``openDispute`` per job with automine off, then mine them in one block."""
     from ape import chain

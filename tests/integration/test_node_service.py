@@ -124,6 +124,9 @@ class Node:
         self.http = TestClient(create_app(ctx))
 
     def close(self) -> None:
+        close_backend = getattr(self.backend, "close", None)
+        if close_backend is not None:
+            close_backend()  # the prover process of an EzklProofBackend
         self.engine.close()
         self.store.close()
 
