@@ -47,11 +47,13 @@ sys.path.insert(0, str(ROOT))
 
 from prover.batching import BatchCutter, JobServer  # noqa: E402
 from prover.inference import InferenceEngine, ModelRuntime, ModelSpec  # noqa: E402
-from prover.receipts import KeySigner, ecdsa_backend  # noqa: E402
+from prover.receipts import KeySigner, ReceiptDomain, ecdsa_backend  # noqa: E402
 from prover.store import Store  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 MODEL_ID = bytes.fromhex("5c" * 32)
+# receipts are signed for one deployment; the benchmark signs for a made-up one (anvil chain id)
+DOMAIN = ReceiptDomain(chain_id=31337, job_manager="0x" + "11" * 20)
 
 
 def model_path(name: str, folder: Path) -> Path:
@@ -129,7 +131,7 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     server = JobServer(
         InferenceEngine({MODEL_ID: runtime}),
         store,
-        KeySigner("0x" + "42" * 32),
+        KeySigner("0x" + "42" * 32, DOMAIN),
         aux_threads=args.aux_threads,
     )
     cutter = BatchCutter(store, args.batch_size, interval_s=1e9)

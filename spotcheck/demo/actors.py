@@ -175,83 +175,19 @@ def build_node(
         fault_injection=_faults(fault_rate, fault_seed, withholding),
         self_audit_rate=self_audit_rate,
         poll_interval_s=poll_interval_s,
+        # anvil does not reorganise; a public chain wants the default depth
+        confirmations=0,
     )
-    # How the withholding node is kept from revealing: its own fault setting if it has one,
-    # else its reveal phase switched off, else a DisputeManager view without revealLeaf.
-    patch_phase = withholding and not _node_can_withhold_reveals() and _has_reveal_phase()
-    if withholding and not _node_can_withhold_reveals() and not patch_phase:
-        contracts = NoRevealContracts(contracts.deployment)  # type: ignore[assignment]
     node = assemble(settings, account, contracts)
-    if patch_phase:
-        _skip_reveal_phase(node)
     app = WithholdListings(node.app) if withholding else node.app
     http = HttpServer(app, f"{label}-http", port)
     loop = LoopThread(f"{label}-loop", node.service.step, poll_interval_s)
     return NodeActor(label, account, node, http, loop, fault_rate, withholding)
 
 
-def _node_can_withhold_reveals() -> bool:
-    """True if the node has its own labelled fault for it (``FaultInjection.withhold_reveals``)."""
-    from prover.config import FaultInjection
-
-    return "withhold_reveals" in FaultInjection.model_fields
-
-
-def _has_reveal_phase() -> bool:
-    from prover.service import NodeService
-
-    return callable(getattr(NodeService, "reveal_leaves", None))
-
-
-def _skip_reveal_phase(node: Any) -> None:
-    """Switch off the node's reveal phase (``NodeService.reveal_leaves``): it records its
-    leaf requests and lets them lapse."""
-
-    def withheld() -> int:
-        return 0  # WITHHOLDING MODE: a leaf request is never answered
-
-    node.service.reveal_leaves = withheld
-
-
 def _faults(rate: float, seed: int, withholding: bool) -> dict[str, Any]:
-    faults: dict[str, Any] = {"corrupt_rate": rate, "seed": seed}
-    if withholding and _node_can_withhold_reveals():
-        faults["withhold_reveals"] = True
-    return faults
-
-
-class _NoRevealDisputeManager:
-    """DisputeManager as a withholding node uses it: everything but ``revealLeaf``."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "revealLeaf":
-
-            def refuse(*args: Any, **kwargs: Any) -> Any:
-                raise PermissionError("WITHHOLDING MODE: this node never reveals a leaf")
-
-            return refuse
-        return getattr(self._inner, name)
-
-
-class NoRevealContracts:
-    """The deployment as a withholding node sees it: it never sends ``revealLeaf`` (used when
-    the node has no ``withhold_reveals`` fault of its own)."""
-
-    def __init__(self, deployment: Any) -> None:
-        from spotcheck.chain import SpotcheckContracts
-
-        self._inner = SpotcheckContracts(deployment)
-        self.deployment = deployment
-
-    @property
-    def dispute_manager(self) -> Any:
-        return _NoRevealDisputeManager(self._inner.dispute_manager)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    # WITHHOLDING MODE (``withhold_reveals``): leaf requests are recorded and never answered
+    return {"corrupt_rate": rate, "seed": seed, "withhold_reveals": withholding}
 
 
 @dataclass
