@@ -1,0 +1,165 @@
+"""Audit (v2): contract-level attacks on the proof queue and leaf requests.
+
+Each ``xfail(strict=True)`` test states the property that *should* hold; it fails today and
+documents the finding. Passing tests add coverage the existing suite lacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+import pytest
+
+from spotcheck.chain import TOKEN, DisputeStatus, LeafRequestStatus
+from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
+from spotcheck.merkle import MerkleTree
+from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance, defence_instances
+from tests.integration.test_contract_disputes import batch  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.chain
+WINDOW = MOCK_MODEL.proof_window
+BOND = MOCK_MODEL.challenger_bond
+SLASH = MOCK_MODEL.slash_amount
+
+
+def _fund(spotcheck: Any, deployer: Any, who: Any, amount: int = 1_000 * TOKEN) -> None:
+    spotcheck.token.mint(who, amount, sender=deployer)
+    for spender in (spotcheck.stake_manager, spotcheck.job_manager, spotcheck.dispute_manager):
+        spotcheck.token.approve(spender, 2**256 - 1, sender=who)
+
+
+def _dispute_leaf(spotcheck: Any, batch: Any, index: int, sender: Any) -> bytes:
+    batch_id, jobs, tree = batch
+    job_id, inp, out = jobs[index]
+    return bytes(
+        spotcheck.dispute_manager.openBatchDispute(
+            batch_id, index, job_id, hash_vector(inp), hash_vector(out), tree.proof(index),
+            sender=sender,
+        ).return_value
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AUDIT: proof queue never shrinks on defence; a cheater's sybil self-disputes "
+    "(bonds come back to it) push an honest challenger's deadline k windows out",
+)
+def test_audit_sybilSelfDisputes_defendedAtOnce_stillStretchHonestChallengersDeadline(
+    batch: Any,  # noqa: F811
+    spotcheck: Any,
+    deployer: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """A cheating node (leaf 4 is its wrong answer) has its second address dispute its own
+    honest leaves 0..3 and defends each at once: the bonds flow back to the node (net cost:
+    gas and proofs only) and no dispute against it stays open. Yet ``proofQueueEnd`` keeps all
+    four windows, so the honest challenger who disputes leaf 4 waits 5 proof windows to
+    settle, its bond locked meanwhile (a challenger's ``max_bond_at_risk`` cap fills, and it
+    defers disputes against every node). Repeated over batches the delay is unbounded."""
+    dm, sm = spotcheck.dispute_manager, spotcheck.stake_manager
+    sybil = outsider
+    _fund(spotcheck, deployer, sybil)
+    _, jobs, _ = batch
+    k = 4
+    for i in range(k):
+        did = _dispute_leaf(spotcheck, batch, i, sybil)
+        _, inp, out = jobs[i]
+        dm.defend(did, b"p", defence_instances(inp, out), out, sender=node)  # at once
+    # The sybil lost its bonds to the node: the same operator, so nothing was spent.
+    assert dm.credits(node) == k * BOND
+    assert sm.stakeOf(node).openDisputes == 0  # nothing against the node is open
+    honest = _dispute_leaf(spotcheck, batch, 4, challenger)
+    d = dm.getDispute(honest)
+    now = chain.blocks.head.timestamp
+    assert d.status == DisputeStatus.OPEN
+    # Property: with no other dispute open against the node, one proof window suffices.
+    assert d.proofDeadline <= now + WINDOW, (
+        f"honest dispute waits {(d.proofDeadline - now) // WINDOW} proof windows"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AUDIT: leaf-request reveal deadlines are not queued (k requests at once share "
+    "one proofWindow), unlike disputes",
+)
+def test_audit_leafRequestsAtOnce_shareOneRevealWindow(
+    batch: Any,  # noqa: F811
+    spotcheck: Any,
+    challenger: Any,
+    chain: Any,
+) -> None:
+    """A griefer requests every leaf of an honest node's batch at once: each reveal deadline
+    is ``now + proofWindow``, whatever the number of requests. The node must land k reveal
+    transactions (each up to 2 x MAX_VECTOR_LEN words of calldata and log data) inside one
+    window; disputes got a per-node queue for exactly this reason (v2 rule 6), requests did
+    not. Property: the k-th simultaneous request gets k windows, like disputes."""
+    batch_id, jobs, _ = batch
+    dm = spotcheck.dispute_manager
+    w3 = chain.provider.web3
+    nonce = w3.eth.get_transaction_count(challenger.address)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        for i in range(len(jobs)):
+            data = dm.requestLeaf.encode_input(batch_id, i)
+            tx = {"from": challenger.address, "to": dm.address, "data": data}
+            w3.eth.send_transaction({**tx, "nonce": nonce + i, "gas": 600_000})
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    deadlines = [dm.getLeafRequest(batch_leaf_key(batch_id, i)).revealDeadline for i in range(5)]
+    assert all(
+        dm.getLeafRequest(batch_leaf_key(batch_id, i)).status == LeafRequestStatus.OPEN
+        for i in range(5)
+    )
+    assert deadlines == sorted(deadlines)
+    assert deadlines[-1] >= deadlines[0] + (len(jobs) - 1) * WINDOW, deadlines
+
+
+def test_audit_singleLeafBatch_requestRevealDisputeDefend_andFinalizeAfterRevealWindow(
+    spotcheck: Any, node: Any, challenger: Any, outsider: Any, chain: Any
+) -> None:
+    """Sound: count = 1 (depth 0, empty proof, root = leaf): a request, a reveal with the empty
+    proof, a dispute on the revealed leaf after the batch window, its defence; no index 1;
+    the batch cannot finalize before the revealed leaf's dispute deadline; stake released."""
+    dm, jm, sm = spotcheck.dispute_manager, spotcheck.job_manager, spotcheck.stake_manager
+    inp, out = [1, 2, 3, 4], [5, 6]
+    leaf = leaf_hash(7, spotcheck.model_id, hash_vector(inp), hash_vector(out))
+    assert MerkleTree([leaf]).root == leaf
+    batch_id = int(jm.commitBatch(spotcheck.model_id, leaf, 1, "u", sender=node).return_value)
+    with ape.reverts(dm.IndexOutOfRange, batchId=batch_id, index=1, count=1):
+        dm.requestLeaf(batch_id, 1, sender=challenger)
+    assert not jm.verifyBatchLeaf(batch_id, 1, leaf, [])
+    assert not jm.verifyBatchLeaf(batch_id, 0, leaf, [leaf])  # proof longer than depth 0
+    advance(chain, MOCK_MODEL.challenge_window - 5)
+    rid = bytes(dm.requestLeaf(batch_id, 0, sender=challenger).return_value)
+    # Revealed with an out-of-range index: refused; with a wrong job id: refused.
+    with ape.reverts(dm.UnknownLeafRequest):
+        dm.revealLeaf(batch_id, 1, 7, inp, out, [], sender=node)
+    with ape.reverts(dm.InvalidMerkleProof, batchId=batch_id, index=0):
+        dm.revealLeaf(batch_id, 0, 8, inp, out, [], sender=node)
+    advance(chain, WINDOW - 5)
+    dm.revealLeaf(batch_id, 0, 7, inp, out, [], sender=outsider)  # anyone may reveal
+    r = dm.getLeafRequest(rid)
+    assert r.status == LeafRequestStatus.REVEALED
+    assert jm.getBatch(batch_id).finalAfter == r.disputeDeadline
+    with ape.reverts(dm.LeafRequestExists, requestId=rid):
+        dm.requestLeaf(batch_id, 0, sender=outsider)  # request after reveal
+    advance(chain, MOCK_MODEL.challenge_window - 5)  # past the batch window, inside the leaf's
+    did = bytes(
+        dm.openBatchDispute(
+            batch_id, 0, 7, hash_vector(inp), hash_vector(out), [], sender=challenger
+        ).return_value
+    )
+    with ape.reverts(jm.ClaimsPending, batchId=batch_id, openClaims=1):
+        advance(chain, 10)
+        jm.finalizeBatch(batch_id, sender=outsider)
+    dm.defend(did, b"p", defence_instances(inp, out), out, sender=outsider)
+    assert jm.isBatchLeafFinal(batch_id, 0) and not jm.isBatchLeafFinal(batch_id, 1)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    s = sm.stakeOf(node)
+    assert s.locked == 0 and s.amount == NODE_STAKE
