@@ -3,6 +3,11 @@
 Offline commands (``build``, ``tolerance``, ``prove``, ``info``) never touch a chain; ``onboard``
 is an Ape command (``--network``, ``--account``) that builds, measures ``tau``, deploys the
 verifier and registers the model. Every stage prints its time; cached stages say so.
+
+Every build command takes the input domain (``--domain LO HI`` floats, or ``--in-lo/--in-hi``
+quantized; default the calibration's value range): the circuit is calibrated over its corners
+and box points and checked there (``verifier.coverage``), and ``tolerance``/``onboard`` bound
+``tau`` over it (``verifier.tolerance``).
 """
 
 from __future__ import annotations
