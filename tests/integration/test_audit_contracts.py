@@ -163,3 +163,29 @@ def test_audit_singleLeafBatch_requestRevealDisputeDefend_andFinalizeAfterReveal
     jm.finalizeBatch(batch_id, sender=outsider)
     s = sm.stakeOf(node)
     assert s.locked == 0 and s.amount == NODE_STAKE
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AUDIT: a request made before a price rise and ignored by the node still counts "
+    "a liveness failure on cancel (docs/node-operators.md says it does not)",
+)
+def test_audit_requestBeforePriceRise_ignoredByNode_stillCountsLivenessFailure(
+    spotcheck: Any, node: Any, requester: Any, chain: Any
+) -> None:
+    """docs/node-operators.md ("Prices"): a request below the node's price "(the price was
+    raised after it was made) is ignored: no commit, no stake locked, and it counts as no
+    liveness failure". ``cancelJob`` counts one whenever the model is active. A griefer who
+    sees the node's ``setPrice`` raise in the mempool front-runs it with requests at the old
+    price; the node ignores them (prover.service._commit_job) and every cancel counts."""
+    jm = spotcheck.job_manager
+    price = 5 * TOKEN
+    jm.setPrice(spotcheck.model_id, price, sender=node)
+    job_id = int(
+        jm.requestJob(spotcheck.model_id, [1, 2, 3, 4], node, price, sender=requester).return_value
+    )
+    jm.setPrice(spotcheck.model_id, 2 * price, sender=node)  # mined after the request
+    before = jm.livenessFailures(node)
+    advance(chain, 101)  # past commitTimeout: the node ignored the underpriced request
+    jm.cancelJob(job_id, sender=requester)
+    assert jm.livenessFailures(node) == before
