@@ -189,3 +189,29 @@ def test_audit_requestBeforePriceRise_ignoredByNode_stillCountsLivenessFailure(
     advance(chain, 101)  # past commitTimeout: the node ignored the underpriced request
     jm.cancelJob(job_id, sender=requester)
     assert jm.livenessFailures(node) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AUDIT: requestLeaf names no root: after a reorg a challenger's request (and bond) "
+    "lands on another node's batch",
+)
+def test_audit_reorg_movesLeafRequestOntoAnotherNodesBatch(
+    spotcheck: Any, node: Any, node2: Any, challenger: Any, chain: Any
+) -> None:
+    """v2 binds every other claim to what it names (commitResult: inputHash; openDispute:
+    outputHash; openBatchDispute: the Merkle proof). ``requestLeaf(batchId, index)`` names
+    only the id. The challenger decided to request leaf 0 of node's batch (root R); after a
+    reorg batch id 1 is node2's, and the request, bond and the reveal's bond payment go there."""
+    jm, dm = spotcheck.job_manager, spotcheck.dispute_manager
+    inp, out = [1, 2, 3, 4], [5, 6]
+    target = leaf_hash(1, spotcheck.model_id, hash_vector(inp), hash_vector(out))
+    fork = chain.snapshot()
+    batch_id = int(jm.commitBatch(spotcheck.model_id, target, 1, "a", sender=node).return_value)
+    chain.restore(fork)  # reorg: node2's commitBatch lands first in the new branch
+    other = leaf_hash(2, spotcheck.model_id, hash_vector(inp), hash_vector(out))
+    assert int(jm.commitBatch(spotcheck.model_id, other, 1, "b", sender=node2).return_value) == batch_id
+    jm.commitBatch(spotcheck.model_id, target, 1, "a", sender=node)
+    dm.requestLeaf(batch_id, 0, sender=challenger)  # meant for root `target`
+    r = dm.getLeafRequest(batch_leaf_key(batch_id, 0))
+    assert r.node == node, f"the request landed on {r.node}'s batch"
