@@ -13,10 +13,16 @@ A listing is usable only if all of this holds, otherwise the whole batch is
   cut off when the deadline passes) and under a byte cap (declared or streamed);
 - JSON with ``count`` leaves, each with a ``jobId`` in ``uint256``, ``inputQ`` and ``outputQ``
   of integers in ``int256`` (an optional ``index`` must equal the leaf's position);
-- every input element inside the model's domain ``[inLo, inHi]`` (docs/v2-protocol.md, 8: a
-  listing holding an out-of-domain input is malformed, and such inputs are never disputed);
 - the leaves, in the order served, rebuild the committed root (a listing in another order, or
   with any leaf altered, does not).
+
+A leaf whose input has an element outside the model's domain ``[inLo, inHi]`` does **not**
+make the listing unusable: once the root is rebuilt, that leaf alone is marked
+(:attr:`Leaf.outside`, the reason) and recorded ``undisputable`` by the service (no proof
+exists for it, so it is never disputed; a dApp's receipt check refuses its output), and every
+other leaf is checked from the listing as usual. Refusing the whole listing would let a node
+add one garbage leaf to every batch and turn each check into bonded leaf requests whose bonds
+are credited to itself.
 
 One fetch is one GET: retries are paced by the service (``challenger.service``) against the
 time left in the challenge window. Fetches run in worker threads (:class:`Fetcher`) so a slow
@@ -25,8 +31,10 @@ or withholding node never delays disputes or settlements of other commitments.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -83,7 +91,9 @@ def listing_byte_cap(count: int, domain: Domain, max_bytes: int) -> int:
 
 @dataclass(frozen=True)
 class FetchedBatch:
-    """A listing that rebuilt the committed root: its leaves in order and the tree."""
+    """A listing that rebuilt the committed root: its leaves in order and the tree.
+
+    Leaves whose input is outside the model's domain carry the reason in ``outside``."""
 
     leaves: list[Leaf]
     tree: MerkleTree
@@ -109,9 +119,38 @@ def _vector(value: Any, what: str) -> list[int]:
     return out
 
 
+#: JSON nesting a listing may have: at least this many levels are accepted, more than twice
+#: as many never (a well-formed listing has 4: object, leaves, leaf, vector). Checked before
+#: ``json.loads``: its C decoder recurses once per level, and with the recursion limit py_ecc
+#: sets on import (100,000) some ten thousand ``[`` overflow the C stack of a fetch thread (a
+#: segmentation fault, not a RecursionError) and would kill the challenger.
+MAX_LISTING_DEPTH = 16
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(raw: bytes, limit: int = MAX_LISTING_DEPTH) -> bool:
+    """True if ``raw`` may nest brackets deeper than ``limit`` (certainly if deeper than
+    ``2 * limit``), or leaves some unclosed.
+
+    Strings are removed first, then everything but brackets; each of ``limit`` passes then
+    deletes the innermost ``[]`` and ``{}`` pairs (one or two levels per pass), at C speed.
+    """
+    rest = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not rest:
+            return False
+        rest = rest.replace(b"[]", b"").replace(b"{}", b"")
+    return bool(rest)
+
+
 def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
     """Check a listing's bytes against ``batch`` (see the module doc); WithheldError if unusable."""
     where = f"batch {batch.batch_id}"
+    if _too_deep(raw):
+        raise WithheldError(
+            f"{where}: malformed listing: JSON nested too deep (or brackets left open)"
+        )
     try:
         doc = json.loads(raw)
         leaves_json = doc["leaves"] if isinstance(doc, dict) else None
@@ -133,12 +172,6 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
                 raise ValueError(f"leaf {i}: jobId {job_id} does not fit uint256")
             input_q = _vector(item["inputQ"], f"leaf {i} inputQ")
             output_q = _vector(item["outputQ"], f"leaf {i} outputQ")
-            k = in_domain(input_q, domain.in_lo, domain.in_hi)
-            if k is not None:
-                raise ValueError(
-                    f"leaf {i}: input[{k}] = {input_q[k]} outside the domain "
-                    f"[{domain.in_lo}, {domain.in_hi}]"
-                )
             ih, oh = input_hash(input_q), output_hash(output_q)
             hashes.append(leaf_hash(job_id, batch.model_id, ih, oh))
             leaves.append(Leaf(i, job_id, input_q, output_q, ih, oh, []))
@@ -152,7 +185,20 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
             f"{where}: the listing does not rebuild the committed root "
             "(leaves altered, missing or out of order)"
         )
-    return FetchedBatch(leaves, tree)
+    # Only now, with the listing proven to be the committed one: out-of-domain leaves are
+    # marked one by one (never disputed), and never cost the rest of the batch.
+    return FetchedBatch([_mark_domain(leaf, domain) for leaf in leaves], tree)
+
+
+def _mark_domain(leaf: Leaf, domain: Domain) -> Leaf:
+    """``leaf`` with :attr:`Leaf.outside` set if an input element is outside the domain."""
+    k = in_domain(leaf.input_q, domain.in_lo, domain.in_hi)
+    if k is None:
+        return leaf
+    reason = (
+        f"input[{k}] = {leaf.input_q[k]} outside the domain [{domain.in_lo}, {domain.in_hi}]"
+    )
+    return dataclasses.replace(leaf, outside=reason)
 
 
 class BatchClient:

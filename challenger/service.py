@@ -394,16 +394,30 @@ class Challenger:
             decided.append((leaf, sampled))
         if not self.store.fetched_batch(batch, decided):
             return
-        n = sum(1 for _, s in decided if s)
+        outside = [leaf for leaf, _ in decided if leaf.outside is not None]
+        n = sum(1 for leaf, s in decided if s and leaf.outside is None)
         report.sampled += n
-        report.skipped += len(decided) - n
+        report.skipped += len(decided) - n - len(outside)
+        report.undisputable += len(outside)
         self._started.pop(batch.batch_id, None)
+        for leaf in outside:
+            # Recorded, never disputed (no proof exists for it); a dApp's receipt check
+            # refuses its output. The rest of the batch is checked as usual.
+            log.warning(
+                "batch %d leaf %d not disputable: %s",
+                batch.batch_id,
+                leaf.index,
+                leaf.outside,
+                extra={**_batch_log(batch), "index": leaf.index, "job_id": leaf.job_id},
+            )
         log.info(
-            "batch fetched and checked against its root: %d of %d leaves sampled; %s",
+            "batch fetched and checked against its root: %d of %d leaves sampled, "
+            "%d outside the domain; %s",
             n,
             len(decided),
+            len(outside),
             _batch_text(batch),
-            extra={**_batch_log(batch), "sampled": n},
+            extra={**_batch_log(batch), "sampled": n, "undisputable": len(outside)},
         )
 
     def _give_up(self, batch: BatchRow, report: TickReport) -> None:

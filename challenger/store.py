@@ -20,7 +20,8 @@ never sends a second dispute and never forgets a settlement.
 
 Batches have their own small machine: ``seen -> fetched | unavailable | not_judged | expired``;
 fetching inserts one job row per leaf (keyed by position: ``batch_leaf_key(batchId, index)``),
-already ``sampled`` or ``skipped``, in the same transaction. ``unavailable`` (no usable listing
+already ``sampled`` or ``skipped`` (``undisputable`` if its input is outside the model's
+domain), in the same transaction. ``unavailable`` (no usable listing
 by the last attempt) plans one leaf request per sampled position, in the same transaction:
 
 ```
@@ -279,6 +280,8 @@ class Leaf:
     input_hash: bytes
     output_hash: bytes
     proof: list[bytes]
+    #: Why the input is outside the model's domain (the leaf is never disputed), or None.
+    outside: str | None = None
 
 
 @dataclass(frozen=True)
@@ -550,7 +553,8 @@ class Store:
     def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> bool:
         """Record a batch's checked leaves (each with its sampling decision), atomically.
 
-        False (nothing recorded) if the batch already left ``seen``."""
+        A leaf marked ``outside`` the model's domain is recorded ``undisputable`` (with the
+        reason), sampled or not. False (nothing recorded) if the batch already left ``seen``."""
         from spotcheck.encoding import batch_leaf_key
 
         with self.transaction() as conn:
@@ -561,6 +565,21 @@ class Store:
             if not cur.rowcount:
                 return False
             for leaf, sampled in leaves:
+                if leaf.outside is not None:
+                    # Outside the model's domain: never disputed, whatever the sample; its
+                    # data is kept as the record of what the node committed.
+                    _insert_leaf_job(
+                        conn,
+                        job_key=batch_leaf_key(batch.batch_id, leaf.index),
+                        batch=batch,
+                        leaf=leaf,
+                        state=JobState.UNDISPUTABLE,
+                        full=True,
+                        challenge_deadline=batch.challenge_deadline,
+                        proof_known=sampled,
+                        reason=leaf.outside,
+                    )
+                    continue
                 state = JobState.SAMPLED if sampled else JobState.SKIPPED
                 _insert_leaf_job(
                     conn,
@@ -844,11 +863,12 @@ def _insert_leaf_job(
     full: bool,
     challenge_deadline: int,
     proof_known: bool = True,
+    reason: str | None = None,
 ) -> None:
     proof = json.dumps([p.hex() for p in leaf.proof]) if full and proof_known else None
     conn.execute(
         f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
         (
             job_key,
             int(JobKind.BATCH),
@@ -864,6 +884,7 @@ def _insert_leaf_job(
             leaf.input_hash,
             leaf.output_hash,
             proof,
+            reason,
             leaf.index,
             time.time(),
         ),

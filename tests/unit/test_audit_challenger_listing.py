@@ -15,12 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import pytest
-
 from challenger.batches import BatchClient, Fetcher
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
-from challenger.store import Store
+from challenger.store import JobState, Store
 from spotcheck.encoding import batch_leaf_key
 from spotcheck.follower import open_db
 from tests.unit.test_challenger_fetch import DEADLINE, LIMITS, add_batch, leaves_of, listing, tick_until
@@ -29,17 +27,17 @@ from tests.unit.test_challenger_service import FakeChain, FakeReexec
 BATCH = 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: one out-of-domain leaf makes parse_listing reject the whole listing; "
-    "the challenger pays a bond per sampled leaf to the node",
-)
 def test_audit_oneOutOfDomainLeaf_makesChallengerPayLeafRequestBondsToTheNode(
     tmp_path: Path,
 ) -> None:
     leaves = leaves_of(4, cheat={0})  # leaf 0: a wrong answer
     leaves[3] = {"jobId": 999, "inputQ": [-5, 3], "outputQ": [0]}  # garbage, outside [0, 100]
-    _run(tmp_path, leaves)
+    store = _run(tmp_path, leaves)
+    # The garbage leaf alone is set aside: recorded undisputable, with why, never disputed.
+    job = store.job(batch_leaf_key(BATCH, 3))
+    assert job is not None and job.state is JobState.UNDISPUTABLE
+    assert "outside the domain" in (job.reason or "")
+    assert job.input_q == [-5, 3]
 
 
 def test_audit_control_inDomainListing_cheatDisputedWithoutLeafRequests(tmp_path: Path) -> None:
@@ -47,7 +45,7 @@ def test_audit_control_inDomainListing_cheatDisputedWithoutLeafRequests(tmp_path
     _run(tmp_path, leaves_of(4, cheat={0}))
 
 
-def _run(tmp_path: Path, leaves: list[dict]) -> None:  # type: ignore[type-arg]
+def _run(tmp_path: Path, leaves: list[dict]) -> Store:  # type: ignore[type-arg]
     served = listing(leaves)
 
     def serve(request: httpx.Request) -> httpx.Response:
@@ -72,3 +70,4 @@ def _run(tmp_path: Path, leaves: list[dict]) -> None:  # type: ignore[type-arg]
     # the wrong leaf 0 is disputed straight from the listing.
     assert requests == [], f"bonded leaf requests paid to the node: {requests}"
     assert batch_leaf_key(BATCH, 0) in chain.disputes
+    return ch.store

@@ -245,7 +245,6 @@ BAD_LISTINGS = {
     "value above int256": _mutate(lambda ls: ls[1]["outputQ"].__setitem__(0, INT256_MAX + 1)),
     "negative jobId": _mutate(lambda ls: ls[2].__setitem__("jobId", -1)),
     "jobId above uint256": _mutate(lambda ls: ls[2].__setitem__("jobId", 2**256)),
-    "input outside the domain": _mutate(lambda ls: ls[0]["inputQ"].__setitem__(1, 2**20 + 1)),
     "boolean element": _mutate(lambda ls: ls[0]["inputQ"].__setitem__(0, True)),
     "float element": _mutate(lambda ls: ls[0]["inputQ"].__setitem__(0, 0.5)),
     "missing outputQ": _mutate(lambda ls: ls[3].pop("outputQ")),
@@ -258,6 +257,9 @@ BAD_LISTINGS = {
     "no leaves": b'{"batchId": 1}',
     "a list": b"[1, 2]",
     "deep nesting": b"[" * 100_000,
+    "deep nesting, closed": b"[" * 100_000 + b"]" * 100_000,
+    "deep nesting in a leaf": b'{"leaves": [{"jobId": 1, "inputQ": ' + b"[" * 50_000 + b"]" * 50_000
+    + b', "outputQ": []}]}',
     "huge integer": b'{"leaves": [{"jobId": 1' + b"0" * 5000 + b', "inputQ": [], "outputQ": []}]}',
 }
 
@@ -266,6 +268,30 @@ BAD_LISTINGS = {
 def test_parseListing_badListing_isWithheld_neverAnotherError(raw: bytes) -> None:
     with pytest.raises(WithheldError):
         parse_listing(raw, batch_row(leaves_of(4)), DOMAIN)
+
+
+def test_parseListing_deepNesting_inAFetchThread_isWithheld_notACrash() -> None:
+    """json's C decoder recurses per level; with the recursion limit py_ecc sets (100,000)
+    deep nesting overflowed a fetch thread's C stack and killed the whole challenger."""
+    out: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            parse_listing(b"[" * 200_000, batch_row(leaves_of(4)), DOMAIN)
+        except BaseException as err:  # noqa: BLE001 - recorded for the assertion
+            out.append(err)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert len(out) == 1 and isinstance(out[0], WithheldError)
+
+
+def test_parseListing_bracketsInsideStrings_doNotCountAsNesting() -> None:
+    leaves = leaves_of(3)
+    doc = {"leaves": leaves, "note": "[" * 10_000 + '\\"{'}
+    fetched = parse_listing(json.dumps(doc).encode(), batch_row(leaves), DOMAIN)
+    assert len(fetched.leaves) == 3
 
 
 def test_parseListing_goodListing_leavesByPosition_treeRebuildsRoot() -> None:
@@ -278,6 +304,62 @@ def test_parseListing_goodListing_leavesByPosition_treeRebuildsRoot() -> None:
     assert fetched.leaves[3].job_id == fetched.leaves[1].job_id
     assert fetched.leaves[4].input_q == [4, 9]
     assert fetched.tree.root == root_of(leaves)
+
+
+def test_parseListing_outOfDomainLeaf_markedAlone_restUsable() -> None:
+    """An input outside the domain costs its own leaf only (marked, never disputed), not the
+    listing: refusing the listing would make the challenger pay leaf-request bonds to the node."""
+    leaves = leaves_of(4)
+    leaves[1]["inputQ"][1] = 2**20 + 1
+    leaves[3]["inputQ"][0] = -(2**20) - 1
+    fetched = parse_listing(listing(leaves), batch_row(leaves), DOMAIN)
+    assert fetched.tree.root == root_of(leaves)
+    assert [leaf.outside is None for leaf in fetched.leaves] == [True, False, True, False]
+    assert "input[1] = 1048577 outside the domain" in (fetched.leaves[1].outside or "")
+    assert "input[0] = -1048577 outside the domain" in (fetched.leaves[3].outside or "")
+
+
+OUT_OF_DOMAIN_AND_MALFORMED = {
+    "root mismatch": lambda ls: ls[2]["outputQ"].__setitem__(0, 99),
+    "value above int256": lambda ls: ls[2]["outputQ"].__setitem__(0, INT256_MAX + 1),
+    "negative jobId": lambda ls: ls[2].__setitem__("jobId", -1),
+    "one leaf short": lambda ls: ls.pop(),
+}
+
+
+@pytest.mark.parametrize(
+    "mutate", OUT_OF_DOMAIN_AND_MALFORMED.values(), ids=OUT_OF_DOMAIN_AND_MALFORMED.keys()
+)
+def test_parseListing_outOfDomainLeaf_otherMalformation_stillWithheld(
+    mutate: Callable[[list[dict[str, Any]]], Any],
+) -> None:
+    committed = leaves_of(4)
+    committed[0]["inputQ"][0] = 2**20 + 1  # committed as is: the root holds it
+    served = json.loads(listing(committed))["leaves"]
+    mutate(served)
+    with pytest.raises(WithheldError):
+        parse_listing(listing(served), batch_row(committed), DOMAIN)
+
+
+def test_outOfDomainLeaf_recordedUndisputable_restDisputedFromTheListing(
+    tmp_path: Path, node_server: NodeServer
+) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain(in_lo=0, in_hi=100)
+    store = Store(open_db(db))
+    leaves = leaves_of(4, cheat={0, 2})
+    leaves[2]["inputQ"] = [-5, 3]  # wrong *and* outside [0, 100]: never disputed
+    add_batch(store, chain, 10, node_server.uri, leaves)
+    node_server.routes[10] = body(listing(leaves))
+    ch = make_challenger(db, chain)
+    tick_until(ch, chain, DEADLINE - 1)
+    assert ch.store.batch(10).state is BatchState.FETCHED  # type: ignore[union-attr]
+    job = ch.store.job(batch_leaf_key(10, 2))
+    assert job is not None and job.state is JobState.UNDISPUTABLE
+    assert "outside the domain" in (job.reason or "") and job.input_q == [-5, 3]
+    assert batch_leaf_key(10, 2) not in chain.disputes
+    assert batch_leaf_key(10, 0) in chain.disputes  # the rest is checked as usual
+    assert not any(s.startswith("request") for s in chain.sends)
 
 
 # -- downloading: a total deadline and a byte cap ------------------------------------------------
