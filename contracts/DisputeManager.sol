@@ -4,6 +4,7 @@ pragma solidity ^0.8.27;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
@@ -27,6 +28,8 @@ interface IWiredRegistry {
 ///                                       Open -settleLeafRequest-> Slashed
 ///      Every exit is terminal: a job or leaf resolves at most once, and a leaf's key is its
 ///      position, so no verdict is ever shared between two leaves.
+///      INVARIANT (queue): openClaimsOf[node] == Open disputes + Open leaf requests against it;
+///      a new claim's deadline is now + (openClaimsOf[node] + 1) * proofWindow.
 ///      INVARIANT (solvency): token.balanceOf(this) == bonds of Open disputes + bonds of Open
 ///      leaf requests + sum of credits. Slashed tokens arrive from StakeManager and leave
 ///      (credit or burn) in the same call.
@@ -51,7 +54,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     /// @inheritdoc IDisputeManager
     mapping(address challenger => uint256) public bondAtRisk;
     /// @inheritdoc IDisputeManager
-    mapping(address node => uint64) public proofQueueEnd;
+    mapping(address node => uint256) public openClaimsOf;
 
     constructor(IERC20 token_, IStakeManager stakeManager_, IModelRegistry registry_, IJobManager jobManager_) {
         require(
@@ -160,6 +163,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         require(valid, ProofRejected(disputeId));
 
         d.status = DisputeStatus.Defended;
+        openClaimsOf[d.node] -= 1;
         bondAtRisk[d.challenger] -= d.bond;
         credits[d.node] += d.bond;
         emit DisputeDefended(disputeId, d.node, msg.sender, d.bond);
@@ -182,6 +186,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         address node = d.node;
         address challenger = d.challenger;
         uint256 bond = d.bond;
+        openClaimsOf[node] -= 1;
         bondAtRisk[challenger] -= bond;
 
         // SAFETY: trusted protocol code. The hook marks the job or leaf invalid and says how much
@@ -199,18 +204,24 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     // ---------------------------------------------------------------- leaf requests
 
     /// @inheritdoc IDisputeManager
-    function requestLeaf(uint256 batchId, uint256 index) external nonReentrant returns (bytes32 requestId) {
+    function requestLeaf(uint256 batchId, uint256 index, bytes32 root)
+        external
+        nonReentrant
+        returns (bytes32 requestId)
+    {
         requestId = SpotcheckHash.batchLeafKey(batchId, index);
         require(_leafRequests[requestId].status == LeafRequestStatus.None, LeafRequestExists(requestId));
         // A disputed leaf's challenger had its data; a second claim on it would add nothing.
         require(_disputes[requestId].status == DisputeStatus.None, DisputeExists(requestId));
         IJobManager.Batch memory b = jobManager.getBatch(batchId);
+        // INVARIANT: a request names the root it asks about; a reorg cannot move it to another batch.
+        require(root == b.root, RootMismatch(batchId, root, b.root));
         require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(requestId));
         require(block.timestamp <= b.challengeDeadline, ChallengeWindowClosed(b.challengeDeadline));
         require(index < b.count, IndexOutOfRange(batchId, index, b.count));
         require(msg.sender != b.node, SelfDispute(b.node));
         IModelRegistry.Model memory m = registry.getModel(b.modelId);
-        uint64 revealDeadline = uint64(block.timestamp) + m.proofWindow;
+        uint64 revealDeadline = _enqueue(b.node, m.proofWindow);
         _leafRequests[requestId] = LeafRequest({
             batchId: batchId,
             index: index,
@@ -244,6 +255,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         require(_verifyLeaf(batchId, index, leafHash, proof), InvalidMerkleProof(batchId, index));
         r.status = LeafRequestStatus.Revealed;
         r.disputeDeadline = disputeDeadline;
+        openClaimsOf[r.node] -= 1;
         bondAtRisk[r.requester] -= r.bond;
         // The node paid for the calldata: the bond is its compensation.
         credits[r.node] += r.bond;
@@ -261,6 +273,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         address node = r.node;
         address requester = r.requester;
         uint256 bond = r.bond;
+        openClaimsOf[node] -= 1;
         bondAtRisk[requester] -= bond;
         // SAFETY: trusted protocol code: marks the leaf invalid, takes one slash of the reservation.
         uint256 amount = IJobManagerHooks(address(jobManager)).onBatchLeafInvalidated(r.batchId, r.index);
@@ -295,17 +308,24 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
 
     // ---------------------------------------------------------------- internals
 
+    /// @dev Counts a new claim (dispute or leaf request) against `node` and returns its deadline:
+    ///      one proof window for it and one for each claim still open against the node.
+    ///      INVARIANT: with claims answered earliest deadline first, each taking at most a proof
+    ///      window, an honest node meets every deadline: the k open claims and the new one fit
+    ///      in (k + 1) windows. Only open work counts: a defended, revealed or settled claim
+    ///      leaves the queue, so claims resolved at once (a sybil's self-disputes) delay nobody.
+    function _enqueue(address node, uint64 proofWindow) private returns (uint64 deadline) {
+        uint256 ahead = openClaimsOf[node];
+        deadline = SafeCast.toUint64(block.timestamp + (ahead + 1) * proofWindow);
+        openClaimsOf[node] = ahead + 1;
+    }
+
     /// @dev Fills challenger, bond, proof deadline (per-node queue) and status, stores the
     ///      dispute and counts it against the node.
     function _open(bytes32 disputeId, Dispute memory d) private {
         require(msg.sender != d.node, SelfDispute(d.node));
         IModelRegistry.Model memory m = registry.getModel(d.modelId);
-        // INVARIANT: a node always has a whole proof window per dispute: k disputes opened at
-        // once end k windows apart (the queue never moves backwards).
-        uint64 queueEnd = proofQueueEnd[d.node];
-        uint64 start = queueEnd > block.timestamp ? queueEnd : uint64(block.timestamp);
-        d.proofDeadline = start + m.proofWindow;
-        proofQueueEnd[d.node] = d.proofDeadline;
+        d.proofDeadline = _enqueue(d.node, m.proofWindow);
         d.challenger = msg.sender;
         d.bond = m.challengerBond;
         d.status = DisputeStatus.Open;

@@ -40,6 +40,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     IERC20 public immutable token;
     /// @inheritdoc IJobManager
     IStakeManager public immutable stakeManager;
+    /// @inheritdoc IJobManager
     IModelRegistry public immutable registry;
     /// @inheritdoc IJobManager
     uint64 public immutable commitTimeout;
@@ -185,8 +186,10 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         job.status = JobStatus.Cancelled;
         credits[job.requester] += job.fee;
         emit JobCancelled(jobId, job.node, job.fee);
-        // A node cannot commit for a deactivated model: that is no failure of the node's.
-        if (registry.getModel(job.modelId).active) {
+        // A node cannot commit for a deactivated model, and ignores a request below its current
+        // price (raised after the request): neither is a failure of the node's. A counter only.
+        IModelRegistry.Model memory m = registry.getModel(job.modelId);
+        if (m.active && job.fee >= _price(job.node, job.modelId, m.minFee)) {
             uint256 failures = ++livenessFailures[job.node];
             emit LivenessFailure(job.node, jobId, failures);
         }

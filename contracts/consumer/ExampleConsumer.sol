@@ -91,18 +91,20 @@ contract ExampleConsumer is SpotcheckConsumerBase, Ownable2Step {
         jobManager.withdrawCredits();
     }
 
-    /// @notice True iff leaf `index` of `batchId` answers `(modelId, input)` with `output` under
-    ///         `jobId` and is final (the check a dApp runs on a node's receipt).
+    /// @notice True iff leaf `index` of `batchId`, committed by `node`, answers `(modelId, input)`
+    ///         with `output` under `jobId`, the input is in the model's domain, and the leaf is
+    ///         final (the check a dApp runs on a node's receipt).
     function isVerifiedBatchOutput(
         uint256 batchId,
         uint256 index,
         uint256 jobId,
         bytes32 modelId,
+        address node,
         int256[] calldata input,
         int256[] calldata output,
         bytes32[] calldata proof
     ) external view returns (bool) {
-        return _isVerifiedBatchOutput(batchId, index, jobId, modelId, input, output, proof);
+        return _isVerifiedBatchOutput(batchId, index, jobId, modelId, node, input, output, proof);
     }
 
     /// @notice The stored, verified output of `jobId` (empty until delivered).

@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 
 import {IJobManager} from "../interfaces/IJobManager.sol";
+import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 import {ISpotcheckConsumer} from "../interfaces/ISpotcheckConsumer.sol";
 import {SpotcheckHash} from "../libraries/SpotcheckHash.sol";
 
@@ -17,7 +18,8 @@ import {SpotcheckHash} from "../libraries/SpotcheckHash.sol";
 ///      hash); the output is in the `ResultCommitted` event. A batch output (served off-chain
 ///      with a receipt) is accepted by `_isVerifiedBatchOutput`: the leaf rebuilt from the model,
 ///      input and output the dApp holds sits at the index under the batch root, the batch is of
-///      that model, and the leaf is final. The callback is a notification only: it gets
+///      that model and was committed by the node the dApp asked, the input is inside the
+///      model's domain (challengers never dispute an input outside it), and the leaf is final. The callback is a notification only: it gets
 ///      `CALLBACK_GAS_LIMIT` gas and may fail without consequence.
 abstract contract SpotcheckConsumerBase is ISpotcheckConsumer {
     using SafeERC20 for IERC20;
@@ -80,21 +82,38 @@ abstract contract SpotcheckConsumerBase is ISpotcheckConsumer {
     }
 
     /// @dev True iff leaf `index` of `batchId` is `(jobId, modelId, sha256(input), sha256(output))`
-    ///      (positional proof), the batch is of `modelId`, and the leaf is final. The caller
-    ///      supplies the model and input it asked about: another job's proof is no proof here.
+    ///      (positional proof), the batch is of `modelId` and committed by `node`, every input
+    ///      element is inside the model's `[inLo, inHi]`, and the leaf is final. The caller
+    ///      supplies the node, model and input it asked about: another job's proof is no proof
+    ///      here, and an out-of-domain leaf (which no challenger disputes) is no answer.
+    ///      Bounded loop: an input of the wrong length never verifies, and the model's inputLen
+    ///      is <= MAX_VECTOR_LEN; the length is checked before the loop.
     function _isVerifiedBatchOutput(
         uint256 batchId,
         uint256 index,
         uint256 jobId,
         bytes32 modelId,
+        address node,
         int256[] memory input,
         int256[] memory output,
         bytes32[] memory proof
     ) internal view returns (bool) {
-        if (jobManager.getBatch(batchId).modelId != modelId) return false;
+        IJobManager.Batch memory b = jobManager.getBatch(batchId);
+        if (b.modelId != modelId || b.node != node) return false;
+        if (!_inDomain(modelId, input)) return false;
         bytes32 leaf =
             SpotcheckHash.leaf(jobId, modelId, SpotcheckHash.hashVector(input), SpotcheckHash.hashVector(output));
         return jobManager.verifyBatchLeaf(batchId, index, leaf, proof) && jobManager.isBatchLeafFinal(batchId, index);
+    }
+
+    /// @dev True iff `input` has the model's length and every element is in `[inLo, inHi]`.
+    function _inDomain(bytes32 modelId, int256[] memory input) private view returns (bool) {
+        IModelRegistry.Model memory m = jobManager.registry().getModel(modelId);
+        if (input.length != m.inputLen) return false;
+        for (uint256 i; i < input.length; ++i) {
+            if (input[i] < m.inLo || input[i] > m.inHi) return false;
+        }
+        return true;
     }
 
     /// @dev Called (gas-capped) when a job this contract requested is final. Keep it cheap.

@@ -7,9 +7,11 @@ pragma solidity ^0.8.24;
 /// @dev `disputeId` is the job key: `SpotcheckHash.onchainJobKey(jobId)` for on-chain jobs,
 ///      `SpotcheckHash.batchLeafKey(batchId, index)` for batch leaves (by position: two leaves
 ///      never share a verdict). One dispute per key, ever; the first challenger wins. A leaf
-///      request on leaf `index` has the same id (`requestId`) in its own mapping. Each new
-///      dispute against a node gets its proof deadline after the node's previous one (a per-node
-///      queue). Bonds, bounties and bond forfeits are credits. Rules: docs/v2-protocol.md 5, 6.
+///      request on leaf `index` has the same id (`requestId`) in its own mapping. Disputes and leaf
+///      requests share one per-node queue over open work: a new claim against a node with k open
+///      claims gets its deadline (proof or reveal) at `now + (k + 1) * proofWindow`, and every
+///      resolution shortens the queue. Bonds, bounties and bond forfeits are credits. Rules:
+///      docs/v2-protocol.md 5, 6.
 interface IDisputeManager {
     enum DisputeStatus {
         None,
@@ -83,6 +85,8 @@ interface IDisputeManager {
     error RevealDeadlinePassed(bytes32 requestId, uint64 deadline);
     error RevealDeadlineNotPassed(bytes32 requestId, uint64 deadline);
     error IndexOutOfRange(uint256 batchId, uint256 index, uint256 count);
+    /// @notice `requestLeaf` names another root than the batch's: a reorg moved it.
+    error RootMismatch(uint256 batchId, bytes32 given, bytes32 stored);
     error WrongInputLength(uint256 have, uint256 need);
     error WrongOutputLength(uint256 have, uint256 need);
     /// @notice The token delivered less than was sent (fee-on-transfer tokens are unsupported).
@@ -177,9 +181,11 @@ interface IDisputeManager {
 
     /// @notice Ask the node of `batchId` to publish leaf `index` on-chain. Anyone but the node,
     ///         before the batch's challenge deadline, with the model's challenger bond; one per
-    ///         leaf. The reveal deadline is `now + proofWindow`.
+    ///         leaf. The reveal deadline is `now + (openClaimsOf(node) + 1) * proofWindow`.
+    /// @param root the batch root the requester saw; must be the stored one (`RootMismatch`
+    ///        otherwise): a reorg cannot move the request onto another node's batch
     /// @return requestId `SpotcheckHash.batchLeafKey(batchId, index)`
-    function requestLeaf(uint256 batchId, uint256 index) external returns (bytes32 requestId);
+    function requestLeaf(uint256 batchId, uint256 index, bytes32 root) external returns (bytes32 requestId);
 
     /// @notice Anyone reveals a requested leaf before the reveal deadline: `(jobId, input,
     ///         output)` whose leaf `(jobId, modelId, sha256(input), sha256(output))` sits at
@@ -206,7 +212,8 @@ interface IDisputeManager {
     function credits(address owner) external view returns (uint256);
     /// @notice Bond currently locked in open disputes and open leaf requests by `challenger`.
     function bondAtRisk(address challenger) external view returns (uint256);
-    /// @notice The proof deadline of the node's latest dispute: the next one ends a proof window
-    ///         after max(now, this).
-    function proofQueueEnd(address node) external view returns (uint64);
+    /// @notice Open disputes plus open leaf requests against `node` (its queue of open work): the
+    ///         next dispute or leaf request against it gets `(openClaimsOf(node) + 1)` proof
+    ///         windows of the claim's model from now.
+    function openClaimsOf(address node) external view returns (uint256);
 }

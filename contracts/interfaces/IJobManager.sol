@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
+import {IModelRegistry} from "./IModelRegistry.sol";
 import {IStakeManager} from "./IStakeManager.sol";
 
 /// @title IJobManager
@@ -154,7 +155,9 @@ interface IJobManager {
     function finalize(uint256 jobId) external;
 
     /// @notice The requester cancels a job its node did not commit before the commit deadline:
-    ///         full refund as credit; a liveness failure of the node only if the model is active.
+    ///         full refund as credit; a liveness failure of the node only if the model is active
+    ///         and the fee still meets the node's price (`priceOf` now: a node ignores requests
+    ///         below its current price, so one made before a price rise counts no failure).
     function cancelJob(uint256 jobId) external;
 
     /// @notice Commit the positional Merkle root over `count` leaves of one model; contents
@@ -192,4 +195,6 @@ interface IJobManager {
     function commitTimeout() external view returns (uint64);
     function token() external view returns (IERC20);
     function stakeManager() external view returns (IStakeManager);
+    /// @notice The model registry (a consumer reads a model's input domain from it).
+    function registry() external view returns (IModelRegistry);
 }

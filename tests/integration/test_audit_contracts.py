@@ -1,7 +1,9 @@
 """Audit (v2): contract-level attacks on the proof queue and leaf requests.
 
-Each ``xfail(strict=True)`` test states the property that *should* hold; it fails today and
-documents the finding. Passing tests add coverage the existing suite lacks.
+Each test states the property that *should* hold. The findings' tests were
+``xfail(strict=True)`` until the contracts were fixed (per-node queue over open claims,
+``requestLeaf`` names its root, liveness failures only at the current price); the others add
+coverage the existing suite lacks.
 """
 
 from __future__ import annotations
@@ -40,11 +42,6 @@ def _dispute_leaf(spotcheck: Any, batch: Any, index: int, sender: Any) -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: proof queue never shrinks on defence; a cheater's sybil self-disputes "
-    "(bonds come back to it) push an honest challenger's deadline k windows out",
-)
 def test_audit_sybilSelfDisputes_defendedAtOnce_stillStretchHonestChallengersDeadline(
     batch: Any,  # noqa: F811
     spotcheck: Any,
@@ -56,10 +53,12 @@ def test_audit_sybilSelfDisputes_defendedAtOnce_stillStretchHonestChallengersDea
 ) -> None:
     """A cheating node (leaf 4 is its wrong answer) has its second address dispute its own
     honest leaves 0..3 and defends each at once: the bonds flow back to the node (net cost:
-    gas and proofs only) and no dispute against it stays open. Yet ``proofQueueEnd`` keeps all
-    four windows, so the honest challenger who disputes leaf 4 waits 5 proof windows to
-    settle, its bond locked meanwhile (a challenger's ``max_bond_at_risk`` cap fills, and it
-    defers disputes against every node). Repeated over batches the delay is unbounded."""
+    gas and proofs only) and no dispute against it stays open. The queue (v1 of v2:
+    ``proofQueueEnd``) kept all four windows, so the honest challenger who disputed leaf 4
+    waited 5 proof windows to settle, its bond locked meanwhile (a challenger's
+    ``max_bond_at_risk`` cap fills, and it defers disputes against every node). Repeated over
+    batches the delay was unbounded. Now the queue counts open claims only
+    (``openClaimsOf``)."""
     dm, sm = spotcheck.dispute_manager, spotcheck.stake_manager
     sybil = outsider
     _fund(spotcheck, deployer, sybil)
@@ -72,6 +71,7 @@ def test_audit_sybilSelfDisputes_defendedAtOnce_stillStretchHonestChallengersDea
     # The sybil lost its bonds to the node: the same operator, so nothing was spent.
     assert dm.credits(node) == k * BOND
     assert sm.stakeOf(node).openDisputes == 0  # nothing against the node is open
+    assert dm.openClaimsOf(node) == 0
     honest = _dispute_leaf(spotcheck, batch, 4, challenger)
     d = dm.getDispute(honest)
     now = chain.blocks.head.timestamp
@@ -82,11 +82,6 @@ def test_audit_sybilSelfDisputes_defendedAtOnce_stillStretchHonestChallengersDea
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: leaf-request reveal deadlines are not queued (k requests at once share "
-    "one proofWindow), unlike disputes",
-)
 def test_audit_leafRequestsAtOnce_shareOneRevealWindow(
     batch: Any,  # noqa: F811
     spotcheck: Any,
@@ -98,14 +93,14 @@ def test_audit_leafRequestsAtOnce_shareOneRevealWindow(
     transactions (each up to 2 x MAX_VECTOR_LEN words of calldata and log data) inside one
     window; disputes got a per-node queue for exactly this reason (v2 rule 6), requests did
     not. Property: the k-th simultaneous request gets k windows, like disputes."""
-    batch_id, jobs, _ = batch
+    batch_id, jobs, tree = batch
     dm = spotcheck.dispute_manager
     w3 = chain.provider.web3
     nonce = w3.eth.get_transaction_count(challenger.address)
     w3.provider.make_request("evm_setAutomine", [False])
     try:
         for i in range(len(jobs)):
-            data = dm.requestLeaf.encode_input(batch_id, i)
+            data = dm.requestLeaf.encode_input(batch_id, i, tree.root)
             tx = {"from": challenger.address, "to": dm.address, "data": data}
             w3.eth.send_transaction({**tx, "nonce": nonce + i, "gas": 600_000})
         w3.provider.make_request("evm_mine", [])
@@ -132,11 +127,11 @@ def test_audit_singleLeafBatch_requestRevealDisputeDefend_andFinalizeAfterReveal
     assert MerkleTree([leaf]).root == leaf
     batch_id = int(jm.commitBatch(spotcheck.model_id, leaf, 1, "u", sender=node).return_value)
     with ape.reverts(dm.IndexOutOfRange, batchId=batch_id, index=1, count=1):
-        dm.requestLeaf(batch_id, 1, sender=challenger)
+        dm.requestLeaf(batch_id, 1, leaf, sender=challenger)
     assert not jm.verifyBatchLeaf(batch_id, 1, leaf, [])
     assert not jm.verifyBatchLeaf(batch_id, 0, leaf, [leaf])  # proof longer than depth 0
     advance(chain, MOCK_MODEL.challenge_window - 5)
-    rid = bytes(dm.requestLeaf(batch_id, 0, sender=challenger).return_value)
+    rid = bytes(dm.requestLeaf(batch_id, 0, leaf, sender=challenger).return_value)
     # Revealed with an out-of-range index: refused; with a wrong job id: refused.
     with ape.reverts(dm.UnknownLeafRequest):
         dm.revealLeaf(batch_id, 1, 7, inp, out, [], sender=node)
@@ -148,7 +143,7 @@ def test_audit_singleLeafBatch_requestRevealDisputeDefend_andFinalizeAfterReveal
     assert r.status == LeafRequestStatus.REVEALED
     assert jm.getBatch(batch_id).finalAfter == r.disputeDeadline
     with ape.reverts(dm.LeafRequestExists, requestId=rid):
-        dm.requestLeaf(batch_id, 0, sender=outsider)  # request after reveal
+        dm.requestLeaf(batch_id, 0, leaf, sender=outsider)  # request after reveal
     advance(chain, MOCK_MODEL.challenge_window - 5)  # past the batch window, inside the leaf's
     did = bytes(
         dm.openBatchDispute(
@@ -165,11 +160,6 @@ def test_audit_singleLeafBatch_requestRevealDisputeDefend_andFinalizeAfterReveal
     assert s.locked == 0 and s.amount == NODE_STAKE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: a request made before a price rise and ignored by the node still counts "
-    "a liveness failure on cancel (docs/node-operators.md says it does not)",
-)
 def test_audit_requestBeforePriceRise_ignoredByNode_stillCountsLivenessFailure(
     spotcheck: Any, node: Any, requester: Any, chain: Any
 ) -> None:
@@ -191,18 +181,15 @@ def test_audit_requestBeforePriceRise_ignoredByNode_stillCountsLivenessFailure(
     assert jm.livenessFailures(node) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: requestLeaf names no root: after a reorg a challenger's request (and bond) "
-    "lands on another node's batch",
-)
 def test_audit_reorg_movesLeafRequestOntoAnotherNodesBatch(
     spotcheck: Any, node: Any, node2: Any, challenger: Any, chain: Any
 ) -> None:
     """v2 binds every other claim to what it names (commitResult: inputHash; openDispute:
-    outputHash; openBatchDispute: the Merkle proof). ``requestLeaf(batchId, index)`` names
+    outputHash; openBatchDispute: the Merkle proof). ``requestLeaf(batchId, index)`` named
     only the id. The challenger decided to request leaf 0 of node's batch (root R); after a
-    reorg batch id 1 is node2's, and the request, bond and the reveal's bond payment go there."""
+    reorg batch id 1 is node2's, and the request, bond and the reveal's bond payment went
+    there. Now ``requestLeaf(batchId, index, root)`` names the root and reverts
+    ``RootMismatch`` on node2's batch; the challenger's bond stays with it."""
     jm, dm = spotcheck.job_manager, spotcheck.dispute_manager
     inp, out = [1, 2, 3, 4], [5, 6]
     target = leaf_hash(1, spotcheck.model_id, hash_vector(inp), hash_vector(out))
@@ -212,6 +199,12 @@ def test_audit_reorg_movesLeafRequestOntoAnotherNodesBatch(
     other = leaf_hash(2, spotcheck.model_id, hash_vector(inp), hash_vector(out))
     assert int(jm.commitBatch(spotcheck.model_id, other, 1, "b", sender=node2).return_value) == batch_id
     jm.commitBatch(spotcheck.model_id, target, 1, "a", sender=node)
-    dm.requestLeaf(batch_id, 0, sender=challenger)  # meant for root `target`
+    bond_before = spotcheck.token.balanceOf(challenger)
+    with ape.reverts(dm.RootMismatch, batchId=batch_id, given=target, stored=other):
+        dm.requestLeaf(batch_id, 0, target, sender=challenger)  # meant for root `target`
     r = dm.getLeafRequest(batch_leaf_key(batch_id, 0))
-    assert r.node == node, f"the request landed on {r.node}'s batch"
+    assert r.node != node2, f"the request landed on {r.node}'s batch"
+    assert spotcheck.token.balanceOf(challenger) == bond_before
+    # The node's batch (the next id in this branch) takes the request.
+    dm.requestLeaf(batch_id + 1, 0, target, sender=challenger)
+    assert dm.getLeafRequest(batch_leaf_key(batch_id + 1, 0)).node == node

@@ -66,7 +66,7 @@ def test_audit_reorgMovesBatchId_honestNodeCannotRevealItsLeaf_andIsSlashed(
     assert actual != recorded and jm.getBatch(actual).root == root
     chain.mine(max(1, height - chain.blocks.height + 2))  # past the follower's checkpoint
 
-    dm.requestLeaf(actual, 0, sender=challenger)
+    dm.requestLeaf(actual, 0, root, sender=challenger)
     rid = batch_leaf_key(actual, 0)
     for _ in range(3):
         n.service.step()

@@ -14,6 +14,8 @@ from tests.fixtures.chain import (
     JOB_FEE,
     JOB_INPUT,
     JOB_OUTPUT,
+    MOCK_IN_HI,
+    MOCK_IN_LO,
     MOCK_MODEL,
     NODE_STAKE,
     TEST_PARAMS,
@@ -719,7 +721,7 @@ def test_withheldLeaf_leafRequestUnrevealed_settleSlashesFromBatchReservation(
     """Attack (v1): a node commits a root and never serves the leaves; nobody can dispute what
     they cannot see, and the batch finalizes. Now a bonded leaf request forces the data
     on-chain: unrevealed, the leaf is invalid and the node is slashed."""
-    batch_id, _, _ = batch
+    batch_id, _, tree = batch
     dm, jm, sm, token = (
         spotcheck.dispute_manager,
         spotcheck.job_manager,
@@ -727,7 +729,7 @@ def test_withheldLeaf_leafRequestUnrevealed_settleSlashesFromBatchReservation(
         spotcheck.token,
     )
     before = token.balanceOf(challenger)
-    receipt = dm.requestLeaf(batch_id, 4, sender=challenger)
+    receipt = dm.requestLeaf(batch_id, 4, tree.root, sender=challenger)
     request_id = bytes(receipt.return_value)
     assert request_id == batch_leaf_key(batch_id, 4)
     [ev] = receipt.events.filter(dm.LeafRequested)
@@ -778,7 +780,7 @@ def test_leafRequest_revealed_thenDisputableUntilItsOwnDeadline(
     batch_id, jobs, tree = batch
     dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
     advance(chain, MOCK_MODEL.challenge_window - 10)
-    request_id = bytes(dm.requestLeaf(batch_id, 2, sender=challenger).return_value)
+    request_id = bytes(dm.requestLeaf(batch_id, 2, tree.root, sender=challenger).return_value)
     with ape.reverts(dm.LeafRequestOpen, disputeId=request_id):
         _dispute(spotcheck, batch_id, tree, jobs, 2, challenger)
     job_id, inp, out = jobs[2]
@@ -819,7 +821,7 @@ def test_revealedLeaf_afterItsDisputeDeadline_notDisputable(
 ) -> None:
     batch_id, jobs, tree = batch
     dm = spotcheck.dispute_manager
-    dm.requestLeaf(batch_id, 0, sender=challenger)
+    dm.requestLeaf(batch_id, 0, tree.root, sender=challenger)
     job_id, inp, out = jobs[0]
     dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
     deadline = dm.getLeafRequest(batch_leaf_key(batch_id, 0)).disputeDeadline
@@ -834,23 +836,25 @@ def test_leafRequest_refusedCases(
     batch_id, jobs, tree = batch
     dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
     with ape.reverts(dm.SelfDispute, node=node):
-        dm.requestLeaf(batch_id, 0, sender=node)
+        dm.requestLeaf(batch_id, 0, tree.root, sender=node)
     with ape.reverts(dm.IndexOutOfRange, batchId=batch_id, index=5, count=5):
-        dm.requestLeaf(batch_id, 5, sender=challenger)
+        dm.requestLeaf(batch_id, 5, tree.root, sender=challenger)
     with ape.reverts(jm.UnknownBatch, batchId=99):
-        dm.requestLeaf(99, 0, sender=challenger)
-    request_id = bytes(dm.requestLeaf(batch_id, 0, sender=challenger).return_value)
+        dm.requestLeaf(99, 0, tree.root, sender=challenger)
+    with ape.reverts(dm.RootMismatch, batchId=batch_id, given=b"\x07" * 32, stored=tree.root):
+        dm.requestLeaf(batch_id, 0, b"\x07" * 32, sender=challenger)
+    request_id = bytes(dm.requestLeaf(batch_id, 0, tree.root, sender=challenger).return_value)
     with ape.reverts(dm.LeafRequestExists, requestId=request_id):
-        dm.requestLeaf(batch_id, 0, sender=outsider)
+        dm.requestLeaf(batch_id, 0, tree.root, sender=outsider)
     dispute_id = _dispute(spotcheck, batch_id, tree, jobs, 1, challenger)
     with ape.reverts(dm.DisputeExists, disputeId=dispute_id):
-        dm.requestLeaf(batch_id, 1, sender=outsider)
+        dm.requestLeaf(batch_id, 1, tree.root, sender=outsider)
     with ape.reverts(dm.UnknownLeafRequest, requestId=b"\x05" * 32):
         dm.settleLeafRequest(b"\x05" * 32, sender=outsider)
     deadline = jm.getBatch(batch_id).challengeDeadline
     advance(chain, MOCK_MODEL.challenge_window + 1)
     with ape.reverts(dm.ChallengeWindowClosed, deadline=deadline):
-        dm.requestLeaf(batch_id, 2, sender=challenger)
+        dm.requestLeaf(batch_id, 2, tree.root, sender=challenger)
     reveal_deadline = dm.getLeafRequest(request_id).revealDeadline
     advance(chain, MOCK_MODEL.proof_window)
     job_id, inp, out = jobs[0]
@@ -937,41 +941,117 @@ def test_tenDisputesAtOnce_getTenSequentialProofWindows(
     deadlines = [d.proofDeadline for d in disputes]
     opened_at = deadlines[0] - window
     assert deadlines == [opened_at + (k + 1) * window for k in range(10)]
-    assert dm.proofQueueEnd(node) == deadlines[-1]
+    assert dm.openClaimsOf(node) == 10
     # Proving one per window: the last is still defensible after nine windows have passed.
     advance(chain, 9 * window - 5)
     dm.defend(onchain_job_key(job_ids[-1]), b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
-    # An earlier one whose window passed is settled as usual.
+    assert dm.openClaimsOf(node) == 9
+    # An earlier one whose window passed is settled as usual; a claim counts until resolved.
     dm.settle(onchain_job_key(job_ids[0]), sender=outsider)
-    # A dispute opened after the queue drained starts from now again.
-    advance(chain, 2 * window)
     late = make_job()
     d = dm.getDispute(dm.openDispute(late, OUT_HASH, sender=challenger).return_value)
+    assert d.proofDeadline == chain.blocks.head.timestamp + 9 * window  # 8 open ahead of it
+    # Once the queue is resolved, a new dispute gets one window from now again.
+    advance(chain, window)
+    for job_id in job_ids[1:9]:
+        dm.settle(onchain_job_key(job_id), sender=outsider)
+    dm.defend(onchain_job_key(late), b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=node)
+    assert dm.openClaimsOf(node) == 0
+    last = make_job()
+    d = dm.getDispute(dm.openDispute(last, OUT_HASH, sender=challenger).return_value)
     assert d.proofDeadline == chain.blocks.head.timestamp + window
 
 
-def test_consumerBatchCheck_acceptsOnlyItsOwnLeafFinalAtItsIndex(
-    batch: Any, spotcheck: Any, outsider: Any, chain: Any
+def test_disputesAndLeafRequests_shareOneQueueOfOpenClaims(
+    batch: Any, spotcheck: Any, node: Any, challenger: Any, outsider: Any, chain: Any
 ) -> None:
-    """A dApp's contract checks a receipt's leaf: its model and input, the output it holds, at
-    that index under the root, final."""
+    """One per-node queue over open work: each new dispute or leaf request gets one proof window
+    per claim still open against the node plus its own; a reveal, defence or settlement takes
+    its claim out of the queue at once."""
+    batch_id, jobs, tree = batch
+    dm = spotcheck.dispute_manager
+    window = MOCK_MODEL.proof_window
+
+    def now() -> int:
+        return int(chain.blocks.head.timestamp)
+
+    r0 = bytes(dm.requestLeaf(batch_id, 0, tree.root, sender=challenger).return_value)
+    assert dm.getLeafRequest(r0).revealDeadline == now() + window
+    d1 = _dispute(spotcheck, batch_id, tree, jobs, 1, challenger)
+    assert dm.getDispute(d1).proofDeadline == now() + 2 * window
+    r2 = bytes(dm.requestLeaf(batch_id, 2, tree.root, sender=challenger).return_value)
+    assert dm.getLeafRequest(r2).revealDeadline == now() + 3 * window
+    assert dm.openClaimsOf(node) == 3
+    job_id, inp, out = jobs[0]
+    dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
+    _, inp1, out1 = jobs[1]
+    dm.defend(d1, b"p", defence_instances(inp1, out1), out1, sender=outsider)
+    assert dm.openClaimsOf(node) == 1  # only leaf 2's request is open
+    r3 = bytes(dm.requestLeaf(batch_id, 3, tree.root, sender=challenger).return_value)
+    assert dm.getLeafRequest(r3).revealDeadline == now() + 2 * window
+    # The revealed leaf, disputed, joins the queue like any claim.
+    d0 = _dispute(spotcheck, batch_id, tree, jobs, 0, challenger)
+    assert dm.getDispute(d0).proofDeadline == now() + 3 * window
+    assert dm.openClaimsOf(node) == 3
+    advance(chain, 3 * window + 1)
+    dm.settleLeafRequest(r2, sender=outsider)
+    dm.settleLeafRequest(r3, sender=outsider)
+    dm.settle(d0, sender=outsider)
+    assert dm.openClaimsOf(node) == 0
+    assert spotcheck.job_manager.getBatch(batch_id).openClaims == 0
+
+
+def test_consumerBatchCheck_acceptsOnlyItsOwnLeafFinalAtItsIndex(
+    batch: Any, spotcheck: Any, node: Any, node2: Any, outsider: Any, chain: Any
+) -> None:
+    """A dApp's contract checks a receipt's leaf: the node it asked, its model and input, the
+    output it holds, at that index under the root, final."""
     batch_id, jobs, tree = batch
     consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
     job_id, inp, out = jobs[1]
     model = spotcheck.model_id
-    args = (batch_id, 1, job_id, model, inp, out, tree.proof(1))
+    args = (batch_id, 1, job_id, model, node, inp, out, tree.proof(1))
     assert not consumer.isVerifiedBatchOutput(*args)  # not final yet
     advance(chain, MOCK_MODEL.challenge_window + 1)
     jm.finalizeBatch(batch_id, sender=outsider)
     assert consumer.isVerifiedBatchOutput(*args)
     assert not consumer.isVerifiedBatchOutput(
-        batch_id, 1, job_id, model, inp, [0, 0], tree.proof(1)
+        batch_id, 1, job_id, model, node, inp, [0, 0], tree.proof(1)
     )
-    assert not consumer.isVerifiedBatchOutput(batch_id, 2, job_id, model, inp, out, tree.proof(1))
+    assert not consumer.isVerifiedBatchOutput(
+        batch_id, 2, job_id, model, node, inp, out, tree.proof(1)
+    )
     other_in = [9, 9, 9, 9]
     assert not consumer.isVerifiedBatchOutput(
-        batch_id, 1, job_id, model, other_in, out, tree.proof(1)
+        batch_id, 1, job_id, model, node, other_in, out, tree.proof(1)
     )
     assert not consumer.isVerifiedBatchOutput(
-        batch_id, 1, job_id, b"\x01" * 32, inp, out, tree.proof(1)
+        batch_id, 1, job_id, b"\x01" * 32, node, inp, out, tree.proof(1)
     )
+    # The dApp asked node2: the same leaf in node's batch is not node2's answer.
+    assert not consumer.isVerifiedBatchOutput(
+        batch_id, 1, job_id, model, node2, inp, out, tree.proof(1)
+    )
+
+
+def test_consumerBatchCheck_refusesFinalLeafWithOutOfDomainInput(
+    spotcheck: Any, node: Any, outsider: Any, chain: Any
+) -> None:
+    """Challengers never dispute a leaf whose input is outside the model's domain (the circuit
+    does not cover it), so such a leaf becomes final unchecked: a cheating node that accepted
+    the question could serve any output. The consumer refuses it though the leaf is final."""
+    jm, consumer, model = spotcheck.job_manager, spotcheck.example_consumer, spotcheck.model_id
+    outside = [MOCK_IN_HI + 1, 0, 0, 0]
+    inside = [MOCK_IN_HI, MOCK_IN_LO, 0, 0]  # the bounds themselves are in the domain
+    jobs = [(1, outside, [123, 456]), (2, inside, [1, 2])]
+    batch_id, tree = _commit_batch(spotcheck, node, jobs)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalizeBatch(batch_id, sender=outsider)
+    for index, (job_id, inp, out) in enumerate(jobs):
+        leaf = leaf_hash(job_id, model, hash_vector(inp), hash_vector(out))
+        assert jm.verifyBatchLeaf(batch_id, index, leaf, tree.proof(index))
+        assert jm.isBatchLeafFinal(batch_id, index)
+    assert not consumer.isVerifiedBatchOutput(
+        batch_id, 0, 1, model, node, outside, [123, 456], tree.proof(0)
+    )
+    assert consumer.isVerifiedBatchOutput(batch_id, 1, 2, model, node, inside, [1, 2], tree.proof(1))

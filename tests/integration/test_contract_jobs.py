@@ -692,6 +692,28 @@ def test_cancelJob_onDeactivatedModel_countsNoLivenessFailure(
     assert jm.credits(requester) == JOB_FEE
 
 
+def test_cancelJob_feeAtCurrentPrice_countsLivenessFailure_belowItCountsNone(
+    make_job: Any, spotcheck: Any, node: Any, requester: Any, chain: Any
+) -> None:
+    """The node ignores requests below its current price; a cancel counts a liveness failure
+    only if the fee still meets ``priceOf`` at cancel time. A price cut never lets a node escape
+    (the fee still meets the lower price); a rise does, for older cheaper requests (a counter,
+    never a slash)."""
+    jm = spotcheck.job_manager
+    jm.setPrice(spotcheck.model_id, JOB_FEE, sender=node)
+    cheap = make_job(commit=False)  # at the price of the time
+    kept = make_job(commit=False, fee=2 * JOB_FEE)  # above the later price
+    jm.setPrice(spotcheck.model_id, 2 * JOB_FEE, sender=node)
+    advance(chain, TEST_PARAMS.commit_timeout + 1)
+    receipt = jm.cancelJob(cheap, sender=requester)
+    assert not list(receipt.events.filter(jm.LivenessFailure))
+    assert jm.livenessFailures(node) == 0 and jm.credits(requester) == JOB_FEE
+    jm.setPrice(spotcheck.model_id, JOB_FEE // 2, sender=node)  # a cut: the fee still meets it
+    receipt = jm.cancelJob(kept, sender=requester)
+    [failure] = receipt.events.filter(jm.LivenessFailure)
+    assert failure.totalFailures == 1 and jm.livenessFailures(node) == 1
+
+
 def test_feeOnTransferToken_refusedWhereverTokensArePulled(
     project: Any, deployer: Any, node: Any, requester: Any
 ) -> None:
