@@ -195,9 +195,7 @@ def _mark_domain(leaf: Leaf, domain: Domain) -> Leaf:
     k = in_domain(leaf.input_q, domain.in_lo, domain.in_hi)
     if k is None:
         return leaf
-    reason = (
-        f"input[{k}] = {leaf.input_q[k]} outside the domain [{domain.in_lo}, {domain.in_hi}]"
-    )
+    reason = f"input[{k}] = {leaf.input_q[k]} outside the domain [{domain.in_lo}, {domain.in_hi}]"
     return dataclasses.replace(leaf, outside=reason)
 
 

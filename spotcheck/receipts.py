@@ -11,7 +11,10 @@ takes what the dApp holds (the node it asked, the model id it asked for, the inp
 the output it got), rebuilds the leaf from them, and checks the node's signature over that leaf
 for this deployment, the leaf at its position in a batch the node committed for that model,
 and that the leaf is final. A node that answers with another job's receipt (another input, a
-cheaper model, or a correct pair while it served something else) fails the check.
+cheaper model, or a correct pair while it served something else) fails the check. So does an
+input outside the model's registered domain ``[inLo, inHi]`` (``ModelRegistry.getModel``):
+challengers never dispute such a leaf (no proof can exist for it), so its output is at no risk
+however final it is.
 """
 
 from __future__ import annotations
@@ -274,6 +277,11 @@ class OnchainReceiptCheck:
     #: ``isBatchLeafFinal(batchId, index)``: not invalid, and proven or its batch final (read
     #: only when ``in_batch`` holds: the finality of some other leaf says nothing here).
     leaf_final: bool
+    #: Every element of the dApp's input is inside the model's domain ``[inLo, inHi]``
+    #: (``ModelRegistry.getModel(modelId)``). Challengers never dispute a leaf outside it (no
+    #: proof can exist for it), so such an output is unchecked however final. False too when
+    #: the domain could not be read (no registry reachable from the JobManager given).
+    in_domain: bool = False
 
     @property
     def ok(self) -> bool:
@@ -283,13 +291,40 @@ class OnchainReceiptCheck:
             and self.signed_by_node
             and self.in_batch
             and self.leaf_final
+            and self.in_domain
         )
 
     @property
     def failures(self) -> list[str]:
         """Names of the checks that failed (empty iff ``ok``)."""
         names = ("answers_question", "same_deployment", "signed_by_node", "in_batch")
-        return [n for n in (*names, "leaf_final") if not getattr(self, n)]
+        return [n for n in (*names, "leaf_final", "in_domain") if not getattr(self, n)]
+
+
+def model_registry_of(job_manager: Any) -> Any | None:
+    """The ModelRegistry a JobManager reads (``JobManager.registry()``), or None if the
+    object given has no such view (a minimal stand-in). Raises ChainError if the call fails."""
+    view = getattr(job_manager, "registry", None)
+    if view is None:
+        return None
+    try:
+        registry = view() if callable(view) else view
+    except Exception as err:  # RPC failure: cannot decide
+        raise ChainError(f"cannot read JobManager.registry(): {err}") from err
+    if hasattr(registry, "getModel"):
+        return registry
+    from ape import project
+
+    try:
+        return project.ModelRegistry.at(str(getattr(registry, "address", registry)))
+    except Exception as err:
+        raise ChainError(f"cannot load the ModelRegistry at {registry}: {err}") from err
+
+
+def input_in_domain(model: Any, input_q: Sequence[int]) -> bool:
+    """True iff every element of ``input_q`` is in ``[model.inLo, model.inHi]``."""
+    lo, hi = int(model.inLo), int(model.inHi)
+    return all(lo <= int(v) <= hi for v in input_q)
 
 
 def check_receipt_onchain(
@@ -304,6 +339,7 @@ def check_receipt_onchain(
     proof: Sequence[bytes | str],
     job_manager: Any,
     chain_id: int | None = None,
+    registry: Any | None = None,
 ) -> OnchainReceiptCheck:
     """Check a served output against the chain, from what the dApp holds.
 
@@ -312,12 +348,13 @@ def check_receipt_onchain(
     also returns are covered by no hash: use ``output_q``). ``batch_id``, ``index`` and
     ``proof`` (bytes or hex strings, as ``GET /v1/jobs/{jobId}`` serves them) locate the leaf;
     ``job_manager`` is the deployment's JobManager (Ape contract instance); ``chain_id``
-    defaults to the connected chain's.
+    defaults to the connected chain's; ``registry`` is its ModelRegistry (by default the one
+    ``job_manager.registry()`` names), read for the model's input domain.
 
     The leaf is rebuilt from the receipt's job id and the dApp's own model id, input hash and
     output hash; nothing else in the receipt is trusted. Raises :class:`ChainError` only when
-    the chain cannot answer (an unknown batch, an RPC failure); every other failure is a
-    verdict in the result.
+    the chain cannot answer (an unknown batch or model, an RPC failure); every other failure
+    is a verdict in the result.
     """
     domain = ReceiptDomain.of(job_manager, chain_id)
     asked_model = as_bytes32(model_id, "model_id")
@@ -351,12 +388,26 @@ def check_receipt_onchain(
         str(batch.node).lower() == node.lower() and bytes(batch.modelId) == asked_model and in_root
     )
     leaf_final = in_batch and bool(job_manager.isBatchLeafFinal(batch_id, index))
+    if registry is None:
+        registry = model_registry_of(job_manager)
+    if registry is None:
+        log.warning("no ModelRegistry to read the input domain from: in_domain is False")
+        in_domain = False
+    else:
+        try:
+            model = registry.getModel(asked_model)
+        except Exception as err:  # UnknownModel revert or RPC failure: cannot decide
+            raise ChainError(
+                f"model 0x{asked_model.hex()}: cannot read it from ModelRegistry: {err}"
+            ) from err
+        in_domain = input_in_domain(model, input_q)
     return OnchainReceiptCheck(
         answers_question=answers_question,
         same_deployment=same_deployment,
         signed_by_node=signed,
         in_batch=in_batch,
         leaf_final=leaf_final,
+        in_domain=in_domain,
     )
 
 
@@ -370,6 +421,8 @@ __all__ = [
     "as_bytes32",
     "check_receipt_onchain",
     "ecdsa_backend",
+    "input_in_domain",
+    "model_registry_of",
     "parse_proof",
     "receipt_digest",
     "recover_signer",

@@ -11,7 +11,15 @@ returns an output only if
 2. ``JobManager.isJobFinal(jobId)``: finalized after the challenge window, or proven by a
    valid defence;
 3. the output emitted in ``ResultCommitted`` hashes to the stored ``outputHash`` (an RPC node
-   that serves a forged event is caught).
+   that serves a forged event is caught);
+4. the job's input (from ``JobRequested``, checked against the stored ``inputHash``) is inside
+   the model's domain ``[inLo, inHi]``: challengers never dispute an input outside it, so such
+   an output would be unchecked however final (``requestJob`` refuses such inputs, and a
+   model's domain never changes, so this holds for every job; it is checked all the same).
+
+:meth:`SpotcheckClient.check_receipt` does the same for a batched output a node served
+off-chain: :func:`spotcheck.receipts.check_receipt_onchain` with this deployment's JobManager
+and ModelRegistry (``ok`` requires the input in the model's domain too).
 
 An invalidated job (its node failed to defend a dispute) or a cancelled one is an error, never
 an output. ``wait_for_output`` polls until final or a timeout; with ``finalize_sender`` it
@@ -43,6 +51,11 @@ class JobInvalidError(ChainError):
 
 class JobMismatchError(ChainError, ValueError):
     """The job on chain is not the caller's request (requester, node, model or input)."""
+
+
+class JobOutOfDomainError(JobInvalidError):
+    """The job's input is outside the model's domain: no challenger disputes it, so its
+    output is unchecked (a :class:`JobInvalidError`: never use the output)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,55 @@ class SpotcheckClient:
             raise JobNotFinalError(f"job {job_id} has no committed result yet")
         return [int(v) for v in logs[-1].output]
 
+    def requested_input(self, job_id: int, stored_hash: bytes) -> list[int]:
+        """The input emitted in ``JobRequested`` for ``job_id``, checked against the job's
+        stored ``inputHash`` (ChainError if missing or forged)."""
+        jm = self.contracts.job_manager
+        from ape import chain
+
+        start = self.contracts.deployment.deploy_block
+        logs = list(
+            jm.JobRequested.range(start, chain.blocks.height + 1, search_topics={"jobId": job_id})
+        )
+        if not logs:
+            raise ChainError(f"job {job_id} has no JobRequested event")
+        input_q = [int(v) for v in logs[-1].input]
+        if input_hash(input_q) != bytes(stored_hash):
+            raise ChainError(
+                f"job {job_id}: emitted input hashes to 0x{input_hash(input_q).hex()}, "
+                f"chain stores 0x{bytes(stored_hash).hex()}"
+            )
+        return input_q
+
+    def check_receipt(
+        self,
+        receipt: Any,
+        *,
+        node: str,
+        model_id: bytes | str,
+        input_q: Sequence[int],
+        output_q: Sequence[int],
+        batch_id: int,
+        index: int,
+        proof: Sequence[bytes | str],
+    ) -> Any:
+        """:func:`spotcheck.receipts.check_receipt_onchain` on this deployment (its JobManager
+        and ModelRegistry). Use the output only if the result's ``ok`` holds."""
+        from spotcheck.receipts import check_receipt_onchain
+
+        return check_receipt_onchain(
+            receipt,
+            node=node,
+            model_id=model_id,
+            input_q=input_q,
+            output_q=output_q,
+            batch_id=batch_id,
+            index=index,
+            proof=proof,
+            job_manager=self.contracts.job_manager,
+            registry=self.contracts.model_registry,
+        )
+
     def verified_output(self, request: JobRequest) -> VerifiedOutput:
         """The output of ``request`` if the job on chain is that request, is final, and its
         emitted output matches the stored hash; else raise."""
@@ -212,6 +274,14 @@ class SpotcheckClient:
         output_q = self.committed_output(job_id)
         check_committed_output(output_q, bytes(job.outputHash), job_id)
         model = self.contracts.model_registry.getModel(job.modelId)
+        input_q = self.requested_input(job_id, bytes(job.inputHash))
+        lo, hi = int(model.inLo), int(model.inHi)
+        outside = next((i for i, v in enumerate(input_q) if not lo <= v <= hi), None)
+        if outside is not None:
+            raise JobOutOfDomainError(
+                f"job {job_id}: input[{outside}] = {input_q[outside]} is outside the model's "
+                f"domain [{lo}, {hi}]: no challenger checks it, do not use its output"
+            )
         return VerifiedOutput(
             job_id=job_id,
             model_id=bytes(job.modelId),

@@ -15,6 +15,7 @@ from verifier.client import (
     JobInvalidError,
     JobMismatchError,
     JobNotFinalError,
+    JobOutOfDomainError,
     JobRequest,
     SpotcheckClient,
     check_committed_output,
@@ -145,6 +146,31 @@ def test_uncommittedJob_cancelled_raises(
         client.verified_output(own(job_id))
 
 
+def test_finalJob_inputReadBack_outOfDomainIsNeverAnOutput(
+    client: SpotcheckClient,
+    make_job: Any,
+    own: Any,
+    chain: Any,
+    spotcheck: Any,
+    requester: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``requestJob`` refuses such inputs and domains never change, so no real job has one;
+    the client checks all the same (an unchecked output must never be handed out)."""
+    job_id = make_job()
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    spotcheck.job_manager.finalize(job_id, sender=requester)
+    stored = bytes(spotcheck.job_manager.getJob(job_id).inputHash)
+    assert client.requested_input(job_id, stored) == JOB_INPUT
+    with pytest.raises(ChainError, match="emitted input hashes to"):
+        client.requested_input(job_id, input_hash([0, 0, 0, 0]))
+    model = spotcheck.model_registry.getModel(spotcheck.model_id)
+    outside = [int(model.inHi) + 1, 0, 0, 0]
+    monkeypatch.setattr(client, "requested_input", lambda _j, _h: outside)
+    with pytest.raises(JobOutOfDomainError, match=r"input\[0\].*outside the model's domain"):
+        client.verified_output(own(job_id))
+
+
 def test_forgedOutput_failsHashCheck() -> None:
     stored = output_hash(JOB_OUTPUT)
     check_committed_output(JOB_OUTPUT, stored, 1)
@@ -203,7 +229,9 @@ def test_batchReceipt_checkOnchain_okOnlyForTheDappsOwnQuestion_andOnlyOnceFinal
 
     jm = spotcheck.job_manager
     signer = ApeSigner(node, ReceiptDomain.of(jm))
+    model = spotcheck.model_registry.getModel(spotcheck.model_id)
     served = [([1, 2, 3, 4], [10, -10]), ([4, 3, 2, 1], [7, 7]), ([0, 0, 0, 0], [1, 2])]
+    served.append(([0, int(model.inHi) + 1, 0, 0], [5, 5]))  # outside: no challenger checks it
     receipts = []
     for job_id, (x, y) in enumerate(served, start=1):
         in_h, out_h = input_hash(x), output_hash(y)
@@ -212,7 +240,8 @@ def test_batchReceipt_checkOnchain_okOnlyForTheDappsOwnQuestion_andOnlyOnceFinal
             Receipt(job_id, spotcheck.model_id, in_h, out_h, node.address, sig, *_domain(signer))
         )
     tree = MerkleTree([r.leaf for r in receipts])
-    batch_id = int(jm.commitBatch(spotcheck.model_id, tree.root, 3, "", sender=node).return_value)
+    batch_id = int(jm.commitBatch(spotcheck.model_id, tree.root, 4, "", sender=node).return_value)
+    client = SpotcheckClient(spotcheck.contracts)
 
     def check(i: int, x: list[int], y: list[int]) -> Any:
         return check_receipt_onchain(
@@ -232,10 +261,21 @@ def test_batchReceipt_checkOnchain_okOnlyForTheDappsOwnQuestion_andOnlyOnceFinal
     assert not before.ok  # not final yet
     advance(chain, MOCK_MODEL.challenge_window + 1)
     jm.finalizeBatch(batch_id, sender=requester)
-    for i, (x, y) in enumerate(served):
+    for i, (x, y) in enumerate(served[:3]):
         assert check(i, x, y).ok
     # Receipt 0 offered for the input and output of job 1: refused.
     assert not check(0, *served[1]).ok
+    # A final leaf whose input is outside the model's domain: refused (the registry is the
+    # one JobManager.registry() names), and the same through the client.
+    outside = check(3, *served[3])
+    assert outside.leaf_final and not outside.ok and outside.failures == ["in_domain"]
+    for i, (x, y) in enumerate(served):
+        via_client = client.check_receipt(
+            receipts[i], node=node.address, model_id=spotcheck.model_id, input_q=x,
+            output_q=y, batch_id=batch_id, index=i,
+            proof=["0x" + p.hex() for p in tree.proof(i)],
+        )  # fmt: skip
+        assert via_client.ok is (i < 3) and via_client.in_domain is (i < 3)
 
 
 def _domain(signer: Any) -> tuple[int, str]:

@@ -15,13 +15,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+
 from challenger.batches import BatchClient, Fetcher
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import JobState, Store
 from spotcheck.encoding import batch_leaf_key
 from spotcheck.follower import open_db
-from tests.unit.test_challenger_fetch import DEADLINE, LIMITS, add_batch, leaves_of, listing, tick_until
+from tests.unit.test_challenger_fetch import (
+    DEADLINE,
+    LIMITS,
+    add_batch,
+    leaves_of,
+    listing,
+    tick_until,
+)
 from tests.unit.test_challenger_service import FakeChain, FakeReexec
 
 BATCH = 9

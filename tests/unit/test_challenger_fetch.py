@@ -258,7 +258,9 @@ BAD_LISTINGS = {
     "a list": b"[1, 2]",
     "deep nesting": b"[" * 100_000,
     "deep nesting, closed": b"[" * 100_000 + b"]" * 100_000,
-    "deep nesting in a leaf": b'{"leaves": [{"jobId": 1, "inputQ": ' + b"[" * 50_000 + b"]" * 50_000
+    "deep nesting in a leaf": b'{"leaves": [{"jobId": 1, "inputQ": '
+    + b"[" * 50_000
+    + b"]" * 50_000
     + b', "outputQ": []}]}',
     "huge integer": b'{"leaves": [{"jobId": 1' + b"0" * 5000 + b', "inputQ": [], "outputQ": []}]}',
 }
@@ -278,7 +280,7 @@ def test_parseListing_deepNesting_inAFetchThread_isWithheld_notACrash() -> None:
     def run() -> None:
         try:
             parse_listing(b"[" * 200_000, batch_row(leaves_of(4)), DOMAIN)
-        except BaseException as err:  # noqa: BLE001 - recorded for the assertion
+        except BaseException as err:
             out.append(err)
 
     t = threading.Thread(target=run)

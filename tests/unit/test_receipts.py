@@ -13,7 +13,7 @@ import pytest
 from eth_utils import keccak
 from hexbytes import HexBytes
 
-from spotcheck.encoding import hash_vector, leaf_hash, receipt_digest
+from spotcheck.encoding import BN254_R, hash_vector, leaf_hash, receipt_digest
 from spotcheck.errors import ChainError, EncodingError
 from spotcheck.merkle import MerkleTree
 from spotcheck.receipts import (
@@ -37,13 +37,35 @@ CHEAP_MODEL = keccak(b"tiny")
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "encoding.json"
 
 
+#: The widest domain a model can register (``-r/2 <= inLo <= inHi <= r/2``).
+WIDEST = (-(BN254_R // 2), BN254_R // 2)
+
+
+@dataclass
+class FakeRegistry:
+    """``ModelRegistry.getModel``: each model's input domain (the widest unless set)."""
+
+    domains: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    unknown: set[bytes] = field(default_factory=set)
+
+    def getModel(self, model_id: bytes) -> Any:
+        if model_id in self.unknown:
+            raise RuntimeError(f"UnknownModel(0x{model_id.hex()})")
+        lo, hi = self.domains.get(bytes(model_id), WIDEST)
+        return SimpleNamespace(inLo=lo, inHi=hi, active=True)
+
+
 @dataclass
 class FakeJobManager:
-    """The two views a receipt check reads: ``getBatch`` and ``isBatchLeafFinal``."""
+    """The views a receipt check reads: ``getBatch``, ``isBatchLeafFinal`` and ``registry``."""
 
     address: str = JM
     batches: dict[int, Any] = field(default_factory=dict)
     final: set[tuple[int, int]] = field(default_factory=set)
+    models: FakeRegistry = field(default_factory=FakeRegistry)
+
+    def registry(self) -> FakeRegistry:
+        return self.models
 
     def getBatch(self, batch_id: int) -> Any:
         if batch_id not in self.batches:
@@ -306,3 +328,48 @@ def test_parseProof_refusesOneString() -> None:
     with pytest.raises(EncodingError):
         parse_proof("0x" + "00" * 32)  # type: ignore[arg-type]
     assert parse_proof(["0x" + "01" * 32]) == [b"\x01" * 32]
+
+
+# --- the input domain ---------------------------------------------------------------------
+
+
+def test_check_inputOutsideTheModelsDomain_isNotOk_atEitherEdge(node: KeySigner) -> None:
+    """Challengers never dispute a leaf whose input is outside ``[inLo, inHi]``: its output
+    is at no risk however final, so the check refuses it (``in_domain``)."""
+    jm = FakeJobManager()
+    jm.models.domains[MODEL] = (0, 10)
+    for x, inside in (([0, 10, 5, 5], True), ([-1, 0, 0, 0], False), ([0, 0, 0, 11], False)):
+        r = serve(node, 1, MODEL, x, [1, 1])
+        tree = commit(jm, 7, node.address, MODEL, [r])
+        result = check(
+            jm, r, node.address, input_q=x, output_q=[1, 1], index=0, proof=tree.proof(0)
+        )
+        assert result.in_domain is inside and result.ok is inside
+        assert result.failures == ([] if inside else ["in_domain"])
+
+
+def test_check_registryGiven_isRead_notTheJobManagersOwn(node: KeySigner, honest: dict[str, Any]):
+    jm, tree, r = honest["jm"], honest["tree"], honest["receipts"][0]
+    x, y = honest["answers"][0]  # [1, 2, 3, 4]
+    narrow = FakeRegistry(domains={MODEL: (2, 4)})
+    result = check(
+        jm, r, node.address, input_q=x, output_q=y, index=0, proof=tree.proof(0), registry=narrow
+    )
+    assert not result.ok and result.failures == ["in_domain"]
+
+
+def test_check_noRegistryReachable_isNotOk_unknownModel_raises(
+    node: KeySigner, honest: dict[str, Any]
+) -> None:
+    jm, tree, r = honest["jm"], honest["tree"], honest["receipts"][0]
+    x, y = honest["answers"][0]
+
+    # A JobManager stand-in with the two batch views only.
+    minimal = SimpleNamespace(
+        address=JM, getBatch=jm.getBatch, isBatchLeafFinal=jm.isBatchLeafFinal
+    )
+    result = check(minimal, r, node.address, input_q=x, output_q=y, index=0, proof=tree.proof(0))
+    assert not result.ok and result.failures == ["in_domain"]  # unknown domain: fail closed
+    jm.models.unknown.add(MODEL)
+    with pytest.raises(ChainError, match="ModelRegistry"):
+        check(jm, r, node.address, input_q=x, output_q=y, index=0, proof=tree.proof(0))
