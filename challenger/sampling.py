@@ -6,7 +6,7 @@ The rule (``../shared/DESIGN.md``, Sampling):
   That block does not exist when the node commits, so the node cannot know the seed; the
   challenger waits until the block exists (it is always older than the confirmation depth the
   service reads at, when ``seed_delay <= confirmations``).
-- **Decision.** Job ``jobRef`` (its 32-byte job key: ``onchain_job_key`` / ``batch_job_key``)
+- **Decision.** Job ``jobRef`` (its 32-byte job key: ``onchain_job_key`` / ``batch_leaf_key``)
   is sampled iff ``int(keccak256(secret ‖ seed ‖ jobRef)) < floor(p * 2**256)``, with ``p``
   the rate configured for the job's model.
 - **Secret.** 32 random bytes, generated on first run and kept in a file with mode 0600. Only
