@@ -31,12 +31,17 @@ def _fund(spotcheck: Any, deployer: Any, who: Any, amount: int = 1_000 * TOKEN) 
         spotcheck.token.approve(spender, 2**256 - 1, sender=who)
 
 
-def _dispute_leaf(spotcheck: Any, batch: Any, index: int, sender: Any) -> bytes:
+def _dispute_leaf(spotcheck: Any, batch: Any, index: int, sender: Any) -> bytes:  # noqa: F811
     batch_id, jobs, tree = batch
     job_id, inp, out = jobs[index]
     return bytes(
         spotcheck.dispute_manager.openBatchDispute(
-            batch_id, index, job_id, hash_vector(inp), hash_vector(out), tree.proof(index),
+            batch_id,
+            index,
+            job_id,
+            hash_vector(inp),
+            hash_vector(out),
+            tree.proof(index),
             sender=sender,
         ).return_value
     )
@@ -197,7 +202,10 @@ def test_audit_reorg_movesLeafRequestOntoAnotherNodesBatch(
     batch_id = int(jm.commitBatch(spotcheck.model_id, target, 1, "a", sender=node).return_value)
     chain.restore(fork)  # reorg: node2's commitBatch lands first in the new branch
     other = leaf_hash(2, spotcheck.model_id, hash_vector(inp), hash_vector(out))
-    assert int(jm.commitBatch(spotcheck.model_id, other, 1, "b", sender=node2).return_value) == batch_id
+    assert (
+        int(jm.commitBatch(spotcheck.model_id, other, 1, "b", sender=node2).return_value)
+        == batch_id
+    )
     jm.commitBatch(spotcheck.model_id, target, 1, "a", sender=node)
     bond_before = spotcheck.token.balanceOf(challenger)
     with ape.reverts(dm.RootMismatch, batchId=batch_id, given=target, stored=other):

@@ -1054,4 +1054,6 @@ def test_consumerBatchCheck_refusesFinalLeafWithOutOfDomainInput(
     assert not consumer.isVerifiedBatchOutput(
         batch_id, 0, 1, model, node, outside, [123, 456], tree.proof(0)
     )
-    assert consumer.isVerifiedBatchOutput(batch_id, 1, 2, model, node, inside, [1, 2], tree.proof(1))
+    assert consumer.isVerifiedBatchOutput(
+        batch_id, 1, 2, model, node, inside, [1, 2], tree.proof(1)
+    )

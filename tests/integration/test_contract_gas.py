@@ -157,14 +157,14 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
                     sender=node,
                 ),
             )
-            rq = dm.requestLeaf(batch_id, 7, sender=challenger)
+            rq = dm.requestLeaf(batch_id, 7, tree.root, sender=challenger)
             gas("DisputeManager", "requestLeaf (4 inputs)", rq)
             gas(
                 "DisputeManager",
                 "revealLeaf (4 inputs, 2 outputs, 1024 leaves)",
                 dm.revealLeaf(batch_id, 7, 7, [7, 0, 0, 0], [7, 7], tree.proof(7), sender=node),
             )
-            rq2 = dm.requestLeaf(batch_id, 8, sender=challenger)
+            rq2 = dm.requestLeaf(batch_id, 8, tree.root, sender=challenger)
             advance(chain, MOCK_MODEL.challenge_window + MOCK_MODEL.proof_window + 1)
             gas(
                 "DisputeManager",
@@ -188,7 +188,11 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     ]
     tree = MerkleTree(leaves)
     wb = jm.commitBatch(wide_id, tree.root, 64, "", sender=node).return_value
-    gas("DisputeManager", "requestLeaf (784 inputs)", dm.requestLeaf(wb, 9, sender=challenger))
+    gas(
+        "DisputeManager",
+        "requestLeaf (784 inputs)",
+        dm.requestLeaf(wb, 9, tree.root, sender=challenger),
+    )
     gas(
         "DisputeManager",
         "revealLeaf (784 inputs, 10 outputs, 64 leaves)",

@@ -248,6 +248,22 @@ class SpotcheckMachine(RuleBasedStateMachine):
         )
         return disputes + requests
 
+    def _open_claims_of(self, node: Any) -> int:
+        """Open disputes plus open leaf requests against ``node`` (its ``openClaimsOf``)."""
+        disputes = sum(1 for k in self._open_disputes() if self.disputes[k]["node"] == node)
+        requests = sum(
+            1
+            for k in self._open_requests()
+            if self.batches[self.leaf_requests[k]["batch"]]["node"] == node
+        )
+        return disputes + requests
+
+    def _check_queued(self, deadline: int, ahead: int, model_id: bytes) -> None:
+        """A new claim's deadline: one proof window of its model per claim open ahead of it,
+        plus its own, from the block it was opened in."""
+        window = int(self.w.sc.model_registry.getModel(model_id).proofWindow)
+        assert deadline == self.now + (ahead + 1) * window, (deadline, self.now, ahead, window)
+
     def _leaf_request_of(self, batch_id: int, k: int) -> dict[str, Any] | None:
         return self.leaf_requests.get(batch_leaf_key(batch_id, k))
 
@@ -296,6 +312,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             "status": JobStatus.REQUESTED,
             "requester": requester,
             "slash": self.models[model_id]["slash"],
+            "model": model_id,
         }
         self._refresh_job(job_id)
 
@@ -570,7 +587,14 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self._cancel(int(self._pick(self._due_jobs(JobStatus.REQUESTED, "commitDeadline"), i)), u)
 
     def _cancel(self, job_id: int, u: int) -> None:
-        requester = self.jobs[job_id]["requester"]
+        job = self.jobs[job_id]
+        requester = job["requester"]
+        jm = self.w.sc.job_manager
+        failures = int(jm.livenessFailures(job["node"]))
+        # INVARIANT: a failure counts only on an active model and at the node's current price
+        # (the node ignores requests below it; MOCK_MODEL-derived models have minFee 0).
+        price = self.prices.get((job["node"].address, job["model"]), 0)
+        counts = self.models[job["model"]]["active"] and job["fee"] >= price
         if requester.address == self.w.consumer.address:
             self._must_succeed(self.w.consumer.cancel, job_id, sender=self.w.users[u])
         elif requester.address == self.w.hostile.address:
@@ -579,6 +603,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             self._must_succeed(self.w.sc.job_manager.cancelJob, job_id, sender=requester)
         self._refresh_job(job_id)
         assert self.jobs[job_id]["status"] == JobStatus.CANCELLED
+        assert int(jm.livenessFailures(job["node"])) == failures + int(counts), (job, price)
 
     # ------------------------------------------------------------ rules: batches
 
@@ -647,6 +672,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def _open_dispute(self, job_id: int, u: int, must_succeed: bool) -> None:
         send = self._must_succeed if must_succeed else self._send
         out_hash = hash_vector(self.jobs[job_id]["output"] or [0, 0])
+        ahead = self._open_claims_of(self.jobs[job_id]["node"])
         r = send(self.w.sc.dispute_manager.openDispute, job_id, out_hash, sender=self.w.users[u])
         if r is not None:
             self._new_dispute(
@@ -658,6 +684,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
                     "node": self.jobs[job_id]["node"],
                     "key": ("job", 0, job_id),
                 },
+                ahead,
             )
         self._refresh_job(job_id)
 
@@ -707,6 +734,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
         b = self.batches[batch_id]
         job_id, a, out = b["leaves"][k]
         send = self._must_succeed if must_succeed else self._send
+        ahead = self._open_claims_of(b["node"])
         r = send(
             self.w.sc.dispute_manager.openBatchDispute,
             batch_id,
@@ -728,11 +756,14 @@ class SpotcheckMachine(RuleBasedStateMachine):
                     "k": k,
                     "key": ("leaf", batch_id, k),
                 },
+                ahead,
             )
 
-    def _new_dispute(self, dispute_id: bytes, d: dict[str, Any]) -> None:
+    def _new_dispute(self, dispute_id: bytes, d: dict[str, Any], ahead: int) -> None:
         onchain = self.w.sc.dispute_manager.getDispute(dispute_id)
         d["proofDeadline"] = int(onchain.proofDeadline)
+        # INVARIANT: one per-node queue over open work (disputes and leaf requests).
+        self._check_queued(d["proofDeadline"], ahead, bytes(onchain.modelId))
         d["status"] = DisputeStatus(onchain.status)
         assert d["status"] == DisputeStatus.OPEN
         self.disputes[dispute_id] = d
@@ -821,11 +852,18 @@ class SpotcheckMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ rules: leaf requests
 
     @precondition(lambda self: self.batches)
-    @rule(i=st.integers(0, 10**6), k=st.integers(0, BATCH_COUNT), u=st.integers(0, 2))
-    def request_leaf(self, i: int, k: int, u: int) -> None:
+    @rule(
+        i=st.integers(0, 10**6),
+        k=st.integers(0, BATCH_COUNT),
+        u=st.integers(0, 2),
+        wrong_root=st.booleans(),
+    )
+    def request_leaf(self, i: int, k: int, u: int, wrong_root: bool) -> None:
         """A challenger (or, u == 2, the batch's own node) asks for a leaf, possibly past the
-        window, twice, on a disputed leaf or at index == count (may legally revert)."""
-        self._request_leaf(self._pick(sorted(self.batches), i), k, u, must_succeed=False)
+        window, twice, on a disputed leaf, at index == count, or naming a root that is not the
+        batch's (as after a reorg) (may legally revert)."""
+        batch_id = self._pick(sorted(self.batches), i)
+        self._request_leaf(batch_id, k, u, must_succeed=False, wrong_root=wrong_root)
 
     @precondition(lambda self: self._requestable())
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
@@ -843,18 +881,27 @@ class SpotcheckMachine(RuleBasedStateMachine):
             if self._leaf_request_of(b_id, k) is None and self._leaf_dispute_of(b_id, k) is None
         ]
 
-    def _request_leaf(self, batch_id: int, k: int, u: int, must_succeed: bool) -> None:
+    def _request_leaf(
+        self, batch_id: int, k: int, u: int, must_succeed: bool, wrong_root: bool = False
+    ) -> None:
         b = self.batches[batch_id]
         sender = b["node"] if u == 2 else self.w.users[u]
         send = self._must_succeed if must_succeed else self._send
-        r = send(self.w.sc.dispute_manager.requestLeaf, batch_id, k, sender=sender)
+        root = keccak(b["tree"].root) if wrong_root else b["tree"].root
+        ahead = self._open_claims_of(b["node"])
+        r = send(self.w.sc.dispute_manager.requestLeaf, batch_id, k, root, sender=sender)
         if r is not None:
             request_id = bytes(r.return_value)
             # INVARIANT: one request per leaf, never by the node, only in the window, only on a
-            # leaf of the batch that is not disputed.
+            # leaf of the batch that is not disputed, only naming the batch's root.
             assert request_id not in self.leaf_requests and u != 2 and k < BATCH_COUNT
-            assert self._leaf_dispute_of(batch_id, k) is None
+            assert self._leaf_dispute_of(batch_id, k) is None and not wrong_root
             onchain = self.w.sc.dispute_manager.getLeafRequest(request_id)
+            self._check_queued(
+                int(onchain.revealDeadline),
+                ahead,
+                bytes(self.w.sc.job_manager.getBatch(batch_id).modelId),
+            )
             self.leaf_requests[request_id] = {
                 "batch": batch_id,
                 "k": k,
@@ -1095,6 +1142,14 @@ class SpotcheckMachine(RuleBasedStateMachine):
         for batch_id, b in self.batches.items():
             if b["status"] == BatchStatus.COMMITTED:
                 assert int(jm.getBatch(batch_id).openClaims) == self._open_claims(batch_id)
+
+    @invariant()
+    def open_claims_are_each_nodes_queue(self) -> None:
+        """``openClaimsOf[node]`` == open disputes + open leaf requests against the node: the
+        queue counts open work only (a defended, revealed or settled claim leaves it)."""
+        dm = self.w.sc.dispute_manager
+        for node in self.w.nodes:
+            assert int(dm.openClaimsOf(node)) == self._open_claims_of(node), node
 
     @invariant()
     def resolves_at_most_once(self) -> None:
