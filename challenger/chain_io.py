@@ -126,13 +126,27 @@ class ChainPort(Protocol):
         bond: int,
     ) -> TxResult: ...
 
-    def request_leaf(self, batch_id: int, index: int, bond: int) -> TxResult: ...
+    def request_leaf(self, batch_id: int, index: int, root: bytes, bond: int) -> TxResult:
+        """``requestLeaf(batchId, index, root)``: ``root`` is the one the challenger recorded
+        for the batch; the contract reverts ``RootMismatch`` if the batch's root differs (a
+        reorg cannot move the request, and its bond, onto another batch)."""
+        ...
 
     def settle_leaf_request(self, request_id: bytes) -> TxResult: ...
 
     def settle(self, dispute_id: bytes) -> TxResult: ...
 
     def withdraw_credits(self) -> TxResult: ...
+
+
+def _describe(err: BaseException) -> str:
+    """An exception with its custom error's name and arguments when it is a decoded revert
+    (Ape raises a class named after the Solidity error, e.g. ``RootMismatch``, whose message
+    is only the raw revert data)."""
+    name = type(err).__name__
+    inputs = getattr(err, "inputs", None)
+    message = getattr(err, "message", None) or str(err)
+    return f"{name}{inputs}" if inputs else f"{name}: {message}"
 
 
 def _transient(err: BaseException) -> bool:
@@ -309,7 +323,7 @@ class ApeChain:
         try:
             receipt = call()
         except Exception as err:  # Ape raises its own and web3's exception types
-            raise ChainError(f"{what} failed: {err}") from err
+            raise ChainError(f"{what} failed: {_describe(err)}") from err
         if getattr(receipt, "failed", False):
             raise ChainError(f"{what} reverted in {receipt.txn_hash}")
         return TxResult(tx_hash=str(receipt.txn_hash), block_number=int(receipt.block_number))
@@ -347,11 +361,11 @@ class ApeChain:
             ),
         )
 
-    def request_leaf(self, batch_id: int, index: int, bond: int) -> TxResult:
+    def request_leaf(self, batch_id: int, index: int, root: bytes, bond: int) -> TxResult:
         self._approve(bond)
         return self._send(
-            f"requestLeaf({batch_id}, {index})",
-            lambda: self.disputes.requestLeaf(batch_id, index, sender=self.account),
+            f"requestLeaf({batch_id}, {index}, 0x{bytes(root).hex()})",
+            lambda: self.disputes.requestLeaf(batch_id, index, bytes(root), sender=self.account),
         )
 
     def settle_leaf_request(self, request_id: bytes) -> TxResult:

@@ -525,12 +525,32 @@ class Challenger:
                 extra={**_request_log(req), "at_risk": at_risk, "bond": bond},
             )
             return
+        batch = self.store.batch(req.batch_id)
+        if batch is None:  # cannot happen: requests are planned with their batch
+            report.errors.append(f"leaf request for unknown batch {req.batch_id}")
+            return
         try:
-            tx = self.chain.request_leaf(req.batch_id, req.index, bond)
+            # The root we recorded for the batch: the contract refuses the request
+            # (RootMismatch) if a reorg put another batch at this id.
+            tx = self.chain.request_leaf(req.batch_id, req.index, batch.root, bond)
         except ChainError as err:
             log.warning("leaf request transaction failed: %s", err, extra=_request_log(req))
             report.errors.append(str(err))
-            self._adopt_leaf_request(req)
+            if self._adopt_leaf_request(req):
+                return
+            # RootMismatch: the batch at this id is not the one we planned for (a reorg
+            # deeper than our confirmations). Retrying cannot help, and no bond was locked.
+            if "RootMismatch" in str(err) and self.store.leaf_request_transition(
+                req.request_id,
+                LeafRequestState.MISSED,
+                reason="root mismatch: another batch holds this id (reorg)",
+            ):
+                log.error(
+                    "leaf request refused: batch %d no longer has root 0x%s (reorg)",
+                    req.batch_id,
+                    batch.root.hex(),
+                    extra=_request_log(req),
+                )
             return
         self.store.leaf_request_transition(
             req.request_id, LeafRequestState.SENT, tx_hash=tx.tx_hash, bond=bond

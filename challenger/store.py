@@ -28,7 +28,8 @@ by the last attempt) plans one leaf request per sampled position, in the same tr
  planned ──┬─> sent ──┬─> open ─────┬─> revealed    (the node revealed: the leaf becomes a job)
            │          └─> foreign ──┤               (someone else's request on that leaf)
            ├─> reported (dry run)   └─> slashed     (no reveal by the deadline: settled)
-           └─> missed   (window closed before sending)
+           └─> missed   (window closed before sending, or RootMismatch: the batch id
+                         holds another root after a reorg)
 ```
 
 A revealed leaf enters ``ch_jobs`` as ``sampled`` with its dispute deadline, and from there

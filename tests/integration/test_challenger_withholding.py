@@ -34,6 +34,7 @@ from spotcheck.encoding import (
     onchain_job_key,
     output_hash,
 )
+from spotcheck.errors import ChainError
 from spotcheck.follower import LogFollower, open_db
 from spotcheck.merkle import MerkleTree
 from tests.fixtures.chain import MOCK_MODEL, advance
@@ -238,3 +239,21 @@ def test_malformedListingsAndSlowDrip_otherCheatsDisputedFirstTick_andSettledOnT
     for bad in (overflow_id, negative_id, drip_id):
         row = ch.store.batch(bad)
         assert row is not None and row.state is not BatchState.FETCHED
+
+
+def test_requestLeaf_namesTheRecordedRoot_anotherRootIsRefused_noBondLocked(
+    spotcheck: Any, node: Any, challenger: Any, node_server: NodeServer
+) -> None:
+    """``requestLeaf(batchId, index, root)``: the challenger passes the root it recorded; the
+    contract refuses another (RootMismatch, as after a reorg moved a batch id) before any
+    bond moves, and the challenger's error names it (the service then gives the request up)."""
+    leaves = leaves_with(2, cheat=set())
+    batch_id = commit(spotcheck, node, node_server.uri, leaves)
+    io = ApeChain.from_contracts(spotcheck.contracts, challenger)
+    dm = spotcheck.dispute_manager
+    with pytest.raises(ChainError, match="RootMismatch"):
+        io.request_leaf(batch_id, 0, b"\x99" * 32, MOCK_MODEL.challenger_bond)
+    assert dm.bondAtRisk(challenger) == 0
+    io.request_leaf(batch_id, 0, tree_of(spotcheck, leaves).root, MOCK_MODEL.challenger_bond)
+    assert dm.getLeafRequest(batch_leaf_key(batch_id, 0)).status == 1  # Open
+    assert dm.bondAtRisk(challenger) == MOCK_MODEL.challenger_bond

@@ -201,6 +201,7 @@ def add_batch(
         commit_block=10,
     )
     chain.batch_deadlines[batch_id] = DEADLINE
+    chain.batch_roots[batch_id] = root or root_of(leaves)
 
 
 def batch_row(leaves: list[dict[str, Any]], uri: str = "http://x", batch_id: int = 1) -> BatchRow:

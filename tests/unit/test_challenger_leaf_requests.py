@@ -120,6 +120,8 @@ def test_withheldBatch_revealedCheatDisputed_unrevealedSettled_creditsWithdrawn(
     tick_until(ch, chain, GIVE_UP + 5)
     assert requests_sent(chain) == [f"request {BATCH}/{i}" for i in range(4)]
     assert ch.store.batch(BATCH).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
+    # Each request names the root we recorded for the batch (requestLeaf(batchId, index, root)).
+    assert sorted(chain.leaf_request_roots) == [(BATCH, i, tree().root) for i in range(4)]
 
     reveal(ch, chain, 0)  # the cheat
     reveal(ch, chain, 1)  # an honest leaf
@@ -154,6 +156,29 @@ def test_withheldBatch_revealedCheatDisputed_unrevealedSettled_creditsWithdrawn(
         ch.tick()
     assert requests_sent(chain) == [f"request {BATCH}/{i}" for i in range(4)]
     assert chain.sends.count("settle_leaf") == 2 and chain.sends.count("settle") == 1
+
+
+def test_reorgPutAnotherBatchAtTheId_requestRefusedByRoot_missedOnce_noBondLocked(
+    tmp_path: Path,
+) -> None:
+    """A reorg deeper than our confirmations moved another batch to this id: requestLeaf
+    names our root, the contract reverts RootMismatch, and the request ends ``missed`` (a
+    retry cannot help) instead of locking a bond on someone else's batch."""
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    setup(db, chain)
+    chain.batch_roots[BATCH] = b"\x99" * 32  # the batch at this id on chain now
+    ch = make(db, chain)
+    tick_until(ch, chain, GIVE_UP + 5)
+    assert requests_sent(chain) == [] and chain.leaf_requests == {}
+    assert chain.bond_at_risk() == 0
+    for i in range(4):
+        req = ch.store.leaf_request(batch_leaf_key(BATCH, i))
+        assert req is not None and req.state is LeafRequestState.MISSED
+        assert "root mismatch" in (req.reason or "")
+    assert chain.calls["request_leaf"] == 4  # one attempt each, never retried
+    tick_until(ch, chain, GIVE_UP + 15)
+    assert chain.calls["request_leaf"] == 4
 
 
 def test_revealedOutOfDomainInput_isNeverDisputed(tmp_path: Path) -> None:

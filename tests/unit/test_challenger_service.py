@@ -46,6 +46,10 @@ class FakeChain:
     disputes: dict[bytes, DisputeView] = field(default_factory=dict)
     leaf_requests: dict[bytes, LeafRequestView] = field(default_factory=dict)
     batch_deadlines: dict[int, int] = field(default_factory=dict)
+    #: The root each batch id holds on chain (``requestLeaf`` reverts RootMismatch otherwise).
+    batch_roots: dict[int, bytes] = field(default_factory=dict)
+    #: (batch id, index, root) of every requestLeaf sent.
+    leaf_request_roots: list[tuple[int, int, bytes]] = field(default_factory=list)
     reveal_proofs: dict[str, list[bytes]] = field(default_factory=dict)
     in_lo: int = -(2**20)
     in_hi: int = 2**20
@@ -99,9 +103,15 @@ class FakeChain:
     def reveal_proof(self, tx_hash: str) -> list[bytes] | None:
         return self.reveal_proofs.get(tx_hash)
 
-    def request_leaf(self, batch_id: int, index: int, bond: int) -> TxResult:
+    def request_leaf(self, batch_id: int, index: int, root: bytes, bond: int) -> TxResult:
         self._send("request_leaf")
         key = batch_leaf_key(batch_id, index)
+        stored = self.batch_roots.get(batch_id)
+        if stored is not None and bytes(root) != stored:
+            raise ChainError(
+                f"requestLeaf failed: RootMismatch({batch_id}, 0x{bytes(root).hex()}, "
+                f"0x{stored.hex()})"
+            )
         if key in self.leaf_requests:
             raise ChainError("LeafRequestExists")
         if self.now >= self.batch_deadlines.get(batch_id, 0):
@@ -109,6 +119,7 @@ class FakeChain:
         self.leaf_requests[key] = LeafRequestView(
             LeafRequestStatus.OPEN, ME, bond, self.now + PROOF_WINDOW, 0
         )
+        self.leaf_request_roots.append((batch_id, index, bytes(root)))
         self.sends.append(f"request {batch_id}/{index}")
         self._hook("request_leaf", "after")
         return TxResult(f"0xreq{batch_id}-{index}", self.height)
