@@ -163,12 +163,14 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         require(valid, ProofRejected(disputeId));
 
         d.status = DisputeStatus.Defended;
-        openClaimsOf[d.node] -= 1;
-        bondAtRisk[d.challenger] -= d.bond;
-        credits[d.node] += d.bond;
-        emit DisputeDefended(disputeId, d.node, msg.sender, d.bond);
+        address node = d.node;
+        uint256 bond = d.bond;
+        openClaimsOf[node] -= 1;
+        bondAtRisk[d.challenger] -= bond;
+        credits[node] += bond;
+        emit DisputeDefended(disputeId, node, msg.sender, bond);
         // SAFETY: trusted protocol code.
-        stakeManager.disputeClosed(d.node);
+        stakeManager.disputeClosed(node);
         if (d.kind == JobKind.Onchain) {
             IJobManagerHooks(address(jobManager)).onJobProven(d.jobId);
         } else {
