@@ -35,7 +35,7 @@ from prover.batching import JobServer
 from prover.defence import SelfAuditor
 from prover.inference import UnknownModelError
 from prover.metrics import NodeMetrics
-from prover.store import BatchState, ServedJob, Store
+from prover.store import Batch, BatchState, ServedJob, Store
 from spotcheck.encoding import parse_bytes32
 from spotcheck.errors import EncodingError, InputError
 
@@ -104,6 +104,9 @@ class ApiContext:
     auditor: SelfAuditor
     max_body_bytes: int = 8 * 1024 * 1024
     ready: Callable[[], bool] = lambda: True
+    #: The node's batch committed under a chain batch id, checked against the chain and found
+    #: by its root when a reorg moved it (``NodeService.resolve_batch``); None: the store only.
+    resolve_batch: Callable[..., Batch | None] | None = None
 
 
 class BodyLimit:
@@ -242,10 +245,19 @@ def create_app(ctx: ApiContext) -> FastAPI:
             receipt=ReceiptModel(**r),
         )
 
+    def find_batch(batch_id: int) -> Batch | None:
+        if ctx.resolve_batch is None:
+            return ctx.store.batch_by_chain_id(batch_id)
+        try:
+            return ctx.resolve_batch(batch_id, listing=True)
+        except Exception as err:  # the chain is unreachable: serve what the store says
+            log.warning("batch %d: cannot check against the chain: %s", batch_id, err)
+            return ctx.store.batch_by_chain_id(batch_id)
+
     @app.get("/v1/batches/{batch_id}")
     def batch(batch_id: int) -> dict[str, Any]:
         """A committed batch and all its leaves."""
-        b = ctx.store.batch_by_chain_id(batch_id)
+        b = find_batch(batch_id)
         if b is None:
             raise HTTPException(404, f"batch {batch_id} was not committed by this node")
         return {
@@ -261,7 +273,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/v1/batches/{batch_id}/jobs/{job_id}")
     def batch_job(batch_id: int, job_id: int) -> dict[str, Any]:
         """One leaf of a committed batch with its Merkle proof (OpenZeppelin, sorted pairs)."""
-        b = ctx.store.batch_by_chain_id(batch_id)
+        b = find_batch(batch_id)
         job = ctx.store.served_job(job_id)
         if b is None or job is None or job.batch_local_id != b.local_id:
             raise HTTPException(404, f"job {job_id} is not in batch {batch_id}")

@@ -19,17 +19,17 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from prover.inference import InferenceEngine, InferenceResult
+from prover.inference import InferenceEngine, InferenceResult, ModelSpec
 from prover.receipts import Receipt, Signer
 from prover.store import Batch, Store
 from prover.vectors import hash_array
-from spotcheck.encoding import dequantize, leaf_hash
+from spotcheck.encoding import dequantize, leaf_hash, max_abs_diff
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +74,43 @@ class JobServer:
         self.store = store
         self.signer = signer
         self._on_served = on_served
-        #: Exact mode (tau = 0): the circuit's own output for an input (ezkl witness).
+        #: The circuit's own output for an input (ezkl witness): the answer for tau = 0 models,
+        #: the check of onnxruntime's output for the others (``witness_check``).
         self._exact = exact
         self.aux_threads = aux_threads or max(1, (os.cpu_count() or 2) - 1)
         self._aux = ThreadPoolExecutor(self.aux_threads, thread_name_prefix="serve-aux")
+        #: The circuit's witness output (``witness_check``), beside inference and the aux work.
+        self._witness = ThreadPoolExecutor(self.aux_threads, thread_name_prefix="serve-witness")
 
     def close(self) -> None:
         self._aux.shutdown(wait=True)
+        self._witness.shutdown(wait=True)
 
     def serve(self, model_id: bytes, input_q: np.ndarray) -> Served:
-        # The input hash is computed while the model's worker thread runs the inference.
+        # The input hash, and the circuit's witness output when the model needs one, are
+        # computed while the model's worker thread runs the inference.
         pending = self.engine.submit(model_id, input_q)
         in_hash = self._aux.submit(hash_array, pending.input_q)
+        witness: Future[list[int] | None] | None = None
+        if self._exact is not None and needs_witness(self.engine.runtime(model_id).spec):
+            witness = self._witness.submit(self._witness_or_none, model_id, pending.input_q)
         result = pending.result()
-        return self._aux.submit(self._finish, result, in_hash.result()).result()
+        circuit = None if witness is None else witness.result()
+        return self._aux.submit(self._finish, result, in_hash.result(), circuit).result()
 
-    def _finish(self, result: InferenceResult, in_hash: bytes) -> Served:
+    def _witness_or_none(self, model_id: bytes, input_q: np.ndarray) -> list[int] | None:
+        assert self._exact is not None
+        try:
+            return [int(v) for v in self._exact(model_id, input_q.tolist())]
+        except Exception as err:  # never fail a request for the check; tau = 0 raises below
+            log.error("model 0x%s: witness output failed: %s", model_id.hex(), err)
+            return None
+
+    def _finish(
+        self, result: InferenceResult, in_hash: bytes, circuit: list[int] | None = None
+    ) -> Served:
         model_id = result.model_id
-        result = self._exact_mode(result)
+        result = self._defendable(result, circuit)
         out_hash = hash_array(result.output_q)
 
         def leaf_for(job_id: int) -> tuple[bytes, bytes]:
@@ -116,19 +135,64 @@ class JobServer:
         )
         return Served(result, receipt)
 
-    def _exact_mode(self, result: InferenceResult) -> InferenceResult:
-        """For a tau = 0 model, answer and commit the circuit's own output: only that output
-        can be proven within tau 0. (DISHONEST MODE corruptions are kept.)"""
+    def _defendable(self, result: InferenceResult, circuit: list[int] | None) -> InferenceResult:
+        """What the node answers and commits: for a tau = 0 model the circuit's own output (only
+        that output can be proven within tau 0); for a tau > 0 model with ``witness_check =
+        "always"``, onnxruntime's output unless it is more than tau from the circuit's, then the
+        circuit's (see :func:`defendable_output`). DISHONEST MODE corruptions are kept."""
         spec = self.engine.runtime(result.model_id).spec
-        if spec.tau != 0 or self._exact is None or result.corrupted:
+        if self._exact is None or result.corrupted or not needs_witness(spec):
             return result
-        exact = np.asarray(self._exact(result.model_id, result.input_q.tolist()), dtype=np.int64)
+        if circuit is None:
+            if spec.tau != 0:
+                return result  # the check failed (logged); onnxruntime's output is served
+            circuit = [int(v) for v in self._exact(result.model_id, result.input_q.tolist())]
+        chosen = defendable_output(spec, result.output_q.tolist(), circuit, "served job")
+        if chosen is None:
+            return result
+        exact = np.asarray(chosen, dtype=np.int64)
         return replace(
             result,
             output=dequantize(exact, spec.output_scale),
             output_q=exact,
             honest_output_q=exact,
         )
+
+
+def needs_witness(spec: ModelSpec) -> bool:
+    """True if an output of this model is checked against the circuit before it is committed:
+    always for tau = 0 (the circuit's output is the answer), else per ``witness_check``."""
+    return spec.tau == 0 or spec.witness_check != "off"
+
+
+def defendable_output(
+    spec: ModelSpec, output_q: Sequence[int], circuit: Sequence[int], what: str
+) -> list[int] | None:
+    """The output to commit instead of onnxruntime's ``output_q``, or None to keep it.
+
+    tau = 0: the circuit's output whenever it differs. tau > 0: the circuit's output when
+    ``max|onnx - circuit| > tau`` (a proof can only show outputs within tau of the circuit's, so
+    onnxruntime's output would be undefendable: an adversarial input against an empirical tau),
+    logged as a calibration gap. Within tau, onnxruntime's output is kept.
+    """
+    circuit = [int(v) for v in circuit]
+    if len(circuit) != len(output_q):
+        raise ValueError(f"witness output has {len(circuit)} values, expected {len(output_q)}")
+    diff = max_abs_diff([int(v) for v in output_q], circuit)
+    if spec.tau == 0:
+        return circuit if diff else None
+    if diff <= spec.tau:
+        return None
+    log.warning(
+        "model 0x%s: %s: onnxruntime output is %d from the circuit's (tau %d); committing the "
+        "circuit's output (the registrar's tau is not a sound bound for this input: %s)",
+        spec.model_id.hex(),
+        what,
+        diff,
+        spec.tau,
+        [int(v) for v in output_q][:8],
+    )
+    return circuit
 
 
 class BatchCutter:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from prover.transactions import TxSender
+from prover.transactions import Mined, SentTx, TxSender
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, SpotcheckContracts
 from spotcheck.errors import ChainError
 
@@ -344,15 +344,24 @@ class NodeChain:
         self, model_id: bytes, root: bytes, from_block: int
     ) -> tuple[int, int] | None:
         """(batchId, challengeDeadline) of a BatchCommitted by this node with this root."""
+        found = self.committed_batch_log(model_id, root, from_block)
+        return None if found is None else (found[0], found[1])
+
+    def committed_batch_log(
+        self, model_id: bytes, root: bytes, from_block: int
+    ) -> tuple[int, int, int] | None:
+        """(batchId, challengeDeadline, block number) of the BatchCommitted by this node with
+        this root, as the chain's logs show it now (after a reorg: its new id)."""
         event = self.contracts.job_manager.BatchCommitted
         stop = self.block_number() + 1
         topics = {"node": self.address, "modelId": model_id}
 
-        def scan() -> tuple[int, int] | None:
+        def scan() -> tuple[int, int, int] | None:
             for entry in event.range(max(from_block, 0), stop, search_topics=topics):
                 args = entry.event_arguments
                 if bytes(args["root"]) == root:
-                    return int(args["batchId"]), int(args["challengeDeadline"])
+                    block = int(getattr(entry, "block_number", 0) or 0)
+                    return int(args["batchId"]), int(args["challengeDeadline"]), block
             return None
 
         return self._read(f"BatchCommitted logs for root 0x{root.hex()}", scan)
@@ -369,6 +378,29 @@ class NodeChain:
                 raise ChainError(f"{name} failed: {_describe(err)}") from err
             return TxResult(None, gas, 0)
         mined = self.sender.send(intent or f"{name}:{self._oneshot()}", method, *args)
+        receipt = mined.receipt
+        fee = int(getattr(receipt, "total_fees_paid", 0) or 0)
+        return TxResult(mined.tx_hash, int(receipt.gas_used), fee, receipt)
+
+    def _broadcast(
+        self, method: Any, *args: Any, intent: str
+    ) -> tuple[str | None, TxResult | None]:
+        """Broadcast without waiting for the receipt (see :meth:`TxSender.broadcast`):
+        (tx hash, the mined result if it is mined already, else None). Dry run: estimated."""
+        if self.dry_run:
+            return None, self._send(method, *args, intent=intent)
+        out = self.sender.broadcast(intent, method, *args)
+        if isinstance(out, SentTx):
+            return out.tx_hash, None
+        return out.tx_hash, self._result(out)
+
+    def outcome(self, intent: str) -> TxResult | None:
+        """The mined transaction of a broadcast intent (ChainError if it reverted), or None."""
+        mined = self.sender.poll(intent)
+        return None if mined is None else self._result(mined)
+
+    @staticmethod
+    def _result(mined: Mined) -> TxResult:
         receipt = mined.receipt
         fee = int(getattr(receipt, "total_fees_paid", 0) or 0)
         return TxResult(mined.tx_hash, int(receipt.gas_used), fee, receipt)
@@ -393,6 +425,32 @@ class NodeChain:
 
     def set_price(self, model_id: bytes, price: int) -> TxResult:
         return self._send(self.contracts.job_manager.setPrice, model_id, price)
+
+    @staticmethod
+    def reveal_intent(batch_id: int, index: int) -> str:
+        return f"revealLeaf:{batch_id}:{index}"
+
+    def broadcast_reveal(
+        self,
+        batch_id: int,
+        index: int,
+        job_id: int,
+        input_q: Sequence[int],
+        output_q: Sequence[int],
+        proof: Sequence[bytes],
+    ) -> tuple[str | None, TxResult | None]:
+        """``revealLeaf`` broadcast without waiting for its receipt (many reveals go out
+        back-to-back, consecutive nonces, in one step): (tx hash, result if mined already)."""
+        return self._broadcast(
+            self.contracts.dispute_manager.revealLeaf,
+            batch_id,
+            index,
+            job_id,
+            [int(v) for v in input_q],
+            [int(v) for v in output_q],
+            list(proof),
+            intent=self.reveal_intent(batch_id, index),
+        )
 
     def reveal_leaf(
         self,

@@ -8,7 +8,7 @@ Everything the operator may change lives here, under the name the docs use.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
@@ -35,6 +35,12 @@ class ModelConfig(BaseModel):
     #: (``setPrice``) at start when the chain's differs, and ignores requests below it.
     #: None: accept what the chain accepts (the model's ``minFee``) and post nothing.
     price: int | None = Field(default=None, ge=0)
+    #: Before committing an output of a ``tau > 0`` model: ``"always"`` compares onnxruntime's
+    #: output with the circuit's witness (ezkl gen_witness) and commits the witness output when
+    #: they differ by more than tau (an adversarial input against an empirical tau can otherwise
+    #: get an undefendable output committed); ``"off"`` skips the check (only for a model whose
+    #: tau is a sound bound: docs/node-operators.md, "Witness check").
+    witness_check: Literal["always", "off"] = "always"
 
 
 class HttpConfig(BaseModel):

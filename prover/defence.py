@@ -70,13 +70,23 @@ def _prove_in_child(key: tuple[Any, ...], input_q: list[int]) -> tuple[bytes, li
     return bundle.proof, list(bundle.instances), list(bundle.output_q)
 
 
+def _witness_in_child(artifacts: Any, input_q: list[int]) -> list[int]:
+    """Runs in a witness process: ezkl's gen_witness holds the GIL (~7 ms for the tiny MLP),
+    which in a thread would stall the HTTP event loop and inference for as long."""
+    from verifier.witness import witness_output
+
+    return witness_output(artifacts, input_q)
+
+
 class EzklProofBackend:
     """ezkl through ``verifier``: artifacts per model, built once per process (cached on disk).
 
     Proofs run in a separate process (one, kept warm with the artifacts it loaded): ezkl's
     ``prove`` holds Python's GIL for its whole run, so in a thread it would stall HTTP serving
     and the chain loop for the seconds to minutes a proof takes. Witnesses (milliseconds) run
-    in this process. ``in_process=True`` proves in the calling thread (tools, tests).
+    in a process of their own too (the witness check computes one per served output of a
+    ``tau > 0`` model, and ezkl holds the GIL for it). ``in_process=True`` proves and computes
+    witnesses in the calling thread (tools, tests).
     """
 
     def __init__(self, models: dict[bytes, ModelConfig], *, in_process: bool = False) -> None:
@@ -85,6 +95,7 @@ class EzklProofBackend:
         self._lock = threading.Lock()
         self._in_process = in_process
         self._pool: Any = None
+        self._witness_pool: Any = None
 
     def artifacts(self, model_id: bytes) -> Any:
         with self._lock:
@@ -140,14 +151,31 @@ class EzklProofBackend:
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            for pool in (self._pool, self._witness_pool):
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._witness_pool = None
+
+    def _witnesses(self) -> Any:
+        with self._lock:
+            if self._witness_pool is None:
+                self._witness_pool = ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn")
+                )
+            return self._witness_pool
 
     def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
-        from verifier.witness import witness_output
-
-        return witness_output(self.artifacts(model_id), [int(v) for v in input_q])
+        artifacts = self.artifacts(model_id)
+        values = [int(v) for v in input_q]
+        if not self._in_process:
+            try:
+                out = self._witnesses().submit(_witness_in_child, artifacts, values).result()
+                return [int(v) for v in out]
+            except BrokenProcessPool as err:  # the witness process died: restart it next time
+                with self._lock:
+                    self._witness_pool = None
+                log.error("the witness process died (%s); computing this witness here", err)
+        return _witness_in_child(artifacts, values)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,11 @@ class ModelSpec:
     #: The registered input domain ``[in_lo, in_hi]`` (quantized, every element); None: none.
     in_lo: int | None = None
     in_hi: int | None = None
+    #: ``"always"`` (default): before committing an output of a ``tau > 0`` model, compare it
+    #: with the circuit's witness output and commit the witness output when they differ by more
+    #: than tau (only that output is defendable). ``"off"``: commit onnxruntime's output
+    #: unchecked (for a model whose tau is a sound bound; see docs/node-operators.md).
+    witness_check: str = "always"
 
 
 @dataclass(frozen=True, eq=False)

@@ -52,7 +52,14 @@ class Node:
 
 def model_specs(settings: NodeSettings) -> list[ModelSpec]:
     return [
-        ModelSpec(bytes.fromhex(mid[2:]), m.onnx_path, m.input_scale, m.output_scale, m.tau)
+        ModelSpec(
+            bytes.fromhex(mid[2:]),
+            m.onnx_path,
+            m.input_scale,
+            m.output_scale,
+            m.tau,
+            witness_check=m.witness_check,
+        )
         for mid, m in settings.models.items()
     ]
 
@@ -160,7 +167,15 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
     )
     ready = threading.Event()
     app = create_app(
-        ApiContext(server, store, metrics, auditor, settings.http.max_body_bytes, ready.is_set)
+        ApiContext(
+            server,
+            store,
+            metrics,
+            auditor,
+            settings.http.max_body_bytes,
+            ready.is_set,
+            resolve_batch=service.resolve_batch,
+        )
     )
     node = Node(settings, store, engine, service, metrics, app)
     ready.set()

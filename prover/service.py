@@ -6,16 +6,23 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
 0. on the first step after a start (and until it succeeds), reconcile every intent left by the
    previous run with the chain: a batch in ``committing`` is looked up in the chain's
    ``BatchCommitted`` events (this node, this root), a job in ``committing`` by its status;
-1. follow ``JobRequested`` naming this node and ``DisputeOpened`` against it (recorded in the
-   same SQLite transaction as the log checkpoint);
-2. disputes: settled or expired ones are recorded; the others go to the defence worker, in
+1. follow ``JobRequested`` naming this node, ``LeafRequested`` and ``DisputeOpened`` against
+   it (recorded in the same SQLite transaction as the log checkpoint);
+2. leaf requests, most urgent reveal deadline first: every reveal is broadcast back-to-back
+   (consecutive nonces, journaled; no wait for each receipt), so one block can mine them all;
+3. disputes: settled or expired ones are recorded; the others go to the defence worker, in
    proof-deadline order. The worker (its own thread and queue once :meth:`run` starts it;
    inline when a test calls :meth:`step`) checks the committed output against the circuit's
    witness, proves, and sends ``defend``; proving never holds up commits or finalization;
-3. commit on-chain jobs (infer, pin the output, send, record);
-4. cut due batches and commit their roots;
-5. finalize own jobs and batches whose challenge window has passed (fees);
-6. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
+4. commit on-chain jobs (infer, check against the circuit's witness per ``witness_check``, pin
+   the output, send, record);
+5. cut due batches and commit their roots; a batch id from a commit's receipt is taken as
+   settled only once the commit is ``confirmations`` blocks deep (its BatchCommitted log is
+   read again then: a reorg may have moved it), and a batch named by an id the node does not
+   know (or whose root on chain is not the stored one) is found by (root, modelId, node) and
+   its id corrected (:meth:`NodeService.resolve_batch`);
+6. finalize own jobs and confirmed batches whose challenge window has passed (fees);
+7. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
    for it; everything else goes on).
 
 Every send is preceded by a chain check (``getJob`` status, ``BatchCommitted`` logs,
@@ -36,10 +43,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from prover.batching import BatchCutter
+from prover.batching import BatchCutter, defendable_output, needs_witness
 from prover.chain_actions import LEAF_REVEALED, LEAF_SLASHED, NodeChain, TxResult
 from prover.defence import ProofBackend, SelfAuditor
-from prover.inference import InferenceEngine
+from prover.inference import InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.store import (
     KIND_BATCH,
@@ -99,6 +106,7 @@ class NodeService:
         crash_hook: CrashHook = _no_crash,
         prices: dict[bytes, int] | None = None,
         withhold_reveals: bool = False,
+        reveal_wait_s: float = 2.0,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -109,12 +117,17 @@ class NodeService:
         self.metrics = metrics
         self.batch_uri = batch_uri
         self.start_block = start_block
+        #: Blocks a commitBatch must be buried under before its batch id is taken as settled.
+        self.confirmations = confirmations
         self.defend_alert_fraction = defend_alert_fraction
         self._crash = crash_hook
         #: model id -> the lowest fee this node commits an on-chain request for (its price)
         self.prices = dict(prices or {})
         #: WITHHOLDING MODE (tests and demos): leaf requests are recorded and never answered.
         self.withhold_reveals = withhold_reveals
+        #: After broadcasting a step's reveals, wait at most this long for their receipts
+        #: (together); the next step sees the rest.
+        self.reveal_wait_s = reveal_wait_s
         self._stop = threading.Event()
         jm = chain.contracts.job_manager
         dm = chain.contracts.dispute_manager
@@ -128,6 +141,10 @@ class NodeService:
         self._proof_windows: dict[bytes, int] = {}
         self._taus: dict[bytes, int] = {}
         self._reconciled = False
+        #: batch id -> monotonic time until which it is known not to be one of ours (listings
+        #: asked for ids the node does not know cost one getBatch each, at most this often)
+        self._not_ours: dict[int, float] = {}
+        self._resolve_lock = threading.Lock()
         self.worker = DefenceWorker(self)
 
     # -- loop -------------------------------------------------------------------------------
@@ -171,10 +188,14 @@ class NodeService:
         if not self._reconciled:
             self._phase("reconcile", self.reconcile, None)
         events = self._phase("follow", lambda: self.follower.process(self._on_events), 0)
-        defended = self._phase("disputes", self.defend_disputes, 0)  # hardest deadlines first
+        # Hardest deadlines first: reveals (broadcast back-to-back, then one short wait for all
+        # their receipts: `reveal_wait_s`), then disputes
+        # (queued for the defence worker), then commits.
         self._phase("reveal-leaves", self.reveal_leaves, 0)
+        defended = self._phase("disputes", self.defend_disputes, 0)
         committed_jobs = self._phase("commit-jobs", self.commit_jobs, 0)
         committed_batches = self._phase("commit-batches", self.commit_batches, 0)
+        self._phase("confirm-batches", self.confirm_batches, 0)
         finalized = self._phase("finalize", self.finalize_due, 0)
         self._phase("self-audit", self._audit, None)
         self._phase("gauges", self._update_gauges, None)
@@ -207,10 +228,12 @@ class NodeService:
 
     def _reconcile_batch(self, batch: Batch) -> bool:
         """True if the batch's commitBatch was mined (and is now recorded as committed)."""
-        found = self.chain.find_committed_batch(batch.model_id, batch.root, self.start_block)
+        found = self.chain.committed_batch_log(batch.model_id, batch.root, self.start_block)
         if found is None:
             return False
-        self.store.mark_batch_committed(batch.local_id, found[0], None, found[1])
+        self.store.mark_batch_committed(
+            batch.local_id, found[0], None, found[1], commit_block=found[2] or None
+        )
         log.info("batch %d: commitBatch found on chain as batchId %d", batch.local_id, found[0])
         return True
 
@@ -329,8 +352,9 @@ class NodeService:
                 f"job {job.job_id}", job.model_id, job.input_q, result.honest_output_q.tolist()
             )
             output_q = tuple(int(v) for v in result.output_q)
-            if self.engine.runtime(job.model_id).spec.tau == 0 and not result.corrupted:
-                output_q = tuple(self._exact_output(job.model_id, job.input_q))
+            spec = self.engine.runtime(job.model_id).spec
+            if not result.corrupted and needs_witness(spec):
+                output_q = self._defendable_output(job, spec, output_q)
         self.store.commit_intent(job.job_id, output_q, None)
         self._crash("job:after-intent")
         tx = self.chain.commit_result(job.job_id, own_hash, output_q)
@@ -347,6 +371,28 @@ class NodeService:
         if self.backend is None:
             raise ProofError(f"model 0x{model_id.hex()} has tau 0 and no circuit to run")
         return [int(v) for v in self.backend.witness_output(model_id, list(input_q))]
+
+    def _defendable_output(
+        self, job: OnchainJob, spec: ModelSpec, output_q: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """The output to commit: for tau = 0 the circuit's; for tau > 0 (``witness_check =
+        "always"``) onnxruntime's unless it is more than tau from the circuit's witness output,
+        then the circuit's (a proof can only show outputs within tau of it)."""
+        if spec.tau == 0:
+            return tuple(self._exact_output(job.model_id, job.input_q))
+        if self.backend is None:
+            return output_q
+        try:
+            circuit = self.backend.witness_output(job.model_id, list(job.input_q))
+            chosen = defendable_output(spec, output_q, circuit, f"on-chain job {job.job_id}")
+        except Exception as err:  # cannot check: commit onnxruntime's output (within tau as a rule)
+            log.error(
+                "job %d: witness check failed (%s); committing onnxruntime's output",
+                job.job_id,
+                err,
+            )
+            return output_q
+        return output_q if chosen is None else tuple(chosen)
 
     def _tx(self, action: str, tx: TxResult) -> None:
         self.metrics.record_tx(action, tx.gas_used, tx.fee_wei)
@@ -385,7 +431,15 @@ class NodeService:
         if batch_id is None or deadline is None:
             raise StateError(f"batch {batch.local_id}: commitBatch gave no batch id")
         self._tx("commitBatch", tx)
-        self.store.mark_batch_committed(batch.local_id, batch_id, tx.tx_hash, deadline)
+        block = getattr(tx.receipt, "block_number", None)
+        self.store.mark_batch_committed(
+            batch.local_id,
+            batch_id,
+            tx.tx_hash,
+            deadline,
+            commit_block=None if block is None else int(block),
+            confirmed=self.confirmations == 0,  # depth 0: the receipt is all there is to see
+        )
         self.metrics.commits.labels("batch").inc()
         log.info(
             "batch %d committed as batchId %d (%d jobs, %s)",
@@ -395,6 +449,106 @@ class NodeService:
             tx.tx_hash,
         )
         return True
+
+    # -- 3b. batch ids: confirmed, or corrected after a reorg ---------------------------------
+
+    def confirm_batches(self) -> int:
+        """Take a committed batch's id as settled only once its commitBatch is ``confirmations``
+        blocks deep, re-reading its BatchCommitted log then: a reorg that re-included the
+        commit after another one gave the batch another id (corrected here), one that dropped
+        it sends the batch to ``committing`` again."""
+        pending = [b for b in self.store.batches(BatchState.COMMITTED) if not b.confirmed]
+        if not pending:
+            return 0
+        head = self.chain.block_number()
+        done = 0
+        for batch in pending:
+            if batch.commit_block is not None and head - batch.commit_block < self.confirmations:
+                continue
+            try:
+                done += self._confirm_batch(batch, head)
+            except Exception as err:
+                log.error("batch %d: confirmation failed, will retry: %s", batch.local_id, err)
+        return done
+
+    def _confirm_batch(self, batch: Batch, head: int) -> int:
+        found = self.chain.committed_batch_log(batch.model_id, batch.root, self.start_block)
+        if found is None:
+            log.critical(
+                "batch %d: its commitBatch (batchId %s) is no longer on chain (reorg); "
+                "committing it again",
+                batch.local_id,
+                batch.batch_id,
+            )
+            self.store.reopen_batch(batch.local_id)
+            return 0
+        batch_id, deadline, block = found
+        deep = head - block >= self.confirmations
+        if batch_id != batch.batch_id:
+            log.warning(
+                "batch %d: a reorg moved it from batchId %s to %d",
+                batch.local_id,
+                batch.batch_id,
+                batch_id,
+            )
+        self.store.correct_batch_id(
+            batch.local_id, batch_id, deadline, commit_block=block or None, confirmed=deep
+        )
+        return 1 if deep else 0
+
+    def resolve_batch(self, batch_id: int, *, listing: bool = False) -> Batch | None:
+        """This node's batch committed as ``batch_id``, checked against ``getBatch(batch_id)``.
+
+        The id a commit's receipt gave may be wrong after a reorg (another commitBatch landed
+        first): an unknown id, or a known one whose stored root is not the chain's, is looked up
+        by the chain's (root, modelId, node) among ALL local batches, and the stored id is
+        corrected. ``listing``: a confirmed batch is served without a chain read, and ids found
+        not to be ours are remembered for a while (an HTTP client cannot make the node read the
+        chain for every id it invents).
+        """
+        batch = self.store.batch_by_chain_id(batch_id)
+        if listing:
+            if batch is not None and batch.confirmed:
+                return batch
+            until = self._not_ours.get(batch_id)
+            if until is not None and time.monotonic() < until:
+                return None
+        with self._resolve_lock:
+            view = self.chain.batch(batch_id)
+            if batch is not None and batch.root == view.root and batch.model_id == view.model_id:
+                return batch
+            if batch is not None:  # our stored id holds another batch on chain: stale
+                log.warning(
+                    "batch %d: batchId %d on chain has root 0x%s, not ours (reorg)",
+                    batch.local_id,
+                    batch_id,
+                    view.root.hex(),
+                )
+                self.store.unconfirm_batch(batch.local_id)
+            match = None
+            if view.node.lower() == self.chain.address.lower():
+                match = self.store.batch_by_root(view.model_id, view.root)
+            if match is None:
+                if listing:
+                    if len(self._not_ours) > 10_000:
+                        self._not_ours.clear()
+                    self._not_ours[batch_id] = time.monotonic() + 30.0
+                return None
+            if match.status in (BatchState.SEALED, BatchState.COMMITTING):
+                self.store.mark_batch_committed(
+                    match.local_id, batch_id, None, view.challenge_deadline
+                )
+            elif match.batch_id != batch_id:
+                self.store.correct_batch_id(match.local_id, batch_id, view.challenge_deadline)
+            if match.batch_id != batch_id:
+                log.warning(
+                    "batch %d: found on chain by its root as batchId %d (recorded: %s)",
+                    match.local_id,
+                    batch_id,
+                    match.batch_id,
+                )
+            self._not_ours.pop(batch_id, None)
+            return self.store.batch(match.local_id)
 
     # -- 4. finalization --------------------------------------------------------------------
 
@@ -409,6 +563,8 @@ class NodeService:
             except Exception as err:
                 log.error("job %d: finalize failed, will retry: %s", job.job_id, err)
         for batch in self.store.batches(BatchState.COMMITTED):
+            if not batch.confirmed or batch.batch_id is None:
+                continue  # its id may still move (confirm_batches)
             if batch.challenge_deadline is not None and now <= batch.challenge_deadline:
                 continue
             try:
@@ -452,7 +608,8 @@ class NodeService:
         job id, input, output and positional proof from the stored batch (most urgent first).
         A failure is recorded and retried next step until the reveal deadline."""
         done = 0
-        for request in self.store.leaf_requests("open"):
+        requests = self.store.leaf_requests("open")  # by reveal deadline
+        for request in requests:
             try:
                 done += self._reveal(request)
             except Exception as err:
@@ -464,19 +621,57 @@ class NodeService:
                     request.leaf_index,
                     err,
                 )
+        if done:
+            self._await_reveals()
         return done
 
+    def _await_reveals(self) -> None:
+        """Record the reveals just broadcast that get mined within ``reveal_wait_s`` (all of
+        them at once, never one receipt per send); the rest are seen by the next step."""
+        deadline = time.monotonic() + self.reveal_wait_s
+        while True:
+            pending = [r for r in self.store.leaf_requests("open") if r.tx_hash is not None]
+            left = 0
+            for request in pending:
+                try:
+                    left += 0 if self._reveal_mined(request) else 1
+                except Exception as err:
+                    log.debug("leaf request 0x%s: receipt: %s", request.request_id.hex(), err)
+            if not left or time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
+    def _reveal_mined(self, request: LeafRequest) -> bool:
+        mined = self.chain.outcome(self.chain.reveal_intent(request.batch_id, request.leaf_index))
+        if mined is None:
+            return False
+        self._tx("revealLeaf", mined)
+        self.store.mark_leaf_request(request.request_id, "revealed", tx_hash=mined.tx_hash)
+        log.warning(
+            "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
+            request.request_id.hex(),
+            request.batch_id,
+            request.leaf_index,
+            mined.tx_hash,
+        )
+        return True
+
     def _reveal(self, request: LeafRequest) -> int:
+        """Broadcast the reveal of one requested leaf, without waiting for its receipt: the
+        reveals of one step go out back-to-back (consecutive nonces, one block can mine them
+        all). The journal (intent ``revealLeaf:<batchId>:<index>``) makes the next step (or a
+        restart) resume a pending reveal, never send a second one. 1 if a reveal was sent."""
         rid = request.request_id
         view = self.chain.leaf_request(rid)
         if view.status == LEAF_REVEALED:
-            self.store.mark_leaf_request(rid, "revealed")
+            self._record_reveal(request)
             return 0
         if view.status == LEAF_SLASHED:
             self.store.mark_leaf_request(rid, "lost", error="settled unrevealed")
             log.critical("LEAF REQUEST 0x%s LOST: the node was slashed", rid.hex())
             return 0
-        if self.chain.now() > request.reveal_deadline:
+        deadline = view.reveal_deadline or request.reveal_deadline
+        if self.chain.now() > deadline:
             self.store.mark_leaf_request(rid, "lost", error="reveal deadline passed")
             log.critical("LEAF REQUEST 0x%s: reveal deadline passed", rid.hex())
             return 0
@@ -487,13 +682,11 @@ class NodeService:
                 request.batch_id,
             )
             return 0
-        batch = self.store.batch_by_chain_id(request.batch_id)
-        if batch is None:
-            batch = self._batch_for_chain_id(request.batch_id)
+        batch = self.resolve_batch(request.batch_id)
         served = None if batch is None else self.store.served_at(batch.local_id, request.leaf_index)
         if served is None or served.proof is None:
             raise StateError(f"leaf {request.leaf_index} of batch {request.batch_id} is not ours")
-        tx = self.chain.reveal_leaf(
+        tx_hash, mined = self.chain.broadcast_reveal(
             request.batch_id,
             request.leaf_index,
             served.job_id,
@@ -501,16 +694,50 @@ class NodeService:
             served.output_q.tolist(),
             list(served.proof),
         )
-        self._tx("revealLeaf", tx)
-        self.store.mark_leaf_request(rid, "revealed", tx_hash=tx.tx_hash)
+        if mined is None:
+            if tx_hash is not None and tx_hash != request.tx_hash:
+                self.store.mark_leaf_request(rid, "open", tx_hash=tx_hash)
+                log.info(
+                    "LEAF REQUEST 0x%s: reveal of batch %d index %d sent (%s)",
+                    rid.hex(),
+                    request.batch_id,
+                    request.leaf_index,
+                    tx_hash,
+                )
+            return 1
+        self._tx("revealLeaf", mined)
+        self.store.mark_leaf_request(rid, "revealed", tx_hash=mined.tx_hash)
         log.warning(
             "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
             rid.hex(),
             request.batch_id,
             request.leaf_index,
-            tx.tx_hash,
+            mined.tx_hash,
         )
         return 1
+
+    def _record_reveal(self, request: LeafRequest) -> None:
+        """The chain shows the leaf revealed: record it (with our transaction's cost, if the
+        reveal was ours and broadcast without waiting)."""
+        tx_hash = None
+        try:
+            mined = self.chain.outcome(
+                self.chain.reveal_intent(request.batch_id, request.leaf_index)
+            )
+        except Exception as err:  # someone else's reveal won; ours reverted
+            log.debug("leaf request 0x%s: our reveal: %s", request.request_id.hex(), err)
+            mined = None
+        if mined is not None:
+            self._tx("revealLeaf", mined)
+            tx_hash = mined.tx_hash
+        self.store.mark_leaf_request(request.request_id, "revealed", tx_hash=tx_hash)
+        log.warning(
+            "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
+            request.request_id.hex(),
+            request.batch_id,
+            request.leaf_index,
+            tx_hash,
+        )
 
     # -- 5. disputes ------------------------------------------------------------------------
 
@@ -658,9 +885,7 @@ class NodeService:
                 raise StateError(f"disputed job {dispute.job_id} is not in the node database")
             return list(job.input_q), list(job.output_q)
         if dispute.kind == KIND_BATCH:
-            batch = self.store.batch_by_chain_id(dispute.ref)
-            if batch is None:
-                batch = self._batch_for_chain_id(dispute.ref)
+            batch = self.resolve_batch(dispute.ref)
             index = dispute.leaf_index
             served = (
                 None
@@ -676,16 +901,6 @@ class NodeService:
                 )
             return served.input_q.tolist(), served.output_q.tolist()
         raise StateError(f"unknown dispute kind {dispute.kind}")
-
-    def _batch_for_chain_id(self, batch_id: int) -> Batch | None:
-        """A batch disputed before its commit was recorded (a crash between ``commitBatch``
-        mined and the record): find it by the chain's root and record it now."""
-        view = self.chain.batch(batch_id)
-        for batch in self.store.batches(BatchState.SEALED, BatchState.COMMITTING):
-            same = batch.root == view.root and batch.model_id == view.model_id
-            if same and self._reconcile_batch(batch):
-                return self.store.batch_by_chain_id(batch_id)
-        return None
 
     def _alert_if_late(self, dispute: Dispute) -> None:
         current = self.store.dispute(dispute.dispute_id)

@@ -230,6 +230,11 @@ class Batch:
     tx_hash: str | None
     challenge_deadline: int | None
     created_at: float
+    #: block of the commitBatch the node last saw (None: not known yet)
+    commit_block: int | None = None
+    #: True once ``batch_id`` was re-read from a BatchCommitted log ``confirmations`` blocks
+    #: deep: before that a reorg may still move the batch to another id.
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -314,6 +319,8 @@ class Store:
         ("onchain_jobs", "fee", "TEXT"),
         ("onchain_jobs", "input_hash", "TEXT"),
         ("disputes", "leaf_index", "INTEGER"),
+        ("batches", "commit_block", "INTEGER"),
+        ("batches", "confirmed", "INTEGER NOT NULL DEFAULT 0"),
     )
 
     def _add_columns(self) -> None:
@@ -647,9 +654,17 @@ class Store:
             )
 
     def mark_batch_committed(
-        self, local_id: int, batch_id: int, tx_hash: str | None, challenge_deadline: int
+        self,
+        local_id: int,
+        batch_id: int,
+        tx_hash: str | None,
+        challenge_deadline: int,
+        *,
+        commit_block: int | None = None,
+        confirmed: bool = False,
     ) -> None:
         with self._write() as c:
+            self._free_batch_id(c, local_id, batch_id)
             self._cas(
                 c,
                 "batches",
@@ -660,7 +675,77 @@ class Store:
                 batch_id=_check_int64("batchId", batch_id),
                 tx_hash=tx_hash,
                 challenge_deadline=challenge_deadline,
+                commit_block=commit_block,
+                confirmed=1 if confirmed else 0,
             )
+
+    @staticmethod
+    def _free_batch_id(c: sqlite3.Connection, local_id: int, batch_id: int) -> None:
+        """Another local batch recorded under ``batch_id`` holds a stale id (a reorg moved
+        it): forget that id (the batch is resolved again by its root) so ``batch_id`` stays
+        unique."""
+        c.execute(
+            "UPDATE batches SET batch_id = NULL, confirmed = 0, updated_at = ?"
+            " WHERE batch_id = ? AND local_id != ?",
+            (time.time(), batch_id, local_id),
+        )
+
+    def correct_batch_id(
+        self,
+        local_id: int,
+        batch_id: int,
+        challenge_deadline: int,
+        *,
+        commit_block: int | None = None,
+        confirmed: bool = False,
+    ) -> None:
+        """Record the chain's id for a committed batch, found by its root (after a reorg the
+        id from the commit's receipt may belong to another batch)."""
+        with self._write() as c:
+            self._free_batch_id(c, local_id, batch_id)
+            c.execute(
+                "UPDATE batches SET batch_id = ?, challenge_deadline = ?,"
+                " commit_block = COALESCE(?, commit_block), confirmed = ?, updated_at = ?"
+                " WHERE local_id = ?",
+                (
+                    _check_int64("batchId", batch_id),
+                    challenge_deadline,
+                    commit_block,
+                    1 if confirmed else 0,
+                    time.time(),
+                    local_id,
+                ),
+            )
+
+    def unconfirm_batch(self, local_id: int) -> None:
+        """The chain shows another root under this batch's id: resolve it again."""
+        with self._write() as c:
+            c.execute(
+                "UPDATE batches SET confirmed = 0, updated_at = ? WHERE local_id = ?",
+                (time.time(), local_id),
+            )
+
+    def reopen_batch(self, local_id: int) -> None:
+        """A reorg dropped the batch's commitBatch: back to ``committing`` (the sender resumes
+        its journaled transaction, or sends afresh when that nonce went elsewhere)."""
+        with self._write() as c:
+            self._cas(
+                c,
+                "batches",
+                "local_id",
+                local_id,
+                [BatchState.COMMITTED],
+                BatchState.COMMITTING,
+                batch_id=None,
+                confirmed=0,
+                commit_block=None,
+            )
+
+    def batch_by_root(self, model_id: bytes, root: bytes) -> Batch | None:
+        rows = self._read(
+            "SELECT * FROM batches WHERE model_id = ? AND root = ?", (_hex(model_id), _hex(root))
+        )
+        return self._batch(rows[0]) if rows else None
 
     def mark_batch_final(self, local_id: int) -> None:
         with self._write() as c:
@@ -691,6 +776,8 @@ class Store:
             tx_hash=r["tx_hash"],
             challenge_deadline=r["challenge_deadline"],
             created_at=r["created_at"],
+            commit_block=r["commit_block"],
+            confirmed=bool(r["confirmed"]),
         )
 
     # -- disputes ----------------------------------------------------------------------------

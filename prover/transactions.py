@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Smallest fee bump a replacement may carry (geth's and anvil's rule is +10 %; 12.5 % is the
 #: margin EIP-1559 base fees move per block).
 MIN_BUMP = 1.125
+#: Gas limit of a transaction sent without waiting (:meth:`TxSender.broadcast`): its estimate
+#: times this.
+GAS_MARGIN = 1.3
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,50 @@ class TxSender:
             previous = self.journal.txs_for(intent)
         return self._checked(intent, self._see_through(intent, txn, previous))
 
+    def broadcast(self, intent: str, method: Any, *args: Any) -> Mined | SentTx:
+        """Like :meth:`send`, without waiting for the receipt: the intent's transaction is
+        journaled and broadcast (or, journaled already, resumed: its receipt if mined, else the
+        pending transaction, replaced with higher fees once it is ``stuck_after_s`` old), and
+        the next call may broadcast another intent at the next nonce at once. Call again (or
+        :meth:`poll`) to see it mined; a restart resumes it from the journal (never a second
+        transaction under a fresh nonce while the first may still be mined). Raises
+        :class:`ChainError` on a revert (the gas estimate, or a failed receipt)."""
+        previous = self.journal.txs_for(intent)
+        if previous:
+            resumed = self._resume(intent, previous)
+            if isinstance(resumed, Mined):
+                return self._checked(intent, resumed)
+            if resumed:
+                last = resumed[-1]
+                if time.time() - last.sent_at < self.policy.stuck_after_s:
+                    return last
+                max_fee, priority = self.bumped_fees(last.max_fee, last.priority_fee)
+                if max_fee <= last.max_fee:
+                    log.critical(
+                        "tx %s stuck at the fee cap (%d wei): raise max_fee_cap_wei",
+                        intent,
+                        last.max_fee,
+                    )
+                    return last
+                log.warning(
+                    "tx %s stuck: replacing nonce %d, max_fee %d -> %d",
+                    intent,
+                    last.nonce,
+                    last.max_fee,
+                    max_fee,
+                )
+                txn = self._build(method, args, last.nonce, estimate=True)
+                return self._sign_and_broadcast(intent, txn, max_fee, priority)
+        self._first_send(intent, self._build(method, args, None, estimate=True))
+        return self.journal.txs_for(intent)[-1]
+
+    def poll(self, intent: str) -> Mined | None:
+        """The intent's mined transaction (ChainError if it reverted), or None (pending, or
+        nothing journaled)."""
+        previous = self.journal.txs_for(intent)
+        mined = self._mined(previous) if previous else None
+        return None if mined is None else self._checked(intent, mined)
+
     def _resume(self, intent: str, previous: list[SentTx]) -> Mined | list[SentTx] | None:
         """A journaled intent: mined (its receipt), still ours to wait for (its transactions),
         or None when its nonce went to another transaction (start afresh)."""
@@ -241,12 +288,22 @@ class TxSender:
         log.info("tx %s: resuming nonce %d (%d sent)", intent, nonce, len(previous))
         return previous
 
-    def _build(self, method: Any, args: tuple[Any, ...], nonce: int | None) -> Any:
-        """The unsigned transaction (gas estimated: a revert surfaces here, before sending)."""
+    def _build(
+        self, method: Any, args: tuple[Any, ...], nonce: int | None, *, estimate: bool = False
+    ) -> Any:
+        """The unsigned transaction (gas estimated: a revert surfaces here, before sending).
+
+        ``estimate``: the gas limit is this call's estimate plus :data:`GAS_MARGIN`, whatever
+        the network's ``gas_limit`` setting (Ape's local default is the whole block's limit,
+        which lets one block hold one such transaction: back-to-back sends need the estimate).
+        """
         try:
             kwargs: dict[str, Any] = {"sender": self.account}
             if nonce is not None:
                 kwargs["nonce"] = nonce
+            if estimate:
+                gas = int(method.estimate_gas_cost(*args, sender=self.account))
+                kwargs["gas"] = math.ceil(gas * GAS_MARGIN)
             return method.as_transaction(*args, **kwargs)
         except Exception as err:
             raise ChainError(f"{_method_name(method)} would fail: {_describe(err)}") from err

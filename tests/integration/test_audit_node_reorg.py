@@ -29,11 +29,6 @@ from tests.integration.test_node_service import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: node keys its batch by the unconfirmed batchId; after a reorg it cannot "
-    "reveal its own leaf and is slashed",
-)
 def test_audit_reorgMovesBatchId_honestNodeCannotRevealItsLeaf_andIsSlashed(
     make_node: Callable[..., Node],  # noqa: F811
     spotcheck: Any,

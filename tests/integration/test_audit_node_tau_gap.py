@@ -41,11 +41,6 @@ class GapBackend(OwnRunBackend):
         return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AUDIT: tau>0 commit path never checks the onnxruntime output against the "
-    "witness; an adversarial in-domain input slashes an honest node",
-)
 def test_audit_tauGapInput_honestNodeCommitsUndefendableOutput(
     make_node: Callable[..., Node],  # noqa: F811
     spotcheck: Any,

@@ -120,7 +120,14 @@ class Node:
             prices=prices,
             **kwargs,
         )
-        ctx = ApiContext(self.server, self.store, self.metrics, self.auditor, max_body_bytes=4096)
+        ctx = ApiContext(
+            self.server,
+            self.store,
+            self.metrics,
+            self.auditor,
+            max_body_bytes=4096,
+            resolve_batch=self.service.resolve_batch,
+        )
         self.http = TestClient(create_app(ctx))
 
     def close(self) -> None:

@@ -142,8 +142,9 @@ def test_leafRequest_isAnsweredWithRevealLeaf_fromTheStoredBatch(
     n.service.step()
     [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
     batch_id = int(ev.event_arguments["batchId"])
+    root = bytes(ev.event_arguments["root"])
     dm = spotcheck.dispute_manager
-    dm.requestLeaf(batch_id, 1, sender=challenger)
+    dm.requestLeaf(batch_id, 1, root, sender=challenger)
     bonds_before = n.chain.credits()[1]
 
     n.service.step()
@@ -176,8 +177,9 @@ def test_withholdingMode_neverReveals_andTheRequesterSettlesASlash(
     n.service.step()
     [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
     batch_id = int(ev.event_arguments["batchId"])
+    root = bytes(ev.event_arguments["root"])
     dm = spotcheck.dispute_manager
-    dm.requestLeaf(batch_id, 0, sender=challenger)
+    dm.requestLeaf(batch_id, 0, root, sender=challenger)
     stake = n.chain.stake().amount
 
     n.service.step()

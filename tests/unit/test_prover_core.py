@@ -273,6 +273,72 @@ def test_batch_transitions_sealedToCommittingToCommitted(store: Store, tiny_mlp_
     assert got is not None and got.local_id == b.local_id and got.status == BatchState.COMMITTED
 
 
+def _witness_server(store: Store, path: Path, check: str, gap: int) -> JobServer:
+    """A server whose "circuit" is onnxruntime's honest output plus ``gap`` on output 0."""
+    spec = ModelSpec(MODEL_ID, path, input_scale=7, output_scale=13, tau=8, witness_check=check)
+    engine = InferenceEngine({MODEL_ID: ModelRuntime.load(spec)})
+
+    def circuit(model_id: bytes, input_q: list[int]) -> list[int]:
+        out = [int(v) for v in engine.run(model_id, input_q).honest_output_q]
+        out[0] += gap
+        return out
+
+    return JobServer(engine, store, KeySigner(KEY, DOMAIN), exact=circuit)
+
+
+@pytest.mark.parametrize(
+    ("check", "gap", "committed_is_circuit"),
+    [("always", 9, True), ("always", 8, False), ("off", 9, False)],
+)
+def test_witnessCheck_servesAndCommitsCircuitOutput_onlyWhenOnnxIsBeyondTau(
+    store: Store, tiny_mlp_path: Path, check: str, gap: int, committed_is_circuit: bool
+) -> None:
+    server = _witness_server(store, tiny_mlp_path, check, gap)
+    q = np.array([10, -20, 30, 5], dtype=np.int64)
+    onnx = server.engine.run(MODEL_ID, q.tolist()).output_q.tolist()
+    served = server.serve(MODEL_ID, q)
+    expected = [onnx[0] + gap, *onnx[1:]] if committed_is_circuit else onnx
+    assert served.result.output_q.tolist() == expected
+    assert served.receipt.output_hash == hash_vector(expected)
+    job = store.served_job(served.receipt.job_id)
+    assert job is not None and job.output_q.tolist() == expected
+    server.close()
+
+
+def test_defendableOutput_tauZeroTakesCircuit_tauPositiveOnlyBeyondTau(tiny_mlp_path: Path) -> None:
+    from prover.batching import defendable_output
+
+    exact = _spec(tiny_mlp_path, tau=0)
+    assert defendable_output(exact, [1, 2], [1, 3], "t") == [1, 3]
+    assert defendable_output(exact, [1, 2], [1, 2], "t") is None
+    loose = _spec(tiny_mlp_path, tau=8)
+    assert defendable_output(loose, [1, 2], [9, 2], "t") is None
+    assert defendable_output(loose, [1, 2], [10, 2], "t") == [10, 2]
+    with pytest.raises(ValueError):
+        defendable_output(loose, [1, 2], [1], "t")
+
+
+def test_batchId_correctedByRoot_freesTheStaleIdOfAnotherBatch(
+    store: Store, tiny_mlp_path: Path
+) -> None:
+    server = _server(store, tiny_mlp_path)
+    for i in range(2):
+        server.serve(MODEL_ID, np.array([i, 2, 3, 4], dtype=np.int64))
+    a, b = BatchCutter(store, 1, 60).cut(force=True)
+    store.mark_batch_committed(a.local_id, 1, "0x1", 10, commit_block=5)
+    store.mark_batch_committed(b.local_id, 2, "0x2", 10, commit_block=5, confirmed=True)
+    assert not store.batch(a.local_id).confirmed  # type: ignore[union-attr]
+    # A reorg: a's commit is now batch 2; b's is elsewhere (resolved again later).
+    store.correct_batch_id(a.local_id, 2, 11, commit_block=6, confirmed=True)
+    got_a, got_b = store.batch(a.local_id), store.batch(b.local_id)
+    assert got_a is not None and got_b is not None
+    assert (got_a.batch_id, got_a.challenge_deadline, got_a.commit_block) == (2, 11, 6)
+    assert got_a.confirmed and got_b.batch_id is None and not got_b.confirmed
+    assert store.batch_by_root(MODEL_ID, b.root) == got_b
+    store.reopen_batch(b.local_id)
+    assert store.batch(b.local_id).status == BatchState.COMMITTING  # type: ignore[union-attr]
+
+
 def test_store_migratesVectorColumns_fromAnOlderStateFile(
     tmp_path: Path, tiny_mlp_path: Path
 ) -> None:
