@@ -28,8 +28,9 @@ interface IWiredRegistry {
 ///                                       Open -settleLeafRequest-> Slashed
 ///      Every exit is terminal: a job or leaf resolves at most once, and a leaf's key is its
 ///      position, so no verdict is ever shared between two leaves.
-///      INVARIANT (queue): openClaimsOf[node] == Open disputes + Open leaf requests against it;
-///      a new claim's deadline is now + (openClaimsOf[node] + 1) * proofWindow.
+///      INVARIANT (queue): openClaimsOf(node) == Open disputes + Open leaf requests against it;
+///      openClaimWork(node) == the sum of their models' proof windows; a new claim's deadline
+///      is now + openClaimWork(node) + its own model's proofWindow.
 ///      INVARIANT (solvency): token.balanceOf(this) == bonds of Open disputes + bonds of Open
 ///      leaf requests + sum of credits. Slashed tokens arrive from StakeManager and leave
 ///      (credit or burn) in the same call.
@@ -53,8 +54,17 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     mapping(address owner => uint256) public credits;
     /// @inheritdoc IDisputeManager
     mapping(address challenger => uint256) public bondAtRisk;
-    /// @inheritdoc IDisputeManager
-    mapping(address node => uint256) public openClaimsOf;
+    /// @dev Each node's queue of open work, packed in one slot (every open and close moves
+    ///      both halves, so one read and one write): the low 128 bits count the open disputes and
+    ///      open leaf requests against the node (`openClaimsOf`), the high 128 bits sum their
+    ///      models' proof windows in seconds (`openClaimWork`). A claim adds and removes
+    ///      `(proofWindow << 128) + 1`. Neither half can carry into the other: the count would
+    ///      need 2**128 transactions, and the work is at most count * (2**64 - 1); a checked
+    ///      uint256 add reverts if the work overflows, and a close (of an open claim) never
+    ///      takes out more than went in.
+    mapping(address node => uint256) private _queues;
+    uint256 private constant QUEUE_WORK_SHIFT = 128;
+    uint256 private constant QUEUE_CLAIMS_MASK = type(uint128).max;
 
     constructor(IERC20 token_, IStakeManager stakeManager_, IModelRegistry registry_, IJobManager jobManager_) {
         require(
@@ -165,7 +175,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         d.status = DisputeStatus.Defended;
         address node = d.node;
         uint256 bond = d.bond;
-        openClaimsOf[node] -= 1;
+        _dequeue(node, m.proofWindow);
         bondAtRisk[d.challenger] -= bond;
         credits[node] += bond;
         emit DisputeDefended(disputeId, node, msg.sender, bond);
@@ -188,7 +198,9 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         address node = d.node;
         address challenger = d.challenger;
         uint256 bond = d.bond;
-        openClaimsOf[node] -= 1;
+        // Models are immutable: this is the window the claim brought into the queue.
+        IModelRegistry.Model memory m = registry.getModel(d.modelId);
+        _dequeue(node, m.proofWindow);
         bondAtRisk[challenger] -= bond;
 
         // SAFETY: trusted protocol code. The hook marks the job or leaf invalid and says how much
@@ -198,7 +210,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
             : IJobManagerHooks(address(jobManager)).onBatchLeafInvalidated(d.ref, d.index);
         stakeManager.disputeClosed(node);
         (uint256 slashed, uint256 bounty, uint256 burned) =
-            _slashAndCredit(node, amount, registry.getModel(d.modelId).bountyBps, challenger, bond);
+            _slashAndCredit(node, amount, m.bountyBps, challenger, bond);
         emit DisputeSettled(disputeId, node, challenger, slashed, bounty, burned);
         _burn(burned);
     }
@@ -253,11 +265,12 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         bytes32 requestId = SpotcheckHash.batchLeafKey(batchId, index);
         LeafRequest storage r = _openRequest(requestId);
         require(block.timestamp <= r.revealDeadline, RevealDeadlinePassed(requestId, r.revealDeadline));
-        (bytes32 leafHash, uint64 disputeDeadline) = _revealedLeaf(batchId, jobId, input, output);
+        (bytes32 leafHash, uint64 disputeDeadline, uint64 proofWindow) =
+            _revealedLeaf(batchId, jobId, input, output);
         require(_verifyLeaf(batchId, index, leafHash, proof), InvalidMerkleProof(batchId, index));
         r.status = LeafRequestStatus.Revealed;
         r.disputeDeadline = disputeDeadline;
-        openClaimsOf[r.node] -= 1;
+        _dequeue(r.node, proofWindow);
         bondAtRisk[r.requester] -= r.bond;
         // The node paid for the calldata: the bond is its compensation.
         credits[r.node] += r.bond;
@@ -275,13 +288,14 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         address node = r.node;
         address requester = r.requester;
         uint256 bond = r.bond;
-        openClaimsOf[node] -= 1;
+        // Models are immutable: this is the window the request brought into the queue.
+        IModelRegistry.Model memory m = registry.getModel(jobManager.getBatch(r.batchId).modelId);
+        _dequeue(node, m.proofWindow);
         bondAtRisk[requester] -= bond;
         // SAFETY: trusted protocol code: marks the leaf invalid, takes one slash of the reservation.
         uint256 amount = IJobManagerHooks(address(jobManager)).onBatchLeafInvalidated(r.batchId, r.index);
-        bytes32 modelId = jobManager.getBatch(r.batchId).modelId;
         (uint256 slashed, uint256 bounty, uint256 burned) =
-            _slashAndCredit(node, amount, registry.getModel(modelId).bountyBps, requester, bond);
+            _slashAndCredit(node, amount, m.bountyBps, requester, bond);
         emit LeafRequestSettled(requestId, node, requester, slashed, bounty, burned);
         _burn(burned);
     }
@@ -308,18 +322,44 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         return _leafRequests[requestId];
     }
 
+    /// @inheritdoc IDisputeManager
+    function openClaimsOf(address node) external view returns (uint256) {
+        return _queues[node] & QUEUE_CLAIMS_MASK;
+    }
+
+    /// @inheritdoc IDisputeManager
+    function openClaimWork(address node) external view returns (uint256) {
+        return _queues[node] >> QUEUE_WORK_SHIFT;
+    }
+
     // ---------------------------------------------------------------- internals
 
-    /// @dev Counts a new claim (dispute or leaf request) against `node` and returns its deadline:
-    ///      one proof window for it and one for each claim still open against the node.
-    ///      INVARIANT: with claims answered earliest deadline first, each taking at most a proof
-    ///      window, an honest node meets every deadline: the k open claims and the new one fit
-    ///      in (k + 1) windows. Only open work counts: a defended, revealed or settled claim
-    ///      leaves the queue, so claims resolved at once (a sybil's self-disputes) delay nobody.
+    /// @dev Counts a new claim (dispute or leaf request) against `node`, of a model with
+    ///      `proofWindow`, and returns its deadline: the open work ahead of it (the sum of the
+    ///      open claims' own windows), then its own window.
+    ///      INVARIANT: with claims answered earliest deadline first, each within its own model's
+    ///      window, an honest node meets every deadline: the new claim's deadline leaves room
+    ///      for all the work open now plus its own, and a claim already open whose deadline is
+    ///      later had room for that work too. Only open work counts: a defended, revealed or
+    ///      settled claim leaves the queue, so claims resolved at once (a sybil's
+    ///      self-disputes) delay nobody. Windows of different models add up (a fast claim
+    ///      behind slow ones waits for the slow ones' windows, not k of its own).
     function _enqueue(address node, uint64 proofWindow) private returns (uint64 deadline) {
-        uint256 ahead = openClaimsOf[node];
-        deadline = SafeCast.toUint64(block.timestamp + (ahead + 1) * proofWindow);
-        openClaimsOf[node] = ahead + 1;
+        uint256 queue = _queues[node];
+        deadline = SafeCast.toUint64(block.timestamp + (queue >> QUEUE_WORK_SHIFT) + proofWindow);
+        _queues[node] = queue + _queueEntry(proofWindow);
+    }
+
+    /// @dev Takes a closed claim out of `node`'s queue: the count and the same `proofWindow`
+    ///      it added (its model's; models are immutable, so re-reading it gives that window).
+    function _dequeue(address node, uint64 proofWindow) private {
+        _queues[node] -= _queueEntry(proofWindow);
+    }
+
+    /// @dev One claim of a model with `proofWindow` in the packed queue: one more claim, that
+    ///      much more work.
+    function _queueEntry(uint64 proofWindow) private pure returns (uint256) {
+        return (uint256(proofWindow) << QUEUE_WORK_SHIFT) | 1;
     }
 
     /// @dev Fills challenger, bond, proof deadline (per-node queue) and status, stores the
@@ -355,11 +395,12 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         }
     }
 
-    /// @dev The leaf a reveal claims, after the length checks; and its dispute deadline.
+    /// @dev The leaf a reveal claims, after the length checks; its dispute deadline; and the
+    ///      model's proof window (the request's share of the node's queue).
     function _revealedLeaf(uint256 batchId, uint256 jobId, int256[] calldata input, int256[] calldata output)
         private
         view
-        returns (bytes32 leafHash, uint64 disputeDeadline)
+        returns (bytes32 leafHash, uint64 disputeDeadline, uint64 proofWindow)
     {
         bytes32 modelId = jobManager.getBatch(batchId).modelId;
         IModelRegistry.Model memory m = registry.getModel(modelId);
@@ -367,6 +408,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         require(output.length == m.outputLen, WrongOutputLength(output.length, m.outputLen));
         leafHash = SpotcheckHash.leaf(jobId, modelId, SpotcheckHash.hashVector(input), SpotcheckHash.hashVector(output));
         disputeDeadline = uint64(block.timestamp) + m.challengeWindow;
+        proofWindow = m.proofWindow;
     }
 
     function _verifyLeaf(uint256 batchId, uint256 index, bytes32 leafHash, bytes32[] calldata proof)

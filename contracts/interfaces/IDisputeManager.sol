@@ -8,10 +8,11 @@ pragma solidity ^0.8.24;
 ///      `SpotcheckHash.batchLeafKey(batchId, index)` for batch leaves (by position: two leaves
 ///      never share a verdict). One dispute per key, ever; the first challenger wins. A leaf
 ///      request on leaf `index` has the same id (`requestId`) in its own mapping. Disputes and leaf
-///      requests share one per-node queue over open work: a new claim against a node with k open
-///      claims gets its deadline (proof or reveal) at `now + (k + 1) * proofWindow`, and every
-///      resolution shortens the queue. Bonds, bounties and bond forfeits are credits. Rules:
-///      docs/v2-protocol.md 5, 6.
+///      requests share one per-node queue over open work: a new claim against a node gets its
+///      deadline (proof or reveal) at `now + openClaimWork(node) + proofWindow` (the open
+///      claims' windows, whatever their models, then its own model's), and every resolution
+///      takes its claim's window out of the queue. Bonds, bounties and bond forfeits are
+///      credits. Rules: docs/v2-protocol.md 5, 6.
 interface IDisputeManager {
     enum DisputeStatus {
         None,
@@ -181,7 +182,8 @@ interface IDisputeManager {
 
     /// @notice Ask the node of `batchId` to publish leaf `index` on-chain. Anyone but the node,
     ///         before the batch's challenge deadline, with the model's challenger bond; one per
-    ///         leaf. The reveal deadline is `now + (openClaimsOf(node) + 1) * proofWindow`.
+    ///         leaf. The reveal deadline is `now + openClaimWork(node) + proofWindow` (the
+    ///         batch's model's window).
     /// @param root the batch root the requester saw; must be the stored one (`RootMismatch`
     ///        otherwise): a reorg cannot move the request onto another node's batch
     /// @return requestId `SpotcheckHash.batchLeafKey(batchId, index)`
@@ -212,8 +214,17 @@ interface IDisputeManager {
     function credits(address owner) external view returns (uint256);
     /// @notice Bond currently locked in open disputes and open leaf requests by `challenger`.
     function bondAtRisk(address challenger) external view returns (uint256);
-    /// @notice Open disputes plus open leaf requests against `node` (its queue of open work): the
-    ///         next dispute or leaf request against it gets `(openClaimsOf(node) + 1)` proof
-    ///         windows of the claim's model from now.
+    /// @notice Open disputes plus open leaf requests against `node`: the number of claims in its
+    ///         queue of open work (`openClaimWork` is what they weigh).
     function openClaimsOf(address node) external view returns (uint256);
+    /// @notice The open work queued against `node`, in seconds: the sum of the proof windows of
+    ///         the models of its open disputes and open leaf requests (each claim adds its
+    ///         model's window when it opens and takes the same window out when it is defended,
+    ///         settled or revealed). The next dispute or leaf request against the node gets its
+    ///         deadline at `now + openClaimWork(node) + proofWindow` of its own model: room for
+    ///         every claim ahead of it, answered earliest deadline first, each within its own
+    ///         model's window, and then for itself.
+    /// @param node the node (a job's or batch's committer)
+    /// @return work seconds of proof windows open against the node (0 when its queue is empty)
+    function openClaimWork(address node) external view returns (uint256);
 }

@@ -31,7 +31,8 @@ or returns a huge payload. The owner registers new models (with their own slash 
 deactivates them; an attacker tries both, and strangers try to spend the ExampleConsumer's
 budget on a node of their choice.
 
-Each example starts with open work (a disputed job, a consumer job, an uncommitted job, a batch),
+Each example starts with an expired leaf request settled on the second node's batch, then open
+work (a disputed job, a consumer job, an uncommitted job, a batch with a leaf request),
 and time jumps to just past the nearest pending deadline, so that the default run resolves every
 path several times; the test fails if one of them never succeeded (``PATHS``).
 Each example runs in a chain snapshot that is restored afterwards. Step counts are modest for
@@ -140,9 +141,11 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.frozen: set[int] = set()  # final batches whose leaf verdicts were checked
         self.resolutions: Counter[tuple[str, int, int]] = Counter()
         self.slashed: set[tuple[str, int, int]] = set()
-        # modelId -> slash, active; tried: every id a registration was attempted for.
+        # tried: every id a registration was attempted for.
+        # modelId -> slash, active, window (its proof window: the weight of its claims in the
+        # node's queue).
         self.models: dict[bytes, dict[str, Any]] = {
-            self.w.sc.model_id: {"slash": SLASH, "active": True}
+            self.w.sc.model_id: {"slash": SLASH, "active": True, "window": MOCK_MODEL.proof_window}
         }
         self.tried_models: set[bytes] = {self.w.sc.model_id}
         self.final_hash: dict[int, bytes] = {}  # jobId -> output hash when first seen final
@@ -258,11 +261,28 @@ class SpotcheckMachine(RuleBasedStateMachine):
         )
         return disputes + requests
 
-    def _check_queued(self, deadline: int, ahead: int, model_id: bytes) -> None:
-        """A new claim's deadline: one proof window of its model per claim open ahead of it,
-        plus its own, from the block it was opened in."""
-        window = int(self.w.sc.model_registry.getModel(model_id).proofWindow)
-        assert deadline == self.now + (ahead + 1) * window, (deadline, self.now, ahead, window)
+    def _open_work_of(self, node: Any) -> int:
+        """The sum of the proof windows of the open claims against ``node`` (its
+        ``openClaimWork``): each claim weighs its own model's window."""
+        disputes = sum(
+            self.models[self.disputes[k]["model"]]["window"]
+            for k in self._open_disputes()
+            if self.disputes[k]["node"] == node
+        )
+        requests = sum(
+            self.models[self.batches[self.leaf_requests[k]["batch"]]["model"]]["window"]
+            for k in self._open_requests()
+            if self.batches[self.leaf_requests[k]["batch"]]["node"] == node
+        )
+        return disputes + requests
+
+    def _check_queued(self, deadline: int, work_ahead: int, model_id: bytes) -> None:
+        """A new claim's deadline: the proof windows of the claims open ahead of it (each its
+        own model's, whatever the model), then its own model's window, from the block it was
+        opened in. The windows are the model's record of what was registered."""
+        window = self.models[model_id]["window"]
+        assert int(self.w.sc.model_registry.getModel(model_id).proofWindow) == window
+        assert deadline == self.now + work_ahead + window, (deadline, self.now, work_ahead, window)
 
     def _leaf_request_of(self, batch_id: int, k: int) -> dict[str, Any] | None:
         return self.leaf_requests.get(batch_leaf_key(batch_id, k))
@@ -335,7 +355,17 @@ class SpotcheckMachine(RuleBasedStateMachine):
         the resolutions (hypothesis disables a random subset of rules per example, and each
         enabled rule is drawn only a few times in 30 steps): a committed EOA job, a committed
         ExampleConsumer job, an uncommitted EOA job, a committed batch with a leaf request, a
-        dispute on the first job, and a stranger's refused ExampleConsumer.request."""
+        dispute on the first job, and a stranger's refused ExampleConsumer.request. Before
+        those, the second node's batch has a leaf request that goes unrevealed past its
+        deadline and is settled: with the queue's deadlines summing the open claims' windows,
+        the derandomized run otherwise let no request expire (``PATHS`` needs one)."""
+        self.commit_batch(n=1, seed=seed + 1, m=0)
+        unrevealed = max(self.batches)
+        self._request_leaf(unrevealed, 0, u=0, must_succeed=True)
+        [expiring] = self._open_requests()
+        advance(self.w.chain, self.leaf_requests[expiring]["revealDeadline"] + 1 - self.now)
+        self._tick()
+        self._settle_request(expiring, u=1, must_succeed=True)
         self.request_job(n=0, u=1, fee=5 * TOKEN, x=x, m=0, y=y)
         self._open_dispute(max(self.jobs), u=0, must_succeed=True)
         self.consumer_request(n=1, u=0, fee=TOKEN, x=x, m=0, hostile=False, y=-y)
@@ -514,7 +544,11 @@ class SpotcheckMachine(RuleBasedStateMachine):
         if r is not None:
             # INVARIANT: only the owner registers, and a model id is registered once.
             assert by_owner and model_id not in self.models, (by_owner, model_id.hex())
-            self.models[model_id] = {"slash": slash, "active": True}
+            self.models[model_id] = {
+                "slash": slash,
+                "active": True,
+                "window": params.proof_window,
+            }
 
     @rule(m=st.integers(0, 10**6), who=st.integers(0, 3))
     def deactivate_model(self, m: int, who: int) -> None:
@@ -628,6 +662,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
             slash = self.models[model_id]["slash"]
             self.batches[int(r.return_value)] = {
                 "node": node,
+                "model": model_id,
                 "leaves": leaves,
                 "tree": tree,
                 "status": BatchStatus.COMMITTED,
@@ -672,7 +707,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def _open_dispute(self, job_id: int, u: int, must_succeed: bool) -> None:
         send = self._must_succeed if must_succeed else self._send
         out_hash = hash_vector(self.jobs[job_id]["output"] or [0, 0])
-        ahead = self._open_claims_of(self.jobs[job_id]["node"])
+        work_ahead = self._open_work_of(self.jobs[job_id]["node"])
         r = send(self.w.sc.dispute_manager.openDispute, job_id, out_hash, sender=self.w.users[u])
         if r is not None:
             self._new_dispute(
@@ -682,9 +717,10 @@ class SpotcheckMachine(RuleBasedStateMachine):
                     "ref": 0,
                     "jobId": job_id,
                     "node": self.jobs[job_id]["node"],
+                    "model": self.jobs[job_id]["model"],
                     "key": ("job", 0, job_id),
                 },
-                ahead,
+                work_ahead,
             )
         self._refresh_job(job_id)
 
@@ -734,7 +770,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
         b = self.batches[batch_id]
         job_id, a, out = b["leaves"][k]
         send = self._must_succeed if must_succeed else self._send
-        ahead = self._open_claims_of(b["node"])
+        work_ahead = self._open_work_of(b["node"])
         r = send(
             self.w.sc.dispute_manager.openBatchDispute,
             batch_id,
@@ -753,17 +789,19 @@ class SpotcheckMachine(RuleBasedStateMachine):
                     "ref": batch_id,
                     "jobId": job_id,
                     "node": b["node"],
+                    "model": b["model"],
                     "k": k,
                     "key": ("leaf", batch_id, k),
                 },
-                ahead,
+                work_ahead,
             )
 
-    def _new_dispute(self, dispute_id: bytes, d: dict[str, Any], ahead: int) -> None:
+    def _new_dispute(self, dispute_id: bytes, d: dict[str, Any], work_ahead: int) -> None:
         onchain = self.w.sc.dispute_manager.getDispute(dispute_id)
         d["proofDeadline"] = int(onchain.proofDeadline)
+        assert bytes(onchain.modelId) == d["model"]
         # INVARIANT: one per-node queue over open work (disputes and leaf requests).
-        self._check_queued(d["proofDeadline"], ahead, bytes(onchain.modelId))
+        self._check_queued(d["proofDeadline"], work_ahead, d["model"])
         d["status"] = DisputeStatus(onchain.status)
         assert d["status"] == DisputeStatus.OPEN
         self.disputes[dispute_id] = d
@@ -888,7 +926,7 @@ class SpotcheckMachine(RuleBasedStateMachine):
         sender = b["node"] if u == 2 else self.w.users[u]
         send = self._must_succeed if must_succeed else self._send
         root = keccak(b["tree"].root) if wrong_root else b["tree"].root
-        ahead = self._open_claims_of(b["node"])
+        work_ahead = self._open_work_of(b["node"])
         r = send(self.w.sc.dispute_manager.requestLeaf, batch_id, k, root, sender=sender)
         if r is not None:
             request_id = bytes(r.return_value)
@@ -897,11 +935,8 @@ class SpotcheckMachine(RuleBasedStateMachine):
             assert request_id not in self.leaf_requests and u != 2 and k < BATCH_COUNT
             assert self._leaf_dispute_of(batch_id, k) is None and not wrong_root
             onchain = self.w.sc.dispute_manager.getLeafRequest(request_id)
-            self._check_queued(
-                int(onchain.revealDeadline),
-                ahead,
-                bytes(self.w.sc.job_manager.getBatch(batch_id).modelId),
-            )
+            assert bytes(self.w.sc.job_manager.getBatch(batch_id).modelId) == b["model"]
+            self._check_queued(int(onchain.revealDeadline), work_ahead, b["model"])
             self.leaf_requests[request_id] = {
                 "batch": batch_id,
                 "k": k,
@@ -1145,11 +1180,14 @@ class SpotcheckMachine(RuleBasedStateMachine):
 
     @invariant()
     def open_claims_are_each_nodes_queue(self) -> None:
-        """``openClaimsOf[node]`` == open disputes + open leaf requests against the node: the
-        queue counts open work only (a defended, revealed or settled claim leaves it)."""
+        """``openClaimsOf(node)`` == open disputes + open leaf requests against the node, and
+        ``openClaimWork(node)`` == the sum of their models' proof windows: the queue counts open
+        work only (a defended, revealed or settled claim leaves it, taking out the window it
+        brought)."""
         dm = self.w.sc.dispute_manager
         for node in self.w.nodes:
             assert int(dm.openClaimsOf(node)) == self._open_claims_of(node), node
+            assert int(dm.openClaimWork(node)) == self._open_work_of(node), node
 
     @invariant()
     def resolves_at_most_once(self) -> None:
