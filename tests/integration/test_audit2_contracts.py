@@ -1,0 +1,155 @@
+"""Audit 2: the per-node claim queue, leaf requests and reservations (anvil, MockVerifier).
+
+Each test states the property that *should* hold. Tests of findings are
+``xfail(strict=True)``: they fail on the current contracts. The others are regression tests for
+attacks that turned out to be defended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import ape
+import pytest
+
+from spotcheck.chain import TOKEN, DisputeStatus, LeafRequestStatus
+from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
+from spotcheck.merkle import MerkleTree
+from tests.fixtures.chain import (
+    JOB_INPUT,
+    JOB_OUTPUT,
+    MOCK_MODEL,
+    NODE_STAKE,
+    advance,
+    defence_instances,
+)
+
+pytestmark = pytest.mark.chain
+OUT_HASH = hash_vector(JOB_OUTPUT)
+SLOW = MOCK_MODEL.proof_window  # 100 s
+FAST = 20
+BOND = MOCK_MODEL.challenger_bond
+SLASH = MOCK_MODEL.slash_amount
+INSTANCES = defence_instances(JOB_INPUT, JOB_OUTPUT)
+
+
+@pytest.fixture
+def fast_model(spotcheck: Any, register_model: Any, project: Any, deployer: Any) -> bytes:
+    """A second model with a 20 s proof window, served by the same node."""
+    fast = replace(MOCK_MODEL, proof_window=FAST)
+    return bytes(register_model(deployer.deploy(project.MockVerifier), fast, tag=b"a2-fast"))
+
+
+def _now(chain: Any) -> int:
+    return int(chain.blocks.head.timestamp)
+
+
+def _fund(spotcheck: Any, deployer: Any, who: Any, amount: int = 1_000 * TOKEN) -> None:
+    spotcheck.token.mint(who, amount, sender=deployer)
+    for spender in (spotcheck.stake_manager, spotcheck.job_manager, spotcheck.dispute_manager):
+        spotcheck.token.approve(spender, 2**256 - 1, sender=who)
+
+
+def _dispute(dm: Any, job_id: int, who: Any) -> bytes:
+    return bytes(dm.openDispute(job_id, OUT_HASH, sender=who).return_value)
+
+
+# -------------------------------------------------------------------------------------------
+# A2-1: a third party's early defence takes a claim's work out of the queue while the honest
+# node's (non-preemptible) proof of it is still running.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="audit2: A2-1 third-party defence of the proof in progress frees the queue "
+    "while the honest node is still busy proving it",
+)
+def test_audit2_thirdPartyDefendsClaimBeingProved_fastClaimOpened_honestNodeSlashed(
+    spotcheck: Any,
+    fast_model: bytes,
+    make_job: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """Griefer = requester + challenger (+ a second address that can prove: the model, its
+    settings and SRS are public, and the griefer knows the input it sent). The honest node
+    serves a slow model (proof window 100 s, it proves in 60 s) and a fast one (window 20 s,
+    it proves in 10 s): every proof well inside its own window.
+
+    t0: the griefer disputes a slow job; the node starts proving it (one prover process).
+    t0+2: the griefer defends that dispute itself with its own proof (anyone may defend; its
+    bond goes to the node). The claim leaves the queue: ``openClaimWork == 0``.
+    t0+2: the griefer disputes a fast job: deadline ``now + 0 + 20``. The node's prover is busy
+    until t0+60 (the proof of the already-defended claim cannot be taken back), then proves the
+    fast claim by t0+70 > its deadline: slashed although every answer was right.
+
+    Property: an honest node proving one claim at a time, earliest deadline first, each within
+    its model's window, is never slashed."""
+    dm, sm = spotcheck.dispute_manager, spotcheck.stake_manager
+    slow_job = make_job()
+    fast_job = make_job(model_id=fast_model)
+    prove_slow, prove_fast = 60, 10  # the node's proving times: 60 % and 50 % of the windows
+
+    d_slow = _dispute(dm, slow_job, challenger)
+    t0 = _now(chain)
+    node_busy_until = t0 + prove_slow  # the node starts proving the slow claim at once
+
+    chain.mine(1, timestamp=t0 + 2)
+    dm.defend(d_slow, b"griefer-proof", INSTANCES, JOB_OUTPUT, sender=outsider)
+    assert dm.getDispute(d_slow).status == DisputeStatus.DEFENDED
+    assert dm.openClaimWork(node) == 0  # the node is still proving it
+
+    d_fast = _dispute(dm, fast_job, challenger)
+    deadline = int(dm.getDispute(d_fast).proofDeadline)
+    assert deadline == _now(chain) + FAST
+
+    # The honest node: its prover frees at t0+60, then proves the fast claim in 10 s.
+    done = node_busy_until + prove_fast
+    stake_before = sm.stakeOf(node).amount
+    if done <= deadline:
+        chain.mine(1, timestamp=done)
+        dm.defend(d_fast, b"p", INSTANCES, JOB_OUTPUT, sender=node)
+    else:
+        chain.mine(1, timestamp=done)
+        with ape.reverts(dm.ProofDeadlinePassed):
+            dm.defend(d_fast, b"p", INSTANCES, JOB_OUTPUT, sender=node)
+        dm.settle(d_fast, sender=challenger)
+    assert dm.getDispute(d_fast).status == DisputeStatus.DEFENDED, (
+        f"fast claim's deadline {deadline - t0} s after t0, the honest node's prover was busy "
+        f"until {node_busy_until - t0} s: slashed {stake_before - sm.stakeOf(node).amount}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="audit2: A2-1 (one model) third-party defence frees the queue of a proof in "
+    "progress; a node proving in more than half its window is slashable",
+)
+def test_audit2_thirdPartyDefence_oneModel_nodeProvingIn60PercentOfWindow_isSlashed(
+    spotcheck: Any,
+    make_job: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """The same with one model (window 100 s, proofs in 60 s): dispute A at t0 (the node
+    starts proving it), the griefer defends A at t0+1 and disputes B at once: B's deadline is
+    t0+101, the node is free at t0+60 and done with B at t0+120."""
+    dm = spotcheck.dispute_manager
+    a, b = make_job(), make_job(input=[5, 6, 7, 8])
+    prove = 60
+    d_a = _dispute(dm, a, challenger)
+    t0 = _now(chain)
+    chain.mine(1, timestamp=t0 + 1)
+    dm.defend(d_a, b"griefer-proof", INSTANCES, JOB_OUTPUT, sender=outsider)
+    d_b = _dispute(dm, b, challenger)
+    deadline = int(dm.getDispute(d_b).proofDeadline)
+    done = t0 + prove + prove  # A's proof (wasted), then B's
+    assert done <= deadline, (
+        f"B's deadline t0+{deadline - t0}; the honest node proving A then B finishes at "
+        f"t0+{done - t0}"
+    )
