@@ -153,3 +153,109 @@ def test_audit2_thirdPartyDefence_oneModel_nodeProvingIn60PercentOfWindow_isSlas
         f"B's deadline t0+{deadline - t0}; the honest node proving A then B finishes at "
         f"t0+{done - t0}"
     )
+
+
+# -------------------------------------------------------------------------------------------
+# A2-3 (low, documented limitation understated): sybil leaf requests stretch the queue for free.
+
+
+def _own_batch(spotcheck: Any, node: Any, seed: int, n: int = 4) -> tuple[int, list[Any], Any]:
+    jobs = [(seed + i, [i, seed, 0, 1], [seed, i]) for i in range(n)]
+    tree = MerkleTree(
+        [leaf_hash(j, spotcheck.model_id, hash_vector(a), hash_vector(b)) for j, a, b in jobs]
+    )
+    receipt = spotcheck.job_manager.commitBatch(spotcheck.model_id, tree.root, n, "", sender=node)
+    return int(receipt.return_value), jobs, tree
+
+
+def test_audit2_sybilLeafRequests_stretchHonestDeadline_atZeroTokenCost_butNoEscape(
+    spotcheck: Any,
+    deployer: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """A cheater's second address requests k of the cheater's own (honest) leaves; the
+    cheater reveals each just before its deadline and gets every bond back as credit (no
+    proofs, unlike the self-disputes security.md prices at "k bonds and k proofs"). An honest
+    challenger disputing the cheater's wrong leaf meanwhile waits k + 1 windows. Held: the
+    wrong leaf is never final and its batch's reservation stays locked until the dispute is
+    settled, and the slash is taken in full."""
+    dm, jm, sm = spotcheck.dispute_manager, spotcheck.job_manager, spotcheck.stake_manager
+    sybil = outsider
+    _fund(spotcheck, deployer, sybil)
+    k = 4
+    own_id, own_jobs, own_tree = _own_batch(spotcheck, node, 700)
+    wrong_id, wrong_jobs, wrong_tree = _own_batch(spotcheck, node, 800)
+    sybil_before = spotcheck.token.balanceOf(sybil)
+    for i in range(k):
+        dm.requestLeaf(own_id, i, own_tree.root, sender=sybil)
+    assert dm.openClaimWork(node) == k * SLOW
+    job_id, inp, out = wrong_jobs[2]
+    did = bytes(
+        dm.openBatchDispute(
+            wrong_id,
+            2,
+            job_id,
+            hash_vector(inp),
+            hash_vector(out),
+            wrong_tree.proof(2),
+            sender=challenger,
+        ).return_value
+    )
+    t = _now(chain)
+    deadline = int(dm.getDispute(did).proofDeadline)
+    assert deadline == t + (k + 1) * SLOW  # stretched k windows
+    # The cheater reveals each sybil request just before its deadline: bonds come back.
+    for i in range(k):
+        rid = batch_leaf_key(own_id, i)
+        chain.mine(1, timestamp=int(dm.getLeafRequest(rid).revealDeadline) - 1)
+        j, a, b = own_jobs[i]
+        dm.revealLeaf(own_id, i, j, a, b, own_tree.proof(i), sender=node)
+    assert dm.credits(node) == k * BOND  # the operator's tokens: net cost 0 (gas only)
+    assert spotcheck.token.balanceOf(sybil) == sybil_before - k * BOND
+    # No escape: the wrong leaf's batch cannot finalize, the reservation stays locked.
+    assert not jm.isBatchLeafFinal(wrong_id, 2)
+    with ape.reverts(jm.ClaimsPending):
+        jm.finalizeBatch(wrong_id, sender=outsider)
+    chain.mine(1, timestamp=deadline + 1)
+    locked = sm.stakeOf(node).locked
+    dm.settle(did, sender=challenger)
+    assert sm.stakeOf(node).locked == locked - SLASH
+    assert sm.stakeOf(node).amount == NODE_STAKE - SLASH
+    assert not jm.isBatchLeafFinal(wrong_id, 2)
+    assert dm.openClaimsOf(node) == 0 and dm.openClaimWork(node) == 0
+
+
+def test_audit2_revealOfAnotherLeafOrBatch_refused_andRequestedLeafNeverFinalWhileOpen(
+    spotcheck: Any, node: Any, challenger: Any, outsider: Any, chain: Any
+) -> None:
+    """Held: a reveal must be the leaf at the requested index of the requested batch (another
+    index's data, or the same data under another batch id, is refused); the batch cannot
+    finalize past its challenge window while the request is open; settling it slashes one
+    slash from this batch's reservation only; the queue drains to zero."""
+    dm, jm, sm = spotcheck.dispute_manager, spotcheck.job_manager, spotcheck.stake_manager
+    a_id, a_jobs, a_tree = _own_batch(spotcheck, node, 900)
+    b_id, _, b_tree = _own_batch(spotcheck, node, 900)  # same leaves, another batch
+    rid = bytes(dm.requestLeaf(a_id, 1, a_tree.root, sender=challenger).return_value)
+    j, a, b = a_jobs[0]
+    with ape.reverts(dm.InvalidMerkleProof):
+        dm.revealLeaf(a_id, 1, j, a, b, a_tree.proof(0), sender=node)
+    j, a, b = a_jobs[1]
+    with ape.reverts(dm.UnknownLeafRequest):
+        dm.revealLeaf(b_id, 1, j, a, b, b_tree.proof(1), sender=node)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    with ape.reverts(jm.ClaimsPending):
+        jm.finalizeBatch(a_id, sender=outsider)
+    assert not jm.isBatchLeafFinal(a_id, 1)
+    chain.mine(1, timestamp=int(dm.getLeafRequest(rid).revealDeadline) + 1)
+    locked = sm.stakeOf(node).locked
+    dm.settleLeafRequest(rid, sender=outsider)
+    assert dm.getLeafRequest(rid).status == LeafRequestStatus.SLASHED
+    assert sm.stakeOf(node).locked == locked - SLASH
+    assert jm.getBatch(a_id).reserved == 3 * SLASH
+    assert jm.getBatch(b_id).reserved == 4 * SLASH
+    jm.finalizeBatch(a_id, sender=outsider)
+    assert not jm.isBatchLeafFinal(a_id, 1) and jm.isBatchLeafFinal(a_id, 0)
+    assert dm.openClaimsOf(node) == 0 and dm.openClaimWork(node) == 0
