@@ -249,7 +249,7 @@ def test_audit2_revealOfAnotherLeafOrBatch_refused_andRequestedLeafNeverFinalWhi
     with ape.reverts(jm.ClaimsPending):
         jm.finalizeBatch(a_id, sender=outsider)
     assert not jm.isBatchLeafFinal(a_id, 1)
-    chain.mine(1, timestamp=int(dm.getLeafRequest(rid).revealDeadline) + 1)
+    chain.mine(1, timestamp=max(_now(chain), int(dm.getLeafRequest(rid).revealDeadline)) + 1)
     locked = sm.stakeOf(node).locked
     dm.settleLeafRequest(rid, sender=outsider)
     assert dm.getLeafRequest(rid).status == LeafRequestStatus.SLASHED
