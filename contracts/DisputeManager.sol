@@ -29,8 +29,11 @@ interface IWiredRegistry {
 ///      Every exit is terminal: a job or leaf resolves at most once, and a leaf's key is its
 ///      position, so no verdict is ever shared between two leaves.
 ///      INVARIANT (queue): openClaimsOf(node) == Open disputes + Open leaf requests against it;
-///      openClaimWork(node) == the sum of their models' proof windows; a new claim's deadline
-///      is now + openClaimWork(node) + its own model's proofWindow.
+///      openClaimWork(node) == the sum of their models' proof windows; claimBusyUntil(node) ==
+///      the max, over claims against it closed by someone other than the node (defend,
+///      revealLeaf), of min(that claim's deadline, close time + its model's proofWindow), or 0;
+///      a new claim's deadline is max(now, claimBusyUntil(node)) + openClaimWork(node) + its
+///      own model's proofWindow.
 ///      INVARIANT (solvency): token.balanceOf(this) == bonds of Open disputes + bonds of Open
 ///      leaf requests + sum of credits. Slashed tokens arrive from StakeManager and leave
 ///      (credit or burn) in the same call.
@@ -54,17 +57,22 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     mapping(address owner => uint256) public credits;
     /// @inheritdoc IDisputeManager
     mapping(address challenger => uint256) public bondAtRisk;
-    /// @dev Each node's queue of open work, packed in one slot (every open and close moves
-    ///      both halves, so one read and one write): the low 128 bits count the open disputes and
-    ///      open leaf requests against the node (`openClaimsOf`), the high 128 bits sum their
-    ///      models' proof windows in seconds (`openClaimWork`). A claim adds and removes
-    ///      `(proofWindow << 128) + 1`. Neither half can carry into the other: the count would
-    ///      need 2**128 transactions, and the work is at most count * (2**64 - 1); a checked
-    ///      uint256 add reverts if the work overflows, and a close (of an open claim) never
-    ///      takes out more than went in.
+    /// @dev Each node's queue of open work, packed in one slot (every open and close reads and
+    ///      writes it, so one read and one write): bits 0-63 count the open disputes and open
+    ///      leaf requests against the node (`openClaimsOf`), bits 64-127 hold the in-flight bound
+    ///      (`claimBusyUntil`, a timestamp), the high 128 bits sum the open claims' models' proof
+    ///      windows in seconds (`openClaimWork`). A claim adds and removes
+    ///      `(proofWindow << 128) + 1`; only a close by someone other than the node rewrites the
+    ///      middle field (never by an add). No field can carry into the next: the count would
+    ///      need 2**64 transactions, so it never reaches the busy bits; the work is at most
+    ///      count * (2**64 - 1) < 2**128, and a checked uint256 add reverts if it overflows; a
+    ///      close (of an open claim) never takes out more than went in, so neither the count
+    ///      nor the work borrows; the busy bound is at most a claim's deadline, a uint64.
     mapping(address node => uint256) private _queues;
     uint256 private constant QUEUE_WORK_SHIFT = 128;
-    uint256 private constant QUEUE_CLAIMS_MASK = type(uint128).max;
+    uint256 private constant QUEUE_BUSY_SHIFT = 64;
+    uint256 private constant QUEUE_CLAIMS_MASK = type(uint64).max;
+    uint256 private constant QUEUE_BUSY_MASK = uint256(type(uint64).max) << QUEUE_BUSY_SHIFT;
 
     constructor(IERC20 token_, IStakeManager stakeManager_, IModelRegistry registry_, IJobManager jobManager_) {
         require(
@@ -175,7 +183,12 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         d.status = DisputeStatus.Defended;
         address node = d.node;
         uint256 bond = d.bond;
-        _dequeue(node, m.proofWindow);
+        if (msg.sender == node) {
+            _dequeue(node, m.proofWindow);
+        } else {
+            // The node may still be proving it (a prover cannot be stopped): see _dequeueInFlight.
+            _dequeueInFlight(node, m.proofWindow, d.proofDeadline);
+        }
         bondAtRisk[d.challenger] -= bond;
         credits[node] += bond;
         emit DisputeDefended(disputeId, node, msg.sender, bond);
@@ -270,7 +283,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         require(_verifyLeaf(batchId, index, leafHash, proof), InvalidMerkleProof(batchId, index));
         r.status = LeafRequestStatus.Revealed;
         r.disputeDeadline = disputeDeadline;
-        _dequeue(r.node, proofWindow);
+        _dequeueRevealed(r, proofWindow);
         bondAtRisk[r.requester] -= r.bond;
         // The node paid for the calldata: the bond is its compensation.
         credits[r.node] += r.bond;
@@ -332,28 +345,72 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         return _queues[node] >> QUEUE_WORK_SHIFT;
     }
 
+    /// @inheritdoc IDisputeManager
+    function claimBusyUntil(address node) external view returns (uint256) {
+        return uint64(_queues[node] >> QUEUE_BUSY_SHIFT);
+    }
+
     // ---------------------------------------------------------------- internals
 
     /// @dev Counts a new claim (dispute or leaf request) against `node`, of a model with
-    ///      `proofWindow`, and returns its deadline: the open work ahead of it (the sum of the
-    ///      open claims' own windows), then its own window.
+    ///      `proofWindow`, and returns its deadline: from now, or from the end of a proof the
+    ///      node may still be running for a claim someone else closed (`claimBusyUntil`),
+    ///      whichever is later; then the open work ahead of it (the sum of the open claims' own
+    ///      windows), then its own window.
     ///      INVARIANT: with claims answered earliest deadline first, each within its own model's
-    ///      window, an honest node meets every deadline: the new claim's deadline leaves room
-    ///      for all the work open now plus its own, and a claim already open whose deadline is
-    ///      later had room for that work too. Only open work counts: a defended, revealed or
+    ///      window, one at a time, an honest node meets every deadline: the new claim's deadline
+    ///      leaves room for the proof in flight, all the work open now and its own, and a claim
+    ///      already open whose deadline is later had room for that work too (the in-flight
+    ///      proof was open work when it arrived). Only open work counts: a defended, revealed or
     ///      settled claim leaves the queue, so claims resolved at once (a sybil's
-    ///      self-disputes) delay nobody. Windows of different models add up (a fast claim
-    ///      behind slow ones waits for the slow ones' windows, not k of its own).
+    ///      self-disputes) delay nobody beyond the one proof the node may have in flight.
+    ///      Windows of different models add up (a fast claim behind slow ones waits for the
+    ///      slow ones' windows, not k of its own).
     function _enqueue(address node, uint64 proofWindow) private returns (uint64 deadline) {
         uint256 queue = _queues[node];
-        deadline = SafeCast.toUint64(block.timestamp + (queue >> QUEUE_WORK_SHIFT) + proofWindow);
+        uint256 start = uint64(queue >> QUEUE_BUSY_SHIFT);
+        if (start < block.timestamp) start = block.timestamp;
+        deadline = SafeCast.toUint64(start + (queue >> QUEUE_WORK_SHIFT) + proofWindow);
         _queues[node] = queue + _queueEntry(proofWindow);
     }
 
-    /// @dev Takes a closed claim out of `node`'s queue: the count and the same `proofWindow`
-    ///      it added (its model's; models are immutable, so re-reading it gives that window).
+    /// @dev Takes a claim the node closed itself, or a settled one, out of `node`'s queue: the
+    ///      count and the same `proofWindow` it added (its model's; models are immutable, so
+    ///      re-reading it gives that window). Nothing of it is in flight: the node closed it
+    ///      after its proof ended, and a settled claim is past its deadline, by which an honest
+    ///      node's proof of it has ended.
     function _dequeue(address node, uint64 proofWindow) private {
         _queues[node] -= _queueEntry(proofWindow);
+    }
+
+    /// @dev Takes a claim closed by someone other than the node (a third-party defence or
+    ///      reveal: anyone may send either) out of the queue like `_dequeue`, and raises the
+    ///      node's in-flight bound to the latest moment its own answer to this claim could still
+    ///      be running: `min(deadline, now + proofWindow)` (an honest node answers one claim at
+    ///      a time, each within its model's window and by its deadline, and cannot stop a
+    ///      proof it started). Without it a claim opened next would count from now while the
+    ///      node is still busy (A2-1). A max, not a sum: the node has at most one answer in
+    ///      flight, so any number of third-party closes stretch later deadlines by at most one
+    ///      window. `deadline >= now` (the close checked it), so the bound fits 64 bits.
+    function _dequeueInFlight(address node, uint64 proofWindow, uint64 deadline) private {
+        uint256 queue = _queues[node] - _queueEntry(proofWindow);
+        uint256 busyUntil = block.timestamp + proofWindow;
+        if (deadline < busyUntil) busyUntil = deadline;
+        if (busyUntil > uint64(queue >> QUEUE_BUSY_SHIFT)) {
+            queue = (queue & ~QUEUE_BUSY_MASK) | (busyUntil << QUEUE_BUSY_SHIFT);
+        }
+        _queues[node] = queue;
+    }
+
+    /// @dev Takes a revealed leaf request out of its node's queue: in flight unless the node
+    ///      revealed it itself (a helper of `revealLeaf`, whose stack is full).
+    function _dequeueRevealed(LeafRequest storage r, uint64 proofWindow) private {
+        address node = r.node;
+        if (msg.sender == node) {
+            _dequeue(node, proofWindow);
+        } else {
+            _dequeueInFlight(node, proofWindow, r.revealDeadline);
+        }
     }
 
     /// @dev One claim of a model with `proofWindow` in the packed queue: one more claim, that

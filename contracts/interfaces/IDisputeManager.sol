@@ -9,10 +9,11 @@ pragma solidity ^0.8.24;
 ///      never share a verdict). One dispute per key, ever; the first challenger wins. A leaf
 ///      request on leaf `index` has the same id (`requestId`) in its own mapping. Disputes and leaf
 ///      requests share one per-node queue over open work: a new claim against a node gets its
-///      deadline (proof or reveal) at `now + openClaimWork(node) + proofWindow` (the open
-///      claims' windows, whatever their models, then its own model's), and every resolution
-///      takes its claim's window out of the queue. Bonds, bounties and bond forfeits are
-///      credits. Rules: docs/v2-protocol.md 5, 6.
+///      deadline (proof or reveal) at `max(now, claimBusyUntil(node)) + openClaimWork(node) +
+///      proofWindow` (the end of a proof the node may still be running for a claim someone
+///      else closed, the open claims' windows, whatever their models, then its own model's),
+///      and every resolution takes its claim's window out of the queue. Bonds, bounties and
+///      bond forfeits are credits. Rules: docs/v2-protocol.md 5, 6.
 interface IDisputeManager {
     enum DisputeStatus {
         None,
@@ -182,8 +183,8 @@ interface IDisputeManager {
 
     /// @notice Ask the node of `batchId` to publish leaf `index` on-chain. Anyone but the node,
     ///         before the batch's challenge deadline, with the model's challenger bond; one per
-    ///         leaf. The reveal deadline is `now + openClaimWork(node) + proofWindow` (the
-    ///         batch's model's window).
+    ///         leaf. The reveal deadline is `max(now, claimBusyUntil(node)) +
+    ///         openClaimWork(node) + proofWindow` (the batch's model's window).
     /// @param root the batch root the requester saw; must be the stored one (`RootMismatch`
     ///        otherwise): a reorg cannot move the request onto another node's batch
     /// @return requestId `SpotcheckHash.batchLeafKey(batchId, index)`
@@ -221,10 +222,22 @@ interface IDisputeManager {
     ///         the models of its open disputes and open leaf requests (each claim adds its
     ///         model's window when it opens and takes the same window out when it is defended,
     ///         settled or revealed). The next dispute or leaf request against the node gets its
-    ///         deadline at `now + openClaimWork(node) + proofWindow` of its own model: room for
-    ///         every claim ahead of it, answered earliest deadline first, each within its own
-    ///         model's window, and then for itself.
+    ///         deadline at `max(now, claimBusyUntil(node)) + openClaimWork(node) + proofWindow`
+    ///         of its own model: room for a proof still in flight, for every claim ahead of it,
+    ///         answered earliest deadline first, each within its own model's window, and then
+    ///         for itself.
     /// @param node the node (a job's or batch's committer)
     /// @return work seconds of proof windows open against the node (0 when its queue is empty)
     function openClaimWork(address node) external view returns (uint256);
+    /// @notice Until when `node` may still be answering a claim that someone else closed: anyone
+    ///         may defend a dispute or reveal a leaf, but the node's own proof of it, once
+    ///         started, runs on. A `defend` or `revealLeaf` sent by anyone but the node raises it
+    ///         to `min(the claim's deadline, now + its model's proofWindow)` if that is later
+    ///         (a max, not a sum: an honest node answers one claim at a time); the node's own
+    ///         closes and settles leave it. A new claim's deadline counts from
+    ///         `max(now, claimBusyUntil(node))`; claims already open keep theirs.
+    /// @param node the node (a job's or batch's committer)
+    /// @return busyUntil a unix timestamp; 0 if never set, and once in the past it no longer
+    ///         delays anything
+    function claimBusyUntil(address node) external view returns (uint256);
 }
