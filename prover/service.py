@@ -25,6 +25,15 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
 7. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
    for it; everything else goes on).
 
+Phases 4 to 6 send one transaction per job or batch and wait for each receipt (a block each),
+and their length is not the node's to choose: anyone can request K on-chain jobs at the node's
+price, and ordinary load finalizes many jobs at once. So before each of their items (at most
+every ``urgent_interval_s``) :meth:`NodeService._urgent` reads new events, broadcasts due reveals
+(no wait for receipts) and, with the defence worker running, queues new disputes: a leaf request
+waits at most one receipt, never a whole phase (audit 2, A2-2). It runs on the chain loop's own
+thread and sends through the same :class:`prover.transactions.TxSender` and journal as
+everything else, so there is still one nonce authority and a restart resumes every reveal.
+
 Every send is preceded by a chain check (``getJob`` status, ``BatchCommitted`` logs,
 ``getDispute`` status), and every transaction goes through :class:`prover.transactions.TxSender`
 (journaled before the broadcast, resumed with its own nonce after a restart, replaced with a
@@ -107,6 +116,7 @@ class NodeService:
         prices: dict[bytes, int] | None = None,
         withhold_reveals: bool = False,
         reveal_wait_s: float = 2.0,
+        urgent_interval_s: float = 1.0,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -128,6 +138,10 @@ class NodeService:
         #: After broadcasting a step's reveals, wait at most this long for their receipts
         #: (together); the next step sees the rest.
         self.reveal_wait_s = reveal_wait_s
+        #: Inside the long phases (commits, finalizations), look for new leaf requests and
+        #: disputes at most this often (:meth:`_urgent`).
+        self.urgent_interval_s = urgent_interval_s
+        self._urgent_at = 0.0
         self._stop = threading.Event()
         jm = chain.contracts.job_manager
         dm = chain.contracts.dispute_manager
@@ -193,6 +207,9 @@ class NodeService:
         # (queued for the defence worker), then commits.
         self._phase("reveal-leaves", self.reveal_leaves, 0)
         defended = self._phase("disputes", self.defend_disputes, 0)
+        self._urgent_at = time.monotonic()
+        # The phases below call `_urgent` before each job or batch: new leaf requests are read
+        # and revealed (and new disputes queued) between their transactions.
         committed_jobs = self._phase("commit-jobs", self.commit_jobs, 0)
         committed_batches = self._phase("commit-batches", self.commit_batches, 0)
         self._phase("confirm-batches", self.confirm_batches, 0)
@@ -203,6 +220,21 @@ class NodeService:
 
     def _audit(self) -> None:
         self.auditor.drain()
+
+    def _urgent(self) -> None:
+        """Between two items of a long phase: follow new events, broadcast the reveals now due
+        (without waiting for their receipts: the next call or step records them) and, when the
+        defence worker runs on its own thread, queue new disputes (and cancel the proof of one
+        someone else settled). At most every ``urgent_interval_s``; never raises."""
+        now = time.monotonic()
+        if now - self._urgent_at < self.urgent_interval_s:
+            return
+        self._urgent_at = now
+        self._phase("follow", lambda: self.follower.process(self._on_events), 0)
+        if self.store.leaf_requests("open"):
+            self._phase("reveal-leaves", lambda: self.reveal_leaves(wait=False), 0)
+        if self.worker.running:
+            self._phase("disputes", self.defend_disputes, 0)
 
     # -- 0. reconciliation ------------------------------------------------------------------
 
@@ -295,6 +327,7 @@ class NodeService:
         for job in self.store.onchain_jobs(JobState.REQUESTED, JobState.COMMITTING):
             if job.status == JobState.REQUESTED and self.auditor.is_halted(job.model_id):
                 continue  # the model is halted: no new commitments for it
+            self._urgent()
             try:
                 if self._commit_job(job):
                     done += 1
@@ -405,6 +438,7 @@ class NodeService:
         for batch in self.store.batches(BatchState.SEALED, BatchState.COMMITTING):
             if self.auditor.is_halted(batch.model_id):
                 continue
+            self._urgent()
             try:
                 if self._commit_batch(batch):
                     done += 1
@@ -558,6 +592,7 @@ class NodeService:
         for job in self.store.onchain_jobs(JobState.COMMITTED, JobState.DISPUTED):
             if job.challenge_deadline is not None and now <= job.challenge_deadline:
                 continue
+            self._urgent()
             try:
                 done += self._finalize_job(job)
             except Exception as err:
@@ -567,6 +602,7 @@ class NodeService:
                 continue  # its id may still move (confirm_batches)
             if batch.challenge_deadline is not None and now <= batch.challenge_deadline:
                 continue
+            self._urgent()
             try:
                 done += self._finalize_batch(batch)
             except Exception as err:
@@ -603,10 +639,11 @@ class NodeService:
 
     # -- 4b. leaf requests -------------------------------------------------------------------
 
-    def reveal_leaves(self) -> int:
+    def reveal_leaves(self, *, wait: bool = True) -> int:
         """Answer every open leaf request against this node: ``revealLeaf`` with the leaf's
         job id, input, output and positional proof from the stored batch (most urgent first).
-        A failure is recorded and retried next step until the reveal deadline."""
+        A failure is recorded and retried next step until the reveal deadline. ``wait``: then
+        wait up to ``reveal_wait_s`` for the receipts (all at once)."""
         done = 0
         requests = self.store.leaf_requests("open")  # by reveal deadline
         for request in requests:
@@ -621,7 +658,7 @@ class NodeService:
                     request.leaf_index,
                     err,
                 )
-        if done:
+        if done and wait:
             self._await_reveals()
         return done
 

@@ -47,11 +47,6 @@ def model(register_model: Callable[..., bytes], project: Any, deployer: Any) -> 
     return register_model(deployer.deploy(project.MockVerifier), MODEL, tag=b"a2-node")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit2: A2-2 a leaf request that arrives while the node commits (or finalizes) "
-    "many on-chain jobs is not read until the step ends; the honest node is slashed",
-)
 def test_audit2_leafRequestDuringLongCommitPhase_honestNodeMissesReveal_andIsSlashed(
     make_node: Callable[..., Node],  # noqa: F811
     spotcheck: Any,
