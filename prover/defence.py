@@ -19,7 +19,7 @@ import queue
 import random
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,9 +43,15 @@ class Proof:
 
 
 class ProofBackend(Protocol):
+    """A backend may also have ``cancel() -> bool`` (see :meth:`EzklProofBackend.cancel`)."""
+
     def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof: ...
 
     def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]: ...
+
+
+class ProofCancelledError(ProofError):
+    """The proof in progress was cancelled (its dispute was settled by someone else)."""
 
 
 #: Artifacts loaded in the prover process, by the files they come from.
@@ -96,6 +102,10 @@ class EzklProofBackend:
         self._in_process = in_process
         self._pool: Any = None
         self._witness_pool: Any = None
+        #: what runs in the prover process (a seam for tests)
+        self._child_prove: Any = _prove_in_child
+        self._running: Any = None  # the future of the proof in progress
+        self._cancelled: Any = None  # ... and of the one cancel() killed
 
     def artifacts(self, model_id: bytes) -> Any:
         with self._lock:
@@ -135,13 +145,46 @@ class EzklProofBackend:
             return Proof(bundle.proof, list(bundle.instances), list(bundle.output_q))
         self.artifacts(model_id)  # checks the files and scales here, with a clear error
         key = self._key(self._config(model_id))
+        pool = self._prover()
+        future = pool.submit(self._child_prove, key, values)
+        with self._lock:
+            self._running = future
         try:
-            proof, instances, output = self._prover().submit(_prove_in_child, key, values).result()
+            proof, instances, output = future.result()
         except BrokenProcessPool as err:  # the prover process died (memory, a crash): restart
             with self._lock:
-                self._pool = None
+                if self._pool is pool:
+                    self._pool = None
+                cancelled = self._cancelled is future
+            if cancelled:
+                raise ProofCancelledError("proof cancelled: prover process stopped") from err
             raise ProofError(f"the prover process died: {err}") from err
+        except CancelledError as err:  # cancel() came before the process took the proof
+            raise ProofCancelledError("proof cancelled before it started") from err
+        finally:
+            with self._lock:
+                if self._running is future:
+                    self._running = None
         return Proof(proof, instances, output)
+
+    def cancel(self) -> bool:
+        """Stop the proof in progress (its dispute was settled by someone else): the prover
+        process is killed, :meth:`prove` raises :class:`ProofCancelledError`, and the next proof
+        starts a new process (which loads the keys again). True if a proof was running.
+        ``in_process`` proofs cannot be stopped (False)."""
+        with self._lock:
+            future, pool = self._running, self._pool
+            if future is None or future.done() or pool is None:
+                return False
+            self._cancelled = future
+            self._pool = None
+            # ProcessPoolExecutor has no public way to stop a running task (3.14 adds
+            # terminate_workers); killing its process breaks the pool and fails the future.
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        return bool(processes)
 
     def _prover(self) -> Any:
         with self._lock:

@@ -43,18 +43,19 @@ transaction. ``crash_hook`` lets tests stop the service at each of those points.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prover.batching import BatchCutter, defendable_output, needs_witness
 from prover.chain_actions import LEAF_REVEALED, LEAF_SLASHED, NodeChain, TxResult
-from prover.defence import ProofBackend, SelfAuditor
+from prover.defence import ProofBackend, ProofCancelledError, SelfAuditor
 from prover.inference import InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.store import (
@@ -812,6 +813,8 @@ class NodeService:
         """Record what the chain already decided; True if the dispute still needs a defence."""
         did = dispute.dispute_id
         view = self.chain.dispute(did)
+        if view.status in (DisputeStatus.DEFENDED, DisputeStatus.SLASHED):
+            self.worker.cancel(did)  # settled (by someone else, if we are proving it): stop
         if view.status == DisputeStatus.DEFENDED:
             self.store.mark_defended(did, None)
             return False
@@ -836,11 +839,17 @@ class NodeService:
         if dispute.status == DisputeState.OPEN:
             if not self._defensible(dispute, view.model_id):
                 return 0
-            self._prove(dispute, view.model_id)
+            try:
+                self._prove(dispute, view.model_id)
+            except ProofCancelledError as err:
+                log.warning("DISPUTE 0x%s: %s (settled meanwhile)", did.hex(), err)
+                return 0
             self._crash("dispute:after-proof")
             refreshed = self.store.dispute(did)
             assert refreshed is not None
             dispute = refreshed
+            if self.chain.dispute(did).status != DisputeStatus.OPEN:
+                return 0  # settled while we proved (someone else defended): nothing to send
         if dispute.proof is None or dispute.instances is None or dispute.committed_output is None:
             raise StateError(f"dispute 0x{did.hex()}: no saved proof in state {dispute.status}")
         self.store.defend_intent(did, None)
@@ -899,7 +908,11 @@ class NodeService:
         input_q, committed = self._disputed_job(dispute)
         start = time.perf_counter()
         try:
-            proof = self.backend.prove(model_id, input_q)
+            with self.worker.proving(dispute.dispute_id):
+                proof = self.backend.prove(model_id, input_q)
+        except ProofCancelledError:
+            self.metrics.proofs.labels("cancelled").inc()
+            raise
         except SpotcheckError:
             self.metrics.proofs.labels("failed").inc()
             raise
@@ -990,6 +1003,11 @@ class DefenceWorker:
     finalizations or reveals. Until :meth:`start` (tests that drive :meth:`NodeService.step`),
     :meth:`submit` defends inline. A dispute is queued at most once at a time; one that fails is
     recorded (``last_error``) and queued again by the next step.
+
+    Anyone may defend a dispute with a valid proof: when the chain loop finds the dispute being
+    proved settled (:meth:`cancel`), the backend's ``cancel`` stops the proof (the ezkl backend
+    kills its prover process), so the worker turns to the next dispute at once; a backend
+    without ``cancel`` finishes the proof and the worker skips sending ``defend``.
     """
 
     def __init__(self, service: NodeService) -> None:
@@ -999,6 +1017,30 @@ class DefenceWorker:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._proving: bytes | None = None  # the dispute whose proof runs now
+
+    @contextlib.contextmanager
+    def proving(self, dispute_id: bytes) -> Iterator[None]:
+        with self._lock:
+            self._proving = dispute_id
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._proving = None
+
+    def cancel(self, dispute_id: bytes) -> bool:
+        """Stop the proof of ``dispute_id`` if it is the one running (and the backend can)."""
+        with self._lock:
+            if self._proving != dispute_id:
+                return False
+            cancel = getattr(self.service.backend, "cancel", None)
+            stopped = bool(cancel()) if cancel is not None else False
+        if stopped:
+            log.warning(
+                "DISPUTE 0x%s settled by someone else: its proof was stopped", dispute_id.hex()
+            )
+        return stopped
 
     @property
     def running(self) -> bool:

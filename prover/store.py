@@ -846,12 +846,9 @@ class Store:
             c.execute("UPDATE disputes SET attempts = attempts + 1 WHERE dispute_id = ?", (key,))
 
     def mark_defended(self, dispute_id: bytes, tx_hash: str | None) -> None:
-        self._move_dispute(
-            dispute_id,
-            [DisputeState.PROOF_READY, DisputeState.DEFENDING, DisputeState.UNDEFENDABLE],
-            DisputeState.DEFENDED,
-            tx_hash=tx_hash,
-        )
+        """Defended (``tx_hash`` None: seen on chain; from ``open`` when someone else defended
+        it before the node had a proof)."""
+        self._move_dispute(dispute_id, UNRESOLVED_DISPUTES, DisputeState.DEFENDED, tx_hash=tx_hash)
 
     def mark_dispute_lost(self, dispute_id: bytes, reason: str) -> None:
         self._move_dispute(dispute_id, UNRESOLVED_DISPUTES, DisputeState.LOST, last_error=reason)

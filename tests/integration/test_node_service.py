@@ -9,6 +9,8 @@ itself is the mock.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from fastapi.testclient import TestClient
 from prover.api import ApiContext, create_app
 from prover.batching import BatchCutter, JobServer
 from prover.chain_actions import NodeChain
-from prover.defence import Proof, SelfAuditor
+from prover.defence import Proof, ProofCancelledError, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.receipts import ApeSigner, Receipt, ReceiptDomain, check_receipt_onchain
@@ -30,7 +32,7 @@ from prover.transactions import FeePolicy, TxSender
 from spotcheck.chain import DisputeStatus, JobStatus
 from spotcheck.encoding import hash_vector, onchain_job_key, to_field
 from tests.fixtures import models
-from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance
+from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance, defence_instances
 
 pytestmark = pytest.mark.chain
 
@@ -346,6 +348,72 @@ def test_disputedHonestNode_defendsOnchainJob_andKeepsStake(
     assert n.chain.job(job_id).status == JobStatus.FINAL  # proven
     n.service.step()  # nothing left to do, nothing sent twice
     assert len(_events(spotcheck.dispute_manager.DisputeDefended)) == 1
+
+
+class BlockingProofBackend(OwnRunBackend):
+    """A proof that runs until cancelled (the ezkl backend kills its prover process)."""
+
+    def __init__(self, engine: InferenceEngine) -> None:
+        super().__init__(engine)
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+        self.started.set()
+        if not self.cancelled.wait(60):
+            raise AssertionError("the proof was never cancelled")
+        raise ProofCancelledError("cancelled")
+
+    def cancel(self) -> bool:
+        self.cancelled.set()
+        return True
+
+
+def test_disputeDefendedBySomeoneElse_whileTheNodeProves_stopsTheProof_andSendsNothing(
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    outsider: Any,
+    node: Any,
+) -> None:
+    n = make_node()
+    backend = BlockingProofBackend(n.engine)
+    n.service.backend = backend
+    input_q = [10, 20, -30, 40]
+    job_id = _request(spotcheck, requester, node, input_q)
+    n.service.step()
+    _dispute(spotcheck, job_id, challenger)
+    did = onchain_job_key(job_id)
+    n.service.worker.start()
+    try:
+        n.service.step()  # queued: the worker proves (until cancelled)
+        assert backend.started.wait(30)
+        job = n.store.onchain_job(job_id)
+        assert job is not None and job.output_q is not None
+        honest = backend.witness_output(spotcheck.model_id, input_q)
+        spotcheck.dispute_manager.defend(
+            did,
+            b"anyone's proof",
+            defence_instances(input_q, honest),
+            list(job.output_q),
+            sender=outsider,
+        )
+        n.service.step()  # sees the dispute defended: the proof is stopped
+        assert backend.cancelled.is_set()
+        deadline = time.monotonic() + 10
+        while n.service.worker.busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert n.service.worker.busy() == 0  # free for the next dispute
+    finally:
+        n.service.stop()
+    assert n.store.dispute(did).status == DisputeState.DEFENDED  # type: ignore[union-attr]
+    assert n.store.txs_for(f"defend:0x{did.hex()}") == []  # the node sent nothing
+    assert len(_events(spotcheck.dispute_manager.DisputeDefended)) == 1  # the outsider's
+    assert (
+        n.metrics.registry.get_sample_value("spotcheck_node_proofs_total", {"result": "cancelled"})
+        == 1
+    )
 
 
 def test_disputedHonestNode_defendsBatchLeaf_andKeepsStake(
