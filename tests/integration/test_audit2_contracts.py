@@ -1,8 +1,9 @@
 """Audit 2: the per-node claim queue, leaf requests and reservations (anvil, MockVerifier).
 
-Each test states the property that *should* hold. Tests of findings are
-``xfail(strict=True)``: they fail on the current contracts. The others are regression tests for
-attacks that turned out to be defended.
+Each test states the property that *should* hold. Tests of findings were
+``xfail(strict=True)`` until the finding was fixed (A2-1: fixed by the in-flight bound
+``claimBusyUntil``; the tests now pass unchanged but for the deadline they asserted). The others
+are regression tests for attacks that turned out to be defended.
 """
 
 from __future__ import annotations
@@ -57,14 +58,10 @@ def _dispute(dm: Any, job_id: int, who: Any) -> bytes:
 
 # -------------------------------------------------------------------------------------------
 # A2-1: a third party's early defence takes a claim's work out of the queue while the honest
-# node's (non-preemptible) proof of it is still running.
+# node's (non-preemptible) proof of it is still running. Fixed: the close records
+# ``claimBusyUntil(node) = min(deadline, now + proofWindow)`` and a new claim counts from it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit2: A2-1 third-party defence of the proof in progress frees the queue "
-    "while the honest node is still busy proving it",
-)
 def test_audit2_thirdPartyDefendsClaimBeingProved_fastClaimOpened_honestNodeSlashed(
     spotcheck: Any,
     fast_model: bytes,
@@ -101,10 +98,13 @@ def test_audit2_thirdPartyDefendsClaimBeingProved_fastClaimOpened_honestNodeSlas
     dm.defend(d_slow, b"griefer-proof", INSTANCES, JOB_OUTPUT, sender=outsider)
     assert dm.getDispute(d_slow).status == DisputeStatus.DEFENDED
     assert dm.openClaimWork(node) == 0  # the node is still proving it
+    # Fixed: the node may be busy with the slow claim until its deadline (t0 + 100, earlier
+    # than now + 100), and the fast claim counts from there.
+    assert dm.claimBusyUntil(node) == t0 + SLOW
 
     d_fast = _dispute(dm, fast_job, challenger)
     deadline = int(dm.getDispute(d_fast).proofDeadline)
-    assert deadline == _now(chain) + FAST
+    assert deadline == t0 + SLOW + FAST  # was now + FAST: the bug
 
     # The honest node: its prover frees at t0+60, then proves the fast claim in 10 s.
     done = node_busy_until + prove_fast
@@ -123,11 +123,6 @@ def test_audit2_thirdPartyDefendsClaimBeingProved_fastClaimOpened_honestNodeSlas
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit2: A2-1 (one model) third-party defence frees the queue of a proof in "
-    "progress; a node proving in more than half its window is slashable",
-)
 def test_audit2_thirdPartyDefence_oneModel_nodeProvingIn60PercentOfWindow_isSlashed(
     spotcheck: Any,
     make_job: Any,

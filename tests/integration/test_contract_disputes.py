@@ -809,7 +809,13 @@ def test_leafRequest_revealed_thenDisputableUntilItsOwnDeadline(
     with ape.reverts(jm.ChallengeWindowOpen, deadline=b.finalAfter):
         jm.finalizeBatch(batch_id, sender=outsider)
     dispute_id = _dispute(spotcheck, batch_id, tree, jobs, 2, challenger)
-    advance(chain, MOCK_MODEL.proof_window + 1)
+    # The outsider's reveal left the node's in-flight bound at the request's reveal deadline
+    # (audit2 A2-1): the dispute counts from there.
+    busy = int(dm.claimBusyUntil(node))
+    assert busy == r.revealDeadline
+    deadline = int(dm.getDispute(dispute_id).proofDeadline)
+    assert deadline == busy + MOCK_MODEL.proof_window
+    chain.mine(1, timestamp=deadline + 1)
     dm.settle(dispute_id, sender=outsider)
     advance(chain, MOCK_MODEL.challenge_window)
     jm.finalizeBatch(batch_id, sender=outsider)
@@ -987,13 +993,17 @@ def test_disputesAndLeafRequests_shareOneQueueOfOpenClaims(
     _, inp1, out1 = jobs[1]
     dm.defend(d1, b"p", defence_instances(inp1, out1), out1, sender=outsider)
     assert dm.openClaimsOf(node) == 1  # only leaf 2's request is open
+    # The outsider's defence leaves an in-flight bound (audit2 A2-1): the node may still be
+    # proving d1 for one window; new claims count from there (the node's reveal set nothing).
+    busy = int(dm.claimBusyUntil(node))
+    assert busy == now() + window
     r3 = bytes(dm.requestLeaf(batch_id, 3, tree.root, sender=challenger).return_value)
-    assert dm.getLeafRequest(r3).revealDeadline == now() + 2 * window
+    assert dm.getLeafRequest(r3).revealDeadline == busy + 2 * window
     # The revealed leaf, disputed, joins the queue like any claim.
     d0 = _dispute(spotcheck, batch_id, tree, jobs, 0, challenger)
-    assert dm.getDispute(d0).proofDeadline == now() + 3 * window
+    assert dm.getDispute(d0).proofDeadline == busy + 3 * window
     assert dm.openClaimsOf(node) == 3
-    advance(chain, 3 * window + 1)
+    chain.mine(1, timestamp=int(dm.getDispute(d0).proofDeadline) + 1)
     dm.settleLeafRequest(r2, sender=outsider)
     dm.settleLeafRequest(r3, sender=outsider)
     dm.settle(d0, sender=outsider)
