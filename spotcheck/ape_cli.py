@@ -1,5 +1,6 @@
 """Ape's ``--account`` option with a non-interactive unlock of keyfile accounts, and
-:func:`chain_command`, the one way Spotcheck's commands get ``--network`` and ``--account``.
+:func:`chain_command`, the one way Spotcheck's commands get ``--network`` and ``--account``
+(without importing Ape until the command runs).
 
 Ape (0.8) reads ``APE_ACCOUNTS_<alias>_PASSPHRASE`` only in ``KeyfileAccount.unlock()``; signing
 with a locked account prompts for the passphrase whatever the environment says. This option
@@ -45,16 +46,92 @@ def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("--account", type=AccountAliasPromptChoice(), callback=callback)
 
 
+class ChainCommand(click.Command):
+    """A command that talks to a chain, declared without importing Ape.
+
+    The first time it is parsed (run, ``--help``, completion) it builds Ape's connected-provider
+    command from the same callback, with ``--network`` and ``--account`` (unlocked from the
+    environment), and hands the work to it. Listing it in its group's help imports nothing.
+    With ``wait_for_rpc``, connecting waits out an unreachable RPC (with backoff, logging each
+    attempt) instead of failing: a service started while its RPC is down waits for it rather
+    than exit and crash-loop under its supervisor.
+    """
+
+    def __init__(self, *args: Any, wait_for_rpc: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wait_for_rpc = wait_for_rpc
+        self._ape_command: click.Command | None = None
+
+    def ape_command(self) -> click.Command:
+        """Ape's command for this one (built once; imports Ape)."""
+        if self._ape_command is None:
+            from ape.cli import ConnectedProviderCommand, network_option
+
+            cls = _patient_command_class() if self.wait_for_rpc else ConnectedProviderCommand
+            assert self.callback is not None
+            fn = network_option()(account_option()(self.callback))
+            ape_params = list(reversed(getattr(fn, "__click_params__", [])))
+            self._ape_command = cls(
+                self.name,
+                callback=fn,
+                params=[*ape_params, *self.params],
+                help=self.help,
+                short_help=self.short_help,
+                context_settings=self.context_settings,
+            )
+        return self._ape_command
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        return self.ape_command().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return self.ape_command().invoke(ctx)
+
+
 def chain_command(
     name: str | None = None, **attrs: Any
 ) -> Callable[[Callable[..., Any]], click.Command]:
-    """``click.command`` for a command that talks to a chain: Ape's connected-provider command
-    with ``--network`` and ``--account`` (unlocked from the environment). It imports Ape, so
-    call it where the command is built lazily, not at module import."""
-    from ape.cli import ConnectedProviderCommand, network_option
+    """``click.command`` for a command that talks to a chain: a :class:`ChainCommand` (Ape's
+    connected-provider command with ``--network`` and ``--account``, built on first use), so
+    command groups declare it at module level and still import Ape only when it runs. In a
+    group: ``@group.command(cls=ChainCommand)``."""
+    return click.command(name, cls=ChainCommand, **attrs)
 
-    def wrap(fn: Callable[..., Any]) -> click.Command:
-        command = click.command(name, cls=ConnectedProviderCommand, **attrs)
-        return command(network_option()(account_option()(fn)))
 
-    return wrap
+def _patient_command_class() -> type[click.Command]:
+    """Ape's connected-provider command that retries an unreachable RPC (imports Ape)."""
+    import logging
+    import time
+
+    from ape.cli import ConnectedProviderCommand
+    from ape.cli.commands import parse_network
+    from ape.exceptions import ProviderError
+
+    log = logging.getLogger(__name__)
+
+    class PatientProviderCommand(ConnectedProviderCommand):
+        def invoke(self, ctx: click.Context) -> Any:
+            delay = 1.0
+            while True:
+                network_ctx = parse_network(ctx)
+                if network_ctx is None:
+                    return super().invoke(ctx)
+                try:
+                    provider = network_ctx.__enter__()
+                except ProviderError as err:
+                    log.error("RPC unreachable (retrying in %.0f s): %s", delay, err)
+                    time.sleep(delay)
+                    delay = min(2 * delay, 30.0)
+                    continue
+                try:
+                    return self._invoke(ctx, provider=provider)
+                finally:
+                    network_ctx.__exit__(None, None, None)
+
+    return PatientProviderCommand

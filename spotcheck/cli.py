@@ -1,71 +1,66 @@
-"""The `spotcheck` command line: the one place that assembles every role's commands.
+"""The `spotcheck` command line: the root that every role's command group plugs into.
 
-Subcommands live with their roles and are imported only when invoked, so ``--help`` stays
-fast and a user who never proves anything never imports ezkl. Errors end as one line.
+A command group registers itself under the ``spotcheck.commands`` entry-point group of its
+package (``[project.entry-points."spotcheck.commands"]`` in ``pyproject.toml``), as Ape's
+plugins register theirs, so this root names no package above core. A group is imported only
+when it is used (``spotcheck --help`` imports each group's module, which imports nothing
+heavy: Ape, ezkl and the services are imported inside the commands). Errors end as one line.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from spotcheck import __version__
 from spotcheck.errors import SpotcheckError
 
-#: name -> (module, attribute, one-line help). The module owns the command.
-SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "contracts": ("spotcheck.deploy", "contracts", "Deploy and inspect the Spotcheck contracts."),
-    "model": ("verifier.cli", "model", "Onboard ONNX models, measure tolerance, prove jobs."),
-    "job": ("verifier.client_cli", "job", "dApp side: request jobs and read verified outputs."),
-    "node": ("prover.cli", "node", "Node operator: stake, serve inference, commit, defend."),
-    "challenger": ("challenger.cli", "challenger", "Validator: sample, re-run, dispute, settle."),
-    "economics": ("spotcheck.economics_cli", "economics", "Honesty condition and simulation."),
-    "demo": ("spotcheck.demo", "demo", "End-to-end demo on a local anvil chain."),
-}
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib.metadata import EntryPoint
+
+#: The entry-point group command groups register under.
+COMMANDS_GROUP = "spotcheck.commands"
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+class EntryPointGroup(click.Group):
+    """A click group whose subcommands are the entry points of :data:`COMMANDS_GROUP`, each
+    loaded on first use."""
+
+    _entry_points: dict[str, EntryPoint] | None = None
+
+    def entry_points(self) -> dict[str, EntryPoint]:
+        if self._entry_points is None:
+            from importlib.metadata import entry_points
+
+            self._entry_points = {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+        return self._entry_points
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return sorted({*super().list_commands(ctx), *self.entry_points()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in SUBCOMMANDS:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry_point = self.entry_points().get(cmd_name)
+        if entry_point is None:
             return None
-        module_name, attr, help_text = SUBCOMMANDS[cmd_name]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name and module_name.startswith(err.name):
-                return _not_built(cmd_name, help_text, module_name)
-            raise
-        command: click.Command = getattr(module, attr)
+        command = entry_point.load()
+        if not isinstance(command, click.Command):
+            raise TypeError(f"entry point {entry_point.value} is not a click command")
+        self.add_command(command, cmd_name)  # loaded once
         return command
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
 
-
-def _not_built(name: str, help_text: str, module_name: str) -> click.Command:
-    @click.command(name=name, help=f"{help_text} [NOT BUILT YET]")
-    def placeholder() -> None:
-        raise click.ClickException(f"`spotcheck {name}` is not built yet ({module_name} missing)")
-
-    return placeholder
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EntryPointGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spotcheck")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """Spotcheck: verifiable ONNX inference with optimistic sampling and zk disputes."""
+    import logging
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Ape logs through its own handler; propagating too would print every line twice.

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from spotcheck.chain import Deployment, DeployParams, default_deployment_path
+from spotcheck.ape_cli import ChainCommand
+from spotcheck.chain import TOKEN, Deployment, DeployParams, default_deployment_path
+from spotcheck.cli_options import connect_contracts, deployment_option, dry_run_option
+from spotcheck.errors import ChainError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ape.api import AccountAPI
@@ -86,130 +89,98 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
     return deployment
 
 
-class _LazyContracts(click.Group):
-    """Adds ``deploy`` on first use so that importing this module never imports Ape."""
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "deploy":
-            return _build_deploy_command()
-        if cmd_name == "mint":
-            return _build_mint_command()
-        return super().get_command(ctx, cmd_name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "deploy", "mint"})
-
-
-@click.group(cls=_LazyContracts)
+@click.group()
 def contracts() -> None:
     """Deploy and inspect the Spotcheck contracts."""
 
 
-def _build_deploy_command() -> click.Command:
-    from spotcheck.ape_cli import chain_command
+@contracts.command("deploy", cls=ChainCommand)
+@click.option(
+    "--min-stake",
+    type=int,
+    default=DeployParams.min_stake,
+    show_default=True,
+    help="Minimum stake (token base units).",
+)
+@click.option(
+    "--unbonding-delay",
+    type=int,
+    default=DeployParams.unbonding_delay,
+    show_default=True,
+    help="Seconds between requestUnbond and withdrawStake.",
+)
+@click.option(
+    "--commit-timeout",
+    type=int,
+    default=DeployParams.commit_timeout,
+    show_default=True,
+    help="Seconds a node has to commit an on-chain job.",
+)
+@click.option("--token", default=None, help="Existing ERC-20 (default: deploy TestToken).")
+@click.option(
+    "--consumer-owner",
+    default=None,
+    help="Hand ExampleConsumer to this address (two-step: it must call acceptOwnership; "
+    "default: the deploying account owns it).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Deployment file (default .spotcheck/deployments/<chain id>.json).",
+)
+@dry_run_option("Print the plan; send no transaction.")
+def deploy(
+    account: AccountAPI,
+    min_stake: int,
+    unbonding_delay: int,
+    commit_timeout: int,
+    token: str | None,
+    consumer_owner: str | None,
+    out: Path | None,
+    dry_run: bool,
+) -> None:
+    """Deploy and wire StakeManager, ModelRegistry, JobManager, DisputeManager."""
+    from ape import chain
 
-    @chain_command("deploy")
-    @click.option(
-        "--min-stake",
-        type=int,
-        default=DeployParams.min_stake,
-        show_default=True,
-        help="Minimum stake (token base units).",
+    params = DeployParams(
+        min_stake=min_stake,
+        unbonding_delay=unbonding_delay,
+        commit_timeout=commit_timeout,
+        token=token,
+        example_consumer_owner=consumer_owner,
     )
-    @click.option(
-        "--unbonding-delay",
-        type=int,
-        default=DeployParams.unbonding_delay,
-        show_default=True,
-        help="Seconds between requestUnbond and withdrawStake.",
-    )
-    @click.option(
-        "--commit-timeout",
-        type=int,
-        default=DeployParams.commit_timeout,
-        show_default=True,
-        help="Seconds a node has to commit an on-chain job.",
-    )
-    @click.option("--token", default=None, help="Existing ERC-20 (default: deploy TestToken).")
-    @click.option(
-        "--consumer-owner",
-        default=None,
-        help="Hand ExampleConsumer to this address (two-step: it must call acceptOwnership; "
-        "default: the deploying account owns it).",
-    )
-    @click.option(
-        "--out",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Deployment file (default .spotcheck/deployments/<chain id>.json).",
-    )
-    @click.option("--dry-run", is_flag=True, help="Print the plan; send no transaction.")
-    def deploy(
-        account: AccountAPI,
-        min_stake: int,
-        unbonding_delay: int,
-        commit_timeout: int,
-        token: str | None,
-        consumer_owner: str | None,
-        out: Path | None,
-        dry_run: bool,
-    ) -> None:
-        """Deploy and wire StakeManager, ModelRegistry, JobManager, DisputeManager."""
-        from ape import chain
-
-        params = DeployParams(
-            min_stake=min_stake,
-            unbonding_delay=unbonding_delay,
-            commit_timeout=commit_timeout,
-            token=token,
-            example_consumer_owner=consumer_owner,
+    if dry_run:
+        click.echo(f"dry run on chain {chain.chain_id} from {account.address}: {params}")
+        for name, args in PLAN:
+            click.echo(f"  {name}{args}")
+        click.echo(f"would write {out or default_deployment_path(chain.chain_id)}")
+        return
+    deployment = deploy_all(account, params)
+    path = deployment.save(out)
+    click.echo(deployment.to_json(), nl=False)
+    click.echo(f"saved {path}")
+    if consumer_owner is not None:
+        click.echo(
+            f"ExampleConsumer ownership pending for {consumer_owner}: "
+            "it must call acceptOwnership()"
         )
-        if dry_run:
-            click.echo(f"dry run on chain {chain.chain_id} from {account.address}: {params}")
-            for name, args in PLAN:
-                click.echo(f"  {name}{args}")
-            click.echo(f"would write {out or default_deployment_path(chain.chain_id)}")
-            return
-        deployment = deploy_all(account, params)
-        path = deployment.save(out)
-        click.echo(deployment.to_json(), nl=False)
-        click.echo(f"saved {path}")
-        if consumer_owner is not None:
-            click.echo(
-                f"ExampleConsumer ownership pending for {consumer_owner}: "
-                "it must call acceptOwnership()"
-            )
-
-    return deploy
 
 
-def _build_mint_command() -> click.Command:
-    from spotcheck.ape_cli import chain_command
-
-    @chain_command("mint")
-    @click.argument("amount", type=int)
-    @click.option("--to", "to", default=None, help="Recipient address (default: the account).")
-    @click.option(
-        "--deployment",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="Deployment file (default: .spotcheck/deployments/<chain id>.json).",
-    )
-    def mint(account: AccountAPI, amount: int, to: str | None, deployment: Path | None) -> None:
-        """Mint AMOUNT whole TestTokens (local and test networks only: anyone can mint)."""
-        from spotcheck.chain import TOKEN, SpotcheckContracts
-        from spotcheck.errors import ChainError
-
-        contracts = SpotcheckContracts.connect(path=deployment)
-        recipient = to or str(account.address)
-        try:
-            contracts.token.mint(recipient, amount * TOKEN, sender=account)
-        except Exception as err:  # not a TestToken (deployed with --token), or the chain refused
-            raise ChainError(f"mint failed (is the token a TestToken?): {err}") from err
-        balance = int(contracts.token.balanceOf(recipient)) // TOKEN
-        click.echo(f"minted {amount} tokens to {recipient} (balance {balance})")
-
-    return mint
+@contracts.command("mint", cls=ChainCommand)
+@click.argument("amount", type=int)
+@click.option("--to", "to", default=None, help="Recipient address (default: the account).")
+@deployment_option
+def mint(account: AccountAPI, amount: int, to: str | None, deployment: Path | None) -> None:
+    """Mint AMOUNT whole TestTokens (local and test networks only: anyone can mint)."""
+    deployed = connect_contracts(deployment)
+    recipient = to or str(account.address)
+    try:
+        deployed.token.mint(recipient, amount * TOKEN, sender=account)
+    except Exception as err:  # not a TestToken (deployed with --token), or the chain refused
+        raise ChainError(f"mint failed (is the token a TestToken?): {err}") from err
+    balance = int(deployed.token.balanceOf(recipient)) // TOKEN
+    click.echo(f"minted {amount} tokens to {recipient} (balance {balance})")
 
 
 @contracts.command(name="show")

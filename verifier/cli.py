@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
+from spotcheck.ape_cli import ChainCommand
+from spotcheck.cli_options import connect_contracts, deployment_option, dry_run_option
 from spotcheck.errors import ConfigError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -338,89 +340,79 @@ def _onchain_check(network: str, address: str, bundle: Any) -> bool:
             return False
 
 
-def _onboard_command() -> click.Command:
-    from spotcheck.ape_cli import chain_command
+@model.command(cls=ChainCommand)
+@build_options
+@tolerance_options
+@click.option("--tau", type=int, default=None, help="Use this tau instead of measuring it.")
+@click.option("--challenge-window", type=int, default=None, help="Seconds (default 600).")
+@click.option("--proof-window", type=int, default=None, help="Seconds (default 600).")
+@click.option("--challenger-bond", type=int, default=None, help="Token base units.")
+@click.option("--slash", "slash_amount", type=int, default=None, help="Token base units.")
+@click.option("--bounty-bps", type=int, default=None, help="Challenger share of the slash.")
+@click.option(
+    "--min-fee",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Minimum fee of an on-chain job (token base units); requestJob reverts below it.",
+)
+@deployment_option
+@dry_run_option("Build and measure; print the registration only.")
+def onboard(
+    account: Any,
+    samples: int,
+    margin: float,
+    slack: int,
+    exact: bool,
+    climb_steps: int,
+    tau: int | None,
+    challenge_window: int | None,
+    proof_window: int | None,
+    challenger_bond: int | None,
+    slash_amount: int | None,
+    bounty_bps: int | None,
+    min_fee: int,
+    deployment: Path | None,
+    dry_run: bool,
+    **kw: Any,
+) -> None:
+    """Build over the input domain, bound tau, deploy the verifier, register the model."""
+    from verifier import registry
 
-    @chain_command()
-    @build_options
-    @tolerance_options
-    @click.option("--tau", type=int, default=None, help="Use this tau instead of measuring it.")
-    @click.option("--challenge-window", type=int, default=None, help="Seconds (default 600).")
-    @click.option("--proof-window", type=int, default=None, help="Seconds (default 600).")
-    @click.option("--challenger-bond", type=int, default=None, help="Token base units.")
-    @click.option("--slash", "slash_amount", type=int, default=None, help="Token base units.")
-    @click.option("--bounty-bps", type=int, default=None, help="Challenger share of the slash.")
-    @click.option(
-        "--min-fee",
-        type=int,
-        default=0,
-        show_default=True,
-        help="Minimum fee of an on-chain job (token base units); requestJob reverts below it.",
-    )
-    @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
-    @click.option("--dry-run", is_flag=True, help="Build and measure; print the registration only.")
-    def onboard(
-        account: Any,
-        samples: int,
-        margin: float,
-        slack: int,
-        exact: bool,
-        climb_steps: int,
-        tau: int | None,
-        challenge_window: int | None,
-        proof_window: int | None,
-        challenger_bond: int | None,
-        slash_amount: int | None,
-        bounty_bps: int | None,
-        min_fee: int,
-        deployment: Path | None,
-        dry_run: bool,
-        **kw: Any,
-    ) -> None:
-        """Build over the input domain, bound tau, deploy the verifier, register the model."""
-        from spotcheck.chain import SpotcheckContracts
-        from verifier import registry
+    built = _artifacts(**kw)
+    a = built.artifacts
+    if tau is None:
+        tau = _measure(built, samples, margin, slack, exact, climb_steps).tau
+    economics = {
+        k: v
+        for k, v in {
+            "challenge_window": challenge_window,
+            "proof_window": proof_window,
+            "challenger_bond": challenger_bond,
+            "slash_amount": slash_amount,
+            "bounty_bps": bounty_bps,
+        }.items()
+        if v is not None
+    }
+    contracts = connect_contracts(deployment)
+    if dry_run:
+        params = registry.model_params(a, tau, built.domain, min_fee, **economics)
+        click.echo(f"dry run: would deploy a Halo2Verifier and register {params}")
+        return
+    import time
 
-        built = _artifacts(**kw)
-        a = built.artifacts
-        if tau is None:
-            tau = _measure(built, samples, margin, slack, exact, climb_steps).tau
-        economics = {
-            k: v
-            for k, v in {
-                "challenge_window": challenge_window,
-                "proof_window": proof_window,
-                "challenger_bond": challenger_bond,
-                "slash_amount": slash_amount,
-                "bounty_bps": bounty_bps,
-            }.items()
-            if v is not None
-        }
-        contracts = SpotcheckContracts.connect(path=deployment)
-        if dry_run:
-            params = registry.model_params(a, tau, built.domain, min_fee, **economics)
-            click.echo(f"dry run: would deploy a Halo2Verifier and register {params}")
-            return
-        import time
-
-        start = time.perf_counter()
-        result = registry.onboard(a, tau, contracts, account, built.domain, min_fee, **economics)
-        reg = result.registration
-        if result.cached:
-            click.echo("  register   cached (already registered on this chain)", err=True)
-        else:
-            click.echo(f"  register   {time.perf_counter() - start:7.2f} s", err=True)
-        click.echo(f"model id         0x{reg.model_id.hex()}")
-        click.echo(f"verifier         {reg.verifier}")
-        click.echo(f"tau              {reg.tau}")
-        click.echo(f"input domain     [{result.params.in_lo}, {result.params.in_hi}]")
-        click.echo(f"min fee          {result.params.min_fee}")
-        click.echo(f"calibration      {a.calibration_path} (nodes and validators build from it)")
-        click.echo(f"input scale      {a.input_scale}")
-        click.echo(f"output scale     {a.output_scale}")
-
-    model.add_command(onboard)
-    return onboard
-
-
-_onboard_command()
+    start = time.perf_counter()
+    result = registry.onboard(a, tau, contracts, account, built.domain, min_fee, **economics)
+    reg = result.registration
+    if result.cached:
+        click.echo("  register   cached (already registered on this chain)", err=True)
+    else:
+        click.echo(f"  register   {time.perf_counter() - start:7.2f} s", err=True)
+    click.echo(f"model id         0x{reg.model_id.hex()}")
+    click.echo(f"verifier         {reg.verifier}")
+    click.echo(f"tau              {reg.tau}")
+    click.echo(f"input domain     [{result.params.in_lo}, {result.params.in_hi}]")
+    click.echo(f"min fee          {result.params.min_fee}")
+    click.echo(f"calibration      {a.calibration_path} (nodes and validators build from it)")
+    click.echo(f"input scale      {a.input_scale}")
+    click.echo(f"output scale     {a.output_scale}")

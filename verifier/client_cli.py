@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from spotcheck.ape_cli import ChainCommand
+from spotcheck.cli_options import connect_contracts, deployment_option, dry_run_option
+
 if TYPE_CHECKING:  # pragma: no cover
     from spotcheck.chain import SpotcheckContracts
     from verifier.client import JobRequest
@@ -64,148 +67,136 @@ def job() -> None:
     """dApp side: request jobs and read verified outputs of your own requests."""
 
 
-def _commands() -> None:
-    from spotcheck.ape_cli import chain_command
+@job.command(cls=ChainCommand)
+@click.argument("model_id")
+@click.option(
+    "--input",
+    "input_file",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help='JSON: {"input": [floats]} or {"input_q": [ints]}.',
+)
+@click.option("--node", required=True, help="Address of the node that must serve the job.")
+@click.option(
+    "--fee",
+    type=int,
+    default=None,
+    help="Fee in token base units (escrowed); default: the node's price for the model.",
+)
+@deployment_option
+@dry_run_option("Check the input and the fee; send nothing.")
+def request(
+    account: Any,
+    model_id: str,
+    input_file: Path,
+    node: str,
+    fee: int | None,
+    deployment: Path | None,
+    dry_run: bool,
+) -> None:
+    """Request inference of MODEL_ID (0x hex) on an input; prints the job id."""
+    from spotcheck.errors import ChainError
+    from verifier.client import SpotcheckClient
+    from verifier.datafiles import load_input_q
 
-    @chain_command()
-    @click.argument("model_id")
-    @click.option(
-        "--input",
-        "input_file",
-        required=True,
-        type=click.Path(exists=True, path_type=Path),
-        help='JSON: {"input": [floats]} or {"input_q": [ints]}.',
-    )
-    @click.option("--node", required=True, help="Address of the node that must serve the job.")
-    @click.option(
-        "--fee",
-        type=int,
-        default=None,
-        help="Fee in token base units (escrowed); default: the node's price for the model.",
-    )
-    @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
-    @click.option("--dry-run", is_flag=True, help="Check the input and the fee; send nothing.")
-    def request(
-        account: Any,
-        model_id: str,
-        input_file: Path,
-        node: str,
-        fee: int | None,
-        deployment: Path | None,
-        dry_run: bool,
-    ) -> None:
-        """Request inference of MODEL_ID (0x hex) on an input; prints the job id."""
-        from spotcheck.chain import SpotcheckContracts
-        from spotcheck.errors import ChainError
-        from verifier.client import SpotcheckClient
-        from verifier.datafiles import load_input_q
+    contracts = connect_contracts(deployment)
+    client = SpotcheckClient(contracts)
+    mid = _model_id(model_id)
+    try:
+        model = contracts.model_registry.getModel(mid)
+    except Exception as err:  # UnknownModel revert
+        raise ChainError(f"model {model_id} is not registered on this chain") from err
+    input_q = load_input_q(input_file, int(model.inputScale))
+    if fee is None:
+        fee = client.price_of(node, mid)
+    client.check_request(mid, input_q, node, fee)
+    token, jm = contracts.token, contracts.job_manager
+    balance = int(token.balanceOf(account.address))
+    if balance < fee:
+        raise ChainError(f"{account.address} holds {balance} token base units < fee {fee}")
+    approve = int(token.allowance(account.address, jm.address)) < fee
+    if dry_run:
+        step = f"approve JobManager for {fee}, then " if approve else ""
+        click.echo(f"dry run: would {step}requestJob({model_id}, {input_q}, {node}, {fee})")
+        return
+    try:
+        if approve:  # the fee is escrowed by JobManager
+            token.approve(jm.address, fee, sender=account)
+        req = client.request_job(mid, input_q, node, fee, account)
+    except ChainError:
+        raise
+    except Exception as err:  # Ape's ContractLogicError and friends
+        raise ChainError(f"requestJob failed: {err}") from err
+    path = save_request(requests_dir(contracts, deployment), req, contracts.deployment.deploy_block)
+    click.echo(f"job id {req.job_id}")
+    click.echo(f"request recorded in {path}")
 
-        contracts = SpotcheckContracts.connect(path=deployment)
-        client = SpotcheckClient(contracts)
+
+@job.command(cls=ChainCommand)
+@click.argument("job_id", type=int)
+@click.option("--model", "model_id", help="Model id you asked for (if no local record).")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="The input you sent (if no local record).",
+)
+@click.option("--node", help="The node you asked (if no local record; default: the job's).")
+@click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for finality.")
+@click.option("--finalize", is_flag=True, help="Call finalize once the window has passed.")
+@deployment_option
+def output(
+    account: Any,
+    job_id: int,
+    model_id: str | None,
+    input_file: Path | None,
+    node: str | None,
+    wait_s: float,
+    finalize: bool,
+    deployment: Path | None,
+) -> None:
+    """Print JOB_ID's output if it is your request (requester --account, the model and
+    input you asked), final on-chain, and matches its committed hash."""
+    from spotcheck.errors import ChainError
+    from verifier.client import JobRequest, SpotcheckClient
+    from verifier.datafiles import load_input_q
+
+    contracts = connect_contracts(deployment)
+    client = SpotcheckClient(contracts)
+    try:
+        job_ = contracts.job_manager.getJob(job_id)
+    except Exception as err:  # UnknownJob revert
+        raise ChainError(f"job {job_id} does not exist") from err
+    if int(job_.status) == 0:
+        raise ChainError(f"job {job_id} does not exist")
+
+    if model_id is not None or input_file is not None:
+        if model_id is None or input_file is None:
+            raise click.UsageError("give both --model and --input")
         mid = _model_id(model_id)
-        try:
-            model = contracts.model_registry.getModel(mid)
-        except Exception as err:  # UnknownModel revert
-            raise ChainError(f"model {model_id} is not registered on this chain") from err
+        model = contracts.model_registry.getModel(mid)
         input_q = load_input_q(input_file, int(model.inputScale))
-        if fee is None:
-            fee = client.price_of(node, mid)
-        client.check_request(mid, input_q, node, fee)
-        token, jm = contracts.token, contracts.job_manager
-        balance = int(token.balanceOf(account.address))
-        if balance < fee:
-            raise ChainError(f"{account.address} holds {balance} token base units < fee {fee}")
-        approve = int(token.allowance(account.address, jm.address)) < fee
-        if dry_run:
-            step = f"approve JobManager for {fee}, then " if approve else ""
-            click.echo(f"dry run: would {step}requestJob({model_id}, {input_q}, {node}, {fee})")
-            return
-        try:
-            if approve:  # the fee is escrowed by JobManager
-                token.approve(jm.address, fee, sender=account)
-            req = client.request_job(mid, input_q, node, fee, account)
-        except ChainError:
-            raise
-        except Exception as err:  # Ape's ContractLogicError and friends
-            raise ChainError(f"requestJob failed: {err}") from err
-        path = save_request(
-            requests_dir(contracts, deployment), req, contracts.deployment.deploy_block
-        )
-        click.echo(f"job id {req.job_id}")
-        click.echo(f"request recorded in {path}")
-
-    @chain_command()
-    @click.argument("job_id", type=int)
-    @click.option("--model", "model_id", help="Model id you asked for (if no local record).")
-    @click.option(
-        "--input",
-        "input_file",
-        type=click.Path(exists=True, path_type=Path),
-        help="The input you sent (if no local record).",
+        req = JobRequest.of(job_id, str(account.address), node or str(job_.node), mid, input_q)
+    else:
+        directory = requests_dir(contracts, deployment)
+        found = load_request(directory, job_id, contracts.deployment.deploy_block)
+        if found is None:
+            raise ChainError(
+                f"no record of job {job_id} in {directory}: pass --model and --input "
+                "(the model and input you asked)"
+            )
+        if found.requester.lower() != str(account.address).lower():
+            raise ChainError(
+                f"job {job_id} was recorded as requested by {found.requester}, "
+                f"not by {account.address}"
+            )
+        req = found
+    if wait_s > 0:
+        out = client.wait_for_output(req, wait_s, finalize_sender=account if finalize else None)
+    else:
+        out = client.verified_output(req)
+    click.echo(
+        f"job {out.job_id} (model 0x{out.model_id.hex()}): your request, final, hash verified"
     )
-    @click.option("--node", help="The node you asked (if no local record; default: the job's).")
-    @click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for finality.")
-    @click.option("--finalize", is_flag=True, help="Call finalize once the window has passed.")
-    @click.option("--deployment", type=click.Path(path_type=Path), help="Deployment file.")
-    def output(
-        account: Any,
-        job_id: int,
-        model_id: str | None,
-        input_file: Path | None,
-        node: str | None,
-        wait_s: float,
-        finalize: bool,
-        deployment: Path | None,
-    ) -> None:
-        """Print JOB_ID's output if it is your request (requester --account, the model and
-        input you asked), final on-chain, and matches its committed hash."""
-        from spotcheck.chain import SpotcheckContracts
-        from spotcheck.errors import ChainError
-        from verifier.client import JobRequest, SpotcheckClient
-        from verifier.datafiles import load_input_q
-
-        contracts = SpotcheckContracts.connect(path=deployment)
-        client = SpotcheckClient(contracts)
-        try:
-            job_ = contracts.job_manager.getJob(job_id)
-        except Exception as err:  # UnknownJob revert
-            raise ChainError(f"job {job_id} does not exist") from err
-        if int(job_.status) == 0:
-            raise ChainError(f"job {job_id} does not exist")
-
-        if model_id is not None or input_file is not None:
-            if model_id is None or input_file is None:
-                raise click.UsageError("give both --model and --input")
-            mid = _model_id(model_id)
-            model = contracts.model_registry.getModel(mid)
-            input_q = load_input_q(input_file, int(model.inputScale))
-            req = JobRequest.of(job_id, str(account.address), node or str(job_.node), mid, input_q)
-        else:
-            directory = requests_dir(contracts, deployment)
-            found = load_request(directory, job_id, contracts.deployment.deploy_block)
-            if found is None:
-                raise ChainError(
-                    f"no record of job {job_id} in {directory}: pass --model and --input "
-                    "(the model and input you asked)"
-                )
-            if found.requester.lower() != str(account.address).lower():
-                raise ChainError(
-                    f"job {job_id} was recorded as requested by {found.requester}, "
-                    f"not by {account.address}"
-                )
-            req = found
-        if wait_s > 0:
-            out = client.wait_for_output(req, wait_s, finalize_sender=account if finalize else None)
-        else:
-            out = client.verified_output(req)
-        click.echo(
-            f"job {out.job_id} (model 0x{out.model_id.hex()}): your request, final, hash verified"
-        )
-        click.echo(f"output_q {list(out.output_q)}")
-        click.echo(f"output   {out.values}")
-
-    job.add_command(request)
-    job.add_command(output)
-
-
-_commands()
+    click.echo(f"output_q {list(out.output_q)}")
+    click.echo(f"output   {out.values}")

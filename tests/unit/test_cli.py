@@ -1,31 +1,43 @@
-"""The top-level `spotcheck` command: lazy subcommands, version, one-line errors, Ape plugin."""
+"""The top-level `spotcheck` command: command groups by entry point, version, one-line errors,
+Ape plugin."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from spotcheck import __version__
-from spotcheck.cli import SUBCOMMANDS, cli
+from spotcheck.ape_cli import ChainCommand
+from spotcheck.cli import COMMANDS_GROUP, cli
 
 VENV_BIN = Path(sys.executable).parent
+#: Every command group, as registered in pyproject.toml.
+GROUPS = ("challenger", "contracts", "demo", "economics", "job", "model", "node")
+
+
+def test_entryPoints_registerEveryCommandGroup() -> None:
+    assert sorted(entry_points(group=COMMANDS_GROUP).names) == sorted(GROUPS)
 
 
 def test_help_listsEveryRoleCommand_withoutImportingThem() -> None:
     code = (
         "import sys; from spotcheck.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('ezkl', 'onnxruntime', 'ape', 'prover', 'challenger') "
-        "if m in sys.modules]\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('ezkl', 'onnxruntime', 'ape', 'pydantic', 'fastapi', 'numpy') "
+        "or (m.split('.')[0] in ('prover', 'challenger') and m.count('.') "
+        "and not m.endswith('.cli'))]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    for name in SUBCOMMANDS:
+    for name in GROUPS:
         assert name in out
     assert "HEAVY []" in out
 
@@ -38,10 +50,10 @@ def test_version_printsPackageVersion() -> None:
 
 def test_everySubcommand_resolvesToAClickCommand() -> None:
     ctx = cli.make_context("spotcheck", ["--help"], resilient_parsing=True)
-    for name in SUBCOMMANDS:
+    for name in GROUPS:
         command = cli.get_command(ctx, name)
-        assert command is not None
-        assert "NOT BUILT YET" not in (command.help or ""), f"{name} is a placeholder"
+        assert isinstance(command, click.Command), name
+        assert command.help, f"{name} has no help"
 
 
 def test_unknownSubcommand_failsWithUsageError() -> None:
@@ -56,3 +68,29 @@ def test_apePlugin_exposesSpotcheckAsApeSubcommand() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "Usage: ape spotcheck" in out.stdout
+
+
+def test_chainCommand_listedWithoutApe_parsedWithNetworkAndAccount() -> None:
+    code = (
+        "import sys; from spotcheck.cli import main\n"
+        "try:\n    main(['node', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('APE', 'ape' in sys.modules)\n"
+        "try:\n    main(['node', 'stake', '--help'])\nexcept SystemExit:\n    pass\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "APE False" in out
+    assert "stake" in out.split("APE")[0]
+    stake_help = out.split("APE False")[1]
+    for option in ("--network", "--account", "--deployment", "--dry-run"):
+        assert option in stake_help
+
+
+def test_chainCommand_isTheOneLazyCommandClass() -> None:
+    node = cli.get_command(
+        cli.make_context("spotcheck", ["--help"], resilient_parsing=True), "node"
+    )
+    assert isinstance(node, click.Group)
+    assert isinstance(node.commands["run"], ChainCommand)
+    assert node.commands["run"].wait_for_rpc  # type: ignore[attr-defined]
