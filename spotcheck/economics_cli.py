@@ -507,6 +507,12 @@ def simulate(
             f"{_num(res.closed_form_profit):>11}{res.cheats_caught:>8}  {verdict}"
         )
     if plot_path is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise click.ClickException(
+                "--plot needs matplotlib: pip install 'spotcheck[plot]' (make setup installs it)"
+            )
         below_max = max([*samplings, 3 * minimum])
         path = simulation.plot_profit_vs_p(
             plot_path,
@@ -521,7 +527,3 @@ def simulate(
         )
         click.echo("")
         click.echo(f"plot written to {path}")
-
-
-#: The name ``spotcheck.cli`` imports.
-economics = economics_group

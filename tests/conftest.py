@@ -1,4 +1,10 @@
-"""Shared test set-up: the npm anvil on PATH for ape-foundry, slow-test gating."""
+"""Shared test set-up: the npm anvil on PATH, slow-test gating.
+
+Nothing here needs the Solidity toolchain, so ``tests/unit`` runs without it. Ape's pytest
+plugin connects to the default network (anvil, through ape-foundry) in every session, so anvil
+goes on PATH here. The folders whose tests compile the contracts (``integration``, ``e2e``,
+``property``) make Ape recompile them after a source change in their own ``conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,9 @@ import os
 
 import pytest
 
-from spotcheck.toolchain import ensure_anvil_on_path, ensure_full_compile
+from spotcheck.toolchain import ensure_anvil_on_path
 
 ensure_anvil_on_path()
-ensure_full_compile()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

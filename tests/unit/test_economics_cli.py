@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from spotcheck.cli import main
-from spotcheck.economics_cli import economics
+from spotcheck.economics_cli import economics_group as economics
 
 EXAMPLE_ARGS = ["--cost", "1", "--reward", "1.25", "--slash", "100", "--collusion", "0.1"]
 
