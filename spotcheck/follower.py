@@ -30,6 +30,9 @@ from tenacity import (
 )
 
 from spotcheck.errors import ChainError, ConfigError
+from spotcheck.kit.db import open_db, transaction
+
+__all__ = ["ChainEvent", "LogFollower", "open_db"]  # open_db: where the services import it from
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +58,6 @@ class ChainEvent:
     log_index: int
     tx_hash: str
     args: dict[str, Any] = field(hash=False)
-
-
-def open_db(path: str | Path) -> sqlite3.Connection:
-    """Open (and create) a service database in WAL mode with safe defaults."""
-    db_path = Path(path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
 
 
 class LogFollower:
@@ -128,19 +120,14 @@ class LogFollower:
         while start <= target:
             stop = min(target, start + self.max_range - 1)
             events: list[ChainEvent] = self._rpc(partial(self._fetch, start, stop))
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self.conn) as conn:
                 if events:
-                    handler(events, self.conn)
-                self.conn.execute(
+                    handler(events, conn)
+                conn.execute(
                     "INSERT INTO follower_checkpoint(name, block) VALUES(?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET block = excluded.block",
                     (self.name, stop),
                 )
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
             log.debug("%s: handled %d events in blocks %d..%d", self.name, len(events), start, stop)
             handled += len(events)
             start = stop + 1
