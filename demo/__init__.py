@@ -42,6 +42,6 @@ Modules, in the order a run uses them:
 =================  ===========================================================================
 """
 
-from spotcheck.demo.cli import demo
+from demo.cli import demo
 
 __all__ = ["demo"]

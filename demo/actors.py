@@ -1,7 +1,7 @@
 """The demo's actors, assembled in-process from the services' own building blocks.
 
 Each long-running actor is a thread with a stop event and an error counter; the HTTP API of a
-node is a uvicorn server in its own thread (``spotcheck.demo.threads``). Every actor is
+node is a uvicorn server in its own thread (``demo.threads``). Every actor is
 stopped by :meth:`Cast.stop` (the demo calls it from a ``finally``, so Ctrl-C and failures
 stop them too). All threads share the one Ape connection to the demo's anvil; every actor
 sends from its own account.
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from demo.chain_setup import DemoChain
+from demo.config import DemoConfig
+from demo.prepare import PreparedModel
+from demo.progress import Progress
+from demo.threads import HttpServer, LoopThread, free_port
 from spotcheck.chain import TOKEN
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.config import DemoConfig
-from spotcheck.demo.prepare import PreparedModel
-from spotcheck.demo.progress import Progress
-from spotcheck.demo.threads import HttpServer, LoopThread, free_port
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from demo.config import DemoConfig
+from demo.prepare import PreparedModel
+from demo.progress import Progress
+from demo.report import Holdings, tokens
 from spotcheck.chain import TOKEN
-from spotcheck.demo.config import DemoConfig
-from spotcheck.demo.prepare import PreparedModel
-from spotcheck.demo.progress import Progress
-from spotcheck.demo.report import Holdings, tokens
 from spotcheck.economics import DEFAULTS
 
 #: Stake above what the run's open commitments reserve (disputes and leaf requests keep a

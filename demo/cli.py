@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from spotcheck.demo.config import DEFAULT_WORKDIR, DemoConfig
-from spotcheck.demo.run import run_demo
+from demo.config import DEFAULT_WORKDIR, DemoConfig
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -106,6 +105,8 @@ def demo(
         raise click.BadParameter("the dApp needs at least one job per node")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    from demo.run import run_demo  # the run's imports (Ape, the services) wait until it runs
+
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         report = run_demo(cfg)

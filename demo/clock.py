@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from spotcheck.demo.actors import Cast
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.challenger_db import ChallengerDb
-from spotcheck.demo.prepare import PreparedModel
+from demo.actors import Cast
+from demo.chain_setup import DemoChain
+from demo.challenger_db import ChallengerDb
+from demo.prepare import PreparedModel
 
 log = logging.getLogger(__name__)
 

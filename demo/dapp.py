@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from spotcheck.demo.actors import NodeActor
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.progress import Progress
-from spotcheck.demo.report import DappReport
-from spotcheck.demo.workload import HttpJob, Workload
+from demo.actors import NodeActor
+from demo.chain_setup import DemoChain
+from demo.progress import Progress
+from demo.report import DappReport
+from demo.workload import HttpJob, Workload
 
 
 def dapp_reads(

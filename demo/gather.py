@@ -7,14 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from spotcheck.chain import TOKEN
-from spotcheck.demo.actors import Cast, NodeActor
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.challenger_db import NOT_SAMPLED, ChallengerDb
-from spotcheck.demo.config import DemoConfig
-from spotcheck.demo.prepare import PreparedModel
-from spotcheck.demo.progress import Progress
-from spotcheck.demo.report import (
+from demo.actors import Cast, NodeActor
+from demo.chain_setup import DemoChain
+from demo.challenger_db import NOT_SAMPLED, ChallengerDb
+from demo.config import DemoConfig
+from demo.prepare import PreparedModel
+from demo.progress import Progress
+from demo.report import (
     ChallengerReport,
     DappReport,
     DemoReport,
@@ -22,7 +21,8 @@ from spotcheck.demo.report import (
     Holdings,
     NodeReport,
 )
-from spotcheck.demo.watch import Watch
+from demo.watch import Watch
+from spotcheck.chain import TOKEN
 from spotcheck.economics import DEFAULTS, min_sampling_probability
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.workload import OnchainRequest
+from demo.chain_setup import DemoChain
+from demo.workload import OnchainRequest
 
 
 class Griefer:

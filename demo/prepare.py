@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spotcheck.demo.config import DemoConfig
-from spotcheck.demo.progress import Progress
+from demo.config import DemoConfig
+from demo.progress import Progress
 
 
 @dataclass(frozen=True)

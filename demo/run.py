@@ -8,9 +8,9 @@ import shutil
 
 import click
 
-from spotcheck.demo.config import NETWORK, RUN_MARKER, DemoConfig
-from spotcheck.demo.progress import Progress, console_to_log, service_logs
-from spotcheck.demo.report import DemoReport
+from demo.config import NETWORK, RUN_MARKER, DemoConfig
+from demo.progress import Progress, console_to_log, service_logs
+from demo.report import DemoReport
 from spotcheck.economics import DEFAULTS, Verdict, check_sampling
 
 
@@ -66,12 +66,12 @@ def _announce(cfg: DemoConfig, progress: Progress) -> None:
 def _run(cfg: DemoConfig, progress: Progress) -> DemoReport:
     from ape import networks
 
-    from spotcheck.demo.actors import start_actors
-    from spotcheck.demo.chain_setup import setup_chain
-    from spotcheck.demo.dapp import dapp_reads
-    from spotcheck.demo.gather import gather_report
-    from spotcheck.demo.prepare import prepare
-    from spotcheck.demo.watch import Watch
+    from demo.actors import start_actors
+    from demo.chain_setup import setup_chain
+    from demo.dapp import dapp_reads
+    from demo.gather import gather_report
+    from demo.prepare import prepare
+    from demo.watch import Watch
 
     _announce(cfg, progress)
     model = prepare(cfg, progress)

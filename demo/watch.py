@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 import time
 
-from spotcheck.demo.actors import Cast
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.challenger_db import ChallengerDb
-from spotcheck.demo.clock import TimeTravel
-from spotcheck.demo.config import DemoConfig
-from spotcheck.demo.grief import Griefer
-from spotcheck.demo.prepare import PreparedModel
-from spotcheck.demo.progress import Progress
-from spotcheck.demo.workload import DappWorkload, Workload
+from demo.actors import Cast
+from demo.chain_setup import DemoChain
+from demo.challenger_db import ChallengerDb
+from demo.clock import TimeTravel
+from demo.config import DemoConfig
+from demo.grief import Griefer
+from demo.prepare import PreparedModel
+from demo.progress import Progress
+from demo.workload import DappWorkload, Workload
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from spotcheck.demo.actors import NodeActor
-from spotcheck.demo.chain_setup import DemoChain
-from spotcheck.demo.config import DemoConfig
+from demo.actors import NodeActor
+from demo.chain_setup import DemoChain
+from demo.config import DemoConfig
 
 log = logging.getLogger(__name__)
 
