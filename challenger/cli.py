@@ -17,10 +17,12 @@ import click
 
 from spotcheck.ape_cli import ChainCommand
 from spotcheck.cli_options import (
+    configure_service_logging,
     connect_contracts,
     deployment_option,
     dry_run_option,
     format_tokens,
+    log_json_option,
     parse_amount,
 )
 
@@ -158,7 +160,9 @@ def _withdraw_impl(account: Any, deployment: Path | None, dry_run: bool) -> None
 @click.option("--confirmations", type=int, default=None, help="Confirmation depth (blocks).")
 @click.option("--http-port", type=int, default=None, help="Port of /health /ready /metrics.")
 @click.option("--once", is_flag=True, help="Run one tick and exit (cron, tests).")
-def run(account: Any, deployment: Path | None, **kwargs: Any) -> None:
+@log_json_option
+def run(account: Any, deployment: Path | None, log_json: bool, **kwargs: Any) -> None:
+    configure_service_logging(log_json)
     _run_impl(account, deployment, **kwargs)
 
 

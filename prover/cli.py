@@ -14,10 +14,12 @@ import click
 
 from spotcheck.ape_cli import ChainCommand
 from spotcheck.cli_options import (
+    configure_service_logging,
     connect_contracts,
     deployment_option,
     dry_run_option,
     format_amount,
+    log_json_option,
     parse_amount,
 )
 from spotcheck.errors import ConfigError
@@ -190,13 +192,16 @@ def status(account: Any, deployment: Path | None, config_path: Path | None) -> N
     help="DISHONEST MODE for tests and demos: share of outputs corrupted beyond tau.",
 )
 @click.option("--port", type=int, default=None, help="HTTP port (overrides the config).")
+@log_json_option
 def run(
     account: Any,
     deployment: Path | None,
     config_path: Path,
     fault_rate: float | None,
     port: int | None,
+    log_json: bool,
 ) -> None:
+    configure_service_logging(log_json)
     from prover.config import load_settings
     from prover.node import run_node
 

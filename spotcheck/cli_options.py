@@ -69,3 +69,23 @@ def connect_contracts(deployment: Path | None) -> Any:
     from spotcheck.chain import SpotcheckContracts
 
     return SpotcheckContracts.connect(path=deployment)
+
+
+def log_json_option(fn: F) -> F:
+    """``--log-json``: a service's log lines as JSON objects instead of text with key=value."""
+    option = click.option(
+        "--log-json",
+        is_flag=True,
+        help="Log one JSON object per line (default: text with key=value fields).",
+    )
+    return option(fn)
+
+
+def configure_service_logging(log_json: bool) -> None:
+    """A service's log lines carry their fields (job, node, tx...), as text or JSON, at the
+    level ``spotcheck -v`` chose."""
+    import logging
+
+    from spotcheck.kit.logs import configure_logging
+
+    configure_logging(json=log_json, level=logging.getLogger().getEffectiveLevel())
