@@ -6,8 +6,13 @@ asks for single leaves or proofs: what it requests must not depend on its sample
 learns which leaves are checked (issue 11, point 2). It rebuilds the positional tree
 (``spotcheck.merkle``) from the listing and takes every proof it needs from its own tree.
 
-A listing is usable only if all of this holds, otherwise the whole batch is
-:class:`WithheldError` (and only that batch: the caller carries on with everything else):
+A listing is usable only if all of this holds, otherwise the attempt failed with a
+:class:`ListingError` (and only that batch: the caller carries on with everything else):
+:class:`ListingUnavailableError` when no complete answer came (connection refused or cut, a status
+other than 200, the deadline passed: an honest node restarting looks like this), or
+:class:`ListingInvalidError` when the node answered 200 with bytes that are not the committed
+listing (over the byte cap, malformed, or not rebuilding the root). Neither proves the node
+withholds its batch: only an unrevealed leaf request does (``challenger.service``).
 
 - HTTP 200 within a **total** deadline (not per read: a server dripping one byte a second is
   cut off when the deadline passes) and under a byte cap (declared or streamed);
@@ -59,8 +64,25 @@ _BYTES_PER_LEAF = 256
 _BYTES_OVERHEAD = 4096
 
 
-class WithheldError(SpotcheckError, RuntimeError):
+class ListingError(SpotcheckError, RuntimeError):
     """The node did not serve a usable listing of a committed batch (this attempt)."""
+
+    #: True if the node answered with bytes that are not the committed listing.
+    invalid = False
+
+
+class ListingUnavailableError(ListingError):
+    """No complete answer: refused or cut connection, a status other than 200, the deadline."""
+
+
+class ListingInvalidError(ListingError):
+    """An answer that is not the committed listing: over the cap, malformed, another root."""
+
+    invalid = True
+
+
+#: The former name of :class:`ListingError` (a failed attempt is not proof of withholding).
+WithheldError = ListingError
 
 
 @dataclass(frozen=True)
@@ -145,10 +167,12 @@ def _too_deep(raw: bytes, limit: int = MAX_LISTING_DEPTH) -> bool:
 
 
 def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
-    """Check a listing's bytes against ``batch`` (see the module doc); WithheldError if unusable."""
+    """Check a listing's bytes against ``batch`` (see the module doc).
+
+    Raises :class:`ListingInvalidError` if they are not the committed listing."""
     where = f"batch {batch.batch_id}"
     if _too_deep(raw):
-        raise WithheldError(
+        raise ListingInvalidError(
             f"{where}: malformed listing: JSON nested too deep (or brackets left open)"
         )
     try:
@@ -157,7 +181,7 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
         if not isinstance(leaves_json, list):
             raise ValueError("no list of leaves")
         if len(leaves_json) != batch.count:
-            raise WithheldError(
+            raise ListingInvalidError(
                 f"{where}: {len(leaves_json)} leaves served, {batch.count} committed"
             )
         leaves: list[Leaf] = []
@@ -176,12 +200,13 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
             hashes.append(leaf_hash(job_id, batch.model_id, ih, oh))
             leaves.append(Leaf(i, job_id, input_q, output_q, ih, oh, []))
         tree = MerkleTree(hashes)
-    except WithheldError:
+    except ListingInvalidError:
         raise
     except (ValueError, KeyError, TypeError, RecursionError, SpotcheckError) as err:
-        raise WithheldError(f"{where}: malformed listing: {type(err).__name__}: {err}") from err
+        msg = f"{where}: malformed listing: {type(err).__name__}: {err}"
+        raise ListingInvalidError(msg) from err
     if tree.root != batch.root:
-        raise WithheldError(
+        raise ListingInvalidError(
             f"{where}: the listing does not rebuild the committed root "
             "(leaves altered, missing or out of order)"
         )
@@ -219,7 +244,7 @@ class BatchClient:
         self._client.close()
 
     def fetch(self, batch: BatchRow, domain: Domain) -> FetchedBatch:
-        """The whole listing of ``batch``, checked; :class:`WithheldError` otherwise."""
+        """The whole listing of ``batch``, checked; :class:`ListingError` otherwise."""
         cap = listing_byte_cap(batch.count, domain, self.limits.max_bytes)
         url = f"{batch.uri.rstrip('/')}/v1/batches/{batch.batch_id}"
         return parse_listing(self.download(url, cap), batch, domain)
@@ -232,27 +257,27 @@ class BatchClient:
         try:
             with self._client.stream("GET", url, timeout=httpx.Timeout(per_read)) as response:
                 if response.status_code != 200:
-                    raise WithheldError(f"GET {url}: HTTP {response.status_code}")
+                    raise ListingUnavailableError(f"GET {url}: HTTP {response.status_code}")
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > cap:
-                    raise WithheldError(f"GET {url}: {declared} bytes declared, cap {cap}")
+                    raise ListingInvalidError(f"GET {url}: {declared} bytes declared, cap {cap}")
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > cap:
-                        raise WithheldError(f"GET {url}: more than {cap} bytes")
+                        raise ListingInvalidError(f"GET {url}: more than {cap} bytes")
                     if time.monotonic() > deadline:
-                        raise WithheldError(
+                        raise ListingUnavailableError(
                             f"GET {url}: not complete within {limits.deadline_s:g} s "
                             f"({len(body)} bytes so far)"
                         )
                 return bytes(body)
         except httpx.HTTPError as err:
-            raise WithheldError(f"GET {url}: {type(err).__name__}: {err}") from err
+            raise ListingUnavailableError(f"GET {url}: {type(err).__name__}: {err}") from err
 
 
 #: The outcome of one attempt: the checked listing, or why it was not usable.
-Outcome = FetchedBatch | WithheldError
+Outcome = FetchedBatch | ListingError
 
 
 class Fetcher:
@@ -290,10 +315,10 @@ class Fetcher:
     def _attempt(self, batch: BatchRow, domain: Domain) -> Outcome:
         try:
             return self.client.fetch(batch, domain)
-        except WithheldError as err:
+        except ListingError as err:
             return err
         except Exception as err:  # any failure of one listing costs that batch only
-            return WithheldError(f"batch {batch.batch_id}: {type(err).__name__}: {err}")
+            return ListingUnavailableError(f"batch {batch.batch_id}: {type(err).__name__}: {err}")
 
     def collect(self, wait_s: float = 0.0) -> list[tuple[BatchRow, Outcome]]:
         """Attempts finished by now, waiting up to ``wait_s`` while any is still running."""

@@ -55,9 +55,25 @@ class Metrics:
             )
             for name, states in _REACHED.items()
         }
-        self.batches_withheld = Gauge(
-            f"{_NS}_batches_withheld", "Batches whose node did not serve contents.", registry=r
-        )
+        self.batches = {
+            name: Gauge(f"{_NS}_{name}", help_, registry=r)
+            for name, help_ in (
+                (
+                    "batches_unavailable",
+                    "Batches given up on: no complete listing by the last attempt (not an "
+                    "accusation; their sampled leaves are requested on chain).",
+                ),
+                (
+                    "listings_invalid",
+                    "Batches given up on after the node answered with a listing that is not "
+                    "the committed one (their sampled leaves are requested on chain).",
+                ),
+                (
+                    "batches_withheld",
+                    "Batches proven withheld: a leaf request on them ended unrevealed (slashed).",
+                ),
+            )
+        }
         self.leaf_requests = {
             name: Gauge(f"{_NS}_leaf_requests_{name}", help_, registry=r)
             for name, help_ in (
@@ -83,7 +99,8 @@ class Metrics:
             self.states[name].set(sum(counts.get(s.value, 0) for s in states))
         counters = store.counters()
         self.jobs_seen.set(counters.get("jobs_seen", 0))
-        self.batches_withheld.set(counters.get("batches_withheld", 0))
+        for name, gauge in self.batches.items():
+            gauge.set(counters.get(name, 0))
         self.withdrawn.set(store.withdrawn_total())
         summary = store.leaf_request_summary()
         for name, gauge in self.leaf_requests.items():

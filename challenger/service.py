@@ -11,11 +11,16 @@ transition, so the process can be killed anywhere and restarted:
   checked against its root; its leaves are recorded already decided, by position. A listing
   that is not usable (any reason) costs that batch only: it is retried, paced by the time left
   in its window, with a last attempt shortly before the window closes; then the batch is
-  ``unavailable`` and a leaf request is planned for each sampled position
-  (``docs/validators.md``, "Withheld batches").
+  ``unavailable`` (a warning, counted ``batches_unavailable``, or ``listings_invalid`` if the
+  node answered with a listing that is not the committed one) and a leaf request is planned
+  for each sampled position. That is not an accusation: an honest node restarting through the
+  window looks the same, and answers the leaf requests (``docs/validators.md``, "Withheld
+  batches").
 - ``leaf requests``: planned requests are sent (bonded), followed, and settled after their
   reveal deadline when the node never revealed; a revealed leaf becomes a sampled job whose
-  challenge deadline is the reveal's dispute deadline.
+  challenge deadline is the reveal's dispute deadline. A batch with a leaf request that ended
+  unrevealed is proven withheld: ``NODE WITHHOLDS BATCH CONTENTS`` (error), counted
+  ``batches_withheld``, once per batch.
 - ``check``: sampled jobs are re-executed and judged (``challenger.verdict``).
 - ``dispute``: before sending, the chain is asked whether the job already has a dispute
   (ours: adopt it; another challenger's: preempted). Then the bond cap and the deadline are
@@ -40,8 +45,8 @@ from challenger.batches import (
     BatchClient,
     FetchedBatch,
     Fetcher,
+    ListingError,
     Outcome,
-    WithheldError,
     domain_of,
 )
 from challenger.chain_io import ChainPort, LeafRequestStatus, ModelParams
@@ -143,6 +148,10 @@ class TickReport:
     lost: int = 0
     withdrawn: int = 0
     deferred_by_cap: int = 0
+    #: Batches given up on: no complete answer by the last attempt / an invalid listing.
+    unavailable: int = 0
+    invalid: int = 0
+    #: Batches proven withheld: a leaf request on them ended unrevealed (slashed).
     withheld: int = 0
     leaf_requested: int = 0
     revealed: int = 0
@@ -198,6 +207,7 @@ class Challenger:
             self.check(report)
             self.dispute(report)
             self.leaf_requests(report)
+            self.report_withheld(report)
             self.resolve(report)
             if self.options.auto_withdraw and not self.options.dry_run:
                 self.withdraw(report)
@@ -355,12 +365,12 @@ class Challenger:
             current = self.store.batch(batch.batch_id)
             if current is None or current.state is not BatchState.SEEN:
                 continue  # given up (or recorded) meanwhile
-            if isinstance(outcome, WithheldError):
+            if isinstance(outcome, ListingError):
                 self._attempt_failed(current, outcome, now)
             else:
                 self._fetched(current, outcome, report)
 
-    def _attempt_failed(self, batch: BatchRow, err: WithheldError, now: int) -> None:
+    def _attempt_failed(self, batch: BatchRow, err: ListingError, now: int) -> None:
         started = self._started.pop(batch.batch_id, now)
         plan = self._plan(batch)
         nxt = next_attempt(
@@ -370,17 +380,19 @@ class Challenger:
             retry_max=self.options.retry_max_s,
         )
         attempts = self.store.batch_attempt_failed(
-            batch.batch_id, str(err), failed_at=started, next_attempt_at=nxt
+            batch.batch_id, str(err), failed_at=started, next_attempt_at=nxt, invalid=err.invalid
         )
-        # Not an accusation yet: an honest node may be restarting. Only the last attempt's
-        # failure reports withholding (see _give_up).
+        # Not an accusation: an honest node may be restarting. Nor is giving up (_give_up):
+        # only a leaf request the node leaves unrevealed is (report_withheld).
         log.warning(
-            "batch listing not usable (attempt %d): %s; next attempt at chain time %d "
-            "(gives up at %d)",
+            "batch listing not usable (attempt %d, %s): %s; next attempt at chain time %d "
+            "(gives up at %d); %s",
             attempts,
+            "invalid" if err.invalid else "unavailable",
             err,
             nxt,
             plan.give_up_at,
+            _batch_text(batch),
             extra={**_batch_log(batch), "attempts": attempts},
         )
 
@@ -425,16 +437,38 @@ class Challenger:
         sampled = [i for i in range(batch.count) if decide(i)]
         if not self.store.batch_unavailable(batch, sampled):
             return
-        report.withheld += 1
         self._started.pop(batch.batch_id, None)
-        log.error(
-            "NODE WITHHOLDS BATCH CONTENTS: no usable listing by the last attempt (%s); "
-            "%d leaf requests planned; %s",
-            batch.last_error,
-            len(sampled),
-            _batch_text(batch),
-            extra={**_batch_log(batch), "attempts": batch.attempts},
-        )
+        # Not an accusation: the node may have been restarting at every attempt. The leaf
+        # requests decide; a leaf left unrevealed is reported in report_withheld.
+        how = "reporting (dry run)" if self.options.dry_run else "requesting"
+        extra = {**_batch_log(batch), "attempts": batch.attempts, "sampled": len(sampled)}
+        if batch.invalid_attempts:
+            report.invalid += 1
+            log.warning(
+                "batch %d listing invalid after %d attempts (%d answered with a listing that "
+                "is not the committed batch; last error: %s); %s %d sampled leaves on chain; %s",
+                batch.batch_id,
+                batch.attempts,
+                batch.invalid_attempts,
+                batch.last_error,
+                how,
+                len(sampled),
+                _batch_text(batch),
+                extra=extra,
+            )
+        else:
+            report.unavailable += 1
+            log.warning(
+                "batch %d listing unavailable after %d attempts (last error: %s); %s %d "
+                "sampled leaves on chain; %s",
+                batch.batch_id,
+                batch.attempts,
+                batch.last_error,
+                how,
+                len(sampled),
+                _batch_text(batch),
+                extra=extra,
+            )
 
     def _decider(self, batch: BatchRow) -> Callable[[int], bool]:
         seed = self.chain.block_hash(seed_block(batch.commit_block, self.policy.seed_delay))
@@ -499,6 +533,20 @@ class Challenger:
                     self.store.leaf_request_transition(req.request_id, LeafRequestState.PLANNED)
             else:
                 self._follow_leaf_request(req, now, report)
+
+    def report_withheld(self, report: TickReport) -> None:
+        """Report each batch proven withheld (a leaf request on it ended unrevealed), once."""
+        for batch, req in self.store.report_withheld():
+            report.withheld += 1
+            log.error(
+                "NODE WITHHOLDS BATCH CONTENTS: batch %d leaf %d was not revealed by its reveal "
+                "deadline %s (leaf request settled, node slashed); %s",
+                batch.batch_id,
+                req.index,
+                req.reveal_deadline,
+                _batch_text(batch),
+                extra={**_batch_log(batch), "index": req.index},
+            )
 
     def _send_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
         if self.options.dry_run:

@@ -22,7 +22,11 @@ Batches have their own small machine: ``seen -> fetched | unavailable | not_judg
 fetching inserts one job row per leaf (keyed by position: ``batch_leaf_key(batchId, index)``),
 already ``sampled`` or ``skipped`` (``undisputable`` if its input is outside the model's
 domain), in the same transaction. ``unavailable`` (no usable listing
-by the last attempt) plans one leaf request per sampled position, in the same transaction:
+by the last attempt) plans one leaf request per sampled position, in the same transaction, and
+counts the batch once: ``listings_invalid`` if any attempt was answered with bytes that are not
+the committed listing, ``batches_unavailable`` otherwise. Neither is an accusation; the batch is
+counted ``batches_withheld`` (once, :meth:`Store.report_withheld`) only when one of its leaf
+requests ends ``slashed`` (not revealed by its deadline):
 
 ```
  planned ──┬─> sent ──┬─> open ─────┬─> revealed    (the node revealed: the leaf becomes a job)
@@ -38,6 +42,7 @@ goes through the job machine above like any fetched leaf.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import sqlite3
@@ -185,7 +190,9 @@ CREATE TABLE IF NOT EXISTS ch_batches (
     last_error         TEXT,
     updated_at         REAL NOT NULL,
     failed_at          INTEGER,           -- chain time the last failed attempt started
-    next_attempt_at    INTEGER            -- chain time of the next attempt
+    next_attempt_at    INTEGER,           -- chain time of the next attempt
+    invalid_attempts   INTEGER,           -- attempts answered with a listing not the committed one
+    withheld           INTEGER            -- 1 once a leaf request of it ended unrevealed
 );
 CREATE INDEX IF NOT EXISTS ch_batches_state ON ch_batches(state);
 CREATE TABLE IF NOT EXISTS ch_leaf_requests (
@@ -268,6 +275,10 @@ class BatchRow:
     last_error: str | None
     failed_at: int | None = None
     next_attempt_at: int | None = None
+    #: Failed attempts answered with bytes that are not the committed listing (invalid).
+    invalid_attempts: int = 0
+    #: A leaf request on it ended unrevealed (slashed): withholding proven, reported once.
+    withheld: bool = False
 
 
 @dataclass(frozen=True)
@@ -329,7 +340,7 @@ _LR_COLS = (
 )
 _BATCH_COLS = (
     "batch_id, model_id, node, root, count, uri, commit_block, challenge_deadline, state, "
-    "attempts, last_error, failed_at, next_attempt_at"
+    "attempts, last_error, failed_at, next_attempt_at, invalid_attempts, withheld"
 )
 
 
@@ -377,6 +388,8 @@ def _batch(row: Sequence[Any]) -> BatchRow:
         last_error=row[10],
         failed_at=None if row[11] is None else int(row[11]),
         next_attempt_at=None if row[12] is None else int(row[12]),
+        invalid_attempts=int(row[13] or 0),
+        withheld=bool(row[14]),
     )
 
 
@@ -391,6 +404,8 @@ class Store:
             ("ch_jobs", "leaf_index"),
             ("ch_batches", "failed_at"),
             ("ch_batches", "next_attempt_at"),
+            ("ch_batches", "invalid_attempts"),
+            ("ch_batches", "withheld"),
         ):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
             if column not in cols:
@@ -479,7 +494,7 @@ class Store:
     ) -> None:
         cur = conn.execute(
             f"INSERT OR IGNORE INTO ch_batches({_BATCH_COLS}, updated_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, 0, 0, ?)",
             (
                 str(batch_id),
                 model_id,
@@ -600,17 +615,21 @@ class Store:
         *,
         failed_at: int | None = None,
         next_attempt_at: int | None = None,
+        invalid: bool = False,
     ) -> int:
         """Count a failed fetch (started at chain time ``failed_at``; the next one is due at
-        ``next_attempt_at``); returns the attempt count (1 on the first failure)."""
+        ``next_attempt_at``; ``invalid``: the node answered with bytes that are not the
+        committed listing); returns the attempt count (1 on the first failure)."""
         self.conn.execute(
             "UPDATE ch_batches SET attempts = attempts + 1, last_error = ?, updated_at = ?, "
-            "failed_at = ?, next_attempt_at = ? WHERE batch_id = ? AND state = ?",
+            "failed_at = ?, next_attempt_at = ?, "
+            "invalid_attempts = COALESCE(invalid_attempts, 0) + ? WHERE batch_id = ? AND state = ?",
             (
                 error[:500],
                 time.time(),
                 failed_at,
                 next_attempt_at,
+                int(invalid),
                 str(batch_id),
                 BatchState.SEEN.value,
             ),
@@ -629,7 +648,12 @@ class Store:
         return bool(cur.rowcount)
 
     def batch_unavailable(self, batch: BatchRow, sampled: Sequence[int] = ()) -> bool:
-        """``seen -> unavailable`` and one planned leaf request per sampled position, atomically."""
+        """``seen -> unavailable`` and one planned leaf request per sampled position, atomically.
+
+        Counted once: ``listings_invalid`` if any attempt was answered with a listing that is
+        not the committed one (``batch.invalid_attempts``), ``batches_unavailable`` otherwise.
+        Not ``batches_withheld``: that takes an unrevealed leaf request (:meth:`report_withheld`).
+        """
         from spotcheck.encoding import batch_leaf_key
 
         with self.transaction() as conn:
@@ -659,8 +683,43 @@ class Store:
                         time.time(),
                     ),
                 )
-            _bump(conn, "batches_withheld", 1)
+            invalid = batch.invalid_attempts > 0
+            _bump(conn, "listings_invalid" if invalid else "batches_unavailable", 1)
         return True
+
+    def report_withheld(self) -> list[tuple[BatchRow, LeafRequestRow]]:
+        """Batches now proven withheld, each returned (and counted ``batches_withheld``) once.
+
+        Proven: a leaf request this challenger planned on the batch (sent by us, or adopted
+        when another challenger's landed first) ended ``slashed``, i.e. the node did not
+        reveal the leaf by its reveal deadline. Marking and counting are one transaction, so a
+        restart neither loses nor repeats a report. Returns each batch with one such request.
+        """
+        query = (
+            f"SELECT {_BATCH_COLS} FROM ch_batches WHERE COALESCE(withheld, 0) = 0 AND "
+            "state = ? AND batch_id IN (SELECT batch_id FROM ch_leaf_requests WHERE state = ?) "
+            "ORDER BY CAST(batch_id AS INTEGER)"
+        )
+        args = (BatchState.UNAVAILABLE.value, LeafRequestState.SLASHED.value)
+        if not self.conn.execute(query, args).fetchone():
+            return []  # the usual case: no write transaction
+        with self.transaction() as conn:
+            rows = conn.execute(query, args).fetchall()
+            out: list[tuple[BatchRow, LeafRequestRow]] = []
+            for row in rows:
+                batch = _batch(row)
+                req = conn.execute(
+                    f"SELECT {_LR_COLS} FROM ch_leaf_requests WHERE batch_id = ? AND state = ? "
+                    "ORDER BY leaf_index LIMIT 1",
+                    (str(batch.batch_id), LeafRequestState.SLASHED.value),
+                ).fetchone()
+                conn.execute(
+                    "UPDATE ch_batches SET withheld = 1, updated_at = ? WHERE batch_id = ?",
+                    (time.time(), str(batch.batch_id)),
+                )
+                _bump(conn, "batches_withheld", 1)
+                out.append((dataclasses.replace(batch, withheld=True), _leaf_request(req)))
+        return out
 
     # -- leaf requests ----------------------------------------------------------------------
 

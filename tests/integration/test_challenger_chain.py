@@ -302,7 +302,7 @@ def test_dryRun_reportsMismatchButSpendsNothing(
     assert spotcheck.dispute_manager.bondAtRisk(challenger) == 0
 
 
-def test_withheldBatch_retriedUntilTheLastAttempt_thenReportedOnce_leafRequested(
+def test_unavailableBatch_retriedUntilTheLastAttempt_thenCountedOnce_leafRequested_noAccusation(
     spotcheck: Any, node: Any, challenger: Any, chain: Any, tmp_path: Path
 ) -> None:
     fake = FakeNode()
@@ -310,12 +310,15 @@ def test_withheldBatch_retriedUntilTheLastAttempt_thenReportedOnce_leafRequested
     fake.withhold.add(batch_id)
     ch = make_challenger(tmp_path / "c.sqlite", spotcheck, challenger, fake, rate=1.0)
     run(ch, chain, ticks=3)
-    assert "batches_withheld" not in ch.store.counters()  # not before the last attempt
+    assert "batches_unavailable" not in ch.store.counters()  # not before the last attempt
     deadline = int(spotcheck.job_manager.getBatch(batch_id).challengeDeadline)
     while chain.blocks.head.timestamp < deadline - 20:
         advance(chain, 5)
         ch.tick()
-    assert ch.store.counters().get("batches_withheld") == 1
+    # Given up on the listing: unavailable, not withheld (nothing is proven until a leaf
+    # request passes its reveal deadline unrevealed).
+    assert ch.store.counters().get("batches_unavailable") == 1
+    assert "batches_withheld" not in ch.store.counters()
     assert fake.requests >= 3  # retried
     assert ch.store.batch(batch_id).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
     request = spotcheck.dispute_manager.getLeafRequest(batch_leaf_key(batch_id, 0))

@@ -13,6 +13,7 @@ model's circuit is ``f(x) = [x0 + x1, x2 - x3]``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,6 +127,7 @@ def test_withholdingFromChallengers_neverRevealed_nodeSlashedThroughLeafRequests
     stake_manager: Any,
     node_server: NodeServer,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     leaves = leaves_with(3, cheat={1})
     batch_id = commit(spotcheck, node, node_server.uri, leaves)
@@ -138,14 +140,27 @@ def test_withholdingFromChallengers_neverRevealed_nodeSlashedThroughLeafRequests
     def all_requested() -> bool:
         return len(ch.store.leaf_requests(LeafRequestState.OPEN)) == 3
 
-    tick_until(ch, chain, all_requested)
+    with caplog.at_level(logging.WARNING, logger="challenger.service"):
+        tick_until(ch, chain, all_requested)
     assert ch.store.batch(batch_id).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
     assert not jm.isBatchLeafFinal(batch_id, 0)  # nothing final with an open request
+    # Giving up on the listing is no accusation yet: an honest node may have been restarting.
+    assert ch.store.counters()["batches_unavailable"] == 1
+    assert "batches_withheld" not in ch.store.counters()
+    assert not [r for r in caplog.records if "WITHHOLDS" in r.getMessage()]
 
     def all_settled() -> bool:
         return ch.store.leaf_request_summary()["settled"] == 3
 
-    tick_until(ch, chain, all_settled, step=20)
+    with caplog.at_level(logging.WARNING, logger="challenger.service"):
+        tick_until(ch, chain, all_settled, step=20)
+        for _ in range(3):
+            advance(chain, 20)
+            ch.tick()
+    # Proven now (leaf requests settled unrevealed): reported once for the batch.
+    (withheld,) = [r for r in caplog.records if "WITHHOLDS" in r.getMessage()]
+    assert withheld.levelno == logging.ERROR and f"batch {batch_id} " in withheld.getMessage()
+    assert ch.store.counters()["batches_withheld"] == 1
     for i in range(3):
         key = batch_leaf_key(batch_id, i)
         assert dm.getLeafRequest(key).status == 3  # Slashed
@@ -194,6 +209,9 @@ def test_withholdingFromChallengers_revealsWrongLeaf_disputedFromTheRevealAndSla
     assert dm.getDispute(key).status == DisputeStatus.SLASHED
     assert spotcheck.job_manager.batchLeafInvalid(key)
     assert stake_manager.stakeOf(node).amount == stake_before - MOCK_MODEL.slash_amount
+    # Every requested leaf was revealed: the node cheated, but did not withhold.
+    counters = ch.store.counters()
+    assert counters["batches_unavailable"] == 1 and "batches_withheld" not in counters
 
 
 def test_malformedListingsAndSlowDrip_otherCheatsDisputedFirstTick_andSettledOnTime(
@@ -239,6 +257,13 @@ def test_malformedListingsAndSlowDrip_otherCheatsDisputedFirstTick_andSettledOnT
     for bad in (overflow_id, negative_id, drip_id):
         row = ch.store.batch(bad)
         assert row is not None and row.state is not BatchState.FETCHED
+    # The overflowing listing (fetched first, two at a time per node) answered with bytes
+    # that are not the committed listing: an invalid attempt. The bad batches' window closed
+    # while this test jumped ahead: expired, never counted as given up, never accused.
+    assert ch.store.batch(overflow_id).invalid_attempts >= 1  # type: ignore[union-attr]
+    assert not {"batches_unavailable", "listings_invalid", "batches_withheld"} & set(
+        ch.store.counters()
+    )
 
 
 def test_requestLeaf_namesTheRecordedRoot_anotherRootIsRefused_noBondLocked(

@@ -27,7 +27,8 @@ from challenger.batches import (
     Domain,
     Fetcher,
     FetchLimits,
-    WithheldError,
+    ListingInvalidError,
+    ListingUnavailableError,
     parse_listing,
 )
 from challenger.sampling import SamplingPolicy
@@ -233,7 +234,7 @@ def tick_until(ch: Challenger, chain: FakeChain, until: int, step: int = 1) -> N
         chain.now += step
 
 
-# -- parsing: every way a listing can be bad costs that batch, as WithheldError ---------------
+# -- parsing: every way a listing can be bad costs that batch, as ListingInvalidError --------------
 
 
 def _mutate(fn: Callable[[list[dict[str, Any]]], Any]) -> bytes:
@@ -269,7 +270,7 @@ BAD_LISTINGS = {
 
 @pytest.mark.parametrize("raw", BAD_LISTINGS.values(), ids=BAD_LISTINGS.keys())
 def test_parseListing_badListing_isWithheld_neverAnotherError(raw: bytes) -> None:
-    with pytest.raises(WithheldError):
+    with pytest.raises(ListingInvalidError):
         parse_listing(raw, batch_row(leaves_of(4)), DOMAIN)
 
 
@@ -287,7 +288,7 @@ def test_parseListing_deepNesting_inAFetchThread_isWithheld_notACrash() -> None:
     t = threading.Thread(target=run)
     t.start()
     t.join()
-    assert len(out) == 1 and isinstance(out[0], WithheldError)
+    assert len(out) == 1 and isinstance(out[0], ListingInvalidError)
 
 
 def test_parseListing_bracketsInsideStrings_doNotCountAsNesting() -> None:
@@ -340,7 +341,7 @@ def test_parseListing_outOfDomainLeaf_otherMalformation_stillWithheld(
     committed[0]["inputQ"][0] = 2**20 + 1  # committed as is: the root holds it
     served = json.loads(listing(committed))["leaves"]
     mutate(served)
-    with pytest.raises(WithheldError):
+    with pytest.raises(ListingInvalidError):
         parse_listing(listing(served), batch_row(committed), DOMAIN)
 
 
@@ -372,16 +373,36 @@ def test_download_slowDrip_isCutAtTheTotalDeadline(node_server: NodeServer) -> N
     node_server.routes[1] = drip(interval=0.05)
     client = BatchClient(limits=LIMITS)
     start = time.monotonic()
-    with pytest.raises(WithheldError, match="not complete within"):
+    with pytest.raises(ListingUnavailableError, match="not complete within"):
         client.fetch(batch_row(leaves_of(4), node_server.uri), DOMAIN)
     assert time.monotonic() - start < LIMITS.deadline_s + 0.5
+
+
+def test_download_errorStatusOrNoServer_isUnavailable_notInvalid(node_server: NodeServer) -> None:
+    """No answer (a status other than 200, nobody listening) is ``unavailable``: an honest node
+    restarting looks like this. Only bytes that are not the committed listing are invalid."""
+    node_server.routes[1] = status(503)
+    client = BatchClient(limits=LIMITS)
+    with pytest.raises(ListingUnavailableError, match="HTTP 503"):
+        client.fetch(batch_row(leaves_of(4), node_server.uri), DOMAIN)
+    nobody = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ListingUnavailableError):
+        client.fetch(batch_row(leaves_of(4), nobody), DOMAIN)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_download_silentServer_isCutByTheReadTimeout(node_server: NodeServer) -> None:
     node_server.routes[1] = drip(interval=5.0)  # headers, 12 bytes, then silence
     client = BatchClient(limits=LIMITS)
     start = time.monotonic()
-    with pytest.raises(WithheldError):
+    with pytest.raises(ListingUnavailableError):
         client.fetch(batch_row(leaves_of(4), node_server.uri), DOMAIN)
     assert time.monotonic() - start < LIMITS.deadline_s + LIMITS.read_timeout_s + 0.5
 
@@ -391,7 +412,7 @@ def test_download_overTheByteCap_declaredOrStreamed_isWithheld(node_server: Node
     padded = listing(leaves)[:-1] + b" " * 10_000 + b"}"  # valid JSON, far beyond any need
     node_server.routes[1] = body(padded)
     client = BatchClient(limits=LIMITS)
-    with pytest.raises(WithheldError, match="declared, cap"):
+    with pytest.raises(ListingInvalidError, match="declared, cap"):
         client.fetch(batch_row(leaves, node_server.uri), DOMAIN)
 
     def undeclared(h: BaseHTTPRequestHandler) -> None:
@@ -401,7 +422,7 @@ def test_download_overTheByteCap_declaredOrStreamed_isWithheld(node_server: Node
         h.wfile.write(padded)
 
     node_server.routes[1] = undeclared
-    with pytest.raises(WithheldError, match="more than"):
+    with pytest.raises(ListingInvalidError, match="more than"):
         client.fetch(batch_row(leaves, node_server.uri), DOMAIN)
     node_server.routes[1] = body(listing(leaves))  # the same listing without padding is fine
     assert len(client.fetch(batch_row(leaves, node_server.uri), DOMAIN).leaves) == 4
@@ -442,7 +463,9 @@ def test_malformedListingsAndSlowDrip_everythingElseDisputedAndSettledOnTime(
     assert time.monotonic() - start < 0.5 + 0.5 * 4  # fetch_wait plus slack, not the drip
     assert report.errors == []
     assert set(chain.sends) == {"open 2", "open batch 10/2"}
-    assert ch.store.counters().get("batches_withheld", 0) == 0  # not an accusation yet
+    counters = ch.store.counters()
+    for name in ("batches_withheld", "batches_unavailable", "listings_invalid"):
+        assert counters.get(name, 0) == 0  # not given up yet, and never an accusation
 
     chain.now += PROOF_WINDOW + 1
     ch.tick()
@@ -457,7 +480,11 @@ def test_malformedListingsAndSlowDrip_everythingElseDisputedAndSettledOnTime(
         assert ch.store.batch(batch_id).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
     requested = sorted(s for s in chain.sends if s.startswith("request"))
     assert requested == sorted(f"request {b}/{i}" for b in (11, 12, 13) for i in range(3))
-    assert ch.store.counters()["batches_withheld"] == 3
+    # A listing that is not the committed batch (11, 12) is counted apart from a node that
+    # never answered in time (13); neither is an accusation before a leaf goes unrevealed.
+    counters = ch.store.counters()
+    assert counters["listings_invalid"] == 2 and counters["batches_unavailable"] == 1
+    assert "batches_withheld" not in counters
 
 
 def test_listingInAnotherOrder_neverAsksForSampledLeaves_requestsThemOnChain(
@@ -496,7 +523,10 @@ def test_modelNotJudged_batchNeverFetched(tmp_path: Path, node_server: NodeServe
     tick_until(ch, chain, DEADLINE - 1, step=10)
     assert node_server.paths == []
     assert ch.store.batch(3).state is BatchState.NOT_JUDGED  # type: ignore[union-attr]
-    assert chain.sends == [] and "batches_withheld" not in ch.store.counters()
+    assert chain.sends == []
+    assert not {"batches_withheld", "batches_unavailable", "listings_invalid"} & set(
+        ch.store.counters()
+    )
 
 
 # -- pacing: by the time left, with a last attempt, and no alarm for a restarting node ----------
@@ -569,15 +599,17 @@ def test_restartingNode_isCheckedInTheEnd_andNeverReportedAsWithholding(
         tick_until(ch, chain, DEADLINE - 1)
     assert ch.store.batch(5).state is BatchState.FETCHED  # type: ignore[union-attr]
     assert "open batch 5/1" in chain.sends  # the cheat in it was caught
-    assert "batches_withheld" not in ch.store.counters()
+    assert not {"batches_withheld", "batches_unavailable"} & set(ch.store.counters())
     assert not any("WITHHOLDS" in r.getMessage() for r in caplog.records)
+    assert not any("listing unavailable" in r.getMessage() for r in caplog.records)
     assert not any(s.startswith("request") for s in chain.sends)
     assert len(node.attempts) <= 25  # paced, not hammered
 
 
-def test_nodeDownAllWindow_lastAttemptThenLeafRequests(
+def _down_all_window(
     tmp_path: Path, node_server: NodeServer, caplog: pytest.LogCaptureFixture
-) -> None:
+) -> tuple[Challenger, FakeChain]:
+    """A node down at every listing attempt of batch 6: given up on, leaves requested."""
     db = tmp_path / "c.sqlite"
     chain = FakeChain()
     store = Store(open_db(db))
@@ -587,15 +619,67 @@ def test_nodeDownAllWindow_lastAttemptThenLeafRequests(
     ch = make_challenger(db, chain)
     with caplog.at_level(logging.WARNING):
         tick_until(ch, chain, DEADLINE - 1)
-    plan = ch._plan(ch.store.batch(6))  # type: ignore[arg-type]
+    batch = ch.store.batch(6)
+    assert batch is not None and batch.state is BatchState.UNAVAILABLE
+    plan = ch._plan(batch)
     assert any(plan.last_attempt_at <= t < plan.give_up_at for t in node.attempts)
-    assert sum(1 for r in caplog.records if "WITHHOLDS" in r.getMessage()) == 1
+    # Giving up on the listing is a warning, not an accusation: an honest node restarting
+    # through the whole window looks exactly like this.
+    (given_up,) = [r for r in caplog.records if "listing unavailable" in r.getMessage()]
+    assert given_up.levelno == logging.WARNING
+    assert given_up.getMessage().startswith(
+        f"batch 6 listing unavailable after {batch.attempts} attempts "
+    )
+    assert "requesting 2 sampled leaves on chain" in given_up.getMessage()
+    assert f"node={batch.node}" in given_up.getMessage()
+    assert not any("WITHHOLDS" in r.getMessage() for r in caplog.records)
+    assert ch.store.counters()["batches_unavailable"] == 1
+    assert "batches_withheld" not in ch.store.counters()
     assert sorted(s for s in chain.sends if s.startswith("request")) == [
         "request 6/0",
         "request 6/1",
     ]
     assert ch.store.leaf_request_summary()["opened"] == 2
     assert {r.state for r in ch.store.leaf_requests(*LeafRequestState)} == {LeafRequestState.OPEN}
+    return ch, chain
+
+
+def test_nodeDownAllWindow_thenReveals_checkedThroughLeafRequests_neverReportedWithholding(
+    tmp_path: Path, node_server: NodeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: a node restarted through a batch's whole window answers the leaf requests
+    once it is back; it is checked that way and never reported as withholding."""
+    ch, chain = _down_all_window(tmp_path, node_server, caplog)
+    for index in (0, 1):
+        chain.reveal(6, index)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            chain.now += PROOF_WINDOW
+            ch.tick()
+    assert "settle_leaf" not in chain.sends
+    assert not any("WITHHOLDS" in r.getMessage() for r in caplog.records)
+    counters = ch.store.counters()
+    assert counters["batches_unavailable"] == 1 and "batches_withheld" not in counters
+
+
+def test_nodeDownAllWindow_neverReveals_reportedWithholdingOnce(
+    tmp_path: Path, node_server: NodeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Withholding is reported when it is proven: a leaf request of ours on the batch passed
+    its reveal deadline unrevealed and was settled (the node slashed); once per batch."""
+    ch, chain = _down_all_window(tmp_path, node_server, caplog)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            chain.now += PROOF_WINDOW + 1
+            ch.tick()
+    assert chain.sends.count("settle_leaf") == 2
+    (withheld,) = [r for r in caplog.records if "WITHHOLDS" in r.getMessage()]
+    assert withheld.levelno == logging.ERROR
+    assert "batch 6 leaf 0 was not revealed" in withheld.getMessage()
+    assert "batch_id=6 " in withheld.getMessage()
+    counters = ch.store.counters()
+    assert counters["batches_withheld"] == 1 and counters["batches_unavailable"] == 1
+    assert ch.store.batch(6).withheld  # type: ignore[union-attr]
 
 
 def test_fetchRaisingAnything_costsThatBatchOnly(tmp_path: Path) -> None:
@@ -647,6 +731,6 @@ def test_parseListing_anyJson_isWithheldOrUsable_neverAnotherError(leaves: list[
     raw = json.dumps({"leaves": leaves}).encode()
     try:
         parse_listing(raw, batch_row(leaves_of(4)), DOMAIN)
-    except WithheldError:
+    except ListingInvalidError:
         return
     raise AssertionError("random leaves rebuilt the committed root")

@@ -150,12 +150,19 @@ def test_withheldBatch_revealedCheatDisputed_unrevealedSettled_creditsWithdrawn(
     assert sample("spotcheck_challenger_leaf_requests_settled") == 2
     assert sample("spotcheck_challenger_disputes_won") == 1
     assert status_of(ch.store)["leaf_requests"]["settled"] == 2
+    # Given up on the listing (unavailable), then proven withheld by the unrevealed leaves:
+    # once for the batch, however many of its leaves lapsed.
+    assert sample("spotcheck_challenger_batches_unavailable") == 1
+    assert sample("spotcheck_challenger_batches_withheld") == 1
+    assert sample("spotcheck_challenger_listings_invalid") == 0
+    assert status_of(ch.store)["counters"]["batches_withheld"] == 1
 
     for _ in range(3):  # and then some: nothing is sent twice
         chain.now += 10
         ch.tick()
     assert requests_sent(chain) == [f"request {BATCH}/{i}" for i in range(4)]
     assert chain.sends.count("settle_leaf") == 2 and chain.sends.count("settle") == 1
+    assert ch.store.counters()["batches_withheld"] == 1
 
 
 def test_reorgPutAnotherBatchAtTheId_requestRefusedByRoot_missedOnce_noBondLocked(
@@ -223,6 +230,9 @@ def test_foreignRequestOnOurLeaf_adoptedNotDuplicated_settledIfNeverRevealed(
     ch.tick()
     assert chain.leaf_requests[key].status is LeafRequestStatus.SLASHED  # we settled it anyway
     assert ch.store.leaf_request(key).state is LeafRequestState.SLASHED  # type: ignore[union-attr]
+    # The lapsed request is on a leaf we planned to request: the batch is proven withheld,
+    # whoever's transaction opened the request first.
+    assert ch.store.counters()["batches_withheld"] == 1
 
 
 def test_cheatBlockedByAnotherLeafRequest_revealedAfterTheBatchDeadline_stillDisputed(

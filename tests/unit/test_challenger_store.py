@@ -134,7 +134,59 @@ def test_batchFetchFailures_countAttempts_untilUnavailable(store: Store) -> None
     planned = store.leaf_requests(LeafRequestState.PLANNED)
     assert [(r.batch_id, r.index) for r in planned] == [(4, 0), (4, 1)]
     assert planned[0].request_id == batch_leaf_key(4, 0)
+    # Given up: counted unavailable once, not withheld (no leaf request has lapsed yet).
+    assert store.counters() == {"batches_seen": 1, "jobs_seen": 2, "batches_unavailable": 1}
+    assert store.report_withheld() == []
+
+
+def _batch(store: Store, batch_id: int) -> None:
+    Store.record_batch(
+        store.conn,
+        batch_id=batch_id,
+        model_id=MODEL,
+        node="0xNode",
+        root=b"\x01" * 32,
+        count=2,
+        uri="http://n",
+        challenge_deadline=900,
+        commit_block=8,
+    )
+
+
+def test_invalidListingAttempt_countsTheBatchAsListingInvalid_once(store: Store) -> None:
+    _batch(store, 4)
+    store.batch_attempt_failed(4, "HTTP 503")
+    store.batch_attempt_failed(4, "does not rebuild the committed root", invalid=True)
+    store.batch_attempt_failed(4, "HTTP 503")
+    (batch,) = store.batches(BatchState.SEEN)
+    assert (batch.attempts, batch.invalid_attempts) == (3, 1)
+    assert store.batch_unavailable(batch, [0])
+    assert not store.batch_unavailable(batch, [0])
+    counters = store.counters()
+    assert counters["listings_invalid"] == 1
+    assert "batches_unavailable" not in counters and "batches_withheld" not in counters
+
+
+def test_reportWithheld_onceABatchsLeafRequestIsSlashed_oncePerBatch(store: Store) -> None:
+    _batch(store, 4)
+    _batch(store, 5)
+    for batch in store.batches(BatchState.SEEN):
+        store.batch_unavailable(batch, [0, 1])
+    for bid in (4, 5):
+        for i in (0, 1):
+            key = batch_leaf_key(bid, i)
+            store.leaf_request_transition(key, LeafRequestState.SENT)
+            store.leaf_request_transition(key, LeafRequestState.OPEN, ours=True, reveal_deadline=9)
+    store.leaf_request_transition(batch_leaf_key(5, 0), LeafRequestState.REVEALED)
+    assert store.report_withheld() == []  # open or revealed: nothing proven
+    store.leaf_request_transition(batch_leaf_key(4, 1), LeafRequestState.SLASHED)
+    store.leaf_request_transition(batch_leaf_key(4, 0), LeafRequestState.SLASHED)
+    ((batch, req),) = store.report_withheld()
+    assert batch.batch_id == 4 and batch.withheld and req.index == 0
+    assert store.report_withheld() == []  # once per batch, however many leaves lapsed
+    assert Store(store.conn).report_withheld() == []  # and after a restart
     assert store.counters()["batches_withheld"] == 1
+    assert store.batch(4).withheld and not store.batch(5).withheld  # type: ignore[union-attr]
 
 
 def test_leafRequestTransitions_areIdempotent_andRevealBecomesSampledJobOnce(
