@@ -74,10 +74,10 @@ from tests.fixtures.chain import MOCK_MODEL, TOKEN, advance, defence_instances
 
 pytestmark = pytest.mark.chain
 
-#: Default: 8 examples x 30 steps. ``SPOTCHECK_SLOW=1`` (``make test``, CI): 5 x 100 = 500 rule
+#: Default: 8 examples x 30 steps. ``SPOTCHECK_SLOW=1`` (``make test``, CI): 10 x 100 = 1,000 rule
 #: steps; ``make test-stateful``: 50 x 200 = 10,000. The two variables below override either.
 SLOW = os.environ.get("SPOTCHECK_SLOW") == "1"
-EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "5" if SLOW else "8"))
+EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "10" if SLOW else "8"))
 STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "100" if SLOW else "30"))
 BURN = "0x000000000000000000000000000000000000dEaD"
 SLASH = MOCK_MODEL.slash_amount
