@@ -3,6 +3,8 @@ Ape plugin."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -94,3 +96,43 @@ def test_chainCommand_isTheOneLazyCommandClass() -> None:
     assert isinstance(node, click.Group)
     assert isinstance(node.commands["run"], ChainCommand)
     assert node.commands["run"].wait_for_rpc  # type: ignore[attr-defined]
+
+
+_HELP_AND_IMPORTS = (
+    "import sys; from spotcheck.cli import main\n"
+    "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    "print('LOADED', sorted(m for m in sys.modules\n"
+    "                       if m.endswith('cli') or m == 'importlib.metadata'))\n"
+)
+
+
+def _help_in_subprocess(cache: Path) -> str:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    return subprocess.run(
+        [sys.executable, "-c", _HELP_AND_IMPORTS],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+
+
+def test_commandIndex_warm_helpImportsNoGroupAndNoMetadata(tmp_path: Path) -> None:
+    first = _help_in_subprocess(tmp_path)
+    assert "prover.cli" in first  # built: every group imported once for its help
+    second = _help_in_subprocess(tmp_path)
+    assert "LOADED ['spotcheck.cli']" in second
+    for name in GROUPS:
+        assert name in second
+
+
+def test_commandIndex_staleFolder_isRebuiltFromEntryPoints(tmp_path: Path) -> None:
+    _help_in_subprocess(tmp_path)
+    (index,) = (tmp_path / "spotcheck").glob("commands-*.json")
+    saved = json.loads(index.read_text())
+    saved["commands"]["zzz-only-in-the-index"] = ["spotcheck.cli:cli", "from the index"]
+    index.write_text(json.dumps(saved))
+    assert "zzz-only-in-the-index" in _help_in_subprocess(tmp_path)  # a valid index is used
+    saved["mtimes"][next(iter(saved["mtimes"]))] = 0  # a package folder changed since
+    index.write_text(json.dumps(saved))
+    assert "zzz-only-in-the-index" not in _help_in_subprocess(tmp_path)
