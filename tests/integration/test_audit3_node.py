@@ -1,0 +1,119 @@
+"""Audit 3: the node's cancel of a proof someone else settled (56d5913) and its reveals
+between long phases (47cbc9b).
+
+``_triage`` (chain loop) cancels a proof only if the defence worker is *already* inside
+``backend.prove`` for that dispute, and it tries once: it also marks the dispute ``defended``,
+so no later triage looks at it again. ``_defend`` (worker) reads the dispute's chain status
+once, then runs the witness pre-check (``_defensible``: a witness of the model, seconds for a
+real circuit) and only then enters ``prove`` -- without reading the status again. A third-party
+defence landing in that gap is never cancelled: the node runs the whole proof (up to a proof
+window) for a dispute that closed before the proof even started, past the in-flight bound the
+contract assumed (``claimBusyUntil = min(deadline, close + window)`` counts from the close).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from prover.defence import Proof, ProofCancelledError
+from prover.inference import InferenceEngine
+from spotcheck.encoding import onchain_job_key
+from tests.fixtures.chain import defence_instances
+from tests.integration.test_node_service import (  # noqa: F401 - fixtures
+    Node,
+    OwnRunBackend,
+    _dispute,
+    _request,
+    make_node,
+    onnx_path,
+)
+
+pytestmark = pytest.mark.chain
+
+
+class GapBackend(OwnRunBackend):
+    """Witness pre-check that can be held (the gap before ``prove``); a proof that runs until
+    cancelled or ``proof_s`` (a whole proof) has passed."""
+
+    def __init__(self, engine: InferenceEngine, proof_s: float = 8.0) -> None:
+        super().__init__(engine)
+        self.proof_s = proof_s
+        self.hold = threading.Event()  # armed: witness_output waits for release
+        self.in_witness = threading.Event()
+        self.release = threading.Event()
+        self.prove_started = threading.Event()
+        self.prove_done = threading.Event()
+        self.cancelled = threading.Event()
+
+    def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
+        if self.hold.is_set():
+            self.in_witness.set()
+            assert self.release.wait(60), "witness never released"
+        return super().witness_output(model_id, input_q)
+
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+        self.prove_started.set()
+        try:
+            if self.cancelled.wait(self.proof_s):
+                raise ProofCancelledError("cancelled")
+            return super().prove(model_id, input_q)  # the whole proof ran
+        finally:
+            self.prove_done.set()
+
+    def cancel(self) -> bool:
+        self.cancelled.set()
+        return True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="audit3: A3-N1 third-party defence between _defend's status read and prove() "
+    "is never cancelled: the node runs a whole proof for a closed dispute",
+)
+def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelled(
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    outsider: Any,
+    node: Any,
+) -> None:
+    n = make_node()
+    backend = GapBackend(n.engine)
+    n.service.backend = backend
+    input_q = [10, 20, -30, 40]
+    job_id = _request(spotcheck, requester, node, input_q)
+    n.service.step()  # committed
+    _dispute(spotcheck, job_id, challenger)
+    did = onchain_job_key(job_id)
+    backend.hold.set()
+    n.service.worker.start()
+    try:
+        n.service.step()  # queued; the worker reads OPEN, then the witness pre-check (held)
+        assert backend.in_witness.wait(30)
+        job = n.store.onchain_job(job_id)
+        assert job is not None and job.output_q is not None
+        honest = OwnRunBackend(n.engine).witness_output(spotcheck.model_id, input_q)
+        spotcheck.dispute_manager.defend(
+            did, b"anyone's proof", defence_instances(input_q, honest), list(job.output_q),
+            sender=outsider,
+        )
+        n.service.step()  # triage: DEFENDED -> cancel (nothing proving yet) and recorded
+        backend.release.set()
+        # The chain loop keeps stepping while the worker goes on: any chance to stop it.
+        end = time.monotonic() + backend.proof_s + 5
+        while not backend.prove_done.is_set() and time.monotonic() < end:
+            n.service.step()
+            time.sleep(0.2)
+        assert backend.prove_done.wait(5)
+    finally:
+        n.service.stop()
+    # A dispute closed before its proof started must not be proved at all (or be cancelled).
+    assert not backend.prove_started.is_set() or backend.cancelled.is_set(), (
+        "a whole proof ran for a dispute someone else had already defended"
+    )
