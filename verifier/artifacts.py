@@ -238,7 +238,7 @@ def _canonicalize_settings(settings_path: Path) -> None:
     to build in the timestamp, in the order of keys, and in the order of the lookups and range
     checks it collects in hash sets (it differs between processes), so no rebuild would ever
     match; the content is otherwise a deterministic function of the circuit key's inputs
-    (``tests/unit/test_verifier_artifacts.py`` builds in other processes and compares).
+    (``tests/integration/test_verifier_artifacts_keys.py`` builds in other processes and compares).
     """
     settings = read_settings(settings_path)
     settings.pop("timestamp", None)
