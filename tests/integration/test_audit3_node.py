@@ -76,7 +76,7 @@ class GapBackend(OwnRunBackend):
     "is never cancelled: the node runs a whole proof for a closed dispute",
 )
 def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelled(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., Node],  # noqa: F811
     spotcheck: Any,
     requester: Any,
     challenger: Any,
@@ -100,7 +100,10 @@ def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelle
         assert job is not None and job.output_q is not None
         honest = OwnRunBackend(n.engine).witness_output(spotcheck.model_id, input_q)
         spotcheck.dispute_manager.defend(
-            did, b"anyone's proof", defence_instances(input_q, honest), list(job.output_q),
+            did,
+            b"anyone's proof",
+            defence_instances(input_q, honest),
+            list(job.output_q),
             sender=outsider,
         )
         n.service.step()  # triage: DEFENDED -> cancel (nothing proving yet) and recorded
@@ -116,4 +119,105 @@ def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelle
     # A dispute closed before its proof started must not be proved at all (or be cancelled).
     assert not backend.prove_started.is_set() or backend.cancelled.is_set(), (
         "a whole proof ran for a dispute someone else had already defended"
+    )
+
+
+# -- A3-N2: the self-audit phase has no `_urgent` -----------------------------------------------
+
+from prover.inference import ModelSpec  # noqa: E402
+from spotcheck.chain import LeafRequestStatus, ModelParams  # noqa: E402
+from spotcheck.encoding import batch_leaf_key  # noqa: E402
+from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL, advance  # noqa: E402
+from tests.integration.test_node_service import _events  # noqa: E402
+
+#: A 12 s proof (and reveal) window; 2 s blocks.
+WINDOW = 12
+A3_MODEL = ModelParams(
+    input_len=4,
+    output_len=2,
+    input_scale=7,
+    output_scale=7,
+    tau=2,
+    challenge_window=300,
+    proof_window=WINDOW,
+    in_lo=MOCK_IN_LO,
+    in_hi=MOCK_IN_HI,
+)
+#: One witness of the self-audit (a real circuit's witness takes seconds).
+WITNESS_S = 1.5
+
+
+@pytest.fixture()
+def a3_model(register_model: Callable[..., bytes], project: Any, deployer: Any) -> bytes:
+    return register_model(deployer.deploy(project.MockVerifier), A3_MODEL, tag=b"a3-node")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="audit3: A3-N2 the self-audit phase (up to 10 witnesses on the chain loop) has no "
+    "_urgent: a leaf request arriving then waits for all of them",
+)
+def test_audit3_leafRequestDuringSelfAudit_waitsForTheWholeDrain_andIsSlashed(
+    make_node: Callable[..., Node],  # noqa: F811
+    spotcheck: Any,
+    a3_model: bytes,
+    onnx_path: Any,  # noqa: F811
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """The chain loop drains up to 10 queued self-audit samples per step, one witness each,
+    with no ``_urgent`` between them (47cbc9b added it to commits and finalizations only). A
+    leaf request landing as the drain starts is read only after it: 10 x 1.5 s > 12 s."""
+    spec = ModelSpec(a3_model, onnx_path, 7, 7, 2, MOCK_IN_LO, MOCK_IN_HI)
+    n = make_node(spec=spec, batch_size=4)
+    url = f"/v1/models/0x{a3_model.hex()}/infer"
+    for i in range(4):
+        assert n.http.post(url, json={"input_q": [i, 1, 2, 3]}).status_code == 200
+    n.service.step()
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    batch_id = int(ev.event_arguments["batchId"])
+    root = bytes(ev.event_arguments["root"])
+    dm = spotcheck.dispute_manager
+    w3 = chain.provider.web3
+    sent: list[bool] = []
+    honest = OwnRunBackend(n.engine)
+
+    class SlowWitness:
+        def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
+            if not sent:  # the self-audit starts: the leaf request lands
+                data = dm.requestLeaf.encode_input(batch_id, 0, root)
+                w3.eth.send_transaction(
+                    {"from": challenger.address, "to": dm.address, "data": data, "gas": 400_000}
+                )
+                sent.append(True)
+            time.sleep(WITNESS_S)
+            return honest.witness_output(model_id, input_q)
+
+    n.auditor.backend = SlowWitness()  # type: ignore[assignment]
+    for i in range(10):
+        out = honest.witness_output(a3_model, [i, 1, 2, 3])
+        n.auditor._queue.put_nowait((f"job{i}", a3_model, [i, 1, 2, 3], out))
+    key = batch_leaf_key(batch_id, 0)
+    stake_before = n.chain.stake().amount
+    w3.provider.make_request("evm_setAutomine", [False])
+    w3.provider.make_request("evm_setIntervalMining", [2])
+    try:
+        n.service.step()  # ... self-audit: 10 witnesses, the request lands at the first
+        assert sent
+        deadline = int(dm.getLeafRequest(key).revealDeadline)
+        while chain.blocks.head.timestamp <= deadline:
+            n.service.step()
+            if dm.getLeafRequest(key).status != LeafRequestStatus.OPEN:
+                break
+    finally:
+        w3.provider.make_request("evm_setIntervalMining", [0])
+        w3.provider.make_request("evm_setAutomine", [True])
+    advance(chain, 2)
+    if dm.getLeafRequest(key).status == LeafRequestStatus.OPEN:
+        dm.settleLeafRequest(key, sender=outsider)
+    slashed = stake_before - n.chain.stake().amount
+    assert dm.getLeafRequest(key).status == LeafRequestStatus.REVEALED, (
+        f"honest leaf unrevealed: node slashed {slashed / 1e18:g} "
+        f"(slash {MOCK_MODEL.slash_amount / 1e18:g})"
     )
