@@ -5,7 +5,8 @@
 - ``GET /v1/batches/{batchId}``: a committed batch's leaves (for challengers and users).
 - ``GET /v1/batches/{batchId}/jobs/{jobId}``: one leaf and its Merkle proof.
 - ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof).
-- ``/health`` (process alive), ``/ready`` (serving), ``/metrics`` (Prometheus).
+- ``/health`` (process alive), ``/ready`` (serving: the chain loop's last step succeeded
+  recently, ``spotcheck.kit.ready``, and a model is not halted), ``/metrics`` (Prometheus).
 
 Bad input is a 4xx with a one-line ``detail`` and never reaches the store: unknown model
 (404), wrong length, NaN or infinity, non-integers in ``input_q`` (422), oversized body (413).
@@ -103,7 +104,8 @@ class ApiContext:
     metrics: NodeMetrics
     auditor: SelfAuditor
     max_body_bytes: int = 8 * 1024 * 1024
-    ready: Callable[[], bool] = lambda: True
+    #: Why the node is not ready (None: it is): its chain loop's ``Readiness.reason``.
+    not_ready: Callable[[], str | None] = lambda: None
     #: The node's batch committed under a chain batch id, checked against the chain and found
     #: by its root when a reorg moved it (``NodeService.resolve_batch``); None: the store only.
     resolve_batch: Callable[..., Batch | None] | None = None
@@ -251,7 +253,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         try:
             return ctx.resolve_batch(batch_id, listing=True)
         except Exception as err:  # the chain is unreachable: serve what the store says
-            log.warning("batch %d: cannot check against the chain: %s", batch_id, err)
+            log.warning(
+                "batch: cannot check against the chain: %s", err, extra={"batch_id": batch_id}
+            )
             return ctx.store.batch_by_chain_id(batch_id)
 
     @app.get("/v1/batches/{batch_id}")
@@ -301,8 +305,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.get("/ready")
     def ready() -> JSONResponse:
-        if not ctx.ready():
-            return JSONResponse({"ready": False, "reason": "starting"}, 503)
+        why = ctx.not_ready()
+        if why is not None:
+            return JSONResponse({"ready": False, "reason": why}, 503)
         halted = {"0x" + m.hex(): why for m, why in ctx.auditor.halted_models().items()}
         served = ctx.server.engine.model_ids
         if served and len(halted) >= len(served):

@@ -103,7 +103,7 @@ class JobServer:
         try:
             return [int(v) for v in self._exact(model_id, input_q.tolist())]
         except Exception as err:  # never fail a request for the check; tau = 0 raises below
-            log.error("model 0x%s: witness output failed: %s", model_id.hex(), err)
+            log.error("witness output failed: %s", err, extra={"model_id": "0x" + model_id.hex()})
             return None
 
     def _finish(
@@ -184,13 +184,13 @@ def defendable_output(
     if diff <= spec.tau:
         return None
     log.warning(
-        "model 0x%s: %s: onnxruntime output is %d from the circuit's (tau %d); committing the "
-        "circuit's output (the registrar's tau is not a sound bound for this input: %s)",
-        spec.model_id.hex(),
+        "%s: onnxruntime output is %d from the circuit's (tau %d); committing the circuit's "
+        "output (the registrar's tau is not a sound bound for this input: %s)",
         what,
         diff,
         spec.tau,
         [int(v) for v in output_q][:8],
+        extra={"model_id": "0x" + spec.model_id.hex()},
     )
     return circuit
 
@@ -234,11 +234,13 @@ class BatchCutter:
                 if batch is None:
                     break
                 log.info(
-                    "sealed batch %d: model 0x%s, %d jobs, root 0x%s",
-                    batch.local_id,
-                    model_id.hex()[:12],
-                    batch.count,
-                    batch.root.hex(),
+                    "batch sealed",
+                    extra={
+                        "batch": batch.local_id,
+                        "model_id": "0x" + model_id.hex(),
+                        "count": batch.count,
+                        "root": "0x" + batch.root.hex(),
+                    },
                 )
                 sealed.append(batch)
         return sealed

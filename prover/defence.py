@@ -302,7 +302,11 @@ class SelfAuditor:
                     job_ref, model_id, max_abs_diff(output_q, reference), self._taus[model_id]
                 )
             except Exception as err:
-                log.error("self-audit of %s (model 0x%s) failed: %s", job_ref, model_id.hex(), err)
+                log.error(
+                    "self-audit failed: %s",
+                    err,
+                    extra={"job": job_ref, "model_id": "0x" + model_id.hex()},
+                )
                 self._count("error")
                 continue
             findings.append(finding)
@@ -315,10 +319,10 @@ class SelfAuditor:
                 with self._lock:
                     self._halted[model_id] = reason
                 log.critical(
-                    "MODEL HALTED: model 0x%s: %s. No new jobs or commitments for this model "
-                    "(the others go on). Check the hardware and the model files, then restart.",
-                    model_id.hex(),
+                    "MODEL HALTED: %s. No new jobs or commitments for this model (the others "
+                    "go on). Check the hardware and the model files, then restart.",
                     reason,
+                    extra={"model_id": "0x" + model_id.hex()},
                 )
         return findings
 

@@ -7,7 +7,6 @@ and drive the pieces themselves.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from prover.store import Store
 from prover.transactions import TxSender
 from spotcheck.chain import SpotcheckContracts
 from spotcheck.errors import ChainError
+from spotcheck.kit.serve import serve
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,7 +115,9 @@ def post_prices(chain: NodeChain, settings: NodeSettings) -> dict[bytes, int]:
         prices[model_id] = cfg.price
         if chain.posted_price(model_id) != cfg.price:
             tx = chain.set_price(model_id, cfg.price)
-            log.warning("model 0x%s: price posted: %d (%s)", mid[2:14], cfg.price, tx.tx_hash)
+            log.warning(
+                "price posted", extra={"model_id": mid, "price": cfg.price, "tx": tx.tx_hash}
+            )
     return prices
 
 
@@ -162,10 +164,10 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         confirmations=settings.confirmations,
         start_block=contracts.deployment.deploy_block,
         defend_alert_fraction=settings.defend_alert_fraction,
+        ready_max_age_s=settings.ready_max_age_s,
         prices=prices,
         withhold_reveals=settings.fault_injection.withhold_reveals,
     )
-    ready = threading.Event()
     app = create_app(
         ApiContext(
             server,
@@ -173,41 +175,28 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             metrics,
             auditor,
             settings.http.max_body_bytes,
-            ready.is_set,
+            service.readiness.reason,
             resolve_batch=service.resolve_batch,
         )
     )
-    node = Node(settings, store, engine, service, metrics, app)
-    ready.set()
-    return node
+    return Node(settings, store, engine, service, metrics, app)
 
 
 def run_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> None:
-    """Serve HTTP in a thread and run the chain loop in this one until interrupted."""
-    import uvicorn
-
+    """Serve HTTP in a thread and run the chain loop in this one until SIGINT or SIGTERM
+    (systemd, docker, kill, Ctrl-C: the step in progress finishes, then everything closes)."""
     node = build_node(settings, account, contracts)
-    config = uvicorn.Config(
-        node.app, host=settings.http.host, port=settings.http.port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    http = threading.Thread(target=server.run, name="node-http", daemon=True)
-    http.start()
+    http = serve(node.app, settings.http.host, settings.http.port, name="node-http")
     log.warning(
-        "node %s serving %d model(s) on %s",
-        account.address,
+        "node serving %d model(s)",
         len(settings.models),
-        base_url(settings),
+        extra={"node": account.address, "url": base_url(settings)},
     )
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (systemd, docker, kill) stops as cleanly as Ctrl-C: finish the step, close.
-        signal.signal(signal.SIGTERM, lambda *_: node.service.stop())
     try:
         node.service.run(settings.poll_interval_s)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: do not wait for the step
         log.warning("interrupted: stopping (pending jobs are batched on the next start)")
     finally:
         node.service.stop()
-        server.should_exit = True
-        http.join(timeout=10)
+        http.stop()
         node.close()

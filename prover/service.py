@@ -76,6 +76,8 @@ from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
 from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key
 from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower
+from spotcheck.kit.loop import run_loop
+from spotcheck.kit.ready import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,13 @@ class StepReport:
     committed_batches: int
     finalized: int
     defended: int
+    #: Phases that raised in this step (each was logged; the others ran).
+    failed: tuple[str, ...] = ()
+
+    @property
+    def failure(self) -> str | None:
+        """Why this step counts as failed for readiness (None: every phase ran)."""
+        return "phase(s) failed: " + ", ".join(self.failed) if self.failed else None
 
 
 class NodeService:
@@ -118,6 +127,7 @@ class NodeService:
         withhold_reveals: bool = False,
         reveal_wait_s: float = 2.0,
         urgent_interval_s: float = 1.0,
+        ready_max_age_s: float = 300.0,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -144,6 +154,10 @@ class NodeService:
         self.urgent_interval_s = urgent_interval_s
         self._urgent_at = 0.0
         self._stop = threading.Event()
+        #: ready = the chain was read recently and no phase failed since (``/ready``; set by
+        #: :meth:`_follow` and by the run loop at the end of each step).
+        self.readiness = Readiness(ready_max_age_s)
+        self._failed: list[str] = []
         jm = chain.contracts.job_manager
         dm = chain.contracts.dispute_manager
         self.follower = LogFollower(
@@ -175,34 +189,41 @@ class NodeService:
         self.worker.stop()
 
     def run(self, poll_interval_s: float = 1.0) -> None:
-        """Step until :meth:`stop`, proving on the defence worker's thread. Nothing that goes
-        wrong in one step (an RPC outage, a bad record, a bug) ends the loop: it is logged and
-        the next step tries again."""
-        log.info("node %s running", self.chain.address)
+        """Step until :meth:`stop` (or SIGINT/SIGTERM on the main thread), proving on the
+        defence worker's thread: the kit's run loop. Nothing that goes wrong in one step (an
+        RPC outage, a bad record, a bug) ends the loop: it is logged, the node is not ready
+        until a step succeeds again, and the next step (after a backoff) tries again."""
+        node = self.chain.address
+        log.info("node running", extra={"node": node})
         self.worker.start()
         try:
-            while not self._stop.is_set():
-                try:
-                    self.step()
-                except Exception as err:  # each phase is guarded; this is the last net
-                    log.exception("node %s: step failed (will retry): %s", self.chain.address, err)
-                self._stop.wait(poll_interval_s)
+            run_loop(
+                lambda: self.step(),  # looked up per call: tests replace it
+                stop=self._stop,
+                interval_s=poll_interval_s,
+                name=f"node {node} step",
+                readiness=self.readiness,
+                failure=lambda report: report.failure,
+            )
         finally:
             self.worker.stop()
-        log.info("node %s stopped", self.chain.address)
+        log.info("node stopped", extra={"node": node})
 
     def _phase(self, name: str, fn: Callable[[], T], default: T) -> T:
-        """Run one phase of a step; an exception is logged with the phase name, never raised."""
+        """Run one phase of a step; an exception is logged with the phase name (and counted in
+        the step's report), never raised."""
         try:
             return fn()
         except Exception as err:
-            log.error("node phase=%s failed (will retry next step): %s", name, err)
+            self._failed.append(name)
+            log.error("node phase failed (will retry next step): %s", err, extra={"phase": name})
             return default
 
     def step(self) -> StepReport:
+        self._failed = []
         if not self._reconciled:
             self._phase("reconcile", self.reconcile, None)
-        events = self._phase("follow", lambda: self.follower.process(self._on_events), 0)
+        events = self._phase("follow", self._follow, 0)
         # Hardest deadlines first: reveals (broadcast back-to-back, then one short wait for all
         # their receipts: `reveal_wait_s`), then disputes
         # (queued for the defence worker), then commits.
@@ -217,7 +238,16 @@ class NodeService:
         finalized = self._phase("finalize", self.finalize_due, 0)
         self._phase("self-audit", self._audit, None)
         self._phase("gauges", self._update_gauges, None)
-        return StepReport(events, committed_jobs, committed_batches, finalized, defended)
+        failed = tuple(dict.fromkeys(self._failed))
+        return StepReport(events, committed_jobs, committed_batches, finalized, defended, failed)
+
+    def _follow(self) -> int:
+        events = self.follower.process(self._on_events)
+        # The chain answered and every event up to the safe head is recorded: ready, already
+        # mid-step (a restarted node's first step may commit a long backlog; a phase that
+        # fails later in the step makes it not ready again when the step ends).
+        self.readiness.step_ok()
+        return events
 
     def _audit(self) -> None:
         self.auditor.drain()
@@ -231,7 +261,7 @@ class NodeService:
         if now - self._urgent_at < self.urgent_interval_s:
             return
         self._urgent_at = now
-        self._phase("follow", lambda: self.follower.process(self._on_events), 0)
+        self._phase("follow", self._follow, 0)
         if self.store.leaf_requests("open"):
             self._phase("reveal-leaves", lambda: self.reveal_leaves(wait=False), 0)
         if self.worker.running:
@@ -248,7 +278,7 @@ class NodeService:
                 self._reconcile_batch(batch)
             except Exception as err:
                 ok = False
-                log.error("reconcile batch %d: %s", batch.local_id, err)
+                log.error("reconcile failed: %s", err, extra=_batch_log(batch))
         for job in self.store.onchain_jobs(JobState.COMMITTING):
             try:
                 view = self.chain.job(job.job_id)
@@ -256,7 +286,7 @@ class NodeService:
                     self._commit_job(job)  # records the outcome the chain shows
             except Exception as err:
                 ok = False
-                log.error("reconcile job %d: %s", job.job_id, err)
+                log.error("reconcile failed: %s", err, extra={"job_id": job.job_id})
         self._reconciled = ok
 
     def _reconcile_batch(self, batch: Batch) -> bool:
@@ -267,7 +297,7 @@ class NodeService:
         self.store.mark_batch_committed(
             batch.local_id, found[0], None, found[1], commit_block=found[2] or None
         )
-        log.info("batch %d: commitBatch found on chain as batchId %d", batch.local_id, found[0])
+        log.info("commitBatch found on chain", extra={**_batch_log(batch), "batch_id": found[0]})
         return True
 
     # -- 1. events --------------------------------------------------------------------------
@@ -297,11 +327,13 @@ class NodeService:
                     conn=conn,
                 ):
                     log.warning(
-                        "LEAF REQUEST 0x%s: batch %s index %s, reveal before %s",
-                        bytes(args["requestId"]).hex(),
-                        args["batchId"],
-                        args["index"],
-                        args["revealDeadline"],
+                        "LEAF REQUEST: reveal before its deadline",
+                        extra={
+                            "request_id": _hex(args["requestId"]),
+                            "batch_id": int(args["batchId"]),
+                            "index": int(args["index"]),
+                            "reveal_deadline": int(args["revealDeadline"]),
+                        },
                     )
             elif ev.name == "DisputeOpened":  # noqa: SIM102 - record, then count new ones
                 if self.store.record_dispute(
@@ -315,10 +347,13 @@ class NodeService:
                 ):
                     self.metrics.disputes.labels("opened").inc()
                     log.warning(
-                        "DISPUTE opened against this node: 0x%s (job %s), proof deadline %s",
-                        bytes(args["disputeId"]).hex(),
-                        args["jobId"],
-                        args["proofDeadline"],
+                        "DISPUTE opened against this node",
+                        extra={
+                            "dispute_id": _hex(args["disputeId"]),
+                            "job_id": int(args["jobId"]),
+                            "proof_deadline": int(args["proofDeadline"]),
+                            "tx": ev.tx_hash,
+                        },
                     )
 
     # -- 2. on-chain jobs -------------------------------------------------------------------
@@ -333,7 +368,7 @@ class NodeService:
                 if self._commit_job(job):
                     done += 1
             except Exception as err:
-                log.error("job %d: commit failed, will retry: %s", job.job_id, err)
+                log.error("commit failed, will retry: %s", err, extra={"job_id": job.job_id})
         return done
 
     def _commit_job(self, job: OnchainJob) -> bool:
@@ -349,7 +384,7 @@ class NodeService:
             self.store.mark_job(job.job_id, JobState.DROPPED, f"chain status {view.status.name}")
             return False
         if self.chain.now() >= job.commit_deadline:
-            log.error("job %d: commit deadline passed; dropping", job.job_id)
+            log.error("commit deadline passed; dropping", extra={"job_id": job.job_id})
             self.store.mark_job(job.job_id, JobState.DROPPED, "commit deadline passed")
             return False
         own_hash = hash_vector(list(job.input_q))
@@ -359,17 +394,19 @@ class NodeService:
             reason = (
                 f"input hash mismatch: chain 0x{view.input_hash.hex()}, ours 0x{own_hash.hex()}"
             )
-            log.error("job %d: %s; dropping", job.job_id, reason)
+            log.error("%s; dropping", reason, extra={"job_id": job.job_id})
             self.store.mark_job(job.job_id, JobState.DROPPED, reason)
             return False
         price = self.prices.get(job.model_id, 0)
         if job.status == JobState.REQUESTED and view.fee < price:
             log.warning(
-                "job %d: fee %d below this node's price %d for model 0x%s; ignored",
-                job.job_id,
-                view.fee,
-                price,
-                job.model_id.hex(),
+                "fee below this node's price; ignored",
+                extra={
+                    "job_id": job.job_id,
+                    "fee": view.fee,
+                    "price": price,
+                    "model_id": _hex(job.model_id),
+                },
             )
             self.store.mark_job(job.job_id, JobState.DROPPED, f"fee {view.fee} below price {price}")
             return False
@@ -378,7 +415,7 @@ class NodeService:
             try:
                 result = self.engine.run(job.model_id, job.input_q)
             except InputError as err:  # unknown model, wrong length, outside the domain
-                log.error("job %d: cannot serve (%s); dropping", job.job_id, err)
+                log.error("cannot serve (%s); dropping", err, extra={"job_id": job.job_id})
                 self.store.mark_job(job.job_id, JobState.DROPPED, str(err)[:500])
                 return False
             self.metrics.jobs_served.labels("onchain").inc()
@@ -397,7 +434,7 @@ class NodeService:
         deadline = self.chain.job(job.job_id).challenge_deadline
         self.store.mark_committed(job.job_id, tx.tx_hash, deadline)
         self.metrics.commits.labels("onchain").inc()
-        log.info("job %d committed (%s)", job.job_id, tx.tx_hash)
+        log.info("job committed", extra={"job_id": job.job_id, "tx": tx.tx_hash})
         return True
 
     def _exact_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
@@ -421,9 +458,9 @@ class NodeService:
             chosen = defendable_output(spec, output_q, circuit, f"on-chain job {job.job_id}")
         except Exception as err:  # cannot check: commit onnxruntime's output (within tau as a rule)
             log.error(
-                "job %d: witness check failed (%s); committing onnxruntime's output",
-                job.job_id,
+                "witness check failed (%s); committing onnxruntime's output",
                 err,
+                extra={"job_id": job.job_id},
             )
             return output_q
         return output_q if chosen is None else tuple(chosen)
@@ -444,7 +481,7 @@ class NodeService:
                 if self._commit_batch(batch):
                     done += 1
             except Exception as err:
-                log.error("batch %d: commit failed, will retry: %s", batch.local_id, err)
+                log.error("batch commit failed, will retry: %s", err, extra=_batch_log(batch))
         return done
 
     def _commit_batch(self, batch: Batch) -> bool:
@@ -477,11 +514,13 @@ class NodeService:
         )
         self.metrics.commits.labels("batch").inc()
         log.info(
-            "batch %d committed as batchId %d (%d jobs, %s)",
-            batch.local_id,
-            batch_id,
-            batch.count,
-            tx.tx_hash,
+            "batch committed",
+            extra={
+                **_batch_log(batch),
+                "batch_id": batch_id,
+                "count": batch.count,
+                "tx": tx.tx_hash,
+            },
         )
         return True
 
@@ -503,17 +542,15 @@ class NodeService:
             try:
                 done += self._confirm_batch(batch, head)
             except Exception as err:
-                log.error("batch %d: confirmation failed, will retry: %s", batch.local_id, err)
+                log.error("batch confirmation failed, will retry: %s", err, extra=_batch_log(batch))
         return done
 
     def _confirm_batch(self, batch: Batch, head: int) -> int:
         found = self.chain.committed_batch_log(batch.model_id, batch.root, self.start_block)
         if found is None:
             log.critical(
-                "batch %d: its commitBatch (batchId %s) is no longer on chain (reorg); "
-                "committing it again",
-                batch.local_id,
-                batch.batch_id,
+                "batch's commitBatch is no longer on chain (reorg); committing it again",
+                extra=_batch_log(batch),
             )
             self.store.reopen_batch(batch.local_id)
             return 0
@@ -521,10 +558,7 @@ class NodeService:
         deep = head - block >= self.confirmations
         if batch_id != batch.batch_id:
             log.warning(
-                "batch %d: a reorg moved it from batchId %s to %d",
-                batch.local_id,
-                batch.batch_id,
-                batch_id,
+                "batch moved by a reorg", extra={**_batch_log(batch), "new_batch_id": batch_id}
             )
         self.store.correct_batch_id(
             batch.local_id, batch_id, deadline, commit_block=block or None, confirmed=deep
@@ -554,10 +588,8 @@ class NodeService:
                 return batch
             if batch is not None:  # our stored id holds another batch on chain: stale
                 log.warning(
-                    "batch %d: batchId %d on chain has root 0x%s, not ours (reorg)",
-                    batch.local_id,
-                    batch_id,
-                    view.root.hex(),
+                    "batch id on chain has another root (reorg)",
+                    extra={**_batch_log(batch), "chain_root": _hex(view.root)},
                 )
                 self.store.unconfirm_batch(batch.local_id)
             match = None
@@ -577,10 +609,8 @@ class NodeService:
                 self.store.correct_batch_id(match.local_id, batch_id, view.challenge_deadline)
             if match.batch_id != batch_id:
                 log.warning(
-                    "batch %d: found on chain by its root as batchId %d (recorded: %s)",
-                    match.local_id,
-                    batch_id,
-                    match.batch_id,
+                    "batch found on chain by its root",
+                    extra={**_batch_log(match), "new_batch_id": batch_id},
                 )
             self._not_ours.pop(batch_id, None)
             return self.store.batch(match.local_id)
@@ -597,7 +627,7 @@ class NodeService:
             try:
                 done += self._finalize_job(job)
             except Exception as err:
-                log.error("job %d: finalize failed, will retry: %s", job.job_id, err)
+                log.error("finalize failed, will retry: %s", err, extra={"job_id": job.job_id})
         for batch in self.store.batches(BatchState.COMMITTED):
             if not batch.confirmed or batch.batch_id is None:
                 continue  # its id may still move (confirm_batches)
@@ -607,7 +637,7 @@ class NodeService:
             try:
                 done += self._finalize_batch(batch)
             except Exception as err:
-                log.error("batch %d: finalize failed, will retry: %s", batch.local_id, err)
+                log.error("batch finalize failed, will retry: %s", err, extra=_batch_log(batch))
         return done
 
     def _finalize_job(self, job: OnchainJob) -> int:
@@ -653,11 +683,7 @@ class NodeService:
             except Exception as err:
                 self.store.leaf_request_error(request.request_id, f"{type(err).__name__}: {err}")
                 log.error(
-                    "LEAF REQUEST 0x%s (batch %d index %d): reveal failed, will retry: %s",
-                    request.request_id.hex(),
-                    request.batch_id,
-                    request.leaf_index,
-                    err,
+                    "LEAF REQUEST: reveal failed, will retry: %s", err, extra=_request_log(request)
                 )
         if done and wait:
             self._await_reveals()
@@ -674,7 +700,7 @@ class NodeService:
                 try:
                     left += 0 if self._reveal_mined(request) else 1
                 except Exception as err:
-                    log.debug("leaf request 0x%s: receipt: %s", request.request_id.hex(), err)
+                    log.debug("leaf request receipt: %s", err, extra=_request_log(request))
             if not left or time.monotonic() >= deadline:
                 return
             time.sleep(0.1)
@@ -685,13 +711,7 @@ class NodeService:
             return False
         self._tx("revealLeaf", mined)
         self.store.mark_leaf_request(request.request_id, "revealed", tx_hash=mined.tx_hash)
-        log.warning(
-            "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
-            request.request_id.hex(),
-            request.batch_id,
-            request.leaf_index,
-            mined.tx_hash,
-        )
+        log.warning("LEAF REQUEST answered", extra={**_request_log(request), "tx": mined.tx_hash})
         return True
 
     def _reveal(self, request: LeafRequest) -> int:
@@ -706,18 +726,17 @@ class NodeService:
             return 0
         if view.status == LEAF_SLASHED:
             self.store.mark_leaf_request(rid, "lost", error="settled unrevealed")
-            log.critical("LEAF REQUEST 0x%s LOST: the node was slashed", rid.hex())
+            log.critical("LEAF REQUEST LOST: the node was slashed", extra=_request_log(request))
             return 0
         deadline = view.reveal_deadline or request.reveal_deadline
         if self.chain.now() > deadline:
             self.store.mark_leaf_request(rid, "lost", error="reveal deadline passed")
-            log.critical("LEAF REQUEST 0x%s: reveal deadline passed", rid.hex())
+            log.critical("LEAF REQUEST: reveal deadline passed", extra=_request_log(request))
             return 0
         if self.withhold_reveals:
             log.warning(
-                "WITHHOLDING MODE: not revealing leaf %d of batch %d (expect a slash)",
-                request.leaf_index,
-                request.batch_id,
+                "WITHHOLDING MODE: not revealing the leaf (expect a slash)",
+                extra=_request_log(request),
             )
             return 0
         batch = self.resolve_batch(request.batch_id)
@@ -736,22 +755,12 @@ class NodeService:
             if tx_hash is not None and tx_hash != request.tx_hash:
                 self.store.mark_leaf_request(rid, "open", tx_hash=tx_hash)
                 log.info(
-                    "LEAF REQUEST 0x%s: reveal of batch %d index %d sent (%s)",
-                    rid.hex(),
-                    request.batch_id,
-                    request.leaf_index,
-                    tx_hash,
+                    "LEAF REQUEST: reveal sent", extra={**_request_log(request), "tx": tx_hash}
                 )
             return 1
         self._tx("revealLeaf", mined)
         self.store.mark_leaf_request(rid, "revealed", tx_hash=mined.tx_hash)
-        log.warning(
-            "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
-            rid.hex(),
-            request.batch_id,
-            request.leaf_index,
-            mined.tx_hash,
-        )
+        log.warning("LEAF REQUEST answered", extra={**_request_log(request), "tx": mined.tx_hash})
         return 1
 
     def _record_reveal(self, request: LeafRequest) -> None:
@@ -763,19 +772,13 @@ class NodeService:
                 self.chain.reveal_intent(request.batch_id, request.leaf_index)
             )
         except Exception as err:  # someone else's reveal won; ours reverted
-            log.debug("leaf request 0x%s: our reveal: %s", request.request_id.hex(), err)
+            log.debug("leaf request: our reveal: %s", err, extra=_request_log(request))
             mined = None
         if mined is not None:
             self._tx("revealLeaf", mined)
             tx_hash = mined.tx_hash
         self.store.mark_leaf_request(request.request_id, "revealed", tx_hash=tx_hash)
-        log.warning(
-            "LEAF REQUEST 0x%s answered: batch %d index %d revealed (%s)",
-            request.request_id.hex(),
-            request.batch_id,
-            request.leaf_index,
-            tx_hash,
-        )
+        log.warning("LEAF REQUEST answered", extra={**_request_log(request), "tx": tx_hash})
 
     # -- 5. disputes ------------------------------------------------------------------------
 
@@ -792,22 +795,15 @@ class NodeService:
             try:
                 self._alert_if_late(dispute)
             except Exception as err:
-                log.debug("dispute 0x%s: alert check failed: %s", dispute.dispute_id.hex(), err)
+                log.debug("dispute alert check failed: %s", err, extra=_dispute_log(dispute))
         return done
 
     def _dispute_failed(self, dispute: Dispute, err: Exception) -> None:
         try:
             self.store.dispute_error(dispute.dispute_id, f"{type(err).__name__}: {err}")
         except Exception as store_err:
-            log.error("dispute 0x%s: cannot record error: %s", dispute.dispute_id.hex(), store_err)
-        log.error(
-            "DISPUTE 0x%s (kind %d, ref %d, job %d): defence failed, will retry: %s",
-            dispute.dispute_id.hex(),
-            dispute.kind,
-            dispute.ref,
-            dispute.job_id,
-            err,
-        )
+            log.error("dispute: cannot record error: %s", store_err, extra=_dispute_log(dispute))
+        log.error("DISPUTE defence failed, will retry: %s", err, extra=_dispute_log(dispute))
 
     def _triage(self, dispute: Dispute) -> bool:
         """Record what the chain already decided; True if the dispute still needs a defence."""
@@ -821,12 +817,14 @@ class NodeService:
         if view.status == DisputeStatus.SLASHED:
             self.store.mark_dispute_lost(did, "settled against the node")
             self.metrics.disputes.labels("lost").inc()
-            log.critical("DISPUTE 0x%s LOST: the node was slashed", did.hex())
+            log.critical("DISPUTE LOST: the node was slashed", extra=_dispute_log(dispute))
             return False
         if self.chain.now() > dispute.proof_deadline:
             self.store.mark_dispute_lost(did, "proof deadline passed")
             self.metrics.disputes.labels("lost").inc()
-            log.critical("DISPUTE 0x%s: proof deadline passed without a defence", did.hex())
+            log.critical(
+                "DISPUTE: proof deadline passed without a defence", extra=_dispute_log(dispute)
+            )
             return False
         return dispute.status != DisputeState.UNDEFENDABLE  # alerted once; settlement marks it
 
@@ -842,7 +840,7 @@ class NodeService:
             try:
                 self._prove(dispute, view.model_id)
             except ProofCancelledError as err:
-                log.warning("DISPUTE 0x%s: %s (settled meanwhile)", did.hex(), err)
+                log.warning("DISPUTE: %s (settled meanwhile)", err, extra=_dispute_log(dispute))
                 return 0
             self._crash("dispute:after-proof")
             refreshed = self.store.dispute(did)
@@ -859,7 +857,7 @@ class NodeService:
         self._tx("defend", tx)
         self.store.mark_defended(did, tx.tx_hash)
         self.metrics.disputes.labels("defended").inc()
-        log.warning("DISPUTE 0x%s defended (%s)", did.hex(), tx.tx_hash)
+        log.warning("DISPUTE defended", extra={**_dispute_log(dispute), "tx": tx.tx_hash})
         return 1
 
     def _defensible(self, dispute: Dispute, model_id: bytes) -> bool:
@@ -874,9 +872,9 @@ class NodeService:
             diff = max_abs_diff(committed, reference)
         except Exception as err:  # could not decide: let the proof attempt decide
             log.warning(
-                "DISPUTE 0x%s: witness pre-check failed (%s); proving anyway",
-                dispute.dispute_id.hex(),
+                "DISPUTE: witness pre-check failed (%s); proving anyway",
                 err,
+                extra=_dispute_log(dispute),
             )
             return True
         tau = self._tau(model_id)
@@ -889,11 +887,9 @@ class NodeService:
         self.store.mark_dispute_undefendable(dispute.dispute_id, reason)
         self.metrics.disputes.labels("undefendable").inc()
         log.critical(
-            "DISPUTE 0x%s (job %d): %s; not proving, expect a slash. Check the hardware "
-            "and the model files.",
-            dispute.dispute_id.hex(),
-            dispute.job_id,
+            "DISPUTE: %s; not proving, expect a slash. Check the hardware and the model files.",
             reason,
+            extra=_dispute_log(dispute),
         )
         return False
 
@@ -922,7 +918,7 @@ class NodeService:
         elapsed = time.perf_counter() - start
         self.metrics.proofs.labels("ok").inc()
         self.metrics.proving_seconds.observe(elapsed)
-        log.warning("DISPUTE 0x%s: proved in %.1f s", dispute.dispute_id.hex(), elapsed)
+        log.warning("DISPUTE proved in %.1f s", elapsed, extra=_dispute_log(dispute))
         self.store.save_proof(dispute.dispute_id, proof.proof, proof.instances, committed)
 
     def _disputed_job(self, dispute: Dispute) -> tuple[list[int], list[int]]:
@@ -960,11 +956,11 @@ class NodeService:
         remaining = dispute.proof_deadline - self.chain.now()
         if window and remaining < window * (1 - self.defend_alert_fraction):
             log.critical(
-                "ALERT: dispute 0x%s still undefended with %d s left of %d (last error: %s)",
-                dispute.dispute_id.hex(),
+                "ALERT: dispute still undefended with %d s left of %d (last error: %s)",
                 remaining,
                 window,
                 current.last_error,
+                extra=_dispute_log(dispute),
             )
 
     def _proof_window(self, dispute: Dispute) -> int:
@@ -1038,7 +1034,8 @@ class DefenceWorker:
             stopped = bool(cancel()) if cancel is not None else False
         if stopped:
             log.warning(
-                "DISPUTE 0x%s settled by someone else: its proof was stopped", dispute_id.hex()
+                "DISPUTE settled by someone else: its proof was stopped",
+                extra={"dispute_id": _hex(dispute_id)},
             )
         return stopped
 
@@ -1111,4 +1108,30 @@ def check_models_against_registry(chain: NodeChain, specs: dict[bytes, Any]) -> 
                 f"differ from the registry's {theirs}"
             )
         if not m.active:
-            log.warning("model 0x%s is deactivated: no new commitments", model_id.hex())
+            log.warning("model deactivated: no new commitments", extra={"model_id": _hex(model_id)})
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _batch_log(batch: Batch) -> dict[str, object]:
+    """The log fields of a batch (``spotcheck.kit.logs``: printed after the message)."""
+    return {"batch": batch.local_id, "batch_id": batch.batch_id}
+
+
+def _request_log(request: LeafRequest) -> dict[str, object]:
+    return {
+        "request_id": _hex(request.request_id),
+        "batch_id": request.batch_id,
+        "index": request.leaf_index,
+    }
+
+
+def _dispute_log(dispute: Dispute) -> dict[str, object]:
+    return {
+        "dispute_id": _hex(dispute.dispute_id),
+        "kind": dispute.kind,
+        "ref": dispute.ref,
+        "job_id": dispute.job_id,
+    }

@@ -11,7 +11,8 @@ nor forgets it:
 
 On restart the service reconciles every row still in an intent state with the chain (job
 status, ``BatchCommitted`` logs, dispute status) before sending anything again. Transitions
-are compare-and-set on the current state: an illegal transition is a :class:`StateError`.
+are compare-and-set on the current state (the services' one rule, ``spotcheck.kit.db.move``):
+an illegal transition is a :class:`spotcheck.kit.db.IllegalTransition` (a ``StateError``).
 
 States::
 
@@ -35,13 +36,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from prover.transactions import SentTx
 from prover.vectors import pack, unpack
 from spotcheck.errors import StateError
-from spotcheck.follower import open_db
+from spotcheck.kit.db import move, open_db, transaction
 from spotcheck.merkle import MerkleTree
 
 _SERVED_VECTORS = """CREATE TABLE IF NOT EXISTS served_vectors (
@@ -335,19 +337,14 @@ class Store:
         columns = {r[1] for r in self._conn.execute("PRAGMA table_info(served_jobs)")}
         if "input_q" not in columns:
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.execute(_SERVED_VECTORS)
-            self._conn.execute(
+        with transaction(self._conn) as c:
+            c.execute(_SERVED_VECTORS)
+            c.execute(
                 "INSERT INTO served_vectors(job_id, input_q, output_q)"
                 " SELECT job_id, input_q, output_q FROM served_jobs"
             )
-            self._conn.execute("ALTER TABLE served_jobs DROP COLUMN input_q")
-            self._conn.execute("ALTER TABLE served_jobs DROP COLUMN output_q")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            c.execute("ALTER TABLE served_jobs DROP COLUMN input_q")
+            c.execute("ALTER TABLE served_jobs DROP COLUMN output_q")
 
     def close(self) -> None:
         with self._lock:
@@ -359,14 +356,8 @@ class Store:
         if conn is not None:
             yield conn
             return
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with transaction(self._conn, self._lock) as c:
+            yield c
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -386,19 +377,11 @@ class Store:
         key: object,
         allowed: Sequence[str],
         to: str,
-        **fields: object,
+        **fields: Any,
     ) -> None:
-        """Move row ``key`` from one of ``allowed`` states to ``to``, setting ``fields``."""
-        row = conn.execute(f"SELECT status FROM {table} WHERE {key_col} = ?", (key,)).fetchone()
-        if row is None:
-            raise StateError(f"{table}: no row {key}")
-        if row[0] not in allowed:
-            raise StateError(f"{table} {key}: cannot move from {row[0]} to {to}")
-        assignments = ", ".join(["status = ?", "updated_at = ?"] + [f"{k} = ?" for k in fields])
-        conn.execute(
-            f"UPDATE {table} SET {assignments} WHERE {key_col} = ?",
-            (to, time.time(), *fields.values(), key),
-        )
+        """Move row ``key`` from one of ``allowed`` states to ``to``, setting ``fields``
+        (the kit's rule: :class:`spotcheck.kit.db.IllegalTransition` otherwise)."""
+        move(conn, table, (key_col, key), allowed, to, **fields)
 
     # -- on-chain jobs -----------------------------------------------------------------------
 

@@ -247,17 +247,18 @@ class TxSender:
                 max_fee, priority = self.bumped_fees(last.max_fee, last.priority_fee)
                 if max_fee <= last.max_fee:
                     log.critical(
-                        "tx %s stuck at the fee cap (%d wei): raise max_fee_cap_wei",
-                        intent,
-                        last.max_fee,
+                        "tx stuck at the fee cap: raise max_fee_cap_wei",
+                        extra={"intent": intent, "max_fee": last.max_fee},
                     )
                     return last
                 log.warning(
-                    "tx %s stuck: replacing nonce %d, max_fee %d -> %d",
-                    intent,
-                    last.nonce,
-                    last.max_fee,
-                    max_fee,
+                    "tx stuck: replacing it with a higher fee",
+                    extra={
+                        "intent": intent,
+                        "nonce": last.nonce,
+                        "old_max_fee": last.max_fee,
+                        "max_fee": max_fee,
+                    },
                 )
                 txn = self._build(method, args, last.nonce, estimate=True)
                 return self._sign_and_broadcast(intent, txn, max_fee, priority)
@@ -281,11 +282,12 @@ class TxSender:
             return mined
         if confirmed > nonce:
             log.warning(
-                "tx %s: nonce %d was used by another transaction; sending afresh", intent, nonce
+                "tx nonce was used by another transaction; sending afresh",
+                extra={"intent": intent, "nonce": nonce},
             )
             self.journal.txs_clear(intent)
             return None
-        log.info("tx %s: resuming nonce %d (%d sent)", intent, nonce, len(previous))
+        log.info("tx resumed", extra={"intent": intent, "nonce": nonce, "sent": len(previous)})
         return previous
 
     def _build(
@@ -340,17 +342,23 @@ class TxSender:
             if "already known" in text or "already imported" in text:
                 pass
             elif "nonce too low" in text:
-                log.warning("tx %s: nonce %d already used: %s", intent, sent.nonce, err)
+                log.warning(
+                    "tx nonce already used: %s", err, extra={"intent": intent, "nonce": sent.nonce}
+                )
             else:
-                log.warning("tx %s: broadcast of %s failed: %s", intent, sent.tx_hash, err)
+                log.warning(
+                    "tx broadcast failed: %s", err, extra={"intent": intent, "tx": sent.tx_hash}
+                )
         self._crash("tx:after-broadcast")
         log.info(
-            "tx %s: sent %s nonce=%d max_fee=%d priority_fee=%d",
-            intent,
-            sent.tx_hash,
-            sent.nonce,
-            max_fee,
-            priority,
+            "tx sent",
+            extra={
+                "intent": intent,
+                "tx": sent.tx_hash,
+                "nonce": sent.nonce,
+                "max_fee": max_fee,
+                "priority_fee": priority,
+            },
         )
         return sent
 
@@ -377,18 +385,19 @@ class TxSender:
                     max_fee, priority = self.bumped_fees(last.max_fee, last.priority_fee)
                     if max_fee <= last.max_fee:
                         log.critical(
-                            "tx %s stuck at the fee cap (%d wei): raise max_fee_cap_wei",
-                            intent,
-                            last.max_fee,
+                            "tx stuck at the fee cap: raise max_fee_cap_wei",
+                            extra={"intent": intent, "max_fee": last.max_fee},
                         )
                     else:
                         log.warning(
-                            "tx %s stuck for %.0f s: replacing nonce %d, max_fee %d -> %d",
-                            intent,
+                            "tx stuck for %.0f s: replacing it with a higher fee",
                             time.monotonic() - last_at,
-                            last.nonce,
-                            last.max_fee,
-                            max_fee,
+                            extra={
+                                "intent": intent,
+                                "nonce": last.nonce,
+                                "old_max_fee": last.max_fee,
+                                "max_fee": max_fee,
+                            },
                         )
                         last = self._sign_and_broadcast(intent, txn, max_fee, priority)
                         sent = [*sent, last]
@@ -396,7 +405,7 @@ class TxSender:
             except ChainError:
                 raise
             except Exception as err:  # RPC trouble: keep trying until the timeout
-                log.warning("tx %s: waiting for a receipt: %s", intent, err)
+                log.warning("tx waiting for a receipt: %s", err, extra={"intent": intent})
             if time.monotonic() - start > policy.timeout_s:
                 raise ChainError(
                     f"tx {intent}: not mined after {policy.timeout_s:.0f} s "

@@ -13,7 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from spotcheck.encoding import parse_bytes32
@@ -36,6 +36,10 @@ def normalise_model_id(key: str) -> str:
 
 class ServiceSettings(BaseSettings):
     """Base of the services' settings: environment first, then the file (passed as kwargs)."""
+
+    #: ``/ready`` turns false this many seconds after the chain loop's last successful step
+    #: (and at once when a step fails): ``spotcheck.kit.ready``.
+    ready_max_age_s: float = Field(default=300.0, gt=0)
 
     @field_validator("models", check_fields=False)
     @classmethod

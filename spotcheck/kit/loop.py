@@ -59,7 +59,7 @@ def run_loop(
     *,
     stop: threading.Event,
     interval_s: float,
-    name: str,
+    name: str = "step",
     readiness: Readiness | None = None,
     failure: Callable[[R], str | None] = lambda report: None,
     on_step: Callable[[R], None] | None = None,
@@ -69,6 +69,7 @@ def run_loop(
     retry_on: tuple[type[Exception], ...] = (Exception,),
 ) -> int:
     """Call ``step()`` until ``stop`` is set (or ``max_steps`` calls); returns the calls made.
+    ``name`` names a step in the log ("<name> failed, retrying in 2.0 s: <why>").
 
     A step that raises one of ``retry_on`` is a failed step: logged, counted by ``on_error``,
     then retried after the backoff (anything else propagates and ends the loop). A step that
@@ -85,12 +86,11 @@ def run_loop(
             except retry_on as err:
                 reason = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
                 log.warning(
-                    "%s: step failed, retrying in %.1f s: %s",
+                    "%s failed, retrying in %.1f s: %s",
                     name,
                     backoff,
                     reason,
                     exc_info=not isinstance(err, EXPECTED_FAILURES),
-                    extra={"service": name},
                 )
                 if readiness is not None:
                     readiness.step_failed(reason)

@@ -17,6 +17,7 @@ from prover.metrics import NodeMetrics
 from prover.transactions import MIN_BUMP, FeePolicy, TxSender
 from spotcheck.chain import JobStatus
 from spotcheck.errors import ChainError, ConfigError
+from spotcheck.kit.ready import Readiness
 
 A = bytes.fromhex("aa" * 32)
 B = bytes.fromhex("bb" * 32)
@@ -113,6 +114,23 @@ def test_ready_andInfer_sayWhichModelIsHalted_andWhy() -> None:
     auditor.backend = SimpleNamespace(witness_output=lambda m, i: [100, 100])
     auditor.drain()
     assert http.get("/ready").status_code == 503
+
+
+def test_ready_isFalse_untilTheChainLoopSucceeds_andAgainWhenItFails() -> None:
+    """The defect of issue 12: /ready was true as soon as the node was built."""
+    auditor = SelfAuditor(SkewedBackend(), rate=0.0, taus={A: 2})
+    server = SimpleNamespace(engine=SimpleNamespace(model_ids=[A]))
+    readiness = Readiness()
+    ctx = ApiContext(server, None, NodeMetrics(), auditor, not_ready=readiness.reason)  # type: ignore[arg-type]
+    http = TestClient(create_app(ctx))
+
+    built = http.get("/ready")
+    assert built.status_code == 503 and "no chain step has succeeded" in built.json()["reason"]
+    readiness.step_ok()
+    assert http.get("/ready").json() == {"ready": True}
+    readiness.step_failed("phase(s) failed: follow")
+    failing = http.get("/ready")
+    assert failing.status_code == 503 and "follow" in failing.json()["reason"]
 
 
 # -- fees -------------------------------------------------------------------------------------
