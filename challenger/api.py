@@ -4,32 +4,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from challenger.metrics import Metrics
+from spotcheck.kit.ready import Readiness
 
 
-@dataclass
-class Health:
-    """What the work loop last reported (written by the loop, read by the HTTP thread)."""
+class Health(Readiness):
+    """The kit's readiness (the last tick succeeded, recently) and the lag behind the head
+    (written by the work loop, read by the HTTP thread)."""
 
-    confirmations: int
-    ready_slack: int
-    started: float = field(default_factory=time.time)
-    last_tick: float | None = None
-    lag: int | None = None
-    last_error: str | None = None
+    def __init__(self, confirmations: int, ready_slack: int, max_age_s: float = 300.0) -> None:
+        super().__init__(max_age_s)
+        self.confirmations = confirmations
+        self.ready_slack = ready_slack
+        self.lag: int | None = None
 
-    def ready(self) -> bool:
-        return (
-            self.last_error is None
-            and self.lag is not None
-            and self.lag <= self.confirmations + self.ready_slack
-        )
+    @property
+    def last_tick(self) -> float | None:
+        return self.last_ok
+
+    def reason(self) -> str | None:
+        why = super().reason()
+        if why is None and (self.lag is None or self.lag > self.confirmations + self.ready_slack):
+            why = f"{self.lag} blocks behind the head (max {self.confirmations + self.ready_slack})"
+        return why
 
 
 def create_app(health: Health, metrics: Metrics, status: Callable[[], dict[str, Any]]) -> FastAPI:
@@ -42,11 +44,13 @@ def create_app(health: Health, metrics: Metrics, status: Callable[[], dict[str, 
 
     @app.get("/ready")
     def get_ready(response: Response) -> dict[str, Any]:
-        """Caught up with the chain: lag <= confirmations + slack, and the last tick worked."""
-        ok = health.ready()
-        response.status_code = 200 if ok else 503
+        """The last tick succeeded (within ``ready_max_age_s``) and the checkpoint is caught up
+        with the chain: lag <= confirmations + slack."""
+        why = health.reason()
+        response.status_code = 200 if why is None else 503
         return {
-            "ready": ok,
+            "ready": why is None,
+            "reason": why,
             "lag": health.lag,
             "max_lag": health.confirmations + health.ready_slack,
             "last_tick": health.last_tick,

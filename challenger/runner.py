@@ -1,8 +1,9 @@
 """Assemble a challenger from its settings and run it until stopped.
 
-The loop ticks every ``poll_interval_s``. A tick that fails on the chain (RPC down, node
-restarting) is logged and retried with exponential backoff up to 60 s; nothing is lost,
-because every step restarts from the persisted state and the follower's checkpoint.
+The loop (the kit's, ``spotcheck.kit.loop``, as the node's) ticks every ``poll_interval_s``. A
+tick that fails on the chain (RPC down, node restarting) is logged and retried with exponential
+backoff up to 60 s; nothing is lost, because every step restarts from the persisted state and
+the follower's checkpoint.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from challenger.chain_io import ApeChain, ChainPort, ModelParams
 from challenger.config import ChallengerSettings
 from challenger.metrics import Metrics
 from challenger.sampling import SamplingPolicy, load_or_create_secret
-from challenger.service import JOB_EVENTS, Challenger, Options, dispute_events
+from challenger.service import JOB_EVENTS, Challenger, Options, TickReport, dispute_events
 from challenger.store import LeafRequestState, Store
 from challenger.verdict import Reexecutor
 from spotcheck.errors import ChainError, ConfigError, SpotcheckError
 from spotcheck.follower import LogFollower, open_db
+from spotcheck.kit.loop import run_loop as kit_run_loop
+from spotcheck.kit.serve import HttpThread, serve
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF_S = 60.0
 
 
 def status_of(store: Store) -> dict[str, Any]:
@@ -151,15 +153,8 @@ def build_challenger(
     )
 
 
-def serve_http(settings: ChallengerSettings, app: Any) -> threading.Thread:
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http.host, port=settings.http.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="challenger-http", daemon=True)
-    thread.start()
-    return thread
+def serve_http(settings: ChallengerSettings, app: Any) -> HttpThread:
+    return serve(app, settings.http.host, settings.http.port, name="challenger-http")
 
 
 def run_loop(
@@ -172,25 +167,19 @@ def run_loop(
     max_ticks: int | None = None,
     on_tick: Callable[[Any], None] | None = None,
 ) -> None:
-    """Tick until ``stop`` is set (or ``max_ticks``), backing off on chain failures."""
-    backoff = settings.poll_interval_s
-    ticks = 0
-    while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
-        ticks += 1
+    """Tick until ``stop`` is set, SIGINT or SIGTERM (or ``max_ticks``): the kit's run loop,
+    backing off on chain failures (``spotcheck.kit.loop``)."""
+
+    def tick() -> tuple[TickReport, int, float]:
         start = time.perf_counter()
-        try:
-            report = challenger.tick()
-            lag = challenger.follower.lag() if challenger.follower else 0
-        except (ChainError, SpotcheckError, OSError) as err:
-            metrics.rpc_failures.inc()
-            health.last_error = str(err).splitlines()[0][:300]
-            log.warning("tick failed, retrying in %.1f s: %s", backoff, health.last_error)
-            stop.wait(backoff)
-            backoff = min(MAX_BACKOFF_S, backoff * 2)
-            continue
-        backoff = settings.poll_interval_s
+        report = challenger.tick()
+        lag = challenger.follower.lag() if challenger.follower else 0
+        return report, lag, time.perf_counter() - start
+
+    def ticked(result: tuple[TickReport, int, float]) -> None:
+        report, lag, seconds = result
         metrics.ticks.inc()
-        metrics.tick_seconds.observe(time.perf_counter() - start)
+        metrics.tick_seconds.observe(seconds)
         metrics.blocks_behind.set(lag)
         metrics.update_from_store(challenger.store)
         try:
@@ -198,10 +187,21 @@ def run_loop(
             metrics.credits.set(challenger.chain.credits())
         except ChainError as err:
             log.warning("metrics read failed: %s", err)
-        health.lag, health.last_tick, health.last_error = lag, time.time(), None
+        health.lag = lag
         if on_tick is not None:
             on_tick(report)
-        stop.wait(settings.poll_interval_s)
+
+    kit_run_loop(
+        tick,
+        stop=stop,
+        interval_s=settings.poll_interval_s,
+        name="tick",
+        readiness=health,
+        on_step=ticked,
+        on_error=lambda err: metrics.rpc_failures.inc(),
+        max_steps=max_ticks,
+        retry_on=(SpotcheckError, OSError),  # anything else is a bug: the process ends
+    )
 
 
 def read_status(db_path: Path) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import math
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ from spotcheck.chain import DisputeStatus, JobKind
 from spotcheck.encoding import batch_leaf_key, input_hash, onchain_job_key, output_hash
 from spotcheck.errors import ChainError, ConfigError, ModelError, SpotcheckError
 from spotcheck.follower import ChainEvent, LogFollower
+from spotcheck.kit.db import IllegalTransition
 from verifier.domain import in_domain
 
 log = logging.getLogger(__name__)
@@ -251,7 +253,8 @@ class Challenger:
                 )
             elif ev.name in DISPUTE_EVENTS:
                 to = JobState.LOST if ev.name == "DisputeDefended" else JobState.WON
-                if Store.transition_in(conn, _b(a["disputeId"]), to):
+                with suppress(IllegalTransition):  # not ours, or recorded already
+                    Store.transition_in(conn, _b(a["disputeId"]), to)
                     log.info("dispute %s", to.value, extra={"dispute_id": _hex(a["disputeId"])})
 
     def _record_commit(self, conn: sqlite3.Connection, ev: ChainEvent) -> None:
@@ -293,7 +296,8 @@ class Challenger:
         with self.store.transaction():
             for job, sampled in decided:
                 to = JobState.SAMPLED if sampled else JobState.SKIPPED
-                if self.store.transition(job.job_key, to):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, to)
                     if sampled:
                         report.sampled += 1
                         log.info("sampled", extra=_job_log(job))
@@ -550,16 +554,18 @@ class Challenger:
 
     def _send_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
         if self.options.dry_run:
-            if self.store.leaf_request_transition(req.request_id, LeafRequestState.REPORTED):
+            with suppress(IllegalTransition):
+                self.store.leaf_request_transition(req.request_id, LeafRequestState.REPORTED)
                 report.reported += 1
                 log.warning("DRY RUN: would request leaf", extra=_request_log(req))
             return
         if self._adopt_leaf_request(req):
             return
         if now >= req.challenge_deadline:
-            if self.store.leaf_request_transition(
-                req.request_id, LeafRequestState.MISSED, reason="window closed"
-            ):
+            with suppress(IllegalTransition):
+                self.store.leaf_request_transition(
+                    req.request_id, LeafRequestState.MISSED, reason="window closed"
+                )
                 log.error(
                     "challenge window closed before the leaf request", extra=_request_log(req)
                 )
@@ -588,11 +594,14 @@ class Challenger:
                 return
             # RootMismatch: the batch at this id is not the one we planned for (a reorg
             # deeper than our confirmations). Retrying cannot help, and no bond was locked.
-            if "RootMismatch" in str(err) and self.store.leaf_request_transition(
-                req.request_id,
-                LeafRequestState.MISSED,
-                reason="root mismatch: another batch holds this id (reorg)",
-            ):
+            if "RootMismatch" not in str(err):
+                return
+            with suppress(IllegalTransition):
+                self.store.leaf_request_transition(
+                    req.request_id,
+                    LeafRequestState.MISSED,
+                    reason="root mismatch: another batch holds this id (reorg)",
+                )
                 log.error(
                     "leaf request refused: batch %d no longer has root 0x%s (reorg)",
                     req.batch_id,
@@ -620,16 +629,17 @@ class Challenger:
             return False
         ours = v.requester.lower() == self.chain.me.lower()
         to = LeafRequestState.OPEN if ours else LeafRequestState.FOREIGN
-        moved = self.store.leaf_request_transition(
-            req.request_id,
-            to,
-            requester=v.requester,
-            bond=v.bond,
-            reveal_deadline=v.reveal_deadline,
-            ours=ours,
-        )
-        if moved and not ours:
-            log.info("another challenger requested this leaf first", extra=_request_log(req))
+        with suppress(IllegalTransition):  # adopted already
+            self.store.leaf_request_transition(
+                req.request_id,
+                to,
+                requester=v.requester,
+                bond=v.bond,
+                reveal_deadline=v.reveal_deadline,
+                ours=ours,
+            )
+            if not ours:
+                log.info("another challenger requested this leaf first", extra=_request_log(req))
         if v.status is LeafRequestStatus.SLASHED:
             self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
         return True
@@ -637,7 +647,8 @@ class Challenger:
     def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
         v = self.chain.leaf_request(req.request_id)
         if v.status is LeafRequestStatus.SLASHED:
-            if self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED):
+            with suppress(IllegalTransition):
+                self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
                 report.leaf_settled += 1
                 log.warning("leaf request settled: node slashed", extra=_request_log(req))
         elif v.status is LeafRequestStatus.OPEN and now > v.reveal_deadline:
@@ -648,9 +659,10 @@ class Challenger:
                 report.errors.append(str(err))
                 log.warning("settleLeafRequest failed: %s", err, extra=_request_log(req))
                 return
-            if self.store.leaf_request_transition(
-                req.request_id, LeafRequestState.SLASHED, tx_hash=tx.tx_hash
-            ):
+            with suppress(IllegalTransition):
+                self.store.leaf_request_transition(
+                    req.request_id, LeafRequestState.SLASHED, tx_hash=tx.tx_hash
+                )
                 report.leaf_settled += 1
                 log.warning(
                     "LEAF NEVER REVEALED: node slashed (tx %s)",
@@ -672,7 +684,8 @@ class Challenger:
         now = self.chain.timestamp()
         for job in jobs:
             if now > job.challenge_deadline and not self._leaf_window(job, now).open:
-                if self.store.transition(job.job_key, JobState.MISSED, reason="window closed"):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.MISSED, reason="window closed")
                     log.error("challenge window closed before re-execution", extra=_job_log(job))
                 continue
             model = self.chain.model(job.model_id)
@@ -689,7 +702,8 @@ class Challenger:
             outside = _outside_domain(input_q, model.in_lo, model.in_hi)
             if outside is not None:
                 # No proof exists for such an input: disputing it could slash an honest node.
-                if self.store.transition(job.job_key, JobState.UNDISPUTABLE, reason=outside):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.UNDISPUTABLE, reason=outside)
                     report.undisputable += 1
                     log.warning("not disputable: %s", outside, extra=_job_log(job))
                 continue
@@ -702,13 +716,14 @@ class Challenger:
                 log.warning("re-execution failed: %s", err, extra=_job_log(job))
                 continue
             to = JobState.MISMATCHED if result.disputable else JobState.MATCHED
-            if self.store.transition(
-                job.job_key,
-                to,
-                reason=result.reason,
-                screen_diff=result.screen_diff,
-                witness_diff=result.witness_diff,
-            ):
+            with suppress(IllegalTransition):
+                self.store.transition(
+                    job.job_key,
+                    to,
+                    reason=result.reason,
+                    screen_diff=result.screen_diff,
+                    witness_diff=result.witness_diff,
+                )
                 if result.disputable:
                     report.mismatched += 1
                     log.warning("MISMATCH: %s", result.reason, extra=_job_log(job))
@@ -723,7 +738,8 @@ class Challenger:
             return
         for job in jobs:
             if self.options.dry_run:
-                if self.store.transition(job.job_key, JobState.REPORTED):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.REPORTED)
                     report.reported += 1
                     log.warning("DRY RUN: would dispute", extra=_job_log(job))
                 continue
@@ -734,7 +750,8 @@ class Challenger:
             if window.blocked:
                 continue  # a leaf request is open on it: disputable again once revealed
             if now > job.challenge_deadline and not window.open:
-                if self.store.transition(job.job_key, JobState.MISSED, reason="window closed"):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.MISSED, reason="window closed")
                     log.error("challenge window closed before the dispute", extra=_job_log(job))
                 continue
             bond = self.chain.model(job.model_id).challenger_bond
@@ -809,7 +826,8 @@ class Challenger:
                 job.job_key, JobState.DISPUTE_OPEN, bond=d.bond, proof_deadline=d.proof_deadline
             )
         else:
-            if self.store.transition(job.job_key, JobState.PREEMPTED, reason=d.challenger):
+            with suppress(IllegalTransition):
+                self.store.transition(job.job_key, JobState.PREEMPTED, reason=d.challenger)
                 log.info("another challenger disputed first", extra=_job_log(job))
         return True
 
@@ -827,11 +845,13 @@ class Challenger:
         for job in jobs:
             d = self.chain.dispute(job.job_key)
             if d.status is DisputeStatus.DEFENDED:
-                if self.store.transition(job.job_key, JobState.LOST):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.LOST)
                     report.lost += 1
                     log.error("dispute LOST: the node proved its output", extra=_job_log(job))
             elif d.status is DisputeStatus.SLASHED:
-                if self.store.transition(job.job_key, JobState.WON):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.WON)
                     report.won += 1
                     log.warning("dispute WON (settled)", extra=_job_log(job))
             elif d.status is DisputeStatus.OPEN and now > d.proof_deadline:
@@ -841,7 +861,8 @@ class Challenger:
                     report.errors.append(str(err))
                     log.warning("settle failed: %s", err, extra=_job_log(job))
                     continue
-                if self.store.transition(job.job_key, JobState.WON, tx_hash=tx.tx_hash):
+                with suppress(IllegalTransition):
+                    self.store.transition(job.job_key, JobState.WON, tx_hash=tx.tx_hash)
                     report.won += 1
                     log.warning(
                         "dispute WON: node slashed", extra={**_job_log(job), "tx": tx.tx_hash}

@@ -11,8 +11,10 @@
                                                                                └─> lost
 ```
 
-Every transition is a single conditional ``UPDATE ... WHERE state IN (allowed)`` so it is
-idempotent: replaying it after a crash changes nothing. Commitments are recorded by the log
+Every transition is a single conditional ``UPDATE ... WHERE state IN (allowed)`` (the
+services' one rule, ``spotcheck.kit.db.move``) so replaying it after a crash changes nothing:
+it raises :class:`spotcheck.kit.db.IllegalTransition` instead, which a caller that may find the
+row already moved on catches. Commitments are recorded by the log
 follower's handler in the same SQLite transaction that advances its checkpoint, so none is
 missed or recorded twice. Chain side effects happen only from recorded states, after
 re-checking the chain (see ``challenger.service``), so a kill at any point and a restart
@@ -47,13 +49,14 @@ import enum
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from spotcheck.chain import JobKind
 from spotcheck.errors import StateError
+from spotcheck.kit.db import IllegalTransition, move, transaction
 
 
 class JobState(enum.StrEnum):
@@ -411,16 +414,9 @@ class Store:
             if column not in cols:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """An IMMEDIATE transaction (the connection is in autocommit mode otherwise)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return transaction(self.conn)
 
     # -- recording (called inside the follower's transaction) -------------------------------
 
@@ -557,14 +553,15 @@ class Store:
 
     # -- transitions ------------------------------------------------------------------------
 
-    def transition(self, job_key: bytes, to: JobState, **fields: Any) -> bool:
-        """Move ``job_key`` to ``to`` if its state allows it; False if it already moved on."""
-        return _transition(self.conn, job_key, to, **fields)
+    def transition(self, job_key: bytes, to: JobState, **fields: Any) -> None:
+        """Move ``job_key`` to ``to``; :class:`IllegalTransition` if its state does not lead
+        there (it already moved on: a replay, another actor first)."""
+        _transition(self.conn, job_key, to, **fields)
 
     @staticmethod
-    def transition_in(conn: sqlite3.Connection, job_key: bytes, to: JobState) -> bool:
+    def transition_in(conn: sqlite3.Connection, job_key: bytes, to: JobState) -> None:
         """:meth:`transition` on ``conn`` (inside the follower's transaction)."""
-        return _transition(conn, job_key, to)
+        _transition(conn, job_key, to)
 
     def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> bool:
         """Record a batch's checked leaves (each with its sampling decision), atomically.
@@ -769,10 +766,10 @@ class Store:
 
     def leaf_request_transition(
         self, request_id: bytes, to: LeafRequestState, **fields: Any
-    ) -> bool:
-        """Move a leaf request to ``to`` if its state allows it (idempotent, like jobs)."""
-        allowed = LEAF_REQUEST_TRANSITIONS[to]
-        cols: dict[str, Any] = {"state": to.value, "updated_at": time.time()}
+    ) -> None:
+        """Move a leaf request to ``to``; :class:`IllegalTransition` if its state does not lead
+        there (as for jobs)."""
+        cols: dict[str, Any] = {}
         for name, value in fields.items():
             if name not in {"requester", "bond", "reveal_deadline", "tx_hash", "reason", "ours"}:
                 raise StateError(f"unknown leaf request field {name}")
@@ -781,14 +778,9 @@ class Store:
             elif name == "ours":
                 value = int(bool(value))
             cols[name] = value
-        assignments = ", ".join(f"{c} = ?" for c in cols)
-        marks = ",".join("?" * len(allowed))
-        cur = self.conn.execute(
-            f"UPDATE ch_leaf_requests SET {assignments} WHERE request_id = ? "
-            f"AND state IN ({marks})",
-            [*cols.values(), request_id, *(s.value for s in allowed)],
-        )
-        return bool(cur.rowcount)
+        allowed = [s.value for s in LEAF_REQUEST_TRANSITIONS[to]]
+        key = ("request_id", request_id)
+        move(self.conn, "ch_leaf_requests", key, allowed, to.value, state_column="state", **cols)
 
     @staticmethod
     def record_reveal(
@@ -871,7 +863,9 @@ class Store:
                 batch = self.batch(int(req.batch_id)) if req is not None else None
                 if req is None or batch is None:
                     continue
-                if not self.leaf_request_transition(req.request_id, LeafRequestState.REVEALED):
+                try:
+                    self.leaf_request_transition(req.request_id, LeafRequestState.REVEALED)
+                except IllegalTransition:
                     continue
                 proof = None if v[6] is None else [bytes.fromhex(h) for h in json.loads(v[6])]
                 leaf = Leaf(
@@ -951,11 +945,11 @@ def _insert_leaf_job(
     )
 
 
-def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields: Any) -> bool:
+def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields: Any) -> None:
     allowed = TRANSITIONS.get(to)
     if allowed is None:
         raise StateError(f"no transition leads to {to.value}")
-    cols = {"state": to.value, "updated_at": time.time()}
+    cols: dict[str, Any] = {}
     for name, value in fields.items():
         if name not in {
             "reason",
@@ -972,13 +966,8 @@ def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields
         elif name == "bond" and value is not None:
             value = str(value)
         cols[name] = value
-    assignments = ", ".join(f"{c} = ?" for c in cols)
-    marks = ",".join("?" * len(allowed))
-    cur = conn.execute(
-        f"UPDATE ch_jobs SET {assignments} WHERE job_key = ? AND state IN ({marks})",
-        [*cols.values(), job_key, *(s.value for s in allowed)],
-    )
-    return bool(cur.rowcount)
+    states = [s.value for s in allowed]
+    move(conn, "ch_jobs", ("job_key", job_key), states, to.value, state_column="state", **cols)
 
 
 def _bump(conn: sqlite3.Connection, name: str, by: int) -> None:

@@ -36,7 +36,7 @@ def _db_with_a_won_dispute(path: Path) -> Store:
     )
     key = onchain_job_key(1)
     for to in (JobState.SAMPLED, JobState.MISMATCHED, JobState.DISPUTE_OPEN, JobState.WON):
-        assert store.transition(key, to)
+        store.transition(key, to)
     return store
 
 
@@ -44,13 +44,19 @@ def test_ready_isFalseUntilCaughtUp_thenTrueWithinConfirmationsPlusSlack(tmp_pat
     health = Health(confirmations=2, ready_slack=1)
     client = TestClient(create_app(health, Metrics(), lambda: {}))
     assert client.get("/health").status_code == 200
+    health.lag = 3
     assert client.get("/ready").status_code == 503  # no tick yet
+    health.step_ok()
     health.lag = 4
     assert client.get("/ready").status_code == 503
     health.lag = 3
     assert client.get("/ready").json()["ready"] is True
     health.last_error = "RPC down"
     assert client.get("/ready").status_code == 503
+    health.step_ok()
+    assert health.last_ok is not None
+    health.last_ok -= health.max_age_s + 1  # the loop has not ticked for too long
+    assert "no successful chain step" in client.get("/ready").json()["reason"]
 
 
 def test_metrics_exposeStateCountsFromTheDatabase(tmp_path: Path) -> None:

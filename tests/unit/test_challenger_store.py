@@ -9,6 +9,7 @@ from spotcheck.chain import JobKind
 from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
 from spotcheck.errors import StateError
 from spotcheck.follower import open_db
+from spotcheck.kit.db import IllegalTransition
 
 MODEL = b"\x11" * 32
 
@@ -57,15 +58,18 @@ def test_commitWithoutKnownRequest_isNotRecorded(store: Store) -> None:
     assert store.job(onchain_job_key(9)) is None
 
 
-def test_transition_isIdempotent_andRefusesSkippingStates(store: Store) -> None:
+def test_transition_raisesOnReplayAndOnSkippingStates_changingNothing(store: Store) -> None:
     key = _commit(store)
-    assert not store.transition(key, JobState.MISMATCHED)  # seen -> mismatched is illegal
-    assert store.transition(key, JobState.SAMPLED)
-    assert not store.transition(key, JobState.SAMPLED)  # replay after a crash: no-op
-    assert store.transition(key, JobState.MISMATCHED, reason="x", witness_diff=9)
-    assert store.transition(key, JobState.DISPUTE_SENT, tx_hash="0xabc")
-    assert store.transition(key, JobState.DISPUTE_OPEN, bond=10**18, proof_deadline=77)
-    assert not store.transition(key, JobState.DISPUTE_SENT)
+    with pytest.raises(IllegalTransition):  # seen -> mismatched is illegal
+        store.transition(key, JobState.MISMATCHED)
+    store.transition(key, JobState.SAMPLED)
+    with pytest.raises(IllegalTransition):  # replay after a crash: refused, changes nothing
+        store.transition(key, JobState.SAMPLED)
+    store.transition(key, JobState.MISMATCHED, reason="x", witness_diff=9)
+    store.transition(key, JobState.DISPUTE_SENT, tx_hash="0xabc")
+    store.transition(key, JobState.DISPUTE_OPEN, bond=10**18, proof_deadline=77)
+    with pytest.raises(IllegalTransition):
+        store.transition(key, JobState.DISPUTE_SENT)
     job = store.job(key)
     assert job is not None
     assert (job.state, job.tx_hash, job.bond, job.proof_deadline) == (
@@ -74,8 +78,9 @@ def test_transition_isIdempotent_andRefusesSkippingStates(store: Store) -> None:
         10**18,
         77,
     )
-    assert store.transition(key, JobState.WON)
-    assert not store.transition(key, JobState.LOST)
+    store.transition(key, JobState.WON)
+    with pytest.raises(IllegalTransition):
+        store.transition(key, JobState.LOST)
 
 
 def test_unknownField_isRefused(store: Store) -> None:
@@ -189,7 +194,7 @@ def test_reportWithheld_onceABatchsLeafRequestIsSlashed_oncePerBatch(store: Stor
     assert store.batch(4).withheld and not store.batch(5).withheld  # type: ignore[union-attr]
 
 
-def test_leafRequestTransitions_areIdempotent_andRevealBecomesSampledJobOnce(
+def test_leafRequestTransitions_raiseOnReplay_andRevealBecomesSampledJobOnce(
     store: Store,
 ) -> None:
     Store.record_batch(
@@ -206,10 +211,12 @@ def test_leafRequestTransitions_areIdempotent_andRevealBecomesSampledJobOnce(
     (batch,) = store.batches(BatchState.SEEN)
     store.batch_unavailable(batch, [1])
     key = batch_leaf_key(4, 1)
-    assert not store.leaf_request_transition(key, LeafRequestState.SLASHED)  # planned: illegal
-    assert store.leaf_request_transition(key, LeafRequestState.SENT, tx_hash="0x1", bond=10)
-    assert store.leaf_request_transition(key, LeafRequestState.OPEN, reveal_deadline=950)
-    assert not store.leaf_request_transition(key, LeafRequestState.OPEN)
+    with pytest.raises(IllegalTransition):  # planned: illegal
+        store.leaf_request_transition(key, LeafRequestState.SLASHED)
+    store.leaf_request_transition(key, LeafRequestState.SENT, tx_hash="0x1", bond=10)
+    store.leaf_request_transition(key, LeafRequestState.OPEN, reveal_deadline=950)
+    with pytest.raises(IllegalTransition):
+        store.leaf_request_transition(key, LeafRequestState.OPEN)
     Store.record_reveal(
         store.conn,
         request_id=key,
