@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from challenger.batches import BatchClient, Domain  # noqa: E402
 from challenger.sampling import SamplingPolicy  # noqa: E402
-from challenger.service import Challenger, Options, TickReport  # noqa: E402
+from challenger.service import Challenger, Options, StepReport  # noqa: E402
 from challenger.store import BatchState, Store  # noqa: E402
 from spotcheck.encoding import input_hash, leaf_hash, onchain_job_key, output_hash  # noqa: E402
 from spotcheck.follower import open_db  # noqa: E402
@@ -86,7 +86,7 @@ def bench_follow_onchain(n: int, folder: Path) -> dict[str, float]:
     )
 
     def sample() -> None:
-        challenger.sample(10**9, TickReport())
+        challenger.sample(10**9, StepReport())
 
     rec_rate, _ = _rate(n, record)
     smp_rate, _ = _rate(n, sample)
@@ -201,7 +201,7 @@ def bench_hostile_nodes(n: int, folder: Path) -> dict[str, float]:
         fetcher=Fetcher(BatchClient(), workers=max(8, n)),
     )
     start = time.perf_counter()
-    challenger.fetch_batches(10**6, TickReport())
+    challenger.fetch_batches(10**6, StepReport())
     held = time.perf_counter() - start
     challenger.fetcher.close()
     server.shutdown()

@@ -21,7 +21,7 @@ from challenger.chain_io import ApeChain, ChainPort, ModelParams
 from challenger.config import ChallengerSettings
 from challenger.metrics import Metrics
 from challenger.sampling import SamplingPolicy, load_or_create_secret
-from challenger.service import JOB_EVENTS, Challenger, Options, TickReport, dispute_events
+from challenger.service import JOB_EVENTS, Challenger, Options, StepReport, dispute_events
 from challenger.store import LeafRequestState, Store
 from challenger.verdict import Reexecutor
 from spotcheck.errors import ChainError, ConfigError, SpotcheckError
@@ -170,13 +170,13 @@ def run_loop(
     """Tick until ``stop`` is set, SIGINT or SIGTERM (or ``max_ticks``): the kit's run loop,
     backing off on chain failures (``spotcheck.kit.loop``)."""
 
-    def tick() -> tuple[TickReport, int, float]:
+    def tick() -> tuple[StepReport, int, float]:
         start = time.perf_counter()
         report = challenger.tick()
         lag = challenger.follower.lag() if challenger.follower else 0
         return report, lag, time.perf_counter() - start
 
-    def ticked(result: tuple[TickReport, int, float]) -> None:
+    def ticked(result: tuple[StepReport, int, float]) -> None:
         report, lag, seconds = result
         metrics.ticks.inc()
         metrics.tick_seconds.observe(seconds)

@@ -136,8 +136,9 @@ def next_attempt(now: int, plan: _FetchPlan, *, retry_min: int, retry_max: int) 
 
 
 @dataclass
-class TickReport:
-    """What one tick did (for logs, tests and the status command)."""
+class StepReport:
+    """What one tick did (for logs, tests and the status command), counted as it runs: the
+    node's ``prover.service.StepReport`` is the same kind of record."""
 
     events: int = 0
     sampled: int = 0
@@ -197,8 +198,8 @@ class Challenger:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def tick(self) -> TickReport:
-        report = TickReport()
+    def tick(self) -> StepReport:
+        report = StepReport()
         with self.lock:
             if self.follower is not None:
                 report.events = self.follower.process(self.handle_events)
@@ -282,7 +283,7 @@ class Challenger:
 
     # -- sample -----------------------------------------------------------------------------
 
-    def sample(self, head: int, report: TickReport) -> None:
+    def sample(self, head: int, report: StepReport) -> None:
         hashes: dict[int, bytes] = {}
         decided: list[tuple[JobRow, bool]] = []
         for job in self.store.jobs(JobState.SEEN):
@@ -306,7 +307,7 @@ class Challenger:
 
     # -- fetch batches ----------------------------------------------------------------------
 
-    def fetch_batches(self, head: int, report: TickReport) -> None:
+    def fetch_batches(self, head: int, report: StepReport) -> None:
         """Start due listing attempts in the background, record finished ones, give up late ones.
 
         Never blocks longer than ``fetch_wait_s``, whatever the nodes do, and a bad listing
@@ -320,7 +321,7 @@ class Challenger:
         if self.fetcher.running():
             self._record_fetches(self.fetcher.collect(self.options.fetch_wait_s), now, report)
 
-    def _advance_batch(self, batch: BatchRow, head: int, now: int, report: TickReport) -> None:
+    def _advance_batch(self, batch: BatchRow, head: int, now: int, report: StepReport) -> None:
         bid = batch.batch_id
         if seed_block(batch.commit_block, self.policy.seed_delay) > head:
             return  # the seed does not exist yet
@@ -363,7 +364,7 @@ class Challenger:
         )
 
     def _record_fetches(
-        self, outcomes: list[tuple[BatchRow, Outcome]], now: int, report: TickReport
+        self, outcomes: list[tuple[BatchRow, Outcome]], now: int, report: StepReport
     ) -> None:
         for batch, outcome in outcomes:
             current = self.store.batch(batch.batch_id)
@@ -400,7 +401,7 @@ class Challenger:
             extra={**_batch_log(batch), "attempts": attempts},
         )
 
-    def _fetched(self, batch: BatchRow, fetched: FetchedBatch, report: TickReport) -> None:
+    def _fetched(self, batch: BatchRow, fetched: FetchedBatch, report: StepReport) -> None:
         decide = self._decider(batch)
         decided: list[tuple[Leaf, bool]] = []
         for leaf in fetched.leaves:
@@ -436,7 +437,7 @@ class Challenger:
             extra={**_batch_log(batch), "sampled": n, "undisputable": len(outside)},
         )
 
-    def _give_up(self, batch: BatchRow, report: TickReport) -> None:
+    def _give_up(self, batch: BatchRow, report: StepReport) -> None:
         decide = self._decider(batch)
         sampled = [i for i in range(batch.count) if decide(i)]
         if not self.store.batch_unavailable(batch, sampled):
@@ -506,7 +507,7 @@ class Challenger:
 
     # -- leaf requests ----------------------------------------------------------------------
 
-    def adopt_reveals(self, report: TickReport) -> None:
+    def adopt_reveals(self, report: StepReport) -> None:
         """Revealed leaves we asked for (or someone did) become sampled jobs."""
         for req in self.store.adopt_reveals():
             report.revealed += 1
@@ -517,7 +518,7 @@ class Challenger:
                 extra=_request_log(req),
             )
 
-    def leaf_requests(self, report: TickReport) -> None:
+    def leaf_requests(self, report: StepReport) -> None:
         """Send planned requests, follow open ones, settle those never revealed."""
         reqs = self.store.leaf_requests(
             LeafRequestState.PLANNED,
@@ -538,7 +539,7 @@ class Challenger:
             else:
                 self._follow_leaf_request(req, now, report)
 
-    def report_withheld(self, report: TickReport) -> None:
+    def report_withheld(self, report: StepReport) -> None:
         """Report each batch proven withheld (a leaf request on it ended unrevealed), once."""
         for batch, req in self.store.report_withheld():
             report.withheld += 1
@@ -552,7 +553,7 @@ class Challenger:
                 extra={**_batch_log(batch), "index": req.index},
             )
 
-    def _send_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
+    def _send_leaf_request(self, req: LeafRequestRow, now: int, report: StepReport) -> None:
         if self.options.dry_run:
             with suppress(IllegalTransition):
                 self.store.leaf_request_transition(req.request_id, LeafRequestState.REPORTED)
@@ -644,7 +645,7 @@ class Challenger:
             self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
         return True
 
-    def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: TickReport) -> None:
+    def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: StepReport) -> None:
         v = self.chain.leaf_request(req.request_id)
         if v.status is LeafRequestStatus.SLASHED:
             with suppress(IllegalTransition):
@@ -677,7 +678,7 @@ class Challenger:
 
     # -- check ------------------------------------------------------------------------------
 
-    def check(self, report: TickReport) -> None:
+    def check(self, report: StepReport) -> None:
         jobs = self.store.jobs(JobState.SAMPLED)
         if not jobs:
             return
@@ -732,7 +733,7 @@ class Challenger:
 
     # -- dispute ----------------------------------------------------------------------------
 
-    def dispute(self, report: TickReport) -> None:
+    def dispute(self, report: StepReport) -> None:
         jobs = self.store.jobs(JobState.MISMATCHED)
         if not jobs:
             return
@@ -833,7 +834,7 @@ class Challenger:
 
     # -- resolve ----------------------------------------------------------------------------
 
-    def resolve(self, report: TickReport) -> None:
+    def resolve(self, report: StepReport) -> None:
         for job in self.store.jobs(JobState.DISPUTE_SENT):
             if not self._adopt_existing(job):
                 # Our transaction did not land (dropped or reverted): decide again.
@@ -870,7 +871,7 @@ class Challenger:
 
     # -- withdraw ---------------------------------------------------------------------------
 
-    def withdraw(self, report: TickReport) -> int:
+    def withdraw(self, report: StepReport) -> int:
         amount = self.chain.credits()
         if amount <= 0:
             return 0

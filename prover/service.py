@@ -89,13 +89,16 @@ def _no_crash(point: str) -> None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass
 class StepReport:
-    events: int
-    committed_jobs: int
-    committed_batches: int
-    finalized: int
-    defended: int
+    """What one step did (for logs and tests); the challenger's ``challenger.service.StepReport``
+    is the same kind of record (a plain dataclass, counted as the step runs)."""
+
+    events: int = 0
+    committed_jobs: int = 0
+    committed_batches: int = 0
+    finalized: int = 0
+    defended: int = 0
     #: Phases that raised in this step (each was logged; the others ran).
     failed: tuple[str, ...] = ()
 
