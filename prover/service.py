@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prover.batching import BatchCutter, defendable_output, needs_witness
-from prover.chain_actions import LEAF_REVEALED, LEAF_SLASHED, NodeChain, TxResult
+from prover.chain_io import LEAF_REVEALED, LEAF_SLASHED, NodeChain, TxResult
 from prover.defence import ProofBackend, ProofCancelledError, SelfAuditor
 from prover.inference import InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from prover.chain_actions import NodeChain
+from prover.chain_io import NodeChain
 from spotcheck.chain import JobStatus, LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key
 from tests.fixtures.chain import MOCK_MODEL, advance

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from prover.api import ApiContext, create_app
 from prover.batching import BatchCutter, JobServer
-from prover.chain_actions import NodeChain
+from prover.chain_io import NodeChain
 from prover.defence import Proof, ProofCancelledError, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
 from prover.metrics import NodeMetrics

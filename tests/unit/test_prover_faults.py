@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from prover.api import ApiContext, create_app
-from prover.chain_actions import NodeChain
+from prover.chain_io import NodeChain
 from prover.defence import SelfAuditor
 from prover.metrics import NodeMetrics
 from prover.transactions import MIN_BUMP, FeePolicy, TxSender

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from prover.api import ApiContext, create_app
 from prover.batching import BatchCutter, JobServer
-from prover.chain_actions import NodeChain
+from prover.chain_io import NodeChain
 from prover.config import NodeSettings
 from prover.defence import EzklProofBackend, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelSpec
