@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from spotcheck.chain import DisputeStatus
 from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
 from spotcheck.errors import ChainError
 from spotcheck.follower import open_db
+from spotcheck.kit.logs import JsonFormatter, KeyValueFormatter
 
 MODEL = b"\x42" * 32
 ME = "0x" + "cc" * 20
@@ -325,6 +328,24 @@ def test_bondCap_defersDisputesBeyondIt_untilBondsReturn(tmp_path) -> None:
     assert chain.bond_at_risk() == BOND
     _run_to_end(db, chain, cap=BOND)
     assert Store(open_db(db)).state_counts() == {"matched": 4, "won": 3}
+
+
+def test_disputeOpened_isLogged_withItsJobNodeAndTransaction(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12: the ids went in ``extra=`` and the formatter printed the message alone."""
+    db = tmp_path / "c.sqlite"
+    _populate(db)
+    with caplog.at_level(logging.WARNING, logger="challenger.service"):
+        _challenger(db, FakeChain()).tick()
+    opened = [r for r in caplog.records if r.getMessage() == "DISPUTE OPENED"]
+    assert sorted(getattr(r, "job_id", None) for r in opened) == [2, 4, 6]
+    (record,) = [r for r in opened if getattr(r, "job_id", None) == 2]
+    line = KeyValueFormatter().format(record)
+    key = "0x" + onchain_job_key(2).hex()
+    assert f"DISPUTE OPENED job_key={key} kind=onchain ref=2 job_id=2 node=0xnode tx=0xtx" in line
+    fields = json.loads(JsonFormatter().format(record))
+    assert (fields["job_id"], fields["node"], fields["tx"]) == (2, "0xnode", "0xtx")
 
 
 def test_existingForeignDispute_isPreempted_notDuplicated(tmp_path) -> None:
