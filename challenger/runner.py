@@ -213,5 +213,10 @@ def read_status(db_path: Path) -> dict[str, Any]:
         conn.close()
 
 
+def make_health(settings: ChallengerSettings) -> Health:
+    """The loop's readiness for ``/ready``, with the settings' lag slack and maximum age."""
+    return Health(settings.confirmations, settings.ready_slack, settings.ready_max_age_s)
+
+
 def make_app(settings: ChallengerSettings, metrics: Metrics, health: Health) -> Any:
     return create_app(health, metrics, lambda: read_status(settings.db_path))
