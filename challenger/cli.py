@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -57,10 +56,15 @@ def _run_impl(
     http_port: int | None,
     once: bool,
 ) -> None:
-    from challenger.api import Health
     from challenger.config import load_settings
     from challenger.metrics import Metrics
-    from challenger.runner import build_challenger, make_app, run_loop, serve_http
+    from challenger.runner import (
+        build_challenger,
+        make_app,
+        make_health,
+        run_loop,
+        serve_http,
+    )
 
     overrides: dict[str, Any] = {
         "state_dir": state_dir,
@@ -86,12 +90,10 @@ def _run_impl(
             challenger.options, fetch_wait_s=settings.batch_timeout_s + 3.0
         )
     metrics = Metrics()
-    health = Health(settings.confirmations, settings.ready_slack)
+    health = make_health(settings)
     if settings.http.enabled and not once:
         serve_http(settings, make_app(settings, metrics, health))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = threading.Event()  # the kit's loop sets it on SIGINT / SIGTERM
     mode = "DRY RUN (nothing is sent)" if settings.dry_run else "live"
     click.echo(
         f"challenger {challenger.chain.me} {mode}; "

@@ -18,8 +18,9 @@ from demo.chain_setup import DemoChain
 from demo.config import DemoConfig
 from demo.prepare import PreparedModel
 from demo.progress import Progress
-from demo.threads import HttpServer, LoopThread, free_port
+from demo.threads import HttpServer, LoopThread
 from spotcheck.chain import TOKEN
+from spotcheck.kit.serve import free_port
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class NodeActor:
 
     label: str
     account: Any
-    node: Any  # prover.node.Node
+    node: Any  # prover.runner.Node
     http: HttpServer
     loop: LoopThread
     fault_rate: float
@@ -147,14 +148,14 @@ def build_node(
     poll_interval_s: float,
     withholding: bool = False,
 ) -> NodeActor:
-    """A node assembled by ``prover.node.build_node`` (what ``spotcheck node run`` runs).
+    """A node assembled by ``prover.runner.build_node`` (what ``spotcheck node run`` runs).
 
     ``withholding``: its HTTP API withholds batch listings (:class:`WithholdListings`) and it
     never reveals a requested leaf (the demo's labelled fault, like the dishonest node's
     fault injection).
     """
     from prover.config import load_settings
-    from prover.node import build_node as assemble
+    from prover.runner import build_node as assemble
 
     folder = workdir / label.lower().replace(" ", "-")
     folder.mkdir(parents=True, exist_ok=True)

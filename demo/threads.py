@@ -4,11 +4,12 @@ HTTP server. Both stop on request and never outlive the demo."""
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from spotcheck.kit.serve import free_port
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,6 @@ class LoopThread:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("%s did not stop within %.0f s", self.name, timeout)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class HttpServer:

@@ -26,7 +26,7 @@ from spotcheck.errors import ConfigError
 
 
 def _chain(account: Any, deployment: Path | None, dry_run: bool = False) -> Any:
-    from prover.chain_actions import NodeChain
+    from prover.chain_io import NodeChain
 
     return NodeChain(connect_contracts(deployment), account, dry_run=dry_run)
 
@@ -203,7 +203,7 @@ def run(
 ) -> None:
     configure_service_logging(log_json)
     from prover.config import load_settings
-    from prover.node import run_node
+    from prover.runner import run_node
 
     overrides: dict[str, Any] = {}
     settings = load_settings(config_path)
