@@ -18,7 +18,7 @@ import multiprocessing
 import queue
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -43,7 +43,9 @@ class Proof:
 
 
 class ProofBackend(Protocol):
-    """A backend may also have ``cancel() -> bool`` (see :meth:`EzklProofBackend.cancel`)."""
+    """A backend may also have ``cancel() -> bool`` (see :meth:`EzklProofBackend.cancel`) and
+    ``cancel_next() -> None`` (the proof about to start is cancelled: its dispute was settled
+    before it started; see :meth:`EzklProofBackend.cancel_next`)."""
 
     def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof: ...
 
@@ -106,6 +108,10 @@ class EzklProofBackend:
         self._child_prove: Any = _prove_in_child
         self._running: Any = None  # the future of the proof in progress
         self._cancelled: Any = None  # ... and of the one cancel() killed
+        #: prove() runs but has not submitted its proof yet (loading the artifacts) ...
+        self._starting = False
+        #: ... and cancel() came then: prove() stops before submitting
+        self._cancel_pending = False
 
     def artifacts(self, model_id: bytes) -> Any:
         with self._lock:
@@ -143,12 +149,19 @@ class EzklProofBackend:
 
             bundle = prove(self.artifacts(model_id), values)
             return Proof(bundle.proof, list(bundle.instances), list(bundle.output_q))
-        self.artifacts(model_id)  # checks the files and scales here, with a clear error
-        key = self._key(self._config(model_id))
-        pool = self._prover()
-        future = pool.submit(self._child_prove, key, values)
         with self._lock:
-            self._running = future
+            self._starting = True
+        try:
+            self.artifacts(model_id)  # checks the files and scales here, with a clear error
+            key = self._key(self._config(model_id))
+            with self._lock:
+                if self._cancel_pending:
+                    raise ProofCancelledError("proof cancelled before it started")
+                pool = self._prover_locked()
+                future = self._running = pool.submit(self._child_prove, key, values)
+        finally:
+            with self._lock:
+                self._starting = self._cancel_pending = False
         try:
             proof, instances, output = future.result()
         except BrokenProcessPool as err:  # the prover process died (memory, a crash): restart
@@ -171,9 +184,15 @@ class EzklProofBackend:
         """Stop the proof in progress (its dispute was settled by someone else): the prover
         process is killed, :meth:`prove` raises :class:`ProofCancelledError`, and the next proof
         starts a new process (which loads the keys again). True if a proof was running.
-        ``in_process`` proofs cannot be stopped (False)."""
+        ``in_process`` proofs cannot be stopped (False). A call while :meth:`prove` has not
+        submitted its proof yet (loading the artifacts) makes it stop before (True)."""
+        if self._in_process:
+            return False
         with self._lock:
             future, pool = self._running, self._pool
+            if future is None and self._starting:
+                self._cancel_pending = True
+                return True
             if future is None or future.done() or pool is None:
                 return False
             self._cancelled = future
@@ -186,11 +205,15 @@ class EzklProofBackend:
         pool.shutdown(wait=False, cancel_futures=True)
         return bool(processes)
 
-    def _prover(self) -> Any:
+    def cancel_next(self) -> None:
+        """The next :meth:`prove` (about to be called) stops before submitting its proof."""
         with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            return self._pool
+            self._cancel_pending = True
+
+    def _prover_locked(self) -> Any:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
 
     def close(self) -> None:
         with self._lock:
@@ -283,13 +306,19 @@ class SelfAuditor:
         except queue.Full:
             log.debug("self-audit queue full; skipping %s", job_ref)
 
-    def drain(self, limit: int = 10) -> list[AuditFinding]:
+    def drain(
+        self, limit: int = 10, before_each: Callable[[], None] | None = None
+    ) -> list[AuditFinding]:
         """Check up to ``limit`` queued samples; a miss halts that model only. A sample that
-        cannot be checked (the witness fails) is logged and counted, never raised."""
+        cannot be checked (the witness fails) is logged and counted, never raised.
+        ``before_each`` runs before each sample's witness (the node answers leaf requests
+        between them: ``NodeService._urgent``)."""
         findings: list[AuditFinding] = []
         if self.backend is None:
             return findings
         for _ in range(limit):
+            if before_each is not None and not self._queue.empty():
+                before_each()
             try:
                 job_ref, model_id, input_q, output_q = self._queue.get_nowait()
             except queue.Empty:

@@ -30,9 +30,11 @@ and their length is not the node's to choose: anyone can request K on-chain jobs
 price, and ordinary load finalizes many jobs at once. So before each of their items (at most
 every ``urgent_interval_s``) :meth:`NodeService._urgent` reads new events, broadcasts due reveals
 (no wait for receipts) and, with the defence worker running, queues new disputes: a leaf request
-waits at most one receipt, never a whole phase (audit 2, A2-2). It runs on the chain loop's own
-thread and sends through the same :class:`prover.transactions.TxSender` and journal as
-everything else, so there is still one nonce authority and a restart resumes every reveal.
+never waits for a whole phase (audit 2, A2-2). The self-audit calls it before each sample, and
+every receipt wait of the chain loop between two polls (``TxSender.on_wait``; audit 3). It
+runs on the chain loop's own thread and sends through the same
+:class:`prover.transactions.TxSender` and journal as everything else, so there is still one
+nonce authority and a restart resumes every reveal.
 
 Every send is preceded by a chain check (``getJob`` status, ``BatchCommitted`` logs,
 ``getDispute`` status), and every transaction goes through :class:`prover.transactions.TxSender`
@@ -156,6 +158,14 @@ class NodeService:
         #: disputes at most this often (:meth:`_urgent`).
         self.urgent_interval_s = urgent_interval_s
         self._urgent_at = 0.0
+        self._in_urgent = False
+        #: the thread that runs :meth:`step` (the chain loop): the only one `_urgent` runs on
+        self._loop_thread: threading.Thread | None = None
+        # A receipt wait of the chain loop (up to the fee policy's timeout) answers leaf
+        # requests meanwhile (A3-N3).
+        sender = getattr(chain, "sender", None)
+        if sender is not None:
+            sender.on_wait = self._urgent_while_waiting
         self._stop = threading.Event()
         #: ready = the chain was read recently and no phase failed since (``/ready``; set by
         #: :meth:`_follow` and by the run loop at the end of each step).
@@ -224,6 +234,7 @@ class NodeService:
 
     def step(self) -> StepReport:
         self._failed = []
+        self._loop_thread = threading.current_thread()
         if not self._reconciled:
             self._phase("reconcile", self.reconcile, None)
         events = self._phase("follow", self._follow, 0)
@@ -253,22 +264,33 @@ class NodeService:
         return events
 
     def _audit(self) -> None:
-        self.auditor.drain()
+        self.auditor.drain(before_each=self._urgent)  # a witness each: seconds for a real circuit
 
     def _urgent(self) -> None:
         """Between two items of a long phase: follow new events, broadcast the reveals now due
         (without waiting for their receipts: the next call or step records them) and, when the
         defence worker runs on its own thread, queue new disputes (and cancel the proof of one
-        someone else settled). At most every ``urgent_interval_s``; never raises."""
+        someone else settled). At most every ``urgent_interval_s``; never raises; a call from
+        inside another (a receipt wait of its own sends) does nothing."""
         now = time.monotonic()
-        if now - self._urgent_at < self.urgent_interval_s:
+        if self._in_urgent or now - self._urgent_at < self.urgent_interval_s:
             return
         self._urgent_at = now
-        self._phase("follow", self._follow, 0)
-        if self.store.leaf_requests("open"):
-            self._phase("reveal-leaves", lambda: self.reveal_leaves(wait=False), 0)
-        if self.worker.running:
-            self._phase("disputes", self.defend_disputes, 0)
+        self._in_urgent = True
+        try:
+            self._phase("follow", self._follow, 0)
+            if self.store.leaf_requests("open"):
+                self._phase("reveal-leaves", lambda: self.reveal_leaves(wait=False), 0)
+            if self.worker.running:
+                self._phase("disputes", self.defend_disputes, 0)
+        finally:
+            self._in_urgent = False
+
+    def _urgent_while_waiting(self) -> None:
+        """The sender's hook between two polls of a receipt: :meth:`_urgent`, on the chain
+        loop's thread only (the defence worker's ``defend`` waits leave it to the loop)."""
+        if threading.current_thread() is self._loop_thread:
+            self._urgent()
 
     # -- 0. reconciliation ------------------------------------------------------------------
 
@@ -542,6 +564,7 @@ class NodeService:
         for batch in pending:
             if batch.commit_block is not None and head - batch.commit_block < self.confirmations:
                 continue
+            self._urgent()
             try:
                 done += self._confirm_batch(batch, head)
             except Exception as err:
@@ -1017,10 +1040,26 @@ class DefenceWorker:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._proving: bytes | None = None  # the dispute whose proof runs now
+        #: queued disputes found settled before their proof started: never proved
+        self._cancelled: set[bytes] = set()
 
     @contextlib.contextmanager
     def proving(self, dispute_id: bytes) -> Iterator[None]:
+        """Marks the proof of ``dispute_id`` as running. If :meth:`cancel` came for it earlier
+        (during the witness pre-check), the proof is cancelled as it starts (the backend's
+        ``cancel_next``, else its ``cancel``), or refused when the backend cannot cancel."""
         with self._lock:
+            if dispute_id in self._cancelled:
+                self._cancelled.discard(dispute_id)
+                backend = self.service.backend
+                arm = getattr(backend, "cancel_next", None) or getattr(backend, "cancel", None)
+                if arm is None:
+                    raise ProofCancelledError("dispute settled before its proof started")
+                arm()
+                log.warning(
+                    "DISPUTE settled by someone else before its proof started: cancelled",
+                    extra={"dispute_id": _hex(dispute_id)},
+                )
             self._proving = dispute_id
         try:
             yield
@@ -1029,9 +1068,12 @@ class DefenceWorker:
                 self._proving = None
 
     def cancel(self, dispute_id: bytes) -> bool:
-        """Stop the proof of ``dispute_id`` if it is the one running (and the backend can)."""
+        """Stop the proof of ``dispute_id`` if it is the one running (and the backend can); a
+        dispute queued or in its witness pre-check is marked, and :meth:`proving` refuses it."""
         with self._lock:
             if self._proving != dispute_id:
+                if dispute_id in self._queued:
+                    self._cancelled.add(dispute_id)
                 return False
             cancel = getattr(self.service.backend, "cancel", None)
             stopped = bool(cancel()) if cancel is not None else False
@@ -1084,6 +1126,7 @@ class DefenceWorker:
             finally:
                 with self._lock:
                     self._queued.discard(dispute_id)
+                    self._cancelled.discard(dispute_id)
 
     def _work(self, dispute_id: bytes) -> int:
         service = self.service

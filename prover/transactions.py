@@ -144,6 +144,11 @@ class TxSender:
         self._crash = crash_hook
         self._nonce_lock = threading.Lock()
         self._reserved: set[int] = set()
+        #: Called between two polls of a receipt wait (:meth:`send`): the node's chain loop
+        #: answers leaf requests meanwhile (``NodeService._urgent``). Never raises here; a send
+        #: made from inside it does not call it again (no nested waits within waits).
+        self.on_wait: Callable[[], None] | None = None
+        self._in_wait = threading.local()
 
     # -- chain access (thin; every failure surfaces as an exception the loop handles) -------
 
@@ -411,7 +416,21 @@ class TxSender:
                     f"tx {intent}: not mined after {policy.timeout_s:.0f} s "
                     f"(nonce {last.nonce} kept; resumed on the next attempt)"
                 )
+            self._waiting(intent)
             time.sleep(policy.poll_s)
+
+    def _waiting(self, intent: str) -> None:
+        """Run :attr:`on_wait` once, unless this thread is already inside it."""
+        hook = self.on_wait
+        if hook is None or getattr(self._in_wait, "active", False):
+            return
+        self._in_wait.active = True
+        try:
+            hook()
+        except Exception as err:  # the wait goes on whatever the hook did
+            log.warning("tx wait hook failed: %s", err, extra={"intent": intent})
+        finally:
+            self._in_wait.active = False
 
     def _checked(self, intent: str, mined: Mined) -> Mined:
         if getattr(mined.receipt, "failed", False):

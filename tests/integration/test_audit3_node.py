@@ -9,6 +9,10 @@ real circuit) and only then enters ``prove`` -- without reading the status again
 defence landing in that gap is never cancelled: the node runs the whole proof (up to a proof
 window) for a dispute that closed before the proof even started, past the in-flight bound the
 contract assumed (``claimBusyUntil = min(deadline, close + window)`` counts from the close).
+
+Fixed: a dispute cancelled before its proof starts is refused by ``DefenceWorker.proving`` (and
+the ezkl backend stops a proof it has not submitted yet); the self-audit and every receipt wait
+of the chain loop call ``_urgent`` (A3-N2, A3-N3).
 """
 
 from __future__ import annotations
@@ -70,11 +74,6 @@ class GapBackend(OwnRunBackend):
         return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit3: A3-N1 third-party defence between _defend's status read and prove() "
-    "is never cancelled: the node runs a whole proof for a closed dispute",
-)
 def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelled(
     make_node: Callable[..., Node],  # noqa: F811
     spotcheck: Any,
@@ -125,7 +124,7 @@ def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelle
 # -- A3-N2: the self-audit phase has no `_urgent` -----------------------------------------------
 
 from prover.inference import ModelSpec  # noqa: E402
-from spotcheck.chain import LeafRequestStatus, ModelParams  # noqa: E402
+from spotcheck.chain import JobStatus, LeafRequestStatus, ModelParams  # noqa: E402
 from spotcheck.encoding import batch_leaf_key  # noqa: E402
 from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL, advance  # noqa: E402
 from tests.integration.test_node_service import _events  # noqa: E402
@@ -152,11 +151,6 @@ def a3_model(register_model: Callable[..., bytes], project: Any, deployer: Any) 
     return register_model(deployer.deploy(project.MockVerifier), A3_MODEL, tag=b"a3-node")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit3: A3-N2 the self-audit phase (up to 10 witnesses on the chain loop) has no "
-    "_urgent: a leaf request arriving then waits for all of them",
-)
 def test_audit3_leafRequestDuringSelfAudit_waitsForTheWholeDrain_andIsSlashed(
     make_node: Callable[..., Node],  # noqa: F811
     spotcheck: Any,
@@ -221,3 +215,55 @@ def test_audit3_leafRequestDuringSelfAudit_waitsForTheWholeDrain_andIsSlashed(
         f"honest leaf unrevealed: node slashed {slashed / 1e18:g} "
         f"(slash {MOCK_MODEL.slash_amount / 1e18:g})"
     )
+
+
+# -- A3-N3: a receipt wait of the chain loop has no `_urgent` --------------------------------
+
+
+def test_audit3_leafRequestDuringCommitReceiptWait_isRevealedBeforeTheReceipt(
+    make_node: Callable[..., Node],  # noqa: F811
+    spotcheck: Any,
+    requester: Any,
+    challenger: Any,
+    node: Any,
+) -> None:
+    """``TxSender.send`` waits up to ``timeout_s`` for one receipt; the chain loop answers a
+    leaf request landing meanwhile (``on_wait`` -> ``_urgent``), before that receipt shows."""
+    from prover.transactions import FeePolicy, Mined, SentTx
+
+    n = make_node(policy=FeePolicy(stuck_after_s=60, timeout_s=90))
+    url = f"/v1/models/0x{spotcheck.model_id.hex()}/infer"
+    for i in range(4):
+        assert n.http.post(url, json={"input_q": [i, 1, 2, 3]}).status_code == 200
+    n.service.step()
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    batch_id = int(ev.event_arguments["batchId"])
+    root = bytes(ev.event_arguments["root"])
+    job_id = _request(spotcheck, requester, node, [10, 20, -30, 40])
+    dm = spotcheck.dispute_manager
+    key = batch_leaf_key(batch_id, 0)
+    sender = n.chain.sender
+    real_mined = sender._mined
+    hold_s = 20.0
+    seen: dict[str, Any] = {}
+
+    def slow_receipt(txs: list[SentTx]) -> Mined | None:
+        """The commit's receipt shows only once the leaf is revealed (or after ``hold_s``)."""
+        if not txs or not txs[0].intent.startswith("commitResult:"):
+            return real_mined(txs)
+        if "requested_at" not in seen:  # the commit is waiting: the leaf request lands
+            dm.requestLeaf(batch_id, 0, root, sender=challenger)
+            seen["requested_at"] = time.monotonic()
+        if dm.getLeafRequest(key).status == LeafRequestStatus.REVEALED:
+            seen.setdefault("revealed_after", time.monotonic() - seen["requested_at"])
+            return real_mined(txs)
+        if time.monotonic() - seen["requested_at"] < hold_s:
+            return None
+        return real_mined(txs)
+
+    sender._mined = slow_receipt  # type: ignore[method-assign]
+    n.service.step()  # commit-jobs: commitResult waits for its receipt
+    assert "requested_at" in seen
+    assert n.chain.job(job_id).status == JobStatus.COMMITTED
+    assert "revealed_after" in seen, "the leaf was revealed only after the commit's receipt"
+    assert seen["revealed_after"] < 10

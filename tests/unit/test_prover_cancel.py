@@ -70,3 +70,58 @@ def test_inProcessProofs_cannotBeCancelled() -> None:
     assert not backend.cancel()
     with pytest.raises(Exception, match="not served"):
         backend.prove(A, [1])
+
+
+def test_cancel_beforeTheProofIsSubmitted_stopsIt_andTheNextProofRuns() -> None:
+    """A3-N1: cancel() while prove() still loads the artifacts (nothing submitted yet) makes
+    prove() stop before submitting; the flag does not outlive that proof."""
+    backend = _backend()
+    backend._child_prove = _slow_prove
+    loading, release = threading.Event(), threading.Event()
+    real_artifacts = backend.artifacts
+
+    def slow_artifacts(model_id: bytes) -> Any:
+        loading.set()
+        assert release.wait(10)
+        return real_artifacts(model_id)
+
+    backend.artifacts = slow_artifacts  # type: ignore[method-assign]
+    outcome: list[BaseException | Proof] = []
+
+    def run() -> None:
+        try:
+            outcome.append(backend.prove(A, [1, 2]))
+        except BaseException as err:
+            outcome.append(err)
+
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert loading.wait(10)
+        assert backend.cancel()
+        release.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        [err] = outcome
+        assert isinstance(err, ProofCancelledError)
+        assert backend._pool is None  # nothing was submitted
+        assert not backend.cancel()
+
+        backend._child_prove = _quick_prove
+        assert backend.prove(A, [1, 2, 3]) == Proof(b"proof", [3], [1, 2, 3])
+    finally:
+        backend.close()
+
+
+def test_cancelNext_stopsTheProofAboutToStart_once() -> None:
+    """The defence worker arms ``cancel_next`` for a dispute settled during its witness
+    pre-check: that prove() stops before submitting, and the flag is gone after it."""
+    backend = _backend()
+    backend._child_prove = _slow_prove
+    try:
+        backend.cancel_next()
+        with pytest.raises(ProofCancelledError):
+            backend.prove(A, [1, 2])
+        assert backend._pool is None and not backend._cancel_pending
+    finally:
+        backend.close()
