@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from spotcheck.chain import DisputeStatus
-from spotcheck.encoding import BN254_R
+from spotcheck.encoding import BN254_R, from_hex
 from spotcheck.errors import ChainError
 
 log = logging.getLogger(__name__)
@@ -156,13 +156,6 @@ def _transient(err: BaseException) -> bool:
     return not isinstance(err, ContractLogicError | ChainError | KeyboardInterrupt)
 
 
-def _to_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    text = str(value)
-    return bytes.fromhex(text.removeprefix("0x"))
-
-
 def _domain(model: Any) -> dict[str, int]:
     """``inLo``/``inHi`` of a registry struct (absent on a pre-v2 registry: the whole field)."""
     lo, hi = getattr(model, "inLo", None), getattr(model, "inHi", None)
@@ -233,7 +226,7 @@ class ApeChain:
     def block_hash(self, number: int) -> bytes:
         from ape import chain
 
-        return self._read(f"block {number}", lambda: _to_bytes(chain.blocks[number].hash))
+        return self._read(f"block {number}", lambda: from_hex(chain.blocks[number].hash))
 
     def timestamp(self) -> int:
         from ape import chain
@@ -247,8 +240,8 @@ class ApeChain:
         m = self._read("getModel", lambda: self.registry.getModel(model_id))
         params = ModelParams(
             model_id=model_id,
-            onnx_hash=_to_bytes(m.onnxHash),
-            settings_hash=_to_bytes(m.settingsHash),
+            onnx_hash=from_hex(m.onnxHash),
+            settings_hash=from_hex(m.settingsHash),
             input_len=int(m.inputLen),
             output_len=int(m.outputLen),
             input_scale=int(m.inputScale),
@@ -288,7 +281,7 @@ class ApeChain:
             tx = chain.provider.get_receipt(tx_hash).transaction
             _abi, args = self.disputes.decode_input(bytes(tx.data))
             proof = args.get("proof")
-            return None if proof is None else [_to_bytes(p) for p in proof]
+            return None if proof is None else [from_hex(p) for p in proof]
 
         try:
             return self._read(f"reveal tx {tx_hash}", read)
@@ -312,7 +305,7 @@ class ApeChain:
             head = int(chain.blocks.height)
             for entry in self.jobs.JobRequested.range(0, head + 1, search_topics={"jobId": job_id}):
                 args = entry.event_arguments
-                return _to_bytes(args["modelId"]), [int(v) for v in args["input"]]
+                return from_hex(args["modelId"]), [int(v) for v in args["input"]]
             return None
 
         return self._read("JobRequested", find)

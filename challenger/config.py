@@ -12,9 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
+from spotcheck.chain import TOKEN
 from spotcheck.settings import ServiceSettings, load_service_settings
-
-TOKEN = 10**18
 
 
 class ModelConfig(BaseModel):

@@ -64,7 +64,14 @@ from challenger.store import (
 )
 from challenger.verdict import Reexecutor, check_output
 from spotcheck.chain import DisputeStatus, JobKind
-from spotcheck.encoding import batch_leaf_key, input_hash, onchain_job_key, output_hash
+from spotcheck.encoding import (
+    batch_leaf_key,
+    from_hex,
+    input_hash,
+    onchain_job_key,
+    output_hash,
+    to_hex,
+)
 from spotcheck.errors import ChainError, ConfigError, ModelError, SpotcheckError
 from spotcheck.follower import ChainEvent, LogFollower
 from spotcheck.kit.db import IllegalTransition
@@ -163,12 +170,6 @@ class StepReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _b(value: Any) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    return bytes.fromhex(str(value).removeprefix("0x"))
-
-
 class Challenger:
     """The challenger's state machine over a :class:`ChainPort` and a :class:`Store`."""
 
@@ -223,16 +224,16 @@ class Challenger:
         for ev in events:
             a = ev.args
             if ev.name == "JobRequested":
-                Store.record_request(conn, int(a["jobId"]), _b(a["modelId"]), a["input"])
+                Store.record_request(conn, int(a["jobId"]), from_hex(a["modelId"]), a["input"])
             elif ev.name == "ResultCommitted":
                 self._record_commit(conn, ev)
             elif ev.name == "BatchCommitted":
                 Store.record_batch(
                     conn,
                     batch_id=int(a["batchId"]),
-                    model_id=_b(a["modelId"]),
+                    model_id=from_hex(a["modelId"]),
                     node=str(a["node"]),
-                    root=_b(a["root"]),
+                    root=from_hex(a["root"]),
                     count=int(a["count"]),
                     uri=str(a["uri"]),
                     challenge_deadline=int(a["challengeDeadline"]),
@@ -241,7 +242,7 @@ class Challenger:
             elif ev.name == "LeafRevealed":
                 Store.record_reveal(
                     conn,
-                    request_id=_b(a["requestId"]),
+                    request_id=from_hex(a["requestId"]),
                     batch_id=int(a["batchId"]),
                     index=int(a["index"]),
                     job_id=int(a["jobId"]),
@@ -255,8 +256,8 @@ class Challenger:
             elif ev.name in DISPUTE_EVENTS:
                 to = JobState.LOST if ev.name == "DisputeDefended" else JobState.WON
                 with suppress(IllegalTransition):  # not ours, or recorded already
-                    Store.transition_in(conn, _b(a["disputeId"]), to)
-                    log.info("dispute %s", to.value, extra={"dispute_id": _hex(a["disputeId"])})
+                    Store.transition_in(conn, from_hex(a["disputeId"]), to)
+                    log.info("dispute %s", to.value, extra={"dispute_id": to_hex(a["disputeId"])})
 
     def _record_commit(self, conn: sqlite3.Connection, ev: ChainEvent) -> None:
         a = ev.args
@@ -266,7 +267,7 @@ class Challenger:
             "job_id": job_id,
             "node": str(a["node"]),
             "output_q": [int(v) for v in a["output"]],
-            "output_hash": _b(a["outputHash"]),
+            "output_hash": from_hex(a["outputHash"]),
             "challenge_deadline": int(a["challengeDeadline"]),
             "commit_block": ev.block_number,
         }
@@ -880,10 +881,6 @@ class Challenger:
         report.withdrawn += amount
         log.info("credits withdrawn", extra={"amount": amount, "tx": tx.tx_hash})
         return amount
-
-
-def _hex(value: Any) -> str:
-    return "0x" + _b(value).hex()
 
 
 def _job_log(job: JobRow) -> dict[str, Any]:

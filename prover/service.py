@@ -75,7 +75,7 @@ from prover.store import (
     Store,
 )
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
-from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key
+from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key, to_hex
 from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower
 from spotcheck.kit.loop import run_loop
@@ -354,7 +354,7 @@ class NodeService:
                     log.warning(
                         "LEAF REQUEST: reveal before its deadline",
                         extra={
-                            "request_id": _hex(args["requestId"]),
+                            "request_id": to_hex(args["requestId"]),
                             "batch_id": int(args["batchId"]),
                             "index": int(args["index"]),
                             "reveal_deadline": int(args["revealDeadline"]),
@@ -374,7 +374,7 @@ class NodeService:
                     log.warning(
                         "DISPUTE opened against this node",
                         extra={
-                            "dispute_id": _hex(args["disputeId"]),
+                            "dispute_id": to_hex(args["disputeId"]),
                             "job_id": int(args["jobId"]),
                             "proof_deadline": int(args["proofDeadline"]),
                             "tx": ev.tx_hash,
@@ -430,7 +430,7 @@ class NodeService:
                     "job_id": job.job_id,
                     "fee": view.fee,
                     "price": price,
-                    "model_id": _hex(job.model_id),
+                    "model_id": to_hex(job.model_id),
                 },
             )
             self.store.mark_job(job.job_id, JobState.DROPPED, f"fee {view.fee} below price {price}")
@@ -615,7 +615,7 @@ class NodeService:
             if batch is not None:  # our stored id holds another batch on chain: stale
                 log.warning(
                     "batch id on chain has another root (reorg)",
-                    extra={**_batch_log(batch), "chain_root": _hex(view.root)},
+                    extra={**_batch_log(batch), "chain_root": to_hex(view.root)},
                 )
                 self.store.unconfirm_batch(batch.local_id)
             match = None
@@ -1058,7 +1058,7 @@ class DefenceWorker:
                 arm()
                 log.warning(
                     "DISPUTE settled by someone else before its proof started: cancelled",
-                    extra={"dispute_id": _hex(dispute_id)},
+                    extra={"dispute_id": to_hex(dispute_id)},
                 )
             self._proving = dispute_id
         try:
@@ -1080,7 +1080,7 @@ class DefenceWorker:
         if stopped:
             log.warning(
                 "DISPUTE settled by someone else: its proof was stopped",
-                extra={"dispute_id": _hex(dispute_id)},
+                extra={"dispute_id": to_hex(dispute_id)},
             )
         return stopped
 
@@ -1154,11 +1154,9 @@ def check_models_against_registry(chain: NodeChain, specs: dict[bytes, Any]) -> 
                 f"differ from the registry's {theirs}"
             )
         if not m.active:
-            log.warning("model deactivated: no new commitments", extra={"model_id": _hex(model_id)})
-
-
-def _hex(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
+            log.warning(
+                "model deactivated: no new commitments", extra={"model_id": to_hex(model_id)}
+            )
 
 
 def _batch_log(batch: Batch) -> dict[str, object]:
@@ -1168,7 +1166,7 @@ def _batch_log(batch: Batch) -> dict[str, object]:
 
 def _request_log(request: LeafRequest) -> dict[str, object]:
     return {
-        "request_id": _hex(request.request_id),
+        "request_id": to_hex(request.request_id),
         "batch_id": request.batch_id,
         "index": request.leaf_index,
     }
@@ -1176,7 +1174,7 @@ def _request_log(request: LeafRequest) -> dict[str, object]:
 
 def _dispute_log(dispute: Dispute) -> dict[str, object]:
     return {
-        "dispute_id": _hex(dispute.dispute_id),
+        "dispute_id": to_hex(dispute.dispute_id),
         "kind": dispute.kind,
         "ref": dispute.ref,
         "job_id": dispute.job_id,

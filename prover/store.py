@@ -42,6 +42,7 @@ import numpy as np
 
 from prover.transactions import SentTx
 from prover.vectors import pack, unpack
+from spotcheck.encoding import from_hex, to_hex
 from spotcheck.errors import StateError
 from spotcheck.kit.db import move, open_db, transaction
 from spotcheck.merkle import MerkleTree
@@ -278,14 +279,6 @@ def _dump(values: Sequence[int]) -> str:
     return json.dumps([str(int(v)) for v in values])
 
 
-def _hex(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
-def _unhex(value: str) -> bytes:
-    return bytes.fromhex(value.removeprefix("0x"))
-
-
 def _check_int64(name: str, value: int) -> int:
     if not 0 <= value < 2**63:
         raise StateError(f"{name} {value} does not fit the node database (needs < 2**63)")
@@ -403,13 +396,13 @@ class Store:
                 " status, updated_at, fee, input_hash) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _check_int64("jobId", job_id),
-                    _hex(model_id),
+                    to_hex(model_id),
                     _dump(input_q),
                     commit_deadline,
                     JobState.REQUESTED,
                     time.time(),
                     None if fee is None else str(fee),
-                    None if input_hash is None else _hex(input_hash),
+                    None if input_hash is None else to_hex(input_hash),
                 ),
             )
             return cur.rowcount == 1
@@ -474,7 +467,7 @@ class Store:
     def _job(r: sqlite3.Row) -> OnchainJob:
         return OnchainJob(
             job_id=r["job_id"],
-            model_id=_unhex(r["model_id"]),
+            model_id=from_hex(r["model_id"]),
             input_q=_ints(r["input_q"]) or (),
             commit_deadline=r["commit_deadline"],
             status=JobState(r["status"]),
@@ -484,7 +477,7 @@ class Store:
             challenge_deadline=r["challenge_deadline"],
             note=r["note"],
             fee=None if r["fee"] is None else int(r["fee"]),
-            input_hash=None if r["input_hash"] is None else _unhex(r["input_hash"]),
+            input_hash=None if r["input_hash"] is None else from_hex(r["input_hash"]),
         )
 
     # -- served (batched) jobs ---------------------------------------------------------------
@@ -521,11 +514,11 @@ class Store:
         leaf, signature = leaf_for(job_id)
         row = (
             job_id,
-            _hex(model_id),
-            _hex(input_hash),
-            _hex(output_hash),
-            _hex(leaf),
-            _hex(signature),
+            to_hex(model_id),
+            to_hex(input_hash),
+            to_hex(output_hash),
+            to_hex(leaf),
+            to_hex(signature),
             now,
         )
         with self._write() as c:
@@ -567,24 +560,24 @@ class Store:
             "SELECT model_id, COUNT(*), MIN(served_at) FROM served_jobs"
             " WHERE batch_local_id IS NULL GROUP BY model_id"
         )
-        return {_unhex(r[0]): (int(r[1]), float(r[2])) for r in rows}
+        return {from_hex(r[0]): (int(r[1]), float(r[2])) for r in rows}
 
     @staticmethod
     def _served(r: sqlite3.Row) -> ServedJob:
         proof = r["proof"]
         return ServedJob(
             job_id=r["job_id"],
-            model_id=_unhex(r["model_id"]),
+            model_id=from_hex(r["model_id"]),
             input_q=unpack(r["input_q"]),
             output_q=unpack(r["output_q"]),
-            input_hash=_unhex(r["input_hash"]),
-            output_hash=_unhex(r["output_hash"]),
-            leaf=_unhex(r["leaf"]),
-            signature=_unhex(r["signature"]),
+            input_hash=from_hex(r["input_hash"]),
+            output_hash=from_hex(r["output_hash"]),
+            leaf=from_hex(r["leaf"]),
+            signature=from_hex(r["signature"]),
             served_at=r["served_at"],
             batch_local_id=r["batch_local_id"],
             leaf_index=r["leaf_index"],
-            proof=None if proof is None else tuple(_unhex(p) for p in json.loads(proof)),
+            proof=None if proof is None else tuple(from_hex(p) for p in json.loads(proof)),
         )
 
     # -- batches -----------------------------------------------------------------------------
@@ -599,24 +592,24 @@ class Store:
             rows = c.execute(
                 "SELECT job_id, leaf FROM served_jobs WHERE model_id = ? AND batch_local_id IS NULL"
                 " ORDER BY job_id LIMIT ?",
-                (_hex(model_id), max_jobs),
+                (to_hex(model_id), max_jobs),
             ).fetchall()
             if not rows:
                 return None
-            leaves = [_unhex(r["leaf"]) for r in rows]
+            leaves = [from_hex(r["leaf"]) for r in rows]
             tree = MerkleTree(leaves)
             now = time.time()
             cur = c.execute(
                 "INSERT INTO batches(model_id, root, count, status, created_at, updated_at)"
                 " VALUES(?, ?, ?, ?, ?, ?)",
-                (_hex(model_id), _hex(tree.root), len(rows), BatchState.SEALED, now, now),
+                (to_hex(model_id), to_hex(tree.root), len(rows), BatchState.SEALED, now, now),
             )
             local_id = int(cur.lastrowid or 0)
             c.executemany(
                 "UPDATE served_jobs SET batch_local_id = ?, leaf_index = ?, proof = ?"
                 " WHERE job_id = ?",
                 [
-                    (local_id, i, json.dumps([_hex(p) for p in tree.proof(i)]), r["job_id"])
+                    (local_id, i, json.dumps([to_hex(p) for p in tree.proof(i)]), r["job_id"])
                     for i, r in enumerate(rows)
                 ],
             )
@@ -726,7 +719,8 @@ class Store:
 
     def batch_by_root(self, model_id: bytes, root: bytes) -> Batch | None:
         rows = self._read(
-            "SELECT * FROM batches WHERE model_id = ? AND root = ?", (_hex(model_id), _hex(root))
+            "SELECT * FROM batches WHERE model_id = ? AND root = ?",
+            (to_hex(model_id), to_hex(root)),
         )
         return self._batch(rows[0]) if rows else None
 
@@ -750,8 +744,8 @@ class Store:
     def _batch(r: sqlite3.Row) -> Batch:
         return Batch(
             local_id=r["local_id"],
-            model_id=_unhex(r["model_id"]),
-            root=_unhex(r["root"]),
+            model_id=from_hex(r["model_id"]),
+            root=from_hex(r["root"]),
             count=r["count"],
             status=BatchState(r["status"]),
             batch_id=r["batch_id"],
@@ -785,7 +779,7 @@ class Store:
                 "INSERT OR IGNORE INTO disputes(dispute_id, kind, ref, job_id, proof_deadline,"
                 " status, updated_at, leaf_index) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    _hex(dispute_id),
+                    to_hex(dispute_id),
                     kind,
                     _check_int64("ref", ref),
                     min(job_id, 2**63 - 1),
@@ -809,14 +803,14 @@ class Store:
             dispute_id,
             [DisputeState.OPEN],
             DisputeState.PROOF_READY,
-            proof=_hex(proof),
+            proof=to_hex(proof),
             instances=_dump(instances),
             committed_output=_dump(committed_output),
         )
 
     def defend_intent(self, dispute_id: bytes, nonce: int | None) -> None:
         with self._write() as c:
-            key = _hex(dispute_id)
+            key = to_hex(dispute_id)
             self._cas(
                 c,
                 "disputes",
@@ -846,17 +840,17 @@ class Store:
         self, dispute_id: bytes, allowed: Sequence[str], to: str, **fields: object
     ) -> None:
         with self._write() as c:
-            self._cas(c, "disputes", "dispute_id", _hex(dispute_id), allowed, to, **fields)
+            self._cas(c, "disputes", "dispute_id", to_hex(dispute_id), allowed, to, **fields)
 
     def dispute_error(self, dispute_id: bytes, error: str) -> None:
         with self._write() as c:
             c.execute(
                 "UPDATE disputes SET last_error = ?, updated_at = ? WHERE dispute_id = ?",
-                (error[:2000], time.time(), _hex(dispute_id)),
+                (error[:2000], time.time(), to_hex(dispute_id)),
             )
 
     def dispute(self, dispute_id: bytes) -> Dispute | None:
-        rows = self._read("SELECT * FROM disputes WHERE dispute_id = ?", (_hex(dispute_id),))
+        rows = self._read("SELECT * FROM disputes WHERE dispute_id = ?", (to_hex(dispute_id),))
         return self._dispute(rows[0]) if rows else None
 
     def disputes(self, *states: DisputeState) -> list[Dispute]:
@@ -866,13 +860,13 @@ class Store:
     @staticmethod
     def _dispute(r: sqlite3.Row) -> Dispute:
         return Dispute(
-            dispute_id=_unhex(r["dispute_id"]),
+            dispute_id=from_hex(r["dispute_id"]),
             kind=r["kind"],
             ref=r["ref"],
             job_id=r["job_id"],
             proof_deadline=r["proof_deadline"],
             status=DisputeState(r["status"]),
-            proof=None if r["proof"] is None else _unhex(r["proof"]),
+            proof=None if r["proof"] is None else from_hex(r["proof"]),
             instances=_ints(r["instances"]),
             committed_output=_ints(r["committed_output"]),
             attempts=r["attempts"],
@@ -898,7 +892,7 @@ class Store:
                 "INSERT OR IGNORE INTO leaf_requests(request_id, batch_id, leaf_index,"
                 " reveal_deadline, status, updated_at) VALUES(?, ?, ?, ?, 'open', ?)",
                 (
-                    _hex(request_id),
+                    to_hex(request_id),
                     _check_int64("batchId", batch_id),
                     min(leaf_index, 2**63 - 1),
                     reveal_deadline,
@@ -911,7 +905,7 @@ class Store:
         rows = self._in_states("leaf_requests", states, "reveal_deadline")
         return [
             LeafRequest(
-                _unhex(r["request_id"]),
+                from_hex(r["request_id"]),
                 r["batch_id"],
                 r["leaf_index"],
                 r["reveal_deadline"],
@@ -939,7 +933,7 @@ class Store:
                     tx_hash,
                     None if error is None else error[:2000],
                     time.time(),
-                    _hex(request_id),
+                    to_hex(request_id),
                 ),
             )
 
@@ -947,7 +941,7 @@ class Store:
         with self._write() as c:
             c.execute(
                 "UPDATE leaf_requests SET last_error = ?, updated_at = ? WHERE request_id = ?",
-                (error[:2000], time.time(), _hex(request_id)),
+                (error[:2000], time.time(), to_hex(request_id)),
             )
 
     def served_at(self, local_id: int, leaf_index: int) -> ServedJob | None:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spotcheck.encoding import to_hex
 from spotcheck.errors import ChainError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,6 @@ CrashHook = Callable[[str], None]
 
 def _no_crash(point: str) -> None:
     return None
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text
 
 
 def _message(err: Exception) -> str:
@@ -337,7 +331,9 @@ class TxSender:
         signed = self.account.sign_transaction(txn)
         if signed is None:
             raise ChainError(f"tx {intent}: the node account refused to sign (enable autosign)")
-        sent = SentTx(intent, int(txn.nonce), _hex(signed.txn_hash), max_fee, priority, time.time())
+        sent = SentTx(
+            intent, int(txn.nonce), to_hex(signed.txn_hash), max_fee, priority, time.time()
+        )
         self.journal.tx_sent(sent)  # before the broadcast: a restart knows the hash
         self._crash("tx:before-broadcast")
         try:

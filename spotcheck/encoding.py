@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from eth_abi import encode as abi_encode
@@ -117,6 +118,21 @@ def parse_bytes32(text: str) -> bytes:
     if len(raw) != 32:
         raise EncodingError(f"{text!r} is not a 32-byte hex value")
     return raw
+
+
+def to_hex(value: Any) -> str:
+    """``0x``-prefixed hex text of bytes; hex text is returned with the prefix added if missing."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    text = str(value)
+    return text if text.startswith("0x") else "0x" + text
+
+
+def from_hex(value: Any) -> bytes:
+    """Bytes from hex text (``0x`` prefix optional); bytes are returned as they are."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return bytes.fromhex(str(value).removeprefix("0x"))
 
 
 def max_abs_diff(a: Sequence[int], b: Sequence[int]) -> int:

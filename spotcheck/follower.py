@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from spotcheck.encoding import to_hex
 from spotcheck.errors import ChainError, ConfigError
 from spotcheck.kit.db import open_db, transaction
 
@@ -157,7 +158,7 @@ class LogFollower:
                 address=str(entry.contract_address),
                 block_number=int(entry.block_number),
                 log_index=int(entry.log_index),
-                tx_hash=_hex(entry.transaction_hash),
+                tx_hash=to_hex(entry.transaction_hash),
                 args=dict(entry.event_arguments),
             )
             for entry in chain.provider.get_contract_logs(log_filter)
@@ -177,10 +178,3 @@ class LogFollower:
         except RetryError as err:
             cause = err.last_attempt.exception()
             raise ChainError(f"{self.name}: RPC failed {self._attempts} times: {cause}") from cause
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text
