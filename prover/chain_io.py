@@ -79,12 +79,8 @@ class LeafRequestView:
     bond: int
     reveal_deadline: int
     dispute_deadline: int
-    #: LeafRequestStatus: 0 None, 1 Open, 2 Revealed, 3 Slashed
+    #: a spotcheck.chain.LeafRequestStatus value
     status: int
-
-
-#: IDisputeManager.LeafRequestStatus
-LEAF_OPEN, LEAF_REVEALED, LEAF_SLASHED = 1, 2, 3
 
 
 @dataclass(frozen=True)

@@ -56,13 +56,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prover.batching import BatchCutter, defendable_output, needs_witness
-from prover.chain_io import LEAF_REVEALED, LEAF_SLASHED, NodeChain, TxResult
+from prover.chain_io import NodeChain, TxResult
 from prover.defence import ProofBackend, ProofCancelledError, SelfAuditor
 from prover.inference import InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.store import (
-    KIND_BATCH,
-    KIND_ONCHAIN,
     UNRESOLVED_DISPUTES,
     WORKING_DISPUTES,
     Batch,
@@ -74,7 +72,7 @@ from prover.store import (
     OnchainJob,
     Store,
 )
-from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus
+from spotcheck.chain import BatchStatus, DisputeStatus, JobKind, JobStatus, LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key, to_hex
 from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower
@@ -747,10 +745,10 @@ class NodeService:
         restart) resume a pending reveal, never send a second one. 1 if a reveal was sent."""
         rid = request.request_id
         view = self.chain.leaf_request(rid)
-        if view.status == LEAF_REVEALED:
+        if view.status == LeafRequestStatus.REVEALED:
             self._record_reveal(request)
             return 0
-        if view.status == LEAF_SLASHED:
+        if view.status == LeafRequestStatus.SLASHED:
             self.store.mark_leaf_request(rid, "lost", error="settled unrevealed")
             log.critical("LEAF REQUEST LOST: the node was slashed", extra=_request_log(request))
             return 0
@@ -949,14 +947,14 @@ class NodeService:
 
     def _disputed_job(self, dispute: Dispute) -> tuple[list[int], list[int]]:
         """(input_q, committed output) of the disputed job, from our own records."""
-        if dispute.kind == KIND_ONCHAIN:
+        if dispute.kind == JobKind.ONCHAIN:
             if dispute.dispute_id != onchain_job_key(dispute.job_id):
                 raise StateError(f"dispute 0x{dispute.dispute_id.hex()} is not for its job")
             job = self.store.onchain_job(dispute.job_id)
             if job is None or job.output_q is None:
                 raise StateError(f"disputed job {dispute.job_id} is not in the node database")
             return list(job.input_q), list(job.output_q)
-        if dispute.kind == KIND_BATCH:
+        if dispute.kind == JobKind.BATCH:
             batch = self.resolve_batch(dispute.ref)
             index = dispute.leaf_index
             served = (

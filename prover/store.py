@@ -181,11 +181,6 @@ WORKING_DISPUTES = (DisputeState.OPEN, DisputeState.PROOF_READY, DisputeState.DE
 UNRESOLVED_DISPUTES = (*WORKING_DISPUTES, DisputeState.UNDEFENDABLE)
 
 
-#: Dispute kinds, as IDisputeManager.JobKind.
-KIND_ONCHAIN = 0
-KIND_BATCH = 1
-
-
 @dataclass(frozen=True)
 class OnchainJob:
     job_id: int

@@ -157,6 +157,7 @@ def output(
 ) -> None:
     """Print JOB_ID's output if it is your request (requester --account, the model and
     input you asked), final on-chain, and matches its committed hash."""
+    from spotcheck.chain import JobStatus
     from spotcheck.errors import ChainError
     from verifier.client import JobRequest, SpotcheckClient
     from verifier.datafiles import load_input_q
@@ -167,7 +168,7 @@ def output(
         job_ = contracts.job_manager.getJob(job_id)
     except Exception as err:  # UnknownJob revert
         raise ChainError(f"job {job_id} does not exist") from err
-    if int(job_.status) == 0:
+    if int(job_.status) == JobStatus.NONE:
         raise ChainError(f"job {job_id} does not exist")
 
     if model_id is not None or input_file is not None:

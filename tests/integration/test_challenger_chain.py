@@ -23,7 +23,7 @@ from challenger.chain_io import ApeChain
 from challenger.sampling import SamplingPolicy, is_sampled
 from challenger.service import JOB_EVENTS, Challenger, Options, dispute_events
 from challenger.store import BatchState, JobState, Store
-from spotcheck.chain import TOKEN, DisputeStatus, JobStatus
+from spotcheck.chain import TOKEN, DisputeStatus, JobStatus, LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, input_hash, leaf_hash, onchain_job_key, output_hash
 from spotcheck.follower import LogFollower, open_db
 from spotcheck.merkle import MerkleTree
@@ -322,4 +322,4 @@ def test_unavailableBatch_retriedUntilTheLastAttempt_thenCountedOnce_leafRequest
     assert fake.requests >= 3  # retried
     assert ch.store.batch(batch_id).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
     request = spotcheck.dispute_manager.getLeafRequest(batch_leaf_key(batch_id, 0))
-    assert request.requester == challenger.address and request.status == 1  # Open
+    assert request.requester == challenger.address and request.status == LeafRequestStatus.OPEN

@@ -26,7 +26,7 @@ from challenger.chain_io import ApeChain
 from challenger.sampling import SamplingPolicy
 from challenger.service import JOB_EVENTS, Challenger, Options, dispute_events
 from challenger.store import BatchState, JobState, LeafRequestState, Store
-from spotcheck.chain import TOKEN, DisputeStatus
+from spotcheck.chain import TOKEN, DisputeStatus, LeafRequestStatus
 from spotcheck.encoding import (
     INT256_MAX,
     batch_leaf_key,
@@ -163,7 +163,7 @@ def test_withholdingFromChallengers_neverRevealed_nodeSlashedThroughLeafRequests
     assert ch.store.counters()["batches_withheld"] == 1
     for i in range(3):
         key = batch_leaf_key(batch_id, i)
-        assert dm.getLeafRequest(key).status == 3  # Slashed
+        assert dm.getLeafRequest(key).status == LeafRequestStatus.SLASHED
         assert jm.batchLeafInvalid(key)
     slashed = 3 * MOCK_MODEL.slash_amount
     assert stake_manager.stakeOf(node).amount == stake_before - slashed
@@ -280,5 +280,5 @@ def test_requestLeaf_namesTheRecordedRoot_anotherRootIsRefused_noBondLocked(
         io.request_leaf(batch_id, 0, b"\x99" * 32, MOCK_MODEL.challenger_bond)
     assert dm.bondAtRisk(challenger) == 0
     io.request_leaf(batch_id, 0, tree_of(spotcheck, leaves).root, MOCK_MODEL.challenger_bond)
-    assert dm.getLeafRequest(batch_leaf_key(batch_id, 0)).status == 1  # Open
+    assert dm.getLeafRequest(batch_leaf_key(batch_id, 0)).status == LeafRequestStatus.OPEN
     assert dm.bondAtRisk(challenger) == MOCK_MODEL.challenger_bond

@@ -57,6 +57,7 @@ import pytest
 from web3 import HTTPProvider, Web3
 
 from challenger.store import BatchState, JobState, LeafRequestState, Store
+from spotcheck.chain import BatchStatus, LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, quantize
 from spotcheck.follower import open_db
 from spotcheck.toolchain import PROJECT_ROOT
@@ -85,8 +86,6 @@ STAKE = 2000
 #: anvil's accounts #1 (the node, TEST::1) and #3 (the challenger, TEST::3).
 NODE_ADDRESS = Web3.to_checksum_address("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
 CHALLENGER_ADDRESS = Web3.to_checksum_address("0x90F79bf6EB2c4f870365E785982E1f101E93b906")
-BATCH_FINAL = 2  # IJobManager.BatchStatus.Final
-LEAF_REVEALED = 2  # IDisputeManager.LeafRequestStatus.Revealed
 
 
 @pytest.fixture
@@ -274,7 +273,7 @@ def test_nodeKilledAndRestartedThroughItsWindows_everyBatchChecked_neverReported
             if not batches:
                 return False
             if any(
-                _struct(jm, "getBatch", int(ev["args"]["batchId"]))["status"] != BATCH_FINAL
+                _struct(jm, "getBatch", int(ev["args"]["batchId"]))["status"] != BatchStatus.FINAL
                 for ev in batches
             ):
                 return False
@@ -299,7 +298,8 @@ def test_nodeKilledAndRestartedThroughItsWindows_everyBatchChecked_neverReported
         revealed = {bytes(ev["args"]["requestId"]) for ev in events(dm, "LeafRevealed")}
         assert requested == revealed, f"unrevealed leaf requests ({context})"
         for rid in requested:
-            assert _struct(dm, "getLeafRequest", rid)["status"] == LEAF_REVEALED, context
+            status = _struct(dm, "getLeafRequest", rid)["status"]
+            assert status == LeafRequestStatus.REVEALED, context
         assert _struct(sm, "stakeOf", NODE_ADDRESS)["amount"] == stake_before == STAKE * 10**18
 
         # -- the challenger's store: every leaf of every batch checked, and how -------------------

@@ -19,7 +19,7 @@ import pytest
 
 from prover.inference import ModelSpec
 from prover.store import BatchState, JobState
-from spotcheck.chain import JobStatus, ModelParams
+from spotcheck.chain import JobStatus, LeafRequestStatus, ModelParams
 from spotcheck.encoding import batch_leaf_key, hash_vector
 from tests.fixtures.chain import MOCK_MODEL, advance
 from tests.integration.test_node_service import (  # noqa: F401 - fixtures
@@ -150,7 +150,7 @@ def test_leafRequest_isAnsweredWithRevealLeaf_fromTheStoredBatch(
     n.service.step()
 
     request = n.chain.leaf_request(batch_leaf_key(batch_id, 1))
-    assert request.status == 2  # Revealed
+    assert request.status == LeafRequestStatus.REVEALED
     [revealed] = _events(dm.LeafRevealed)
     args = revealed.event_arguments
     assert int(args["index"]) == 1 and int(args["jobId"]) == answers[1]["receipt"]["jobId"]
