@@ -9,7 +9,6 @@ before deciding again (a second ``openDispute`` could only revert, but it would 
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from spotcheck.chain import DisputeStatus
+from spotcheck.chain import DisputeStatus, LeafRequestStatus, TxResult
 from spotcheck.encoding import BN254_R, from_hex
 from spotcheck.errors import ChainError
 
@@ -47,15 +46,6 @@ class ModelParams:
     in_hi: int = BN254_R // 2
 
 
-class LeafRequestStatus(enum.IntEnum):
-    """Mirror of ``IDisputeManager.LeafRequestStatus`` (docs/v2-protocol.md, 5)."""
-
-    NONE = 0
-    OPEN = 1
-    REVEALED = 2
-    SLASHED = 3
-
-
 @dataclass(frozen=True)
 class LeafRequestView:
     status: LeafRequestStatus
@@ -65,18 +55,13 @@ class LeafRequestView:
     dispute_deadline: int
 
 
+#: Not prover.chain_io.DisputeView: the challenger reads its own bond, the node the whole claim.
 @dataclass(frozen=True)
 class DisputeView:
     status: DisputeStatus
     challenger: str
     bond: int
     proof_deadline: int
-
-
-@dataclass(frozen=True)
-class TxResult:
-    tx_hash: str
-    block_number: int
 
 
 class ChainPort(Protocol):

@@ -50,7 +50,7 @@ from challenger.batches import (
     Outcome,
     domain_of,
 )
-from challenger.chain_io import ChainPort, LeafRequestStatus, ModelParams
+from challenger.chain_io import ChainPort, ModelParams
 from challenger.sampling import SamplingPolicy, seed_block
 from challenger.store import (
     BatchRow,
@@ -63,7 +63,7 @@ from challenger.store import (
     Store,
 )
 from challenger.verdict import Reexecutor, check_output
-from spotcheck.chain import DisputeStatus, JobKind
+from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus
 from spotcheck.encoding import (
     batch_leaf_key,
     from_hex,
@@ -877,6 +877,7 @@ class Challenger:
         if amount <= 0:
             return 0
         tx = self.chain.withdraw_credits()
+        assert tx.tx_hash is not None  # the challenger sends every transaction (no dry-run result)
         self.store.record_withdrawal(tx.tx_hash, amount)
         report.withdrawn += amount
         log.info("credits withdrawn", extra={"amount": amount, "tx": tx.tx_hash})

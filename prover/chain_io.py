@@ -20,26 +20,12 @@ from typing import Any, TypeVar
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from prover.transactions import Mined, SentTx, TxSender
-from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, SpotcheckContracts
+from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, SpotcheckContracts, TxResult
 from spotcheck.errors import ChainError
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """A mined transaction (or, in a dry run, its gas estimate with ``tx_hash`` None)."""
-
-    tx_hash: str | None
-    gas_used: int
-    fee_wei: int
-    receipt: Any = None
-
-    @property
-    def dry_run(self) -> bool:
-        return self.tx_hash is None
 
 
 @dataclass(frozen=True)
@@ -83,6 +69,7 @@ class LeafRequestView:
     status: int
 
 
+#: Not challenger.chain_io.DisputeView: the node reads the whole claim, the challenger its bond.
 @dataclass(frozen=True)
 class DisputeView:
     kind: int
@@ -372,11 +359,11 @@ class NodeChain:
                 gas = int(method.estimate_gas_cost(*args, sender=self.account))
             except Exception as err:
                 raise ChainError(f"{name} failed: {_describe(err)}") from err
-            return TxResult(None, gas, 0)
+            return TxResult(None, gas_used=gas)
         mined = self.sender.send(intent or f"{name}:{self._oneshot()}", method, *args)
         receipt = mined.receipt
         fee = int(getattr(receipt, "total_fees_paid", 0) or 0)
-        return TxResult(mined.tx_hash, int(receipt.gas_used), fee, receipt)
+        return TxResult(mined.tx_hash, gas_used=int(receipt.gas_used), fee_wei=fee, receipt=receipt)
 
     def _broadcast(
         self, method: Any, *args: Any, intent: str
@@ -399,7 +386,7 @@ class NodeChain:
     def _result(mined: Mined) -> TxResult:
         receipt = mined.receipt
         fee = int(getattr(receipt, "total_fees_paid", 0) or 0)
-        return TxResult(mined.tx_hash, int(receipt.gas_used), fee, receipt)
+        return TxResult(mined.tx_hash, gas_used=int(receipt.gas_used), fee_wei=fee, receipt=receipt)
 
     _serial = 0
 

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prover.batching import BatchCutter, defendable_output, needs_witness
-from prover.chain_io import NodeChain, TxResult
+from prover.chain_io import NodeChain
 from prover.defence import ProofBackend, ProofCancelledError, SelfAuditor
 from prover.inference import InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
@@ -72,7 +72,14 @@ from prover.store import (
     OnchainJob,
     Store,
 )
-from spotcheck.chain import BatchStatus, DisputeStatus, JobKind, JobStatus, LeafRequestStatus
+from spotcheck.chain import (
+    BatchStatus,
+    DisputeStatus,
+    JobKind,
+    JobStatus,
+    LeafRequestStatus,
+    TxResult,
+)
 from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key, to_hex
 from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
 from spotcheck.follower import ChainEvent, LogFollower

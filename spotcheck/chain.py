@@ -70,6 +70,21 @@ class LeafRequestStatus(IntEnum):
     SLASHED = 3
 
 
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction (or, in a node's dry run, its gas estimate with ``tx_hash`` None)."""
+
+    tx_hash: str | None
+    block_number: int = 0
+    gas_used: int = 0
+    fee_wei: int = 0
+    receipt: Any = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.tx_hash is None
+
+
 #: Solidity enum name -> (interface file, Python mirror); the enum-order test reads these.
 ENUM_MIRRORS: dict[str, tuple[str, type[IntEnum]]] = {
     "JobStatus": ("contracts/interfaces/IJobManager.sol", JobStatus),

@@ -15,12 +15,13 @@ import httpx
 import pytest
 
 from challenger.batches import BatchClient, Fetcher
-from challenger.chain_io import LeafRequestStatus, LeafRequestView
+from challenger.chain_io import LeafRequestView
 from challenger.metrics import Metrics
 from challenger.runner import status_of
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import BatchState, JobState, LeafRequestState, Store
+from spotcheck.chain import LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, input_hash, leaf_hash, onchain_job_key, output_hash
 from spotcheck.follower import ChainEvent, open_db
 from spotcheck.merkle import MerkleTree, verify

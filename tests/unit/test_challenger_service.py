@@ -11,17 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from challenger.chain_io import (
-    DisputeView,
-    LeafRequestStatus,
-    LeafRequestView,
-    ModelParams,
-    TxResult,
-)
+from challenger.chain_io import DisputeView, LeafRequestView, ModelParams
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import JobState, Store
-from spotcheck.chain import DisputeStatus
+from spotcheck.chain import DisputeStatus, LeafRequestStatus, TxResult
 from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
 from spotcheck.errors import ChainError
 from spotcheck.follower import open_db
