@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from spotcheck.encoding import max_abs_diff
 from spotcheck.errors import ConfigError, ProofError
+from verifier.prove import ProofBundle
 
 if TYPE_CHECKING:
     from prover.config import ModelConfig
@@ -33,21 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Proof:
-    """What ``DisputeManager.defend`` needs besides the dispute id and committed output."""
-
-    proof: bytes
-    instances: list[int]
-    output_q: list[int]
-
-
 class ProofBackend(Protocol):
     """A backend may also have ``cancel() -> bool`` (see :meth:`EzklProofBackend.cancel`) and
     ``cancel_next() -> None`` (the proof about to start is cancelled: its dispute was settled
     before it started; see :meth:`EzklProofBackend.cancel_next`)."""
 
-    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof: ...
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> ProofBundle: ...
 
     def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]: ...
 
@@ -142,13 +134,12 @@ class EzklProofBackend:
             )
         return artifacts
 
-    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> ProofBundle:
         values = [int(v) for v in input_q]
         if self._in_process:
             from verifier.prove import prove
 
-            bundle = prove(self.artifacts(model_id), values)
-            return Proof(bundle.proof, list(bundle.instances), list(bundle.output_q))
+            return prove(self.artifacts(model_id), values)
         with self._lock:
             self._starting = True
         try:
@@ -178,7 +169,7 @@ class EzklProofBackend:
             with self._lock:
                 if self._running is future:
                     self._running = None
-        return Proof(proof, instances, output)
+        return ProofBundle(proof, instances, output)
 
     def cancel(self) -> bool:
         """Stop the proof in progress (its dispute was settled by someone else): the prover

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from prover.defence import Proof, ProofCancelledError
+from prover.defence import ProofCancelledError
 from prover.inference import InferenceEngine
 from spotcheck.encoding import onchain_job_key
 from tests.fixtures.chain import defence_instances
@@ -36,6 +36,7 @@ from tests.integration.test_node_service import (  # noqa: F401 - fixtures
     make_node,
     onnx_path,
 )
+from verifier.prove import ProofBundle
 
 pytestmark = pytest.mark.chain
 
@@ -60,7 +61,7 @@ class GapBackend(OwnRunBackend):
             assert self.release.wait(60), "witness never released"
         return super().witness_output(model_id, input_q)
 
-    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> ProofBundle:
         self.prove_started.set()
         try:
             if self.cancelled.wait(self.proof_s):

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from prover.api import ApiContext, create_app
 from prover.batching import BatchCutter, JobServer
 from prover.chain_io import NodeChain
-from prover.defence import Proof, ProofCancelledError, SelfAuditor
+from prover.defence import ProofCancelledError, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelRuntime, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.receipts import ApeSigner, Receipt, ReceiptDomain, check_receipt_onchain
@@ -33,6 +33,7 @@ from spotcheck.chain import DisputeStatus, JobStatus
 from spotcheck.encoding import hash_vector, onchain_job_key, to_field
 from tests.fixtures import models
 from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance, defence_instances
+from verifier.prove import ProofBundle
 
 pytestmark = pytest.mark.chain
 
@@ -53,10 +54,10 @@ class OwnRunBackend:
     def witness_output(self, model_id: bytes, input_q: Sequence[int]) -> list[int]:
         return [int(v) for v in self.engine.run(model_id, list(input_q)).honest_output_q]
 
-    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> ProofBundle:
         self.proved.append(list(input_q))
         out = self.witness_output(model_id, input_q)
-        return Proof(b"mock-proof", [to_field(v) for v in [*input_q, *out]], out)
+        return ProofBundle(b"mock-proof", [to_field(v) for v in [*input_q, *out]], out)
 
 
 class Node:
@@ -358,7 +359,7 @@ class BlockingProofBackend(OwnRunBackend):
         self.started = threading.Event()
         self.cancelled = threading.Event()
 
-    def prove(self, model_id: bytes, input_q: Sequence[int]) -> Proof:
+    def prove(self, model_id: bytes, input_q: Sequence[int]) -> ProofBundle:
         self.started.set()
         if not self.cancelled.wait(60):
             raise AssertionError("the proof was never cancelled")

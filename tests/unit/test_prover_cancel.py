@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from prover.defence import EzklProofBackend, Proof, ProofCancelledError
+from prover.defence import EzklProofBackend, ProofCancelledError
+from verifier.prove import ProofBundle
 
 A = bytes.fromhex("aa" * 32)
 
@@ -35,7 +36,7 @@ def _backend() -> EzklProofBackend:
 def test_cancel_stopsTheRunningProof_andTheNextProofRunsInAFreshProcess() -> None:
     backend = _backend()
     backend._child_prove = _slow_prove
-    outcome: list[BaseException | Proof] = []
+    outcome: list[BaseException | ProofBundle] = []
 
     def run() -> None:
         try:
@@ -60,7 +61,7 @@ def test_cancel_stopsTheRunningProof_andTheNextProofRunsInAFreshProcess() -> Non
         assert not backend.cancel()
 
         backend._child_prove = _quick_prove
-        assert backend.prove(A, [1, 2, 3]) == Proof(b"proof", [3], [1, 2, 3])
+        assert backend.prove(A, [1, 2, 3]) == ProofBundle(b"proof", [3], [1, 2, 3])
     finally:
         backend.close()
 
@@ -86,7 +87,7 @@ def test_cancel_beforeTheProofIsSubmitted_stopsIt_andTheNextProofRuns() -> None:
         return real_artifacts(model_id)
 
     backend.artifacts = slow_artifacts  # type: ignore[method-assign]
-    outcome: list[BaseException | Proof] = []
+    outcome: list[BaseException | ProofBundle] = []
 
     def run() -> None:
         try:
@@ -108,7 +109,7 @@ def test_cancel_beforeTheProofIsSubmitted_stopsIt_andTheNextProofRuns() -> None:
         assert not backend.cancel()
 
         backend._child_prove = _quick_prove
-        assert backend.prove(A, [1, 2, 3]) == Proof(b"proof", [3], [1, 2, 3])
+        assert backend.prove(A, [1, 2, 3]) == ProofBundle(b"proof", [3], [1, 2, 3])
     finally:
         backend.close()
 
