@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from spotcheck.economics import DEFAULTS
 from spotcheck.errors import ChainError, ConfigError
@@ -221,21 +224,10 @@ class ModelParams:
         }
 
 
-_JSON_KEYS = {
-    "chain_id": "chainId",
-    "token": "token",
-    "stake_manager": "stakeManager",
-    "model_registry": "modelRegistry",
-    "job_manager": "jobManager",
-    "dispute_manager": "disputeManager",
-    "example_consumer": "exampleConsumer",
-    "deploy_block": "deployBlock",
-}
+class Deployment(BaseModel):
+    """Where the Spotcheck contracts live on one chain (the file's keys are camelCase)."""
 
-
-@dataclass(frozen=True)
-class Deployment:
-    """Where the Spotcheck contracts live on one chain."""
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
 
     chain_id: int
     token: str
@@ -243,23 +235,18 @@ class Deployment:
     model_registry: str
     job_manager: str
     dispute_manager: str
-    example_consumer: str | None
+    example_consumer: str | None = None
     deploy_block: int
-    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    params: dict[str, Any] = Field(default_factory=dict)
 
     def to_json(self) -> str:
-        data = {_JSON_KEYS[k]: v for k, v in asdict(self).items() if k in _JSON_KEYS}
-        data["params"] = self.params
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.model_dump(by_alias=True), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Deployment:
         try:
-            data = json.loads(text)
-            kwargs = {py: data[js] for py, js in _JSON_KEYS.items() if js != "exampleConsumer"}
-            kwargs["example_consumer"] = data.get("exampleConsumer")
-            return cls(**kwargs, params=dict(data.get("params", {})))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            return cls.model_validate_json(text)
+        except ValidationError as err:
             raise ConfigError(f"invalid deployment file: {err}") from err
 
     def save(self, path: Path | None = None) -> Path:
