@@ -16,34 +16,14 @@ from typing import Any, Protocol, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from spotcheck.chain import DisputeStatus, LeafRequestStatus, TxResult
-from spotcheck.encoding import BN254_R, from_hex
+from spotcheck.chain import DisputeStatus, LeafRequestStatus, RegisteredModel, TxResult
+from spotcheck.encoding import from_hex
 from spotcheck.errors import ChainError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-@dataclass(frozen=True)
-class ModelParams:
-    """The registry fields the challenger uses."""
-
-    model_id: bytes
-    onnx_hash: bytes
-    settings_hash: bytes
-    input_len: int
-    output_len: int
-    input_scale: int
-    output_scale: int
-    tau: int
-    challenger_bond: int
-    slash_amount: int
-    bounty_bps: int
-    #: The input domain (every element, quantized units); the whole field when unset.
-    in_lo: int = -(BN254_R // 2)
-    in_hi: int = BN254_R // 2
 
 
 @dataclass(frozen=True)
@@ -78,7 +58,7 @@ class ChainPort(Protocol):
         """Timestamp of the newest block (deadlines compare against it)."""
         ...
 
-    def model(self, model_id: bytes) -> ModelParams: ...
+    def model(self, model_id: bytes) -> RegisteredModel: ...
 
     def dispute(self, dispute_id: bytes) -> DisputeView: ...
 
@@ -141,14 +121,6 @@ def _transient(err: BaseException) -> bool:
     return not isinstance(err, ContractLogicError | ChainError | KeyboardInterrupt)
 
 
-def _domain(model: Any) -> dict[str, int]:
-    """``inLo``/``inHi`` of a registry struct (absent on a pre-v2 registry: the whole field)."""
-    lo, hi = getattr(model, "inLo", None), getattr(model, "inHi", None)
-    if lo is None or hi is None:
-        return {}
-    return {"in_lo": int(lo), "in_hi": int(hi)}
-
-
 class ApeChain:
     """:class:`ChainPort` over Ape contract instances, sending as ``account``."""
 
@@ -170,7 +142,7 @@ class ApeChain:
         self.account = account
         self._attempts = attempts
         self._max_backoff = max_backoff
-        self._models: dict[bytes, ModelParams] = {}
+        self._models: dict[bytes, RegisteredModel] = {}
 
     @classmethod
     def from_contracts(cls, contracts: Any, account: Any, **kwargs: Any) -> ApeChain:
@@ -218,25 +190,12 @@ class ApeChain:
 
         return self._read("timestamp", lambda: int(chain.blocks.head.timestamp))
 
-    def model(self, model_id: bytes) -> ModelParams:
+    def model(self, model_id: bytes) -> RegisteredModel:
         cached = self._models.get(model_id)
         if cached is not None:
             return cached
         m = self._read("getModel", lambda: self.registry.getModel(model_id))
-        params = ModelParams(
-            model_id=model_id,
-            onnx_hash=from_hex(m.onnxHash),
-            settings_hash=from_hex(m.settingsHash),
-            input_len=int(m.inputLen),
-            output_len=int(m.outputLen),
-            input_scale=int(m.inputScale),
-            output_scale=int(m.outputScale),
-            tau=int(m.tau),
-            challenger_bond=int(m.challengerBond),
-            slash_amount=int(m.slashAmount),
-            bounty_bps=int(m.bountyBps),
-            **_domain(m),
-        )
+        params = RegisteredModel.from_struct(model_id, m)
         self._models[model_id] = params  # registry parameters are immutable per modelId
         return params
 

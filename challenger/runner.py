@@ -17,13 +17,14 @@ from typing import Any
 
 from challenger.api import Health, create_app
 from challenger.batches import BatchClient, Fetcher, FetchLimits
-from challenger.chain_io import ApeChain, ChainPort, ModelParams
+from challenger.chain_io import ApeChain, ChainPort
 from challenger.config import ChallengerSettings
 from challenger.metrics import Metrics
 from challenger.sampling import SamplingPolicy, load_or_create_secret
 from challenger.service import JOB_EVENTS, Challenger, Options, StepReport, dispute_events
 from challenger.store import LeafRequestState, Store
 from challenger.verdict import Reexecutor
+from spotcheck.chain import RegisteredModel
 from spotcheck.errors import ChainError, ConfigError, SpotcheckError
 from spotcheck.follower import LogFollower, open_db
 from spotcheck.kit.loop import run_loop as kit_run_loop
@@ -86,12 +87,12 @@ class ModelCatalog:
         self.settings = settings
         self._cache: dict[bytes, Reexecutor | None] = {}
 
-    def __call__(self, model: ModelParams) -> Reexecutor | None:
+    def __call__(self, model: RegisteredModel) -> Reexecutor | None:
         if model.model_id not in self._cache:
             self._cache[model.model_id] = self._build(model)
         return self._cache[model.model_id]
 
-    def _build(self, model: ModelParams) -> Reexecutor | None:
+    def _build(self, model: RegisteredModel) -> Reexecutor | None:
         from challenger.reexec import ModelReexecutor
         from verifier.artifacts import build_circuit_from_files
 

@@ -50,7 +50,7 @@ from challenger.batches import (
     Outcome,
     domain_of,
 )
-from challenger.chain_io import ChainPort, ModelParams
+from challenger.chain_io import ChainPort
 from challenger.sampling import SamplingPolicy, seed_block
 from challenger.store import (
     BatchRow,
@@ -63,7 +63,7 @@ from challenger.store import (
     Store,
 )
 from challenger.verdict import Reexecutor, check_output
-from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus
+from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus, RegisteredModel
 from spotcheck.encoding import (
     batch_leaf_key,
     from_hex,
@@ -91,7 +91,7 @@ def dispute_events(dispute_manager: Any) -> tuple[str, ...]:
     return DISPUTE_EVENTS + tuple(e for e in LEAF_EVENTS if hasattr(dispute_manager, e))
 
 
-ReexecutorFor = Callable[[ModelParams], Reexecutor | None]
+ReexecutorFor = Callable[[RegisteredModel], Reexecutor | None]
 
 
 @dataclass(frozen=True)
@@ -490,7 +490,7 @@ class Challenger:
             return False
         return self._reexecutor(self.chain.model(model_id)) is not None
 
-    def _reexecutor(self, model: ModelParams) -> Reexecutor | None:
+    def _reexecutor(self, model: RegisteredModel) -> Reexecutor | None:
         """The model's re-executor; None if we cannot judge it (logged once per model)."""
         try:
             reexec = self.reexecutor_for(model)

@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from prover.transactions import Mined, SentTx, TxSender
-from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, SpotcheckContracts, TxResult
+from spotcheck.chain import (
+    BatchStatus,
+    DisputeStatus,
+    JobStatus,
+    RegisteredModel,
+    SpotcheckContracts,
+    TxResult,
+)
 from spotcheck.errors import ChainError
 
 T = TypeVar("T")
@@ -83,22 +90,6 @@ class DisputeView:
     output_hash: bytes
     proof_deadline: int
     status: DisputeStatus
-
-
-@dataclass(frozen=True)
-class ModelView:
-    input_len: int
-    output_len: int
-    input_scale: int
-    output_scale: int
-    tau: int
-    challenge_window: int
-    proof_window: int
-    slash_amount: int
-    active: bool
-    in_lo: int
-    in_hi: int
-    min_fee: int
 
 
 @dataclass(frozen=True)
@@ -235,7 +226,7 @@ class NodeChain:
             DisputeStatus(int(d.status)),
         )
 
-    def model(self, model_id: bytes) -> ModelView:
+    def model(self, model_id: bytes) -> RegisteredModel:
         try:
             m = self._read(
                 f"model 0x{model_id.hex()}",
@@ -246,20 +237,7 @@ class NodeChain:
                 raise
             reason = _describe(err.__cause__)  # type: ignore[arg-type]
             raise ChainError(f"model 0x{model_id.hex()} is not registered: {reason}") from err
-        return ModelView(
-            int(m.inputLen),
-            int(m.outputLen),
-            int(m.inputScale),
-            int(m.outputScale),
-            int(m.tau),
-            int(m.challengeWindow),
-            int(m.proofWindow),
-            int(m.slashAmount),
-            bool(m.active),
-            int(m.inLo),
-            int(m.inHi),
-            int(m.minFee),
-        )
+        return RegisteredModel.from_struct(model_id, m)
 
     def leaf_request(self, request_id: bytes) -> LeafRequestView:
         r = self._read(

@@ -224,6 +224,44 @@ class ModelParams:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class RegisteredModel(ModelParams):
+    """A model as ``ModelRegistry.getModel`` returns it: its parameters and its binding."""
+
+    model_id: bytes
+    onnx_hash: bytes = b""
+    settings_hash: bytes = b""
+    verifier: str = ""
+    active: bool = True
+
+    @classmethod
+    def from_struct(cls, model_id: bytes, m: Any) -> RegisteredModel:
+        """The ``getModel`` struct (a pre-v2 registry has no domain: the whole field)."""
+        from spotcheck.encoding import from_hex  # numpy and eth_abi: keep this module cheap
+
+        lo, hi = getattr(m, "inLo", None), getattr(m, "inHi", None)
+        domain = {} if lo is None or hi is None else {"in_lo": int(lo), "in_hi": int(hi)}
+        return cls(
+            model_id=model_id,
+            onnx_hash=from_hex(m.onnxHash),
+            settings_hash=from_hex(m.settingsHash),
+            verifier=str(m.verifier),
+            active=bool(m.active),
+            input_len=int(m.inputLen),
+            output_len=int(m.outputLen),
+            input_scale=int(m.inputScale),
+            output_scale=int(m.outputScale),
+            tau=int(m.tau),
+            challenge_window=int(m.challengeWindow),
+            proof_window=int(m.proofWindow),
+            challenger_bond=int(m.challengerBond),
+            slash_amount=int(m.slashAmount),
+            bounty_bps=int(m.bountyBps),
+            min_fee=int(getattr(m, "minFee", 0)),
+            **domain,
+        )
+
+
 class Deployment(BaseModel):
     """Where the Spotcheck contracts live on one chain (the file's keys are camelCase)."""
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from challenger.chain_io import DisputeView, LeafRequestView, ModelParams
+from challenger.chain_io import DisputeView, LeafRequestView
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import JobState, Store
-from spotcheck.chain import DisputeStatus, LeafRequestStatus, TxResult
+from spotcheck.chain import DisputeStatus, LeafRequestStatus, RegisteredModel, TxResult
 from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
 from spotcheck.errors import ChainError
 from spotcheck.follower import open_db
@@ -87,9 +87,19 @@ class FakeChain:
     def timestamp(self) -> int:
         return self.now
 
-    def model(self, model_id: bytes) -> ModelParams:
-        return ModelParams(
-            model_id, b"", b"", 2, 1, 8, 8, TAU, BOND, 100, 2500, self.in_lo, self.in_hi
+    def model(self, model_id: bytes) -> RegisteredModel:
+        return RegisteredModel(
+            2,
+            1,
+            8,
+            8,
+            TAU,
+            challenger_bond=BOND,
+            slash_amount=100,
+            bounty_bps=2500,
+            in_lo=self.in_lo,
+            in_hi=self.in_hi,
+            model_id=model_id,
         )
 
     def leaf_request(self, request_id: bytes) -> LeafRequestView:
