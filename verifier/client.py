@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spotcheck.chain import JobStatus, SpotcheckContracts
-from spotcheck.encoding import dequantize, input_hash, output_hash
+from spotcheck.encoding import dequantize, from_hex, input_hash, output_hash
 from spotcheck.errors import ChainError, EncodingError, InputError
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ class JobRequest:
                 job_id=int(data["jobId"]),
                 requester=str(data["requester"]),
                 node=str(data["node"]),
-                model_id=bytes.fromhex(str(data["modelId"]).removeprefix("0x")),
-                input_hash=bytes.fromhex(str(data["inputHash"]).removeprefix("0x")),
+                model_id=from_hex(data["modelId"]),
+                input_hash=from_hex(data["inputHash"]),
             )
         except (KeyError, ValueError) as err:
             raise EncodingError(f"invalid job request record: {err}") from err

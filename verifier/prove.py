@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spotcheck.encoding import BN254_R, from_field
+from spotcheck.encoding import BN254_R, from_field, from_hex
 from spotcheck.errors import ProofError
 from verifier import ezkl_backend, witness
 from verifier.artifacts import ModelArtifacts
@@ -50,7 +50,7 @@ class ProofBundle:
     def from_json(cls, text: str) -> ProofBundle:
         data = json.loads(text)
         return cls(
-            proof=bytes.fromhex(data["proof"].removeprefix("0x")),
+            proof=from_hex(data["proof"]),
             instances=[int(v, 16) for v in data["instances"]],
             output_q=[int(v) for v in data["output_q"]],
         )

@@ -45,7 +45,7 @@ class Registration:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Registration:
         return cls(
-            model_id=bytes.fromhex(str(data["model_id"]).removeprefix("0x")),
+            model_id=encoding.from_hex(data["model_id"]),
             verifier=str(data["verifier"]),
             chain_id=int(data["chain_id"]),
             registry=str(data["registry"]),
