@@ -16,8 +16,9 @@ withholds its batch: only an unrevealed leaf request does (``challenger.service`
 
 - HTTP 200 within a **total** deadline (not per read: a server dripping one byte a second is
   cut off when the deadline passes) and under a byte cap (declared or streamed);
-- JSON with ``count`` leaves, each with a ``jobId`` in ``uint256``, ``inputQ`` and ``outputQ``
-  of integers in ``int256`` (an optional ``index`` must equal the leaf's position);
+- a :class:`spotcheck.wire.BatchListing` (the node's own response model) with ``count``
+  leaves, each with a ``jobId`` in ``uint256``, ``inputQ`` and ``outputQ`` of integers in
+  ``int256`` (an optional ``index`` must equal the leaf's position);
 - the leaves, in the order served, rebuild the committed root (a listing in another order, or
   with any leaf altered, does not).
 
@@ -37,7 +38,6 @@ or withholding node never delays disputes or settlements of other commitments.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import threading
@@ -47,16 +47,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from challenger.store import BatchRow, Leaf
-from spotcheck.encoding import INT256_MAX, INT256_MIN, input_hash, leaf_hash, output_hash
+from spotcheck.encoding import input_hash, leaf_hash, output_hash
 from spotcheck.errors import SpotcheckError
 from spotcheck.merkle import MerkleTree
+from spotcheck.wire import BatchListing
 from verifier.domain import in_domain
 
 log = logging.getLogger(__name__)
 
-_UINT256 = 2**256
 #: Bytes a listing may take per vector element (an int256 in decimal or 0x-hex, quoted, comma)
 #: and per leaf (keys, jobId, index, brackets): the cap derived from ``count`` and the lengths.
 _BYTES_PER_ELEMENT = 80
@@ -121,31 +122,12 @@ class FetchedBatch:
     tree: MerkleTree
 
 
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{what}: {value!r} is not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return int(value, 0)
-    raise ValueError(f"{what}: {value!r} is not an integer")
-
-
-def _vector(value: Any, what: str) -> list[int]:
-    if not isinstance(value, list):
-        raise ValueError(f"{what} is not a list")
-    out = [_int(v, what) for v in value]
-    for i, v in enumerate(out):
-        if not INT256_MIN <= v <= INT256_MAX:
-            raise ValueError(f"{what}[{i}] = {v} does not fit int256")
-    return out
-
-
 #: JSON nesting a listing may have: at least this many levels are accepted, more than twice
 #: as many never (a well-formed listing has 4: object, leaves, leaf, vector). Checked before
-#: ``json.loads``: its C decoder recurses once per level, and with the recursion limit py_ecc
-#: sets on import (100,000) some ten thousand ``[`` overflow the C stack of a fetch thread (a
-#: segmentation fault, not a RecursionError) and would kill the challenger.
+#: parsing, whatever the parser: ``json``'s C decoder recursed once per level, and with the
+#: recursion limit py_ecc sets on import (100,000) some ten thousand ``[`` overflowed the C
+#: stack of a fetch thread (a segmentation fault, not a RecursionError) and killed the
+#: challenger.
 MAX_LISTING_DEPTH = 16
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -176,33 +158,26 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
             f"{where}: malformed listing: JSON nested too deep (or brackets left open)"
         )
     try:
-        doc = json.loads(raw)
-        leaves_json = doc["leaves"] if isinstance(doc, dict) else None
-        if not isinstance(leaves_json, list):
-            raise ValueError("no list of leaves")
-        if len(leaves_json) != batch.count:
-            raise ListingInvalidError(
-                f"{where}: {len(leaves_json)} leaves served, {batch.count} committed"
-            )
-        leaves: list[Leaf] = []
-        hashes: list[bytes] = []
-        for i, item in enumerate(leaves_json):
-            if not isinstance(item, dict):
-                raise ValueError(f"leaf {i} is not an object")
-            if "index" in item and _int(item["index"], "index") != i:
-                raise ValueError(f"leaf {i} says index {item['index']}")
-            job_id = _int(item["jobId"], "jobId")
-            if not 0 <= job_id < _UINT256:
-                raise ValueError(f"leaf {i}: jobId {job_id} does not fit uint256")
-            input_q = _vector(item["inputQ"], f"leaf {i} inputQ")
-            output_q = _vector(item["outputQ"], f"leaf {i} outputQ")
+        served = BatchListing.model_validate_json(raw)
+    except ValidationError as err:
+        raise ListingInvalidError(f"{where}: malformed listing: {_one_line(err)}") from err
+    if len(served.leaves) != batch.count:
+        raise ListingInvalidError(
+            f"{where}: {len(served.leaves)} leaves served, {batch.count} committed"
+        )
+    leaves: list[Leaf] = []
+    hashes: list[bytes] = []
+    try:
+        for i, item in enumerate(served.leaves):
+            if item.index is not None and item.index != i:
+                raise ValueError(f"leaf {i} says index {item.index}")
+            job_id = int(item.jobId)
+            input_q, output_q = [int(v) for v in item.inputQ], [int(v) for v in item.outputQ]
             ih, oh = input_hash(input_q), output_hash(output_q)
             hashes.append(leaf_hash(job_id, batch.model_id, ih, oh))
             leaves.append(Leaf(i, job_id, input_q, output_q, ih, oh, []))
         tree = MerkleTree(hashes)
-    except ListingInvalidError:
-        raise
-    except (ValueError, KeyError, TypeError, RecursionError, SpotcheckError) as err:
+    except (ValueError, SpotcheckError) as err:
         msg = f"{where}: malformed listing: {type(err).__name__}: {err}"
         raise ListingInvalidError(msg) from err
     if tree.root != batch.root:
@@ -213,6 +188,14 @@ def parse_listing(raw: bytes, batch: BatchRow, domain: Domain) -> FetchedBatch:
     # Only now, with the listing proven to be the committed one: out-of-domain leaves are
     # marked one by one (never disputed), and never cost the rest of the batch.
     return FetchedBatch([_mark_domain(leaf, domain) for leaf in leaves], tree)
+
+
+def _one_line(err: ValidationError) -> str:
+    """The first problem of a listing, without echoing the listing back."""
+    first = err.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "listing"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 def _mark_domain(leaf: Leaf, domain: Domain) -> Leaf:

@@ -39,6 +39,15 @@ from prover.metrics import NodeMetrics
 from prover.store import Batch, BatchState, ServedJob, Store
 from spotcheck.encoding import parse_bytes32
 from spotcheck.errors import EncodingError, InputError
+from spotcheck.wire import (
+    BatchLeaf,
+    BatchLeafProof,
+    BatchListing,
+    CommittedJob,
+    JobAnswer,
+    JobStatus,
+    ReceiptModel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +86,6 @@ _INFER_BODY_SCHEMA = {
         "content": {"application/json": {"schema": InferRequest.model_json_schema()}},
     }
 }
-
-
-class ReceiptModel(BaseModel):
-    jobId: int  # noqa: N815 - JSON field names follow the contracts
-    modelId: str  # noqa: N815
-    inputHash: str  # noqa: N815
-    outputHash: str  # noqa: N815
-    leaf: str
-    node: str
-    signature: str
-    chainId: int  # noqa: N815
-    jobManager: str  # noqa: N815
 
 
 class InferResponse(BaseModel):
@@ -168,10 +165,6 @@ def _one_line(err: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def _hex(b: bytes) -> str:
-    return "0x" + b.hex()
-
-
 def _parse_model_id(text: str) -> bytes:
     try:
         return parse_bytes32(text)
@@ -179,20 +172,20 @@ def _parse_model_id(text: str) -> bytes:
         raise HTTPException(404, f"unknown model {text!r} (model ids are 32-byte hex)") from err
 
 
-def _leaf_json(job: ServedJob, with_proof: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def _leaf(job: ServedJob) -> dict[str, Any]:
+    """The fields of ``job``'s :class:`spotcheck.wire.BatchLeaf`. The node's own values:
+    models holding them are built with ``model_construct`` (validating a listing's vectors
+    would double the time to serve it; their types are the store's, int64 and bytes)."""
+    return {
         "jobId": job.job_id,
         "index": job.leaf_index,
         "inputQ": job.input_q.tolist(),
         "outputQ": job.output_q.tolist(),
-        "inputHash": _hex(job.input_hash),
-        "outputHash": _hex(job.output_hash),
-        "leaf": _hex(job.leaf),
-        "signature": _hex(job.signature),
+        "inputHash": job.input_hash,
+        "outputHash": job.output_hash,
+        "leaf": job.leaf,
+        "signature": job.signature,
     }
-    if with_proof:
-        out["proof"] = [_hex(p) for p in job.proof or ()]
-    return out
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -240,11 +233,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
             input_q = runtime.quantize_input(body.input)
         served = ctx.server.serve(mid, input_q)
         metrics.jobs_served.labels("batch").inc()
-        r = served.receipt.to_json()
         return InferResponse(
             output=served.result.output.tolist(),
             output_q=served.result.output_q.tolist(),
-            receipt=ReceiptModel(**r),
+            receipt=served.receipt.to_model(),
         )
 
     def find_batch(batch_id: int) -> Batch | None:
@@ -258,46 +250,54 @@ def create_app(ctx: ApiContext) -> FastAPI:
             )
             return ctx.store.batch_by_chain_id(batch_id)
 
-    @app.get("/v1/batches/{batch_id}")
-    def batch(batch_id: int) -> dict[str, Any]:
+    @app.get("/v1/batches/{batch_id}", response_model=BatchListing)
+    def batch(batch_id: int) -> BatchListing:
         """A committed batch and all its leaves."""
         b = find_batch(batch_id)
         if b is None:
             raise HTTPException(404, f"batch {batch_id} was not committed by this node")
-        return {
-            "batchId": batch_id,
-            "modelId": _hex(b.model_id),
-            "root": _hex(b.root),
-            "count": b.count,
-            "final": b.status == BatchState.FINAL,
-            "node": ctx.server.signer.address,
-            "leaves": [_leaf_json(j, False) for j in ctx.store.batch_jobs(b.local_id)],
-        }
+        return BatchListing(
+            batchId=batch_id,
+            modelId=b.model_id,
+            root=b.root,
+            count=b.count,
+            final=b.status == BatchState.FINAL,
+            node=ctx.server.signer.address,
+            leaves=[
+                BatchLeaf.model_construct(**_leaf(j)) for j in ctx.store.batch_jobs(b.local_id)
+            ],
+        )
 
-    @app.get("/v1/batches/{batch_id}/jobs/{job_id}")
-    def batch_job(batch_id: int, job_id: int) -> dict[str, Any]:
+    @app.get("/v1/batches/{batch_id}/jobs/{job_id}", response_model=BatchLeafProof)
+    def batch_job(batch_id: int, job_id: int) -> BatchLeafProof:
         """One leaf of a committed batch with its Merkle proof (OpenZeppelin, sorted pairs)."""
         b = find_batch(batch_id)
         job = ctx.store.served_job(job_id)
         if b is None or job is None or job.batch_local_id != b.local_id:
             raise HTTPException(404, f"job {job_id} is not in batch {batch_id}")
-        return {"batchId": batch_id, "root": _hex(b.root), **_leaf_json(job, True)}
+        return BatchLeafProof.model_construct(
+            batchId=batch_id, root=b.root, proof=list(job.proof or ()), **_leaf(job)
+        )
 
-    @app.get("/v1/jobs/{job_id}")
-    def job_status(job_id: int) -> dict[str, Any]:
+    @app.get("/v1/jobs/{job_id}", response_model=JobAnswer)
+    def job_status(job_id: int) -> JobStatus:
         """Where a served job is: pending, sealed, or committed in a batch (with its proof)."""
         job = ctx.store.served_job(job_id)
         if job is None:
             raise HTTPException(404, f"job {job_id} unknown")
-        out: dict[str, Any] = {"jobId": job_id, "status": "pending", "batchId": None}
-        if job.batch_local_id is not None:
-            b = ctx.store.batch(job.batch_local_id)
-            assert b is not None
-            out["status"] = str(b.status)
-            out["batchId"] = b.batch_id
-            if b.batch_id is not None:
-                out.update(root=_hex(b.root), **_leaf_json(job, True))
-        return out
+        if job.batch_local_id is None:
+            return JobStatus(jobId=job_id, status="pending", batchId=None)
+        b = ctx.store.batch(job.batch_local_id)
+        assert b is not None
+        if b.batch_id is None:
+            return JobStatus(jobId=job_id, status=str(b.status), batchId=None)
+        return CommittedJob.model_construct(
+            status=str(b.status),
+            batchId=b.batch_id,
+            root=b.root,
+            proof=list(job.proof or ()),
+            **_leaf(job),
+        )
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -27,10 +27,12 @@ from typing import Any, Protocol
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
+from pydantic import ValidationError
 
 from spotcheck.encoding import RECEIPT_TYPEHASH, input_hash, leaf_hash, output_hash, receipt_digest
 from spotcheck.errors import ChainError, EncodingError
 from spotcheck.merkle import verify as merkle_verify
+from spotcheck.wire import ReceiptModel, as_bytes32
 
 log = logging.getLogger(__name__)
 
@@ -168,54 +170,44 @@ class Receipt:
     def domain(self) -> ReceiptDomain:
         return ReceiptDomain(self.chain_id, self.job_manager)
 
+    def to_model(self) -> ReceiptModel:
+        """The receipt as served (:class:`spotcheck.wire.ReceiptModel`)."""
+        return ReceiptModel(
+            jobId=self.job_id,
+            modelId=self.model_id,
+            inputHash=self.input_hash,
+            outputHash=self.output_hash,
+            leaf=self.leaf,
+            node=self.node,
+            signature=self.signature,
+            chainId=self.chain_id,
+            jobManager=self.job_manager,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "jobId": self.job_id,
-            "modelId": "0x" + self.model_id.hex(),
-            "inputHash": "0x" + self.input_hash.hex(),
-            "outputHash": "0x" + self.output_hash.hex(),
-            "leaf": "0x" + self.leaf.hex(),
-            "node": self.node,
-            "signature": "0x" + self.signature.hex(),
-            "chainId": self.chain_id,
-            "jobManager": self.job_manager,
-        }
+        return self.to_model().model_dump(mode="json")
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Receipt:
         """Parse a receipt as a node serves it (``leaf`` is recomputed, never trusted)."""
         try:
-            return cls(
-                job_id=int(data["jobId"]),
-                model_id=as_bytes32(data["modelId"], "modelId"),
-                input_hash=as_bytes32(data["inputHash"], "inputHash"),
-                output_hash=as_bytes32(data["outputHash"], "outputHash"),
-                node=str(data["node"]),
-                signature=_hex_bytes(data["signature"], "signature"),
-                chain_id=int(data["chainId"]),
-                job_manager=str(data["jobManager"]),
-            )
-        except KeyError as err:
-            raise EncodingError(f"receipt has no {err.args[0]!r} field") from err
-
-
-def _hex_bytes(value: Any, what: str) -> bytes:
-    if isinstance(value, str):
-        try:
-            return bytes.fromhex(value.removeprefix("0x").removeprefix("0X"))
-        except ValueError as err:
-            raise EncodingError(f"{what} {value!r} is not hex") from err
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    raise EncodingError(f"{what} must be bytes or a hex string, got {type(value).__name__}")
-
-
-def as_bytes32(value: Any, what: str = "value") -> bytes:
-    """``value`` (bytes, HexBytes, or a hex string with or without ``0x``) as 32 bytes."""
-    out = _hex_bytes(value, what)
-    if len(out) != 32:
-        raise EncodingError(f"{what} must be 32 bytes, got {len(out)}")
-    return out
+            m = ReceiptModel.model_validate(data)
+        except ValidationError as err:
+            first = err.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            if first["type"] == "missing":
+                raise EncodingError(f"receipt has no {where!r} field") from err
+            raise EncodingError(f"receipt {where}: {first['msg']}") from err
+        return cls(
+            m.jobId,
+            m.modelId,
+            m.inputHash,
+            m.outputHash,
+            m.node,
+            m.signature,
+            m.chainId,
+            m.jobManager,
+        )
 
 
 def parse_proof(proof: Sequence[Any]) -> list[bytes]:

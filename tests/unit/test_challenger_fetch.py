@@ -37,6 +37,7 @@ from challenger.store import BatchRow, BatchState, JobState, LeafRequestState, S
 from spotcheck.encoding import INT256_MAX, batch_leaf_key, input_hash, leaf_hash, output_hash
 from spotcheck.follower import open_db
 from spotcheck.merkle import MerkleTree
+from spotcheck.wire import BatchLeaf, BatchListing
 from tests.unit.test_challenger_service import (
     BOND,
     MODEL,
@@ -308,6 +309,28 @@ def test_parseListing_goodListing_leavesByPosition_treeRebuildsRoot() -> None:
     assert fetched.leaves[3].job_id == fetched.leaves[1].job_id
     assert fetched.leaves[4].input_q == [4, 9]
     assert fetched.tree.root == root_of(leaves)
+
+
+def test_parseListing_theNodesOwnModel_isUsable_hexStringsToo() -> None:
+    """One wire type at both ends: what the node serves (``spotcheck.wire.BatchListing``,
+    every field set) is what the challenger reads."""
+    leaves = leaves_of(3)
+    served = BatchListing(
+        batchId=1, modelId=MODEL, root=root_of(leaves), count=3, final=False, node="0xnode",
+        leaves=[
+            BatchLeaf(
+                **leaf, index=i, inputHash=input_hash(leaf["inputQ"]),
+                outputHash=output_hash(leaf["outputQ"]), leaf=b"\x01" * 32, signature=b"\x02" * 65,
+            )
+            for i, leaf in enumerate(leaves)
+        ],
+    )  # fmt: skip
+    fetched = parse_listing(served.model_dump_json().encode(), batch_row(leaves), DOMAIN)
+    assert fetched.tree.root == root_of(leaves)
+    doc = json.loads(listing(leaves))
+    doc["leaves"][2]["inputQ"] = [hex(v) for v in doc["leaves"][2]["inputQ"]]
+    fetched = parse_listing(json.dumps(doc).encode(), batch_row(leaves), DOMAIN)
+    assert fetched.leaves[2].input_q == leaves[2]["inputQ"]
 
 
 def test_parseListing_outOfDomainLeaf_markedAlone_restUsable() -> None:

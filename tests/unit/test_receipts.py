@@ -160,6 +160,35 @@ def test_receiptJson_roundTrips_withDomain(honest: dict[str, Any]) -> None:
         Receipt.from_json({k: v for k, v in data.items() if k != "chainId"})
 
 
+def test_receiptJson_fieldOrderAndHex_asServed(honest: dict[str, Any]) -> None:
+    """The JSON dApps read (docs/dapp-developers.md): field names and order, 0x hex bytes."""
+    r = honest["receipts"][0]
+    data = r.to_json()
+    assert list(data) == [
+        "jobId", "modelId", "inputHash", "outputHash", "leaf", "node", "signature", "chainId",
+        "jobManager",
+    ]  # fmt: skip
+    assert data["modelId"] == "0x" + r.model_id.hex() and data["leaf"] == "0x" + r.leaf.hex()
+    assert data["signature"] == "0x" + r.signature.hex()
+    assert r.to_model().model_dump_json() == json.dumps(data, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("modelId", "0x" + "ab" * 31, "must be 32 bytes"),
+        ("inputHash", "0xzz" + "00" * 31, "not hex"),
+        ("signature", 12, "signature"),
+    ],
+)
+def test_receiptFromJson_malformedField_isAnEncodingError(
+    honest: dict[str, Any], field: str, value: Any, match: str
+) -> None:
+    data = {**honest["receipts"][0].to_json(), field: value}
+    with pytest.raises(EncodingError, match=match):
+        Receipt.from_json(data)
+
+
 # --- verify_receipt ---------------------------------------------------------------------
 
 
