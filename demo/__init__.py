@@ -29,7 +29,7 @@ Modules, in the order a run uses them:
 ``progress``       timed stage lines; services' logs and stdout to files
 ``prepare``        contracts compiled, example model built (``verifier.examples``), tau measured
 ``chain_setup``    deploy, register, fund and stake; events and holdings read back
-``threads``        a step loop thread and a uvicorn server thread
+``threads``        the kit's run loop (``spotcheck.kit.loop``) in a thread
 ``actors``         the nodes, the challenger and the heartbeat, started and stopped together
 ``workload``       the dApp's job stream: on-chain through ExampleConsumer, batched over HTTP
 ``grief``          the griefing dispute against a correct output

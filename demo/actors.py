@@ -1,10 +1,10 @@
 """The demo's actors, assembled in-process from the services' own building blocks.
 
-Each long-running actor is a thread with a stop event and an error counter; the HTTP API of a
-node is a uvicorn server in its own thread (``demo.threads``). Every actor is
-stopped by :meth:`Cast.stop` (the demo calls it from a ``finally``, so Ctrl-C and failures
-stop them too). All threads share the one Ape connection to the demo's anvil; every actor
-sends from its own account.
+Each long-running actor is a thread with a stop event and an error counter: the kit's run loop
+in a thread (``demo.threads``); the HTTP API of a node is the kit's uvicorn thread
+(``spotcheck.kit.serve``). Every actor is stopped by :meth:`Cast.stop` (the demo calls it from
+a ``finally``, so Ctrl-C and failures stop them too). All threads share the one Ape connection
+to the demo's anvil; every actor sends from its own account.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from demo.chain_setup import DemoChain
 from demo.config import DemoConfig
 from demo.prepare import PreparedModel
 from demo.progress import Progress
-from demo.threads import HttpServer, LoopThread
+from demo.threads import LoopThread
 from spotcheck.chain import TOKEN
-from spotcheck.kit.serve import free_port
+from spotcheck.kit.serve import HttpThread, free_port
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class NodeActor:
     label: str
     account: Any
     node: Any  # prover.runner.Node
-    http: HttpServer
+    http: HttpThread
     loop: LoopThread
     fault_rate: float
     #: Withholds listings from challengers and never reveals a requested leaf.
@@ -90,7 +90,7 @@ class NodeActor:
         return self.node.metrics
 
     def start(self) -> None:
-        self.http.start()
+        self.http.start(wait_s=15.0)
         self.loop.start()
 
     def stop(self) -> None:
@@ -181,7 +181,7 @@ def build_node(
     )
     node = assemble(settings, account, contracts)
     app = WithholdListings(node.app) if withholding else node.app
-    http = HttpServer(app, f"{label}-http", port)
+    http = HttpThread(app, "127.0.0.1", port, f"{label}-http")
     loop = LoopThread(f"{label}-loop", node.service.step, poll_interval_s)
     return NodeActor(label, account, node, http, loop, fault_rate, withholding)
 
