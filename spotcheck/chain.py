@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
 
 from spotcheck.economics import DEFAULTS
 from spotcheck.errors import ChainError, ConfigError
@@ -262,10 +259,21 @@ class RegisteredModel(ModelParams):
         )
 
 
-class Deployment(BaseModel):
-    """Where the Spotcheck contracts live on one chain (the file's keys are camelCase)."""
+_JSON_KEYS = {
+    "chain_id": "chainId",
+    "token": "token",
+    "stake_manager": "stakeManager",
+    "model_registry": "modelRegistry",
+    "job_manager": "jobManager",
+    "dispute_manager": "disputeManager",
+    "example_consumer": "exampleConsumer",
+    "deploy_block": "deployBlock",
+}
 
-    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the Spotcheck contracts live on one chain."""
 
     chain_id: int
     token: str
@@ -273,18 +281,23 @@ class Deployment(BaseModel):
     model_registry: str
     job_manager: str
     dispute_manager: str
-    example_consumer: str | None = None
+    example_consumer: str | None
     deploy_block: int
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(by_alias=True), indent=2, sort_keys=True) + "\n"
+        data = {_JSON_KEYS[k]: v for k, v in asdict(self).items() if k in _JSON_KEYS}
+        data["params"] = self.params
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Deployment:
         try:
-            return cls.model_validate_json(text)
-        except ValidationError as err:
+            data = json.loads(text)
+            kwargs = {py: data[js] for py, js in _JSON_KEYS.items() if js != "exampleConsumer"}
+            kwargs["example_consumer"] = data.get("exampleConsumer")
+            return cls(**kwargs, params=dict(data.get("params", {})))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ConfigError(f"invalid deployment file: {err}") from err
 
     def save(self, path: Path | None = None) -> Path:
