@@ -82,10 +82,6 @@ class ListingInvalidError(ListingError):
     invalid = True
 
 
-#: The former name of :class:`ListingError` (a failed attempt is not proof of withholding).
-WithheldError = ListingError
-
-
 @dataclass(frozen=True)
 class Domain:
     """What a listing is checked against: the model's vector lengths and input domain."""

@@ -1,6 +1,6 @@
 """Audit (v2): one out-of-domain leaf poisons a whole listing.
 
-``challenger.batches.parse_listing`` rejects the *whole* listing (WithheldError) when any one
+``challenger.batches.parse_listing`` rejected the *whole* listing (as withheld) when any one
 leaf's input is outside the model's domain, although the listing rebuilds the committed root
 and every other leaf is checkable off-chain. The challenger then treats the batch as withheld
 and pays one bonded ``requestLeaf`` per sampled leaf; each bond is credited to the node on
