@@ -40,6 +40,11 @@ requests ends ``slashed`` (not revealed by its deadline):
 
 A revealed leaf enters ``ch_jobs`` as ``sampled`` with its dispute deadline, and from there
 goes through the job machine above like any fetched leaf.
+
+Rows are read by column name. Ids (job keys, model ids, roots, hashes) are stored as BLOBs,
+compared byte for byte with what the chain returns; the node's store keeps them as hex text
+because it serves them over HTTP as hex (a schema change would need a migration of running
+databases for no reader's gain).
 """
 
 from __future__ import annotations
@@ -315,20 +320,20 @@ class LeafRequestRow:
     reason: str | None
 
 
-def _leaf_request(row: Sequence[Any]) -> LeafRequestRow:
+def _leaf_request(row: sqlite3.Row) -> LeafRequestRow:
     return LeafRequestRow(
-        request_id=bytes(row[0]),
-        batch_id=int(row[1]),
-        index=int(row[2]),
-        model_id=bytes(row[3]),
-        node=row[4],
-        challenge_deadline=int(row[5]),
-        state=LeafRequestState(row[6]),
-        requester=row[7],
-        bond=None if row[8] is None else int(row[8]),
-        reveal_deadline=None if row[9] is None else int(row[9]),
-        tx_hash=row[10],
-        reason=row[11],
+        request_id=bytes(row["request_id"]),
+        batch_id=int(row["batch_id"]),
+        index=int(row["leaf_index"]),
+        model_id=bytes(row["model_id"]),
+        node=row["node"],
+        challenge_deadline=int(row["challenge_deadline"]),
+        state=LeafRequestState(row["state"]),
+        requester=row["requester"],
+        bond=_opt_int(row["bond"]),
+        reveal_deadline=_opt_int(row["reveal_deadline"]),
+        tx_hash=row["tx_hash"],
+        reason=row["reason"],
     )
 
 
@@ -351,48 +356,56 @@ def _ints(text: str | None) -> list[int] | None:
     return None if text is None else [int(v) for v in json.loads(text)]
 
 
-def _job(row: Sequence[Any]) -> JobRow:
-    proof = None if row[13] is None else [bytes.fromhex(h) for h in json.loads(row[13])]
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _job(row: sqlite3.Row) -> JobRow:
+    proof = row["merkle_proof"]
     return JobRow(
-        job_key=bytes(row[0]),
-        kind=JobKind(row[1]),
-        ref=int(row[2]),
-        job_id=int(row[3]),
-        model_id=bytes(row[4]),
-        node=row[5],
-        commit_block=int(row[6]),
-        challenge_deadline=int(row[7]),
-        state=JobState(row[8]),
-        input_q=_ints(row[9]),
-        output_q=_ints(row[10]),
-        input_hash=None if row[11] is None else bytes(row[11]),
-        output_hash=None if row[12] is None else bytes(row[12]),
-        merkle_proof=proof,
-        reason=row[14],
-        tx_hash=row[15],
-        bond=None if row[16] is None else int(row[16]),
-        proof_deadline=None if row[17] is None else int(row[17]),
-        leaf_index=None if row[18] is None else int(row[18]),
+        job_key=bytes(row["job_key"]),
+        kind=JobKind(row["kind"]),
+        ref=int(row["ref"]),
+        job_id=int(row["job_id"]),
+        model_id=bytes(row["model_id"]),
+        node=row["node"],
+        commit_block=int(row["commit_block"]),
+        challenge_deadline=int(row["challenge_deadline"]),
+        state=JobState(row["state"]),
+        input_q=_ints(row["input_q"]),
+        output_q=_ints(row["output_q"]),
+        input_hash=_opt_bytes(row["input_hash"]),
+        output_hash=_opt_bytes(row["output_hash"]),
+        merkle_proof=None if proof is None else [bytes.fromhex(h) for h in json.loads(proof)],
+        reason=row["reason"],
+        tx_hash=row["tx_hash"],
+        bond=_opt_int(row["bond"]),
+        proof_deadline=_opt_int(row["proof_deadline"]),
+        leaf_index=_opt_int(row["leaf_index"]),
     )
 
 
-def _batch(row: Sequence[Any]) -> BatchRow:
+def _batch(row: sqlite3.Row) -> BatchRow:
     return BatchRow(
-        batch_id=int(row[0]),
-        model_id=bytes(row[1]),
-        node=row[2],
-        root=bytes(row[3]),
-        count=int(row[4]),
-        uri=row[5],
-        commit_block=int(row[6]),
-        challenge_deadline=int(row[7]),
-        state=BatchState(row[8]),
-        attempts=int(row[9]),
-        last_error=row[10],
-        failed_at=None if row[11] is None else int(row[11]),
-        next_attempt_at=None if row[12] is None else int(row[12]),
-        invalid_attempts=int(row[13] or 0),
-        withheld=bool(row[14]),
+        batch_id=int(row["batch_id"]),
+        model_id=bytes(row["model_id"]),
+        node=row["node"],
+        root=bytes(row["root"]),
+        count=int(row["count"]),
+        uri=row["uri"],
+        commit_block=int(row["commit_block"]),
+        challenge_deadline=int(row["challenge_deadline"]),
+        state=BatchState(row["state"]),
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        failed_at=_opt_int(row["failed_at"]),
+        next_attempt_at=_opt_int(row["next_attempt_at"]),
+        invalid_attempts=int(row["invalid_attempts"] or 0),
+        withheld=bool(row["withheld"]),
     )
 
 
@@ -401,6 +414,8 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # Rows are read by column name (sqlite3.Row still unpacks like a tuple).
+        self.conn.row_factory = sqlite3.Row
         self.conn.executescript(_SCHEMA)
         # Databases from before leaves by position gain the new columns.
         for table, column in (
