@@ -23,6 +23,7 @@ def dapp_reads(
         )
         _read_onchain(chain, nodes, workload, report, progress)
         _read_batched(chain, nodes, workload, report)
+        report.answers_lost = len(workload.lost)
         progress.say(
             f"    on-chain outputs used {report.onchain_used}, refused "
             f"{report.onchain_refused}; batched outputs used {report.batch_used}, "

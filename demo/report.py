@@ -134,6 +134,8 @@ class DappReport:
     #: a final job's receipt offered for another input and output was refused
     foreign_receipt_refused: bool | None = None
     client: str = ""  # which client read the outputs
+    #: HTTP jobs whose answer never reached the dApp (not retried: /infer is not idempotent)
+    answers_lost: int = 0
 
 
 @dataclass
@@ -170,6 +172,21 @@ class DemoReport:
         data["gas"]["onchain_job"] = self.gas.onchain_job
         data["gas"]["batch_job"] = self.gas.batch_job
         return json.dumps(data, indent=2, default=str)
+
+    def unsampled_note(self) -> str:
+        """Why cheats that went through are expected next to ``RESULT: OK``."""
+        e = self.economics
+        final = sum(n.corrupted_final for n in self.nodes)
+        if not final:
+            return "  every output outside tau that a challenger could see was caught"
+        return (
+            f"  {final} output(s) outside tau went final unsampled: expected, not a failure. "
+            f"A challenger re-runs a secret {e['sampling']:.0%} of the commitments, so some "
+            f"cheats get through by design; each one caught costs the slash, so cheating at "
+            f"p = {e['sampling']:.0%} (bound {e['bound']:.2%}) loses money on average - see the "
+            f"dishonest node's total above and docs/economics.md. dApps that need more pick a "
+            f"higher p."
+        )
 
     def render(self) -> str:
         out: list[str] = []
@@ -228,6 +245,7 @@ class DemoReport:
         for name, get in rows:
             w(f"{name:28}" + "".join(f"{get(n)!s:>22}" for n in self.nodes))
         w("  (tokens; credits = fees and bonds won, not yet withdrawn; total = all three)")
+        w(self.unsampled_note())
         w("")
         for c in self.challengers:
             seen = (
@@ -286,6 +304,11 @@ class DemoReport:
         )
         foreign = {None: "not tried", True: "refused", False: "ACCEPTED"}[d.foreign_receipt_refused]
         w(f"  a final job's receipt offered for another input and output: {foreign}")
+        if d.answers_lost:
+            w(
+                f"  HTTP answers lost after the node may have read the request: "
+                f"{d.answers_lost} (not retried: /infer is not idempotent; those jobs unused)"
+            )
         w("")
         to_d = "never" if self.time_to_dispute_s is None else f"{self.time_to_dispute_s:.1f} s"
         to_s = "never" if self.time_to_slash_s is None else f"{self.time_to_slash_s:.1f} s"

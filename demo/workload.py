@@ -12,6 +12,7 @@ from typing import Any
 from demo.actors import NodeActor
 from demo.chain_setup import DemoChain
 from demo.config import DemoConfig
+from demo.http_retry import AnswerLost, new_client, post_json
 
 log = logging.getLogger(__name__)
 
@@ -40,35 +41,10 @@ class Workload:
     http: list[HttpJob] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     errors: list[str] = field(default_factory=list)
+    #: HTTP jobs whose answer never arrived after the node may have read the request (not
+    #: retried: ``/infer`` is not idempotent; see ``demo.http_retry``)
+    lost: list[str] = field(default_factory=list)
     first_job_at: float | None = None
-
-
-#: Attempts of one HTTP job (a user's client retries a dropped connection; a busy node on two
-#: shared cores may reset one while it proves).
-HTTP_ATTEMPTS = 4
-
-
-def post_with_retries(client: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST ``body``; retry transport errors and 5xx answers with backoff (0.5, 1, 2 s)."""
-    import httpx
-
-    for attempt in range(HTTP_ATTEMPTS):
-        try:
-            r = client.post(url, json=body)
-            if r.status_code < 500:
-                r.raise_for_status()
-                result: dict[str, Any] = r.json()
-                return result
-            error: Exception = httpx.HTTPStatusError(
-                f"{r.status_code} from {url}", request=r.request, response=r
-            )
-        except httpx.TransportError as err:
-            error = err
-        if attempt + 1 == HTTP_ATTEMPTS:
-            raise error
-        log.info("dApp: %s failed (%s), retrying", url, error)
-        time.sleep(0.5 * 2**attempt)
-    raise AssertionError("unreachable")
 
 
 class DappWorkload:
@@ -95,7 +71,6 @@ class DappWorkload:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        import httpx
         import numpy as np
 
         cfg, artifacts, chain = self.cfg, self.artifacts, self.chain
@@ -118,7 +93,7 @@ class DappWorkload:
         rounds = max([*batch_cap.values(), *onchain_cap.values()])
         every = max(1, rounds // max(1, cfg.onchain_jobs))
         sent_onchain = {n.label: 0 for n in self.nodes}
-        client = httpx.Client(timeout=30.0)
+        client = new_client()
         self.sent.first_job_at = time.perf_counter()
         try:
             for i in range(rounds):
@@ -140,7 +115,12 @@ class DappWorkload:
                     if i < batch_cap[node.label]:
                         q = random_input()
                         url = f"{node.http.url}/v1/models/0x{chain.model_id.hex()}/infer"
-                        body = post_with_retries(client, url, {"input_q": q})
+                        try:
+                            body = post_json(client, url, {"input_q": q})
+                        except AnswerLost as err:
+                            self.sent.lost.append(f"{node.label}: {err}")
+                            log.warning("dApp: answer lost, job not used: %s", err)
+                            continue
                         self.sent.http.append(
                             HttpJob(node.label, q, list(body["output_q"]), body["receipt"])
                         )
