@@ -8,13 +8,14 @@ arrives while the node is in those phases is not even read until the step ends.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from prover.inference import ModelSpec
-from spotcheck.chain import LeafRequestStatus, ModelParams
+from spotcheck.chain import LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key
 from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL, advance
 from tests.integration.test_node_service import (  # noqa: F401 - fixtures
@@ -27,17 +28,7 @@ from tests.integration.test_node_service import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.chain
 #: A model with a 12 s proof (and reveal) window; 2 s blocks: six blocks to reveal.
 WINDOW = 12
-MODEL = ModelParams(
-    input_len=4,
-    output_len=2,
-    input_scale=7,
-    output_scale=7,
-    tau=2,
-    challenge_window=300,
-    proof_window=WINDOW,
-    in_lo=MOCK_IN_LO,
-    in_hi=MOCK_IN_HI,
-)
+MODEL = dataclasses.replace(MOCK_MODEL, challenge_window=300, proof_window=WINDOW)
 #: On-chain jobs the griefer requests (at the node's price: 0 by default, so free).
 K = 10
 

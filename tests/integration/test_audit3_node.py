@@ -17,6 +17,7 @@ of the chain loop call ``_urgent`` (A3-N2, A3-N3).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -125,24 +126,14 @@ def test_audit3_thirdPartyDefence_duringWitnessPreCheck_proofStillRunsUncancelle
 # -- A3-N2: the self-audit phase has no `_urgent` -----------------------------------------------
 
 from prover.inference import ModelSpec  # noqa: E402
-from spotcheck.chain import JobStatus, LeafRequestStatus, ModelParams  # noqa: E402
+from spotcheck.chain import JobStatus, LeafRequestStatus  # noqa: E402
 from spotcheck.encoding import batch_leaf_key  # noqa: E402
 from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL, advance  # noqa: E402
 from tests.integration.test_node_service import _events  # noqa: E402
 
 #: A 12 s proof (and reveal) window; 2 s blocks.
 WINDOW = 12
-A3_MODEL = ModelParams(
-    input_len=4,
-    output_len=2,
-    input_scale=7,
-    output_scale=7,
-    tau=2,
-    challenge_window=300,
-    proof_window=WINDOW,
-    in_lo=MOCK_IN_LO,
-    in_hi=MOCK_IN_HI,
-)
+A3_MODEL = dataclasses.replace(MOCK_MODEL, challenge_window=300, proof_window=WINDOW)
 #: One witness of the self-audit (a real circuit's witness takes seconds).
 WITNESS_S = 1.5
 

@@ -20,13 +20,14 @@ windows, so the node's one reveal per block keeps up with any flood.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from prover.inference import ModelSpec
-from spotcheck.chain import LeafRequestStatus, ModelParams
+from spotcheck.chain import LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key
 from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL, advance
 from tests.integration.test_node_service import (  # noqa: F401 - fixtures
@@ -38,17 +39,7 @@ from tests.integration.test_node_service import (  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.chain
 LEAVES = 16
-FAST = ModelParams(
-    input_len=4,
-    output_len=2,
-    input_scale=7,
-    output_scale=7,
-    tau=2,
-    challenge_window=300,
-    proof_window=12,
-    in_lo=MOCK_IN_LO,
-    in_hi=MOCK_IN_HI,
-)
+FAST = dataclasses.replace(MOCK_MODEL, challenge_window=300, proof_window=12)
 
 
 @pytest.fixture()
