@@ -106,6 +106,9 @@ class ApiContext:
     #: The node's batch committed under a chain batch id, checked against the chain and found
     #: by its root when a reorg moved it (``NodeService.resolve_batch``); None: the store only.
     resolve_batch: Callable[..., Batch | None] | None = None
+    #: Why new jobs of a model are refused now (None: accepted): ``prover.work_gate.WorkGate``
+    #: (unbonding, stake below the minimum, or too little free stake for the next commitment).
+    refuse_work: Callable[[bytes], str | None] = lambda model_id: None
 
 
 class BodyLimit:
@@ -225,6 +228,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if halted is not None:
             metrics.rejected.labels("model_halted").inc()
             raise HTTPException(503, f"model 0x{mid.hex()} halted: {halted}")
+        refused = ctx.refuse_work(mid)
+        if refused is not None:
+            metrics.rejected.labels("not_accepting").inc()
+            raise HTTPException(503, f"not accepting work: {refused}")
         runtime = ctx.server.engine.runtime(mid)
         if body.input_q is not None:
             input_q = runtime.check_input_q(body.input_q)

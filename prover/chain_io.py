@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from prover.transactions import Mined, SentTx, TxSender
+from prover.transactions import Mined, SentTx, TxSender, chain_failure, is_revert
 from spotcheck.chain import (
     BatchStatus,
     DisputeStatus,
@@ -28,7 +28,7 @@ from spotcheck.chain import (
     SpotcheckContracts,
     TxResult,
 )
-from spotcheck.errors import ChainError
+from spotcheck.errors import ChainError, RevertError, describe_revert
 
 T = TypeVar("T")
 
@@ -102,19 +102,6 @@ class StakeView:
     min_stake: int
 
 
-def _is_revert(err: BaseException) -> bool:
-    from ape.exceptions import ContractLogicError
-
-    return isinstance(err, ContractLogicError)
-
-
-def _describe(err: Exception) -> str:
-    name = type(err).__name__
-    inputs = getattr(err, "inputs", None)
-    message = getattr(err, "message", None) or str(err)
-    return f"{name}{inputs}" if inputs else f"{name}: {message}"
-
-
 class NodeChain:
     """The node's view of and actions on the Spotcheck contracts, from one account."""
 
@@ -140,7 +127,7 @@ class NodeChain:
         retrying = Retrying(
             stop=stop_after_attempt(self.read_attempts),
             wait=wait_exponential(multiplier=self.read_backoff_s, max=4),
-            retry=retry_if_exception(lambda e: not _is_revert(e) and not isinstance(e, ChainError)),
+            retry=retry_if_exception(lambda e: not is_revert(e) and not isinstance(e, ChainError)),
             reraise=True,
         )
         try:
@@ -148,7 +135,7 @@ class NodeChain:
         except ChainError:
             raise
         except Exception as err:
-            raise ChainError(f"reading {what} failed: {_describe(err)}") from err
+            raise chain_failure(f"reading {what} failed", err) from err
 
     @property
     def address(self) -> str:
@@ -232,11 +219,11 @@ class NodeChain:
                 f"model 0x{model_id.hex()}",
                 lambda: self.contracts.model_registry.getModel(model_id),
             )
-        except ChainError as err:
-            if not _is_revert(err.__cause__ or err):
-                raise
-            reason = _describe(err.__cause__)  # type: ignore[arg-type]
-            raise ChainError(f"model 0x{model_id.hex()} is not registered: {reason}") from err
+        except RevertError as err:
+            reason = describe_revert(err)
+            raise RevertError(
+                f"model 0x{model_id.hex()} is not registered: {reason}", err.error
+            ) from err
         return RegisteredModel.from_struct(model_id, m)
 
     def leaf_request(self, request_id: bytes) -> LeafRequestView:
@@ -336,7 +323,7 @@ class NodeChain:
             try:
                 gas = int(method.estimate_gas_cost(*args, sender=self.account))
             except Exception as err:
-                raise ChainError(f"{name} failed: {_describe(err)}") from err
+                raise chain_failure(f"{name} failed", err) from err
             return TxResult(None, gas_used=gas)
         mined = self.sender.send(intent or f"{name}:{self._oneshot()}", method, *args)
         receipt = mined.receipt

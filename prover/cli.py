@@ -19,8 +19,10 @@ from spotcheck.cli_options import (
     deployment_option,
     dry_run_option,
     format_amount,
+    format_tokens,
     log_json_option,
     parse_amount,
+    require_gas_funds,
 )
 from spotcheck.errors import ConfigError
 
@@ -29,6 +31,32 @@ def _chain(account: Any, deployment: Path | None, dry_run: bool = False) -> Any:
     from prover.chain_io import NodeChain
 
     return NodeChain(connect_contracts(deployment), account, dry_run=dry_run)
+
+
+def _sending(account: Any, deployment: Path | None, dry_run: bool) -> Any:
+    """The chain for a command that sends: refused at once (one line) when the account has no
+    ETH for gas, before anything is read or sent."""
+    if not dry_run:
+        require_gas_funds(account)
+    return _chain(account, deployment, dry_run)
+
+
+def check_stake_amount(amount: int, staked: int, min_stake: int, unbonding_since: int) -> None:
+    """Refuse a stake the contract would refuse, or one that leaves the node unable to serve:
+    while unbonding (``NodeUnbonding``), or a total below the minimum (the node would hold
+    stake it cannot commit with)."""
+    if unbonding_since and staked > 0:
+        raise ConfigError(
+            f"this node is unbonding (since {unbonding_since}): staking reverts NodeUnbonding; "
+            "withdraw first (`spotcheck node withdraw`), then stake again"
+        )
+    if staked + amount < min_stake:
+        short = min_stake - staked
+        raise ConfigError(
+            f"staking {format_tokens(amount)} tokens leaves {format_tokens(staked + amount)}, "
+            f"below the minimum stake {format_tokens(min_stake)}: stake at least "
+            f"{format_tokens(short)}"
+        )
 
 
 def _report(action: str, tx: Any) -> None:
@@ -45,12 +73,14 @@ def node() -> None:
 
 def _stake(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
     value = parse_amount(amount)
-    chain = _chain(account, deployment, dry_run)
+    chain = _sending(account, deployment, dry_run)
+    s = chain.stake()
+    check_stake_amount(value, s.amount, s.min_stake, s.unbond_requested_at)
     balance = chain.token_balance()
     if balance < value:
         raise ConfigError(
-            f"{chain.address} holds {format_amount(balance)} tokens, "
-            f"less than {format_amount(value)}; "
+            f"{chain.address} holds {format_tokens(balance)} tokens, "
+            f"less than {format_tokens(value)}; "
             "fund it first (local chains: `spotcheck contracts mint`)"
         )
     approve = chain.approve_stake(value) if not dry_run else None
@@ -69,7 +99,10 @@ def _stake(account: Any, deployment: Path | None, amount: str, dry_run: bool) ->
 
 
 @node.command(
-    "stake", cls=ChainCommand, help="Stake AMOUNT tokens (approves StakeManager if needed)."
+    "stake",
+    cls=ChainCommand,
+    help="Stake AMOUNT tokens (1.5; base units: 1500wei); approves StakeManager if needed. "
+    "Refused before sending when the total stays below the minimum or the node is unbonding.",
 )
 @deployment_option
 @click.argument("amount")
@@ -92,7 +125,7 @@ def top_up(account: Any, deployment: Path | None, amount: str, dry_run: bool) ->
 @deployment_option
 @dry_run_option()
 def unbond(account: Any, deployment: Path | None, dry_run: bool) -> None:
-    chain = _chain(account, deployment, dry_run)
+    chain = _sending(account, deployment, dry_run)
     _report("requestUnbond", chain.request_unbond())
     click.echo(f"withdraw after {chain.contracts.stake_manager.unbondingDelay()} s")
 
@@ -101,7 +134,7 @@ def unbond(account: Any, deployment: Path | None, dry_run: bool) -> None:
 @deployment_option
 @dry_run_option()
 def withdraw(account: Any, deployment: Path | None, dry_run: bool) -> None:
-    _report("withdrawStake", _chain(account, deployment, dry_run).withdraw_stake())
+    _report("withdrawStake", _sending(account, deployment, dry_run).withdraw_stake())
 
 
 @node.command(
@@ -110,7 +143,7 @@ def withdraw(account: Any, deployment: Path | None, dry_run: bool) -> None:
 @deployment_option
 @dry_run_option()
 def claim(account: Any, deployment: Path | None, dry_run: bool) -> None:
-    txs = _chain(account, deployment, dry_run).withdraw_credits()
+    txs = _sending(account, deployment, dry_run).withdraw_credits()
     if not txs:
         click.echo("no credits to claim")
     for tx in txs:
@@ -131,7 +164,7 @@ def price(account: Any, deployment: Path | None, model_id: str, amount: str, dry
 
     mid = parse_bytes32(model_id)
     value = parse_amount(amount.strip(), allow_zero=True)
-    chain = _chain(account, deployment, dry_run)
+    chain = _sending(account, deployment, dry_run)
     _report(f"setPrice {format_amount(value)}", chain.set_price(mid, value))
     if not dry_run:
         click.echo(f"price of model {model_id}: {format_amount(chain.price_of(mid))}")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from spotcheck.errors import ConfigError
-from spotcheck.settings import ServiceSettings, load_service_settings
+from spotcheck.settings import ServiceSettings, TokenAmount, load_service_settings
 
 
 class ModelConfig(BaseModel):
@@ -31,10 +31,11 @@ class ModelConfig(BaseModel):
     input_scale: int = Field(ge=0, le=64)
     output_scale: int = Field(ge=0, le=64)
     tau: int = Field(ge=0)
-    #: This node's price for an on-chain job of this model (token base units). The node posts it
-    #: (``setPrice``) at start when the chain's differs, and ignores requests below it.
-    #: None: accept what the chain accepts (the model's ``minFee``) and post nothing.
-    price: int | None = Field(default=None, ge=0)
+    #: This node's price for an on-chain job of this model, in tokens (``price = "2.5"``; base
+    #: units with the ``wei`` suffix: ``"2500000000000000000wei"``); held in base units. The
+    #: node posts it (``setPrice``) at start when the chain's differs, and ignores requests
+    #: below it. None: accept what the chain accepts (the model's ``minFee``) and post nothing.
+    price: TokenAmount | None = None
     #: Before committing an output of a ``tau > 0`` model: ``"always"`` compares onnxruntime's
     #: output with the circuit's witness (ezkl gen_witness) and commits the witness output when
     #: they differ by more than tau (an adversarial input against an empirical tau can otherwise

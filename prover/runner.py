@@ -21,12 +21,14 @@ from prover.defence import EzklProofBackend, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.receipts import ApeSigner, ReceiptDomain, ecdsa_backend
-from prover.service import NodeService, check_models_against_registry
-from prover.store import Store
+from prover.service import NodeService
+from prover.startup import check_models, check_port, check_stake
+from prover.store import BatchState, Store
 from prover.transactions import TxSender
-from spotcheck.chain import SpotcheckContracts
-from spotcheck.errors import ChainError
-from spotcheck.kit.serve import serve
+from prover.work_gate import WorkGate
+from spotcheck.chain import RegisteredModel, SpotcheckContracts
+from spotcheck.errors import ChainError, RevertError, StartupError
+from spotcheck.kit.serve import HttpThread, free_port
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,11 +73,14 @@ def base_url(settings: NodeSettings) -> str:
 def patiently(what: str, call: Callable[[], T], stop: threading.Event | None = None) -> T:
     """``call()``, waiting out an unreachable RPC (ChainError) with backoff and a log line per
     attempt: a node started while its RPC is down waits, it does not exit and crash-loop.
-    Any other error (a ConfigError: a model that does not match the registry) ends at once."""
+    Any other error (a StartupError: a model that does not match the registry; a revert, which
+    no retry fixes) ends at once."""
     delay = 1.0
     while True:
         try:
             return call()
+        except RevertError:
+            raise
         except ChainError as err:
             log.error("%s: chain unreachable (retrying in %.0f s): %s", what, delay, err)
         if stop is not None and stop.wait(delay):
@@ -85,15 +90,15 @@ def patiently(what: str, call: Callable[[], T], stop: threading.Event | None = N
         delay = min(delay * 2, 30.0)
 
 
-def wait_for_registry(
+def registered(
     chain: NodeChain, specs: list[ModelSpec], stop: threading.Event | None = None
-) -> list[ModelSpec]:
-    """Check the served models against the registry (waiting out an RPC outage); returns the
-    specs with their registered input domains."""
+) -> list[RegisteredModel]:
+    """The start-up model checks (:func:`prover.startup.check_models`: registered, same ONNX
+    bytes, same scales and tau), waiting out an RPC outage; the registered models in order."""
 
-    def check() -> list[ModelSpec]:
-        check_models_against_registry(chain, {s.model_id: s for s in specs})
-        return [with_domain(s, chain.model(s.model_id)) for s in specs]
+    def check() -> list[RegisteredModel]:
+        found = check_models(chain, {s.model_id: s for s in specs})
+        return [found[s.model_id] for s in specs]
 
     return patiently("checking the models against the registry", check, stop)
 
@@ -125,7 +130,11 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
     store = Store(settings.db_path)
     sender = TxSender(account, store, settings.transactions.policy())
     chain = NodeChain(contracts, account, sender=sender)
-    specs = wait_for_registry(chain, model_specs(settings))
+    specs = model_specs(settings)
+    models = registered(chain, specs)
+    specs = [with_domain(s, m) for s, m in zip(specs, models, strict=True)]
+    slash_amounts = {m.model_id: m.slash_amount for m in models}
+    patiently("checking the stake", lambda: check_stake(chain, {m.model_id: m for m in models}))
     prices = patiently("posting prices", lambda: post_prices(chain, settings))
     metrics = NodeMetrics()
     faults = FaultInjector(settings.fault_injection.corrupt_rate, settings.fault_injection.seed)
@@ -152,6 +161,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         exact=backend.witness_output,
     )
     url = base_url(settings)
+    gate = WorkGate(chain.stake, slash_amounts, lambda: uncommitted_jobs(store), node=chain.address)
     service = NodeService(
         chain,
         store,
@@ -167,6 +177,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         ready_max_age_s=settings.ready_max_age_s,
         prices=prices,
         withhold_reveals=settings.fault_injection.withhold_reveals,
+        work_gate=gate,
     )
     app = create_app(
         ApiContext(
@@ -175,22 +186,56 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             metrics,
             auditor,
             settings.http.max_body_bytes,
-            service.readiness.reason,
+            lambda: service.readiness.reason() or gate.refuse_all(),
             resolve_batch=service.resolve_batch,
+            refuse_work=gate.refuse,
         )
     )
     return Node(settings, store, engine, service, metrics, app)
 
 
+def uncommitted_jobs(store: Store) -> dict[bytes, int]:
+    """Per model: jobs served and not yet committed (unbatched, or in a batch not yet sent)."""
+    counts = {model_id: n for model_id, (n, _) in store.pending_counts().items()}
+    for batch in store.batches(BatchState.SEALED, BatchState.COMMITTING):
+        counts[batch.model_id] = counts.get(batch.model_id, 0) + batch.count
+    return counts
+
+
+def start_http(app: Any, host: str, port: int, wait_s: float = 15.0) -> HttpThread:
+    """Serve ``app`` and wait until the socket listens (StartupError, one line, if not)."""
+    http = HttpThread(app, host, port, name="node-http")
+    try:
+        return http.start(wait_s=wait_s)
+    except RuntimeError as err:
+        http.stop()
+        why = "the HTTP server did not start"
+        raise StartupError(f"cannot listen on {host}:{port}: {why}") from err
+
+
 def run_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> None:
     """Serve HTTP in a thread and run the chain loop in this one until SIGINT or SIGTERM
-    (systemd, docker, kill, Ctrl-C: the step in progress finishes, then everything closes)."""
+    (systemd, docker, kill, Ctrl-C: the step in progress finishes, then everything closes).
+    Start-up checks first (:mod:`prover.startup`): a failed one raises StartupError."""
+    if settings.http.port == 0:  # "any free port": choose it here, so it can be printed
+        port = free_port(settings.http.host)
+        settings = settings.model_copy(
+            update={"http": settings.http.model_copy(update={"port": port})}
+        )
+    check_port(settings.http.host, settings.http.port)
     node = build_node(settings, account, contracts)
-    http = serve(node.app, settings.http.host, settings.http.port, name="node-http")
+    try:
+        http = start_http(node.app, settings.http.host, settings.http.port)
+    except StartupError:
+        node.close()
+        raise
     log.warning(
-        "node serving %d model(s)",
+        "node serving %d model(s) on http://%s:%d (public URL %s)",
         len(settings.models),
-        extra={"node": account.address, "url": base_url(settings)},
+        settings.http.host,
+        settings.http.port,
+        base_url(settings),
+        extra={"node": account.address},
     )
     try:
         node.service.run(settings.poll_interval_s)

@@ -53,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prover.batching import BatchCutter, defendable_output, needs_witness
 from prover.chain_io import NodeChain
@@ -72,6 +72,7 @@ from prover.store import (
     OnchainJob,
     Store,
 )
+from prover.work_gate import WorkGate
 from spotcheck.chain import (
     BatchStatus,
     DisputeStatus,
@@ -81,7 +82,15 @@ from spotcheck.chain import (
     TxResult,
 )
 from spotcheck.encoding import batch_leaf_key, hash_vector, max_abs_diff, onchain_job_key, to_hex
-from spotcheck.errors import InputError, ProofError, SpotcheckError, StateError
+from spotcheck.errors import (
+    STAKE_ERRORS,
+    InputError,
+    ProofError,
+    RevertError,
+    SpotcheckError,
+    StateError,
+    describe_revert,
+)
 from spotcheck.follower import ChainEvent, LogFollower
 from spotcheck.kit.loop import run_loop
 from spotcheck.kit.ready import Readiness
@@ -138,6 +147,7 @@ class NodeService:
         reveal_wait_s: float = 2.0,
         urgent_interval_s: float = 1.0,
         ready_max_age_s: float = 300.0,
+        work_gate: WorkGate | None = None,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -156,6 +166,9 @@ class NodeService:
         self.prices = dict(prices or {})
         #: WITHHOLDING MODE (tests and demos): leaf requests are recorded and never answered.
         self.withhold_reveals = withhold_reveals
+        #: Whether the stake backs new work (read each step; None: not checked, for tests that
+        #: drive the service without a stake).
+        self.work_gate = work_gate
         #: After broadcasting a step's reveals, wait at most this long for their receipts
         #: (together); the next step sees the rest.
         self.reveal_wait_s = reveal_wait_s
@@ -248,6 +261,8 @@ class NodeService:
         # (queued for the defence worker), then commits.
         self._phase("reveal-leaves", self.reveal_leaves, 0)
         defended = self._phase("disputes", self.defend_disputes, 0)
+        if self.work_gate is not None:
+            self._phase("stake", self.work_gate.refresh, None)
         self._urgent_at = time.monotonic()
         # The phases below call `_urgent` before each job or batch: new leaf requests are read
         # and revealed (and new disputes queued) between their transactions.
@@ -393,13 +408,46 @@ class NodeService:
         for job in self.store.onchain_jobs(JobState.REQUESTED, JobState.COMMITTING):
             if job.status == JobState.REQUESTED and self.auditor.is_halted(job.model_id):
                 continue  # the model is halted: no new commitments for it
+            if self._refuse_job(job):
+                continue
             self._urgent()
             try:
                 if self._commit_job(job):
                     done += 1
+            except RevertError as err:
+                if not self._stake_revert("commitResult", err):
+                    log.error("commit failed, will retry: %s", err, extra={"job_id": job.job_id})
             except Exception as err:
                 log.error("commit failed, will retry: %s", err, extra={"job_id": job.job_id})
         return done
+
+    def _refuse_job(self, job: OnchainJob) -> bool:
+        """True when the stake cannot back this job's commitment now (:mod:`prover.work_gate`):
+        dropped when the node is unbonding or below the minimum (the requester cancels after
+        the commit deadline), held when the free stake is only short for now."""
+        gate = self.work_gate
+        why = None if gate is None else gate.refuse(job.model_id)
+        if why is None or self._in_flight(f"commitResult:{job.job_id}"):
+            return False
+        assert gate is not None
+        if gate.permanent:
+            log.error("not accepting work (%s); dropping", why, extra={"job_id": job.job_id})
+            self.store.mark_job(job.job_id, JobState.DROPPED, f"not accepting work: {why}"[:500])
+        return True
+
+    def _in_flight(self, intent: str) -> bool:
+        """True when a transaction of ``intent`` is journaled (sent, outcome not seen yet): it
+        is seen through whatever the gate says."""
+        sender = getattr(self.chain, "sender", None)
+        return sender is not None and bool(sender.journal.txs_for(intent))
+
+    def _stake_revert(self, action: str, err: RevertError) -> bool:
+        """A commitment reverted because of the node's own stake: the gate closes (one log
+        line) and the work is held or dropped by it, not retried. False for other reverts."""
+        if err.error not in STAKE_ERRORS or self.work_gate is None:
+            return False
+        self.work_gate.trip(f"{action} reverts {describe_revert(err)}")
+        return True
 
     def _commit_job(self, job: OnchainJob) -> bool:
         view = self.chain.job(job.job_id)
@@ -503,13 +551,23 @@ class NodeService:
     def commit_batches(self) -> int:
         self.cutter.cut()
         done = 0
+        gate = self.work_gate
         for batch in self.store.batches(BatchState.SEALED, BatchState.COMMITTING):
             if self.auditor.is_halted(batch.model_id):
                 continue
+            if (
+                gate is not None
+                and gate.permanent
+                and not self._in_flight(f"commitBatch:local:{batch.local_id}")
+            ):
+                continue  # held: the gate logged why once; committed if the stake recovers
             self._urgent()
             try:
                 if self._commit_batch(batch):
                     done += 1
+            except RevertError as err:
+                if not self._stake_revert("commitBatch", err):
+                    log.error("batch commit failed, will retry: %s", err, extra=_batch_log(batch))
             except Exception as err:
                 log.error("batch commit failed, will retry: %s", err, extra=_batch_log(batch))
         return done
@@ -1143,25 +1201,6 @@ class DefenceWorker:
         except Exception as err:  # one bad record never stops the others
             service._dispute_failed(dispute, err)
             return 0
-
-
-def check_models_against_registry(chain: NodeChain, specs: dict[bytes, Any]) -> None:
-    """Refuse to start when a served model's scales or tau differ from the registry's."""
-    from spotcheck.errors import ConfigError
-
-    for model_id, spec in specs.items():
-        m = chain.model(model_id)
-        mine = (spec.input_scale, spec.output_scale, spec.tau)
-        theirs = (m.input_scale, m.output_scale, m.tau)
-        if mine != theirs:
-            raise ConfigError(
-                f"model 0x{model_id.hex()}: configured (inputScale, outputScale, tau) {mine} "
-                f"differ from the registry's {theirs}"
-            )
-        if not m.active:
-            log.warning(
-                "model deactivated: no new commitments", extra={"model_id": to_hex(model_id)}
-            )
 
 
 def _batch_log(batch: Batch) -> dict[str, object]:

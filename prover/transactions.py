@@ -29,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from spotcheck.encoding import to_hex
-from spotcheck.errors import ChainError, ConfigError
+from spotcheck.errors import (
+    ChainError,
+    ConfigError,
+    RevertError,
+    describe_revert,
+    revert_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +313,7 @@ class TxSender:
                 kwargs["gas"] = math.ceil(gas * GAS_MARGIN)
             return method.as_transaction(*args, **kwargs)
         except Exception as err:
-            raise ChainError(f"{_method_name(method)} would fail: {_describe(err)}") from err
+            raise chain_failure(f"{_method_name(method)} would fail", err) from err
 
     def _first_send(self, intent: str, txn: Any) -> Any:
         with self._nonce_lock:
@@ -435,11 +441,23 @@ class TxSender:
         return mined
 
 
-def _describe(err: Exception) -> str:
-    name = type(err).__name__
-    inputs = getattr(err, "inputs", None)
-    message = getattr(err, "message", None) or str(err)
-    return f"{name}{inputs}" if inputs else f"{name}: {message}"
+def is_revert(err: BaseException) -> bool:
+    """True for a revert (Ape's ContractLogicError, or one already wrapped as RevertError)."""
+    if isinstance(err, RevertError):
+        return True
+    from ape.exceptions import ContractLogicError
+
+    return isinstance(err, ContractLogicError)
+
+
+def chain_failure(what: str, err: BaseException) -> ChainError:
+    """``what: <the decoded custom error>`` as :class:`RevertError` for a revert (its error
+    name kept, so a caller can tell a revert no retry fixes), else as :class:`ChainError`."""
+    text = f"{what}: {describe_revert(err)}"
+    name = revert_name(err)
+    if name is not None or is_revert(err):
+        return RevertError(text, name)
+    return ChainError(text)
 
 
 def _method_name(method: Any) -> str:

@@ -35,28 +35,91 @@ def dry_run_option(
     return click.option("--dry-run", is_flag=True, help=help)
 
 
-def parse_amount(text: str, *, allow_zero: bool = False) -> int:
-    """A token amount ("250", "0.5") in base units; "123wei" is taken as base units."""
+#: Decimals of the protocol token (``spotcheck.chain.TOKEN`` = 10**TOKEN_DECIMALS base units).
+TOKEN_DECIMALS = 18
+#: A token amount above this many tokens is refused as a likely base-units value typed where
+#: tokens are meant (5e18 "tokens" is 5 tokens in base units); write ``...wei`` for base units.
+MAX_TOKENS = 10**15
+#: The suffix that marks an amount as base units ("1500wei").
+BASE_UNITS_SUFFIX = "wei"
+
+
+def parse_tokens(value: str | int | float, *, allow_zero: bool = False) -> int:
+    """A token amount in base units: ``"1.5"`` (tokens, at most 18 decimals) -> 1.5 * 10**18;
+    ``"1500wei"`` -> 1500 (base units, said by the suffix). ValueError (one line) for garbage,
+    a negative amount, more than 18 decimals, zero unless ``allow_zero``, or more than
+    :data:`MAX_TOKENS` tokens. This is the one amount parser (options, TOML, environment)."""
     from decimal import Decimal, InvalidOperation
 
-    from spotcheck.chain import TOKEN
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{value!r} is not an amount (tokens, e.g. 1.5, or base units, 1500wei)")
+    text = value.strip() if isinstance(value, str) else repr(value)
+    if text.lower().endswith(BASE_UNITS_SUFFIX):
+        digits = text[: -len(BASE_UNITS_SUFFIX)].strip()
+        if not digits.isdigit():
+            raise ValueError(f"{text!r} is not an amount: base units are a whole number (1500wei)")
+        base = int(digits)
+    else:
+        try:
+            tokens = Decimal(text)
+        except InvalidOperation as err:
+            raise ValueError(
+                f"{text!r} is not an amount (tokens, e.g. 1.5, or base units, 1500wei)"
+            ) from err
+        if not tokens.is_finite():
+            raise ValueError(f"{text!r} is not an amount")
+        if tokens < 0:
+            raise ValueError(f"{text!r}: an amount cannot be negative")
+        if tokens > MAX_TOKENS:
+            raise ValueError(
+                f"{text} tokens is more than {MAX_TOKENS:,}: amounts are in tokens "
+                f"(for base units write {text}{BASE_UNITS_SUFFIX})"
+            )
+        scaled = tokens.scaleb(TOKEN_DECIMALS)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{text!r} has more than {TOKEN_DECIMALS} decimals")
+        base = int(scaled)
+    if base == 0 and not allow_zero:
+        raise ValueError("amount must be > 0")
+    return base
 
+
+def parse_amount(text: str, *, allow_zero: bool = False) -> int:
+    """:func:`parse_tokens` for a command-line value (click.BadParameter, one line)."""
     try:
-        value = int(text[:-3]) if text.endswith("wei") else int(Decimal(text) * TOKEN)
-    except (InvalidOperation, ValueError) as err:
-        raise click.BadParameter(f"{text!r} is not an amount") from err
-    if value < 0 or (value == 0 and not allow_zero):
-        raise click.BadParameter("amount must be > 0" if not allow_zero else "amount must be >= 0")
-    return value
+        return parse_tokens(text, allow_zero=allow_zero)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+
+
+class TokenAmount(click.ParamType):
+    """A click type for an amount option: tokens (``--fee 1.5``), or base units with the
+    ``wei`` suffix (``--fee 1500wei``); the command receives base units (int)."""
+
+    name = "TOKENS"
+
+    def __init__(self, *, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # a default already in base units
+        try:
+            return parse_tokens(value, allow_zero=self.allow_zero)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+#: ``type=TOKENS`` for an amount option (> 0); ``TOKENS_OR_ZERO`` where 0 is meaningful.
+TOKENS = TokenAmount()
+TOKENS_OR_ZERO = TokenAmount(allow_zero=True)
 
 
 def format_tokens(base_units: int) -> str:
-    """Base units as whole tokens ("1.5")."""
+    """Base units as tokens, exact ("1.5", "0.000000000000000001")."""
     from decimal import Decimal
 
-    from spotcheck.chain import TOKEN
-
-    return f"{Decimal(base_units) / TOKEN:f}"
+    return f"{Decimal(base_units).scaleb(-TOKEN_DECIMALS).normalize():f}"
 
 
 def format_amount(base_units: int) -> str:
@@ -69,6 +132,19 @@ def connect_contracts(deployment: Path | None) -> Any:
     from spotcheck.chain import SpotcheckContracts
 
     return SpotcheckContracts.connect(path=deployment)
+
+
+def require_gas_funds(account: Any) -> None:
+    """ConfigError (one line) when ``account`` holds no ETH to pay for a transaction's gas:
+    call it before anything is sent (imports nothing; ``account.balance`` is Ape's, in wei)."""
+    from spotcheck.errors import ConfigError
+
+    balance = int(getattr(account, "balance", 0) or 0)
+    if balance == 0:
+        raise ConfigError(
+            f"account {account.address} holds no ETH to pay for gas: fund it first "
+            "(local chains: anvil's accounts are funded; send ETH from one of them)"
+        )
 
 
 def log_json_option(fn: F) -> F:

@@ -11,11 +11,12 @@ import tomllib
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from spotcheck.cli_options import parse_tokens
 from spotcheck.encoding import parse_bytes32
 from spotcheck.errors import ConfigError, EncodingError
 
@@ -23,6 +24,28 @@ from spotcheck.errors import ConfigError, EncodingError
 MODEL_PATH_KEYS = ("onnx_path", "calibration_path", "srs_path")
 
 S = TypeVar("S", bound=BaseSettings)
+
+
+def _token_amount(value: Any) -> int:
+    return parse_tokens(value, allow_zero=True)
+
+
+#: A token amount in a settings file or the environment: tokens (``price = "1.5"`` or ``1.5``)
+#: or base units with the ``wei`` suffix (``price = "1500wei"``), held as base units (int).
+TokenAmount = Annotated[int, BeforeValidator(_token_amount)]
+
+
+def one_line_errors(err: ValidationError) -> str:
+    """Each validation error as ``field: problem`` (no pydantic URL), joined by "; "."""
+    parts = []
+    for e in err.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        problem = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] not in ("missing", "extra_forbidden") and "input" in e:
+            shown = repr(e["input"])
+            problem += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        parts.append(f"{where}: {problem}")
+    return "; ".join(parts)
 
 
 def normalise_model_id(key: str) -> str:
@@ -80,7 +103,8 @@ def load_service_settings(
     try:
         return cls(**data)
     except ValidationError as err:
-        raise ConfigError(f"invalid {kind} config: {err}") from err
+        where = f" {path}" if path is not None else ""
+        raise ConfigError(f"invalid {kind} config{where}: {one_line_errors(err)}") from err
 
 
 def _resolve(table: dict[str, Any], keys: Iterable[str], base: Path) -> None:

@@ -1,0 +1,124 @@
+"""The node's start-up checks: refuse to serve what the chain would not back.
+
+Each failed check raises :class:`spotcheck.errors.StartupError` with one line saying what is
+wrong and what to do; ``spotcheck node run`` prints it and exits non-zero.
+
+- every configured model is registered (``getModel`` does not revert ``UnknownModel``);
+- the ONNX file's bytes hash (keccak256) to the model's registered ``onnxHash``: a node that
+  serves another file under a registered id answers questions nobody asked, and loses every
+  dispute;
+- the configured scales and tau equal the registry's;
+- the node is not unbonding and stakes at least the minimum (a commitment would revert);
+- the HTTP port can be bound (checked before anything is built, and again when the server
+  starts: :func:`prover.runner.start_http`).
+
+Models the registry deactivated are served no new work and logged (not an error: their
+disputes still need answers).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prover.chain_io import NodeChain, StakeView
+from spotcheck.chain import RegisteredModel
+from spotcheck.cli_options import format_tokens
+from spotcheck.encoding import to_hex
+from spotcheck.errors import RevertError, StartupError, describe_revert
+
+log = logging.getLogger(__name__)
+
+
+def onnx_hash(path: Path) -> bytes:
+    """keccak256 of the ONNX file's bytes: the registry's ``onnxHash``."""
+    from eth_utils import keccak
+
+    try:
+        return bytes(keccak(Path(path).read_bytes()))
+    except OSError as err:
+        raise StartupError(f"cannot read ONNX file {path}: {err.strerror or err}") from err
+
+
+def check_models(chain: NodeChain, specs: Mapping[bytes, Any]) -> dict[bytes, RegisteredModel]:
+    """Each configured model against the registry: known, same ONNX bytes, same scales and tau.
+    ``specs``: model id -> anything with ``onnx_path``, ``input_scale``, ``output_scale``,
+    ``tau``. Returns the registered models (an RPC failure is a ChainError: retried by the
+    caller)."""
+    found: dict[bytes, RegisteredModel] = {}
+    for model_id, spec in specs.items():
+        mid = to_hex(model_id)
+        try:
+            m = chain.model(model_id)
+        except RevertError as err:
+            raise StartupError(
+                f"model {mid} is not registered ({describe_revert(err)}): "
+                "onboard it or fix its id in the node config"
+            ) from err
+        have = onnx_hash(spec.onnx_path)
+        if have != m.onnx_hash:
+            raise StartupError(
+                f"model {mid}: {spec.onnx_path} is not the registered ONNX file "
+                f"(keccak256 {to_hex(have)}, registered {to_hex(m.onnx_hash)})"
+            )
+        mine = (spec.input_scale, spec.output_scale, spec.tau)
+        theirs = (m.input_scale, m.output_scale, m.tau)
+        if mine != theirs:
+            raise StartupError(
+                f"model {mid}: configured (input_scale, output_scale, tau) {mine} "
+                f"differ from the registry's {theirs}"
+            )
+        if not m.active:
+            log.warning("model deactivated: no new commitments", extra={"model_id": mid})
+        found[model_id] = m
+    return found
+
+
+def check_stake(chain: NodeChain, models: Mapping[bytes, RegisteredModel]) -> StakeView:
+    """The node must not be unbonding and must stake at least the minimum; a free stake below
+    one commitment of a model is logged (the HTTP API refuses that model's jobs until then)."""
+    s = chain.stake()
+    if s.unbond_requested_at:
+        raise StartupError(
+            f"node {chain.address} is unbonding (requested at {s.unbond_requested_at}): "
+            "every commitment would revert NodeUnbonding; withdraw (`spotcheck node withdraw`) "
+            "and stake again to serve"
+        )
+    if s.amount < s.min_stake:
+        short = s.min_stake - s.amount
+        raise StartupError(
+            f"node {chain.address} stakes {format_tokens(s.amount)} tokens, below the minimum "
+            f"{format_tokens(s.min_stake)}: run `spotcheck node stake {format_tokens(short)}`"
+        )
+    for model_id, m in models.items():
+        if s.free < m.slash_amount:
+            log.error(
+                "free stake %s tokens cannot back one commitment of this model (%s): its jobs "
+                "are refused until the stake is topped up",
+                format_tokens(s.free),
+                format_tokens(m.slash_amount),
+                extra={"model_id": to_hex(model_id), "node": chain.address},
+            )
+    return s
+
+
+def check_port(host: str, port: int) -> None:
+    """The HTTP port can be bound now (as uvicorn will bind it, with SO_REUSEADDR)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise StartupError(f"cannot listen on {host}:{port}: {err}") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as err:
+            why = "the port is in use" if err.errno == errno.EADDRINUSE else err.strerror
+            raise StartupError(
+                f"cannot listen on {host}:{port}: {why} (set [http] port or --port)"
+            ) from err
