@@ -2,7 +2,14 @@
 
 Offline commands (``build``, ``tolerance``, ``prove``, ``info``) never touch a chain; ``onboard``
 is an Ape command (``--network``, ``--account``) that builds, measures ``tau``, deploys the
-verifier and registers the model. Every stage prints its time; cached stages say so.
+verifier and registers the model; ``list`` reads the registry. A build stage that runs for more
+than a second is announced when it starts, and every stage prints its time when it ends; cached
+stages say so.
+
+``onboard`` checks the account before it builds anything: it must hold ETH for gas and own the
+ModelRegistry (registration is owner-only). It ends with the ``[models."0x<id>"]`` tables a
+node's and a challenger's config need (printed, and appended to ``--node-config`` /
+``--challenger-config`` files when given).
 
 Every build command takes the input domain (``--domain LO HI`` floats, or ``--in-lo/--in-hi``
 quantized; default the calibration's value range): the circuit is calibrated over its corners
@@ -12,6 +19,8 @@ and box points and checked there (``verifier.coverage``), and ``tolerance``/``on
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,16 +28,66 @@ from typing import Any, TypeVar
 import click
 
 from spotcheck.ape_cli import ChainCommand
-from spotcheck.cli_options import connect_contracts, deployment_option, dry_run_option
-from spotcheck.errors import ConfigError, ModelError
+from spotcheck.cli_options import (
+    TOKENS_OR_ZERO,
+    connect_contracts,
+    deployment_option,
+    dry_run_option,
+    format_amount,
+)
+from spotcheck.errors import ChainError, ConfigError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The build stage that runs after each one unless it is cached (``verifier.artifacts``' order).
+NEXT_STAGE = {
+    "check": "settings",
+    "settings": "calibrate",
+    "calibrate": "compile",
+    "compile": "srs",
+    "circuit": "srs",
+    "srs": "setup",
+    "setup": "verifier",
+    "verifier": "solc",
+}
+#: A stage still running this long after the previous one ended is announced.
+ANNOUNCE_AFTER_S = 1.0
 
-def _progress(event: Any) -> None:
-    status = "cached" if event.cached else f"{event.seconds:7.2f} s"
-    detail = f"  ({event.detail})" if event.detail else ""
-    click.echo(f"  {event.stage:<10} {status}{detail}", err=True)
+
+def announce(stage: str, what: str = "started") -> None:
+    click.echo(f"  {stage:<10} {what} ...", err=True)
+
+
+class StageProgress:
+    """Progress of a build: each stage's time when it ends, and a ``started ...`` line for the
+    next stage when it is still running after :data:`ANNOUNCE_AFTER_S` (so a 15 s key setup is
+    not silence; a cached stage, reported at once, is never announced)."""
+
+    def __init__(self) -> None:
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            self._cancel()
+            status = "cached" if event.cached else f"{event.seconds:7.2f} s"
+            detail = f"  ({event.detail})" if event.detail else ""
+            click.echo(f"  {event.stage:<10} {status}{detail}", err=True)
+            following = NEXT_STAGE.get(event.stage)
+            # a cached circuit is still followed by the SRS; other cached stages end the build
+            if following is not None and (not event.cached or event.stage == "circuit"):
+                self._timer = threading.Timer(ANNOUNCE_AFTER_S, announce, (following,))
+                self._timer.daemon = True
+                self._timer.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def build_options(fn: F) -> F:
@@ -141,13 +200,14 @@ def _artifacts(
         click.secho(f"WARNING: {ONE_SAMPLE_WARNING}", fg="yellow", err=True)
     if not quiet:
         click.echo(f"building artifacts for {onnx_file.name}", err=True)
+    progress = StageProgress()
     try:
         artifacts = build_artifacts(
             onnx_file,
             calibration=prepared.calibration,
             cache_root=cache,
             srs=srs,
-            progress=None if quiet else _progress,
+            progress=None if quiet else progress,
             params=params,
         )
     except ModelError as err:
@@ -157,10 +217,14 @@ def _artifacts(
             f"{err} over the domain [{prepared.float_lo:g}, {prepared.float_hi:g}]; "
             f"{coverage.WHAT_TO_CHANGE}"
         ) from err
+    finally:
+        progress.close()
     domain = prepared.domain(artifacts)
     if not quiet:
         click.echo(f"  domain     {domain.describe()} (from {prepared.source})", err=True)
     if check_coverage:
+        if not quiet:
+            announce("coverage", "witness and mock prover at the domain's corners")
         report = coverage.check(artifacts, domain)
         if not quiet:
             click.echo(f"  {report.describe()}", err=True)
@@ -242,11 +306,11 @@ def _measure(
     from verifier import coverage
     from verifier import tolerance as tol
 
-    click.echo(
-        f"measuring tolerance over the domain {built.domain.describe()}: sound bound where the "
-        f"ops allow it, adversarial search ({samples} random, corners, rounding edges, "
-        f"{climb_steps} hill-climb steps)",
-        err=True,
+    announce(
+        "tolerance",
+        f"over the domain {built.domain.describe()}: sound bound where the ops allow it, "
+        f"adversarial search ({samples} random, corners, rounding edges, {climb_steps} "
+        "hill-climb steps)",
     )
     report = tol.measure(
         built.artifacts,
@@ -340,21 +404,91 @@ def _onchain_check(network: str, address: str, bundle: Any) -> bool:
             return False
 
 
+def config_tables(
+    model_id: str,
+    onnx_file: Path,
+    calibration: Path | None,
+    input_scale: int,
+    output_scale: int,
+    tau: int,
+    relative_to: Path | None = None,
+) -> tuple[str, str]:
+    """The ``[models."0x<id>"]`` tables of a node's and a challenger's config for a registered
+    model: (node table, challenger table). Paths are relative to ``relative_to`` (the folder of
+    the config file they go into) when given, else absolute."""
+
+    def where(path: Path) -> str:
+        full = path.resolve()
+        return os.path.relpath(full, relative_to.resolve()) if relative_to else str(full)
+
+    files = f'[models."{model_id}"]\nonnx_path = "{where(onnx_file)}"\n'
+    if calibration is not None:
+        files += f'calibration_path = "{where(calibration)}"\n'
+    node = files + f"input_scale = {input_scale}\noutput_scale = {output_scale}\ntau = {tau}\n"
+    return node, files
+
+
+def _append_table(path: Path, table: str, which: str) -> None:
+    text = path.read_text() if path.is_file() else ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    path.write_text(text + ("\n" if text else "") + table)
+    click.echo(f"appended the model's table to {which} {path}", err=True)
+
+
+def _check_registrar(contracts: Any, account: Any, dry_run: bool) -> None:
+    """Refuse before anything is built when ``account`` cannot register: not the registry's
+    owner, or no ETH for gas. A dry run only warns."""
+    from verifier import registry
+
+    problem = registry.registrar_problem(
+        contracts.model_registry.owner(), str(account.address), int(account.balance)
+    )
+    if problem is None:
+        return
+    if not dry_run:
+        raise ChainError(problem)
+    click.secho(f"WARNING: {problem}", fg="yellow", err=True)
+
+
 @model.command(cls=ChainCommand)
 @build_options
 @tolerance_options
 @click.option("--tau", type=int, default=None, help="Use this tau instead of measuring it.")
 @click.option("--challenge-window", type=int, default=None, help="Seconds (default 600).")
 @click.option("--proof-window", type=int, default=None, help="Seconds (default 600).")
-@click.option("--challenger-bond", type=int, default=None, help="Token base units.")
-@click.option("--slash", "slash_amount", type=int, default=None, help="Token base units.")
+@click.option(
+    "--challenger-bond",
+    type=TOKENS_OR_ZERO,
+    default=None,
+    help="Tokens (1.5) or base units (1500wei); default 10 tokens.",
+)
+@click.option(
+    "--slash",
+    "slash_amount",
+    type=TOKENS_OR_ZERO,
+    default=None,
+    help="Tokens (1.5) or base units (1500wei); default 100 tokens.",
+)
 @click.option("--bounty-bps", type=int, default=None, help="Challenger share of the slash.")
 @click.option(
     "--min-fee",
-    type=int,
+    type=TOKENS_OR_ZERO,
     default=0,
-    show_default=True,
-    help="Minimum fee of an on-chain job (token base units); requestJob reverts below it.",
+    help="Minimum fee of an on-chain job, tokens (0.5) or base units (500wei); requestJob "
+    "reverts below it.  [default: 0]",
+)
+@click.option(
+    "--node-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append the model's table to this node.toml (paths relative to its folder).",
+)
+@click.option(
+    "--challenger-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append the model's table to this challenger.toml (paths relative to its folder).",
 )
 @deployment_option
 @dry_run_option("Build and measure; print the registration only.")
@@ -372,13 +506,21 @@ def onboard(
     slash_amount: int | None,
     bounty_bps: int | None,
     min_fee: int,
+    node_config: Path | None,
+    challenger_config: Path | None,
     deployment: Path | None,
     dry_run: bool,
     **kw: Any,
 ) -> None:
-    """Build over the input domain, bound tau, deploy the verifier, register the model."""
+    """Build over the input domain, bound tau, deploy the verifier, register the model.
+
+    The account must own the ModelRegistry and hold ETH: checked before anything is built."""
+    import time
+
     from verifier import registry
 
+    contracts = connect_contracts(deployment)
+    _check_registrar(contracts, account, dry_run)
     built = _artifacts(**kw)
     a = built.artifacts
     if tau is None:
@@ -394,13 +536,11 @@ def onboard(
         }.items()
         if v is not None
     }
-    contracts = connect_contracts(deployment)
     if dry_run:
         params = registry.model_params(a, tau, built.domain, min_fee, **economics)
         click.echo(f"dry run: would deploy a Halo2Verifier and register {params}")
         return
-    import time
-
+    announce("register", "checking the corners, deploying the verifier, registerModel")
     start = time.perf_counter()
     result = registry.onboard(a, tau, contracts, account, built.domain, min_fee, **economics)
     reg = result.registration
@@ -408,11 +548,56 @@ def onboard(
         click.echo("  register   cached (already registered on this chain)", err=True)
     else:
         click.echo(f"  register   {time.perf_counter() - start:7.2f} s", err=True)
-    click.echo(f"model id         0x{reg.model_id.hex()}")
+    model_id = f"0x{reg.model_id.hex()}"
+    click.echo(f"model id         {model_id}")
     click.echo(f"verifier         {reg.verifier}")
     click.echo(f"tau              {reg.tau}")
     click.echo(f"input domain     [{result.params.in_lo}, {result.params.in_hi}]")
-    click.echo(f"min fee          {result.params.min_fee}")
+    click.echo(f"min fee          {format_amount(result.params.min_fee)}")
     click.echo(f"calibration      {a.calibration_path} (nodes and validators build from it)")
     click.echo(f"input scale      {a.input_scale}")
     click.echo(f"output scale     {a.output_scale}")
+    calibration = kw.get("write_calibration") or kw.get("calibration")
+    args = (model_id, kw["onnx_file"], calibration, a.input_scale, a.output_scale, reg.tau)
+    node_table, challenger_table = config_tables(*args)
+    click.echo("\n# node.toml: the model's table (give node operators the files it names)")
+    click.echo(node_table, nl=False)
+    click.echo("\n# challenger.toml: the model's table")
+    click.echo(challenger_table, nl=False)
+    for path, which, index in (
+        (node_config, "node config", 0),
+        (challenger_config, "challenger config", 1),
+    ):
+        if path is not None:
+            table = config_tables(*args, relative_to=path.parent)[index]
+            _append_table(path, table, which)
+
+
+@model.command("list")
+@click.option(
+    "--network",
+    required=True,
+    help="Ape network choice or RPC URL (http://127.0.0.1:8545). Read-only: no account.",
+)
+@deployment_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+def list_models(network: str, deployment: Path | None, as_json: bool) -> None:
+    """List the models registered on this deployment: id, state, tau, domain, fee, windows."""
+    import json
+
+    from ape import networks
+
+    from verifier import registry
+
+    with networks.parse_network_choice(network):
+        contracts = connect_contracts(deployment)
+        models = registry.registered_models(contracts)
+    if as_json:
+        for m in models:
+            click.echo(json.dumps(registry.model_json(m)))
+        return
+    if not models:
+        click.echo(f"no model registered in ModelRegistry {contracts.deployment.model_registry}")
+        return
+    for m in models:
+        click.echo(registry.describe_model(m))

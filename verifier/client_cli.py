@@ -5,6 +5,11 @@ next to the deployment file; ``job output`` accepts a job's output only if the j
 that request, so an output of a job someone else requested, or of another model or input, is
 refused. Without a record (a request sent from elsewhere), give the model and the input you
 asked with ``--model`` and ``--input``; the requester is always ``--account``.
+
+``job cancel`` takes back the fee of a request the node did not commit before its commit
+deadline (``JobManager.cancelJob``: the refund becomes a credit) and ``job withdraw`` sends the
+account's credits. Fees are typed in tokens (``1.5``) or base units with ``wei`` (``1500wei``).
+An account without ETH is told so in one line before anything is sent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from spotcheck.ape_cli import ChainCommand
-from spotcheck.cli_options import connect_contracts, deployment_option, dry_run_option
+from spotcheck.cli_options import (
+    TOKENS_OR_ZERO,
+    connect_contracts,
+    deployment_option,
+    dry_run_option,
+    format_amount,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from spotcheck.chain import SpotcheckContracts
@@ -62,6 +73,14 @@ def load_request(directory: Path, job_id: int, deploy_block: int) -> JobRequest 
     return JobRequest.from_json(data)
 
 
+def require_gas(account: Any) -> None:
+    """One line instead of a failed transaction when the account holds no ETH for gas."""
+    from spotcheck.errors import ChainError
+
+    if int(account.balance) <= 0:
+        raise ChainError(f"{account.address} holds no ETH on this chain: fund it with gas first")
+
+
 @click.group()
 def job() -> None:
     """dApp side: request jobs and read verified outputs of your own requests."""
@@ -79,9 +98,10 @@ def job() -> None:
 @click.option("--node", required=True, help="Address of the node that must serve the job.")
 @click.option(
     "--fee",
-    type=int,
+    type=TOKENS_OR_ZERO,
     default=None,
-    help="Fee in token base units (escrowed); default: the node's price for the model.",
+    help="Fee in tokens (1.5) or base units (1500wei), escrowed; default: the node's price "
+    "for the model.",
 )
 @deployment_option
 @dry_run_option("Check the input and the fee; send nothing.")
@@ -113,10 +133,15 @@ def request(
     token, jm = contracts.token, contracts.job_manager
     balance = int(token.balanceOf(account.address))
     if balance < fee:
-        raise ChainError(f"{account.address} holds {balance} token base units < fee {fee}")
+        raise ChainError(
+            f"{account.address} holds {format_amount(balance)} tokens, less than the fee "
+            f"{format_amount(fee)}; fund it first (local chains: `spotcheck contracts mint`)"
+        )
     approve = int(token.allowance(account.address, jm.address)) < fee
+    if not dry_run:
+        require_gas(account)
     if dry_run:
-        step = f"approve JobManager for {fee}, then " if approve else ""
+        step = f"approve JobManager for {format_amount(fee)}, then " if approve else ""
         click.echo(f"dry run: would {step}requestJob({model_id}, {input_q}, {node}, {fee})")
         return
     try:
@@ -201,3 +226,83 @@ def output(
     )
     click.echo(f"output_q {list(out.output_q)}")
     click.echo(f"output   {out.values}")
+
+
+@job.command(cls=ChainCommand)
+@click.argument("job_id", type=int)
+@deployment_option
+@dry_run_option("Check the job can be cancelled; send nothing.")
+def cancel(account: Any, job_id: int, deployment: Path | None, dry_run: bool) -> None:
+    """Cancel JOB_ID, your request that its node did not commit before the commit deadline:
+    the fee comes back as a JobManager credit (``job withdraw`` sends it)."""
+    import time as _time
+
+    from ape import chain
+
+    from spotcheck.chain import JobStatus
+    from spotcheck.errors import ChainError, describe_revert
+
+    contracts = connect_contracts(deployment)
+    jm = contracts.job_manager
+    try:
+        job_ = jm.getJob(job_id)
+    except Exception as err:  # UnknownJob revert
+        raise ChainError(f"job {job_id} does not exist") from err
+    status = JobStatus(int(job_.status))
+    if status == JobStatus.NONE:
+        raise ChainError(f"job {job_id} does not exist")
+    if status != JobStatus.REQUESTED:
+        raise ChainError(
+            f"job {job_id} is {status.name.lower()}: only a request the node has not committed "
+            "can be cancelled"
+        )
+    if str(job_.requester).lower() != str(account.address).lower():
+        raise ChainError(
+            f"job {job_id} was requested by {job_.requester}, not by {account.address}: only "
+            "its requester can cancel it"
+        )
+    now = int(chain.blocks.head.timestamp)
+    deadline = int(job_.commitDeadline)
+    if now <= deadline:
+        raise ChainError(
+            f"job {job_id}: its node may commit until {deadline} "
+            f"({deadline - now + 1} s from the last block, "
+            f"{_time.strftime('%Y-%m-%d %H:%M:%S UTC', _time.gmtime(deadline))}); "
+            "cancel after that"
+        )
+    fee = int(job_.fee)
+    if dry_run:
+        click.echo(f"dry run: would cancelJob({job_id}) and credit {format_amount(fee)}")
+        return
+    require_gas(account)
+    try:
+        jm.cancelJob(job_id, sender=account)
+    except Exception as err:  # Ape's ContractLogicError carries the custom error
+        raise ChainError(f"cancelJob({job_id}) failed: {describe_revert(err)}") from err
+    credits = int(jm.credits(account.address))
+    click.echo(f"cancelled job {job_id}: fee {format_amount(fee)} credited")
+    click.echo(f"credits {format_amount(credits)} (send them with `spotcheck job withdraw`)")
+
+
+@job.command(cls=ChainCommand)
+@deployment_option
+@dry_run_option("Show the credits; send nothing.")
+def withdraw(account: Any, deployment: Path | None, dry_run: bool) -> None:
+    """Withdraw your JobManager credits (refunds of cancelled and invalidated jobs)."""
+    from spotcheck.errors import ChainError, describe_revert
+
+    contracts = connect_contracts(deployment)
+    jm = contracts.job_manager
+    credits = int(jm.credits(account.address))
+    if credits == 0:
+        click.echo(f"no credits for {account.address}")
+        return
+    if dry_run:
+        click.echo(f"dry run: would withdraw {format_amount(credits)}")
+        return
+    require_gas(account)
+    try:
+        jm.withdrawCredits(sender=account)
+    except Exception as err:
+        raise ChainError(f"withdrawCredits failed: {describe_revert(err)}") from err
+    click.echo(f"withdrew {format_amount(credits)} to {account.address}")

@@ -3,12 +3,18 @@
 Nodes serve jobs with it and challengers re-run jobs with it. One ``InferenceSession`` is built
 per model and reused; inputs are validated before they reach the runtime so that a wrong shape,
 dtype, length, NaN or infinity is a one-line :class:`~spotcheck.errors.InputError`.
+
+A file saved with an IR version newer than onnxruntime reads (the pinned ``onnx`` writes IR 14,
+onnxruntime 1.31 reads at most 13) is loaded with its IR version lowered in memory when its
+opsets allow it (the file and its hash are unchanged, so every node and challenger does the same);
+otherwise the error says in one line what to do.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +70,7 @@ class OnnxRunner:
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own untyped exception classes
-            raise ModelError(f"onnxruntime cannot load {path.name}: {_first_line(err)}") from err
+        self._session = _session(path, opts)
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"{path.name} has {len(inputs)} inputs; Spotcheck needs exactly one")
@@ -78,6 +79,7 @@ class OnnxRunner:
             raise ModelError(
                 f"input {inp.name!r} has type {inp.type}; only float inputs are supported"
             )
+        self._symbolic = tuple(d for d in inp.shape if isinstance(d, str))
         self.input = TensorSpec(
             inp.name, _static_shape(inp.name, inp.shape), _FLOAT_TYPES[inp.type]
         )
@@ -87,6 +89,11 @@ class OnnxRunner:
         )
         self._output_names = [o.name for o in self.outputs]
         log.debug("loaded %s: input %s %s", path.name, self.input.name, self.input.shape)
+
+    @property
+    def symbolic_dims(self) -> tuple[str, ...]:
+        """The names of the input's symbolic dimensions (each fixed to 1), in order."""
+        return self._symbolic
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -129,6 +136,55 @@ class OnnxRunner:
         feed = {self.input.name: self.validate(x)}
         results = self._session.run(self._output_names, feed)
         return np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in results])
+
+
+#: onnxruntime's refusal of a newer IR version (its text since 1.x).
+_IR_REFUSED = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+
+
+def _session(path: Path, opts: Any) -> Any:
+    """An InferenceSession for ``path``; a newer IR version is lowered in memory if possible."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as err:  # onnxruntime raises its own untyped exception classes
+        refused = _IR_REFUSED.search(str(err))
+        if refused is None:
+            raise ModelError(f"onnxruntime cannot load {path.name}: {_first_line(err)}") from err
+        have, most = int(refused.group(1)), int(refused.group(2))
+    data = lower_ir_version(path, have, most, ort.__version__)
+    try:
+        return ort.InferenceSession(data, sess_options=opts, providers=providers)
+    except Exception as err:
+        raise ModelError(
+            f"onnxruntime cannot load {path.name} even with its IR version lowered from {have} "
+            f"to {most}: {_first_line(err)}"
+        ) from err
+
+
+def lower_ir_version(path: Path, have: int, most: int, runtime: str) -> bytes:
+    """The model's bytes with ``ir_version = most``, or a one-line ModelError saying what to do
+    when one of its opsets needs a newer IR version than ``most``."""
+    import onnx
+    from onnx import helper
+
+    proto = onnx.load(str(path))
+    need = 0
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            need = max(need, helper.find_min_ir_version_for([opset], ignore_unknown=True))
+    if need > most:
+        raise ModelError(
+            f"{path.name} is saved with ONNX IR version {have} and its opset needs IR {need}; "
+            f"onnxruntime {runtime} reads at most IR {most}: convert it to an older opset "
+            f"(onnx.version_converter.convert_version(model, 21)), set model.ir_version = "
+            f"{most} and save it again"
+        )
+    log.info("%s: IR version %d lowered to %d in memory for onnxruntime", path.name, have, most)
+    proto.ir_version = most
+    return bytes(proto.SerializeToString())
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:

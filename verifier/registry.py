@@ -4,6 +4,10 @@
 remembered next to the model's keys (``registrations.json``); onboarding again on the same
 chain reuses a registration only after reading it back from the registry (so a restarted
 local chain is never trusted from the record alone).
+
+Before anything is built, :func:`registrar_problem` says why an account cannot register (not the
+registry's owner, no ETH for gas); :func:`registered_models` lists what a registry holds (from
+its ``ModelRegistered`` events since the deployment block, each read back with ``getModel``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from spotcheck import encoding
-from spotcheck.chain import ModelParams, SpotcheckContracts
+from spotcheck.chain import ModelParams, RegisteredModel, SpotcheckContracts
 from spotcheck.errors import ChainError, ConfigError
 from verifier import solidity
 from verifier.artifacts import CircuitArtifacts, ModelArtifacts
@@ -204,3 +208,55 @@ def onboard(
         return OnboardResult(existing, params, cached=True)
     coverage.check(artifacts, InputDomain(params.in_lo, params.in_hi, artifacts.input_scale))
     return OnboardResult(register_model(artifacts, params, contracts, sender), params, cached=False)
+
+
+def registrar_problem(owner: str, address: str, balance_wei: int) -> str | None:
+    """Why ``address`` cannot register a model (one line), or None: registration is owner-only
+    (a verifier is code that ``defend`` trusts) and costs gas. Checked before any build, so a
+    wrong account costs nothing."""
+    if to_checksum_address(owner) != to_checksum_address(address):
+        return (
+            f"{address} is not the ModelRegistry owner ({to_checksum_address(owner)}): "
+            "registration is owner-only; onboard with the owner's account (--dry-run builds "
+            "and measures without registering)"
+        )
+    if balance_wei <= 0:
+        return f"{address} holds no ETH on this chain: fund it with gas first"
+    return None
+
+
+def describe_model(m: RegisteredModel) -> str:
+    """One line per registered model for ``spotcheck model list``."""
+    from spotcheck.cli_options import format_tokens
+
+    state = "active" if m.active else "inactive"
+    return (
+        f"0x{m.model_id.hex()}  {state}  in {m.input_len} (2**{m.input_scale})  "
+        f"out {m.output_len} (2**{m.output_scale})  tau {m.tau}  domain [{m.in_lo}, {m.in_hi}]  "
+        f"min fee {format_tokens(m.min_fee)}  windows {m.challenge_window}/{m.proof_window} s  "
+        f"bond {format_tokens(m.challenger_bond)}  slash {format_tokens(m.slash_amount)}  "
+        f"verifier {m.verifier}"
+    )
+
+
+def model_json(m: RegisteredModel) -> dict[str, Any]:
+    """A registered model as JSON (hex for bytes, base units for amounts)."""
+    data = asdict(m)
+    for key in ("model_id", "onnx_hash", "settings_hash"):
+        data[key] = "0x" + bytes(data[key]).hex()
+    return data
+
+
+def registered_models(contracts: SpotcheckContracts) -> list[RegisteredModel]:
+    """Every model the deployment's registry registered, in registration order."""
+    from ape import chain
+
+    registry = contracts.model_registry
+    start = contracts.deployment.deploy_block
+    head = int(chain.blocks.head.number)
+    seen: list[bytes] = []
+    for event in registry.ModelRegistered.range(start, head + 1):
+        model_id = encoding.from_hex(event.modelId)
+        if model_id not in seen:
+            seen.append(model_id)
+    return [RegisteredModel.from_struct(mid, registry.getModel(mid)) for mid in seen]
