@@ -49,7 +49,7 @@ def parse_tokens(value: str | int | float, *, allow_zero: bool = False) -> int:
     ``"1500wei"`` -> 1500 (base units, said by the suffix). ValueError (one line) for garbage,
     a negative amount, more than 18 decimals, zero unless ``allow_zero``, or more than
     :data:`MAX_TOKENS` tokens. This is the one amount parser (options, TOML, environment)."""
-    from decimal import Decimal, InvalidOperation
+    from decimal import Decimal, InvalidOperation, localcontext
 
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"{value!r} is not an amount (tokens, e.g. 1.5, or base units, 1500wei)")
@@ -75,7 +75,9 @@ def parse_tokens(value: str | int | float, *, allow_zero: bool = False) -> int:
                 f"{text} tokens is more than {MAX_TOKENS:,}: amounts are in tokens "
                 f"(for base units write {text}{BASE_UNITS_SUFFIX})"
             )
-        scaled = tokens.scaleb(TOKEN_DECIMALS)
+        with localcontext() as exact:  # the default 28 digits would round large amounts
+            exact.prec = 200
+            scaled = tokens.scaleb(TOKEN_DECIMALS)
         if scaled != scaled.to_integral_value():
             raise ValueError(f"{text!r} has more than {TOKEN_DECIMALS} decimals")
         base = int(scaled)
@@ -117,9 +119,10 @@ TOKENS_OR_ZERO = TokenAmount(allow_zero=True)
 
 def format_tokens(base_units: int) -> str:
     """Base units as tokens, exact ("1.5", "0.000000000000000001")."""
-    from decimal import Decimal
-
-    return f"{Decimal(base_units).scaleb(-TOKEN_DECIMALS).normalize():f}"
+    whole, frac = divmod(abs(base_units), 10**TOKEN_DECIMALS)
+    sign = "-" if base_units < 0 else ""
+    decimals = f"{frac:0{TOKEN_DECIMALS}d}".rstrip("0")
+    return f"{sign}{whole}.{decimals}" if decimals else f"{sign}{whole}"
 
 
 def format_amount(base_units: int) -> str:
