@@ -1,5 +1,6 @@
 """The node's start-up checks without a chain (issue 13): each with the bad configuration that
-was tried. The same checks against a real registry and stake: tests/integration/test_node_startup.py.
+was tried. The same checks against a real registry and stake:
+tests/integration/test_node_startup.py.
 """
 
 from __future__ import annotations
