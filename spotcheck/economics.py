@@ -371,6 +371,18 @@ class Recommendation:
     value_at_risk: float
     bounty_share: float
     notes: tuple[str, ...]
+    collusion: float = DEFAULTS.collusion
+    cost: float = DEFAULTS.cost
+    fee_at_risk: float = 0.0  # the fee a caught job forfeits: R on-chain, 0 for a batch job
+    stake: float | None = None  # the node's stake, when the slash was sized to it
+    open_jobs: int = 1  # jobs the stake must keep open at once
+
+    @property
+    def cheat_threshold(self) -> float:
+        """``V* = p (1 - r)(R + S (1 - b)) - C``: a job worth more than this pays to cheat on
+        at the recommended ``p`` and ``S`` (a self-disputing node keeps ``b`` of the slash)."""
+        loss = self.fee_at_risk + self.slash * (1.0 - self.bounty_share)
+        return self.sampling * (1.0 - self.collusion) * loss - self.cost
 
     @property
     def margin(self) -> float:
@@ -420,6 +432,9 @@ def recommend(
     detection_latency_s: float = 30.0,
     proving_time_s: float = 120.0,
     window_factor: float = 4.0,
+    fee_escrowed: bool = False,
+    stake: float | None = None,
+    open_jobs: int = 1,
 ) -> Recommendation:
     """Recommend ``p``, ``S``, the challenger bond and the windows for one model.
 
@@ -433,6 +448,14 @@ def recommend(
     for every proof it forces. Windows are ``window_factor`` times the time an honest party
     needs: a challenger to see, re-run and dispute (``detection_latency_s``), a node to prove
     and defend (``proving_time_s``). On a public chain, add the censorship horizon you trust.
+
+    ``fee_escrowed``: an on-chain job's fee is refunded when the job is invalid, so a caught
+    node also loses ``R``; a batch's fee is paid off the chain and is not at risk (the default,
+    the conservative case). ``stake`` (with ``open_jobs``, the jobs the node must keep open at
+    once): each open job reserves one slash, so ``S <= stake / open_jobs``; when the slash the
+    value needs is larger, ``S`` is that cap and ``p`` is raised to meet the bound with the same
+    margin, above ``max_sampling`` if it must (a note says so); when even ``p = 1`` cannot
+    deter, a :class:`ConfigError` names the stake that would.
     """
     _validate(cost, reward, slash, collusion)
     value = _non_negative("value at risk V", value_at_risk)
@@ -453,15 +476,24 @@ def recommend(
     if window_k < 1:
         raise ConfigError(f"window factor must be >= 1, got {window_factor!r}")
 
+    jobs_open = open_jobs
+    if isinstance(jobs_open, bool) or not isinstance(jobs_open, int) or jobs_open < 1:
+        raise ConfigError(f"open jobs must be a whole number >= 1, got {open_jobs!r}")
+    have = None if stake is None else _positive("stake", stake)
+
     notes: list[str] = []
     gain = cost + value
+    at_risk = reward if fee_escrowed else 0.0  # the fee a caught job forfeits
     new_slash = float(slash)
-    p = factor * min_sampling_probability(
-        cost, reward, effective_slash(slash, b), collusion, value_at_risk=value
-    )
+
+    def bound_at(s: float) -> float:
+        # (C + V) / ((1 - r)(R_at_risk + S (1 - b))); R_at_risk may be 0, S (1 - b) > 0.
+        return gain / ((1.0 - collusion) * (at_risk + s * (1.0 - b)))
+
+    p = factor * bound_at(new_slash)
     if p > p_max:
         # Smallest whole-token S with factor * gain / ((1-r)(R + S(1-b))) <= p_max.
-        needed = (factor * gain / ((1.0 - collusion) * p_max) - reward) / (1.0 - b)
+        needed = (factor * gain / ((1.0 - collusion) * p_max) - at_risk) / (1.0 - b)
         new_slash = float(math.ceil(needed))
         p = p_max
         notes.append(
@@ -470,9 +502,24 @@ def recommend(
         )
     else:
         p = min(_ceil_significant(p), p_max)
-    minimum = min_sampling_probability(
-        cost, reward, effective_slash(new_slash, b), collusion, value_at_risk=value
-    )
+    if have is not None and new_slash * jobs_open > have:
+        cap = math.floor(have / jobs_open)
+        if cap <= 0 or factor * bound_at(cap) > 1:
+            # p = 1 with margin `factor` needs factor * gain / ((1-r)(R + S(1-b))) <= 1.
+            least = max(factor * gain / (1.0 - collusion) - at_risk, 0.0) / (1.0 - b)
+            raise ConfigError(
+                f"stake {have:g} for {jobs_open} open job(s) caps the slash at {cap:g}: no "
+                f"sampling probability deters a gain of {gain:g} with margin {factor:g}; "
+                f"it needs a stake of at least {math.ceil(least) * jobs_open:g}"
+            )
+        new_slash = float(cap)
+        p = min(_ceil_significant(factor * bound_at(new_slash)), 1.0)
+        notes.append(
+            f"slash capped at {cap:g} = stake {have:g} / {jobs_open} open job(s) (each open "
+            f"job reserves one slash); p raised to {p:.3g} to deter with the same margin"
+            + (f", above max sampling {p_max:.3g}" if p > p_max else "")
+        )
+    minimum = bound_at(new_slash)
     if value > 0:
         notes.append(
             f"outputs move up to {value:g}: the slash is sized to that value, not to the "
@@ -483,6 +530,11 @@ def recommend(
             f"the bound uses S x (1 - {b:g}) = {effective_slash(new_slash, b):g}: a caught "
             "node that front-runs the challenger's dispute gets the bounty share back"
         )
+    notes.append(
+        "the fee is counted as lost when caught (on-chain jobs: escrowed, refunded)"
+        if fee_escrowed
+        else "the fee is not counted as lost when caught: a batch's fee is paid off the chain"
+    )
     notes.append(
         f"each open job reserves one slash ({new_slash:g}): a node serving k jobs/s needs "
         "k x (challenge window + proof window) x slash of stake"
@@ -501,4 +553,9 @@ def recommend(
         value_at_risk=value,
         bounty_share=b,
         notes=tuple(notes),
+        collusion=float(collusion),
+        cost=float(cost),
+        fee_at_risk=at_risk,
+        stake=have,
+        open_jobs=jobs_open,
     )

@@ -6,13 +6,16 @@ defaults to the protocol's defaults (:data:`spotcheck.economics.DEFAULTS`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from spotcheck import economics as econ
+from spotcheck import economics_penalty as penalty
 from spotcheck.economics import DEFAULTS
+from spotcheck.economics_checks import CHECK_DEFAULTS, CheckTerms, check_game
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -259,6 +262,27 @@ def bound(
     default=None,
     help="Jobs/s a node should serve: also print the stake that backs them.",
 )
+@click.option(
+    "--fee-escrowed/--fee-not-escrowed",
+    default=False,
+    show_default=True,
+    help="An on-chain job's fee is refunded when invalid (a caught node loses R too); a "
+    "batch's fee is paid off the chain and is not at risk (the conservative default).",
+)
+@click.option(
+    "--stake",
+    "have",
+    type=float,
+    default=None,
+    help="The node's stake: the slash is capped at stake / --open-jobs and p sized to it.",
+)
+@click.option(
+    "--open-jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs the stake must keep open at once (each reserves one slash).",
+)
 def recommend(
     cost: float,
     reward: float,
@@ -272,8 +296,11 @@ def recommend(
     detection_latency: float,
     proving_time: float,
     throughput: float | None,
+    fee_escrowed: bool,
+    have: float | None,
+    open_jobs: int,
 ) -> None:
-    """Recommended p, slash, challenger bond, windows and stake."""
+    """Recommended p and slash for a value at risk (and a stake), bond, windows."""
     rec = econ.recommend(
         cost,
         reward,
@@ -286,6 +313,9 @@ def recommend(
         proving_cost=proving_cost,
         detection_latency_s=detection_latency,
         proving_time_s=proving_time,
+        fee_escrowed=fee_escrowed,
+        stake=have,
+        open_jobs=open_jobs,
     )
     click.echo(f"Recommended parameters for {_params_line(cost, reward, slash, collusion, 0)}")
     if value_at_risk:
@@ -317,7 +347,20 @@ def recommend(
         ("proof window", f"{rec.proof_window_s} s", f"vs {proving_time:g} s a node needs"),
         ("unbonding delay", f"{rec.unbonding_delay_s} s", "2x (challenge + proof window)"),
         ("stake per open job", f"{rec.stake_per_open_job:g}", "each open job reserves one slash"),
+        (
+            "cheat threshold V*",
+            _amount(max(rec.cheat_threshold, 0.0)),
+            "jobs worth more than this pay to cheat on: keep every output's value below it",
+        ),
     ]
+    if have is not None:
+        rows.append(
+            (
+                "stake",
+                _amount(have),
+                f"backs {int(have // rec.slash):,} open job(s) at this slash",
+            )
+        )
     if throughput is not None:
         need = rec.stake_for(throughput)
         rows.append(
@@ -527,3 +570,253 @@ def simulate(
         )
         click.echo("")
         click.echo(f"plot written to {path}")
+
+
+@economics_group.command("threshold")
+@_model_options
+@click.option("--p", "sampling", type=PROBABILITY, default=DEFAULTS.sampling, show_default=True)
+@click.option(
+    "--bounty-share",
+    type=PROBABILITY,
+    default=DEFAULTS.bounty_share,
+    show_default=True,
+    help="b: share of a slash the disputer gets (a self-disputing node gets it back).",
+)
+@click.option(
+    "--self-dispute",
+    type=PROBABILITY,
+    default=1.0,
+    show_default=True,
+    help="f: probability that a caught node front-runs the dispute from a second address.",
+)
+@click.option(
+    "--fee-escrowed/--fee-not-escrowed",
+    default=False,
+    show_default=True,
+    help="On-chain job (fee refunded when invalid) or batch job (fee paid off the chain).",
+)
+@click.option(
+    "--mean-value",
+    type=float,
+    default=None,
+    help="Jobs' values are exponential with this mean: print what choosing pays.",
+)
+@click.option(
+    "--simulate",
+    "batches",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Also simulate this many batches of --batch-size jobs under the contracts' rules.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def threshold(
+    cost: float,
+    reward: float,
+    slash: float,
+    collusion: float,
+    sampling: float,
+    bounty_share: float,
+    self_dispute: float,
+    fee_escrowed: bool,
+    mean_value: float | None,
+    batches: int | None,
+    batch_size: int,
+    seed: int,
+) -> None:
+    """What a caught job costs under the contracts, and the job value above which cheating pays.
+
+    \b
+        L  = fee (if escrowed) + S - f b S
+        V* = p (1 - r) L - C          cheat on a job worth V  <=>  V > V*
+    """
+    loss = penalty.caught_loss(
+        slash, bounty_share, fee=reward, fee_escrowed=fee_escrowed, self_dispute=self_dispute
+    )
+    detection = econ.detection_probability(sampling, collusion)
+    v_star = penalty.cheat_threshold(cost, detection, loss.total)
+    kind = "on-chain job (fee escrowed)" if fee_escrowed else "batch job (fee not escrowed)"
+    click.echo(f"A caught {kind}, {_params_line(cost, reward, slash, collusion, 0)}:")
+    click.echo(f"  slash taken            {loss.slash:>10g}   min(S, reservation, locked) = S")
+    click.echo(
+        f"  bounty recovered       {loss.bounty_back:>10g}   f b S, f = {self_dispute:g}, "
+        f"b = {bounty_share:g}"
+    )
+    click.echo(f"  fee lost               {loss.fee_lost:>10g}")
+    click.echo(f"  loss L                 {loss.total:>10g}")
+    click.echo("")
+    click.echo(
+        f"Detection d = p (1 - r) = {detection:.6g}; expected loss per cheated job "
+        f"d L = {detection * loss.total:.6g}."
+    )
+    if v_star < 0:
+        click.echo(f"V* = {v_star:.6g} < 0: cheating pays on every job, even worth nothing.")
+    else:
+        click.echo(f"V* = d L - C = {v_star:.6g}: a job worth more than this pays to cheat on.")
+    if mean_value is not None:
+        profit = penalty.selective_profit_exponential(cost, mean_value, detection, loss.total)
+        click.echo(
+            f"Values exponential with mean {mean_value:g}: a node that cheats exactly above V* "
+            f"gains {profit:.6g} per job over honest work."
+        )
+    if batches is not None:
+        from spotcheck import simulation
+
+        res = simulation.simulate_contract_node(
+            cost=cost,
+            fee=reward,
+            slash=slash,
+            collusion=collusion,
+            sampling=sampling,
+            bounty_share=bounty_share,
+            mean_value=mean_value or 0.0,
+            cheat_fraction=None if mean_value else 1.0,
+            self_dispute=self_dispute,
+            fee_escrowed=fee_escrowed,
+            batch_size=batch_size,
+            n_batches=batches,
+            seed=seed,
+        )
+        low, high = res.profit.ci
+        what = "cheating above V*" if mean_value else "cheating on every job"
+        click.echo(
+            f"Simulated {res.jobs:,} jobs ({what}, seed {seed}): profit per job "
+            f"{_num(res.profit.mean)} [{_num(low)}, {_num(high)}] (99 %), closed form "
+            f"{_num(res.profit.closed_form)}; {res.leaves_caught:,} caught."
+        )
+
+
+@economics_group.command("checks")
+@click.option("--fee", "-R", type=float, default=CHECK_DEFAULTS.fee, show_default=True)
+@click.option(
+    "--check-share",
+    type=PROBABILITY,
+    default=CHECK_DEFAULTS.check_share,
+    show_default=True,
+    help="checkShareBps: share of a claimed final job's fee split among its claimants "
+    "(at most 50 %).",
+)
+@click.option(
+    "--collateral",
+    "-L",
+    type=float,
+    default=CHECK_DEFAULTS.claim_collateral,
+    show_default=True,
+    help="L: claim collateral, forfeited on a job that ends invalid.",
+)
+@click.option(
+    "--rerun-cost",
+    "-K",
+    type=float,
+    default=CHECK_DEFAULTS.rerun_cost,
+    show_default=True,
+    help="K: one re-run.",
+)
+@click.option("--gas", type=float, default=CHECK_DEFAULTS.tx_gas, show_default=True)
+@click.option("--slash", "-S", type=float, default=CHECK_DEFAULTS.slash, show_default=True)
+@click.option(
+    "--bounty-share", type=PROBABILITY, default=CHECK_DEFAULTS.bounty_share, show_default=True
+)
+@click.option(
+    "--p", "sampling", type=PROBABILITY, default=CHECK_DEFAULTS.sampling, show_default=True
+)
+@click.option(
+    "--canary-rate",
+    "-k",
+    type=PROBABILITY,
+    default=CHECK_DEFAULTS.canary_rate,
+    show_default=True,
+    help="k: share of jobs that are canaries (cheated on purpose; they end invalid).",
+)
+@click.option(
+    "--diligent", type=click.IntRange(min=0), default=CHECK_DEFAULTS.diligent, show_default=True
+)
+@click.option("--lazy", type=click.IntRange(min=0), default=CHECK_DEFAULTS.lazy, show_default=True)
+@click.option(
+    "--simulate",
+    "jobs",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Also simulate this many jobs and compare with the closed forms.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def checks(
+    fee: float,
+    check_share: float,
+    collateral: float,
+    rerun_cost: float,
+    gas: float,
+    slash: float,
+    bounty_share: float,
+    sampling: float,
+    canary_rate: float,
+    diligent: int,
+    lazy: int,
+    jobs: int | None,
+    seed: int,
+) -> None:
+    """The challenger's side: paid checks, canaries, and when checking beats claiming blindly.
+
+    \b
+        checking beats blind claiming  <=>  K < k (L + beta)
+        a lazy claimant loses money    <=>  k > (w - g) / (w + L)
+    """
+    terms = CheckTerms(
+        fee=fee,
+        check_share=check_share,
+        claim_collateral=collateral,
+        rerun_cost=rerun_cost,
+        tx_gas=gas,
+        slash=slash,
+        bounty_share=bounty_share,
+        sampling=sampling,
+        canary_rate=canary_rate,
+        diligent=diligent,
+        lazy=lazy,
+    )
+    game = check_game(terms)
+    click.echo(
+        f"Paid checks: W = {check_share:g} x R = {game.check_reward:g}, L = {collateral:g}, "
+        f"K = {rerun_cost:g}, "
+        f"g = {gas:g}, p = {_pct(sampling)}, canaries k = {_pct(canary_rate)}, "
+        f"{diligent} diligent + {lazy} lazy challengers"
+    )
+    click.echo("")
+    click.echo(f"  claim reward w            {game.claim_reward:>10.4f}   W x E[1/claimCount]")
+    click.echo(
+        f"  dispute income beta       {game.dispute_income:>10.4f}   (b S + lazy p L) x "
+        "first-dispute-wins share"
+    )
+    click.echo(f"  diligent, per sampled job {_num(game.diligent):>10}")
+    click.echo(f"  lazy, per sampled job     {_num(game.lazy):>10}")
+    click.echo(f"  lazy loses above k =      {_pct(game.min_canary_rate):>10}")
+    click.echo(f"  an honest node gives up   {game.node_fee_given_up:>10.4f}   per job, to checks")
+    click.echo(f"  one canary costs its operator {game.canary_cost:.4g}")
+    click.echo("")
+    if not game.checks_pay_alone:
+        click.echo(
+            f"The check reward alone (w - g = {game.claim_reward - gas:.4g}) does not pay for a "
+            f"re-run (K = {rerun_cost:g}): diligent checkers live on canary disputes."
+        )
+    verdict = "beats" if game.checking_beats_blind else "does NOT beat"
+    click.echo(
+        f"Checking {verdict} claiming blindly: K = {rerun_cost:g} vs k (L + beta) = "
+        f"{canary_rate * (collateral + game.dispute_income):.4g}."
+    )
+    if jobs is not None:
+        from spotcheck import simulation
+
+        res = simulation.simulate_checks(terms, n_jobs=jobs, seed=seed)
+        click.echo(f"Simulated {jobs:,} jobs (seed {seed}), income per job of the network, 99 %:")
+        for name, est in (("diligent", res.diligent), ("lazy", res.lazy)):
+            if math.isnan(est.mean):
+                continue
+            low, high = est.ci
+            click.echo(
+                f"  {name:<9}{_num(est.mean)} [{_num(low)}, {_num(high)}]  closed form "
+                f"{_num(est.closed_form)}  ({est.sigmas_from_zero:.0f} standard errors from 0)"
+            )
+        click.echo(
+            f"  {res.canaries:,} canaries, {res.canaries_disputed_by_checkers:,} disputed by "
+            f"diligent challengers, {res.lazy_forfeits:,} lazy claims forfeited"
+        )

@@ -1,17 +1,24 @@
-"""Monte-Carlo simulation of node strategies against sampling challengers.
+"""Monte-Carlo simulation of node strategies and challenger strategies, checked against the
+closed forms of :mod:`spotcheck.economics`, :mod:`spotcheck.economics_penalty` and
+:mod:`spotcheck.economics_checks`.
 
-Each job is one draw: the node cheats on it with probability ``q`` (it cannot do better by
-choosing which jobs: the sampling seed is fixed only after the commitment); a challenger
-samples it with probability ``p``; the sampling challenger colludes with probability ``r`` and
-then never reports. Cash flows per job, as the contracts pay them:
+Three simulations, each seeded (same seed, same numbers) and vectorised with numpy:
 
-- honest job: reward ``R`` minus inference cost ``C`` (an honest challenger never disputes it);
-- cheated job, not caught: ``R`` (no inference paid for);
-- cheated job, caught by an honest challenger: reward forfeited and slash ``S``: ``-S``.
+- :func:`simulate`: the flat model of the Proof-of-Sampling bound. Each job: the node cheats
+  with probability ``q``, a challenger samples with probability ``p`` and colludes with
+  probability ``r``. Honest job ``R - C``; cheated and not caught ``R``; caught ``-S`` (fee
+  forfeited, slashed ``S``). This is the on-chain-job case with no self-dispute.
+- :func:`simulate_contract_node`: what the contracts do. Jobs come in batches of ``n`` that
+  reserve ``reservation`` (``n S`` on the contracts); each job carries a value ``V`` (drawn
+  exponentially); the node cheats on every job above the threshold ``V*`` (or on a share
+  ``q``, blind); a caught leaf loses ``min(S, what is left of the reservation)``, the node gets
+  ``b`` of it back when it disputes itself (probability ``f``), and an escrowed fee goes back
+  to the requester (batch fees are not escrowed).
+- :func:`simulate_checks`: the paid-checks game with canaries: diligent challengers and lazy
+  claimants sampling each job, ``reward / claimCount`` per claim on a final job, collateral
+  forfeited to the first disputer of an invalid one.
 
-The simulation reports the node's mean income per job and its profit over honest play
-(income minus ``R - C``), each with a normal-approximation confidence interval over jobs, and
-the closed form of :mod:`spotcheck.economics` for comparison. Seeded: same seed, same numbers.
+Each reports means with normal-approximation confidence intervals next to the closed form.
 """
 
 from __future__ import annotations
@@ -25,15 +32,22 @@ from statistics import NormalDist
 import numpy as np
 
 from spotcheck import economics
+from spotcheck import economics_penalty as penalty
+from spotcheck.economics_checks import CheckGame, CheckTerms
 from spotcheck.errors import ConfigError
 
 __all__ = [
     "HONEST",
+    "CheckSimulation",
+    "ContractNodeResult",
+    "Estimate",
     "SimulationResult",
     "Strategy",
     "cheat",
     "plot_profit_vs_p",
     "simulate",
+    "simulate_checks",
+    "simulate_contract_node",
     "sweep",
 ]
 
@@ -279,3 +293,270 @@ def plot_profit_vs_p(
     fig.savefig(out, format="png")
     plt.close(fig)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# What the contracts do: batches, the clamp, the self-dispute bounty, fees, job values.
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A simulated mean with its confidence half-width, next to the closed form."""
+
+    mean: float
+    half_width: float
+    closed_form: float
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.mean - self.half_width, self.mean + self.half_width)
+
+    @property
+    def agrees(self) -> bool:
+        """The closed form lies inside the interval."""
+        low, high = self.ci
+        return low <= self.closed_form <= high
+
+    @property
+    def sigmas_from_zero(self) -> float:
+        """``|mean| / standard error``: how many standard errors the mean is from zero."""
+        if self.half_width == 0:
+            return math.inf
+        return abs(self.mean) / self.half_width * self.z
+
+    z: float = 1.0  # half_width / standard error (the confidence level's normal quantile)
+
+
+def _estimate(
+    total: float, total_sq: float, units: int, per: int, closed: float, z: float
+) -> Estimate:
+    """Mean per job of ``units`` independent units of ``per`` jobs each."""
+    mean_unit = total / units
+    var_unit = max(total_sq / units - mean_unit * mean_unit, 0.0) * units / max(units - 1, 1)
+    half = z * math.sqrt(var_unit / units) / per
+    return Estimate(mean=mean_unit / per, half_width=half, closed_form=closed, z=z)
+
+
+def _z_of(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+@dataclass(frozen=True)
+class ContractNodeResult:
+    """A node against the contracts' rules: profit per job over honest play."""
+
+    profit: Estimate
+    threshold: float  # V*: the node cheats on jobs worth more (selective strategy)
+    jobs: int
+    jobs_cheated: int
+    leaves_caught: int
+    slashed: float  # total taken from reservations
+    bounty_back: float  # total the node recovered by disputing itself
+
+
+def simulate_contract_node(
+    *,
+    cost: float = economics.DEFAULTS.cost,
+    fee: float = economics.DEFAULTS.reward,
+    slash: float = economics.DEFAULTS.slash,
+    collusion: float = economics.DEFAULTS.collusion,
+    sampling: float = economics.DEFAULTS.sampling,
+    bounty_share: float = economics.DEFAULTS.bounty_share,
+    mean_value: float = 0.0,
+    cheat_fraction: float | None = None,
+    self_dispute: float = 1.0,
+    fee_escrowed: bool = False,
+    batch_size: int = 64,
+    reservation: float | None = None,
+    n_batches: int = 20_000,
+    seed: int = 0,
+    confidence: float = 0.99,
+) -> ContractNodeResult:
+    """Simulate ``n_batches`` batches of ``batch_size`` jobs of a node under the contracts.
+
+    ``cheat_fraction`` None: the node cheats exactly on jobs worth more than ``V*`` (it sees
+    each job's value ``V``, exponential with mean ``mean_value``, when it commits); a number
+    ``q``: it cheats blindly on that share. ``reservation`` None is the contracts'
+    ``batch_size x S``. The closed form is the gain ``E[1{cheat}(C + V)]`` less
+    ``E[fee lost]`` less :func:`economics_penalty.expected_batch_loss` per job.
+    """
+    z = _z_of(confidence)
+    loss = penalty.caught_loss(
+        slash, bounty_share, fee=fee, fee_escrowed=fee_escrowed, self_dispute=self_dispute
+    )
+    detection = economics.detection_probability(sampling, collusion)
+    threshold = penalty.cheat_threshold(cost, detection, loss.total)
+    mu = float(mean_value)
+    if mu < 0 or not math.isfinite(mu):
+        raise ConfigError(f"mean job value must be finite and >= 0, got {mean_value!r}")
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 2:
+        raise ConfigError(f"number of batches must be an integer >= 2, got {n_batches!r}")
+    n = batch_size
+    reserved = n * slash if reservation is None else float(reservation)
+    # Closed form, per job.
+    if cheat_fraction is None:
+        if threshold < 0:
+            p_cheat, gain = 1.0, cost + mu
+        elif mu == 0:
+            p_cheat, gain = 0.0, 0.0
+        else:
+            p_cheat = math.exp(-threshold / mu)
+            gain = p_cheat * (cost + threshold + mu)  # E[1{V > t}(C + V)], memoryless
+    else:
+        q = economics._fraction("cheat fraction q", cheat_fraction)
+        p_cheat, gain = q, q * (cost + mu)
+    caught_p = p_cheat * detection
+    fee_lost = caught_p * loss.fee_lost
+    slash_loss = penalty.expected_batch_loss(
+        n, caught_p, slash, bounty_share, reservation=reserved, self_dispute=self_dispute
+    )
+    closed = gain - fee_lost - slash_loss / n
+
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, _BATCH // n)
+    total = total_sq = slashed_sum = bounty_sum = 0.0
+    cheated = caught = 0
+    remaining = n_batches
+    while remaining:
+        rows = min(remaining, per_chunk)
+        remaining -= rows
+        values = rng.exponential(mu, (rows, n)) if mu > 0 else np.zeros((rows, n))
+        if cheat_fraction is None:
+            is_cheat = values > threshold
+        else:
+            is_cheat = rng.random((rows, n)) < cheat_fraction
+        is_caught = (
+            is_cheat & (rng.random((rows, n)) < sampling) & (rng.random((rows, n)) >= collusion)
+        )
+        self_disputed = rng.random((rows, n)) < self_dispute
+        # The clamp, leaf by leaf in order: the k-th caught leaf takes min(S, what is left).
+        before: np.ndarray = np.cumsum(is_caught, axis=1) - is_caught  # caught before this one
+        left = np.maximum(reserved - before * slash, 0.0)
+        taken = np.where(is_caught, np.minimum(slash, left), 0.0)
+        back = np.where(is_caught & self_disputed, taken * bounty_share, 0.0)
+        profit = (
+            np.where(is_cheat, cost + values, 0.0)
+            - taken
+            + back
+            - np.where(is_caught, loss.fee_lost, 0.0)
+        )
+        per_batch = profit.sum(axis=1)
+        total += float(per_batch.sum())
+        total_sq += float((per_batch**2).sum())
+        slashed_sum += float(taken.sum())
+        bounty_sum += float(back.sum())
+        cheated += int(is_cheat.sum())
+        caught += int(is_caught.sum())
+    return ContractNodeResult(
+        profit=_estimate(total, total_sq, n_batches, n, closed, z),
+        threshold=threshold,
+        jobs=n_batches * n,
+        jobs_cheated=cheated,
+        leaves_caught=caught,
+        slashed=slashed_sum,
+        bounty_back=bounty_sum,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The challenger's side: paid checks with canaries.
+
+
+@dataclass(frozen=True)
+class CheckSimulation:
+    """One diligent challenger and one lazy claimant, income per job of the network."""
+
+    terms: CheckTerms
+    jobs: int
+    diligent: Estimate  # challenger 0 of the diligent ones
+    lazy: Estimate  # claimant 0 of the lazy ones (NaN estimate when there is none)
+    canaries: int
+    canaries_disputed_by_checkers: int  # the rest the canary operator disputed itself
+    lazy_forfeits: int  # claims on canaries, all lazy claimants
+    pool_paid: float  # total check rewards paid
+
+
+def simulate_checks(
+    terms: CheckTerms,
+    *,
+    n_jobs: int = 2_000_000,
+    seed: int = 0,
+    confidence: float = 0.99,
+) -> CheckSimulation:
+    """Simulate ``n_jobs`` jobs under the paid-checks rules (see :mod:`economics_checks`).
+
+    Per job: a canary with probability ``k`` (it ends invalid); each of ``D + Z`` challengers
+    samples it with probability ``p``. A final job pays ``W / claimCount`` to each claimant
+    (``W = check_share x R``)
+    (every lazy claimant that sampled it, and every diligent one); on a canary every lazy
+    claimant that sampled it forfeits ``L`` to the first diligent disputer (chosen uniformly
+    among the diligent that sampled it: first-dispute-wins), who also gets ``b S``; with no
+    diligent disputer the operator disputes it. Every sampling diligent challenger pays ``K``
+    and one transaction ``g``; every lazy claim pays ``g``. Means are per job of the network;
+    the closed forms are :class:`CheckGame`'s per-sampled-job incomes times ``p``.
+    """
+    z = _z_of(confidence)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 2:
+        raise ConfigError(f"number of jobs must be an integer >= 2, got {n_jobs!r}")
+    game = CheckGame(terms)
+    d, lz = terms.diligent, terms.lazy
+    m = d + lz
+    rng = np.random.default_rng(seed)
+    sums = np.zeros(4)  # diligent, diligent^2, lazy, lazy^2
+    canaries = by_checkers = forfeits = 0
+    paid = 0.0
+    per_chunk = max(1, _BATCH // max(m, 1))
+    remaining = n_jobs
+    while remaining:
+        size = min(remaining, per_chunk)
+        remaining -= size
+        canary = rng.random(size) < terms.canary_rate
+        sampled = rng.random((m, size)) < terms.sampling
+        dil, laz = sampled[:d], sampled[d:]
+        n_claims = sampled.sum(axis=0)
+        final = ~canary
+        reward = game.check_reward
+        share = np.where(final & (n_claims > 0), reward / np.maximum(n_claims, 1), 0.0)
+        # First dispute wins: a random priority per diligent challenger, the highest sampler wins.
+        if d:
+            priority = np.where(dil, rng.random((d, size)), -1.0)
+            winner = np.argmax(priority, axis=0)
+            any_dil = dil.any(axis=0)
+        else:
+            winner = np.zeros(size, dtype=np.intp)
+            any_dil = np.zeros(size, dtype=bool)
+        lazy_on = laz.sum(axis=0) if lz else np.zeros(size)
+        prize = terms.bounty_share * terms.slash + terms.claim_collateral * lazy_on
+        # Diligent challenger 0.
+        if d:
+            s0 = dil[0]
+            won = canary & any_dil & (winner == 0) & s0
+            inc_d = np.where(s0, -terms.rerun_cost - terms.tx_gas, 0.0)
+            inc_d += np.where(s0 & final, share, 0.0) + np.where(won, prize, 0.0)
+            sums[0] += inc_d.sum()
+            sums[1] += (inc_d**2).sum()
+        if lz:
+            s0 = laz[0]
+            inc_l = np.where(s0, -terms.tx_gas, 0.0)
+            inc_l += np.where(s0 & final, share, 0.0)
+            inc_l -= np.where(s0 & canary, terms.claim_collateral, 0.0)
+            sums[2] += inc_l.sum()
+            sums[3] += (inc_l**2).sum()
+        canaries += int(canary.sum())
+        by_checkers += int((canary & any_dil).sum())
+        forfeits += int((canary * lazy_on).sum())
+        paid += float(np.where(final & (n_claims > 0), reward, 0.0).sum())
+    p = terms.sampling
+    nan = Estimate(math.nan, math.nan, math.nan)
+    return CheckSimulation(
+        terms=terms,
+        jobs=n_jobs,
+        diligent=_estimate(sums[0], sums[1], n_jobs, 1, p * game.diligent, z) if d else nan,
+        lazy=_estimate(sums[2], sums[3], n_jobs, 1, p * game.lazy, z) if lz else nan,
+        canaries=canaries,
+        canaries_disputed_by_checkers=by_checkers,
+        lazy_forfeits=forfeits,
+        pool_paid=paid,
+    )

@@ -132,7 +132,8 @@ def test_checkSampling_safetyFactorBelowOne_raises() -> None:
 
 
 def test_recommend_workedExample_pIsTwiceTheBoundRoundedUp() -> None:
-    rec = econ.recommend(*EXAMPLE, bounty_share=0.0)
+    # An on-chain job: its escrowed fee is refunded when invalid, so the bound counts R.
+    rec = econ.recommend(*EXAMPLE, bounty_share=0.0, fee_escrowed=True)
 
     assert rec.minimum_sampling == pytest.approx(econ.min_sampling_probability(*EXAMPLE))
     assert rec.sampling == pytest.approx(0.022)  # 2 x 1.0974 % = 2.195 % -> 2.2 %
@@ -142,7 +143,7 @@ def test_recommend_workedExample_pIsTwiceTheBoundRoundedUp() -> None:
 
 
 def test_recommend_bountyShare_evaluatesTheBoundWithTheSlashAFrontRunnerKeeps() -> None:
-    rec = econ.recommend(*EXAMPLE, bounty_share=0.5)
+    rec = econ.recommend(*EXAMPLE, bounty_share=0.5, fee_escrowed=True)
 
     assert rec.minimum_sampling == pytest.approx(econ.min_sampling_probability(1, 1.25, 50, 0.1))
     assert rec.margin >= 2.0
@@ -150,7 +151,9 @@ def test_recommend_bountyShare_evaluatesTheBoundWithTheSlashAFrontRunnerKeeps() 
 
 
 def test_recommend_valueAtRisk_raisesTheSlashToDeterTheValue() -> None:
-    rec = econ.recommend(*EXAMPLE, value_at_risk=1000.0, bounty_share=0.0, max_sampling=0.1)
+    rec = econ.recommend(
+        *EXAMPLE, value_at_risk=1000.0, bounty_share=0.0, max_sampling=0.1, fee_escrowed=True
+    )
 
     assert rec.slash_raised
     assert rec.sampling == pytest.approx(0.1)
@@ -169,8 +172,8 @@ def test_recommend_valueAtRisk_raisesTheSlashToDeterTheValue() -> None:
 
 
 def test_recommend_valueAtRisk_belowMaxSampling_keepsSlashAndRaisesP() -> None:
-    plain = econ.recommend(*EXAMPLE, bounty_share=0.0)
-    risky = econ.recommend(*EXAMPLE, bounty_share=0.0, value_at_risk=1.0)
+    plain = econ.recommend(*EXAMPLE, bounty_share=0.0, fee_escrowed=True)
+    risky = econ.recommend(*EXAMPLE, bounty_share=0.0, value_at_risk=1.0, fee_escrowed=True)
 
     assert not risky.slash_raised
     assert risky.sampling == pytest.approx(2 * plain.sampling, rel=0.05)

@@ -62,7 +62,7 @@ def test_bound_defaults_areTheProtocolDefaultsAndSafe() -> None:
 
 
 def test_recommend_printsEveryParameterWithItsReason() -> None:
-    out = run("recommend", *EXAMPLE_ARGS, "--bounty-share", "0")
+    out = run("recommend", *EXAMPLE_ARGS, "--bounty-share", "0", "--fee-escrowed")
 
     for label in (
         "sampling probability p",
