@@ -131,7 +131,7 @@ def _run_impl(
             on_tick=show,
         )
     finally:
-        challenger.fetcher.close()
+        challenger.close()
 
 
 def _withdraw_impl(account: Any, deployment: Path | None, dry_run: bool) -> None:

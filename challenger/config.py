@@ -27,7 +27,8 @@ class ModelConfig(BaseModel):
 
     onnx_path: Path
     calibration_path: Path | None = None
-    #: Sampling rate for this model (default: ``default_rate``).
+    #: Sampling rate for this model (default: ``default_rate``), in whole basis points
+    #: (0.05 = 500 bps): the unit the CheckPool checks a VRF proof against.
     rate: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
@@ -46,7 +47,7 @@ class ChallengerSettings(ServiceSettings):
         env_prefix="SPOTCHECK_CHALLENGER_", env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
-    #: Folder for the SQLite state (``challenger.sqlite``) and the sampling secret (``secret``).
+    #: Folder for the SQLite state (``challenger.sqlite``) and the VRF key (``vrf.key``).
     state_dir: Path = Path(".spotcheck/challenger")
     deployment_path: Path | None = None
     #: modelId (0x-prefixed bytes32) -> model files. Models not listed are never sampled.
@@ -83,11 +84,18 @@ class ChallengerSettings(ServiceSettings):
         return self.state_dir / "challenger.sqlite"
 
     @property
-    def secret_path(self) -> Path:
-        return self.state_dir / "secret"
+    def key_path(self) -> Path:
+        """The VRF secret key (32 bytes, mode 0600; ``challenger.sampling``)."""
+        return self.state_dir / "vrf.key"
 
     def rates(self) -> dict[bytes, float]:
-        """Per-model rates; listed models without a rate get ``default_rate``."""
+        """Per-model rates; listed models without a rate get ``default_rate`` (each a whole
+        number of basis points, or ``ConfigError``)."""
+        from challenger.sampling import rate_bps
+
+        for rate in (self.default_rate, *(m.rate for m in self.models.values())):
+            if rate is not None:
+                rate_bps(rate)
         return {
             bytes.fromhex(k[2:]): (m.rate if m.rate is not None else self.default_rate)
             for k, m in self.models.items()

@@ -124,7 +124,7 @@ def build_challenger(
         start_block=int(contracts.deployment.deploy_block),
     )
     policy = SamplingPolicy(
-        secret=load_or_create_secret(settings.secret_path),
+        secret=load_or_create_secret(settings.key_path),
         default_rate=0.0,  # a model without files cannot be checked: never sampled
         rates=settings.rates(),
         seed_delay=settings.seed_delay,

@@ -6,7 +6,8 @@ transition, so the process can be killed anywhere and restarted:
 
 - ``follow``: the log follower records JobRequested / ResultCommitted / BatchCommitted and
   DisputeDefended / DisputeSettled in the transaction that advances its checkpoint.
-- ``sample``: a commitment whose seed block exists is decided (``challenger.sampling``).
+- ``sample``: a commitment whose seed block exists is decided by the VRF
+  (``challenger.sampling``); a sampled job keeps its VRF proof.
 - ``fetch``: a batch whose seed block exists is downloaded whole, in a worker thread, and
   checked against its root; its leaves are recorded already decided, by position. A listing
   that is not usable (any reason) costs that batch only: it is retried, paced by the time left
@@ -51,7 +52,7 @@ from challenger.batches import (
     domain_of,
 )
 from challenger.chain_io import ChainPort
-from challenger.sampling import SamplingPolicy, seed_block
+from challenger.sampling import BatchDecisions, SamplingPolicy, proof_text, seed_block
 from challenger.store import (
     BatchRow,
     BatchState,
@@ -65,7 +66,6 @@ from challenger.store import (
 from challenger.verdict import Reexecutor, check_output
 from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus, RegisteredModel
 from spotcheck.encoding import (
-    batch_leaf_key,
     from_hex,
     input_hash,
     onchain_job_key,
@@ -75,6 +75,7 @@ from spotcheck.encoding import (
 from spotcheck.errors import ChainError, ConfigError, ModelError, SpotcheckError
 from spotcheck.follower import ChainEvent, LogFollower
 from spotcheck.kit.db import IllegalTransition
+from spotcheck.vrf import G1Point
 from verifier.domain import in_domain
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,10 @@ class Challenger:
         #: batchId -> chain time its running listing attempt started.
         self._started: dict[int, int] = {}
         self._warned_models: set[bytes] = set()
+        #: Sampling decisions of batches, computed in a worker thread (one proof per leaf).
+        self.decisions = BatchDecisions(policy)
+        #: batchId -> its seed (the block hash), read once.
+        self._seeds: dict[int, bytes] = {}
         self.lock = threading.Lock()  # one tick at a time (the HTTP thread reads status)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -285,25 +290,28 @@ class Challenger:
     # -- sample -----------------------------------------------------------------------------
 
     def sample(self, head: int, report: StepReport) -> None:
+        """Decide every commitment whose seed block exists (one VRF proof each, ~9 ms)."""
         hashes: dict[int, bytes] = {}
-        decided: list[tuple[JobRow, bool]] = []
+        decided: list[tuple[JobRow, G1Point | None]] = []
         for job in self.store.jobs(JobState.SEEN):
             number = seed_block(job.commit_block, self.policy.seed_delay)
             if number > head:
                 continue  # the seed does not exist yet
             if number not in hashes:
                 hashes[number] = self.chain.block_hash(number)
-            decided.append((job, self.policy.decide(job.model_id, hashes[number], job.job_key)))
+            decided.append((job, self.policy.sample(job.model_id, hashes[number], job.job_key)))
         # One transaction for all decisions (they are deterministic: a crash just redoes them).
         with self.store.transaction():
-            for job, sampled in decided:
-                to = JobState.SAMPLED if sampled else JobState.SKIPPED
+            for job, proof in decided:
                 with suppress(IllegalTransition):
-                    self.store.transition(job.job_key, to)
-                    if sampled:
+                    if proof is not None:
+                        self.store.transition(
+                            job.job_key, JobState.SAMPLED, vrf_proof=proof_text(proof)
+                        )
                         report.sampled += 1
                         log.info("sampled", extra=_job_log(job))
                     else:
+                        self.store.transition(job.job_key, JobState.SKIPPED)
                         report.skipped += 1
 
     # -- fetch batches ----------------------------------------------------------------------
@@ -332,6 +340,7 @@ class Challenger:
             return
         if now >= batch.challenge_deadline:
             self.fetcher.drop(bid)
+            self._forget_batch(bid)
             if self.store.close_batch(bid, BatchState.EXPIRED):
                 log.error(
                     "challenge window closed before the batch was checked; %s",
@@ -348,6 +357,8 @@ class Challenger:
         if now >= plan.hard_stop or (now >= plan.give_up_at and last_tried):
             self._give_up(batch, report)
             return
+        # Decide the batch's sample in the background while its listing downloads.
+        self.decisions.start(bid, batch.model_id, self._batch_seed(batch), batch.count)
         last_call = now >= plan.last_attempt_at and not last_tried
         if last_call or now >= (batch.next_attempt_at or 0):
             model = self.chain.model(batch.model_id)
@@ -403,15 +414,17 @@ class Challenger:
         )
 
     def _fetched(self, batch: BatchRow, fetched: FetchedBatch, report: StepReport) -> None:
-        decide = self._decider(batch)
+        proofs = self._batch_sample(batch)
         decided: list[tuple[Leaf, bool]] = []
         for leaf in fetched.leaves:
-            sampled = decide(leaf.index)
+            sampled = leaf.index in proofs
             if sampled:
                 leaf = dataclasses.replace(leaf, proof=fetched.tree.proof(leaf.index))
             decided.append((leaf, sampled))
-        if not self.store.fetched_batch(batch, decided):
+        texts = {i: proof_text(p) for i, p in proofs.items()}
+        if not self.store.fetched_batch(batch, decided, texts):
             return
+        self._forget_batch(batch.batch_id)
         outside = [leaf for leaf, _ in decided if leaf.outside is not None]
         n = sum(1 for leaf, s in decided if s and leaf.outside is None)
         report.sampled += n
@@ -439,10 +452,10 @@ class Challenger:
         )
 
     def _give_up(self, batch: BatchRow, report: StepReport) -> None:
-        decide = self._decider(batch)
-        sampled = [i for i in range(batch.count) if decide(i)]
+        sampled = sorted(self._batch_sample(batch))
         if not self.store.batch_unavailable(batch, sampled):
             return
+        self._forget_batch(batch.batch_id)
         self._started.pop(batch.batch_id, None)
         # Not an accusation: the node may have been restarting at every attempt. The leaf
         # requests decide; a leaf left unrevealed is reported in report_withheld.
@@ -476,13 +489,27 @@ class Challenger:
                 extra=extra,
             )
 
-    def _decider(self, batch: BatchRow) -> Callable[[int], bool]:
-        seed = self.chain.block_hash(seed_block(batch.commit_block, self.policy.seed_delay))
+    def _batch_seed(self, batch: BatchRow) -> bytes:
+        seed = self._seeds.get(batch.batch_id)
+        if seed is None:
+            seed = self.chain.block_hash(seed_block(batch.commit_block, self.policy.seed_delay))
+            self._seeds[batch.batch_id] = seed
+        return seed
 
-        def decide(index: int) -> bool:
-            return self.policy.decide(batch.model_id, seed, batch_leaf_key(batch.batch_id, index))
+    def _batch_sample(self, batch: BatchRow) -> dict[int, G1Point]:
+        """The sampled positions of ``batch`` with their VRF proofs (waits for the worker
+        that started on them when the seed appeared, or computes them now)."""
+        seed = self._batch_seed(batch)
+        return self.decisions.get(batch.batch_id, batch.model_id, seed, batch.count)
 
-        return decide
+    def _forget_batch(self, batch_id: int) -> None:
+        self._seeds.pop(batch_id, None)
+        self.decisions.forget(batch_id)
+
+    def close(self) -> None:
+        """Stop the worker threads (listing downloads, batch decisions)."""
+        self.fetcher.close()
+        self.decisions.close()
 
     def _judges(self, model_id: bytes) -> bool:
         """True if this challenger samples and can re-execute the model (cached)."""

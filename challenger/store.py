@@ -54,7 +54,7 @@ import enum
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -181,7 +181,8 @@ CREATE TABLE IF NOT EXISTS ch_jobs (
     bond               TEXT,
     proof_deadline     INTEGER,
     updated_at         REAL NOT NULL,
-    leaf_index         INTEGER            -- position in the batch (batch leaves)
+    leaf_index         INTEGER,           -- position in the batch (batch leaves)
+    vrf_proof          TEXT               -- "0x<x>,0x<y>": the VRF proof of a sampled job
 );
 CREATE INDEX IF NOT EXISTS ch_jobs_state ON ch_jobs(state);
 CREATE TABLE IF NOT EXISTS ch_batches (
@@ -266,6 +267,8 @@ class JobRow:
     bond: int | None
     proof_deadline: int | None
     leaf_index: int | None = None
+    #: The VRF proof that sampled it (``"0x<x>,0x<y>"``, ``challenger.sampling.parse_proof``).
+    vrf_proof: str | None = None
 
 
 @dataclass(frozen=True)
@@ -340,7 +343,7 @@ def _leaf_request(row: sqlite3.Row) -> LeafRequestRow:
 _JOB_COLS = (
     "job_key, kind, ref, job_id, model_id, node, commit_block, challenge_deadline, state, "
     "input_q, output_q, input_hash, output_hash, merkle_proof, reason, tx_hash, bond, "
-    "proof_deadline, leaf_index"
+    "proof_deadline, leaf_index, vrf_proof"
 )
 _LR_COLS = (
     "request_id, batch_id, leaf_index, model_id, node, challenge_deadline, state, requester, "
@@ -386,6 +389,7 @@ def _job(row: sqlite3.Row) -> JobRow:
         bond=_opt_int(row["bond"]),
         proof_deadline=_opt_int(row["proof_deadline"]),
         leaf_index=_opt_int(row["leaf_index"]),
+        vrf_proof=row["vrf_proof"],
     )
 
 
@@ -418,16 +422,17 @@ class Store:
         self.conn.row_factory = sqlite3.Row
         self.conn.executescript(_SCHEMA)
         # Databases from before leaves by position gain the new columns.
-        for table, column in (
-            ("ch_jobs", "leaf_index"),
-            ("ch_batches", "failed_at"),
-            ("ch_batches", "next_attempt_at"),
-            ("ch_batches", "invalid_attempts"),
-            ("ch_batches", "withheld"),
+        for table, column, kind in (
+            ("ch_jobs", "leaf_index", "INTEGER"),
+            ("ch_jobs", "vrf_proof", "TEXT"),
+            ("ch_batches", "failed_at", "INTEGER"),
+            ("ch_batches", "next_attempt_at", "INTEGER"),
+            ("ch_batches", "invalid_attempts", "INTEGER"),
+            ("ch_batches", "withheld", "INTEGER"),
         ):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
             if column not in cols:
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """An IMMEDIATE transaction (the connection is in autocommit mode otherwise)."""
@@ -469,7 +474,8 @@ class Store:
             return False
         cur = conn.execute(
             f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, NULL, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+            "?)",
             (
                 job_key,
                 int(JobKind.ONCHAIN),
@@ -578,8 +584,14 @@ class Store:
         """:meth:`transition` on ``conn`` (inside the follower's transaction)."""
         _transition(conn, job_key, to)
 
-    def fetched_batch(self, batch: BatchRow, leaves: Sequence[tuple[Leaf, bool]]) -> bool:
-        """Record a batch's checked leaves (each with its sampling decision), atomically.
+    def fetched_batch(
+        self,
+        batch: BatchRow,
+        leaves: Sequence[tuple[Leaf, bool]],
+        vrf_proofs: Mapping[int, str] | None = None,
+    ) -> bool:
+        """Record a batch's checked leaves (each with its sampling decision), atomically;
+        ``vrf_proofs`` (position -> stored proof text) are kept with the sampled leaves.
 
         A leaf marked ``outside`` the model's domain is recorded ``undisputable`` (with the
         reason), sampled or not. False (nothing recorded) if the batch already left ``seen``."""
@@ -617,6 +629,7 @@ class Store:
                     state=state,
                     full=sampled,
                     challenge_deadline=batch.challenge_deadline,
+                    vrf_proof=(vrf_proofs or {}).get(leaf.index) if sampled else None,
                 )
         return True
 
@@ -933,11 +946,12 @@ def _insert_leaf_job(
     challenge_deadline: int,
     proof_known: bool = True,
     reason: str | None = None,
+    vrf_proof: str | None = None,
 ) -> None:
     proof = json.dumps([p.hex() for p in leaf.proof]) if full and proof_known else None
     conn.execute(
         f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?)",
         (
             job_key,
             int(JobKind.BATCH),
@@ -955,6 +969,7 @@ def _insert_leaf_job(
             proof,
             reason,
             leaf.index,
+            vrf_proof,
             time.time(),
         ),
     )
@@ -974,6 +989,7 @@ def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields
             "bond",
             "proof_deadline",
             "input_q",
+            "vrf_proof",
         }:
             raise StateError(f"unknown job field {name}")
         if name == "input_q" and value is not None:
