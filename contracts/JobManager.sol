@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
+import {ICheckPoolHooks} from "./interfaces/ICheckPoolHooks.sol";
 import {IJobManager} from "./interfaces/IJobManager.sol";
 import {IJobManagerHooks} from "./interfaces/IJobManagerHooks.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
@@ -47,6 +48,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     address private immutable _deployer;
 
     address public disputeManager;
+    /// @inheritdoc IJobManager
+    address public checkPool;
 
     uint256 public jobCount;
     uint256 public batchCount;
@@ -93,6 +96,16 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         require(disputeManager_ != address(0), ZeroAddress());
         disputeManager = disputeManager_;
         emit Initialized(disputeManager_);
+    }
+
+    /// @notice Connect the check pool. Once, by the deployer; it must be built for this contract.
+    function setCheckPool(address checkPool_) external {
+        require(msg.sender == _deployer, NotDeployer(msg.sender));
+        require(checkPool == address(0), AlreadyInitialized());
+        require(checkPool_ != address(0), ZeroAddress());
+        require(address(IPoolWiring(checkPool_).jobManager()) == address(this), WrongWiring(checkPool_));
+        checkPool = checkPool_;
+        emit CheckPoolSet(checkPool_);
     }
 
     // ---------------------------------------------------------------- prices
@@ -143,7 +156,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             outputHash: bytes32(0),
             commitDeadline: commitDeadline,
             challengeDeadline: 0,
-            status: JobStatus.Requested
+            status: JobStatus.Requested,
+            commitBlock: 0
         });
         emit JobRequested(jobId, modelId, node, msg.sender, fee, inputHash, input, commitDeadline);
         if (fee > 0) _pull(fee);
@@ -164,6 +178,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         job.outputHash = SpotcheckHash.hashVector(output);
         job.challengeDeadline = challengeDeadline;
         job.status = JobStatus.Committed;
+        job.commitBlock = uint64(block.number);
         emit ResultCommitted(jobId, msg.sender, job.outputHash, output, challengeDeadline);
         // SAFETY: StakeManager is trusted protocol code; reverts if the node may not commit.
         stakeManager.lock(msg.sender, m.slashAmount);
@@ -214,6 +229,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         _batches[batchId] = Batch({
             modelId: modelId,
             node: msg.sender,
+            commitBlock: uint64(block.number),
             root: root,
             count: count,
             challengeDeadline: challengeDeadline,
@@ -410,10 +426,22 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     ///      contract requester. The callback is last, gas-capped and in try/catch: it never blocks.
     function _makeFinal(uint256 jobId, Job storage job) private {
         job.status = JobStatus.Final;
-        credits[job.node] += job.fee;
-        emit JobFinalized(jobId, job.node, job.fee);
+        uint256 fee = job.fee;
+        address pool = checkPool;
+        uint256 reward;
+        // SAFETY: trusted protocol code (set once by the deployer); it only books the reward.
+        if (pool != address(0)) reward = ICheckPoolHooks(pool).onJobFinalized(jobId, job.modelId, fee);
+        // INVARIANT (solvency): never more than the fee leaves for checks (CheckPool caps it at half).
+        if (reward > fee) reward = fee;
+        credits[job.node] += fee - reward;
+        emit JobFinalized(jobId, job.node, fee - reward);
         // SAFETY: trusted protocol code.
         stakeManager.unlock(job.node, registry.getModel(job.modelId).slashAmount);
+        if (reward > 0) {
+            emit CheckRewardPaid(jobId, pool, reward);
+            // SAFETY: the protocol token to the protocol's pool; every entry point is nonReentrant.
+            token.safeTransfer(pool, reward);
+        }
         address requester = job.requester;
         if (requester.code.length == 0) return;
         // INVARIANT (63/64 rule): the callee must really get CALLBACK_GAS_LIMIT, else a caller
@@ -427,6 +455,10 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             emit ConsumerCallbackFailed(jobId, requester);
         }
     }
+}
+
+interface IPoolWiring {
+    function jobManager() external view returns (IJobManager);
 }
 
 interface IRegistryWiring {

@@ -70,6 +70,15 @@ class LeafRequestStatus(IntEnum):
     SLASHED = 3
 
 
+class ClaimStatus(IntEnum):
+    """Mirror of ``ICheckPool.ClaimStatus`` (paid checks, issue 15)."""
+
+    NONE = 0
+    OPEN = 1
+    COLLECTED = 2
+    FORFEITED = 3
+
+
 @dataclass(frozen=True)
 class TxResult:
     """A mined transaction (or, in a node's dry run, its gas estimate with ``tx_hash`` None)."""
@@ -92,6 +101,7 @@ ENUM_MIRRORS: dict[str, tuple[str, type[IntEnum]]] = {
     "DisputeStatus": ("contracts/interfaces/IDisputeManager.sol", DisputeStatus),
     "JobKind": ("contracts/interfaces/IDisputeManager.sol", JobKind),
     "LeafRequestStatus": ("contracts/interfaces/IDisputeManager.sol", LeafRequestStatus),
+    "ClaimStatus": ("contracts/interfaces/ICheckPool.sol", ClaimStatus),
 }
 
 #: ``ModelRegistry.MAX_TAU``: the largest tolerance a model may register.
@@ -133,6 +143,11 @@ class DeployParams:
     node_stake: int = 4 * DEFAULT_BATCH_SIZE * int(DEFAULTS.slash) * TOKEN
     unbonding_delay: int = 24 * 3600
     commit_timeout: int = 10 * 60
+    #: CheckPool: the least bond a challenger registers with, the collateral each open claim
+    #: locks out of it, and the delay between requestExit and withdrawBond (seconds).
+    check_min_bond: int = 100 * TOKEN
+    check_claim_collateral: int = 10 * TOKEN
+    check_exit_delay: int = 24 * 3600
     #: Use an existing ERC-20 instead of deploying TestToken (production networks).
     token: str | None = None
     deploy_example_consumer: bool = True
@@ -145,6 +160,13 @@ class DeployParams:
             raise ConfigError(f"min_stake must be > 0, got {self.min_stake}")
         if self.node_stake < self.min_stake:
             raise ConfigError(f"node_stake {self.node_stake} is below min_stake {self.min_stake}")
+        if not 0 < self.check_claim_collateral <= self.check_min_bond:
+            raise ConfigError(
+                f"check claim collateral {self.check_claim_collateral} must be in "
+                f"1..check_min_bond ({self.check_min_bond})"
+            )
+        if self.check_exit_delay <= 0:
+            raise ConfigError(f"check_exit_delay must be > 0, got {self.check_exit_delay}")
         if self.unbonding_delay <= 0 or self.commit_timeout <= 0:
             raise ConfigError(
                 f"delays must be > 0 (unbonding {self.unbonding_delay}, "
@@ -268,7 +290,11 @@ _JSON_KEYS = {
     "dispute_manager": "disputeManager",
     "example_consumer": "exampleConsumer",
     "deploy_block": "deployBlock",
+    "check_pool": "checkPool",
 }
+#: Keys an older deployment file may lack (read as None): ExampleConsumer is optional, and
+#: files written before issue 15 have no CheckPool.
+_OPTIONAL_KEYS = ("exampleConsumer", "checkPool")
 
 
 @dataclass(frozen=True)
@@ -283,6 +309,8 @@ class Deployment:
     dispute_manager: str
     example_consumer: str | None
     deploy_block: int
+    #: None in a deployment made before issue 15 (no paid checks there).
+    check_pool: str | None = None
     params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> str:
@@ -294,8 +322,10 @@ class Deployment:
     def from_json(cls, text: str) -> Deployment:
         try:
             data = json.loads(text)
-            kwargs = {py: data[js] for py, js in _JSON_KEYS.items() if js != "exampleConsumer"}
-            kwargs["example_consumer"] = data.get("exampleConsumer")
+            kwargs = {
+                py: data.get(js) if js in _OPTIONAL_KEYS else data[js]
+                for py, js in _JSON_KEYS.items()
+            }
             return cls(**kwargs, params=dict(data.get("params", {})))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ConfigError(f"invalid deployment file: {err}") from err
@@ -375,6 +405,15 @@ class SpotcheckContracts:
         if self.deployment.example_consumer is None:
             raise ChainError("this deployment has no ExampleConsumer")
         return self._at("ExampleConsumer", self.deployment.example_consumer)
+
+    @property
+    def check_pool(self) -> ContractInstance:
+        if self.deployment.check_pool is None:
+            raise ChainError(
+                "this deployment has no CheckPool (deployed before paid checks): redeploy with "
+                "`spotcheck contracts deploy`"
+            )
+        return self._at("CheckPool", self.deployment.check_pool)
 
     def verifier(self, address: str) -> ContractInstance:
         """A model's verifier (ABI of ``IHalo2Verifier``)."""

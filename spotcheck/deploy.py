@@ -1,7 +1,8 @@
 """Deploy the Spotcheck contracts and the ``spotcheck contracts`` commands.
 
 Order: (TestToken), StakeManager, ModelRegistry, JobManager, DisputeManager, then the two
-one-time ``initialize`` calls by the deployer that connect them, then ExampleConsumer (owned by
+one-time ``initialize`` calls by the deployer that connect them, CheckPool (paid checks,
+issue 15) and ``JobManager.setCheckPool``, then ExampleConsumer (owned by
 the deployer: only its owner may spend its balance on fees; ``--consumer-owner`` starts the
 two-step hand-over to the dApp's account, which then calls ``acceptOwnership``).
 """
@@ -34,6 +35,8 @@ PLAN: tuple[tuple[str, str], ...] = (
     ("DisputeManager", "(token, stakeManager, registry, jobManager)"),
     ("StakeManager.initialize", "(jobManager, disputeManager)"),
     ("JobManager.initialize", "(disputeManager)"),
+    ("CheckPool", "(jobManager, disputeManager, minBond, claimCollateral, exitDelay)"),
+    ("JobManager.setCheckPool", "(checkPool)"),
     ("ExampleConsumer", "(jobManager, token); owner: the deployer"),
     ("ExampleConsumer.transferOwnership", "(consumerOwner) if --consumer-owner is given"),
 )
@@ -66,6 +69,15 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
     )
     stake.initialize(jobs.address, disputes.address, sender=deployer)
     jobs.initialize(disputes.address, sender=deployer)
+    pool = deployer.deploy(
+        project.CheckPool,
+        jobs.address,
+        disputes.address,
+        params.check_min_bond,
+        params.check_claim_collateral,
+        params.check_exit_delay,
+    )
+    jobs.setCheckPool(pool.address, sender=deployer)
     consumer = (
         deployer.deploy(project.ExampleConsumer, jobs.address, token_address)
         if params.deploy_example_consumer
@@ -83,6 +95,7 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
         dispute_manager=str(disputes.address),
         example_consumer=str(consumer.address) if consumer is not None else None,
         deploy_block=first_block,
+        check_pool=str(pool.address),
         params={k: v for k, v in asdict(params).items() if k != "token"},
     )
     log.info("deployed Spotcheck on chain %s: %s", deployment.chain_id, deployment)

@@ -40,11 +40,13 @@ interface IJobManager {
         uint64 commitDeadline;
         uint64 challengeDeadline;
         JobStatus status;
+        uint64 commitBlock; // block of commitResult (0 before); the check seed is the next block's hash
     }
 
     struct Batch {
         bytes32 modelId;
         address node;
+        uint64 commitBlock; // block of commitBatch; the check seed is the next block's hash
         bytes32 root;
         uint32 count;
         uint64 challengeDeadline; // disputes and leaf requests open until then
@@ -101,6 +103,7 @@ interface IJobManager {
     event ResultCommitted(
         uint256 indexed jobId, address indexed node, bytes32 outputHash, int256[] output, uint64 challengeDeadline
     );
+    /// @notice `fee` is what the node was credited: the job's fee less its check reward.
     event JobFinalized(uint256 indexed jobId, address indexed node, uint256 fee);
     event JobCancelled(uint256 indexed jobId, address indexed node, uint256 refund);
     event LivenessFailure(address indexed node, uint256 indexed jobId, uint256 totalFailures);
@@ -126,6 +129,10 @@ interface IJobManager {
     event BatchLeafProven(uint256 indexed batchId, uint256 indexed index);
     event BatchLeafInvalidated(uint256 indexed batchId, uint256 indexed index, uint256 slashed, uint256 reserved);
     event CreditsWithdrawn(address indexed owner, uint256 amount);
+    /// @notice The check pool is connected: finalized jobs with claims pay it their check reward.
+    event CheckPoolSet(address indexed checkPool);
+    /// @notice `reward` of job `jobId`'s fee went to the check pool (its claimants' reward).
+    event CheckRewardPaid(uint256 indexed jobId, address indexed checkPool, uint256 reward);
 
     /// @notice Post the caller's price for jobs of `modelId` (the caller as node).
     /// @param modelId a registered model
@@ -151,7 +158,8 @@ interface IJobManager {
     function commitResult(uint256 jobId, bytes32 inputHash, int256[] calldata output) external;
 
     /// @notice After the challenge window with no dispute: the job is final, the fee is credited
-    ///         to the node, and a contract requester gets `onSpotcheckJobFinalized` (never blocking).
+    ///         to the node (less the check reward if the job has paid-check claims: CheckPool),
+    ///         and a contract requester gets `onSpotcheckJobFinalized` (never blocking).
     function finalize(uint256 jobId) external;
 
     /// @notice The requester cancels a job its node did not commit before the commit deadline:
@@ -193,6 +201,9 @@ interface IJobManager {
     function credits(address owner) external view returns (uint256);
     function livenessFailures(address node) external view returns (uint256);
     function commitTimeout() external view returns (uint64);
+    /// @notice The check pool (zero until `setCheckPool`): finalized jobs with claims pay their
+    ///         check reward (`ICheckPoolHooks.onJobFinalized`) to it.
+    function checkPool() external view returns (address);
     function token() external view returns (IERC20);
     function stakeManager() external view returns (IStakeManager);
     /// @notice The model registry (a consumer reads a model's input domain from it).

@@ -24,10 +24,17 @@ library BlsVrf {
     error SamplingRateTooHigh(uint256 pBps);
     /// @notice The modexp precompile failed (out of gas).
     error ModexpFailed();
+    /// @notice The ecAdd or ecMul precompile failed (out of gas).
+    error EcOperationFailed();
+    /// @notice `verifyBatch` got arrays of different lengths, or none.
+    error BatchLengthMismatch(uint256 seeds, uint256 jobRefs, uint256 sigs);
 
     /// @dev BN254 base field modulus; p ≡ 3 mod 4.
     uint256 internal constant P =
         21888242871839275222246405745257275088696311157297823662689037894645226208583;
+    /// @dev BN254 group order (scalars).
+    uint256 internal constant R =
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
     /// @dev (p + 1) / 4: `rhs^SQRT_EXP` is a square root of `rhs` whenever one exists.
     uint256 internal constant SQRT_EXP =
         5472060717959818805561601436314318772174077789324455915672259473661306552146;
@@ -58,6 +65,38 @@ library BlsVrf {
         returns (bool)
     {
         return _pairingCheck(publicKey, hashToG1(abi.encodePacked(DOMAIN, abi.encode(seed, jobRef))), sig);
+    }
+
+    /// @notice True iff every `sigs[i]` is `publicKey`'s VRF proof of `(seeds[i], jobRefs[i])`,
+    ///         checked by ONE pairing product: `e(sum c_i sig_i, G2) == e(sum c_i H_i, pk)`.
+    /// @dev The coefficients are `c_i = keccak256(abi.encode(t, i)) mod r` (1 if that is 0),
+    ///      `t = keccak256(abi.encode(publicKey, seeds, jobRefs, sigs))`: drawn after every proof
+    ///      is fixed. With a plain sum (`c_i = 1`) two wrong proofs `sig_1 + E`, `sig_2 - E`
+    ///      would pass, each with its own (ground) VRF output; with coefficients a set of wrong
+    ///      proofs passes only if `sum c_i E_i = 0`, which for hash-drawn `c_i` happens with
+    ///      probability about 1/r per try. Each signature is checked as a G1 point first.
+    ///      Cost per proof: a hash to G1, two ecMul and two ecAdd; one pairing for all.
+    function verifyBatch(
+        uint256[4] memory publicKey,
+        bytes32[] memory seeds,
+        bytes32[] memory jobRefs,
+        uint256[2][] memory sigs
+    ) internal view returns (bool) {
+        uint256 n = sigs.length;
+        require(n > 0 && seeds.length == n && jobRefs.length == n, BatchLengthMismatch(seeds.length, jobRefs.length, n));
+        bytes32 transcript = keccak256(abi.encode(publicKey, seeds, jobRefs, sigs));
+        uint256[2] memory sigSum;
+        uint256[2] memory hashSum;
+        // Bounded by the caller (CheckPool caps batches at MAX_BATCH_CLAIMS).
+        for (uint256 i; i < n; ++i) {
+            _checkG1(sigs[i]);
+            uint256 c = uint256(keccak256(abi.encode(transcript, i))) % R;
+            if (c == 0) c = 1;
+            uint256[2] memory h = hashToG1(abi.encodePacked(DOMAIN, abi.encode(seeds[i], jobRefs[i])));
+            sigSum = _ecAdd(sigSum, _ecMul(sigs[i], c));
+            hashSum = _ecAdd(hashSum, _ecMul(h, c));
+        }
+        return _pairing(publicKey, hashSum, sigSum);
     }
 
     /// @notice True iff `pop` is the signature of `abi.encode(publicKey)` under the PoP domain.
@@ -112,6 +151,16 @@ library BlsVrf {
         returns (bool)
     {
         _checkG1(sig);
+        return _pairing(publicKey, h, sig);
+    }
+
+    /// @dev The pairing product for points already checked or computed by a precompile (either
+    ///      may be the point at infinity, encoded (0, 0), after a batch sum).
+    function _pairing(uint256[4] memory publicKey, uint256[2] memory h, uint256[2] memory sig)
+        private
+        view
+        returns (bool)
+    {
         // The precompile checks the key's curve and subgroup membership; it treats all-zero
         // words as the point at infinity, which would make every signature of infinity valid.
         require(
@@ -127,7 +176,7 @@ library BlsVrf {
             G2_Y_IM,
             G2_Y_RE,
             h[0],
-            P - h[1], // h is never at infinity and h[1] != 0 (G1 has odd order)
+            h[1] == 0 ? 0 : P - h[1], // -h; (0, 0) is infinity (no G1 point has y = 0)
             publicKey[0],
             publicKey[1],
             publicKey[2],
@@ -139,8 +188,8 @@ library BlsVrf {
         assembly ("memory-safe") {
             ok := staticcall(gas(), 0x08, input, 384, result, 32)
         }
-        // The signature is a checked G1 point and h is one by construction, so a failure here
-        // is the key's (off the twist curve or outside the order-r subgroup).
+        // The signature and h are G1 points (checked, hashed or computed by a precompile), so a
+        // failure here is the key's (off the twist curve or outside the order-r subgroup).
         require(ok, InvalidPublicKey(publicKey));
         return result[0] == 1;
     }
@@ -151,6 +200,28 @@ library BlsVrf {
         uint256 y = sig[1];
         bool onCurve = x < P && y < P && mulmod(y, y, P) == addmod(mulmod(mulmod(x, x, P), x, P), 3, P);
         require(onCurve, InvalidSignature(x, y));
+    }
+
+    /// @dev a + b on G1 by the ecAdd precompile (0x06).
+    function _ecAdd(uint256[2] memory a, uint256[2] memory b) private view returns (uint256[2] memory r) {
+        uint256[4] memory input = [a[0], a[1], b[0], b[1]];
+        bool ok;
+        // SAFETY: a static call to the ecAdd precompile on 128 bytes of memory we own.
+        assembly ("memory-safe") {
+            ok := staticcall(gas(), 0x06, input, 128, r, 64)
+        }
+        require(ok, EcOperationFailed());
+    }
+
+    /// @dev s * a on G1 by the ecMul precompile (0x07).
+    function _ecMul(uint256[2] memory a, uint256 s) private view returns (uint256[2] memory r) {
+        uint256[3] memory input = [a[0], a[1], s];
+        bool ok;
+        // SAFETY: a static call to the ecMul precompile on 96 bytes of memory we own.
+        assembly ("memory-safe") {
+            ok := staticcall(gas(), 0x07, input, 96, r, 64)
+        }
+        require(ok, EcOperationFailed());
     }
 
     /// @dev base^exponent mod P through the modexp precompile.

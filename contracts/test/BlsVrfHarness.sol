@@ -25,6 +25,15 @@ contract BlsVrfHarness {
         gasUsed = before - gasleft();
     }
 
+    function verifyBatch(
+        uint256[4] calldata publicKey,
+        bytes32[] calldata seeds,
+        bytes32[] calldata jobRefs,
+        uint256[2][] calldata sigs
+    ) external view returns (bool) {
+        return BlsVrf.verifyBatch(publicKey, seeds, jobRefs, sigs);
+    }
+
     function verifyPossession(uint256[4] calldata publicKey, uint256[2] calldata pop) external view returns (bool) {
         return BlsVrf.verifyPossession(publicKey, pop);
     }

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.27;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+import {ICheckPool} from "./interfaces/ICheckPool.sol";
+import {ICheckPoolHooks} from "./interfaces/ICheckPoolHooks.sol";
+import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
+import {IJobManager} from "./interfaces/IJobManager.sol";
+import {BlsVrf} from "./libraries/BlsVrf.sol";
+import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
+
+/// @title CheckPool
+/// @notice Challenger registration (BLS VRF key + proof of possession + bond), the seed rule,
+///         paid checks of on-chain jobs (VRF claims, single or batched), rewards and forfeits.
+/// @dev Claim: None -claim/claimBatch-> Open -collect-> Collected   (job Final)
+///                                         Open -forfeit-> Forfeited  (job Invalid)
+///      A claim is only accepted on a Committed job inside its challenge window, so every open
+///      claim ends in exactly one of the two (a Committed job becomes Final or, through a
+///      dispute, Final or Invalid). Invariants: ICheckPool.
+contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    /// @notice Most jobs in one `claimBatch` (bounds its loop and its gas).
+    uint256 public constant MAX_BATCH_CLAIMS = 32;
+    /// @notice Largest check share of a fee (the node keeps at least half).
+    uint16 public constant MAX_CHECK_SHARE_BPS = 5000;
+    uint256 internal constant BPS = 10_000;
+    /// @notice `blockhash` reads the last 256 blocks only.
+    uint256 internal constant BLOCKHASH_WINDOW = 256;
+
+    IERC20 public immutable token;
+    /// @inheritdoc ICheckPool
+    IJobManager public immutable jobManager;
+    IDisputeManager public immutable disputeManager;
+    /// @inheritdoc ICheckPool
+    uint256 public immutable minBond;
+    /// @inheritdoc ICheckPool
+    uint256 public immutable claimCollateral;
+    /// @inheritdoc ICheckPool
+    uint64 public immutable exitDelay;
+
+    mapping(address challenger => Challenger) private _challengers;
+    /// @inheritdoc ICheckPool
+    mapping(bytes32 keyHash => address) public keyOwner;
+    /// @inheritdoc ICheckPool
+    mapping(bytes32 modelId => ModelTerms) public modelTerms;
+    mapping(bytes32 jobRef => JobChecks) private _checks;
+    mapping(bytes32 jobRef => mapping(address claimant => ClaimStatus)) private _claims;
+    /// @inheritdoc ICheckPool
+    mapping(bytes32 jobRef => bytes32) public seedOf;
+    /// @inheritdoc ICheckPool
+    mapping(uint256 batchId => bytes32) public batchSeedOf;
+    /// @inheritdoc ICheckPool
+    mapping(address owner => uint256) public credits;
+
+    constructor(
+        IJobManager jobManager_,
+        IDisputeManager disputeManager_,
+        uint256 minBond_,
+        uint256 claimCollateral_,
+        uint64 exitDelay_
+    ) {
+        require(address(jobManager_) != address(0) && address(disputeManager_) != address(0), ZeroAddress());
+        require(minBond_ > 0 && claimCollateral_ > 0 && exitDelay_ > 0, ZeroAmount());
+        // INVARIANT: a fresh registration can hold at least one claim.
+        require(claimCollateral_ <= minBond_, BondBelowMinimum(minBond_, claimCollateral_));
+        // INVARIANT: one protocol: the dispute manager's job manager and token are ours.
+        require(
+            address(IWiredDisputeManager(address(disputeManager_)).jobManager()) == address(jobManager_)
+                && address(IWiredDisputeManager(address(disputeManager_)).token()) == address(jobManager_.token()),
+            WrongWiring(address(disputeManager_))
+        );
+        token = jobManager_.token();
+        jobManager = jobManager_;
+        disputeManager = disputeManager_;
+        minBond = minBond_;
+        claimCollateral = claimCollateral_;
+        exitDelay = exitDelay_;
+    }
+
+    // ---------------------------------------------------------------- registration
+
+    /// @inheritdoc ICheckPool
+    function register(uint256[4] calldata publicKey, uint256[2] calldata pop, uint256 bond) external nonReentrant {
+        Challenger storage c = _challengers[msg.sender];
+        require(!c.registered, AlreadyRegistered(msg.sender));
+        require(bond >= minBond, BondBelowMinimum(bond, minBond));
+        bytes32 keyHash = keccak256(abi.encode(publicKey));
+        // INVARIANT: a key belongs to one address, once ever: nobody claims with a key another
+        // address registered (its PoP proves only that someone knew the secret).
+        address owner = keyOwner[keyHash];
+        require(owner == address(0), KeyAlreadyRegistered(keyHash, owner));
+        // Reverts InvalidPublicKey / InvalidSignature on malformed points.
+        require(BlsVrf.verifyPossession(publicKey, pop), InvalidPossession());
+        keyOwner[keyHash] = msg.sender;
+        c.publicKey = publicKey;
+        c.bond = bond;
+        c.registered = true;
+        emit ChallengerRegistered(msg.sender, keyHash, bond);
+        _pull(bond);
+    }
+
+    /// @inheritdoc ICheckPool
+    function addBond(uint256 amount) external nonReentrant {
+        require(amount > 0, ZeroAmount());
+        Challenger storage c = _active(msg.sender);
+        c.bond += amount;
+        emit BondAdded(msg.sender, amount, c.bond);
+        _pull(amount);
+    }
+
+    /// @inheritdoc ICheckPool
+    function requestExit() external {
+        Challenger storage c = _active(msg.sender);
+        c.exitRequestedAt = uint64(block.timestamp);
+        emit ExitRequested(msg.sender, uint64(block.timestamp) + exitDelay);
+    }
+
+    /// @inheritdoc ICheckPool
+    function withdrawBond() external nonReentrant {
+        Challenger storage c = _challengers[msg.sender];
+        require(c.registered, NotRegistered(msg.sender));
+        require(c.exitRequestedAt != 0, NotExiting(msg.sender));
+        uint64 readyAt = c.exitRequestedAt + exitDelay;
+        require(block.timestamp >= readyAt, ExitDelayNotOver(msg.sender, readyAt));
+        // INVARIANT: no bond leaves while a claim could still forfeit it.
+        require(c.openClaims == 0, ClaimsOpen(msg.sender, c.openClaims));
+        uint256 amount = c.bond;
+        // The key stays in keyOwner: burnt for good.
+        delete _challengers[msg.sender];
+        emit BondWithdrawn(msg.sender, amount);
+        // SAFETY: effects done; nonReentrant.
+        if (amount > 0) token.safeTransfer(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- parameters
+
+    /// @inheritdoc ICheckPool
+    function setModelTerms(bytes32 modelId, uint16 checkShareBps, uint16 samplingBps) external {
+        address registry = address(jobManager.registry());
+        require(msg.sender == Ownable(registry).owner(), NotRegistrar(msg.sender));
+        jobManager.registry().getModel(modelId); // reverts UnknownModel
+        require(
+            checkShareBps <= MAX_CHECK_SHARE_BPS && samplingBps <= BPS, InvalidTerms(checkShareBps, samplingBps)
+        );
+        modelTerms[modelId] = ModelTerms({checkShareBps: checkShareBps, samplingBps: samplingBps});
+        emit ModelTermsSet(modelId, checkShareBps, samplingBps);
+    }
+
+    // ---------------------------------------------------------------- seeds
+
+    /// @inheritdoc ICheckPool
+    function recordSeed(uint256 jobId) external returns (bytes32 seed) {
+        IJobManager.Job memory job = jobManager.getJob(jobId);
+        // A job that never committed has no commit block, hence no seed.
+        require(job.commitBlock != 0, NotClaimable(jobId, job.status));
+        seed = _jobSeed(jobId, job.commitBlock);
+    }
+
+    /// @inheritdoc ICheckPool
+    function recordBatchSeed(uint256 batchId) external returns (bytes32 seed) {
+        IJobManager.Batch memory b = jobManager.getBatch(batchId);
+        seed = batchSeedOf[batchId];
+        if (seed != bytes32(0)) return seed;
+        seed = _readSeed(b.commitBlock);
+        batchSeedOf[batchId] = seed;
+        emit BatchSeedRecorded(batchId, b.commitBlock, seed);
+    }
+
+    // ---------------------------------------------------------------- claims
+
+    /// @inheritdoc ICheckPool
+    function claim(uint256 jobId, uint256[2] calldata proof) external nonReentrant {
+        Challenger storage c = _active(msg.sender);
+        _lockCollateral(c, 1);
+        (bytes32 seed, bytes32 jobRef, uint16 samplingBps) = _recordClaim(jobId, proof);
+        // INVARIANT: only the claimant's own key's unique proof for this job's seed passes, and
+        // only if it samples the job.
+        require(BlsVrf.verify(c.publicKey, seed, jobRef, proof), InvalidProof(jobId));
+        _requireSampled(jobId, proof, samplingBps);
+    }
+
+    /// @inheritdoc ICheckPool
+    function claimBatch(uint256[] calldata jobIds, uint256[2][] calldata proofs) external nonReentrant {
+        uint256 n = jobIds.length;
+        require(n > 0, EmptyBatch());
+        require(n <= MAX_BATCH_CLAIMS, BatchTooLarge(n, MAX_BATCH_CLAIMS));
+        require(proofs.length == n, LengthMismatch(n, proofs.length));
+        Challenger storage c = _active(msg.sender);
+        _lockCollateral(c, n);
+        bytes32[] memory seeds = new bytes32[](n);
+        bytes32[] memory refs = new bytes32[](n);
+        uint256[2][] memory sigs = new uint256[2][](n);
+        // Bounded: n <= MAX_BATCH_CLAIMS. Each job is recorded before the next is checked, so a
+        // job listed twice fails AlreadyClaimed.
+        for (uint256 i; i < n; ++i) {
+            uint16 samplingBps;
+            (seeds[i], refs[i], samplingBps) = _recordClaim(jobIds[i], proofs[i]);
+            sigs[i] = proofs[i];
+            _requireSampled(jobIds[i], proofs[i], samplingBps);
+        }
+        // INVARIANT: every proof is the claimant's own for its job (one pairing product with
+        // random coefficients); otherwise the whole batch reverts.
+        require(BlsVrf.verifyBatch(c.publicKey, seeds, refs, sigs), InvalidBatchProof());
+    }
+
+    /// @inheritdoc ICheckPool
+    function collect(uint256 jobId) external nonReentrant {
+        IJobManager.JobStatus status = jobManager.getJob(jobId).status;
+        require(status == IJobManager.JobStatus.Final, JobNotFinal(jobId, status));
+        bytes32 jobRef = SpotcheckHash.onchainJobKey(jobId);
+        require(_claims[jobRef][msg.sender] == ClaimStatus.Open, NoOpenClaim(jobId, msg.sender));
+        _claims[jobRef][msg.sender] = ClaimStatus.Collected;
+        _challengers[msg.sender].openClaims -= 1;
+        JobChecks storage jc = _checks[jobRef];
+        // The last collector takes the rounding dust: the reward is paid out exactly.
+        uint256 share = jc.reward / jc.claimCount;
+        uint256 amount = jc.collected + 1 == jc.claimCount ? jc.reward - share * jc.collected : share;
+        jc.collected += 1;
+        emit RewardCollected(jobId, msg.sender, amount);
+        // SAFETY: effects done; nonReentrant. The reward arrived when the job became final.
+        if (amount > 0) token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc ICheckPool
+    function forfeit(uint256 jobId, address claimant) external nonReentrant {
+        IJobManager.JobStatus status = jobManager.getJob(jobId).status;
+        require(status == IJobManager.JobStatus.Invalid, JobNotInvalid(jobId, status));
+        bytes32 jobRef = SpotcheckHash.onchainJobKey(jobId);
+        require(_claims[jobRef][claimant] == ClaimStatus.Open, NoOpenClaim(jobId, claimant));
+        // An on-chain job is Invalid only through a settled dispute: its challenger won it.
+        address disputer = disputeManager.getDispute(jobRef).challenger;
+        _claims[jobRef][claimant] = ClaimStatus.Forfeited;
+        Challenger storage c = _challengers[claimant];
+        c.openClaims -= 1;
+        // INVARIANT (backed claims): the collateral was locked, so bond >= claimCollateral.
+        uint256 amount = claimCollateral;
+        c.bond -= amount;
+        credits[disputer] += amount;
+        emit CollateralForfeited(jobId, claimant, disputer, amount);
+    }
+
+    /// @inheritdoc ICheckPool
+    function withdrawCredits() external nonReentrant {
+        uint256 amount = credits[msg.sender];
+        require(amount > 0, NothingToWithdraw(msg.sender));
+        credits[msg.sender] = 0;
+        emit CreditsWithdrawn(msg.sender, amount);
+        // SAFETY: effects done; nonReentrant.
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- JobManager hook
+
+    /// @inheritdoc ICheckPoolHooks
+    function onJobFinalized(uint256 jobId, bytes32, uint256 fee) external returns (uint256 reward) {
+        require(msg.sender == address(jobManager), NotJobManager(msg.sender));
+        JobChecks storage jc = _checks[SpotcheckHash.onchainJobKey(jobId)];
+        if (jc.claimCount == 0) return 0;
+        // shareBps <= MAX_CHECK_SHARE_BPS, so reward <= fee / 2.
+        reward = (fee * jc.shareBps) / BPS;
+        jc.reward = reward;
+        jc.funded = true;
+        emit RewardFunded(jobId, fee, reward, jc.claimCount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc ICheckPool
+    function getChallenger(address challenger) external view returns (Challenger memory) {
+        return _challengers[challenger];
+    }
+
+    /// @inheritdoc ICheckPool
+    function getJobChecks(bytes32 jobRef) external view returns (JobChecks memory) {
+        return _checks[jobRef];
+    }
+
+    /// @inheritdoc ICheckPool
+    function claimOf(bytes32 jobRef, address claimant) external view returns (ClaimStatus) {
+        return _claims[jobRef][claimant];
+    }
+
+    /// @inheritdoc ICheckPool
+    function freeBond(address challenger) external view returns (uint256) {
+        Challenger storage c = _challengers[challenger];
+        return c.bond - uint256(c.openClaims) * claimCollateral;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// @dev A registered challenger that is not exiting.
+    function _active(address who) private view returns (Challenger storage c) {
+        c = _challengers[who];
+        require(c.registered, NotRegistered(who));
+        require(c.exitRequestedAt == 0, Exiting(who));
+    }
+
+    function _lockCollateral(Challenger storage c, uint256 n) private {
+        uint256 locked = uint256(c.openClaims) * claimCollateral;
+        uint256 need = n * claimCollateral;
+        // INVARIANT (backed claims): openClaims * claimCollateral <= bond.
+        require(c.bond - locked >= need, InsufficientFreeBond(msg.sender, c.bond - locked, need));
+        c.openClaims += uint32(n); // n <= MAX_BATCH_CLAIMS
+    }
+
+    /// @dev Checks that `jobId` is claimable by the caller now and records the claim (the
+    ///      caller verifies the proof after; a failure reverts the whole call).
+    function _recordClaim(uint256 jobId, uint256[2] calldata proof)
+        private
+        returns (bytes32 seed, bytes32 jobRef, uint16 samplingBps)
+    {
+        IJobManager.Job memory job = jobManager.getJob(jobId);
+        // INVARIANT: claims only while the outcome is open: Committed (not disputed, not final,
+        // not invalid) and inside the challenge window, when a dispute can still come.
+        require(job.status == IJobManager.JobStatus.Committed, NotClaimable(jobId, job.status));
+        require(block.timestamp <= job.challengeDeadline, ClaimWindowClosed(jobId, job.challengeDeadline));
+        ModelTerms memory t = modelTerms[job.modelId];
+        require(t.samplingBps > 0, ModelNotConfigured(job.modelId));
+        jobRef = SpotcheckHash.onchainJobKey(jobId);
+        require(_claims[jobRef][msg.sender] == ClaimStatus.None, AlreadyClaimed(jobId, msg.sender));
+        seed = _jobSeed(jobId, job.commitBlock);
+        samplingBps = t.samplingBps;
+        _claims[jobRef][msg.sender] = ClaimStatus.Open;
+        JobChecks storage jc = _checks[jobRef];
+        if (jc.claimCount == 0) jc.shareBps = t.checkShareBps;
+        jc.claimCount += 1;
+        emit CheckClaimed(jobId, msg.sender, BlsVrf.output(proof), jc.claimCount, claimCollateral);
+    }
+
+    function _requireSampled(uint256 jobId, uint256[2] calldata proof, uint16 samplingBps) private pure {
+        require(BlsVrf.isSampled(proof, samplingBps), NotSampled(jobId, BlsVrf.output(proof)));
+    }
+
+    /// @dev The recorded seed of `jobId`, recording it now if `blockhash` can still read it.
+    function _jobSeed(uint256 jobId, uint64 commitBlock) private returns (bytes32 seed) {
+        bytes32 jobRef = SpotcheckHash.onchainJobKey(jobId);
+        seed = seedOf[jobRef];
+        if (seed != bytes32(0)) return seed;
+        seed = _readSeed(commitBlock);
+        seedOf[jobRef] = seed;
+        emit SeedRecorded(jobRef, jobId, commitBlock, seed);
+    }
+
+    /// @dev blockhash(commitBlock + 1), readable iff commitBlock + 1 < block.number <= commitBlock + 257.
+    function _readSeed(uint256 commitBlock) private view returns (bytes32 seed) {
+        uint256 seedBlock = commitBlock + 1;
+        require(block.number > seedBlock, SeedNotYetAvailable(commitBlock, block.number));
+        require(block.number - seedBlock <= BLOCKHASH_WINDOW, SeedUnavailable(commitBlock, block.number));
+        seed = blockhash(seedBlock);
+        // Unreachable inside the window; kept so that a zero seed never means "recorded".
+        require(seed != bytes32(0), SeedUnavailable(commitBlock, block.number));
+    }
+
+    /// @dev Pull `amount` from the caller and check it all arrived.
+    function _pull(uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        // SAFETY: pull after effects; every entry point is nonReentrant.
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        require(token.balanceOf(address(this)) - before == amount, FeeOnTransferToken());
+    }
+}
+
+interface IWiredDisputeManager {
+    function jobManager() external view returns (IJobManager);
+    function token() external view returns (IERC20);
+}

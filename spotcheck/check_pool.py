@@ -1,0 +1,125 @@
+"""Thin typed bindings for ``CheckPool`` (paid checks, issue 15): register a VRF key, claim
+sampled jobs with VRF proofs (one or a batch), collect rewards, forfeit a lazy claimant.
+
+The rules (seed, claim window, collateral) are in ``docs/sampling-vrf.md``; this module only
+builds the arguments from ``spotcheck.vrf`` values and sends them through an Ape contract
+instance (``SpotcheckContracts.check_pool``). Ape is never imported here: callers pass the
+contract and the account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from spotcheck import vrf
+from spotcheck.chain import ClaimStatus, TxResult
+from spotcheck.encoding import onchain_job_key
+from spotcheck.errors import ChainError, ConfigError
+
+__all__ = [
+    "BLOCKHASH_WINDOW",
+    "MAX_BATCH_CLAIMS",
+    "Claim",
+    "ClaimStatus",
+    "claim",
+    "claim_batch",
+    "claim_status",
+    "collect",
+    "forfeit",
+    "make_claim",
+    "register",
+    "seed_readable",
+]
+
+#: ``CheckPool.MAX_BATCH_CLAIMS``.
+MAX_BATCH_CLAIMS = 32
+#: ``blockhash`` reads the last 256 blocks: a seed must be recorded by ``commitBlock + 257``.
+BLOCKHASH_WINDOW = 256
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A VRF claim on on-chain job ``job_id``: the proof of ``(seed, onchain_job_key(job_id))``."""
+
+    job_id: int
+    proof: vrf.G1Point
+
+    @property
+    def job_ref(self) -> bytes:
+        return onchain_job_key(self.job_id)
+
+
+def seed_readable(commit_block: int, block_number: int) -> bool:
+    """True iff ``blockhash(commit_block + 1)`` is readable in block ``block_number``: the seed
+    rule's window (``commit_block + 1 < block_number <= commit_block + 257``)."""
+    seed_block = commit_block + 1
+    return seed_block < block_number <= seed_block + BLOCKHASH_WINDOW
+
+
+def make_claim(key: vrf.KeyPair, job_id: int, seed: bytes, sampling_bps: int) -> Claim | None:
+    """The claim ``key`` may make on ``job_id`` under ``seed``, or None if it did not sample it."""
+    job_ref = onchain_job_key(job_id)
+    proof = vrf.prove(key.secret, seed, job_ref)
+    return Claim(job_id, proof) if vrf.sampled_bps(proof, sampling_bps) else None
+
+
+def _tx(receipt: Any) -> TxResult:
+    return TxResult(
+        str(receipt.txn_hash),
+        block_number=int(receipt.block_number),
+        gas_used=int(receipt.gas_used),
+        receipt=receipt,
+    )
+
+
+def _send(what: str, call: Any, *args: Any, sender: Any) -> TxResult:
+    try:
+        return _tx(call(*args, sender=sender))
+    except Exception as err:  # Ape's ContractLogicError and transport errors: one line
+        raise ChainError(f"CheckPool.{what} failed: {err}") from err
+
+
+def register(pool: Any, key: vrf.KeyPair, bond: int, sender: Any) -> TxResult:
+    """Register ``key`` (with its proof of possession) and a bond of ``bond`` base units; the
+    sender must have approved the pool for ``bond``."""
+    if bond <= 0:
+        raise ConfigError(f"bond must be > 0, got {bond}")
+    pop = vrf.prove_possession(key.secret)
+    return _send(
+        "register", pool.register, list(key.public.words()), list(pop.words()), bond, sender=sender
+    )
+
+
+def claim(pool: Any, c: Claim, sender: Any) -> TxResult:
+    """Claim one job."""
+    return _send("claim", pool.claim, c.job_id, list(c.proof.words()), sender=sender)
+
+
+def claim_batch(pool: Any, claims: Sequence[Claim], sender: Any) -> TxResult:
+    """Claim up to ``MAX_BATCH_CLAIMS`` jobs in one transaction (one pairing product)."""
+    if not 0 < len(claims) <= MAX_BATCH_CLAIMS:
+        raise ConfigError(f"a batched claim holds 1..{MAX_BATCH_CLAIMS} jobs, got {len(claims)}")
+    return _send(
+        "claimBatch",
+        pool.claimBatch,
+        [c.job_id for c in claims],
+        [list(c.proof.words()) for c in claims],
+        sender=sender,
+    )
+
+
+def collect(pool: Any, job_id: int, sender: Any) -> TxResult:
+    """Collect the sender's reward for a final job (frees its collateral)."""
+    return _send("collect", pool.collect, job_id, sender=sender)
+
+
+def forfeit(pool: Any, job_id: int, claimant: str, sender: Any) -> TxResult:
+    """Forfeit ``claimant``'s collateral on an invalid job to the disputer (anyone may send)."""
+    return _send("forfeit", pool.forfeit, job_id, claimant, sender=sender)
+
+
+def claim_status(pool: Any, job_id: int, claimant: str) -> ClaimStatus:
+    """The claimant's claim on ``job_id``."""
+    return ClaimStatus(int(pool.claimOf(onchain_job_key(job_id), claimant)))
