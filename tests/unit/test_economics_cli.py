@@ -163,3 +163,93 @@ def test_stake_invalidThroughput_endsAsOneLineError(capsys: pytest.CaptureFixtur
 
     assert info.value.code == 1
     assert capsys.readouterr().err == "error: throughput (jobs/s) must be > 0, got 0.0\n"
+
+
+# --- what the contracts do: threshold, checks, recommend sized to a stake --------------------
+
+
+def test_threshold_defaults_batchJob_printsLossAndVStar() -> None:
+    out = run("threshold")
+
+    assert "A caught batch job (fee not escrowed)" in out
+    assert "loss L                         75" in out
+    assert "V* = d L - C = 1.625: a job worth more than this pays to cheat on." in out
+
+
+def test_threshold_feeEscrowed_isAbout1Point7() -> None:
+    out = run("threshold", "--fee-escrowed")
+
+    assert "V* = d L - C = 1.66875" in out
+
+
+def test_threshold_meanValueAndSimulate_showSelectiveProfitAndAgreement() -> None:
+    out = run("threshold", "--mean-value", "1", "--simulate", "5000", "--batch-size", "16")
+
+    assert "gains 0.196912 per job over honest work" in out  # e^-1.625
+    assert "Simulated 80,000 jobs (cheating above V*, seed 0)" in out
+    assert "closed form +0.197" in out
+
+
+def test_threshold_lowDetection_saysEveryJobPays() -> None:
+    out = run("threshold", "--p", "0.1%")
+
+    assert "cheating pays on every job" in out
+
+
+def test_checks_defaults_printsTheGameAndTheVerdict() -> None:
+    out = run("checks")
+
+    assert "diligent, per sampled job     +0.848" in out
+    assert "lazy, per sampled job         -1.959" in out
+    assert "Checking beats claiming blindly: K = 1 vs k (L + beta) = 3.807." in out
+    assert "diligent checkers live on canary disputes" in out
+
+
+def test_checks_noCanaries_checkingDoesNotBeatBlindClaiming() -> None:
+    out = run("checks", "--canary-rate", "0")
+
+    assert "Checking does NOT beat claiming blindly" in out
+
+
+def test_checks_simulate_lazyLosesDiligentEarns() -> None:
+    out = run("checks", "--simulate", "400000", "--seed", "1")
+
+    diligent = next(line for line in out.splitlines() if line.strip().startswith("diligent +"))
+    lazy = next(line for line in out.splitlines() if line.strip().startswith("lazy     -"))
+    assert "closed form +0.042" in diligent
+    assert "closed form -0.098" in lazy
+
+
+def test_checks_invalidShare_endsAsOneLineError(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["economics", "checks", "--check-share", "60%"])
+
+    assert info.value.code == 1
+    assert capsys.readouterr().err == "error: check share must be >= 0 and <= 0.5, got 0.6\n"
+
+
+def test_recommend_stake_capsTheSlashAndRaisesP() -> None:
+    out = run("recommend", "-V", "1000", "--stake", "200000", "--open-jobs", "10")
+
+    assert "slash S                        20000" in out
+    assert "slash capped at 20000 = stake 200000 / 10 open job(s)" in out
+    assert "above max sampling 0.1" in out
+    assert "backs 10 open job(s) at this slash" in out
+
+
+def test_recommend_stakeTooSmall_endsAsOneLineError(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["economics", "recommend", "-V", "1000", "--stake", "1000"])
+
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "caps the slash at 1000" in err
+    assert "it needs a stake of at least 3814" in err  # 2 x 1001 / 0.7 / 0.75, rounded up
+
+
+def test_recommend_printsTheCheatThreshold() -> None:
+    out = run("recommend")
+
+    assert "cheat threshold V*" in out
+    assert "a batch's fee is paid off the chain" in out
