@@ -72,6 +72,11 @@ class Metrics:
                     "batches_withheld",
                     "Batches proven withheld: a leaf request on them ended unrevealed (slashed).",
                 ),
+                (
+                    "batches_seen_late",
+                    "Batches first seen too late to ask for their listing (not checked; "
+                    "nothing said about their node).",
+                ),
             )
         }
         self.leaf_requests = {

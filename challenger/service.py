@@ -338,21 +338,26 @@ class Challenger:
             if self.store.close_batch(bid, BatchState.NOT_JUDGED):
                 log.info("batch of a model we do not judge: not fetched", extra=_batch_log(batch))
             return
+        never_tried = batch.attempts == 0 and not self.fetcher.busy(bid)
         if now >= batch.challenge_deadline:
-            self.fetcher.drop(bid)
-            self._forget_batch(bid)
-            if self.store.close_batch(bid, BatchState.EXPIRED):
-                log.error(
-                    "challenge window closed before the batch was checked; %s",
-                    _batch_text(batch),
-                    extra=_batch_log(batch),
-                )
+            self._expire(batch, never_tried)
             return
         plan = self._plan(batch)
         if self.fetcher.busy(bid):
             if now < plan.hard_stop:
                 return  # an attempt is running; its own deadline bounds it
             self.fetcher.drop(bid)
+        if never_tried and now >= plan.give_up_at:
+            # First seen this late (the challenger started after the batch was committed, or
+            # was down): one attempt if it can end before the deadline, never a give-up (and
+            # leaf requests the node must pay to answer) for a listing nobody asked for.
+            if now + self._fetch_s() >= batch.challenge_deadline:
+                self._expire(batch, never_tried)
+                return
+            self.decisions.start(bid, batch.model_id, self._batch_seed(batch), batch.count)
+            if self.fetcher.submit(batch, domain_of(self.chain.model(batch.model_id))):
+                self._started[bid] = now
+            return
         last_tried = batch.failed_at is not None and batch.failed_at >= plan.last_attempt_at
         if now >= plan.hard_stop or (now >= plan.give_up_at and last_tried):
             self._give_up(batch, report)
@@ -365,10 +370,43 @@ class Challenger:
             if self.fetcher.submit(batch, domain_of(model)):
                 self._started[bid] = now
 
+    def _expire(self, batch: BatchRow, never_tried: bool) -> None:
+        """The window closed (or is about to) before the batch was checked: ``expired``.
+
+        A batch whose listing was never asked for (first seen after its window, e.g. a
+        challenger started on an old deployment) says nothing about its node: an info line
+        and the ``batches_seen_late`` counter. One whose attempts ran out of time is an
+        error of this challenger (it was down or too slow)."""
+        bid = batch.batch_id
+        self.fetcher.drop(bid)
+        self._forget_batch(bid)
+        if not self.store.close_batch(bid, BatchState.EXPIRED):
+            return
+        if never_tried:
+            self.store.bump("batches_seen_late")
+            log.info(
+                "batch %d seen too late to check (its challenge window closes at %d): "
+                "listing not asked for, nothing said about the node; %s",
+                bid,
+                batch.challenge_deadline,
+                _batch_text(batch),
+                extra=_batch_log(batch),
+            )
+        else:
+            log.error(
+                "challenge window closed before the batch was checked; %s",
+                _batch_text(batch),
+                extra=_batch_log(batch),
+            )
+
+    def _fetch_s(self) -> int:
+        """Longest one listing attempt takes, in whole chain seconds (plus one)."""
+        return math.ceil(self.fetcher.client.limits.deadline_s) + 1
+
     def _plan(self, batch: BatchRow) -> _FetchPlan:
         margin = self.options.leaf_request_margin_s
         give_up = batch.challenge_deadline - margin
-        fetch_s = math.ceil(self.fetcher.client.limits.deadline_s) + 1
+        fetch_s = self._fetch_s()
         return _FetchPlan(
             last_attempt_at=give_up - fetch_s,
             give_up_at=give_up,

@@ -32,7 +32,7 @@ from tests.fixtures.chain import MOCK_MODEL, advance
 pytestmark = pytest.mark.chain
 #: The shared chain fixtures (deployment, staked nodes, funded challenger, mock model).
 TAU = MOCK_MODEL.tau
-SECRET = b"\x5e" * 32
+SECRET = b"\x2e" * 32  # a BN254 scalar below r (the VRF key)
 NODE_URI = "http://node.test"
 
 

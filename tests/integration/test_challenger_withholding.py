@@ -44,7 +44,7 @@ from tests.unit.test_challenger_fetch import NodeServer, body, drip, status
 
 pytestmark = pytest.mark.chain
 TAU = MOCK_MODEL.tau
-SECRET = b"\x5e" * 32
+SECRET = b"\x2e" * 32  # a BN254 scalar below r (the VRF key)
 Leaves = list[tuple[int, list[int], list[int]]]
 
 

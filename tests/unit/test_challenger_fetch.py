@@ -757,3 +757,105 @@ def test_parseListing_anyJson_isWithheldOrUsable_neverAnotherError(leaves: list[
     except ListingInvalidError:
         return
     raise AssertionError("random leaves rebuilt the committed root")
+
+
+# -- batches seen late (issue 13: "never served" reported for batches the node did serve) -----
+
+
+def test_oldBatch_seenAfterItsWindow_expiresQuietly_nothingSaidAboutTheNode(
+    tmp_path: Path, node_server: NodeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A challenger started on an old deployment follows batches whose windows closed long
+    ago: the node served them to whoever asked; this challenger never asked. An info line and
+    ``batches_seen_late``, no warning, no leaf request, no "unavailable" count."""
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    add_batch(store, chain, 4, node_server.uri, leaves_of(3))
+    node_server.routes[4] = body(listing(leaves_of(3)))
+    chain.now = DEADLINE + 500
+    ch = make_challenger(db, chain)
+    with caplog.at_level(logging.INFO):
+        ch.tick()
+    assert ch.store.batch(4).state is BatchState.EXPIRED  # type: ignore[union-attr]
+    counters = ch.store.counters()
+    assert counters["batches_seen_late"] == 1
+    assert not {"batches_unavailable", "listings_invalid", "batches_withheld"} & set(counters)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    (line,) = [r.getMessage() for r in caplog.records if "seen too late" in r.getMessage()]
+    assert "nothing said about the node" in line and "batch_id=4 " in line
+    assert chain.sends == [] and node_server.paths == []
+
+
+def test_batchFirstSeenPastTheGiveUpPoint_isFetchedOnce_neverGivenUpUntried(
+    tmp_path: Path, node_server: NodeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen for the first time after the point where retries stop: the challenger gave up
+    with 0 attempts ("listing unavailable after 0 attempts") and requested leaves of a batch
+    the node serves. Now it asks once, and the served listing is checked."""
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    leaves = leaves_of(4, cheat={2})
+    add_batch(store, chain, 9, node_server.uri, leaves)
+    node_server.routes[9] = body(listing(leaves))
+    ch = make_challenger(db, chain, fetch_wait_s=3.0)
+    batch = ch.store.batch(9)
+    assert batch is not None
+    chain.now = ch._plan(batch).give_up_at + 1
+    with caplog.at_level(logging.WARNING):
+        ch.tick()
+        ch.tick()
+    assert ch.store.batch(9).state is BatchState.FETCHED  # type: ignore[union-attr]
+    assert node_server.paths == ["/v1/batches/9"]
+    assert "open batch 9/2" in chain.sends  # the cheat in it was caught
+    assert not any(s.startswith("request") for s in chain.sends)
+    assert not any("listing unavailable" in r.getMessage() for r in caplog.records)
+    assert "batches_unavailable" not in ch.store.counters()
+
+
+def test_batchFirstSeenTooCloseToTheDeadlineForOneAttempt_expiresQuietly(
+    tmp_path: Path, node_server: NodeServer
+) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    add_batch(store, chain, 10, node_server.uri, leaves_of(2))
+    chain.now = DEADLINE - 1
+    ch = make_challenger(db, chain)
+    ch.tick()
+    assert ch.store.batch(10).state is BatchState.EXPIRED  # type: ignore[union-attr]
+    assert ch.store.counters()["batches_seen_late"] == 1
+    assert chain.sends == [] and node_server.paths == []
+
+
+def test_sampledLeaf_keepsTheVrfProofThatSampledIt(tmp_path: Path, node_server: NodeServer) -> None:
+    """Issue 15: the claim needs each sampled job's VRF proof; skipped leaves keep none."""
+    from challenger.sampling import parse_proof
+    from spotcheck import vrf
+
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    leaves = leaves_of(12)
+    add_batch(store, chain, 11, node_server.uri, leaves)
+    node_server.routes[11] = body(listing(leaves))
+    ch = make_challenger(db, chain, rate=0.5, fetch_wait_s=3.0)
+    ch.tick()
+    ch.tick()
+    assert ch.store.batch(11).state is BatchState.FETCHED  # type: ignore[union-attr]
+    seed = chain.block_hash(11)  # seed_block(commit_block 10)
+    sampled = skipped = 0
+    for i in range(12):
+        job = ch.store.job(batch_leaf_key(11, i))
+        assert job is not None
+        expected = vrf.prove(ch.policy.sk, seed, batch_leaf_key(11, i))
+        if job.state is JobState.SKIPPED:
+            skipped += 1
+            assert job.vrf_proof is None
+            assert not vrf.sampled_bps(expected, 5_000)
+        else:
+            sampled += 1
+            assert job.vrf_proof is not None and parse_proof(job.vrf_proof) == expected
+            assert vrf.sampled_bps(expected, 5_000)
+    assert sampled and skipped  # both kinds occur, so the test means something
