@@ -116,9 +116,18 @@ def _params_line(cost: float, reward: float, slash: float, collusion: float, val
     return line + (f", V = {value:g}" if value else "")
 
 
+def _need_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException(
+            "--plot needs matplotlib: pip install 'spotcheck[plot]' (make setup installs it)"
+        )
+
+
 @click.group(name="economics")
 def economics_group() -> None:
-    """Honesty condition, recommended parameters and a simulation of cheating strategies.
+    """Honesty condition, what the contracts take, the challenger's side, recommendations.
 
     Proof of Sampling: a node that skips inference on a job saves C; if an honest challenger
     samples the job (probability p (1 - r)) the node loses its reward R and is slashed S.
@@ -126,6 +135,11 @@ def economics_group() -> None:
 
     \b
         p > C / ((1 - r)(R + S))
+
+    That flat bound is the on-chain-job case with no self-dispute and jobs of equal value.
+    `threshold` gives what the contracts take (the bounty a self-disputing node recovers, the
+    fee a batch does not escrow) and the job value above which cheating pays; `checks` the
+    challenger's side (paid checks, canaries, claim collateral).
     """
 
 
@@ -550,12 +564,7 @@ def simulate(
             f"{_num(res.closed_form_profit):>11}{res.cheats_caught:>8}  {verdict}"
         )
     if plot_path is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise click.ClickException(
-                "--plot needs matplotlib: pip install 'spotcheck[plot]' (make setup installs it)"
-            )
+        _need_matplotlib()
         below_max = max([*samplings, 3 * minimum])
         path = simulation.plot_profit_vs_p(
             plot_path,
@@ -610,6 +619,13 @@ def simulate(
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write a PNG (needs matplotlib).",
+)
 def threshold(
     cost: float,
     reward: float,
@@ -623,6 +639,7 @@ def threshold(
     batches: int | None,
     batch_size: int,
     seed: int,
+    plot_path: str | None,
 ) -> None:
     """What a caught job costs under the contracts, and the job value above which cheating pays.
 
@@ -684,6 +701,20 @@ def threshold(
             f"{_num(res.profit.mean)} [{_num(low)}, {_num(high)}] (99 %), closed form "
             f"{_num(res.profit.closed_form)}; {res.leaves_caught:,} caught."
         )
+    if plot_path is not None:
+        _need_matplotlib()
+        from spotcheck import simulation
+
+        path = simulation.plot_selective_profit(
+            plot_path,
+            cost=cost,
+            fee=reward,
+            slash=slash,
+            collusion=collusion,
+            bounty_share=bounty_share,
+            seed=seed,
+        )
+        click.echo(f"plot written to {path}")
 
 
 @economics_group.command("checks")
@@ -740,6 +771,13 @@ def threshold(
     help="Also simulate this many jobs and compare with the closed forms.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write a PNG (needs matplotlib).",
+)
 def checks(
     fee: float,
     check_share: float,
@@ -754,6 +792,7 @@ def checks(
     lazy: int,
     jobs: int | None,
     seed: int,
+    plot_path: str | None,
 ) -> None:
     """The challenger's side: paid checks, canaries, and when checking beats claiming blindly.
 
@@ -820,3 +859,11 @@ def checks(
             f"  {res.canaries:,} canaries, {res.canaries_disputed_by_checkers:,} disputed by "
             f"diligent challengers, {res.lazy_forfeits:,} lazy claims forfeited"
         )
+    if plot_path is not None:
+        _need_matplotlib()
+        from spotcheck import simulation
+
+        path = simulation.plot_checks_vs_canary_rate(
+            plot_path, terms, k_max=max(0.1, 2 * canary_rate), seed=seed
+        )
+        click.echo(f"plot written to {path}")

@@ -253,3 +253,21 @@ def test_recommend_printsTheCheatThreshold() -> None:
 
     assert "cheat threshold V*" in out
     assert "a batch's fee is paid off the chain" in out
+
+
+def test_checks_plot_writesPng(tmp_path: Path) -> None:
+    out_png = tmp_path / "checks.png"
+
+    out = run("checks", "--plot", str(out_png))
+
+    assert f"plot written to {out_png}" in out
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_threshold_plot_writesPng(tmp_path: Path) -> None:
+    out_png = tmp_path / "selective.png"
+
+    out = run("threshold", "--plot", str(out_png))
+
+    assert f"plot written to {out_png}" in out
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
