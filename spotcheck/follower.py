@@ -7,8 +7,18 @@ nothing half-recorded), so no event is missed and none is handled twice. Side ef
 chain (transactions) are taken later from the recorded state, never inside the handler.
 
 Only blocks at least ``confirmations`` deep are read, so a reorg shallower than that depth
-cannot change what was handled. RPC failures back off and retry; after the last attempt they
-surface as :class:`ChainError` and the caller's loop tries again later from the checkpoint.
+cannot change what was handled. A deeper one is caught: the follower keeps the hash of the last
+block of each range it handled (the newest ``keep_hashes``), and before reading on it checks
+the checkpoint's hash against the chain. When it changed, it walks back to the newest kept
+block the chain still has (the fork point), calls the caller's ``rollback(conn, fork)`` (to
+forget what it recorded from the replaced blocks) and moves the checkpoint back to the fork, in
+one transaction, then handles the replacing blocks' events as usual. Without a ``rollback`` the
+events are only replayed (the services' handlers insert with ``OR IGNORE``, so a replay adds
+what the new blocks hold and keeps the rest). A reorg deeper than the kept hashes raises
+:class:`ChainError`: nothing is handled until an operator resyncs.
+
+RPC failures back off and retry; after the last attempt they surface as :class:`ChainError`
+and the caller's loop tries again later from the checkpoint.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ __all__ = ["ChainEvent", "LogFollower", "open_db"]  # open_db: where the service
 log = logging.getLogger(__name__)
 
 Handler = Callable[[list["ChainEvent"], sqlite3.Connection], None]
+#: ``rollback(conn, fork)``: forget what was recorded from blocks after ``fork`` (same transaction)
+Rollback = Callable[[sqlite3.Connection, int], None]
 #: (Ape contract instance, event names to follow on it)
 Source = tuple[Any, Sequence[str]]
 
@@ -45,7 +57,13 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS follower_checkpoint (
     name TEXT PRIMARY KEY,
     block INTEGER NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS follower_blocks (
+    name TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (name, block)
+);
 """
 
 
@@ -75,9 +93,12 @@ class LogFollower:
         max_range: int = 2000,
         attempts: int = 5,
         max_backoff: float = 8.0,
+        keep_hashes: int = 256,
     ) -> None:
-        if confirmations < 0 or max_range < 1 or start_block < 0:
-            raise ConfigError("confirmations and start_block must be >= 0, max_range >= 1")
+        if confirmations < 0 or max_range < 1 or start_block < 0 or keep_hashes < 1:
+            raise ConfigError(
+                "confirmations and start_block must be >= 0, max_range and keep_hashes >= 1"
+            )
         self.conn = db if isinstance(db, sqlite3.Connection) else open_db(db)
         self.name = name
         self.confirmations = confirmations
@@ -85,13 +106,14 @@ class LogFollower:
         self._start_block = start_block
         self._attempts = attempts
         self._max_backoff = max_backoff
+        self._keep_hashes = keep_hashes
         self._addresses: list[str] = []
         self._abis: list[Any] = []
         for contract, events in sources:
             self._addresses.append(str(contract.address))
             for event in events:
                 self._abis.append(getattr(contract, event).abi)
-        self.conn.execute(_SCHEMA)
+        self.conn.executescript(_SCHEMA)
 
     # -- checkpoint -------------------------------------------------------------------------
 
@@ -113,28 +135,87 @@ class LogFollower:
 
     # -- processing -------------------------------------------------------------------------
 
-    def process(self, handler: Handler, *, until: int | None = None) -> int:
-        """Handle every new event up to the safe head (or ``until``); returns how many."""
+    def process(
+        self, handler: Handler, *, until: int | None = None, rollback: Rollback | None = None
+    ) -> int:
+        """Handle every new event up to the safe head (or ``until``); returns how many.
+
+        First undoes a reorg that replaced handled blocks (see the module's docstring)."""
+        self._undo_reorg(rollback)
         target = self.safe_head() if until is None else min(until, self.safe_head())
         handled = 0
         start = self.checkpoint + 1
         while start <= target:
             stop = min(target, start + self.max_range - 1)
+            # The hash first: if a reorg lands between the two reads, the kept hash is the old
+            # one and the next call sees the change (the other order could hide it).
+            stop_hash: bytes = self._rpc(partial(self._block_hash, stop))
             events: list[ChainEvent] = self._rpc(partial(self._fetch, start, stop))
             with transaction(self.conn) as conn:
                 if events:
                     handler(events, conn)
+                self._set_checkpoint(conn, stop)
                 conn.execute(
-                    "INSERT INTO follower_checkpoint(name, block) VALUES(?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET block = excluded.block",
-                    (self.name, stop),
+                    "INSERT OR REPLACE INTO follower_blocks(name, block, hash) VALUES(?, ?, ?)",
+                    (self.name, stop, stop_hash),
+                )
+                conn.execute(
+                    "DELETE FROM follower_blocks WHERE name = ? AND block NOT IN (SELECT block "
+                    "FROM follower_blocks WHERE name = ? ORDER BY block DESC LIMIT ?)",
+                    (self.name, self.name, self._keep_hashes),
                 )
             log.debug("%s: handled %d events in blocks %d..%d", self.name, len(events), start, stop)
             handled += len(events)
             start = stop + 1
         return handled
 
+    def _set_checkpoint(self, conn: sqlite3.Connection, block: int) -> None:
+        conn.execute(
+            "INSERT INTO follower_checkpoint(name, block) VALUES(?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+            (self.name, block),
+        )
+
+    def _undo_reorg(self, rollback: Rollback | None) -> None:
+        """If the chain replaced handled blocks, rewind to the fork point (see the docstring)."""
+        kept = self.conn.execute(
+            "SELECT block, hash FROM follower_blocks WHERE name = ? ORDER BY block DESC",
+            (self.name,),
+        ).fetchall()
+        if not kept or self._rpc(partial(self._block_hash, int(kept[0][0]))) == bytes(kept[0][1]):
+            return
+        fork = next(
+            (
+                int(block)
+                for block, old in kept[1:]
+                if self._rpc(partial(self._block_hash, int(block))) == bytes(old)
+            ),
+            None,
+        )
+        if fork is None:
+            raise ChainError(
+                f"{self.name}: a reorg replaced every block whose hash is kept (from block "
+                f"{int(kept[-1][0])}); resync this service's database from a deeper checkpoint"
+            )
+        with transaction(self.conn) as conn:
+            if rollback is not None:
+                rollback(conn, fork)
+            conn.execute(
+                "DELETE FROM follower_blocks WHERE name = ? AND block > ?", (self.name, fork)
+            )
+            self._set_checkpoint(conn, fork)
+        log.warning(
+            "chain reorg below the confirmation depth",
+            extra={"follower": self.name, "replaced_after": fork, "was_checkpoint": kept[0][0]},
+        )
+
     # -- chain access -----------------------------------------------------------------------
+
+    @staticmethod
+    def _block_hash(number: int) -> bytes:
+        from ape import chain
+
+        return bytes(chain.provider.get_block(number).hash)
 
     @staticmethod
     def _head() -> int:
