@@ -12,6 +12,10 @@ setup:
 demo: setup
 	$(BIN)/spotcheck demo
 
+# The tests drive a real browser (the dashboard's page test): `setup` then also installs
+# Debian's Chromium (scripts/install-chromium.sh, idempotent; needs root or sudo).
+test test-fast: export SPOTCHECK_BROWSER := 1
+
 # The whole suite, slow tests included (all 12 zk models, 1,000-input tolerance checks): CI.
 test: setup
 	@SPOTCHECK_SLOW=1 $(MAKE) --no-print-directory _pytest

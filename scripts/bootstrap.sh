@@ -18,8 +18,11 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 if [[ "$(cat "$VENV/.spotcheck-stamp" 2>/dev/null || true)" != "$py_stamp" ]]; then
   log "installing Python dependencies (first run takes about a minute)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[dev]"
+  # setuptools' build-time banners (editable install of a flat layout) are UserWarnings in
+  # the build subprocess: hidden here, so the first `make demo` prints only our lines
+  PYTHONWARNINGS="ignore::UserWarning" "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  PYTHONWARNINGS="ignore::UserWarning" \
+    "$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[dev]"
   echo "$py_stamp" > "$VENV/.spotcheck-stamp"
 else
   log "Python dependencies up to date"
@@ -39,3 +42,9 @@ fi
 
 # 3. the offline Solidity compiler shim for py-solc-x (ape-solidity) and svm (ezkl)
 "$ROOT/scripts/install-solc-shim.sh"
+
+# 4. Debian's Chromium for the dashboard's browser test (tests/e2e/test_dashboard_browser.py);
+#    only when asked (SPOTCHECK_BROWSER=1, set by `make test`): `make demo` does not need it
+if [[ "${SPOTCHECK_BROWSER:-0}" == 1 ]]; then
+  "$ROOT/scripts/install-chromium.sh"
+fi

@@ -427,6 +427,27 @@ def render_text(st: SystemStatus) -> str:
     return "\n".join(out)
 
 
+class ReadChainCommand(ChainCommand):
+    """A :class:`ChainCommand` that only reads: Ape's ``--network`` without ``--account`` (an
+    account option would prompt for one that a read never uses)."""
+
+    def ape_command(self) -> click.Command:
+        if self._ape_command is None:
+            from ape.cli import ConnectedProviderCommand, network_option
+
+            assert self.callback is not None
+            fn = network_option()(self.callback)
+            self._ape_command = ConnectedProviderCommand(
+                self.name,
+                callback=fn,
+                params=[*reversed(getattr(fn, "__click_params__", [])), *self.params],
+                help=self.help,
+                short_help=self.short_help,
+                context_settings=self.context_settings,
+            )
+        return self._ape_command
+
+
 def lookback_options(fn: Any) -> Any:
     """``--lookback`` and ``--live-window``, shared by ``status`` and ``dashboard``."""
     fn = click.option(
@@ -445,7 +466,7 @@ def lookback_options(fn: Any) -> Any:
     )(fn)
 
 
-@click.command("status", cls=ChainCommand)
+@click.command("status", cls=ReadChainCommand)
 @deployment_option
 @lookback_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
