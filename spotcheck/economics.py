@@ -19,6 +19,11 @@ reserves ``n S`` of the node's stake until it is final, so stake caps a node's t
 :func:`stake_for_throughput` gives the stake a throughput needs:
 ``jobs/s x (challengeWindow + proof time) x S``.
 
+This is the flat model (every job worth the same, the slash lost in full). What the contracts
+take from a caught job (the clamp, the bounty a self-disputing node recovers, escrowed and
+unescrowed fees) and which jobs pay to cheat on when values differ are in
+:mod:`spotcheck.economics_penalty`; the challenger's side in :mod:`spotcheck.economics_checks`.
+
 Money is in token units (floats); probabilities are fractions in [0, 1].
 """
 
