@@ -141,6 +141,19 @@ class CheckGame:
         return (1 - k) * (self.claim_reward - t.tx_gas) - k * (t.claim_collateral + t.tx_gas)
 
     @property
+    def lazy_late(self) -> float:
+        """A lazy claimant that claims at the end of the window and skips jobs already disputed
+        (``claim`` reverts ``NotClaimable`` on a Disputed job): it meets only the canaries no
+        diligent challenger sampled, ``k (1 - p)^D``, which the operator disputes last.
+        The model's other incomes assume claims land before disputes (diligent challengers
+        dispute late, which is when the lazy collateral is theirs to win)."""
+        t = self.terms
+        met = t.canary_rate * (1.0 - t.sampling) ** t.diligent
+        return (1 - t.canary_rate) * (self.claim_reward - t.tx_gas) - met * (
+            t.claim_collateral + t.tx_gas
+        )
+
+    @property
     def checking_beats_blind(self) -> bool:
         """``K < k (L + beta)``: re-running is worth more than claiming blindly."""
         t = self.terms

@@ -828,6 +828,10 @@ def checks(
     )
     click.echo(f"  diligent, per sampled job {_num(game.diligent):>10}")
     click.echo(f"  lazy, per sampled job     {_num(game.lazy):>10}")
+    click.echo(
+        f"  lazy, claiming late       {_num(game.lazy_late):>10}   skips disputed jobs: meets "
+        "only canaries no diligent challenger sampled"
+    )
     click.echo(f"  lazy loses above k =      {_pct(game.min_canary_rate):>10}")
     click.echo(f"  an honest node gives up   {game.node_fee_given_up:>10.4f}   per job, to checks")
     click.echo(f"  one canary costs its operator {game.canary_cost:.4g}")

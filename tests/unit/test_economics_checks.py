@@ -123,3 +123,14 @@ def test_simulateChecks_agreesWithTheClosedForms(terms: CheckTerms) -> None:
     for est in (res.diligent, res.lazy):
         if est.mean == est.mean:  # not NaN: that kind of challenger exists
             assert est.agrees, est
+
+
+def test_lazyLate_skippingDisputedJobs_meetsFewerCanariesButStillLosesAtTheDefaults() -> None:
+    g = check_game()
+    t = CHECK_DEFAULTS
+    met = t.canary_rate * (1 - t.sampling) ** t.diligent
+
+    assert g.lazy_late == pytest.approx(
+        (1 - t.canary_rate) * (g.claim_reward - t.tx_gas) - met * (t.claim_collateral + t.tx_gas)
+    )
+    assert g.lazy < g.lazy_late < 0  # the dodge helps a little: 3 checkers rarely overlap
