@@ -58,13 +58,9 @@ def _run_impl(
 ) -> None:
     from challenger.config import load_settings
     from challenger.metrics import Metrics
-    from challenger.runner import (
-        build_challenger,
-        make_app,
-        make_health,
-        run_loop,
-        serve_http,
-    )
+    from challenger.runner import build_challenger, make_app, make_health, run_loop
+    from challenger.startup import check_model_count, check_models, check_port, serve_checked
+    from spotcheck.kit.serve import free_port
 
     overrides: dict[str, Any] = {
         "state_dir": state_dir,
@@ -80,25 +76,47 @@ def _run_impl(
         settings = settings.model_copy(
             update={"http": settings.http.model_copy(update={"port": http_port})}
         )
+    # Start-up checks (challenger/startup.py): each failure is one line and exit code 1.
+    check_model_count(len(settings.models), dry_run=settings.dry_run)
+    serving = settings.http.enabled and not once
+    if serving:
+        if settings.http.port == 0:  # "any free port": chosen here, so it can be printed
+            port = free_port(settings.http.host)
+            settings = settings.model_copy(
+                update={"http": settings.http.model_copy(update={"port": port})}
+            )
+        check_port(settings.http.host, settings.http.port)
     if not settings.dry_run and hasattr(account, "set_autosign"):
         # A keyfile account would ask to confirm every dispute: a service cannot wait for that.
         # The passphrase comes from APE_ACCOUNTS_<alias>_PASSPHRASE or is asked once here.
         account.set_autosign(True)
     challenger = build_challenger(settings, account, connect_contracts(settings.deployment_path))
-    if once:  # one tick: wait for the listings it starts (a loop collects them next tick)
-        challenger.options = dataclasses.replace(
-            challenger.options, fetch_wait_s=settings.batch_timeout_s + 3.0
+    try:
+        check_models(
+            challenger.chain,
+            {bytes.fromhex(k[2:]): m.onnx_path for k, m in settings.models.items()},
         )
-    metrics = Metrics()
-    health = make_health(settings)
-    if settings.http.enabled and not once:
-        serve_http(settings, make_app(settings, metrics, health))
+        if once:  # one tick: wait for the listings it starts (a loop collects them next tick)
+            challenger.options = dataclasses.replace(
+                challenger.options, fetch_wait_s=settings.batch_timeout_s + 3.0
+            )
+        metrics = Metrics()
+        health = make_health(settings)
+        where = "no HTTP server"
+        if serving:
+            serve_checked(
+                make_app(settings, metrics, health), settings.http.host, settings.http.port
+            )
+            where = f"http://{settings.http.host}:{settings.http.port}"
+    except BaseException:
+        challenger.close()
+        raise
     stop = threading.Event()  # the kit's loop sets it on SIGINT / SIGTERM
     mode = "DRY RUN (nothing is sent)" if settings.dry_run else "live"
     click.echo(
         f"challenger {challenger.chain.me} {mode}; "
         f"bond cap {format_tokens(settings.max_bond_at_risk)}; "
-        f"{len(settings.models)} model(s); state in {settings.state_dir}"
+        f"{len(settings.models)} model(s); {where}; state in {settings.state_dir}"
     )
 
     def show(report: Any) -> None:

@@ -28,7 +28,7 @@ from spotcheck.chain import RegisteredModel
 from spotcheck.errors import ChainError, ConfigError, SpotcheckError
 from spotcheck.follower import LogFollower, open_db
 from spotcheck.kit.loop import run_loop as kit_run_loop
-from spotcheck.kit.serve import HttpThread, serve
+from spotcheck.kit.serve import HttpThread
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,10 @@ def build_challenger(
 
 
 def serve_http(settings: ChallengerSettings, app: Any) -> HttpThread:
-    return serve(app, settings.http.host, settings.http.port, name="challenger-http")
+    """Serve ``app`` and wait until it listens (``StartupError``, one line, if it cannot)."""
+    from challenger.startup import serve_checked
+
+    return serve_checked(app, settings.http.host, settings.http.port)
 
 
 def run_loop(
