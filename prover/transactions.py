@@ -228,7 +228,9 @@ class TxSender:
         if previous:
             txn = self._build(method, args, previous[-1].nonce)
         else:
-            txn = self._first_send(intent, self._build(method, args, None))
+            # A first send is simulated first (the gas estimate): a revert no retry can fix
+            # (NodeUnbonding...) surfaces decoded, before anything is signed or spent.
+            txn = self._first_send(intent, self._build(method, args, None, preflight=True))
             previous = self.journal.txs_for(intent)
         return self._checked(intent, self._see_through(intent, txn, previous))
 
@@ -296,21 +298,30 @@ class TxSender:
         return previous
 
     def _build(
-        self, method: Any, args: tuple[Any, ...], nonce: int | None, *, estimate: bool = False
+        self,
+        method: Any,
+        args: tuple[Any, ...],
+        nonce: int | None,
+        *,
+        estimate: bool = False,
+        preflight: bool = False,
     ) -> Any:
         """The unsigned transaction (gas estimated: a revert surfaces here, before sending).
 
         ``estimate``: the gas limit is this call's estimate plus :data:`GAS_MARGIN`, whatever
         the network's ``gas_limit`` setting (Ape's local default is the whole block's limit,
         which lets one block hold one such transaction: back-to-back sends need the estimate).
+        ``preflight``: estimate only to see a revert before sending (the gas limit stays the
+        network's setting).
         """
         try:
             kwargs: dict[str, Any] = {"sender": self.account}
             if nonce is not None:
                 kwargs["nonce"] = nonce
-            if estimate:
+            if estimate or preflight:
                 gas = int(method.estimate_gas_cost(*args, sender=self.account))
-                kwargs["gas"] = math.ceil(gas * GAS_MARGIN)
+                if estimate:
+                    kwargs["gas"] = math.ceil(gas * GAS_MARGIN)
             return method.as_transaction(*args, **kwargs)
         except Exception as err:
             raise chain_failure(f"{_method_name(method)} would fail", err) from err
@@ -437,7 +448,12 @@ class TxSender:
     def _checked(self, intent: str, mined: Mined) -> Mined:
         if getattr(mined.receipt, "failed", False):
             self.journal.txs_clear(intent)  # a revert frees the intent for a fresh attempt
-            raise ChainError(f"tx {intent}: {mined.tx_hash} reverted")
+            what = f"tx {intent}: {mined.tx_hash} reverted"
+            try:  # Ape decodes the revert from the trace where the RPC has one
+                mined.receipt.raise_for_status()
+            except Exception as err:
+                raise chain_failure(what, err) from err
+            raise RevertError(what)
         return mined
 
 

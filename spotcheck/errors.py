@@ -5,6 +5,8 @@ A re-run that disagrees is a verdict, not an exception: exceptions mean "could n
 
 from __future__ import annotations
 
+import re
+
 
 class SpotcheckError(Exception):
     """Root of every error Spotcheck raises on purpose."""
@@ -83,8 +85,12 @@ def decode_error_data(data: bytes) -> tuple[str, dict[str, object]] | None:
     name, names, types = entry
     try:
         from eth_abi import decode
+        from eth_utils import to_checksum_address
 
-        values = decode(list(types), bytes(data[4:]))
+        values = [
+            to_checksum_address(v) if t == "address" else v
+            for t, v in zip(types, decode(list(types), bytes(data[4:])), strict=True)
+        ]
     except Exception:  # malformed arguments: the name alone is still worth showing
         return name, {}
     return name, dict(zip(names, values, strict=True))
@@ -111,12 +117,20 @@ def _decoded(err: BaseException) -> tuple[str, dict[str, object]] | None:
     return None if named is None else (named, {})
 
 
+#: How an RPC (anvil, geth) reports a custom error it did not decode.
+_CUSTOM_ERROR = re.compile(r"custom error (?:0x)?([0-9a-fA-F]{8})(?::\s*(?:0x)?([0-9a-fA-F]*))?")
+
+
 def _hex_data(err: BaseException) -> bytes | None:
-    """Raw revert data an undecoded revert carries in its message (``0x51805901...``)."""
+    """Raw revert data an undecoded revert carries in its message: ``0x51805901...``, or the
+    node's ``custom error 0xa2dc0625: abab...`` (selector, then the arguments)."""
     texts = [getattr(err, "revert_message", None), getattr(err, "message", None), str(err)]
     for text in texts:
         if not isinstance(text, str):
             continue
+        found = _CUSTOM_ERROR.search(text)
+        if found is not None and len(found.group(2) or "") % 2 == 0:
+            return bytes.fromhex(found.group(1) + (found.group(2) or ""))
         first = text.strip().split()[0] if text.strip() else ""
         first = first.rstrip(".,:;'\"").lstrip("'\"")
         if first.startswith("0x") and len(first) >= 10:
@@ -148,8 +162,8 @@ _SELECTORS: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] | None = N
 
 
 def _error_selectors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    """selector -> (name, argument names, argument types) over the project's contract types
-    (read once; empty when Ape or the compiled project is not available)."""
+    """selector -> (name, argument names, argument types) over the project's compiled contract
+    types (read once; empty when Ape or the compiled project is not available)."""
     global _SELECTORS
     if _SELECTORS is None:
         table: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
@@ -157,7 +171,8 @@ def _error_selectors() -> dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...
             from ape import project
             from eth_utils import keccak
 
-            for contract_type in project.contracts.values():
+            # The compiled types as cached (the manifest): reading them never compiles.
+            for contract_type in (project.manifest.contract_types or {}).values():
                 for abi in contract_type.abi:
                     if getattr(abi, "type", None) != "error":
                         continue

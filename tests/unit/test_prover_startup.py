@@ -246,3 +246,10 @@ def test_describeRevert_notARevert_isTypeAndFirstLine() -> None:
     assert describe_revert(err) == "ConnectionError: connection refused"
     assert revert_name(err) is None
     assert describe_revert(RuntimeError("0xdeadbeef00")) == "RuntimeError: 0xdeadbeef00"
+
+
+def test_describeRevert_decodesTheRpcsCustomErrorText() -> None:
+    """anvil's form for a view's revert Ape did not decode (getModel of an unknown id)."""
+    err = RuntimeError("execution reverted: custom error 0xa2dc0625: " + "ab" * 32)
+    assert describe_revert(err) == f"UnknownModel(modelId=0x{'ab' * 32})"
+    assert revert_name(err) == "UnknownModel"
