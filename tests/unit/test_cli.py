@@ -19,7 +19,17 @@ from spotcheck.cli import COMMANDS_GROUP, cli
 
 VENV_BIN = Path(sys.executable).parent
 #: Every command group, as registered in pyproject.toml.
-GROUPS = ("challenger", "contracts", "demo", "economics", "job", "model", "node")
+GROUPS = (
+    "challenger",
+    "contracts",
+    "dashboard",
+    "demo",
+    "economics",
+    "job",
+    "model",
+    "node",
+    "status",
+)
 
 
 def test_entryPoints_registerEveryCommandGroup() -> None:
