@@ -18,7 +18,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 
 from spotcheck.chain import DisputeStatus, LeafRequestStatus, RegisteredModel, TxResult
 from spotcheck.encoding import from_hex
-from spotcheck.errors import ChainError
+from spotcheck.errors import ChainError, RevertError, describe_revert, revert_name
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +102,6 @@ class ChainPort(Protocol):
     def settle(self, dispute_id: bytes) -> TxResult: ...
 
     def withdraw_credits(self) -> TxResult: ...
-
-
-def _describe(err: BaseException) -> str:
-    """An exception with its custom error's name and arguments when it is a decoded revert
-    (Ape raises a class named after the Solidity error, e.g. ``RootMismatch``, whose message
-    is only the raw revert data)."""
-    name = type(err).__name__
-    inputs = getattr(err, "inputs", None)
-    message = getattr(err, "message", None) or str(err)
-    return f"{name}{inputs}" if inputs else f"{name}: {message}"
 
 
 def _transient(err: BaseException) -> bool:
@@ -260,7 +250,13 @@ class ApeChain:
         try:
             receipt = call()
         except Exception as err:  # Ape raises its own and web3's exception types
-            raise ChainError(f"{what} failed: {_describe(err)}") from err
+            # A custom error by name with its arguments (``RootMismatch(batchId=...)``), also
+            # when Ape left it as raw revert data (spotcheck.errors.describe_revert).
+            name = revert_name(err)
+            message = f"{what} failed: {describe_revert(err)}"
+            if name is not None:
+                raise RevertError(message, error=name) from err
+            raise ChainError(message) from err
         if getattr(receipt, "failed", False):
             raise ChainError(f"{what} reverted in {receipt.txn_hash}")
         return TxResult(tx_hash=str(receipt.txn_hash), block_number=int(receipt.block_number))

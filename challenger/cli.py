@@ -195,6 +195,66 @@ def withdraw(account: Any, deployment: Path | None, dry_run: bool) -> None:
     _withdraw_impl(account, deployment, dry_run)
 
 
+def _key_path(config_path: Path | None, state_dir: Path | None) -> Path:
+    from challenger.config import load_settings
+
+    return load_settings(config_path, state_dir=state_dir).key_path
+
+
+def _show_key(path: Path, secret: bytes, as_json: bool) -> None:
+    from challenger.sampling import registration_words
+
+    words = registration_words(secret)
+    if as_json:
+        click.echo(json.dumps({"key_path": str(path), **words}, indent=2))
+        return
+    click.echo(f"VRF key: {path}")
+    click.echo("public key (uint256[4], EIP-197 order x_im, x_re, y_im, y_re):")
+    for w in words["public_key"]:
+        click.echo(f"  {w}")
+    click.echo("proof of possession (uint256[2]):")
+    for w in words["pop"]:
+        click.echo(f"  {w}")
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@challenger.command(
+    "keygen", help="Create the VRF key (vrf.key, mode 0600) if there is none; show it."
+)
+@_config_option
+@_state_option
+@_json_option
+def keygen(config_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    from challenger.sampling import load_or_create_secret
+
+    path = _key_path(config_path, state_dir)
+    existed = path.exists()
+    secret = load_or_create_secret(path)
+    if not as_json:
+        click.echo("kept the existing VRF key" if existed else "created a VRF key")
+    _show_key(path, secret, as_json)
+
+
+@challenger.group("key", help="The challenger's VRF key.")
+def key() -> None:
+    """The VRF key's public parts."""
+
+
+@key.command("show", help="Print the public key and its proof of possession (registration).")
+@_config_option
+@_state_option
+@_json_option
+def key_show(config_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    from challenger.sampling import read_secret
+
+    path = _key_path(config_path, state_dir)
+    if not path.exists():
+        raise click.ClickException(f"no VRF key at {path}: run `spotcheck challenger keygen`")
+    _show_key(path, read_secret(path), as_json)
+
+
 @challenger.command("status", help="Job states, disputes and credits from the local database.")
 @_config_option
 @_state_option

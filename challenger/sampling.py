@@ -220,6 +220,21 @@ def load_or_create_secret(path: str | Path) -> bytes:
     return _read_secret(key_path)
 
 
+def registration_words(secret: bytes) -> dict[str, list[str]]:
+    """The public key (``uint256[4]``) and its proof of possession (``uint256[2]``) as 0x hex
+    words: what ``CheckPool.register(publicKey, pop, bond)`` takes."""
+    sk = secret_scalar(secret)
+    return {
+        "public_key": [f"0x{w:064x}" for w in vrf.public_key(sk).words()],
+        "pop": [f"0x{w:064x}" for w in vrf.prove_possession(sk).words()],
+    }
+
+
+def read_secret(path: str | Path) -> bytes:
+    """Read an existing VRF key (mode and range checked), never creating one."""
+    return _read_secret(Path(path))
+
+
 def _read_secret(path: Path) -> bytes:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
