@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +15,16 @@ from typing import IO
 
 import click
 
+#: A stage that runs longer than this says so, with its elapsed time, every this many seconds.
+HEARTBEAT_S = 15.0
+
 
 class Progress:
-    """Prints stage timings (``[  12.3 s] stage ... done in 2.1 s``) and keeps them."""
+    """Prints stage timings (``[  12.3 s] stage ... done in 2.1 s``) and keeps them; a long
+    stage prints ``still <stage> (30 s)`` every :data:`HEARTBEAT_S` seconds while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.heartbeat_s = heartbeat_s
         self.start = time.perf_counter()
         self.stages: list[tuple[str, float]] = []
         #: Where progress goes (the console, also while fd 1 is redirected to the log).
@@ -34,7 +40,19 @@ class Progress:
     def stage(self, name: str) -> Iterator[None]:
         self.say(f"{name} ...")
         t0 = time.perf_counter()
-        yield
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_s):
+                self.say(f"    still {name} ({time.perf_counter() - t0:.0f} s)")
+
+        ticker = threading.Thread(target=beat, name="progress-heartbeat", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
         seconds = time.perf_counter() - t0
         self.stages.append((name, seconds))
         self.say(f"{name}: done in {seconds:.1f} s")
@@ -77,6 +95,9 @@ def service_logs(path: Path) -> Iterator[None]:
     """
     from ape.logging import logger as ape_logger
 
+    from spotcheck.kit.quiet import demote_chatter
+
+    demote_chatter()  # "Using cached key" per receipt, ezkl's fidelity table: DEBUG
     root = logging.getLogger()
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)

@@ -1,0 +1,55 @@
+"""Third-party log lines that are chatter, not events: demoted to DEBUG at their logger.
+
+A service logs one line per event at INFO; these come from libraries at WARNING, once per
+call, and tell an operator nothing they must act on:
+
+- Ape (logger ``ape``): ``Using cached key for <alias>`` on every signature of an unlocked
+  keyfile account with autosign (the node signs a receipt per request);
+- ezkl (logger ``ezkl.execute``, through pyo3-log): the ``Numerical Fidelity Report`` table
+  that calibration prints (a dozen lines per calibration).
+
+:func:`demote_chatter` installs a filter on each logger that rewrites those records to DEBUG
+and lets them through only when that logger is enabled for DEBUG (``spotcheck -vv``). Every
+other record of those loggers is untouched. Idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: (logger name, predicate on the formatted message) of the chatter
+CHATTER: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("ape", lambda message: message.startswith("Using cached key for ")),
+    ("ezkl.execute", lambda message: "Numerical Fidelity Report" in message),
+)
+
+
+@dataclass(frozen=True)
+class DemoteToDebug(logging.Filter):
+    """Rewrites matching records of ``logger_name`` to DEBUG; drops them unless that logger
+    is enabled for DEBUG."""
+
+    logger_name: str
+    matches: Callable[[str], bool]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to judge
+            return True
+        if not self.matches(message):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(self.logger_name).isEnabledFor(logging.DEBUG)
+
+
+def demote_chatter() -> None:
+    """Install :class:`DemoteToDebug` for every entry of :data:`CHATTER` (once each)."""
+    for name, matches in CHATTER:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DemoteToDebug) for f in logger.filters):
+            logger.addFilter(DemoteToDebug(name, matches))

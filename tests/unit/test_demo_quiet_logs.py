@@ -1,0 +1,69 @@
+"""Third-party chatter is DEBUG (spotcheck.kit.quiet, installed by the demo's service logs):
+Ape's per-signature "Using cached key" and ezkl's fidelity table vanish at INFO, show at DEBUG,
+and every other record of those loggers is untouched."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from spotcheck.kit.quiet import DemoteToDebug, demote_chatter
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def captured() -> Iterator[Capture]:
+    handler = Capture()
+    loggers = [logging.getLogger("ape"), logging.getLogger("ezkl.execute")]
+    saved = [(lg, lg.level, list(lg.filters), lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+    yield handler
+    for lg, level, filters, propagate in saved:
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+        lg.filters[:] = filters
+        lg.propagate = propagate
+
+
+def test_demoteChatter_atInfo_dropsChatterKeepsRealWarnings(captured: Capture) -> None:
+    demote_chatter()
+    ape, ezkl = logging.getLogger("ape"), logging.getLogger("ezkl.execute")
+    ape.setLevel(logging.INFO)
+    ezkl.setLevel(logging.INFO)
+    ape.warning("Using cached key for %s", "node")
+    ezkl.warning("\n <--- Numerical Fidelity Report (input_scale: 13) --->\n| mean_error |")
+    ape.warning("Transaction failed: out of gas")
+    ezkl.warning("calibration failed for scale 7")
+    assert [r.getMessage() for r in captured.records] == [
+        "Transaction failed: out of gas",
+        "calibration failed for scale 7",
+    ]
+    assert all(r.levelname == "WARNING" for r in captured.records)
+
+
+def test_demoteChatter_atDebug_showsChatterAsDebug(captured: Capture) -> None:
+    demote_chatter()
+    logging.getLogger("ape").setLevel(logging.DEBUG)
+    logging.getLogger("ape").warning("Using cached key for %s", "node")
+    [record] = captured.records
+    assert record.levelname == "DEBUG" and record.getMessage() == "Using cached key for node"
+
+
+def test_demoteChatter_twice_installsOneFilterPerLogger(captured: Capture) -> None:
+    demote_chatter()
+    demote_chatter()
+    for name in ("ape", "ezkl.execute"):
+        filters = logging.getLogger(name).filters
+        assert sum(isinstance(f, DemoteToDebug) for f in filters) == 1
