@@ -175,3 +175,27 @@ def test_demoQuick_reportsGasPerJob(demo_run: tuple[int, dict[str, Any], str]) -
     assert gas["onchain_job"] > 0
     assert 0 < gas["batch_job"] < gas["onchain_job"]
     assert report["economics"]["sampling"] > report["economics"]["bound"]
+
+
+def test_demoQuick_reportSaysWhyUnsampledCheatsAreExpected(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    """'outputs outside tau ... final (unsampled)' next to RESULT: OK must say why."""
+    _, report, output = demo_run
+    final = sum(n["corrupted_final"] for n in report["nodes"])
+    if final:
+        assert f"{final} output(s) outside tau went final unsampled: expected" in output
+        assert "loses money on average" in output
+    else:
+        assert "every output outside tau that a challenger could see was caught" in output
+
+
+def test_demoQuick_consoleHasNoThirdPartyChatter(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    _, report, output = demo_run
+    for chatter in ("Using cached key", "Numerical Fidelity Report", "BuildBackendWarning"):
+        assert chatter not in output
+    # the dApp's HTTP answers: none lost with a fresh connection per request (the first
+    # `make demo` failed on a reset kept-alive connection); a lost one would be listed here
+    assert report["dapp"]["answers_lost"] == 0
