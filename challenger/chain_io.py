@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from spotcheck.chain import DisputeStatus, LeafRequestStatus, RegisteredModel, TxResult
+from spotcheck.chain import DisputeStatus, JobStatus, LeafRequestStatus, RegisteredModel, TxResult
 from spotcheck.encoding import from_hex
 from spotcheck.errors import ChainError, RevertError, describe_revert, revert_name
 
@@ -42,6 +42,31 @@ class DisputeView:
     challenger: str
     bond: int
     proof_deadline: int
+
+
+@dataclass(frozen=True)
+class JobView:
+    """An on-chain job as ``JobManager.getJob`` returns it (the fields the challenger reads)."""
+
+    job_id: int
+    status: JobStatus
+    model_id: bytes
+    node: str
+    output_hash: bytes
+    challenge_deadline: int
+    commit_block: int
+
+
+@dataclass(frozen=True)
+class BatchView:
+    batch_id: int
+    model_id: bytes
+    node: str
+    root: bytes
+    count: int
+    uri: str
+    challenge_deadline: int
+    commit_block: int
 
 
 class ChainPort(Protocol):
@@ -243,6 +268,47 @@ class ApeChain:
             return None
 
         return self._read("JobRequested", find)
+
+    def job(self, job_id: int) -> JobView:
+        """``getJob(jobId)`` (reverts ``UnknownJob`` for an id never requested)."""
+        j = self._read(f"getJob({job_id})", lambda: self.jobs.getJob(job_id))
+        return JobView(
+            job_id=job_id,
+            status=JobStatus(int(j.status)),
+            model_id=from_hex(j.modelId),
+            node=str(j.node),
+            output_hash=from_hex(j.outputHash),
+            challenge_deadline=int(j.challengeDeadline),
+            commit_block=int(getattr(j, "commitBlock", 0)),
+        )
+
+    def batch(self, batch_id: int) -> BatchView:
+        b = self._read(f"getBatch({batch_id})", lambda: self.jobs.getBatch(batch_id))
+        return BatchView(
+            batch_id=batch_id,
+            model_id=from_hex(b.modelId),
+            node=str(b.node),
+            root=from_hex(b.root),
+            count=int(b.count),
+            uri=str(b.uri),
+            challenge_deadline=int(b.challengeDeadline),
+            commit_block=int(getattr(b, "commitBlock", 0)),
+        )
+
+    def committed_output(self, job_id: int) -> list[int] | None:
+        """The output the node committed for on-chain job ``job_id`` (its ResultCommitted)."""
+
+        def find() -> list[int] | None:
+            from ape import chain
+
+            head = int(chain.blocks.height)
+            for entry in self.jobs.ResultCommitted.range(
+                0, head + 1, search_topics={"jobId": job_id}
+            ):
+                return [int(v) for v in entry.event_arguments["output"]]
+            return None
+
+        return self._read("ResultCommitted", find)
 
     # -- transactions (never retried blindly) ------------------------------------------------
 

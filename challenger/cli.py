@@ -195,6 +195,101 @@ def withdraw(account: Any, deployment: Path | None, dry_run: bool) -> None:
     _withdraw_impl(account, deployment, dry_run)
 
 
+def _dispute_impl(
+    account: Any,
+    deployment: Path | None,
+    config_path: Path | None,
+    job_id: int | None,
+    batch_id: int | None,
+    index: int | None,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    from challenger.batches import BatchClient, FetchLimits
+    from challenger.chain_io import ApeChain
+    from challenger.config import load_settings
+    from challenger.manual import judge, leaf_target, onchain_target, refusal, send
+    from challenger.runner import ModelCatalog
+
+    if (job_id is None) == (batch_id is None) or (batch_id is None) != (index is None):
+        raise click.UsageError("give a JOB_ID, or --batch with --index for a batch leaf")
+    settings = load_settings(config_path, deployment_path=deployment)
+    chain = ApeChain.from_contracts(connect_contracts(settings.deployment_path), account)
+    if job_id is not None:
+        target = onchain_target(chain, job_id)
+    else:
+        assert batch_id is not None and index is not None
+        limits = FetchLimits(
+            deadline_s=settings.batch_timeout_s, max_bytes=settings.max_listing_bytes
+        )
+        client = BatchClient(limits=limits)
+        try:
+            target = leaf_target(chain, batch_id, index, client)
+        finally:
+            client.close()
+    model = chain.model(target.model_id)
+    mid = "0x" + target.model_id.hex()
+    click.echo(f"{target.label}: model {mid}, node {target.node}")
+    click.echo(f"  committed output {target.output_q}")
+    click.echo("  re-running with the configured model files ...")
+    reexec = ModelCatalog(settings)(model)
+    if reexec is None:
+        raise click.ClickException(
+            f'model {mid} has no files in the challenger config: add [models."{mid}"]'
+        )
+    check = judge(target, model, reexec, settings.screen)
+    diffs = f"screen diff {check.screen_diff}, witness diff {check.witness_diff}, tau {model.tau}"
+    click.echo(f"verdict: {check.verdict.name} ({check.reason}; {diffs})")
+    why = refusal(chain, target, model, check)
+    if why is not None:
+        if not check.disputable:
+            click.echo(f"nothing to dispute: {why}")
+            return
+        raise click.ClickException(f"not sending: {why}")
+    bond = model.challenger_bond
+    call = "openDispute" if target.batch_id is None else "openBatchDispute"
+    if dry_run or not yes:
+        click.echo(
+            f"would send {call} for {target.label} with a bond of {format_tokens(bond)} tokens; "
+            + ("dry run, nothing sent" if dry_run else "run again with --yes to send it")
+        )
+        return
+    if hasattr(account, "set_autosign"):
+        account.set_autosign(True)  # --yes is the confirmation
+    tx = send(chain, target, bond)
+    d = chain.dispute(target.key)
+    click.echo(
+        f"dispute opened on {target.label}: {tx.tx_hash}; bond {format_tokens(bond)} tokens; "
+        f"the node may prove until {d.proof_deadline}, then `settle` pays the bounty"
+    )
+
+
+@challenger.command(
+    "dispute",
+    cls=ChainCommand,
+    help="Re-run one job (JOB_ID) or batch leaf (--batch/--index), show the verdict, and "
+    "open a dispute only with --yes.",
+)
+@deployment_option
+@_config_option
+@click.argument("job_id", type=int, required=False)
+@click.option("--batch", "batch_id", type=int, default=None, help="Batch id of the leaf.")
+@click.option("--index", type=int, default=None, help="Position of the leaf in the batch.")
+@click.option("--yes", is_flag=True, help="Send the dispute (bonded) when the verdict allows.")
+@dry_run_option("Show the verdict and the dispute; send nothing.")
+def dispute(
+    account: Any,
+    deployment: Path | None,
+    config_path: Path | None,
+    job_id: int | None,
+    batch_id: int | None,
+    index: int | None,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    _dispute_impl(account, deployment, config_path, job_id, batch_id, index, yes, dry_run)
+
+
 def _key_path(config_path: Path | None, state_dir: Path | None) -> Path:
     from challenger.config import load_settings
 
