@@ -179,13 +179,13 @@ class DemoReport:
         final = sum(n.corrupted_final for n in self.nodes)
         if not final:
             return "  every output outside tau that a challenger could see was caught"
+        p = f"{e['sampling']:.0%}"
         return (
-            f"  {final} output(s) outside tau went final unsampled: expected, not a failure. "
-            f"A challenger re-runs a secret {e['sampling']:.0%} of the commitments, so some "
-            f"cheats get through by design; each one caught costs the slash, so cheating at "
-            f"p = {e['sampling']:.0%} (bound {e['bound']:.2%}) loses money on average - see the "
-            f"dishonest node's total above and docs/economics.md. dApps that need more pick a "
-            f"higher p."
+            f"  {final} output(s) outside tau went final unsampled: expected, not a failure.\n"
+            f"  A challenger re-runs a secret {p} of the commitments, so some cheats get through "
+            f"by design;\n  each one caught costs the slash, so cheating at p = {p} (bound "
+            f"{e['bound']:.2%}) loses money on average\n  (the dishonest node's total above; "
+            f"docs/economics.md). A dApp that needs more picks a higher p."
         )
 
     def render(self) -> str:

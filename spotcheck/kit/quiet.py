@@ -1,12 +1,14 @@
 """Third-party log lines that are chatter, not events: demoted to DEBUG at their logger.
 
-A service logs one line per event at INFO; these come from libraries at WARNING, once per
-call, and tell an operator nothing they must act on:
+A service logs one line per event at INFO; these come from libraries at INFO or WARNING, once
+per call, and tell an operator nothing they must act on:
 
 - Ape (logger ``ape``): ``Using cached key for <alias>`` on every signature of an unlocked
   keyfile account with autosign (the node signs a receipt per request);
 - ezkl (logger ``ezkl.execute``, through pyo3-log): the ``Numerical Fidelity Report`` table
-  that calibration prints (a dozen lines per calibration).
+  that calibration prints (a dozen lines per calibration);
+- httpx (logger ``httpx``, INFO): ``HTTP Request: POST ... "HTTP/1.1 200 OK"`` for every
+  request a client sends (a challenger's listing fetches, the demo dApp's jobs).
 
 :func:`demote_chatter` installs a filter on each logger that rewrites those records to DEBUG
 and lets them through only when that logger is enabled for DEBUG (``spotcheck -vv``). Every
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 CHATTER: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("ape", lambda message: message.startswith("Using cached key for ")),
     ("ezkl.execute", lambda message: "Numerical Fidelity Report" in message),
+    ("httpx", lambda message: message.startswith("HTTP Request: ")),
 )
 
 

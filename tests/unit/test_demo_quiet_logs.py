@@ -24,7 +24,7 @@ class Capture(logging.Handler):
 @pytest.fixture
 def captured() -> Iterator[Capture]:
     handler = Capture()
-    loggers = [logging.getLogger("ape"), logging.getLogger("ezkl.execute")]
+    loggers = [logging.getLogger(n) for n in ("ape", "ezkl.execute", "httpx")]
     saved = [(lg, lg.level, list(lg.filters), lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.addHandler(handler)
@@ -44,11 +44,16 @@ def test_demoteChatter_atInfo_dropsChatterKeepsRealWarnings(captured: Capture) -
     ezkl.setLevel(logging.INFO)
     ape.warning("Using cached key for %s", "node")
     ezkl.warning("\n <--- Numerical Fidelity Report (input_scale: 13) --->\n| mean_error |")
+    httpx = logging.getLogger("httpx")
+    httpx.setLevel(logging.INFO)
+    httpx.info('HTTP Request: %s %s "%s %d %s"', "POST", "http://n/infer", "HTTP/1.1", 200, "OK")
     ape.warning("Transaction failed: out of gas")
     ezkl.warning("calibration failed for scale 7")
+    httpx.warning("something else from httpx")
     assert [r.getMessage() for r in captured.records] == [
         "Transaction failed: out of gas",
         "calibration failed for scale 7",
+        "something else from httpx",
     ]
     assert all(r.levelname == "WARNING" for r in captured.records)
 
@@ -64,6 +69,6 @@ def test_demoteChatter_atDebug_showsChatterAsDebug(captured: Capture) -> None:
 def test_demoteChatter_twice_installsOneFilterPerLogger(captured: Capture) -> None:
     demote_chatter()
     demote_chatter()
-    for name in ("ape", "ezkl.execute"):
+    for name in ("ape", "ezkl.execute", "httpx"):
         filters = logging.getLogger(name).filters
         assert sum(isinstance(f, DemoteToDebug) for f in filters) == 1
