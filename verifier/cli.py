@@ -19,7 +19,6 @@ and box points and checked there (``verifier.coverage``), and ``tolerance``/``on
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -415,11 +414,13 @@ def config_tables(
 ) -> tuple[str, str]:
     """The ``[models."0x<id>"]`` tables of a node's and a challenger's config for a registered
     model: (node table, challenger table). Paths are relative to ``relative_to`` (the folder of
-    the config file they go into) when given, else absolute."""
+    the config file they go into) when they are inside it, else absolute."""
 
     def where(path: Path) -> str:
         full = path.resolve()
-        return os.path.relpath(full, relative_to.resolve()) if relative_to else str(full)
+        if relative_to is not None and full.is_relative_to(relative_to.resolve()):
+            return str(full.relative_to(relative_to.resolve()))
+        return str(full)
 
     files = f'[models."{model_id}"]\nonnx_path = "{where(onnx_file)}"\n'
     if calibration is not None:
