@@ -327,7 +327,11 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         samplingBps = t.samplingBps;
         _claims[jobRef][msg.sender] = ClaimStatus.Open;
         JobChecks storage jc = _checks[jobRef];
-        if (jc.claimCount == 0) jc.shareBps = t.checkShareBps;
+        if (jc.claimCount == 0) {
+            jc.shareBps = t.checkShareBps;
+            // SAFETY: trusted protocol code: flags the job so that finalize asks for the reward.
+            jobManager.markCheckClaimed(jobId);
+        }
         jc.claimCount += 1;
         emit CheckClaimed(jobId, msg.sender, BlsVrf.output(proof), jc.claimCount, claimCollateral);
     }

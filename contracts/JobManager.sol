@@ -108,6 +108,16 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         emit CheckPoolSet(checkPool_);
     }
 
+    /// @inheritdoc IJobManager
+    function markCheckClaimed(uint256 jobId) external {
+        require(msg.sender == checkPool, NotCheckPool(msg.sender));
+        Job storage job = _job(jobId);
+        // INVARIANT: claims only on Committed jobs (CheckPool checks it too).
+        require(job.status == JobStatus.Committed, BadJobStatus(jobId, job.status));
+        job.checkClaimed = true;
+        emit CheckClaimMarked(jobId);
+    }
+
     // ---------------------------------------------------------------- prices
 
     /// @inheritdoc IJobManager
@@ -157,7 +167,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
             commitDeadline: commitDeadline,
             challengeDeadline: 0,
             status: JobStatus.Requested,
-            commitBlock: 0
+            commitBlock: 0,
+            checkClaimed: false
         });
         emit JobRequested(jobId, modelId, node, msg.sender, fee, inputHash, input, commitDeadline);
         if (fee > 0) _pull(fee);
@@ -427,10 +438,14 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function _makeFinal(uint256 jobId, Job storage job) private {
         job.status = JobStatus.Final;
         uint256 fee = job.fee;
-        address pool = checkPool;
+        address pool;
         uint256 reward;
-        // SAFETY: trusted protocol code (set once by the deployer); it only books the reward.
-        if (pool != address(0)) reward = ICheckPoolHooks(pool).onJobFinalized(jobId, job.modelId, fee);
+        if (job.checkClaimed) {
+            // Only claimed jobs pay for the call: a job without claims finalizes as before.
+            pool = checkPool;
+            // SAFETY: trusted protocol code (set once by the deployer); it only books the reward.
+            reward = ICheckPoolHooks(pool).onJobFinalized(jobId, job.modelId, fee);
+        }
         // INVARIANT (solvency): never more than the fee leaves for checks (CheckPool caps it at half).
         if (reward > fee) reward = fee;
         credits[job.node] += fee - reward;

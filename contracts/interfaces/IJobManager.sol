@@ -41,6 +41,7 @@ interface IJobManager {
         uint64 challengeDeadline;
         JobStatus status;
         uint64 commitBlock; // block of commitResult (0 before); the check seed is the next block's hash
+        bool checkClaimed; // CheckPool holds a paid-check claim on it: finalize asks it for the reward
     }
 
     struct Batch {
@@ -75,6 +76,7 @@ interface IJobManager {
     error ZeroRoot();
     error NothingToWithdraw(address owner);
     error NotDisputeManager(address caller);
+    error NotCheckPool(address caller);
     /// @notice Element `index` of the input is outside the model's domain `[inLo, inHi]`.
     error InputOutOfDomain(uint256 index, int256 value, int256 inLo, int256 inHi);
     /// @notice The fee is below `priceOf(node, modelId)`.
@@ -131,6 +133,8 @@ interface IJobManager {
     event CreditsWithdrawn(address indexed owner, uint256 amount);
     /// @notice The check pool is connected: finalized jobs with claims pay it their check reward.
     event CheckPoolSet(address indexed checkPool);
+    /// @notice CheckPool holds a paid-check claim on job `jobId`.
+    event CheckClaimMarked(uint256 indexed jobId);
     /// @notice `reward` of job `jobId`'s fee went to the check pool (its claimants' reward).
     event CheckRewardPaid(uint256 indexed jobId, address indexed checkPool, uint256 reward);
 
@@ -204,6 +208,10 @@ interface IJobManager {
     /// @notice The check pool (zero until `setCheckPool`): finalized jobs with claims pay their
     ///         check reward (`ICheckPoolHooks.onJobFinalized`) to it.
     function checkPool() external view returns (address);
+
+    /// @notice CheckPool marks a Committed job on its first paid-check claim, so that
+    ///         `finalize` calls the pool only for claimed jobs. `checkPool` only.
+    function markCheckClaimed(uint256 jobId) external;
     function token() external view returns (IERC20);
     function stakeManager() external view returns (IStakeManager);
     /// @notice The model registry (a consumer reads a model's input domain from it).

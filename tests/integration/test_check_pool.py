@@ -556,3 +556,18 @@ def test_claim_wrongKeyMessageOrSeed_rejectedOnChain(
     for sig in wrong:
         with chain.isolate(), ape.reverts(pool.InvalidProof, jobId=job_id):
             pool.claim(job_id, list(sig.words()), sender=a)
+
+
+def test_jobManagerWiring_setOnce_byDeployer_markedOnlyByThePool(
+    pool: Any, spotcheck: Any, deployer: Any, outsider: Any, committed: tuple[int, bytes]
+) -> None:
+    jm = spotcheck.job_manager
+    assert jm.checkPool() == pool.address
+    with ape.reverts(jm.NotDeployer, caller=outsider):
+        jm.setCheckPool(outsider, sender=outsider)
+    with ape.reverts(jm.AlreadyInitialized):
+        jm.setCheckPool(outsider, sender=deployer)
+    job_id, _ = committed
+    with ape.reverts(jm.NotCheckPool, caller=outsider):
+        jm.markCheckClaimed(job_id, sender=outsider)
+    assert not jm.getJob(job_id).checkClaimed
