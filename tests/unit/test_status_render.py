@@ -121,3 +121,26 @@ def test_import_commandModules_importNoApeFastapiOrMatplotlib(module: str) -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_statusCommand_unparsableNetwork_failsInOneLineNotAListOfAllNetworks() -> None:
+    from click.testing import CliRunner
+
+    from spotcheck.status import status
+
+    result = CliRunner().invoke(status, ["--network", "localhost:8545"])
+    assert result.exit_code == 2
+    [error] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "No ecosystem named 'localhost'" in error and "ethereum:local:http://" in error
+    assert len(result.output.splitlines()) <= 4
+
+
+def test_statusCommand_hasNoAccountOption() -> None:
+    """A read needs no account: no --account option, so no account prompt."""
+    from click.testing import CliRunner
+
+    from spotcheck.status import status
+
+    result = CliRunner().invoke(status, ["--help"])
+    assert result.exit_code == 0
+    assert "--network" in result.output and "--account" not in result.output
