@@ -16,9 +16,17 @@ from typing import Any, Protocol, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from spotcheck.chain import DisputeStatus, JobStatus, LeafRequestStatus, RegisteredModel, TxResult
-from spotcheck.encoding import from_hex
+from spotcheck.chain import (
+    ClaimStatus,
+    DisputeStatus,
+    JobStatus,
+    LeafRequestStatus,
+    RegisteredModel,
+    TxResult,
+)
+from spotcheck.encoding import from_hex, onchain_job_key
 from spotcheck.errors import ChainError, RevertError, describe_revert, revert_name
+from spotcheck.vrf import G1Point
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,16 @@ class BatchView:
     uri: str
     challenge_deadline: int
     commit_block: int
+
+
+@dataclass(frozen=True)
+class PoolAccount:
+    """This challenger in the CheckPool: registration, exit, bond not locked by claims."""
+
+    registered: bool
+    exiting: bool
+    free_bond: int
+    collateral: int  # claimCollateral(): locked per open claim
 
 
 class ChainPort(Protocol):
@@ -129,6 +147,14 @@ class ChainPort(Protocol):
     def withdraw_credits(self) -> TxResult: ...
 
 
+def _check_pool_of(contracts: Any) -> Any:
+    """The deployment's CheckPool, or None for a deployment from before paid checks."""
+    deployment = getattr(contracts, "deployment", None)
+    if deployment is None or getattr(deployment, "check_pool", None) is None:
+        return None
+    return contracts.check_pool
+
+
 def _transient(err: BaseException) -> bool:
     """Retry anything but a contract revert (a revert is an answer, not a hiccup)."""
     from ape.exceptions import ContractLogicError
@@ -147,6 +173,7 @@ class ApeChain:
         model_registry: Any,
         token: Any,
         account: Any,
+        check_pool: Any = None,
         attempts: int = 6,
         max_backoff: float = 8.0,
     ) -> None:
@@ -158,6 +185,7 @@ class ApeChain:
         self._attempts = attempts
         self._max_backoff = max_backoff
         self._models: dict[bytes, RegisteredModel] = {}
+        self.pool = check_pool
 
     @classmethod
     def from_contracts(cls, contracts: Any, account: Any, **kwargs: Any) -> ApeChain:
@@ -168,6 +196,7 @@ class ApeChain:
             model_registry=contracts.model_registry,
             token=contracts.token,
             account=account,
+            check_pool=_check_pool_of(contracts),
             **kwargs,
         )
 
@@ -309,6 +338,84 @@ class ApeChain:
             return None
 
         return self._read("ResultCommitted", find)
+
+    # -- the CheckPool (paid checks) ---------------------------------------------------------
+
+    def _need_pool(self) -> Any:
+        if self.pool is None:
+            raise ChainError("this deployment has no CheckPool: paid checks are not available")
+        return self.pool
+
+    def pool_account(self) -> PoolAccount:
+        pool = self._need_pool()
+        c = self._read("getChallenger", lambda: pool.getChallenger(self.me))
+        return PoolAccount(
+            registered=bool(c.registered),
+            exiting=int(c.exitRequestedAt) != 0,
+            free_bond=int(self._read("freeBond", lambda: pool.freeBond(self.me))),
+            collateral=int(self._read("claimCollateral", lambda: pool.claimCollateral())),
+        )
+
+    def pool_sampling_bps(self, model_id: bytes) -> int:
+        pool = self._need_pool()
+        terms = self._read("modelTerms", lambda: pool.modelTerms(model_id))
+        return int(terms[1])
+
+    def pool_claim_status(self, job_id: int) -> ClaimStatus:
+        pool = self._need_pool()
+        key = onchain_job_key(job_id)
+        return ClaimStatus(int(self._read("claimOf", lambda: pool.claimOf(key, self.me))))
+
+    def pool_seed_recorded(self, job_id: int) -> bool:
+        pool = self._need_pool()
+        key = onchain_job_key(job_id)
+        return any(bytes(self._read("seedOf", lambda: pool.seedOf(key))))
+
+    def pool_claim_batch(self, claims: Sequence[tuple[int, G1Point]]) -> TxResult:
+        pool = self._need_pool()
+        ids = [job_id for job_id, _ in claims]
+        proofs = [list(p.words()) for _, p in claims]
+        return self._send(
+            f"claimBatch({ids})", lambda: pool.claimBatch(ids, proofs, sender=self.account)
+        )
+
+    def pool_collect(self, job_id: int) -> tuple[TxResult, int]:
+        """``collect(jobId)``; returns the transaction and the amount paid (its event)."""
+        pool = self._need_pool()
+        receipt: list[Any] = []
+
+        def call() -> Any:
+            receipt.append(pool.collect(job_id, sender=self.account))
+            return receipt[0]
+
+        tx = self._send(f"collect({job_id})", call)
+        paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.RewardCollected))
+        return tx, paid
+
+    def pool_credits(self) -> int:
+        pool = self._need_pool()
+        return int(self._read("pool credits", lambda: pool.credits(self.me)))
+
+    def pool_withdraw_credits(self) -> TxResult:
+        pool = self._need_pool()
+        return self._send(
+            "CheckPool.withdrawCredits", lambda: pool.withdrawCredits(sender=self.account)
+        )
+
+    def pool_register(self, public_key: Sequence[int], pop: Sequence[int], bond: int) -> TxResult:
+        pool = self._need_pool()
+        spender = pool.address
+        allowance = self._read("allowance", lambda: self.token.allowance(self.me, spender))
+        if int(allowance) < bond:
+            self._send("approve", lambda: self.token.approve(spender, bond, sender=self.account))
+        return self._send(
+            "CheckPool.register",
+            lambda: pool.register(list(public_key), list(pop), bond, sender=self.account),
+        )
+
+    def pool_min_bond(self) -> int:
+        pool = self._need_pool()
+        return int(self._read("minBond", lambda: pool.minBond()))
 
     # -- transactions (never retried blindly) ------------------------------------------------
 

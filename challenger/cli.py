@@ -16,6 +16,7 @@ import click
 
 from spotcheck.ape_cli import ChainCommand
 from spotcheck.cli_options import (
+    TOKENS,
     configure_service_logging,
     connect_contracts,
     deployment_option,
@@ -288,6 +289,66 @@ def dispute(
     dry_run: bool,
 ) -> None:
     _dispute_impl(account, deployment, config_path, job_id, batch_id, index, yes, dry_run)
+
+
+def _register_impl(
+    account: Any,
+    deployment: Path | None,
+    config_path: Path | None,
+    state_dir: Path | None,
+    bond: int,
+    dry_run: bool,
+) -> None:
+    from challenger.chain_io import ApeChain
+    from challenger.config import load_settings
+    from challenger.sampling import load_or_create_secret, registration_words
+
+    settings = load_settings(config_path, state_dir=state_dir, deployment_path=deployment)
+    secret = load_or_create_secret(settings.key_path)
+    words = registration_words(secret)
+    chain = ApeChain.from_contracts(connect_contracts(settings.deployment_path), account)
+    minimum = chain.pool_min_bond()
+    if bond < minimum:
+        raise click.ClickException(
+            f"bond {format_tokens(bond)} tokens is below the CheckPool minimum "
+            f"{format_tokens(minimum)}"
+        )
+    account_now = chain.pool_account()
+    if account_now.registered:
+        raise click.ClickException(f"{chain.me} is registered already (one key per address)")
+    if chain.balance() < bond:
+        raise click.ClickException(
+            f"{chain.me} holds {format_tokens(chain.balance())} tokens, less than the bond"
+        )
+    click.echo(f"VRF key {settings.key_path}; public key {words['public_key'][0]}...")
+    if dry_run:
+        click.echo(f"dry run: would register with a bond of {format_tokens(bond)} tokens")
+        return
+    tx = chain.pool_register(
+        [int(w, 16) for w in words["public_key"]], [int(w, 16) for w in words["pop"]], bond
+    )
+    click.echo(f"registered {chain.me} with a bond of {format_tokens(bond)} tokens: {tx.tx_hash}")
+
+
+@challenger.command(
+    "register",
+    cls=ChainCommand,
+    help="Register the VRF key (with its proof of possession) and a bond in the CheckPool.",
+)
+@deployment_option
+@_config_option
+@_state_option
+@click.option("--bond", type=TOKENS, required=True, help="Bond in tokens (1500wei: base units).")
+@dry_run_option("Check everything; send nothing.")
+def register(
+    account: Any,
+    deployment: Path | None,
+    config_path: Path | None,
+    state_dir: Path | None,
+    bond: int,
+    dry_run: bool,
+) -> None:
+    _register_impl(account, deployment, config_path, state_dir, bond, dry_run)
 
 
 def _key_path(config_path: Path | None, state_dir: Path | None) -> Path:

@@ -77,6 +77,15 @@ class ChallengerSettings(ServiceSettings):
     #: Seconds before a batch's challenge deadline when the challenger stops trying its
     #: listing and requests its sampled leaves on chain.
     leaf_request_margin_s: int = Field(default=30, ge=2)
+    #: Paid checks (issue 15): claim the on-chain jobs sampled and found correct when the
+    #: deployment has a CheckPool (register first: `spotcheck challenger register`).
+    claims: bool = True
+    #: Claims per claimBatch transaction (1..32).
+    claim_batch_size: int = Field(default=16, ge=1, le=32)
+    #: Longest a claim waits for a fuller batch (chain seconds).
+    claim_max_wait_s: int = Field(default=60, ge=0)
+    #: Claims go out at the latest this many chain seconds before the job's deadline.
+    claim_margin_s: int = Field(default=30, ge=0)
     http: HttpConfig = HttpConfig()
 
     @property

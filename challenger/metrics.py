@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from challenger.store import JobState, Store
+from challenger.store import ClaimStore, JobState, Store
 
 _NS = "spotcheck_challenger"
 
@@ -89,6 +89,18 @@ class Metrics:
                 ("missed", "Leaf requests the window closed on before sending."),
             )
         }
+        self.claims = {
+            name: Gauge(f"{_NS}_claims_{name}", help_, registry=r)
+            for name, help_ in (
+                ("sent", "Paid-check claims that landed on chain (open, paid or forfeited)."),
+                ("pending", "Claims planned or being sent."),
+                ("paid", "Claims whose reward was collected."),
+                ("forfeited", "Claims forfeited: the job ended invalid."),
+                ("missed", "Claims not sent in time (window, seed, refused)."),
+                ("payouts", "Check rewards collected (token base units)."),
+                ("forfeits", "Collateral lost to forfeited claims (token base units)."),
+            )
+        }
         self.bond_at_risk = Gauge(
             f"{_NS}_bond_at_risk", "Bond locked in our open disputes.", registry=r
         )
@@ -110,6 +122,9 @@ class Metrics:
         summary = store.leaf_request_summary()
         for name, gauge in self.leaf_requests.items():
             gauge.set(summary.get(name, 0))
+        claims = ClaimStore(store).summary()
+        for name, gauge in self.claims.items():
+            gauge.set(claims.get(name, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

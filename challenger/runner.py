@@ -18,11 +18,12 @@ from typing import Any
 from challenger.api import Health, create_app
 from challenger.batches import BatchClient, Fetcher, FetchLimits
 from challenger.chain_io import ApeChain, ChainPort
+from challenger.claims import Claimer, ClaimOptions
 from challenger.config import ChallengerSettings
 from challenger.metrics import Metrics
 from challenger.sampling import SamplingPolicy, load_or_create_secret
 from challenger.service import JOB_EVENTS, Challenger, Options, StepReport, dispute_events
-from challenger.store import LeafRequestState, Store
+from challenger.store import ClaimStore, LeafRequestState, Store
 from challenger.verdict import Reexecutor
 from spotcheck.chain import RegisteredModel
 from spotcheck.errors import ChainError, ConfigError, SpotcheckError
@@ -71,6 +72,7 @@ def status_of(store: Store) -> dict[str, Any]:
         "leaf_requests": store.leaf_request_summary(),
         "open_leaf_requests": open_requests,
         "withdrawn": store.withdrawn_total(),
+        "claims": ClaimStore(store).summary(),
     }
 
 
@@ -136,9 +138,27 @@ def build_challenger(
         auto_withdraw=settings.auto_withdraw,
         leaf_request_margin_s=settings.leaf_request_margin_s,
     )
+    port = chain or ApeChain.from_contracts(contracts, account)
+    claimer = None
+    if (
+        settings.claims
+        and not settings.dry_run
+        and isinstance(port, ApeChain)
+        and port.pool is not None
+    ):
+        claimer = Claimer(
+            store,
+            port,
+            ClaimOptions(
+                batch_size=settings.claim_batch_size,
+                max_wait_s=settings.claim_max_wait_s,
+                margin_s=settings.claim_margin_s,
+            ),
+        )
     return Challenger(
         store=store,
-        chain=chain or ApeChain.from_contracts(contracts, account),
+        chain=port,
+        claimer=claimer,
         policy=policy,
         reexecutor_for=ModelCatalog(settings),
         options=options,

@@ -52,6 +52,7 @@ from challenger.batches import (
     domain_of,
 )
 from challenger.chain_io import ChainPort
+from challenger.claims import Claimer
 from challenger.sampling import BatchDecisions, SamplingPolicy, proof_text, seed_block
 from challenger.store import (
     BatchRow,
@@ -168,6 +169,12 @@ class StepReport:
     revealed: int = 0
     leaf_settled: int = 0
     undisputable: int = 0
+    #: Paid checks (challenger.claims): claims sent, rewards collected (count, base units),
+    #: claims forfeited.
+    claims_sent: int = 0
+    claims_paid: int = 0
+    payouts: int = 0
+    claims_forfeited: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -185,8 +192,11 @@ class Challenger:
         follower: LogFollower | None = None,
         batch_client: BatchClient | None = None,
         fetcher: Fetcher | None = None,
+        claimer: Claimer | None = None,
     ) -> None:
         self.store = store
+        #: Paid-check claims (None: no CheckPool, dry run, or claims turned off).
+        self.claimer = claimer
         self.chain = chain
         self.policy = policy
         self.reexecutor_for = reexecutor_for
@@ -214,6 +224,8 @@ class Challenger:
             self.fetch_batches(head, report)
             self.adopt_reveals(report)
             self.check(report)
+            if self.claimer is not None:
+                self._claim(report)
             self.dispute(report)
             self.leaf_requests(report)
             self.report_withheld(report)
@@ -796,6 +808,16 @@ class Challenger:
                     log.warning("MISMATCH: %s", result.reason, extra=_job_log(job))
                 else:
                     report.matched += 1
+
+    # -- paid checks ------------------------------------------------------------------------
+
+    def _claim(self, report: StepReport) -> None:
+        assert self.claimer is not None
+        r = self.claimer.step()
+        report.claims_sent += r.sent
+        report.claims_paid += r.paid
+        report.payouts += r.payouts
+        report.claims_forfeited += r.forfeited
 
     # -- dispute ----------------------------------------------------------------------------
 

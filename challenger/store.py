@@ -239,6 +239,21 @@ CREATE TABLE IF NOT EXISTS ch_withdrawals (
     amount   TEXT NOT NULL,
     at       REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ch_claims (
+    job_key            BLOB PRIMARY KEY,  -- onchainJobKey(jobId)
+    job_id             TEXT NOT NULL,
+    model_id           BLOB NOT NULL,
+    vrf_proof          TEXT NOT NULL,
+    challenge_deadline INTEGER NOT NULL,
+    state              TEXT NOT NULL,
+    planned_at         INTEGER NOT NULL,  -- chain time it became claimable
+    sent_block         INTEGER,           -- head when the claim transaction was started
+    tx_hash            TEXT,
+    payout             TEXT,              -- base units collected (forfeited: collateral lost)
+    reason             TEXT,
+    updated_at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ch_claims_state ON ch_claims(state);
 CREATE TABLE IF NOT EXISTS ch_counters (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
@@ -933,6 +948,180 @@ class Store:
     def withdrawn_total(self) -> int:
         rows = self.conn.execute("SELECT amount FROM ch_withdrawals").fetchall()
         return sum(int(r[0]) for r in rows)
+
+
+class ClaimState(enum.StrEnum):
+    """A paid-check claim (``CheckPool``) on an on-chain job we sampled and found correct.
+
+    ```
+     planned ──> sending ──> open ──┬─> collected   (the job became final: reward paid)
+        │  ^        │               └─> forfeited   (the job ended invalid: collateral lost)
+        │  └────────┘ (not on chain after the resend grace: decide again)
+        └─> missed  (window closed, seed unavailable, refused by the pool)
+    ```
+
+    ``sending`` is written (with the head block) before the claim transaction is sent, and a
+    claim in ``sending`` is never sent again until the chain shows it absent for
+    ``resend_after_blocks``: a restart between send and receipt adopts the claim from
+    ``claimOf`` instead of sending a second one (which would revert the whole batch).
+    """
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    OPEN = "open"
+    COLLECTED = "collected"
+    FORFEITED = "forfeited"
+    MISSED = "missed"
+    #: Sampled at our rate but not at the pool's (or the model has no check terms): never sent.
+    UNCLAIMABLE = "unclaimable"
+
+
+CLAIM_TRANSITIONS: dict[ClaimState, frozenset[ClaimState]] = {
+    ClaimState.SENDING: frozenset({ClaimState.PLANNED}),
+    ClaimState.PLANNED: frozenset({ClaimState.SENDING}),
+    ClaimState.OPEN: frozenset({ClaimState.PLANNED, ClaimState.SENDING}),
+    ClaimState.COLLECTED: frozenset({ClaimState.OPEN}),
+    ClaimState.FORFEITED: frozenset({ClaimState.OPEN}),
+    ClaimState.MISSED: frozenset({ClaimState.PLANNED, ClaimState.SENDING}),
+}
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    job_key: bytes
+    job_id: int
+    model_id: bytes
+    vrf_proof: str
+    challenge_deadline: int
+    state: ClaimState
+    planned_at: int
+    sent_block: int | None
+    tx_hash: str | None
+    payout: int | None
+    reason: str | None
+
+
+_CLAIM_COLS = (
+    "job_key, job_id, model_id, vrf_proof, challenge_deadline, state, planned_at, sent_block, "
+    "tx_hash, payout, reason"
+)
+
+
+def _claim(row: sqlite3.Row) -> ClaimRow:
+    return ClaimRow(
+        job_key=bytes(row["job_key"]),
+        job_id=int(row["job_id"]),
+        model_id=bytes(row["model_id"]),
+        vrf_proof=row["vrf_proof"],
+        challenge_deadline=int(row["challenge_deadline"]),
+        state=ClaimState(row["state"]),
+        planned_at=int(row["planned_at"]),
+        sent_block=_opt_int(row["sent_block"]),
+        tx_hash=row["tx_hash"],
+        payout=_opt_int(row["payout"]),
+        reason=row["reason"],
+    )
+
+
+class ClaimStore:
+    """The ``ch_claims`` table of a :class:`Store` (same connection, same transition rule)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.conn = store.conn
+
+    def unplanned(self) -> list[JobRow]:
+        """On-chain jobs we sampled and found correct, with a VRF proof and no claim row."""
+        rows = self.conn.execute(
+            f"SELECT {_JOB_COLS} FROM ch_jobs j WHERE j.state = ? AND j.kind = ? "
+            "AND j.vrf_proof IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM ch_claims c WHERE c.job_key = j.job_key) ORDER BY commit_block",
+            (JobState.MATCHED.value, int(JobKind.ONCHAIN)),
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    def plan(self, job: JobRow, state: ClaimState, planned_at: int, reason: str | None) -> bool:
+        """Insert the claim row of ``job`` (``planned``, or ``missed`` with the reason)."""
+        assert job.vrf_proof is not None
+        cur = self.conn.execute(
+            f"INSERT OR IGNORE INTO ch_claims({_CLAIM_COLS}, updated_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
+            (
+                job.job_key,
+                str(job.job_id),
+                job.model_id,
+                job.vrf_proof,
+                job.challenge_deadline,
+                state.value,
+                planned_at,
+                reason,
+                time.time(),
+            ),
+        )
+        return bool(cur.rowcount)
+
+    def claims(self, *states: ClaimState) -> list[ClaimRow]:
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {_CLAIM_COLS} FROM ch_claims WHERE state IN ({marks}) "
+            "ORDER BY challenge_deadline, CAST(job_id AS INTEGER)",
+            [s.value for s in states],
+        ).fetchall()
+        return [_claim(r) for r in rows]
+
+    def claim(self, job_key: bytes) -> ClaimRow | None:
+        row = self.conn.execute(
+            f"SELECT {_CLAIM_COLS} FROM ch_claims WHERE job_key = ?", (job_key,)
+        ).fetchone()
+        return None if row is None else _claim(row)
+
+    def transition(self, job_key: bytes, to: ClaimState, **fields: Any) -> None:
+        """Move a claim to ``to`` (:class:`IllegalTransition` if its state does not lead there)."""
+        cols: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name not in {"sent_block", "tx_hash", "payout", "reason"}:
+                raise StateError(f"unknown claim field {name}")
+            cols[name] = str(value) if name == "payout" and value is not None else value
+        allowed = [s.value for s in CLAIM_TRANSITIONS[to]]
+        move(
+            self.conn,
+            "ch_claims",
+            ("job_key", job_key),
+            allowed,
+            to.value,
+            state_column="state",
+            **cols,
+        )
+
+    def summary(self) -> dict[str, int]:
+        """Claims by outcome and the tokens they moved (base units)."""
+        rows = self.conn.execute("SELECT state, COUNT(*) FROM ch_claims GROUP BY state").fetchall()
+        counts = {str(state): int(n) for state, n in rows}
+
+        def total(state: ClaimState) -> int:
+            rows = self.conn.execute(
+                "SELECT payout FROM ch_claims WHERE state = ? AND payout IS NOT NULL",
+                (state.value,),
+            ).fetchall()
+            return sum(int(r[0]) for r in rows)
+
+        sent = sum(
+            counts.get(s.value, 0)
+            for s in (ClaimState.OPEN, ClaimState.COLLECTED, ClaimState.FORFEITED)
+        )
+        return {
+            "sent": sent,
+            "pending": counts.get(ClaimState.PLANNED.value, 0)
+            + counts.get(ClaimState.SENDING.value, 0),
+            "open": counts.get(ClaimState.OPEN.value, 0),
+            "paid": counts.get(ClaimState.COLLECTED.value, 0),
+            "forfeited": counts.get(ClaimState.FORFEITED.value, 0),
+            "missed": counts.get(ClaimState.MISSED.value, 0),
+            "unclaimable": counts.get(ClaimState.UNCLAIMABLE.value, 0),
+            #: Base units: rewards collected, and collateral lost to forfeits.
+            "payouts": total(ClaimState.COLLECTED),
+            "forfeits": total(ClaimState.FORFEITED),
+        }
 
 
 def _insert_leaf_job(

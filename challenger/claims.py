@@ -1,0 +1,322 @@
+"""Paid checks (issue 15): claim the on-chain jobs this challenger sampled and found correct,
+collect their rewards once final, and record forfeits.
+
+One :meth:`Claimer.step` per tick, after the service's ``check`` step:
+
+- **plan**: every on-chain job in ``matched`` with a VRF proof gets a claim row. It is
+  ``planned`` when the proof's output is below the pool's rate for the model
+  (``modelTerms(modelId).samplingBps``: the challenger may sample more than the pool pays for;
+  the same VRF output decides both, so the pool's sample is a subset of ours), otherwise
+  ``unclaimable``. Batch leaves are not paid checks yet (their fees are not escrowed).
+- **send**: planned claims go out in batches (``claimBatch``, at most 32, one pairing
+  product) when ``batch_size`` are waiting, when the oldest has waited ``max_wait_s`` (chain
+  time), or when one is within ``margin_s`` of its challenge deadline; never more than the
+  free bond backs (``claimCollateral`` each). Before sending, each claim is checked on chain:
+  already claimed (``claimOf``: a send whose receipt was lost) -> adopted ``open``; job no
+  longer ``Committed``, window closed, seed no longer readable -> ``missed``. The rows are
+  moved to ``sending`` (with the head block) in one transaction *before* the transaction is
+  sent, so a restart between send and receipt finds them in ``sending`` and adopts them from
+  ``claimOf``; a ``sending`` claim absent on chain is planned again only after
+  ``resend_after_blocks`` (a transaction still in the mempool is not doubled).
+- **settle**: an ``open`` claim whose job is ``Final`` is collected (``collect``: the reward
+  share, collateral freed) -> ``collected`` with the amount; one whose job ended ``Invalid``
+  -> ``forfeited`` (an error: the network proved the output wrong although this challenger
+  found it correct), its collateral counted as lost.
+- **withdraw**: CheckPool credits (forfeited collateral of lazy claimants, credited to us
+  when we won the dispute) are withdrawn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Protocol
+
+from challenger.chain_io import JobView, PoolAccount
+from challenger.sampling import parse_proof
+from challenger.store import ClaimRow, ClaimState, ClaimStore, JobRow, Store
+from spotcheck import vrf
+from spotcheck.chain import ClaimStatus, JobStatus, TxResult
+from spotcheck.errors import ChainError, revert_name
+from spotcheck.kit.db import IllegalTransition
+
+log = logging.getLogger(__name__)
+
+#: ``CheckPool.MAX_BATCH_CLAIMS``.
+MAX_BATCH_CLAIMS = 32
+#: ``blockhash`` reads the last 256 blocks: an unrecorded seed is lost after that.
+BLOCKHASH_WINDOW = 256
+#: Reverts that say our proofs are wrong (a bug or a seed mismatch): retrying cannot help.
+_PROOF_ERRORS = frozenset({"InvalidProof", "InvalidBatchProof", "NotSampled"})
+
+
+class ClaimPort(Protocol):
+    """What the claimer needs from the chain (``challenger.chain_io.ApeChain`` has it)."""
+
+    @property
+    def me(self) -> str: ...
+
+    def head(self) -> int: ...
+
+    def timestamp(self) -> int: ...
+
+    def job(self, job_id: int) -> JobView: ...
+
+    def pool_account(self) -> PoolAccount: ...
+
+    def pool_sampling_bps(self, model_id: bytes) -> int: ...
+
+    def pool_claim_status(self, job_id: int) -> ClaimStatus: ...
+
+    def pool_seed_recorded(self, job_id: int) -> bool: ...
+
+    def pool_claim_batch(self, claims: Sequence[tuple[int, vrf.G1Point]]) -> TxResult: ...
+
+    def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
+
+    def pool_credits(self) -> int: ...
+
+    def pool_withdraw_credits(self) -> TxResult: ...
+
+
+@dataclass(frozen=True)
+class ClaimOptions:
+    #: Claims per transaction (at most ``MAX_BATCH_CLAIMS``).
+    batch_size: int = 16
+    #: Longest a planned claim waits for a fuller batch (chain seconds).
+    max_wait_s: int = 60
+    #: Claims are sent at the latest this many chain seconds before the job's deadline.
+    margin_s: int = 30
+    #: Blocks after a send before a claim still absent on chain is planned again.
+    resend_after_blocks: int = 20
+
+
+@dataclass
+class ClaimReport:
+    planned: int = 0
+    sent: int = 0
+    paid: int = 0
+    payouts: int = 0
+    forfeited: int = 0
+    missed: int = 0
+
+
+class Claimer:
+    """The claim state machine over a :class:`ClaimPort` and the service's store."""
+
+    def __init__(self, store: Store, chain: ClaimPort, options: ClaimOptions) -> None:
+        if not 0 < options.batch_size <= MAX_BATCH_CLAIMS:
+            raise ValueError(f"claim batch_size must be in 1..{MAX_BATCH_CLAIMS}")
+        self.claims = ClaimStore(store)
+        self.store = store
+        self.chain = chain
+        self.options = options
+        self._bps: dict[bytes, int] = {}
+        self._warned: set[str] = set()
+
+    def step(self) -> ClaimReport:
+        report = ClaimReport()
+        pending = self.claims.claims(ClaimState.SENDING, ClaimState.PLANNED, ClaimState.OPEN)
+        unplanned = self.claims.unplanned()
+        if not pending and not unplanned:
+            self._withdraw()
+            return report
+        now = self.chain.timestamp()
+        self.plan(unplanned, now, report)
+        head = self.chain.head()
+        self.adopt_sending(head)
+        self.send(now, head, report)
+        self.settle(report)
+        self._withdraw()
+        return report
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def plan(self, jobs: Sequence[JobRow], now: int, report: ClaimReport) -> None:
+        for job in jobs:
+            if job.vrf_proof is None:
+                continue
+            bps = self._sampling_bps(job.model_id)
+            proof = parse_proof(job.vrf_proof)
+            if bps == 0:
+                state, reason = ClaimState.UNCLAIMABLE, "the model has no check terms"
+            elif not vrf.sampled_bps(proof, bps):
+                state, reason = ClaimState.UNCLAIMABLE, f"not in the pool's sample ({bps} bps)"
+            else:
+                state, reason = ClaimState.PLANNED, None
+            if self.claims.plan(job, state, now, reason) and state is ClaimState.PLANNED:
+                report.planned += 1
+
+    def _sampling_bps(self, model_id: bytes) -> int:
+        if model_id not in self._bps:
+            self._bps[model_id] = self.chain.pool_sampling_bps(model_id)
+        return self._bps[model_id]
+
+    # -- send -------------------------------------------------------------------------------
+
+    def adopt_sending(self, head: int) -> None:
+        """Claims whose send was interrupted: adopted if on chain, planned again if absent
+        long enough (never sent twice while the first transaction may still land)."""
+        for c in self.claims.claims(ClaimState.SENDING):
+            status = self.chain.pool_claim_status(c.job_id)
+            if status is not ClaimStatus.NONE:
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.job_key, ClaimState.OPEN)
+                    log.info("claim on job %d found on chain: adopted", c.job_id)
+            elif head >= (c.sent_block or 0) + self.options.resend_after_blocks:
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.job_key, ClaimState.PLANNED)
+
+    def send(self, now: int, head: int, report: ClaimReport) -> None:
+        planned = self.claims.claims(ClaimState.PLANNED)
+        if not planned:
+            return
+        o = self.options
+        due = (
+            len(planned) >= o.batch_size
+            or min(c.planned_at for c in planned) + o.max_wait_s <= now
+            or min(c.challenge_deadline for c in planned) - o.margin_s <= now
+        )
+        if not due:
+            return
+        account = self.chain.pool_account()
+        if not account.registered or account.exiting:
+            why = "exiting" if account.exiting else "not registered"
+            self._warn_once(
+                why,
+                f"{len(planned)} claim(s) waiting: this challenger is {why} in the CheckPool "
+                "(`spotcheck challenger register --bond AMOUNT`)",
+            )
+            self._miss_late(planned, now, report)
+            return
+        room = account.free_bond // account.collateral if account.collateral else len(planned)
+        if room == 0:
+            self._warn_once("bond", "claims waiting: the whole bond is locked by open claims")
+            self._miss_late(planned, now, report)
+            return
+        ready = [c for c in planned if self._claimable(c, now, head, report)]
+        for start in range(0, min(len(ready), room), o.batch_size):
+            self._send_batch(ready[start : min(start + o.batch_size, room)], head, report)
+
+    def _claimable(self, c: ClaimRow, now: int, head: int, report: ClaimReport) -> bool:
+        """Check one claim on chain before sending; records why it cannot be sent."""
+        if self.chain.pool_claim_status(c.job_id) is not ClaimStatus.NONE:
+            with suppress(IllegalTransition):
+                self.claims.transition(c.job_key, ClaimState.OPEN)  # sent before a restart
+            return False
+        why: str | None = None
+        if now > c.challenge_deadline:
+            why = f"claim window closed at {c.challenge_deadline}"
+        else:
+            job = self.chain.job(c.job_id)
+            if job.status is not JobStatus.COMMITTED:
+                why = f"job is {job.status.name.lower()}"
+            elif head > job.commit_block + 1 + BLOCKHASH_WINDOW and not (
+                self.chain.pool_seed_recorded(c.job_id)
+            ):
+                why = "seed unavailable (not recorded within 256 blocks)"
+        if why is None:
+            return True
+        with suppress(IllegalTransition):
+            self.claims.transition(c.job_key, ClaimState.MISSED, reason=why)
+            report.missed += 1
+            log.warning("claim on job %d not sent: %s", c.job_id, why)
+        return False
+
+    def _send_batch(self, batch: list[ClaimRow], head: int, report: ClaimReport) -> None:
+        if not batch:
+            return
+        with self.store.transaction():
+            for c in batch:
+                self.claims.transition(c.job_key, ClaimState.SENDING, sent_block=head)
+        ids = [c.job_id for c in batch]
+        try:
+            tx = self.chain.pool_claim_batch([(c.job_id, parse_proof(c.vrf_proof)) for c in batch])
+        except ChainError as err:
+            name = revert_name(err)
+            log.warning("claimBatch of jobs %s failed: %s", ids, err)
+            for c in batch:
+                if self.chain.pool_claim_status(c.job_id) is not ClaimStatus.NONE:
+                    to, reason = ClaimState.OPEN, None
+                elif name in _PROOF_ERRORS:
+                    to, reason = ClaimState.MISSED, f"refused by the pool: {err}"
+                    report.missed += 1
+                else:
+                    to, reason = ClaimState.PLANNED, None  # decided again next tick
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.job_key, to, reason=reason)
+            if name in _PROOF_ERRORS:
+                log.error("CLAIMS REFUSED (%s): our VRF proofs do not verify on chain", name)
+            return
+        with self.store.transaction():
+            for c in batch:
+                self.claims.transition(c.job_key, ClaimState.OPEN, tx_hash=tx.tx_hash)
+        report.sent += len(batch)
+        log.info("claimed %d checked job(s) %s (tx %s)", len(batch), ids, tx.tx_hash)
+
+    def _miss_late(self, planned: list[ClaimRow], now: int, report: ClaimReport) -> None:
+        for c in planned:
+            if now > c.challenge_deadline:
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.job_key, ClaimState.MISSED, reason="window closed")
+                    report.missed += 1
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
+
+    # -- settle -----------------------------------------------------------------------------
+
+    def settle(self, report: ClaimReport) -> None:
+        for c in self.claims.claims(ClaimState.OPEN):
+            status = self.chain.pool_claim_status(c.job_id)
+            if status is ClaimStatus.COLLECTED:  # collected before a restart
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.job_key, ClaimState.COLLECTED)
+                continue
+            if status is ClaimStatus.FORFEITED:
+                self._forfeited(c, report)
+                continue
+            job = self.chain.job(c.job_id)
+            if job.status is JobStatus.FINAL:
+                try:
+                    tx, paid = self.chain.pool_collect(c.job_id)
+                except ChainError as err:
+                    log.warning("collect(%d) failed: %s", c.job_id, err)
+                    continue
+                with suppress(IllegalTransition):
+                    self.claims.transition(
+                        c.job_key, ClaimState.COLLECTED, payout=paid, tx_hash=tx.tx_hash
+                    )
+                    report.paid += 1
+                    report.payouts += paid
+                    log.info(
+                        "check reward collected: job %d paid %d (tx %s)", c.job_id, paid, tx.tx_hash
+                    )
+            elif job.status is JobStatus.INVALID:
+                self._forfeited(c, report)
+
+    def _forfeited(self, c: ClaimRow, report: ClaimReport) -> None:
+        collateral = self.chain.pool_account().collateral
+        with suppress(IllegalTransition):
+            self.claims.transition(c.job_key, ClaimState.FORFEITED, payout=collateral)
+            report.forfeited += 1
+            log.error(
+                "CLAIM FORFEITED: job %d ended invalid although this challenger found its "
+                "output correct; collateral %d lost (check the model files and tau)",
+                c.job_id,
+                collateral,
+            )
+
+    def _withdraw(self) -> None:
+        try:
+            amount = self.chain.pool_credits()
+            if amount > 0:
+                tx = self.chain.pool_withdraw_credits()
+                self.store.record_withdrawal(str(tx.tx_hash), amount)
+                log.info("CheckPool credits withdrawn: %d (tx %s)", amount, tx.tx_hash)
+        except ChainError as err:
+            log.warning("CheckPool credits not withdrawn: %s", err)
