@@ -60,7 +60,13 @@ def _run_impl(
     from challenger.config import load_settings
     from challenger.metrics import Metrics
     from challenger.runner import build_challenger, make_app, make_health, run_loop
-    from challenger.startup import check_model_count, check_models, check_port, serve_checked
+    from challenger.startup import (
+        check_claim_rates,
+        check_model_count,
+        check_models,
+        check_port,
+        serve_checked,
+    )
     from spotcheck.kit.serve import free_port
 
     overrides: dict[str, Any] = {
@@ -97,6 +103,8 @@ def _run_impl(
             challenger.chain,
             {bytes.fromhex(k[2:]): m.onnx_path for k, m in settings.models.items()},
         )
+        if challenger.claimer is not None:
+            check_claim_rates(challenger.claimer.chain, challenger.policy)
         if once:  # one tick: wait for the listings it starts (a loop collects them next tick)
             challenger.options = dataclasses.replace(
                 challenger.options, fetch_wait_s=settings.batch_timeout_s + 3.0
@@ -130,13 +138,18 @@ def _run_impl(
             or report.leaf_requested
             or report.revealed
             or report.leaf_settled
+            or report.claims_sent
+            or report.claims_paid
+            or report.claims_forfeited
         ):
             click.echo(
                 f"events {report.events} sampled {report.sampled} matched {report.matched} "
                 f"mismatched {report.mismatched} disputed {report.disputed} "
                 f"reported {report.reported} won {report.won} lost {report.lost} "
                 f"withheld {report.withheld} leaf requests {report.leaf_requested} "
-                f"revealed {report.revealed} settled {report.leaf_settled}"
+                f"revealed {report.revealed} settled {report.leaf_settled} "
+                f"claims sent {report.claims_sent} paid {report.claims_paid} "
+                f"forfeited {report.claims_forfeited}"
             )
 
     try:
@@ -432,6 +445,12 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     for name, n in sorted(data["counters"].items()):
         click.echo(f"  {name:<13} {n}")
     click.echo(f"  withdrawn     {format_tokens(data['withdrawn'])} tokens")
+    c = data["claims"]
+    click.echo(
+        f"  paid checks: claims sent {c['sent']}, open {c['open']}, paid {c['paid']} "
+        f"({format_tokens(c['payouts'])} tokens), forfeited {c['forfeited']} "
+        f"({format_tokens(c['forfeits'])} tokens), pending {c['pending']}, missed {c['missed']}"
+    )
     lr = data["leaf_requests"]
     click.echo(
         f"  leaf requests opened {lr['opened']}, revealed {lr['revealed']}, "

@@ -88,6 +88,24 @@ def check_models(chain: ModelSource, onnx_paths: Mapping[bytes, Path]) -> dict[b
     return found
 
 
+def check_claim_rates(chain: Any, policy: Any) -> None:
+    """Warn when a model's configured rate is below the CheckPool's: the pool pays for jobs
+    this challenger never samples (the same VRF output decides both, so a rate at or above
+    the pool's claims every job the pool would pay for)."""
+    for model_id in policy.rates:
+        pool_bps = int(chain.pool_sampling_bps(model_id))
+        ours = policy.rate_bps(model_id)
+        if ours < pool_bps:
+            log.warning(
+                "model %s: sampling rate %d bps is below the CheckPool's %d bps: paid checks "
+                "are missed (set rate >= %s)",
+                to_hex(model_id),
+                ours,
+                pool_bps,
+                pool_bps / 10_000,
+            )
+
+
 def _is_revert(err: BaseException) -> bool:
     """A contract call that reverted (Ape's ContractLogicError, or our RevertError)."""
     if isinstance(err, RevertError):

@@ -232,3 +232,32 @@ def test_claimOnAJobThatEndsInvalid_isRecordedForfeited(
     assert summary["forfeited"] == 1
     assert summary["forfeits"] == TEST_PARAMS.check_claim_collateral
     assert TOKEN > 0  # amounts in base units throughout
+
+
+def test_registerCommand_registersTheKeyFileWithItsPop_andRefusesTwice(
+    spotcheck: Any, deployer: Any, accounts: Any, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    import click
+
+    from challenger.cli import _register_impl
+    from challenger.sampling import load_or_create_secret
+
+    who = accounts[9]
+    spotcheck.token.mint(who, FUNDING, sender=deployer)
+    deployment = Path(spotcheck.deployment.save(tmp_path / "deployment.json"))
+    state = tmp_path / "state"
+    bond = TEST_PARAMS.check_min_bond
+    _register_impl(who, deployment, None, state, bond, True)  # dry run: nothing sent
+    pool = spotcheck.contracts.check_pool
+    assert not pool.getChallenger(who).registered
+    _register_impl(who, deployment, None, state, bond, False)
+    assert f"registered {who.address}" in capsys.readouterr().out
+    c = pool.getChallenger(who)
+    assert c.registered and int(c.bond) == bond
+    sk = int.from_bytes(load_or_create_secret(state / "vrf.key"), "big")
+    assert [int(w) for w in c.publicKey] == list(vrf.public_key(sk).words())
+    with pytest.raises(click.ClickException, match="registered already"):
+        _register_impl(who, deployment, None, state, bond, False)
+    with pytest.raises(click.ClickException, match="below the CheckPool minimum"):
+        _register_impl(accounts[5], deployment, None, tmp_path / "s2", bond - 1, False)

@@ -118,3 +118,22 @@ def test_serverThatCannotListen_isAStartupError_notASilentThread(taken_port: int
     with pytest.raises(StartupError) as err:
         serve_checked(app, "127.0.0.1", taken_port, wait_s=10)
     assert "did not start" in _one_line(err)
+
+
+def test_claimRateBelowThePools_warns_atOrAbove_doesNot(caplog: pytest.LogCaptureFixture) -> None:
+    from challenger.sampling import SamplingPolicy
+    from challenger.startup import check_claim_rates
+
+    class Pool:
+        def pool_sampling_bps(self, model_id: bytes) -> int:
+            return 500
+
+    low = SamplingPolicy(secret=b"\x05" * 32, default_rate=0.0, rates={MODEL: 0.04})
+    with caplog.at_level(logging.WARNING):
+        check_claim_rates(Pool(), low)
+    assert any("below the CheckPool's 500 bps" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    enough = SamplingPolicy(secret=b"\x05" * 32, default_rate=0.0, rates={MODEL: 0.05})
+    with caplog.at_level(logging.WARNING):
+        check_claim_rates(Pool(), enough)
+    assert not caplog.records
