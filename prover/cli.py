@@ -74,8 +74,6 @@ def node() -> None:
 def _stake(account: Any, deployment: Path | None, amount: str, dry_run: bool) -> None:
     value = parse_amount(amount)
     chain = _sending(account, deployment, dry_run)
-    s = chain.stake()
-    check_stake_amount(value, s.amount, s.min_stake, s.unbond_requested_at)
     balance = chain.token_balance()
     if balance < value:
         raise ConfigError(
@@ -83,6 +81,8 @@ def _stake(account: Any, deployment: Path | None, amount: str, dry_run: bool) ->
             f"less than {format_tokens(value)}; "
             "fund it first (local chains: `spotcheck contracts mint`)"
         )
+    s = chain.stake()
+    check_stake_amount(value, s.amount, s.min_stake, s.unbond_requested_at)
     approve = chain.approve_stake(value) if not dry_run else None
     if (
         dry_run

@@ -234,7 +234,7 @@ def test_nodeProcess_sigkilledUnderLoadAndRestarted_commitsEveryJobExactlyOnce(
     )  # fmt: skip
     e.run("contracts", "mint", "10000", *net, "--account", "TEST::1", *dep)
     model = onboard_tiny_mlp(
-        e, "--challenge-window", "5", "--proof-window", "30", "--slash", str(10**18),
+        e, "--challenge-window", "5", "--proof-window", "30", "--slash", "1",
         *net, "--account", "TEST::0", *dep,
     )  # fmt: skip
     model_id, in_scale = model.model_id, model.input_scale

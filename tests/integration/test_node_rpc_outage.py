@@ -85,6 +85,13 @@ def _abi(name: str) -> list[dict[str, Any]]:
     return abi
 
 
+def _field_index(abi: list[dict[str, Any]], function: str, field: str) -> int:
+    """Where ``field`` sits in the struct ``function`` returns (the struct grows over time)."""
+    [entry] = [e for e in abi if e.get("type") == "function" and e.get("name") == function]
+    names = [c["name"] for c in entry["outputs"][0]["components"]]
+    return names.index(field)
+
+
 def test_nodeProcess_rpcDownThenBack_keepsServing_catchesUp_commitsAndDefends(
     anvil: Anvil, tmp_path: Path
 ) -> None:
@@ -99,7 +106,7 @@ def test_nodeProcess_rpcDownThenBack_keepsServing_catchesUp_commitsAndDefends(
     e.run("contracts", "mint", "10000", *net, "--account", "TEST::1", *dep)
     e.run("contracts", "mint", "10000", *net, "--account", "TEST::3", *dep)
     model = onboard_tiny_mlp(
-        e, "--challenge-window", "900", "--proof-window", "300", "--slash", str(10**18),
+        e, "--challenge-window", "900", "--proof-window", "300", "--slash", "1",
         *net, "--account", "TEST::0", *dep,
     )  # fmt: skip
     e.run("node", "stake", "2000", *net, "--account", "TEST::1", *dep)
@@ -121,6 +128,7 @@ def test_nodeProcess_rpcDownThenBack_keepsServing_catchesUp_commitsAndDefends(
     dm = w3.eth.contract(address=addresses["disputeManager"], abi=_abi("DisputeManager"))
     token = w3.eth.contract(address=addresses["token"], abi=_abi("TestToken"))
     model_bytes = bytes.fromhex(model.model_id[2:])
+    job_status_at = _field_index(_abi("JobManager"), "getJob", "status")
 
     def request(x: list[float]) -> int:
         q = quantize(x, model.input_scale)
@@ -130,7 +138,7 @@ def test_nodeProcess_rpcDownThenBack_keepsServing_catchesUp_commitsAndDefends(
         return int(log["args"]["jobId"])
 
     def job_status(job_id: int) -> int:
-        return int(jm.functions.getJob(job_id).call()[-1])
+        return int(jm.functions.getJob(job_id).call()[job_status_at])
 
     def serve(x: list[float]) -> dict[str, Any]:
         answer = httpx.post(infer_url, json={"input": x}, timeout=30)
