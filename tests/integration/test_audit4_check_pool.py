@@ -1,0 +1,140 @@
+"""Audit 4 (CheckPool, paid checks): attacks on promises (3) and (4) and on registration.
+
+Each test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
+code for the reason named in its marker. Set-up reused from test_check_pool.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+import pytest
+
+from spotcheck import vrf
+from spotcheck.chain import ClaimStatus
+from spotcheck.encoding import onchain_job_key
+from tests.fixtures.chain import MOCK_MODEL, advance
+from tests.integration.test_check_pool import (  # noqa: F401  (fixtures)
+    COLLATERAL,
+    KEY_A,
+    KEY_B,
+    MIN_BOND,
+    OUT_HASH,
+    _proof,
+    claimers,
+    committed,
+    pool,
+    registered,
+)
+
+pytestmark = pytest.mark.chain
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "A4-1: a node's second address disputes the node's own CORRECT job after honest "
+        "challengers claimed it; the node does not defend; settle marks it Invalid and forfeit "
+        "moves every honest claimant's collateral to the node's second address"
+    ),
+)
+def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nodeStaysSilent_keepsCollateral(
+    pool: Any,
+    registered: tuple[Any, Any],
+    committed: tuple[int, bytes],
+    spotcheck: Any,
+    challenger: Any,
+    mock_verifier: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    a, b = registered  # two diligent challengers: both re-ran the job and found it correct
+    job_id, seed = committed  # JOB_OUTPUT is the node's honest answer (a valid proof exists:
+    # the model's verifier accepts it, MockVerifier in Accept mode)
+    pool.claim(job_id, _proof(KEY_A, seed, job_id), sender=a)
+    pool.claim(job_id, _proof(KEY_B, seed, job_id), sender=b)
+    # The node watches CheckClaimed; its second address (here `challenger`) disputes the job.
+    dm = spotcheck.dispute_manager
+    sybil = challenger
+    dm.openDispute(job_id, OUT_HASH, sender=sybil)
+    # The node could defend (the proof is valid) but stays silent for the proof window.
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(onchain_job_key(job_id), sender=outsider)
+    # Anyone (the sybil) forfeits both honest claims to the disputer.
+    for claimant in (a, b):
+        try:
+            pool.forfeit(job_id, claimant, sender=sybil)
+        except Exception:  # noqa: BLE001 - a refusal is the safe outcome
+            pass
+    lost = [MIN_BOND - int(pool.getChallenger(x).bond) for x in (a, b)]
+    credited = int(pool.credits(sybil))
+    # SAFE: a challenger that checked a correct job and claimed it never loses its collateral.
+    assert lost == [0, 0], (
+        f"honest claimants lost {lost} (claimCollateral {COLLATERAL} each); the node's "
+        f"second address was credited {credited}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "A4-2: a lazy claimant front-runs the diligent challenger's openDispute with its own; "
+        "forfeit then credits its collateral back to itself (plus it takes the bounty): "
+        "it escapes the forfeit"
+    ),
+)
+def test_audit4_lazyClaimant_frontRunsTheDispute_stillLosesItsCollateral(
+    pool: Any,
+    registered: tuple[Any, Any],
+    committed: tuple[int, bytes],
+    spotcheck: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    lazy, _ = registered
+    job_id, seed = committed  # in this test the committed output is WRONG (nobody can prove it)
+    pool.claim(job_id, _proof(KEY_A, seed, job_id), sender=lazy)  # blind claim
+    dm = spotcheck.dispute_manager
+    spotcheck.token.approve(dm, 2**256 - 1, sender=lazy)
+    honest_disputer = challenger
+    # The diligent challenger's openDispute sits in the mempool; the lazy claimant copies it
+    # with a higher gas price and is mined first; the honest one reverts DisputeExists.
+    dm.openDispute(job_id, OUT_HASH, sender=lazy)
+    with ape.reverts(dm.DisputeExists):
+        dm.openDispute(job_id, OUT_HASH, sender=honest_disputer)
+    advance(chain, MOCK_MODEL.proof_window + 1)  # the cheating node cannot defend
+    dm.settle(onchain_job_key(job_id), sender=outsider)
+    pool.forfeit(job_id, lazy, sender=outsider)
+    assert pool.claimOf(onchain_job_key(job_id), lazy) == ClaimStatus.FORFEITED
+    # What the lazy claimant holds in the pool: bond + credits.
+    held = int(pool.getChallenger(lazy).bond) + int(pool.credits(lazy))
+    # SAFE (promise 4): a lazy claim on a job that ends invalid costs its collateral.
+    assert held == MIN_BOND - COLLATERAL, (
+        f"lazy claimant still holds {held} = bond {int(pool.getChallenger(lazy).bond)} + "
+        f"credits {int(pool.credits(lazy))}: the forfeit was credited to itself"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "A4-3: the proof of possession signs only the public key (not the registrant's "
+        "address, pool or chain): anyone replays a challenger's (pk, pop) from the mempool, "
+        "registers the key first, and burns it for its owner forever"
+    ),
+)
+def test_audit4_registerFrontRun_keyAndPopReplayed_ownerCanStillRegister(
+    pool: Any, claimers: tuple[Any, Any]
+) -> None:
+    owner, squatter = claimers
+    pk = list(KEY_A.public.words())
+    pop = list(vrf.prove_possession(KEY_A.secret).words())  # public: in owner's pending register tx
+    # The squatter copies both words from the owner's pending transaction and is mined first.
+    try:
+        pool.register(pk, pop, MIN_BOND, sender=squatter)
+    except Exception:  # noqa: BLE001 - a refusal is the safe outcome
+        pass
+    # SAFE: the owner (who knows the secret) registers its own key.
+    pool.register(pk, pop, MIN_BOND, sender=owner)
+    assert pool.getChallenger(owner).registered
