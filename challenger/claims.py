@@ -189,12 +189,12 @@ class Claimer:
                 f"{len(planned)} claim(s) waiting: this challenger is {why} in the CheckPool "
                 "(`spotcheck challenger register --bond AMOUNT`)",
             )
-            self._miss_late(planned, now, report)
+            self._miss_late(planned, now, report, f"window closed while {why}")
             return
         room = account.free_bond // account.collateral if account.collateral else len(planned)
         if room == 0:
             self._warn_once("bond", "claims waiting: the whole bond is locked by open claims")
-            self._miss_late(planned, now, report)
+            self._miss_late(planned, now, report, "window closed while the bond was locked")
             return
         ready = [c for c in planned if self._claimable(c, now, head, report)]
         for start in range(0, min(len(ready), room), o.batch_size):
@@ -256,11 +256,13 @@ class Claimer:
         report.sent += len(batch)
         log.info("claimed %d checked job(s) %s (tx %s)", len(batch), ids, tx.tx_hash)
 
-    def _miss_late(self, planned: list[ClaimRow], now: int, report: ClaimReport) -> None:
+    def _miss_late(
+        self, planned: list[ClaimRow], now: int, report: ClaimReport, reason: str
+    ) -> None:
         for c in planned:
             if now > c.challenge_deadline:
                 with suppress(IllegalTransition):
-                    self.claims.transition(c.job_key, ClaimState.MISSED, reason="window closed")
+                    self.claims.transition(c.job_key, ClaimState.MISSED, reason=reason)
                     report.missed += 1
 
     def _warn_once(self, key: str, message: str) -> None:

@@ -140,7 +140,10 @@ def build_challenger(
     )
     port = chain or ApeChain.from_contracts(contracts, account)
     claimer = None
-    if (
+    if settings.claims and settings.seed_delay != 1:
+        # The CheckPool seeds with blockhash(commitBlock + 1): other seeds cannot be claimed.
+        log.warning("paid-check claims off: seed_delay %d is not the pool's 1", settings.seed_delay)
+    elif (
         settings.claims
         and not settings.dry_run
         and isinstance(port, ApeChain)
