@@ -148,9 +148,12 @@ def dashboard(
 
     from spotcheck.cli_options import connect_contracts
     from spotcheck.kit.loop import run_loop
+    from spotcheck.kit.quiet import ape_traces_to_debug, demote_chatter
     from spotcheck.kit.serve import HttpThread
     from spotcheck.status import gather_status
 
+    ape_traces_to_debug()
+    demote_chatter()
     contracts = connect_contracts(deployment)
     cache = StatusCache(
         lambda: gather_status(contracts, lookback_blocks=lookback, live_window_s=live_window)

@@ -500,7 +500,9 @@ def lookback_options(fn: Any) -> Any:
 def status(deployment: Path | None, lookback: int, live_window: int, as_json: bool) -> None:
     """The deployment, models, nodes, open disputes and leaf requests, recent slashes."""
     from spotcheck.cli_options import connect_contracts
+    from spotcheck.kit.quiet import ape_traces_to_debug
 
+    ape_traces_to_debug()
     st = gather_status(
         connect_contracts(deployment), lookback_blocks=lookback, live_window_s=live_window
     )

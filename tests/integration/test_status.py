@@ -140,3 +140,18 @@ def test_gatherStatus_shortLookback_readsOnlyThoseBlocks(
     # the last block holds the leaf request only: no model registration, no slash in range
     assert st.models == [] and st.recent_slashes == [] and st.open_disputes == []
     assert [r.batch_id for r in st.open_leaf_requests] == [busy["batch_id"]]
+
+
+def test_apeTracesToDebug_revertingCall_printsNoTraceAndStillRaises(
+    spotcheck: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Ape prints a call trace to stdout for a revert before the error a command reports in
+    one line; the status commands route it to DEBUG."""
+    from spotcheck.kit.quiet import ape_traces_to_debug
+
+    ape_traces_to_debug()
+    capfd.readouterr()
+    with pytest.raises(Exception):  # noqa: B017 - Ape does not decode this custom error
+        spotcheck.contracts.model_registry.getModel(b"\x07" * 32)
+    out = capfd.readouterr().out
+    assert "reverted" not in out and "getModel" not in out

@@ -1,15 +1,23 @@
-"""Third-party chatter is DEBUG (spotcheck.kit.quiet, installed by the demo's service logs):
+"""Third-party chatter is DEBUG (spotcheck.kit.quiet, installed by the demo's service logs;
+Ape's printed call traces by the status commands):
 Ape's per-signature "Using cached key" and ezkl's fidelity table vanish at INFO, show at DEBUG,
 and every other record of those loggers is untouched."""
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from spotcheck.kit.quiet import DemoteToDebug, demote_chatter
+from spotcheck.kit.quiet import (
+    DemoteToDebug,
+    ape_traces_to_debug,
+    demote_chatter,
+    show_to_debug_log,
+)
 
 
 class Capture(logging.Handler):
@@ -72,3 +80,47 @@ def test_demoteChatter_twice_installsOneFilterPerLogger(captured: Capture) -> No
     for name in ("ape", "ezkl.execute", "httpx"):
         filters = logging.getLogger(name).filters
         assert sum(isinstance(f, DemoteToDebug) for f in filters) == 1
+
+
+class FakeTrace:
+    calls = 0
+
+    def show(self, verbose: bool = False, file: Any = None) -> None:
+        FakeTrace.calls += 1
+        print("Call trace for 0xabc\nreverted with message: NodeUnbonding", file=file)
+
+
+def test_showToDebugLog_noFile_logsAtDebugAndPrintsNothing(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    show_to_debug_log(FakeTrace)
+    show_to_debug_log(FakeTrace)  # idempotent: one wrapper
+    with caplog.at_level(logging.DEBUG, logger="spotcheck.ape_trace"):
+        FakeTrace().show()
+    assert capsys.readouterr().out == ""
+    [record] = caplog.records
+    assert record.levelname == "DEBUG" and "reverted with message: NodeUnbonding" in record.message
+
+
+def test_showToDebugLog_notDebug_skipsRenderingTheTrace(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    show_to_debug_log(FakeTrace)
+    before = FakeTrace.calls
+    with caplog.at_level(logging.INFO, logger="spotcheck.ape_trace"):
+        FakeTrace().show()
+    assert FakeTrace.calls == before and capsys.readouterr().out == "" and not caplog.records
+
+
+def test_showToDebugLog_explicitFile_stillWritten() -> None:
+    show_to_debug_log(FakeTrace)
+    out = io.StringIO()
+    FakeTrace().show(file=out)
+    assert "NodeUnbonding" in out.getvalue()
+
+
+def test_apeTracesToDebug_patchesApesTraceShow() -> None:
+    from ape_ethereum.trace import Trace
+
+    ape_traces_to_debug()
+    assert getattr(Trace.show, "_spotcheck_to_debug", False)
