@@ -327,13 +327,13 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         samplingBps = t.samplingBps;
         _claims[jobRef][msg.sender] = ClaimStatus.Open;
         JobChecks storage jc = _checks[jobRef];
-        if (jc.claimCount == 0) {
-            jc.shareBps = t.checkShareBps;
-            // SAFETY: trusted protocol code: flags the job so that finalize asks for the reward.
-            jobManager.markCheckClaimed(jobId);
-        }
+        bool first = jc.claimCount == 0;
+        if (first) jc.shareBps = t.checkShareBps;
         jc.claimCount += 1;
         emit CheckClaimed(jobId, msg.sender, BlsVrf.output(proof), jc.claimCount, claimCollateral);
+        // SAFETY: trusted protocol code, after every effect: flags the job so that finalize asks
+        // the pool for the reward.
+        if (first) jobManager.markCheckClaimed(jobId);
     }
 
     function _requireSampled(uint256 jobId, uint256[2] calldata proof, uint16 samplingBps) private pure {

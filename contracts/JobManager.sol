@@ -438,8 +438,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function _makeFinal(uint256 jobId, Job storage job) private {
         job.status = JobStatus.Final;
         uint256 fee = job.fee;
-        address pool;
-        uint256 reward;
+        address pool = address(0);
+        uint256 reward = 0;
         if (job.checkClaimed) {
             // Only claimed jobs pay for the call: a job without claims finalizes as before.
             pool = checkPool;

@@ -85,8 +85,9 @@ library BlsVrf {
         uint256 n = sigs.length;
         require(n > 0 && seeds.length == n && jobRefs.length == n, BatchLengthMismatch(seeds.length, jobRefs.length, n));
         bytes32 transcript = keccak256(abi.encode(publicKey, seeds, jobRefs, sigs));
-        uint256[2] memory sigSum;
-        uint256[2] memory hashSum;
+        // Both sums start at the point at infinity, (0, 0) for the precompiles.
+        uint256[2] memory sigSum = [uint256(0), uint256(0)];
+        uint256[2] memory hashSum = [uint256(0), uint256(0)];
         // Bounded by the caller (CheckPool caps batches at MAX_BATCH_CLAIMS).
         for (uint256 i; i < n; ++i) {
             _checkG1(sigs[i]);

@@ -135,6 +135,43 @@ def test_solidity_isSampled_refusesARateAboveOne(harness: Any) -> None:
         harness.isSampled(sig, 10_001)
 
 
+def _batch(secret: int, n: int) -> tuple[list[int], list[bytes], list[bytes], list[vrf.G1Point]]:
+    seeds = [bytes([i + 1]) * 32 for i in range(n)]
+    refs = [bytes([0x80 + i]) * 32 for i in range(n)]
+    sigs = [vrf.prove(secret, s, r) for s, r in zip(seeds, refs, strict=True)]
+    return list(vrf.public_key(secret).words()), seeds, refs, sigs
+
+
+def test_verifyBatch_acceptsHonestProofs_refusesOneWrongOrSwappedOrMismatched(harness: Any) -> None:
+    pk, seeds, refs, sigs = _batch(11, 4)
+    words = [list(s.words()) for s in sigs]
+    assert harness.verifyBatch(pk, seeds, refs, words)
+    wrong = [
+        list(vrf.prove(12, seeds[2], refs[2]).words()) if i == 2 else w for i, w in enumerate(words)
+    ]
+    assert not harness.verifyBatch(pk, seeds, refs, wrong)
+    assert not harness.verifyBatch(pk, seeds, refs, [words[1], words[0], *words[2:]])
+    assert not harness.verifyBatch(pk, seeds[::-1], refs, words)
+    with ape.reverts(harness.BatchLengthMismatch):
+        harness.verifyBatch(pk, seeds[:3], refs, words)
+    with ape.reverts(harness.BatchLengthMismatch):
+        harness.verifyBatch(pk, [], [], [])
+    with ape.reverts(harness.InvalidSignature):
+        harness.verifyBatch(pk, seeds, refs, [[1, 3], *words[1:]])
+
+
+def test_verifyBatch_refusesErrorsThatCancelInAPlainSum(harness: Any) -> None:
+    """The attack a plain aggregate (c_i = 1) misses: sig_1 + E and sig_2 - E."""
+    from py_ecc.optimized_bn128 import G1, add, multiply, neg, normalize
+
+    pk, seeds, refs, sigs = _batch(13, 2)
+    err = multiply(G1, 0xBAD)
+    forged = [add(sigs[0]._jac(), err), add(sigs[1]._jac(), neg(err))]
+    assert normalize(add(forged[0], forged[1])) == normalize(add(sigs[0]._jac(), sigs[1]._jac()))
+    words = [[int(c) for c in normalize(p)] for p in forged]
+    assert not harness.verifyBatch(pk, seeds, refs, words)
+
+
 def test_verificationGas_isMeasured(harness: Any, accounts: Any) -> None:
     """Gas of one verification: the library call alone, and the whole call (eth_estimateGas)."""
     vectors = load_vectors()
