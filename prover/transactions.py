@@ -16,6 +16,11 @@ written to the node's journal (:class:`TxJournal`, the ``transactions`` table of
   consumed by a transaction that is not one of its own (checked in that order: nonce first, then
   receipts, so that a transaction mined in between is never missed), or after its transaction
   reverted.
+
+Before an intent's first transaction is signed, the call is simulated (its gas estimate): a
+revert surfaces then, as :class:`spotcheck.errors.RevertError` carrying the custom error's
+name (``NodeUnbonding``), and nothing is spent. A transaction that is mined and reverts anyway
+is decoded from its receipt where the RPC can trace it.
 """
 
 from __future__ import annotations
