@@ -39,7 +39,11 @@ def account_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if not value:
-            value = param.type.select_account()  # type: ignore[attr-defined]
+            # Ape would prompt with a raw "[0..{len_test_accounts}]" menu: say what to give.
+            raise click.UsageError(
+                "--account is required: an account alias (`ape accounts list`) or TEST::<i> "
+                "for a local test account"
+            )
         unlock_from_env(value)
         return value
 
@@ -62,15 +66,25 @@ class ChainCommand(click.Command):
         self.wait_for_rpc = wait_for_rpc
         self._ape_command: click.Command | None = None
 
+    #: whether the command signs (``--account``); a read-only command has ``--network`` only
+    signs = True
+
     def ape_command(self) -> click.Command:
         """Ape's command for this one (built once; imports Ape)."""
         if self._ape_command is None:
             from ape.cli import ConnectedProviderCommand, network_option
 
+            from spotcheck.kit.quiet import ape_traces_to_debug
+
+            ape_traces_to_debug()  # revert traces go to DEBUG; the command reports one line
             cls = _patient_command_class() if self.wait_for_rpc else ConnectedProviderCommand
             assert self.callback is not None
-            fn = network_option()(account_option()(self.callback))
+            fn = account_option()(self.callback) if self.signs else self.callback
+            fn = network_option()(fn)
             ape_params = list(reversed(getattr(fn, "__click_params__", [])))
+            for param in ape_params:
+                if param.name == "network":
+                    shorten_network_errors(param.type)
             self._ape_command = cls(
                 self.name,
                 callback=fn,
@@ -92,6 +106,36 @@ class ChainCommand(click.Command):
 
     def invoke(self, ctx: click.Context) -> Any:
         return self.ape_command().invoke(ctx)
+
+
+def shorten_network_errors(choice: Any) -> None:
+    """Make Ape's network choice ``choice`` fail in one line: Ape lists every network it knows
+    (60 lines) for a value it cannot parse, such as ``localhost:8545``. Re-classes the instance
+    (Ape finds its network option by ``isinstance``; a wrapper would make it add another)."""
+    base = type(choice)
+
+    class ShortNetworkChoice(base):  # type: ignore[valid-type, misc]
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            try:
+                return super().convert(value, param, ctx)
+            except click.BadParameter as err:
+                why = (err.message.splitlines() or ["invalid network"])[0]
+                raise click.BadParameter(
+                    f"{why.removesuffix(' Options:')} Give ecosystem:network:provider, e.g. "
+                    "ethereum:local:foundry or ethereum:local:http://127.0.0.1:8545 "
+                    "(`ape networks list` shows them all).",
+                    ctx=ctx,
+                    param=param,
+                ) from None
+
+    choice.__class__ = ShortNetworkChoice
+
+
+class ReadChainCommand(ChainCommand):
+    """A :class:`ChainCommand` that only reads: Ape's ``--network`` without ``--account`` (an
+    account option would ask for one that a read never uses)."""
+
+    signs = False
 
 
 def chain_command(

@@ -26,8 +26,9 @@ from typing import Any
 
 import click
 
+from spotcheck.ape_cli import ReadChainCommand
 from spotcheck.cli_options import deployment_option
-from spotcheck.status import ReadChainCommand, SystemStatus, lookback_options
+from spotcheck.status import SystemStatus, lookback_options
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import click
 
-from spotcheck.ape_cli import ChainCommand
+from spotcheck.ape_cli import ReadChainCommand
 from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus
 from spotcheck.cli_options import deployment_option, format_tokens
 
@@ -425,54 +425,6 @@ def render_text(st: SystemStatus) -> str:
             f"{tok(s.requested)}  to {_short(s.recipient)}  tx {_short(s.tx)}"
         )
     return "\n".join(out)
-
-
-def shorten_network_errors(choice: Any) -> None:
-    """Make Ape's network choice ``choice`` fail in one line: Ape lists every network it knows
-    (60 lines) for a value it cannot parse, such as ``localhost:8545``. Re-classes the instance
-    (Ape finds its network option by ``isinstance``; a wrapper would make it add another)."""
-    base = type(choice)
-
-    class ShortNetworkChoice(base):  # type: ignore[valid-type, misc]
-        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-            try:
-                return super().convert(value, param, ctx)
-            except click.BadParameter as err:
-                why = (err.message.splitlines() or ["invalid network"])[0]
-                raise click.BadParameter(
-                    f"{why.removesuffix(' Options:')} Give ecosystem:network:provider, e.g. "
-                    "ethereum:local:foundry or ethereum:local:http://127.0.0.1:8545 "
-                    "(`ape networks list` shows them all).",
-                    ctx=ctx,
-                    param=param,
-                ) from None
-
-    choice.__class__ = ShortNetworkChoice
-
-
-class ReadChainCommand(ChainCommand):
-    """A :class:`ChainCommand` that only reads: Ape's ``--network`` without ``--account`` (an
-    account option would prompt for one that a read never uses)."""
-
-    def ape_command(self) -> click.Command:
-        if self._ape_command is None:
-            from ape.cli import ConnectedProviderCommand, network_option
-
-            assert self.callback is not None
-            fn = network_option()(self.callback)
-            ape_params = list(reversed(getattr(fn, "__click_params__", [])))
-            for param in ape_params:
-                if param.name == "network":
-                    shorten_network_errors(param.type)
-            self._ape_command = ConnectedProviderCommand(
-                self.name,
-                callback=fn,
-                params=[*ape_params, *self.params],
-                help=self.help,
-                short_help=self.short_help,
-                context_settings=self.context_settings,
-            )
-        return self._ape_command
 
 
 def lookback_options(fn: Any) -> Any:

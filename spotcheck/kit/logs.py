@@ -15,6 +15,8 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from spotcheck.kit.quiet import demote_chatter
+
 #: Attributes every LogRecord has (not fields a caller passed in ``extra=``).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -96,4 +98,5 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("ape").propagate = False
+    demote_chatter()  # third-party lines that are not events (kit/quiet.py): DEBUG
     return handler

@@ -146,3 +146,19 @@ def test_commandIndex_staleFolder_isRebuiltFromEntryPoints(tmp_path: Path) -> No
     saved["mtimes"][next(iter(saved["mtimes"]))] = 0  # a package folder changed since
     index.write_text(json.dumps(saved))
     assert "zzz-only-in-the-index" not in _help_in_subprocess(tmp_path)
+
+
+def test_chainCommand_withoutAccount_failsInOneLine_insteadOfApesPrompt() -> None:
+    result = CliRunner().invoke(cli, ["contracts", "mint", "1"])
+    assert result.exit_code == 2, result.output
+    assert "--account is required" in result.output
+    assert "len_test_accounts" not in result.output
+
+
+def test_chainCommand_unparsableNetwork_failsInOneLine() -> None:
+    result = CliRunner().invoke(
+        cli, ["contracts", "mint", "1", "--network", "localhost:8545", "--account", "TEST::0"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "ethereum:local:foundry" in result.output
+    assert len(result.output.strip().splitlines()) <= 4, result.output
