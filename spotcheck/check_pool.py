@@ -21,6 +21,7 @@ from spotcheck.errors import ChainError, ConfigError
 __all__ = [
     "BLOCKHASH_WINDOW",
     "MAX_BATCH_CLAIMS",
+    "MAX_CHECK_SHARE_BPS",
     "Claim",
     "ClaimStatus",
     "claim",
@@ -29,12 +30,16 @@ __all__ = [
     "collect",
     "forfeit",
     "make_claim",
+    "record_seed",
     "register",
     "seed_readable",
+    "set_model_terms",
 ]
 
 #: ``CheckPool.MAX_BATCH_CLAIMS``.
 MAX_BATCH_CLAIMS = 32
+#: ``CheckPool.MAX_CHECK_SHARE_BPS``: the node keeps at least half of a claimed job's fee.
+MAX_CHECK_SHARE_BPS = 5000
 #: ``blockhash`` reads the last 256 blocks: a seed must be recorded by ``commitBlock + 257``.
 BLOCKHASH_WINDOW = 256
 
@@ -118,6 +123,25 @@ def collect(pool: Any, job_id: int, sender: Any) -> TxResult:
 def forfeit(pool: Any, job_id: int, claimant: str, sender: Any) -> TxResult:
     """Forfeit ``claimant``'s collateral on an invalid job to the disputer (anyone may send)."""
     return _send("forfeit", pool.forfeit, job_id, claimant, sender=sender)
+
+
+def record_seed(pool: Any, job_id: int, sender: Any) -> TxResult:
+    """Store on-chain job ``job_id``'s seed while ``blockhash`` can read it (anyone)."""
+    return _send("recordSeed", pool.recordSeed, job_id, sender=sender)
+
+
+def set_model_terms(
+    pool: Any, model_id: bytes, check_share_bps: int, sampling_bps: int, sender: Any
+) -> TxResult:
+    """Set a model's check share and VRF sampling rate (the model registry's owner only)."""
+    if not 0 <= check_share_bps <= MAX_CHECK_SHARE_BPS or not 0 <= sampling_bps <= vrf.BPS:
+        raise ConfigError(
+            f"check share must be in 0..{MAX_CHECK_SHARE_BPS} and sampling in 0..{vrf.BPS} bps "
+            f"(got {check_share_bps}, {sampling_bps})"
+        )
+    return _send(
+        "setModelTerms", pool.setModelTerms, model_id, check_share_bps, sampling_bps, sender=sender
+    )
 
 
 def claim_status(pool: Any, job_id: int, claimant: str) -> ClaimStatus:

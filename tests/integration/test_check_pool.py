@@ -6,6 +6,7 @@ late or batched-and-cancelling claim; a reused key; an exit that would escape a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -18,8 +19,9 @@ from py_ecc.optimized_bn128 import G1, add, multiply, neg, normalize
 
 from spotcheck import check_pool as cp
 from spotcheck import vrf
-from spotcheck.chain import TOKEN, ClaimStatus, JobStatus
+from spotcheck.chain import TOKEN, ClaimStatus, Deployment, JobStatus, SpotcheckContracts
 from spotcheck.encoding import hash_vector, onchain_job_key
+from spotcheck.errors import ChainError, ConfigError
 from tests.fixtures.chain import FUNDING, JOB_FEE, JOB_OUTPUT, MOCK_MODEL, TEST_PARAMS, advance
 
 pytestmark = pytest.mark.chain
@@ -35,7 +37,7 @@ OUT_HASH = hash_vector(JOB_OUTPUT)
 @pytest.fixture
 def pool(spotcheck: Any, deployer: Any) -> Any:
     p = spotcheck.contracts.check_pool
-    p.setModelTerms(spotcheck.model_id, SHARE_BPS, 10_000, sender=deployer)
+    cp.set_model_terms(p, spotcheck.model_id, SHARE_BPS, 10_000, sender=deployer)
     return p
 
 
@@ -571,3 +573,27 @@ def test_jobManagerWiring_setOnce_byDeployer_markedOnlyByThePool(
     with ape.reverts(jm.NotCheckPool, caller=outsider):
         jm.markCheckClaimed(job_id, sender=outsider)
     assert not jm.getJob(job_id).checkClaimed
+
+
+def test_deploymentFile_withoutCheckPool_loads_andSaysSoInOneLine(spotcheck: Any) -> None:
+    data = json.loads(spotcheck.deployment.to_json())
+    assert data["checkPool"] == spotcheck.contracts.check_pool.address
+    del data["checkPool"]  # a file written before issue 15
+    old = Deployment.from_json(json.dumps(data))
+    assert old.check_pool is None and old.job_manager == spotcheck.deployment.job_manager
+    with pytest.raises(ChainError, match="no CheckPool") as err:
+        _ = SpotcheckContracts(old).check_pool
+    assert "\n" not in str(err.value)
+
+
+def test_pythonHelpers_refuseBadArgumentsBeforeSending(pool: Any, deployer: Any) -> None:
+    with pytest.raises(ConfigError):
+        cp.set_model_terms(pool, b"\x00" * 32, cp.MAX_CHECK_SHARE_BPS + 1, 100, sender=deployer)
+    with pytest.raises(ConfigError):
+        cp.claim_batch(pool, [], sender=deployer)
+    with pytest.raises(ConfigError):
+        cp.register(pool, KEY_A, 0, sender=deployer)
+    with pytest.raises(ChainError, match=r"CheckPool\.recordSeed failed"):
+        cp.record_seed(pool, 999, sender=deployer)
+    assert cp.seed_readable(10, 12) and not cp.seed_readable(10, 11)
+    assert cp.seed_readable(10, 11 + 256) and not cp.seed_readable(10, 12 + 256)
