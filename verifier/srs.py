@@ -3,7 +3,8 @@
 Production: a user-supplied SRS file from a public ceremony, checked against the SHA-256 the
 user states (``SrsSource.file``). Tests and demos: ``SrsSource.dev()`` generates one locally
 with ezkl's ``gen_srs``. A dev SRS is NOT secure: whoever generated it can forge proofs, so
-every use logs a loud warning and the artifacts remember it (``ModelArtifacts.dev_srs``).
+the first use of each dev SRS file in a process logs a loud warning and the artifacts remember
+it (``ModelArtifacts.dev_srs``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class SrsSource:
         return "dev SRS (insecure)" if self.is_dev else f"{self.path} (sha256 {self.sha256})"
 
 
+#: dev SRS files this process has warned about
+_warned: set[Path] = set()
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -85,10 +90,12 @@ def resolve(source: SrsSource, logrows: int, cache_root: Path) -> tuple[Path, st
         if actual != source.sha256:
             raise ConfigError(f"SRS {source.path} has sha256 {actual}, expected {source.sha256}")
         return source.path, actual
-    log.warning(DEV_SRS_WARNING)
     folder = cache_root / "srs"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"dev-k{logrows}.srs"
+    if final not in _warned:  # loud once per process and file, not on every witness
+        _warned.add(final)
+        log.warning(DEV_SRS_WARNING, extra={"srs": str(final)})
     digest_file = folder / f"dev-k{logrows}.sha256"
     if not final.exists():
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".dev-k{logrows}-")
