@@ -147,3 +147,27 @@ def test_build_announcesSetupWhenItStarts_beforeItsTime(env: Env) -> None:
     started = lines.index("setup      started ...")
     ended = next(i for i, ln in enumerate(lines) if re.fullmatch(r"setup\s+[\d.]+ s", ln))
     assert started < ended, out
+
+
+def test_onboard_modelSavedWithIrVersion14_registers(env: Env) -> None:
+    """The pinned onnx writes IR 14 by default; onnxruntime 1.31 reads at most 13. The file is
+    registered as it is (its own hash); onnxruntime reads it with the IR version lowered."""
+    import onnx
+
+    model = onnx.load(str(EXAMPLE / "model.onnx"))
+    model.ir_version = 14
+    path = env.work / "ir14.onnx"
+    path.write_bytes(model.SerializeToString())
+    out = env.run(
+        *_chain(
+            env, "model", "onboard", str(path), "--calibration", str(EXAMPLE / "calibration.json"),
+            "--dev-srs", "--tau", "13", "--challenge-window", "15", "--proof-window", "15",
+            "--account", "TEST::0",
+        )
+    )  # fmt: skip
+    model_id = field(out, "model id")
+    listed = env.run(*_chain(env, "model", "list", "--json"))
+    from eth_utils import keccak
+
+    row = next(json.loads(ln) for ln in listed.splitlines() if model_id in ln)
+    assert row["onnx_hash"] == "0x" + keccak(path.read_bytes()).hex()
