@@ -22,7 +22,16 @@ from spotcheck import vrf
 from spotcheck.chain import TOKEN, ClaimStatus, Deployment, JobStatus, SpotcheckContracts
 from spotcheck.encoding import hash_vector, onchain_job_key
 from spotcheck.errors import ChainError, ConfigError
-from tests.fixtures.chain import FUNDING, JOB_FEE, JOB_OUTPUT, MOCK_MODEL, TEST_PARAMS, advance
+from tests.fixtures.chain import (
+    FUNDING,
+    JOB_FEE,
+    JOB_INPUT,
+    JOB_OUTPUT,
+    MOCK_MODEL,
+    TEST_PARAMS,
+    advance,
+    defence_instances,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -597,3 +606,65 @@ def test_pythonHelpers_refuseBadArgumentsBeforeSending(pool: Any, deployer: Any)
         cp.record_seed(pool, 999, sender=deployer)
     assert cp.seed_readable(10, 12) and not cp.seed_readable(10, 11)
     assert cp.seed_readable(10, 11 + 256) and not cp.seed_readable(10, 12 + 256)
+
+
+def test_claimedJob_disputedThenDefended_paysClaimants_fromTheDefence(
+    pool: Any,
+    registered: tuple[Any, Any],
+    committed: tuple[int, bytes],
+    spotcheck: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+) -> None:
+    """A correct job that a challenger disputes anyway: the valid defence makes it final
+    (JobManager.onJobProven -> the pool's reward hook), the claimant is paid, nobody forfeits."""
+    a, _ = registered
+    job_id, seed = committed
+    pool.claim(job_id, _proof(KEY_A, seed, job_id), sender=a)
+    dm = spotcheck.dispute_manager
+    dm.openDispute(job_id, OUT_HASH, sender=challenger)
+    dm.defend(
+        onchain_job_key(job_id),
+        b"proof",
+        defence_instances(JOB_INPUT, JOB_OUTPUT),
+        JOB_OUTPUT,
+        sender=node,
+    )
+    reward = JOB_FEE * SHARE_BPS // 10_000
+    assert spotcheck.job_manager.credits(node) == JOB_FEE - reward
+    with ape.reverts(pool.JobNotInvalid):
+        pool.forfeit(job_id, a, sender=outsider)
+    before = spotcheck.token.balanceOf(a)
+    pool.collect(job_id, sender=a)
+    assert spotcheck.token.balanceOf(a) == before + reward
+
+
+def test_claimedConsumerJob_tooLittleGas_neverFinalizesWithoutItsCallback(
+    pool: Any,
+    registered: tuple[Any, Any],
+    spotcheck: Any,
+    node: Any,
+    deployer: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """The reward hook runs before the consumer callback; the 63/64 guard still decides: a
+    finalize with too little gas reverts as a whole (the job stays Committed), never a final
+    job whose callback was starved."""
+    a, _ = registered
+    consumer, jm = spotcheck.example_consumer, spotcheck.job_manager
+    spotcheck.token.mint(consumer, 100 * JOB_FEE, sender=deployer)
+    job_id = int(
+        consumer.request(spotcheck.model_id, JOB_INPUT, node, JOB_FEE, sender=deployer).return_value
+    )
+    jm.commitResult(job_id, hash_vector(JOB_INPUT), JOB_OUTPUT, sender=node)
+    pool.claim(job_id, _proof(KEY_A, _seed(chain, jm, job_id), job_id), sender=a)
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    for gas in (110_000, 125_000, 140_000):
+        with ape.reverts():
+            jm.finalize(job_id, sender=outsider, gas=gas)
+        assert jm.getJob(job_id).status == JobStatus.COMMITTED
+    jm.finalize(job_id, sender=outsider)
+    assert consumer.finalOutputHash(job_id) == OUT_HASH
+    pool.collect(job_id, sender=a)
