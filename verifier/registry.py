@@ -104,8 +104,13 @@ def _save_record(artifacts: ModelArtifacts, reg: Registration) -> None:
 def _matches_on_chain(
     reg: Registration, artifacts: ModelArtifacts, params: ModelParams, contracts: SpotcheckContracts
 ) -> bool:
+    registry = contracts.model_registry
+    # modelOfVerifier never reverts: a record from a reset chain or another deployment is
+    # dismissed without a reverting getModel call (Ape prints a trace for each of those)
+    if encoding.from_hex(registry.modelOfVerifier(reg.verifier)) != reg.model_id:
+        return False
     try:
-        model = contracts.model_registry.getModel(reg.model_id)
+        model = registry.getModel(reg.model_id)
     except Exception:  # UnknownModel: the chain was reset or this is another deployment
         return False
     return bool(
