@@ -84,3 +84,32 @@ def test_stageProgress_announcesASlowStageWhenItStarts_neverACachedOne(
     assert [ln.split()[0] for ln in lines] == ["srs", "setup", "setup", "verifier", "keys"]
     assert lines[1].strip() == "setup      started ..."
     assert lines[2].strip().startswith("setup") and "0.30 s" in lines[2]
+
+
+class _Registry:
+    def owner(self) -> str:
+        return OWNER
+
+
+class _Contracts:
+    model_registry = _Registry()
+
+
+class _Account:
+    address = OTHER
+    balance = 10**18
+
+
+def test_checkRegistrar_nonOwner_raisesForARealRun_warnsForADryRun() -> None:
+    from spotcheck.errors import ChainError
+
+    with pytest.raises(ChainError, match="is not the ModelRegistry owner"):
+        cli._check_registrar(_Contracts(), _Account(), dry_run=False)
+
+    @cli.click.command()
+    def dry() -> None:
+        cli._check_registrar(_Contracts(), _Account(), dry_run=True)
+
+    result = CliRunner().invoke(dry)
+    assert result.exit_code == 0
+    assert result.output.startswith(f"WARNING: {OTHER} is not the ModelRegistry owner")
