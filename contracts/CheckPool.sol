@@ -10,6 +10,7 @@ import {ICheckPool} from "./interfaces/ICheckPool.sol";
 import {ICheckPoolHooks} from "./interfaces/ICheckPoolHooks.sol";
 import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IJobManager} from "./interfaces/IJobManager.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {BlsVrf} from "./libraries/BlsVrf.sol";
 import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
 
@@ -31,6 +32,8 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     uint256 internal constant BPS = 10_000;
     /// @notice `blockhash` reads the last 256 blocks only.
     uint256 internal constant BLOCKHASH_WINDOW = 256;
+    /// @notice Where forfeits beyond a job's cap go (the address DisputeManager burns to).
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
     IERC20 public immutable token;
     /// @inheritdoc ICheckPool
@@ -240,8 +243,31 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         // INVARIANT (backed claims): the collateral was locked, so bond >= claimCollateral.
         uint256 amount = claimCollateral;
         c.bond -= amount;
-        credits[disputer] += amount;
-        emit CollateralForfeited(jobId, claimant, disputer, amount);
+        // The disputer earns forfeits on this job up to what the node's slash burned, the rest
+        // is burned: a node that disputes its own CORRECT job from a second address and leaves
+        // it undefended (claimants who did check lose their collateral unless one of them
+        // defends) can never earn more from their forfeits than its slash burned, so the grief
+        // costs it at least the fee refunded to the requester.
+        JobChecks storage jc = _checks[jobRef];
+        uint256 cap = _burnedSlash(jobId);
+        uint256 credited = jc.forfeitCredited >= cap ? 0 : _min(amount, cap - jc.forfeitCredited);
+        jc.forfeitCredited += credited;
+        credits[disputer] += credited;
+        emit CollateralForfeited(jobId, claimant, disputer, credited, amount - credited);
+        if (amount > credited) {
+            // SAFETY: the protocol token, to a fixed address; effects done; nonReentrant.
+            token.safeTransfer(BURN_ADDRESS, amount - credited);
+        }
+    }
+
+    /// @dev The part of job `jobId`'s slash that was burned (not paid as the bounty).
+    function _burnedSlash(uint256 jobId) private view returns (uint256) {
+        IModelRegistry.Model memory m = jobManager.registry().getModel(jobManager.getJob(jobId).modelId);
+        return (m.slashAmount * (BPS - m.bountyBps)) / BPS;
+    }
+
+    function _min(uint256 a, uint256 b) private pure returns (uint256) {
+        return a < b ? a : b;
     }
 
     /// @inheritdoc ICheckPool

@@ -49,6 +49,7 @@ interface ICheckPool {
         uint16 shareBps; // ModelTerms.checkShareBps when the first claim arrived
         bool funded; // the job became final and its reward arrived
         uint256 reward;
+        uint256 forfeitCredited; // forfeits credited to the disputer (<= the slash burned)
     }
 
     error ZeroAddress();
@@ -107,8 +108,14 @@ interface ICheckPool {
     );
     event RewardFunded(uint256 indexed jobId, uint256 fee, uint256 reward, uint32 claimCount);
     event RewardCollected(uint256 indexed jobId, address indexed claimant, uint256 amount);
+    /// @notice `credited` went to the disputer's credits, `burned` to the burn address (forfeits
+    ///         on one job are credited up to the part of its slash that was burned).
     event CollateralForfeited(
-        uint256 indexed jobId, address indexed claimant, address indexed disputer, uint256 amount
+        uint256 indexed jobId,
+        address indexed claimant,
+        address indexed disputer,
+        uint256 credited,
+        uint256 burned
     );
     event CreditsWithdrawn(address indexed owner, uint256 amount);
 
@@ -153,7 +160,9 @@ interface ICheckPool {
     function collect(uint256 jobId) external;
 
     /// @notice `claimant`'s claim on an Invalid job: its collateral is credited to the challenger
-    ///         who won the dispute. Anyone may call.
+    ///         who won the dispute, up to the part of the job's slash that was burned
+    ///         (`slashAmount * (10_000 - bountyBps) / 10_000`, over all of the job's forfeits);
+    ///         the rest is burned. Anyone may call.
     function forfeit(uint256 jobId, address claimant) external;
 
     /// @notice Withdraw the caller's credits (forfeited collateral won).

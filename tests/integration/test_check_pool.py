@@ -323,7 +323,8 @@ def test_claim_onAJobThatEndsInvalid_forfeitsCollateralToTheDisputer(
         pool.forfeit(job_id, b, sender=outsider)  # b never claimed
     tx = cp.forfeit(pool, job_id, str(a), sender=outsider)
     [event] = tx.receipt.events.filter(pool.CollateralForfeited)
-    assert event.disputer == challenger and event.amount == COLLATERAL
+    assert event.disputer == challenger
+    assert (event.credited, event.burned) == (COLLATERAL, 0)  # under the burned slash (75)
     assert pool.getChallenger(a).bond == MIN_BOND - COLLATERAL
     assert pool.getChallenger(a).openClaims == 0
     assert pool.credits(challenger) == COLLATERAL

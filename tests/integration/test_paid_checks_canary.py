@@ -59,6 +59,8 @@ SAMPLING_BPS = 5000  # each challenger samples half the jobs: ~20 each in this r
 #: The mock model with a challenge window that outlasts the set-up of 40 jobs (one block per
 #: transaction, one second or more each); slash 100, challenger bond 10, bounty 25 %.
 CANARY_MODEL = replace(MOCK_MODEL, challenge_window=600, proof_window=100)
+#: The part of a canary-model slash that is burned: the cap on forfeits credited per job.
+SLASH_BURNED = CANARY_MODEL.slash_amount * (10_000 - CANARY_MODEL.bounty_bps) // 10_000
 COLLATERAL = TEST_PARAMS.check_claim_collateral
 #: Bond each challenger registers: enough to back a claim on every job.
 BOND = N_JOBS * COLLATERAL
@@ -433,16 +435,51 @@ def _correct_job_claimed_by_many(
     return job, honest
 
 
+def _undefended_self_dispute(
+    spotcheck: Any,
+    canary_model: bytes,
+    make_job: Callable[..., int],
+    accounts: Any,
+    node: Any,
+    operator: Any,
+    outsider: Any,
+    chain: Any,
+    deployer: Any,
+) -> tuple[list[int], int, int]:
+    """HONEST_CLAIMANTS challengers re-run a correct job and claim it; the node's operator
+    disputes it from a second address and nobody defends it. Returns each claimant's loss, the
+    operator's net (node + second address: tokens in minus the slash) and the slash."""
+    jm, dm, token = spotcheck.job_manager, spotcheck.dispute_manager, spotcheck.token
+    pool = spotcheck.contracts.check_pool
+    job, honest = _correct_job_claimed_by_many(
+        spotcheck, canary_model, make_job, accounts, chain, deployer, HONEST_CLAIMANTS
+    )
+    stake0 = int(spotcheck.stake_manager.stakeOf(node).amount)
+    op0 = int(token.balanceOf(operator))
+    dm.openDispute(job, jm.getJob(job).outputHash, sender=operator)
+    deadline = int(dm.getDispute(onchain_job_key(job)).proofDeadline)
+    advance(chain, deadline - chain.pending_timestamp + 1)
+    dm.settle(onchain_job_key(job), sender=outsider)
+    assert jm.getJob(job).status == JobStatus.INVALID
+    for who in honest:
+        cp.forfeit(pool, job, str(who), sender=outsider)  # anyone may: nothing refuses it
+    pool.withdrawCredits(sender=operator)
+    dm.withdrawCredits(sender=operator)
+    slashed = stake0 - int(spotcheck.stake_manager.stakeOf(node).amount)
+    operator_net = int(token.balanceOf(operator)) - op0 - slashed
+    return [BOND - int(pool.getChallenger(who).bond) for who in honest], operator_net, slashed
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
     reason=(
-        "contract bug: CheckPool.forfeit takes the collateral of every open claim on an Invalid "
-        "job, also of challengers whose re-run found the output correct; a node whose second "
-        "address disputes its own correct job and does not defend it collects the claimants' "
-        "collateral (a profit once claimCount x claimCollateral > slashAmount x (1 - bountyBps)) "
-        "unless a claimant proves the job itself (third-party defend), which the challenger "
-        "service does not do"
+        "A4-grief (documented in docs/security.md): CheckPool.forfeit takes the collateral of "
+        "every open claim on an Invalid job, also of challengers whose re-run found the output "
+        "correct; a node whose second address disputes its own correct job and does not defend "
+        "it makes the claimants lose their collateral unless one of them proves the job itself "
+        "(third-party defend). Since the forfeit cap the operator cannot profit from it "
+        "(test_attack_..._operatorCannotProfit)"
     ),
 )
 def test_attack_nodeLeavesACorrectJobUndefended_honestClaimantsKeepTheirCollateral(
@@ -456,32 +493,38 @@ def test_attack_nodeLeavesACorrectJobUndefended_honestClaimantsKeepTheirCollater
     chain: Any,
     deployer: Any,
 ) -> None:
-    jm, dm, token = spotcheck.job_manager, spotcheck.dispute_manager, spotcheck.token
-    pool = spotcheck.contracts.check_pool
-    job, honest = _correct_job_claimed_by_many(
-        spotcheck, canary_model, make_job, accounts, chain, deployer, HONEST_CLAIMANTS
+    lost, operator_net, slashed = _undefended_self_dispute(
+        spotcheck, canary_model, make_job, accounts, node, operator, outsider, chain, deployer
     )
-    # the node's operator, from its second address, disputes its own correct job ...
-    stake0 = int(spotcheck.stake_manager.stakeOf(node).amount)
-    op0 = int(token.balanceOf(operator))
-    dm.openDispute(job, jm.getJob(job).outputHash, sender=operator)
-    # ... and nobody defends it
-    deadline = int(dm.getDispute(onchain_job_key(job)).proofDeadline)
-    advance(chain, deadline - chain.pending_timestamp + 1)
-    dm.settle(onchain_job_key(job), sender=outsider)
-    assert jm.getJob(job).status == JobStatus.INVALID
-    for who in honest:
-        cp.forfeit(pool, job, str(who), sender=outsider)  # anyone may: nothing refuses it
-    pool.withdrawCredits(sender=operator)
-    dm.withdrawCredits(sender=operator)
-    slashed = stake0 - int(spotcheck.stake_manager.stakeOf(node).amount)
-    operator_net = int(token.balanceOf(operator)) - op0 - slashed
-    lost = [BOND - int(pool.getChallenger(who).bond) for who in honest]
     assert lost == [0] * HONEST_CLAIMANTS, (
         f"{HONEST_CLAIMANTS} challengers re-ran a correct job and claimed it; its node did not "
         f"defend against its own second address's dispute: each claimant lost "
         f"{lost[0] / TOKEN:g} tokens of collateral, the operator (node + second address) netted "
         f"{operator_net / TOKEN:+g} tokens (slashed {slashed / TOKEN:g})"
+    )
+
+
+def test_attack_nodeLeavesACorrectJobUndefended_operatorCannotProfit(
+    spotcheck: Any,
+    canary_model: bytes,
+    make_job: Callable[..., int],
+    accounts: Any,
+    node: Any,
+    operator: Any,
+    outsider: Any,
+    chain: Any,
+    deployer: Any,
+) -> None:
+    """The same grief: forfeits are credited to the disputer only up to the part of the slash
+    that was burned, so node + second address net at most 0 before gas (and the job's fee went
+    back to the requester). It netted +5 tokens before the cap (8 x 10 collateral > 75)."""
+    assert HONEST_CLAIMANTS * COLLATERAL > SLASH_BURNED  # the claims exceed the cap
+    lost, operator_net, slashed = _undefended_self_dispute(
+        spotcheck, canary_model, make_job, accounts, node, operator, outsider, chain, deployer
+    )
+    assert lost == [COLLATERAL] * HONEST_CLAIMANTS
+    assert operator_net <= 0, (
+        f"the operator netted {operator_net / TOKEN:+g} tokens (slashed {slashed / TOKEN:g})"
     )
 
 
