@@ -17,7 +17,7 @@ written to the node's journal (:class:`TxJournal`, the ``transactions`` table of
   receipts, so that a transaction mined in between is never missed), or after its transaction
   reverted.
 
-Before an intent's first transaction is signed, the call is simulated (its gas estimate): a
+Before an intent's first transaction is signed, the call is simulated (``eth_call``): a
 revert surfaces then, as :class:`spotcheck.errors.RevertError` carrying the custom error's
 name (``NodeUnbonding``), and nothing is spent. A transaction that is mined and reverts anyway
 is decoded from its receipt where the RPC can trace it.
@@ -162,6 +162,15 @@ class TxSender:
         from ape import chain
 
         return chain.provider.web3
+
+    def _simulate(self, txn: Any) -> None:
+        """``eth_call`` of the transaction as this account (raises on a revert; a few ms on a
+        local node, against ~65 ms for Ape's ``estimate_gas_cost``)."""
+        call = {"from": self.account.address, "to": txn.receiver, "data": bytes(txn.data)}
+        value = int(getattr(txn, "value", 0) or 0)
+        if value:
+            call["value"] = value
+        self._web3.eth.call(call, "latest")
 
     def _confirmed_nonce(self) -> int:
         return int(self._web3.eth.get_transaction_count(self.account.address, "latest"))
@@ -316,18 +325,20 @@ class TxSender:
         ``estimate``: the gas limit is this call's estimate plus :data:`GAS_MARGIN`, whatever
         the network's ``gas_limit`` setting (Ape's local default is the whole block's limit,
         which lets one block hold one such transaction: back-to-back sends need the estimate).
-        ``preflight``: estimate only to see a revert before sending (the gas limit stays the
-        network's setting).
+        ``preflight``: simulate the call (one ``eth_call`` on the latest block) to see a revert
+        before sending; the gas limit stays the network's setting.
         """
         try:
             kwargs: dict[str, Any] = {"sender": self.account}
             if nonce is not None:
                 kwargs["nonce"] = nonce
-            if estimate or preflight:
+            if estimate:
                 gas = int(method.estimate_gas_cost(*args, sender=self.account))
-                if estimate:
-                    kwargs["gas"] = math.ceil(gas * GAS_MARGIN)
-            return method.as_transaction(*args, **kwargs)
+                kwargs["gas"] = math.ceil(gas * GAS_MARGIN)
+            txn = method.as_transaction(*args, **kwargs)
+            if preflight and not estimate:
+                self._simulate(txn)
+            return txn
         except Exception as err:
             raise chain_failure(f"{_method_name(method)} would fail", err) from err
 

@@ -124,7 +124,12 @@ _CUSTOM_ERROR = re.compile(r"custom error (?:0x)?([0-9a-fA-F]{8})(?::\s*(?:0x)?(
 def _hex_data(err: BaseException) -> bytes | None:
     """Raw revert data an undecoded revert carries in its message: ``0x51805901...``, or the
     node's ``custom error 0xa2dc0625: abab...`` (selector, then the arguments)."""
-    texts = [getattr(err, "revert_message", None), getattr(err, "message", None), str(err)]
+    texts = [
+        getattr(err, "data", None),  # web3's ContractCustomError: the revert data, hex
+        getattr(err, "revert_message", None),
+        getattr(err, "message", None),
+        str(err),
+    ]
     for text in texts:
         if not isinstance(text, str):
             continue
