@@ -25,6 +25,7 @@ SOURCES=(
   contracts/ModelRegistry.sol
   contracts/JobManager.sol
   contracts/DisputeManager.sol
+  contracts/CheckPool.sol
   contracts/consumer/SpotcheckConsumerBase.sol
   contracts/consumer/ExampleConsumer.sol
 )
