@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from prover.transactions import Mined, SentTx, TxSender, chain_failure, is_revert
+from prover.transactions import Mined, SentTx, TxSender
 from spotcheck.chain import (
     BatchStatus,
     DisputeStatus,
@@ -28,7 +28,7 @@ from spotcheck.chain import (
     SpotcheckContracts,
     TxResult,
 )
-from spotcheck.errors import ChainError, RevertError, describe_revert
+from spotcheck.errors import ChainError, RevertError, chain_failure, describe_revert, is_revert
 
 T = TypeVar("T")
 

@@ -34,13 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from spotcheck.encoding import to_hex
-from spotcheck.errors import (
-    ChainError,
-    ConfigError,
-    RevertError,
-    describe_revert,
-    revert_name,
-)
+from spotcheck.errors import ChainError, ConfigError, RevertError, chain_failure
 
 log = logging.getLogger(__name__)
 
@@ -471,25 +465,6 @@ class TxSender:
                 raise chain_failure(what, err) from err
             raise RevertError(what)
         return mined
-
-
-def is_revert(err: BaseException) -> bool:
-    """True for a revert (Ape's ContractLogicError, or one already wrapped as RevertError)."""
-    if isinstance(err, RevertError):
-        return True
-    from ape.exceptions import ContractLogicError
-
-    return isinstance(err, ContractLogicError)
-
-
-def chain_failure(what: str, err: BaseException) -> ChainError:
-    """``what: <the decoded custom error>`` as :class:`RevertError` for a revert (its error
-    name kept, so a caller can tell a revert no retry fixes), else as :class:`ChainError`."""
-    text = f"{what}: {describe_revert(err)}"
-    name = revert_name(err)
-    if name is not None or is_revert(err):
-        return RevertError(text, name)
-    return ChainError(text)
 
 
 def _method_name(method: Any) -> str:

@@ -76,6 +76,26 @@ def revert_name(err: BaseException) -> str | None:
     return None if decoded is None else decoded[0]
 
 
+def is_revert(err: BaseException) -> bool:
+    """True for a revert (Ape's ContractLogicError, or one already wrapped as RevertError)."""
+    if isinstance(err, RevertError):
+        return True
+    from ape.exceptions import ContractLogicError
+
+    return isinstance(err, ContractLogicError)
+
+
+def chain_failure(what: str, err: BaseException) -> ChainError:
+    """``what: <the decoded custom error>`` as :class:`RevertError` for a revert (its error
+    name kept, so a caller can tell a revert no retry fixes), else as :class:`ChainError`:
+    how a chain wrapper (the node's, the challenger's) turns a failed call into one line."""
+    text = f"{what}: {describe_revert(err)}"
+    name = revert_name(err)
+    if name is not None or is_revert(err):
+        return RevertError(text, name)
+    return ChainError(text)
+
+
 def decode_error_data(data: bytes) -> tuple[str, dict[str, object]] | None:
     """(name, arguments) of revert data against every custom error of the project's compiled
     contracts (Spotcheck's, the token's, the verifiers'); None when no selector matches."""

@@ -253,3 +253,14 @@ def test_describeRevert_decodesTheRpcsCustomErrorText() -> None:
     err = RuntimeError("execution reverted: custom error 0xa2dc0625: " + "ab" * 32)
     assert describe_revert(err) == f"UnknownModel(modelId=0x{'ab' * 32})"
     assert revert_name(err) == "UnknownModel"
+
+
+def test_chainFailure_aRevertKeepsItsName_anRpcFailureIsNoRevert() -> None:
+    from spotcheck.errors import chain_failure
+
+    revert = chain_failure("commitBatch would fail", RuntimeError("0x51805901" + "00" * 32))
+    assert isinstance(revert, RevertError) and revert.error == "NodeUnbonding"
+    assert str(revert) == f"commitBatch would fail: NodeUnbonding(node=0x{'00' * 20})"
+    outage = chain_failure("reading the stake failed", ConnectionError("refused"))
+    assert type(outage) is ChainError
+    assert str(outage) == "reading the stake failed: ConnectionError: refused"
