@@ -35,7 +35,8 @@ pytestmark = pytest.mark.chain
     reason=(
         "A4-1: a node's second address disputes the node's own CORRECT job after honest "
         "challengers claimed it; the node does not defend; settle marks it Invalid and forfeit "
-        "moves every honest claimant's collateral to the node's second address"
+        "takes every honest claimant's collateral (credited to the second address up to the "
+        "burned slash since a21eac1, the rest burned)"
     ),
 )
 def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nodeStaysSilent_keepsCollateral(
