@@ -302,7 +302,7 @@ class Challenger:
     # -- sample -----------------------------------------------------------------------------
 
     def sample(self, head: int, report: StepReport) -> None:
-        """Decide every commitment whose seed block exists (one VRF proof each, ~9 ms)."""
+        """Decide every commitment whose seed block exists (one VRF proof each, a few ms)."""
         hashes: dict[int, bytes] = {}
         decided: list[tuple[JobRow, G1Point | None]] = []
         for job in self.store.jobs(JobState.SEEN):

@@ -22,6 +22,7 @@ from challenger.sampling import (
     rate_bps,
     secret_scalar,
 )
+from challenger.vrf_fast import Prover
 from spotcheck import vrf
 from spotcheck.encoding import batch_leaf_key, onchain_job_key
 from spotcheck.errors import ConfigError
@@ -118,6 +119,21 @@ def test_seedChange_reshufflesTheSample(secret: bytes, seed_a: bytes, seed_b: by
         for j in range(n)
     )
     assert _binomial_ok(agree, n, 0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(secret=keys, seed=b32, ref=b32)
+def test_fastProver_givesExactlyTheSignatureOfVrfProve(
+    secret: bytes, seed: bytes, ref: bytes
+) -> None:
+    """challenger.vrf_fast (plain-int Jacobian, width-4 NAF) is only faster, never different."""
+    sk = int.from_bytes(secret, "big")
+    assert Prover(sk).prove(seed, ref) == vrf.prove(sk, seed, ref)
+
+
+@pytest.mark.parametrize("sk", [1, 2, 3, 7, 8, 15, 16, 2**128 + 1, vrf.R - 2, vrf.R - 1])
+def test_fastProver_edgeScalars_matchVrfProve(sk: int) -> None:
+    assert Prover(sk).prove(b"\x01" * 32, b"\x02" * 32) == vrf.prove(sk, b"\x01" * 32, b"\x02" * 32)
 
 
 def test_rateBps_takesWholeBasisPointsOnly() -> None:
