@@ -413,6 +413,19 @@ class ApeChain:
             lambda: pool.register(list(public_key), list(pop), bond, sender=self.account),
         )
 
+    def pool_register_key(self, secret: bytes, bond: int) -> TxResult:
+        """Register the VRF key ``secret`` (32 bytes) with its proof of possession, bound to
+        this account, this pool and this chain, and a bond of ``bond`` base units."""
+        from ape import chain
+
+        from challenger.sampling import proof_of_possession, public_key_words
+
+        pool = self._need_pool()
+        chain_id = int(self._read("chain id", lambda: chain.chain_id))
+        pop = proof_of_possession(secret, self.me, str(pool.address), chain_id)
+        words = [int(w, 16) for w in public_key_words(secret)]
+        return self.pool_register(words, list(pop.words()), bond)
+
     def pool_min_bond(self) -> int:
         pool = self._need_pool()
         return int(self._read("minBond", lambda: pool.minBond()))

@@ -115,9 +115,12 @@ class Claimer:
         self.options = options
         self._bps: dict[bytes, int] = {}
         self._warned: set[str] = set()
+        #: Claims that were in a batch refused for a proof: sent one per transaction.
+        self._alone: set[bytes] = set()
 
     def step(self) -> ClaimReport:
         report = ClaimReport()
+        self._bps.clear()  # the registrar may change a model's terms: read them every step
         pending = self.claims.claims(ClaimState.SENDING, ClaimState.PLANNED, ClaimState.OPEN)
         unplanned = self.claims.unplanned()
         if not pending and not unplanned:
@@ -196,15 +199,28 @@ class Claimer:
             self._warn_once("bond", "claims waiting: the whole bond is locked by open claims")
             self._miss_late(planned, now, report, "window closed while the bond was locked")
             return
-        ready = [c for c in planned if self._claimable(c, now, head, report)]
-        for start in range(0, min(len(ready), room), o.batch_size):
-            self._send_batch(ready[start : min(start + o.batch_size, room)], head, report)
+        ready = [c for c in planned if self._claimable(c, now, head, report)][:room]
+        alone = [c for c in ready if c.job_key in self._alone]
+        together = [c for c in ready if c.job_key not in self._alone]
+        for start in range(0, len(together), o.batch_size):
+            self._send_batch(together[start : start + o.batch_size], head, report)
+        for c in alone:
+            self._send_batch([c], head, report)
 
     def _claimable(self, c: ClaimRow, now: int, head: int, report: ClaimReport) -> bool:
         """Check one claim on chain before sending; records why it cannot be sent."""
         if self.chain.pool_claim_status(c.job_id) is not ClaimStatus.NONE:
             with suppress(IllegalTransition):
                 self.claims.transition(c.job_key, ClaimState.OPEN)  # sent before a restart
+            return False
+        bps = self._sampling_bps(c.model_id)
+        if not vrf.sampled_bps(parse_proof(c.vrf_proof), bps):  # the rate was lowered
+            with suppress(IllegalTransition):
+                self.claims.transition(
+                    c.job_key,
+                    ClaimState.UNCLAIMABLE,
+                    reason=f"not in the pool's sample ({bps} bps)",
+                )
             return False
         why: str | None = None
         if now > c.challenge_deadline:
@@ -237,18 +253,26 @@ class Claimer:
         except ChainError as err:
             name = revert_name(err)
             log.warning("claimBatch of jobs %s failed: %s", ids, err)
+            # One refused proof reverts the whole batch: a batch of several goes back to
+            # planned and each of its claims is sent alone from now on, so only the refused
+            # one is given up (a claim alone refused for its proof is missed, loudly).
+            alone = name in _PROOF_ERRORS and len(batch) == 1
             for c in batch:
                 if self.chain.pool_claim_status(c.job_id) is not ClaimStatus.NONE:
                     to, reason = ClaimState.OPEN, None
-                elif name in _PROOF_ERRORS:
+                elif alone:
                     to, reason = ClaimState.MISSED, f"refused by the pool: {err}"
                     report.missed += 1
                 else:
                     to, reason = ClaimState.PLANNED, None  # decided again next tick
+                    if name in _PROOF_ERRORS:
+                        self._alone.add(c.job_key)
                 with suppress(IllegalTransition):
                     self.claims.transition(c.job_key, to, reason=reason)
-            if name in _PROOF_ERRORS:
-                log.error("CLAIMS REFUSED (%s): our VRF proofs do not verify on chain", name)
+            if alone:
+                log.error(
+                    "CLAIM REFUSED (%s): our VRF proof for job %d does not verify", name, ids[0]
+                )
             return
         with self.store.transaction():
             for c in batch:

@@ -312,13 +312,13 @@ def _register_impl(
     bond: int,
     dry_run: bool,
 ) -> None:
+
     from challenger.chain_io import ApeChain
     from challenger.config import load_settings
-    from challenger.sampling import load_or_create_secret, registration_words
+    from challenger.sampling import load_or_create_secret, public_key_words
 
     settings = load_settings(config_path, state_dir=state_dir, deployment_path=deployment)
     secret = load_or_create_secret(settings.key_path)
-    words = registration_words(secret)
     chain = ApeChain.from_contracts(connect_contracts(settings.deployment_path), account)
     minimum = chain.pool_min_bond()
     if bond < minimum:
@@ -333,13 +333,12 @@ def _register_impl(
         raise click.ClickException(
             f"{chain.me} holds {format_tokens(chain.balance())} tokens, less than the bond"
         )
-    click.echo(f"VRF key {settings.key_path}; public key {words['public_key'][0]}...")
+    words = public_key_words(secret)
+    click.echo(f"VRF key {settings.key_path}; public key {words[0]}...")
     if dry_run:
         click.echo(f"dry run: would register with a bond of {format_tokens(bond)} tokens")
         return
-    tx = chain.pool_register(
-        [int(w, 16) for w in words["public_key"]], [int(w, 16) for w in words["pop"]], bond
-    )
+    tx = chain.pool_register_key(secret, bond)
     click.echo(f"registered {chain.me} with a bond of {format_tokens(bond)} tokens: {tx.tx_hash}")
 
 
@@ -371,26 +370,27 @@ def _key_path(config_path: Path | None, state_dir: Path | None) -> Path:
 
 
 def _show_key(path: Path, secret: bytes, as_json: bool) -> None:
-    from challenger.sampling import registration_words
+    from challenger.sampling import public_key_words
 
-    words = registration_words(secret)
+    words = public_key_words(secret)
     if as_json:
-        click.echo(json.dumps({"key_path": str(path), **words}, indent=2))
+        click.echo(json.dumps({"key_path": str(path), "public_key": words}, indent=2))
         return
     click.echo(f"VRF key: {path}")
     click.echo("public key (uint256[4], EIP-197 order x_im, x_re, y_im, y_re):")
-    for w in words["public_key"]:
+    for w in words:
         click.echo(f"  {w}")
-    click.echo("proof of possession (uint256[2]):")
-    for w in words["pop"]:
-        click.echo(f"  {w}")
+    click.echo(
+        "its proof of possession is made by `spotcheck challenger register` (bound to the "
+        "registering address, the pool and the chain)"
+    )
 
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 @challenger.command(
-    "keygen", help="Create the VRF key (vrf.key, mode 0600) if there is none; show it."
+    "keygen", help="Create the VRF key (vrf.key, mode 0600) if there is none; show its public key."
 )
 @_config_option
 @_state_option
@@ -411,7 +411,7 @@ def key() -> None:
     """The VRF key's public parts."""
 
 
-@key.command("show", help="Print the public key and its proof of possession (registration).")
+@key.command("show", help="Print the VRF public key (the key `register` registers).")
 @_config_option
 @_state_option
 @_json_option

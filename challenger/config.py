@@ -62,8 +62,10 @@ class ChallengerSettings(ServiceSettings):
     dry_run: bool = False
     #: Largest total bond locked in our open disputes, in token base units.
     max_bond_at_risk: int = Field(default=100 * TOKEN, ge=0)
-    #: Use the onnxruntime screen before the witness (see challenger/verdict.py).
-    screen: bool = True
+    #: Use the onnxruntime screen before the witness (see challenger/verdict.py). Off by
+    #: default: a screen match can be outside tau of the circuit (audit A4-9); jobs matched
+    #: by the screen alone are never claimed as paid checks.
+    screen: bool = False
     auto_withdraw: bool = True
     poll_interval_s: float = Field(default=2.0, gt=0)
     #: /ready tolerates this many blocks of lag beyond the confirmation depth.

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from challenger.vrf_fast import Prover
 from spotcheck import vrf
@@ -225,14 +226,24 @@ def load_or_create_secret(path: str | Path) -> bytes:
     return _read_secret(key_path)
 
 
-def registration_words(secret: bytes) -> dict[str, list[str]]:
-    """The public key (``uint256[4]``) and its proof of possession (``uint256[2]``) as 0x hex
-    words: what ``CheckPool.register(publicKey, pop, bond)`` takes."""
+def public_key_words(secret: bytes) -> list[str]:
+    """The public key as the ``uint256[4]`` 0x hex words ``CheckPool.register`` takes."""
+    return [f"0x{w:064x}" for w in vrf.public_key(secret_scalar(secret)).words()]
+
+
+def proof_of_possession(secret: bytes, registrant: str, pool: str, chain_id: int) -> vrf.G1Point:
+    """The proof of possession ``CheckPool.register`` checks.
+
+    Transitional: ``spotcheck.vrf.prove_possession`` is gaining the registrant, the pool and
+    the chain id (a PoP bound to who registers, audit A4-3); until both sides have it, this
+    calls whichever signature the installed ``spotcheck.vrf`` has. Remove once it landed."""
+    import inspect
+
     sk = secret_scalar(secret)
-    return {
-        "public_key": [f"0x{w:064x}" for w in vrf.public_key(sk).words()],
-        "pop": [f"0x{w:064x}" for w in vrf.prove_possession(sk).words()],
-    }
+    prove: Any = vrf.prove_possession
+    if len(inspect.signature(prove).parameters) > 1:
+        return cast(vrf.G1Point, prove(sk, registrant, pool, chain_id))
+    return cast(vrf.G1Point, prove(sk))
 
 
 def read_secret(path: str | Path) -> bytes:

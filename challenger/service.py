@@ -101,7 +101,11 @@ class Options:
     dry_run: bool = False
     #: Largest total challenger bond locked in our open disputes (token base units).
     max_bond_at_risk: int = 0
-    screen: bool = True
+    #: The onnxruntime screen before the witness. Off by default: a screen MATCH (within
+    #: tau // 2 of onnxruntime) can be more than tau from the circuit, which was harmless
+    #: while a MATCH only skipped a dispute, but a paid-check claim puts collateral behind it
+    #: (audit A4-9). Screen-only matches are never claimed either way (challenger.claims).
+    screen: bool = False
     auto_withdraw: bool = True
     #: Seconds (chain time) between listing attempts: a quarter of the time left before the
     #: challenger gives up, within [retry_min_s, retry_max_s]; never skipping the last one.

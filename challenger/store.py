@@ -983,6 +983,8 @@ CLAIM_TRANSITIONS: dict[ClaimState, frozenset[ClaimState]] = {
     ClaimState.COLLECTED: frozenset({ClaimState.OPEN}),
     ClaimState.FORFEITED: frozenset({ClaimState.OPEN}),
     ClaimState.MISSED: frozenset({ClaimState.PLANNED, ClaimState.SENDING}),
+    #: Planned, then the pool's rate was lowered below the proof's output.
+    ClaimState.UNCLAIMABLE: frozenset({ClaimState.PLANNED}),
 }
 
 
@@ -1031,10 +1033,12 @@ class ClaimStore:
         self.conn = store.conn
 
     def unplanned(self) -> list[JobRow]:
-        """On-chain jobs we sampled and found correct, with a VRF proof and no claim row."""
+        """On-chain jobs we sampled and found correct by the circuit's witness (a match by the
+        onnxruntime screen alone is not claimed: it can be outside tau of the circuit), with a
+        VRF proof and no claim row."""
         rows = self.conn.execute(
             f"SELECT {_JOB_COLS} FROM ch_jobs j WHERE j.state = ? AND j.kind = ? "
-            "AND j.vrf_proof IS NOT NULL AND NOT EXISTS "
+            "AND j.vrf_proof IS NOT NULL AND j.witness_diff IS NOT NULL AND NOT EXISTS "
             "(SELECT 1 FROM ch_claims c WHERE c.job_key = j.job_key) ORDER BY commit_block",
             (JobState.MATCHED.value, int(JobKind.ONCHAIN)),
         ).fetchall()

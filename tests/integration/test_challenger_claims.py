@@ -22,7 +22,6 @@ from challenger.chain_io import ApeChain
 from challenger.claims import Claimer, ClaimOptions
 from challenger.metrics import Metrics
 from challenger.runner import status_of
-from challenger.sampling import registration_words
 from challenger.service import Challenger
 from challenger.store import ClaimState
 from spotcheck import vrf
@@ -68,11 +67,8 @@ def pool(spotcheck: Any, deployer: Any, challenger: Any) -> Any:
     p = spotcheck.contracts.check_pool
     p.setModelTerms(spotcheck.model_id, SHARE_BPS, 10_000, sender=deployer)
     spotcheck.token.mint(challenger, FUNDING, sender=deployer)
-    words = registration_words(SECRET)
-    ApeChain.from_contracts(spotcheck.contracts, challenger).pool_register(
-        [int(w, 16) for w in words["public_key"]],
-        [int(w, 16) for w in words["pop"]],
-        TEST_PARAMS.check_min_bond,
+    ApeChain.from_contracts(spotcheck.contracts, challenger).pool_register_key(
+        SECRET, TEST_PARAMS.check_min_bond
     )
     return p
 

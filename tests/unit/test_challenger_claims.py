@@ -102,7 +102,7 @@ def _matched(store: Store, pool: FakePool, job_id: int, commit_block: int = 90) 
     )  # fmt: skip
     proof = vrf.prove(POLICY.sk, SEED, key)
     store.transition(key, JobState.SAMPLED, vrf_proof=proof_text(proof))
-    store.transition(key, JobState.MATCHED)
+    store.transition(key, JobState.MATCHED, witness_diff=0)  # judged by the circuit
     pool.jobs[job_id] = JobView(
         job_id, JobStatus.COMMITTED, MODEL, "0xnode", output_hash([3]), DEADLINE, commit_block
     )
@@ -193,7 +193,58 @@ def test_proofsRefusedOnChain_areMissed_loudly_neverRetried(
         c.step()
     assert pool.sends == [[1]]
     assert _states(c) == {1: ClaimState.MISSED}
-    assert any("CLAIMS REFUSED" in r.getMessage() for r in caplog.records)
+    assert any("CLAIM REFUSED" in r.getMessage() for r in caplog.records)
+
+
+@dataclass
+class RefusingPool(FakePool):
+    """claimBatch reverts NotSampled for the whole batch when it holds a refused job."""
+
+    refuse: set[int] = field(default_factory=set)
+
+    def pool_claim_batch(self, claims: Sequence[tuple[int, vrf.G1Point]]) -> TxResult:
+        bad = [j for j, _ in claims if j in self.refuse]
+        if bad:
+            self.sends.append([j for j, _ in claims])
+            raise RevertError(f"NotSampled(jobId={bad[0]})", error="NotSampled")
+        return super().pool_claim_batch(claims)
+
+
+def test_oneRefusedProof_costsOnlyItsOwnClaim_theOthersAreSentAlone(tmp_path: Path) -> None:
+    """claimBatch reverts whole for one refused proof: its claims go out one by one, and only
+    the refused one is missed (audit A4-6)."""
+    pool = RefusingPool(refuse={2})
+    c = _claimer(tmp_path, pool)
+    for j in (1, 2, 3):
+        _matched(c.store, pool, j)
+    c.step()  # the batch reverts: back to planned, to be sent alone
+    c.step()
+    assert pool.sends[0] == [1, 2, 3] and sorted(pool.sends[1:]) == [[1], [2], [3]]
+    assert _states(c) == {1: ClaimState.OPEN, 2: ClaimState.MISSED, 3: ClaimState.OPEN}
+
+
+def test_rateLoweredAfterPlanning_claimIsUnclaimable_notSent(tmp_path: Path) -> None:
+    pool = FakePool(bps=10_000)
+    c = _claimer(tmp_path, pool, batch_size=4, max_wait_s=60)
+    jobs = list(range(1, 11))
+    for j in jobs:
+        _matched(c.store, pool, j)
+    c.step()  # 10 planned, a batch of 4 due... all sent while the rate is 100 %
+    pool.sends.clear()
+    pool.status.clear()
+    for r in c.claims.claims(ClaimState.OPEN):
+        c.claims.conn.execute(
+            "UPDATE ch_claims SET state = 'planned' WHERE job_key = ?", (r.job_key,)
+        )
+    pool.bps = 5_000
+    c.step()
+    still = {
+        j for j in jobs if vrf.sampled_bps(vrf.prove(POLICY.sk, SEED, onchain_job_key(j)), 5_000)
+    }
+    assert 0 < len(still) < len(jobs)
+    assert {j for b in pool.sends for j in b} == still
+    states = _states(c)
+    assert {j for j in jobs if states[j] is ClaimState.UNCLAIMABLE} == set(jobs) - still
 
 
 def test_transientSendFailure_isPlannedAgain_andSentOnce(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -13,11 +14,11 @@ from challenger.cli import challenger
 from spotcheck import vrf
 
 
-def _words(out: str) -> dict[str, list[str]]:
+def _words(out: str) -> dict[str, Any]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def test_keygen_createsA0600Key_andShowsAPublicKeyWhosePopVerifies(tmp_path: Path) -> None:
+def test_keygen_createsA0600Key_andShowsItsPublicKey(tmp_path: Path) -> None:
     runner = CliRunner()
     made = runner.invoke(challenger, ["keygen", "--state-dir", str(tmp_path), "--json"])
     assert made.exit_code == 0, made.output
@@ -26,11 +27,28 @@ def test_keygen_createsA0600Key_andShowsAPublicKeyWhosePopVerifies(tmp_path: Pat
     words = _words(made.output)
     sk = int.from_bytes(path.read_bytes(), "big")
     pk = vrf.G2Point(*(int(w, 16) for w in words["public_key"]))
-    pop = vrf.G1Point(*(int(w, 16) for w in words["pop"]))
     assert pk == vrf.public_key(sk)
-    assert vrf.verify_possession(pk, pop)
     shown = runner.invoke(challenger, ["key", "show", "--state-dir", str(tmp_path), "--json"])
     assert shown.exit_code == 0 and _words(shown.output) == words
+
+
+def test_proofOfPossession_verifiesUnderThePublicKey(tmp_path: Path) -> None:
+    """The PoP ``register`` sends (bound to the registrant, pool and chain where the installed
+    spotcheck.vrf binds it) verifies under the key's public key."""
+    import inspect
+
+    from challenger.sampling import load_or_create_secret, proof_of_possession
+
+    secret = load_or_create_secret(tmp_path / "vrf.key")
+    sk = int.from_bytes(secret, "big")
+    who, pool = "0x" + "11" * 20, "0x" + "22" * 20
+    pop = proof_of_possession(secret, who, pool, 31337)
+    verify: Any = vrf.verify_possession
+    if len(inspect.signature(verify).parameters) > 2:
+        assert verify(vrf.public_key(sk), pop, who, pool, 31337)
+        assert not verify(vrf.public_key(sk), pop, "0x" + "33" * 20, pool, 31337)
+    else:
+        assert verify(vrf.public_key(sk), pop)
 
 
 def test_keygen_twice_keepsTheFirstKey(tmp_path: Path) -> None:

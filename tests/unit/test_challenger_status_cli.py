@@ -31,7 +31,7 @@ def test_status_showsClaimsSentPaidForfeitedWithAmounts(tmp_path: Path) -> None:
         proof = policy.sample(MODEL, b"\x01" * 32, key)
         assert proof is not None
         store.transition(key, JobState.SAMPLED, vrf_proof=proof_text(proof))
-        store.transition(key, JobState.MATCHED)
+        store.transition(key, JobState.MATCHED, witness_diff=0)
         [job] = [j for j in claims.unplanned() if j.job_id == job_id]
         assert claims.plan(job, ClaimState.PLANNED, 1000, None)
         claims.transition(key, ClaimState.SENDING, sent_block=7)
