@@ -162,6 +162,9 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
     )
     url = base_url(settings)
     gate = WorkGate(chain.stake, slash_amounts, lambda: uncommitted_jobs(store), node=chain.address)
+    # Closed from the start for a node winding down (unbonding, below the minimum): the HTTP
+    # API must not take a job before the chain loop's first step reads the stake.
+    patiently("reading the stake", gate.refresh)
     service = NodeService(
         chain,
         store,

@@ -8,7 +8,9 @@ wrong and what to do; ``spotcheck node run`` prints it and exits non-zero.
   serves another file under a registered id answers questions nobody asked, and loses every
   dispute;
 - the configured scales and tau equal the registry's;
-- the node is not unbonding and stakes at least the minimum (a commitment would revert);
+- the node is not unbonding and stakes at least the minimum (a commitment would revert),
+  unless it still has commitments to answer for: then it starts winding down (no new work;
+  disputes, leaf requests and finalizations answered);
 - the HTTP port can be bound (checked before anything is built, and again when the server
   starts: :func:`prover.runner.start_http`).
 
@@ -79,21 +81,39 @@ def check_models(chain: NodeChain, specs: Mapping[bytes, Any]) -> dict[bytes, Re
 
 
 def check_stake(chain: NodeChain, models: Mapping[bytes, RegisteredModel]) -> StakeView:
-    """The node must not be unbonding and must stake at least the minimum; a free stake below
-    one commitment of a model is logged (the HTTP API refuses that model's jobs until then)."""
+    """A node that is unbonding, or stakes less than the minimum, cannot commit: it is refused
+    when nothing of its own is left on the chain, and otherwise starts *winding down* (logged):
+    it takes no new work (:mod:`prover.work_gate`) but answers the disputes, leaf requests and
+    finalizations of the commitments it still has (locked stake or open disputes), or it would
+    be slashed for them. A free stake below one commitment of a model is logged (the HTTP API
+    refuses that model's jobs until it is topped up)."""
     s = chain.stake()
+    problem = None
     if s.unbond_requested_at:
-        raise StartupError(
+        problem = (
             f"node {chain.address} is unbonding (requested at {s.unbond_requested_at}): "
-            "every commitment would revert NodeUnbonding; withdraw (`spotcheck node withdraw`) "
-            "and stake again to serve"
+            "every commitment would revert NodeUnbonding"
         )
-    if s.amount < s.min_stake:
+        remedy = "withdraw (`spotcheck node withdraw`) and stake again to serve"
+    elif s.amount < s.min_stake:
         short = s.min_stake - s.amount
-        raise StartupError(
+        problem = (
             f"node {chain.address} stakes {format_tokens(s.amount)} tokens, below the minimum "
-            f"{format_tokens(s.min_stake)}: run `spotcheck node stake {format_tokens(short)}`"
+            f"{format_tokens(s.min_stake)}"
         )
+        remedy = f"run `spotcheck node stake {format_tokens(short)}`"
+    if problem is not None:
+        if s.locked == 0 and s.open_disputes == 0:
+            raise StartupError(f"{problem}; {remedy}")
+        log.error(
+            "%s; winding down: no new work, answering the disputes, leaf requests and "
+            "finalizations of its open commitments (%s tokens locked, %d open dispute(s))",
+            problem,
+            format_tokens(s.locked),
+            s.open_disputes,
+            extra={"node": chain.address},
+        )
+        return s
     for model_id, m in models.items():
         if s.free < m.slash_amount:
             log.error(

@@ -34,11 +34,12 @@ from prover.runner import registered, uncommitted_jobs
 from prover.startup import check_models, check_stake
 from prover.store import BatchState, JobState
 from prover.work_gate import WorkGate
-from spotcheck.chain import TOKEN
+from spotcheck.chain import TOKEN, DisputeStatus
+from spotcheck.encoding import onchain_job_key
 from spotcheck.errors import ChainError, ConfigError, RevertError, StartupError
 from tests.fixtures import models
 from tests.fixtures.chain import MOCK_MODEL
-from tests.integration.test_node_service import FEE, Node
+from tests.integration.test_node_service import FEE, Node, _dispute, _request
 
 pytestmark = pytest.mark.chain
 
@@ -123,6 +124,32 @@ def test_startup_afterUnbond_isRefused(spotcheck: Any, node2: Any) -> None:
     with pytest.raises(StartupError) as err:
         check_stake(NodeChain(spotcheck.contracts, node2), {})
     assert f"node {node2.address} is unbonding" in _one_line(err)
+
+
+def test_startup_unbondingWithAnOpenDispute_windsDown_andStillDefends(
+    tmp_path: Path,
+    spotcheck: Any,
+    node: Any,
+    requester: Any,
+    challenger: Any,
+    onnx_path: Path,
+) -> None:
+    """Audit 4, A4-7: refusing to start here would leave the dispute undefended (a slash)."""
+    n = Node(tmp_path / "node.sqlite", spotcheck, node, onnx_path)
+    try:
+        gate, http = _gated(n, spotcheck)
+        job_id = _request(spotcheck, requester, node, [10, 20, -30, 40])
+        n.service.step()  # committed
+        spotcheck.stake_manager.requestUnbond(sender=node)
+        _dispute(spotcheck, job_id, challenger)
+
+        check_stake(n.chain, {})  # a restart now: the node starts, winding down
+        gate.refresh()
+        assert _infer(http, spotcheck, [0.1, 0.2, 0.3, 0.4]).status_code == 503  # no new work
+        n.service.step()
+        assert n.chain.dispute(onchain_job_key(job_id)).status == DisputeStatus.DEFENDED
+    finally:
+        n.close()
 
 
 # -- while running ------------------------------------------------------------------------------

@@ -133,8 +133,10 @@ def test_checkModels_missingOnnxFile_isOneLine(
 # -- stake --------------------------------------------------------------------------------
 
 
-def _stake(amount: int, *, locked: int = 0, unbond: int = 0, minimum: int = 1000) -> StakeView:
-    return StakeView(amount * TOKEN, locked * TOKEN, unbond, 0, (amount - locked) * TOKEN,
+def _stake(
+    amount: int, *, locked: int = 0, unbond: int = 0, minimum: int = 1000, disputes: int = 0
+) -> StakeView:
+    return StakeView(amount * TOKEN, locked * TOKEN, unbond, disputes, (amount - locked) * TOKEN,
                      minimum * TOKEN)  # fmt: skip
 
 
@@ -153,6 +155,24 @@ def test_checkStake_unbonding_isRefused() -> None:
     with pytest.raises(StartupError) as err:
         check_stake(FakeChain(None, _stake(2000, unbond=1234)), {})  # type: ignore[arg-type]
     assert "is unbonding (requested at 1234)" in _one_line(err)
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        _stake(2000, locked=10, unbond=1234),  # unbonding, a commitment still locked
+        _stake(2000, unbond=1234, disputes=1),  # unbonding, a dispute open
+        _stake(500, locked=10),  # below the minimum after a withdraw, a commitment locked
+    ],
+)
+def test_checkStake_withCommitmentsLeft_windsDown_insteadOfRefusing(
+    view: StakeView, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Audit 4, A4-7: a node restarted while unbonding must still defend what it committed."""
+    with caplog.at_level("ERROR", logger="prover.startup"):
+        assert check_stake(FakeChain(None, view), {}) is view  # type: ignore[arg-type]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "winding down: no new work, answering the disputes" in line
 
 
 def test_checkStake_enough_passes(onnx_files: tuple[Path, Path]) -> None:
