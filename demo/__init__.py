@@ -11,6 +11,13 @@ and batched jobs over the nodes' HTTP API. Optionally a
 griefing challenger disputes one CORRECT output, so the honest node must answer with a real
 zk proof verified on-chain (and the griefer loses its bond).
 
+Paid checks (issue 15): the registry owner sets the model's check terms, the challenger's VRF
+key is registered with a bond (it claims the on-chain jobs it sampled and found correct and
+collects once final), a CANARY node commits wrong outputs on a known schedule (its operator
+disputes, from a second address, every one nobody else disputed), and a LAZY claimant claims
+whatever its key samples without re-running it. The report's paid-checks section shows what
+each earned or lost.
+
 The demo waits until every job is resolved and the cheater has been slashed, lets the dApp
 read the final outputs (and only those), and prints a report built from the chain and the
 services' own state. Exit status 1 if the honest node was ever slashed or a misbehaving node
@@ -30,7 +37,8 @@ Modules, in the order a run uses them:
 ``prepare``        contracts compiled, example model built (``verifier.examples``), tau measured
 ``chain_setup``    deploy, register, fund and stake; events and holdings read back
 ``threads``        the kit's run loop (``spotcheck.kit.loop``) in a thread
-``actors``         the nodes, the challenger and the heartbeat, started and stopped together
+``paid_checks``    check terms, registered keys, the canary and the lazy claimant
+``actors``         the nodes, the challenger, the heartbeat, the canary and the lazy claimant
 ``workload``       the dApp's job stream: on-chain through ExampleConsumer, batched over HTTP
 ``grief``          the griefing dispute against a correct output
 ``challenger_db``  read-only queries of the challenger's database
@@ -38,6 +46,7 @@ Modules, in the order a run uses them:
 ``watch``          the run-until-caught loop
 ``dapp``           the dApp reads final outputs (and only those)
 ``gather``         the report's numbers, from the chain and the services' state
+``paid_report``    the report's paid-checks section, from CheckPool events
 ``report``         the report's types, text and JSON
 =================  ===========================================================================
 """

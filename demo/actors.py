@@ -16,6 +16,7 @@ from typing import Any
 
 from demo.chain_setup import DemoChain
 from demo.config import DemoConfig
+from demo.paid_checks import Canary, LazyClaimant, PaidCheckTerms
 from demo.prepare import PreparedModel
 from demo.progress import Progress
 from demo.threads import LoopThread
@@ -243,6 +244,9 @@ def build_challenger(
         # windows are seconds long here: ask for withheld leaves this long before they close
         leaf_request_margin_s=leaf_request_margin_s,
         batch_timeout_s=5.0,
+        # paid checks: windows are seconds long, so claims go out as soon as they are planned
+        claim_max_wait_s=0,
+        claim_margin_s=leaf_request_margin_s,
     )
     ch = assemble(settings, account, contracts)
     loop = LoopThread("challenger-loop", ch.tick, poll_interval_s)
@@ -267,7 +271,14 @@ class Heartbeat:
         self.loop.stop()
 
 
-Actor = NodeActor | ChallengerActor | Heartbeat
+def challenger_key_path(workdir: Path) -> Path:
+    """Where :func:`build_challenger`'s service keeps its VRF key."""
+    from challenger.config import load_settings
+
+    return load_settings(None, state_dir=str(workdir / "challenger")).key_path
+
+
+Actor = NodeActor | ChallengerActor | Heartbeat | Canary | LazyClaimant
 
 
 @dataclass
@@ -279,6 +290,8 @@ class Cast:
     challenger: ChallengerActor
     heartbeat: Heartbeat
     withholder: NodeActor | None = None
+    canary: Canary | None = None
+    lazy: LazyClaimant | None = None
     running: list[Actor] = field(default_factory=list)
     #: Failed rounds per service loop, noted when the actors stop.
     service_errors: dict[str, int] = field(default_factory=dict)
@@ -292,6 +305,7 @@ class Cast:
 
     def start(self) -> None:
         actors: list[Actor] = [*self.nodes, self.challenger, self.heartbeat]
+        actors += [a for a in (self.canary, self.lazy) if a is not None]
         for actor in actors:
             actor.start()
             self.running.append(actor)
@@ -310,7 +324,11 @@ class Cast:
 
 
 def start_actors(
-    cfg: DemoConfig, model: PreparedModel, chain: DemoChain, progress: Progress
+    cfg: DemoConfig,
+    model: PreparedModel,
+    chain: DemoChain,
+    progress: Progress,
+    terms: PaidCheckTerms | None = None,
 ) -> Cast:
     """Build and start the cast; on a failed start, what did start is stopped again."""
     with progress.stage("start nodes, challenger and heartbeat"):
@@ -361,6 +379,8 @@ def start_actors(
                 if cfg.withholding
                 else None
             ),
+            canary=None if terms is None else Canary(cfg, model, chain),
+            lazy=None if terms is None else LazyClaimant(chain, terms.sampling_bps),
         )
         try:
             cast.start()
@@ -375,4 +395,7 @@ def start_actors(
                 f"    {n.label:16} {n.address}  HTTP {n.http.url}  fault injection {fault}"
             )
         progress.say(f"    challenger      {cast.challenger.address}  p = {cfg.sampling:.0%}")
+        if cast.canary is not None and cast.lazy is not None:
+            progress.say(f"    canary node     {cast.canary.address}  (CANARY: wrong on schedule)")
+            progress.say(f"    lazy claimant   {cast.lazy.address}  claims without re-running")
     return cast

@@ -28,7 +28,7 @@ def node_stake(cfg: DemoConfig, slash_amount: int) -> int:
 
 @dataclass(frozen=True)
 class Accounts:
-    """Who is who: anvil's test accounts 0 to 6."""
+    """Who is who: anvil's test accounts 0 to 9."""
 
     deployer: Any
     honest: Any
@@ -37,13 +37,16 @@ class Accounts:
     dapp: Any
     griefer: Any
     withholder: Any
+    canary: Any  # the canary node (paid checks)
+    operator: Any  # the canary operator's second address: requests, disputes, forfeits
+    lazy: Any  # the lazy claimant
 
     @classmethod
     def from_test_accounts(cls) -> Accounts:
         from ape import accounts
 
         acct = accounts.test_accounts
-        return cls(acct[0], acct[1], acct[2], acct[3], acct[4], acct[5], acct[6])
+        return cls(*(acct[i] for i in range(10)))
 
     def nodes(self, cfg: DemoConfig) -> list[Any]:
         """The node accounts of this run."""

@@ -8,6 +8,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from challenger.store import BatchState, JobState
+from spotcheck.chain import JobKind
 
 #: Job states in which the challenger has not decided yet.
 UNDECIDED = (JobState.SEEN, JobState.SAMPLED, JobState.MISMATCHED, JobState.DISPUTE_SENT)
@@ -57,3 +58,34 @@ class ChallengerDb:
                 "SELECT block FROM follower_checkpoint WHERE name = ?", (name,)
             ).fetchone()
             return -1 if row is None else int(row[0])
+
+    def claims_pending(self) -> bool:
+        """True while the challenger has a paid-check claim it has not sent (planned or
+        sending), or an on-chain job it found correct and has not planned a claim for."""
+        with read_only(self.db_path) as conn:
+            pending = conn.execute(
+                "SELECT COUNT(*) FROM ch_claims WHERE state IN ('planned', 'sending')"
+            ).fetchone()[0]
+            unplanned = conn.execute(
+                "SELECT COUNT(*) FROM ch_jobs j WHERE j.state = ? AND j.kind = ? "
+                "AND j.vrf_proof IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM ch_claims c WHERE c.job_key = j.job_key)",
+                (JobState.MATCHED.value, int(JobKind.ONCHAIN)),
+            ).fetchone()[0]
+            return bool(pending or unplanned)
+
+    def claim_states(self) -> dict[str, int]:
+        """Paid-check claims per state."""
+        with read_only(self.db_path) as conn:
+            return dict(conn.execute("SELECT state, COUNT(*) FROM ch_claims GROUP BY state"))
+
+    def onchain_sampled(self) -> int:
+        """On-chain jobs the challenger sampled (re-ran or is re-running)."""
+        marks = ", ".join("?" for _ in NOT_SAMPLED)
+        with read_only(self.db_path) as conn:
+            return int(
+                conn.execute(
+                    f"SELECT COUNT(*) FROM ch_jobs WHERE kind = ? AND state NOT IN ({marks})",
+                    (int(JobKind.ONCHAIN), *NOT_SAMPLED),
+                ).fetchone()[0]
+            )

@@ -14,6 +14,10 @@ from demo.prepare import PreparedModel
 
 log = logging.getLogger(__name__)
 
+#: One jump passes every deadline up to this many seconds after the next one (proof deadlines
+#: of disputes opened a few seconds apart are passed together, not one jump each).
+JUMP_SPAN_S = 60
+
 
 class TimeTravel:
     """Decides, each round of the watch loop, whether anvil's clock may jump; ``jumped_s`` is
@@ -48,14 +52,27 @@ class TimeTravel:
 
         if any(n.busy() for n in self.cast.nodes) or self.challenger_db.busy():
             return
+        canary, lazy = self.cast.canary, self.cast.lazy
+        # paid checks: the canary has committed all its jobs, the challenger has sent every
+        # claim it planned (claims close with the challenge window)
+        if (canary is not None and not canary.done) or self.challenger_db.claims_pending():
+            return
         last = self._last_event_block(int(chain.blocks.height))
         if self.challenger_db.checkpoint() < last:
             return
+        # the lazy claimant has decided on (and claimed) every job committed so far
+        if lazy is not None and not lazy.caught_up(last):
+            return
         if self.challenger_db.busy() or self._defence_pending() or self._reveal_pending():
+            return
+        if self.challenger_db.claims_pending():
             return
         now = int(chain.blocks.head.timestamp)
         target = self._next_deadline(now)
         if target is None or target + 1 - now <= 2:
+            return
+        # the canary's operator disputes its undisputed cheats before their windows close
+        if canary is not None and canary.before_jump():
             return
         jump = target + 1 - now
         try:
@@ -91,6 +108,9 @@ class TimeTravel:
                     node = str(ev.event_arguments["node"])
                     actor = self.cast.node_at(node)
                     label = node if actor is None else actor.label
+                    canary = self.cast.canary
+                    if canary is not None and node == canary.address:
+                        label = "CANARY node"
                     self.say(
                         f"    {label}: disputed output is {diff} units from the circuit "
                         f"(tau {tau}): no valid proof exists"
@@ -160,7 +180,8 @@ class TimeTravel:
         return self._last_log_block
 
     def _next_deadline(self, now: int) -> int | None:
-        """The earliest future deadline: a challenge deadline (on-chain jobs; batches, whose
+        """The next future deadline (the last within ``JUMP_SPAN_S`` of the earliest): a
+        challenge deadline (on-chain jobs; batches, whose
         ``finalAfter`` a reveal raises), a proof deadline or a reveal deadline."""
         from prover.store import JobState
         from spotcheck.chain import BatchStatus
@@ -179,5 +200,12 @@ class TimeTravel:
             deadlines.append(int(ev.event_arguments["proofDeadline"]))
         for ev in self.chain.open_leaf_requests():
             deadlines.append(int(ev.event_arguments["revealDeadline"]))
+        if self.cast.canary is not None:
+            deadlines += self.cast.canary.deadlines()
         future = [t for t in deadlines if t >= now]
-        return min(future) if future else None
+        if not future:
+            return None
+        # Every deadline in reach is one nothing can change before (maybe_jump's rules), so
+        # the clock may pass several at once: the last within JUMP_SPAN_S of the next one.
+        first = min(future)
+        return max(t for t in future if t <= first + JUMP_SPAN_S)

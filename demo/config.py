@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from spotcheck.chain import TOKEN
 from spotcheck.toolchain import PROJECT_ROOT
 
 NETWORK = "ethereum:local:foundry"
@@ -39,6 +40,13 @@ class DemoConfig:
     seed: int = 7
     pace_s: float = 0.05
     tolerance_samples: int = 100
+    #: Paid checks (issue 15): the model's check share (CheckPool.setModelTerms; the pool's
+    #: sampling rate is ``sampling``), and the bond each registered challenger posts.
+    check_share_bps: int = 5000
+    claim_bond: int = 300 * TOKEN
+    #: The canary node's own on-chain jobs; job i is wrong iff i % canary_every != every - 1.
+    canary_jobs: int = 12
+    canary_every: int = 3
 
     def quick(self) -> DemoConfig:
         return replace(

@@ -96,6 +96,119 @@ class ChallengerReport:
 
 
 @dataclass
+class ClaimantReport:
+    """One registered challenger's paid checks (CheckPool events, its own counts)."""
+
+    label: str
+    address: str
+    sampled: int = 0  # on-chain jobs its VRF sampled at the pool's rate
+    claims: int = 0  # CheckClaimed
+    collected: int = 0  # RewardCollected
+    rewards: int = 0  # tokens in: rewards collected
+    forfeited: int = 0  # CollateralForfeited as claimant
+    collateral_lost: int = 0  # tokens out
+    forfeits_won: int = 0  # CollateralForfeited credited to it as the dispute's winner
+    forfeits_credited: int = 0  # tokens in
+    canary_claims: int = 0  # claims on the canary's wrong jobs
+    canary_forfeited: int = 0  # of those, forfeited
+    open_at_end: int = 0
+
+    @property
+    def tokens_in(self) -> int:
+        return self.rewards + self.forfeits_credited
+
+    @property
+    def net(self) -> int:
+        return self.tokens_in - self.collateral_lost
+
+
+@dataclass
+class PaidChecksReport:
+    """Paid checks (issue 15): terms, the two registered challengers, the canary's cost."""
+
+    check_share_bps: int
+    sampling_bps: int
+    collateral: int
+    fee: int
+    diligent: ClaimantReport
+    lazy: ClaimantReport
+    canary_address: str = ""
+    canary_jobs: int = 0
+    canary_cheats: int = 0
+    canary_every: int = 0
+    canary_invalid: int = 0
+    canary_final: int = 0
+    canary_disputed_by_challenger: int = 0
+    canary_disputed_by_operator: int = 0
+    canary_slashed: int = 0
+    canary_cost: int = 0  # holdings lost by the canary node and its operator's address
+    #: the chance, at the pool's rate, that a key samples none of the canary's wrong jobs
+    miss_chance: float = 0.0
+
+    def failures(self) -> list[str]:
+        d, z = self.diligent, self.lazy
+        out: list[str] = []
+        if d.forfeited:
+            out.append(f"the diligent challenger lost {d.forfeited} claim(s) to forfeits")
+        if d.collected != d.claims:
+            out.append(f"the diligent challenger collected {d.collected} of {d.claims} claims")
+        if z.canary_forfeited != z.canary_claims:
+            out.append(
+                f"only {z.canary_forfeited} of the lazy claimant's {z.canary_claims} claims on "
+                "the canary's wrong jobs were forfeited"
+            )
+        if self.canary_invalid != self.canary_cheats:
+            out.append(f"{self.canary_invalid} of {self.canary_cheats} canary cheats ended invalid")
+        if d.open_at_end or z.open_at_end:
+            out.append("claims still open at the end of the run")
+        return out
+
+    def render(self) -> list[str]:
+        d, z = self.diligent, self.lazy
+        lines = [
+            f"paid checks (CheckPool): check share {self.check_share_bps / 100:g} % of each "
+            f"on-chain fee ({tokens(self.fee)}), pool sampling {self.sampling_bps / 100:g} %, "
+            f"claim collateral {tokens(self.collateral)}",
+            f"  canary {self.canary_address[:10]}...: {self.canary_jobs} jobs, "
+            f"{self.canary_cheats} wrong (job i iff i % {self.canary_every} != "
+            f"{self.canary_every - 1}); disputed by the challenger "
+            f"{self.canary_disputed_by_challenger}, by the canary's operator "
+            f"{self.canary_disputed_by_operator}; {self.canary_invalid} invalid, "
+            f"{self.canary_final} final; slashed {tokens(self.canary_slashed)}; canary cost "
+            f"{tokens(self.canary_cost)} (node + operator holdings lost)",
+            f"  {'':24}{'sampled':>8}{'claims':>8}{'collected':>10}{'forfeited':>10}"
+            f"{'in':>10}{'out':>10}{'net':>10}",
+        ]
+        for c in (d, z):
+            lines.append(
+                f"  {c.label:24}{c.sampled:>8}{c.claims:>8}{c.collected:>10}{c.forfeited:>10}"
+                f"{tokens(c.tokens_in):>10}{tokens(c.collateral_lost):>10}{tokens(c.net):>10}"
+            )
+        lines.append(
+            "  (tokens; in = check rewards collected + forfeited collateral credited as the "
+            "dispute's winner, out = own collateral forfeited; bonds come back, gas not counted)"
+        )
+        lines.append(
+            f"  the diligent challenger re-ran what it sampled and claimed only correct jobs: "
+            f"{d.collected} of {d.claims} claims collected, {d.forfeited} forfeited, net "
+            f"{tokens(d.net)} ({'EARNS' if d.net > 0 else 'does not earn'})"
+        )
+        if z.canary_claims:
+            lines.append(
+                f"  the lazy claimant claimed {z.canary_claims} of the canary's wrong jobs: "
+                f"{z.canary_forfeited} forfeited; net {tokens(z.net)} "
+                f"({'LOSES' if z.net < 0 else 'does not lose'})"
+            )
+        else:
+            lines.append(
+                f"  the lazy claimant claimed none of the canary's wrong jobs in this run "
+                f"(chance {self.miss_chance:.1%} at this rate): this run shows nothing about "
+                f"laziness; net {tokens(z.net)}"
+            )
+        return lines
+
+
+@dataclass
 class GasReport:
     request_job: float = 0.0  # dApp -> ExampleConsumer.request -> JobManager.requestJob
     commit_result: float = 0.0
@@ -161,6 +274,7 @@ class DemoReport:
     service_errors: dict[str, int] = field(default_factory=dict)
     log_path: str = ""
     failures: list[str] = field(default_factory=list)
+    paid_checks: PaidChecksReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -171,6 +285,11 @@ class DemoReport:
         data["ok"] = self.ok
         data["gas"]["onchain_job"] = self.gas.onchain_job
         data["gas"]["batch_job"] = self.gas.batch_job
+        if self.paid_checks is not None:
+            for who in ("diligent", "lazy"):
+                c = getattr(self.paid_checks, who)
+                data["paid_checks"][who]["tokens_in"] = c.tokens_in
+                data["paid_checks"][who]["net"] = c.net
         return json.dumps(data, indent=2, default=str)
 
     def unsampled_note(self) -> str:
@@ -266,6 +385,9 @@ class DemoReport:
                 f"lost {tokens(c.bonds_lost)}; holdings {tokens(c.before.total)} -> "
                 f"{tokens(c.after.total)}"
             )
+        if self.paid_checks is not None:
+            w("")
+            out.extend(self.paid_checks.render())
         w("")
         g = self.gas
         w(

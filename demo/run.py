@@ -66,10 +66,12 @@ def _announce(cfg: DemoConfig, progress: Progress) -> None:
 def _run(cfg: DemoConfig, progress: Progress) -> DemoReport:
     from ape import networks
 
-    from demo.actors import start_actors
+    from demo.actors import challenger_key_path, start_actors
     from demo.chain_setup import setup_chain
     from demo.dapp import dapp_reads
     from demo.gather import gather_report
+    from demo.paid_checks import setup_paid_checks
+    from demo.paid_report import gather_paid_checks
     from demo.prepare import prepare
     from demo.watch import Watch
 
@@ -84,7 +86,10 @@ def _run(cfg: DemoConfig, progress: Progress) -> DemoReport:
         who = chain.accounts
         holders = (*who.nodes(cfg), who.challenger, who.griefer)
         before = {str(a.address): chain.holdings(str(a.address)) for a in holders}
-        cast = start_actors(cfg, model, chain, progress)
+        terms = setup_paid_checks(cfg, chain, challenger_key_path(cfg.run_dir), progress)
+        for a in (who.canary, who.operator, who.lazy, who.challenger):
+            before[str(a.address)] = chain.holdings(str(a.address))
+        cast = start_actors(cfg, model, chain, progress, terms)
         try:
             watch = Watch(cfg, model, chain, cast, progress)
             with progress.stage("run until the cheater is caught and all jobs resolve"):
@@ -93,6 +98,10 @@ def _run(cfg: DemoConfig, progress: Progress) -> DemoReport:
         finally:
             cast.stop()
         report = gather_report(cfg, model, chain, cast, watch, dapp, before, progress)
+        report.paid_checks = gather_paid_checks(
+            cfg, chain, cast, terms, before, watch.challenger_db
+        )
+        report.failures += report.paid_checks.failures()
         report.service_errors = dict(cast.service_errors)
         if watch.watch_errors:
             report.service_errors["demo watch loop"] = watch.watch_errors

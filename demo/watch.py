@@ -157,7 +157,24 @@ class Watch:
         for ev in self.chain.events(jm, "BatchCommitted"):
             if int(jm.getBatch(ev.event_arguments["batchId"]).status) != BatchStatus.FINAL:
                 return False
-        return not self.chain.open_disputes() and not self.chain.open_leaf_requests()
+        if self.chain.open_disputes() or self.chain.open_leaf_requests():
+            return False
+        return self._paid_checks_settled()
+
+    def _paid_checks_settled(self) -> bool:
+        """The canary's jobs resolved, every claim on an invalid job forfeited, and neither
+        registered challenger holds an open claim (all collected or forfeited)."""
+        from demo.paid_checks import open_claims
+
+        canary, lazy = self.cast.canary, self.cast.lazy
+        if canary is None or lazy is None:
+            return True
+        if not canary.settled() or self.challenger_db.claims_pending():
+            return False
+        if any(open_claims(self.chain, a) for a in (lazy.address, self.cast.challenger.address)):
+            return False
+        # the challenger withdraws the forfeits credited to it (challenger.claims)
+        return int(self.chain.contracts.check_pool.credits(self.cast.challenger.address)) == 0
 
     def _status_line(self) -> None:
         def fmt(counts: dict[str, int]) -> str:

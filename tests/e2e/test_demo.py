@@ -141,14 +141,20 @@ def test_demoQuick_challengerIsPaid_andNeverLosesABond(
     challenger = next(c for c in report["challengers"] if c["label"] == "challenger")
     cheater = _node(report, "dishonest")
     withholder = _node(report, "withholding")
-    assert challenger["won"] == cheater["slashes"]
+    paid = report["paid_checks"]
+    # its disputes: the dishonest node's, and the canary's wrong jobs it sampled first
+    assert challenger["won"] == cheater["slashes"] + paid["canary_disputed_by_challenger"]
     assert challenger["lost"] == 0
     assert challenger["leaf_requests_slashed"] == withholder["leaves_unrevealed_slashed"]
+    slash = report["model"]["slash"]
     slashed = cheater["slashed"] + withholder["slashed"]
+    slashed += paid["canary_disputed_by_challenger"] * slash
     expected_bounty = slashed * report["model"]["bounty_bps"] // 10_000
     assert challenger["bounties"] == expected_bounty > 0
+    # wallet gain: bounties, plus its paid checks (rewards, forfeits credited and withdrawn;
+    # its CheckPool bond was posted before "before" was read and is still posted)
     gain = challenger["after"]["wallet"] + challenger["after"]["credits"]
-    assert gain - challenger["before"]["wallet"] == expected_bounty
+    assert gain - challenger["before"]["wallet"] == expected_bounty + paid["diligent"]["net"]
 
 
 def test_demoQuick_dappUsesOnlyFinalOutputs(demo_run: tuple[int, dict[str, Any], str]) -> None:
@@ -199,3 +205,48 @@ def test_demoQuick_consoleHasNoThirdPartyChatter(
     # the dApp's HTTP answers: none lost with a fresh connection per request (the first
     # `make demo` failed on a reset kept-alive connection); a lost one would be listed here
     assert report["dapp"]["answers_lost"] == 0
+
+
+def test_demoQuick_paidChecks_diligentCollectsEveryClaim_lazyForfeitsEveryCanaryClaim(
+    demo_run: tuple[int, dict[str, Any], str],
+) -> None:
+    """Issue 15: the challenger service (registered VRF key) claims only jobs it re-ran and
+    found correct, and collects every claim; the lazy claimant claims whatever its key samples
+    and loses the collateral of every claim on a canary's wrong job. Asserted on the counts
+    the run reports (which jobs the keys sampled depends on block hashes, not on the test)."""
+    _, report, output = demo_run
+    paid = report["paid_checks"]
+    d, z = paid["diligent"], paid["lazy"]
+    collateral = paid["collateral"]
+    assert paid["canary_cheats"] >= 1 and paid["canary_jobs"] > paid["canary_cheats"]
+    # every wrong canary job was disputed (by the challenger or the canary's operator) and
+    # ended invalid; every correct one final
+    assert paid["canary_invalid"] == paid["canary_cheats"]
+    assert paid["canary_final"] == paid["canary_jobs"] - paid["canary_cheats"]
+    assert (
+        paid["canary_disputed_by_challenger"] + paid["canary_disputed_by_operator"]
+        == paid["canary_cheats"]
+    )
+    assert paid["canary_slashed"] == paid["canary_cheats"] * report["model"]["slash"]
+    assert paid["canary_cost"] > 0
+    # the diligent challenger: claims <= sampled, all collected, none forfeited, net > 0
+    assert 0 < d["claims"] <= d["sampled"]
+    assert d["collected"] == d["claims"] and d["forfeited"] == 0 and d["canary_claims"] == 0
+    assert d["rewards"] > 0 and d["collateral_lost"] == 0
+    assert d["net"] == d["rewards"] + d["forfeits_credited"] > 0
+    # the lazy claimant: every claim on a canary's wrong job forfeited, every other collected
+    assert z["claims"] <= z["sampled"]
+    assert z["canary_forfeited"] == z["canary_claims"]
+    assert z["collected"] + z["forfeited"] == z["claims"]
+    assert z["collateral_lost"] == z["forfeited"] * collateral
+    assert z["open_at_end"] == d["open_at_end"] == 0
+    # the report says what it shows, and says so when the lazy key met no canary
+    assert "paid checks (CheckPool)" in output
+    assert z["net"] == z["rewards"] + z["forfeits_credited"] - z["collateral_lost"]
+    if z["canary_claims"]:
+        assert f"the lazy claimant claimed {z['canary_claims']} of the canary's wrong jobs" in (
+            output
+        )
+        assert ("LOSES" in output) == (z["net"] < 0)
+    else:
+        assert "this run shows nothing about laziness" in output
