@@ -557,7 +557,7 @@ class NodeService:
                 continue
             if (
                 gate is not None
-                and gate.permanent
+                and gate.closed
                 and not self._in_flight(f"commitBatch:local:{batch.local_id}")
             ):
                 continue  # held: the gate logged why once; committed if the stake recovers

@@ -69,6 +69,7 @@ class WorkGate:
         self.state = OPEN
         self._tripped: tuple[str, StakeView | None] | None = None
         self._last_view: StakeView | None = None
+        self._permanent = False
         self._lock = threading.Lock()
 
     # -- read by the API and the service ----------------------------------------------------
@@ -88,7 +89,14 @@ class WorkGate:
 
     @property
     def permanent(self) -> bool:
-        """True while the node is unbonding or below the minimum stake (jobs are dropped)."""
+        """True while the node is unbonding or below the minimum stake, as last read: on-chain
+        jobs are dropped (a tripped gate only holds them: the stake may be topped up)."""
+        return self._permanent
+
+    @property
+    def closed(self) -> bool:
+        """True while no model can take work (unbonding, below the minimum, or tripped by a
+        stake revert): sealed batches are held."""
         return self.state.everything is not None
 
     # -- written by the chain loop ----------------------------------------------------------
@@ -102,6 +110,7 @@ class WorkGate:
             if self._tripped is not None and self._tripped[1] != view:
                 self._tripped = None  # the stake changed since the revert: decide afresh
             state = decide(view, self.slash_amounts, pending, self.node)
+            self._permanent = state.everything is not None
             if self._tripped is not None and state.everything is None:
                 state = GateState(self._tripped[0], state.models)
             self._set(state)

@@ -66,6 +66,7 @@ def test_gate_trippedByARevert_staysClosedUntilTheStakeChanges() -> None:
     gate = WorkGate(lambda: views[0], SLASH)
     gate.refresh()
     gate.trip("commitBatch reverts InsufficientStake(node=0x1, have=1, need=2)")
+    assert gate.closed and not gate.permanent  # batches held; on-chain jobs held, not dropped
     assert gate.refresh().reason(A) == (
         "commitBatch reverts InsufficientStake(node=0x1, have=1, need=2)"
     )
