@@ -188,11 +188,17 @@ class PaidChecksReport:
             "  (tokens; in = check rewards collected + forfeited collateral credited as the "
             "dispute's winner, out = own collateral forfeited; bonds come back, gas not counted)"
         )
-        lines.append(
-            f"  the diligent challenger re-ran what it sampled and claimed only correct jobs: "
-            f"{d.collected} of {d.claims} claims collected, {d.forfeited} forfeited, net "
-            f"{tokens(d.net)} ({'EARNS' if d.net > 0 else 'does not earn'})"
-        )
+        if d.claims or d.forfeits_won:
+            lines.append(
+                f"  the diligent challenger re-ran what it sampled and claimed only correct jobs: "
+                f"{d.collected} of {d.claims} claims collected, {d.forfeited} forfeited, net "
+                f"{tokens(d.net)} ({'EARNS' if d.net > 0 else 'does not earn'})"
+            )
+        else:
+            lines.append(
+                "  the diligent challenger sampled no correct job it could claim in this run and "
+                "won no forfeit: this run shows nothing about what diligence earns"
+            )
         if z.canary_claims:
             lines.append(
                 f"  the lazy claimant claimed {z.canary_claims} of the canary's wrong jobs: "

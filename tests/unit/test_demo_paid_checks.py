@@ -90,3 +90,9 @@ def test_diligentClaimForfeitedOrUncollected_failsTheRun() -> None:
     assert any("lost 1 claim(s) to forfeits" in f for f in failures)
     assert any("collected 5 of 6 claims" in f for f in failures)
     assert "does not earn" in "\n".join(_report(_lazy(3, 3), diligent).render())
+
+
+def test_diligentClaimedNothing_reportSaysTheRunShowsNothing_notThatItEarns() -> None:
+    idle = ClaimantReport("diligent", "0xd", sampled=3)
+    text = "\n".join(_report(_lazy(3, 3), idle).render())
+    assert "shows nothing about what diligence earns" in text and "EARNS" not in text
