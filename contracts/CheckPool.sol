@@ -8,9 +8,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 import {ICheckPool} from "./interfaces/ICheckPool.sol";
 import {ICheckPoolHooks} from "./interfaces/ICheckPoolHooks.sol";
-import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IJobManager} from "./interfaces/IJobManager.sol";
-import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {BlsVrf} from "./libraries/BlsVrf.sol";
 import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
 
@@ -38,7 +36,6 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     IERC20 public immutable token;
     /// @inheritdoc ICheckPool
     IJobManager public immutable jobManager;
-    IDisputeManager public immutable disputeManager;
     /// @inheritdoc ICheckPool
     uint256 public immutable minBond;
     /// @inheritdoc ICheckPool
@@ -57,29 +54,14 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     mapping(bytes32 jobRef => bytes32) public seedOf;
     /// @inheritdoc ICheckPool
     mapping(uint256 batchId => bytes32) public batchSeedOf;
-    /// @inheritdoc ICheckPool
-    mapping(address owner => uint256) public credits;
 
-    constructor(
-        IJobManager jobManager_,
-        IDisputeManager disputeManager_,
-        uint256 minBond_,
-        uint256 claimCollateral_,
-        uint64 exitDelay_
-    ) {
-        require(address(jobManager_) != address(0) && address(disputeManager_) != address(0), ZeroAddress());
+    constructor(IJobManager jobManager_, uint256 minBond_, uint256 claimCollateral_, uint64 exitDelay_) {
+        require(address(jobManager_) != address(0), ZeroAddress());
         require(minBond_ > 0 && claimCollateral_ > 0 && exitDelay_ > 0, ZeroAmount());
         // INVARIANT: a fresh registration can hold at least one claim.
         require(claimCollateral_ <= minBond_, BondBelowMinimum(minBond_, claimCollateral_));
-        // INVARIANT: one protocol: the dispute manager's job manager and token are ours.
-        require(
-            address(IWiredDisputeManager(address(disputeManager_)).jobManager()) == address(jobManager_)
-                && address(IWiredDisputeManager(address(disputeManager_)).token()) == address(jobManager_.token()),
-            WrongWiring(address(disputeManager_))
-        );
         token = jobManager_.token();
         jobManager = jobManager_;
-        disputeManager = disputeManager_;
         minBond = minBond_;
         claimCollateral = claimCollateral_;
         exitDelay = exitDelay_;
@@ -94,11 +76,14 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         require(bond >= minBond, BondBelowMinimum(bond, minBond));
         bytes32 keyHash = keccak256(abi.encode(publicKey));
         // INVARIANT: a key belongs to one address, once ever: nobody claims with a key another
-        // address registered (its PoP proves only that someone knew the secret).
+        // address registered. The PoP is bound to msg.sender, this pool and the chain, so a copy
+        // of a pending registration cannot register the key for another address first.
         address owner = keyOwner[keyHash];
         require(owner == address(0), KeyAlreadyRegistered(keyHash, owner));
         // Reverts InvalidPublicKey / InvalidSignature on malformed points.
-        require(BlsVrf.verifyPossession(publicKey, pop), InvalidPossession());
+        require(
+            BlsVrf.verifyPossession(publicKey, pop, msg.sender, address(this), block.chainid), InvalidPossession()
+        );
         keyOwner[keyHash] = msg.sender;
         c.publicKey = publicKey;
         c.bond = bond;
@@ -235,49 +220,20 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         require(status == IJobManager.JobStatus.Invalid, JobNotInvalid(jobId, status));
         bytes32 jobRef = SpotcheckHash.onchainJobKey(jobId);
         require(_claims[jobRef][claimant] == ClaimStatus.Open, NoOpenClaim(jobId, claimant));
-        // An on-chain job is Invalid only through a settled dispute: its challenger won it.
-        address disputer = disputeManager.getDispute(jobRef).challenger;
         _claims[jobRef][claimant] = ClaimStatus.Forfeited;
         Challenger storage c = _challengers[claimant];
         c.openClaims -= 1;
         // INVARIANT (backed claims): the collateral was locked, so bond >= claimCollateral.
         uint256 amount = claimCollateral;
         c.bond -= amount;
-        // The disputer earns forfeits on this job up to what the node's slash burned, the rest
-        // is burned: a node that disputes its own CORRECT job from a second address and leaves
-        // it undefended (claimants who did check lose their collateral unless one of them
-        // defends) can never earn more from their forfeits than its slash burned, so the grief
-        // costs it at least the fee refunded to the requester.
-        JobChecks storage jc = _checks[jobRef];
-        uint256 cap = _burnedSlash(jobId);
-        uint256 credited = jc.forfeitCredited >= cap ? 0 : _min(amount, cap - jc.forfeitCredited);
-        jc.forfeitCredited += credited;
-        credits[disputer] += credited;
-        emit CollateralForfeited(jobId, claimant, disputer, credited, amount - credited);
-        if (amount > credited) {
-            // SAFETY: the protocol token, to a fixed address; effects done; nonReentrant.
-            token.safeTransfer(BURN_ADDRESS, amount - credited);
-        }
-    }
-
-    /// @dev The part of job `jobId`'s slash that was burned (not paid as the bounty).
-    function _burnedSlash(uint256 jobId) private view returns (uint256) {
-        IModelRegistry.Model memory m = jobManager.registry().getModel(jobManager.getJob(jobId).modelId);
-        return (m.slashAmount * (BPS - m.bountyBps)) / BPS;
-    }
-
-    function _min(uint256 a, uint256 b) private pure returns (uint256) {
-        return a < b ? a : b;
-    }
-
-    /// @inheritdoc ICheckPool
-    function withdrawCredits() external nonReentrant {
-        uint256 amount = credits[msg.sender];
-        require(amount > 0, NothingToWithdraw(msg.sender));
-        credits[msg.sender] = 0;
-        emit CreditsWithdrawn(msg.sender, amount);
-        // SAFETY: effects done; nonReentrant.
-        token.safeTransfer(msg.sender, amount);
+        // Burned, paid to nobody: paid to the disputer, a lazy claimant front-running the
+        // diligent challenger's dispute would win its own collateral back (audit A4-2), and a
+        // node disputing its own correct, claimed job from a second address and leaving it
+        // undefended would win the claimants' collateral (A4-1). Burned, no forfeit is anyone's
+        // income, so no one gains from causing one.
+        emit CollateralForfeited(jobId, claimant, amount);
+        // SAFETY: the protocol token, to a fixed address; effects done; nonReentrant.
+        token.safeTransfer(BURN_ADDRESS, amount);
     }
 
     // ---------------------------------------------------------------- JobManager hook
@@ -395,7 +351,3 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     }
 }
 
-interface IWiredDisputeManager {
-    function jobManager() external view returns (IJobManager);
-    function token() external view returns (IERC20);
-}

@@ -30,6 +30,7 @@ __all__ = [
     "collect",
     "forfeit",
     "make_claim",
+    "possession",
     "record_seed",
     "register",
     "seed_readable",
@@ -86,12 +87,19 @@ def _send(what: str, call: Any, *args: Any, sender: Any) -> TxResult:
         raise ChainError(f"CheckPool.{what} failed: {err}") from err
 
 
+def possession(pool: Any, key: vrf.KeyPair, registrant: str) -> vrf.G1Point:
+    """``key``'s proof of possession for ``registrant`` registering with ``pool`` on its chain
+    (the PoP is bound to all three: ``vrf.pop_message``)."""
+    chain_id = int(pool.chain_manager.chain_id)
+    return vrf.prove_possession(key.secret, str(registrant), str(pool.address), chain_id)
+
+
 def register(pool: Any, key: vrf.KeyPair, bond: int, sender: Any) -> TxResult:
     """Register ``key`` (with its proof of possession) and a bond of ``bond`` base units; the
     sender must have approved the pool for ``bond``."""
     if bond <= 0:
         raise ConfigError(f"bond must be > 0, got {bond}")
-    pop = vrf.prove_possession(key.secret)
+    pop = possession(pool, key, sender.address)
     return _send(
         "register", pool.register, list(key.public.words()), list(pop.words()), bond, sender=sender
     )

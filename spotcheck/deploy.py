@@ -35,7 +35,7 @@ PLAN: tuple[tuple[str, str], ...] = (
     ("DisputeManager", "(token, stakeManager, registry, jobManager)"),
     ("StakeManager.initialize", "(jobManager, disputeManager)"),
     ("JobManager.initialize", "(disputeManager)"),
-    ("CheckPool", "(jobManager, disputeManager, minBond, claimCollateral, exitDelay)"),
+    ("CheckPool", "(jobManager, minBond, claimCollateral, exitDelay)"),
     ("JobManager.setCheckPool", "(checkPool)"),
     ("ExampleConsumer", "(jobManager, token); owner: the deployer"),
     ("ExampleConsumer.transferOwnership", "(consumerOwner) if --consumer-owner is given"),
@@ -72,7 +72,6 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
     pool = deployer.deploy(
         project.CheckPool,
         jobs.address,
-        disputes.address,
         params.check_min_bond,
         params.check_claim_collateral,
         params.check_exit_delay,

@@ -1,14 +1,15 @@
 """The challenger's side: paid checks, claim collateral, canaries, and when checking pays.
 
-Paid checks (issue 15), as ``contracts/CheckPool.sol`` (being written beside this model; its
-names in brackets) states them:
+Paid checks (issue 15), as ``contracts/CheckPool.sol`` (its names in brackets) states them:
 
 - a registered challenger claims, with its VRF proof, an on-chain job its key sampled at the
   model's rate (``samplingBps``, ``p`` here); a job that ends final pays a share of its own
   fee (``checkShareBps``, at most ``MAX_CHECK_SHARE_BPS`` = 50 %) split equally among its
   claimants: ``W / claimCount`` each with ``W = check_share x R``; an unclaimed job pays none;
 - a claim on a job that ends invalid forfeits the claimant's collateral (``claimCollateral``,
-  ``L``) to the challenger who won the dispute (``forfeit``);
+  ``L``), which is burned (``forfeit``): paid to the disputer, a lazy claimant could win it
+  back by front-running the dispute, and a node could earn it by disputing its own correct,
+  claimed job from a second address (audit A4-1, A4-2);
 - canaries: a node that cheats on a known schedule, on a share ``canary_rate`` (``k``) of the
   jobs; its operator disputes every canary nobody else disputed, so every canary ends invalid.
 
@@ -18,8 +19,8 @@ lazy claimants (claim every sampled job without re-running), ``M = D + Z``, and 
 of one claim or dispute transaction:
 
 - claim reward ``w = W h(M)``, ``h(n) = (1 - (1 - p)^n) / (n p)`` the expected ``1/claimCount``;
-- dispute income ``beta = (b S + Z p L) h(D)``: the first dispute wins the bounty share of
-  the canary's slash and the collateral of every lazy claimant on it;
+- dispute income ``beta = b S h(D)``: the first dispute wins the bounty share of the
+  canary's slash;
 - diligent, per sampled job: ``(1 - k)(w - g) + k (beta - g) - K``;
 - lazy, per sampled job:     ``(1 - k)(w - g) - k (L + g)``.
 
@@ -118,12 +119,11 @@ class CheckGame:
 
     @property
     def dispute_income(self) -> float:
-        """``beta = (b S + Z p L) h(D)``: a diligent challenger's expected prize on a canary."""
+        """``beta = b S h(D)``: a diligent challenger's expected prize on a canary."""
         t = self.terms
         if t.diligent == 0:
             return 0.0
-        prize = t.bounty_share * t.slash + t.lazy * t.sampling * t.claim_collateral
-        return prize * race_share(t.diligent, t.sampling)
+        return t.bounty_share * t.slash * race_share(t.diligent, t.sampling)
 
     @property
     def diligent(self) -> float:
@@ -145,8 +145,7 @@ class CheckGame:
         """A lazy claimant that claims at the end of the window and skips jobs already disputed
         (``claim`` reverts ``NotClaimable`` on a Disputed job): it meets only the canaries no
         diligent challenger sampled, ``k (1 - p)^D``, which the operator disputes last.
-        The model's other incomes assume claims land before disputes (diligent challengers
-        dispute late, which is when the lazy collateral is theirs to win)."""
+        The model's other incomes assume claims land before disputes."""
         t = self.terms
         met = t.canary_rate * (1.0 - t.sampling) ** t.diligent
         return (1 - t.canary_rate) * (self.claim_reward - t.tx_gas) - met * (
@@ -185,13 +184,13 @@ class CheckGame:
     @property
     def canary_cost(self) -> float:
         """Expected cost of one canary to its operator: the slash when a diligent challenger
-        disputes first (the bounty is theirs), else the burned part less the lazy claimants'
-        collateral it collects by disputing itself; less the inference it skipped."""
+        disputes first (the bounty is theirs), else the burned part (it disputes itself and
+        recovers the bounty); less the inference it skipped."""
         t = self.terms
         nobody = math.exp(t.diligent * math.log1p(-t.sampling)) if t.sampling < 1 else 0.0
         if t.diligent == 0:
             nobody = 1.0
-        self_disputed = t.slash * (1 - t.bounty_share) - t.lazy * t.sampling * t.claim_collateral
+        self_disputed = t.slash * (1 - t.bounty_share)
         return (1 - nobody) * t.slash + nobody * self_disputed - t.rerun_cost
 
 

@@ -823,8 +823,7 @@ def checks(
     click.echo("")
     click.echo(f"  claim reward w            {game.claim_reward:>10.4f}   W x E[1/claimCount]")
     click.echo(
-        f"  dispute income beta       {game.dispute_income:>10.4f}   (b S + lazy p L) x "
-        "first-dispute-wins share"
+        f"  dispute income beta       {game.dispute_income:>10.4f}   b S x first-dispute-wins share"
     )
     click.echo(f"  diligent, per sampled job {_num(game.diligent):>10}")
     click.echo(f"  lazy, per sampled job     {_num(game.lazy):>10}")

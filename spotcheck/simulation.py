@@ -16,7 +16,7 @@ Three simulations, each seeded (same seed, same numbers) and vectorised with num
   to the requester (batch fees are not escrowed).
 - :func:`simulate_checks`: the paid-checks game with canaries: diligent challengers and lazy
   claimants sampling each job, ``reward / claimCount`` per claim on a final job, collateral
-  forfeited to the first disputer of an invalid one.
+  forfeited (burned) on an invalid one.
 
 Each reports means with normal-approximation confidence intervals next to the closed form.
 """
@@ -493,8 +493,8 @@ def simulate_checks(
     samples it with probability ``p``. A final job pays ``W / claimCount`` to each claimant
     (``W = check_share x R``)
     (every lazy claimant that sampled it, and every diligent one); on a canary every lazy
-    claimant that sampled it forfeits ``L`` to the first diligent disputer (chosen uniformly
-    among the diligent that sampled it: first-dispute-wins), who also gets ``b S``; with no
+    claimant that sampled it forfeits ``L`` (burned), and the first diligent disputer (chosen
+    uniformly among the diligent that sampled it: first-dispute-wins) gets ``b S``; with no
     diligent disputer the operator disputes it. Every sampling diligent challenger pays ``K``
     and one transaction ``g``; every lazy claim pays ``g``. Means are per job of the network;
     the closed forms are :class:`CheckGame`'s per-sampled-job incomes times ``p``.
@@ -530,7 +530,7 @@ def simulate_checks(
             winner = np.zeros(size, dtype=np.intp)
             any_dil = np.zeros(size, dtype=bool)
         lazy_on = laz.sum(axis=0) if lz else np.zeros(size)
-        prize = terms.bounty_share * terms.slash + terms.claim_collateral * lazy_on
+        prize = terms.bounty_share * terms.slash  # forfeited collateral is burned
         # Diligent challenger 0.
         if d:
             s0 = dil[0]

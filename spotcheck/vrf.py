@@ -167,9 +167,15 @@ def vrf_message(seed: bytes, job_ref: bytes) -> bytes:
     return _bytes32("seed", seed) + _bytes32("jobRef", job_ref)
 
 
-def pop_message(pk: G2Point) -> bytes:
-    """``abi.encode(uint256[4] pk)`` (EVM word order)."""
-    return abi_encode(["uint256[4]"], [list(pk.words())])
+def pop_message(pk: G2Point, registrant: str, pool: str, chain_id: int) -> bytes:
+    """``abi.encode(uint256[4] pk, address registrant, address pool, uint256 chainId)``: a
+    proof of possession is bound to the address that registers the key, the pool it registers
+    with and the chain, so a copy taken from a pending ``register`` cannot register the key for
+    another address first (and burn it for its owner), nor on another pool or chain."""
+    return abi_encode(
+        ["uint256[4]", "address", "address", "uint256"],
+        [list(pk.words()), registrant, pool, chain_id],
+    )
 
 
 def hash_to_g1(domain: bytes, message: bytes, max_tries: int = MAX_TRIES) -> G1Point:
@@ -211,13 +217,13 @@ def verify(pk: G2Point, seed: bytes, job_ref: bytes, sig: G1Point) -> bool:
     return _pairing_check(pk, DOMAIN, vrf_message(seed, job_ref), sig)
 
 
-def prove_possession(secret: int) -> G1Point:
-    """Proof of possession: the signature of ``abi.encode(pk)`` under ``POP_DOMAIN``."""
-    return _sign(secret, POP_DOMAIN, pop_message(public_key(secret)))
+def prove_possession(secret: int, registrant: str, pool: str, chain_id: int) -> G1Point:
+    """Proof of possession: the signature of :func:`pop_message` under ``POP_DOMAIN``."""
+    return _sign(secret, POP_DOMAIN, pop_message(public_key(secret), registrant, pool, chain_id))
 
 
-def verify_possession(pk: G2Point, pop: G1Point) -> bool:
-    return _pairing_check(pk, POP_DOMAIN, pop_message(pk), pop)
+def verify_possession(pk: G2Point, pop: G1Point, registrant: str, pool: str, chain_id: int) -> bool:
+    return _pairing_check(pk, POP_DOMAIN, pop_message(pk, registrant, pool, chain_id), pop)
 
 
 def output(sig: G1Point) -> bytes:

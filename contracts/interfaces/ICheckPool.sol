@@ -18,8 +18,8 @@ import {IJobManager} from "./IJobManager.sol";
 ///      not recorded in time cannot be claimed (`SeedUnavailable`): no check reward is taken
 ///      from its fee. `jobRef` is `SpotcheckHash.onchainJobKey(jobId)` (batch leaves:
 ///      `batchLeafKey(batchId, index)`; batch leaves are not paid checks yet).
-///      INVARIANT (solvency): token.balanceOf(this) == sum of bonds + sum of credits + sum over
-///      funded jobs of (reward - collected).
+///      INVARIANT (solvency): token.balanceOf(this) == sum of bonds + sum over funded jobs of
+///      (reward - collected).
 ///      INVARIANT (backed claims): for every challenger, openClaims * claimCollateral <= bond;
 ///      so a forfeit moves locked collateral and never reverts for lack of funds.
 interface ICheckPool {
@@ -49,12 +49,9 @@ interface ICheckPool {
         uint16 shareBps; // ModelTerms.checkShareBps when the first claim arrived
         bool funded; // the job became final and its reward arrived
         uint256 reward;
-        uint256 forfeitCredited; // forfeits credited to the disputer (<= the slash burned)
     }
 
     error ZeroAddress();
-    /// @notice A constructor argument was built for another token or job manager.
-    error WrongWiring(address contract_);
     error ZeroAmount();
     error BondBelowMinimum(uint256 bond, uint256 minBond);
     error AlreadyRegistered(address challenger);
@@ -92,7 +89,6 @@ interface ICheckPool {
     error JobNotFinal(uint256 jobId, IJobManager.JobStatus status);
     error JobNotInvalid(uint256 jobId, IJobManager.JobStatus status);
     error NotJobManager(address caller);
-    error NothingToWithdraw(address owner);
     /// @notice The token delivered less than was sent (fee-on-transfer tokens are unsupported).
     error FeeOnTransferToken();
 
@@ -108,16 +104,8 @@ interface ICheckPool {
     );
     event RewardFunded(uint256 indexed jobId, uint256 fee, uint256 reward, uint32 claimCount);
     event RewardCollected(uint256 indexed jobId, address indexed claimant, uint256 amount);
-    /// @notice `credited` went to the disputer's credits, `burned` to the burn address (forfeits
-    ///         on one job are credited up to the part of its slash that was burned).
-    event CollateralForfeited(
-        uint256 indexed jobId,
-        address indexed claimant,
-        address indexed disputer,
-        uint256 credited,
-        uint256 burned
-    );
-    event CreditsWithdrawn(address indexed owner, uint256 amount);
+    /// @notice A claim on an Invalid job: its collateral `amount` was burned.
+    event CollateralForfeited(uint256 indexed jobId, address indexed claimant, uint256 amount);
 
     /// @notice Register the caller's VRF key with a bond of `bond` tokens (needs allowance).
     /// @param publicKey `sk * G2`, four words in EIP-197 order (`vrf.G2Point.words()`)
@@ -159,14 +147,10 @@ interface ICheckPool {
     /// @notice The caller's claim on a Final job: pay its share of the reward, free the collateral.
     function collect(uint256 jobId) external;
 
-    /// @notice `claimant`'s claim on an Invalid job: its collateral is credited to the challenger
-    ///         who won the dispute, up to the part of the job's slash that was burned
-    ///         (`slashAmount * (10_000 - bountyBps) / 10_000`, over all of the job's forfeits);
-    ///         the rest is burned. Anyone may call.
+    /// @notice `claimant`'s claim on an Invalid job: its collateral is burned (no one's income,
+    ///         so no one gains from causing a forfeit). Anyone may call.
     function forfeit(uint256 jobId, address claimant) external;
 
-    /// @notice Withdraw the caller's credits (forfeited collateral won).
-    function withdrawCredits() external;
 
     function getChallenger(address challenger) external view returns (Challenger memory);
     function getJobChecks(bytes32 jobRef) external view returns (JobChecks memory);
@@ -179,7 +163,6 @@ interface ICheckPool {
     function batchSeedOf(uint256 batchId) external view returns (bytes32);
     /// @notice Who registered the key `keccak256(abi.encode(publicKey))` (zero if nobody).
     function keyOwner(bytes32 keyHash) external view returns (address);
-    function credits(address owner) external view returns (uint256);
     function minBond() external view returns (uint256);
     function claimCollateral() external view returns (uint256);
     function exitDelay() external view returns (uint64);

@@ -100,9 +100,19 @@ library BlsVrf {
         return _pairing(publicKey, hashSum, sigSum);
     }
 
-    /// @notice True iff `pop` is the signature of `abi.encode(publicKey)` under the PoP domain.
-    function verifyPossession(uint256[4] memory publicKey, uint256[2] memory pop) internal view returns (bool) {
-        return _pairingCheck(publicKey, hashToG1(abi.encodePacked(POP_DOMAIN, abi.encode(publicKey))), pop);
+    /// @notice True iff `pop` is the signature of
+    ///         `abi.encode(publicKey, registrant, pool, chainId)` under the PoP domain: the proof
+    ///         is bound to who registers the key, where and on which chain (a copy of a pending
+    ///         registration cannot register the key for another address first).
+    function verifyPossession(
+        uint256[4] memory publicKey,
+        uint256[2] memory pop,
+        address registrant,
+        address pool,
+        uint256 chainId
+    ) internal view returns (bool) {
+        bytes memory message = abi.encode(publicKey, registrant, pool, chainId);
+        return _pairingCheck(publicKey, hashToG1(abi.encodePacked(POP_DOMAIN, message)), pop);
     }
 
     /// @notice The VRF output of a (verified) proof.

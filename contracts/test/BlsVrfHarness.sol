@@ -34,16 +34,26 @@ contract BlsVrfHarness {
         return BlsVrf.verifyBatch(publicKey, seeds, jobRefs, sigs);
     }
 
-    function verifyPossession(uint256[4] calldata publicKey, uint256[2] calldata pop) external view returns (bool) {
-        return BlsVrf.verifyPossession(publicKey, pop);
+    function verifyPossession(
+        uint256[4] calldata publicKey,
+        uint256[2] calldata pop,
+        address registrant,
+        address pool,
+        uint256 chainId
+    ) external view returns (bool) {
+        return BlsVrf.verifyPossession(publicKey, pop, registrant, pool, chainId);
     }
 
     function hashToG1(bytes32 seed, bytes32 jobRef, uint256 maxTries) external view returns (uint256[2] memory) {
         return BlsVrf.hashToG1(abi.encodePacked(BlsVrf.DOMAIN, abi.encode(seed, jobRef)), maxTries);
     }
 
-    function hashToG1Pop(uint256[4] calldata publicKey) external view returns (uint256[2] memory) {
-        return BlsVrf.hashToG1(abi.encodePacked(BlsVrf.POP_DOMAIN, abi.encode(publicKey)));
+    function hashToG1Pop(uint256[4] calldata publicKey, address registrant, address pool, uint256 chainId)
+        external
+        view
+        returns (uint256[2] memory)
+    {
+        return BlsVrf.hashToG1(abi.encodePacked(BlsVrf.POP_DOMAIN, abi.encode(publicKey, registrant, pool, chainId)));
     }
 
     function output(uint256[2] calldata sig) external pure returns (bytes32) {

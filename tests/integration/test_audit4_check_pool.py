@@ -1,20 +1,21 @@
 """Audit 4 (CheckPool, paid checks): attacks on promises (3) and (4) and on registration.
 
-Each test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
-code for the reason named in its marker. Set-up reused from test_check_pool.py."""
+Each test asserts the SAFE behaviour; the ones still open are marked xfail(strict=True) with
+their reason. Set-up reused from test_check_pool.py."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import ape
 import pytest
 
-from spotcheck import vrf
+from spotcheck import check_pool as cp
 from spotcheck.chain import ClaimStatus
 from spotcheck.encoding import onchain_job_key
 from tests.fixtures.chain import MOCK_MODEL, advance
-from tests.integration.test_check_pool import (  # noqa: F401  (fixtures)
+from tests.integration.test_check_pool import (  # noqa: F401  (fixtures; params: noqa F811)
     COLLATERAL,
     KEY_A,
     KEY_B,
@@ -33,16 +34,16 @@ pytestmark = pytest.mark.chain
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "A4-1: a node's second address disputes the node's own CORRECT job after honest "
+        "A4-1 (open): a node's second address disputes the node's own CORRECT job after honest "
         "challengers claimed it; the node does not defend; settle marks it Invalid and forfeit "
-        "takes every honest claimant's collateral (credited to the second address up to the "
-        "burned slash since a21eac1, the rest burned)"
+        "burns every honest claimant's collateral (nobody gains from it since forfeits are "
+        "burned; the claimants' protection is to defend the job themselves, not built)"
     ),
 )
 def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nodeStaysSilent_keepsCollateral(
-    pool: Any,
-    registered: tuple[Any, Any],
-    committed: tuple[int, bytes],
+    pool: Any,  # noqa: F811
+    registered: tuple[Any, Any],  # noqa: F811
+    committed: tuple[int, bytes],  # noqa: F811
     spotcheck: Any,
     challenger: Any,
     mock_verifier: Any,
@@ -63,31 +64,17 @@ def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nodeStaysSilent_keep
     dm.settle(onchain_job_key(job_id), sender=outsider)
     # Anyone (the sybil) forfeits both honest claims to the disputer.
     for claimant in (a, b):
-        try:
+        with contextlib.suppress(Exception):
             pool.forfeit(job_id, claimant, sender=sybil)
-        except Exception:  # noqa: BLE001 - a refusal is the safe outcome
-            pass
     lost = [MIN_BOND - int(pool.getChallenger(x).bond) for x in (a, b)]
-    credited = int(pool.credits(sybil))
     # SAFE: a challenger that checked a correct job and claimed it never loses its collateral.
-    assert lost == [0, 0], (
-        f"honest claimants lost {lost} (claimCollateral {COLLATERAL} each); the node's "
-        f"second address was credited {credited}"
-    )
+    assert lost == [0, 0], f"honest claimants lost {lost} (claimCollateral {COLLATERAL} each)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-2: a lazy claimant front-runs the diligent challenger's openDispute with its own; "
-        "forfeit then credits its collateral back to itself (plus it takes the bounty): "
-        "it escapes the forfeit"
-    ),
-)
 def test_audit4_lazyClaimant_frontRunsTheDispute_stillLosesItsCollateral(
-    pool: Any,
-    registered: tuple[Any, Any],
-    committed: tuple[int, bytes],
+    pool: Any,  # noqa: F811
+    registered: tuple[Any, Any],  # noqa: F811
+    committed: tuple[int, bytes],  # noqa: F811
     spotcheck: Any,
     challenger: Any,
     outsider: Any,
@@ -108,34 +95,23 @@ def test_audit4_lazyClaimant_frontRunsTheDispute_stillLosesItsCollateral(
     dm.settle(onchain_job_key(job_id), sender=outsider)
     pool.forfeit(job_id, lazy, sender=outsider)
     assert pool.claimOf(onchain_job_key(job_id), lazy) == ClaimStatus.FORFEITED
-    # What the lazy claimant holds in the pool: bond + credits.
-    held = int(pool.getChallenger(lazy).bond) + int(pool.credits(lazy))
-    # SAFE (promise 4): a lazy claim on a job that ends invalid costs its collateral.
-    assert held == MIN_BOND - COLLATERAL, (
-        f"lazy claimant still holds {held} = bond {int(pool.getChallenger(lazy).bond)} + "
-        f"credits {int(pool.credits(lazy))}: the forfeit was credited to itself"
-    )
+    # SAFE (promise 4): a lazy claim on a job that ends invalid costs its collateral (A4-2,
+    # fixed: forfeits are burned, so winning the dispute does not win it back).
+    assert int(pool.getChallenger(lazy).bond) == MIN_BOND - COLLATERAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-3: the proof of possession signs only the public key (not the registrant's "
-        "address, pool or chain): anyone replays a challenger's (pk, pop) from the mempool, "
-        "registers the key first, and burns it for its owner forever"
-    ),
-)
 def test_audit4_registerFrontRun_keyAndPopReplayed_ownerCanStillRegister(
-    pool: Any, claimers: tuple[Any, Any]
+    pool: Any,  # noqa: F811
+    claimers: tuple[Any, Any],  # noqa: F811
 ) -> None:
+    """A4-3, fixed: the PoP is bound to the registrant, the pool and the chain, so the copy
+    a squatter takes from the owner's pending register transaction is refused."""
     owner, squatter = claimers
     pk = list(KEY_A.public.words())
-    pop = list(vrf.prove_possession(KEY_A.secret).words())  # public: in owner's pending register tx
+    pop = list(cp.possession(pool, KEY_A, owner.address).words())  # in owner's pending tx
     # The squatter copies both words from the owner's pending transaction and is mined first.
-    try:
+    with ape.reverts(pool.InvalidPossession):
         pool.register(pk, pop, MIN_BOND, sender=squatter)
-    except Exception:  # noqa: BLE001 - a refusal is the safe outcome
-        pass
     # SAFE: the owner (who knows the secret) registers its own key.
     pool.register(pk, pop, MIN_BOND, sender=owner)
     assert pool.getChallenger(owner).registered

@@ -38,6 +38,8 @@ pytestmark = pytest.mark.chain
 SHARE_BPS = 2000  # 20 % of a claimed job's fee goes to its claimants
 MIN_BOND = TEST_PARAMS.check_min_bond
 COLLATERAL = TEST_PARAMS.check_claim_collateral
+#: Where forfeited collateral goes (CheckPool.BURN_ADDRESS, DisputeManager's too).
+BURN = "0x000000000000000000000000000000000000dEaD"
 KEY_A = vrf.keypair(0xA11CE)
 KEY_B = vrf.keypair(0xB0B)
 OUT_HASH = hash_vector(JOB_OUTPUT)
@@ -109,8 +111,8 @@ def test_register_badPop_wrongKeysPop_reusedKey_lowBond_twice_allRefused(
 ) -> None:
     a, b = claimers
     pk = list(KEY_A.public.words())
-    pop_a = list(vrf.prove_possession(KEY_A.secret).words())
-    pop_b = list(vrf.prove_possession(KEY_B.secret).words())
+    pop_a = list(cp.possession(pool, KEY_A, a.address).words())
+    pop_b = list(cp.possession(pool, KEY_B, a.address).words())
     # a PoP made by another key (the rogue-key attack: claim a key whose secret you lack)
     with ape.reverts(pool.InvalidPossession):
         pool.register(pk, pop_b, MIN_BOND, sender=a)
@@ -123,9 +125,13 @@ def test_register_badPop_wrongKeysPop_reusedKey_lowBond_twice_allRefused(
     pool.register(pk, pop_a, MIN_BOND, sender=a)
     with ape.reverts(pool.AlreadyRegistered, challenger=a):
         pool.register(list(KEY_B.public.words()), pop_b, MIN_BOND, sender=a)
-    # the same key (and its public PoP) replayed by a second address
+    # the same key's public PoP copied by a second address (before a registered it, the copy
+    # is refused as InvalidPossession: test_audit4_registerFrontRun_...)
     with ape.reverts(pool.KeyAlreadyRegistered):
         pool.register(pk, pop_a, MIN_BOND, sender=b)
+    # the key's owner registering it again from a second address (it can make b's PoP)
+    with ape.reverts(pool.KeyAlreadyRegistered):
+        pool.register(pk, list(cp.possession(pool, KEY_A, b.address).words()), MIN_BOND, sender=b)
 
 
 def test_register_keyOfAnExitedChallenger_staysBurnt(
@@ -136,7 +142,7 @@ def test_register_keyOfAnExitedChallenger_staysBurnt(
     advance(chain, TEST_PARAMS.check_exit_delay)
     pool.withdrawBond(sender=a)
     assert not pool.getChallenger(a).registered
-    pop = list(vrf.prove_possession(KEY_A.secret).words())
+    pop = list(cp.possession(pool, KEY_A, a.address).words())
     with ape.reverts(pool.KeyAlreadyRegistered):
         pool.register(list(KEY_A.public.words()), pop, MIN_BOND, sender=a)
 
@@ -301,7 +307,7 @@ def test_claim_onADisputedOrSlashedJob_reverts_NotClaimable(
         pool.claim(job_id, proof, sender=a)
 
 
-def test_claim_onAJobThatEndsInvalid_forfeitsCollateralToTheDisputer(
+def test_claim_onAJobThatEndsInvalid_burnsItsCollateral(
     pool: Any,
     registered: tuple[Any, Any],
     committed: tuple[int, bytes],
@@ -321,19 +327,16 @@ def test_claim_onAJobThatEndsInvalid_forfeitsCollateralToTheDisputer(
     dm.settle(onchain_job_key(job_id), sender=outsider)
     with ape.reverts(pool.NoOpenClaim):
         pool.forfeit(job_id, b, sender=outsider)  # b never claimed
+    burned_before = spotcheck.token.balanceOf(BURN)
     tx = cp.forfeit(pool, job_id, str(a), sender=outsider)
     [event] = tx.receipt.events.filter(pool.CollateralForfeited)
-    assert event.disputer == challenger
-    assert (event.credited, event.burned) == (COLLATERAL, 0)  # under the burned slash (75)
+    assert (event.claimant, event.amount) == (a, COLLATERAL)
+    assert spotcheck.token.balanceOf(BURN) == burned_before + COLLATERAL  # burned, nobody's
     assert pool.getChallenger(a).bond == MIN_BOND - COLLATERAL
     assert pool.getChallenger(a).openClaims == 0
-    assert pool.credits(challenger) == COLLATERAL
     assert cp.claim_status(pool, job_id, str(a)) == ClaimStatus.FORFEITED
     with ape.reverts(pool.NoOpenClaim):
         pool.forfeit(job_id, a, sender=outsider)
-    before = spotcheck.token.balanceOf(challenger)
-    pool.withdrawCredits(sender=challenger)
-    assert spotcheck.token.balanceOf(challenger) == before + COLLATERAL
     # solvency: what is left is exactly the two bonds after the forfeit
     assert spotcheck.token.balanceOf(pool) == 2 * MIN_BOND - COLLATERAL
     with ape.reverts(pool.JobNotFinal):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from spotcheck import check_pool as cp
 from spotcheck import vrf
 from spotcheck.encoding import hash_vector, onchain_job_key
 from tests.fixtures.chain import FUNDING, JOB_OUTPUT, MOCK_MODEL, TEST_PARAMS, advance
@@ -52,7 +53,7 @@ def test_gas_checkPool(
         return g
 
     pk = list(KEY.public.words())
-    pop = list(vrf.prove_possession(KEY.secret).words())
+    pop = list(cp.possession(pool, KEY, who.address).words())
     reg = gas(
         "register (PoP check, 4-word key stored)",
         pool.register(pk, pop, 10_000 * 10**18, sender=who),
@@ -94,7 +95,6 @@ def test_gas_checkPool(
     advance(chain, MOCK_MODEL.proof_window + 1)
     dm.settle(onchain_job_key(bad), sender=outsider)
     gas("forfeit", pool.forfeit(bad, who, sender=outsider))
-    gas("withdrawCredits", pool.withdrawCredits(sender=challenger))
 
     # exit: resolve every open claim first
     for j in range(1, int(jm.jobCount()) + 1):

@@ -12,7 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spotcheck import vrf
-from tests.unit.test_vrf import SAMPLE_BPS, first_failing_message, load_vectors, off_subgroup_g2
+from tests.unit.test_vrf import (
+    POP_CONTEXT,
+    SAMPLE_BPS,
+    first_failing_message,
+    load_vectors,
+    off_subgroup_g2,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -38,9 +44,15 @@ def test_solidity_matchesEveryVrfVector(harness: Any) -> None:
         assert list(got) == _words(h["point"])
     for key in vectors["keys"]:
         pk = _words(key["publicKey"])
-        assert harness.verifyPossession(pk, _words(key["pop"]))
-        assert list(harness.hashToG1Pop(pk)) == list(
-            vrf.hash_to_g1(vrf.POP_DOMAIN, vrf.pop_message(vrf.G2Point(*pk))).words()
+        assert harness.verifyPossession(pk, _words(key["pop"]), *POP_CONTEXT)
+        assert list(harness.hashToG1Pop(pk, *POP_CONTEXT)) == list(
+            vrf.hash_to_g1(vrf.POP_DOMAIN, vrf.pop_message(vrf.G2Point(*pk), *POP_CONTEXT)).words()
+        )
+        # bound to the registrant, the pool and the chain (audit A4-3)
+        squatter = "0x" + "33" * 20
+        assert not harness.verifyPossession(pk, _words(key["pop"]), squatter, *POP_CONTEXT[1:])
+        assert not harness.verifyPossession(
+            pk, _words(key["pop"]), POP_CONTEXT[0], POP_CONTEXT[1], 1
         )
         for proof in key["proofs"]:
             sig = _words(proof["signature"])
@@ -62,7 +74,7 @@ def test_solidity_rejectsAnotherKeysProof_andAProofOfAnotherMessage(harness: Any
             assert not harness.verify(other_pk, seed, job_ref, sig)
             assert not harness.verify(pk, seed, job_ref, _words(next_proof["signature"]))
         # a proof of possession is not a VRF proof, and another key's PoP does not verify
-        assert not harness.verifyPossession(other_pk, _words(key["pop"]))
+        assert not harness.verifyPossession(other_pk, _words(key["pop"]), *POP_CONTEXT)
 
 
 @settings(
@@ -113,7 +125,7 @@ def test_solidity_refusesMalformedPoints_withCustomErrors(harness: Any) -> None:
         with ape.reverts(harness.InvalidPublicKey):
             harness.verify(bad_key, zero, zero, sigw)
         with ape.reverts(harness.InvalidPublicKey):
-            harness.verifyPossession(bad_key, sigw)
+            harness.verifyPossession(bad_key, sigw, *POP_CONTEXT)
 
 
 def test_solidity_hashToG1_refusesBeyondMaxTries_asPythonDoes(harness: Any) -> None:

@@ -15,8 +15,8 @@ import pytest
 from challenger.store import ClaimState
 from spotcheck import vrf
 from spotcheck.chain import TxResult
-from spotcheck.errors import RevertError
 from spotcheck.encoding import onchain_job_key
+from spotcheck.errors import RevertError
 from tests.unit.test_challenger_claims import (
     POLICY,
     SEED,

@@ -81,7 +81,7 @@ def test_audit4_stakeShortForNow_tripped_onchainJobsHeld_notDropped() -> None:
     svc.chain = SimpleNamespace()  # no journaled transaction
     svc.store = _Store()
     job = SimpleNamespace(job_id=7, model_id=A, status=JobState.REQUESTED)
-    svc._refuse_job(job)  # noqa: SLF001 - the decision commit_jobs takes for each job
+    svc._refuse_job(job)
     dropped = [m for m in svc.store.marked if m[1] == JobState.DROPPED]
     # SAFE (work_gate docstring): "held when the free stake is only short for now".
     assert not dropped, f"on-chain job dropped for good: {dropped}"

@@ -20,7 +20,7 @@ def test_checkGame_defaults_closedFormsByHand() -> None:
 
     assert g.check_reward == pytest.approx(0.5 * 1.25)  # checkShareBps 5000 of the fee
     assert g.claim_reward == pytest.approx(0.625 * h4)
-    assert g.dispute_income == pytest.approx((0.25 * 100 + 1 * 0.05 * 50) * h3)
+    assert g.dispute_income == pytest.approx(0.25 * 100 * h3)  # forfeits are burned
     w, beta = g.claim_reward, g.dispute_income
     assert g.diligent == pytest.approx(0.95 * (w - 0.01) + 0.05 * (beta - 0.01) - 1.0)
     assert g.lazy == pytest.approx(0.95 * (w - 0.01) - 0.05 * (50 + 0.01))

@@ -199,9 +199,9 @@ def test_threshold_lowDetection_saysEveryJobPays() -> None:
 def test_checks_defaults_printsTheGameAndTheVerdict() -> None:
     out = run("checks")
 
-    assert "diligent, per sampled job     +0.848" in out
+    assert "diligent, per sampled job     +0.729" in out
     assert "lazy, per sampled job         -1.959" in out
-    assert "Checking beats claiming blindly: K = 1 vs k (L + beta) = 3.807." in out
+    assert "Checking beats claiming blindly: K = 1 vs k (L + beta) = 3.689." in out
     assert "diligent checkers live on canary disputes" in out
 
 
@@ -216,7 +216,7 @@ def test_checks_simulate_lazyLosesDiligentEarns() -> None:
 
     diligent = next(line for line in out.splitlines() if line.strip().startswith("diligent +"))
     lazy = next(line for line in out.splitlines() if line.strip().startswith("lazy     -"))
-    assert "closed form +0.042" in diligent
+    assert "closed form +0.036" in diligent
     assert "closed form -0.098" in lazy
 
 

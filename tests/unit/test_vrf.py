@@ -25,6 +25,11 @@ from spotcheck import vrf
 from spotcheck.errors import EncodingError
 
 VECTORS_PATH = Path(__file__).resolve().parent.parent / "vectors" / "vrf.json"
+#: The registration context the vectors' proofs of possession are bound to.
+POP_REGISTRANT = "0x" + "11" * 20
+POP_POOL = "0x" + "22" * 20
+POP_CHAIN_ID = 31337
+POP_CONTEXT = (POP_REGISTRANT, POP_POOL, POP_CHAIN_ID)
 #: Fixed secrets of the vector keys (1 and r - 1 are the edges).
 SECRETS = [
     1,
@@ -89,7 +94,7 @@ def generate_vectors() -> dict[str, Any]:
     keys = []
     for secret in SECRETS:
         kp = vrf.keypair(secret)
-        pop = vrf.prove_possession(secret)
+        pop = vrf.prove_possession(secret, *POP_CONTEXT)
         proofs = []
         for seed, job_ref in _pairs():
             sig = vrf.prove(secret, seed, job_ref)
@@ -113,6 +118,7 @@ def generate_vectors() -> dict[str, Any]:
     return {
         "domain": vrf.DOMAIN.decode(),
         "popDomain": vrf.POP_DOMAIN.decode(),
+        "popContext": {"registrant": POP_REGISTRANT, "pool": POP_POOL, "chainId": POP_CHAIN_ID},
         "hashToG1": hashes,
         "keys": keys,
     }
@@ -145,7 +151,7 @@ def test_vectors_coverRetriesAndBothSamplingOutcomes() -> None:
 def test_vectorProofs_verify_andPopsVerify() -> None:
     key = load_vectors()["keys"][2]
     pk = g2(key["publicKey"])
-    assert vrf.verify_possession(pk, g1(key["pop"]))
+    assert vrf.verify_possession(pk, g1(key["pop"]), *POP_CONTEXT)
     proof = key["proofs"][2]
     seed, job_ref = (bytes.fromhex(proof[k][2:]) for k in ("seed", "jobRef"))
     assert vrf.verify(pk, seed, job_ref, g1(proof["signature"]))
@@ -195,11 +201,25 @@ def test_vrf_isUnique_andRejectsWrongKeyMessageOrSeed(
 @given(secret=scalars, other=scalars)
 def test_proofOfPossession_bindsTheKey_andIsNotAVrfProof(secret: int, other: int) -> None:
     pk = vrf.public_key(secret)
-    pop = vrf.prove_possession(secret)
-    assert vrf.verify_possession(pk, pop)
+    pop = vrf.prove_possession(secret, *POP_CONTEXT)
+    assert vrf.verify_possession(pk, pop, *POP_CONTEXT)
     if other != secret:
-        assert not vrf.verify_possession(vrf.public_key(other), pop)
-        assert not vrf.verify_possession(pk, vrf.prove_possession(other))
+        assert not vrf.verify_possession(vrf.public_key(other), pop, *POP_CONTEXT)
+        assert not vrf.verify_possession(
+            pk, vrf.prove_possession(other, *POP_CONTEXT), *POP_CONTEXT
+        )
+
+
+def test_proofOfPossession_isBoundToRegistrantPoolAndChain() -> None:
+    """A PoP copied from a pending registration does not register the key for anyone else,
+    with another pool or on another chain (audit A4-3)."""
+    pk = vrf.public_key(7)
+    pop = vrf.prove_possession(7, *POP_CONTEXT)
+    assert vrf.verify_possession(pk, pop, *POP_CONTEXT)
+    squatter = "0x" + "33" * 20
+    assert not vrf.verify_possession(pk, pop, squatter, POP_POOL, POP_CHAIN_ID)
+    assert not vrf.verify_possession(pk, pop, POP_REGISTRANT, squatter, POP_CHAIN_ID)
+    assert not vrf.verify_possession(pk, pop, POP_REGISTRANT, POP_POOL, 1)
 
 
 @given(secret=st.one_of(st.integers(max_value=0), st.integers(min_value=vrf.R)))
