@@ -149,7 +149,7 @@ def test_guides_operatorFlow_onLocalAnvil_everyCommandDoesWhatTheGuidePromises(
         (work / "input.json").write_text(json.dumps({"input": [0.1, -0.3, 0.7, 0.2]}))
         out = e.run(
             "job", "request", model_id, "--input", str(work / "input.json"),
-            "--node", NODE_ADDRESS, "--fee", str(10**18), *net, "--account", "TEST::2", *dep,
+            "--node", NODE_ADDRESS, "--fee", "1", *net, "--account", "TEST::2", *dep,
         )  # fmt: skip
         job_id = field(out, "job id")
 

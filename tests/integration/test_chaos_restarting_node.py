@@ -165,7 +165,7 @@ def test_nodeKilledAndRestartedThroughItsWindows_everyBatchChecked_neverReported
         e.run("contracts", "mint", "10000", *net, "--account", account, *dep)
     model = onboard_tiny_mlp(
         e, "--challenge-window", str(CHALLENGE_WINDOW_S), "--proof-window", str(PROOF_WINDOW_S),
-        "--slash", str(10**18), *net, "--account", "TEST::0", *dep,
+        "--slash", "1", *net, "--account", "TEST::0", *dep,
     )  # fmt: skip
     e.run("node", "stake", str(STAKE), *net, "--account", "TEST::1", *dep)
 
