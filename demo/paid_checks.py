@@ -13,7 +13,7 @@ keys, a canary node and a lazy claimant.
   wrong by more than tau on a known schedule (:func:`is_canary_cheat`). Its operator disputes,
   from the second address, every cheat nobody else disputed, just before its challenge window
   closes; settles those disputes; finalizes its correct jobs; and forfeits every claim on an
-  invalid on-chain job (anyone may: the collateral is credited to the dispute's winner).
+  invalid on-chain job (anyone may: the collateral is burned, nobody's income).
 - **The lazy claimant** (:class:`LazyClaimant`): a registered key that claims every on-chain
   job its VRF samples at the pool's rate as soon as the seed is readable, without re-running
   it, and collects the ones that become final.
@@ -353,7 +353,8 @@ class Canary:
 
     def _forfeit_claims(self) -> None:
         """Forfeit every open claim on an invalid on-chain job (anyone may; the collateral is
-        credited to the dispute's winner, up to the burned part of the slash)."""
+        burned), and withdraw the operator's DisputeManager credits (fees of its invalid
+        jobs come back to it as the requester, bounties of the disputes it won)."""
         from ape import chain as ape_chain
 
         c = self.chain.contracts
@@ -373,8 +374,6 @@ class Canary:
                 cp.forfeit(pool, job_id, claimant, sender=self.operator)
                 self.forfeits_sent += 1
             self._forfeited.add((job_id, claimant))
-        if int(pool.credits(self.operator)) > 0:
-            pool.withdrawCredits(sender=self.operator)
         if int(c.dispute_manager.credits(self.operator)) > 0:
             c.dispute_manager.withdrawCredits(sender=self.operator)
 

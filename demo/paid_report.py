@@ -33,16 +33,10 @@ def _claimant(
     r.collected, r.rewards = len(paid), sum(int(a["amount"]) for a in paid)
     lost = _args(pool_log["forfeited"], claimant=address)
     r.forfeited = len(lost)
-    r.collateral_lost = sum(int(a["credited"]) + int(a["burned"]) for a in lost)
-    won = _args(pool_log["forfeited"], disputer=address)
-    r.forfeits_won, r.forfeits_credited = len(won), sum(int(a["credited"]) for a in won)
+    r.collateral_lost = sum(int(a["amount"]) for a in lost)
     r.canary_claims = sum(int(a["jobId"]) in cheats for a in claims)
     r.canary_forfeited = sum(int(a["jobId"]) in cheats for a in lost)
     return r
-
-
-def _pool_credits(chain: DemoChain, address: str) -> int:
-    return int(chain.contracts.check_pool.credits(address))
 
 
 def gather_paid_checks(
@@ -95,7 +89,7 @@ def gather_paid_checks(
     cost = 0
     for addr in (node, operator):
         after = chain.holdings(addr)
-        cost += before[addr].total - after.total - _pool_credits(chain, addr)
+        cost += before[addr].total - after.total
     p = terms.sampling_bps / 10_000
     return PaidChecksReport(
         check_share_bps=terms.check_share_bps,

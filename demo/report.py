@@ -105,17 +105,15 @@ class ClaimantReport:
     claims: int = 0  # CheckClaimed
     collected: int = 0  # RewardCollected
     rewards: int = 0  # tokens in: rewards collected
-    forfeited: int = 0  # CollateralForfeited as claimant
+    forfeited: int = 0  # CollateralForfeited: its collateral, burned
     collateral_lost: int = 0  # tokens out
-    forfeits_won: int = 0  # CollateralForfeited credited to it as the dispute's winner
-    forfeits_credited: int = 0  # tokens in
     canary_claims: int = 0  # claims on the canary's wrong jobs
     canary_forfeited: int = 0  # of those, forfeited
     open_at_end: int = 0
 
     @property
     def tokens_in(self) -> int:
-        return self.rewards + self.forfeits_credited
+        return self.rewards
 
     @property
     def net(self) -> int:
@@ -185,10 +183,10 @@ class PaidChecksReport:
                 f"{tokens(c.tokens_in):>10}{tokens(c.collateral_lost):>10}{tokens(c.net):>10}"
             )
         lines.append(
-            "  (tokens; in = check rewards collected + forfeited collateral credited as the "
-            "dispute's winner, out = own collateral forfeited; bonds come back, gas not counted)"
+            "  (tokens; in = check rewards collected, out = own collateral forfeited (burned); "
+            "bonds come back; gas and dispute bounties not counted)"
         )
-        if d.claims or d.forfeits_won:
+        if d.claims:
             lines.append(
                 f"  the diligent challenger re-ran what it sampled and claimed only correct jobs: "
                 f"{d.collected} of {d.claims} claims collected, {d.forfeited} forfeited, net "
@@ -196,8 +194,8 @@ class PaidChecksReport:
             )
         else:
             lines.append(
-                "  the diligent challenger sampled no correct job it could claim in this run and "
-                "won no forfeit: this run shows nothing about what diligence earns"
+                "  the diligent challenger sampled no correct job it could claim in this run: "
+                "this run shows nothing about what diligence earns"
             )
         if z.canary_claims:
             lines.append(

@@ -171,10 +171,9 @@ class Watch:
             return True
         if not canary.settled() or self.challenger_db.claims_pending():
             return False
-        if any(open_claims(self.chain, a) for a in (lazy.address, self.cast.challenger.address)):
-            return False
-        # the challenger withdraws the forfeits credited to it (challenger.claims)
-        return int(self.chain.contracts.check_pool.credits(self.cast.challenger.address)) == 0
+        return not any(
+            open_claims(self.chain, a) for a in (lazy.address, self.cast.challenger.address)
+        )
 
     def _status_line(self) -> None:
         def fmt(counts: dict[str, int]) -> str:
