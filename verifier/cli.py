@@ -148,26 +148,6 @@ def build_options(fn: F) -> F:
     return fn
 
 
-#: The one symbolic dimension name ezkl 23 resolves (``PyRunArgs.variables``' default).
-EZKL_BATCH_NAME = "batch_size"
-
-
-def check_symbolic_dims(onnx_file: Path) -> None:
-    """Refuse in one line, before any ezkl work, a model whose input has a symbolic dimension
-    ezkl cannot resolve (any name but ``batch_size``): ezkl would fail later with ``Undetermined
-    symbol in expression``. NOT the fix the issue asks for: ``verifier/ezkl_backend.py`` must
-    pass the model's names as ``run_args.variables`` so such models onboard."""
-    from verifier.onnx_runner import OnnxRunner
-
-    names = [n for n in OnnxRunner(onnx_file).symbolic_dims if n != EZKL_BATCH_NAME]
-    if names:
-        raise ModelError(
-            f"{onnx_file.name}: the input's symbolic dimension {names[0]!r} cannot be built yet "
-            f"(ezkl 23 resolves only {EZKL_BATCH_NAME!r}); rename it to {EZKL_BATCH_NAME!r} or "
-            "fix it to 1 in the ONNX file"
-        )
-
-
 class Built:
     """What a build command produced: the artifacts and the input domain they cover."""
 
@@ -210,7 +190,6 @@ def _artifacts(
         srs = SrsSource.dev()
     else:
         raise ConfigError("give --srs FILE --srs-sha256 HEX, or --dev-srs for tests and demos")
-    check_symbolic_dims(onnx_file)
     cal = load_calibration(calibration) if calibration is not None else None
     params = CircuitParams(calibration_target=target, max_logrows=max_logrows)
     prepared = coverage.prepare(onnx_file, cal, float_domain, in_lo, in_hi, cache, params)

@@ -92,7 +92,13 @@ def gen_settings(onnx_path: Path, settings_path: Path, params: CircuitParams) ->
     """Write ezkl's settings for ``onnx_path``; unsupported ops surface here as ModelError."""
     import ezkl
 
+    from verifier.onnx_runner import OnnxRunner
+
     run_args: Any = ezkl.PyRunArgs()
+    # Every symbolic dimension is fixed to 1 (one sample per job), whatever its name: ezkl
+    # resolves only the names listed here (default: batch_size).
+    names = OnnxRunner(onnx_path).symbolic_dims
+    run_args.variables = [(name, 1) for name in names] or [("batch_size", 1)]
     run_args.input_visibility = params.input_visibility
     run_args.output_visibility = params.output_visibility
     run_args.param_visibility = params.param_visibility

@@ -72,38 +72,18 @@ def test_symbolicBatchDimension_anyName_isFixedToOneAndNamed(tmp_path: Path, nam
     assert runner.run(X).shape == (2,)
 
 
-@pytest.mark.parametrize("name", ["N", "batch"])
-def test_modelBuild_symbolicDimensionNotBatchSize_isOneLineBeforeEzkl(
-    tmp_path: Path, name: str
-) -> None:
-    """Until ezkl_backend passes the names as ``PyRunArgs.variables`` (not built yet, see
-    docs/model-registrars.md "Symbolic dimensions"), such a model is refused in one line
-    instead of ezkl's ``Undetermined symbol in expression: <Sym0>``."""
-    from click.testing import CliRunner
+@pytest.mark.parametrize("name", ["N", "batch_size"])
+def test_ezklSettings_symbolicDimensionOfAnyName_isFixedToOne(tmp_path: Path, name: str) -> None:
+    """ezkl 23 resolves only the symbolic names in ``PyRunArgs.variables`` (default
+    ``batch_size``; any other failed with ``Undetermined symbol in expression``): the model's
+    own names are passed, each fixed to 1."""
+    import json
 
-    from spotcheck.cli import cli
+    from verifier.ezkl_backend import CircuitParams, gen_settings
 
     model = _mlp()
     for tensor in [*model.graph.input, *model.graph.output]:
         tensor.type.tensor_type.shape.dim[0].dim_param = name
-    path = _save(model, tmp_path / "sym.onnx")
-    cache = tmp_path / "cache"
-    result = CliRunner().invoke(
-        cli, ["model", "build", str(path), "--dev-srs", "--cache", str(cache)]
-    )
-    assert result.exit_code != 0
-    assert isinstance(result.exception, ModelError)  # spotcheck's main prints "error: <it>"
-    assert str(result.exception) == (
-        f"sym.onnx: the input's symbolic dimension {name!r} cannot be built yet (ezkl 23 "
-        "resolves only 'batch_size'); rename it to 'batch_size' or fix it to 1 in the ONNX file"
-    )
-    assert not cache.exists()
-
-
-def test_symbolicDimensionNamedBatchSize_isNotRefused(tmp_path: Path) -> None:
-    from verifier.cli import check_symbolic_dims
-
-    model = _mlp()
-    for tensor in [*model.graph.input, *model.graph.output]:
-        tensor.type.tensor_type.shape.dim[0].dim_param = "batch_size"
-    check_symbolic_dims(_save(model, tmp_path / "ok.onnx"))  # no error
+    settings = tmp_path / "settings.json"
+    gen_settings(_save(model, tmp_path / "sym.onnx"), settings, CircuitParams())
+    assert json.loads(settings.read_text())["run_args"]["variables"] == [[name, 1]]
