@@ -191,7 +191,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             settings.http.max_body_bytes,
             lambda: service.readiness.reason() or gate.refuse_all(),
             resolve_batch=service.resolve_batch,
-            refuse_work=gate.refuse,
+            refuse_work=gate.admit,
         )
     )
     return Node(settings, store, engine, service, metrics, app)

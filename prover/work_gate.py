@@ -15,10 +15,15 @@ stake once per step (:meth:`WorkGate.refresh`) and, while it cannot back more wo
   only short for now.
 
 The need of a model is ``slashAmount * (jobs served and not yet committed + 1)``: what its
-pending work locks when committed, plus one more job. A change of the gate's state is logged
-once (ERROR when it closes, WARNING when it opens again). A commit that reverted with one of
-:data:`spotcheck.errors.STAKE_ERRORS` closes the gate at once (:meth:`WorkGate.tripped`) until
-the stake read from the chain changes.
+pending work locks when committed, plus one more job. Jobs the API admits between two reads
+(:meth:`WorkGate.admit`, under the gate's lock) count at once, so a burst inside one step
+cannot be served beyond what the free stake backs (audit A4-4); a job admitted during a read
+is counted again after it (twice at worst, never too few), except one admitted just before a
+read and not yet in the store when it is read (the milliseconds of one inference).
+
+A change of the gate's state is logged once (ERROR when it closes, WARNING when it opens
+again). A commit that reverted with one of :data:`spotcheck.errors.STAKE_ERRORS` closes the
+gate at once (:meth:`WorkGate.tripped`) until the stake read from the chain changes.
 """
 
 from __future__ import annotations
@@ -70,6 +75,12 @@ class WorkGate:
         self._tripped: tuple[str, StakeView | None] | None = None
         self._last_view: StakeView | None = None
         self._permanent = False
+        #: free stake at the last read, and what each model's pending work needs from it (None
+        #: before the first read)
+        self._free = 0
+        self._need: dict[bytes, int] | None = None
+        #: jobs admitted per model since start (monotonic: a read counts what came during it)
+        self._admitted: dict[bytes, int] = {}
         self._lock = threading.Lock()
 
     # -- read by the API and the service ----------------------------------------------------
@@ -77,6 +88,25 @@ class WorkGate:
     def refuse(self, model_id: bytes) -> str | None:
         """Why new work of ``model_id`` is refused now (None: it is accepted)."""
         return self.state.reason(model_id)
+
+    def admit(self, model_id: bytes) -> str | None:
+        """Admit one new job of ``model_id`` (the API asks before serving each): None and the
+        job's slash counted against the free stake at once, or why not."""
+        with self._lock:
+            why = self.state.reason(model_id)
+            slash = self.slash_amounts.get(model_id)
+            if why is not None or slash is None:
+                return why  # an unknown model is the API's to refuse
+            if self._need is not None:
+                need = self._need.get(model_id, 0) + slash
+                if need > self._free:
+                    return (
+                        f"free stake {format_tokens(self._free)} tokens cannot back the next "
+                        f"commitment of model {to_hex(model_id)} (needs {format_tokens(need)})"
+                    )
+                self._need[model_id] = need
+            self._admitted[model_id] = self._admitted.get(model_id, 0) + 1
+            return None
 
     def refuse_all(self) -> str | None:
         """Why no model can take work (for ``/ready``), or None."""
@@ -103,10 +133,19 @@ class WorkGate:
 
     def refresh(self) -> GateState:
         """Read the stake and decide; logs once when the decision changes."""
+        with self._lock:
+            mark = dict(self._admitted)
         view = self._read_stake()
         pending = self._pending_jobs()
         with self._lock:
             self._last_view = view
+            # Jobs admitted during the read may also be in `pending`: counted twice, not lost.
+            during = {m: n - mark.get(m, 0) for m, n in self._admitted.items()}
+            self._free = view.free
+            self._need = {
+                m: slash * (pending.get(m, 0) + during.get(m, 0))
+                for m, slash in self.slash_amounts.items()
+            }
             if self._tripped is not None and self._tripped[1] != view:
                 self._tripped = None  # the stake changed since the revert: decide afresh
             state = decide(view, self.slash_amounts, pending, self.node)

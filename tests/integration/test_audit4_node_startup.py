@@ -1,8 +1,8 @@
 """Audit 4 (the node's start-up checks): a restarted node that is unbonding cannot answer the
 disputes still open against its commitments.
 
-The test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
-code for the reason named in its marker."""
+The test asserts the SAFE behaviour (A4-7, fixed in d187f55: an unbonding node with open
+commitments starts winding down instead of refusing)."""
 
 from __future__ import annotations
 
@@ -20,15 +20,6 @@ from tests.fixtures.chain import JOB_OUTPUT
 pytestmark = pytest.mark.chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-7: prover.startup.check_stake (run by build_node) refuses to start an unbonding "
-        "node (and one below the minimum after a partial withdraw) although its commitments are "
-        "still disputable: a node restarted during its unbonding delay never defends the open "
-        "dispute (nor reveals requested leaves) and an honest node is slashed"
-    ),
-)
 def test_audit4_unbondingNode_withAnOpenDispute_stillStartsToDefendIt(
     spotcheck: Any, node2: Any, challenger: Any, make_job: Callable[..., int]
 ) -> None:

@@ -1,15 +1,13 @@
 """Audit 4 (the node's work gate): work the stake cannot back is signed, and work the stake can
 back is dropped for good.
 
-Each test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
-code for the reason named in its marker."""
+Each test asserts the SAFE behaviour (A4-4 and A4-5, both fixed: the API admits jobs through
+WorkGate.admit, which counts them at once; a stake revert holds on-chain jobs)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from prover.chain_io import StakeView
 from prover.service import NodeService
@@ -28,14 +26,6 @@ def _view(amount: int, locked: int = 0, unbond: int = 0, minimum: int = 1000) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-4: the HTTP thread's refuse_work (gate.refuse) reads the state of the last "
-        "refresh; jobs served since then are not counted, so between two chain steps the node "
-        "serves and signs receipts for any number of jobs beyond what its free stake backs"
-    ),
-)
 def test_audit4_gate_countsJobsServedSinceTheLastRefresh() -> None:
     # 1000 staked, 950 locked: 50 free backs exactly 5 more jobs of A (10 each).
     pending: dict[bytes, int] = {}
@@ -45,7 +35,7 @@ def test_audit4_gate_countsJobsServedSinceTheLastRefresh() -> None:
     # The HTTP API serves (and signs a receipt for) jobs of A; each is a pending job of A.
     signed = 0
     for _ in range(20):  # one burst inside one step interval
-        if gate.refuse(A) is not None:  # what prover/api.py serve_one asks before each job
+        if gate.admit(A) is not None:  # what prover/api.py asks before each job (refuse_work)
             break
         pending[A] = pending.get(A, 0) + 1
         signed += 1
@@ -61,14 +51,6 @@ class _Store:
         self.marked.append((job_id, state, reason))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-5: an InsufficientStake revert (free stake short for now, node above the minimum "
-        "and not unbonding) trips the gate into its 'permanent' state, so commit_jobs DROPS "
-        "every requested on-chain job, of every model, for good, instead of holding them"
-    ),
-)
 def test_audit4_stakeShortForNow_tripped_onchainJobsHeld_notDropped() -> None:
     # 5000 staked (minimum 1000), not unbonding; batches hold 4990: 10 free.
     gate = WorkGate(lambda: _view(5000, locked=4990), SLASH, dict)
@@ -85,3 +67,19 @@ def test_audit4_stakeShortForNow_tripped_onchainJobsHeld_notDropped() -> None:
     dropped = [m for m in svc.store.marked if m[1] == JobState.DROPPED]
     # SAFE (work_gate docstring): "held when the free stake is only short for now".
     assert not dropped, f"on-chain job dropped for good: {dropped}"
+
+
+def test_audit4_gate_jobsAdmittedDuringARead_areStillCounted() -> None:
+    """A slow stake read (an RPC round trip) is no window: jobs admitted while the gate reads
+    count after it, even though the store read did not see them yet."""
+    pending: dict[bytes, int] = {}
+    admitted_during_read: list[str | None] = []
+
+    def slow_read() -> Any:
+        admitted_during_read.extend(gate.admit(A) for _ in range(3))
+        return _view(1000, locked=950)
+
+    gate = WorkGate(slow_read, SLASH, lambda: dict(pending))
+    gate.refresh()  # 3 admitted during it (not in `pending`): 2 more fit in 50 free
+    assert admitted_during_read == [None, None, None]
+    assert [gate.admit(A) is None for _ in range(3)] == [True, True, False]
