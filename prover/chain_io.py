@@ -8,6 +8,10 @@ restart (never a second transaction under a fresh nonce while the first may stil
 replaces it with higher fees when it is stuck. ``dry_run`` estimates gas instead of sending (and
 fails the same way the transaction would). Reverts surface as :class:`ChainError` carrying the
 decoded error.
+
+A concrete class where the challenger has a Protocol (``challenger.chain_io.ChainPort``): the
+node's unit tests substitute duck-typed fakes for the few calls a phase makes, and everything
+else runs against anvil, so a second declaration of every method would buy nothing.
 """
 
 from __future__ import annotations

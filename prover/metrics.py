@@ -25,6 +25,8 @@ class NodeMetrics:
         self.finalized = Counter(
             "spotcheck_node_finalized", "Jobs and batches finalized", ["kind"], registry=r
         )
+        # A counter although the store holds these outcomes (the metrics rule makes such facts
+        # gauges, docs/architecture.md): renaming a published metric breaks dashboards.
         self.disputes = Counter(
             "spotcheck_node_disputes", "Disputes against this node", ["event"], registry=r
         )
