@@ -281,6 +281,9 @@ class RegisteredModel(ModelParams):
         )
 
 
+#: The deployment file's keys (camelCase, as the contracts name things). Hand-written, not a
+#: pydantic model as the wire types are: `spotcheck --help` imports this module cold and must
+#: not pay pydantic's import (tests/unit/test_cli.py).
 _JSON_KEYS = {
     "chain_id": "chainId",
     "token": "token",
