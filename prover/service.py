@@ -90,6 +90,7 @@ from spotcheck.errors import (
     SpotcheckError,
     StateError,
     describe_revert,
+    revert_name,
 )
 from spotcheck.follower import ChainEvent, LogFollower
 from spotcheck.kit.loop import run_loop
@@ -166,6 +167,8 @@ class NodeService:
         self.prices = dict(prices or {})
         #: WITHHOLDING MODE (tests and demos): leaf requests are recorded and never answered.
         self.withhold_reveals = withhold_reveals
+        #: leaf requests already logged as withheld (the warning is said once per request)
+        self._withheld: set[bytes] = set()
         #: Whether the stake backs new work (read each step; None: not checked, for tests that
         #: drive the service without a stake).
         self.work_gate = work_gate
@@ -732,7 +735,18 @@ class NodeService:
     def _finalize_job(self, job: OnchainJob) -> int:
         status = self.chain.job(job.job_id).status
         if status == JobStatus.COMMITTED:
-            self._tx("finalize", self.chain.finalize(job.job_id))
+            try:
+                tx = self.chain.finalize(job.job_id)
+            except Exception as err:
+                # Anyone may finalize: a dApp that did so first is no failure of ours.
+                if revert_name(err) != "BadJobStatus":
+                    raise
+                if self.chain.job(job.job_id).status != JobStatus.FINAL:
+                    raise
+                log.debug("finalized by someone else first", extra={"job_id": job.job_id})
+                self.store.mark_job(job.job_id, JobState.FINAL)
+                return 0
+            self._tx("finalize", tx)
             self.store.mark_job(job.job_id, JobState.FINAL)
             self.metrics.finalized.labels("onchain").inc()
             return 1
@@ -823,10 +837,12 @@ class NodeService:
             log.critical("LEAF REQUEST: reveal deadline passed", extra=_request_log(request))
             return 0
         if self.withhold_reveals:
-            log.warning(
-                "WITHHOLDING MODE: not revealing the leaf (expect a slash)",
-                extra=_request_log(request),
-            )
+            if rid not in self._withheld:  # once per request, not every step
+                self._withheld.add(rid)
+                log.warning(
+                    "WITHHOLDING MODE: not revealing the leaf (expect a slash)",
+                    extra=_request_log(request),
+                )
             return 0
         batch = self.resolve_batch(request.batch_id)
         served = None if batch is None else self.store.served_at(batch.local_id, request.leaf_index)
