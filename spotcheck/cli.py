@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from spotcheck import __version__
-from spotcheck.errors import SpotcheckError
+from spotcheck.errors import SpotcheckError, describe_revert
 
 #: The entry-point group command groups register under.
 COMMANDS_GROUP = "spotcheck.commands"
@@ -189,34 +189,10 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 def describe_ape_error(err: Exception) -> str:
-    """One line for an Ape error; a revert's raw custom-error data is decoded if possible."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if text.startswith("0x") and len(text) >= 10:
-        text = _decode_custom_error(text) or text
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def _decode_custom_error(data: str) -> str | None:
-    """Decode revert data with the errors of every compiled contract (tokens included)."""
-    try:
-        from ape import project
-        from eth_abi import decode
-        from eth_utils import keccak
-
-        raw = bytes.fromhex(data[2:])
-        for contract_type in project.contracts.values():
-            for abi in contract_type.abi:
-                if abi.type == "error" and keccak(text=abi.selector)[:4] == raw[:4]:
-                    types = [i.canonical_type for i in abi.inputs]
-                    values = decode(types, raw[4:])
-                    args = ", ".join(
-                        f"{i.name}={v}" for i, v in zip(abi.inputs, values, strict=True)
-                    )
-                    return f"{abi.name}({args})"
-    except Exception:  # decoding is best effort: fall back to the raw data
-        return None
-    return None
+    """One line for an Ape error: a revert's custom error by name with its arguments (raw
+    data, anvil's ``custom error 0x...`` text or Ape's decoded error), else type and first
+    line (:func:`spotcheck.errors.describe_revert`)."""
+    return describe_revert(err)
 
 
 if __name__ == "__main__":
