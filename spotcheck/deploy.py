@@ -12,14 +12,19 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from spotcheck.ape_cli import ChainCommand
 from spotcheck.chain import TOKEN, Deployment, DeployParams, default_deployment_path
-from spotcheck.cli_options import connect_contracts, deployment_option, dry_run_option
-from spotcheck.errors import ChainError
+from spotcheck.cli_options import (
+    connect_contracts,
+    deployment_option,
+    dry_run_option,
+    require_gas_funds,
+)
+from spotcheck.errors import ChainError, describe_revert
 
 if TYPE_CHECKING:  # pragma: no cover
     from ape.api import AccountAPI
@@ -187,12 +192,20 @@ def mint(account: AccountAPI, amount: int, to: str | None, deployment: Path | No
     """Mint AMOUNT whole TestTokens (local and test networks only: anyone can mint)."""
     deployed = connect_contracts(deployment)
     recipient = to or str(account.address)
-    try:
-        deployed.token.mint(recipient, amount * TOKEN, sender=account)
-    except Exception as err:  # not a TestToken (deployed with --token), or the chain refused
-        raise ChainError(f"mint failed (is the token a TestToken?): {err}") from err
-    balance = int(deployed.token.balanceOf(recipient)) // TOKEN
+    balance = mint_tokens(deployed.token, account, recipient, amount)
     click.echo(f"minted {amount} tokens to {recipient} (balance {balance})")
+
+
+def mint_tokens(token: Any, account: AccountAPI, recipient: str, amount: int) -> int:
+    """Mint ``amount`` whole tokens to ``recipient``; the recipient's balance after, in whole
+    tokens. ConfigError (one line, nothing sent) when the account holds no ETH for gas;
+    ChainError with the decoded revert when the chain refuses."""
+    require_gas_funds(account)
+    try:
+        token.mint(recipient, amount * TOKEN, sender=account)
+    except Exception as err:  # the chain refused (a token deployed with --token may not mint)
+        raise ChainError(f"mint failed: {describe_revert(err)}") from err
+    return int(token.balanceOf(recipient)) // TOKEN
 
 
 @contracts.command(name="show")

@@ -124,3 +124,30 @@ def test_constructors_refuseASecondToken(project: Any, deployer: Any, spotcheck:
     fresh_sm = deployer.deploy(project.StakeManager, tok, 1, 1000)
     with ape.reverts(fresh_sm.WrongWiring, contract_=other_jm.address):
         fresh_sm.initialize(other_jm, spotcheck.dispute_manager, sender=deployer)
+
+
+# -- `spotcheck contracts mint` on anvil (issue 13) -----------------------------------------
+
+
+def test_mint_fromAnAccountWithoutEth_refusesBeforeSending(spotcheck: Any, accounts: Any) -> None:
+    from spotcheck.deploy import mint_tokens
+
+    broke = accounts.generate_test_account()
+    with pytest.raises(ConfigError, match=f"account {broke.address} holds no ETH"):
+        mint_tokens(spotcheck.token, broke, str(broke.address), 1)
+    assert spotcheck.token.balanceOf(broke.address) == 0
+
+
+def test_mint_revertedByTheToken_namesItsCustomError(spotcheck: Any, deployer: Any) -> None:
+    """OpenZeppelin's ERC20 refuses the zero address with ERC20InvalidReceiver(address)."""
+    from spotcheck.deploy import mint_tokens
+    from spotcheck.errors import ChainError
+
+    zero = "0x" + "00" * 20
+    with pytest.raises(ChainError, match=r"^mint failed: ERC20InvalidReceiver\(receiver=0x0+\)"):
+        mint_tokens(spotcheck.token, deployer, zero, 1)
+    before = spotcheck.token.balanceOf(deployer)
+    assert (
+        mint_tokens(spotcheck.token, deployer, str(deployer.address), 2)
+        == (before + 2 * 10**18) // 10**18
+    )
