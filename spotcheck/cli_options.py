@@ -18,12 +18,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def deployment_option(fn: F) -> F:
-    """``--deployment FILE``: the deployment file a chain command connects to."""
+    """``--deployment FILE``: the deployment file a chain command connects to (or
+    ``$SPOTCHECK_DEPLOYMENT`` when the flag is not given)."""
     option = click.option(
         "--deployment",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
-        help="Deployment file (default: .spotcheck/deployments/<chain id>.json).",
+        envvar="SPOTCHECK_DEPLOYMENT",
+        help=(
+            "Deployment file (env SPOTCHECK_DEPLOYMENT; "
+            "default: .spotcheck/deployments/<chain id>.json)."
+        ),
     )
     return option(fn)
 
