@@ -392,16 +392,6 @@ class ApeChain:
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.RewardCollected))
         return tx, paid
 
-    def pool_credits(self) -> int:
-        pool = self._need_pool()
-        return int(self._read("pool credits", lambda: pool.credits(self.me)))
-
-    def pool_withdraw_credits(self) -> TxResult:
-        pool = self._need_pool()
-        return self._send(
-            "CheckPool.withdrawCredits", lambda: pool.withdrawCredits(sender=self.account)
-        )
-
     def pool_register(self, public_key: Sequence[int], pop: Sequence[int], bond: int) -> TxResult:
         pool = self._need_pool()
         spender = pool.address
@@ -416,15 +406,14 @@ class ApeChain:
     def pool_register_key(self, secret: bytes, bond: int) -> TxResult:
         """Register the VRF key ``secret`` (32 bytes) with its proof of possession, bound to
         this account, this pool and this chain, and a bond of ``bond`` base units."""
-        from ape import chain
-
-        from challenger.sampling import proof_of_possession, public_key_words
+        from challenger.sampling import secret_scalar
+        from spotcheck import vrf
+        from spotcheck.check_pool import possession
 
         pool = self._need_pool()
-        chain_id = int(self._read("chain id", lambda: chain.chain_id))
-        pop = proof_of_possession(secret, self.me, str(pool.address), chain_id)
-        words = [int(w, 16) for w in public_key_words(secret)]
-        return self.pool_register(words, list(pop.words()), bond)
+        key = vrf.keypair(secret_scalar(secret))
+        pop = self._read("proof of possession", lambda: possession(pool, key, self.me))
+        return self.pool_register(list(key.public.words()), list(pop.words()), bond)
 
     def pool_min_bond(self) -> int:
         pool = self._need_pool()

@@ -22,8 +22,9 @@ One :meth:`Claimer.step` per tick, after the service's ``check`` step:
   share, collateral freed) -> ``collected`` with the amount; one whose job ended ``Invalid``
   -> ``forfeited`` (an error: the network proved the output wrong although this challenger
   found it correct), its collateral counted as lost.
-- **withdraw**: CheckPool credits (forfeited collateral of lazy claimants, credited to us
-  when we won the dispute) are withdrawn.
+
+CheckPool burns forfeited collateral (a lazy claimant's loss is nobody's gain), so there is
+nothing to withdraw from the pool: a claim's money comes back only through ``collect``.
 """
 
 from __future__ import annotations
@@ -76,10 +77,6 @@ class ClaimPort(Protocol):
 
     def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
 
-    def pool_credits(self) -> int: ...
-
-    def pool_withdraw_credits(self) -> TxResult: ...
-
 
 @dataclass(frozen=True)
 class ClaimOptions:
@@ -124,7 +121,6 @@ class Claimer:
         pending = self.claims.claims(ClaimState.SENDING, ClaimState.PLANNED, ClaimState.OPEN)
         unplanned = self.claims.unplanned()
         if not pending and not unplanned:
-            self._withdraw()
             return report
         now = self.chain.timestamp()
         self.plan(unplanned, now, report)
@@ -132,7 +128,6 @@ class Claimer:
         self.adopt_sending(head)
         self.send(now, head, report)
         self.settle(report)
-        self._withdraw()
         return report
 
     # -- plan -------------------------------------------------------------------------------
@@ -336,13 +331,3 @@ class Claimer:
                 c.job_id,
                 collateral,
             )
-
-    def _withdraw(self) -> None:
-        try:
-            amount = self.chain.pool_credits()
-            if amount > 0:
-                tx = self.chain.pool_withdraw_credits()
-                self.store.record_withdrawal(str(tx.tx_hash), amount)
-                log.info("CheckPool credits withdrawn: %d (tx %s)", amount, tx.tx_hash)
-        except ChainError as err:
-            log.warning("CheckPool credits not withdrawn: %s", err)

@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
 
 from challenger.vrf_fast import Prover
 from spotcheck import vrf
@@ -229,21 +228,6 @@ def load_or_create_secret(path: str | Path) -> bytes:
 def public_key_words(secret: bytes) -> list[str]:
     """The public key as the ``uint256[4]`` 0x hex words ``CheckPool.register`` takes."""
     return [f"0x{w:064x}" for w in vrf.public_key(secret_scalar(secret)).words()]
-
-
-def proof_of_possession(secret: bytes, registrant: str, pool: str, chain_id: int) -> vrf.G1Point:
-    """The proof of possession ``CheckPool.register`` checks.
-
-    Transitional: ``spotcheck.vrf.prove_possession`` is gaining the registrant, the pool and
-    the chain id (a PoP bound to who registers, audit A4-3); until both sides have it, this
-    calls whichever signature the installed ``spotcheck.vrf`` has. Remove once it landed."""
-    import inspect
-
-    sk = secret_scalar(secret)
-    prove: Any = vrf.prove_possession
-    if len(inspect.signature(prove).parameters) > 1:
-        return cast(vrf.G1Point, prove(sk, registrant, pool, chain_id))
-    return cast(vrf.G1Point, prove(sk))
 
 
 def read_secret(path: str | Path) -> bytes:

@@ -248,7 +248,7 @@ def build_challenger(
         claim_max_wait_s=0,
         claim_margin_s=leaf_request_margin_s,
     )
-    ch = assemble(settings, account, contracts, chain=_challenger_port(contracts, account))
+    ch = assemble(settings, account, contracts)
     loop = LoopThread("challenger-loop", ch.tick, poll_interval_s)
     return ChallengerActor(account, ch, settings.db_path, loop)
 
@@ -269,27 +269,6 @@ class Heartbeat:
 
     def stop(self) -> None:
         self.loop.stop()
-
-
-def _challenger_port(contracts: Any, account: Any) -> Any:
-    """The challenger's chain port (``challenger.chain_io.ApeChain``).
-
-    TRANSITIONAL: since a7ae5f2 CheckPool burns forfeited collateral and has no ``credits``,
-    but ``challenger.claims.Claimer`` still reads the pool's credits on every tick; Ape's
-    missing-method error is retried there as an RPC hiccup (about 8 s per tick, which would
-    stall the challenger). On such a pool the demo's port reports 0 pool credits (the truth:
-    there are none). Remove once ``challenger.claims`` no longer reads pool credits.
-    """
-    from challenger.chain_io import ApeChain
-
-    class NoPoolCredits(ApeChain):
-        def pool_credits(self) -> int:
-            return 0
-
-    pool = getattr(contracts.deployment, "check_pool", None) and contracts.check_pool
-    if pool is not None and not hasattr(pool, "credits") and hasattr(ApeChain, "pool_credits"):
-        return NoPoolCredits.from_contracts(contracts, account)
-    return ApeChain.from_contracts(contracts, account)
 
 
 def challenger_key_path(workdir: Path) -> Path:

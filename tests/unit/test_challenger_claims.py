@@ -85,12 +85,6 @@ class FakePool:
         self.status[job_id] = ClaimStatus.COLLECTED
         return TxResult("0x" + "ee" * 32, self.height), 7
 
-    def pool_credits(self) -> int:
-        return 0
-
-    def pool_withdraw_credits(self) -> TxResult:  # pragma: no cover - credits are 0 here
-        raise AssertionError("nothing to withdraw")
-
 
 def _matched(store: Store, pool: FakePool, job_id: int, commit_block: int = 90) -> None:
     """An on-chain job sampled (with its VRF proof) and found correct."""

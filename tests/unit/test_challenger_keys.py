@@ -33,22 +33,25 @@ def test_keygen_createsA0600Key_andShowsItsPublicKey(tmp_path: Path) -> None:
 
 
 def test_proofOfPossession_verifiesUnderThePublicKey(tmp_path: Path) -> None:
-    """The PoP ``register`` sends (bound to the registrant, pool and chain where the installed
-    spotcheck.vrf binds it) verifies under the key's public key."""
-    import inspect
+    """The PoP ``register`` sends (``spotcheck.check_pool.possession``, bound to the
+    registrant, the pool and the chain) verifies under the key's public key, and only for
+    that registrant, pool and chain."""
+    from types import SimpleNamespace
 
-    from challenger.sampling import load_or_create_secret, proof_of_possession
+    from challenger.sampling import load_or_create_secret, secret_scalar
+    from spotcheck.check_pool import possession
 
     secret = load_or_create_secret(tmp_path / "vrf.key")
-    sk = int.from_bytes(secret, "big")
-    who, pool = "0x" + "11" * 20, "0x" + "22" * 20
-    pop = proof_of_possession(secret, who, pool, 31337)
-    verify: Any = vrf.verify_possession
-    if len(inspect.signature(verify).parameters) > 2:
-        assert verify(vrf.public_key(sk), pop, who, pool, 31337)
-        assert not verify(vrf.public_key(sk), pop, "0x" + "33" * 20, pool, 31337)
-    else:
-        assert verify(vrf.public_key(sk), pop)
+    key = vrf.keypair(secret_scalar(secret))
+    who, other = "0x" + "11" * 20, "0x" + "33" * 20
+    pool: Any = SimpleNamespace(
+        address="0x" + "22" * 20, chain_manager=SimpleNamespace(chain_id=31337)
+    )
+    pop = possession(pool, key, who)
+    assert vrf.verify_possession(key.public, pop, who, pool.address, 31337)
+    assert not vrf.verify_possession(key.public, pop, other, pool.address, 31337)
+    assert not vrf.verify_possession(key.public, pop, who, other, 31337)
+    assert not vrf.verify_possession(key.public, pop, who, pool.address, 1)
 
 
 def test_keygen_twice_keepsTheFirstKey(tmp_path: Path) -> None:
