@@ -1,16 +1,16 @@
 """Audit 4 (the challenger's paid-check claims): a stale sampling rate, and one refused proof
 costs the whole batch.
 
-The test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
-code for the reason named in its marker. In-memory CheckPool from test_challenger_claims.py."""
+FIXED since 1a2a066: the claimer reads each model's rate every step, and a batch refused for
+one proof goes back to planned with each claim sent alone, so only the refused claim is given
+up. The test asserts that safe behaviour (no xfail marker any more). In-memory CheckPool from
+test_challenger_claims.py."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from challenger.store import ClaimState
 from spotcheck import vrf
@@ -40,15 +40,6 @@ class RatePool(FakePool):
         return super().pool_claim_batch(claims)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-6: the claimer caches each model's samplingBps for the life of the process "
-        "(Claimer._sampling_bps); after the registrar lowers the rate it plans claims the pool "
-        "no longer samples, claimBatch reverts NotSampled, and that one proof marks EVERY claim "
-        "of the batch missed for good: checked jobs still in the sample are never claimed"
-    ),
-)
 def test_audit4_rateLowered_staleRate_oneRefusedProof_othersStillClaimed(tmp_path: Path) -> None:
     pool = RatePool()
     c = _claimer(tmp_path, pool, batch_size=16)

@@ -11,14 +11,12 @@ using the witness (or a canary operator who builds such an output on purpose) di
 node cannot prove it, and the claim is forfeited: a challenger that checked by the service's
 rule loses its collateral.
 
-The test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
-code for the reason named in its marker."""
+FIXED since 1a2a066 (the onnxruntime screen is off by default): the test asserts the safe
+behaviour (no xfail marker any more)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import pytest
 
 from challenger.service import Options
 from challenger.verdict import Verdict, check_output
@@ -39,14 +37,6 @@ class Reexec:
         return [8]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-9: with the service's default screen, an output within tau//2 of onnxruntime but "
-        "more than tau from the circuit (no valid proof exists) is MATCH; the service claims "
-        "it (paid check) and its collateral is forfeited when anyone disputes it"
-    ),
-)
 def test_audit4_screenMatch_outputNoProofCanBack_isNotClaimedAsCorrect() -> None:
     committed = [-5]  # |c - onnxruntime| = 5 = tau // 2 ; |c - circuit| = 13 > tau
     assert abs(committed[0] - 8) > TAU  # DisputeManager.defend cannot succeed: the dispute wins
