@@ -216,6 +216,48 @@ def test_onchainJob_isCommittedThenFinalized_andFeeCredited(
     assert n.store.onchain_job(job_id).status == JobState.FINAL  # type: ignore[union-attr]
 
 
+def test_onchainJob_finalizedByTheDappFirst_isMarkedFinal_withoutAFailureLine(
+    make_node: Callable[..., Node],
+    spotcheck: Any,
+    requester: Any,
+    node: Any,
+    chain: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone may finalize. The race: the node reads COMMITTED, the dApp's finalize is mined,
+    the node's finalize reverts BadJobStatus (a real revert from anvil, decoded by name)."""
+    import dataclasses
+    import logging
+
+    n = make_node()
+    job_id = _request(spotcheck, requester, node, [64, -32, 128, 0])
+    n.service.step()
+    assert n.chain.job(job_id).status == JobStatus.COMMITTED
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    spotcheck.job_manager.finalize(job_id, sender=requester)  # the dApp is first
+
+    real_job = n.chain.job
+    stale = {"left": 1}
+
+    def job(jid: int) -> Any:  # the node's read from just before the dApp's finalize
+        view = real_job(jid)
+        if jid == job_id and stale["left"]:
+            stale["left"] -= 1
+            return dataclasses.replace(view, status=JobStatus.COMMITTED)
+        return view
+
+    monkeypatch.setattr(n.chain, "job", job)
+    with caplog.at_level(logging.DEBUG, logger="prover.service"):
+        assert n.service.finalize_due() == 0
+    assert stale["left"] == 0  # the stale read happened: the node did send its finalize
+    said = [r.getMessage() for r in caplog.records if r.name == "prover.service"]
+    assert "finalized by someone else first" in said
+    assert not [m for m in said if "finalize failed" in m], said
+    assert n.store.onchain_job(job_id).status == JobState.FINAL  # type: ignore[union-attr]
+    assert n.chain.credits()[0] == FEE  # the fee is the node's, whoever finalized
+
+
 # -- batched jobs -------------------------------------------------------------------------
 
 
