@@ -17,7 +17,10 @@ One :meth:`Claimer.step` per tick, after the service's ``check`` step:
   moved to ``sending`` (with the head block) in one transaction *before* the transaction is
   sent, so a restart between send and receipt finds them in ``sending`` and adopts them from
   ``claimOf``; a ``sending`` claim absent on chain is planned again only after
-  ``resend_after_blocks`` (a transaction still in the mempool is not doubled).
+  ``resend_after_blocks`` (a transaction still in the mempool is not doubled). A claim whose
+  job's block a reorg replaced (the job's commit block on chain differs from the recorded one,
+  or the job is marked by ``Store.forget_after``) is ``missed``: its proof may be for a stale
+  seed, so it is never sent (unsent claims of such jobs are forgotten and planned afresh).
 - **settle**: an ``open`` claim whose job is ``Final`` is collected (``collect``: the reward
   share, collateral freed) -> ``collected`` with the amount; one whose job ended ``Invalid``
   -> ``forfeited`` (an error: the network proved the output wrong although this challenger
@@ -218,12 +221,24 @@ class Claimer:
                 )
             return False
         why: str | None = None
+        recorded = self.claims.seed_of(c.job_key)
         if now > c.challenge_deadline:
             why = f"claim window closed at {c.challenge_deadline}"
+        elif recorded is None:
+            why = "job no longer recorded"
+        elif recorded[1] is not None:
+            # A reorg replaced the job's block after this claim was sent: the proof may be
+            # for a seed the chain no longer has; never resent (a lost reward, not collateral).
+            why = f"a reorg replaced the job's block (fork at {recorded[1]}): proof may be stale"
         else:
             job = self.chain.job(c.job_id)
             if job.status is not JobStatus.COMMITTED:
                 why = f"job is {job.status.name.lower()}"
+            elif job.commit_block != recorded[0]:
+                why = (
+                    f"job moved from block {recorded[0]} to {job.commit_block} (reorg): "
+                    "its proof is for a stale seed"
+                )
             elif head > job.commit_block + 1 + BLOCKHASH_WINDOW and not (
                 self.chain.pool_seed_recorded(c.job_id)
             ):

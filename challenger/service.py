@@ -222,7 +222,7 @@ class Challenger:
         report = StepReport()
         with self.lock:
             if self.follower is not None:
-                report.events = self.follower.process(self.handle_events)
+                report.events = self.follower.process(self.handle_events, rollback=self.rollback)
             head = self.chain.head()
             self.sample(head, report)
             self.fetch_batches(head, report)
@@ -245,7 +245,9 @@ class Challenger:
         for ev in events:
             a = ev.args
             if ev.name == "JobRequested":
-                Store.record_request(conn, int(a["jobId"]), from_hex(a["modelId"]), a["input"])
+                Store.record_request(
+                    conn, int(a["jobId"]), from_hex(a["modelId"]), a["input"], ev.block_number
+                )
             elif ev.name == "ResultCommitted":
                 self._record_commit(conn, ev)
             elif ev.name == "BatchCommitted":
@@ -279,6 +281,25 @@ class Challenger:
                 with suppress(IllegalTransition):  # not ours, or recorded already
                     Store.transition_in(conn, from_hex(a["disputeId"]), to)
                     log.info("dispute %s", to.value, extra={"dispute_id": to_hex(a["disputeId"])})
+
+    def rollback(self, conn: sqlite3.Connection, fork: int) -> None:
+        """A reorg replaced the blocks after ``fork`` (the follower found it below the
+        confirmation depth): forget what they recorded that we have not acted on, in the
+        follower's transaction, so the replay records it with the new commit blocks, seeds
+        and deadlines (``Store.forget_after``)."""
+        done = Store.forget_after(conn, fork)
+        self._seeds.clear()  # batch seeds are block hashes: read them again
+        log.warning(
+            "chain reorganised after block %d: forgot %d job(s), %d batch(es), %d request(s) "
+            "to record again; kept %d job(s) and %d batch(es) already acted on (re-read on "
+            "chain before any further send)",
+            fork,
+            done.jobs,
+            done.batches,
+            done.requests,
+            done.kept_jobs,
+            done.kept_batches,
+        )
 
     def _record_commit(self, conn: sqlite3.Connection, ev: ChainEvent) -> None:
         a = ev.args
@@ -436,6 +457,8 @@ class Challenger:
             current = self.store.batch(batch.batch_id)
             if current is None or current.state is not BatchState.SEEN:
                 continue  # given up (or recorded) meanwhile
+            if (current.root, current.commit_block) != (batch.root, batch.commit_block):
+                continue  # a reorg re-recorded the batch meanwhile: fetched again
             if isinstance(outcome, ListingError):
                 self._attempt_failed(current, outcome, now)
             else:

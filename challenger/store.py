@@ -157,7 +157,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ch_requests (
     job_id      TEXT PRIMARY KEY,   -- decimal uint256
     model_id    BLOB NOT NULL,
-    input_q     TEXT NOT NULL        -- JSON list of ints
+    input_q     TEXT NOT NULL,       -- JSON list of ints
+    block       INTEGER              -- JobRequested's block (NULL: read from the chain)
 );
 CREATE TABLE IF NOT EXISTS ch_jobs (
     job_key            BLOB PRIMARY KEY,  -- dispute id
@@ -182,7 +183,8 @@ CREATE TABLE IF NOT EXISTS ch_jobs (
     proof_deadline     INTEGER,
     updated_at         REAL NOT NULL,
     leaf_index         INTEGER,           -- position in the batch (batch leaves)
-    vrf_proof          TEXT               -- "0x<x>,0x<y>": the VRF proof of a sampled job
+    vrf_proof          TEXT,              -- "0x<x>,0x<y>": the VRF proof of a sampled job
+    reorg_fork         INTEGER            -- a reorg replaced its commit block (fork block)
 );
 CREATE INDEX IF NOT EXISTS ch_jobs_state ON ch_jobs(state);
 CREATE TABLE IF NOT EXISTS ch_batches (
@@ -201,7 +203,8 @@ CREATE TABLE IF NOT EXISTS ch_batches (
     failed_at          INTEGER,           -- chain time the last failed attempt started
     next_attempt_at    INTEGER,           -- chain time of the next attempt
     invalid_attempts   INTEGER,           -- attempts answered with a listing not the committed one
-    withheld           INTEGER            -- 1 once a leaf request of it ended unrevealed
+    withheld           INTEGER,           -- 1 once a leaf request of it ended unrevealed
+    reorg_fork         INTEGER            -- a reorg replaced its commit block (fork block)
 );
 CREATE INDEX IF NOT EXISTS ch_batches_state ON ch_batches(state);
 CREATE TABLE IF NOT EXISTS ch_leaf_requests (
@@ -355,6 +358,28 @@ def _leaf_request(row: sqlite3.Row) -> LeafRequestRow:
     )
 
 
+#: Job states that mean this challenger sent a dispute (kept across a reorg).
+_DISPUTED_SQL = ", ".join(
+    f"'{s.value}'"
+    for s in (JobState.DISPUTE_SENT, JobState.DISPUTE_OPEN, JobState.WON, JobState.LOST)
+)
+#: Claim states that mean the claim transaction was sent (kept across a reorg).
+_CLAIM_SENT_SQL = "'sending', 'open', 'collected', 'forfeited'"
+
+
+@dataclass(frozen=True)
+class RollbackReport:
+    """What :meth:`Store.forget_after` did after a reorg below the confirmation depth."""
+
+    fork: int
+    jobs: int
+    batches: int
+    requests: int
+    #: Rows acted on (dispute, claim or leaf request sent; batch fetched): kept, marked.
+    kept_jobs: int
+    kept_batches: int
+
+
 _JOB_COLS = (
     "job_key, kind, ref, job_id, model_id, node, commit_block, challenge_deadline, state, "
     "input_q, output_q, input_hash, output_hash, merkle_proof, reason, tx_hash, bond, "
@@ -444,6 +469,9 @@ class Store:
             ("ch_batches", "next_attempt_at", "INTEGER"),
             ("ch_batches", "invalid_attempts", "INTEGER"),
             ("ch_batches", "withheld", "INTEGER"),
+            ("ch_requests", "block", "INTEGER"),
+            ("ch_jobs", "reorg_fork", "INTEGER"),
+            ("ch_batches", "reorg_fork", "INTEGER"),
         ):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
             if column not in cols:
@@ -457,11 +485,73 @@ class Store:
 
     @staticmethod
     def record_request(
-        conn: sqlite3.Connection, job_id: int, model_id: bytes, input_q: Sequence[int]
+        conn: sqlite3.Connection,
+        job_id: int,
+        model_id: bytes,
+        input_q: Sequence[int],
+        block: int | None = None,
     ) -> None:
         conn.execute(
-            "INSERT OR IGNORE INTO ch_requests(job_id, model_id, input_q) VALUES (?, ?, ?)",
-            (str(job_id), model_id, json.dumps([int(v) for v in input_q])),
+            "INSERT OR IGNORE INTO ch_requests(job_id, model_id, input_q, block) "
+            "VALUES (?, ?, ?, ?)",
+            (str(job_id), model_id, json.dumps([int(v) for v in input_q]), block),
+        )
+
+    @staticmethod
+    def forget_after(conn: sqlite3.Connection, fork: int) -> RollbackReport:
+        """Undo what was recorded from blocks after ``fork`` (a reorg replaced them; runs in
+        the follower's transaction, before the replacing blocks are handled).
+
+        Rows this challenger has not acted on are deleted, so the replay records them afresh
+        with the new commit block, seed and deadline: requests, on-chain jobs with no dispute
+        and no claim sent (their planned, unclaimable or missed claim rows go too), batches
+        not fetched with no leaf request sent (and their planned leaf requests). Rows it
+        acted on (a dispute, a claim or a leaf request sent; a fetched batch, whose leaves
+        were decided) are kept and marked ``reorg_fork``: every send re-reads the job on
+        chain first (a claim whose job's commit block moved is never sent with its stale
+        proof: ``challenger.claims``)."""
+        acted_job = (
+            f"(j.state IN ({_DISPUTED_SQL}) OR j.tx_hash IS NOT NULL OR EXISTS (SELECT 1 FROM "
+            f"ch_claims c WHERE c.job_key = j.job_key AND c.state IN ({_CLAIM_SENT_SQL})))"
+        )
+        onchain = f"j.commit_block > ? AND j.kind = {int(JobKind.ONCHAIN)}"
+        conn.execute(
+            f"DELETE FROM ch_claims WHERE job_key IN (SELECT j.job_key FROM ch_jobs j WHERE "
+            f"{onchain} AND NOT {acted_job})",
+            (fork,),
+        )
+        jobs = conn.execute(
+            f"DELETE FROM ch_jobs AS j WHERE {onchain} AND NOT {acted_job}", (fork,)
+        ).rowcount
+        kept_jobs = conn.execute(
+            "UPDATE ch_jobs SET reorg_fork = ? WHERE commit_block > ?", (fork, fork)
+        ).rowcount
+        acted_batch = (
+            f"(b.state = '{BatchState.FETCHED.value}' OR EXISTS (SELECT 1 FROM ch_leaf_requests "
+            f"r WHERE r.batch_id = b.batch_id AND r.state != '{LeafRequestState.PLANNED.value}'))"
+        )
+        gone = conn.execute(
+            f"SELECT batch_id, count FROM ch_batches AS b WHERE b.commit_block > ? AND NOT "
+            f"{acted_batch}",
+            (fork,),
+        ).fetchall()
+        for batch_id, _count in gone:
+            conn.execute("DELETE FROM ch_leaf_requests WHERE batch_id = ?", (batch_id,))
+            conn.execute("DELETE FROM ch_batches WHERE batch_id = ?", (batch_id,))
+        kept_batches = conn.execute(
+            "UPDATE ch_batches SET reorg_fork = ? WHERE commit_block > ?", (fork, fork)
+        ).rowcount
+        requests = conn.execute("DELETE FROM ch_requests WHERE block > ?", (fork,)).rowcount
+        # The replay counts what it records again.
+        _bump(conn, "jobs_seen", -(jobs + sum(int(c) for _, c in gone)))
+        _bump(conn, "batches_seen", -len(gone))
+        return RollbackReport(
+            fork=fork,
+            jobs=jobs,
+            batches=len(gone),
+            requests=requests,
+            kept_jobs=kept_jobs,
+            kept_batches=kept_batches,
         )
 
     @staticmethod
@@ -1031,6 +1121,14 @@ class ClaimStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
+
+    def seed_of(self, job_key: bytes) -> tuple[int, int | None] | None:
+        """The recorded commit block of the claim's job and the fork block of a reorg that
+        replaced it (None: no reorg), or None when the job row is gone."""
+        row = self.conn.execute(
+            "SELECT commit_block, reorg_fork FROM ch_jobs WHERE job_key = ?", (job_key,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), _opt_int(row[1]))
 
     def unplanned(self) -> list[JobRow]:
         """On-chain jobs we sampled and found correct by the circuit's witness (a match by the

@@ -3,18 +3,18 @@ confirmation depth re-mines a ResultCommitted in another block, the challenger k
 commit block, so its VRF seed, sampling decision and claim proof are for a block hash that is no
 longer the job's seed.
 
-The test asserts the SAFE behaviour and is marked xfail(strict=True): it fails on the current
-code for the reason named in its marker. The chain is faked under LogFollower's three chain
-reads; the handler and the call are the challenger service's (challenger/service.py tick:
-``self.follower.process(self.handle_events)``, no rollback)."""
+FIXED: the service passes its ``rollback`` (``Store.forget_after``) to the follower, which
+deletes the unacted rows recorded after the fork so the replay records them afresh. The test
+asserts that safe behaviour (no xfail marker any more). The chain is faked under LogFollower's
+three chain reads; the handler, the rollback and the call are the challenger service's
+(challenger/service.py tick: ``self.follower.process(self.handle_events,
+rollback=self.rollback)``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from challenger.service import Challenger as ChallengerService
 from challenger.store import Store
@@ -53,26 +53,19 @@ def _committed(block: int, deadline: int) -> ChainEvent:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-8: the challenger passes no rollback to LogFollower.process and records commits "
-        "with INSERT OR IGNORE: after a reorg moves a ResultCommitted from block 90 to 95 the "
-        "job keeps commit_block 90 (and its old deadline), so its seed is the wrong block hash"
-    ),
-)
 def test_audit4_reorgMovesACommit_challengerRecordsTheNewCommitBlock(tmp_path: Path) -> None:
     store = Store(open_db(tmp_path / "c.sqlite"))
-    service: Any = SimpleNamespace(chain=None)
+    service: Any = SimpleNamespace(chain=None, _seeds={})
     service._record_commit = lambda conn, ev: ChallengerService._record_commit(service, conn, ev)
     handler = lambda events, conn: ChallengerService.handle_events(service, events, conn)  # noqa: E731
+    rollback = lambda conn, fork: ChallengerService.rollback(service, conn, fork)  # noqa: E731
     follower = FakeChainFollower(store.conn, "challenger", [], max_range=10)
     follower.chain = {
         "head": 100,
         "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
         "events": [_requested(80), _committed(90, 2000)],
     }
-    follower.process(handler)  # as challenger/service.py tick does
+    follower.process(handler, rollback=rollback)  # as challenger/service.py tick does
     assert store.job(onchain_job_key(JOB)).commit_block == 90
     # A reorg replaces blocks 85.. : the node's commit is re-mined in block 95.
     follower.chain = {
@@ -80,7 +73,7 @@ def test_audit4_reorgMovesACommit_challengerRecordsTheNewCommitBlock(tmp_path: P
         "hashes": {n: (n if n < 85 else n + 10_000).to_bytes(32, "big") for n in range(0, 200)},
         "events": [_requested(80), _committed(95, 2010)],
     }
-    follower.process(handler)
+    follower.process(handler, rollback=rollback)
     row = store.job(onchain_job_key(JOB))
     # SAFE: the job's commit block (its seed block - 1) and deadline are the chain's.
     assert (row.commit_block, row.challenge_deadline) == (95, 2010), (
