@@ -10,7 +10,7 @@ import dataclasses
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,8 +23,10 @@ from spotcheck.cli_options import (
     dry_run_option,
     format_tokens,
     log_json_option,
-    parse_amount,
 )
+
+if TYPE_CHECKING:
+    from challenger.config import ChallengerSettings
 
 _config_option = click.option(
     "--config",
@@ -46,6 +48,29 @@ def challenger() -> None:
     """Validator: sample commitments, re-execute, dispute, settle, withdraw."""
 
 
+def run_settings(
+    config_path: Path | None,
+    *,
+    state_dir: Path | None = None,
+    deployment: Path | None = None,
+    dry_run: bool = False,
+    max_bond_at_risk: str | None = None,
+    confirmations: int | None = None,
+) -> ChallengerSettings:
+    """``challenger run``'s settings: the TOML file, then its flags (a flag given wins)."""
+    from challenger.config import load_settings
+
+    overrides: dict[str, Any] = {
+        "state_dir": state_dir,
+        "deployment_path": deployment,
+        "dry_run": True if dry_run else None,
+        # tokens, as in the TOML file (the settings parse and check them: one-line errors)
+        "max_bond_at_risk": max_bond_at_risk,
+        "confirmations": confirmations,
+    }
+    return load_settings(config_path, **overrides)
+
+
 def _run_impl(
     account: Any,
     deployment: Path | None,
@@ -57,7 +82,6 @@ def _run_impl(
     http_port: int | None,
     once: bool,
 ) -> None:
-    from challenger.config import load_settings
     from challenger.metrics import Metrics
     from challenger.runner import build_challenger, make_app, make_health, run_loop
     from challenger.startup import (
@@ -69,16 +93,14 @@ def _run_impl(
     )
     from spotcheck.kit.serve import free_port
 
-    overrides: dict[str, Any] = {
-        "state_dir": state_dir,
-        "deployment_path": deployment,
-        "dry_run": True if dry_run else None,
-        "max_bond_at_risk": (
-            None if max_bond_at_risk is None else parse_amount(max_bond_at_risk, allow_zero=True)
-        ),
-        "confirmations": confirmations,
-    }
-    settings = load_settings(config_path, **overrides)
+    settings = run_settings(
+        config_path,
+        state_dir=state_dir,
+        deployment=deployment,
+        dry_run=dry_run,
+        max_bond_at_risk=max_bond_at_risk,
+        confirmations=confirmations,
+    )
     if http_port is not None:
         settings = settings.model_copy(
             update={"http": settings.http.model_copy(update={"port": http_port})}

@@ -12,8 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
-from spotcheck.chain import TOKEN
-from spotcheck.settings import ServiceSettings, load_service_settings
+from spotcheck.settings import ServiceSettings, TokenAmount, load_service_settings
 
 
 class ModelConfig(BaseModel):
@@ -60,8 +59,10 @@ class ChallengerSettings(ServiceSettings):
     seed_delay: int = Field(default=1, ge=1)
     #: Report what would be disputed; send no transaction.
     dry_run: bool = False
-    #: Largest total bond locked in our open disputes, in token base units.
-    max_bond_at_risk: int = Field(default=100 * TOKEN, ge=0)
+    #: Largest total bond locked in our open disputes: tokens in TOML and the environment
+    #: (``max_bond_at_risk = 400`` or ``"2.5"``; ``"1500wei"`` for base units), held as base
+    #: units (as the node's ``price``). Default 100 tokens.
+    max_bond_at_risk: TokenAmount = Field(default=100, ge=0)  # tokens: validated as the file
     #: Use the onnxruntime screen before the witness (see challenger/verdict.py). Off by
     #: default: a screen match can be outside tau of the circuit (audit A4-9); jobs matched
     #: by the screen alone are never claimed as paid checks.

@@ -239,7 +239,8 @@ def build_challenger(
         default_rate=sampling_rate,
         # anvil does not reorganise; a public chain wants the default depth
         confirmations=0,
-        max_bond_at_risk=max_bond_at_risk,
+        # the settings take tokens (as the TOML file); the cap is given here in base units
+        max_bond_at_risk=f"{max_bond_at_risk}wei",
         poll_interval_s=poll_interval_s,
         # windows are seconds long here: ask for withheld leaves this long before they close
         leaf_request_margin_s=leaf_request_margin_s,
