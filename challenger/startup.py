@@ -20,16 +20,16 @@ wrong and what to do; ``spotcheck challenger run`` prints it and exits non-zero.
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from spotcheck.chain import RegisteredModel
 from spotcheck.encoding import to_hex
 from spotcheck.errors import RevertError, StartupError, describe_revert
+from spotcheck.kit import serve
 from spotcheck.kit.serve import HttpThread
 
 log = logging.getLogger(__name__)
@@ -117,22 +117,8 @@ def _is_revert(err: BaseException) -> bool:
     return isinstance(err, ContractLogicError)
 
 
-def check_port(host: str, port: int) -> None:
-    """The HTTP port can be bound now (as uvicorn will bind it, with SO_REUSEADDR)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as err:
-        raise StartupError(f"cannot listen on {host}:{port}: {err}") from err
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(address)
-        except OSError as err:
-            why = "the port is in use" if err.errno == errno.EADDRINUSE else err.strerror
-            raise StartupError(
-                f"cannot listen on {host}:{port}: {why} (set [http] port or --http-port)"
-            ) from err
+#: The HTTP port can be bound now (``spotcheck.kit.serve.check_port``; the hint names --http-port).
+check_port = partial(serve.check_port, flag="--http-port")
 
 
 def serve_checked(app: Any, host: str, port: int, wait_s: float = 15.0) -> HttpThread:

@@ -20,10 +20,9 @@ disputes still need answers).
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from spotcheck.chain import RegisteredModel
 from spotcheck.cli_options import format_tokens
 from spotcheck.encoding import to_hex
 from spotcheck.errors import RevertError, StartupError, describe_revert
+from spotcheck.kit import serve
 
 log = logging.getLogger(__name__)
 
@@ -126,19 +126,5 @@ def check_stake(chain: NodeChain, models: Mapping[bytes, RegisteredModel]) -> St
     return s
 
 
-def check_port(host: str, port: int) -> None:
-    """The HTTP port can be bound now (as uvicorn will bind it, with SO_REUSEADDR)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as err:
-        raise StartupError(f"cannot listen on {host}:{port}: {err}") from err
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(address)
-        except OSError as err:
-            why = "the port is in use" if err.errno == errno.EADDRINUSE else err.strerror
-            raise StartupError(
-                f"cannot listen on {host}:{port}: {why} (set [http] port or --port)"
-            ) from err
+#: The HTTP port can be bound now (``spotcheck.kit.serve.check_port``; the hint names --port).
+check_port = partial(serve.check_port, flag="--port")

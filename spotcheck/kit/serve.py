@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
 from typing import Any
+
+from spotcheck.errors import StartupError
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -13,6 +16,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def check_port(host: str, port: int, *, flag: str) -> None:
+    """The HTTP port can be bound now (as uvicorn will bind it, with SO_REUSEADDR); else a
+    one-line StartupError naming the setting and the service's ``flag`` that change it."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise StartupError(f"cannot listen on {host}:{port}: {err}") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as err:
+            why = "the port is in use" if err.errno == errno.EADDRINUSE else err.strerror
+            raise StartupError(
+                f"cannot listen on {host}:{port}: {why} (set [http] port or {flag})"
+            ) from err
 
 
 class HttpThread:

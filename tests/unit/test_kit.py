@@ -207,3 +207,28 @@ def test_move_changesAllowedStates_andRaisesOneErrorOtherwise(conn: sqlite3.Conn
     with pytest.raises(IllegalTransition, match="no such row"):
         move(conn, "t", ("k", "zz"), ["new"], "sent")
     assert conn.execute("SELECT status FROM t").fetchone() == ("sent",)
+
+
+def test_checkPort_portInUse_isOneLineStartupError_namingTheFlag() -> None:
+    """The node and the challenger share this check (prover/startup.py, challenger/startup.py
+    bind their own flag name)."""
+    import socket
+
+    from spotcheck.errors import StartupError
+    from spotcheck.kit.serve import check_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError) as err:
+            check_port("127.0.0.1", port, flag="--some-port")
+    text = str(err.value)
+    assert "\n" not in text
+    assert text == (
+        f"cannot listen on 127.0.0.1:{port}: the port is in use (set [http] port or --some-port)"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    check_port("127.0.0.1", free, flag="--some-port")  # a free port passes
