@@ -188,9 +188,19 @@ def bench_hostile_nodes(n: int, folder: Path) -> dict[str, float]:
             return number.to_bytes(32, "big")
 
         def model(self, model_id: bytes) -> Any:
-            from challenger.chain_io import ModelParams
+            from spotcheck.chain import RegisteredModel
 
-            return ModelParams(model_id, b"", b"", 4, 2, 7, 7, 2, 10, 100, 2500)
+            return RegisteredModel(
+                model_id=model_id,
+                input_len=4,
+                output_len=2,
+                input_scale=7,
+                output_scale=7,
+                tau=2,
+                challenge_window=10,
+                proof_window=100,
+                bounty_bps=2500,
+            )
 
     challenger = Challenger(
         store=store,
@@ -203,7 +213,7 @@ def bench_hostile_nodes(n: int, folder: Path) -> dict[str, float]:
     start = time.perf_counter()
     challenger.fetch_batches(10**6, StepReport())
     held = time.perf_counter() - start
-    challenger.fetcher.close()
+    challenger.close()
     server.shutdown()
     return {"dripping_batches": float(n), "tick_held_s": held}
 
