@@ -56,8 +56,8 @@ from tests.property.test_contract_state_machine import FastView
 pytestmark = pytest.mark.chain
 
 SLOW = os.environ.get("SPOTCHECK_SLOW") == "1"
-EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "6" if SLOW else "4"))
-STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "40" if SLOW else "25"))
+EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "8" if SLOW else "6"))
+STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "50" if SLOW else "30"))
 BURN = "0x000000000000000000000000000000000000dEaD"
 MIN_BOND = TEST_PARAMS.check_min_bond
 COLLATERAL = TEST_PARAMS.check_claim_collateral
@@ -232,13 +232,22 @@ class CheckPoolMachine(RuleBasedStateMachine):
 
     @initialize()
     def seed_work(self) -> None:
-        """Two challengers registered, terms set, two correct jobs and a wrong one: a short run
-        reaches claims, collects and forfeits (hypothesis draws each rule only a few times)."""
-        self.set_terms(share=2000, sampling=7000)
+        """Open work on every path, so that a short run reaches collects and forfeits
+        (hypothesis disables a random subset of rules per example and draws each enabled rule
+        only a few times): two challengers registered; two correct jobs and a wrong one, claimed
+        singly and in a batch at sampling 100 %; the wrong job disputed. Then sampling drops to
+        70 %, so that some proofs are not sampled."""
+        self.set_terms(share=2000, sampling=10_000)
         self.register(c=0, k=0, bond=1, copied=False)
         self.register(c=1, k=1, bond=2, copied=False)
         for correct in (True, True, False):
             self.request_and_commit(x=len(self.jobs), fee=2, correct=correct)
+        first, second, wrong = sorted(self.jobs)
+        self.claim(c=0, j=2 * first, kind="own", job_id=first)
+        self.claim(c=0, j=0, kind="own", job_id=wrong)
+        self.claim_batch(c=1, picks=[], job_ids=[first, second, wrong])
+        self.open_dispute(j=0, job_id=wrong)
+        self.set_terms(share=2000, sampling=7000)
 
     # ------------------------------------------------------------ rules: registration
 
@@ -338,10 +347,11 @@ class CheckPoolMachine(RuleBasedStateMachine):
             "paid": 0,
         }
 
-    @rule(j=st.integers(0, 10**6), offset=st.integers(0, 1))
-    def open_dispute(self, j: int, offset: int) -> None:
+    @rule(j=st.integers(0, 10**6))
+    def open_dispute(self, j: int, job_id: int | None = None) -> None:
         """The disputer disputes a job (legal only while Committed, inside its window)."""
-        job_id = self._pick_job(j, {JobStatus.COMMITTED})
+        if job_id is None:
+            job_id = self._pick_job(j, {JobStatus.COMMITTED})
         if job_id is None:
             return
         job = self.jobs[job_id]
@@ -393,8 +403,12 @@ class CheckPoolMachine(RuleBasedStateMachine):
         job = self.jobs[job_id]
         if job["status"] != JobStatus.DISPUTED or self.now + 1 <= job["proofDeadline"]:
             return  # the dispute manager's own refusals are the other state machine's
-        self._call(None, W.sc.dispute_manager.settle, onchain_job_key(job_id), sender=W.outsider)
+        dm = W.sc.dispute_manager
+        receipt = self._call(None, dm.settle, onchain_job_key(job_id), sender=W.outsider)
         job["status"] = JobStatus.INVALID
+        # The slash's burned part also goes to the burn address (DisputeManager's, not ours).
+        [event] = receipt.events.filter(dm.DisputeSettled)
+        self.burned += int(event.burned)
 
     @rule(j=st.integers(0, 10**6))
     def finalize(self, j: int) -> None:
@@ -419,8 +433,9 @@ class CheckPoolMachine(RuleBasedStateMachine):
         j=st.integers(0, 10**6),
         kind=st.sampled_from(["own", "own", "own", "other_key", "other_job"]),
     )
-    def claim(self, c: int, j: int, kind: str) -> None:
-        job_id = self._pick_job(j, {JobStatus.COMMITTED})
+    def claim(self, c: int, j: int, kind: str, job_id: int | None = None) -> None:
+        if job_id is None:
+            job_id = self._pick_job(j, {JobStatus.COMMITTED})
         if job_id is None:
             return
         who = self.addrs[c]
@@ -442,11 +457,16 @@ class CheckPoolMachine(RuleBasedStateMachine):
             max_size=3,
         ),
     )
-    def claim_batch(self, c: int, picks: list[tuple[int, str]]) -> None:
+    def claim_batch(
+        self, c: int, picks: list[tuple[int, str]], job_ids: list[int] | None = None
+    ) -> None:
         if not self.jobs:
             return
         who = self.addrs[c]
-        job_ids = [int(self._pick_job(j, {JobStatus.COMMITTED}) or 0) for j, _ in picks]
+        if job_ids is None:
+            job_ids = [int(self._pick_job(j, {JobStatus.COMMITTED}) or 0) for j, _ in picks]
+        else:
+            picks = [(0, "own") for _ in job_ids]
         proofs = [
             self._proof(c, job_id, kind) for job_id, (_, kind) in zip(job_ids, picks, strict=True)
         ]
