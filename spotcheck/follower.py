@@ -9,7 +9,9 @@ chain (transactions) are taken later from the recorded state, never inside the h
 Only blocks at least ``confirmations`` deep are read, so a reorg shallower than that depth
 cannot change what was handled. A deeper one is caught: the follower keeps the hash of the last
 block of each range it handled (the newest ``keep_hashes``), and before reading on it checks
-the checkpoint's hash against the chain. When it changed, it walks back to the newest kept
+the checkpoint's hash against the chain (the newest ``tail_blocks`` before the safe head are
+handled in ranges of at most ``tail_step`` blocks, so a catch-up in large ranges still keeps
+hashes close to the head). When it changed, it walks back to the newest kept
 block the chain still has (the fork point), calls the caller's ``rollback(conn, fork)`` (to
 forget what it recorded from the replaced blocks) and moves the checkpoint back to the fork, in
 one transaction, then handles the replacing blocks' events as usual. Without a ``rollback`` the
@@ -94,11 +96,15 @@ class LogFollower:
         attempts: int = 5,
         max_backoff: float = 8.0,
         keep_hashes: int = 256,
+        tail_blocks: int = 64,
+        tail_step: int = 8,
     ) -> None:
         if confirmations < 0 or max_range < 1 or start_block < 0 or keep_hashes < 1:
             raise ConfigError(
                 "confirmations and start_block must be >= 0, max_range and keep_hashes >= 1"
             )
+        if tail_blocks < 0 or tail_step < 1:
+            raise ConfigError("tail_blocks must be >= 0 and tail_step >= 1")
         self.conn = db if isinstance(db, sqlite3.Connection) else open_db(db)
         self.name = name
         self.confirmations = confirmations
@@ -107,6 +113,8 @@ class LogFollower:
         self._attempts = attempts
         self._max_backoff = max_backoff
         self._keep_hashes = keep_hashes
+        self._tail_blocks = tail_blocks
+        self._tail_step = tail_step
         self._addresses: list[str] = []
         self._abis: list[Any] = []
         for contract, events in sources:
@@ -145,8 +153,11 @@ class LogFollower:
         target = self.safe_head() if until is None else min(until, self.safe_head())
         handled = 0
         start = self.checkpoint + 1
+        tail = target - self._tail_blocks + 1  # the first block of the tail
         while start <= target:
-            stop = min(target, start + self.max_range - 1)
+            # Large ranges end where the tail begins; the tail goes in small steps.
+            limit = tail - 1 if start < tail else start + self._tail_step - 1
+            stop = min(target, start + self.max_range - 1, limit)
             # The hash first: if a reorg lands between the two reads, the kept hash is the old
             # one and the next call sees the change (the other order could hide it).
             stop_hash: bytes = self._rpc(partial(self._block_hash, stop))

@@ -150,3 +150,28 @@ def test_follower_reorgDeeperThanKeptHashes_stopsWithChainError(
     with pytest.raises(ChainError, match="resync"):
         follower.process(_record_blocks)
     assert _values(follower) == [1, 2]  # nothing handled from a chain it cannot place
+
+
+def test_follower_catchUpInLargeRanges_stillKeepsHashesNearTheHead_andRollsBack(
+    project, accounts, chain, tmp_path: Path
+) -> None:
+    """A first run that catches up over many blocks in one large range still keeps hashes in
+    the tail (the last blocks go in small ranges), so a reorg of a recent block rolls back
+    instead of stopping with 'resync'."""
+    owner = accounts[0]
+    token = owner.deploy(project.TestToken)
+    start = chain.blocks.height
+    chain.mine(100)
+    token.mint(owner, 1, sender=owner)
+    chain.mine(20)
+    snapshot = chain.snapshot()
+    token.mint(owner, 2, sender=owner)
+    follower = LogFollower(
+        tmp_path / "t.sqlite", "t", [(token, ["Transfer"])], start_block=start, tail_blocks=16
+    )
+    assert follower.process(_record_blocks, rollback=_forget_after) == 2  # max_range 2000
+    chain.restore(snapshot)
+    token.mint(owner, 30, sender=owner)
+    chain.mine(2)
+    assert follower.process(_record_blocks, rollback=_forget_after) == 1
+    assert _values(follower) == [1, 30]
