@@ -54,4 +54,3 @@ def test_maxBondAtRisk_badAmount_isOneLineConfigError(tmp_path: Path, value: str
     with pytest.raises(ConfigError, match="max_bond_at_risk") as err:
         run_settings(None, max_bond_at_risk=value)
     assert "\n" not in str(err.value)
-
