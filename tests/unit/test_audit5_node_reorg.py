@@ -1,0 +1,141 @@
+"""Audit 5 (the node's follower has no roll-back): after a reorg below the confirmation depth
+replaces a dispute (or a leaf request) against the node and the node's answer to it, and the
+new branch carries the same dispute again (same id: ``onchainJobKey(jobId)`` /
+``batchLeafKey(batchId, index)``), the node's replay-only follower keeps its old row, already
+``defended`` (or ``revealed``): ``INSERT OR IGNORE`` ignores the re-mined event, so the node never
+answers it and is slashed at the new deadline.
+
+Each test asserts the SAFE behaviour and is a strict xfail (A5-1). The chain is faked under
+LogFollower's three chain reads; the handler and the call are the node's own
+(``NodeService._follow``: ``self.follower.process(self._on_events)``, no ``rollback``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from prover.metrics import NodeMetrics
+from prover.service import NodeService
+from prover.store import UNRESOLVED_DISPUTES, DisputeState, Store
+from spotcheck.follower import ChainEvent, LogFollower
+
+NODE = "0x00000000000000000000000000000000000000aa"
+JOB = 7
+DISPUTE_ID = b"\xd1" * 32
+REQUEST_ID = b"\xe2" * 32
+
+
+class FakeChainFollower(LogFollower):
+    chain: dict[str, Any]  # head, hashes {block: hash}, events [ChainEvent]
+
+    def _block_hash(self, number: int) -> bytes:  # type: ignore[override]
+        return self.chain["hashes"][number]
+
+    def _head(self) -> int:  # type: ignore[override]
+        return int(self.chain["head"])
+
+    def _fetch(self, start: int, stop: int) -> list[ChainEvent]:
+        return [e for e in self.chain["events"] if start <= e.block_number <= stop]
+
+
+def _ev(name: str, block: int, **args: Any) -> ChainEvent:
+    return ChainEvent(name, "0xdm", block, 0, "0x" + f"{block:064x}", args)
+
+
+def _dispute_opened(block: int, deadline: int) -> ChainEvent:
+    return _ev(
+        "DisputeOpened", block, disputeId=DISPUTE_ID, kind=0, ref=JOB, jobId=JOB, node=NODE,
+        index=0, proofDeadline=deadline,
+    )  # fmt: skip
+
+
+def _leaf_requested(block: int, deadline: int) -> ChainEvent:
+    return _ev(
+        "LeafRequested", block, requestId=REQUEST_ID, batchId=3, index=1, node=NODE,
+        revealDeadline=deadline,
+    )  # fmt: skip
+
+
+def _node(tmp_path: Path) -> tuple[Any, FakeChainFollower]:
+    """A NodeService with only what ``_follow`` and ``_on_events`` read (the real methods)."""
+    store = Store(tmp_path / "node.sqlite")
+    svc: Any = object.__new__(NodeService)
+    svc.chain = SimpleNamespace(address=NODE)
+    svc.store = store
+    svc.metrics = NodeMetrics()
+    svc.readiness = SimpleNamespace(step_ok=lambda: None)
+    follower = FakeChainFollower(store.path, f"node-{NODE}", [], max_range=10)
+    svc.follower = follower
+    return svc, follower
+
+
+def _reorg(follower: FakeChainFollower, events: list[ChainEvent]) -> None:
+    """Blocks 85.. replaced by a longer branch holding ``events``."""
+    follower.chain = {
+        "head": 120,
+        "hashes": {n: (n if n < 85 else n + 10_000).to_bytes(32, "big") for n in range(0, 200)},
+        "events": events,
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="A5-1: the node's follower has no rollback; a dispute re-mined after a reorg that "
+    "dropped it and its defence stays 'defended' in the store and is never defended again",
+)
+def test_audit5_reorgDropsDisputeAndDefence_disputeReMined_nodeDefendsAgain(
+    tmp_path: Path,
+) -> None:
+    svc, follower = _node(tmp_path)
+    follower.chain = {
+        "head": 100,
+        "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
+        "events": [_dispute_opened(90, 2000)],
+    }
+    NodeService._follow(svc)
+    assert [d.dispute_id for d in svc.store.disputes(*UNRESOLVED_DISPUTES)] == [DISPUTE_ID]
+    # The node proves and defends; `_triage` then reads DEFENDED on chain and records it.
+    svc.store.mark_defended(DISPUTE_ID, None)
+    # A reorg replaces blocks 85..: the defence is gone, the dispute is mined again in block 95
+    # (its sender's transaction re-included, or the challenger sends it again), deadline 2010.
+    _reorg(follower, [_dispute_opened(95, 2010)])
+    NodeService._follow(svc)
+    # SAFE: the node answers the dispute the chain now holds (open, deadline 2010).
+    open_ = svc.store.disputes(*UNRESOLVED_DISPUTES)
+    row = svc.store.dispute(DISPUTE_ID)
+    assert [d.dispute_id for d in open_] == [DISPUTE_ID], (
+        f"the re-mined dispute is '{row.status}' in the node's store (deadline "
+        f"{row.proof_deadline}): defend_disputes never looks at it, settle slashes the node"
+    )
+    assert row.proof_deadline == 2010
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="A5-1: the node's follower has no rollback; a leaf request re-mined after a reorg "
+    "that dropped it and its reveal stays 'revealed' and is never revealed again",
+)
+def test_audit5_reorgDropsLeafRequestAndReveal_requestReMined_nodeRevealsAgain(
+    tmp_path: Path,
+) -> None:
+    svc, follower = _node(tmp_path)
+    follower.chain = {
+        "head": 100,
+        "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
+        "events": [_leaf_requested(90, 3000)],
+    }
+    NodeService._follow(svc)
+    assert [r.request_id for r in svc.store.leaf_requests("open")] == [REQUEST_ID]
+    svc.store.mark_leaf_request(REQUEST_ID, "revealed", tx_hash="0xreveal")  # _reveal_mined
+    _reorg(follower, [_leaf_requested(95, 3010)])
+    NodeService._follow(svc)
+    # SAFE: reveal_leaves (which reads the 'open' rows) answers the request the chain holds.
+    opened = svc.store.leaf_requests("open")
+    assert [r.request_id for r in opened] == [REQUEST_ID], (
+        "the re-mined leaf request stays 'revealed' in the node's store: reveal_leaves never "
+        "answers it and settleLeafRequest slashes the node"
+    )
+    assert opened[0].reveal_deadline == 3010
