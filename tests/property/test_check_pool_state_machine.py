@@ -217,6 +217,22 @@ class CheckPoolMachine(RuleBasedStateMachine):
         open_ = [w for w, st_ in self.jobs[job_id]["claims"].items() if st_ == ClaimStatus.OPEN]
         return open_[0] if c == 3 and open_ else self.addrs[c % 3]
 
+    def _pick_claimable(self, i: int) -> int | None:
+        """Half the time a Committed job inside its claim window, else any job."""
+        live = sorted(
+            k
+            for k, j in self.jobs.items()
+            if j["status"] == JobStatus.COMMITTED and self.now + 1 <= j["challengeDeadline"]
+        )
+        if i % 2 == 0 and live:
+            return int(self._pick(live, i // 2))
+        return self._pick_job(i, {JobStatus.COMMITTED})
+
+    def _claimer(self, c: int) -> str:
+        """Challenger ``c`` (0..2), or with ``c == 3`` the first active one if any."""
+        active = [w for w, m in self.ch.items() if m["registered"] and not m["exit_at"]]
+        return active[0] if c == 3 and active else self.addrs[c % 3]
+
     def _record_claims(self, who: str, job_ids: list[int]) -> None:
         self.ch[who]["open"] += len(job_ids)
         for job_id in job_ids:
@@ -242,18 +258,28 @@ class CheckPoolMachine(RuleBasedStateMachine):
         only a few times): two challengers registered; two correct jobs and a wrong one, claimed
         singly and in a batch at sampling 100 %; the wrong job disputed; time past the windows,
         the second job finalized and the dispute settled (the wrong job invalid). Then sampling
-        drops to 70 %, so that some proofs are not sampled."""
+        drops to 50 %, so that some proofs are not sampled. One illegal claim of each kind is
+        tried on the way (each must revert with its own error)."""
         self.set_terms(share=2000, sampling=10_000)
         self.register(c=0, k=0, bond=1, copied=False)
         self.register(c=1, k=1, bond=2, copied=False)
         for correct in (True, True, False):
             self.request_and_commit(x=len(self.jobs), fee=2, correct=correct)
         first, second, wrong = sorted(self.jobs)
-        self.claim(c=0, j=2 * first, kind="own", job_id=first)
+        self.claim(c=0, j=0, kind="own", job_id=first)
         self.claim(c=0, j=0, kind="own", job_id=wrong)
         self.claim_batch(c=1, picks=[], job_ids=[first, second, wrong])
+        # One illegal claim of each kind (the rules below draw more, at random).
+        self.claim(c=0, j=0, kind="own", job_id=first)  # replayed: AlreadyClaimed
+        self.claim(c=0, j=0, kind="other_key", job_id=second)  # InvalidProof
+        self.claim(c=0, j=0, kind="other_job", job_id=second)  # InvalidProof
+        self.claim_batch(c=0, picks=[], job_ids=[second], kinds=["other_key"])
+        self.set_terms(share=2000, sampling=1)
+        self.claim(c=0, j=0, kind="own", job_id=second)  # NotSampled (unless 1 in 10,000)
         self.open_dispute(j=0, job_id=wrong)
+        self.claim(c=0, j=0, kind="own", job_id=wrong)  # disputed: NotClaimable
         self.advance_time(i=JUMPS.index(101))
+        self.claim(c=0, j=0, kind="own", job_id=second)  # ClaimWindowClosed
         self.finalize(j=0, job_id=second)
         self.settle(j=0, job_id=wrong)
         self.set_terms(share=2000, sampling=5000)
@@ -328,8 +354,18 @@ class CheckPoolMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ rules: jobs
 
-    @rule(x=st.integers(-1000, 1000), fee=st.integers(0, 2), correct=st.booleans())
-    def request_and_commit(self, x: int, fee: int, correct: bool) -> None:
+    @rule(
+        x=st.integers(-1000, 1000),
+        fee=st.integers(0, 2),
+        correct=st.booleans(),
+        claim_by=st.none() | st.integers(0, 3),
+    )
+    def request_and_commit(
+        self, x: int, fee: int, correct: bool, claim_by: int | None = None
+    ) -> None:
+        """The requester asks the node, which commits the true output or a wrong one; with
+        ``claim_by`` a challenger claims the job at once with its own proof (a blind claim on
+        a wrong output is what a forfeit punishes)."""
         inp = [x, 3, -x, 7]
         amount = [1, TOKEN, 5 * TOKEN + 3][fee]
         jm = W.sc.job_manager
@@ -355,6 +391,8 @@ class CheckPoolMachine(RuleBasedStateMachine):
             "collected": 0,
             "paid": 0,
         }
+        if claim_by is not None:
+            self.claim(c=claim_by, j=0, kind="own", job_id=job_id)
 
     @rule(j=st.integers(0, 10**6))
     def open_dispute(self, j: int, job_id: int | None = None) -> None:
@@ -440,16 +478,17 @@ class CheckPoolMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ rules: claims
 
     @rule(
-        c=st.integers(0, 2),
+        c=st.integers(0, 3),
         j=st.integers(0, 10**6),
         kind=st.sampled_from(["own", "own", "own", "other_key", "other_job"]),
     )
     def claim(self, c: int, j: int, kind: str, job_id: int | None = None) -> None:
         if job_id is None:
-            job_id = self._pick_job(j, {JobStatus.COMMITTED})
+            job_id = self._pick_claimable(j)
         if job_id is None:
             return
-        who = self.addrs[c]
+        who = self._claimer(c)
+        c = self.addrs.index(who)
         proof = self._proof(c, job_id, kind)
         err = self._active_error(who, 1) or self._job_error(job_id, who, set())
         if err is None and kind != "own":
@@ -461,7 +500,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
             self._record_claims(who, [job_id])
 
     @rule(
-        c=st.integers(0, 2),
+        c=st.integers(0, 3),
         picks=st.lists(
             st.tuples(st.integers(0, 10**6), st.sampled_from(["own", "own", "own", "other_key"])),
             min_size=0,
@@ -469,15 +508,20 @@ class CheckPoolMachine(RuleBasedStateMachine):
         ),
     )
     def claim_batch(
-        self, c: int, picks: list[tuple[int, str]], job_ids: list[int] | None = None
+        self,
+        c: int,
+        picks: list[tuple[int, str]],
+        job_ids: list[int] | None = None,
+        kinds: list[str] | None = None,
     ) -> None:
         if not self.jobs:
             return
-        who = self.addrs[c]
+        who = self._claimer(c)
+        c = self.addrs.index(who)
         if job_ids is None:
-            job_ids = [int(self._pick_job(j, {JobStatus.COMMITTED}) or 0) for j, _ in picks]
+            job_ids = [int(self._pick_claimable(j) or 0) for j, _ in picks]
         else:
-            picks = [(0, "own") for _ in job_ids]
+            picks = [(0, kind) for kind in kinds or ["own"] * len(job_ids)]
         proofs = [
             self._proof(c, job_id, kind) for job_id, (_, kind) in zip(job_ids, picks, strict=True)
         ]
