@@ -370,6 +370,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
         amount = [1, TOKEN, 5 * TOKEN + 3][fee]
         jm = W.sc.job_manager
         r = self._call(None, jm.requestJob, W.sc.model_id, inp, W.node, amount, sender=W.requester)
+        assert r is not None
         job_id = int(r.return_value)
         out = _true_output(inp) if correct else [_true_output(inp)[0] + 100, 0]
         self._call(None, jm.commitResult, job_id, hash_vector(inp), out, sender=W.node)
@@ -453,6 +454,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
             return  # the dispute manager's own refusals are the other state machine's
         dm = W.sc.dispute_manager
         receipt = self._call(None, dm.settle, onchain_job_key(job_id), sender=W.outsider)
+        assert receipt is not None
         job["status"] = JobStatus.INVALID
         # The slash's burned part also goes to the burn address (DisputeManager's, not ours).
         [event] = receipt.events.filter(dm.DisputeSettled)
@@ -604,8 +606,8 @@ class CheckPoolMachine(RuleBasedStateMachine):
             c = pool.getChallenger(who)
             got = (bool(c.registered), int(c.bond), int(c.openClaims), int(c.exitRequestedAt))
             assert got == (m["registered"], m["bond"], m["open"], m["exit_at"]), (who, got, m)
-            key = list(KEYS[m["key"]].public.words()) if m["registered"] else [0, 0, 0, 0]
-            assert [int(w) for w in c.publicKey] == key
+            words = list(KEYS[m["key"]].public.words()) if m["registered"] else [0, 0, 0, 0]
+            assert [int(w) for w in c.publicKey] == words
             # INVARIANT (backed claims)
             assert int(c.openClaims) * COLLATERAL <= int(c.bond)
             owed += int(c.bond)
@@ -619,7 +621,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
             assert status == job["status"], (job_id, status, job["status"])
             ref = onchain_job_key(job_id)
             jc = pool.getJobChecks(ref)
-            got = (
+            checks = (
                 int(jc.claimCount),
                 int(jc.collected),
                 int(jc.shareBps),
@@ -633,7 +635,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
                 job["funded"],
                 job["reward"],
             )
-            assert got == want, (job_id, got, want)
+            assert checks == want, (job_id, checks, want)
             if job["funded"]:
                 owed += job["reward"] - job["paid"]
             for who in self.addrs:
