@@ -19,7 +19,7 @@ import pytest
 
 from prover.metrics import NodeMetrics
 from prover.service import NodeService
-from prover.store import UNRESOLVED_DISPUTES, DisputeState, Store
+from prover.store import UNRESOLVED_DISPUTES, Store
 from spotcheck.follower import ChainEvent, LogFollower
 
 NODE = "0x00000000000000000000000000000000000000aa"
