@@ -119,3 +119,25 @@ def test_audit5_api_malformedRequests_doNotUseUpTheFreeStake() -> None:
     # SAFE: a real client's job is still admitted (nothing was served, nothing is pending).
     why = gate.admit(A)
     assert why is None, f"after 5 malformed requests an honest job is refused: {why}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="A5-6: on-chain jobs are committed through refuse() (the state of the last read), "
+    "not admit(): they take the free stake the API's admitted jobs were counted against",
+)
+def test_audit5_gate_onchainCommit_afterTheApiUsedTheFreeStake_isHeld() -> None:
+    pending: dict[bytes, int] = {}
+    gate = WorkGate(lambda: _view(1000, locked=950), SLASH, lambda: dict(pending))
+    gate.refresh()
+    while gate.admit(A) is None:  # the API receipts 5 jobs of A: the 50 free tokens
+        pending[A] = pending.get(A, 0) + 1
+    assert pending[A] == 5
+    # Same step, later: commit_jobs asks the gate about a requested on-chain job of A
+    # (NodeService._refuse_job -> gate.refuse). Committing it locks 10 of the 50 free tokens,
+    # and the sealed batch of the 5 receipted jobs then reverts InsufficientStake.
+    why = gate.refuse(A)
+    # SAFE: the on-chain job is held (or counted) while admitted work already needs the stake.
+    assert why is not None, (
+        "the on-chain job is committed on stake already promised to 5 receipted API jobs"
+    )
