@@ -51,7 +51,7 @@ from spotcheck.chain import ClaimStatus, JobStatus
 from spotcheck.encoding import hash_vector, onchain_job_key
 from tests.fixtures.chain import FUNDING, TEST_PARAMS, TOKEN, advance
 from tests.fixtures.chain import defence_instances as _instances
-from tests.property.test_contract_state_machine import FastView
+from tests.property.test_contract_state_machine import FastView, _fixed_constant_pool
 
 pytestmark = pytest.mark.chain
 
@@ -258,8 +258,9 @@ class CheckPoolMachine(RuleBasedStateMachine):
         only a few times): two challengers registered; two correct jobs and a wrong one, claimed
         singly and in a batch at sampling 100 %; the wrong job disputed; time past the windows,
         the second job finalized and the dispute settled (the wrong job invalid). Then sampling
-        drops to 50 %, so that some proofs are not sampled. One illegal claim of each kind is
-        tried on the way (each must revert with its own error)."""
+        drops to 50 %, so that some proofs are not sampled; a third challenger registers,
+        exits and withdraws (past the exit delay, which also ends every open window). One
+        illegal claim of each kind is tried on the way (each must revert with its own error)."""
         self.set_terms(share=2000, sampling=10_000)
         self.register(c=0, k=0, bond=1, copied=False)
         self.register(c=1, k=1, bond=2, copied=False)
@@ -282,6 +283,13 @@ class CheckPoolMachine(RuleBasedStateMachine):
         self.claim(c=0, j=0, kind="own", job_id=second)  # ClaimWindowClosed
         self.finalize(j=0, job_id=second)
         self.settle(j=0, job_id=wrong)
+        # A full exit: the third challenger registers, exits and withdraws; its key stays burnt.
+        self.register(c=2, k=2, bond=1, copied=False)
+        self.request_exit(c=2)
+        self.withdraw_bond(c=2)  # ExitDelayNotOver
+        self.advance_time(i=JUMPS.index(EXIT_DELAY + 1))
+        self.withdraw_bond(c=2)
+        self.register(c=2, k=2, bond=1, copied=False)  # KeyAlreadyRegistered
         self.set_terms(share=2000, sampling=5000)
 
     # ------------------------------------------------------------ rules: registration
@@ -693,6 +701,7 @@ def test_checkPool_keepsInvariants_underRandomCallSequences(
         dispute_manager=FastView(spotcheck.dispute_manager),
     )
     monkeypatch.setattr(Trace, "show", lambda self, *args, **kwargs: None)
+    _fixed_constant_pool(monkeypatch)  # the run is a function of the seed alone
     chain.provider.make_request("anvil_setBlockTimestampInterval", [1])
     try:
         run_state_machine_as_test(
@@ -713,7 +722,7 @@ def test_checkPool_keepsInvariants_underRandomCallSequences(
         + ", ".join(f"{k} {v}" for k, v in sorted(CALLS.items()))
     )
     # A path the run never took leaves its invariants unchecked.
-    for name in ("ok:claim", "ok:claimBatch", "ok:collect", "ok:forfeit"):
+    for name in ("ok:claim", "ok:claimBatch", "ok:collect", "ok:forfeit", "ok:withdrawBond"):
         assert CALLS[name] > 0, (name, CALLS)
     # Illegal claims of each kind were refused with their own error.
     for names in (
