@@ -101,3 +101,59 @@ def test_audit5_reorgDropsTheReveal_leafRequestIsFollowedAgain(tmp_path: Path) -
         f"after the reorg removed the reveal, our leaf request is still '{req.state.value}': "
         "leaf_requests() never settles it"
     )
+
+
+class _DisputeChain:
+    """DisputeManager and JobManager reads after the reorg: our dispute is gone, the node's
+    commit (block 80, before the fork) is still Committed inside its window."""
+
+    me = "0x" + "cc" * 20
+
+    def dispute(self, job_key: bytes) -> Any:
+        from challenger.chain_io import DisputeView
+        from spotcheck.chain import DisputeStatus
+
+        return DisputeView(DisputeStatus.NONE, "0x" + "00" * 20, 0, 0)
+
+    def timestamp(self) -> int:
+        return 1000  # the job's challenge deadline is 2000: still disputable
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="A5-7: a dispute of ours that a reorg dropped leaves the job 'dispute_open' for "
+    "good: resolve() ignores a dispute the chain no longer has; the wrong output is never "
+    "disputed again",
+)
+def test_audit5_reorgDropsOurDispute_jobIsDisputedAgain(tmp_path: Path) -> None:
+    from challenger.service import StepReport
+    from challenger.store import JobState
+    from spotcheck.encoding import onchain_job_key
+    from tests.unit.test_challenger_claims import FakePool, _matched
+
+    store = Store(open_db(tmp_path / "c.sqlite"))
+    _matched(store, FakePool(), 5, commit_block=80)  # committed in block 80
+    key = onchain_job_key(5)
+    # Judged wrong; our openDispute mined in block 92 and adopted (dispute_open).
+    store.conn.execute(
+        "UPDATE ch_jobs SET state = ?, tx_hash = '0xd1', proof_deadline = 1500 WHERE job_key = ?",
+        (JobState.DISPUTE_OPEN.value, key),
+    )
+    store.conn.commit()
+    # A reorg replaces blocks 85..: the follower calls the service's rollback.
+    service: Any = SimpleNamespace(_seeds={})
+    with store.transaction() as conn:
+        ChallengerService.rollback(service, conn, 85)
+    # The next ticks' resolve step, with the chain showing no dispute on the job.
+    svc: Any = object.__new__(ChallengerService)
+    svc.store = store
+    svc.chain = _DisputeChain()
+    for _ in range(3):
+        ChallengerService.resolve(svc, StepReport())
+    job = store.job(key)
+    assert job is not None
+    # SAFE: the job is disputable again (mismatched: the dispute step sends it again).
+    assert job.state is JobState.MISMATCHED, (
+        f"the job stays '{job.state.value}' although the chain has no dispute on it: the "
+        "wrong output is never disputed again (window open until 2000)"
+    )
