@@ -1,5 +1,6 @@
 """Thin typed bindings for ``CheckPool`` (paid checks, issue 15): register a VRF key, claim
-sampled jobs with VRF proofs (one or a batch), collect rewards, forfeit a lazy claimant.
+sampled jobs with VRF proofs (one or a batch), collect rewards, burn a lazy claimant's
+collateral.
 
 The rules (seed, claim window, collateral) are in ``docs/sampling-vrf.md``; this module only
 builds the arguments from ``spotcheck.vrf`` values and sends them through an Ape contract
@@ -129,7 +130,7 @@ def collect(pool: Any, job_id: int, sender: Any) -> TxResult:
 
 
 def forfeit(pool: Any, job_id: int, claimant: str, sender: Any) -> TxResult:
-    """Forfeit ``claimant``'s collateral on an invalid job to the disputer (anyone may send)."""
+    """Burn ``claimant``'s collateral on an invalid job (anyone may send)."""
     return _send("forfeit", pool.forfeit, job_id, claimant, sender=sender)
 
 

@@ -9,8 +9,8 @@ import {IJobManager} from "./IJobManager.sol";
 ///         over `(seed, jobRef)`, an on-chain job its key sampled and that it found correct.
 ///         Each open claim locks `claimCollateral` of the bond. A job that becomes final pays
 ///         a per-model share of its fee into the pool, split equally among its claimants
-///         (`collect`); a job that ends invalid forfeits every claimant's collateral to the
-///         challenger who won the dispute (`forfeit`). Rules and reasons: docs/sampling-vrf.md.
+///         (`collect`); a job that ends invalid forfeits every claimant's collateral, which is
+///         burned (`forfeit`). Rules and reasons: docs/sampling-vrf.md.
 /// @dev Seed rule: the seed of on-chain job `jobId` is `blockhash(job.commitBlock + 1)`, of
 ///      every leaf of batch `batchId` `blockhash(batch.commitBlock + 1)`; it is stored by
 ///      `recordSeed` / `recordBatchSeed` (anyone) or by the first claim, only while the EVM can
