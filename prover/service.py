@@ -279,12 +279,21 @@ class NodeService:
         return StepReport(events, committed_jobs, committed_batches, finalized, defended, failed)
 
     def _follow(self) -> int:
-        events = self.follower.process(self._on_events)
+        events = self.follower.process(self._on_events, rollback=self._on_reorg)
         # The chain answered and every event up to the safe head is recorded: ready, already
         # mid-step (a restarted node's first step may commit a long backlog; a phase that
         # fails later in the step makes it not ready again when the step ends).
         self.readiness.step_ok()
         return events
+
+    def _on_reorg(self, conn: sqlite3.Connection, fork: int) -> None:
+        """A reorg replaced handled blocks after ``fork``: what the node answered may be gone
+        from the new branch, so every answer is re-checked against it (audit A5-1)."""
+        disputes, requests = self.store.reopen_answered(conn)
+        log.warning(
+            "chain reorg: answered disputes and leaf requests are re-checked on the new branch",
+            extra={"fork": fork, "disputes": disputes, "leaf_requests": requests},
+        )
 
     def _audit(self) -> None:
         self.auditor.drain(before_each=self._urgent)  # a witness each: seconds for a real circuit
@@ -924,7 +933,9 @@ class NodeService:
             self.metrics.disputes.labels("lost").inc()
             log.critical("DISPUTE LOST: the node was slashed", extra=_dispute_log(dispute))
             return False
-        if self.chain.now() > dispute.proof_deadline:
+        # The chain's deadline when it has one (a dispute re-mined after a reorg has another).
+        deadline = view.proof_deadline or dispute.proof_deadline
+        if self.chain.now() > deadline:
             self.store.mark_dispute_lost(did, "proof deadline passed")
             self.metrics.disputes.labels("lost").inc()
             log.critical(

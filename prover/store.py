@@ -770,6 +770,12 @@ class Store:
         ``job_id`` is informational for a batch leaf (the challenger names it): the leaf is
         found by its position, so any value is stored (clamped), never trusted."""
         with self._write(conn) as c:
+            # Seen again (a replay after a reorg): the event's deadline is the chain's now.
+            if c.execute(
+                "UPDATE disputes SET proof_deadline = ? WHERE dispute_id = ?",
+                (proof_deadline, to_hex(dispute_id)),
+            ).rowcount:
+                return False
             cur = c.execute(
                 "INSERT OR IGNORE INTO disputes(dispute_id, kind, ref, job_id, proof_deadline,"
                 " status, updated_at, leaf_index) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
@@ -883,6 +889,12 @@ class Store:
         conn: sqlite3.Connection | None = None,
     ) -> bool:
         with self._write(conn) as c:
+            # Seen again (a replay after a reorg): the event's deadline is the chain's now.
+            if c.execute(
+                "UPDATE leaf_requests SET reveal_deadline = ? WHERE request_id = ?",
+                (reveal_deadline, to_hex(request_id)),
+            ).rowcount:
+                return False
             cur = c.execute(
                 "INSERT OR IGNORE INTO leaf_requests(request_id, batch_id, leaf_index,"
                 " reveal_deadline, status, updated_at) VALUES(?, ?, ?, ?, 'open', ?)",
@@ -895,6 +907,24 @@ class Store:
                 ),
             )
             return cur.rowcount == 1
+
+    def reopen_answered(self, conn: sqlite3.Connection | None = None) -> tuple[int, int]:
+        """After a reorg below the confirmation depth: every defended dispute and revealed leaf
+        request goes back to open, so the next step re-reads each from the chain (the new
+        branch may hold the claim without the node's answer: audit A5-1). Answered again only
+        where the chain says it is open; (disputes, leaf requests) reopened."""
+        now = time.time()
+        with self._write(conn) as c:
+            disputes = c.execute(
+                "UPDATE disputes SET status = ?, updated_at = ? WHERE status = ?",
+                (DisputeState.OPEN, now, DisputeState.DEFENDED),
+            ).rowcount
+            requests = c.execute(
+                "UPDATE leaf_requests SET status = 'open', updated_at = ? "
+                "WHERE status = 'revealed'",
+                (now,),
+            ).rowcount
+        return disputes, requests
 
     def leaf_requests(self, *states: str) -> list[LeafRequest]:
         rows = self._in_states("leaf_requests", states, "reveal_deadline")

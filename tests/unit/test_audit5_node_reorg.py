@@ -5,17 +5,16 @@ new branch carries the same dispute again (same id: ``onchainJobKey(jobId)`` /
 ``defended`` (or ``revealed``): ``INSERT OR IGNORE`` ignores the re-mined event, so the node never
 answers it and is slashed at the new deadline.
 
-Each test asserts the SAFE behaviour and is a strict xfail (A5-1). The chain is faked under
-LogFollower's three chain reads; the handler and the call are the node's own
-(``NodeService._follow``: ``self.follower.process(self._on_events)``, no ``rollback``)."""
+Each test asserts the SAFE behaviour (A5-1, fixed: the node's rollback reopens what it
+answered, the replay takes the event's new deadline, triage reads the chain's). The chain is
+faked under LogFollower's three chain reads; the handler and the call are the node's own
+(``NodeService._follow``, now with ``rollback=self._on_reorg``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from prover.metrics import NodeMetrics
 from prover.service import NodeService
@@ -81,11 +80,6 @@ def _reorg(follower: FakeChainFollower, events: list[ChainEvent]) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A5-1: the node's follower has no rollback; a dispute re-mined after a reorg that "
-    "dropped it and its defence stays 'defended' in the store and is never defended again",
-)
 def test_audit5_reorgDropsDisputeAndDefence_disputeReMined_nodeDefendsAgain(
     tmp_path: Path,
 ) -> None:
@@ -113,11 +107,6 @@ def test_audit5_reorgDropsDisputeAndDefence_disputeReMined_nodeDefendsAgain(
     assert row.proof_deadline == 2010
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A5-1: the node's follower has no rollback; a leaf request re-mined after a reorg "
-    "that dropped it and its reveal stays 'revealed' and is never revealed again",
-)
 def test_audit5_reorgDropsLeafRequestAndReveal_requestReMined_nodeRevealsAgain(
     tmp_path: Path,
 ) -> None:
