@@ -15,8 +15,9 @@ hashes close to the head). When it changed, it walks back to the newest kept
 block the chain still has (the fork point), calls the caller's ``rollback(conn, fork)`` (to
 forget what it recorded from the replaced blocks) and moves the checkpoint back to the fork, in
 one transaction, then handles the replacing blocks' events as usual. Without a ``rollback`` the
-events are only replayed (the services' handlers insert with ``OR IGNORE``, so a replay adds
-what the new blocks hold and keeps the rest). A reorg deeper than the kept hashes raises
+events are only replayed, which keeps whatever the caller recorded from the replaced blocks:
+both services pass one (the node reopens what it answered, the challenger forgets what it has
+not acted on). A reorg deeper than the kept hashes raises
 :class:`ChainError`: nothing is handled until an operator resyncs.
 
 RPC failures back off and retry; after the last attempt they surface as :class:`ChainError`
