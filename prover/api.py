@@ -108,7 +108,13 @@ class ApiContext:
     resolve_batch: Callable[..., Batch | None] | None = None
     #: Why new jobs of a model are refused now (None: accepted): ``prover.work_gate.WorkGate``
     #: (unbonding, stake below the minimum, or too little free stake for the next commitment).
+    #: Asked after the request's input is validated, before serving: ``WorkGate.admit``
+    #: counts the job's slash at once (an admission the two calls below settle).
     refuse_work: Callable[[bytes], str | None] = lambda model_id: None
+    #: The admitted job is stored (``WorkGate.stored``): counted until the next stake read.
+    work_stored: Callable[[bytes], None] = lambda model_id: None
+    #: The admitted job was not served (``WorkGate.release``): its slash is free again.
+    release_work: Callable[[bytes], None] = lambda model_id: None
 
 
 class BodyLimit:
@@ -228,17 +234,26 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if halted is not None:
             metrics.rejected.labels("model_halted").inc()
             raise HTTPException(503, f"model 0x{mid.hex()} halted: {halted}")
-        refused = ctx.refuse_work(mid)
-        if refused is not None:
-            metrics.rejected.labels("not_accepting").inc()
-            raise HTTPException(503, f"not accepting work: {refused}")
         runtime = ctx.server.engine.runtime(mid)
+        # Validated before admission: a malformed request (422) reserves no free stake.
         if body.input_q is not None:
             input_q = runtime.check_input_q(body.input_q)
         else:
             assert body.input is not None
             input_q = runtime.quantize_input(body.input)
-        served = ctx.server.serve(mid, input_q)
+        refused = ctx.refuse_work(mid)
+        if refused is not None:
+            metrics.rejected.labels("not_accepting").inc()
+            raise HTTPException(503, f"not accepting work: {refused}")
+        try:
+            served = ctx.server.serve(mid, input_q)
+        except InputError:
+            ctx.release_work(mid)  # refused by the engine before anything was stored
+            raise
+        except BaseException:
+            ctx.work_stored(mid)  # it may be stored: counted until the next read decides
+            raise
+        ctx.work_stored(mid)
         metrics.jobs_served.labels("batch").inc()
         return InferResponse(
             output=served.result.output.tolist(),

@@ -192,6 +192,8 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             lambda: service.readiness.reason() or gate.refuse_all(),
             resolve_batch=service.resolve_batch,
             refuse_work=gate.admit,
+            work_stored=gate.stored,
+            release_work=gate.release,
         )
     )
     return Node(settings, store, engine, service, metrics, app)

@@ -417,14 +417,26 @@ class NodeService:
 
     def commit_jobs(self) -> int:
         done = 0
-        for job in self.store.onchain_jobs(JobState.REQUESTED, JobState.COMMITTING):
+        jobs = list(self.store.onchain_jobs(JobState.REQUESTED, JobState.COMMITTING))
+        if self.work_gate is not None:
+            self.work_gate.keep_jobs({job.job_id for job in jobs})
+        for job in jobs:
             if job.status == JobState.REQUESTED and self.auditor.is_halted(job.model_id):
                 continue  # the model is halted: no new commitments for it
             if self._refuse_job(job):
                 continue
             self._urgent()
             try:
-                if self._commit_job(job):
+                committed = self._commit_job(job)
+                if self.work_gate is not None:
+                    # Mined (now, or a commitment sent before and found on chain, perhaps
+                    # after this step's read): reserved until the next read holds its lock.
+                    # Dropped before any commitment was sent: nothing to hold.
+                    if committed or job.status == JobState.COMMITTING:
+                        self.work_gate.job_mined(job.job_id)
+                    else:
+                        self.work_gate.job_dropped(job.job_id)
+                if committed:
                     done += 1
             except RevertError as err:
                 if not self._stake_revert("commitResult", err):
@@ -436,15 +448,21 @@ class NodeService:
     def _refuse_job(self, job: OnchainJob) -> bool:
         """True when the stake cannot back this job's commitment now (:mod:`prover.work_gate`):
         dropped when the node is unbonding or below the minimum (the requester cancels after
-        the commit deadline), held when the free stake is only short for now."""
+        the commit deadline), held when the free stake is only short for now. False: its slash
+        is reserved in the gate's ledger (shared with the HTTP API) until mined or dropped."""
         gate = self.work_gate
-        why = None if gate is None else gate.refuse(job.model_id)
-        if why is None or self._in_flight(f"commitResult:{job.job_id}"):
+        if gate is None:
             return False
-        assert gate is not None
+        if self._in_flight(f"commitResult:{job.job_id}"):
+            gate.reserve_job(job.job_id, job.model_id, force=True)  # already sent
+            return False
+        why = gate.reserve_job(job.job_id, job.model_id)
+        if why is None:
+            return False
         if gate.permanent:
             log.error("not accepting work (%s); dropping", why, extra={"job_id": job.job_id})
             self.store.mark_job(job.job_id, JobState.DROPPED, f"not accepting work: {why}"[:500])
+            gate.job_dropped(job.job_id)
         return True
 
     def _in_flight(self, intent: str) -> bool:

@@ -78,7 +78,8 @@ def test_gate_trippedByARevert_staysClosedUntilTheStakeChanges() -> None:
 
 def test_api_refusesNewJobsWith503AndTheReason_andReadyToo() -> None:
     gate = WorkGate(lambda: _view(5000, unbond=9), SLASH)
-    server = SimpleNamespace(engine=SimpleNamespace(model_ids=[A, B]))
+    runtime = SimpleNamespace(check_input_q=lambda values: values)  # a valid input
+    server = SimpleNamespace(engine=SimpleNamespace(model_ids=[A, B], runtime=lambda m: runtime))
     metrics = NodeMetrics()
     auditor = SelfAuditor(None, 0.0, {A: 2, B: 2})  # type: ignore[arg-type]
     ctx = ApiContext(
