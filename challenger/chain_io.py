@@ -121,6 +121,11 @@ class ChainPort(Protocol):
         """The Merkle proof in the calldata of a ``revealLeaf`` transaction (None if unreadable)."""
         ...
 
+    def tx_pending(self, tx_hash: str) -> bool:
+        """Whether the node holds ``tx_hash`` unmined (a reorg dropped its block and it went
+        back to the mempool): sending its effect again would race it."""
+        ...
+
     def open_dispute(self, job_id: int, output_hash: bytes, bond: int) -> TxResult: ...
 
     def open_batch_dispute(
@@ -276,6 +281,19 @@ class ApeChain:
         except (ChainError, ValueError, KeyError, AttributeError) as err:
             log.warning("cannot read the proof of reveal %s: %s", tx_hash, err)
             return None
+
+    def tx_pending(self, tx_hash: str) -> bool:
+        def read() -> bool:
+            from ape import chain
+            from web3.exceptions import TransactionNotFound
+
+            try:
+                tx = chain.provider.web3.eth.get_transaction(tx_hash)  # type: ignore[attr-defined]
+            except TransactionNotFound:
+                return False
+            return tx.get("blockNumber") is None
+
+        return self._read(f"transaction {tx_hash}", read)
 
     def bond_at_risk(self) -> int:
         return int(self._read("bondAtRisk", lambda: self.disputes.bondAtRisk(self.me)))

@@ -275,6 +275,7 @@ class Challenger:
                     output_hash=output_hash([int(v) for v in a["output"]]),
                     dispute_deadline=int(a["disputeDeadline"]),
                     tx_hash=ev.tx_hash,
+                    block=ev.block_number,
                 )
             elif ev.name in DISPUTE_EVENTS:
                 to = JobState.LOST if ev.name == "DisputeDefended" else JobState.WON
@@ -291,12 +292,13 @@ class Challenger:
         self._seeds.clear()  # batch seeds are block hashes: read them again
         log.warning(
             "chain reorganised after block %d: forgot %d job(s), %d batch(es), %d request(s) "
-            "to record again; kept %d job(s) and %d batch(es) already acted on (re-read on "
-            "chain before any further send)",
+            "and %d leaf reveal(s) to record again; kept %d job(s) and %d batch(es) already "
+            "acted on (re-read on chain before any further send)",
             fork,
             done.jobs,
             done.batches,
             done.requests,
+            done.reveals,
             done.kept_jobs,
             done.kept_batches,
         )
@@ -953,14 +955,18 @@ class Challenger:
         for job in self.store.jobs(JobState.DISPUTE_SENT):
             if not self._adopt_existing(job):
                 # Our transaction did not land (dropped or reverted): decide again.
-                self.store.transition(job.job_key, JobState.MISMATCHED)
+                self._dispute_gone(job, report)
         jobs = self.store.jobs(JobState.DISPUTE_OPEN)
         if not jobs:
             return
         now = self.chain.timestamp()
         for job in jobs:
             d = self.chain.dispute(job.job_key)
-            if d.status is DisputeStatus.DEFENDED:
+            if d.status is DisputeStatus.NONE:
+                # A reorg dropped our dispute (audit A5-7): dispute again while the window is
+                # open (the dispute step marks it missed after).
+                self._dispute_gone(job, report)
+            elif d.status is DisputeStatus.DEFENDED:
                 with suppress(IllegalTransition):
                     self.store.transition(job.job_key, JobState.LOST)
                     report.lost += 1
@@ -983,6 +989,33 @@ class Challenger:
                     log.warning(
                         "dispute WON: node slashed", extra={**_job_log(job), "tx": tx.tx_hash}
                     )
+
+    def _dispute_gone(self, job: JobRow, report: StepReport) -> None:
+        """The chain has no dispute on a job we disputed: back to ``mismatched`` (disputed
+        again by the dispute step, or ``missed`` once the window closed), unless our dispute
+        transaction is still pending (a reorg put it back in the mempool): sending another
+        would race it, so the job waits until it is mined or gone."""
+        if job.tx_hash is not None:
+            try:
+                pending = self.chain.tx_pending(job.tx_hash)
+            except ChainError as err:
+                report.errors.append(str(err))
+                log.warning("cannot read dispute transaction: %s", err, extra=_job_log(job))
+                return
+            if pending:
+                log.warning(
+                    "dispute not on chain, its transaction %s is pending: waiting",
+                    job.tx_hash,
+                    extra=_job_log(job),
+                )
+                return
+        with suppress(IllegalTransition):  # moved on meanwhile
+            self.store.transition(job.job_key, JobState.MISMATCHED)
+            log.warning(
+                "our dispute is not on chain (dropped, reverted or removed by a reorg): the job "
+                "is mismatched again",
+                extra=_job_log(job),
+            )
 
     # -- withdraw ---------------------------------------------------------------------------
 

@@ -11,6 +11,10 @@
                                                                                └─> lost
 ```
 
+A ``dispute_sent`` or ``dispute_open`` job whose dispute the chain no longer has (its
+transaction reverted, or a reorg dropped it and it is not pending again) goes back to
+``mismatched``, so it is disputed again inside its window (``missed`` after).
+
 Every transition is a single conditional ``UPDATE ... WHERE state IN (allowed)`` (the
 services' one rule, ``spotcheck.kit.db.move``) so replaying it after a crash changes nothing:
 it raises :class:`spotcheck.kit.db.IllegalTransition` instead, which a caller that may find the
@@ -105,8 +109,11 @@ class LeafRequestState(enum.StrEnum):
 
 LEAF_REQUEST_TRANSITIONS: dict[LeafRequestState, frozenset[LeafRequestState]] = {
     LeafRequestState.SENT: frozenset({LeafRequestState.PLANNED}),
-    LeafRequestState.PLANNED: frozenset({LeafRequestState.SENT}),
-    LeafRequestState.OPEN: frozenset({LeafRequestState.PLANNED, LeafRequestState.SENT}),
+    # revealed -> planned | open: a reorg dropped the reveal (``Store.forget_after``).
+    LeafRequestState.PLANNED: frozenset({LeafRequestState.SENT, LeafRequestState.REVEALED}),
+    LeafRequestState.OPEN: frozenset(
+        {LeafRequestState.PLANNED, LeafRequestState.SENT, LeafRequestState.REVEALED}
+    ),
     LeafRequestState.FOREIGN: frozenset({LeafRequestState.PLANNED, LeafRequestState.SENT}),
     LeafRequestState.REVEALED: frozenset(
         {
@@ -129,7 +136,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.SKIPPED: frozenset({JobState.SEEN}),
     JobState.SAMPLED: frozenset({JobState.SEEN}),
     JobState.MATCHED: frozenset({JobState.SAMPLED}),
-    JobState.MISMATCHED: frozenset({JobState.SAMPLED, JobState.DISPUTE_SENT}),
+    # dispute_open -> mismatched: a reorg dropped our dispute (audit A5-7).
+    JobState.MISMATCHED: frozenset(
+        {JobState.SAMPLED, JobState.DISPUTE_SENT, JobState.DISPUTE_OPEN}
+    ),
     JobState.REPORTED: frozenset({JobState.MISMATCHED}),
     JobState.MISSED: frozenset({JobState.SAMPLED, JobState.MISMATCHED}),
     JobState.PREEMPTED: frozenset({JobState.MISMATCHED, JobState.DISPUTE_SENT}),
@@ -235,7 +245,8 @@ CREATE TABLE IF NOT EXISTS ch_reveals (
     output_hash     BLOB NOT NULL,
     dispute_deadline INTEGER NOT NULL,
     tx_hash         TEXT,
-    merkle_proof    TEXT               -- JSON hex siblings, when the reveal's calldata was read
+    merkle_proof    TEXT,              -- JSON hex siblings, when the reveal's calldata was read
+    block           INTEGER            -- LeafRevealed's block (NULL: recorded before it was kept)
 );
 CREATE TABLE IF NOT EXISTS ch_withdrawals (
     tx_hash  TEXT PRIMARY KEY,
@@ -378,6 +389,8 @@ class RollbackReport:
     #: Rows acted on (dispute, claim or leaf request sent; batch fetched): kept, marked.
     kept_jobs: int
     kept_batches: int
+    #: LeafRevealed events forgotten (their leaf requests reopened, unsent leaf jobs deleted).
+    reveals: int = 0
 
 
 _JOB_COLS = (
@@ -472,6 +485,7 @@ class Store:
             ("ch_requests", "block", "INTEGER"),
             ("ch_jobs", "reorg_fork", "INTEGER"),
             ("ch_batches", "reorg_fork", "INTEGER"),
+            ("ch_reveals", "block", "INTEGER"),
         ):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
             if column not in cols:
@@ -509,7 +523,8 @@ class Store:
         acted on (a dispute, a claim or a leaf request sent; a fetched batch, whose leaves
         were decided) are kept and marked ``reorg_fork``: every send re-reads the job on
         chain first (a claim whose job's commit block moved is never sent with its stale
-        proof: ``challenger.claims``)."""
+        proof: ``challenger.claims``). Reveals from those blocks are forgotten and their leaf
+        requests followed again (:func:`_forget_reveals`)."""
         acted_job = (
             f"(j.state IN ({_DISPUTED_SQL}) OR j.tx_hash IS NOT NULL OR EXISTS (SELECT 1 FROM "
             f"ch_claims c WHERE c.job_key = j.job_key AND c.state IN ({_CLAIM_SENT_SQL})))"
@@ -542,6 +557,7 @@ class Store:
             "UPDATE ch_batches SET reorg_fork = ? WHERE commit_block > ?", (fork, fork)
         ).rowcount
         requests = conn.execute("DELETE FROM ch_requests WHERE block > ?", (fork,)).rowcount
+        reveals = _forget_reveals(conn, fork)
         # The replay counts what it records again.
         _bump(conn, "jobs_seen", -(jobs + sum(int(c) for _, c in gone)))
         _bump(conn, "batches_seen", -len(gone))
@@ -552,6 +568,7 @@ class Store:
             requests=requests,
             kept_jobs=kept_jobs,
             kept_batches=kept_batches,
+            reveals=reveals,
         )
 
     @staticmethod
@@ -929,8 +946,10 @@ class Store:
         output_hash: bytes,
         dispute_deadline: int,
         tx_hash: str | None = None,
+        block: int | None = None,
     ) -> None:
-        """A LeafRevealed event (inside the follower's transaction), for any batch we know."""
+        """A LeafRevealed event (inside the follower's transaction), for any batch we know;
+        ``block`` is the event's (a reorg replacing it forgets the reveal)."""
         known = conn.execute(
             "SELECT 1 FROM ch_batches WHERE batch_id = ?", (str(batch_id),)
         ).fetchone()
@@ -938,8 +957,8 @@ class Store:
             return
         conn.execute(
             "INSERT OR IGNORE INTO ch_reveals(request_id, batch_id, leaf_index, job_id, input_q, "
-            "output_q, input_hash, output_hash, dispute_deadline, tx_hash, merkle_proof) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            "output_q, input_hash, output_hash, dispute_deadline, tx_hash, merkle_proof, block) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (
                 request_id,
                 str(batch_id),
@@ -951,6 +970,7 @@ class Store:
                 output_hash,
                 dispute_deadline,
                 tx_hash,
+                block,
             ),
         )
 
@@ -1264,6 +1284,32 @@ def _insert_leaf_job(
             time.time(),
         ),
     )
+
+
+def _forget_reveals(conn: sqlite3.Connection, fork: int) -> int:
+    """Forget the LeafRevealed events recorded from blocks after ``fork`` (audit A5-5): the
+    leaf request each had closed is followed again (``open`` if ours on chain, else
+    ``planned``: re-decided, adopting a request found on chain), and the leaf job made from
+    it is deleted unless we sent a dispute on it (kept: ``resolve`` re-reads that dispute).
+    A reveal the new branch holds again is recorded again by the replay."""
+    rows = conn.execute(
+        "SELECT v.request_id, r.ours FROM ch_reveals v JOIN ch_leaf_requests r "
+        "ON r.request_id = v.request_id WHERE v.block > ? AND r.state = ?",
+        (fork, LeafRequestState.REVEALED.value),
+    ).fetchall()
+    for request_id, ours in rows:
+        conn.execute(
+            f"DELETE FROM ch_jobs WHERE job_key = ? AND kind = {int(JobKind.BATCH)} AND "
+            f"tx_hash IS NULL AND state NOT IN ({_DISPUTED_SQL})",
+            (request_id,),
+        )
+        to = LeafRequestState.OPEN if ours else LeafRequestState.PLANNED
+        allowed = [s.value for s in LEAF_REQUEST_TRANSITIONS[to]]
+        move(
+            conn, "ch_leaf_requests", ("request_id", request_id), allowed, to.value,
+            state_column="state",
+        )  # fmt: skip
+    return conn.execute("DELETE FROM ch_reveals WHERE block > ?", (fork,)).rowcount
 
 
 def _transition(conn: sqlite3.Connection, job_key: bytes, to: JobState, **fields: Any) -> None:

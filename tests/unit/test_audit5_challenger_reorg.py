@@ -6,7 +6,8 @@ still open on chain, but the challenger follows only planned/sent/open/foreign r
 never settles it (the node is not slashed for withholding, and the requester's bond stays in
 ``bondAtRisk``, lowering the dispute cap) and judges a leaf the chain no longer shows.
 
-The test asserts the SAFE behaviour and is a strict xfail (A5-5). The chain is faked under
+The test asserts the SAFE behaviour (A5-5; fixed: ``ch_reveals`` keeps each reveal's block and
+``Store.forget_after`` forgets it). The chain is faked under
 LogFollower's three reads; the handler and the roll-back are the challenger service's."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 
 from challenger.service import Challenger as ChallengerService
 from challenger.store import LeafRequestState, Store
@@ -51,11 +51,6 @@ def _revealed(block: int, request_id: bytes) -> ChainEvent:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A5-5: forget_after keeps a LeafRevealed from a replaced block (ch_reveals has no "
-    "block); the leaf request stays 'revealed' and is never settled",
-)
 def test_audit5_reorgDropsTheReveal_leafRequestIsFollowedAgain(tmp_path: Path) -> None:
     store = Store(open_db(tmp_path / "c.sqlite"))
     rid = batch_leaf_key(BATCH, INDEX)
@@ -84,6 +79,7 @@ def test_audit5_reorgDropsTheReveal_leafRequestIsFollowedAgain(tmp_path: Path) -
     store.adopt_reveals()  # the tick's adopt_reveals step
     req = store.leaf_request(rid)
     assert req is not None and req.state is LeafRequestState.REVEALED
+    assert store.job(rid) is not None  # the revealed leaf became a job
     # A reorg replaces blocks 85..: the new branch holds no reveal (the request is open on
     # chain again; its reveal deadline will pass).
     follower.chain = {
@@ -101,6 +97,109 @@ def test_audit5_reorgDropsTheReveal_leafRequestIsFollowedAgain(tmp_path: Path) -
         f"after the reorg removed the reveal, our leaf request is still '{req.state.value}': "
         "leaf_requests() never settles it"
     )
+    assert req.state is LeafRequestState.OPEN  # ours on chain: followed, settled once late
+    assert store.job(rid) is None, "the leaf job made from the dropped reveal is kept"
+    assert store.reveal_tx(rid) is None
+
+
+def _reorg_setup(tmp_path: Path, ours: int) -> tuple[Store, bytes, FakeChainFollower, Any, Any]:
+    store = Store(open_db(tmp_path / "c.sqlite"))
+    rid = batch_leaf_key(BATCH, INDEX)
+    Store.record_batch(
+        store.conn, batch_id=BATCH, model_id=MODEL, node="0xnode", root=b"\x01" * 32,
+        count=4, uri="http://n", challenge_deadline=DEADLINE, commit_block=80,
+    )  # fmt: skip
+    state = LeafRequestState.OPEN if ours else LeafRequestState.FOREIGN
+    store.conn.execute(
+        "INSERT INTO ch_leaf_requests(request_id, batch_id, leaf_index, model_id, node, "
+        "challenge_deadline, state, requester, bond, reveal_deadline, tx_hash, ours, updated_at)"
+        " VALUES (?, ?, ?, ?, '0xnode', ?, ?, '0xme', '10', 4000, '0xreq', ?, 0)",
+        (rid, str(BATCH), INDEX, MODEL, DEADLINE, state.value, ours),
+    )
+    store.conn.commit()
+    service: Any = SimpleNamespace(chain=None, _seeds={})
+    handler = lambda events, conn: ChallengerService.handle_events(service, events, conn)  # noqa: E731
+    rollback = lambda conn, fork: ChallengerService.rollback(service, conn, fork)  # noqa: E731
+    follower = FakeChainFollower(store.conn, "challenger", [], max_range=10)
+    follower.chain = {
+        "head": 100,
+        "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
+        "events": [_revealed(90, rid)],
+    }
+    follower.process(handler, rollback=rollback)
+    store.adopt_reveals()
+    return store, rid, follower, handler, rollback
+
+
+def _fork_at_85(events: list[ChainEvent]) -> dict[str, Any]:
+    return {
+        "head": 110,
+        "hashes": {n: (n if n < 85 else n + 10_000).to_bytes(32, "big") for n in range(0, 200)},
+        "events": events,
+    }
+
+
+def test_reorgMovesTheReveal_revealedAgainFromTheNewBlock(tmp_path: Path) -> None:
+    store, rid, follower, handler, rollback = _reorg_setup(tmp_path, ours=1)
+    follower.chain = _fork_at_85([_revealed(95, rid)])  # re-mined in the new branch
+    follower.process(handler, rollback=rollback)
+    store.adopt_reveals()
+    req = store.leaf_request(rid)
+    assert req is not None and req.state is LeafRequestState.REVEALED
+    assert store.job(rid) is not None
+    (block,) = store.conn.execute(
+        "SELECT block FROM ch_reveals WHERE request_id = ?", (rid,)
+    ).fetchone()
+    assert block == 95
+
+
+def test_reorgDropsAForeignReveal_requestReDecided(tmp_path: Path) -> None:
+    store, rid, follower, handler, rollback = _reorg_setup(tmp_path, ours=0)
+    follower.chain = _fork_at_85([])
+    follower.process(handler, rollback=rollback)
+    req = store.leaf_request(rid)
+    # Not ours on chain: planned again (the send step adopts a request found on chain first).
+    assert req is not None and req.state is LeafRequestState.PLANNED
+    assert store.job(rid) is None
+
+
+def test_reorgDropsTheReveal_disputedLeafJobKept(tmp_path: Path) -> None:
+    from challenger.store import JobState
+
+    store, rid, follower, handler, rollback = _reorg_setup(tmp_path, ours=1)
+    store.conn.execute(
+        "UPDATE ch_jobs SET state = ?, tx_hash = '0xd' WHERE job_key = ?",
+        (JobState.DISPUTE_OPEN.value, rid),
+    )
+    store.conn.commit()
+    follower.chain = _fork_at_85([])
+    follower.process(handler, rollback=rollback)
+    job = store.job(rid)
+    assert job is not None and job.state is JobState.DISPUTE_OPEN  # resolve re-reads it
+    req = store.leaf_request(rid)
+    assert req is not None and req.state is LeafRequestState.OPEN
+
+
+def test_oldDatabase_revealsGainTheBlockColumn(tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "c.sqlite")
+    conn.execute(
+        "CREATE TABLE ch_reveals (request_id BLOB PRIMARY KEY, batch_id TEXT NOT NULL, "
+        "leaf_index INTEGER NOT NULL, job_id TEXT NOT NULL, input_q TEXT NOT NULL, "
+        "output_q TEXT NOT NULL, input_hash BLOB NOT NULL, output_hash BLOB NOT NULL, "
+        "dispute_deadline INTEGER NOT NULL, tx_hash TEXT, merkle_proof TEXT)"
+    )
+    conn.execute(
+        "INSERT INTO ch_reveals VALUES (?, '3', 1, '77', '[1]', '[2]', x'01', x'02', 5, NULL, "
+        "NULL)",
+        (b"\x09" * 32,),
+    )
+    conn.commit()
+    store = Store(conn)
+    cols = {r[1] for r in store.conn.execute("PRAGMA table_info(ch_reveals)").fetchall()}
+    assert "block" in cols
+    with store.transaction() as c:
+        Store.forget_after(c, 0)  # a reveal of unknown block is kept
+    assert store.conn.execute("SELECT COUNT(*) FROM ch_reveals").fetchone()[0] == 1
 
 
 class _DisputeChain:
@@ -118,13 +217,10 @@ class _DisputeChain:
     def timestamp(self) -> int:
         return 1000  # the job's challenge deadline is 2000: still disputable
 
+    def tx_pending(self, tx_hash: str) -> bool:
+        return False  # dropped for good: not back in the mempool
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A5-7: a dispute of ours that a reorg dropped leaves the job 'dispute_open' for "
-    "good: resolve() ignores a dispute the chain no longer has; the wrong output is never "
-    "disputed again",
-)
+
 def test_audit5_reorgDropsOurDispute_jobIsDisputedAgain(tmp_path: Path) -> None:
     from challenger.service import StepReport
     from challenger.store import JobState

@@ -58,6 +58,8 @@ class FakeChain:
     calls: dict[str, int] = field(default_factory=dict)
     fail_sends: int = 0
     disputed_hashes: dict[bytes, bytes] = field(default_factory=dict)
+    #: Transactions back in the mempool (a reorg dropped their block).
+    pending_txs: set[str] = field(default_factory=set)
     dispute_proofs: dict[bytes, tuple[int, bytes, list[bytes]]] = field(default_factory=dict)
 
     def _hook(self, name: str, when: str) -> None:
@@ -109,6 +111,9 @@ class FakeChain:
 
     def reveal_proof(self, tx_hash: str) -> list[bytes] | None:
         return self.reveal_proofs.get(tx_hash)
+
+    def tx_pending(self, tx_hash: str) -> bool:
+        return tx_hash in self.pending_txs
 
     def request_leaf(self, batch_id: int, index: int, root: bytes, bond: int) -> TxResult:
         self._send("request_leaf")
@@ -422,3 +427,52 @@ def test_killedAtAnyPoint_endsInSameChainStateAsUninterruptedRun(
     assert chain.disputes == reference.disputes  # no duplicate, no missing dispute
     assert (chain.withdrawn, chain.credit) == (reference.withdrawn, 0)  # no missed settlement
     assert Store(open_db(db)).state_counts() == {"matched": 4, "won": 3}
+
+
+def _dispute_then_reorg(db: Path, chain: FakeChain) -> bytes:
+    """One tick disputes the cheaters (2, 4, 6); then a reorg drops our dispute on job 2."""
+    _populate(db)
+    _challenger(db, chain).tick()
+    key = onchain_job_key(2)
+    assert Store(open_db(db)).job(key).state is JobState.DISPUTE_OPEN  # type: ignore[union-attr]
+    del chain.disputes[key]
+    return key
+
+
+def test_reorgDropsOurOpenDispute_disputedAgainOnce_andWon(tmp_path) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    key = _dispute_then_reorg(db, chain)
+    _challenger(db, chain).tick()  # resolve: no dispute on chain -> mismatched
+    assert Store(open_db(db)).job(key).state is JobState.MISMATCHED  # type: ignore[union-attr]
+    _run_to_end(db, chain)
+    assert Store(open_db(db)).job(key).state is JobState.WON  # type: ignore[union-attr]
+    assert chain.sends.count("open 2") == 2
+
+
+def test_reorgDropsOurDispute_transactionPending_notSentAgain(tmp_path) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    key = _dispute_then_reorg(db, chain)
+    chain.pending_txs.add("0xtx")  # back in the mempool
+    for _ in range(3):
+        _challenger(db, chain).tick()
+    assert Store(open_db(db)).job(key).state is JobState.DISPUTE_OPEN  # type: ignore[union-attr]
+    assert chain.sends.count("open 2") == 1
+    # It is mined again: followed as before, never sent twice.
+    chain.pending_txs.clear()
+    chain.disputes[key] = DisputeView(DisputeStatus.OPEN, ME, BOND, chain.now + PROOF_WINDOW)
+    _run_to_end(db, chain)
+    assert Store(open_db(db)).job(key).state is JobState.WON  # type: ignore[union-attr]
+    assert chain.sends.count("open 2") == 1
+
+
+def test_reorgDropsOurDispute_windowClosed_isMissed(tmp_path) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    key = _dispute_then_reorg(db, chain)
+    chain.now = 2001  # the job's challenge deadline (2000) has passed
+    for _ in range(2):
+        _challenger(db, chain).tick()
+    assert Store(open_db(db)).job(key).state is JobState.MISSED  # type: ignore[union-attr]
+    assert chain.sends.count("open 2") == 1
