@@ -16,7 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-
 from challenger.service import Challenger as ChallengerService
 from challenger.store import LeafRequestState, Store
 from spotcheck.encoding import batch_leaf_key
