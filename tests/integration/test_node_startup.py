@@ -170,7 +170,9 @@ def _gated(n: Node, sc: Any) -> tuple[WorkGate, TestClient]:
         n.metrics,
         n.auditor,
         not_ready=gate.refuse_all,
-        refuse_work=gate.refuse,
+        refuse_work=gate.admit,  # as prover/runner.py wires it
+        work_stored=gate.stored,
+        release_work=gate.release,
     )
     return gate, TestClient(create_app(ctx))
 
