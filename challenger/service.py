@@ -754,7 +754,9 @@ class Challenger:
 
     def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: StepReport) -> None:
         v = self.chain.leaf_request(req.request_id)
-        if v.status is LeafRequestStatus.SLASHED:
+        if v.status is LeafRequestStatus.NONE:
+            self._leaf_request_gone(req, report)
+        elif v.status is LeafRequestStatus.SLASHED:
             with suppress(IllegalTransition):
                 self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
                 report.leaf_settled += 1
@@ -778,6 +780,26 @@ class Challenger:
                     extra={**_request_log(req), "tx": tx.tx_hash},
                 )
         # REVEALED: the LeafRevealed event makes it a job (adopt_reveals).
+
+    def _leaf_request_gone(self, req: LeafRequestRow, report: StepReport) -> None:
+        """The chain has no request on a leaf we saw requested (a reorg dropped it): planned
+        again (the send step adopts a request found on chain, sends ours inside the window,
+        or marks it missed), unless our request transaction is pending again (waits)."""
+        if req.tx_hash is not None:
+            try:
+                pending = self.chain.tx_pending(req.tx_hash)
+            except ChainError as err:
+                report.errors.append(str(err))
+                log.warning("cannot read leaf request transaction: %s", err)
+                return
+            if pending:
+                return
+        with suppress(IllegalTransition):  # moved on meanwhile
+            self.store.leaf_request_transition(req.request_id, LeafRequestState.PLANNED)
+            log.warning(
+                "leaf request no longer on chain (a reorg dropped it): planned again",
+                extra=_request_log(req),
+            )
 
     def _bond_at_risk(self) -> int:
         """Bond locked in our open disputes and open leaf requests (``bondAtRisk`` has both)."""

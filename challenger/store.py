@@ -42,6 +42,10 @@ requests ends ``slashed`` (not revealed by its deadline):
                          holds another root after a reorg)
 ```
 
+After a reorg, a ``revealed`` request whose reveal was dropped goes back to ``open`` (ours on
+chain) or ``planned``, and an ``open`` or ``foreign`` request the chain no longer has goes back
+to ``planned`` (its transaction not pending): both are decided again.
+
 A revealed leaf enters ``ch_jobs`` as ``sampled`` with its dispute deadline, and from there
 goes through the job machine above like any fetched leaf.
 
@@ -109,8 +113,16 @@ class LeafRequestState(enum.StrEnum):
 
 LEAF_REQUEST_TRANSITIONS: dict[LeafRequestState, frozenset[LeafRequestState]] = {
     LeafRequestState.SENT: frozenset({LeafRequestState.PLANNED}),
-    # revealed -> planned | open: a reorg dropped the reveal (``Store.forget_after``).
-    LeafRequestState.PLANNED: frozenset({LeafRequestState.SENT, LeafRequestState.REVEALED}),
+    # revealed -> planned | open: a reorg dropped the reveal (``Store.forget_after``);
+    # open | foreign -> planned: a reorg dropped the request itself (re-decided).
+    LeafRequestState.PLANNED: frozenset(
+        {
+            LeafRequestState.SENT,
+            LeafRequestState.REVEALED,
+            LeafRequestState.OPEN,
+            LeafRequestState.FOREIGN,
+        }
+    ),
     LeafRequestState.OPEN: frozenset(
         {LeafRequestState.PLANNED, LeafRequestState.SENT, LeafRequestState.REVEALED}
     ),

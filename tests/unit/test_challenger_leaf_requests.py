@@ -363,3 +363,24 @@ def test_killedAroundLeafRequestTransactions_sameEndState_noDoubleSends(
         "missed": 0,
         "reported_dry_run": 0,
     }
+
+
+def test_reorgDropsOurOpenLeafRequest_sentAgainOnce_notWhilePending(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    setup(db, chain)
+    ch = make(db, chain)
+    tick_until(ch, chain, GIVE_UP + 5)
+    key = batch_leaf_key(BATCH, 2)
+    assert ch.store.leaf_request(key).state is LeafRequestState.OPEN  # type: ignore[union-attr]
+    del chain.leaf_requests[key]  # a reorg dropped our request
+    chain.pending_txs.add(f"0xreq{BATCH}-2")  # ... and its transaction is in the mempool
+    ch.tick()
+    ch.tick()
+    assert ch.store.leaf_request(key).state is LeafRequestState.OPEN  # type: ignore[union-attr]
+    assert requests_sent(chain).count(f"request {BATCH}/2") == 1
+    chain.pending_txs.clear()  # gone for good
+    ch.tick()  # planned again
+    ch.tick()  # sent again
+    assert ch.store.leaf_request(key).state is LeafRequestState.OPEN  # type: ignore[union-attr]
+    assert requests_sent(chain).count(f"request {BATCH}/2") == 2
