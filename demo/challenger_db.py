@@ -59,6 +59,17 @@ class ChallengerDb:
             ).fetchone()
             return -1 if row is None else int(row[0])
 
+    def disputes_unrecorded(self) -> bool:
+        """True while the challenger has a dispute whose outcome it has not recorded yet (sent,
+        or open in its store: the chain may already show it settled by someone else)."""
+        with read_only(self.db_path) as conn:
+            return bool(
+                conn.execute(
+                    "SELECT COUNT(*) FROM ch_jobs WHERE state IN (?, ?)",
+                    (JobState.DISPUTE_SENT.value, JobState.DISPUTE_OPEN.value),
+                ).fetchone()[0]
+            )
+
     def claims_pending(self) -> bool:
         """True while the challenger has a paid-check claim it has not sent (planned or
         sending), or an on-chain job it found correct and has not planned a claim for."""

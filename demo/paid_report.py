@@ -75,10 +75,13 @@ def gather_paid_checks(
     lazy.open_at_end = open_claims(chain, lazy.address)
     statuses = {j: int(jm.getJob(j).status) for j in canary.job_ids()}
     opened = chain.events(dm, "DisputeOpened")
+    # On-chain disputes only: a batch leaf's dispute names a job id of the node's own
+    # numbering, which can equal a canary's on-chain job id (kind 0: on-chain, ref = jobId).
     by_challenger = {
-        int(e.event_arguments["jobId"])
+        int(e.event_arguments["ref"])
         for e in opened
         if str(e.event_arguments["challenger"]) == cast.challenger.address
+        and int(e.event_arguments["kind"]) == 0
     }
     node, operator = str(chain.accounts.canary.address), str(chain.accounts.operator.address)
     slashed = [

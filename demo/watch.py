@@ -159,6 +159,8 @@ class Watch:
                 return False
         if self.chain.open_disputes() or self.chain.open_leaf_requests():
             return False
+        if self.challenger_db.disputes_unrecorded():
+            return False  # settled on chain (by anyone), not yet won/lost in its store
         return self._paid_checks_settled()
 
     def _paid_checks_settled(self) -> bool:
