@@ -23,6 +23,7 @@ from spotcheck.chain import TOKEN, ClaimStatus, Deployment, JobStatus, Spotcheck
 from spotcheck.encoding import hash_vector, onchain_job_key
 from spotcheck.errors import ChainError, ConfigError
 from tests.fixtures.chain import (
+    BURN,
     FUNDING,
     JOB_FEE,
     JOB_INPUT,
@@ -38,8 +39,6 @@ pytestmark = pytest.mark.chain
 SHARE_BPS = 2000  # 20 % of a claimed job's fee goes to its claimants
 MIN_BOND = TEST_PARAMS.check_min_bond
 COLLATERAL = TEST_PARAMS.check_claim_collateral
-#: Where forfeited collateral goes (CheckPool.BURN_ADDRESS, DisputeManager's too).
-BURN = "0x000000000000000000000000000000000000dEaD"
 KEY_A = vrf.keypair(0xA11CE)
 KEY_B = vrf.keypair(0xB0B)
 OUT_HASH = hash_vector(JOB_OUTPUT)

@@ -11,6 +11,7 @@ from spotcheck.chain import TOKEN, DisputeStatus, JobKind, JobStatus, LeafReques
 from spotcheck.encoding import BN254_R, batch_leaf_key, hash_vector, leaf_hash, onchain_job_key
 from spotcheck.merkle import MerkleTree
 from tests.fixtures.chain import (
+    BURN,
     JOB_FEE,
     JOB_INPUT,
     JOB_OUTPUT,
@@ -24,7 +25,6 @@ from tests.fixtures.chain import (
 )
 
 pytestmark = pytest.mark.chain
-BURN = "0x000000000000000000000000000000000000dEaD"
 SLASH = MOCK_MODEL.slash_amount
 BOND = MOCK_MODEL.challenger_bond
 BOUNTY = SLASH * MOCK_MODEL.bounty_bps // 10_000

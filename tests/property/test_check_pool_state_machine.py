@@ -49,7 +49,7 @@ from spotcheck import check_pool as cp
 from spotcheck import vrf
 from spotcheck.chain import ClaimStatus, JobStatus
 from spotcheck.encoding import hash_vector, onchain_job_key
-from tests.fixtures.chain import FUNDING, TEST_PARAMS, TOKEN, advance
+from tests.fixtures.chain import BURN, FUNDING, TEST_PARAMS, TOKEN, advance
 from tests.fixtures.chain import defence_instances as _instances
 from tests.property.test_contract_state_machine import FastView, _fixed_constant_pool
 
@@ -58,7 +58,6 @@ pytestmark = pytest.mark.chain
 SLOW = os.environ.get("SPOTCHECK_SLOW") == "1"
 EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "12" if SLOW else "10"))
 STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "50" if SLOW else "30"))
-BURN = "0x000000000000000000000000000000000000dEaD"
 MIN_BOND = TEST_PARAMS.check_min_bond
 COLLATERAL = TEST_PARAMS.check_claim_collateral
 EXIT_DELAY = TEST_PARAMS.check_exit_delay

@@ -70,7 +70,7 @@ from web3.exceptions import ContractLogicError as Web3ContractLogicError
 from spotcheck.chain import BatchStatus, DisputeStatus, JobStatus, LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
 from spotcheck.merkle import MerkleTree
-from tests.fixtures.chain import MOCK_MODEL, TOKEN, advance, defence_instances
+from tests.fixtures.chain import BURN, MOCK_MODEL, TOKEN, advance, defence_instances
 
 pytestmark = pytest.mark.chain
 
@@ -79,7 +79,6 @@ pytestmark = pytest.mark.chain
 SLOW = os.environ.get("SPOTCHECK_SLOW") == "1"
 EXAMPLES = int(os.environ.get("SPOTCHECK_STATEFUL_EXAMPLES", "10" if SLOW else "8"))
 STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "100" if SLOW else "30"))
-BURN = "0x000000000000000000000000000000000000dEaD"
 SLASH = MOCK_MODEL.slash_amount
 #: Slash amounts of the models the owner registers during a run (the first is MOCK_MODEL's).
 SLASHES = [SLASH, SLASH // 2, 3 * SLASH]
