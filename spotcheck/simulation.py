@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -210,6 +211,19 @@ def sweep(
     return results
 
 
+def _save_plot(fig: Any, ax: Any, out: Path, legend: str = "upper right") -> Path:
+    """The plots' common ending: grid, legend, layout, written as PNG to ``out``."""
+    import matplotlib.pyplot as plt
+
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc=legend)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out
+
+
 def plot_profit_vs_p(
     path: str | Path,
     *,
@@ -288,13 +302,7 @@ def plot_profit_vs_p(
         f"r = {collusion:g}]",
         fontsize=10,
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    plt.close(fig)
-    return out
+    return _save_plot(fig, ax, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,13 +630,7 @@ def plot_checks_vs_canary_rate(
         f"{terms.diligent} diligent + {terms.lazy} lazy",
         fontsize=10,
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    plt.close(fig)
-    return out
+    return _save_plot(fig, ax, out, legend="lower left")
 
 
 def plot_selective_profit(
@@ -707,10 +709,4 @@ def plot_selective_profit(
         f"b = {bounty_share:g}, r = {collusion:g}, batch jobs, self-dispute]",
         fontsize=9,
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    plt.close(fig)
-    return out
+    return _save_plot(fig, ax, out)
