@@ -20,12 +20,9 @@ from prover.startup import check_models, check_port, check_stake
 from spotcheck.chain import TOKEN, RegisteredModel
 from spotcheck.cli_options import require_gas_funds
 from spotcheck.errors import (
-    ChainError,
     ConfigError,
     RevertError,
     StartupError,
-    describe_revert,
-    revert_name,
 )
 from tests.fixtures import models
 
@@ -236,51 +233,3 @@ def test_accountWithoutEth_isToldSoInOneLine() -> None:
         require_gas_funds(broke)
     assert str(err.value).startswith(f"account {broke.address} holds no ETH to pay for gas")
     require_gas_funds(SimpleNamespace(address="0x1", balance=1))
-
-
-# -- reverts decoded by name ----------------------------------------------------------------
-
-
-def test_describeRevert_decodesARawSelector_againstTheProjectsErrors() -> None:
-    """The defect: `commitBatch` retried 23 times with an undecoded 0x51805901... ."""
-    node = "11" * 20
-    raw = RuntimeError("0x51805901" + "00" * 12 + node)
-    wrapped = ChainError("commitBatch would fail")
-    wrapped.__cause__ = raw
-    assert describe_revert(raw).startswith("NodeUnbonding(node=0x")
-    assert node in describe_revert(wrapped).lower()
-    assert revert_name(wrapped) == "NodeUnbonding"
-
-
-def test_describeRevert_keepsArgumentsOfAnApeDecodedError() -> None:
-    abi = SimpleNamespace(type="error", name="InsufficientStake")
-    err = Exception("InsufficientStake")
-    err.abi = abi  # type: ignore[attr-defined]
-    err.inputs = {"node": "0xabc", "have": 5, "need": 10}  # type: ignore[attr-defined]
-    assert describe_revert(err) == "InsufficientStake(node=0xabc, have=5, need=10)"
-    assert describe_revert(RevertError("x", "ZeroAmount")) == "ZeroAmount()"
-
-
-def test_describeRevert_notARevert_isTypeAndFirstLine() -> None:
-    err = ConnectionError("connection refused\ntraceback noise")
-    assert describe_revert(err) == "ConnectionError: connection refused"
-    assert revert_name(err) is None
-    assert describe_revert(RuntimeError("0xdeadbeef00")) == "RuntimeError: 0xdeadbeef00"
-
-
-def test_describeRevert_decodesTheRpcsCustomErrorText() -> None:
-    """anvil's form for a view's revert Ape did not decode (getModel of an unknown id)."""
-    err = RuntimeError("execution reverted: custom error 0xa2dc0625: " + "ab" * 32)
-    assert describe_revert(err) == f"UnknownModel(modelId=0x{'ab' * 32})"
-    assert revert_name(err) == "UnknownModel"
-
-
-def test_chainFailure_aRevertKeepsItsName_anRpcFailureIsNoRevert() -> None:
-    from spotcheck.errors import chain_failure
-
-    revert = chain_failure("commitBatch would fail", RuntimeError("0x51805901" + "00" * 32))
-    assert isinstance(revert, RevertError) and revert.error == "NodeUnbonding"
-    assert str(revert) == f"commitBatch would fail: NodeUnbonding(node=0x{'00' * 20})"
-    outage = chain_failure("reading the stake failed", ConnectionError("refused"))
-    assert type(outage) is ChainError
-    assert str(outage) == "reading the stake failed: ConnectionError: refused"
