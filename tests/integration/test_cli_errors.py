@@ -3,10 +3,19 @@ shape it reaches the CLI (raw data, anvil's ``custom error 0x...`` text), never 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from ape.exceptions import ContractLogicError
 
 from spotcheck.cli import describe_ape_error
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled(project: Any) -> None:
+    """describe_revert reads the compiled contract types and never compiles: compile first."""
+    project.load_contracts()
+
 
 NODE = "11" * 20
 #: NodeUnbonding(address node): its selector, then the address as one ABI word

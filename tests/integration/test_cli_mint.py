@@ -12,6 +12,13 @@ from spotcheck.chain import TOKEN
 from spotcheck.deploy import mint_tokens
 from spotcheck.errors import ChainError, ConfigError
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled(project: Any) -> None:
+    """describe_revert reads the compiled contract types and never compiles: compile first."""
+    project.load_contracts()
+
+
 NODE = "11" * 20
 
 

@@ -7,8 +7,18 @@ and there these decodings have nothing to read)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from spotcheck.errors import ChainError, RevertError, describe_revert, revert_name
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled(project: Any) -> None:
+    """describe_revert reads the compiled contract types and never compiles: compile first."""
+    project.load_contracts()
+
 
 # -- reverts decoded by name ----------------------------------------------------------------
 
