@@ -2,6 +2,13 @@
 
 - ``POST /v1/models/{modelId}/infer``: serve a job; answer output, ``output_q`` and a signed
   receipt. The job is durable before the answer is sent and is committed in a batch later.
+  Batched: many inputs of the model in one request, as JSON (``inputs`` or ``inputs_q``: a list
+  of inputs) or as a ``.npy`` body (``Content-Type: application/x-npy``; shape ``(n,
+  *input_shape)`` or ``(n, input_len)``; an integer dtype is ``inputs_q``, a float dtype
+  ``inputs``). One inference call, one SQLite transaction and one signature per request: the
+  answer's ``results`` hold each job's output and receipt, whose ``subIndex``/``subProof``
+  lead from the job's leaf to the signed sub-root (``spotcheck/receipts.py``). At most
+  ``max_request_jobs`` inputs (413); the free stake must back all of them at once (503).
 - ``GET /v1/batches/{batchId}``: a committed batch's leaves (for challengers and users).
 - ``GET /v1/batches/{batchId}/jobs/{jobId}``: one leaf and its Merkle proof.
 - ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof).
@@ -9,16 +16,20 @@
   recently, ``spotcheck.kit.ready``, and a model is not halted), ``/metrics`` (Prometheus).
 
 Bad input is a 4xx with a one-line ``detail`` and never reaches the store: unknown model
-(404), wrong length, NaN or infinity, non-integers in ``input_q`` (422), oversized body (413).
+(404), wrong length, NaN or infinity, non-integers in ``input_q`` (422), oversized body (413);
+in a batch the first bad row is named (``row 3: ...``).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -32,7 +43,7 @@ from pydantic import (
     model_validator,
 )
 
-from prover.batching import JobServer
+from prover.batching import JobServer, ServedRequest
 from prover.defence import SelfAuditor
 from prover.inference import UnknownModelError
 from prover.metrics import NodeMetrics
@@ -59,7 +70,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class InferRequest(BaseModel):
-    """Exactly one of ``input`` (floats, quantized by the node) or ``input_q`` (integers)."""
+    """Exactly one of ``input`` (floats, quantized by the node) or ``input_q`` (integers), or
+    a batch: ``inputs`` (a list of float inputs) or ``inputs_q`` (a list of integer inputs)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,11 +81,18 @@ class InferRequest(BaseModel):
     input_q: list[StrictInt] | None = Field(
         default=None, description="Flat quantized input (the canonical job input)"
     )
+    inputs: list[list[StrictFloat | StrictInt]] | None = Field(
+        default=None, description="A batch: flat inputs, each quantized by the node"
+    )
+    inputs_q: list[list[StrictInt]] | None = Field(
+        default=None, description="A batch: flat quantized inputs"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InferRequest:
-        if (self.input is None) == (self.input_q is None):
-            raise ValueError("give exactly one of `input` or `input_q`")
+        given = [self.input, self.input_q, self.inputs, self.inputs_q]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of `input`, `input_q`, `inputs` or `inputs_q`")
         return self
 
 
@@ -94,6 +113,16 @@ class InferResponse(BaseModel):
     receipt: ReceiptModel
 
 
+class BatchInferResponse(BaseModel):
+    """A batched request's answer: one result per input, in request order."""
+
+    results: list[InferResponse]
+
+
+#: Content types of a ``.npy`` body.
+NPY_TYPES = frozenset({"application/x-npy", "application/npy", "application/vnd.numpy"})
+
+
 @dataclass(frozen=True)
 class ApiContext:
     server: JobServer
@@ -110,11 +139,15 @@ class ApiContext:
     #: (unbonding, stake below the minimum, or too little free stake for the next commitment).
     #: Asked after the request's input is validated, before serving: ``WorkGate.admit``
     #: counts the job's slash at once (an admission the two calls below settle).
-    refuse_work: Callable[[bytes], str | None] = lambda model_id: None
+    #: Called ``(model_id)`` for one job, ``(model_id, n)`` for a batched request of n jobs
+    #: (admitted all at once or refused), likewise the two below.
+    refuse_work: Callable[..., str | None] = lambda model_id, n=1: None
     #: The admitted job is stored (``WorkGate.stored``): counted until the next stake read.
-    work_stored: Callable[[bytes], None] = lambda model_id: None
+    work_stored: Callable[..., None] = lambda model_id, n=1: None
     #: The admitted job was not served (``WorkGate.release``): its slash is free again.
-    release_work: Callable[[bytes], None] = lambda model_id: None
+    release_work: Callable[..., None] = lambda model_id, n=1: None
+    #: Most inputs in one batched request (more: 413).
+    max_request_jobs: int = 1024
 
 
 class BodyLimit:
@@ -181,6 +214,42 @@ def _parse_model_id(text: str) -> bytes:
         raise HTTPException(404, f"unknown model {text!r} (model ids are 32-byte hex)") from err
 
 
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _batch_json(served: ServedRequest) -> bytes:
+    """The answer to a batched request, as JSON bytes (``BatchInferResponse``), built without
+    pydantic: the node's own values, of known types."""
+    head = {
+        "node": served.node,
+        "signature": "0x" + served.signature.hex(),
+        "chainId": served.chain_id,
+        "jobManager": served.job_manager,
+    }
+    model = "0x" + served.model_id.hex()
+    results = []
+    outputs, outputs_q = served.outputs.tolist(), served.outputs_q.tolist()
+    for i, job_id in enumerate(served.job_ids):
+        results.append(
+            {
+                "output": outputs[i],
+                "output_q": outputs_q[i],
+                "receipt": {
+                    "jobId": job_id,
+                    "modelId": model,
+                    "inputHash": "0x" + served.input_hashes[i].hex(),
+                    "outputHash": "0x" + served.output_hashes[i].hex(),
+                    "leaf": "0x" + served.tree.levels[0][i].hex(),
+                    **head,
+                    "subIndex": i,
+                    "subProof": ["0x" + p.hex() for p in served.tree.proof(i)],
+                },
+            }
+        )
+    return json.dumps({"results": results}, separators=(",", ":")).encode()
+
+
 def _leaf(job: ServedJob) -> dict[str, Any]:
     """The fields of ``job``'s :class:`spotcheck.wire.BatchLeaf`. The node's own values:
     models holding them are built with ``model_construct`` (validating a listing's vectors
@@ -215,26 +284,107 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.post(
         "/v1/models/{model_id}/infer",
-        response_model=InferResponse,
+        response_model=InferResponse | BatchInferResponse,
         openapi_extra=_INFER_BODY_SCHEMA,
     )
-    async def infer(model_id: str, request: Request) -> InferResponse:
-        """Run the model, persist the job, and return the output with a signed receipt."""
+    async def infer(model_id: str, request: Request) -> InferResponse | Response:
+        """Run the model, persist the job(s), and return the output(s) with signed receipts."""
         raw = await request.body()
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind in NPY_TYPES:
+            return await run_in_threadpool(serve_npy, model_id, raw)
         return await run_in_threadpool(serve_one, model_id, raw)
 
-    def serve_one(model_id: str, raw: bytes) -> InferResponse:
-        try:
-            body = InferRequest.model_validate_json(raw)
-        except ValidationError as err:
-            metrics.rejected.labels("bad_input").inc()
-            raise HTTPException(422, _one_line(err)) from err
+    def bad_input(detail: str) -> HTTPException:
+        metrics.rejected.labels("bad_input").inc()
+        return HTTPException(422, detail)
+
+    def model_for(model_id: str) -> bytes:
         mid = _parse_model_id(model_id)
         halted = ctx.auditor.halted_reason_for(mid)
         if halted is not None:
             metrics.rejected.labels("model_halted").inc()
             raise HTTPException(503, f"model 0x{mid.hex()} halted: {halted}")
+        ctx.server.engine.runtime(mid)  # UnknownModelError: 404
+        return mid
+
+    def check_count(n: int) -> None:
+        if n > ctx.max_request_jobs:
+            metrics.rejected.labels("too_large").inc()
+            raise HTTPException(
+                413, f"request has {n} inputs; at most {ctx.max_request_jobs} per request"
+            )
+
+    def serve_npy(model_id: str, raw: bytes) -> Response:
+        mid = model_for(model_id)
+        try:
+            arr = np.load(io.BytesIO(raw), allow_pickle=False)
+        except Exception as err:  # not a .npy file: numpy raises several types
+            raise bad_input(f"body is not a .npy array: {_first_line(err)}") from err
+        if not isinstance(arr, np.ndarray) or arr.ndim < 1 or arr.shape[0] < 1:
+            raise bad_input("a .npy batch has shape (n, *input_shape) with n >= 1")
+        check_count(int(arr.shape[0]))
+        rows = arr.reshape(arr.shape[0], -1)
         runtime = ctx.server.engine.runtime(mid)
+        if arr.dtype.kind in "iu":
+            inputs_q = runtime.check_inputs_q(rows)
+        elif arr.dtype.kind == "f":
+            inputs_q = runtime.quantize_inputs(rows)
+        else:
+            raise bad_input(f".npy dtype {arr.dtype} is neither integer nor float")
+        return serve_many(mid, inputs_q)
+
+    def rows_of(values: list[list[Any]], what: str) -> np.ndarray:
+        """A JSON batch as a matrix: every row of the model's length (the first that is not
+        is named), then one conversion."""
+        if not values:
+            raise bad_input(f"{what}: a batch holds at least one input")
+        check_count(len(values))
+        length = len(values[0])
+        for i, row in enumerate(values):
+            if len(row) != length:
+                raise bad_input(f"row {i}: input has {len(row)} elements; row 0 has {length}")
+        dtype = np.int64 if what == "inputs_q" else np.float64
+        try:
+            return np.asarray(values, dtype=dtype)
+        except OverflowError as err:  # an integer beyond int64 / float range: name its row
+            for i, row in enumerate(values):
+                try:
+                    np.asarray(row, dtype=dtype)
+                except OverflowError:
+                    raise bad_input(f"row {i}: an input value is out of range") from err
+            raise bad_input(f"{what}: a value is out of range") from err
+
+    def serve_many(mid: bytes, inputs_q: np.ndarray) -> Response:
+        n = int(inputs_q.shape[0])
+        refused = ctx.refuse_work(mid, n)
+        if refused is not None:
+            metrics.rejected.labels("not_accepting").inc()
+            raise HTTPException(503, f"not accepting work: {refused}")
+        try:
+            served = ctx.server.serve_many(mid, inputs_q)
+        except InputError:
+            ctx.release_work(mid, n)  # refused by the engine before anything was stored
+            raise
+        except BaseException:
+            ctx.work_stored(mid, n)  # it may be stored: counted until the next read decides
+            raise
+        ctx.work_stored(mid, n)
+        metrics.jobs_served.labels("batch").inc(n)
+        return Response(_batch_json(served), media_type="application/json")
+
+    def serve_one(model_id: str, raw: bytes) -> InferResponse | Response:
+        try:
+            body = InferRequest.model_validate_json(raw)
+        except ValidationError as err:
+            metrics.rejected.labels("bad_input").inc()
+            raise HTTPException(422, _one_line(err)) from err
+        mid = model_for(model_id)
+        runtime = ctx.server.engine.runtime(mid)
+        if body.inputs_q is not None:
+            return serve_many(mid, runtime.check_inputs_q(rows_of(body.inputs_q, "inputs_q")))
+        if body.inputs is not None:
+            return serve_many(mid, runtime.quantize_inputs(rows_of(body.inputs, "inputs")))
         # Validated before admission: a malformed request (422) reserves no free stake.
         if body.input_q is not None:
             input_q = runtime.check_input_q(body.input_q)

@@ -29,7 +29,8 @@ from prover.inference import InferenceEngine, InferenceResult, ModelSpec
 from prover.receipts import Receipt, Signer
 from prover.store import Batch, Store
 from prover.vectors import hash_array
-from spotcheck.encoding import dequantize, leaf_hash, max_abs_diff
+from spotcheck.encoding import dequantize, hash_rows, leaf_hash, leaf_hashes, max_abs_diff
+from spotcheck.merkle import MerkleTree
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,42 @@ class Served:
 
     result: InferenceResult
     receipt: Receipt
+
+
+@dataclass(frozen=True, eq=False)
+class ServedRequest:
+    """The answer to one batched request: row ``i`` is job ``job_ids[i]``. One signature over
+    the sub-root of the request's leaves; :meth:`receipt` gives each job its own receipt."""
+
+    model_id: bytes
+    #: float outputs (n, output_len) and the committed quantized outputs (n, output_len)
+    outputs: np.ndarray
+    outputs_q: np.ndarray
+    job_ids: list[int]
+    input_hashes: list[bytes]
+    output_hashes: list[bytes]
+    tree: MerkleTree
+    signature: bytes
+    node: str
+    chain_id: int
+    job_manager: str
+
+    def __len__(self) -> int:
+        return len(self.job_ids)
+
+    def receipt(self, i: int) -> Receipt:
+        return Receipt(
+            self.job_ids[i],
+            self.model_id,
+            self.input_hashes[i],
+            self.output_hashes[i],
+            self.node,
+            self.signature,
+            self.chain_id,
+            self.job_manager,
+            i,
+            tuple(self.tree.proof(i)),
+        )
 
 
 #: GIL switch interval (s) while a node serves: see :class:`JobServer`.
@@ -97,6 +134,64 @@ class JobServer:
         result = pending.result()
         circuit = None if witness is None else witness.result()
         return self._aux.submit(self._finish, result, in_hash.result(), circuit).result()
+
+    def serve_many(self, model_id: bytes, inputs_q: np.ndarray) -> ServedRequest:
+        """Serve the jobs of one request (checked canonical inputs, one per row): one
+        inference call (batched where the model allows it), hashes by numpy, one signature
+        over the request's sub-root, one SQLite transaction."""
+        runtime = self.engine.runtime(model_id)
+        spec = runtime.spec
+        running = runtime.submit_rows(inputs_q)
+        in_hashes = self._aux.submit(hash_rows, inputs_q)
+        witnesses: list[Future[list[int] | None]] | None = None
+        if self._exact is not None and needs_witness(spec):
+            witnesses = [
+                self._witness.submit(self._witness_or_none, model_id, row) for row in inputs_q
+            ]
+        outputs = running.result()
+        honest = runtime.quantize_outputs(outputs)
+        committed = self.engine.faults.corrupt_rows(spec, honest)
+        if witnesses is not None:
+            outputs, committed, honest = outputs.copy(), committed.copy(), honest.copy()
+            for i, witness in enumerate(witnesses):
+                row = InferenceResult(model_id, inputs_q[i], outputs[i], committed[i], honest[i])
+                chosen = self._defendable(row, witness.result())
+                outputs[i], committed[i], honest[i] = (
+                    chosen.output,
+                    chosen.output_q,
+                    chosen.honest_output_q,
+                )
+        out_hashes = hash_rows(committed)
+        ins = in_hashes.result()
+        signed: list[tuple[MerkleTree, bytes]] = []
+
+        def sign(job_ids: list[int]) -> tuple[list[bytes], bytes]:
+            leaves = leaf_hashes(job_ids, model_id, ins, out_hashes)
+            tree = MerkleTree(leaves)
+            signed.append((tree, self.signer.sign_leaf(tree.root)))
+            return leaves, signed[0][1]
+
+        job_ids, _ = self.store.record_served_many(
+            model_id, inputs_q, committed, ins, out_hashes, sign
+        )
+        if self._on_served is not None:
+            for i, job_id in enumerate(job_ids):
+                result = InferenceResult(model_id, inputs_q[i], outputs[i], committed[i], honest[i])
+                self._on_served(result, job_id)
+        domain = self.signer.domain
+        return ServedRequest(
+            model_id,
+            outputs,
+            committed,
+            job_ids,
+            ins,
+            out_hashes,
+            signed[0][0],
+            signed[0][1],
+            self.signer.address,
+            domain.chain_id,
+            domain.job_manager,
+        )
 
     def _witness_or_none(self, model_id: bytes, input_q: np.ndarray) -> list[int] | None:
         assert self._exact is not None

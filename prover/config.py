@@ -51,6 +51,8 @@ class HttpConfig(BaseModel):
     port: int = Field(default=9545, ge=0, le=65535)
     #: Requests with a larger body are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    #: Most inputs in one batched ``/infer`` request (``inputs``, ``inputs_q`` or ``.npy``).
+    max_request_jobs: int = Field(default=1024, gt=0)
     #: Public base URL written into each batch commitment (``<public_url>/v1/batches/<id>``).
     public_url: str | None = None
 

@@ -94,6 +94,12 @@ class FaultInjector:
         log.warning("DISHONEST MODE: corrupting output of model 0x%s", spec.model_id.hex()[:12])
         return corrupted
 
+    def corrupt_rows(self, spec: ModelSpec, outputs_q: np.ndarray) -> np.ndarray:
+        """:meth:`maybe_corrupt` of every row of ``outputs_q`` (n, output_len)."""
+        if self.rate <= 0:
+            return outputs_q
+        return np.stack([self.maybe_corrupt(spec, row) for row in outputs_q])
+
 
 class ModelRuntime:
     """One served model: its reused onnxruntime session, scales and input checks.
@@ -178,6 +184,75 @@ class ModelRuntime:
         if n != self.input_len:
             raise InputError(f"input has {n} elements; model expects {self.input_len}")
 
+    def check_inputs_q(self, rows: np.ndarray) -> np.ndarray:
+        """An int64 matrix (n, input_len) of quantized inputs -> the canonical inputs, checked
+        at once (range and domain); the first bad row is named."""
+        arr = np.asarray(rows)
+        if arr.dtype.kind not in "iu":
+            raise InputError("inputs_q must hold integers only")
+        self._check_rows(arr)
+        if arr.dtype.kind == "u" and arr.size and int(arr.max()) >= MAX_EXACT_FLOAT_INT:
+            raise InputError(
+                _row_error(arr >= MAX_EXACT_FLOAT_INT, arr, "is out of range (|q| < 2**53)")
+            )
+        q = arr.astype(np.int64, copy=False)
+        if q.size:
+            bad = (q >= MAX_EXACT_FLOAT_INT) | (q <= -MAX_EXACT_FLOAT_INT)
+            if bad.any():
+                raise InputError(_row_error(bad, q, "is out of range (|q| < 2**53)"))
+        self._check_rows_domain(q)
+        return q
+
+    def quantize_inputs(self, rows: np.ndarray) -> np.ndarray:
+        """A float matrix (n, input_len) -> the canonical inputs (n, input_len), quantized at
+        once (checks NaN, infinity, range and domain; the first bad row is named)."""
+        arr = np.asarray(rows)
+        if arr.dtype.kind not in "fiu":
+            raise InputError(f"inputs must be numbers, got dtype {arr.dtype}")
+        self._check_rows(arr)
+        x = arr.astype(np.float64, copy=False)
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise InputError(_row_error(~finite, x, "is NaN or infinite"))
+        scaled = x * float(2**self.spec.input_scale)
+        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
+        big = np.abs(rounded) >= MAX_EXACT_FLOAT_INT
+        if big.any():
+            raise InputError(_row_error(big, x, "is too large for the input scale (|q| < 2**53)"))
+        q = rounded.astype(np.int64)
+        self._check_rows_domain(q)
+        return q
+
+    def _check_rows(self, arr: np.ndarray) -> None:
+        if arr.ndim != 2 or arr.shape[0] < 1:
+            raise InputError(f"a batch is a non-empty list of inputs, got shape {arr.shape}")
+        if arr.shape[1] != self.input_len:
+            raise InputError(
+                f"inputs have {arr.shape[1]} elements each; model expects {self.input_len}"
+            )
+
+    def _check_rows_domain(self, q: np.ndarray) -> None:
+        lo, hi = self.spec.in_lo, self.spec.in_hi
+        if lo is None or hi is None or q.size == 0:
+            return
+        lo_c, hi_c = max(lo, -(2**62)), min(hi, 2**62)
+        bad = (q < lo_c) | (q > hi_c)
+        if bad.any():
+            raise InputError(_row_error(bad, q, f"is outside the model's domain [{lo}, {hi}]"))
+
+    def submit_rows(self, inputs_q: np.ndarray) -> Future[np.ndarray]:
+        """Queue inference of checked canonical inputs (n, input_len) on the model's worker
+        thread: one batched session call where the model allows it (``OnnxRunner.run_rows``)."""
+        x = inputs_q.astype(np.float64) / float(2**self.spec.input_scale)
+        return self._worker.submit(self.runner.run_rows, x)
+
+    def quantize_outputs(self, y: np.ndarray) -> np.ndarray:
+        """Float outputs (n, output_len) -> quantized (n, output_len)."""
+        try:
+            return quantize_array(y, self.spec.output_scale).reshape(y.shape)
+        except EncodingError as err:  # a model that outputs NaN/inf for a valid input
+            raise InputError(f"model output cannot be encoded: {err}") from err
+
     def submit(self, input_q: np.ndarray) -> Future[np.ndarray]:
         """Queue inference of a canonical (checked) input on the model's worker thread."""
         x = dequantize(input_q, self.spec.input_scale)
@@ -193,6 +268,12 @@ class ModelRuntime:
         """Float output and quantized output for a canonical (checked) input."""
         y = self.submit(input_q).result()
         return y, self.quantize_output(y)
+
+
+def _row_error(bad: np.ndarray, values: np.ndarray, what: str) -> str:
+    """One line naming the first bad element of a batch: ``row r element i = v <what>``."""
+    row, col = (int(v) for v in np.argwhere(bad)[0])
+    return f"row {row}: input element {col} = {values[row, col]} {what}"
 
 
 class PendingInference:

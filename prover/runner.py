@@ -194,6 +194,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             refuse_work=gate.admit,
             work_stored=gate.stored,
             release_work=gate.release,
+            max_request_jobs=settings.http.max_request_jobs,
         )
     )
     return Node(settings, store, engine, service, metrics, app)

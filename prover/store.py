@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from prover.transactions import SentTx
-from prover.vectors import pack, unpack
+from prover.vectors import pack, pack_rows, unpack
 from spotcheck.encoding import from_hex, to_hex
 from spotcheck.errors import StateError
 from spotcheck.kit.db import move, open_db, transaction
@@ -488,6 +488,52 @@ class Store:
             job_id = self._next_served
             self._next_served += 1
             return job_id
+
+    def _allocate_served_ids(self, n: int) -> int:
+        """First of ``n`` consecutive node-assigned jobIds."""
+        first = self._allocate_served_id()
+        with self._id_lock:
+            assert self._next_served is not None
+            self._next_served += n - 1
+        return first
+
+    def record_served_many(
+        self,
+        model_id: bytes,
+        inputs_q: np.ndarray,
+        outputs_q: np.ndarray,
+        input_hashes: Sequence[bytes],
+        output_hashes: Sequence[bytes],
+        sign: Callable[[list[int]], tuple[list[bytes], bytes]],
+    ) -> tuple[list[int], float]:
+        """Persist the jobs of one request (rows of ``inputs_q`` / ``outputs_q``) in one
+        transaction; returns their consecutive jobIds and the serve time.
+
+        ``sign(job_ids)`` builds the leaves and the one signature over the request's sub-root
+        (outside the write lock). Every row stores that signature. The answer is sent only
+        after the commit, as for :meth:`record_served`.
+        """
+        n = len(input_hashes)
+        now = time.time()
+        first = self._allocate_served_ids(n)
+        job_ids = list(range(first, first + n))
+        leaves, signature = sign(job_ids)
+        mid, sig = to_hex(model_id), to_hex(signature)
+        rows = [
+            (j, mid, "0x" + ih.hex(), "0x" + oh.hex(), "0x" + lf.hex(), sig, now)
+            for j, ih, oh, lf in zip(job_ids, input_hashes, output_hashes, leaves, strict=True)
+        ]
+        vectors = zip(job_ids, pack_rows(inputs_q), pack_rows(outputs_q), strict=True)
+        with self._write() as c:
+            c.executemany(
+                "INSERT INTO served_jobs(job_id, model_id, input_hash, output_hash, leaf,"
+                " signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            c.executemany(
+                "INSERT INTO served_vectors(job_id, input_q, output_q) VALUES(?, ?, ?)", vectors
+            )
+        return job_ids, now
 
     def record_served(
         self,

@@ -78,6 +78,20 @@ def pack(q: np.ndarray) -> bytes:
     raise EncodingError("vector does not fit int64")  # unreachable for int64 input
 
 
+def pack_rows(q: np.ndarray) -> list[bytes]:
+    """:func:`pack` of every row of an int64 matrix, the width chosen once for all rows (any
+    width that holds a row unpacks to the same values)."""
+    rows = np.ascontiguousarray(q, dtype=np.int64)
+    lo, hi = (int(rows.min()), int(rows.max())) if rows.size else (0, 0)
+    for width, dtype in _WIDTHS:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            narrow = rows.astype(np.dtype(dtype).newbyteorder("<"))
+            head = bytes([width])
+            return [head + row.tobytes() for row in narrow]
+    raise EncodingError("vector does not fit int64")  # unreachable for int64 input
+
+
 def unpack(blob: bytes) -> np.ndarray:
     width = blob[0]
     dtype = dict(_WIDTHS)[width]

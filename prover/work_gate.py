@@ -108,26 +108,27 @@ class WorkGate:
         with self._lock:
             return self._why_not(model_id)
 
-    def admit(self, model_id: bytes) -> str | None:
-        """Admit one new API job of ``model_id`` (the API asks after validating its input):
-        None and the job's slash counted in the ledger at once (in flight until
-        :meth:`stored` or :meth:`release`), or why not."""
+    def admit(self, model_id: bytes, n: int = 1) -> str | None:
+        """Admit ``n`` new API jobs of ``model_id``, one request (the API asks after validating
+        its inputs): None and their slash counted in the ledger at once (in flight until
+        :meth:`stored` or :meth:`release`), or why not; all of them or none."""
         with self._lock:
-            why = self._why_not(model_id)
+            why = self._why_not(model_id, n)
             if why is None and model_id in self.slash_amounts:
-                self._in_flight[model_id] = self._in_flight.get(model_id, 0) + 1
+                self._in_flight[model_id] = self._in_flight.get(model_id, 0) + n
             return why  # an unknown model is the API's to refuse
 
-    def stored(self, model_id: bytes) -> None:
-        """An admitted API job is in the store: counted until the next read sees it there."""
+    def stored(self, model_id: bytes, n: int = 1) -> None:
+        """``n`` admitted API jobs are in the store: counted until the next read sees them."""
         with self._lock:
-            if self._take_in_flight(model_id):
-                self._stored[model_id] = self._stored.get(model_id, 0) + 1
+            taken = self._take_in_flight(model_id, n)
+            if taken:
+                self._stored[model_id] = self._stored.get(model_id, 0) + taken
 
-    def release(self, model_id: bytes) -> None:
-        """An admitted API job was not served (and not stored): its slash is free again."""
+    def release(self, model_id: bytes, n: int = 1) -> None:
+        """``n`` admitted API jobs were not served (nor stored): their slash is free again."""
         with self._lock:
-            self._take_in_flight(model_id)
+            self._take_in_flight(model_id, n)
 
     def reserve_job(self, job_id: int, model_id: bytes, *, force: bool = False) -> str | None:
         """Reserve the slash of on-chain job ``job_id`` for its commitment (the chain loop asks
@@ -221,18 +222,19 @@ class WorkGate:
 
     # -- the ledger (under the lock) --------------------------------------------------------
 
-    def _why_not(self, model_id: bytes) -> str | None:
+    def _why_not(self, model_id: bytes, n: int = 1) -> str | None:
         if self.state.everything is not None:
             return self.state.everything
         slash = self.slash_amounts.get(model_id)
         if slash is None or not self._read:
             return None
-        need = self._reserved() + slash
+        need = self._reserved() + slash * n
         if need > self._free:
+            jobs = "1 job" if n == 1 else f"{n} jobs of this request"
             return (
                 f"free stake {format_tokens(self._free)} tokens cannot back the next "
                 f"commitment of model {to_hex(model_id)} (needs {format_tokens(need)} for "
-                "all work not yet committed + 1 job)"
+                f"all work not yet committed + {jobs})"
             )
         return None
 
@@ -248,12 +250,12 @@ class WorkGate:
             total += slash * (self._in_flight.get(m, 0) + since)
         return total
 
-    def _take_in_flight(self, model_id: bytes) -> bool:
-        n = self._in_flight.get(model_id, 0)
-        if n <= 0:
-            return False
-        self._in_flight[model_id] = n - 1
-        return True
+    def _take_in_flight(self, model_id: bytes, n: int = 1) -> int:
+        """Take up to ``n`` jobs of ``model_id`` out of flight; how many were."""
+        have = self._in_flight.get(model_id, 0)
+        taken = max(0, min(have, n))
+        self._in_flight[model_id] = have - taken
+        return taken
 
     def _set(self, state: GateState) -> None:
         before = self.state

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from eth_abi import encode as abi_encode
+from eth_hash.auto import keccak as _keccak
 from eth_utils import keccak
 
 from spotcheck.errors import EncodingError
@@ -95,6 +96,63 @@ def input_hash(input_q: Iterable[int]) -> bytes:
 
 def output_hash(output_q: Iterable[int]) -> bytes:
     return hash_vector(output_q)
+
+
+#: Rows of ``abi.encode(int256[])`` words built by numpy at once for :func:`hash_rows`.
+_ROWS_BYTES = 1 << 20
+
+
+def _abi_words(q: np.ndarray) -> np.ndarray:
+    """``abi.encode(int256[] row)`` of every row of the int64 matrix ``q`` (n, L), as an
+    ``(n, L + 2, 4)`` array of big-endian int64: the offset word (0x20), the length word, then
+    each value sign-extended to 32 bytes (three words of 0 or -1, then the value)."""
+    n, length = q.shape
+    words = np.empty((n, length + 2, 4), dtype=">i8")
+    words[:, :2, :3] = 0
+    words[:, 0, 3] = 0x20
+    words[:, 1, 3] = length
+    sign = q >> 63
+    words[:, 2:, 0] = sign
+    words[:, 2:, 1] = sign
+    words[:, 2:, 2] = sign
+    words[:, 2:, 3] = q
+    return words
+
+
+def hash_rows(q: np.ndarray) -> list[bytes]:
+    """:func:`hash_vector` of every row of an int64 matrix ``q`` of shape (n, L), with the ABI
+    encoding built by numpy for many rows at once (``|q| < 2**63`` holds for int64)."""
+    rows = np.ascontiguousarray(q, dtype=np.int64)
+    if rows.ndim != 2:
+        raise EncodingError(f"hash_rows takes a matrix (n, L), got shape {rows.shape}")
+    per_row = (rows.shape[1] + 2) * 32
+    step = max(1, _ROWS_BYTES // per_row)
+    sha256 = hashlib.sha256
+    out: list[bytes] = []
+    for start in range(0, rows.shape[0], step):
+        words = _abi_words(rows[start : start + step])
+        flat = words.reshape(words.shape[0], -1)
+        out.extend(sha256(flat[i].data).digest() for i in range(flat.shape[0]))
+    return out
+
+
+def leaf_hashes(
+    job_ids: Sequence[int], model_id: bytes, in_hashes: Sequence[bytes], out_hashes: Sequence[bytes]
+) -> list[bytes]:
+    """:func:`leaf_hash` of many jobs of one model: ``abi.encode(uint256, bytes32, bytes32,
+    bytes32)`` is four 32-byte words, so the encoding is a concatenation (no ABI encoder)."""
+    if len(model_id) != 32:
+        raise EncodingError(f"modelId must be 32 bytes, got {len(model_id)}")
+    if not len(job_ids) == len(in_hashes) == len(out_hashes):
+        raise EncodingError("leaf_hashes: job ids and hashes differ in number")
+    out: list[bytes] = []
+    for job_id, ih, oh in zip(job_ids, in_hashes, out_hashes, strict=True):
+        if len(ih) != 32 or len(oh) != 32:
+            raise EncodingError("inputHash and outputHash must be 32 bytes")
+        if not 0 <= job_id < 2**256:
+            raise EncodingError(f"jobId {job_id} does not fit uint256")
+        out.append(_keccak(_keccak(job_id.to_bytes(32, "big") + model_id + ih + oh)))
+    return out
 
 
 def leaf_hash(job_id: int, model_id: bytes, in_hash: bytes, out_hash: bytes) -> bytes:

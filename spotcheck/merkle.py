@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_utils import keccak
+from eth_hash.auto import keccak
 
 from spotcheck.errors import EncodingError
 
@@ -90,6 +90,22 @@ def root_from_proof(leaf: bytes, index: int, proof: Sequence[bytes]) -> bytes:
         node = hash_node(sibling, node) if index & 1 else hash_node(node, sibling)
         index >>= 1
     return node
+
+
+#: Longest receipt path :func:`path_root` accepts (a request of up to 2**32 jobs).
+MAX_PATH = 32
+
+
+def path_root(leaf: bytes, index: int, path: Sequence[bytes]) -> bytes | None:
+    """The root ``path`` rebuilds for ``leaf`` at position ``index`` of a tree of depth
+    ``len(path)`` (the receipt's sub-root), or None if the path is malformed: longer than
+    :data:`MAX_PATH`, a sibling not 32 bytes, or ``index`` outside ``0..2**len(path) - 1``
+    (so one leaf has one index per path: a leaf cannot be claimed at another position)."""
+    if len(path) > MAX_PATH or not 0 <= index < (1 << len(path)):
+        return None
+    if len(leaf) != 32 or any(len(s) != 32 for s in path):
+        return None
+    return root_from_proof(leaf, index, path)
 
 
 def verify(proof: Sequence[bytes], root: bytes, leaf: bytes, index: int, count: int) -> bool:

@@ -6,6 +6,16 @@ digest ``keccak256(abi.encode(keccak256("spotcheck.receipt.v2"), chainId, jobMan
 (:func:`spotcheck.encoding.receipt_digest`), so a receipt never replays on another chain or
 another deployment.
 
+Batched requests: the node signs once per request. ``leaf`` in the digest is then the
+request's *sub-root*, the positional Merkle root (same rules as :mod:`spotcheck.merkle`:
+ordered pairs, zero padding, depth ``ceil(log2(n))``) of the request's leaves in request order.
+Each receipt carries its position ``subIndex`` and the ``subProof`` siblings, bottom up, so it
+is checked on its own: the reader rebuilds the leaf from its own data, rebuilds the sub-root
+from the leaf, ``subIndex`` and ``subProof``, and checks the signature over that sub-root. A
+one-job request's sub-root is its leaf (index 0, empty path): exactly the receipts of before.
+Nothing else changes: a path from another request, another position, or a sub-root signed for
+another deployment rebuilds a digest the node never signed.
+
 A receipt proves nothing by itself about the dApp's own question. :func:`check_receipt_onchain`
 takes what the dApp holds (the node it asked, the model id it asked for, the input it sent and
 the output it got), rebuilds the leaf from them, and checks the node's signature over that leaf
@@ -31,6 +41,7 @@ from pydantic import ValidationError
 
 from spotcheck.encoding import RECEIPT_TYPEHASH, input_hash, leaf_hash, output_hash, receipt_digest
 from spotcheck.errors import ChainError, EncodingError
+from spotcheck.merkle import path_root
 from spotcheck.merkle import verify as merkle_verify
 from spotcheck.wire import ReceiptModel, as_bytes32
 
@@ -94,8 +105,8 @@ class ReceiptDomain:
 
 
 class Signer(Protocol):
-    """Signs batch leaves with the node's key for one deployment (EIP-191 ``personal_sign``
-    over the receipt digest)."""
+    """Signs batch leaves, or a request's sub-root, with the node's key for one deployment
+    (EIP-191 ``personal_sign`` over the receipt digest)."""
 
     @property
     def address(self) -> str: ...
@@ -161,10 +172,17 @@ class Receipt:
     signature: bytes
     chain_id: int
     job_manager: str
+    #: Position of the job's leaf in its request, and the siblings up to the signed sub-root.
+    sub_index: int = 0
+    sub_proof: tuple[bytes, ...] = ()
 
     @property
     def leaf(self) -> bytes:
         return leaf_hash(self.job_id, self.model_id, self.input_hash, self.output_hash)
+
+    def signed_root(self, leaf: bytes) -> bytes | None:
+        """The sub-root this receipt's path rebuilds from ``leaf`` (None: a malformed path)."""
+        return path_root(leaf, self.sub_index, self.sub_proof)
 
     @property
     def domain(self) -> ReceiptDomain:
@@ -182,6 +200,8 @@ class Receipt:
             signature=self.signature,
             chainId=self.chain_id,
             jobManager=self.job_manager,
+            subIndex=self.sub_index,
+            subProof=list(self.sub_proof),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -207,6 +227,8 @@ class Receipt:
             m.signature,
             m.chainId,
             m.jobManager,
+            m.subIndex,
+            tuple(m.subProof),
         )
 
 
@@ -244,10 +266,10 @@ def verify_receipt(receipt: Receipt, node: str, domain: ReceiptDomain | None = N
     if domain is not None and own != domain:
         return False
     try:
-        leaf = receipt.leaf
+        root = receipt.signed_root(receipt.leaf)
     except EncodingError:
         return False
-    return _signed_by(own.digest(leaf), receipt.signature, node)
+    return root is not None and _signed_by(own.digest(root), receipt.signature, node)
 
 
 @dataclass(frozen=True)
@@ -262,7 +284,8 @@ class OnchainReceiptCheck:
     answers_question: bool
     #: The receipt was issued for this deployment (chain id and JobManager address).
     same_deployment: bool
-    #: The node the dApp asked signed the leaf rebuilt from the dApp's own data.
+    #: The node the dApp asked signed the sub-root rebuilt from the leaf of the dApp's own
+    #: data and the receipt's path (the leaf itself for a one-job request).
     signed_by_node: bool
     #: That leaf is leaf ``index`` of batch ``batchId``, committed by that node for that model.
     in_batch: bool
@@ -362,7 +385,8 @@ def check_receipt_onchain(
     except EncodingError:
         same_deployment = False
     leaf = leaf_hash(receipt.job_id, asked_model, in_hash, out_hash)
-    signed = _signed_by(domain.digest(leaf), receipt.signature, node)
+    root = receipt.signed_root(leaf)
+    signed = root is not None and _signed_by(domain.digest(root), receipt.signature, node)
 
     try:
         batch = job_manager.getBatch(batch_id)

@@ -112,7 +112,12 @@ Int256s = Annotated[
 
 class ReceiptModel(BaseModel):
     """A receipt as served: :class:`spotcheck.receipts.Receipt` on the wire. ``leaf`` is
-    served for reference and never trusted when read (the reader recomputes it)."""
+    served for reference and never trusted when read (the reader recomputes it).
+
+    ``signature`` signs the sub-root of the request the job was served in: the positional
+    Merkle root (``spotcheck.merkle``) of the request's leaves, which ``subProof`` rebuilds
+    from the leaf at position ``subIndex``. A one-job request's sub-root is its leaf
+    (``subIndex`` 0, ``subProof`` empty; both may be left out): the receipts of before."""
 
     jobId: int  # noqa: N815 - JSON field names follow the contracts
     modelId: Bytes32  # noqa: N815
@@ -123,6 +128,8 @@ class ReceiptModel(BaseModel):
     signature: HexData
     chainId: int  # noqa: N815
     jobManager: str  # noqa: N815
+    subIndex: Annotated[StrictInt, Field(ge=0)] = 0  # noqa: N815
+    subProof: list[Bytes32] = Field(default_factory=list)  # noqa: N815
 
 
 class BatchLeaf(BaseModel):
@@ -136,6 +143,8 @@ class BatchLeaf(BaseModel):
     inputHash: Bytes32 | None = None  # noqa: N815
     outputHash: Bytes32 | None = None  # noqa: N815
     leaf: Bytes32 | None = None
+    #: The node's signature over the sub-root of the request that served the job (the leaf
+    #: itself for a one-job request); the path to it is in the receipt the client got.
     signature: HexData | None = None
 
 

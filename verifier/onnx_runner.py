@@ -80,6 +80,8 @@ class OnnxRunner:
                 f"input {inp.name!r} has type {inp.type}; only float inputs are supported"
             )
         self._symbolic = tuple(d for d in inp.shape if isinstance(d, str))
+        #: The first input dimension is symbolic (or unknown): a batch runs as one call.
+        self.batchable = bool(inp.shape) and not isinstance(inp.shape[0], int)
         self.input = TensorSpec(
             inp.name, _static_shape(inp.name, inp.shape), _FLOAT_TYPES[inp.type]
         )
@@ -136,6 +138,33 @@ class OnnxRunner:
         feed = {self.input.name: self.validate(x)}
         results = self._session.run(self._output_names, feed)
         return np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in results])
+
+    def run_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Run many checked inputs (rows of a finite float matrix (n, input_len)); returns the
+        flattened outputs as a float64 matrix (n, output_len). One session call with the batch
+        as the first dimension when the model's first input dimension is symbolic and every
+        output keeps it; else one call per row, without per-row validation."""
+        n = rows.shape[0]
+        x = np.ascontiguousarray(rows, dtype=self.input_dtype)
+        if self.batchable and n > 1:
+            feed = {self.input.name: x.reshape((n, *self.input_shape[1:]))}
+            results = self._session.run(self._output_names, feed)
+            if all(np.ndim(r) > 0 and np.shape(r)[0] == n for r in results):
+                return np.concatenate(
+                    [np.asarray(r, dtype=np.float64).reshape(n, -1) for r in results], axis=1
+                )
+        shape, run, names, name = (
+            self.input_shape,
+            self._session.run,
+            self._output_names,
+            self.input.name,
+        )
+        outs = [run(names, {name: row.reshape(shape)}) for row in x]
+        if len(names) == 1:
+            return np.asarray([o[0] for o in outs], dtype=np.float64).reshape(n, -1)
+        return np.asarray(
+            [np.concatenate([np.ravel(r) for r in o]) for o in outs], dtype=np.float64
+        ).reshape(n, -1)
 
 
 #: onnxruntime's refusal of a newer IR version (its text since 1.x).
