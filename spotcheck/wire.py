@@ -128,8 +128,9 @@ class ReceiptModel(BaseModel):
     signature: HexData
     chainId: int  # noqa: N815
     jobManager: str  # noqa: N815
-    subIndex: Annotated[StrictInt, Field(ge=0)] = 0  # noqa: N815
-    subProof: list[Bytes32] = Field(default_factory=list)  # noqa: N815
+    #: Served only for a job of a batched request (a one-job receipt is served as before).
+    subIndex: Annotated[StrictInt, Field(ge=0, exclude_if=lambda v: v == 0)] = 0  # noqa: N815
+    subProof: list[Bytes32] = Field(default_factory=list, exclude_if=lambda v: not v)  # noqa: N815
 
 
 class BatchLeaf(BaseModel):

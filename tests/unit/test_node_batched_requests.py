@@ -1,0 +1,186 @@
+"""Batched ``/infer`` requests (issue 14): many inputs of one model in one request, as JSON or
+``.npy``; one signature per request and a receipt per job that checks on its own; one-line
+errors naming the bad row; the work gate admits a whole request or answers 503."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from prover.api import ApiContext, create_app
+from prover.batching import BatchCutter, JobServer
+from prover.defence import SelfAuditor
+from prover.inference import InferenceEngine, ModelRuntime, ModelSpec
+from prover.metrics import NodeMetrics
+from prover.receipts import KeySigner, Receipt, ReceiptDomain, verify_receipt
+from prover.store import Store
+from prover.work_gate import WorkGate
+from spotcheck.chain import TOKEN
+from spotcheck.encoding import hash_vector, leaf_hash
+from spotcheck.merkle import verify as merkle_verify
+from tests.fixtures import models
+from tests.unit.test_prover_work_gate import _view
+
+MODEL = bytes.fromhex("5c" * 32)
+DOMAIN = ReceiptDomain(31337, "0x" + "11" * 20)
+URL = f"/v1/models/0x{MODEL.hex()}/infer"
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    spec = ModelSpec(MODEL, models.build("tiny_mlp", tmp_path), 7, 13, 64, in_lo=-512, in_hi=512)
+    runtime = ModelRuntime.load(spec)
+    store = Store(tmp_path / "node.sqlite")
+    server = JobServer(
+        InferenceEngine({MODEL: runtime}), store, KeySigner("0x" + "42" * 32, DOMAIN)
+    )
+    # free stake 100 tokens, 10 per job: 10 jobs fit, an 11th does not
+    gate = WorkGate(lambda: _view(1100, locked=1000, minimum=1), {MODEL: 10 * TOKEN})
+    gate.refresh()
+    ctx = ApiContext(
+        server,
+        store,
+        NodeMetrics(),
+        SelfAuditor(None, 0.0, {MODEL: 64}),  # type: ignore[arg-type]
+        max_body_bytes=64 * 1024,
+        refuse_work=gate.admit,
+        work_stored=gate.stored,
+        release_work=gate.release,
+        max_request_jobs=8,
+    )
+    yield {"http": TestClient(create_app(ctx)), "server": server, "store": store, "gate": gate}
+    server.close()
+    runtime.close()
+    store.close()
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+INPUTS_Q = [[i, -i, 3 * i, 100 - i] for i in range(5)]
+
+
+def test_jsonBatch_eachJobHasItsOwnCheckableReceipt_andIsStored(node: dict[str, Any]) -> None:
+    answer = node["http"].post(URL, json={"inputs_q": INPUTS_Q})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert len(results) == 5
+    signer = node["server"].signer
+    signatures = {r["receipt"]["signature"] for r in results}
+    assert len(signatures) == 1  # one signature per request
+    for i, res in enumerate(results):
+        receipt = Receipt.from_json(res["receipt"])
+        assert receipt.sub_index == i and len(receipt.sub_proof) == 3
+        # the dApp rebuilds the leaf from its own input and the output it got
+        assert receipt.input_hash == hash_vector(INPUTS_Q[i])
+        assert receipt.output_hash == hash_vector(res["output_q"])
+        assert verify_receipt(receipt, signer.address, DOMAIN)
+        job = node["store"].served_job(receipt.job_id)
+        assert job is not None and job.input_q.tolist() == INPUTS_Q[i]
+        assert job.output_q.tolist() == res["output_q"] and job.leaf == receipt.leaf
+    # the same outputs as five single requests
+    single = node["http"].post(URL, json={"input_q": INPUTS_Q[3]}).json()
+    assert single["output_q"] == results[3]["output_q"]
+    assert "subProof" not in single["receipt"]
+    assert verify_receipt(Receipt.from_json(single["receipt"]), signer.address, DOMAIN)
+
+
+def test_batchedJobs_areSealedIntoTheNodesBatch_atTheirLeaves(node: dict[str, Any]) -> None:
+    results = node["http"].post(URL, json={"inputs_q": INPUTS_Q[:3]}).json()["results"]
+    (batch,) = BatchCutter(node["store"], 256, 1e9).cut(force=True)
+    for res in results:
+        receipt = Receipt.from_json(res["receipt"])
+        job = node["store"].served_job(receipt.job_id)
+        leaf = leaf_hash(receipt.job_id, MODEL, hash_vector(INPUTS_Q[job.leaf_index]),
+                         hash_vector(res["output_q"]))  # fmt: skip
+        assert merkle_verify(job.proof, batch.root, leaf, job.leaf_index, batch.count)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_npyIntegerBatch_equalsTheJsonBatch(node: dict[str, Any], dtype: Any) -> None:
+    body = _npy(np.asarray(INPUTS_Q, dtype=dtype).reshape(5, 1, 4))  # (n, *input_shape)
+    answer = node["http"].post(URL, content=body, headers={"content-type": "application/x-npy"})
+    assert answer.status_code == 200, answer.text
+    by_json = node["http"].post(URL, json={"inputs_q": INPUTS_Q}).json()["results"]
+    assert [r["output_q"] for r in answer.json()["results"]] == [r["output_q"] for r in by_json]
+
+
+def test_npyFloatBatch_isQuantizedByTheNode(node: dict[str, Any]) -> None:
+    floats = np.asarray(INPUTS_Q, dtype=np.float32) / 128
+    answer = node["http"].post(
+        URL, content=_npy(floats), headers={"content-type": "application/x-npy"}
+    )
+    assert answer.status_code == 200, answer.text
+    receipts = [Receipt.from_json(r["receipt"]) for r in answer.json()["results"]]
+    assert [r.input_hash for r in receipts] == [hash_vector(x) for x in INPUTS_Q]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"inputs_q": [[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3]]}, 422, "row 2: input has 3"),
+        ({"inputs_q": [[1, 2, 3, 4], [1, 2, 3, 600]]}, 422, "row 1: input element 3 = 600"),
+        ({"inputs_q": [[1, 2, 3, 4], [2**60, 0, 0, 0]]}, 422, "row 1: input element 0"),
+        ({"inputs_q": [[1, 2, 3, 4], [1, 2, 3, 2**70]]}, 422, "row 1: an input value is out"),
+        ({"inputs_q": [[1, 2, 3]] * 2}, 422, "inputs have 3 elements each; model expects 4"),
+        ({"inputs": [[0.1, 0.2, 0.3, 0.4], [0.1, 1e300, 0.3, 0.4]]}, 422, "row 1: input element 1"),
+        ({"inputs_q": []}, 422, "at least one input"),
+        ({"inputs_q": [[1, 2, 3, 4]] * 9}, 413, "request has 9 inputs; at most 8"),
+        ({"inputs_q": [[1, 2, 3, 4]], "input_q": [1, 2, 3, 4]}, 422, "exactly one of"),
+    ],
+)
+def test_badBatch_isOneLine4xx_namingTheRow_andNothingIsStored(
+    node: dict[str, Any], body: dict[str, Any], status: int, detail: str
+) -> None:
+    answer = node["http"].post(URL, json=body)
+    assert answer.status_code == status, answer.text
+    assert detail in answer.json()["detail"] and "\n" not in answer.json()["detail"]
+    assert node["store"].pending_counts() == {}
+    assert node["gate"]._in_flight.get(MODEL, 0) == 0  # nothing reserved
+
+
+@pytest.mark.parametrize(
+    ("array", "detail"),
+    [
+        (np.asarray([[0.1, 0.2, 0.3, 0.4], [0.1, np.nan, 0.3, 0.4]]), "row 1: input element 1"),
+        (np.zeros((2, 5), dtype=np.int64), "inputs have 5 elements each"),
+        (np.asarray(["a", "b"]), "neither integer nor float"),
+        (np.zeros((9, 4), dtype=np.int64), "at most 8"),
+    ],
+)
+def test_badNpy_isOneLine4xx(node: dict[str, Any], array: np.ndarray, detail: str) -> None:
+    answer = node["http"].post(
+        URL, content=_npy(array), headers={"content-type": "application/x-npy"}
+    )
+    assert 400 <= answer.status_code < 500 and detail in answer.json()["detail"], answer.text
+    garbage = node["http"].post(URL, content=b"xx", headers={"content-type": "application/x-npy"})
+    assert garbage.status_code == 422 and "not a .npy array" in garbage.json()["detail"]
+
+
+def test_npyOverTheBodyLimit_is413(node: dict[str, Any]) -> None:
+    body = _npy(np.zeros((4000, 4), dtype=np.int64))  # 128 KB > 64 KB
+    answer = node["http"].post(URL, content=body, headers={"content-type": "application/x-npy"})
+    assert answer.status_code == 413
+
+
+def test_workGate_admitsAWholeRequestAgainstTheFreeStake_orAnswers503(
+    node: dict[str, Any],
+) -> None:
+    http, gate = node["http"], node["gate"]
+    assert http.post(URL, json={"inputs_q": [[1, 2, 3, 4]] * 8}).status_code == 200
+    assert gate._in_flight[MODEL] == 0 and gate._stored[MODEL] == 8
+    refused = http.post(URL, json={"inputs_q": [[1, 2, 3, 4]] * 3})  # 80 + 30 > 100 free
+    assert refused.status_code == 503
+    assert "3 jobs of this request" in refused.json()["detail"]
+    assert node["store"].pending_counts()[MODEL][0] == 8  # nothing of it stored
+    assert http.post(URL, json={"inputs_q": [[1, 2, 3, 4]] * 2}).status_code == 200
+    assert http.post(URL, json={"input_q": [1, 2, 3, 4]}).status_code == 503  # all 100 backed
