@@ -22,8 +22,19 @@ each side, with every round's pair and the load average before and after each mo
 processes on the machine take the core the node's extra work needs, so only numbers measured on
 a quiet machine mean anything (``--wait-load 1.5`` waits for one, up to ``--wait-max`` s).
 
+Batched requests (``--request-size N``, issue 14): the inputs go in requests of N. Plain
+onnxruntime runs each request's inputs as one ``run_rows`` call (one session call with the
+batch as first dimension when the model's first input dimension is symbolic, else one call
+per row, as the node does); the node serves each request through ``JobServer.serve_many``
+(numpy quantization and hashing, one signature over the request's sub-root, one SQLite
+transaction) and encodes its JSON answer (``prover.api``). The table then also shows the
+node's extra CPU per job over plain onnxruntime (microseconds), and a per-stage breakdown of
+one request timed stage by stage on one thread says where those microseconds go.
+
     .venv/bin/python benchmarks/bench_node_throughput.py
     .venv/bin/python benchmarks/bench_node_throughput.py --models tiny_mlp light_resnet50
+    .venv/bin/python benchmarks/bench_node_throughput.py --models tiny_mlp tiny_conv \
+        --request-size 256 --jobs 8192
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -45,10 +57,13 @@ import onnx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from prover.api import _batch_json  # noqa: E402
 from prover.batching import BatchCutter, JobServer  # noqa: E402
 from prover.inference import InferenceEngine, ModelRuntime, ModelSpec  # noqa: E402
 from prover.receipts import KeySigner, ReceiptDomain, ecdsa_backend  # noqa: E402
 from prover.store import Store  # noqa: E402
+from spotcheck.encoding import hash_rows, leaf_hashes  # noqa: E402
+from spotcheck.merkle import MerkleTree  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 MODEL_ID = bytes.fromhex("5c" * 32)
@@ -57,10 +72,10 @@ DOMAIN = ReceiptDomain(chain_id=31337, job_manager="0x" + "11" * 20)
 
 
 def model_path(name: str, folder: Path) -> Path:
-    if name == "tiny_mlp":
-        from tests.fixtures import models
+    from tests.fixtures import models
 
-        return models.build("tiny_mlp", folder)
+    if name in models.BUILDERS:
+        return models.build(name, folder)
     path = LIGHT / f"{name}.onnx"
     if not path.is_file():
         raise SystemExit(f"{path} not found (is the onnx package installed?)")
@@ -97,6 +112,99 @@ def node_round(
     return len(inputs) / wall, 1000 * cpu / len(inputs)
 
 
+def plain_batched_round(runtime: ModelRuntime, requests: list[np.ndarray]) -> tuple[float, float]:
+    """Plain onnxruntime over the same requests: one ``run_rows`` per request."""
+    runner = runtime.runner
+    start, cpu = time.perf_counter(), time.process_time()
+    for rows in requests:
+        runner.run_rows(rows)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    jobs = sum(len(r) for r in requests)
+    return jobs / wall, 1000 * cpu / jobs
+
+
+def node_batched_round(
+    server: JobServer,
+    runtime: ModelRuntime,
+    cutter: BatchCutter,
+    requests: list[np.ndarray],
+    clients: int,
+    batch_size: int,
+) -> tuple[float, float]:
+    def one(rows: np.ndarray) -> None:
+        _batch_json(server.serve_many(MODEL_ID, runtime.quantize_inputs(rows)))
+
+    per_batch = max(1, batch_size // max(1, len(requests[0])))
+    start, cpu = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(clients) as pool:
+        for i in range(0, len(requests), per_batch):
+            list(pool.map(one, requests[i : i + per_batch]))
+            cutter.cut(force=True)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    jobs = sum(len(r) for r in requests)
+    return jobs / wall, 1000 * cpu / jobs
+
+
+class Stages:
+    """Seconds spent per stage, summed over the requests timed."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, stage: str, fn: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        out = fn(*args)
+        self.add(stage, time.perf_counter() - t)
+        return out
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+SIGNING = ("leaves (2 keccak each)", "sub-tree (1 keccak each)", "one signature")
+
+
+def time_one_request(
+    server: JobServer, runtime: ModelRuntime, store: Store, rows: np.ndarray, st: Stages
+) -> None:
+    """Serve ``rows`` as ``serve_many`` does, stage by stage on this thread, into ``st``."""
+    q = st.timed("quantize inputs", runtime.quantize_inputs, rows)
+    x = q / float(2**runtime.spec.input_scale)
+    y = st.timed("onnxruntime (plain)", runtime.runner.run_rows, x)
+    oq = st.timed("quantize outputs", runtime.quantize_outputs, y)
+    ih = st.timed("hash inputs (sha256)", hash_rows, q)
+    oh = st.timed("hash outputs (sha256)", hash_rows, oq)
+    trees: list[MerkleTree] = []
+
+    def sign(job_ids: list[int]) -> tuple[list[bytes], bytes]:
+        leaves = st.timed(SIGNING[0], leaf_hashes, job_ids, MODEL_ID, ih, oh)
+        trees.append(st.timed(SIGNING[1], MerkleTree, leaves))
+        return leaves, st.timed(SIGNING[2], server.signer.sign_leaf, trees[0].root)
+
+    before = sum(st.seconds.get(k, 0.0) for k in SIGNING)
+    t = time.perf_counter()
+    store.record_served_many(MODEL_ID, q, oq, ih, oh, sign)
+    signing = sum(st.seconds[k] for k in SIGNING) - before
+    st.add("SQLite insert (one transaction)", time.perf_counter() - t - signing)
+    st.timed("sub-paths", lambda: [trees[0].proof(i) for i in range(len(rows))])
+    st.timed("seal batch (tree, proofs, UPDATE)", store.seal_batch, MODEL_ID, len(rows))
+    served = server.serve_many(MODEL_ID, q)
+    st.timed("answer JSON", _batch_json, served)
+    store.seal_batch(MODEL_ID, len(rows))
+
+
+def stage_breakdown(
+    server: JobServer, runtime: ModelRuntime, store: Store, rows: np.ndarray, repeat: int
+) -> dict[str, float]:
+    """Microseconds per job of each stage of serving one request, timed one after the other
+    on one thread (the node overlaps some of them); the same calls ``serve_many`` makes."""
+    st = Stages()
+    for _ in range(repeat):
+        time_one_request(server, runtime, store, rows, st)
+    jobs = repeat * len(rows)
+    return {k: 1e6 * v / jobs for k, v in st.seconds.items()}
+
+
 Round = tuple[float, float]  # (jobs per second, CPU milliseconds per job)
 
 
@@ -108,6 +216,7 @@ class Result:
     node: list[Round]
     load_before: float
     load_after: float
+    stages: dict[str, float] | None = None
 
 
 def wait_for_quiet(max_load: float, max_wait_s: float) -> None:
@@ -138,6 +247,8 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     for x in inputs[:3]:  # warm-up both paths
         runtime.runner.run(x)
         server.serve(MODEL_ID, runtime.quantize_input(x))
+    if args.request_size > 1:
+        return bench_batched(name, args, runtime, server, store, cutter, inputs)
     wait_for_quiet(args.wait_load, args.wait_max)
     load_before = os.getloadavg()[0]
     plain: list[Round] = []
@@ -154,6 +265,40 @@ def bench(name: str, args: argparse.Namespace, folder: Path) -> Result:
     runtime.close()
     store.close()
     return Result(name, runtime.input_len, plain, node, load_before, load_after)
+
+
+def bench_batched(
+    name: str,
+    args: argparse.Namespace,
+    runtime: ModelRuntime,
+    server: JobServer,
+    store: Store,
+    cutter: BatchCutter,
+    inputs: list[np.ndarray],
+) -> Result:
+    size = args.request_size
+    matrix = np.stack(inputs)
+    requests = [matrix[i : i + size] for i in range(0, len(matrix), size)]
+    node_batched_round(server, runtime, cutter, requests[:2], args.clients, args.batch_size)
+    wait_for_quiet(args.wait_load, args.wait_max)
+    load_before = os.getloadavg()[0]
+    plain: list[Round] = []
+    node: list[Round] = []
+    for r in range(args.rounds):
+        sides = [
+            lambda: plain.append(plain_batched_round(runtime, requests)),
+            lambda: node.append(
+                node_batched_round(server, runtime, cutter, requests, args.clients, args.batch_size)
+            ),
+        ]
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            side()
+    stages = stage_breakdown(server, runtime, store, requests[0], repeat=5)
+    load_after = os.getloadavg()[0]
+    server.close()
+    runtime.close()
+    store.close()
+    return Result(name, runtime.input_len, plain, node, load_before, load_after, stages)
 
 
 def main() -> None:
@@ -173,6 +318,12 @@ def main() -> None:
         help="node threads for hashing, signing and storing (default: CPUs - 1)",
     )
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--request-size",
+        type=int,
+        default=1,
+        help="inputs per request (1: one job per request, as before; N: batched requests)",
+    )
     parser.add_argument(
         "--commit-seconds",
         type=float,
@@ -211,13 +362,26 @@ def main() -> None:
             f"{res.load_before:>4.1f}->{res.load_after:<4.1f}"
         )
     for res in results:
+        if res.stages is None:
+            continue
+        extra = 1000 * (med(n[1] for n in res.node) - med(p[1] for p in res.plain))
+        print(
+            f"{res.name}: requests of {args.request_size}: node extra CPU per job over plain "
+            f"onnxruntime {extra:.1f} us (target <= 25 us)"
+        )
+        other = sum(v for k, v in res.stages.items() if k != "onnxruntime (plain)")
+        print(f"  per-stage, one request on one thread (us per job; {other:.1f} us besides ORT):")
+        for stage, us in sorted(res.stages.items(), key=lambda kv: -kv[1]):
+            print(f"    {stage:<36} {us:>8.2f}")
+    for res in results:
         pairs = ", ".join(
             f"{p[0]:.1f}/{node_rate(n[0]):.1f}" for p, n in zip(res.plain, res.node, strict=True)
         )
         print(f"{res.name} rounds (plain/node jobs/s): {pairs}")
     print(
         f"node jobs/s include one commitBatch ({args.commit_seconds} s) per {args.batch_size} "
-        f"jobs; {args.clients} client threads; onnxruntime {args.threads} intra-op thread(s), "
+        f"jobs; requests of {args.request_size}; {args.clients} client threads; "
+        f"onnxruntime {args.threads} intra-op thread(s), "
         f"same session both sides; {args.aux_threads or 'CPUs - 1'} serving thread(s); "
         f"ECDSA {ecdsa_backend()}; load average (1 min) on "
         f"{os.cpu_count()} CPUs shown before->after each model"

@@ -50,6 +50,7 @@ from prover.metrics import NodeMetrics
 from prover.store import Batch, BatchState, ServedJob, Store
 from spotcheck.encoding import parse_bytes32
 from spotcheck.errors import EncodingError, InputError
+from spotcheck.merkle import ZERO_HASHES
 from spotcheck.wire import (
     BatchLeaf,
     BatchLeafProof,
@@ -220,34 +221,31 @@ def _first_line(err: BaseException) -> str:
 
 def _batch_json(served: ServedRequest) -> bytes:
     """The answer to a batched request, as JSON bytes (``BatchInferResponse``), built without
-    pydantic: the node's own values, of known types."""
-    head = {
-        "node": served.node,
-        "signature": "0x" + served.signature.hex(),
-        "chainId": served.chain_id,
-        "jobManager": served.job_manager,
-    }
-    model = "0x" + served.model_id.hex()
-    results = []
+    pydantic from the node's own values (known types): every tree node is written as hex once,
+    and the fields shared by all receipts once."""
+    levels = [[json.dumps("0x" + node.hex()) for node in level] for level in served.tree.levels]
+    padding = [json.dumps("0x" + z.hex()) for z in ZERO_HASHES[: served.tree.depth]]
+    shared = (
+        f',"node":{json.dumps(served.node)},"signature":"0x{served.signature.hex()}",'
+        f'"chainId":{served.chain_id},"jobManager":{json.dumps(served.job_manager)}'
+    )
+    model = f'"0x{served.model_id.hex()}"'
     outputs, outputs_q = served.outputs.tolist(), served.outputs_q.tolist()
+    parts = []
     for i, job_id in enumerate(served.job_ids):
-        results.append(
-            {
-                "output": outputs[i],
-                "output_q": outputs_q[i],
-                "receipt": {
-                    "jobId": job_id,
-                    "modelId": model,
-                    "inputHash": "0x" + served.input_hashes[i].hex(),
-                    "outputHash": "0x" + served.output_hashes[i].hex(),
-                    "leaf": "0x" + served.tree.levels[0][i].hex(),
-                    **head,
-                    "subIndex": i,
-                    "subProof": ["0x" + p.hex() for p in served.tree.proof(i)],
-                },
-            }
+        path, index = [], i
+        for h in range(served.tree.depth):
+            level, sibling = levels[h], index ^ 1
+            path.append(level[sibling] if sibling < len(level) else padding[h])
+            index >>= 1
+        parts.append(
+            f'{{"output":{json.dumps(outputs[i])},"output_q":{json.dumps(outputs_q[i])},'
+            f'"receipt":{{"jobId":{job_id},"modelId":{model},'
+            f'"inputHash":"0x{served.input_hashes[i].hex()}",'
+            f'"outputHash":"0x{served.output_hashes[i].hex()}","leaf":{levels[0][i]}{shared},'
+            f'"subIndex":{i},"subProof":[{",".join(path)}]}}}}'
         )
-    return json.dumps({"results": results}, separators=(",", ":")).encode()
+    return ('{"results":[' + ",".join(parts) + "]}").encode()
 
 
 def _leaf(job: ServedJob) -> dict[str, Any]:

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_hash.auto import keccak
-
+from spotcheck.encoding import keccak256 as keccak
 from spotcheck.errors import EncodingError
 
 #: Padding leaf.

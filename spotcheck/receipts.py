@@ -36,10 +36,17 @@ from typing import Any, Protocol
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from pydantic import ValidationError
 
-from spotcheck.encoding import RECEIPT_TYPEHASH, input_hash, leaf_hash, output_hash, receipt_digest
+from spotcheck.encoding import (
+    RECEIPT_TYPEHASH,
+    input_hash,
+    keccak256,
+    leaf_hash,
+    output_hash,
+    receipt_digest,
+)
 from spotcheck.errors import ChainError, EncodingError
 from spotcheck.merkle import path_root
 from spotcheck.merkle import verify as merkle_verify
@@ -89,7 +96,7 @@ class ReceiptDomain:
         """:func:`spotcheck.encoding.receipt_digest` for this deployment (same bytes)."""
         if len(leaf) != 32:
             raise EncodingError(f"leaf must be 32 bytes, got {len(leaf)}")
-        return keccak(self._prefix + bytes(leaf))  # type: ignore[attr-defined]
+        return keccak256(self._prefix + bytes(leaf))  # type: ignore[attr-defined]
 
     @classmethod
     def of(cls, job_manager: Any, chain_id: int | None = None) -> ReceiptDomain:

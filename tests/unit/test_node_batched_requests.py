@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from prover.api import ApiContext, create_app
+from prover.api import ApiContext, BatchInferResponse, create_app
 from prover.batching import BatchCutter, JobServer
 from prover.defence import SelfAuditor
 from prover.inference import InferenceEngine, ModelRuntime, ModelSpec
@@ -74,6 +74,7 @@ def test_jsonBatch_eachJobHasItsOwnCheckableReceipt_andIsStored(node: dict[str, 
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert len(results) == 5
+    BatchInferResponse.model_validate_json(answer.content)  # the documented schema
     signer = node["server"].signer
     signatures = {r["receipt"]["signature"] for r in results}
     assert len(signatures) == 1  # one signature per request
