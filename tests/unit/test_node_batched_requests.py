@@ -4,7 +4,9 @@ errors naming the bad row; the work gate admits a whole request or answers 503."
 
 from __future__ import annotations
 
+import copy
 import io
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,11 @@ from prover.store import Store
 from prover.work_gate import WorkGate
 from spotcheck.chain import TOKEN
 from spotcheck.encoding import hash_vector, leaf_hash
+from spotcheck.kit.serve import HttpThread
 from spotcheck.merkle import verify as merkle_verify
 from tests.fixtures import models
 from tests.unit.test_prover_work_gate import _view
+from verifier.node_client import NodeClient, NodeRefusedError, ReceiptError, check_answers
 
 MODEL = bytes.fromhex("5c" * 32)
 DOMAIN = ReceiptDomain(31337, "0x" + "11" * 20)
@@ -185,3 +189,54 @@ def test_workGate_admitsAWholeRequestAgainstTheFreeStake_orAnswers503(
     assert node["store"].pending_counts()[MODEL][0] == 8  # nothing of it stored
     assert http.post(URL, json={"inputs_q": [[1, 2, 3, 4]] * 2}).status_code == 200
     assert http.post(URL, json={"input_q": [1, 2, 3, 4]}).status_code == 503  # all 100 backed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dappClient_sendsABatch_overHttp_andChecksEveryReceipt(node: dict[str, Any]) -> None:
+    http = HttpThread(node["http"].app, "127.0.0.1", _free_port()).start(wait_s=15)
+    try:
+        signer = node["server"].signer
+        client = NodeClient(http.url, signer.address, DOMAIN)
+        served = client.infer(MODEL, INPUTS_Q)
+        assert [s.input_q for s in served] == INPUTS_Q
+        assert [s.receipt.sub_index for s in served] == list(range(5))
+        stranger = NodeClient(http.url, "0x" + "99" * 20, DOMAIN)
+        with pytest.raises(ReceiptError, match="result 0: the receipt is not signed by"):
+            stranger.infer(MODEL, INPUTS_Q[:1])
+        elsewhere = NodeClient(http.url, signer.address, ReceiptDomain(1, DOMAIN.job_manager))
+        with pytest.raises(ReceiptError, match="for this deployment"):
+            elsewhere.infer(MODEL, INPUTS_Q[:2])
+        with pytest.raises(NodeRefusedError, match="422: row 1: input element 3 = 600"):
+            client.infer(MODEL, [[1, 2, 3, 4], [1, 2, 3, 600]])
+    finally:
+        http.stop()
+
+
+def test_dappCheck_refusesAnswersWithSwappedPathsOrOutputs(node: dict[str, Any]) -> None:
+    signer = node["server"].signer
+    answer = node["http"].post(URL, json={"inputs_q": INPUTS_Q}).json()
+    rows = np.asarray(INPUTS_Q)
+    assert len(check_answers(answer, MODEL, rows, signer.address, DOMAIN)) == 5
+    other = node["http"].post(URL, json={"inputs_q": INPUTS_Q[::-1]}).json()
+
+    swapped = copy.deepcopy(answer)
+    swapped["results"][1]["receipt"]["subProof"] = other["results"][1]["receipt"]["subProof"]
+    with pytest.raises(ReceiptError, match="result 1: the receipt is not signed"):
+        check_answers(swapped, MODEL, rows, signer.address, DOMAIN)
+    moved = copy.deepcopy(answer)
+    moved["results"][2]["receipt"]["subIndex"] = 3
+    with pytest.raises(ReceiptError, match="result 2: the receipt is not signed"):
+        check_answers(moved, MODEL, rows, signer.address, DOMAIN)
+    crossed = copy.deepcopy(answer)
+    crossed["results"][0], crossed["results"][4] = crossed["results"][4], crossed["results"][0]
+    with pytest.raises(ReceiptError, match="result 0: the receipt names another input"):
+        check_answers(crossed, MODEL, rows, signer.address, DOMAIN)
+    lied = copy.deepcopy(answer)
+    lied["results"][3]["output_q"][0] += 1
+    with pytest.raises(ReceiptError, match="result 3: the receipt names another output"):
+        check_answers(lied, MODEL, rows, signer.address, DOMAIN)
