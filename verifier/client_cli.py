@@ -6,6 +6,11 @@ that request, so an output of a job someone else requested, or of another model 
 refused. Without a record (a request sent from elsewhere), give the model and the input you
 asked with ``--model`` and ``--input``; the requester is always ``--account``.
 
+``job infer`` sends inputs to a node's HTTP API in one batched request (``--batch`` inputs per
+request) and prints each output with its receipt, every receipt checked first
+(:mod:`verifier.node_client`): signed by the node asked, for this deployment, over the leaf of
+the model, input and output.
+
 ``job cancel`` takes back the fee of a request the node did not commit before its commit
 deadline (``JobManager.cancelJob``: the refund becomes a credit) and ``job withdraw`` sends the
 account's credits. Fees are typed in tokens (``1.5``) or base units with ``wei`` (``1500wei``).
@@ -155,6 +160,73 @@ def request(
     path = save_request(requests_dir(contracts, deployment), req, contracts.deployment.deploy_block)
     click.echo(f"job id {req.job_id}")
     click.echo(f"request recorded in {path}")
+
+
+@job.command(cls=ChainCommand)
+@click.argument("model_id")
+@click.argument(
+    "input_files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option("--url", required=True, help="The node's HTTP base URL.")
+@click.option("--node", required=True, help="The node's address: receipts must be signed by it.")
+@click.option("--batch", "batch", type=click.IntRange(1), default=256, help="Inputs per request.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the outputs and receipts as JSON to this file (default: print them).",
+)
+@deployment_option
+def infer(
+    account: Any,
+    model_id: str,
+    input_files: tuple[Path, ...],
+    url: str,
+    node: str,
+    batch: int,
+    out: Path | None,
+    deployment: Path | None,
+) -> None:
+    """Serve the inputs of INPUT_FILES (one or many each: JSON or .npy) on MODEL_ID at a
+    node's HTTP API, in batched requests; every receipt is checked before it is printed."""
+    from spotcheck.errors import ChainError
+    from spotcheck.receipts import ReceiptDomain
+    from verifier.datafiles import load_inputs_q
+    from verifier.node_client import NodeClient
+
+    contracts = connect_contracts(deployment)
+    mid = _model_id(model_id)
+    try:
+        model = contracts.model_registry.getModel(mid)
+    except Exception as err:  # UnknownModel revert
+        raise ChainError(f"model {model_id} is not registered on this chain") from err
+    inputs = [row for f in input_files for row in load_inputs_q(f, int(model.inputScale))]
+    client = NodeClient(url, node, ReceiptDomain.of(contracts.job_manager))
+    answers = serve_in_batches(client, mid, inputs, batch)
+    text = json.dumps(answers, indent=1)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text)
+        click.echo(f"{len(answers)} outputs with checked receipts written to {out}")
+
+
+def serve_in_batches(
+    client: Any, model_id: bytes, inputs: list[list[int]], batch: int
+) -> list[dict[str, Any]]:
+    """``client.infer`` over ``inputs`` in requests of ``batch``; each answer as JSON (input,
+    output, output_q and the checked receipt)."""
+    answers: list[dict[str, Any]] = []
+    for start in range(0, len(inputs), batch):
+        for served in client.infer(model_id, inputs[start : start + batch]):
+            answers.append(
+                {
+                    "input_q": served.input_q,
+                    "output": served.output,
+                    "output_q": served.output_q,
+                    "receipt": served.receipt.to_json(),
+                }
+            )
+    return answers
 
 
 @job.command(cls=ChainCommand)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +26,13 @@ from prover.store import Store
 from prover.work_gate import WorkGate
 from spotcheck.chain import TOKEN
 from spotcheck.encoding import hash_vector, leaf_hash
+from spotcheck.errors import InputError
 from spotcheck.kit.serve import HttpThread
 from spotcheck.merkle import verify as merkle_verify
 from tests.fixtures import models
 from tests.unit.test_prover_work_gate import _view
+from verifier.client_cli import serve_in_batches
+from verifier.datafiles import load_inputs_q
 from verifier.node_client import NodeClient, NodeRefusedError, ReceiptError, check_answers
 
 MODEL = bytes.fromhex("5c" * 32)
@@ -240,3 +244,27 @@ def test_dappCheck_refusesAnswersWithSwappedPathsOrOutputs(node: dict[str, Any])
     lied["results"][3]["output_q"][0] += 1
     with pytest.raises(ReceiptError, match="result 3: the receipt names another output"):
         check_answers(lied, MODEL, rows, signer.address, DOMAIN)
+
+
+def test_jobInferCli_loadsBatchFiles_andServesThemInRequestsOfBatch(
+    node: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"inputs_q": INPUTS_Q[:3]}))
+    (tmp_path / "b.json").write_text(json.dumps({"input": [0.5, 0.25, 0, -1]}))
+    np.save(tmp_path / "c.npy", np.asarray(INPUTS_Q[3:], dtype=np.int64))
+    files = [tmp_path / n for n in ("a.json", "b.json", "c.npy")]
+    inputs = [row for f in files for row in load_inputs_q(f, 7)]
+    assert inputs == [*INPUTS_Q[:3], [64, 32, 0, -128], *INPUTS_Q[3:]]
+    http = HttpThread(node["http"].app, "127.0.0.1", _free_port()).start(wait_s=15)
+    try:
+        client = NodeClient(http.url, node["server"].signer.address, DOMAIN)
+        answers = serve_in_batches(client, MODEL, inputs, batch=4)
+    finally:
+        http.stop()
+    assert [a["input_q"] for a in answers] == inputs
+    # two requests (4 + 2): positions restart in the second, signatures differ
+    assert [a["receipt"].get("subIndex", 0) for a in answers] == [0, 1, 2, 3, 0, 1]
+    assert answers[0]["receipt"]["signature"] != answers[4]["receipt"]["signature"]
+    with pytest.raises(InputError, match="inputs_q must be a list of lists"):
+        (tmp_path / "bad.json").write_text(json.dumps({"inputs_q": [[1, True]]}))
+        load_inputs_q(tmp_path / "bad.json", 7)
