@@ -222,9 +222,10 @@ def _first_line(err: BaseException) -> str:
 def _batch_json(served: ServedRequest) -> bytes:
     """The answer to a batched request, as JSON bytes (``BatchInferResponse``), built without
     pydantic from the node's own values (known types): every tree node is written as hex once,
-    and the fields shared by all receipts once."""
-    levels = [[json.dumps("0x" + node.hex()) for node in level] for level in served.tree.levels]
-    padding = [json.dumps("0x" + z.hex()) for z in ZERO_HASHES[: served.tree.depth]]
+    and the fields shared by all receipts once. Outputs are finite (``quantize_outputs``
+    refuses NaN and infinity), and ``repr`` of a finite float is its JSON text."""
+    levels = [[f'"0x{node.hex()}"' for node in level] for level in served.tree.levels]
+    padding = [f'"0x{z.hex()}"' for z in ZERO_HASHES[: served.tree.depth]]
     shared = (
         f',"node":{json.dumps(served.node)},"signature":"0x{served.signature.hex()}",'
         f'"chainId":{served.chain_id},"jobManager":{json.dumps(served.job_manager)}'
@@ -239,7 +240,8 @@ def _batch_json(served: ServedRequest) -> bytes:
             path.append(level[sibling] if sibling < len(level) else padding[h])
             index >>= 1
         parts.append(
-            f'{{"output":{json.dumps(outputs[i])},"output_q":{json.dumps(outputs_q[i])},'
+            f'{{"output":[{",".join(map(repr, outputs[i]))}],'
+            f'"output_q":[{",".join(map(str, outputs_q[i]))}],'
             f'"receipt":{{"jobId":{job_id},"modelId":{model},'
             f'"inputHash":"0x{served.input_hashes[i].hex()}",'
             f'"outputHash":"0x{served.output_hashes[i].hex()}","leaf":{levels[0][i]}{shared},'

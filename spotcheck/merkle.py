@@ -74,8 +74,7 @@ class MerkleTree:
         if not 0 <= index < len(self):
             raise EncodingError(f"leaf index {index} outside 0..{len(self) - 1}")
         out: list[bytes] = []
-        for h in range(self.depth):
-            level = self.levels[h]
+        for h, level in enumerate(self.levels[:-1]):
             sibling = index ^ 1
             out.append(level[sibling] if sibling < len(level) else ZERO_HASHES[h])
             index >>= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -312,6 +313,51 @@ def test_batchedJobs_areServedCommittedAndProvable_andReceiptsCheckOnChain(
     assert check(answers[0], inputs[0], answers[0]["output_q"]).ok
 
 
+def test_batchedRequest_oneSignature_committedAndEachReceiptChecksOnChain_onItsOwn(
+    make_node: Callable[..., Node], spotcheck: Any, chain: Any
+) -> None:
+    """Issue 14: a request of three inputs and a single request fill a batch of four; each
+    job's receipt (sub-root path, one signature per request) passes the dApp's on-chain check,
+    and a receipt with another request's path does not."""
+    n = make_node(batch_size=4)
+    runtime = n.engine.runtime(spotcheck.model_id)
+    floats = [[0.1 * i, -0.2, 0.3, 0.5 * i] for i in range(4)]
+    inputs = [runtime.quantize_input(x).tolist() for x in floats]
+    url = f"/v1/models/0x{spotcheck.model_id.hex()}/infer"
+    batched = n.http.post(url, json={"inputs_q": inputs[:3]})
+    assert batched.status_code == 200, batched.text
+    answers = [*batched.json()["results"], _infer(n, spotcheck, floats[3])]
+    assert len({a["receipt"]["signature"] for a in answers[:3]}) == 1
+
+    n.service.step()
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    batch_id = int(ev.event_arguments["batchId"])
+
+    def check(receipt: Receipt, i: int) -> Any:
+        leaf = n.http.get(f"/v1/batches/{batch_id}/jobs/{receipt.job_id}").json()
+        return check_receipt_onchain(
+            receipt,
+            node=n.chain.address,
+            model_id=spotcheck.model_id,
+            input_q=inputs[i],
+            output_q=answers[i]["output_q"],
+            batch_id=batch_id,
+            index=leaf["index"],
+            proof=leaf["proof"],
+            job_manager=spotcheck.job_manager,
+        )
+
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    n.service.step()
+    receipts = [Receipt.from_json(a["receipt"]) for a in answers]
+    for i, receipt in enumerate(receipts):
+        assert check(receipt, i).ok, check(receipt, i).failures
+    assert receipts[3].sub_proof == ()  # a single request's receipt: as before
+    foreign = replace(receipts[1], sub_proof=receipts[0].sub_proof[:1] + receipts[2].sub_proof[1:])
+    assert not check(foreign, 1).signed_by_node
+    assert not check(replace(receipts[1], sub_index=0), 1).ok
+
+
 # -- crash recovery -----------------------------------------------------------------------
 
 CRASH_POINTS = [
@@ -579,7 +625,7 @@ def test_badInputs_get4xx_andLeaveNoTraceOnChain(
     # The endpoint parses its own body: the schema is still in the OpenAPI document.
     infer_doc = n.http.get("/openapi.json").json()["paths"]["/v1/models/{model_id}/infer"]
     body_schema = infer_doc["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body_schema["properties"]) == {"input", "input_q"}
+    assert set(body_schema["properties"]) == {"input", "input_q", "inputs", "inputs_q"}
     unknown = n.http.post(f"/v1/models/0x{'ab' * 32}/infer", json={"input": [1.0] * 4})
     assert unknown.status_code == 404 and "not served" in unknown.json()["detail"]
     assert n.http.post("/v1/models/nothex/infer", json={"input": [1.0] * 4}).status_code == 404
