@@ -194,6 +194,8 @@ def parse_bytes32(text: str) -> bytes:
 
 def to_hex(value: Any) -> str:
     """``0x``-prefixed hex text of bytes; hex text is returned with the prefix added if missing."""
+    if type(value) is bytes:  # the common case first (sealing a batch calls this per sibling)
+        return "0x" + value.hex()
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
     text = str(value)
@@ -202,6 +204,8 @@ def to_hex(value: Any) -> str:
 
 def from_hex(value: Any) -> bytes:
     """Bytes from hex text (``0x`` prefix optional); bytes are returned as they are."""
+    if type(value) is str:
+        return bytes.fromhex(value.removeprefix("0x"))
     if isinstance(value, bytes | bytearray):
         return bytes(value)
     return bytes.fromhex(str(value).removeprefix("0x"))
