@@ -650,8 +650,8 @@ class Store:
                 "UPDATE served_jobs SET batch_local_id = ?, leaf_index = ?, proof = ?"
                 " WHERE job_id = ?",
                 [
-                    (local_id, i, json.dumps([to_hex(p) for p in tree.proof(i)]), r["job_id"])
-                    for i, r in enumerate(rows)
+                    (local_id, i, proof, r["job_id"])
+                    for i, (r, proof) in enumerate(zip(rows, tree.proofs_json(), strict=True))
                 ],
             )
         batch = self.batch(local_id)

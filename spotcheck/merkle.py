@@ -80,6 +80,22 @@ class MerkleTree:
             index >>= 1
         return out
 
+    def proofs_json(self) -> list[str]:
+        """Every leaf's proof as JSON text (a list of ``0x`` hex siblings, bottom up), equal to
+        ``json.dumps(["0x" + s.hex() for s in self.proof(i)])`` for each ``i``; each tree node
+        is written as hex once (sealing a batch stores one per leaf)."""
+        texts = [[f'"0x{node.hex()}"' for node in level] for level in self.levels[:-1]]
+        padding = [f'"0x{ZERO_HASHES[h].hex()}"' for h in range(self.depth)]
+        out: list[str] = []
+        for index in range(len(self)):
+            path, i = [], index
+            for h, level in enumerate(texts):
+                sibling = i ^ 1
+                path.append(level[sibling] if sibling < len(level) else padding[h])
+                i >>= 1
+            out.append("[" + ", ".join(path) + "]")
+        return out
+
 
 def root_from_proof(leaf: bytes, index: int, proof: Sequence[bytes]) -> bytes:
     """``SpotcheckHash.merkleRoot``: the root ``proof`` rebuilds for ``leaf`` at ``index``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from eth_utils import keccak
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from prover.vectors import pack, pack_rows, unpack
 from spotcheck.encoding import hash_rows, hash_vector, keccak256, leaf_hash, leaf_hashes
+from spotcheck.merkle import MerkleTree
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 
@@ -55,3 +58,13 @@ def test_packRows_unpacksToEveryRow(q: np.ndarray) -> None:
     packed = pack_rows(q)
     assert [unpack(b).tolist() for b in packed] == q.tolist()
     assert all(unpack(pack(row)).tolist() == row.tolist() for row in q)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_proofsJson_equalsEveryProofAsJson(n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    tree = MerkleTree([rng.bytes(32) for _ in range(n)])
+    assert tree.proofs_json() == [
+        json.dumps(["0x" + s.hex() for s in tree.proof(i)]) for i in range(n)
+    ]
