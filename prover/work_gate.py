@@ -102,11 +102,11 @@ class WorkGate:
 
     # -- read by the API and the service ----------------------------------------------------
 
-    def refuse(self, model_id: bytes) -> str | None:
-        """Why new work of ``model_id`` is refused now (None: it is accepted); reserves
+    def refuse(self, model_id: bytes, n: int = 1) -> str | None:
+        """Why ``n`` new jobs of ``model_id`` are refused now (None: accepted); reserves
         nothing."""
         with self._lock:
-            return self._why_not(model_id)
+            return self._why_not(model_id, n)
 
     def admit(self, model_id: bytes, n: int = 1) -> str | None:
         """Admit ``n`` new API jobs of ``model_id``, one request (the API asks after validating

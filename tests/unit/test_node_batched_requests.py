@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prover.api import ApiContext, BatchInferResponse, create_app
 from prover.batching import BatchCutter, JobServer
@@ -268,3 +270,46 @@ def test_jobInferCli_loadsBatchFiles_andServesThemInRequestsOfBatch(
     with pytest.raises(InputError, match="inputs_q must be a list of lists"):
         (tmp_path / "bad.json").write_text(json.dumps({"inputs_q": [[1, True]]}))
         load_inputs_q(tmp_path / "bad.json", 7)
+
+
+def test_bulkInsert_isOneTransaction_aFailedSignatureStoresNothing(node: dict[str, Any]) -> None:
+    store: Store = node["store"]
+    q = np.asarray(INPUTS_Q, dtype=np.int64)
+    hashes = [hash_vector(row) for row in INPUTS_Q]
+
+    def fails(job_ids: list[int]) -> tuple[list[bytes], bytes]:
+        raise PermissionError("the node account refused to sign")
+
+    with pytest.raises(PermissionError):
+        store.record_served_many(MODEL, q, q[:, :2], hashes, hashes, fails)
+    assert store.pending_counts() == {}
+    ids, _ = store.record_served_many(
+        MODEL, q, q[:, :2], hashes, hashes, lambda ids: ([bytes(32)] * len(ids), b"\x01" * 65)
+    )
+    assert store.pending_counts()[MODEL][0] == 5 and ids == list(range(ids[0], ids[0] + 5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(1, 12), st.booleans()), min_size=1, max_size=30),
+    free=st.integers(0, 60),
+)
+def test_property_gateNeverAdmitsMoreThanTheFreeStakeBacks(
+    steps: list[tuple[int, bool]], free: int
+) -> None:
+    """Whole requests of any size, each stored or released: the slash of every job admitted
+    and not released never exceeds the free stake; a refused request reserves nothing."""
+    gate = WorkGate(lambda: _view(1000 + free, locked=1000, minimum=1), {MODEL: TOKEN})
+    gate.refresh()
+    backed = 0
+    for n, keep in steps:
+        if gate.admit(MODEL, n) is None:
+            assert backed + n <= free
+            if keep:
+                gate.stored(MODEL, n)
+                backed += n
+            else:
+                gate.release(MODEL, n)
+        else:
+            assert backed + n > free
+        assert gate._in_flight.get(MODEL, 0) == 0
