@@ -103,7 +103,12 @@ class InferRequest(BaseModel):
 _INFER_BODY_SCHEMA = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": InferRequest.model_json_schema()}},
+        "content": {
+            "application/json": {"schema": InferRequest.model_json_schema()},
+            # a batch as a .npy file: shape (n, *input_shape) or (n, input_len); integer
+            # dtype = inputs_q, float dtype = inputs
+            "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+        },
     }
 }
 
