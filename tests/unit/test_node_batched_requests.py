@@ -10,9 +10,11 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
@@ -36,6 +38,7 @@ from tests.unit.test_prover_work_gate import _view
 from verifier.client_cli import serve_in_batches
 from verifier.datafiles import load_inputs_q
 from verifier.node_client import NodeClient, NodeRefusedError, ReceiptError, check_answers
+from verifier.onnx_runner import OnnxRunner
 
 MODEL = bytes.fromhex("5c" * 32)
 DOMAIN = ReceiptDomain(31337, "0x" + "11" * 20)
@@ -313,3 +316,27 @@ def test_property_gateNeverAdmitsMoreThanTheFreeStakeBacks(
         else:
             assert backed + n > free
         assert gate._in_flight.get(MODEL, 0) == 0
+
+
+def _symbolic_batch_mlp(path: Path) -> Path:
+    """``tiny_mlp`` with a symbolic first dimension (``N``): a batch runs as one call."""
+    model = onnx.load(models.build("tiny_mlp", path.parent))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    onnx.save(model, path)
+    return path
+
+
+def test_runRows_symbolicBatch_isOneSessionCall_equalToRowByRow(tmp_path: Path) -> None:
+    batched = OnnxRunner(_symbolic_batch_mlp(tmp_path / "n.onnx"))
+    static = OnnxRunner(models.build("tiny_mlp", tmp_path))
+    assert batched.batchable and not static.batchable
+    rows = np.random.default_rng(5).uniform(-1, 1, size=(7, 4))
+    calls: list[Any] = []
+    session = batched._session
+    batched._session = SimpleNamespace(run=lambda *a: calls.append(a) or session.run(*a))
+    out = batched.run_rows(rows)
+    assert len(calls) == 1 and out.shape == (7, 2)
+    expected = np.stack([static.run(row) for row in rows])
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(static.run_rows(rows), expected)
