@@ -59,6 +59,8 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     mapping(bytes32 key => bool) public batchLeafProven;
     /// @inheritdoc IJobManager
     mapping(bytes32 key => bool) public batchLeafInvalid;
+    /// @inheritdoc IJobManager
+    mapping(bytes32 key => uint256) public batchLeafPending;
     /// @notice A node's posted price per model (`priceOf` takes the max with the model's minFee).
     mapping(address node => mapping(bytes32 modelId => uint256)) public postedPrice;
     /// @inheritdoc IJobManager
@@ -253,6 +255,19 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         emit BatchCommitted(batchId, msg.sender, modelId, root, count, uri, challengeDeadline, reserved);
         // SAFETY: trusted protocol code; reverts InsufficientStake unless the stake covers it.
         stakeManager.lock(msg.sender, reserved);
+        address pool = checkPool;
+        if (pool == address(0)) return batchId;
+        // SAFETY: trusted protocol code (set once by the deployer); it books the batch's check
+        // deposit (count * the model's leafCheckFee, no loop) and returns it.
+        uint256 deposit = ICheckPoolHooks(pool).onBatchCommitted(batchId, modelId, count);
+        if (deposit == 0) return batchId;
+        emit BatchCheckDepositPaid(batchId, pool, deposit);
+        // INVARIANT: the node funds its batch's checks: the deposit goes from the node straight
+        // to the pool (the node approves this contract), all of it.
+        uint256 before = token.balanceOf(pool);
+        // SAFETY: after every effect; nonReentrant; the protocol token.
+        token.safeTransferFrom(msg.sender, pool, deposit);
+        require(token.balanceOf(pool) - before == deposit, FeeOnTransferToken());
     }
 
     /// @inheritdoc IJobManager
@@ -316,6 +331,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchLeafDisputed(uint256 batchId, uint256 index) external onlyDisputeManager {
         Batch storage b = _committedBatch(batchId);
         b.openClaims += 1;
+        batchLeafPending[SpotcheckHash.batchLeafKey(batchId, index)] += 1;
         emit BatchLeafDisputed(batchId, index, b.openClaims);
     }
 
@@ -323,6 +339,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchLeafRequested(uint256 batchId, uint256 index) external onlyDisputeManager {
         Batch storage b = _committedBatch(batchId);
         b.openClaims += 1;
+        batchLeafPending[SpotcheckHash.batchLeafKey(batchId, index)] += 1;
         emit BatchLeafRequested(batchId, index, b.openClaims);
     }
 
@@ -333,6 +350,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     {
         Batch storage b = _batch(batchId);
         b.openClaims -= 1;
+        batchLeafPending[SpotcheckHash.batchLeafKey(batchId, index)] -= 1;
         // INVARIANT: a revealed leaf stays disputable until disputeDeadline; the batch (and so
         // its reservation) stays open at least that long.
         if (disputeDeadline > b.finalAfter) b.finalAfter = disputeDeadline;
@@ -343,7 +361,9 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchLeafProven(uint256 batchId, uint256 index) external onlyDisputeManager {
         Batch storage b = _batch(batchId);
         b.openClaims -= 1;
-        batchLeafProven[SpotcheckHash.batchLeafKey(batchId, index)] = true;
+        bytes32 key = SpotcheckHash.batchLeafKey(batchId, index);
+        batchLeafPending[key] -= 1;
+        batchLeafProven[key] = true;
         emit BatchLeafProven(batchId, index);
     }
 
@@ -355,12 +375,18 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     {
         Batch storage b = _batch(batchId);
         b.openClaims -= 1;
-        batchLeafInvalid[SpotcheckHash.batchLeafKey(batchId, index)] = true;
+        bytes32 key = SpotcheckHash.batchLeafKey(batchId, index);
+        batchLeafPending[key] -= 1;
+        batchLeafInvalid[key] = true;
         // INVARIANT: a leaf's slash comes out of its own batch's reservation, never more.
         uint256 slash = registry.getModel(b.modelId).slashAmount;
         slashAmount = slash < b.reserved ? slash : b.reserved;
         b.reserved -= slashAmount;
         emit BatchLeafInvalidated(batchId, index, slashAmount, b.reserved);
+        address pool = checkPool;
+        // SAFETY: trusted protocol code, last: it burns the leaf's check deposit (a cheating
+        // node never gets it back) and never reverts for a leaf it knows nothing of.
+        if (pool != address(0)) ICheckPoolHooks(pool).onBatchLeafInvalidated(batchId, index);
     }
 
     // ---------------------------------------------------------------- views
