@@ -108,7 +108,11 @@ def test_commitBatch_pullsCountTimesLeafFee_fromNodeIntoPool(
     assert token.balanceOf(pool) == pool_before + COUNT * LEAF_FEE
     d = pool.getBatchDeposit(batch_id)
     assert (d.perLeaf, d.count, d.claimedLeaves, d.recorded, d.refunded) == (
-        LEAF_FEE, COUNT, 0, True, False
+        LEAF_FEE,
+        COUNT,
+        0,
+        True,
+        False,
     )
     # the fee is a snapshot: a later change does not touch committed batches
     batch_id2, _, _ = _commit(spotcheck, node, count=2)
@@ -193,9 +197,7 @@ def test_leafClaim_notSampled_refused(
     batch_id, _, _ = batch
     cp.set_model_terms(pool, spotcheck.model_id, 2000, 1, sender=deployer)  # 0.01 %
     seed = _seed(chain, spotcheck, batch_id)
-    index = next(
-        i for i in range(COUNT) if cp.make_leaf_claim(KEY_A, batch_id, i, seed, 1) is None
-    )
+    index = next(i for i in range(COUNT) if cp.make_leaf_claim(KEY_A, batch_id, i, seed, 1) is None)
     blind = _claim(KEY_A, seed, batch_id, index)  # a real proof, just not in the sample
     with ape.reverts(pool.LeafNotSampled):
         pool.claimLeaves([batch_id], [index], [list(blind.proof.words())], sender=a)
@@ -300,7 +302,9 @@ def test_leafClaim_afterLeafSlashed_insideWindow_refusedLeafInvalid(
     a, _ = registered
     dm = spotcheck.dispute_manager
     long_model = register_model(
-        project.MockVerifier.deploy(sender=deployer), replace(MOCK_MODEL, challenge_window=400), tag=b"long"
+        project.MockVerifier.deploy(sender=deployer),
+        replace(MOCK_MODEL, challenge_window=400),
+        tag=b"long",
     )
     cp.set_model_terms(pool, long_model, 2000, 10_000, sender=deployer)
     cp.set_leaf_check_fee(pool, long_model, LEAF_FEE, sender=deployer)
@@ -310,7 +314,9 @@ def test_leafClaim_afterLeafSlashed_insideWindow_refusedLeafInvalid(
     request_id = bytes(dm.requestLeaf(batch_id, 0, tree.root, sender=challenger).return_value)
     r = dm.getLeafRequest(request_id)
     advance(chain, int(r.revealDeadline) - int(chain.pending_timestamp) + 1)
-    assert int(chain.pending_timestamp) <= int(spotcheck.job_manager.getBatch(batch_id).challengeDeadline)
+    assert int(chain.pending_timestamp) <= int(
+        spotcheck.job_manager.getBatch(batch_id).challengeDeadline
+    )
     dm.settleLeafRequest(request_id, sender=outsider)  # unrevealed: the leaf is invalid
     c = _claim(KEY_A, seed, batch_id, 0)
     with ape.reverts(pool.LeafInvalid, batchId=batch_id, index=0):
