@@ -99,7 +99,7 @@ def _past_window(chain: Any) -> None:
 
 
 def test_commitBatch_pullsCountTimesLeafFee_fromNodeIntoPool(
-    spotcheck: Any, pool: Any, node: Any
+    spotcheck: Any, pool: Any, node: Any, deployer: Any
 ) -> None:
     token, jm = spotcheck.token, spotcheck.job_manager
     node_before, pool_before = token.balanceOf(node), token.balanceOf(pool)
@@ -115,8 +115,11 @@ def test_commitBatch_pullsCountTimesLeafFee_fromNodeIntoPool(
         False,
     )
     # the fee is a snapshot: a later change does not touch committed batches
-    batch_id2, _, _ = _commit(spotcheck, node, count=2)
-    assert pool.getBatchDeposit(batch_id2).perLeaf == LEAF_FEE
+    cp.set_leaf_check_fee(pool, spotcheck.model_id, 3 * LEAF_FEE, sender=deployer)
+    receipt = jm.commitBatch(spotcheck.model_id, b"\x01" * 32, 2, "", sender=node)
+    [ev] = receipt.events.filter(jm.BatchCheckDepositPaid)
+    assert (ev.checkPool, ev.deposit) == (pool, 2 * 3 * LEAF_FEE)
+    assert pool.getBatchDeposit(batch_id).perLeaf == LEAF_FEE
 
 
 def test_commitBatch_withoutApproval_reverts(
@@ -233,7 +236,7 @@ def test_leafClaim_replayed_andListedTwice_refused(
 def test_leafClaim_anotherChallengersProof_refused_singleAndBatched(
     spotcheck: Any, pool: Any, batch: Any, registered: tuple[Any, Any], chain: Any
 ) -> None:
-    a, b = registered
+    _, b = registered
     batch_id, _, _ = batch
     seed = _seed(chain, spotcheck, batch_id)
     stolen = _claim(KEY_A, seed, batch_id, 0)
