@@ -8,6 +8,7 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 import {ICheckPool} from "./interfaces/ICheckPool.sol";
 import {ICheckPoolHooks} from "./interfaces/ICheckPoolHooks.sol";
+import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IJobManager} from "./interfaces/IJobManager.sol";
 import {BlsVrf} from "./libraries/BlsVrf.sol";
 import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
@@ -351,6 +352,9 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     function onBatchCommitted(uint256 batchId, bytes32 modelId, uint32 count) external returns (uint256 deposit) {
         require(msg.sender == address(jobManager), NotJobManager(msg.sender));
         uint128 perLeaf = leafCheckFee[modelId];
+        // No fee, no deposit, nothing to pay for: the batch is not recorded (its leaves cannot
+        // be claimed, BatchNotFunded) and its commit costs no storage here.
+        if (perLeaf == 0) return 0;
         _deposits[batchId] = BatchDeposit({
             perLeaf: perLeaf,
             count: count,
@@ -480,10 +484,7 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         require(index < b.count, LeafIndexOutOfRange(batchId, index, b.count));
         leafRef = SpotcheckHash.batchLeafKey(batchId, index);
         require(!jobManager.batchLeafInvalid(leafRef), LeafInvalid(batchId, index));
-        require(
-            jobManager.batchLeafPending(leafRef) == 0 && !jobManager.batchLeafProven(leafRef),
-            LeafNotClaimable(batchId, index)
-        );
+        require(!jobManager.batchLeafProven(leafRef) && !_leafContested(leafRef), LeafNotClaimable(batchId, index));
         uint16 samplingBps = modelTerms[b.modelId].samplingBps;
         require(samplingBps > 0, ModelNotConfigured(b.modelId));
         BatchDeposit storage d = _deposits[batchId];
@@ -501,6 +502,15 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         }
         lc.claimCount += 1;
         emit LeafCheckClaimed(batchId, index, msg.sender, BlsVrf.output(proof), lc.claimCount, claimCollateral);
+    }
+
+    /// @dev True iff the leaf has a dispute (open, or settled either way) or an open leaf
+    ///      request: its outcome is being decided in the open, so a claim would be no check.
+    ///      Read from DisputeManager (no storage added to the dispute paths).
+    function _leafContested(bytes32 leafRef) private view returns (bool) {
+        IDisputeManager dm = IDisputeManager(IJobManagerWiring(address(jobManager)).disputeManager());
+        if (dm.getDispute(leafRef).status != IDisputeManager.DisputeStatus.None) return true;
+        return dm.getLeafRequest(leafRef).status == IDisputeManager.LeafRequestStatus.Open;
     }
 
     /// @dev The recorded seed of batch `batchId`, recording it now if `blockhash` can still read it.
@@ -531,3 +541,7 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     }
 }
 
+
+interface IJobManagerWiring {
+    function disputeManager() external view returns (address);
+}

@@ -59,8 +59,6 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     mapping(bytes32 key => bool) public batchLeafProven;
     /// @inheritdoc IJobManager
     mapping(bytes32 key => bool) public batchLeafInvalid;
-    /// @inheritdoc IJobManager
-    mapping(bytes32 key => uint256) public batchLeafPending;
     /// @notice A node's posted price per model (`priceOf` takes the max with the model's minFee).
     mapping(address node => mapping(bytes32 modelId => uint256)) public postedPrice;
     /// @inheritdoc IJobManager
@@ -331,7 +329,6 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchLeafDisputed(uint256 batchId, uint256 index) external onlyDisputeManager {
         Batch storage b = _committedBatch(batchId);
         b.openClaims += 1;
-        batchLeafPending[SpotcheckHash.batchLeafKey(batchId, index)] += 1;
         emit BatchLeafDisputed(batchId, index, b.openClaims);
     }
 
@@ -339,7 +336,6 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchLeafRequested(uint256 batchId, uint256 index) external onlyDisputeManager {
         Batch storage b = _committedBatch(batchId);
         b.openClaims += 1;
-        batchLeafPending[SpotcheckHash.batchLeafKey(batchId, index)] += 1;
         emit BatchLeafRequested(batchId, index, b.openClaims);
     }
 
@@ -350,7 +346,6 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     {
         Batch storage b = _batch(batchId);
         b.openClaims -= 1;
-        batchLeafPending[SpotcheckHash.batchLeafKey(batchId, index)] -= 1;
         // INVARIANT: a revealed leaf stays disputable until disputeDeadline; the batch (and so
         // its reservation) stays open at least that long.
         if (disputeDeadline > b.finalAfter) b.finalAfter = disputeDeadline;
@@ -361,9 +356,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     function onBatchLeafProven(uint256 batchId, uint256 index) external onlyDisputeManager {
         Batch storage b = _batch(batchId);
         b.openClaims -= 1;
-        bytes32 key = SpotcheckHash.batchLeafKey(batchId, index);
-        batchLeafPending[key] -= 1;
-        batchLeafProven[key] = true;
+        batchLeafProven[SpotcheckHash.batchLeafKey(batchId, index)] = true;
         emit BatchLeafProven(batchId, index);
     }
 
@@ -375,9 +368,7 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
     {
         Batch storage b = _batch(batchId);
         b.openClaims -= 1;
-        bytes32 key = SpotcheckHash.batchLeafKey(batchId, index);
-        batchLeafPending[key] -= 1;
-        batchLeafInvalid[key] = true;
+        batchLeafInvalid[SpotcheckHash.batchLeafKey(batchId, index)] = true;
         // INVARIANT: a leaf's slash comes out of its own batch's reservation, never more.
         uint256 slash = registry.getModel(b.modelId).slashAmount;
         slashAmount = slash < b.reserved ? slash : b.reserved;

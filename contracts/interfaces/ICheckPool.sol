@@ -63,7 +63,7 @@ interface ICheckPool {
         uint32 count;
         uint32 claimedLeaves; // leaves with at least one claim (their deposit is the claimants')
         uint32 invalidUnclaimed; // leaves invalidated before any claim (their deposit burned)
-        bool recorded; // committed while the pool was connected
+        bool recorded; // committed with a deposit (pool connected, leafCheckFee > 0)
         bool refunded; // the unclaimed leaves' deposit went back to the node
     }
 
@@ -108,13 +108,14 @@ interface ICheckPool {
     /// @notice Leaf claims: only a Committed batch, inside its challenge window.
     error BatchNotClaimable(uint256 batchId, IJobManager.BatchStatus status);
     error BatchClaimWindowClosed(uint256 batchId, uint64 deadline);
-    /// @notice The batch was committed before the pool was connected: it has no deposit.
+    /// @notice The batch has no check deposit (committed before the pool was connected, or
+    ///         while its model's leafCheckFee was 0): its leaves earn nothing to claim.
     error BatchNotFunded(uint256 batchId);
     error LeafIndexOutOfRange(uint256 batchId, uint256 index, uint32 count);
     /// @notice The leaf was invalidated: nothing to check.
     error LeafInvalid(uint256 batchId, uint256 index);
-    /// @notice The leaf has an open dispute or leaf request, or was proven: its outcome is no
-    ///         longer open, so a claim on it would be no check.
+    /// @notice The leaf has a dispute or an open leaf request, or was proven: its outcome is
+    ///         decided in the open, so a claim on it would be no check.
     error LeafNotClaimable(uint256 batchId, uint256 index);
     error LeafNotSampled(uint256 batchId, uint256 index, bytes32 output);
     error LeafAlreadyClaimed(uint256 batchId, uint256 index, address claimant);
@@ -213,7 +214,7 @@ interface ICheckPool {
     /// @notice Store batch leaves' claims: `proofs[i]` is the caller's VRF proof of
     ///         `(batchSeed(batchIds[i]), batchLeafKey(batchIds[i], indices[i]))`, sampled at
     ///         the model's rate. Each batch must be Committed, inside its challenge window, the
-    ///         leaf `index < count`, not invalid, not proven, with no open dispute or leaf
+    ///         leaf `index < count`, not invalid, not proven, with no dispute and no open leaf
     ///         request. Up to `MAX_BATCH_CLAIMS`; one pairing product for two or more. Locks
     ///         `claimCollateral` per leaf.
     function claimLeaves(uint256[] calldata batchIds, uint256[] calldata indices, uint256[2][] calldata proofs)

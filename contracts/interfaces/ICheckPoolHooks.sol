@@ -13,7 +13,8 @@ interface ICheckPoolHooks {
     function onJobFinalized(uint256 jobId, bytes32 modelId, uint256 fee) external returns (uint256 reward);
 
     /// @notice Batch `batchId` of `modelId` with `count` leaves was committed. Books its check
-    ///         deposit `count * leafCheckFee(modelId)` (the fee snapshot) and returns it;
+    ///         deposit `count * leafCheckFee(modelId)` (the fee snapshot; nothing is booked
+    ///         when the fee is 0) and returns it;
     ///         JobManager then moves it from the node to the pool in the same call.
     function onBatchCommitted(uint256 batchId, bytes32 modelId, uint32 count) external returns (uint256 deposit);
 

@@ -206,8 +206,6 @@ interface IJobManager {
     /// @notice Verdict flags by `SpotcheckHash.batchLeafKey(batchId, index)`.
     function batchLeafProven(bytes32 key) external view returns (bool);
     function batchLeafInvalid(bytes32 key) external view returns (bool);
-    /// @notice Open disputes + open leaf requests on the leaf (CheckPool refuses claims on it).
-    function batchLeafPending(bytes32 key) external view returns (uint256);
     function credits(address owner) external view returns (uint256);
     function livenessFailures(address node) external view returns (uint256);
     function commitTimeout() external view returns (uint64);

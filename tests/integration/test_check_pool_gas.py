@@ -120,7 +120,13 @@ def test_gas_checkPool(
 
 
 def test_gas_checkPoolLeaves(
-    spotcheck: Any, accounts: Any, deployer: Any, node: Any, outsider: Any, chain: Any
+    spotcheck: Any,
+    accounts: Any,
+    deployer: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
 ) -> None:
     """Paid checks of batch leaves: what the check deposit adds to commitBatch (the same for 4
     and 64 leaves: no loop), leaf claims of 1, 4 and 16 (per leaf), finalizeBatch, collectLeaf,
@@ -183,7 +189,7 @@ def test_gas_checkPoolLeaves(
     pool.claimLeaves([bad], [0], [leaf_proof(bad, 0)], sender=who)
     j0, a0, b0 = jobs[0]
     dm.openBatchDispute(
-        bad, 0, j0, hash_vector(a0), hash_vector(b0), tree.proof(0), sender=outsider
+        bad, 0, j0, hash_vector(a0), hash_vector(b0), tree.proof(0), sender=challenger
     )
     advance(chain, MOCK_MODEL.challenge_window + MOCK_MODEL.proof_window + 1)
     gas("DisputeManager.settle of a claimed leaf (burns its deposit)",

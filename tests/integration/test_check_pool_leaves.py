@@ -402,7 +402,7 @@ def test_claimedLeafEndsInvalid_collateralBurned_depositBurned_nodeRefundExclude
     assert token.balanceOf(BURN) - burned0 >= 2 * LEAF_FEE + COLLATERAL
 
 
-def test_batchWithoutLeafFee_paysNoDeposit_claimsHoldNoReward(
+def test_batchWithoutLeafFee_paysNoDeposit_leavesNotClaimable(
     spotcheck: Any, pool: Any, registered: tuple[Any, Any], deployer: Any, node: Any, chain: Any
 ) -> None:
     a, _ = registered
@@ -410,10 +410,12 @@ def test_batchWithoutLeafFee_paysNoDeposit_claimsHoldNoReward(
     n0 = spotcheck.token.balanceOf(node)
     batch_id, _, _ = _commit(spotcheck, node)
     assert spotcheck.token.balanceOf(node) == n0
+    assert not pool.getBatchDeposit(batch_id).recorded
     seed = _seed(chain, spotcheck, batch_id)
-    cp.claim_leaves(pool, [_claim(KEY_A, seed, batch_id, 0)], sender=a)
+    c = _claim(KEY_A, seed, batch_id, 0)
+    with ape.reverts(pool.BatchNotFunded, batchId=batch_id):
+        pool.claimLeaves([batch_id], [0], [list(c.proof.words())], sender=a)
     _past_window(chain)
     spotcheck.job_manager.finalizeBatch(batch_id, sender=node)
-    a0 = spotcheck.token.balanceOf(a)
-    cp.collect_leaf(pool, batch_id, 0, sender=a)
-    assert spotcheck.token.balanceOf(a) == a0 and pool.freeBond(a) == MIN_BOND
+    with ape.reverts(pool.BatchNotFunded, batchId=batch_id):
+        pool.refundBatchDeposit(batch_id, sender=node)
