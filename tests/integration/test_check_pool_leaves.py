@@ -419,3 +419,28 @@ def test_batchWithoutLeafFee_paysNoDeposit_leavesNotClaimable(
     spotcheck.job_manager.finalizeBatch(batch_id, sender=node)
     with ape.reverts(pool.BatchNotFunded, batchId=batch_id):
         pool.refundBatchDeposit(batch_id, sender=node)
+
+
+# ---------------------------------------------------------------- the node service
+
+
+def test_nodeChain_approvesTheDeposit_commits_andTakesTheRefundAfterFinalize(
+    spotcheck: Any, pool: Any, node: Any, chain: Any
+) -> None:
+    """The node's chain wrapper approves JobManager for exactly the batch's deposit when the
+    allowance is short, and finalize_batch takes back the unclaimed deposits."""
+    from prover.chain_io import NodeChain
+
+    token, jm = spotcheck.token, spotcheck.job_manager
+    token.approve(jm, 0, sender=node)
+    nc = NodeChain(spotcheck.contracts, node)
+    assert nc.batch_check_deposit(spotcheck.model_id, COUNT) == COUNT * LEAF_FEE
+    before = token.balanceOf(node)
+    _, batch_id, _ = nc.commit_batch(spotcheck.model_id, b"\x05" * 32, COUNT, "u")
+    assert batch_id is not None
+    assert token.balanceOf(node) == before - COUNT * LEAF_FEE
+    assert token.allowance(node, jm) == 0  # approved for the deposit, no more
+    _past_window(chain)
+    nc.finalize_batch(batch_id)
+    assert pool.getBatchDeposit(batch_id).refunded
+    assert token.balanceOf(node) == before
