@@ -444,3 +444,30 @@ def test_nodeChain_approvesTheDeposit_commits_andTakesTheRefundAfterFinalize(
     nc.finalize_batch(batch_id)
     assert pool.getBatchDeposit(batch_id).refunded
     assert token.balanceOf(node) == before
+
+
+def test_challengerChain_claimsALeaf_readsItsState_andCollects(
+    spotcheck: Any, pool: Any, batch: Any, registered: tuple[Any, Any], node: Any, chain: Any
+) -> None:
+    """The challenger's chain methods for leaf claims against the real contracts."""
+    from challenger.chain_io import ApeChain
+    from spotcheck.chain import BatchStatus
+
+    a, _ = registered
+    batch_id, _, _ = batch
+    ape_chain = ApeChain.from_contracts(spotcheck.contracts, a)
+    seed = _seed(chain, spotcheck, batch_id)
+    status, commit_block = ape_chain.batch_state(batch_id)
+    assert status is BatchStatus.COMMITTED
+    assert commit_block == int(spotcheck.job_manager.getBatch(batch_id).commitBlock)
+    assert not ape_chain.pool_batch_seed_recorded(batch_id)
+    c = _claim(KEY_A, seed, batch_id, 3)
+    ape_chain.pool_claim_leaves([(batch_id, 3, c.proof)])
+    assert ape_chain.pool_leaf_claim_status(batch_id, 3) is ClaimStatus.OPEN
+    assert ape_chain.pool_batch_seed_recorded(batch_id)
+    assert not ape_chain.leaf_invalid(batch_id, 3)
+    _past_window(chain)
+    spotcheck.job_manager.finalizeBatch(batch_id, sender=node)
+    _, paid = ape_chain.pool_collect_leaf(batch_id, 3)
+    assert paid == LEAF_FEE
+    assert ape_chain.pool_leaf_claim_status(batch_id, 3) is ClaimStatus.COLLECTED
