@@ -1090,7 +1090,10 @@ class Store:
 
 
 class ClaimState(enum.StrEnum):
-    """A paid-check claim (``CheckPool``) on an on-chain job we sampled and found correct.
+    """A paid-check claim (``CheckPool``) on an on-chain job (``ch_claims``) or a batch leaf
+    (``ch_leaf_claims``: ``claimLeaves``, paid from the node's check deposit) we sampled and
+    found correct; for a leaf, "the job" below is the leaf (final: its batch Final and the
+    leaf never invalidated).
 
     ```
      planned ──> sending ──> open ──┬─> collected   (the job became final: reward paid)
