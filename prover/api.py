@@ -207,9 +207,7 @@ def _leaf(job: ServedJob) -> dict[str, Any]:
 
 
 def _pruned(batch_id: int) -> str:
-    return (
-        f"batch {batch_id} is final and its vectors were pruned after this node's retention"
-    )
+    return f"batch {batch_id} is final and its vectors were pruned after this node's retention"
 
 
 def _json(content: Any) -> bytes:

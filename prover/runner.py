@@ -22,8 +22,8 @@ from prover.defence import EzklProofBackend, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.receipts import ApeSigner, ReceiptDomain, ecdsa_backend
-from prover.service import NodeService
 from prover.retention import Retention
+from prover.service import NodeService
 from prover.startup import check_models, check_port, check_public_url, check_stake
 from prover.store import BatchState, Store
 from prover.transactions import TxSender

@@ -32,7 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -355,7 +355,10 @@ class BatchSnapshot:
 
     def __init__(self, path: Path, local_id: int) -> None:
         self._conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"{Path(path).resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
         )
         self._conn.row_factory = sqlite3.Row
         self.local_id = local_id
@@ -379,10 +382,8 @@ class BatchSnapshot:
                 yield Store._served(r)
 
     def close(self) -> None:
-        try:
+        with suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
         self._conn.close()
 
 
