@@ -124,9 +124,11 @@ class NodeSettings(ServiceSettings):
     http: HttpConfig = HttpConfig()
     access: AccessConfig = AccessConfig()
     #: Hours after a batch is final before its served vectors are deleted (its listing then
-    #: answers 410); None keeps them forever. A final batch can no longer be disputed: the
-    #: default week is a margin for readers and deep reorgs, not a protocol need.
-    retention_hours: float | None = Field(default=168.0, gt=0)
+    #: answers 410). A final batch can no longer be disputed: the default week is a margin for
+    #: readers and deep reorgs, not a protocol need.
+    retention_hours: float = Field(default=168.0, gt=0)
+    #: False: keep every batch's vectors forever (the database grows with every job).
+    prune: bool = True
     #: At most this many vectors are deleted per step of the node's loop.
     prune_chunk: int = Field(default=2000, ge=1)
     transactions: TransactionsConfig = TransactionsConfig()

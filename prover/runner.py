@@ -192,9 +192,9 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         prices=prices,
         withhold_reveals=settings.fault_injection.withhold_reveals,
         work_gate=gate,
-        prune=None
-        if settings.retention_hours is None
-        else Retention(store, settings.retention_hours * 3600, settings.prune_chunk).step,
+        prune=Retention(store, settings.retention_hours * 3600, settings.prune_chunk).step
+        if settings.prune
+        else None,
     )
     app = create_app(
         ApiContext(

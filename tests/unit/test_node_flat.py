@@ -281,3 +281,18 @@ def test_public_url_notHttpWithAHost_refused(url: str) -> None:
 def test_public_url_publicHost_accepted() -> None:
     assert check_public_url("https://node.example.org/", "x", 1) == "https://node.example.org"
     assert check_public_url("http://203.0.113.7:9545", "x", 1) == "http://203.0.113.7:9545"
+
+
+def test_buildNode_onARealChainWithALoopbackUrl_refusesBeforeOpeningAnything(
+    tmp_path: Path,
+) -> None:
+    from prover.config import load_settings
+    from prover.runner import build_node
+
+    settings = load_settings(
+        None, db_path=tmp_path / "node.sqlite", http={"public_url": "http://127.0.0.1:9545"}
+    )
+    contracts = SimpleNamespace(deployment=SimpleNamespace(chain_id=10))
+    with pytest.raises(StartupError, match="loopback or unspecified host"):
+        build_node(settings, None, contracts)  # type: ignore[arg-type]
+    assert not (tmp_path / "node.sqlite").exists()
