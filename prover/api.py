@@ -5,7 +5,8 @@
 - ``GET /v1/batches/{batchId}``: a committed batch's leaves (for challengers and users),
   streamed from a read snapshot; 410 once the batch is final and its vectors were pruned.
 - ``GET /v1/batches/{batchId}/jobs/{jobId}``: one leaf and its Merkle proof.
-- ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof).
+- ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof; 410 once
+  pruned).
 - ``/health`` (process alive), ``/ready`` (serving: the chain loop's last step succeeded
   recently, ``spotcheck.kit.ready``, and a model is not halted), ``/metrics`` (Prometheus).
 
@@ -18,6 +19,7 @@ Bad input is a 4xx with a one-line ``detail`` and never reaches the store: unkno
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -217,7 +219,7 @@ def _json(content: Any) -> bytes:
     ).encode("utf-8")
 
 
-_LEAF = TypeAdapter(BatchLeaf)
+_LEAVES = TypeAdapter(list[BatchLeaf])
 
 
 def listing_bytes(
@@ -230,17 +232,14 @@ def listing_bytes(
         empty = b'"leaves":[]'
         at = head.rindex(empty) + len(empty) - 1
         yield head[:at]
-        piece: list[bytes] = []
+        jobs = snapshot.leaves(chunk)
         first = True
-        for job in snapshot.leaves(chunk):
-            leaf = _json(_LEAF.dump_python(BatchLeaf.model_construct(**_leaf(job)), mode="json"))
-            piece.append(leaf if first else b"," + leaf)
+        while part := list(itertools.islice(jobs, chunk)):
+            leaves = [BatchLeaf.model_construct(**_leaf(job)) for job in part]
+            body = _json(_LEAVES.dump_python(leaves, mode="json"))[1:-1]  # without [ ]
+            yield body if first else b"," + body
             first = False
-            if len(piece) >= chunk:
-                yield b"".join(piece)
-                piece = []
-        piece.append(head[at:])
-        yield b"".join(piece)
+        yield head[at:]
     finally:
         snapshot.close()
 
@@ -373,6 +372,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         """Where a served job is: pending, sealed, or committed in a batch (with its proof)."""
         job = ctx.store.served_job(job_id)
         if job is None:
+            if ctx.store.served_pruned(job_id):
+                raise HTTPException(410, f"job {job_id} is final and its vectors were pruned")
             raise HTTPException(404, f"job {job_id} unknown")
         if job.batch_local_id is None:
             return JobStatus(jobId=job_id, status="pending", batchId=None)

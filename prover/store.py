@@ -673,6 +673,15 @@ class Store:
         rows = self._read(f"{_SERVED} WHERE job_id = ?", (job_id,))
         return self._served(rows[0]) if rows else None
 
+    def served_pruned(self, job_id: int) -> bool:
+        """Whether ``job_id`` was served and its vectors pruned with its final batch."""
+        rows = self._read(
+            "SELECT 1 FROM served_jobs j JOIN batches b ON b.local_id = j.batch_local_id"
+            " WHERE j.job_id = ? AND b.pruned_at IS NOT NULL",
+            (job_id,),
+        )
+        return bool(rows)
+
     def batch_jobs(self, local_id: int) -> list[ServedJob]:
         rows = self._read(f"{_SERVED} WHERE batch_local_id = ? ORDER BY leaf_index", (local_id,))
         return [self._served(r) for r in rows]

@@ -214,6 +214,10 @@ def test_prune_finalBatchPastRetention_deletesVectorsInChunks_andListingIs410(
         "batch 7 is final and its vectors were pruned after this node's retention"
     )
     assert http.get("/v1/batches/7/jobs/1").status_code == 410
+    job = http.get("/v1/jobs/1")
+    assert job.status_code == 410
+    assert job.json()["detail"] == "job 1 is final and its vectors were pruned"
+    assert http.get("/v1/jobs/999").status_code == 404
     rows = store._read("SELECT COUNT(*) FROM served_vectors")
     assert rows[0][0] == 0
     assert store.batch(local_id).pruned  # type: ignore[union-attr]
