@@ -300,3 +300,29 @@ def test_buildNode_onARealChainWithALoopbackUrl_refusesBeforeOpeningAnything(
     with pytest.raises(StartupError, match="loopback or unspecified host"):
         build_node(settings, None, contracts)  # type: ignore[arg-type]
     assert not (tmp_path / "node.sqlite").exists()
+
+
+def test_nodeStep_runsOnePruningPass_evenWhenOtherPhasesFail(tmp_path: Path) -> None:
+    from unittest.mock import MagicMock
+
+    from prover.service import NodeService
+
+    store = Store(tmp_path / "node.sqlite")
+    local_id = _committed_batch(store, 5)
+    _final(store, local_id)
+    retention = Retention(store, 1.0, chunk=3, clock=lambda: time.time() + 2)
+    service = NodeService(
+        MagicMock(),  # a chain that answers nothing useful: those phases fail, logged
+        store,
+        MagicMock(),
+        MagicMock(),
+        backend=None,
+        auditor=MagicMock(),
+        metrics=NodeMetrics(),
+        prune=retention.step,
+    )
+    service.step()
+    assert store._read("SELECT COUNT(*) FROM served_vectors")[0][0] == 2
+    report = service.step()
+    assert "prune" not in report.failed
+    assert store._read("SELECT COUNT(*) FROM served_vectors")[0][0] == 0
