@@ -907,7 +907,10 @@ class Store:
         deleted = 0
         with self._write() as c:
             candidates = c.execute(
-                "SELECT local_id, batch_id FROM batches WHERE status = 'final'"
+                # The partial index holds only final batches not yet pruned: the walk does not
+                # grow with the batches pruned before.
+                "SELECT local_id, batch_id FROM batches INDEXED BY batches_prunable"
+                " WHERE status = 'final'"
                 " AND prune_done = 0 AND COALESCE(final_at, updated_at) < ?"
                 " AND NOT EXISTS (SELECT 1 FROM leaf_requests r"
                 "  WHERE r.batch_id = batches.batch_id AND r.status = 'open')"
