@@ -10,7 +10,9 @@ kept by the store's triggers as a node's own writes keep them):
 1. ``counts()`` and ``pending_counts()`` (what every step of the node's loop and the work gate
    read under the serving lock): the old queries (``GROUP BY`` over the tables, a scan of the
    served-jobs index) against the kept counts; median of ``--repeat`` calls.
-2. ``GET /v1/batches/{id}`` for batches of ``--leaves`` leaves: the old way (every leaf as a
+2. the price on the writes: CPU of ``seal_batch`` of 256 jobs with and without the count
+   triggers and the ``served_jobs_batch`` index.
+3. ``GET /v1/batches/{id}`` for batches of ``--leaves`` leaves: the old way (every leaf as a
    model, the whole ``BatchListing`` rendered to JSON at once, as FastAPI did) against the
    stream from a read snapshot (``prover.api.listing_bytes``): CPU time, and peak Python
    allocation (tracemalloc, a separate run) while the whole body is produced.
@@ -149,6 +151,47 @@ def bench_counts(rows: int, folder: Path, width: int, repeat: int) -> dict[str, 
     return out
 
 
+def to_old_schema(store: Store) -> None:
+    """Drop what issue 14 added to the write path (the count triggers, the batch index)."""
+    with store._write() as c:
+        triggers = c.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        for (name,) in triggers:
+            c.execute(f"DROP TRIGGER {name}")
+        c.execute("DROP INDEX served_jobs_batch")
+
+
+def bench_seal(folder: Path, batches: int = 60) -> dict[str, float]:
+    """CPU per ``seal_batch`` of 256 jobs (the writes the triggers and the index cost)."""
+    out: dict[str, float] = {}
+    for side in ("old", "new"):
+        store = Store(folder / f"seal-{side}.sqlite")
+        if side == "old":
+            to_old_schema(store)
+        with store._write() as c:
+            c.executemany(
+                "INSERT INTO served_jobs(job_id, model_id, input_hash, output_hash, leaf,"
+                " signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        i,
+                        to_hex(MODEL),
+                        to_hex(b"\x01" * 32),
+                        to_hex(b"\x02" * 32),
+                        to_hex(i.to_bytes(32, "big")),
+                        to_hex(b"\x03" * 65),
+                        0.0,
+                    )
+                    for i in range(1, 256 * batches + 1)
+                ],
+            )
+        start = cpu()
+        for _ in range(batches):
+            store.seal_batch(MODEL, 256)
+        out[f"seal_{side}_ms"] = (cpu() - start) / batches * 1e3
+        store.close()
+    return out
+
+
 def old_listing(store: Store, local_id: int) -> bytes:
     """The listing as the route built it before issue 14: all leaves, then one JSON render."""
     b = store.batch(local_id)
@@ -221,7 +264,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20, help="calls per median")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"counts": [], "listing": []}
+    results: dict[str, list[dict[str, float]]] = {"counts": [], "listing": [], "seal": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print("rows      counts old -> new (ms)   pending_counts old -> new (ms)")
@@ -232,6 +275,12 @@ def main() -> None:
                 f"{rows:>7,}   {r['counts_old_ms']:8.2f} -> {r['counts_new_ms']:6.3f}"
                 f"          {r['pending_old_ms']:8.2f} -> {r['pending_new_ms']:6.3f}"
             )
+        seal = bench_seal(folder)
+        results["seal"].append(seal)
+        print(
+            f"seal_batch(256) CPU: old {seal['seal_old_ms']:.2f} ms -> new "
+            f"{seal['seal_new_ms']:.2f} ms"
+        )
         print("leaves    body MB   CPU old -> new (s)    peak alloc old -> new (MB)")
         for leaves in args.leaves:
             r = bench_listing(leaves, folder, args.width)
