@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,8 @@ class ApiContext:
     work_stored: Callable[[bytes], None] = lambda model_id: None
     #: The admitted job was not served (``WorkGate.release``): its slash is free again.
     release_work: Callable[[bytes], None] = lambda model_id: None
+    #: A listing's read snapshot is held at most this long (a slow reader is cut off).
+    listing_max_s: float = 120.0
     #: API keys and their rate limits for ``/infer`` (``prover.access``; none: open).
     access: AccessControl = field(default_factory=lambda: AccessControl({}))
 
@@ -222,11 +225,26 @@ def _json(content: Any) -> bytes:
 _LEAVES = TypeAdapter(list[BatchLeaf])
 
 
+class ListingTooSlowError(TimeoutError):
+    """A listing's reader took longer than the node keeps a read snapshot open."""
+
+
 def listing_bytes(
-    header: BatchListing, snapshot: BatchSnapshot, chunk: int = 256
+    header: BatchListing,
+    snapshot: BatchSnapshot,
+    chunk: int = 256,
+    *,
+    max_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[bytes]:
     """``header`` (a listing without leaves) with the snapshot's leaves, as the JSON that
-    ``BatchListing`` renders to, ``chunk`` leaves per piece; closes the snapshot."""
+    ``BatchListing`` renders to, ``chunk`` leaves per piece; closes the snapshot.
+
+    An open snapshot keeps SQLite from recycling its write-ahead log: past ``max_s`` seconds
+    (a reader that drains slowly on purpose) the stream is cut with ListingTooSlowError, so
+    the response ends without its last chunk and the reader sees a broken transfer, never a
+    short listing."""
+    deadline = None if max_s is None else clock() + max_s
     try:
         head = _json(header.model_dump(mode="json"))
         empty = b'"leaves":[]'
@@ -235,6 +253,8 @@ def listing_bytes(
         jobs = snapshot.leaves(chunk)
         first = True
         while part := list(itertools.islice(jobs, chunk)):
+            if deadline is not None and clock() > deadline:
+                raise ListingTooSlowError(f"listing not read within {max_s:g} s: cut")
             leaves = [BatchLeaf.model_construct(**_leaf(job)) for job in part]
             body = _json(_LEAVES.dump_python(leaves, mode="json"))[1:-1]  # without [ ]
             yield body if first else b"," + body
@@ -352,7 +372,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
             node=ctx.server.signer.address,
             leaves=[],
         )
-        return StreamingResponse(listing_bytes(header, snapshot), media_type="application/json")
+        body = listing_bytes(header, snapshot, max_s=ctx.listing_max_s)
+        return StreamingResponse(body, media_type="application/json")
 
     @app.get("/v1/batches/{batch_id}/jobs/{job_id}", response_model=BatchLeafProof)
     def batch_job(batch_id: int, job_id: int) -> BatchLeafProof:

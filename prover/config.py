@@ -56,6 +56,9 @@ class HttpConfig(BaseModel):
     #: Required (http(s), not a loopback or unspecified host) except on a local dev chain
     #: (chain id 31337), where it defaults to ``http://<host>:<port>``.
     public_url: str | None = None
+    #: A batch listing streams from a read snapshot held at most this long (a reader slower
+    #: than that is cut off: an open snapshot keeps SQLite from recycling its log).
+    listing_max_s: float = Field(default=120.0, gt=0)
 
 
 class AccessConfig(BaseModel):

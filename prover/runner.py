@@ -208,6 +208,7 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             refuse_work=gate.admit,
             work_stored=gate.stored,
             release_work=gate.release,
+            listing_max_s=settings.http.listing_max_s,
             access=access,
         )
     )

@@ -326,3 +326,30 @@ def test_nodeStep_runsOnePruningPass_evenWhenOtherPhasesFail(tmp_path: Path) -> 
     report = service.step()
     assert "prune" not in report.failed
     assert store._read("SELECT COUNT(*) FROM served_vectors")[0][0] == 0
+
+
+def test_listing_aReaderTooSlow_isCutOff_andTheSnapshotClosed(tmp_path: Path) -> None:
+    from prover.api import ListingTooSlowError
+
+    store = Store(tmp_path / "node.sqlite")
+    local_id = _committed_batch(store, 600)
+    b = store.batch(local_id)
+    assert b is not None
+    header = BatchListing.model_construct(
+        batchId=7,
+        modelId=b.model_id,
+        root=b.root,
+        count=b.count,
+        final=False,
+        node=NODE,
+        leaves=[],
+    )
+    now = [0.0]
+    snapshot = store.batch_snapshot(local_id)
+    stream = listing_bytes(header, snapshot, chunk=100, max_s=30, clock=lambda: now[0])
+    next(stream), next(stream)
+    now[0] = 31.0  # the reader stalled
+    with pytest.raises(ListingTooSlowError, match="listing not read within 30 s"):
+        list(stream)
+    with pytest.raises(Exception, match="closed"):
+        snapshot._conn.execute("SELECT 1")
