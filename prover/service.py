@@ -859,6 +859,16 @@ class NodeService:
         if view.status == LeafRequestStatus.REVEALED:
             self._record_reveal(request)
             return 0
+        if view.status == LeafRequestStatus.NONE:
+            # Not on the chain's branch (a reorg removed it; a replay reopens it) or the RPC
+            # lags: nothing to reveal, and no loss once its deadline has passed.
+            if self.chain.now() > request.reveal_deadline:
+                self.store.mark_leaf_request(rid, "dropped", error="not on the chain's branch")
+                log.warning(
+                    "LEAF REQUEST dropped: the chain no longer holds it (a reorg removed it)",
+                    extra=_request_log(request),
+                )
+            return 0
         if view.status == LeafRequestStatus.SLASHED:
             self.store.mark_leaf_request(rid, "lost", error="settled unrevealed")
             log.critical("LEAF REQUEST LOST: the node was slashed", extra=_request_log(request))
@@ -951,6 +961,9 @@ class NodeService:
         if view.status == DisputeStatus.DEFENDED:
             self.store.mark_defended(did, None)
             return False
+        if view.status == DisputeStatus.NONE:
+            self._dispute_not_on_chain(dispute)
+            return False
         if view.status == DisputeStatus.SLASHED:
             self.store.mark_dispute_lost(did, "settled against the node")
             self.metrics.disputes.labels("lost").inc()
@@ -966,6 +979,19 @@ class NodeService:
             )
             return False
         return dispute.status != DisputeState.UNDEFENDABLE  # alerted once; settlement marks it
+
+    def _dispute_not_on_chain(self, dispute: Dispute) -> None:
+        """The chain holds no such dispute: a reorg removed it (a replayed DisputeOpened records
+        it again, reopened), or the RPC lags behind the event. Nothing to defend, and no loss:
+        once the recorded deadline has passed the row is closed as dropped, never as lost."""
+        if self.chain.now() <= dispute.proof_deadline:
+            return
+        self.store.mark_dispute_dropped(dispute.dispute_id, "not on the chain's branch")
+        self.metrics.disputes.labels("dropped").inc()
+        log.warning(
+            "DISPUTE dropped: the chain no longer holds it (a reorg removed it)",
+            extra=_dispute_log(dispute),
+        )
 
     def _defend(self, dispute: Dispute) -> int:
         """Prove (if no proof is saved) and send ``defend``; runs on the defence worker."""

@@ -238,6 +238,9 @@ class DisputeState(StrEnum):
     #: The committed output is outside tau of the circuit's own output: no proof can win, so
     #: the node does not prove (it waits for the settlement and records it as lost).
     UNDEFENDABLE = "undefendable"
+    #: The chain's branch holds no such dispute any more (a reorg removed it and its deadline
+    #: passed): neither won nor lost. A replayed DisputeOpened reopens it.
+    DROPPED = "dropped"
 
 
 #: Disputes the node still works on (proving or sending the defence).
@@ -986,10 +989,12 @@ class Store:
         ``job_id`` is informational for a batch leaf (the challenger names it): the leaf is
         found by its position, so any value is stored (clamped), never trusted."""
         with self._write(conn) as c:
-            # Seen again (a replay after a reorg): the event's deadline is the chain's now.
+            # Seen again (a replay after a reorg): the event's deadline is the chain's now, and
+            # a dispute the node had recorded as dropped is open again.
             if c.execute(
-                "UPDATE disputes SET proof_deadline = ? WHERE dispute_id = ?",
-                (proof_deadline, to_hex(dispute_id)),
+                "UPDATE disputes SET proof_deadline = ?, status = CASE status WHEN ? THEN ?"
+                " ELSE status END WHERE dispute_id = ?",
+                (proof_deadline, DisputeState.DROPPED, DisputeState.OPEN, to_hex(dispute_id)),
             ).rowcount:
                 return False
             cur = c.execute(
@@ -1053,6 +1058,9 @@ class Store:
             dispute_id, [DisputeState.OPEN], DisputeState.UNDEFENDABLE, last_error=reason
         )
 
+    def mark_dispute_dropped(self, dispute_id: bytes, reason: str) -> None:
+        self._move_dispute(dispute_id, UNRESOLVED_DISPUTES, DisputeState.DROPPED, last_error=reason)
+
     def _move_dispute(
         self, dispute_id: bytes, allowed: Sequence[str], to: str, **fields: object
     ) -> None:
@@ -1105,9 +1113,11 @@ class Store:
         conn: sqlite3.Connection | None = None,
     ) -> bool:
         with self._write(conn) as c:
-            # Seen again (a replay after a reorg): the event's deadline is the chain's now.
+            # Seen again (a replay after a reorg): the event's deadline is the chain's now, and
+            # a request the node had recorded as dropped is open again.
             if c.execute(
-                "UPDATE leaf_requests SET reveal_deadline = ? WHERE request_id = ?",
+                "UPDATE leaf_requests SET reveal_deadline = ?, status = CASE status"
+                " WHEN 'dropped' THEN 'open' ELSE status END WHERE request_id = ?",
                 (reveal_deadline, to_hex(request_id)),
             ).rowcount:
                 return False
