@@ -27,6 +27,7 @@ NAMES = (
     "job",
     "dispute",
     "dispute_lost",
+    "dispute_dropped",
     "prune",
     "aborted",
     "restart",
@@ -88,6 +89,7 @@ def _apply(store: Store, path: Path, step: tuple[str, int, int]) -> Store:
         "job": lambda: _job(store, a, STATES[b % len(STATES)]),
         "dispute": lambda: store.record_dispute(bytes([a]) * 32, 1, 101 + b, 0, 10),
         "dispute_lost": lambda: store.mark_dispute_lost(bytes([a]) * 32, "lost"),
+        "dispute_dropped": lambda: store.mark_dispute_dropped(bytes([a]) * 32, "reorged away"),
         "prune": lambda: store.prune_final(time.time() + 1, b + 1),
         "aborted": lambda: _aborted(store),
     }
