@@ -149,6 +149,7 @@ class NodeService:
         urgent_interval_s: float = 1.0,
         ready_max_age_s: float = 300.0,
         work_gate: WorkGate | None = None,
+        prune: Callable[[], int] | None = None,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -172,6 +173,8 @@ class NodeService:
         #: Whether the stake backs new work (read each step; None: not checked, for tests that
         #: drive the service without a stake).
         self.work_gate = work_gate
+        #: One bounded pruning pass of final batches' vectors (``prover.retention``), or None.
+        self.prune = prune
         #: After broadcasting a step's reveals, wait at most this long for their receipts
         #: (together); the next step sees the rest.
         self.reveal_wait_s = reveal_wait_s
@@ -274,6 +277,8 @@ class NodeService:
         self._phase("confirm-batches", self.confirm_batches, 0)
         finalized = self._phase("finalize", self.finalize_due, 0)
         self._phase("self-audit", self._audit, None)
+        if self.prune is not None:
+            self._phase("prune", self.prune, 0)
         self._phase("gauges", self._update_gauges, None)
         failed = tuple(dict.fromkeys(self._failed))
         return StepReport(events, committed_jobs, committed_batches, finalized, defended, failed)
