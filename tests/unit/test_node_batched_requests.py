@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prover.access import AccessControl, KeyLimit
 from prover.api import ApiContext, BatchInferResponse, create_app
 from prover.batching import BatchCutter, JobServer
 from prover.defence import SelfAuditor
@@ -340,3 +341,23 @@ def test_runRows_symbolicBatch_isOneSessionCall_equalToRowByRow(tmp_path: Path) 
     expected = np.stack([static.run(row) for row in rows])
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(static.run_rows(rows), expected)
+
+
+def test_apiKeys_gateBatchedRequests_asSingleOnes(node: dict[str, Any]) -> None:
+    """With API keys configured, a batched request (JSON or .npy) needs a key like a single
+    one: 401 before its body is read, and nothing stored."""
+    ctx = ApiContext(
+        node["server"],
+        node["store"],
+        NodeMetrics(),
+        SelfAuditor(None, 0.0, {MODEL: 64}),  # type: ignore[arg-type]
+        access=AccessControl({"k-secret": KeyLimit(rate=100, burst=100)}),
+    )
+    http = TestClient(create_app(ctx))
+    npy = {"content-type": "application/x-npy"}
+    body = _npy(np.asarray(INPUTS_Q, dtype=np.int64))
+    assert http.post(URL, json={"inputs_q": INPUTS_Q}).status_code == 401
+    assert http.post(URL, content=body, headers=npy).status_code == 401
+    assert node["store"].pending_counts() == {}
+    keyed = http.post(URL, content=body, headers={**npy, "X-API-Key": "k-secret"})
+    assert keyed.status_code == 200 and len(keyed.json()["results"]) == 5
