@@ -506,6 +506,26 @@ class ApeChain:
             lambda: self.disputes.settle(dispute_id, sender=self.account),
         )
 
+    def defend(
+        self,
+        dispute_id: bytes,
+        proof: bytes,
+        instances: Sequence[int],
+        committed_output: Sequence[int],
+    ) -> TxResult:
+        """``defend(disputeId, proof, instances, committedOutput)``: anyone may send a valid
+        proof (``challenger.defence``); the bond goes to the node whoever defends."""
+        return self._send(
+            f"defend(0x{dispute_id.hex()})",
+            lambda: self.disputes.defend(
+                dispute_id,
+                bytes(proof),
+                [int(v) for v in instances],
+                [int(v) for v in committed_output],
+                sender=self.account,
+            ),
+        )
+
     def withdraw_credits(self) -> TxResult:
         return self._send(
             "withdrawCredits", lambda: self.disputes.withdrawCredits(sender=self.account)

@@ -89,6 +89,7 @@ def _run_impl(
         check_model_count,
         check_models,
         check_port,
+        check_proving_keys,
         serve_checked,
     )
     from spotcheck.kit.serve import free_port
@@ -121,10 +122,14 @@ def _run_impl(
         account.set_autosign(True)
     challenger = build_challenger(settings, account, connect_contracts(settings.deployment_path))
     try:
-        check_models(
+        registered = check_models(
             challenger.chain,
             {bytes.fromhex(k[2:]): m.onnx_path for k, m in settings.models.items()},
         )
+        if challenger.defender is not None:
+            from challenger.runner import model_files
+
+            check_proving_keys(model_files(settings), registered)
         if challenger.claimer is not None:
             check_claim_rates(challenger.claimer.chain, challenger.policy)
         if once:  # one tick: wait for the listings it starts (a loop collects them next tick)
