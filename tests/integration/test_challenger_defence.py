@@ -23,8 +23,8 @@ from challenger.chain_io import ApeChain
 from challenger.claims import Claimer, ClaimOptions
 from challenger.defence import (
     DefenceOptions,
-    Defender,
     DefenceState,
+    Defender,
     DefendMode,
     ModelFiles,
     ProcessProofWorker,
