@@ -21,11 +21,13 @@ from challenger.defence import (
     Defender,
     DefendMode,
 )
+from challenger.sampling import SamplingPolicy
+from challenger.service import Challenger, Options
 from challenger.store import ClaimState, ClaimStore, JobState, Store
 from spotcheck.chain import DisputeStatus, TxResult
 from spotcheck.encoding import onchain_job_key, output_hash
 from spotcheck.errors import ChainError, RevertError
-from spotcheck.follower import open_db
+from spotcheck.follower import ChainEvent, open_db
 from verifier.prove import ProofBundle
 
 MODEL = b"\x42" * 32
@@ -459,3 +461,78 @@ def test_failedProof_isTriedAgain(tmp_path: Path) -> None:
 def test_neverMode_buildsNoDefender(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="never"):
         _defender(tmp_path / "c.sqlite", FakeDisputes(), mode=DefendMode.NEVER)
+
+
+# -- the service records what the defender works on -------------------------------------------
+
+
+def _event(name: str, key: bytes, **args: object) -> ChainEvent:
+    return ChainEvent(
+        name, "0xdm", 95, 0, "0x" + "ab" * 32, {"disputeId": "0x" + key.hex(), **args}
+    )
+
+
+def _service(db: Path, defender: bool) -> Challenger:
+    from tests.unit.test_challenger_service import FakeChain, FakeReexec
+
+    store = Store(open_db(db))
+    return Challenger(
+        store=store,
+        chain=FakeChain(),  # type: ignore[arg-type]
+        policy=SamplingPolicy(secret=b"\x07" * 32, default_rate=1.0),
+        reexecutor_for=lambda _m: FakeReexec(),
+        options=Options(),
+        defender=Defender(store, FakeDisputes(), FakeWorker(), DefenceOptions())
+        if defender
+        else None,
+    )
+
+
+def test_service_recordsForeignDisputesOnKnownJobs_andWhoDefended(tmp_path: Path) -> None:
+    ch = _service(tmp_path / "c.sqlite", defender=True)
+    assert ch.defender is not None
+    foreign, ours = _job(ch.store, 1), _job(ch.store, 2)
+    opened = {"node": NODE, "proofDeadline": DEADLINE}
+    with ch.store.transaction() as conn:
+        ch.handle_events(
+            [
+                _event("DisputeOpened", foreign, challenger=SYBIL, **opened),
+                _event("DisputeOpened", ours, challenger=ch.chain.me, **opened),
+            ],
+            conn,
+        )
+    row = ch.defender.defences.row(foreign)
+    assert row is not None and row.state is DefenceState.WATCHING
+    assert row.disputer == SYBIL and row.proof_deadline == DEADLINE
+    assert ch.defender.defences.row(ours) is None  # our own dispute: resolve() follows it
+    with ch.store.transaction() as conn:
+        ch.handle_events([_event("DisputeDefended", foreign, defender=NODE, node=NODE)], conn)
+    row = ch.defender.defences.row(foreign)
+    assert row is not None and row.defended_by == NODE
+
+
+def test_service_withoutDefender_recordsNothing(tmp_path: Path) -> None:
+    ch = _service(tmp_path / "c.sqlite", defender=False)
+    key = _job(ch.store, 1)
+    with ch.store.transaction() as conn:
+        ch.handle_events(
+            [_event("DisputeOpened", key, challenger=SYBIL, node=NODE, proofDeadline=DEADLINE)],
+            conn,
+        )
+    have = ch.store.conn.execute(
+        "SELECT name FROM sqlite_master WHERE name = 'ch_defences'"
+    ).fetchall()
+    assert have == []
+
+
+def test_service_reorg_forgetsUndecidedDefences(tmp_path: Path) -> None:
+    ch = _service(tmp_path / "c.sqlite", defender=True)
+    assert ch.defender is not None
+    key = _job(ch.store, 1)
+    with ch.store.transaction() as conn:
+        ch.handle_events(
+            [_event("DisputeOpened", key, challenger=SYBIL, node=NODE, proofDeadline=DEADLINE)],
+            conn,
+        )
+        ch.rollback(conn, 94)  # the dispute's block (95) was replaced
+    assert ch.defender.defences.row(key) is None
