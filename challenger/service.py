@@ -358,7 +358,7 @@ class Challenger:
         if Store.record_onchain_commit(conn, **kwargs):
             return
         # The request predates our start block: read it from the chain (a plain read).
-        found = self.chain.request_input(job_id)
+        found = self.chain.request_input(job_id, before_block=ev.block_number)
         if found is None:
             log.error("ResultCommitted for unknown job", extra={"job_id": job_id})
             return
@@ -866,7 +866,7 @@ class Challenger:
                 continue
             input_q = job.input_q
             if input_q is None:
-                found = self.chain.request_input(job.job_id)
+                found = self.chain.request_input(job.job_id, before_block=job.commit_block)
                 input_q = None if found is None else found[1]
             if input_q is None or job.output_q is None:
                 report.errors.append(f"job {job.job_id}: input or output unknown")
