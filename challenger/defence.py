@@ -364,6 +364,8 @@ class ProcessProofWorker:
         outer: Future[ProofBundle] = Future()
 
         def done(f: Future[str]) -> None:
+            if outer.cancelled():  # the dispute closed meanwhile: nobody waits for it
+                return
             err = f.exception()
             if err is not None:
                 if isinstance(err, BrokenProcessPool):
