@@ -366,6 +366,9 @@ class ProcessProofWorker:
         def done(f: Future[str]) -> None:
             if outer.cancelled():  # the dispute closed meanwhile: nobody waits for it
                 return
+            if f.cancelled():  # the worker was shut down before it ran
+                outer.set_exception(RuntimeError("proof cancelled: the worker stopped"))
+                return
             err = f.exception()
             if err is not None:
                 if isinstance(err, BrokenProcessPool):
