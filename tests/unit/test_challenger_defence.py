@@ -8,13 +8,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from challenger.chain_io import DisputeView
 from challenger.defence import (
+    ACTIVE,
     DefenceOptions,
     DefenceState,
     DefenceStore,
@@ -536,3 +540,72 @@ def test_service_reorg_forgetsUndecidedDefences(tmp_path: Path) -> None:
         )
         ch.rollback(conn, 94)  # the dispute's block (95) was replaced
     assert ch.defender.defences.row(key) is None
+
+
+# -- property: any interleaving of time, node, proofs and restarts -----------------------------
+
+ACTIONS = st.sampled_from(
+    ["tick", "tick", "time", "node_defends", "finish", "fail", "restart", "die_on_send"]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=st.lists(ACTIONS, max_size=40), steps=st.lists(st.integers(0, 250), max_size=40))
+def test_property_anyInterleaving_atMostOneDefence_neverLate_endsInTheRightState(
+    tmp_path_factory: pytest.TempPathFactory, actions: list[str], steps: list[int]
+) -> None:
+    db = tmp_path_factory.mktemp("prop") / "c.sqlite"
+    chain = FakeDisputes()
+    worker = FakeWorker(instant=False)
+    d = _defender(db, chain, worker)
+    key = _job(d.store, 1)
+    _claim(d.store, key, ClaimState.OPEN)
+    _dispute(d.store, chain, key)
+    landed: list[str] = []  # who defended, as the DisputeDefended event says
+
+    def tick() -> None:
+        chain.height += 1
+        before = chain.dispute(key).status
+        with suppress(Killed):  # the process dies right after its defence landed
+            d.step()
+        if before is DisputeStatus.OPEN and chain.dispute(key).status is DisputeStatus.DEFENDED:
+            landed.append(ME)
+            DefenceStore.defended(d.store.conn, key, ME)  # the follower records the event
+
+    for i, action in enumerate(actions):
+        pending = [f for f in worker.futures if not f.done()]
+        if action == "tick":
+            tick()
+        elif action == "time":
+            chain.now += steps[i] if i < len(steps) else 50
+        elif action == "node_defends":
+            if chain.dispute(key).status is DisputeStatus.OPEN and chain.now <= DEADLINE:
+                chain.close(key, DisputeStatus.DEFENDED)
+                landed.append(NODE)
+                DefenceStore.defended(d.store.conn, key, NODE)
+        elif action == "finish" and pending:
+            pending[-1].set_result(bundle())
+        elif action == "fail" and pending:
+            pending[-1].set_exception(RuntimeError("ezkl failed"))
+        elif action == "restart":
+            d.store.conn.close()
+            worker = FakeWorker(instant=False)
+            d = _defender(db, chain, worker)
+        chain.die_after_send = action == "die_on_send"  # the next action only
+
+    # The window ends: settle if nobody defended, and let the defender see it.
+    chain.now = max(chain.now, DEADLINE + 1)
+    if chain.dispute(key).status is DisputeStatus.OPEN:
+        chain.close(key, DisputeStatus.SLASHED)
+    for _ in range(2):
+        tick()
+    assert len(chain.sends) <= 1  # never a second defence (the fake also refuses one)
+    assert len(landed) <= 1
+    state = _state(d, key)
+    assert state not in ACTIVE
+    if landed == [ME]:
+        assert state is DefenceState.WON
+    elif landed == [NODE]:
+        assert state is DefenceState.NODE_DEFENDED
+    else:
+        assert state is DefenceState.TOO_LATE
