@@ -5,7 +5,8 @@ re-checks the chain where money is involved, and records the outcome with an ide
 transition, so the process can be killed anywhere and restarted:
 
 - ``follow``: the log follower records JobRequested / ResultCommitted / BatchCommitted and
-  DisputeDefended / DisputeSettled in the transaction that advances its checkpoint.
+  DisputeOpened (someone else's, on a job we know: for the defender) / DisputeDefended /
+  DisputeSettled in the transaction that advances its checkpoint.
 - ``sample``: a commitment whose seed block exists is decided by the VRF
   (``challenger.sampling``); a sampled job keeps its VRF proof.
 - ``fetch``: a batch whose seed block exists is downloaded whole, in a worker thread, and
