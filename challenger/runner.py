@@ -200,6 +200,8 @@ def build_defender(settings: ChallengerSettings, store: Store, port: Any) -> Def
     mode = DefendMode(settings.defend)
     if mode is DefendMode.NEVER or settings.dry_run or not hasattr(port, "defend"):
         return None
+    if mode is DefendMode.CLAIMED and (not settings.claims or getattr(port, "pool", None) is None):
+        return None  # it claims nothing, so it has no collateral to defend (no keys built)
     return Defender(
         store,
         port,
