@@ -273,6 +273,7 @@ def test_databaseFromBeforeTheCounts_isCountedOnceAtOpen(tmp_path: Path) -> None
     db = tmp_path / "old.sqlite"
     store = Store(open_db(db))
     for j in range(1, 4):
+        Store.record_request(store.conn, j, MODEL, [1])
         Store.record_onchain_commit(
             store.conn, job_key=onchain_job_key(j), job_id=j, node="0xn", output_q=[2],
             output_hash=b"\x02" * 32, challenge_deadline=900, commit_block=10,
@@ -281,6 +282,7 @@ def test_databaseFromBeforeTheCounts_isCountedOnceAtOpen(tmp_path: Path) -> None
     for name in ("ch_jobs_count_ins", "ch_jobs_count_del", "ch_jobs_count_upd"):
         store.conn.execute(f"DROP TRIGGER {name}")
     store.conn.execute("DROP TABLE ch_state_counts")
+    assert store.conn.execute("SELECT COUNT(*) FROM ch_jobs").fetchone()[0] == 3
     store.conn.close()
     again = Store(open_db(db))
     assert again.state_counts() == {"seen": 3}
