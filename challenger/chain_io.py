@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from spotcheck.chain import (
+    BatchStatus,
     ClaimStatus,
     DisputeStatus,
     JobStatus,
@@ -24,7 +25,7 @@ from spotcheck.chain import (
     RegisteredModel,
     TxResult,
 )
-from spotcheck.encoding import from_hex, onchain_job_key
+from spotcheck.encoding import batch_leaf_key, from_hex, onchain_job_key
 from spotcheck.errors import ChainError, RevertError, describe_revert, revert_name
 from spotcheck.vrf import G1Point
 
@@ -449,6 +450,50 @@ class ApeChain:
 
         tx = self._send(f"collect({job_id})", call)
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.RewardCollected))
+        return tx, paid
+
+    # -- leaf claims (paid checks of batch leaves) -------------------------------------------
+
+    def pool_leaf_claim_status(self, batch_id: int, index: int) -> ClaimStatus:
+        pool = self._need_pool()
+        key = batch_leaf_key(batch_id, index)
+        return ClaimStatus(int(self._read("claimOf", lambda: pool.claimOf(key, self.me))))
+
+    def pool_batch_seed_recorded(self, batch_id: int) -> bool:
+        pool = self._need_pool()
+        return any(bytes(self._read("batchSeedOf", lambda: pool.batchSeedOf(batch_id))))
+
+    def batch_state(self, batch_id: int) -> tuple[BatchStatus, int]:
+        """``getBatch(batchId)``'s status and commit block."""
+        b = self._read(f"getBatch({batch_id})", lambda: self.jobs.getBatch(batch_id))
+        return BatchStatus(int(b.status)), int(getattr(b, "commitBlock", 0))
+
+    def leaf_invalid(self, batch_id: int, index: int) -> bool:
+        """``batchLeafInvalid(batchLeafKey(batchId, index))``."""
+        key = batch_leaf_key(batch_id, index)
+        return bool(self._read("batchLeafInvalid", lambda: self.jobs.batchLeafInvalid(key)))
+
+    def pool_claim_leaves(self, claims: Sequence[tuple[int, int, G1Point]]) -> TxResult:
+        pool = self._need_pool()
+        batches = [b for b, _, _ in claims]
+        indices = [i for _, i, _ in claims]
+        proofs = [list(p.words()) for _, _, p in claims]
+        return self._send(
+            f"claimLeaves({list(zip(batches, indices, strict=True))})",
+            lambda: pool.claimLeaves(batches, indices, proofs, sender=self.account),
+        )
+
+    def pool_collect_leaf(self, batch_id: int, index: int) -> tuple[TxResult, int]:
+        """``collectLeaf(batchId, index)``; returns the transaction and the amount paid."""
+        pool = self._need_pool()
+        receipt: list[Any] = []
+
+        def call() -> Any:
+            receipt.append(pool.collectLeaf(batch_id, index, sender=self.account))
+            return receipt[0]
+
+        tx = self._send(f"collectLeaf({batch_id}, {index})", call)
+        paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.LeafRewardCollected))
         return tx, paid
 
     def pool_register(self, public_key: Sequence[int], pop: Sequence[int], bond: int) -> TxResult:

@@ -7,7 +7,8 @@ One :meth:`Claimer.step` per tick, after the service's ``check`` step:
   ``planned`` when the proof's output is below the pool's rate for the model
   (``modelTerms(modelId).samplingBps``: the challenger may sample more than the pool pays for;
   the same VRF output decides both, so the pool's sample is a subset of ours), otherwise
-  ``unclaimable``. Batch leaves are not paid checks yet (their fees are not escrowed).
+  ``unclaimable``. Batch leaves we sampled and found correct get leaf claim rows the same way
+  (:class:`LeafClaimer`, ``claimLeaves``): their reward is the node's check deposit per leaf.
 - **send**: planned claims go out in batches (``claimBatch``, at most 32, one pairing
   product) when ``batch_size`` are waiting, when the oldest has waited ``max_wait_s`` (chain
   time), or when one is within ``margin_s`` of its challenge deadline; never more than the
@@ -26,6 +27,11 @@ One :meth:`Claimer.step` per tick, after the service's ``check`` step:
   -> ``forfeited`` (an error: the network proved the output wrong although this challenger
   found it correct), its collateral counted as lost.
 
+Batch leaves (:class:`LeafClaimer`, same states, table ``ch_leaf_claims``): sent with
+``claimLeaves`` while the batch is ``Committed`` and inside its challenge window; settled when
+the batch is ``Final`` (``collectLeaf``: the leaf's deposit share) or the leaf is invalidated
+(``batchLeafInvalid``: ``forfeited``, collateral counted as lost).
+
 CheckPool burns forfeited collateral (a lazy claimant's loss is nobody's gain), so there is
 nothing to withdraw from the pool: a claim's money comes back only through ``collect``.
 """
@@ -33,16 +39,24 @@ nothing to withdraw from the pool: a claim's money comes back only through ``col
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from challenger.chain_io import JobView, PoolAccount
 from challenger.sampling import parse_proof
-from challenger.store import ClaimRow, ClaimState, ClaimStore, JobRow, Store
+from challenger.store import (
+    ClaimRow,
+    ClaimState,
+    ClaimStore,
+    JobRow,
+    LeafClaimRow,
+    LeafClaimStore,
+    Store,
+)
 from spotcheck import vrf
-from spotcheck.chain import ClaimStatus, JobStatus, TxResult
+from spotcheck.chain import BatchStatus, ClaimStatus, JobStatus, TxResult
 from spotcheck.errors import ChainError, revert_name
 from spotcheck.kit.db import IllegalTransition
 
@@ -54,6 +68,20 @@ MAX_BATCH_CLAIMS = 32
 BLOCKHASH_WINDOW = 256
 #: Reverts that say our proofs are wrong (a bug or a seed mismatch): retrying cannot help.
 _PROOF_ERRORS = frozenset({"InvalidProof", "InvalidBatchProof", "NotSampled"})
+#: Reverts that refuse one leaf claim for good (a batch of several is retried leaf by leaf).
+_LEAF_REFUSALS = frozenset(
+    {
+        "InvalidLeafProof",
+        "InvalidBatchProof",
+        "LeafNotSampled",
+        "LeafNotClaimable",
+        "LeafInvalid",
+        "LeafIndexOutOfRange",
+        "BatchNotFunded",
+        "BatchNotClaimable",
+        "BatchClaimWindowClosed",
+    }
+)
 
 
 class ClaimPort(Protocol):
@@ -79,6 +107,23 @@ class ClaimPort(Protocol):
     def pool_claim_batch(self, claims: Sequence[tuple[int, vrf.G1Point]]) -> TxResult: ...
 
     def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
+
+
+@runtime_checkable
+class LeafClaimPort(Protocol):
+    """What leaf claims need besides :class:`ClaimPort` (``challenger.chain_io.ApeChain``)."""
+
+    def batch_state(self, batch_id: int) -> tuple[BatchStatus, int]: ...
+
+    def leaf_invalid(self, batch_id: int, index: int) -> bool: ...
+
+    def pool_leaf_claim_status(self, batch_id: int, index: int) -> ClaimStatus: ...
+
+    def pool_batch_seed_recorded(self, batch_id: int) -> bool: ...
+
+    def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> TxResult: ...
+
+    def pool_collect_leaf(self, batch_id: int, index: int) -> tuple[TxResult, int]: ...
 
 
 @dataclass(frozen=True)
@@ -117,21 +162,30 @@ class Claimer:
         self._warned: set[str] = set()
         #: Claims that were in a batch refused for a proof: sent one per transaction.
         self._alone: set[bytes] = set()
+        #: Batch leaves, when the chain can claim them.
+        self.leaves = (
+            LeafClaimer(store, chain, options) if isinstance(chain, LeafClaimPort) else None
+        )
 
     def step(self) -> ClaimReport:
         report = ClaimReport()
         self._bps.clear()  # the registrar may change a model's terms: read them every step
+        self._step_jobs(report)
+        if self.leaves is not None:
+            self.leaves.step(report)
+        return report
+
+    def _step_jobs(self, report: ClaimReport) -> None:
         pending = self.claims.claims(ClaimState.SENDING, ClaimState.PLANNED, ClaimState.OPEN)
         unplanned = self.claims.unplanned()
         if not pending and not unplanned:
-            return report
+            return
         now = self.chain.timestamp()
         self.plan(unplanned, now, report)
         head = self.chain.head()
         self.adopt_sending(head)
         self.send(now, head, report)
         self.settle(report)
-        return report
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -344,5 +398,215 @@ class Claimer:
                 "CLAIM FORFEITED: job %d ended invalid although this challenger found its "
                 "output correct; collateral %d lost (check the model files and tau)",
                 c.job_id,
+                collateral,
+            )
+
+
+class LeafClaimer:
+    """The claim machine for batch leaves (``claimLeaves``, ``collectLeaf``): the same states,
+    journaling and send rules as :class:`Claimer`, over ``ch_leaf_claims``."""
+
+    def __init__(self, store: Store, chain: LeafClaimPort, options: ClaimOptions) -> None:
+        self.claims = LeafClaimStore(store)
+        self.store = store
+        self.chain = chain
+        self.base: ClaimPort = chain  # type: ignore[assignment]  # Claimer checked ClaimPort
+        self.options = options
+        self._alone: set[bytes] = set()
+        self._warned: set[str] = set()
+
+    def step(self, report: ClaimReport) -> None:
+        pending = self.claims.claims(ClaimState.SENDING, ClaimState.PLANNED, ClaimState.OPEN)
+        unplanned = self.claims.unplanned()
+        if not pending and not unplanned:
+            return
+        bps: dict[bytes, int] = {}
+
+        def rate(model_id: bytes) -> int:
+            if model_id not in bps:
+                bps[model_id] = self.base.pool_sampling_bps(model_id)
+            return bps[model_id]
+
+        now = self.base.timestamp()
+        for job, deadline in unplanned:
+            assert job.vrf_proof is not None
+            p = rate(job.model_id)
+            if p == 0:
+                state, reason = ClaimState.UNCLAIMABLE, "the model has no check terms"
+            elif not vrf.sampled_bps(parse_proof(job.vrf_proof), p):
+                state, reason = ClaimState.UNCLAIMABLE, f"not in the pool's sample ({p} bps)"
+            else:
+                state, reason = ClaimState.PLANNED, None
+            if self.claims.plan(job, deadline, state, now, reason) and state is ClaimState.PLANNED:
+                report.planned += 1
+        head = self.base.head()
+        self._adopt_sending(head)
+        self._send(now, head, rate, report)
+        self._settle(report)
+
+    def _status(self, c: LeafClaimRow) -> ClaimStatus:
+        return self.chain.pool_leaf_claim_status(c.batch_id, c.index)
+
+    def _adopt_sending(self, head: int) -> None:
+        for c in self.claims.claims(ClaimState.SENDING):
+            if self._status(c) is not ClaimStatus.NONE:
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.leaf_key, ClaimState.OPEN)
+            elif head >= (c.sent_block or 0) + self.options.resend_after_blocks:
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.leaf_key, ClaimState.PLANNED)
+
+    def _send(self, now: int, head: int, rate: Callable[[bytes], int], report: ClaimReport) -> None:
+        planned = self.claims.claims(ClaimState.PLANNED)
+        if not planned:
+            return
+        o = self.options
+        due = (
+            len(planned) >= o.batch_size
+            or min(c.planned_at for c in planned) + o.max_wait_s <= now
+            or min(c.challenge_deadline for c in planned) - o.margin_s <= now
+        )
+        if not due:
+            return
+        account = self.base.pool_account()
+        if (
+            not account.registered
+            or account.exiting
+            or (account.collateral and account.free_bond < account.collateral)
+        ):
+            for c in planned:  # the job claimer warns; leaves only miss their window
+                if now > c.challenge_deadline:
+                    with suppress(IllegalTransition):
+                        self.claims.transition(
+                            c.leaf_key, ClaimState.MISSED, reason="window closed unbacked"
+                        )
+                        report.missed += 1
+            return
+        room = account.free_bond // account.collateral if account.collateral else len(planned)
+        ready = [c for c in planned if self._claimable(c, now, head, rate, report)][:room]
+        alone = [c for c in ready if c.leaf_key in self._alone]
+        together = [c for c in ready if c.leaf_key not in self._alone]
+        for start in range(0, len(together), o.batch_size):
+            self._send_batch(together[start : start + o.batch_size], head, report)
+        for c in alone:
+            self._send_batch([c], head, report)
+
+    def _claimable(
+        self,
+        c: LeafClaimRow,
+        now: int,
+        head: int,
+        rate: Callable[[bytes], int],
+        report: ClaimReport,
+    ) -> bool:
+        if self._status(c) is not ClaimStatus.NONE:
+            with suppress(IllegalTransition):
+                self.claims.transition(c.leaf_key, ClaimState.OPEN)  # sent before a restart
+            return False
+        p = rate(c.model_id)
+        if not vrf.sampled_bps(parse_proof(c.vrf_proof), p):
+            with suppress(IllegalTransition):
+                self.claims.transition(
+                    c.leaf_key, ClaimState.UNCLAIMABLE, reason=f"not in the pool's sample ({p} bps)"
+                )
+            return False
+        why: str | None = None
+        fork = self.claims.reorged(c.leaf_key)
+        if now > c.challenge_deadline:
+            why = f"claim window closed at {c.challenge_deadline}"
+        elif fork is not None:
+            why = "leaf no longer recorded" if fork == 0 else f"a reorg replaced its batch ({fork})"
+        else:
+            status, commit_block = self.chain.batch_state(c.batch_id)
+            if status is not BatchStatus.COMMITTED:
+                why = f"batch is {status.name.lower()}"
+            elif commit_block != c.commit_block:
+                why = f"batch moved from block {c.commit_block} to {commit_block} (reorg)"
+            elif self.chain.leaf_invalid(c.batch_id, c.index):
+                why = "leaf invalidated"
+            elif head > commit_block + 1 + BLOCKHASH_WINDOW and not (
+                self.chain.pool_batch_seed_recorded(c.batch_id)
+            ):
+                why = "seed unavailable (not recorded within 256 blocks)"
+        if why is None:
+            return True
+        with suppress(IllegalTransition):
+            self.claims.transition(c.leaf_key, ClaimState.MISSED, reason=why)
+            report.missed += 1
+            log.warning("claim on leaf %d/%d not sent: %s", c.batch_id, c.index, why)
+        return False
+
+    def _send_batch(self, batch: list[LeafClaimRow], head: int, report: ClaimReport) -> None:
+        if not batch:
+            return
+        with self.store.transaction():
+            for c in batch:
+                self.claims.transition(c.leaf_key, ClaimState.SENDING, sent_block=head)
+        refs = [(c.batch_id, c.index) for c in batch]
+        try:
+            tx = self.chain.pool_claim_leaves(
+                [(c.batch_id, c.index, parse_proof(c.vrf_proof)) for c in batch]
+            )
+        except ChainError as err:
+            name = revert_name(err)
+            log.warning("claimLeaves of %s failed: %s", refs, err)
+            # As for jobs: one refused leaf reverts the batch; its leaves are retried alone, and
+            # a leaf refused alone (its proof, its window, its verdict) is missed.
+            alone = name in _LEAF_REFUSALS and len(batch) == 1
+            for c in batch:
+                if self._status(c) is not ClaimStatus.NONE:
+                    to, reason = ClaimState.OPEN, None
+                elif alone:
+                    to, reason = ClaimState.MISSED, f"refused by the pool: {err}"
+                    report.missed += 1
+                else:
+                    to, reason = ClaimState.PLANNED, None
+                    if name in _LEAF_REFUSALS:
+                        self._alone.add(c.leaf_key)
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.leaf_key, to, reason=reason)
+            return
+        with self.store.transaction():
+            for c in batch:
+                self.claims.transition(c.leaf_key, ClaimState.OPEN, tx_hash=tx.tx_hash)
+        report.sent += len(batch)
+        log.info("claimed %d checked batch leaf(s) %s (tx %s)", len(batch), refs, tx.tx_hash)
+
+    def _settle(self, report: ClaimReport) -> None:
+        for c in self.claims.claims(ClaimState.OPEN):
+            status = self._status(c)
+            if status is ClaimStatus.COLLECTED:
+                with suppress(IllegalTransition):
+                    self.claims.transition(c.leaf_key, ClaimState.COLLECTED)
+                continue
+            if status is ClaimStatus.FORFEITED or self.chain.leaf_invalid(c.batch_id, c.index):
+                self._forfeited(c, report)
+                continue
+            batch_status, _ = self.chain.batch_state(c.batch_id)
+            if batch_status is not BatchStatus.FINAL:
+                continue
+            try:
+                tx, paid = self.chain.pool_collect_leaf(c.batch_id, c.index)
+            except ChainError as err:
+                log.warning("collectLeaf(%d, %d) failed: %s", c.batch_id, c.index, err)
+                continue
+            with suppress(IllegalTransition):
+                self.claims.transition(
+                    c.leaf_key, ClaimState.COLLECTED, payout=paid, tx_hash=tx.tx_hash
+                )
+                report.paid += 1
+                report.payouts += paid
+                log.info("leaf check reward collected: %d/%d paid %d", c.batch_id, c.index, paid)
+
+    def _forfeited(self, c: LeafClaimRow, report: ClaimReport) -> None:
+        collateral = self.base.pool_account().collateral
+        with suppress(IllegalTransition):
+            self.claims.transition(c.leaf_key, ClaimState.FORFEITED, payout=collateral)
+            report.forfeited += 1
+            log.error(
+                "CLAIM FORFEITED: leaf %d of batch %d ended invalid although this challenger "
+                "found it correct; collateral %d lost (check the model files and tau)",
+                c.index,
+                c.batch_id,
                 collateral,
             )

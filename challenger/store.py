@@ -283,6 +283,23 @@ CREATE TABLE IF NOT EXISTS ch_claims (
     updated_at         REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ch_claims_state ON ch_claims(state);
+CREATE TABLE IF NOT EXISTS ch_leaf_claims (
+    leaf_key           BLOB PRIMARY KEY,  -- batchLeafKey(batchId, index)
+    batch_id           TEXT NOT NULL,
+    leaf_index         INTEGER NOT NULL,
+    model_id           BLOB NOT NULL,
+    vrf_proof          TEXT NOT NULL,
+    challenge_deadline INTEGER NOT NULL,  -- the batch's: claims close with its window
+    commit_block       INTEGER NOT NULL,  -- the batch's, when the claim was planned
+    state              TEXT NOT NULL,     -- ClaimState
+    planned_at         INTEGER NOT NULL,
+    sent_block         INTEGER,
+    tx_hash            TEXT,
+    payout             TEXT,              -- base units collected (forfeited: collateral lost)
+    reason             TEXT,
+    updated_at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ch_leaf_claims_state ON ch_leaf_claims(state);
 CREATE TABLE IF NOT EXISTS ch_counters (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
@@ -1124,7 +1141,10 @@ class Store:
 
 
 class ClaimState(enum.StrEnum):
-    """A paid-check claim (``CheckPool``) on an on-chain job we sampled and found correct.
+    """A paid-check claim (``CheckPool``) on an on-chain job (``ch_claims``) or a batch leaf
+    (``ch_leaf_claims``: ``claimLeaves``, paid from the node's check deposit) we sampled and
+    found correct; for a leaf, "the job" below is the leaf (final: its batch Final and the
+    leaf never invalidated).
 
     ```
      planned ──> sending ──> open ──┬─> collected   (the job became final: reward paid)
@@ -1279,14 +1299,19 @@ class ClaimStore:
         )
 
     def summary(self) -> dict[str, int]:
-        """Claims by outcome and the tokens they moved (base units)."""
-        rows = self.conn.execute("SELECT state, COUNT(*) FROM ch_claims GROUP BY state").fetchall()
-        counts = {str(state): int(n) for state, n in rows}
+        """Claims (on jobs and batch leaves) by outcome and the tokens they moved (base units)."""
+        counts: dict[str, int] = {}
+        for table in ("ch_claims", "ch_leaf_claims"):  # jobs and batch leaves together
+            for state, n in self.conn.execute(
+                f"SELECT state, COUNT(*) FROM {table} GROUP BY state"
+            ).fetchall():
+                counts[str(state)] = counts.get(str(state), 0) + int(n)
 
         def total(state: ClaimState) -> int:
             rows = self.conn.execute(
-                "SELECT payout FROM ch_claims WHERE state = ? AND payout IS NOT NULL",
-                (state.value,),
+                "SELECT payout FROM ch_claims WHERE state = ? AND payout IS NOT NULL UNION ALL "
+                "SELECT payout FROM ch_leaf_claims WHERE state = ? AND payout IS NOT NULL",
+                (state.value, state.value),
             ).fetchall()
             return sum(int(r[0]) for r in rows)
 
@@ -1407,4 +1432,131 @@ def _bump(conn: sqlite3.Connection, name: str, by: int) -> None:
             "INSERT INTO ch_counters(name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, by),
+        )
+
+
+@dataclass(frozen=True)
+class LeafClaimRow:
+    """A paid-check claim on leaf ``index`` of batch ``batch_id`` (``CheckPool.claimLeaves``)."""
+
+    leaf_key: bytes
+    batch_id: int
+    index: int
+    model_id: bytes
+    vrf_proof: str
+    challenge_deadline: int
+    commit_block: int
+    state: ClaimState
+    planned_at: int
+    sent_block: int | None
+    tx_hash: str | None
+    payout: int | None
+    reason: str | None
+
+
+_LEAF_CLAIM_COLS = (
+    "leaf_key, batch_id, leaf_index, model_id, vrf_proof, challenge_deadline, commit_block, "
+    "state, planned_at, sent_block, tx_hash, payout, reason"
+)
+
+
+def _leaf_claim(row: sqlite3.Row) -> LeafClaimRow:
+    return LeafClaimRow(
+        leaf_key=bytes(row["leaf_key"]),
+        batch_id=int(row["batch_id"]),
+        index=int(row["leaf_index"]),
+        model_id=bytes(row["model_id"]),
+        vrf_proof=row["vrf_proof"],
+        challenge_deadline=int(row["challenge_deadline"]),
+        commit_block=int(row["commit_block"]),
+        state=ClaimState(row["state"]),
+        planned_at=int(row["planned_at"]),
+        sent_block=_opt_int(row["sent_block"]),
+        tx_hash=row["tx_hash"],
+        payout=_opt_int(row["payout"]),
+        reason=row["reason"],
+    )
+
+
+class LeafClaimStore:
+    """The ``ch_leaf_claims`` table: claims on batch leaves, the same states and transition
+    rule as :class:`ClaimStore` (``CLAIM_TRANSITIONS``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.conn = store.conn
+
+    def unplanned(self) -> list[tuple[JobRow, int]]:
+        """Batch leaves we sampled and found correct by the circuit's witness, with a VRF proof
+        and no claim row; each with its batch's challenge deadline (the claim window; the
+        leaf's own row may hold a revealed leaf's later dispute deadline)."""
+        cols = ", ".join(f"j.{c.strip()}" for c in _JOB_COLS.split(","))
+        rows = self.conn.execute(
+            f"SELECT {cols}, COALESCE(b.challenge_deadline, j.challenge_deadline) AS window_end "
+            "FROM ch_jobs j LEFT JOIN ch_batches b ON b.batch_id = j.ref "
+            "WHERE j.state = ? AND j.kind = ? AND j.leaf_index IS NOT NULL "
+            "AND j.vrf_proof IS NOT NULL AND j.witness_diff IS NOT NULL AND j.reorg_fork IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM ch_leaf_claims c WHERE c.leaf_key = j.job_key) "
+            "ORDER BY j.commit_block, j.leaf_index",
+            (JobState.MATCHED.value, int(JobKind.BATCH)),
+        ).fetchall()
+        return [(_job(r), int(r["window_end"])) for r in rows]
+
+    def reorged(self, leaf_key: bytes) -> int | None:
+        """The fork block of a reorg that replaced the leaf's batch block (None: none, or the
+        leaf row is gone: then 0)."""
+        row = self.conn.execute(
+            "SELECT reorg_fork FROM ch_jobs WHERE job_key = ?", (leaf_key,)
+        ).fetchone()
+        return 0 if row is None else _opt_int(row[0])
+
+    def plan(
+        self, job: JobRow, deadline: int, state: ClaimState, planned_at: int, reason: str | None
+    ) -> bool:
+        """Insert the claim row of leaf ``job`` (``planned``, or ``unclaimable`` with why)."""
+        assert job.vrf_proof is not None and job.leaf_index is not None
+        cur = self.conn.execute(
+            f"INSERT OR IGNORE INTO ch_leaf_claims({_LEAF_CLAIM_COLS}, updated_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)",
+            (
+                job.job_key,
+                str(job.ref),
+                job.leaf_index,
+                job.model_id,
+                job.vrf_proof,
+                deadline,
+                job.commit_block,
+                state.value,
+                planned_at,
+                reason,
+                time.time(),
+            ),
+        )
+        return bool(cur.rowcount)
+
+    def claims(self, *states: ClaimState) -> list[LeafClaimRow]:
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {_LEAF_CLAIM_COLS} FROM ch_leaf_claims WHERE state IN ({marks}) "
+            "ORDER BY challenge_deadline, CAST(batch_id AS INTEGER), leaf_index",
+            [s.value for s in states],
+        ).fetchall()
+        return [_leaf_claim(r) for r in rows]
+
+    def transition(self, leaf_key: bytes, to: ClaimState, **fields: Any) -> None:
+        """Move a leaf claim to ``to`` (:class:`IllegalTransition` if not allowed)."""
+        cols: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name not in {"sent_block", "tx_hash", "payout", "reason"}:
+                raise StateError(f"unknown claim field {name}")
+            cols[name] = str(value) if name == "payout" and value is not None else value
+        allowed = [s.value for s in CLAIM_TRANSITIONS[to]]
+        move(
+            self.conn,
+            "ch_leaf_claims",
+            ("leaf_key", leaf_key),
+            allowed,
+            to.value,
+            state_column="state",
+            **cols,
         )

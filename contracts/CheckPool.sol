@@ -8,18 +8,22 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 
 import {ICheckPool} from "./interfaces/ICheckPool.sol";
 import {ICheckPoolHooks} from "./interfaces/ICheckPoolHooks.sol";
+import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IJobManager} from "./interfaces/IJobManager.sol";
 import {BlsVrf} from "./libraries/BlsVrf.sol";
 import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
 
 /// @title CheckPool
 /// @notice Challenger registration (BLS VRF key + proof of possession + bond), the seed rule,
-///         paid checks of on-chain jobs (VRF claims, single or batched), rewards and forfeits.
+///         paid checks of on-chain jobs and of batch leaves (VRF claims, single or batched),
+///         rewards, leaf check deposits and forfeits.
 /// @dev Claim: None -claim/claimBatch-> Open -collect-> Collected   (job Final)
 ///                                         Open -forfeit-> Forfeited  (job Invalid)
 ///      A claim is only accepted on a Committed job inside its challenge window, so every open
 ///      claim ends in exactly one of the two (a Committed job becomes Final or, through a
-///      dispute, Final or Invalid). Invariants: ICheckPool.
+///      dispute, Final or Invalid). Leaf claims (claimLeaves): Open -collectLeaf-> Collected
+///      (batch Final, leaf never invalidated) | -forfeitLeaf-> Forfeited (leaf invalidated);
+///      every Committed batch becomes Final, so every open leaf claim ends. Invariants: ICheckPool.
 contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -54,6 +58,11 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     mapping(bytes32 jobRef => bytes32) public seedOf;
     /// @inheritdoc ICheckPool
     mapping(uint256 batchId => bytes32) public batchSeedOf;
+    /// @inheritdoc ICheckPool
+    mapping(bytes32 modelId => uint128) public leafCheckFee;
+    mapping(uint256 batchId => BatchDeposit) private _deposits;
+    /// @dev A leaf's deposit was burned (its invalidation was booked once).
+    mapping(bytes32 leafRef => bool) private _leafBurned;
 
     constructor(IJobManager jobManager_, uint256 minBond_, uint256 claimCollateral_, uint64 exitDelay_) {
         require(address(jobManager_) != address(0), ZeroAddress());
@@ -139,6 +148,15 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         emit ModelTermsSet(modelId, checkShareBps, samplingBps);
     }
 
+    /// @inheritdoc ICheckPool
+    function setLeafCheckFee(bytes32 modelId, uint128 fee) external {
+        address registry = address(jobManager.registry());
+        require(msg.sender == Ownable(registry).owner(), NotRegistrar(msg.sender));
+        jobManager.registry().getModel(modelId); // reverts UnknownModel
+        leafCheckFee[modelId] = fee;
+        emit LeafCheckFeeSet(modelId, fee);
+    }
+
     // ---------------------------------------------------------------- seeds
 
     /// @inheritdoc ICheckPool
@@ -151,12 +169,7 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
 
     /// @inheritdoc ICheckPool
     function recordBatchSeed(uint256 batchId) external returns (bytes32 seed) {
-        IJobManager.Batch memory b = jobManager.getBatch(batchId);
-        seed = batchSeedOf[batchId];
-        if (seed != bytes32(0)) return seed;
-        seed = _readSeed(b.commitBlock);
-        batchSeedOf[batchId] = seed;
-        emit BatchSeedRecorded(batchId, b.commitBlock, seed);
+        seed = _batchSeed(batchId, jobManager.getBatch(batchId).commitBlock);
     }
 
     // ---------------------------------------------------------------- claims
@@ -236,7 +249,92 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         token.safeTransfer(BURN_ADDRESS, amount);
     }
 
-    // ---------------------------------------------------------------- JobManager hook
+    // ---------------------------------------------------------------- batch leaves
+
+    /// @inheritdoc ICheckPool
+    function claimLeaves(uint256[] calldata batchIds, uint256[] calldata indices, uint256[2][] calldata proofs)
+        external
+        nonReentrant
+    {
+        uint256 n = batchIds.length;
+        require(n > 0, EmptyBatch());
+        require(n <= MAX_BATCH_CLAIMS, BatchTooLarge(n, MAX_BATCH_CLAIMS));
+        require(indices.length == n, LengthMismatch(n, indices.length));
+        require(proofs.length == n, LengthMismatch(n, proofs.length));
+        Challenger storage c = _active(msg.sender);
+        _lockCollateral(c, n);
+        if (n == 1) {
+            (bytes32 seed, bytes32 leafRef) = _recordLeafClaim(batchIds[0], indices[0], proofs[0]);
+            // INVARIANT: only the claimant's own key's unique proof for this leaf's seed passes.
+            require(BlsVrf.verify(c.publicKey, seed, leafRef, proofs[0]), InvalidLeafProof(batchIds[0], indices[0]));
+            return;
+        }
+        bytes32[] memory seeds = new bytes32[](n);
+        bytes32[] memory refs = new bytes32[](n);
+        uint256[2][] memory sigs = new uint256[2][](n);
+        // Bounded: n <= MAX_BATCH_CLAIMS. Each leaf is recorded before the next is checked, so a
+        // leaf listed twice fails LeafAlreadyClaimed.
+        for (uint256 i; i < n; ++i) {
+            (seeds[i], refs[i]) = _recordLeafClaim(batchIds[i], indices[i], proofs[i]);
+            sigs[i] = proofs[i];
+        }
+        // INVARIANT: every proof is the claimant's own for its leaf (one pairing product).
+        require(BlsVrf.verifyBatch(c.publicKey, seeds, refs, sigs), InvalidBatchProof());
+    }
+
+    /// @inheritdoc ICheckPool
+    function collectLeaf(uint256 batchId, uint256 index) external nonReentrant {
+        IJobManager.BatchStatus status = jobManager.getBatch(batchId).status;
+        require(status == IJobManager.BatchStatus.Final, BatchNotFinal(batchId, status));
+        bytes32 leafRef = SpotcheckHash.batchLeafKey(batchId, index);
+        // A Final batch has no open dispute and takes no new one: an invalid leaf stays invalid.
+        require(!_leafBurned[leafRef], LeafInvalid(batchId, index));
+        require(_claims[leafRef][msg.sender] == ClaimStatus.Open, NoOpenLeafClaim(batchId, index, msg.sender));
+        _claims[leafRef][msg.sender] = ClaimStatus.Collected;
+        _challengers[msg.sender].openClaims -= 1;
+        JobChecks storage lc = _checks[leafRef];
+        // The last collector takes the rounding dust: the leaf's deposit is paid out exactly.
+        uint256 share = lc.reward / lc.claimCount;
+        uint256 amount = lc.collected + 1 == lc.claimCount ? lc.reward - share * lc.collected : share;
+        lc.collected += 1;
+        emit LeafRewardCollected(batchId, index, msg.sender, amount);
+        // SAFETY: effects done; nonReentrant. The deposit arrived at commitBatch.
+        if (amount > 0) token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc ICheckPool
+    function forfeitLeaf(uint256 batchId, uint256 index, address claimant) external nonReentrant {
+        bytes32 leafRef = SpotcheckHash.batchLeafKey(batchId, index);
+        require(jobManager.batchLeafInvalid(leafRef), LeafNotInvalid(batchId, index));
+        require(_claims[leafRef][claimant] == ClaimStatus.Open, NoOpenLeafClaim(batchId, index, claimant));
+        _claims[leafRef][claimant] = ClaimStatus.Forfeited;
+        Challenger storage c = _challengers[claimant];
+        c.openClaims -= 1;
+        // INVARIANT (backed claims): the collateral was locked, so bond >= claimCollateral.
+        uint256 amount = claimCollateral;
+        c.bond -= amount;
+        // Burned, for the reasons of `forfeit` (audit A4-1, A4-2).
+        emit LeafCollateralForfeited(batchId, index, claimant, amount);
+        // SAFETY: the protocol token, to a fixed address; effects done; nonReentrant.
+        token.safeTransfer(BURN_ADDRESS, amount);
+    }
+
+    /// @inheritdoc ICheckPool
+    function refundBatchDeposit(uint256 batchId) external nonReentrant {
+        IJobManager.Batch memory b = jobManager.getBatch(batchId);
+        require(b.status == IJobManager.BatchStatus.Final, BatchNotFinal(batchId, b.status));
+        BatchDeposit storage d = _deposits[batchId];
+        require(d.recorded, BatchNotFunded(batchId));
+        require(!d.refunded, DepositAlreadyRefunded(batchId));
+        d.refunded = true;
+        // No loop: claimed leaves are their claimants', invalidated unclaimed leaves were burned.
+        uint256 amount = uint256(d.perLeaf) * (uint256(d.count) - d.claimedLeaves - d.invalidUnclaimed);
+        emit BatchDepositRefunded(batchId, b.node, amount);
+        // SAFETY: effects done; nonReentrant; the protocol token to the batch's node.
+        if (amount > 0) token.safeTransfer(b.node, amount);
+    }
+
+    // ---------------------------------------------------------------- JobManager hooks
 
     /// @inheritdoc ICheckPoolHooks
     function onJobFinalized(uint256 jobId, bytes32, uint256 fee) external returns (uint256 reward) {
@@ -250,7 +348,47 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         emit RewardFunded(jobId, fee, reward, jc.claimCount);
     }
 
+    /// @inheritdoc ICheckPoolHooks
+    function onBatchCommitted(uint256 batchId, bytes32 modelId, uint32 count) external returns (uint256 deposit) {
+        require(msg.sender == address(jobManager), NotJobManager(msg.sender));
+        uint128 perLeaf = leafCheckFee[modelId];
+        // No fee, no deposit, nothing to pay for: the batch is not recorded (its leaves cannot
+        // be claimed, BatchNotFunded) and its commit costs no storage here.
+        if (perLeaf == 0) return 0;
+        _deposits[batchId] = BatchDeposit({
+            perLeaf: perLeaf,
+            count: count,
+            claimedLeaves: 0,
+            invalidUnclaimed: 0,
+            recorded: true,
+            refunded: false
+        });
+        deposit = uint256(perLeaf) * count;
+        emit BatchDepositRecorded(batchId, modelId, perLeaf, count);
+    }
+
+    /// @inheritdoc ICheckPoolHooks
+    function onBatchLeafInvalidated(uint256 batchId, uint256 index) external {
+        require(msg.sender == address(jobManager), NotJobManager(msg.sender));
+        bytes32 leafRef = SpotcheckHash.batchLeafKey(batchId, index);
+        BatchDeposit storage d = _deposits[batchId];
+        if (!d.recorded || _leafBurned[leafRef]) return;
+        _leafBurned[leafRef] = true;
+        if (_checks[leafRef].claimCount == 0) d.invalidUnclaimed += 1;
+        // INVARIANT: a leaf that ends invalid never returns its deposit to the node, and no one
+        // earns it (a node disputing its own leaf from a second address gains nothing).
+        uint256 amount = d.perLeaf;
+        emit LeafDepositBurned(batchId, index, amount);
+        // SAFETY: the protocol token, to a fixed address; called by JobManager only.
+        if (amount > 0) token.safeTransfer(BURN_ADDRESS, amount);
+    }
+
     // ---------------------------------------------------------------- views
+
+    /// @inheritdoc ICheckPool
+    function getBatchDeposit(uint256 batchId) external view returns (BatchDeposit memory) {
+        return _deposits[batchId];
+    }
 
     /// @inheritdoc ICheckPool
     function getChallenger(address challenger) external view returns (Challenger memory) {
@@ -332,6 +470,58 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         emit SeedRecorded(jobRef, jobId, commitBlock, seed);
     }
 
+    /// @dev Checks that leaf `index` of `batchId` is claimable by the caller now and records the
+    ///      claim (the caller verifies the proof after; a failure reverts the whole call).
+    function _recordLeafClaim(uint256 batchId, uint256 index, uint256[2] calldata proof)
+        private
+        returns (bytes32 seed, bytes32 leafRef)
+    {
+        IJobManager.Batch memory b = jobManager.getBatch(batchId); // reverts UnknownBatch
+        // INVARIANT: claims only while the outcome is open: a Committed batch inside its
+        // challenge window, a leaf in range with no dispute, request or verdict on it.
+        require(b.status == IJobManager.BatchStatus.Committed, BatchNotClaimable(batchId, b.status));
+        require(block.timestamp <= b.challengeDeadline, BatchClaimWindowClosed(batchId, b.challengeDeadline));
+        require(index < b.count, LeafIndexOutOfRange(batchId, index, b.count));
+        leafRef = SpotcheckHash.batchLeafKey(batchId, index);
+        require(!jobManager.batchLeafInvalid(leafRef), LeafInvalid(batchId, index));
+        require(!jobManager.batchLeafProven(leafRef) && !_leafContested(leafRef), LeafNotClaimable(batchId, index));
+        uint16 samplingBps = modelTerms[b.modelId].samplingBps;
+        require(samplingBps > 0, ModelNotConfigured(b.modelId));
+        BatchDeposit storage d = _deposits[batchId];
+        require(d.recorded, BatchNotFunded(batchId));
+        require(_claims[leafRef][msg.sender] == ClaimStatus.None, LeafAlreadyClaimed(batchId, index, msg.sender));
+        require(BlsVrf.isSampled(proof, samplingBps), LeafNotSampled(batchId, index, BlsVrf.output(proof)));
+        seed = _batchSeed(batchId, b.commitBlock);
+        _claims[leafRef][msg.sender] = ClaimStatus.Open;
+        JobChecks storage lc = _checks[leafRef];
+        if (lc.claimCount == 0) {
+            // The leaf's deposit becomes its claimants' (paid once the batch is Final).
+            lc.reward = d.perLeaf;
+            lc.funded = true;
+            d.claimedLeaves += 1;
+        }
+        lc.claimCount += 1;
+        emit LeafCheckClaimed(batchId, index, msg.sender, BlsVrf.output(proof), lc.claimCount, claimCollateral);
+    }
+
+    /// @dev True iff the leaf has a dispute (open, or settled either way) or an open leaf
+    ///      request: its outcome is being decided in the open, so a claim would be no check.
+    ///      Read from DisputeManager (no storage added to the dispute paths).
+    function _leafContested(bytes32 leafRef) private view returns (bool) {
+        IDisputeManager dm = IDisputeManager(IJobManagerWiring(address(jobManager)).disputeManager());
+        if (dm.getDispute(leafRef).status != IDisputeManager.DisputeStatus.None) return true;
+        return dm.getLeafRequest(leafRef).status == IDisputeManager.LeafRequestStatus.Open;
+    }
+
+    /// @dev The recorded seed of batch `batchId`, recording it now if `blockhash` can still read it.
+    function _batchSeed(uint256 batchId, uint64 commitBlock) private returns (bytes32 seed) {
+        seed = batchSeedOf[batchId];
+        if (seed != bytes32(0)) return seed;
+        seed = _readSeed(commitBlock);
+        batchSeedOf[batchId] = seed;
+        emit BatchSeedRecorded(batchId, commitBlock, seed);
+    }
+
     /// @dev blockhash(commitBlock + 1), readable iff commitBlock + 1 < block.number <= commitBlock + 257.
     function _readSeed(uint256 commitBlock) private view returns (bytes32 seed) {
         uint256 seedBlock = commitBlock + 1;
@@ -351,3 +541,7 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     }
 }
 
+
+interface IJobManagerWiring {
+    function disputeManager() external view returns (address);
+}

@@ -253,6 +253,19 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         emit BatchCommitted(batchId, msg.sender, modelId, root, count, uri, challengeDeadline, reserved);
         // SAFETY: trusted protocol code; reverts InsufficientStake unless the stake covers it.
         stakeManager.lock(msg.sender, reserved);
+        address pool = checkPool;
+        if (pool == address(0)) return batchId;
+        // SAFETY: trusted protocol code (set once by the deployer); it books the batch's check
+        // deposit (count * the model's leafCheckFee, no loop) and returns it.
+        uint256 deposit = ICheckPoolHooks(pool).onBatchCommitted(batchId, modelId, count);
+        if (deposit == 0) return batchId;
+        emit BatchCheckDepositPaid(batchId, pool, deposit);
+        // INVARIANT: the node funds its batch's checks: the deposit goes from the node straight
+        // to the pool (the node approves this contract), all of it.
+        uint256 before = token.balanceOf(pool);
+        // SAFETY: after every effect; nonReentrant; the protocol token.
+        token.safeTransferFrom(msg.sender, pool, deposit);
+        require(token.balanceOf(pool) - before == deposit, FeeOnTransferToken());
     }
 
     /// @inheritdoc IJobManager
@@ -361,6 +374,10 @@ contract JobManager is IJobManager, IJobManagerHooks, ReentrancyGuard {
         slashAmount = slash < b.reserved ? slash : b.reserved;
         b.reserved -= slashAmount;
         emit BatchLeafInvalidated(batchId, index, slashAmount, b.reserved);
+        address pool = checkPool;
+        // SAFETY: trusted protocol code, last: it burns the leaf's check deposit (a cheating
+        // node never gets it back) and never reverts for a leaf it knows nothing of.
+        if (pool != address(0)) ICheckPoolHooks(pool).onBatchLeafInvalidated(batchId, index);
     }
 
     // ---------------------------------------------------------------- views

@@ -2,11 +2,16 @@
 
 - ``POST /v1/models/{modelId}/infer``: serve a job; answer output, ``output_q`` and a signed
   receipt. The job is durable before the answer is sent and is committed in a batch later.
-- ``GET /v1/batches/{batchId}``: a committed batch's leaves (for challengers and users).
+- ``GET /v1/batches/{batchId}``: a committed batch's leaves (for challengers and users),
+  streamed from a read snapshot; 410 once the batch is final and its vectors were pruned.
 - ``GET /v1/batches/{batchId}/jobs/{jobId}``: one leaf and its Merkle proof.
-- ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof).
+- ``GET /v1/jobs/{jobId}``: where a served job is (pending, or batch id and proof; 410 once
+  pruned).
 - ``/health`` (process alive), ``/ready`` (serving: the chain loop's last step succeeded
   recently, ``spotcheck.kit.ready``, and a model is not halted), ``/metrics`` (Prometheus).
+
+With API keys configured (``prover.access``), ``/infer`` needs one: 401 for a missing or
+unknown key, 429 with ``Retry-After`` over the key's rate limit.
 
 Bad input is a 4xx with a one-line ``detail`` and never reaches the store: unknown model
 (404), wrong length, NaN or infinity, non-integers in ``input_q`` (422), oversized body (413).
@@ -14,29 +19,34 @@ Bad input is a 4xx with a one-line ``detail`` and never reaches the store: unkno
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StrictFloat,
     StrictInt,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
 
+from prover.access import AccessControl
 from prover.batching import JobServer
 from prover.defence import SelfAuditor
 from prover.inference import UnknownModelError
 from prover.metrics import NodeMetrics
-from prover.store import Batch, BatchState, ServedJob, Store
+from prover.store import Batch, BatchSnapshot, BatchState, ServedJob, Store
 from spotcheck.encoding import parse_bytes32
 from spotcheck.errors import EncodingError, InputError
 from spotcheck.wire import (
@@ -115,6 +125,10 @@ class ApiContext:
     work_stored: Callable[[bytes], None] = lambda model_id: None
     #: The admitted job was not served (``WorkGate.release``): its slash is free again.
     release_work: Callable[[bytes], None] = lambda model_id: None
+    #: A listing's read snapshot is held at most this long (a slow reader is cut off).
+    listing_max_s: float = 120.0
+    #: API keys and their rate limits for ``/infer`` (``prover.access``; none: open).
+    access: AccessControl = field(default_factory=lambda: AccessControl({}))
 
 
 class BodyLimit:
@@ -197,6 +211,59 @@ def _leaf(job: ServedJob) -> dict[str, Any]:
     }
 
 
+def _pruned(batch_id: int) -> str:
+    return f"batch {batch_id} is final and its vectors were pruned after this node's retention"
+
+
+def _json(content: Any) -> bytes:
+    """JSON as FastAPI's ``JSONResponse`` renders it (the listing's bytes stay the same)."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+_LEAVES = TypeAdapter(list[BatchLeaf])
+
+
+class ListingTooSlowError(TimeoutError):
+    """A listing's reader took longer than the node keeps a read snapshot open."""
+
+
+def listing_bytes(
+    header: BatchListing,
+    snapshot: BatchSnapshot,
+    chunk: int = 256,
+    *,
+    max_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[bytes]:
+    """``header`` (a listing without leaves) with the snapshot's leaves, as the JSON that
+    ``BatchListing`` renders to, ``chunk`` leaves per piece; closes the snapshot.
+
+    An open snapshot keeps SQLite from recycling its write-ahead log: past ``max_s`` seconds
+    (a reader that drains slowly on purpose) the stream is cut with ListingTooSlowError, so
+    the response ends without its last chunk and the reader sees a broken transfer, never a
+    short listing."""
+    deadline = None if max_s is None else clock() + max_s
+    try:
+        head = _json(header.model_dump(mode="json"))
+        empty = b'"leaves":[]'
+        at = head.rindex(empty) + len(empty) - 1
+        yield head[:at]
+        jobs = snapshot.leaves(chunk)
+        first = True
+        while part := list(itertools.islice(jobs, chunk)):
+            if deadline is not None and clock() > deadline:
+                raise ListingTooSlowError(f"listing not read within {max_s:g} s: cut")
+            leaves = [BatchLeaf.model_construct(**_leaf(job)) for job in part]
+            body = _json(_LEAVES.dump_python(leaves, mode="json"))[1:-1]  # without [ ]
+            yield body if first else b"," + body
+            first = False
+        yield head[at:]
+    finally:
+        snapshot.close()
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title="Spotcheck inference node",
@@ -220,8 +287,21 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     async def infer(model_id: str, request: Request) -> InferResponse:
         """Run the model, persist the job, and return the output with a signed receipt."""
+        admit(request)
         raw = await request.body()
         return await run_in_threadpool(serve_one, model_id, raw)
+
+    def admit(request: Request) -> None:
+        """The API key and its rate limit (401, 429 with Retry-After), before the body."""
+        decision = ctx.access.check(request.headers)
+        if decision.allowed:
+            return
+        if decision.status == 429:
+            metrics.rejected.labels("rate_limited").inc()
+            retry = str(decision.retry_after_s or 1)
+            raise HTTPException(429, decision.reason, headers={"Retry-After": retry})
+        metrics.rejected.labels("unauthorized").inc()
+        raise HTTPException(decision.status, decision.reason)
 
     def serve_one(model_id: str, raw: bytes) -> InferResponse:
         try:
@@ -273,27 +353,34 @@ def create_app(ctx: ApiContext) -> FastAPI:
             return ctx.store.batch_by_chain_id(batch_id)
 
     @app.get("/v1/batches/{batch_id}", response_model=BatchListing)
-    def batch(batch_id: int) -> BatchListing:
-        """A committed batch and all its leaves."""
+    def batch(batch_id: int) -> Response:
+        """A committed batch and all its leaves (streamed from a read snapshot: neither the
+        serving lock nor memory grows with the batch; 410 once its vectors were pruned)."""
         b = find_batch(batch_id)
         if b is None:
             raise HTTPException(404, f"batch {batch_id} was not committed by this node")
-        return BatchListing(
+        snapshot = ctx.store.batch_snapshot(b.local_id)
+        if snapshot.pruned or not snapshot.exists:
+            snapshot.close()
+            raise HTTPException(410, _pruned(batch_id))
+        header = BatchListing.model_construct(
             batchId=batch_id,
             modelId=b.model_id,
             root=b.root,
             count=b.count,
             final=b.status == BatchState.FINAL,
             node=ctx.server.signer.address,
-            leaves=[
-                BatchLeaf.model_construct(**_leaf(j)) for j in ctx.store.batch_jobs(b.local_id)
-            ],
+            leaves=[],
         )
+        body = listing_bytes(header, snapshot, max_s=ctx.listing_max_s)
+        return StreamingResponse(body, media_type="application/json")
 
     @app.get("/v1/batches/{batch_id}/jobs/{job_id}", response_model=BatchLeafProof)
     def batch_job(batch_id: int, job_id: int) -> BatchLeafProof:
         """One leaf of a committed batch with its Merkle proof (OpenZeppelin, sorted pairs)."""
         b = find_batch(batch_id)
+        if b is not None and b.pruned:
+            raise HTTPException(410, _pruned(batch_id))
         job = ctx.store.served_job(job_id)
         if b is None or job is None or job.batch_local_id != b.local_id:
             raise HTTPException(404, f"job {job_id} is not in batch {batch_id}")
@@ -306,6 +393,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         """Where a served job is: pending, sealed, or committed in a batch (with its proof)."""
         job = ctx.store.served_job(job_id)
         if job is None:
+            if ctx.store.served_pruned(job_id):
+                raise HTTPException(410, f"job {job_id} is final and its vectors were pruned")
             raise HTTPException(404, f"job {job_id} unknown")
         if job.batch_local_id is None:
             return JobStatus(jobId=job_id, status="pending", batchId=None)

@@ -427,8 +427,18 @@ class NodeChain:
     def commit_batch(
         self, model_id: bytes, root: bytes, count: int, uri: str, *, intent: str | None = None
     ) -> tuple[TxResult, int | None, int | None]:
-        """Commit a batch root; returns the tx and (batchId, challengeDeadline) from its event."""
+        """Commit a batch root; returns the tx and (batchId, challengeDeadline) from its event.
+        Approves JobManager first for the batch's check deposit (``count * leafCheckFee``,
+        paid into the CheckPool at commit) when the allowance is short."""
         jm = self.contracts.job_manager
+        deposit = self.batch_check_deposit(model_id, count)
+        if deposit > 0 and int(self.contracts.token.allowance(self.address, jm.address)) < deposit:
+            self._send(
+                self.contracts.token.approve,
+                jm.address,
+                deposit,
+                intent=None if intent is None else f"approveDeposit:{intent}",
+            )
         tx = self._send(jm.commitBatch, model_id, root, count, uri, intent=intent)
         if tx.receipt is None:
             return tx, None, None
@@ -438,13 +448,37 @@ class NodeChain:
                 return tx, int(args["batchId"]), int(args["challengeDeadline"])
         raise ChainError(f"commitBatch {tx.tx_hash} emitted no BatchCommitted for our root")
 
+    def batch_check_deposit(self, model_id: bytes, count: int) -> int:
+        """What ``commitBatch`` of ``count`` leaves of ``model_id`` pays into the CheckPool now:
+        ``count * leafCheckFee(model_id)`` (0 without a pool). A cost of the batch: the node
+        gets back the deposits of the leaves nobody claimed once the batch is final."""
+        if self.contracts.deployment.check_pool is None:
+            return 0
+        return count * int(self.contracts.check_pool.leafCheckFee(model_id))
+
+    def refund_batch_deposit(self, batch_id: int) -> TxResult:
+        """Take back a final batch's unclaimed leaf deposits (``CheckPool.refundBatchDeposit``)."""
+        pool = self.contracts.check_pool  # ChainError without one
+        return self._send(pool.refundBatchDeposit, batch_id, intent=f"refundDeposit:{batch_id}")
+
     def finalize(self, job_id: int) -> TxResult:
         return self._send(self.contracts.job_manager.finalize, job_id, intent=f"finalize:{job_id}")
 
     def finalize_batch(self, batch_id: int) -> TxResult:
-        return self._send(
+        """Finalize the batch, then take back its unclaimed leaf deposits if it paid any (a
+        failed refund is logged, not raised: anyone may send ``refundBatchDeposit`` later)."""
+        tx = self._send(
             self.contracts.job_manager.finalizeBatch, batch_id, intent=f"finalizeBatch:{batch_id}"
         )
+        if self.dry_run or self.contracts.deployment.check_pool is None:
+            return tx
+        try:
+            d = self.contracts.check_pool.getBatchDeposit(batch_id)
+            if d.recorded and not d.refunded and int(d.perLeaf) > 0:
+                self.refund_batch_deposit(batch_id)
+        except ChainError as err:
+            log.warning("refundBatchDeposit(%d) failed: %s", batch_id, err)
+        return tx
 
     def defend(
         self,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
+from prover.access import KeyLimit
 from spotcheck.errors import ConfigError
 from spotcheck.settings import ServiceSettings, TokenAmount, load_service_settings
 
@@ -52,7 +53,23 @@ class HttpConfig(BaseModel):
     #: Requests with a larger body are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: Public base URL written into each batch commitment (``<public_url>/v1/batches/<id>``).
+    #: Required (http(s), not a loopback or unspecified host) except on a local dev chain
+    #: (chain id 31337), where it defaults to ``http://<host>:<port>``.
     public_url: str | None = None
+    #: A batch listing streams from a read snapshot held at most this long (a reader slower
+    #: than that is cut off: an open snapshot keeps SQLite from recycling its log).
+    listing_max_s: float = Field(default=120.0, gt=0)
+
+
+class AccessConfig(BaseModel):
+    """Optional API keys for ``/infer`` (``prover.access``): none configured = open."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: API key -> its limit: ``[access.keys] "k1" = { rate = 5, burst = 10 }``.
+    keys: dict[str, KeyLimit] = Field(default_factory=dict)
+    #: A TOML file with a ``[keys]`` table of the same shape (kept out of the main config).
+    keys_file: Path | None = None
 
 
 class FaultInjection(BaseModel):
@@ -108,6 +125,15 @@ class NodeSettings(ServiceSettings):
     batch_size: int = Field(default=256, ge=1, le=2**32 - 1)
     batch_interval_s: float = Field(default=30.0, gt=0)
     http: HttpConfig = HttpConfig()
+    access: AccessConfig = AccessConfig()
+    #: Hours after a batch is final before its served vectors are deleted (its listing then
+    #: answers 410). A final batch can no longer be disputed: the default week is a margin for
+    #: readers and deep reorgs, not a protocol need.
+    retention_hours: float = Field(default=168.0, gt=0)
+    #: False: keep every batch's vectors forever (the database grows with every job).
+    prune: bool = True
+    #: At most this many vectors are deleted per step of the node's loop.
+    prune_chunk: int = Field(default=2000, ge=1)
     transactions: TransactionsConfig = TransactionsConfig()
     fault_injection: FaultInjection = FaultInjection()
     #: Share of served outputs checked against the circuit witness (ezkl gen_witness).

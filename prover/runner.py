@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from prover.access import AccessControl, load_keys
 from prover.api import ApiContext, create_app
 from prover.batching import BatchCutter, JobServer
 from prover.chain_io import NodeChain
@@ -21,8 +22,9 @@ from prover.defence import EzklProofBackend, SelfAuditor
 from prover.inference import FaultInjector, InferenceEngine, ModelSpec
 from prover.metrics import NodeMetrics
 from prover.receipts import ApeSigner, ReceiptDomain, ecdsa_backend
+from prover.retention import Retention
 from prover.service import NodeService
-from prover.startup import check_models, check_port, check_stake
+from prover.startup import check_models, check_port, check_public_url, check_stake
 from prover.store import BatchState, Store
 from prover.transactions import TxSender
 from prover.work_gate import WorkGate
@@ -66,8 +68,16 @@ def model_specs(settings: NodeSettings) -> list[ModelSpec]:
     ]
 
 
-def base_url(settings: NodeSettings) -> str:
-    return settings.http.public_url or f"http://{settings.http.host}:{settings.http.port}"
+def listen_url(settings: NodeSettings) -> str:
+    return f"http://{settings.http.host}:{settings.http.port}"
+
+
+def base_url(settings: NodeSettings, chain_id: int | None = None) -> str:
+    """The URL committed with each batch: checked (:func:`prover.startup.check_public_url`)
+    when ``chain_id`` is given; the configured one, or the listening address, otherwise."""
+    if chain_id is None:
+        return settings.http.public_url or listen_url(settings)
+    return check_public_url(settings.http.public_url, listen_url(settings), chain_id)
 
 
 def patiently(what: str, call: Callable[[], T], stop: threading.Event | None = None) -> T:
@@ -127,6 +137,8 @@ def post_prices(chain: NodeChain, settings: NodeSettings) -> dict[bytes, int]:
 
 
 def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts) -> Node:
+    url = base_url(settings, contracts.deployment.chain_id)  # before anything is opened
+    access = AccessControl(load_keys(settings.access.keys, settings.access.keys_file))
     store = Store(settings.db_path)
     sender = TxSender(account, store, settings.transactions.policy())
     chain = NodeChain(contracts, account, sender=sender)
@@ -160,7 +172,6 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         on_served=on_served,
         exact=backend.witness_output,
     )
-    url = base_url(settings)
     gate = WorkGate(chain.stake, slash_amounts, lambda: uncommitted_jobs(store), node=chain.address)
     # Closed from the start for a node winding down (unbonding, below the minimum): the HTTP
     # API must not take a job before the chain loop's first step reads the stake.
@@ -181,6 +192,9 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
         prices=prices,
         withhold_reveals=settings.fault_injection.withhold_reveals,
         work_gate=gate,
+        prune=Retention(store, settings.retention_hours * 3600, settings.prune_chunk).step
+        if settings.prune
+        else None,
     )
     app = create_app(
         ApiContext(
@@ -194,6 +208,8 @@ def build_node(settings: NodeSettings, account: Any, contracts: SpotcheckContrac
             refuse_work=gate.admit,
             work_stored=gate.stored,
             release_work=gate.release,
+            listing_max_s=settings.http.listing_max_s,
+            access=access,
         )
     )
     return Node(settings, store, engine, service, metrics, app)
@@ -239,7 +255,7 @@ def run_node(settings: NodeSettings, account: Any, contracts: SpotcheckContracts
         len(settings.models),
         settings.http.host,
         settings.http.port,
-        base_url(settings),
+        base_url(settings, contracts.deployment.chain_id),
         extra={"node": account.address},
     )
     try:

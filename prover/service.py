@@ -149,6 +149,7 @@ class NodeService:
         urgent_interval_s: float = 1.0,
         ready_max_age_s: float = 300.0,
         work_gate: WorkGate | None = None,
+        prune: Callable[[], int] | None = None,
     ) -> None:
         self.chain = chain
         self.store = store
@@ -172,6 +173,8 @@ class NodeService:
         #: Whether the stake backs new work (read each step; None: not checked, for tests that
         #: drive the service without a stake).
         self.work_gate = work_gate
+        #: One bounded pruning pass of final batches' vectors (``prover.retention``), or None.
+        self.prune = prune
         #: After broadcasting a step's reveals, wait at most this long for their receipts
         #: (together); the next step sees the rest.
         self.reveal_wait_s = reveal_wait_s
@@ -274,6 +277,8 @@ class NodeService:
         self._phase("confirm-batches", self.confirm_batches, 0)
         finalized = self._phase("finalize", self.finalize_due, 0)
         self._phase("self-audit", self._audit, None)
+        if self.prune is not None:
+            self._phase("prune", self.prune, 0)
         self._phase("gauges", self._update_gauges, None)
         failed = tuple(dict.fromkeys(self._failed))
         return StepReport(events, committed_jobs, committed_batches, finalized, defended, failed)
@@ -854,6 +859,16 @@ class NodeService:
         if view.status == LeafRequestStatus.REVEALED:
             self._record_reveal(request)
             return 0
+        if view.status == LeafRequestStatus.NONE:
+            # Not on the chain's branch (a reorg removed it; a replay reopens it) or the RPC
+            # lags: nothing to reveal, and no loss once its deadline has passed.
+            if self.chain.now() > request.reveal_deadline:
+                self.store.mark_leaf_request(rid, "dropped", error="not on the chain's branch")
+                log.warning(
+                    "LEAF REQUEST dropped: the chain no longer holds it (a reorg removed it)",
+                    extra=_request_log(request),
+                )
+            return 0
         if view.status == LeafRequestStatus.SLASHED:
             self.store.mark_leaf_request(rid, "lost", error="settled unrevealed")
             log.critical("LEAF REQUEST LOST: the node was slashed", extra=_request_log(request))
@@ -946,6 +961,9 @@ class NodeService:
         if view.status == DisputeStatus.DEFENDED:
             self.store.mark_defended(did, None)
             return False
+        if view.status == DisputeStatus.NONE:
+            self._dispute_not_on_chain(dispute)
+            return False
         if view.status == DisputeStatus.SLASHED:
             self.store.mark_dispute_lost(did, "settled against the node")
             self.metrics.disputes.labels("lost").inc()
@@ -961,6 +979,19 @@ class NodeService:
             )
             return False
         return dispute.status != DisputeState.UNDEFENDABLE  # alerted once; settlement marks it
+
+    def _dispute_not_on_chain(self, dispute: Dispute) -> None:
+        """The chain holds no such dispute: a reorg removed it (a replayed DisputeOpened records
+        it again, reopened), or the RPC lags behind the event. Nothing to defend, and no loss:
+        once the recorded deadline has passed the row is closed as dropped, never as lost."""
+        if self.chain.now() <= dispute.proof_deadline:
+            return
+        self.store.mark_dispute_dropped(dispute.dispute_id, "not on the chain's branch")
+        self.metrics.disputes.labels("dropped").inc()
+        log.warning(
+            "DISPUTE dropped: the chain no longer holds it (a reorg removed it)",
+            extra=_dispute_log(dispute),
+        )
 
     def _defend(self, dispute: Dispute) -> int:
         """Prove (if no proof is saved) and send ``defend``; runs on the defence worker."""

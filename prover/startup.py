@@ -11,6 +11,10 @@ wrong and what to do; ``spotcheck node run`` prints it and exits non-zero.
 - the node is not unbonding and stakes at least the minimum (a commitment would revert),
   unless it still has commitments to answer for: then it starts winding down (no new work;
   disputes, leaf requests and finalizations answered);
+- the public URL written into every batch commitment is one a challenger elsewhere can reach:
+  set, http(s), and not a loopback or unspecified host (``127.0.0.1``, ``localhost``,
+  ``0.0.0.0``, ``::1``), except on a local dev chain (chain id 31337, anvil and hardhat),
+  where a missing one defaults to the listening address;
 - the HTTP port can be bound (checked before anything is built, and again when the server
   starts: :func:`prover.runner.start_http`).
 
@@ -20,11 +24,13 @@ disputes still need answers).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from prover.chain_io import NodeChain, StakeView
 from spotcheck.chain import RegisteredModel
@@ -128,3 +134,45 @@ def check_stake(chain: NodeChain, models: Mapping[bytes, RegisteredModel]) -> St
 
 #: The HTTP port can be bound now (``spotcheck.kit.serve.check_port``; the hint names --port).
 check_port = partial(serve.check_port, flag="--port")
+
+
+#: The chain id of a local development chain (anvil, hardhat): loopback URLs are allowed there.
+DEV_CHAIN_ID = 31337
+
+
+def _local_host(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def check_public_url(public_url: str | None, listen_url: str, chain_id: int) -> str:
+    """The base URL the node commits in each batch (``<url>/v1/batches/<id>``). Challengers
+    fetch the leaves there, so on a real chain it must be set and reachable from elsewhere;
+    on a local dev chain (31337) ``listen_url`` stands in for a missing one."""
+    dev = chain_id == DEV_CHAIN_ID
+    if public_url is None:
+        if dev:
+            return listen_url
+        raise StartupError(
+            "http.public_url is not set: every batch commits the URL challengers fetch its "
+            f"leaves from (chain {chain_id}); set it to this node's public address"
+        )
+    parts = urlsplit(public_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StartupError(
+            f"http.public_url {public_url!r} is not an http(s) URL with a host "
+            "(e.g. https://node.example.org)"
+        )
+    if not dev and _local_host(parts.hostname):
+        raise StartupError(
+            f"http.public_url {public_url!r} names a loopback or unspecified host: no "
+            f"challenger can fetch a batch there (chain {chain_id}); set the public address"
+        )
+    return public_url.rstrip("/")

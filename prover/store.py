@@ -32,7 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS served_jobs (
     proof TEXT
 );
 CREATE INDEX IF NOT EXISTS served_jobs_pending ON served_jobs(model_id, batch_local_id);
+-- A batch's leaves in order (listings, leaf lookups, pruning) without a scan of every job.
+CREATE INDEX IF NOT EXISTS served_jobs_batch ON served_jobs(batch_local_id, leaf_index);
 -- The vectors (300 KB for a 224x224x3 image) live apart from the row that sealing a batch
 -- updates: SQLite rewrites a whole record on UPDATE, blobs included.
 {_SERVED_VECTORS};
@@ -147,6 +149,69 @@ CREATE INDEX IF NOT EXISTS transactions_intent ON transactions(intent);
 """
 
 
+#: ``IDisputeManager.JobKind.BATCH`` (``spotcheck.chain.JobKind``; not imported: no Ape here).
+DISPUTE_KIND_BATCH = 1
+
+#: Tables whose rows are counted per state (``Store.counts``), kept by the triggers below.
+_COUNTED = ("onchain_jobs", "batches", "disputes")
+
+
+def _bump(table: str, status: str, delta: int) -> str:
+    return (
+        f"INSERT INTO state_counts(tbl, status, n) VALUES('{table}', {status}, {delta})"
+        f" ON CONFLICT(tbl, status) DO UPDATE SET n = n + ({delta});"
+    )
+
+
+def _pending(model: str, delta: int) -> str:
+    return (
+        f"INSERT INTO pending_counts(model_id, n) VALUES({model}, {delta})"
+        f" ON CONFLICT(model_id) DO UPDATE SET n = n + ({delta});"
+    )
+
+
+#: Counts kept by the same transactions that change the rows (SQLite triggers): reading them
+#: is a few rows, not a scan of every job under the serving lock (issue 14). Created with
+#: their back-fill in one transaction (``Store._add_counts``), so a crash leaves no half state.
+_COUNTS = [
+    "CREATE TABLE state_counts (tbl TEXT NOT NULL, status TEXT NOT NULL,"
+    " n INTEGER NOT NULL, PRIMARY KEY (tbl, status)) WITHOUT ROWID",
+    "CREATE TABLE pending_counts (model_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
+    *(
+        stmt
+        for t in _COUNTED
+        for stmt in (
+            f"CREATE TRIGGER {t}_count_ins AFTER INSERT ON {t} BEGIN"
+            f" {_bump(t, 'NEW.status', 1)} END",
+            f"CREATE TRIGGER {t}_count_upd AFTER UPDATE OF status ON {t}"
+            f" WHEN OLD.status IS NOT NEW.status BEGIN"
+            f" {_bump(t, 'OLD.status', -1)} {_bump(t, 'NEW.status', 1)} END",
+            f"CREATE TRIGGER {t}_count_del AFTER DELETE ON {t} BEGIN"
+            f" {_bump(t, 'OLD.status', -1)} END",
+        )
+    ),
+    "CREATE TRIGGER served_pending_ins AFTER INSERT ON served_jobs"
+    f" WHEN NEW.batch_local_id IS NULL BEGIN {_pending('NEW.model_id', 1)} END",
+    "CREATE TRIGGER served_pending_upd AFTER UPDATE OF batch_local_id, model_id ON served_jobs"
+    " WHEN (OLD.batch_local_id IS NULL) != (NEW.batch_local_id IS NULL)"
+    " OR OLD.model_id IS NOT NEW.model_id BEGIN"
+    " UPDATE pending_counts SET n = n - 1"
+    "  WHERE model_id = OLD.model_id AND OLD.batch_local_id IS NULL;"
+    " INSERT INTO pending_counts(model_id, n) SELECT NEW.model_id, 1"
+    "  WHERE NEW.batch_local_id IS NULL"
+    "  ON CONFLICT(model_id) DO UPDATE SET n = n + 1; END",
+    "CREATE TRIGGER served_pending_del AFTER DELETE ON served_jobs"
+    f" WHEN OLD.batch_local_id IS NULL BEGIN {_pending('OLD.model_id', -1)} END",
+    *(
+        f"INSERT INTO state_counts(tbl, status, n)"
+        f" SELECT '{t}', status, COUNT(*) FROM {t} GROUP BY status"
+        for t in _COUNTED
+    ),
+    "INSERT INTO pending_counts(model_id, n) SELECT model_id, COUNT(*) FROM served_jobs"
+    " WHERE batch_local_id IS NULL GROUP BY model_id",
+]
+
+
 class JobState(StrEnum):
     REQUESTED = "requested"
     COMMITTING = "committing"
@@ -173,6 +238,9 @@ class DisputeState(StrEnum):
     #: The committed output is outside tau of the circuit's own output: no proof can win, so
     #: the node does not prove (it waits for the settlement and records it as lost).
     UNDEFENDABLE = "undefendable"
+    #: The chain's branch holds no such dispute any more (a reorg removed it and its deadline
+    #: passed): neither won nor lost. A replayed DisputeOpened reopens it.
+    DROPPED = "dropped"
 
 
 #: Disputes the node still works on (proving or sending the defence).
@@ -233,6 +301,9 @@ class Batch:
     #: True once ``batch_id`` was re-read from a BatchCommitted log ``confirmations`` blocks
     #: deep: before that a reorg may still move the batch to another id.
     confirmed: bool = False
+    #: The served vectors of this final batch are (being) deleted after the retention: its
+    #: listing answers 410.
+    pruned: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,6 +351,45 @@ def _check_int64(name: str, value: int) -> int:
     return value
 
 
+class BatchSnapshot:
+    """One batch read from a WAL snapshot on a read-only connection of its own: the batch's
+    pruned state and its leaves in order, streamed ``chunk`` rows at a time (memory does not
+    grow with the batch). Usable from one thread at a time (a streaming response's)."""
+
+    def __init__(self, path: Path, local_id: int) -> None:
+        self._conn = sqlite3.connect(
+            f"{Path(path).resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._conn.row_factory = sqlite3.Row
+        self.local_id = local_id
+        try:
+            self._conn.execute("BEGIN")  # the snapshot starts at the first read below
+            row = self._conn.execute(
+                "SELECT pruned_at FROM batches WHERE local_id = ?", (local_id,)
+            ).fetchone()
+        except BaseException:
+            self._conn.close()
+            raise
+        self.exists = row is not None
+        self.pruned = row is not None and row[0] is not None
+
+    def leaves(self, chunk: int = 256) -> Iterator[ServedJob]:
+        cur = self._conn.execute(
+            f"{_SERVED} WHERE batch_local_id = ? ORDER BY leaf_index", (self.local_id,)
+        )
+        while rows := cur.fetchmany(chunk):
+            for r in rows:
+                yield Store._served(r)
+
+    def close(self) -> None:
+        with suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+        self._conn.close()
+
+
 class Store:
     """Thread-safe access to the node database; one connection, one writer at a time."""
 
@@ -303,6 +413,7 @@ class Store:
             self._migrate_served_vectors()
             self._conn.executescript(_SCHEMA)
             self._add_columns()
+            self._add_counts()
 
     #: Columns added after the first release: (table, column, type), added when missing.
     _ADDED_COLUMNS = (
@@ -311,6 +422,9 @@ class Store:
         ("disputes", "leaf_index", "INTEGER"),
         ("batches", "commit_block", "INTEGER"),
         ("batches", "confirmed", "INTEGER NOT NULL DEFAULT 0"),
+        ("batches", "final_at", "REAL"),
+        ("batches", "pruned_at", "REAL"),
+        ("batches", "prune_done", "INTEGER NOT NULL DEFAULT 0"),
     )
 
     def _add_columns(self) -> None:
@@ -318,6 +432,23 @@ class Store:
             have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        # Final batches whose vectors are still stored: what pruning walks, never the others.
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS batches_prunable ON batches(local_id)"
+            " WHERE status = 'final' AND prune_done = 0"
+        )
+
+    def _add_counts(self) -> None:
+        """The incremental counts: created (triggers and back-fill from one scan) in one
+        transaction the first time a database is opened by a node that keeps them."""
+        have = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state_counts'"
+        ).fetchone()
+        if have is not None:
+            return
+        with transaction(self._conn) as c:
+            for statement in _COUNTS:
+                c.execute(statement)
 
     def _migrate_served_vectors(self) -> None:
         """Move the vectors of a state file written before ``served_vectors`` existed (they
@@ -545,15 +676,46 @@ class Store:
         rows = self._read(f"{_SERVED} WHERE job_id = ?", (job_id,))
         return self._served(rows[0]) if rows else None
 
+    def served_pruned(self, job_id: int) -> bool:
+        """Whether ``job_id`` was served and its vectors pruned with its final batch."""
+        rows = self._read(
+            "SELECT 1 FROM served_jobs j JOIN batches b ON b.local_id = j.batch_local_id"
+            " WHERE j.job_id = ? AND b.pruned_at IS NOT NULL",
+            (job_id,),
+        )
+        return bool(rows)
+
     def batch_jobs(self, local_id: int) -> list[ServedJob]:
         rows = self._read(f"{_SERVED} WHERE batch_local_id = ? ORDER BY leaf_index", (local_id,))
         return [self._served(r) for r in rows]
 
     def pending_counts(self) -> dict[bytes, tuple[int, float]]:
-        """Per model: (unbatched job count, serve time of the oldest one)."""
+        """Per model: (unbatched job count, serve time of its first pending job, the lowest
+        jobId). The count is kept by triggers and the first job is one index lookup: no scan
+        of the served jobs under the lock (ids are allocated in serve order, so the first job
+        is the oldest up to the threads' interleaving, microseconds)."""
+        with self._lock:
+            counted = self._conn.execute(
+                "SELECT model_id, n FROM pending_counts WHERE n > 0"
+            ).fetchall()
+            out: dict[bytes, tuple[int, float]] = {}
+            for model_id, n in counted:
+                first = self._conn.execute(
+                    "SELECT served_at FROM served_jobs WHERE model_id = ?"
+                    " AND batch_local_id IS NULL ORDER BY job_id LIMIT 1",
+                    (model_id,),
+                ).fetchone()
+                if first is not None:
+                    out[from_hex(model_id)] = (int(n), float(first[0]))
+            return out
+
+    def pending_recount(self) -> dict[bytes, tuple[int, float]]:
+        """:meth:`pending_counts` by a scan of the served jobs (the tests' check)."""
         rows = self._read(
-            "SELECT model_id, COUNT(*), MIN(served_at) FROM served_jobs"
-            " WHERE batch_local_id IS NULL GROUP BY model_id"
+            "SELECT s.model_id, COUNT(*), (SELECT served_at FROM served_jobs f"
+            " WHERE f.model_id = s.model_id AND f.batch_local_id IS NULL"
+            " ORDER BY f.job_id LIMIT 1)"
+            " FROM served_jobs s WHERE s.batch_local_id IS NULL GROUP BY s.model_id"
         )
         return {from_hex(r[0]): (int(r[1]), float(r[2])) for r in rows}
 
@@ -721,7 +883,63 @@ class Store:
 
     def mark_batch_final(self, local_id: int) -> None:
         with self._write() as c:
-            self._cas(c, "batches", "local_id", local_id, [BatchState.COMMITTED], BatchState.FINAL)
+            self._cas(
+                c,
+                "batches",
+                "local_id",
+                local_id,
+                [BatchState.COMMITTED],
+                BatchState.FINAL,
+                final_at=time.time(),
+            )
+
+    # -- listings and pruning ----------------------------------------------------------------
+
+    def batch_snapshot(self, local_id: int) -> BatchSnapshot:
+        """A read snapshot of one batch's leaves on a connection of its own (WAL: the writer
+        and the serving lock are not held while a listing streams). Close it when done."""
+        return BatchSnapshot(self.path, local_id)
+
+    def prune_final(self, final_before: float, max_rows: int) -> int:
+        """Delete up to ``max_rows`` served vectors of batches final before ``final_before``
+        (epoch seconds); the number deleted. Never a batch with an open leaf request or an
+        unresolved dispute of this node (the chain refuses both on a final batch; checked
+        again here). A batch is marked pruned with its first deleted row (its listing answers
+        410 from then on) and done when no vector is left; one transaction per call."""
+        unresolved = ",".join(f"'{s}'" for s in UNRESOLVED_DISPUTES)
+        deleted = 0
+        with self._write() as c:
+            candidates = c.execute(
+                # The partial index holds only final batches not yet pruned: the walk does not
+                # grow with the batches pruned before.
+                "SELECT local_id, batch_id FROM batches INDEXED BY batches_prunable"
+                " WHERE status = 'final'"
+                " AND prune_done = 0 AND COALESCE(final_at, updated_at) < ?"
+                " AND NOT EXISTS (SELECT 1 FROM leaf_requests r"
+                "  WHERE r.batch_id = batches.batch_id AND r.status = 'open')"
+                " AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.kind = ?"
+                f"  AND d.ref = batches.batch_id AND d.status IN ({unresolved}))"
+                " ORDER BY local_id LIMIT 64",
+                (final_before, DISPUTE_KIND_BATCH),
+            ).fetchall()
+            now = time.time()
+            for local_id, _ in candidates:
+                if deleted >= max_rows:
+                    break
+                c.execute(
+                    "UPDATE batches SET pruned_at = COALESCE(pruned_at, ?) WHERE local_id = ?",
+                    (now, local_id),
+                )
+                cur = c.execute(
+                    "DELETE FROM served_vectors WHERE job_id IN (SELECT v.job_id"
+                    " FROM served_jobs j JOIN served_vectors v USING (job_id)"
+                    " WHERE j.batch_local_id = ? LIMIT ?)",
+                    (local_id, max_rows - deleted),
+                )
+                deleted += max(cur.rowcount, 0)
+                if deleted < max_rows:  # nothing of this batch is left
+                    c.execute("UPDATE batches SET prune_done = 1 WHERE local_id = ?", (local_id,))
+        return deleted
 
     def batch(self, local_id: int) -> Batch | None:
         rows = self._read("SELECT * FROM batches WHERE local_id = ?", (local_id,))
@@ -750,6 +968,7 @@ class Store:
             created_at=r["created_at"],
             commit_block=r["commit_block"],
             confirmed=bool(r["confirmed"]),
+            pruned=r["pruned_at"] is not None,
         )
 
     # -- disputes ----------------------------------------------------------------------------
@@ -770,10 +989,12 @@ class Store:
         ``job_id`` is informational for a batch leaf (the challenger names it): the leaf is
         found by its position, so any value is stored (clamped), never trusted."""
         with self._write(conn) as c:
-            # Seen again (a replay after a reorg): the event's deadline is the chain's now.
+            # Seen again (a replay after a reorg): the event's deadline is the chain's now, and
+            # a dispute the node had recorded as dropped is open again.
             if c.execute(
-                "UPDATE disputes SET proof_deadline = ? WHERE dispute_id = ?",
-                (proof_deadline, to_hex(dispute_id)),
+                "UPDATE disputes SET proof_deadline = ?, status = CASE status WHEN ? THEN ?"
+                " ELSE status END WHERE dispute_id = ?",
+                (proof_deadline, DisputeState.DROPPED, DisputeState.OPEN, to_hex(dispute_id)),
             ).rowcount:
                 return False
             cur = c.execute(
@@ -837,6 +1058,9 @@ class Store:
             dispute_id, [DisputeState.OPEN], DisputeState.UNDEFENDABLE, last_error=reason
         )
 
+    def mark_dispute_dropped(self, dispute_id: bytes, reason: str) -> None:
+        self._move_dispute(dispute_id, UNRESOLVED_DISPUTES, DisputeState.DROPPED, last_error=reason)
+
     def _move_dispute(
         self, dispute_id: bytes, allowed: Sequence[str], to: str, **fields: object
     ) -> None:
@@ -889,9 +1113,11 @@ class Store:
         conn: sqlite3.Connection | None = None,
     ) -> bool:
         with self._write(conn) as c:
-            # Seen again (a replay after a reorg): the event's deadline is the chain's now.
+            # Seen again (a replay after a reorg): the event's deadline is the chain's now, and
+            # a request the node had recorded as dropped is open again.
             if c.execute(
-                "UPDATE leaf_requests SET reveal_deadline = ? WHERE request_id = ?",
+                "UPDATE leaf_requests SET reveal_deadline = ?, status = CASE status"
+                " WHEN 'dropped' THEN 'open' ELSE status END WHERE request_id = ?",
                 (reveal_deadline, to_hex(request_id)),
             ).rowcount:
                 return False
@@ -1016,9 +1242,20 @@ class Store:
     # -- summary -----------------------------------------------------------------------------
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Row counts per state, per table (for ``node status`` and metrics)."""
+        """Row counts per state, per table (for ``node status`` and metrics): read from the
+        counts the triggers keep, a few rows whatever the number of jobs."""
+        out: dict[str, dict[str, int]] = {t: {} for t in _COUNTED}
+        for r in self._read("SELECT tbl, status, n FROM state_counts WHERE n != 0"):
+            out[r[0]][r[1]] = int(r[2])
+        rows = self._read("SELECT COALESCE(SUM(n), 0) FROM pending_counts")
+        out["served_jobs"] = {"pending": int(rows[0][0])}
+        return out
+
+    def recount(self) -> dict[str, dict[str, int]]:
+        """:meth:`counts` computed by scanning the tables (the check of the kept counts: the
+        tests compare both; slow on a large database)."""
         out: dict[str, dict[str, int]] = {}
-        for table in ("onchain_jobs", "batches", "disputes"):
+        for table in _COUNTED:
             rows = self._read(f"SELECT status, COUNT(*) FROM {table} GROUP BY status")
             out[table] = {r[0]: int(r[1]) for r in rows}
         rows = self._read("SELECT COUNT(*) FROM served_jobs WHERE batch_local_id IS NULL")

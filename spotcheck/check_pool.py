@@ -1,6 +1,6 @@
 """Thin typed bindings for ``CheckPool`` (paid checks, issue 15): register a VRF key, claim
-sampled jobs with VRF proofs (one or a batch), collect rewards, burn a lazy claimant's
-collateral.
+sampled jobs and batch leaves with VRF proofs (one or a batch), collect rewards, burn a lazy
+claimant's collateral, refund a batch's unclaimed leaf deposits to its node.
 
 The rules (seed, claim window, collateral) are in ``docs/sampling-vrf.md``; this module only
 builds the arguments from ``spotcheck.vrf`` values and sends them through an Ape contract
@@ -16,8 +16,8 @@ from typing import Any
 
 from spotcheck import vrf
 from spotcheck.chain import ClaimStatus, TxResult
-from spotcheck.encoding import onchain_job_key
-from spotcheck.errors import ChainError, ConfigError
+from spotcheck.encoding import batch_leaf_key, onchain_job_key
+from spotcheck.errors import ConfigError, chain_failure
 
 __all__ = [
     "BLOCKHASH_WINDOW",
@@ -25,16 +25,24 @@ __all__ = [
     "MAX_CHECK_SHARE_BPS",
     "Claim",
     "ClaimStatus",
+    "LeafClaim",
     "claim",
     "claim_batch",
+    "claim_leaves",
     "claim_status",
     "collect",
+    "collect_leaf",
     "forfeit",
+    "forfeit_leaf",
+    "leaf_claim_status",
     "make_claim",
+    "make_leaf_claim",
     "possession",
     "record_seed",
+    "refund_batch_deposit",
     "register",
     "seed_readable",
+    "set_leaf_check_fee",
     "set_model_terms",
 ]
 
@@ -58,6 +66,20 @@ class Claim:
         return onchain_job_key(self.job_id)
 
 
+@dataclass(frozen=True)
+class LeafClaim:
+    """A VRF claim on leaf ``index`` of batch ``batch_id``: the proof of
+    ``(batch seed, batch_leaf_key(batch_id, index))``."""
+
+    batch_id: int
+    index: int
+    proof: vrf.G1Point
+
+    @property
+    def leaf_ref(self) -> bytes:
+        return batch_leaf_key(self.batch_id, self.index)
+
+
 def seed_readable(commit_block: int, block_number: int) -> bool:
     """True iff ``blockhash(commit_block + 1)`` is readable in block ``block_number``: the seed
     rule's window (``commit_block + 1 < block_number <= commit_block + 257``)."""
@@ -70,6 +92,15 @@ def make_claim(key: vrf.KeyPair, job_id: int, seed: bytes, sampling_bps: int) ->
     job_ref = onchain_job_key(job_id)
     proof = vrf.prove(key.secret, seed, job_ref)
     return Claim(job_id, proof) if vrf.sampled_bps(proof, sampling_bps) else None
+
+
+def make_leaf_claim(
+    key: vrf.KeyPair, batch_id: int, index: int, seed: bytes, sampling_bps: int
+) -> LeafClaim | None:
+    """The claim ``key`` may make on leaf ``index`` of ``batch_id`` under the batch's ``seed``,
+    or None if it did not sample it."""
+    proof = vrf.prove(key.secret, seed, batch_leaf_key(batch_id, index))
+    return LeafClaim(batch_id, index, proof) if vrf.sampled_bps(proof, sampling_bps) else None
 
 
 def _tx(receipt: Any) -> TxResult:
@@ -85,7 +116,8 @@ def _send(what: str, call: Any, *args: Any, sender: Any) -> TxResult:
     try:
         return _tx(call(*args, sender=sender))
     except Exception as err:  # Ape's ContractLogicError and transport errors: one line
-        raise ChainError(f"CheckPool.{what} failed: {err}") from err
+        # A revert keeps its custom error's name (RevertError.error, and in the text).
+        raise chain_failure(f"CheckPool.{what} failed", err) from err
 
 
 def possession(pool: Any, key: vrf.KeyPair, registrant: str) -> vrf.G1Point:
@@ -124,6 +156,43 @@ def claim_batch(pool: Any, claims: Sequence[Claim], sender: Any) -> TxResult:
     )
 
 
+def claim_leaves(pool: Any, claims: Sequence[LeafClaim], sender: Any) -> TxResult:
+    """Claim up to ``MAX_BATCH_CLAIMS`` batch leaves in one transaction (one pairing product
+    for two or more)."""
+    if not 0 < len(claims) <= MAX_BATCH_CLAIMS:
+        raise ConfigError(f"a leaf claim holds 1..{MAX_BATCH_CLAIMS} leaves, got {len(claims)}")
+    return _send(
+        "claimLeaves",
+        pool.claimLeaves,
+        [c.batch_id for c in claims],
+        [c.index for c in claims],
+        [list(c.proof.words()) for c in claims],
+        sender=sender,
+    )
+
+
+def collect_leaf(pool: Any, batch_id: int, index: int, sender: Any) -> TxResult:
+    """Collect the sender's share of a leaf's deposit once its batch is final."""
+    return _send("collectLeaf", pool.collectLeaf, batch_id, index, sender=sender)
+
+
+def forfeit_leaf(pool: Any, batch_id: int, index: int, claimant: str, sender: Any) -> TxResult:
+    """Burn ``claimant``'s collateral on an invalidated leaf (anyone may send)."""
+    return _send("forfeitLeaf", pool.forfeitLeaf, batch_id, index, claimant, sender=sender)
+
+
+def refund_batch_deposit(pool: Any, batch_id: int, sender: Any) -> TxResult:
+    """Pay a final batch's node the deposits of its unclaimed, valid leaves (anyone may send)."""
+    return _send("refundBatchDeposit", pool.refundBatchDeposit, batch_id, sender=sender)
+
+
+def set_leaf_check_fee(pool: Any, model_id: bytes, fee: int, sender: Any) -> TxResult:
+    """Set a model's check deposit per batch leaf (the model registry's owner only)."""
+    if not 0 <= fee < 2**128:
+        raise ConfigError(f"leaf check fee must be in 0..2**128-1 base units, got {fee}")
+    return _send("setLeafCheckFee", pool.setLeafCheckFee, model_id, fee, sender=sender)
+
+
 def collect(pool: Any, job_id: int, sender: Any) -> TxResult:
     """Collect the sender's reward for a final job (frees its collateral)."""
     return _send("collect", pool.collect, job_id, sender=sender)
@@ -156,3 +225,8 @@ def set_model_terms(
 def claim_status(pool: Any, job_id: int, claimant: str) -> ClaimStatus:
     """The claimant's claim on ``job_id``."""
     return ClaimStatus(int(pool.claimOf(onchain_job_key(job_id), claimant)))
+
+
+def leaf_claim_status(pool: Any, batch_id: int, index: int, claimant: str) -> ClaimStatus:
+    """The claimant's claim on leaf ``index`` of ``batch_id``."""
+    return ClaimStatus(int(pool.claimOf(batch_leaf_key(batch_id, index), claimant)))

@@ -26,7 +26,18 @@ of one claim or dispute transaction:
 
 So checking beats claiming blindly iff ``K < k (L + beta)`` (the gas cancels), a lazy claimant
 loses money iff ``k > (w - g) / (w + L)``, and a diligent one earns iff
-``(1 - k)(w - g) + k (beta - g) > K``. Real cheats that someone disputes count in ``k`` the
+``(1 - k)(w - g) + k (beta - g) > K``.
+
+Batch leaves (their fees are paid off the chain, so nothing is escrowed to share): at
+``commitBatch`` the node deposits ``leafCheckFee`` (``F`` here) per leaf into the pool. A leaf
+claimed and never invalidated pays ``F`` to its claimants once the batch is final (``F h(M)``
+per claim); an unclaimed valid leaf's deposit goes back to the node; an invalidated leaf's
+deposit is burned (a cheating node never gets it back). The formulas above hold for leaves
+with ``w_leaf = F h(M)`` in place of ``w``: checking beats blind claiming on the same
+``K < k (L + beta)``, a lazy claimant loses iff ``k > (w_leaf - g) / (w_leaf + L)``. An honest
+node's checks cost it ``F (1 - (1 - p)^M)`` per leaf (the chance someone claims it); a diligent
+challenger breaks even on leaves at ``F* = (K + (1 - k) g - k (beta - g)) / ((1 - k) h(M))``
+(:func:`min_leaf_fee`). Real cheats that someone disputes count in ``k`` the
 same way; a wrong job nobody disputes ends final and pays the lazy claimant (not modelled: it
 only happens when nobody checks, the case canaries exist to rule out).
 """
@@ -46,6 +57,7 @@ __all__ = [
     "CheckGame",
     "CheckTerms",
     "check_game",
+    "min_leaf_fee",
 ]
 
 
@@ -77,6 +89,9 @@ class CheckTerms:
     canary_rate: float = 0.05  # k: share of jobs that end invalid (canaries)
     diligent: int = 3  # D
     lazy: int = 1  # Z
+    #: F (leafCheckFee): the node's check deposit per batch leaf, paid to a claimed leaf's
+    #: claimants; the default pays a leaf's check like a claimed job's (W at the defaults).
+    leaf_fee: float = 0.5 * DEFAULTS.reward
 
     def __post_init__(self) -> None:
         _number("fee R", self.fee)
@@ -90,6 +105,7 @@ class CheckTerms:
         if p == 0:
             raise ConfigError("sampling probability p must be > 0 for a challenger to claim")
         _number("canary rate k", self.canary_rate, high=1.0)
+        _number("leaf check fee F", self.leaf_fee)
         for name, n in (("diligent challengers", self.diligent), ("lazy claimants", self.lazy)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise ConfigError(f"{name} must be a whole number >= 0, got {n!r}")
@@ -192,6 +208,70 @@ class CheckGame:
             nobody = 1.0
         self_disputed = t.slash * (1 - t.bounty_share)
         return (1 - nobody) * t.slash + nobody * self_disputed - t.rerun_cost
+
+    # -- batch leaves (the node's check deposit) ---------------------------------------------
+
+    def _claimed(self) -> float:
+        """``1 - (1 - p)^M``: the chance at least one challenger samples (and claims) an item."""
+        t = self.terms
+        n = t.diligent + t.lazy
+        return 1.0 if t.sampling == 1 else -math.expm1(n * math.log1p(-t.sampling))
+
+    @property
+    def leaf_claim_reward(self) -> float:
+        """``w_leaf = F h(D + Z)``: the expected payout of one claim on a valid leaf."""
+        t = self.terms
+        return t.leaf_fee * race_share(t.diligent + t.lazy, t.sampling)
+
+    @property
+    def leaf_diligent(self) -> float:
+        """A diligent challenger's expected income per batch leaf it samples."""
+        t = self.terms
+        k = t.canary_rate
+        w = self.leaf_claim_reward
+        return (1 - k) * (w - t.tx_gas) + k * (self.dispute_income - t.tx_gas) - t.rerun_cost
+
+    @property
+    def leaf_lazy(self) -> float:
+        """A lazy claimant's expected income per batch leaf it samples (it claims every one)."""
+        t = self.terms
+        k = t.canary_rate
+        return (1 - k) * (self.leaf_claim_reward - t.tx_gas) - k * (t.claim_collateral + t.tx_gas)
+
+    @property
+    def leaf_min_canary_rate(self) -> float:
+        """``(w_leaf - g) / (w_leaf + L)``: the canary rate above which lazy leaf claims lose."""
+        t = self.terms
+        w = self.leaf_claim_reward
+        if w + t.claim_collateral == 0:
+            return 0.0 if w <= t.tx_gas else 1.0
+        return max(w - t.tx_gas, 0.0) / (w + t.claim_collateral)
+
+    @property
+    def node_leaf_cost(self) -> float:
+        """What checks cost an honest node per batch leaf: ``F`` when someone claims the leaf
+        (the deposit of an unclaimed leaf comes back). A cheating node also loses ``F`` on every
+        leaf that ends invalid (burned)."""
+        return self._claimed() * self.terms.leaf_fee
+
+    @property
+    def leaf_checks_pay_alone(self) -> bool:
+        """``w_leaf - g > K``: the leaf reward alone pays for a re-run."""
+        t = self.terms
+        return self.leaf_claim_reward - t.tx_gas > t.rerun_cost
+
+
+def min_leaf_fee(terms: CheckTerms = CHECK_DEFAULTS) -> float:
+    """``F*``: the smallest leaf check fee at which a diligent challenger's income per sampled
+    leaf is >= 0, ``(K + (1 - k) g - k (beta - g)) / ((1 - k) h(M))`` (0 when canary income
+    alone pays; ``inf`` when every leaf is a canary, ``k = 1``)."""
+    game = CheckGame(terms)
+    k = terms.canary_rate
+    need = terms.rerun_cost + (1 - k) * terms.tx_gas - k * (game.dispute_income - terms.tx_gas)
+    if need <= 0:
+        return 0.0
+    per_fee = (1 - k) * race_share(terms.diligent + terms.lazy, terms.sampling)
+    return math.inf if per_fee == 0 else need / per_fee
 
 
 def check_game(terms: CheckTerms = CHECK_DEFAULTS) -> CheckGame:

@@ -15,7 +15,7 @@ import click
 from spotcheck import economics as econ
 from spotcheck import economics_penalty as penalty
 from spotcheck.economics import DEFAULTS
-from spotcheck.economics_checks import CHECK_DEFAULTS, CheckTerms, check_game
+from spotcheck.economics_checks import CHECK_DEFAULTS, CheckTerms, check_game, min_leaf_fee
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -384,6 +384,27 @@ def recommend(
                 f"{need.open_jobs:,} jobs open over window + proof window {need.open_time_s:g} s",
             )
         )
+    # Batch leaves: the node's check deposit per leaf, sized so that a diligent challenger's
+    # re-run of a sampled leaf breaks even on the deposit alone (no canary income, k = 0), at
+    # the recommended p and with the default challenger counts.
+    leaf_terms = CheckTerms(
+        fee=reward,
+        rerun_cost=cost,
+        slash=rec.slash,
+        bounty_share=rec.bounty_share,
+        sampling=rec.sampling,
+        canary_rate=0.0,
+    )
+    leaf_fee = min_leaf_fee(leaf_terms)
+    leaf_cost = check_game(CheckTerms(**{**leaf_terms.__dict__, "leaf_fee": leaf_fee}))
+    rows.append(
+        (
+            "leaf check fee F",
+            _amount(leaf_fee),
+            f"leafCheckFee: a checked leaf pays its re-run (K = {cost:g}) without canaries; "
+            f"costs an honest node {_amount(leaf_cost.node_leaf_cost)} per leaf",
+        )
+    )
     for name, value, why in rows:
         click.echo(f"  {name:<24}{value:>12}   {why}")
     click.echo("")
@@ -764,6 +785,14 @@ def threshold(
 )
 @click.option("--lazy", type=click.IntRange(min=0), default=CHECK_DEFAULTS.lazy, show_default=True)
 @click.option(
+    "--leaf-fee",
+    "-F",
+    type=float,
+    default=CHECK_DEFAULTS.leaf_fee,
+    show_default=True,
+    help="F: leafCheckFee, the node's check deposit per batch leaf (paid to its claimants).",
+)
+@click.option(
     "--simulate",
     "jobs",
     type=click.IntRange(min=2),
@@ -790,6 +819,7 @@ def checks(
     canary_rate: float,
     diligent: int,
     lazy: int,
+    leaf_fee: float,
     jobs: int | None,
     seed: int,
     plot_path: str | None,
@@ -812,6 +842,7 @@ def checks(
         canary_rate=canary_rate,
         diligent=diligent,
         lazy=lazy,
+        leaf_fee=leaf_fee,
     )
     game = check_game(terms)
     click.echo(
@@ -834,6 +865,16 @@ def checks(
     click.echo(f"  lazy loses above k =      {_pct(game.min_canary_rate):>10}")
     click.echo(f"  an honest node gives up   {game.node_fee_given_up:>10.4f}   per job, to checks")
     click.echo(f"  one canary costs its operator {game.canary_cost:.4g}")
+    click.echo("")
+    click.echo(f"Batch leaves: the node deposits F = {leaf_fee:g} per leaf at commitBatch")
+    click.echo(
+        f"  leaf claim reward w_leaf   {game.leaf_claim_reward:>10.4f}   F x E[1/claimCount]"
+    )
+    click.echo(f"  diligent, per sampled leaf {_num(game.leaf_diligent):>10}")
+    click.echo(f"  lazy, per sampled leaf     {_num(game.leaf_lazy):>10}")
+    click.echo(f"  lazy loses above k =       {_pct(game.leaf_min_canary_rate):>10}")
+    click.echo(f"  an honest node pays        {game.node_leaf_cost:>10.4f}   per leaf, to checks")
+    click.echo(f"  break-even leaf fee F*     {_amount(min_leaf_fee(terms)):>10}")
     click.echo("")
     if not game.checks_pay_alone:
         click.echo(

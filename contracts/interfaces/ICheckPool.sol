@@ -17,9 +17,15 @@ import {IJobManager} from "./IJobManager.sol";
 ///      read it (`commitBlock + 1 < block.number <= commitBlock + 257`). A job whose seed was
 ///      not recorded in time cannot be claimed (`SeedUnavailable`): no check reward is taken
 ///      from its fee. `jobRef` is `SpotcheckHash.onchainJobKey(jobId)` (batch leaves:
-///      `batchLeafKey(batchId, index)`; batch leaves are not paid checks yet).
+///      `batchLeafKey(batchId, index)`).
+///      Batch leaves: at `commitBatch` the node pays `count * leafCheckFee(modelId)` into the
+///      pool (`BatchDeposit`). A leaf claimed by `claimLeaves` and never invalidated pays its
+///      `perLeaf` to its claimants once the batch is Final (`collectLeaf`); a leaf that is
+///      invalidated has its deposit burned at once (a cheating node never gets it back) and its
+///      claimants' collateral burned (`forfeitLeaf`); the deposits of the other leaves go back
+///      to the node once the batch is Final (`refundBatchDeposit`).
 ///      INVARIANT (solvency): token.balanceOf(this) == sum of bonds + sum over funded jobs of
-///      (reward - collected).
+///      (reward - collected) + sum over batches of (deposit - burned - collected - refunded).
 ///      INVARIANT (backed claims): for every challenger, openClaims * claimCollateral <= bond;
 ///      so a forfeit moves locked collateral and never reverts for lack of funds.
 interface ICheckPool {
@@ -49,6 +55,16 @@ interface ICheckPool {
         uint16 shareBps; // ModelTerms.checkShareBps when the first claim arrived
         bool funded; // the job became final and its reward arrived
         uint256 reward;
+    }
+
+    /// @notice A batch's check deposit, booked at commit (`perLeaf` is the fee snapshot).
+    struct BatchDeposit {
+        uint128 perLeaf;
+        uint32 count;
+        uint32 claimedLeaves; // leaves with at least one claim (their deposit is the claimants')
+        uint32 invalidUnclaimed; // leaves invalidated before any claim (their deposit burned)
+        bool recorded; // committed with a deposit (pool connected, leafCheckFee > 0)
+        bool refunded; // the unclaimed leaves' deposit went back to the node
     }
 
     error ZeroAddress();
@@ -89,6 +105,26 @@ interface ICheckPool {
     error JobNotFinal(uint256 jobId, IJobManager.JobStatus status);
     error JobNotInvalid(uint256 jobId, IJobManager.JobStatus status);
     error NotJobManager(address caller);
+    /// @notice Leaf claims: only a Committed batch, inside its challenge window.
+    error BatchNotClaimable(uint256 batchId, IJobManager.BatchStatus status);
+    error BatchClaimWindowClosed(uint256 batchId, uint64 deadline);
+    /// @notice The batch has no check deposit (committed before the pool was connected, or
+    ///         while its model's leafCheckFee was 0): its leaves earn nothing to claim.
+    error BatchNotFunded(uint256 batchId);
+    error LeafIndexOutOfRange(uint256 batchId, uint256 index, uint32 count);
+    /// @notice The leaf was invalidated: nothing to check.
+    error LeafInvalid(uint256 batchId, uint256 index);
+    /// @notice The leaf has a dispute or an open leaf request, or was proven: its outcome is
+    ///         decided in the open, so a claim on it would be no check.
+    error LeafNotClaimable(uint256 batchId, uint256 index);
+    error LeafNotSampled(uint256 batchId, uint256 index, bytes32 output);
+    error LeafAlreadyClaimed(uint256 batchId, uint256 index, address claimant);
+    /// @notice The VRF proof does not verify under the claimant's key for the batch's seed.
+    error InvalidLeafProof(uint256 batchId, uint256 index);
+    error NoOpenLeafClaim(uint256 batchId, uint256 index, address claimant);
+    error BatchNotFinal(uint256 batchId, IJobManager.BatchStatus status);
+    error LeafNotInvalid(uint256 batchId, uint256 index);
+    error DepositAlreadyRefunded(uint256 batchId);
     /// @notice The token delivered less than was sent (fee-on-transfer tokens are unsupported).
     error FeeOnTransferToken();
 
@@ -106,6 +142,26 @@ interface ICheckPool {
     event RewardCollected(uint256 indexed jobId, address indexed claimant, uint256 amount);
     /// @notice A claim on an Invalid job: its collateral `amount` was burned.
     event CollateralForfeited(uint256 indexed jobId, address indexed claimant, uint256 amount);
+
+    event LeafCheckFeeSet(bytes32 indexed modelId, uint256 leafCheckFee);
+    event BatchDepositRecorded(uint256 indexed batchId, bytes32 indexed modelId, uint256 perLeaf, uint32 count);
+    event LeafCheckClaimed(
+        uint256 indexed batchId,
+        uint256 indexed index,
+        address indexed claimant,
+        bytes32 output,
+        uint32 claimCount,
+        uint256 collateral
+    );
+    event LeafRewardCollected(uint256 indexed batchId, uint256 indexed index, address indexed claimant, uint256 amount);
+    /// @notice A claim on an invalidated leaf: its collateral `amount` was burned.
+    event LeafCollateralForfeited(
+        uint256 indexed batchId, uint256 indexed index, address indexed claimant, uint256 amount
+    );
+    /// @notice Leaf `index` of `batchId` was invalidated: its check deposit `amount` was burned.
+    event LeafDepositBurned(uint256 indexed batchId, uint256 indexed index, uint256 amount);
+    /// @notice The deposits of the batch's unclaimed, valid leaves went back to its node.
+    event BatchDepositRefunded(uint256 indexed batchId, address indexed node, uint256 amount);
 
     /// @notice Register the caller's VRF key with a bond of `bond` tokens (needs allowance).
     /// @param publicKey `sk * G2`, four words in EIP-197 order (`vrf.G2Point.words()`)
@@ -151,6 +207,30 @@ interface ICheckPool {
     ///         so no one gains from causing a forfeit). Anyone may call.
     function forfeit(uint256 jobId, address claimant) external;
 
+    /// @notice Set a model's check deposit per batch leaf (the registry's owner only); batches
+    ///         keep the fee of their commit.
+    function setLeafCheckFee(bytes32 modelId, uint128 fee) external;
+
+    /// @notice Store batch leaves' claims: `proofs[i]` is the caller's VRF proof of
+    ///         `(batchSeed(batchIds[i]), batchLeafKey(batchIds[i], indices[i]))`, sampled at
+    ///         the model's rate. Each batch must be Committed, inside its challenge window, the
+    ///         leaf `index < count`, not invalid, not proven, with no dispute and no open leaf
+    ///         request. Up to `MAX_BATCH_CLAIMS`; one pairing product for two or more. Locks
+    ///         `claimCollateral` per leaf.
+    function claimLeaves(uint256[] calldata batchIds, uint256[] calldata indices, uint256[2][] calldata proofs)
+        external;
+
+    /// @notice The caller's claim on a leaf of a Final batch that was never invalidated: pay its
+    ///         share of the leaf's deposit (the last collector takes the dust), free the collateral.
+    function collectLeaf(uint256 batchId, uint256 index) external;
+
+    /// @notice `claimant`'s claim on an invalidated leaf: its collateral is burned. Anyone may call.
+    function forfeitLeaf(uint256 batchId, uint256 index, address claimant) external;
+
+    /// @notice Once the batch is Final: pay its node the deposits of the leaves nobody claimed
+    ///         and nobody invalidated, `perLeaf * (count - claimedLeaves - invalidUnclaimed)`.
+    ///         Anyone may call; pays the node, once.
+    function refundBatchDeposit(uint256 batchId) external;
 
     function getChallenger(address challenger) external view returns (Challenger memory);
     function getJobChecks(bytes32 jobRef) external view returns (JobChecks memory);
@@ -161,6 +241,9 @@ interface ICheckPool {
     /// @notice The recorded seed of a job (zero if not recorded).
     function seedOf(bytes32 jobRef) external view returns (bytes32);
     function batchSeedOf(uint256 batchId) external view returns (bytes32);
+    /// @notice A model's check deposit per batch leaf (0: batches of the model pay none).
+    function leafCheckFee(bytes32 modelId) external view returns (uint128);
+    function getBatchDeposit(uint256 batchId) external view returns (BatchDeposit memory);
     /// @notice Who registered the key `keccak256(abi.encode(publicKey))` (zero if nobody).
     function keyOwner(bytes32 keyHash) external view returns (address);
     function minBond() external view returns (uint256);

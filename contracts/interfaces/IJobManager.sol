@@ -135,6 +135,8 @@ interface IJobManager {
     event CheckPoolSet(address indexed checkPool);
     /// @notice CheckPool holds a paid-check claim on job `jobId`.
     event CheckClaimMarked(uint256 indexed jobId);
+    /// @notice The node paid batch `batchId`'s check deposit (count * leafCheckFee) to the pool.
+    event BatchCheckDepositPaid(uint256 indexed batchId, address indexed checkPool, uint256 deposit);
     /// @notice `reward` of job `jobId`'s fee went to the check pool (its claimants' reward).
     event CheckRewardPaid(uint256 indexed jobId, address indexed checkPool, uint256 reward);
 
@@ -174,6 +176,8 @@ interface IJobManager {
 
     /// @notice Commit the positional Merkle root over `count` leaves of one model; contents
     ///         served at `uri`. Reserves `count * slashAmount` (`InsufficientStake` otherwise).
+    ///         With a check pool, pulls the batch's check deposit, `count * leafCheckFee(modelId)`,
+    ///         from the caller into the pool (the caller approves this contract for it).
     function commitBatch(bytes32 modelId, bytes32 root, uint32 count, string calldata uri)
         external
         returns (uint256 batchId);

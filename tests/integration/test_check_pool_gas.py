@@ -117,3 +117,96 @@ def test_gas_checkPool(
     assert one < 300_000
     assert per_claim[16] < per_claim[4] < per_claim[1] and per_claim[16] < one * 3 // 5
     assert fin_claimed - fin_plain < 60_000
+
+
+def test_gas_checkPoolLeaves(
+    spotcheck: Any,
+    accounts: Any,
+    deployer: Any,
+    node: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """Paid checks of batch leaves: what the check deposit adds to commitBatch (the same for 4
+    and 64 leaves: no loop), leaf claims of 1, 4 and 16 (per leaf), finalizeBatch, collectLeaf,
+    refundBatchDeposit, and a leaf dispute's settle (burning the deposit) plus forfeitLeaf."""
+    from spotcheck.encoding import batch_leaf_key, leaf_hash
+    from spotcheck.merkle import MerkleTree
+
+    pool, jm, dm, token = (
+        spotcheck.contracts.check_pool,
+        spotcheck.job_manager,
+        spotcheck.dispute_manager,
+        spotcheck.token,
+    )
+    mid = spotcheck.model_id
+    pool.setModelTerms(mid, 2000, 10_000, sender=deployer)
+    who = accounts[6]
+    token.mint(who, FUNDING, sender=deployer)
+    token.approve(pool, 2**256 - 1, sender=who)
+    pool.register(
+        list(KEY.public.words()),
+        list(cp.possession(pool, KEY, who.address).words()),
+        10_000 * 10**18,
+        sender=who,
+    )
+    rows: list[tuple[str, int]] = []
+
+    def gas(label: str, receipt: Any, per: int = 1) -> int:
+        g = int(receipt.gas_used)
+        rows.append((label, g // per))
+        return g
+
+    def commit(n: int) -> tuple[int, Any, list[tuple[int, list[int], list[int]]]]:
+        jobs = [(900 + i, [i, 1, 2, 3], [i, -i]) for i in range(n)]
+        tree = MerkleTree([leaf_hash(j, mid, hash_vector(a), hash_vector(b)) for j, a, b in jobs])
+        return jm.commitBatch(mid, tree.root, n, "http://n/b", sender=node), tree, jobs
+
+    def leaf_proof(batch_id: int, index: int) -> list[int]:
+        seed = bytes(chain.blocks[int(jm.getBatch(batch_id).commitBlock) + 1].hash)
+        return list(vrf.prove(KEY.secret, seed, batch_leaf_key(batch_id, index)).words())
+
+    no_fee = gas("commitBatch (4 leaves), leaf fee 0", commit(4)[0])
+    pool.setLeafCheckFee(mid, 10**17, sender=deployer)
+    r4, _, _ = commit(4)
+    with_fee = gas("commitBatch (4 leaves), with check deposit", r4)
+    r64, _, _ = commit(64)
+    with_fee_64 = gas("commitBatch (64 leaves), with check deposit", r64)
+    big = int(r64.return_value)
+    chain.mine(1)
+    per_leaf: dict[int, int] = {}
+    start = 0
+    for n in (1, 4, 16):
+        idx = list(range(start, start + n))
+        start += n
+        r = pool.claimLeaves([big] * n, idx, [leaf_proof(big, i) for i in idx], sender=who)
+        per_leaf[n] = gas(f"claimLeaves ({n}), per leaf", r, per=n) // n
+    # a claimed leaf that a dispute invalidates: settle burns its deposit; forfeitLeaf
+    rb, tree, jobs = commit(4)
+    bad = int(rb.return_value)
+    chain.mine(1)
+    pool.claimLeaves([bad], [0], [leaf_proof(bad, 0)], sender=who)
+    j0, a0, b0 = jobs[0]
+    dm.openBatchDispute(
+        bad, 0, j0, hash_vector(a0), hash_vector(b0), tree.proof(0), sender=challenger
+    )
+    advance(chain, MOCK_MODEL.challenge_window + MOCK_MODEL.proof_window + 1)
+    gas("DisputeManager.settle of a claimed leaf (burns its deposit)",
+        dm.settle(batch_leaf_key(bad, 0), sender=outsider))  # fmt: skip
+    gas("forfeitLeaf", pool.forfeitLeaf(bad, 0, who, sender=outsider))
+    gas("JobManager.finalizeBatch (64 leaves)", jm.finalizeBatch(big, sender=outsider))
+    gas("collectLeaf", pool.collectLeaf(big, 0, sender=who))
+    gas("refundBatchDeposit", pool.refundBatchDeposit(big, sender=outsider))
+
+    table = "| CheckPool, batch leaves | gas |\n|---|---:|\n" + "".join(
+        f"| {f} | {g:,} |\n" for f, g in rows
+    )
+    print("\n" + table)
+    path = os.environ.get("SPOTCHECK_GAS_REPORT_LEAVES")
+    if path:
+        Path(path).write_text(table)
+    # Bounded: the deposit costs the same for 4 and 64 leaves (no loop over leaves).
+    assert with_fee - no_fee < 60_000
+    assert abs(with_fee_64 - with_fee) < 5_000
+    assert per_leaf[16] < per_leaf[4] < per_leaf[1] < 350_000

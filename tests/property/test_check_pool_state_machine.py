@@ -10,13 +10,17 @@ model names. After every step the whole on-chain state is compared with the mode
 that changed anything fails), and these invariants are checked:
 
 - solvency: ``token.balanceOf(pool) == sum of bonds + sum over funded jobs of (reward -
-  collected)``;
+  collected) + sum over batches of (deposit - burned - collected - refunded)``;
 - backed claims: ``openClaims * claimCollateral <= bond`` for every challenger;
 - a claim's status matches its job's fate (Open only while the job is Committed or Disputed,
   Collected only on Final jobs, Forfeited only on Invalid jobs), and the collects of a job pay
   exactly its reward in total;
 - forfeited collateral goes to the burn address, never to anyone's balance;
-- a key is registered to at most one address, ever.
+- a key is registered to at most one address, ever;
+- batch leaves (the node's check deposit): a leaf claim is Open only while its batch is
+  Committed or its leaf resolved (Final batch / invalid leaf), Collected only on a leaf of a
+  Final batch never invalidated, Forfeited only on an invalid leaf; a leaf's collects pay
+  exactly its deposit; an invalid leaf's deposit is burned, never refunded.
 
 Each example runs in a chain snapshot restored afterwards. ``SPOTCHECK_STATEFUL_EXAMPLES`` /
 ``SPOTCHECK_STATEFUL_STEPS`` size it (defaults below); the run fails if no claim, claimBatch,
@@ -48,7 +52,8 @@ from hypothesis.stateful import (
 from spotcheck import check_pool as cp
 from spotcheck import vrf
 from spotcheck.chain import ClaimStatus, JobStatus
-from spotcheck.encoding import hash_vector, onchain_job_key
+from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash, onchain_job_key
+from spotcheck.merkle import MerkleTree
 from tests.fixtures.chain import BURN, FUNDING, TEST_PARAMS, TOKEN, advance
 from tests.fixtures.chain import defence_instances as _instances
 from tests.property.test_contract_state_machine import FastView, _fixed_constant_pool
@@ -94,6 +99,10 @@ W = World()
 POP_CACHE: dict[tuple[int, str], list[int]] = {}
 #: (key index, seed, job id) -> VRF proof.
 PROOF_CACHE: dict[tuple[int, bytes, int], vrf.G1Point] = {}
+#: (key index, seed, batch id, index) -> VRF proof of a leaf.
+LEAF_PROOF_CACHE: dict[tuple[int, bytes, int, int], vrf.G1Point] = {}
+#: Leaf check fees the registrar sets (0: batches pay no deposit and cannot be claimed).
+LEAF_FEES = [0, 1, TOKEN // 10 + 1]
 
 
 def _pop(k: int, who: str) -> list[int]:
@@ -106,6 +115,14 @@ def _vrf(k: int, seed: bytes, job_id: int) -> vrf.G1Point:
     if (k, seed, job_id) not in PROOF_CACHE:
         PROOF_CACHE[(k, seed, job_id)] = vrf.prove(KEYS[k].secret, seed, onchain_job_key(job_id))
     return PROOF_CACHE[(k, seed, job_id)]
+
+
+def _leaf_vrf(k: int, seed: bytes, batch_id: int, index: int) -> vrf.G1Point:
+    if (k, seed, batch_id, index) not in LEAF_PROOF_CACHE:
+        LEAF_PROOF_CACHE[(k, seed, batch_id, index)] = vrf.prove(
+            KEYS[k].secret, seed, batch_leaf_key(batch_id, index)
+        )
+    return LEAF_PROOF_CACHE[(k, seed, batch_id, index)]
 
 
 class CheckPoolMachine(RuleBasedStateMachine):
@@ -121,6 +138,9 @@ class CheckPoolMachine(RuleBasedStateMachine):
         self.key_owner: dict[int, str] = {}  # key index -> the one address that ever held it
         self.jobs: dict[int, dict[str, Any]] = {}
         self.share, self.sampling = 0, 0
+        self.leaf_fee = 0
+        self.batches: dict[int, dict[str, Any]] = {}
+        self.node_balance = int(W.r.token.balanceOf(W.node.address))
         self.balances = {a: int(W.r.token.balanceOf(a)) for a in self.addrs}
         self.burned = int(W.r.token.balanceOf(BURN))
         assert int(W.r.token.balanceOf(W.pool.address)) == 0
@@ -289,6 +309,32 @@ class CheckPoolMachine(RuleBasedStateMachine):
         self.advance_time(i=JUMPS.index(EXIT_DELAY + 1))
         self.withdraw_bond(c=2)
         self.register(c=2, k=2, bond=1, copied=False)  # KeyAlreadyRegistered
+        # Batch leaves: a funded batch; leaf 0 claimed by both challengers (one in a claim of
+        # two leaves), leaf 2 claimed, then disputed and left undefended (invalid: its deposit
+        # burned, its claim forfeited), leaf 1 unclaimed (its deposit back to the node).
+        self.set_terms(share=2000, sampling=10_000)
+        self.set_leaf_fee(f=2)
+        self.commit_batch(count=3)
+        [batch] = sorted(self.batches)
+        self.claim_leaves(c=0, j=0, index=0, kind="own", batch_id=batch)
+        self.claim_leaves(c=1, j=0, index=0, kind="own", batch_id=batch, second=2)
+        self.claim_leaves(c=0, j=0, index=0, kind="own", batch_id=batch)  # LeafAlreadyClaimed
+        self.claim_leaves(c=0, j=0, index=1, kind="other_key", batch_id=batch)  # InvalidLeafProof
+        self.claim_leaves(c=0, j=0, index=3, kind="own", batch_id=batch)  # LeafIndexOutOfRange
+        self.dispute_leaf(j=0, index=2, batch_id=batch)
+        self.claim_leaves(c=0, j=0, index=2, kind="own", batch_id=batch)  # LeafNotClaimable
+        self.advance_time(i=JUMPS.index(250))
+        self.claim_leaves(c=0, j=0, index=1, kind="own", batch_id=batch)  # window closed
+        self.collect_leaf(c=0, j=0, index=0, batch_id=batch)  # BatchNotFinal
+        self.forfeit_leaf(c=1, j=0, index=0, batch_id=batch)  # LeafNotInvalid
+        self.advance_time(i=JUMPS.index(250))
+        self.settle_leaf(j=0, batch_id=batch)
+        self.forfeit_leaf(c=1, j=0, index=2, batch_id=batch)
+        self.finalize_batch(j=0, batch_id=batch)
+        self.collect_leaf(c=0, j=0, index=0, batch_id=batch)
+        self.collect_leaf(c=1, j=0, index=0, batch_id=batch)
+        self.refund_deposit(j=0, batch_id=batch)
+        self.refund_deposit(j=0, batch_id=batch)  # DepositAlreadyRefunded
         self.set_terms(share=2000, sampling=5000)
 
     # ------------------------------------------------------------ rules: registration
@@ -603,6 +649,304 @@ class CheckPoolMachine(RuleBasedStateMachine):
         assert int(W.r.token.balanceOf(W.outsider.address)) == outsider_before
         assert int(W.r.token.balanceOf(W.disputer.address)) == disputer_before
 
+    # ------------------------------------------------------------ rules: batch leaves
+
+    def _pick_batch(self, j: int) -> int | None:
+        if not self.batches:
+            return None
+        live = sorted(b for b, m in self.batches.items() if m["status"] == 1)
+        if j % 2 == 0 and live:
+            return int(self._pick(live, j // 2))
+        return int(self._pick(sorted(self.batches), j // 2))
+
+    @rule(f=st.integers(0, len(LEAF_FEES) - 1))
+    def set_leaf_fee(self, f: int) -> None:
+        """The registry owner sets the per-leaf check deposit (batches keep theirs)."""
+        fee = LEAF_FEES[f]
+        self._call(None, W.pool.setLeafCheckFee, W.sc.model_id, fee, sender=W.owner)
+        self.leaf_fee = fee
+
+    @rule(count=st.integers(1, 3))
+    def commit_batch(self, count: int) -> None:
+        """The node commits a batch: it pays ``count * leafCheckFee`` into the pool."""
+        jm, model = W.sc.job_manager, W.sc.model_id
+        n0 = len(self.batches)
+        leaves = [(70_000 + 10 * n0 + i, [i, n0, 1, 2], [i, -n0]) for i in range(count)]
+        tree = MerkleTree(
+            [leaf_hash(j, model, hash_vector(a), hash_vector(b)) for j, a, b in leaves]
+        )
+        st_ = W.sc.stake_manager.stakeOf(W.node.address)
+        if int(st_.amount) - int(st_.locked) < count * 100 * TOKEN:
+            return  # the node's stake is used up: nothing to predict about the pool
+        r = self._call(None, jm.commitBatch, model, tree.root, count, "u", sender=W.node)
+        assert r is not None
+        batch_id = int(r.return_value)
+        b = W.r.job_manager.getBatch(batch_id)
+        self.node_balance -= count * self.leaf_fee
+        self.batches[batch_id] = {
+            "status": 1,
+            "count": count,
+            "perLeaf": self.leaf_fee,
+            "recorded": self.leaf_fee > 0,
+            "commitBlock": int(b.commitBlock),
+            "challengeDeadline": int(b.challengeDeadline),
+            "seedRecorded": False,
+            "tree": tree,
+            "leaves": leaves,
+            "claims": {i: {} for i in range(count)},
+            "collected": dict.fromkeys(range(count), 0),
+            "paid": dict.fromkeys(range(count), 0),
+            "disputed": set(),
+            "invalid": set(),
+            "claimedLeaves": 0,
+            "invalidUnclaimed": 0,
+            "burned": 0,
+            "refunded": False,
+            "refund": 0,
+        }
+
+    def _batch_seed(self, b: dict[str, Any]) -> bytes:
+        if self.height < b["commitBlock"] + 1:
+            W.chain.mine(1)
+            self._tick()
+        return bytes(W.chain.blocks[b["commitBlock"] + 1].hash)
+
+    def _leaf_error(self, batch_id: int, index: int, who: str, kind: str) -> str | None:
+        b = self.batches[batch_id]
+        if b["status"] != 1:
+            return "BatchNotClaimable"
+        if self.now + 1 > b["challengeDeadline"]:
+            return "BatchClaimWindowClosed"
+        if index >= b["count"]:
+            return "LeafIndexOutOfRange"
+        if index in b["invalid"]:
+            return "LeafInvalid"
+        if index in b["disputed"]:
+            return "LeafNotClaimable"
+        if self.sampling == 0:
+            return "ModelNotConfigured"
+        if not b["recorded"]:
+            return "BatchNotFunded"
+        if who in b["claims"][index]:
+            return "LeafAlreadyClaimed"
+        return None
+
+    @rule(
+        c=st.integers(0, 3),
+        j=st.integers(0, 10**6),
+        index=st.integers(0, 3),
+        kind=st.sampled_from(["own", "own", "other_key"]),
+        second=st.none() | st.integers(0, 3),
+    )
+    def claim_leaves(
+        self,
+        c: int,
+        j: int,
+        index: int,
+        kind: str,
+        second: int | None = None,
+        batch_id: int | None = None,
+    ) -> None:
+        """A challenger claims one leaf, or two (``second``: another index of the same batch,
+        one pairing product), with its own proofs or another key's proof."""
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        who = self._claimer(c)
+        indices = [index] if second is None or second == index else [index, second]
+        seed = self._batch_seed(b)
+        k = self.ch[who]["key"]
+        k = self.addrs.index(who) if k is None else k
+        if kind == "other_key":
+            k = (k + 1) % len(KEYS)
+        proofs = [_leaf_vrf(k, seed, batch_id, i) for i in indices]
+        err = self._active_error(who, len(indices))
+        seen: set[int] = set()
+        for i, proof in zip(indices, proofs, strict=True):
+            if err is not None:
+                break
+            err = self._leaf_error(batch_id, i, who, kind)
+            if err is None and not vrf.sampled_bps(proof, self.sampling):
+                err = "LeafNotSampled"
+            if (
+                err is None
+                and not b["seedRecorded"]
+                and self.height + 1 - (b["commitBlock"] + 1) > 256
+            ):
+                err = "SeedUnavailable"
+            seen.add(i)
+        if err is None and kind == "other_key":
+            err = "InvalidLeafProof" if len(indices) == 1 else "InvalidBatchProof"
+        sender = W.claimers[self.addrs.index(who)]
+        words = [list(p.words()) for p in proofs]
+        if self._call(err, W.pool.claimLeaves, [batch_id] * len(indices), indices, words,
+                      sender=sender) is None:  # fmt: skip
+            return
+        self.ch[who]["open"] += len(indices)
+        b["seedRecorded"] = True
+        for i in indices:
+            if not b["claims"][i]:
+                b["claimedLeaves"] += 1
+            b["claims"][i][who] = ClaimStatus.OPEN
+
+    @rule(j=st.integers(0, 10**6), index=st.integers(0, 2))
+    def dispute_leaf(self, j: int, index: int, batch_id: int | None = None) -> None:
+        """The disputer disputes a leaf (legal while the batch is open, once per leaf)."""
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        index %= b["count"]
+        job_id, inp, out = b["leaves"][index]
+        legal = (
+            b["status"] == 1
+            and self.now + 1 <= b["challengeDeadline"]
+            and index not in b["disputed"]
+        )
+        args = (batch_id, index, job_id, hash_vector(inp), hash_vector(out), b["tree"].proof(index))
+        dm = W.sc.dispute_manager
+        if not legal:
+            with pytest.raises(ContractLogicError):
+                dm.openBatchDispute(*args, sender=W.disputer)
+            self._tick()
+            return
+        dm.openBatchDispute(*args, sender=W.disputer)
+        self._tick()
+        CALLS["ok:openBatchDispute"] += 1
+        b["disputed"].add(index)
+
+    @rule(j=st.integers(0, 10**6))
+    def settle_leaf(self, j: int, batch_id: int | None = None) -> None:
+        """Anyone settles an undefended leaf dispute after its proof deadline: the leaf is
+        invalid, its deposit burned (once), its claims forfeitable."""
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        open_ = sorted(i for i in b["disputed"] if i not in b["invalid"])
+        if not open_:
+            return
+        index = open_[0]
+        key = batch_leaf_key(batch_id, index)
+        deadline = int(W.r.dispute_manager.getDispute(key).proofDeadline)
+        if self.now + 1 <= deadline:
+            return
+        dm = W.sc.dispute_manager
+        receipt = self._call(None, dm.settle, key, sender=W.outsider)
+        assert receipt is not None
+        b["invalid"].add(index)
+        if b["recorded"]:
+            if not b["claims"][index]:
+                b["invalidUnclaimed"] += 1
+            b["burned"] += b["perLeaf"]
+            self.burned += b["perLeaf"]
+            # INVARIANT: an invalid leaf's deposit is burned in the settle itself.
+            [ev] = receipt.events.filter(W.pool.LeafDepositBurned)
+            assert int(ev.amount) == b["perLeaf"]
+        # The slash's burned part also goes to the burn address (DisputeManager's).
+        [event] = receipt.events.filter(dm.DisputeSettled)
+        self.burned += int(event.burned)
+
+    @rule(j=st.integers(0, 10**6))
+    def finalize_batch(self, j: int, batch_id: int | None = None) -> None:
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        pending = b["disputed"] - b["invalid"]
+        legal = b["status"] == 1 and self.now + 1 > b["challengeDeadline"] and not pending
+        jm = W.sc.job_manager
+        if not legal:
+            with pytest.raises(ContractLogicError):
+                jm.finalizeBatch(batch_id, sender=W.outsider)
+            self._tick()
+            return
+        self._call(None, jm.finalizeBatch, batch_id, sender=W.outsider)
+        b["status"] = 2
+
+    def _leaf_claimant(self, c: int, b: dict[str, Any], index: int) -> str:
+        open_ = [w for w, s_ in b["claims"][index].items() if s_ == ClaimStatus.OPEN]
+        return open_[0] if c == 3 and open_ else self.addrs[c % 3]
+
+    @rule(c=st.integers(0, 3), j=st.integers(0, 10**6), index=st.integers(0, 2))
+    def collect_leaf(self, c: int, j: int, index: int, batch_id: int | None = None) -> None:
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        index %= b["count"]
+        who = self._leaf_claimant(c, b, index)
+        err: str | None = None
+        if b["status"] != 2:
+            err = "BatchNotFinal"
+        elif index in b["invalid"] and b["recorded"]:
+            err = "LeafInvalid"
+        elif b["claims"][index].get(who) != ClaimStatus.OPEN:
+            err = "NoOpenLeafClaim"
+        sender = W.claimers[self.addrs.index(who)]
+        if self._call(err, W.pool.collectLeaf, batch_id, index, sender=sender) is None:
+            return
+        count = len(b["claims"][index])
+        share = b["perLeaf"] // count
+        done = b["collected"][index]
+        amount = b["perLeaf"] - share * done if done + 1 == count else share
+        b["claims"][index][who] = ClaimStatus.COLLECTED
+        b["collected"][index] += 1
+        b["paid"][index] += amount
+        self.ch[who]["open"] -= 1
+        self.balances[who] += amount
+        # INVARIANT: a leaf's collects pay exactly its deposit.
+        if b["collected"][index] == count:
+            assert b["paid"][index] == b["perLeaf"], (batch_id, index)
+
+    @rule(c=st.integers(0, 3), j=st.integers(0, 10**6), index=st.integers(0, 2))
+    def forfeit_leaf(self, c: int, j: int, index: int, batch_id: int | None = None) -> None:
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        index %= b["count"]
+        who = self._leaf_claimant(c, b, index)
+        err: str | None = None
+        if index not in b["invalid"]:
+            err = "LeafNotInvalid"
+        elif b["claims"][index].get(who) != ClaimStatus.OPEN:
+            err = "NoOpenLeafClaim"
+        if self._call(err, W.pool.forfeitLeaf, batch_id, index, who, sender=W.outsider) is None:
+            return
+        b["claims"][index][who] = ClaimStatus.FORFEITED
+        self.ch[who]["open"] -= 1
+        self.ch[who]["bond"] -= COLLATERAL
+        self.burned += COLLATERAL
+
+    @rule(j=st.integers(0, 10**6))
+    def refund_deposit(self, j: int, batch_id: int | None = None) -> None:
+        """Anyone returns a final batch's unclaimed, valid leaves' deposits to its node."""
+        if batch_id is None:
+            batch_id = self._pick_batch(j)
+        if batch_id is None:
+            return
+        b = self.batches[batch_id]
+        err: str | None = None
+        if b["status"] != 2:
+            err = "BatchNotFinal"
+        elif not b["recorded"]:
+            err = "BatchNotFunded"
+        elif b["refunded"]:
+            err = "DepositAlreadyRefunded"
+        if self._call(err, W.pool.refundBatchDeposit, batch_id, sender=W.outsider) is None:
+            return
+        amount = b["perLeaf"] * (b["count"] - b["claimedLeaves"] - b["invalidUnclaimed"])
+        b["refunded"], b["refund"] = True, amount
+        self.node_balance += amount
+
     # ------------------------------------------------------------ invariants
 
     @invariant()
@@ -659,7 +1003,39 @@ class CheckPoolMachine(RuleBasedStateMachine):
                     assert status == JobStatus.INVALID
             recorded = bytes(pool.seedOf(ref)) != b"\x00" * 32
             assert recorded == job["seedRecorded"], job_id
-        # INVARIANT (solvency)
+        for batch_id, b in self.batches.items():
+            d = pool.getBatchDeposit(batch_id)
+            got_d = (
+                int(d.perLeaf) if b["recorded"] else 0,
+                bool(d.recorded),
+                int(d.claimedLeaves),
+                int(d.invalidUnclaimed),
+                bool(d.refunded),
+            )
+            want_d = (
+                b["perLeaf"] if b["recorded"] else 0,
+                b["recorded"],
+                b["claimedLeaves"] if b["recorded"] else 0,
+                b["invalidUnclaimed"],
+                b["refunded"],
+            )
+            assert got_d == want_d, (batch_id, got_d, want_d)
+            if b["recorded"]:
+                owed += (
+                    b["perLeaf"] * b["count"] - b["burned"] - sum(b["paid"].values()) - b["refund"]
+                )
+            for index in range(b["count"]):
+                ref = batch_leaf_key(batch_id, index)
+                for who in self.addrs:
+                    claim = ClaimStatus(int(pool.claimOf(ref, who)))
+                    assert claim == b["claims"][index].get(who, ClaimStatus.NONE)
+                    # INVARIANT: a leaf claim's status matches the leaf's fate.
+                    if claim == ClaimStatus.COLLECTED:
+                        assert b["status"] == 2 and index not in b["invalid"]
+                    if claim == ClaimStatus.FORFEITED:
+                        assert index in b["invalid"]
+        assert int(token.balanceOf(W.node.address)) == self.node_balance
+        # INVARIANT (solvency, with the batches' check deposits)
         assert int(token.balanceOf(W.pool.address)) == owed
         assert int(token.balanceOf(BURN)) == self.burned
 
@@ -721,7 +1097,17 @@ def test_checkPool_keepsInvariants_underRandomCallSequences(
         + ", ".join(f"{k} {v}" for k, v in sorted(CALLS.items()))
     )
     # A path the run never took leaves its invariants unchecked.
-    for name in ("ok:claim", "ok:claimBatch", "ok:collect", "ok:forfeit", "ok:withdrawBond"):
+    for name in (
+        "ok:claim",
+        "ok:claimBatch",
+        "ok:collect",
+        "ok:forfeit",
+        "ok:withdrawBond",
+        "ok:claimLeaves",
+        "ok:collectLeaf",
+        "ok:forfeitLeaf",
+        "ok:refundBatchDeposit",
+    ):
         assert CALLS[name] > 0, (name, CALLS)
     # Illegal claims of each kind were refused with their own error.
     for names in (
@@ -730,5 +1116,10 @@ def test_checkPool_keepsInvariants_underRandomCallSequences(
         ("AlreadyClaimed",),  # replayed
         ("NotClaimable",),  # on a disputed or resolved job
         ("ClaimWindowClosed",),
+        ("InvalidLeafProof", "InvalidBatchProof"),
+        ("LeafAlreadyClaimed",),
+        ("LeafIndexOutOfRange",),
+        ("LeafNotClaimable", "LeafInvalid"),
+        ("BatchClaimWindowClosed", "BatchNotClaimable"),
     ):
         assert sum(CALLS["refused:" + n] for n in names) > 0, (names, CALLS)

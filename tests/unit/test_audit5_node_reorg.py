@@ -128,3 +128,85 @@ def test_audit5_reorgDropsLeafRequestAndReveal_requestReMined_nodeRevealsAgain(
         "answers it and settleLeafRequest slashes the node"
     )
     assert opened[0].reveal_deadline == 3010
+
+
+class _Chain(SimpleNamespace):
+    """The node's chain port for `_triage` / `_reveal`: the new branch holds neither claim."""
+
+    def dispute(self, _did: bytes) -> Any:
+        return SimpleNamespace(status=0, proof_deadline=0, model_id=b"")  # DisputeStatus.NONE
+
+    def leaf_request(self, _rid: bytes) -> Any:
+        return SimpleNamespace(status=0, reveal_deadline=0)  # LeafRequestStatus.NONE
+
+
+def _gone_node(tmp_path: Path, now: int) -> tuple[Any, FakeChainFollower]:
+    svc, follower = _node(tmp_path)
+    svc.chain = _Chain(address=NODE, now=lambda: now)
+    svc.worker = SimpleNamespace(cancel=lambda _did: None)
+    svc.withhold_reveals = False
+    return svc, follower
+
+
+def test_reorgRemovesTheDisputeForGood_pastItsDeadline_isDroppedNotReportedLost(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """Low finding of the last audit: a reorg removed a dispute entirely (the new branch never
+    holds it); once its recorded deadline passed, the node logged CRITICAL 'proof deadline passed'
+    and counted a lost dispute although nothing was slashed."""
+    svc, follower = _gone_node(tmp_path, now=2001)
+    follower.chain = {
+        "head": 100,
+        "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
+        "events": [_dispute_opened(90, 2000)],
+    }
+    NodeService._follow(svc)
+    _reorg(follower, [])  # the new branch holds no dispute
+    NodeService._follow(svc)
+    dispute = svc.store.dispute(DISPUTE_ID)
+    with caplog.at_level("WARNING"):
+        assert NodeService._triage(svc, dispute) is False
+    assert svc.store.dispute(DISPUTE_ID).status == "dropped"
+    assert not [r for r in caplog.records if r.levelname == "CRITICAL"], caplog.text
+    assert svc.metrics.disputes.labels("lost")._value.get() == 0
+    # Mined again later (its sender re-sends it): the replay reopens it, and it is defended.
+    follower.chain = {**follower.chain, "head": 140, "events": [_dispute_opened(125, 2600)]}
+    NodeService._follow(svc)
+    row = svc.store.dispute(DISPUTE_ID)
+    assert (row.status, row.proof_deadline) == ("open", 2600)
+
+
+def test_reorgRemovesTheDispute_beforeItsDeadline_staysOpen(tmp_path: Path) -> None:
+    """NONE before the deadline may be an RPC behind the event: the row stays open (re-read
+    next step), nothing is closed on one read."""
+    svc, follower = _gone_node(tmp_path, now=1500)
+    follower.chain = {
+        "head": 100,
+        "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
+        "events": [_dispute_opened(90, 2000)],
+    }
+    NodeService._follow(svc)
+    assert NodeService._triage(svc, svc.store.dispute(DISPUTE_ID)) is False
+    assert svc.store.dispute(DISPUTE_ID).status == "open"
+
+
+def test_reorgRemovesTheLeafRequestForGood_isDroppedNotReportedLost_andAReplayReopensIt(
+    tmp_path: Path, caplog: Any
+) -> None:
+    svc, follower = _gone_node(tmp_path, now=3001)
+    follower.chain = {
+        "head": 100,
+        "hashes": {n: n.to_bytes(32, "big") for n in range(0, 200)},
+        "events": [_leaf_requested(90, 3000)],
+    }
+    NodeService._follow(svc)
+    _reorg(follower, [])
+    NodeService._follow(svc)
+    (request,) = svc.store.leaf_requests("open")
+    with caplog.at_level("WARNING"):
+        assert NodeService._reveal(svc, request) == 0
+    assert [r.request_id for r in svc.store.leaf_requests("dropped")] == [REQUEST_ID]
+    assert not [r for r in caplog.records if r.levelname == "CRITICAL"], caplog.text
+    follower.chain = {**follower.chain, "head": 140, "events": [_leaf_requested(125, 3600)]}
+    NodeService._follow(svc)
+    assert [r.reveal_deadline for r in svc.store.leaf_requests("open")] == [3600]

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from spotcheck import simulation as sim
-from spotcheck.economics_checks import CHECK_DEFAULTS, CheckTerms, check_game
+from spotcheck.economics_checks import CHECK_DEFAULTS, CheckTerms, check_game, min_leaf_fee
 from spotcheck.economics_penalty import race_share
 from spotcheck.errors import ConfigError
 
@@ -134,3 +134,44 @@ def test_lazyLate_skippingDisputedJobs_meetsFewerCanariesButStillLosesAtTheDefau
         (1 - t.canary_rate) * (g.claim_reward - t.tx_gas) - met * (t.claim_collateral + t.tx_gas)
     )
     assert g.lazy < g.lazy_late < 0  # the dodge helps a little: 3 checkers rarely overlap
+
+
+# ---------------------------------------------------------------- batch leaves
+
+
+def test_leafGame_closedFormsByHand() -> None:
+    t = dataclasses.replace(CHECK_DEFAULTS, leaf_fee=2.0)
+    g = check_game(t)
+    h4 = (1 - 0.95**4) / (4 * 0.05)
+    w = 2.0 * h4
+    beta = g.dispute_income
+    assert g.leaf_claim_reward == pytest.approx(w)
+    assert g.leaf_diligent == pytest.approx(0.95 * (w - 0.01) + 0.05 * (beta - 0.01) - 1.0)
+    assert g.leaf_lazy == pytest.approx(0.95 * (w - 0.01) - 0.05 * (50 + 0.01))
+    assert g.leaf_min_canary_rate == pytest.approx((w - 0.01) / (w + 50))
+    # an honest node pays F on a leaf iff somebody claimed it (the rest comes back)
+    assert g.node_leaf_cost == pytest.approx(2.0 * (1 - 0.95**4))
+
+
+@pytest.mark.parametrize("k", [0.0, 0.01, 0.02])
+def test_minLeafFee_isTheBreakEvenOfADiligentChallenger(k: float) -> None:
+    t = dataclasses.replace(CHECK_DEFAULTS, canary_rate=k)
+    f = min_leaf_fee(t)
+    assert f > 0
+    assert check_game(dataclasses.replace(t, leaf_fee=f)).leaf_diligent == pytest.approx(
+        0, abs=1e-9
+    )
+    assert check_game(dataclasses.replace(t, leaf_fee=f * 0.9)).leaf_diligent < 0
+    assert check_game(dataclasses.replace(t, leaf_fee=f * 1.1)).leaf_diligent > 0
+
+
+def test_minLeafFee_canaryIncomeAlonePays_zero_allCanaries_inf() -> None:
+    assert min_leaf_fee(CHECK_DEFAULTS) == 0.0  # k = 5 %: disputes of canaries pay the re-runs
+    assert min_leaf_fee(dataclasses.replace(CHECK_DEFAULTS, canary_rate=1.0, slash=0.0)) == float(
+        "inf"
+    )
+
+
+def test_leafFee_negative_refused() -> None:
+    with pytest.raises(ConfigError, match="leaf check fee F"):
+        CheckTerms(leaf_fee=-1.0)

@@ -271,3 +271,17 @@ def test_threshold_plot_writesPng(tmp_path: Path) -> None:
 
     assert f"plot written to {out_png}" in out
     assert out_png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_recommend_printsALeafCheckFee_thatPaysAReRun() -> None:
+    out = run("recommend")
+    [line] = [x for x in out.splitlines() if "leaf check fee F" in x]
+    fee = float(line.split()[4].replace(",", ""))
+    assert 1.0 < fee < 1.25  # K / h(M) at p 3.9 %, 4 challengers, no canary income
+    assert "leafCheckFee" in line
+
+
+def test_checks_leafFee_printsTheLeafGame() -> None:
+    out = run("checks", "--leaf-fee", "2")
+    assert "the node deposits F = 2 per leaf" in out
+    assert "diligent, per sampled leaf" in out and "break-even leaf fee F*" in out
