@@ -246,10 +246,16 @@ class DefenceStore:
         return state is JobState.MATCHED and r["witness_diff"] is not None
 
     def claim_state(self, job_key: bytes) -> ClaimState | None:
-        r = self.conn.execute(
-            "SELECT state FROM ch_claims WHERE job_key = ?", (job_key,)
-        ).fetchone()
-        return None if r is None else ClaimState(r[0])
+        """Our paid-check claim on the job: an on-chain job's (``ch_claims``) or a batch
+        leaf's (``ch_leaf_claims``); None: no claim row."""
+        for sql in (
+            "SELECT state FROM ch_claims WHERE job_key = ?",
+            "SELECT state FROM ch_leaf_claims WHERE leaf_key = ?",
+        ):
+            r = self.conn.execute(sql, (job_key,)).fetchone()
+            if r is not None:
+                return ClaimState(r[0])
+        return None
 
     def summary(self) -> dict[str, int]:
         counts = dict(

@@ -609,3 +609,33 @@ def test_property_anyInterleaving_atMostOneDefence_neverLate_endsInTheRightState
         assert state is DefenceState.NODE_DEFENDED
     else:
         assert state is DefenceState.TOO_LATE
+
+
+def test_claimedLeaf_isDefended_inClaimedMode(tmp_path: Path) -> None:
+    """A batch leaf we claimed (a leaf claim, ``ch_leaf_claims``) is ours to defend too."""
+    from challenger.store import Leaf
+    from spotcheck.encoding import batch_leaf_key
+
+    chain = FakeDisputes()
+    d = _defender(tmp_path / "c.sqlite", chain)
+    Store.record_batch(
+        d.store.conn, batch_id=4, model_id=MODEL, node=NODE, root=b"\x01" * 32, count=1,
+        uri="http://n", challenge_deadline=900, commit_block=90,
+    )  # fmt: skip
+    batch = d.store.batch(4)
+    assert batch is not None
+    leaf = Leaf(0, 10, INPUT, COMMITTED, b"\x0a" * 32, b"\x0b" * 32, [])
+    assert d.store.fetched_batch(batch, [(leaf, True)], {0: "0x1,0x2"})
+    key = batch_leaf_key(4, 0)
+    d.store.transition(key, JobState.MATCHED, witness_diff=0)
+    d.store.conn.execute(
+        "INSERT INTO ch_leaf_claims(leaf_key, batch_id, leaf_index, model_id, vrf_proof, "
+        "challenge_deadline, commit_block, state, planned_at, updated_at) "
+        "VALUES (?, '4', 0, ?, '0x1,0x2', 900, 90, ?, 0, 0)",
+        (key, MODEL, ClaimState.OPEN.value),
+    )
+    _dispute(d.store, chain, key)
+    chain.now = DEADLINE - RESERVE
+    d.step()
+    assert _state(d, key) is DefenceState.WON
+    assert chain.sends[0][3] == COMMITTED and chain.sends[0][0] == key
