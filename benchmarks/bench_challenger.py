@@ -18,6 +18,12 @@ Measured, each on one core:
 4. re-execute (tiny MLP, 4-8-2): onnxruntime screen alone, ezkl witness alone, and the
    verdict on honest outputs (the screen decides) and on outputs outside tau/2 of the screen
    (the witness decides).
+5. growth (issue 14, ``--growth 10000,100000``): record that many batch leaves (batches of
+   1,000, 5 % sampled) and read the job counts each tick's metrics and ``/status`` read, side by
+   side with the old way (a row per skipped leaf, a ``GROUP BY`` over all rows): the record
+   time, the count read's time in µs (median of 21) and the database size.
+
+    .venv/bin/python benchmarks/bench_challenger.py --only growth --growth 10000,100000
 """
 
 from __future__ import annotations
@@ -260,22 +266,104 @@ def bench_reexecute(n: int, folder: Path) -> dict[str, float]:
     }
 
 
+def _growth_store(path: Path, legacy: bool) -> Store:
+    store = Store(open_db(path))
+    if legacy:  # as before issue 14: no counting triggers
+        for name in ("ch_jobs_count_ins", "ch_jobs_count_del", "ch_jobs_count_upd"):
+            store.conn.execute(f"DROP TRIGGER {name}")
+    return store
+
+
+def _record_leaves(store: Store, n: int, per_batch: int, legacy: bool) -> None:
+    """``n`` leaves in batches of ``per_batch``, 1 in 20 sampled (a 5 % rate)."""
+    from challenger.store import JobState, Leaf, _insert_leaf_job
+    from spotcheck.encoding import batch_leaf_key
+
+    proof = [bytes([i]) * 32 for i in range(10)]
+    for b in range(n // per_batch):
+        Store.record_batch(
+            store.conn, batch_id=b, model_id=MODEL, node="0xn", root=b"\x01" * 32,
+            count=per_batch, uri="http://n", challenge_deadline=10**9, commit_block=b,
+        )  # fmt: skip
+        batch = store.batch(b)
+        assert batch is not None
+        decided = []
+        for i in range(per_batch):
+            leaf = Leaf(i, b * per_batch + i, [i % 7, 1, 2, 3], [i % 5, 9], b"\x0a" * 32,
+                        b"\x0b" * 32, proof)  # fmt: skip
+            decided.append((leaf, i % 20 == 0))
+        store.fetched_batch(batch, decided)
+        if legacy:  # the old code wrote a row for every leaf not sampled as well
+            with store.transaction() as conn:
+                for leaf, sampled in decided:
+                    if not sampled:
+                        _insert_leaf_job(
+                            conn, job_key=batch_leaf_key(b, leaf.index), batch=batch, leaf=leaf,
+                            state=JobState.SKIPPED, full=False,
+                            challenge_deadline=batch.challenge_deadline,
+                        )  # fmt: skip
+
+
+def _count(store: Store, legacy: bool) -> dict[str, int]:
+    """The job counts a tick's metrics read: the old ``GROUP BY``, or the kept counts (which
+    add the counted, unstored leaves to ``skipped``)."""
+    if legacy:
+        rows = store.conn.execute("SELECT state, COUNT(*) FROM ch_jobs GROUP BY state")
+        return {str(state): int(c) for state, c in rows.fetchall()}
+    return store.state_counts()
+
+
+def bench_growth(sizes: list[int], folder: Path) -> dict[str, float]:
+    """Issue 14: the challenger's database and per-tick count read, now and the old way."""
+    import statistics
+
+    out: dict[str, float] = {}
+    for n in sizes:
+        for legacy in (True, False):
+            way = "old" if legacy else "new"
+            path = folder / f"growth-{n}-{way}.sqlite"
+            store = _growth_store(path, legacy)
+            start = time.perf_counter()
+            _record_leaves(store, n, 1000, legacy)
+            recorded = time.perf_counter() - start
+            times = []
+            for _ in range(21):
+                t = time.perf_counter()
+                counts = _count(store, legacy)
+                times.append(time.perf_counter() - t)
+            # Both ways count every leave once (the old leaves_skipped counter is absent).
+            assert sum(counts.values()) == n, counts
+            store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            size = path.stat().st_size
+            store.conn.close()
+            out[f"{n}_{way}_record_s"] = recorded
+            out[f"{n}_{way}_count_us"] = statistics.median(times) * 1e6
+            out[f"{n}_{way}_db_mb"] = size / 2**20
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=5000, help="on-chain commitments to follow")
     parser.add_argument("--leaves", type=int, default=5000, help="leaves in the batch")
     parser.add_argument("--reexec", type=int, default=2000, help="re-executions")
     parser.add_argument("--hostile", type=int, default=20, help="batches of dripping nodes")
+    parser.add_argument(
+        "--growth", default="10000,100000", help="batch leaves recorded (comma-separated sizes)"
+    )
+    parser.add_argument("--only", default=None, help="run one section (e.g. growth)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-challenger-") as tmp:
         folder = Path(tmp)
-        results = {
-            "follow_onchain": bench_follow_onchain(args.jobs, folder),
-            "follow_batch": bench_follow_batch(args.leaves, folder),
-            "hostile_nodes": bench_hostile_nodes(args.hostile, folder),
-            "reexecute_tiny_mlp": bench_reexecute(args.reexec, folder),
+        sections: dict[str, Callable[[], dict[str, float]]] = {
+            "follow_onchain": lambda: bench_follow_onchain(args.jobs, folder),
+            "follow_batch": lambda: bench_follow_batch(args.leaves, folder),
+            "hostile_nodes": lambda: bench_hostile_nodes(args.hostile, folder),
+            "reexecute_tiny_mlp": lambda: bench_reexecute(args.reexec, folder),
+            "growth": lambda: bench_growth([int(v) for v in args.growth.split(",")], folder),
         }
+        results = {name: run() for name, run in sections.items() if args.only in (None, name)}
     for section, values in results.items():
         print(section)
         for key, value in values.items():

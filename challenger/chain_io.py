@@ -112,8 +112,11 @@ class ChainPort(Protocol):
 
     def balance(self) -> int: ...
 
-    def request_input(self, job_id: int) -> tuple[bytes, list[int]] | None:
-        """``(modelId, inputQ)`` of on-chain job ``job_id`` from its JobRequested event."""
+    def request_input(
+        self, job_id: int, before_block: int | None = None
+    ) -> tuple[bytes, list[int]] | None:
+        """``(modelId, inputQ)`` of on-chain job ``job_id`` from its JobRequested event, which
+        is at or before ``before_block`` (its commitment's block; None: the head)."""
         ...
 
     def leaf_request(self, request_id: bytes) -> LeafRequestView: ...
@@ -161,6 +164,15 @@ def _check_pool_of(contracts: Any) -> Any:
     return contracts.check_pool
 
 
+#: Blocks per ``eth_getLogs`` of a log lookup (many providers cap a call's range near this).
+LOG_RANGE = 2000
+
+
+def _deploy_block(contracts: Any) -> int:
+    deployment = getattr(contracts, "deployment", None)
+    return int(getattr(deployment, "deploy_block", 0) or 0)
+
+
 def _transient(err: BaseException) -> bool:
     """Retry anything but a contract revert (a revert is an answer, not a hiccup)."""
     from ape.exceptions import ContractLogicError
@@ -182,6 +194,8 @@ class ApeChain:
         check_pool: Any = None,
         attempts: int = 6,
         max_backoff: float = 8.0,
+        start_block: int = 0,
+        log_range: int = LOG_RANGE,
     ) -> None:
         self.jobs = job_manager
         self.disputes = dispute_manager
@@ -192,6 +206,9 @@ class ApeChain:
         self._max_backoff = max_backoff
         self._models: dict[bytes, RegisteredModel] = {}
         self.pool = check_pool
+        #: Log lookups go no lower than the deployment's block, ``log_range`` blocks per call.
+        self.start_block = start_block
+        self.log_range = log_range
 
     @classmethod
     def from_contracts(cls, contracts: Any, account: Any, **kwargs: Any) -> ApeChain:
@@ -203,7 +220,7 @@ class ApeChain:
             token=contracts.token,
             account=account,
             check_pool=_check_pool_of(contracts),
-            **kwargs,
+            **{"start_block": _deploy_block(contracts), **kwargs},
         )
 
     # -- reads (retried) --------------------------------------------------------------------
@@ -305,15 +322,35 @@ class ApeChain:
     def balance(self) -> int:
         return int(self._read("balanceOf", lambda: self.token.balanceOf(self.me)))
 
-    def request_input(self, job_id: int) -> tuple[bytes, list[int]] | None:
-        def find() -> tuple[bytes, list[int]] | None:
-            from ape import chain
+    def _head(self) -> int:
+        from ape import chain
 
-            head = int(chain.blocks.height)
-            for entry in self.jobs.JobRequested.range(0, head + 1, search_topics={"jobId": job_id}):
-                args = entry.event_arguments
-                return from_hex(args["modelId"]), [int(v) for v in args["input"]]
-            return None
+        return int(self._read("head", lambda: chain.blocks.height))
+
+    def _find_log(self, event: Any, job_id: int, top: int) -> Any:
+        """The newest ``event`` log of ``job_id`` at or below block ``top``: scanned downwards
+        from ``top`` in ranges of ``log_range`` blocks (one bounded ``eth_getLogs`` each, not
+        one from block 0), no lower than ``start_block``; None if there is none."""
+        hi = top
+        while hi >= self.start_block:
+            lo = max(self.start_block, hi - self.log_range + 1)
+            found = list(event.range(lo, hi + 1, search_topics={"jobId": job_id}))
+            if found:
+                return found[-1]
+            hi = lo - 1
+        return None
+
+    def request_input(
+        self, job_id: int, before_block: int | None = None
+    ) -> tuple[bytes, list[int]] | None:
+        top = self._head() if before_block is None else before_block
+
+        def find() -> tuple[bytes, list[int]] | None:
+            entry = self._find_log(self.jobs.JobRequested, job_id, top)
+            if entry is None:
+                return None
+            args = entry.event_arguments
+            return from_hex(args["modelId"]), [int(v) for v in args["input"]]
 
         return self._read("JobRequested", find)
 
@@ -343,18 +380,22 @@ class ApeChain:
             commit_block=int(getattr(b, "commitBlock", 0)),
         )
 
-    def committed_output(self, job_id: int) -> list[int] | None:
-        """The output the node committed for on-chain job ``job_id`` (its ResultCommitted)."""
+    def committed_output(self, job_id: int, at_block: int | None = None) -> list[int] | None:
+        """The output the node committed for on-chain job ``job_id`` (its ResultCommitted), in
+        block ``at_block`` (the job's ``commitBlock``; None: scanned down from the head)."""
+        top = self._head() if at_block is None else at_block
 
         def find() -> list[int] | None:
-            from ape import chain
-
-            head = int(chain.blocks.height)
-            for entry in self.jobs.ResultCommitted.range(
-                0, head + 1, search_topics={"jobId": job_id}
-            ):
-                return [int(v) for v in entry.event_arguments["output"]]
-            return None
+            if at_block is not None:
+                found = list(
+                    self.jobs.ResultCommitted.range(
+                        at_block, at_block + 1, search_topics={"jobId": job_id}
+                    )
+                )
+                entry = found[-1] if found else None
+            else:
+                entry = self._find_log(self.jobs.ResultCommitted, job_id, top)
+            return None if entry is None else [int(v) for v in entry.event_arguments["output"]]
 
         return self._read("ResultCommitted", find)
 
@@ -549,6 +590,26 @@ class ApeChain:
         return self._send(
             f"settle(0x{dispute_id.hex()})",
             lambda: self.disputes.settle(dispute_id, sender=self.account),
+        )
+
+    def defend(
+        self,
+        dispute_id: bytes,
+        proof: bytes,
+        instances: Sequence[int],
+        committed_output: Sequence[int],
+    ) -> TxResult:
+        """``defend(disputeId, proof, instances, committedOutput)``: anyone may send a valid
+        proof (``challenger.defence``); the bond goes to the node whoever defends."""
+        return self._send(
+            f"defend(0x{dispute_id.hex()})",
+            lambda: self.disputes.defend(
+                dispute_id,
+                bytes(proof),
+                [int(v) for v in instances],
+                [int(v) for v in committed_output],
+                sender=self.account,
+            ),
         )
 
     def withdraw_credits(self) -> TxResult:

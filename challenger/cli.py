@@ -89,6 +89,7 @@ def _run_impl(
         check_model_count,
         check_models,
         check_port,
+        check_proving_keys,
         serve_checked,
     )
     from spotcheck.kit.serve import free_port
@@ -121,10 +122,14 @@ def _run_impl(
         account.set_autosign(True)
     challenger = build_challenger(settings, account, connect_contracts(settings.deployment_path))
     try:
-        check_models(
+        registered = check_models(
             challenger.chain,
             {bytes.fromhex(k[2:]): m.onnx_path for k, m in settings.models.items()},
         )
+        if challenger.defender is not None:
+            from challenger.runner import model_files
+
+            check_proving_keys(model_files(settings), registered)
         if challenger.claimer is not None:
             check_claim_rates(challenger.claimer.chain, challenger.policy)
         if once:  # one tick: wait for the listings it starts (a loop collects them next tick)
@@ -163,6 +168,8 @@ def _run_impl(
             or report.claims_sent
             or report.claims_paid
             or report.claims_forfeited
+            or report.defences_sent
+            or report.defences_too_late
         ):
             click.echo(
                 f"events {report.events} sampled {report.sampled} matched {report.matched} "
@@ -171,7 +178,8 @@ def _run_impl(
                 f"withheld {report.withheld} leaf requests {report.leaf_requested} "
                 f"revealed {report.revealed} settled {report.leaf_settled} "
                 f"claims sent {report.claims_sent} paid {report.claims_paid} "
-                f"forfeited {report.claims_forfeited}"
+                f"forfeited {report.claims_forfeited} defences sent {report.defences_sent} "
+                f"won {report.defences_won} too late {report.defences_too_late}"
             )
 
     try:
@@ -472,6 +480,12 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
         f"  paid checks: claims sent {c['sent']}, open {c['open']}, paid {c['paid']} "
         f"({format_tokens(c['payouts'])} tokens), forfeited {c['forfeited']} "
         f"({format_tokens(c['forfeits'])} tokens), pending {c['pending']}, missed {c['missed']}"
+    )
+    dd = data["defences"]
+    click.echo(
+        f"  defences of jobs we found correct: sent {dd['sent']}, won {dd['won']}, "
+        f"lost {dd['lost']}, too late {dd['too_late']}, left to the node "
+        f"{dd['node_defended']}, pending {dd['pending']}"
     )
     lr = data["leaf_requests"]
     click.echo(

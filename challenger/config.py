@@ -7,7 +7,7 @@ Environment variables override the file: ``SPOTCHECK_CHALLENGER_DEFAULT_RATE=0.1
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
@@ -29,6 +29,10 @@ class ModelConfig(BaseModel):
     #: Sampling rate for this model (default: ``default_rate``), in whole basis points
     #: (0.05 = 500 bps): the unit the CheckPool checks a VRF proof against.
     rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: The SRS the registrar built the keys with, and its sha256 (None: the dev SRS, TESTS AND
+    #: DEMOS ONLY): the proving keys for defending disputed jobs (``defend``) come from it.
+    srs_path: Path | None = None
+    srs_sha256: str | None = None
 
 
 class HttpConfig(BaseModel):
@@ -89,6 +93,16 @@ class ChallengerSettings(ServiceSettings):
     claim_max_wait_s: int = Field(default=60, ge=0)
     #: Claims go out at the latest this many chain seconds before the job's deadline.
     claim_margin_s: int = Field(default=30, ge=0)
+    #: Defend someone else's dispute on a job this challenger found correct (audit A4-1: a
+    #: node's second address disputes its own correct job and the node stays silent, so every
+    #: claim on it would be forfeited): ``"claimed"`` the jobs it claimed (or was about to
+    #: claim) as paid checks, ``"checked"`` every job it re-ran and found correct (protects
+    #: offline honest nodes too), ``"never"``. Needs the models' proving keys (built at start).
+    defend: Literal["claimed", "checked", "never"] = "claimed"
+    #: Chain seconds before a dispute's proof deadline at which the challenger starts its own
+    #: proof if the node has not defended yet (the node gets first go until then). Must exceed
+    #: the model's proof time plus a few blocks (docs/validators.md, "Defending your claims").
+    defend_reserve_s: int = Field(default=300, ge=10)
     http: HttpConfig = HttpConfig()
 
     @property

@@ -62,8 +62,8 @@ def onchain_target(chain: ApeChain, job_id: int) -> Target:
             f"job {job_id} is {job.status.name.lower()}: only a committed job (not yet "
             "disputed or final) can be disputed"
         )
-    found = chain.request_input(job_id)
-    output_q = chain.committed_output(job_id)
+    found = chain.request_input(job_id, before_block=job.commit_block or None)
+    output_q = chain.committed_output(job_id, at_block=job.commit_block or None)
     if found is None or output_q is None:
         raise InputError(f"job {job_id}: its JobRequested or ResultCommitted event is not found")
     return Target(

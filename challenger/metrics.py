@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from challenger.defence import DefenceStore
 from challenger.store import ClaimStore, JobState, Store
 
 _NS = "spotcheck_challenger"
@@ -101,6 +102,17 @@ class Metrics:
                 ("forfeits", "Collateral lost to forfeited claims (token base units)."),
             )
         }
+        self.defences = {
+            name: Gauge(f"{_NS}_defences_{name}", help_, registry=r)
+            for name, help_ in (
+                ("sent", "Defences we sent of disputed jobs we found correct (won or lost)."),
+                ("won", "Our defences that landed: the dispute ended defended."),
+                ("lost", "Our defences the contract refused (the proof or instances)."),
+                ("too_late", "Disputes we meant to defend that closed before our defence."),
+                ("node_defended", "Disputes we watched that the node (or another) defended."),
+                ("pending", "Defences waiting for the node, proving or being sent."),
+            )
+        }
         self.bond_at_risk = Gauge(
             f"{_NS}_bond_at_risk", "Bond locked in our open disputes.", registry=r
         )
@@ -125,6 +137,9 @@ class Metrics:
         claims = ClaimStore(store).summary()
         for name, gauge in self.claims.items():
             gauge.set(claims.get(name, 0))
+        defences = DefenceStore(store).summary()
+        for name, gauge in self.defences.items():
+            gauge.set(defences.get(name, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -20,6 +20,14 @@ from challenger.batches import BatchClient, Fetcher, FetchLimits
 from challenger.chain_io import ApeChain, ChainPort
 from challenger.claims import Claimer, ClaimOptions
 from challenger.config import ChallengerSettings
+from challenger.defence import (
+    DefenceOptions,
+    DefenceStore,
+    Defender,
+    DefendMode,
+    ModelFiles,
+    ProcessProofWorker,
+)
 from challenger.metrics import Metrics
 from challenger.sampling import SamplingPolicy, load_or_create_secret
 from challenger.service import JOB_EVENTS, Challenger, Options, StepReport, dispute_events
@@ -73,6 +81,7 @@ def status_of(store: Store) -> dict[str, Any]:
         "open_leaf_requests": open_requests,
         "withdrawn": store.withdrawn_total(),
         "claims": ClaimStore(store).summary(),
+        "defences": DefenceStore(store).summary(),
     }
 
 
@@ -162,6 +171,7 @@ def build_challenger(
         store=store,
         chain=port,
         claimer=claimer,
+        defender=build_defender(settings, store, port),
         policy=policy,
         reexecutor_for=ModelCatalog(settings),
         options=options,
@@ -174,6 +184,29 @@ def build_challenger(
             ),
             workers=settings.fetch_workers,
         ),
+    )
+
+
+def model_files(settings: ChallengerSettings) -> dict[bytes, ModelFiles]:
+    """modelId -> the files its proving keys are built from."""
+    return {
+        bytes.fromhex(k[2:]): ModelFiles(m.onnx_path, m.calibration_path, m.srs_path, m.srs_sha256)
+        for k, m in settings.models.items()
+    }
+
+
+def build_defender(settings: ChallengerSettings, store: Store, port: Any) -> Defender | None:
+    """The defender of disputed jobs we found correct (None: ``defend = never`` or dry run)."""
+    mode = DefendMode(settings.defend)
+    if mode is DefendMode.NEVER or settings.dry_run or not hasattr(port, "defend"):
+        return None
+    if mode is DefendMode.CLAIMED and (not settings.claims or getattr(port, "pool", None) is None):
+        return None  # it claims nothing, so it has no collateral to defend (no keys built)
+    return Defender(
+        store,
+        port,
+        ProcessProofWorker(model_files(settings)),
+        DefenceOptions(mode=mode, reserve_s=settings.defend_reserve_s),
     )
 
 

@@ -5,7 +5,8 @@ re-checks the chain where money is involved, and records the outcome with an ide
 transition, so the process can be killed anywhere and restarted:
 
 - ``follow``: the log follower records JobRequested / ResultCommitted / BatchCommitted and
-  DisputeDefended / DisputeSettled in the transaction that advances its checkpoint.
+  DisputeOpened (someone else's, on a job we know: for the defender) / DisputeDefended /
+  DisputeSettled in the transaction that advances its checkpoint.
 - ``sample``: a commitment whose seed block exists is decided by the VRF
   (``challenger.sampling``); a sampled job keeps its VRF proof.
 - ``fetch``: a batch whose seed block exists is downloaded whole, in a worker thread, and
@@ -23,6 +24,9 @@ transition, so the process can be killed anywhere and restarted:
   unrevealed is proven withheld: ``NODE WITHHOLDS BATCH CONTENTS`` (error), counted
   ``batches_withheld``, once per batch.
 - ``check``: sampled jobs are re-executed and judged (``challenger.verdict``).
+- ``defend``: someone else's dispute on a job we found correct (and claimed, by the
+  ``defend`` option) is proven and defended by us if the node has not by the time our proof
+  must start (``challenger.defence``).
 - ``dispute``: before sending, the chain is asked whether the job already has a dispute
   (ours: adopt it; another challenger's: preempted). Then the bond cap and the deadline are
   checked, and the dispute is sent (or only reported, in dry-run mode).
@@ -53,6 +57,7 @@ from challenger.batches import (
 )
 from challenger.chain_io import ChainPort
 from challenger.claims import Claimer
+from challenger.defence import DefenceStore, Defender
 from challenger.sampling import BatchDecisions, SamplingPolicy, proof_text, seed_block
 from challenger.store import (
     BatchRow,
@@ -83,7 +88,10 @@ log = logging.getLogger(__name__)
 
 #: Events the challenger follows, per contract.
 JOB_EVENTS = ("JobRequested", "ResultCommitted", "BatchCommitted")
-DISPUTE_EVENTS = ("DisputeDefended", "DisputeSettled")
+#: DisputeOpened: someone else's dispute on a job we found correct is defended by us
+#: (``challenger.defence``); the other two close our own disputes.
+DISPUTE_EVENTS = ("DisputeOpened", "DisputeDefended", "DisputeSettled")
+_CLOSING_EVENTS = ("DisputeDefended", "DisputeSettled")
 #: DisputeManager events of leaf requests the challenger records (v2).
 LEAF_EVENTS = ("LeafRevealed",)
 
@@ -179,6 +187,13 @@ class StepReport:
     claims_paid: int = 0
     payouts: int = 0
     claims_forfeited: int = 0
+    #: Defences of jobs we found correct (challenger.defence): sent (landed or refused), won
+    #: (landed), lost (refused), too late, left to the node (it defended first).
+    defences_sent: int = 0
+    defences_won: int = 0
+    defences_lost: int = 0
+    defences_too_late: int = 0
+    defences_node: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -197,10 +212,13 @@ class Challenger:
         batch_client: BatchClient | None = None,
         fetcher: Fetcher | None = None,
         claimer: Claimer | None = None,
+        defender: Defender | None = None,
     ) -> None:
         self.store = store
         #: Paid-check claims (None: no CheckPool, dry run, or claims turned off).
         self.claimer = claimer
+        #: Defences of disputed jobs we found correct (None: ``defend = never`` or dry run).
+        self.defender = defender
         self.chain = chain
         self.policy = policy
         self.reexecutor_for = reexecutor_for
@@ -230,6 +248,8 @@ class Challenger:
             self.check(report)
             if self.claimer is not None:
                 self._claim(report)
+            if self.defender is not None:
+                self._defend(report)
             self.dispute(report)
             self.leaf_requests(report)
             self.report_withheld(report)
@@ -277,11 +297,30 @@ class Challenger:
                     tx_hash=ev.tx_hash,
                     block=ev.block_number,
                 )
-            elif ev.name in DISPUTE_EVENTS:
+            elif ev.name == "DisputeOpened":
+                self._record_opened(conn, ev)
+            elif ev.name in _CLOSING_EVENTS:
+                if ev.name == "DisputeDefended" and self.defender is not None:
+                    DefenceStore.defended(conn, from_hex(a["disputeId"]), str(a["defender"]))
                 to = JobState.LOST if ev.name == "DisputeDefended" else JobState.WON
                 with suppress(IllegalTransition):  # not ours, or recorded already
                     Store.transition_in(conn, from_hex(a["disputeId"]), to)
                     log.info("dispute %s", to.value, extra={"dispute_id": to_hex(a["disputeId"])})
+
+    def _record_opened(self, conn: sqlite3.Connection, ev: ChainEvent) -> None:
+        """Someone else's dispute on a job we know: the defender decides whether it is ours
+        to defend (our own disputes are followed by ``resolve``)."""
+        a = ev.args
+        if self.defender is None or str(a["challenger"]).lower() == self.chain.me.lower():
+            return
+        DefenceStore.opened(
+            conn,
+            dispute_id=from_hex(a["disputeId"]),
+            node=str(a["node"]),
+            disputer=str(a["challenger"]),
+            proof_deadline=int(a["proofDeadline"]),
+            block=ev.block_number,
+        )
 
     def rollback(self, conn: sqlite3.Connection, fork: int) -> None:
         """A reorg replaced the blocks after ``fork`` (the follower found it below the
@@ -289,6 +328,8 @@ class Challenger:
         follower's transaction, so the replay records it with the new commit blocks, seeds
         and deadlines (``Store.forget_after``)."""
         done = Store.forget_after(conn, fork)
+        if self.defender is not None:
+            DefenceStore.forget_after(conn, fork)
         self._seeds.clear()  # batch seeds are block hashes: read them again
         log.warning(
             "chain reorganised after block %d: forgot %d job(s), %d batch(es), %d request(s) "
@@ -318,7 +359,7 @@ class Challenger:
         if Store.record_onchain_commit(conn, **kwargs):
             return
         # The request predates our start block: read it from the chain (a plain read).
-        found = self.chain.request_input(job_id)
+        found = self.chain.request_input(job_id, before_block=ev.block_number)
         if found is None:
             log.error("ResultCommitted for unknown job", extra={"job_id": job_id})
             return
@@ -589,6 +630,8 @@ class Challenger:
         """Stop the worker threads (listing downloads, batch decisions)."""
         self.fetcher.close()
         self.decisions.close()
+        if self.defender is not None:
+            self.defender.close()
 
     def _judges(self, model_id: bytes) -> bool:
         """True if this challenger samples and can re-execute the model (cached)."""
@@ -824,7 +867,7 @@ class Challenger:
                 continue
             input_q = job.input_q
             if input_q is None:
-                found = self.chain.request_input(job.job_id)
+                found = self.chain.request_input(job.job_id, before_block=job.commit_block)
                 input_q = None if found is None else found[1]
             if input_q is None or job.output_q is None:
                 report.errors.append(f"job {job.job_id}: input or output unknown")
@@ -869,6 +912,15 @@ class Challenger:
         report.claims_paid += r.paid
         report.payouts += r.payouts
         report.claims_forfeited += r.forfeited
+
+    def _defend(self, report: StepReport) -> None:
+        assert self.defender is not None
+        r = self.defender.step()
+        report.defences_sent += r.sent
+        report.defences_won += r.won
+        report.defences_lost += r.lost
+        report.defences_too_late += r.too_late
+        report.defences_node += r.node_defended
 
     # -- dispute ----------------------------------------------------------------------------
 

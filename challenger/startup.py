@@ -14,6 +14,9 @@ wrong and what to do; ``spotcheck challenger run`` prints it and exits non-zero.
   every model (the circuit's settings hash is checked when the circuit is first built, at the
   first job of the model: building it takes seconds per model). Re-running another file would
   dispute honest nodes and lose bonds.
+- **proving keys** (``defend`` is not ``never``): the keys of every configured model are built
+  or loaded from the content-hashed cache (the node's), so a dispute on a job we claimed can be
+  proven in time (:func:`check_proving_keys`).
 - **the HTTP port can be bound** (before anything is built), and the server really listens
   (:func:`serve_checked`); the start line prints the bound port.
 """
@@ -104,6 +107,37 @@ def check_claim_rates(chain: Any, policy: Any) -> None:
                 pool_bps,
                 pool_bps / 10_000,
             )
+
+
+def check_proving_keys(
+    files: Mapping[bytes, Any],
+    registered: Mapping[bytes, RegisteredModel],
+    load: Any = None,
+) -> dict[bytes, Any]:
+    """Build or load each model's proving keys (``challenger.defence.load_artifacts``); the
+    circuit must be the registered one. One-line StartupError for a model that fails."""
+    from challenger.defence import load_artifacts
+
+    loader = load or load_artifacts
+    built: dict[bytes, Any] = {}
+    for model_id, f in files.items():
+        mid = to_hex(model_id)
+        try:
+            artifacts = loader(f)
+        except Exception as err:  # ezkl, files, SRS: all one line
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise StartupError(
+                f"model {mid}: cannot build its proving keys for defences ({first}); fix "
+                'the model files / srs_path, or set defend = "never"'
+            ) from err
+        m = registered.get(model_id)
+        if m is not None and artifacts.settings_hash != m.settings_hash:
+            raise StartupError(
+                f"model {mid}: the circuit built from {f.onnx_path} is not the registered one "
+                "(settings hash differs): its proofs would be refused; fix calibration_path"
+            )
+        built[model_id] = artifacts
+    return built
 
 
 def _is_revert(err: BaseException) -> bool:

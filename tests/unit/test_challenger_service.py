@@ -185,7 +185,9 @@ class FakeChain:
     def balance(self) -> int:
         return 10**6
 
-    def request_input(self, job_id: int) -> tuple[bytes, list[int]] | None:
+    def request_input(
+        self, job_id: int, before_block: int | None = None
+    ) -> tuple[bytes, list[int]] | None:
         return None
 
     def open_dispute(self, job_id: int, output_hash: bytes, bond: int) -> TxResult:

@@ -9,11 +9,19 @@ import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from eth_utils import keccak
 
-from challenger.startup import check_model_count, check_models, check_port, serve_checked
+from challenger.defence import ModelFiles
+from challenger.startup import (
+    check_model_count,
+    check_models,
+    check_port,
+    check_proving_keys,
+    serve_checked,
+)
 from spotcheck.chain import RegisteredModel
 from spotcheck.errors import ChainError, RevertError, StartupError
 
@@ -137,3 +145,39 @@ def test_claimRateBelowThePools_warns_atOrAbove_doesNot(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING):
         check_claim_rates(Pool(), enough)
     assert not caplog.records
+
+
+# -- proving keys for defences (defend != never) ---------------------------------------------
+
+
+def _files(onnx: Path) -> dict[bytes, ModelFiles]:
+    return {MODEL: ModelFiles(onnx, None, None, None)}
+
+
+def test_provingKeys_built_pass(onnx: Path) -> None:
+    built = check_proving_keys(
+        _files(onnx),
+        {MODEL: RegisteredModel(4, 1, 8, 8, 3, model_id=MODEL, settings_hash=b"\x05" * 32)},
+        load=lambda f: SimpleNamespace(settings_hash=b"\x05" * 32, files=f),
+    )
+    assert set(built) == {MODEL}
+
+
+def test_provingKeys_cannotBeBuilt_isOneLine(onnx: Path) -> None:
+    def fail(_: ModelFiles) -> None:
+        raise ValueError("srs file /x/kzg.srs: sha256 differs\nlong ezkl trace")
+
+    with pytest.raises(StartupError) as err:
+        check_proving_keys(_files(onnx), {}, load=fail)
+    text = _one_line(err)
+    assert "0x" + MODEL.hex() in text and "sha256 differs" in text and 'defend = "never"' in text
+
+
+def test_provingKeys_ofAnotherCircuit_areRefused(onnx: Path) -> None:
+    with pytest.raises(StartupError) as err:
+        check_proving_keys(
+            _files(onnx),
+            {MODEL: RegisteredModel(4, 1, 8, 8, 3, model_id=MODEL, settings_hash=b"\x05" * 32)},
+            load=lambda _f: SimpleNamespace(settings_hash=b"\x06" * 32),
+        )
+    assert "not the registered one" in _one_line(err)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from challenger.store import BatchState, JobState, Leaf, LeafRequestState, Store
@@ -110,11 +112,13 @@ def test_fetchedBatch_insertsLeavesWithDecisionsOnce(store: Store) -> None:
     assert not store.fetched_batch(batch, leaves)  # replay: no-op
     assert store.batches(BatchState.SEEN) == []
     sampled = store.job(batch_leaf_key(4, 0))
-    skipped = store.job(batch_leaf_key(4, 1))
     assert sampled is not None and sampled.state is JobState.SAMPLED
     assert sampled.merkle_proof == [b"\x0c" * 32] and sampled.ref == 4 and sampled.job_id == 10
-    assert sampled.leaf_index == 0 and skipped is not None and skipped.leaf_index == 1
-    assert skipped is not None and skipped.state is JobState.SKIPPED and skipped.input_q is None
+    assert sampled.leaf_index == 0
+    # The leaf not sampled carries no work: counted once (the replay adds nothing), not stored.
+    assert store.job(batch_leaf_key(4, 1)) is None
+    assert store.counters()["leaves_skipped"] == 1
+    assert store.state_counts() == {"sampled": 1, "skipped": 1}
     assert store.state_counts() == {"sampled": 1, "skipped": 1}
 
 
@@ -238,3 +242,48 @@ def test_leafRequestTransitions_raiseOnReplay_andRevealBecomesSampledJobOnce(
     assert job.challenge_deadline == 1050 and job.merkle_proof is None
     assert store.reveal_tx(key) == "0xreveal"
     assert store.leaf_request_summary()["revealed"] == 1
+
+
+def test_stateCounts_keptByTriggers_matchAGroupByOverTheRows(store: Store) -> None:
+    """Issue 14: the counts are kept as rows change (insert, transition, delete), never by a
+    scan; they equal the GROUP BY they replace."""
+    from challenger.store import JobState as S
+
+    for j in range(1, 6):
+        Store.record_request(store.conn, j, MODEL, [1])
+        Store.record_onchain_commit(
+            store.conn, job_key=onchain_job_key(j), job_id=j, node="0xn", output_q=[2],
+            output_hash=b"\x02" * 32, challenge_deadline=900, commit_block=10 + j,
+        )  # fmt: skip
+    store.transition(onchain_job_key(1), S.SKIPPED)
+    store.transition(onchain_job_key(2), S.SAMPLED)
+    store.transition(onchain_job_key(2), S.MATCHED)
+    store.transition(onchain_job_key(3), S.SAMPLED)
+    with store.transaction() as conn:
+        Store.forget_after(conn, 13)  # jobs 4 and 5 go (not acted on)
+
+    def scanned() -> dict[str, int]:
+        rows = store.conn.execute("SELECT state, COUNT(*) FROM ch_jobs GROUP BY state")
+        return {str(state): int(n) for state, n in rows}
+
+    assert store.state_counts() == scanned() == {"skipped": 1, "matched": 1, "sampled": 1}
+
+
+def test_databaseFromBeforeTheCounts_isCountedOnceAtOpen(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    store = Store(open_db(db))
+    for j in range(1, 4):
+        Store.record_request(store.conn, j, MODEL, [1])
+        Store.record_onchain_commit(
+            store.conn, job_key=onchain_job_key(j), job_id=j, node="0xn", output_q=[2],
+            output_hash=b"\x02" * 32, challenge_deadline=900, commit_block=10,
+        )  # fmt: skip
+    # As an old database: no counts table, no triggers.
+    for name in ("ch_jobs_count_ins", "ch_jobs_count_del", "ch_jobs_count_upd"):
+        store.conn.execute(f"DROP TRIGGER {name}")
+    store.conn.execute("DROP TABLE ch_state_counts")
+    assert store.conn.execute("SELECT COUNT(*) FROM ch_jobs").fetchone()[0] == 3
+    store.conn.close()
+    again = Store(open_db(db))
+    assert again.state_counts() == {"seen": 3}
+    assert Store(open_db(db)).state_counts() == {"seen": 3}  # counted once, not again
