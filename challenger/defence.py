@@ -402,6 +402,10 @@ class DefenceOptions:
     resend_after_blocks: int = 5
 
 
+#: Longest wait between two attempts at a proof that failed (the first waits 2 s, doubling).
+RETRY_MAX_S = 60.0
+
+
 @dataclass
 class DefenceReport:
     decided: int = 0
@@ -437,6 +441,8 @@ class Defender:
         self._clock = clock
         #: dispute id -> (its running proof, when it started)
         self._running: dict[bytes, tuple[Future[ProofBundle], float]] = {}
+        #: dispute id -> when (clock) a failed proof may be tried again (doubling backoff)
+        self._retry_at: dict[bytes, float] = {}
 
     def step(self) -> DefenceReport:
         report = DefenceReport()
@@ -558,6 +564,8 @@ class Defender:
     def _collect(self, row: DefenceRow, report: DefenceReport) -> None:
         running = self._running.get(row.dispute_id)
         if running is None:  # in flight before a restart (or not startable): prove again
+            if self._clock() < self._retry_at.get(row.dispute_id, 0.0):
+                return  # a failed proof: backing off before the next attempt
             with suppress(IllegalTransition):
                 self.defences.transition(row.dispute_id, _S.PROVING, attempts=row.attempts + 1)
                 self._submit(row)
@@ -570,8 +578,11 @@ class Defender:
         try:
             bundle = future.result()
         except Exception as err:  # a failed proof: tried again while there is time
-            log.error("our proof failed (%s): trying again", err, extra=_log(row))
+            wait = min(RETRY_MAX_S, 2.0 ** min(row.attempts, 16))
+            self._retry_at[row.dispute_id] = self._clock() + wait
+            log.error("our proof failed (%s): trying again in %.0f s", err, wait, extra=_log(row))
             return
+        self._retry_at.pop(row.dispute_id, None)
         with suppress(IllegalTransition):
             self.defences.transition(
                 row.dispute_id, _S.PROVEN, proof=bundle.to_json(), proof_s=seconds

@@ -6,7 +6,8 @@ anvil with a real ezkl proof: ``tests/integration/test_challenger_defence.py``."
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ def _defender(
     chain: FakeDisputes,
     worker: FakeWorker | None = None,
     mode: DefendMode = DefendMode.CLAIMED,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Defender:
     store = Store(open_db(db))
     return Defender(
@@ -164,6 +166,7 @@ def _defender(
         chain,
         worker or FakeWorker(),
         DefenceOptions(mode=mode, reserve_s=RESERVE, resend_after_blocks=3),
+        clock=clock,
     )
 
 
@@ -446,17 +449,29 @@ def test_rpcFailureOnSend_retriedNextTick(tmp_path: Path) -> None:
     assert _state(d, key) is DefenceState.WON and len(chain.sends) == 2
 
 
-def test_failedProof_isTriedAgain(tmp_path: Path) -> None:
+def test_failedProof_isTriedAgain_afterABackoffThatDoubles(tmp_path: Path) -> None:
     chain, worker = FakeDisputes(now=DEADLINE - RESERVE), FakeWorker(instant=False)
-    d = _defender(tmp_path / "c.sqlite", chain, worker)
+    t = [1000.0]
+    d = _defender(tmp_path / "c.sqlite", chain, worker, clock=lambda: t[0])
     key = _job(d.store, 1)
     _claim(d.store, key, ClaimState.OPEN)
     _dispute(d.store, chain, key)
     d.step()
     worker.futures[-1].set_exception(RuntimeError("ezkl crashed"))
-    d.step()  # the failure is seen: proving again
+    d.step()  # the failure is seen: backing off (2 s), not proving again every tick
+    d.step()
+    assert len(worker.submitted) == 1
+    t[0] += 2.5
     d.step()
     assert len(worker.submitted) == 2
+    worker.futures[-1].set_exception(RuntimeError("ezkl crashed again"))
+    d.step()  # second failure: 4 s
+    t[0] += 2.5
+    d.step()
+    assert len(worker.submitted) == 2
+    t[0] += 2.0
+    d.step()
+    assert len(worker.submitted) == 3
     worker.finish()
     d.step()
     assert _state(d, key) is DefenceState.WON
