@@ -470,15 +470,21 @@ class NodeChain:
         tx = self._send(
             self.contracts.job_manager.finalizeBatch, batch_id, intent=f"finalizeBatch:{batch_id}"
         )
+        self.refund_deposit_if_due(batch_id)
+        return tx
+
+    def refund_deposit_if_due(self, batch_id: int) -> None:
+        """Take back a final batch's unclaimed leaf deposits if it paid any and nobody took them
+        back yet (also when someone else finalized it, or the node restarted in between). A
+        failure is logged, not raised: anyone may send ``refundBatchDeposit`` later."""
         if self.dry_run or self.contracts.deployment.check_pool is None:
-            return tx
+            return
         try:
             d = self.contracts.check_pool.getBatchDeposit(batch_id)
             if d.recorded and not d.refunded and int(d.perLeaf) > 0:
                 self.refund_batch_deposit(batch_id)
         except ChainError as err:
             log.warning("refundBatchDeposit(%d) failed: %s", batch_id, err)
-        return tx
 
     def defend(
         self,

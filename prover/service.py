@@ -793,7 +793,8 @@ class NodeService:
     def _finalize_batch(self, batch: Batch) -> int:
         assert batch.batch_id is not None
         view = self.chain.batch(batch.batch_id)
-        if view.status == BatchStatus.FINAL:
+        if view.status == BatchStatus.FINAL:  # finalized by someone else, or before a restart
+            self.chain.refund_deposit_if_due(batch.batch_id)
             self.store.mark_batch_final(batch.local_id)
             return 0
         if view.open_claims or self.chain.now() <= view.final_after:

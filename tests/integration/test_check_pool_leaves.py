@@ -471,3 +471,25 @@ def test_challengerChain_claimsALeaf_readsItsState_andCollects(
     _, paid = ape_chain.pool_collect_leaf(batch_id, 3)
     assert paid == LEAF_FEE
     assert ape_chain.pool_leaf_claim_status(batch_id, 3) is ClaimStatus.COLLECTED
+
+
+def test_nodeChain_batchFinalizedBySomeoneElse_refundStillTaken_once(
+    spotcheck: Any, pool: Any, node: Any, chain: Any, outsider: Any
+) -> None:
+    """Anyone may finalize a batch (or the node restarts between finalize and refund): the
+    node's finalize step then finds the batch final and still takes its unclaimed deposits
+    back, once."""
+    from prover.chain_io import NodeChain
+
+    token = spotcheck.token
+    nc = NodeChain(spotcheck.contracts, node)
+    before = token.balanceOf(node)
+    _, batch_id, _ = nc.commit_batch(spotcheck.model_id, b"\x06" * 32, COUNT, "u")
+    assert batch_id is not None
+    _past_window(chain)
+    spotcheck.job_manager.finalizeBatch(batch_id, sender=outsider)
+    nc.refund_deposit_if_due(batch_id)
+    assert pool.getBatchDeposit(batch_id).refunded
+    assert token.balanceOf(node) == before
+    nc.refund_deposit_if_due(batch_id)  # already refunded: nothing sent, nothing raised
+    assert token.balanceOf(node) == before
