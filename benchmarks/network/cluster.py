@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -173,6 +174,16 @@ class Model:
     output_scale: int
 
 
+def _all(calls: list[Callable[[], None]], workers: int = 3) -> None:
+    """Run ``calls`` on ``workers`` threads; the first failure cancels what has not started."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        for job in [pool.submit(call) for call in calls]:
+            job.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _field(output: str, name: str) -> str:
     match = re.search(rf"^{name}\s+(\S+)", output, re.MULTILINE)
     if not match:
@@ -190,7 +201,13 @@ class Cluster:
         self.deployment = self.work / "deployment.json"
         self.anvil: subprocess.Popen[bytes] | None = None
         self.rpc = ""
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        accounts = 1 + len(cfg.nodes) + cfg.challengers
+        # Ape derives TEST::<i> for i below this number only (its default is 10)
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "APE_TEST_NUMBER_OF_ACCOUNTS": str(accounts),
+        }
         self.nodes: list[Service] = []
         self.challengers: list[Service] = []
         self.model: Model | None = None
@@ -304,14 +321,10 @@ class Cluster:
             acct = ("--account", f"TEST::{i}")
             self.run("contracts", "mint", "1000000", *acct, *self._net())
 
-        with ThreadPoolExecutor(3) as pool:
-            jobs = [pool.submit(fund_node, 1 + k) for k in range(len(c.nodes))]
-            jobs += [
-                pool.submit(fund_challenger, self._challenger_account(k))
-                for k in range(c.challengers)
-            ]
-            for job in jobs:
-                job.result()
+        challengers = [self._challenger_account(k) for k in range(c.challengers)]
+        calls: list[Callable[[], None]] = [partial(fund_node, 1 + k) for k in range(len(c.nodes))]
+        calls += [partial(fund_challenger, i) for i in challengers]
+        _all(calls)
         say(f"{len(c.nodes)} nodes staked {c.node_stake_tokens:,} tokens each; challengers funded")
         return self.model
 
@@ -437,9 +450,7 @@ class Cluster:
                 str(self.deployment),
             )
 
-        with ThreadPoolExecutor(3) as pool:
-            for job in [pool.submit(register, s) for s in self.challengers]:
-                job.result()
+        _all([partial(register, s) for s in self.challengers])
 
     def start_services(self, timeout: float = 240) -> None:
         for s in self.services:
