@@ -43,23 +43,15 @@ def resources(samples: list[Sample], t0: float, marks: list[tuple[float, str]], 
     series: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         series[s.name].append(s)
-    for name, rows in sorted(series.items()):
+    cmap = plt.get_cmap("tab20")
+    for i, (name, rows) in enumerate(sorted(series.items())):
         style = "--" if name.startswith("challenger") else "-"
-        ax1.plot(
-            [r.t - t0 for r in rows],
-            [(r.rss or 0) / 2**20 for r in rows],
-            style,
-            label=name,
-            linewidth=1,
-        )
+        color = cmap(i % 20)  # one colour per process in both panels
+        ts = [r.t - t0 for r in rows]
+        rss = [(r.rss or 0) / 2**20 for r in rows]
+        ax1.plot(ts, rss, style, color=color, label=name, linewidth=1)
         if name != "anvil":
-            ax2.plot(
-                [r.t - t0 for r in rows],
-                [r.db_bytes / 2**20 for r in rows],
-                style,
-                label=name,
-                linewidth=1,
-            )
+            ax2.plot(ts, [r.db_bytes / 2**20 for r in rows], style, color=color, linewidth=1)
     ax1.set_ylabel("RSS (MiB)")
     ax2.set_ylabel("SQLite incl. WAL (MiB)")
     ax2.set_xlabel("seconds since the load started")
