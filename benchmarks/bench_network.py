@@ -435,6 +435,13 @@ def verdicts(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
     journal_missed = {
         name: j.get("states", {}).get("missed", 0) for name, j in r["challenger_journals"].items()
     }
+    # a job the challenger disputed is dispute_open, then won or lost, in its journal
+    disputed_states = ("dispute_open", "disputed", "won", "lost")
+    disagree = {
+        name: (sum(j.get("states", {}).get(k, 0) for k in disputed_states), ch[name]["disputes"])
+        for name, j in r["challenger_journals"].items()
+    }
+    disagree = {n: v for n, v in disagree.items() if v[0] != v[1]}
     rss_bad = [n for n, v in flat.items() if n != "anvil" and v.get("rss_flat") is False]
     rss_known = [n for n, v in flat.items() if "rss_flat" in v]
     tick_bad = [n for n, v in flat.items() if v.get("tick_flat") is False]
