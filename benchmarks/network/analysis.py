@@ -4,7 +4,6 @@ comparison of measured numbers with its stated threshold."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -14,7 +13,7 @@ from typing import Any
 
 from network.chain import KIND_BATCH, Chain, Event
 from network.load import JobRecord
-from network.sampler import Sample
+from network.sampler import Sample, tick_means
 
 #: RSS after warm-up may move this much (issue 14's soak criterion).
 RSS_FLAT = 0.10
@@ -295,15 +294,7 @@ def flatness(samples: list[Sample]) -> dict[str, Any]:
         db = [r.db_bytes for r in rows]
         if db:
             entry.update(db_first_mb=db[0] / 2**20, db_last_mb=db[-1] / 2**20)
-        ticks: list[tuple[float, float]] = []
-        for a, b in itertools.pairwise(rows):
-            if None in (a.tick_sum, a.tick_count, b.tick_sum, b.tick_count):
-                continue
-            assert a.tick_sum is not None and b.tick_sum is not None
-            assert a.tick_count is not None and b.tick_count is not None
-            dc = b.tick_count - a.tick_count
-            if dc > 0:
-                ticks.append((b.t, (b.tick_sum - a.tick_sum) / dc))
+        ticks = tick_means(rows)
         step = _windows(ticks)
         if step is not None:
             growth = step[1] / step[0] - 1 if step[0] else float("nan")

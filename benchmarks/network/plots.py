@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from network.analysis import expected_detection
 from network.load import JobRecord
-from network.sampler import Sample
+from network.sampler import Sample, tick_means
 
 
 def _plt() -> Any:
@@ -98,12 +97,7 @@ def service(
         axes[1].plot(
             [r.t - t0 for r in rows], [r.lag_blocks or 0 for r in rows], label=name, linewidth=1
         )
-        pts = [
-            (b.t - t0, (b.tick_sum - a.tick_sum) / (b.tick_count - a.tick_count))
-            for a, b in itertools.pairwise(rows)
-            if None not in (a.tick_sum, b.tick_sum, a.tick_count, b.tick_count)
-            and b.tick_count > a.tick_count  # type: ignore[operator]
-        ]
+        pts = [(t - t0, v) for t, v in tick_means(rows)]
         axes[2].plot([p[0] for p in pts], [1000 * p[1] for p in pts], label=name, linewidth=1)
     axes[1].set_ylabel("challenger blocks behind head")
     axes[2].set_ylabel("challenger tick (ms, mean per sample)")

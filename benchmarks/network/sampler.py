@@ -4,6 +4,7 @@ challenger's blocks behind the head and its tick time, a node's jobs waiting for
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -70,6 +71,18 @@ class Sample:
     tick_sum: float | None
     tick_count: float | None
     pending: float | None
+
+
+def tick_means(rows: list[Sample]) -> list[tuple[float, float]]:
+    """``(t, mean tick seconds since the previous sample)`` of one challenger's samples."""
+    out: list[tuple[float, float]] = []
+    for a, b in itertools.pairwise(rows):
+        if a.tick_sum is None or a.tick_count is None:
+            continue
+        if b.tick_sum is None or b.tick_count is None or b.tick_count <= a.tick_count:
+            continue
+        out.append((b.t, (b.tick_sum - a.tick_sum) / (b.tick_count - a.tick_count)))
+    return out
 
 
 class Sampler:
