@@ -398,7 +398,9 @@ def _run(args: argparse.Namespace, cluster: Cluster, out: Path) -> dict[str, Any
             args.sampling,
             args.challengers,
         ),
-        "slashing": analysis.slashing(events, infos, ts),
+        "slashing": analysis.slashing(
+            events, infos, ts, {infos[r.node].name for r in records if r.corrupted}
+        ),
         "node_accounting": analysis.node_accounting(
             [*records, *calibration], infos, batch_of, events
         ),
@@ -454,7 +456,7 @@ def verdicts(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
             not sl["honest_nodes_slashed"],
         ),
         (
-            "cheaters slashed",
+            "cheaters slashed (those that served a corrupted answer, and the withholder)",
             f"{len(sl['cheaters_slashed'])}/{len(sl['cheaters'])}",
             "all",
             sl["every_cheater_slashed"],
@@ -465,7 +467,13 @@ def verdicts(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
             "== 0",
             missed == 0,
         ),
-        ("leaves committed beyond receipts (duplicates)", dup_nodes, "== 0", dup_nodes == 0),
+        (
+            "leaves committed beyond the dApp's receipts (a duplicate, or a job whose answer a "
+            "kill -9 cut off)",
+            dup_nodes,
+            "== 0",
+            dup_nodes == 0,
+        ),
         ("duplicate disputes/leaf requests by one challenger", dup_ch, "== 0", dup_ch == 0),
         (
             "jobs the challengers' journals mark missed",

@@ -159,10 +159,14 @@ def detection(
 
 
 def slashing(
-    events: dict[str, list[Event]], nodes: list[NodeInfo], ts: Callable[[int], int]
+    events: dict[str, list[Event]],
+    nodes: list[NodeInfo],
+    ts: Callable[[int], int],
+    cheated: set[str],
 ) -> dict[str, Any]:
     """Slashed amount per node, and the time from each slashed batch's commitment to its
-    slash (disputes and unanswered leaf requests)."""
+    slash (disputes and unanswered leaf requests). ``cheated``: the cheating nodes that served
+    at least one corrupted answer (a node at 2 % may serve none in a short run)."""
     slashed: dict[str, int] = defaultdict(int)
     for e in events["Slashed"]:
         slashed[e.args["node"]] += int(e.args["slashed"])
@@ -184,7 +188,7 @@ def slashing(
         for n in nodes
     }
     honest_slashed = [n.name for n in nodes if n.role == "honest" and slashed.get(n.address)]
-    bad = [n for n in nodes if n.role != "honest"]
+    bad = [n for n in nodes if n.role == "withholding" or n.name in cheated]
     cheaters_slashed = [n.name for n in bad if slashed.get(n.address)]
 
     def summary(values: list[float]) -> dict[str, float | int]:
@@ -198,6 +202,9 @@ def slashing(
         "per_node": per_node,
         "honest_nodes_slashed": honest_slashed,
         "cheaters": [n.name for n in bad],
+        "cheaters_without_corrupted_answers": [
+            n.name for n in nodes if n.role == "cheater" and n.name not in cheated
+        ],
         "cheaters_slashed": cheaters_slashed,
         "every_cheater_slashed": len(cheaters_slashed) == len(bad),
         "commit_to_slash_dispute": summary(delays),
