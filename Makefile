@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast test-stateful lint clean-cache
+.PHONY: setup demo test test-fast test-stateful lint clean-cache bench-network
 
 setup:
 	@./scripts/bootstrap.sh
@@ -33,6 +33,12 @@ test-stateful: setup
 _pytest:
 	@set +e; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+# A short network run (a few minutes): 10 real node processes (2 cheating, 1 withholding), 5
+# challengers, kill -9 and a reorg; plots and JSON in bench-network-output/. The full soak
+# (100,000 jobs, 30 minutes) is `$(BIN)/python benchmarks/bench_network.py` with no flags.
+bench-network: setup
+	$(BIN)/python benchmarks/bench_network.py --jobs 4000 --duration 150 --out bench-network-output
 
 lint: setup
 	$(BIN)/ruff check .
