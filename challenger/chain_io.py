@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ZERO_ADDRESS = "0x" + "00" * 20
+#: Bonds approved at once when the allowance is short (see ApeChain._approve).
+APPROVE_AHEAD = 32
 
 
 @dataclass(frozen=True)
@@ -541,12 +543,16 @@ class ApeChain:
         return TxResult(tx_hash=str(receipt.txn_hash), block_number=int(receipt.block_number))
 
     def _approve(self, amount: int) -> None:
+        """Approve DisputeManager for ``amount`` if the allowance is short, then for
+        :data:`APPROVE_AHEAD` bonds at once: an approve per dispute doubled the transactions
+        (and blocks) a run of disputes waits for."""
         if amount <= 0:
             return
         spender = self.disputes.address
         allowance = self._read("allowance", lambda: self.token.allowance(self.me, spender))
         if int(allowance) < amount:
-            self._send("approve", lambda: self.token.approve(spender, amount, sender=self.account))
+            ahead = amount * APPROVE_AHEAD
+            self._send("approve", lambda: self.token.approve(spender, ahead, sender=self.account))
 
     def open_dispute(self, job_id: int, output_hash: bytes, bond: int) -> TxResult:
         self._approve(bond)

@@ -74,6 +74,7 @@ from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus, Registere
 from spotcheck.encoding import (
     from_hex,
     input_hash,
+    keccak256,
     onchain_job_key,
     output_hash,
     to_hex,
@@ -925,7 +926,7 @@ class Challenger:
     # -- dispute ----------------------------------------------------------------------------
 
     def dispute(self, report: StepReport) -> None:
-        jobs = self.store.jobs(JobState.MISMATCHED)
+        jobs = dispute_order(self.store.jobs(JobState.MISMATCHED), self.chain.me)
         if not jobs:
             return
         for job in jobs:
@@ -1103,6 +1104,17 @@ class Challenger:
         report.withdrawn += amount
         log.info("credits withdrawn", extra={"amount": amount, "tx": tx.tx_hash})
         return amount
+
+
+def dispute_order(jobs: Sequence[JobRow], me: str) -> list[JobRow]:
+    """The order this challenger disputes wrong jobs in: the closest challenge deadline first,
+    and within one deadline (a batch's leaves share it) an order of this challenger's own
+    (``keccak(me, jobKey)``). A dispute is one transaction per block or so: challengers that all
+    walked a batch's wrong leaves in the same order collided on every one (``DisputeExists``)
+    and together disputed little more than one alone before the window closed; in their own
+    orders they dispute different leaves first."""
+    mine = bytes.fromhex(me.removeprefix("0x").lower().rjust(40, "0"))
+    return sorted(jobs, key=lambda j: (j.challenge_deadline, keccak256(mine + j.job_key)))
 
 
 def _job_log(job: JobRow) -> dict[str, Any]:
