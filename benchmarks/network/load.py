@@ -61,8 +61,8 @@ class SinglePoster:
 
 class BatchedPoster:
     """Many jobs per request (issue 14): ``{"inputs": [[...], ...]}`` to the same endpoint,
-    answered with ``{"results": [{output_q, receipt}, ...]}``. A node without batched requests
-    answers 422: the run stops with that line."""
+    answered with ``{"results": [{output, output_q, receipt}, ...]}`` (``prover/api.py``). A node
+    without batched requests answers 422: the run stops with that line."""
 
     def __init__(self, model_id: str, per_request: int) -> None:
         self.path = f"/v1/models/{model_id}/infer"
