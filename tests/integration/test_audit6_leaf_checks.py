@@ -243,3 +243,43 @@ def test_audit6_samplingTermsChangedAfterCommit_committedBatchStaysClaimable(
     cp.set_model_terms(pool, spotcheck.model_id, 2000, 0, sender=deployer)
     cp.claim_leaves(pool, [claim], sender=a)
     assert int(pool.getBatchDeposit(batch_id).claimedLeaves) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="A6-7: the deposit approval is journaled under a fixed intent per batch; after the "
+    "leaf fee rises, the retried commit 'resends' the old, smaller approval and reverts forever",
+)
+def test_audit6_nodeCommitRetriedAfterLeafFeeRise_approvesTheNewDeposit(
+    spotcheck: Any,
+    pool: Any,  # noqa: F811
+    node: Any,
+    deployer: Any,
+    outsider: Any,
+    chain: Any,
+) -> None:
+    """The node service commits a sealed batch under the intent ``commitBatch:local:<id>`` and
+    retries it under the same intent until it lands; NodeChain.commit_batch approves the
+    deposit under ``approveDeposit:<that intent>``. First attempt: the approval is mined, the
+    commit reverts (here InsufficientStake: the node's stake is busy with a large batch).
+    Then the registry owner raises the model's leaf fee (any change between attempts). The
+    retry sees the allowance short and asks the TxSender for the same approval intent, which
+    returns the journaled, mined approval of the OLD amount without sending: commitBatch
+    reverts on the allowance, on every retry. Safe: the retry commits the batch."""
+    from prover.chain_io import NodeChain
+
+    token, jm, model = spotcheck.token, spotcheck.job_manager, spotcheck.model_id
+    big = 97  # 9,700 of the node's 10,000 stake reserved (slash 100 per leaf)
+    jm.commitBatch(model, b"\x07" * 32, big, "big", sender=node)
+    token.approve(jm, 0, sender=node)
+    nc = NodeChain(spotcheck.contracts, node)
+    intent = "commitBatch:local:1"
+    root = b"\x08" * 32
+    with pytest.raises(ChainError, match="InsufficientStake"):
+        nc.commit_batch(model, root, 5, "u", intent=intent)
+    assert int(token.allowance(node, jm)) == 5 * LEAF_FEE  # the approval landed
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    jm.finalizeBatch(int(jm.batchCount()), sender=outsider)  # the stake is free again
+    cp.set_leaf_check_fee(pool, model, 2 * LEAF_FEE, sender=deployer)
+    _, batch_id, _ = nc.commit_batch(model, root, 5, "u", intent=intent)
+    assert batch_id is not None
