@@ -46,6 +46,8 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     uint256 public immutable claimCollateral;
     /// @inheritdoc ICheckPool
     uint64 public immutable exitDelay;
+    /// @inheritdoc ICheckPool
+    uint64 public immutable claimMargin;
 
     mapping(address challenger => Challenger) private _challengers;
     /// @inheritdoc ICheckPool
@@ -64,9 +66,16 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     /// @dev A leaf's deposit was burned (its invalidation was booked once).
     mapping(bytes32 leafRef => bool) private _leafBurned;
 
-    constructor(IJobManager jobManager_, uint256 minBond_, uint256 claimCollateral_, uint64 exitDelay_) {
+    constructor(
+        IJobManager jobManager_,
+        uint256 minBond_,
+        uint256 claimCollateral_,
+        uint64 exitDelay_,
+        uint64 claimMargin_
+    ) {
         require(address(jobManager_) != address(0), ZeroAddress());
-        require(minBond_ > 0 && claimCollateral_ > 0 && exitDelay_ > 0, ZeroAmount());
+        // INVARIANT (A6-1): claimMargin > 0, so every accepted claim can still be disputed.
+        require(minBond_ > 0 && claimCollateral_ > 0 && exitDelay_ > 0 && claimMargin_ > 0, ZeroAmount());
         // INVARIANT: a fresh registration can hold at least one claim.
         require(claimCollateral_ <= minBond_, BondBelowMinimum(minBond_, claimCollateral_));
         token = jobManager_.token();
@@ -74,6 +83,7 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         minBond = minBond_;
         claimCollateral = claimCollateral_;
         exitDelay = exitDelay_;
+        claimMargin = claimMargin_;
     }
 
     // ---------------------------------------------------------------- registration
@@ -352,6 +362,7 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     function onBatchCommitted(uint256 batchId, bytes32 modelId, uint32 count) external returns (uint256 deposit) {
         require(msg.sender == address(jobManager), NotJobManager(msg.sender));
         uint128 perLeaf = leafCheckFee[modelId];
+        uint16 samplingBps = modelTerms[modelId].samplingBps;
         // No fee, no deposit, nothing to pay for: the batch is not recorded (its leaves cannot
         // be claimed, BatchNotFunded) and its commit costs no storage here.
         if (perLeaf == 0) return 0;
@@ -360,11 +371,12 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
             count: count,
             claimedLeaves: 0,
             invalidUnclaimed: 0,
+            samplingBps: samplingBps,
             recorded: true,
             refunded: false
         });
         deposit = uint256(perLeaf) * count;
-        emit BatchDepositRecorded(batchId, modelId, perLeaf, count);
+        emit BatchDepositRecorded(batchId, modelId, perLeaf, count, samplingBps);
     }
 
     /// @inheritdoc ICheckPoolHooks
@@ -436,9 +448,13 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     {
         IJobManager.Job memory job = jobManager.getJob(jobId);
         // INVARIANT: claims only while the outcome is open: Committed (not disputed, not final,
-        // not invalid) and inside the challenge window, when a dispute can still come.
+        // not invalid) and at least claimMargin before the challenge deadline, so a dispute
+        // (a canary's) can still follow any accepted claim (audit A6-1).
         require(job.status == IJobManager.JobStatus.Committed, NotClaimable(jobId, job.status));
-        require(block.timestamp <= job.challengeDeadline, ClaimWindowClosed(jobId, job.challengeDeadline));
+        require(
+            block.timestamp + claimMargin <= job.challengeDeadline,
+            ClaimWindowClosed(jobId, _claimDeadline(job.challengeDeadline))
+        );
         ModelTerms memory t = modelTerms[job.modelId];
         require(t.samplingBps > 0, ModelNotConfigured(job.modelId));
         jobRef = SpotcheckHash.onchainJobKey(jobId);
@@ -477,18 +493,24 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         returns (bytes32 seed, bytes32 leafRef)
     {
         IJobManager.Batch memory b = jobManager.getBatch(batchId); // reverts UnknownBatch
-        // INVARIANT: claims only while the outcome is open: a Committed batch inside its
-        // challenge window, a leaf in range with no dispute, request or verdict on it.
+        // INVARIANT: claims only while the outcome is open: a Committed batch at least
+        // claimMargin before its challenge deadline (A6-1: a dispute can follow every claim),
+        // a leaf in range with no dispute or verdict on it. An open leaf request does not block
+        // a claim (A6-2): a request is not a verdict, and a claimant can reveal the leaf itself.
         require(b.status == IJobManager.BatchStatus.Committed, BatchNotClaimable(batchId, b.status));
-        require(block.timestamp <= b.challengeDeadline, BatchClaimWindowClosed(batchId, b.challengeDeadline));
+        require(
+            block.timestamp + claimMargin <= b.challengeDeadline,
+            BatchClaimWindowClosed(batchId, _claimDeadline(b.challengeDeadline))
+        );
         require(index < b.count, LeafIndexOutOfRange(batchId, index, b.count));
         leafRef = SpotcheckHash.batchLeafKey(batchId, index);
         require(!jobManager.batchLeafInvalid(leafRef), LeafInvalid(batchId, index));
         require(!jobManager.batchLeafProven(leafRef) && !_leafContested(leafRef), LeafNotClaimable(batchId, index));
-        uint16 samplingBps = modelTerms[b.modelId].samplingBps;
-        require(samplingBps > 0, ModelNotConfigured(b.modelId));
         BatchDeposit storage d = _deposits[batchId];
         require(d.recorded, BatchNotFunded(batchId));
+        // The rate the batch was committed under (A6-5: a later terms change cannot cancel it).
+        uint16 samplingBps = d.samplingBps;
+        require(samplingBps > 0, ModelNotConfigured(b.modelId));
         require(_claims[leafRef][msg.sender] == ClaimStatus.None, LeafAlreadyClaimed(batchId, index, msg.sender));
         require(BlsVrf.isSampled(proof, samplingBps), LeafNotSampled(batchId, index, BlsVrf.output(proof)));
         seed = _batchSeed(batchId, b.commitBlock);
@@ -504,13 +526,19 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
         emit LeafCheckClaimed(batchId, index, msg.sender, BlsVrf.output(proof), lc.claimCount, claimCollateral);
     }
 
-    /// @dev True iff the leaf has a dispute (open, or settled either way) or an open leaf
-    ///      request: its outcome is being decided in the open, so a claim would be no check.
+    /// @dev True iff the leaf has a dispute (open, or settled either way): its outcome is being
+    ///      decided in the open, so a claim would be no check. An open leaf request is not
+    ///      contest (A6-2): anyone may open one (the node's second address too, to keep its leaf
+    ///      unclaimed and its deposit); a claimant who re-ran the leaf can reveal it itself.
     ///      Read from DisputeManager (no storage added to the dispute paths).
     function _leafContested(bytes32 leafRef) private view returns (bool) {
         IDisputeManager dm = IDisputeManager(IJobManagerWiring(address(jobManager)).disputeManager());
-        if (dm.getDispute(leafRef).status != IDisputeManager.DisputeStatus.None) return true;
-        return dm.getLeafRequest(leafRef).status == IDisputeManager.LeafRequestStatus.Open;
+        return dm.getDispute(leafRef).status != IDisputeManager.DisputeStatus.None;
+    }
+
+    /// @dev The last second a claim is accepted (0 if the window is shorter than the margin).
+    function _claimDeadline(uint64 challengeDeadline) private view returns (uint64) {
+        return challengeDeadline > claimMargin ? challengeDeadline - claimMargin : 0;
     }
 
     /// @dev The recorded seed of batch `batchId`, recording it now if `blockhash` can still read it.

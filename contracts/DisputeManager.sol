@@ -190,7 +190,12 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
             _dequeueInFlight(node, m.proofWindow, d.proofDeadline);
         }
         bondAtRisk[d.challenger] -= bond;
-        credits[node] += bond;
+        // The disputer's bond pays whoever defended (A6-3): a claimant defending its claimed
+        // leaf against the node's own second address is paid for its proof, and the node's
+        // self-dispute costs it the bond. The node gets it when it defends itself. Trade-off:
+        // anyone may copy a pending proof from the mempool and take the bond; the node is
+        // never slashed by that (the defence stands whoever sent it).
+        credits[msg.sender] += bond;
         emit DisputeDefended(disputeId, node, msg.sender, bond);
         // SAFETY: trusted protocol code.
         stakeManager.disputeClosed(node);

@@ -148,6 +148,11 @@ class DeployParams:
     check_min_bond: int = 100 * TOKEN
     check_claim_collateral: int = 10 * TOKEN
     check_exit_delay: int = 24 * 3600
+    #: CheckPool: claims close this many seconds before a job's or batch's challenge deadline,
+    #: so a dispute (a canary's) can follow every accepted claim (audit A6-1). A few blocks'
+    #: worth: 6 s suits the 1 s demo chain and windows down to 30 s; use ~36 s on 12 s blocks.
+    #: Every model's challenge window must exceed it, or its jobs cannot be claimed.
+    check_claim_margin: int = 6
     #: Use an existing ERC-20 instead of deploying TestToken (production networks).
     token: str | None = None
     deploy_example_consumer: bool = True
@@ -167,6 +172,8 @@ class DeployParams:
             )
         if self.check_exit_delay <= 0:
             raise ConfigError(f"check_exit_delay must be > 0, got {self.check_exit_delay}")
+        if self.check_claim_margin <= 0:
+            raise ConfigError(f"check_claim_margin must be > 0, got {self.check_claim_margin}")
         if self.unbonding_delay <= 0 or self.commit_timeout <= 0:
             raise ConfigError(
                 f"delays must be > 0 (unbonding {self.unbonding_delay}, "

@@ -40,7 +40,7 @@ PLAN: tuple[tuple[str, str], ...] = (
     ("DisputeManager", "(token, stakeManager, registry, jobManager)"),
     ("StakeManager.initialize", "(jobManager, disputeManager)"),
     ("JobManager.initialize", "(disputeManager)"),
-    ("CheckPool", "(jobManager, minBond, claimCollateral, exitDelay)"),
+    ("CheckPool", "(jobManager, minBond, claimCollateral, exitDelay, claimMargin)"),
     ("JobManager.setCheckPool", "(checkPool)"),
     ("ExampleConsumer", "(jobManager, token); owner: the deployer"),
     ("ExampleConsumer.transferOwnership", "(consumerOwner) if --consumer-owner is given"),
@@ -80,6 +80,7 @@ def deploy_all(deployer: AccountAPI, params: DeployParams | None = None) -> Depl
         params.check_min_bond,
         params.check_claim_collateral,
         params.check_exit_delay,
+        params.check_claim_margin,
     )
     jobs.setCheckPool(pool.address, sender=deployer)
     consumer = (

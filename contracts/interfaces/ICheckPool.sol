@@ -63,6 +63,7 @@ interface ICheckPool {
         uint32 count;
         uint32 claimedLeaves; // leaves with at least one claim (their deposit is the claimants')
         uint32 invalidUnclaimed; // leaves invalidated before any claim (their deposit burned)
+        uint16 samplingBps; // ModelTerms.samplingBps at commit: the rate its leaves are claimed at
         bool recorded; // committed with a deposit (pool connected, leafCheckFee > 0)
         bool refunded; // the unclaimed leaves' deposit went back to the node
     }
@@ -85,6 +86,8 @@ interface ICheckPool {
     error ModelNotConfigured(bytes32 modelId);
     /// @notice Only a Committed job (not disputed, final, invalid) can be claimed.
     error NotClaimable(uint256 jobId, IJobManager.JobStatus status);
+    /// @notice Claims close `claimMargin` before the challenge deadline; `deadline` is the last
+    ///      second a claim was accepted.
     error ClaimWindowClosed(uint256 jobId, uint64 deadline);
     /// @notice The seed block `commitBlock + 1` is not mined yet.
     error SeedNotYetAvailable(uint256 commitBlock, uint256 blockNumber);
@@ -144,7 +147,9 @@ interface ICheckPool {
     event CollateralForfeited(uint256 indexed jobId, address indexed claimant, uint256 amount);
 
     event LeafCheckFeeSet(bytes32 indexed modelId, uint256 leafCheckFee);
-    event BatchDepositRecorded(uint256 indexed batchId, bytes32 indexed modelId, uint256 perLeaf, uint32 count);
+    event BatchDepositRecorded(
+        uint256 indexed batchId, bytes32 indexed modelId, uint256 perLeaf, uint32 count, uint16 samplingBps
+    );
     event LeafCheckClaimed(
         uint256 indexed batchId,
         uint256 indexed index,
@@ -249,5 +254,8 @@ interface ICheckPool {
     function minBond() external view returns (uint256);
     function claimCollateral() external view returns (uint256);
     function exitDelay() external view returns (uint64);
+    /// @notice Claims close this many seconds before the challenge deadline (of a job or a
+    ///      batch), so a dispute can still follow every accepted claim (audit A6-1).
+    function claimMargin() external view returns (uint64);
     function jobManager() external view returns (IJobManager);
 }

@@ -108,8 +108,11 @@ interface IDisputeManager {
         uint256 bond,
         uint64 proofDeadline
     );
-    /// @notice `defender` sent a valid proof; the bond goes to the node whoever defended.
-    event DisputeDefended(bytes32 indexed disputeId, address indexed node, address defender, uint256 bondToNode);
+    /// @notice `defender` sent a valid proof; the disputer's bond is credited to the defender
+    ///         (the node, when it defends itself).
+    event DisputeDefended(
+        bytes32 indexed disputeId, address indexed node, address defender, uint256 bondToDefender
+    );
     event DisputeSettled(
         bytes32 indexed disputeId,
         address indexed node,
@@ -172,7 +175,8 @@ interface IDisputeManager {
     ///         output field elements; `committedOutput` must hash to the committed output hash;
     ///         input instances must hash to the job's input hash; every output instance within
     ///         `tau` of `committedOutput`; the model's verifier must accept (a revert is a
-    ///         rejection). Valid: job or leaf proven, bond credited to the node.
+    ///         rejection). Valid: job or leaf proven, the disputer's bond credited to the sender
+    ///         (the defender: the node when it defends itself; audit A6-3).
     function defend(bytes32 disputeId, bytes calldata proof, uint256[] calldata instances, int256[] calldata committedOutput)
         external;
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import ape
 import pytest
 
 from spotcheck.encoding import onchain_job_key
@@ -13,6 +14,7 @@ from tests.fixtures.chain import MOCK_MODEL, advance
 from tests.integration.test_check_pool import (  # noqa: F401  (fixtures: noqa F811)
     COLLATERAL,
     KEY_A,
+    KEY_B,
     MIN_BOND,
     OUT_HASH,
     _proof,
@@ -25,11 +27,6 @@ from tests.integration.test_check_pool import (  # noqa: F401  (fixtures: noqa F
 pytestmark = pytest.mark.chain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-1: a lazy job claim in the window's last second cannot be disputed after it "
-    "(claim window == dispute window): canaries never catch a last-second lazy claimant",
-)
 def test_audit6_lazyJobClaimInTheWindowsLastSecond_canaryCanStillDisputeIt(
     spotcheck: Any,
     pool: Any,  # noqa: F811
@@ -40,15 +37,21 @@ def test_audit6_lazyJobClaimInTheWindowsLastSecond_canaryCanStillDisputeIt(
     chain: Any,
 ) -> None:
     """The job is a canary (wrong on purpose; its operator disputes from ``challenger``). The
-    lazy claimant claims it unchecked in the last second of the window, having seen no
+    lazy claimant claims it unchecked in the last second of the claim window, having seen no
     dispute; the operator's dispute lands in the next block (a later timestamp on a real
-    chain). Safe: the dispute is still accepted and the lazy collateral burns."""
-    a, _ = registered
+    chain). Safe: claims close ``claimMargin`` before disputes (fixed), so the dispute is
+    still accepted and the lazy collateral burns; a claim one second later is refused."""
+    a, b = registered
     job_id, seed = committed
     deadline = int(spotcheck.job_manager.getJob(job_id).challengeDeadline)
-    chain.pending_timestamp = deadline
+    claim_deadline = deadline - int(pool.claimMargin())
+    assert claim_deadline < deadline
+    chain.pending_timestamp = claim_deadline  # the claim window's last second
     pool.claim(job_id, _proof(KEY_A, seed, job_id), sender=a)
-    chain.pending_timestamp = deadline + 1
+    chain.pending_timestamp = claim_deadline + 1
+    with ape.reverts(pool.ClaimWindowClosed):
+        pool.claim(job_id, _proof(KEY_B, seed, job_id), sender=b)
+    chain.pending_timestamp = claim_deadline + 2
     spotcheck.dispute_manager.openDispute(job_id, OUT_HASH, sender=challenger)
     advance(chain, MOCK_MODEL.proof_window + 1)
     spotcheck.dispute_manager.settle(onchain_job_key(job_id), sender=outsider)

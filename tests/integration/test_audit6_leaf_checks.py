@@ -19,6 +19,7 @@ from tests.fixtures.chain import MOCK_MODEL, advance, defence_instances
 from tests.integration.test_check_pool_leaves import (  # noqa: F401  (fixtures: noqa F811)
     COLLATERAL,
     KEY_A,
+    KEY_B,
     LEAF_FEE,
     MIN_BOND,
     _claim,
@@ -36,11 +37,6 @@ def _words(c: cp.LeafClaim) -> list[list[int]]:
     return [list(c.proof.words())]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-1: the claim window is the dispute window; a lazy claim in the window's last "
-    "second cannot be followed by the canary's dispute, so a lazy claimant escapes every canary",
-)
 def test_audit6_lazyClaimInTheWindowsLastSecond_canaryCanStillDisputeIt(
     spotcheck: Any,
     pool: Any,  # noqa: F811
@@ -56,16 +52,21 @@ def test_audit6_lazyClaimInTheWindowsLastSecond_canaryCanStillDisputeIt(
     leaf is refused, LeafNotClaimable, at no cost to it). Safe: a claim that lands can still be
     disputed (the claim window must close before the dispute window), and the canary burns the
     lazy collateral."""
-    a, _ = registered
+    a, b = registered
     batch_id, _, _ = batch
     seed = _seed(chain, spotcheck, batch_id)
     deadline = int(spotcheck.job_manager.getBatch(batch_id).challengeDeadline)
-    chain.pending_timestamp = deadline  # the window's last second
+    claim_deadline = deadline - int(pool.claimMargin())  # fixed: claims close first
+    assert claim_deadline < deadline
+    chain.pending_timestamp = claim_deadline  # the claim window's last second
     cp.claim_leaves(pool, [_claim(KEY_A, seed, batch_id, 2)], sender=a)  # lazy: accepted
-    # The canary operator disputes right after, in the next block: on a real chain its
-    # timestamp is above its parent's (anvil, once told, would mine both at `deadline`); a
+    chain.pending_timestamp = claim_deadline + 1
+    with pytest.raises(ChainError, match="BatchClaimWindowClosed"):
+        cp.claim_leaves(pool, [_claim(KEY_B, seed, batch_id, 2)], sender=b)
+    # The canary operator disputes right after, in a later block: on a real chain its
+    # timestamp is above its parent's (anvil, once told, would mine both at one second); a
     # claim sent privately in the last block cannot be back-run in it.
-    chain.pending_timestamp = deadline + 1
+    chain.pending_timestamp = claim_deadline + 2
     dispute_id = _dispute(spotcheck, batch, 2, challenger)
     advance(chain, MOCK_MODEL.proof_window + 1)
     spotcheck.dispute_manager.settle(dispute_id, sender=outsider)
@@ -73,12 +74,6 @@ def test_audit6_lazyClaimInTheWindowsLastSecond_canaryCanStillDisputeIt(
     assert int(pool.getChallenger(a).bond) == MIN_BOND - COLLATERAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-2: a leaf request from the node's second address (its bond paid back to the node "
-    "on reveal) makes a leaf unclaimable; revealed after the claim window, the node gets the "
-    "leaf's deposit back and the diligent claimant is never paid",
-)
 def test_audit6_nodeSybilRequestsItsOwnLeaf_diligentClaimantStillPaid(
     spotcheck: Any,
     pool: Any,  # noqa: F811
@@ -122,12 +117,6 @@ def test_audit6_nodeSybilRequestsItsOwnLeaf_diligentClaimantStillPaid(
     assert token.balanceOf(a) - t0 == LEAF_FEE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-3: a defence sent by a claimant is unpaid: defend credits the disputer's bond to "
-    "the node, so a node's self-dispute of its claimed correct leaf costs it nothing and costs "
-    "each claimant a proof and the defend gas",
-)
 def test_audit6_nodeSybilDisputesClaimedCorrectLeaf_claimantDefends_isPaidForIt(
     spotcheck: Any,
     pool: Any,  # noqa: F811
@@ -219,11 +208,6 @@ def test_audit6_foreignLeafRequestOnClaimedLeaf_nobodyReveals_claimantLosesColla
     assert int(pool.getChallenger(a).bond) == MIN_BOND - COLLATERAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-5: samplingBps is read at claim time, not snapshot at commit: a terms change "
-    "after commitBatch (to 0) makes every leaf unclaimable and refunds the whole deposit",
-)
 def test_audit6_samplingTermsChangedAfterCommit_committedBatchStaysClaimable(
     spotcheck: Any,
     pool: Any,  # noqa: F811
