@@ -433,6 +433,18 @@ class ApeChain:
         key = onchain_job_key(job_id)
         return any(bytes(self._read("seedOf", lambda: pool.seedOf(key))))
 
+    def pool_claim_margin(self) -> int:
+        """``claimMargin()``: claims close this many seconds before the challenge deadline."""
+        pool = self._need_pool()
+        return int(self._read("claimMargin", lambda: pool.claimMargin()))
+
+    def pool_record_seed(self, job_id: int) -> TxResult:
+        """``recordSeed(jobId)``: store the job's seed while ``blockhash`` can read it."""
+        pool = self._need_pool()
+        return self._send(
+            f"recordSeed({job_id})", lambda: pool.recordSeed(job_id, sender=self.account)
+        )
+
     def pool_claim_batch(self, claims: Sequence[tuple[int, G1Point]]) -> TxResult:
         pool = self._need_pool()
         ids = [job_id for job_id, _ in claims]
@@ -464,6 +476,14 @@ class ApeChain:
     def pool_batch_seed_recorded(self, batch_id: int) -> bool:
         pool = self._need_pool()
         return any(bytes(self._read("batchSeedOf", lambda: pool.batchSeedOf(batch_id))))
+
+    def pool_record_batch_seed(self, batch_id: int) -> TxResult:
+        """``recordBatchSeed(batchId)``: store the batch's seed while it is readable."""
+        pool = self._need_pool()
+        return self._send(
+            f"recordBatchSeed({batch_id})",
+            lambda: pool.recordBatchSeed(batch_id, sender=self.account),
+        )
 
     def batch_state(self, batch_id: int) -> tuple[BatchStatus, int]:
         """``getBatch(batchId)``'s status and commit block."""

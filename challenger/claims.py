@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from challenger.chain_io import JobView, PoolAccount
+from challenger.claim_seeds import SeedOps, SeedRecorder
 from challenger.sampling import parse_proof
 from challenger.store import (
     ClaimRow,
@@ -56,7 +57,7 @@ from challenger.store import (
     Store,
 )
 from spotcheck import vrf
-from spotcheck.chain import BatchStatus, ClaimStatus, JobStatus, TxResult
+from spotcheck.chain import BatchStatus, ClaimStatus, JobKind, JobStatus, TxResult
 from spotcheck.errors import ChainError, revert_name
 from spotcheck.kit.db import IllegalTransition
 
@@ -104,6 +105,10 @@ class ClaimPort(Protocol):
 
     def pool_seed_recorded(self, job_id: int) -> bool: ...
 
+    def pool_claim_margin(self) -> int: ...
+
+    def pool_record_seed(self, job_id: int) -> TxResult: ...
+
     def pool_claim_batch(self, claims: Sequence[tuple[int, vrf.G1Point]]) -> TxResult: ...
 
     def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
@@ -120,6 +125,8 @@ class LeafClaimPort(Protocol):
     def pool_leaf_claim_status(self, batch_id: int, index: int) -> ClaimStatus: ...
 
     def pool_batch_seed_recorded(self, batch_id: int) -> bool: ...
+
+    def pool_record_batch_seed(self, batch_id: int) -> TxResult: ...
 
     def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> TxResult: ...
 
@@ -164,12 +171,33 @@ class Claimer:
         self._alone: set[bytes] = set()
         #: Batch leaves, when the chain can claim them.
         self.leaves = (
-            LeafClaimer(store, chain, options) if isinstance(chain, LeafClaimPort) else None
+            LeafClaimer(store, chain, options, self.claim_margin)
+            if isinstance(chain, LeafClaimPort)
+            else None
         )
+        ops = [SeedOps(JobKind.ONCHAIN, chain.pool_seed_recorded, chain.pool_record_seed)]
+        if isinstance(chain, LeafClaimPort):
+            ops.append(
+                SeedOps(JobKind.BATCH, chain.pool_batch_seed_recorded, chain.pool_record_batch_seed)
+            )
+        #: Records the seeds of what we sampled well within 256 blocks (A6-8).
+        self.seeds = SeedRecorder(store.conn, chain, ops, options.resend_after_blocks)
+        self._margin: int | None = None
+
+    def claim_margin(self) -> int:
+        """``CheckPool.claimMargin`` (immutable: read once): claims close this many seconds
+        before the challenge deadline."""
+        if self._margin is None:
+            self._margin = self.chain.pool_claim_margin()
+        return self._margin
 
     def step(self) -> ClaimReport:
         report = ClaimReport()
         self._bps.clear()  # the registrar may change a model's terms: read them every step
+        try:
+            self.seeds.step()
+        except ChainError as err:  # an RPC failure: the next step tries again
+            log.warning("recording claim seeds failed: %s", err)
         self._step_jobs(report)
         if self.leaves is not None:
             self.leaves.step(report)
@@ -229,10 +257,11 @@ class Claimer:
         if not planned:
             return
         o = self.options
+        margin = self.claim_margin()
         due = (
             len(planned) >= o.batch_size
             or min(c.planned_at for c in planned) + o.max_wait_s <= now
-            or min(c.challenge_deadline for c in planned) - o.margin_s <= now
+            or min(c.challenge_deadline for c in planned) - margin - o.margin_s <= now
         )
         if not due:
             return
@@ -276,8 +305,8 @@ class Claimer:
             return False
         why: str | None = None
         recorded = self.claims.seed_of(c.job_key)
-        if now > c.challenge_deadline:
-            why = f"claim window closed at {c.challenge_deadline}"
+        if now > c.challenge_deadline - self.claim_margin():
+            why = _closed(c.challenge_deadline, self.claim_margin())
         elif recorded is None:
             why = "job no longer recorded"
         elif recorded[1] is not None:
@@ -347,8 +376,9 @@ class Claimer:
     def _miss_late(
         self, planned: list[ClaimRow], now: int, report: ClaimReport, reason: str
     ) -> None:
+        margin = self.claim_margin()
         for c in planned:
-            if now > c.challenge_deadline:
+            if now > c.challenge_deadline - margin:
                 with suppress(IllegalTransition):
                     self.claims.transition(c.job_key, ClaimState.MISSED, reason=reason)
                     report.missed += 1
@@ -406,8 +436,15 @@ class LeafClaimer:
     """The claim machine for batch leaves (``claimLeaves``, ``collectLeaf``): the same states,
     journaling and send rules as :class:`Claimer`, over ``ch_leaf_claims``."""
 
-    def __init__(self, store: Store, chain: LeafClaimPort, options: ClaimOptions) -> None:
+    def __init__(
+        self,
+        store: Store,
+        chain: LeafClaimPort,
+        options: ClaimOptions,
+        claim_margin: Callable[[], int],
+    ) -> None:
         self.claims = LeafClaimStore(store)
+        self.claim_margin = claim_margin
         self.store = store
         self.chain = chain
         self.base: ClaimPort = chain  # type: ignore[assignment]  # Claimer checked ClaimPort
@@ -461,10 +498,11 @@ class LeafClaimer:
         if not planned:
             return
         o = self.options
+        margin = self.claim_margin()
         due = (
             len(planned) >= o.batch_size
             or min(c.planned_at for c in planned) + o.max_wait_s <= now
-            or min(c.challenge_deadline for c in planned) - o.margin_s <= now
+            or min(c.challenge_deadline for c in planned) - margin - o.margin_s <= now
         )
         if not due:
             return
@@ -475,10 +513,12 @@ class LeafClaimer:
             or (account.collateral and account.free_bond < account.collateral)
         ):
             for c in planned:  # the job claimer warns; leaves only miss their window
-                if now > c.challenge_deadline:
+                if now > c.challenge_deadline - margin:
                     with suppress(IllegalTransition):
                         self.claims.transition(
-                            c.leaf_key, ClaimState.MISSED, reason="window closed unbacked"
+                            c.leaf_key,
+                            ClaimState.MISSED,
+                            reason=f"unbacked ({_closed(c.challenge_deadline, margin)})",
                         )
                         report.missed += 1
             return
@@ -512,8 +552,8 @@ class LeafClaimer:
             return False
         why: str | None = None
         fork = self.claims.reorged(c.leaf_key)
-        if now > c.challenge_deadline:
-            why = f"claim window closed at {c.challenge_deadline}"
+        if now > c.challenge_deadline - self.claim_margin():
+            why = _closed(c.challenge_deadline, self.claim_margin())
         elif fork is not None:
             why = "leaf no longer recorded" if fork == 0 else f"a reorg replaced its batch ({fork})"
         else:
@@ -610,3 +650,11 @@ class LeafClaimer:
                 c.batch_id,
                 collateral,
             )
+
+
+def _closed(challenge_deadline: int, margin: int) -> str:
+    """Why a claim was not sent: its claim window closed (A6-1)."""
+    return (
+        f"claim window closed at {challenge_deadline - margin} "
+        f"(challenge deadline {challenge_deadline} - claim margin {margin})"
+    )

@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
+from challenger.claims import Claimer
 from challenger.store import ClaimState, JobState
 from spotcheck.chain import TxResult
 from spotcheck.encoding import batch_leaf_key
@@ -37,21 +36,19 @@ class SeedPool(FakeLeafPool):
     """The seed is recorded only by a claim or by ``recordBatchSeed`` while readable."""
 
     recorded: set[int] = field(default_factory=set)
+    seed_sends: list[int] = field(default_factory=list)
 
     def pool_batch_seed_recorded(self, batch_id: int) -> bool:
         return batch_id in self.recorded
 
     def pool_record_batch_seed(self, batch_id: int) -> TxResult:
         assert self.height <= COMMIT_BLOCK + 1 + 256, "seed no longer readable"
+        assert batch_id not in self.recorded, "recorded twice"
+        self.seed_sends.append(batch_id)
         self.recorded.add(batch_id)
         return TxResult("0x" + "5e" * 32, self.height)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-8: the challenger never records a batch seed before its re-run ends; a re-run "
-    "longer than 256 blocks turns every claim of the batch into 'missed'",
-)
 def test_audit6_leafReRunLongerThan256Blocks_claimStillSent(tmp_path: Path) -> None:
     pool = SeedPool(height=COMMIT_BLOCK + 2)
     c = _claimer(tmp_path, pool)
@@ -61,3 +58,34 @@ def test_audit6_leafReRunLongerThan256Blocks_claimStillSent(tmp_path: Path) -> N
     c.store.transition(batch_leaf_key(BATCH, 0), JobState.MATCHED, witness_diff=0)
     c.step()
     assert _states(c) == {0: ClaimState.OPEN}, c.leaves.claims.claims(*ClaimState)  # type: ignore[union-attr]
+    assert pool.recorded == {BATCH}
+
+
+def test_audit6_seedRecordedOnce_acrossSteps_andRestarts(tmp_path: Path) -> None:
+    """The seed is sent once: later steps (and a claimer rebuilt on the same store) see the
+    journal, and a batch whose seed someone else recorded is never sent."""
+    pool = SeedPool(height=COMMIT_BLOCK + 1)
+    c = _claimer(tmp_path, pool)
+    _leaves(c.store, [0, 1], matched=[])
+    c.step()
+    assert pool.recorded == set()  # the seed block is not mined yet
+    pool.height = COMMIT_BLOCK + 2
+    c.step()
+    c.step()
+    again = Claimer(c.store, pool, c.options)
+    again.step()
+    assert pool.recorded == {BATCH} and pool.seed_sends == [BATCH]
+
+
+def test_audit6_seedAtTheLastReadableBlock_recorded_afterIt_neverSent(tmp_path: Path) -> None:
+    pool = SeedPool(height=COMMIT_BLOCK + 1 + 256)  # the last block that can still read it
+    c = _claimer(tmp_path, pool)
+    _leaves(c.store, [0], matched=[])
+    c.step()
+    assert pool.recorded == {BATCH}
+    late = SeedPool(height=COMMIT_BLOCK + 2 + 256)
+    (tmp_path / "late").mkdir()
+    c2 = _claimer(tmp_path / "late", late)
+    _leaves(c2.store, [0], matched=[0])
+    c2.step()
+    assert late.seed_sends == [] and _states(c2) == {0: ClaimState.MISSED}

@@ -42,6 +42,9 @@ class FakePool:
     jobs: dict[int, JobView] = field(default_factory=dict)
     status: dict[int, ClaimStatus] = field(default_factory=dict)
     seeds_recorded: set[int] = field(default_factory=set)
+    seed_sends: list[int] = field(default_factory=list)
+    #: CheckPool.claimMargin (0: the claim window is the challenge window).
+    margin: int = 0
     sends: list[list[int]] = field(default_factory=list)
     fail_with: BaseException | None = None
     collected: list[int] = field(default_factory=list)
@@ -69,6 +72,15 @@ class FakePool:
 
     def pool_seed_recorded(self, job_id: int) -> bool:
         return job_id in self.seeds_recorded
+
+    def pool_claim_margin(self) -> int:
+        return self.margin
+
+    def pool_record_seed(self, job_id: int) -> TxResult:
+        assert job_id not in self.seeds_recorded, "seed recorded twice"
+        self.seed_sends.append(job_id)
+        self.seeds_recorded.add(job_id)
+        return TxResult("0x" + "5e" * 32, self.height)
 
     def pool_claim_batch(self, claims: Sequence[tuple[int, vrf.G1Point]]) -> TxResult:
         self.sends.append([j for j, _ in claims])
@@ -288,3 +300,30 @@ def test_openClaim_collectedWhenFinal_forfeitedWhenInvalid(tmp_path: Path) -> No
     assert summary["payouts"] == 7 and summary["forfeits"] == COLLATERAL
     c.step()
     assert pool.collected == [1]  # collected once
+
+
+def test_claimMargin_claimsCloseBeforeTheChallengeDeadline_missedClearly(tmp_path: Path) -> None:
+    """A6-1: the pool refuses claims in the last ``claimMargin`` seconds of the window; the
+    claimer sends before that (the margin read from the pool) and records a late one missed."""
+    pool = FakePool(margin=50, now=DEADLINE - 80)
+    c = _claimer(tmp_path, pool, max_wait_s=10**6, margin_s=30)
+    _matched(c.store, pool, 1)
+    c.step()  # DEADLINE - 50 - 30 <= now: due
+    assert pool.sends == [[1]]
+    _matched(c.store, pool, 2)
+    pool.now = DEADLINE - 49  # inside the challenge window, past the claim window
+    c.step()
+    assert pool.sends == [[1]]
+    [row] = c.claims.claims(ClaimState.MISSED)
+    assert row.job_id == 2
+    assert row.reason == "claim window closed at 1950 (challenge deadline 2000 - claim margin 50)"
+
+
+def test_sampledJob_seedRecordedOnce_beforeItsCheckEnds(tmp_path: Path) -> None:
+    """A6-8 for on-chain jobs: a job in our sample gets ``recordSeed`` once, early."""
+    pool = FakePool(height=95)
+    c = _claimer(tmp_path, pool)
+    _matched(c.store, pool, 1, commit_block=90)
+    c.step()
+    c.step()
+    assert pool.seed_sends == [1]

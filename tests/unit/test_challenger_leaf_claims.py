@@ -58,6 +58,9 @@ class FakeLeafPool(FakePool):
     def pool_batch_seed_recorded(self, batch_id: int) -> bool:
         return True
 
+    def pool_record_batch_seed(self, batch_id: int) -> TxResult:
+        raise AssertionError("the seed is recorded: never sent")
+
     def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> TxResult:
         self.leaf_sends.append([(b, i) for b, i, _ in claims])
         if self.leaf_fail is not None:
