@@ -11,10 +11,13 @@ One :meth:`Claimer.step` per tick, after the service's ``check`` step:
   (:class:`LeafClaimer`, ``claimLeaves``): their reward is the node's check deposit per leaf.
 - **send**: planned claims go out in batches (``claimBatch``, at most 32, one pairing
   product) when ``batch_size`` are waiting, when the oldest has waited ``max_wait_s`` (chain
-  time), or when one is within ``margin_s`` of its challenge deadline; never more than the
+  time), or when one is within ``margin_s`` of its claim deadline (the challenge deadline less
+  the pool's ``claimMargin``: claims close before disputes, audit A6-1); never more than the
   free bond backs (``claimCollateral`` each). Before sending, each claim is checked on chain:
   already claimed (``claimOf``: a send whose receipt was lost) -> adopted ``open``; job no
-  longer ``Committed``, window closed, seed no longer readable -> ``missed``. The rows are
+  longer ``Committed``, claim window closed, seed no longer readable -> ``missed``. Seeds
+  are recorded early (:mod:`challenger.claim_seeds`, audit A6-8) so a long re-run still finds
+  them. The rows are
   moved to ``sending`` (with the head block) in one transaction *before* the transaction is
   sent, so a restart between send and receipt finds them in ``sending`` and adopts them from
   ``claimOf``; a ``sending`` claim absent on chain is planned again only after

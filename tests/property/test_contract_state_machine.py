@@ -902,17 +902,22 @@ class SpotcheckMachine(RuleBasedStateMachine):
             _, inp, out = self.batches[d["ref"]]["leaves"][d["k"]]
         proven = list(out) if honest else [out[0] + MOCK_MODEL.tau + 1, out[1]]
         send = self._must_succeed if must_succeed else self._send
+        dm = self.w.r.dispute_manager
+        defender = d["node"] if by_node else self.w.users[1]
+        bond, credits0 = int(dm.getDispute(dispute_id).bond), int(dm.credits(defender))
         r = send(
             self.w.sc.dispute_manager.defend,
             dispute_id,
             b"p",
             defence_instances(inp, proven),
             out,
-            sender=d["node"] if by_node else self.w.users[1],
+            sender=defender,
             gas=2_000_000,
         )
         # INVARIANT: only a proof within tolerance defends.
         assert r is None or honest
+        # INVARIANT (A6-3): the disputer's bond pays whoever defended (the node, or anyone).
+        assert int(dm.credits(defender)) - credits0 == (bond if r is not None else 0)
         if r is not None and not by_node:
             self._closed_by_another(d["node"], d["proofDeadline"], d["model"])
         self._refresh_dispute(dispute_id)
