@@ -194,11 +194,12 @@ def test_unclaimedBatch_wholeDepositBackToNode(
 
 
 def test_leafClaim_notSampled_refused(
-    spotcheck: Any, pool: Any, batch: Any, registered: tuple[Any, Any], deployer: Any, chain: Any
+    spotcheck: Any, pool: Any, registered: tuple[Any, Any], deployer: Any, node: Any, chain: Any
 ) -> None:
     a, _ = registered
-    batch_id, _, _ = batch
+    # The rate is the batch's, snapshot at commit (A6-5): set it before the batch.
     cp.set_model_terms(pool, spotcheck.model_id, 2000, 1, sender=deployer)  # 0.01 %
+    batch_id, _, _ = _commit(spotcheck, node)
     seed = _seed(chain, spotcheck, batch_id)
     index = next(i for i in range(COUNT) if cp.make_leaf_claim(KEY_A, batch_id, i, seed, 1) is None)
     blind = _claim(KEY_A, seed, batch_id, index)  # a real proof, just not in the sample
@@ -274,10 +275,11 @@ def test_leafClaim_afterLeafSlashed_orDisputed_orProven_refused(
     with ape.reverts(pool.LeafNotClaimable, batchId=batch_id, index=1):
         pool.claimLeaves([batch_id], [1], [list(c1.proof.words())], sender=a)
     advance(chain, MOCK_MODEL.challenge_window // 2)
+    # An open leaf request is not a verdict: the leaf stays claimable (A6-2).
     req = dm.requestLeaf(batch_id, 4, batch[2].root, sender=challenger)
     c4 = _claim(KEY_A, seed, batch_id, 4)
-    with ape.reverts(pool.LeafNotClaimable, batchId=batch_id, index=4):
-        pool.claimLeaves([batch_id], [4], [list(c4.proof.words())], sender=a)
+    pool.claimLeaves([batch_id], [4], [list(c4.proof.words())], sender=a)
+    assert pool.claimOf(batch_leaf_key(batch_id, 4), a) == 1  # Open
     assert req is not None
     advance(chain, MOCK_MODEL.challenge_window // 2 + MOCK_MODEL.proof_window + 1)
     dm.settle(dispute_id, sender=outsider)
@@ -343,7 +345,7 @@ def test_leafClaim_afterWindow_orBatchFinal_orUnregistered_refused(
     with ape.reverts(pool.NotRegistered, challenger=outsider):
         pool.claimLeaves([batch_id], [0], words, sender=outsider)
     _past_window(chain)
-    deadline = spotcheck.job_manager.getBatch(batch_id).challengeDeadline
+    deadline = spotcheck.job_manager.getBatch(batch_id).challengeDeadline - pool.claimMargin()
     with ape.reverts(pool.BatchClaimWindowClosed, batchId=batch_id, deadline=deadline):
         pool.claimLeaves([batch_id], [0], words, sender=a)
     spotcheck.job_manager.finalizeBatch(batch_id, sender=node)
