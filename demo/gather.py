@@ -253,7 +253,7 @@ def _challenger_reports(
         cr.bounties += _arg_sum(_where(events.leaf_settled, "requester", addr), "bounty")
         cr.leaf_requests = len(_where(events.leaf_requested, "requester", addr))
         cr.leaf_requests_slashed = len(_where(events.leaf_settled, "requester", addr))
-        cr.bonds_lost = _arg_sum(lost, "bondToNode")
+        cr.bonds_lost = _arg_sum(lost, "bondToDefender")
         if label == "challenger":
             counts: dict[str, int] = {}
             for _node, state, n in sampled_rows:

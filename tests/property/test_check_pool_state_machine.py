@@ -66,6 +66,8 @@ STEPS = int(os.environ.get("SPOTCHECK_STATEFUL_STEPS", "50" if SLOW else "30"))
 MIN_BOND = TEST_PARAMS.check_min_bond
 COLLATERAL = TEST_PARAMS.check_claim_collateral
 EXIT_DELAY = TEST_PARAMS.check_exit_delay
+#: Claims close this long before the challenge deadline (CheckPool.claimMargin, A6-1).
+MARGIN = TEST_PARAMS.check_claim_margin
 BPS = 10_000
 #: Fixed VRF keys: more keys than challengers, so an exited challenger can register anew.
 KEYS = [vrf.keypair(0x5EED0 + i) for i in range(5)]
@@ -194,7 +196,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
         job = self.jobs[job_id]
         if job["status"] != JobStatus.COMMITTED:
             return "NotClaimable"
-        if self.now + 1 > job["challengeDeadline"]:
+        if self.now + 1 > job["challengeDeadline"] - MARGIN:
             return "ClaimWindowClosed"
         if self.sampling == 0:
             return "ModelNotConfigured"
@@ -241,7 +243,8 @@ class CheckPoolMachine(RuleBasedStateMachine):
         live = sorted(
             k
             for k, j in self.jobs.items()
-            if j["status"] == JobStatus.COMMITTED and self.now + 1 <= j["challengeDeadline"]
+            if j["status"] == JobStatus.COMMITTED
+            and self.now + 1 <= j["challengeDeadline"] - MARGIN
         )
         if i % 2 == 0 and live:
             return int(self._pick(live, i // 2))
@@ -688,6 +691,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
             "count": count,
             "perLeaf": self.leaf_fee,
             "recorded": self.leaf_fee > 0,
+            "sampling": self.sampling,  # snapshot at commit (A6-5)
             "commitBlock": int(b.commitBlock),
             "challengeDeadline": int(b.challengeDeadline),
             "seedRecorded": False,
@@ -715,7 +719,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
         b = self.batches[batch_id]
         if b["status"] != 1:
             return "BatchNotClaimable"
-        if self.now + 1 > b["challengeDeadline"]:
+        if self.now + 1 > b["challengeDeadline"] - MARGIN:
             return "BatchClaimWindowClosed"
         if index >= b["count"]:
             return "LeafIndexOutOfRange"
@@ -723,10 +727,10 @@ class CheckPoolMachine(RuleBasedStateMachine):
             return "LeafInvalid"
         if index in b["disputed"]:
             return "LeafNotClaimable"
-        if self.sampling == 0:
-            return "ModelNotConfigured"
         if not b["recorded"]:
             return "BatchNotFunded"
+        if b["sampling"] == 0:
+            return "ModelNotConfigured"
         if who in b["claims"][index]:
             return "LeafAlreadyClaimed"
         return None
@@ -768,7 +772,7 @@ class CheckPoolMachine(RuleBasedStateMachine):
             if err is not None:
                 break
             err = self._leaf_error(batch_id, i, who, kind)
-            if err is None and not vrf.sampled_bps(proof, self.sampling):
+            if err is None and not vrf.sampled_bps(proof, b["sampling"]):
                 err = "LeafNotSampled"
             if (
                 err is None
