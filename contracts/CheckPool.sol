@@ -19,7 +19,7 @@ import {SpotcheckHash} from "./libraries/SpotcheckHash.sol";
 ///         rewards, leaf check deposits and forfeits.
 /// @dev Claim: None -claim/claimBatch-> Open -collect-> Collected   (job Final)
 ///                                         Open -forfeit-> Forfeited  (job Invalid)
-///      A claim is only accepted on a Committed job inside its challenge window, so every open
+///      A claim is only accepted on a Committed job inside its claim window, so every open
 ///      claim ends in exactly one of the two (a Committed job becomes Final or, through a
 ///      dispute, Final or Invalid). Leaf claims (claimLeaves): Open -collectLeaf-> Collected
 ///      (batch Final, leaf never invalidated) | -forfeitLeaf-> Forfeited (leaf invalidated);

@@ -108,7 +108,8 @@ interface ICheckPool {
     error JobNotFinal(uint256 jobId, IJobManager.JobStatus status);
     error JobNotInvalid(uint256 jobId, IJobManager.JobStatus status);
     error NotJobManager(address caller);
-    /// @notice Leaf claims: only a Committed batch, inside its challenge window.
+    /// @notice Leaf claims: only a Committed batch, inside its claim window (`deadline`: the
+    ///         challenge deadline less `claimMargin`, the last second a claim is accepted).
     error BatchNotClaimable(uint256 batchId, IJobManager.BatchStatus status);
     error BatchClaimWindowClosed(uint256 batchId, uint64 deadline);
     /// @notice The batch has no check deposit (committed before the pool was connected, or
@@ -117,8 +118,9 @@ interface ICheckPool {
     error LeafIndexOutOfRange(uint256 batchId, uint256 index, uint32 count);
     /// @notice The leaf was invalidated: nothing to check.
     error LeafInvalid(uint256 batchId, uint256 index);
-    /// @notice The leaf has a dispute or an open leaf request, or was proven: its outcome is
-    ///         decided in the open, so a claim on it would be no check.
+    /// @notice The leaf has a dispute (open or settled) or was proven: its outcome is decided
+    ///         in the open, so a claim on it would be no check. An open leaf request does not
+    ///         block a claim (audit A6-2).
     error LeafNotClaimable(uint256 batchId, uint256 index);
     error LeafNotSampled(uint256 batchId, uint256 index, bytes32 output);
     error LeafAlreadyClaimed(uint256 batchId, uint256 index, address claimant);
@@ -198,7 +200,8 @@ interface ICheckPool {
 
     /// @notice Claim on-chain job `jobId` as sampled and checked: `proof` is the caller's VRF
     ///         proof of `(seed, onchainJobKey(jobId))`, sampled at the model's rate. The job
-    ///         must be Committed, inside its challenge window; locks `claimCollateral`.
+    ///         must be Committed, at least `claimMargin` before its challenge deadline; locks
+    ///         `claimCollateral`.
     function claim(uint256 jobId, uint256[2] calldata proof) external;
 
     /// @notice `claim` for up to `MAX_BATCH_CLAIMS` jobs, verified by one pairing product with
@@ -218,9 +221,9 @@ interface ICheckPool {
 
     /// @notice Store batch leaves' claims: `proofs[i]` is the caller's VRF proof of
     ///         `(batchSeed(batchIds[i]), batchLeafKey(batchIds[i], indices[i]))`, sampled at
-    ///         the model's rate. Each batch must be Committed, inside its challenge window, the
-    ///         leaf `index < count`, not invalid, not proven, with no dispute and no open leaf
-    ///         request. Up to `MAX_BATCH_CLAIMS`; one pairing product for two or more. Locks
+    ///         the batch's rate (snapshot at commit). Each batch must be Committed, at least
+    ///         `claimMargin` before its challenge deadline, the leaf `index < count`, not
+    ///         invalid, not proven, with no dispute (an open leaf request is allowed). Up to `MAX_BATCH_CLAIMS`; one pairing product for two or more. Locks
     ///         `claimCollateral` per leaf.
     function claimLeaves(uint256[] calldata batchIds, uint256[] calldata indices, uint256[2][] calldata proofs)
         external;
