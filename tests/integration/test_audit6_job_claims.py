@@ -9,7 +9,9 @@ from typing import Any
 import ape
 import pytest
 
+from spotcheck.chain import DeployParams
 from spotcheck.encoding import onchain_job_key
+from spotcheck.errors import ConfigError
 from tests.fixtures.chain import MOCK_MODEL, advance
 from tests.integration.test_check_pool import (  # noqa: F401  (fixtures: noqa F811)
     COLLATERAL,
@@ -57,3 +59,15 @@ def test_audit6_lazyJobClaimInTheWindowsLastSecond_canaryCanStillDisputeIt(
     spotcheck.dispute_manager.settle(onchain_job_key(job_id), sender=outsider)
     pool.forfeit(job_id, a, sender=outsider)
     assert int(pool.getChallenger(a).bond) == MIN_BOND - COLLATERAL
+
+
+def test_audit6_claimMarginZero_refusedAtDeploy_andInDeployParams(
+    project: Any, deployer: Any, spotcheck: Any
+) -> None:
+    """A zero margin would bring A6-1 back (a claim in the dispute window's last second)."""
+    with ape.reverts():
+        deployer.deploy(project.CheckPool, spotcheck.job_manager, MIN_BOND, COLLATERAL, 10, 0)
+    with pytest.raises(ConfigError, match="check_claim_margin must be > 0"):
+        DeployParams(check_claim_margin=0)
+    fresh = deployer.deploy(project.CheckPool, spotcheck.job_manager, MIN_BOND, COLLATERAL, 10, 7)
+    assert int(fresh.claimMargin()) == 7
