@@ -362,10 +362,11 @@ contract CheckPool is ICheckPool, ICheckPoolHooks, ReentrancyGuard {
     function onBatchCommitted(uint256 batchId, bytes32 modelId, uint32 count) external returns (uint256 deposit) {
         require(msg.sender == address(jobManager), NotJobManager(msg.sender));
         uint128 perLeaf = leafCheckFee[modelId];
-        uint16 samplingBps = modelTerms[modelId].samplingBps;
         // No fee, no deposit, nothing to pay for: the batch is not recorded (its leaves cannot
         // be claimed, BatchNotFunded) and its commit costs no storage here.
         if (perLeaf == 0) return 0;
+        // The rate its leaves are sampled at, fixed now (A6-5: a later change cannot cancel it).
+        uint16 samplingBps = modelTerms[modelId].samplingBps;
         _deposits[batchId] = BatchDeposit({
             perLeaf: perLeaf,
             count: count,
