@@ -477,6 +477,13 @@ class ApeChain:
         pool = self._need_pool()
         return any(bytes(self._read("batchSeedOf", lambda: pool.batchSeedOf(batch_id))))
 
+    def pool_batch_sampling_bps(self, batch_id: int) -> int:
+        """The rate the batch's leaves are claimed at (``getBatchDeposit``, snapshot at commit;
+        0 for a batch without a deposit)."""
+        pool = self._need_pool()
+        d = self._read("getBatchDeposit", lambda: pool.getBatchDeposit(batch_id))
+        return int(d.samplingBps)
+
     def pool_record_batch_seed(self, batch_id: int) -> TxResult:
         """``recordBatchSeed(batchId)``: store the batch's seed while it is readable."""
         pool = self._need_pool()

@@ -45,8 +45,6 @@ CREATE TABLE IF NOT EXISTS ch_claim_seeds (
 class SeedPort(Protocol):
     def head(self) -> int: ...
 
-    def pool_sampling_bps(self, model_id: bytes) -> int: ...
-
 
 @dataclass(frozen=True)
 class SeedOps:
@@ -55,6 +53,9 @@ class SeedOps:
     kind: JobKind
     recorded: Callable[[int], bool]
     record: Callable[[int], TxResult]
+    #: The pool's sampling rate for (ref, model id): the model's for a job, the batch's
+    #: snapshot for a batch.
+    rate: Callable[[int, bytes], int]
 
 
 class SeedRecorder:
@@ -75,9 +76,8 @@ class SeedRecorder:
             return 0
         head = self.chain.head()
         done = 0
-        rates: dict[bytes, int] = {}
         for op in self.ops:
-            for ref, commit_block, sent_block in self._candidates(op.kind, head, rates):
+            for ref, commit_block, sent_block in self._candidates(op, head):
                 if head <= commit_block + 1:
                     continue  # the seed block is not mined yet
                 if sent_block is not None and head < sent_block + self.resend_after:
@@ -85,9 +85,7 @@ class SeedRecorder:
                 done += self._record(op, ref, commit_block, head)
         return done
 
-    def _candidates(
-        self, kind: JobKind, head: int, rates: dict[bytes, int]
-    ) -> list[tuple[int, int, int | None]]:
+    def _candidates(self, op: SeedOps, head: int) -> list[tuple[int, int, int | None]]:
         """(ref, commit block, sent block) of the refs with a sampled row inside the pool's
         rate whose seed is not journaled as recorded or unavailable; only commit blocks whose
         seed can still be read (older ones are the claimer's ``missed``)."""
@@ -98,17 +96,18 @@ class SeedRecorder:
             "WHERE j.kind = ? AND j.vrf_proof IS NOT NULL AND j.reorg_fork IS NULL "
             "AND j.commit_block + 1 + ? >= ? AND (s.state IS NULL OR s.state = 'sending') "
             "ORDER BY j.commit_block",
-            (int(kind), BLOCKHASH_WINDOW, head),
+            (int(op.kind), BLOCKHASH_WINDOW, head),
         ).fetchall()
+        rates: dict[tuple[int, bytes], int] = {}
         out: dict[tuple[int, int], int | None] = {}
         for ref, commit_block, model_id, proof, sent_block in rows:
             key = (int(ref), int(commit_block))
             if key in out:
                 continue
-            model = bytes(model_id)
-            if model not in rates:
-                rates[model] = self.chain.pool_sampling_bps(model)
-            if rates[model] > 0 and vrf.sampled_bps(parse_proof(proof), rates[model]):
+            rk = (int(ref), bytes(model_id))
+            if rk not in rates:
+                rates[rk] = op.rate(*rk)
+            if rates[rk] > 0 and vrf.sampled_bps(parse_proof(proof), rates[rk]):
                 out[key] = None if sent_block is None else int(sent_block)
         return [(r, b, s) for (r, b), s in out.items()]
 

@@ -129,6 +129,8 @@ class LeafClaimPort(Protocol):
 
     def pool_batch_seed_recorded(self, batch_id: int) -> bool: ...
 
+    def pool_batch_sampling_bps(self, batch_id: int) -> int: ...
+
     def pool_record_batch_seed(self, batch_id: int) -> TxResult: ...
 
     def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> TxResult: ...
@@ -178,10 +180,22 @@ class Claimer:
             if isinstance(chain, LeafClaimPort)
             else None
         )
-        ops = [SeedOps(JobKind.ONCHAIN, chain.pool_seed_recorded, chain.pool_record_seed)]
+        ops = [
+            SeedOps(
+                JobKind.ONCHAIN,
+                chain.pool_seed_recorded,
+                chain.pool_record_seed,
+                lambda _job_id, model_id: self._sampling_bps(model_id),
+            )
+        ]
         if isinstance(chain, LeafClaimPort):
             ops.append(
-                SeedOps(JobKind.BATCH, chain.pool_batch_seed_recorded, chain.pool_record_batch_seed)
+                SeedOps(
+                    JobKind.BATCH,
+                    chain.pool_batch_seed_recorded,
+                    chain.pool_record_batch_seed,
+                    lambda batch_id, _model_id: chain.pool_batch_sampling_bps(batch_id),
+                )
             )
         #: Records the seeds of what we sampled well within 256 blocks (A6-8).
         self.seeds = SeedRecorder(store.conn, chain, ops, options.resend_after_blocks)
@@ -460,19 +474,20 @@ class LeafClaimer:
         unplanned = self.claims.unplanned()
         if not pending and not unplanned:
             return
-        bps: dict[bytes, int] = {}
+        bps: dict[int, int] = {}
 
-        def rate(model_id: bytes) -> int:
-            if model_id not in bps:
-                bps[model_id] = self.base.pool_sampling_bps(model_id)
-            return bps[model_id]
+        def rate(batch_id: int) -> int:
+            """The batch's rate, snapshot by the pool at its commit (A6-5)."""
+            if batch_id not in bps:
+                bps[batch_id] = self.chain.pool_batch_sampling_bps(batch_id)
+            return bps[batch_id]
 
         now = self.base.timestamp()
         for job, deadline in unplanned:
             assert job.vrf_proof is not None
-            p = rate(job.model_id)
+            p = rate(int(job.ref))
             if p == 0:
-                state, reason = ClaimState.UNCLAIMABLE, "the model has no check terms"
+                state, reason = ClaimState.UNCLAIMABLE, "the batch has no paid checks (rate 0)"
             elif not vrf.sampled_bps(parse_proof(job.vrf_proof), p):
                 state, reason = ClaimState.UNCLAIMABLE, f"not in the pool's sample ({p} bps)"
             else:
@@ -496,7 +511,7 @@ class LeafClaimer:
                 with suppress(IllegalTransition):
                     self.claims.transition(c.leaf_key, ClaimState.PLANNED)
 
-    def _send(self, now: int, head: int, rate: Callable[[bytes], int], report: ClaimReport) -> None:
+    def _send(self, now: int, head: int, rate: Callable[[int], int], report: ClaimReport) -> None:
         planned = self.claims.claims(ClaimState.PLANNED)
         if not planned:
             return
@@ -539,14 +554,14 @@ class LeafClaimer:
         c: LeafClaimRow,
         now: int,
         head: int,
-        rate: Callable[[bytes], int],
+        rate: Callable[[int], int],
         report: ClaimReport,
     ) -> bool:
         if self._status(c) is not ClaimStatus.NONE:
             with suppress(IllegalTransition):
                 self.claims.transition(c.leaf_key, ClaimState.OPEN)  # sent before a restart
             return False
-        p = rate(c.model_id)
+        p = rate(c.batch_id)
         if not vrf.sampled_bps(parse_proof(c.vrf_proof), p):
             with suppress(IllegalTransition):
                 self.claims.transition(

@@ -38,6 +38,7 @@ class FakeLeafPool(FakePool):
     leaf_sends: list[list[Ref]] = field(default_factory=list)
     leaf_collected: list[Ref] = field(default_factory=list)
     leaf_fail: BaseException | None = None
+    batch_bps: int | None = None
 
     def pool_account(self) -> PoolAccount:
         acct = super().pool_account()
@@ -57,6 +58,10 @@ class FakeLeafPool(FakePool):
 
     def pool_batch_seed_recorded(self, batch_id: int) -> bool:
         return True
+
+    def pool_batch_sampling_bps(self, batch_id: int) -> int:
+        # The pool's snapshot of the batch's rate (A6-5); the model's current one by default.
+        return self.bps if self.batch_bps is None else self.batch_bps
 
     def pool_record_batch_seed(self, batch_id: int) -> TxResult:
         raise AssertionError("the seed is recorded: never sent")
@@ -171,3 +176,13 @@ def test_batchNoLongerCommitted_orLeafInvalid_orWindowOver_isMissed(tmp_path: Pa
     pool.batch_block = COMMIT_BLOCK + 1  # a reorg moved the batch: proofs may be stale
     c.step()
     assert pool.leaf_sends == [] and set(_states(c).values()) == {ClaimState.MISSED}
+
+
+def test_leafClaims_followTheBatchsSnapshotRate_notTheModelsCurrentOne(tmp_path: Path) -> None:
+    """A6-5: the pool samples a batch's leaves at the rate of its commit; a later terms change
+    (here to 0) neither stops the claims nor makes the claimer give them up."""
+    pool = FakeLeafPool(bps=0, batch_bps=10_000)
+    c = _claimer(tmp_path, pool)
+    _leaves(c.store, [0, 1], matched=[0, 1])
+    c.step()
+    assert pool.leaf_sends == [[(BATCH, 0), (BATCH, 1)]]
