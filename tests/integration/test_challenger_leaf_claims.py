@@ -69,7 +69,9 @@ class CountingChain(ApeChain):
     """The real chain; records every ``claimLeaves`` and can die right after sending one."""
 
     sends: list[list[tuple[int, int]]]
+    collects: list[tuple[int, int]]
     die_after_send: bool = False
+    die_after_collect: bool = False
 
     def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> Any:
         self.sends.append([(b, i) for b, i, _ in claims])
@@ -77,6 +79,13 @@ class CountingChain(ApeChain):
         if self.die_after_send:
             raise Killed
         return tx
+
+    def pool_collect_leaf(self, batch_id: int, index: int) -> tuple[Any, int]:
+        self.collects.append((batch_id, index))
+        paid = super().pool_collect_leaf(batch_id, index)
+        if self.die_after_collect:
+            raise Killed
+        return paid
 
 
 class Echo:
@@ -122,6 +131,7 @@ def _service(
     reexec: Any = None,
     *,
     die_after_send: bool = False,
+    die_after_collect: bool = False,
 ) -> tuple[Challenger, CountingChain]:
     ch = make_challenger(db, spotcheck, account, fake, rate=1.0, reexec=reexec)
     ch.policy = SamplingPolicy(secret=secret, default_rate=1.0)
@@ -129,7 +139,9 @@ def _service(
     port = CountingChain.from_contracts(spotcheck.contracts, account)
     assert isinstance(port, CountingChain)
     port.sends = []
+    port.collects = []
     port.die_after_send = die_after_send
+    port.die_after_collect = die_after_collect
     ch.chain = port
     ch.claimer = Claimer(ch.store, port, ClaimOptions(max_wait_s=0))
     return ch, port
@@ -264,6 +276,44 @@ def test_restartBetweenLeafClaimSendAndReceipt_neverClaimsTwice(
     claimed = list(pool.LeafCheckClaimed.range(0, chain.blocks.height + 1))
     assert sorted(int(e.index) for e in claimed) == mine  # each leaf claimed once
     assert pool.freeBond(challenger) == BOND - len(mine) * COLLATERAL
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="challenger/claims.py LeafClaimer._settle adopts a claim found COLLECTED on chain "
+    "(a collectLeaf whose receipt was lost to a restart) with no payout: the reward is paid but "
+    "status/metrics claims_payouts never count it (same in Claimer.settle for jobs)",
+)
+def test_restartBetweenCollectAndReceipt_collectsOnce_andStillCountsThePayout(
+    spotcheck: Any, pool: Any, node: Any, challenger: Any, chain: Any, tmp_path: Path
+) -> None:
+    fake = FakeNode()
+    batch_id, commit_block = _commit(spotcheck, node, fake, _honest_leaves())
+    db = tmp_path / "c.sqlite"
+    ch, _ = _service(db, spotcheck, challenger, fake)
+    run(ch, chain)
+    mine = _in_pool_sample(chain, commit_block, SECRET, batch_id)
+    assert mine, "the VRF sampled none of 16 leaves at 50% (odds 2 ** -16)"
+    ch.close()
+    advance(chain, MOCK_MODEL.challenge_window + 1)
+    spotcheck.job_manager.finalizeBatch(batch_id, sender=node)
+    before = spotcheck.token.balanceOf(challenger)
+    dying, port = _service(db, spotcheck, challenger, fake, die_after_collect=True)
+    with pytest.raises(Killed):
+        dying.tick()
+    assert port.collects == [(batch_id, mine[0])]  # paid on chain, receipt never recorded
+    dying.close()
+
+    again, port2 = _service(db, spotcheck, challenger, fake)  # the restarted process
+    run(again, chain, ticks=2)
+    assert (batch_id, mine[0]) not in port2.collects  # never collected twice
+    assert spotcheck.token.balanceOf(challenger) == before + len(mine) * LEAF_FEE
+    assert _leaf_claims(again) == {
+        i: ClaimState.COLLECTED if i in mine else ClaimState.UNCLAIMABLE for i in range(COUNT)
+    }
+    summary = status_of(again.store)["claims"]
+    assert summary["paid"] == len(mine)
+    assert summary["payouts"] == len(mine) * LEAF_FEE  # what the chain paid, all of it
 
 
 CHEAT = 5  # the position of the cheating leaf
