@@ -613,6 +613,30 @@ class ApeChain:
             lambda: self.disputes.requestLeaf(batch_id, index, bytes(root), sender=self.account),
         )
 
+    def reveal_leaf(
+        self,
+        batch_id: int,
+        index: int,
+        job_id: int,
+        input_q: Sequence[int],
+        output_q: Sequence[int],
+        proof: Sequence[bytes],
+    ) -> TxResult:
+        """``revealLeaf``: open to anyone; a claimant reveals a leaf it claimed when the node
+        does not (``challenger.reveals``, audit A6-4). No bond, no proof."""
+        return self._send(
+            f"revealLeaf({batch_id}, index {index})",
+            lambda: self.disputes.revealLeaf(
+                batch_id,
+                index,
+                job_id,
+                [int(v) for v in input_q],
+                [int(v) for v in output_q],
+                [bytes(p) for p in proof],
+                sender=self.account,
+            ),
+        )
+
     def settle_leaf_request(self, request_id: bytes) -> TxResult:
         return self._send(
             f"settleLeafRequest(0x{request_id.hex()})",

@@ -103,6 +103,10 @@ class ChallengerSettings(ServiceSettings):
     #: proof if the node has not defended yet (the node gets first go until then). Must exceed
     #: the model's proof time plus a few blocks (docs/validators.md, "Defending your claims").
     defend_reserve_s: int = Field(default=300, ge=10)
+    #: Chain seconds before a leaf request's reveal deadline at which the challenger reveals a
+    #: leaf it would defend (``defend``) if the node has not revealed it yet (audit A6-4: an
+    #: unrevealed leaf forfeits every claim on it). A reveal needs no proof: a few blocks.
+    defend_reveal_reserve_s: int = Field(default=60, ge=5)
     http: HttpConfig = HttpConfig()
 
     @property

@@ -201,6 +201,14 @@ class DefenceStore:
         )
         return bool(cur.rowcount)
 
+    def reschedule(self, dispute_id: bytes, proof_deadline: int, start_at: int) -> None:
+        """A ``waiting`` row's deadline as the chain holds it now, and its start time."""
+        self.conn.execute(
+            "UPDATE ch_defences SET proof_deadline = ?, start_at = ?, updated_at = ? "
+            "WHERE dispute_id = ? AND state = ?",
+            (proof_deadline, start_at, time.time(), dispute_id, _S.WAITING.value),
+        )
+
     @staticmethod
     def defended(conn: sqlite3.Connection, dispute_id: bytes, defender: str) -> None:
         conn.execute(
@@ -289,6 +297,22 @@ class DefenceStore:
             state_column="state",
             **fields,
         )
+
+
+def why_not_ours(defences: DefenceStore, mode: DefendMode, job_key: bytes) -> str | None:
+    """Why a job is not ours to defend by ``mode`` (None: it is, or it is not judged yet);
+    shared by the defence of disputes and the reveal of requested leaves
+    (``challenger.reveals``)."""
+    correct = defences.judged_correct(job_key)
+    if correct is None:
+        return "not judged before the dispute closed"
+    if not correct:
+        return "not found correct by our re-run"
+    if mode is DefendMode.CLAIMED:
+        claim = defences.claim_state(job_key)
+        if claim is None or claim is ClaimState.UNCLAIMABLE:
+            return "not claimed (defend = claimed)"
+    return None
 
 
 class DefencePort(Protocol):
@@ -457,7 +481,7 @@ class Defender:
             if row.state is _S.WATCHING:
                 self._decide(row, d, now, report)
             elif row.state is _S.WAITING:
-                self._maybe_start(row, now, report)
+                self._maybe_start(self._rescheduled(row, d, now), now, report)
             elif row.state is _S.SENDING:
                 self._adopt_sending(row)
         # Proofs started or finished in this step are collected and sent in the same step.
@@ -503,16 +527,7 @@ class Defender:
 
     def _not_ours(self, row: DefenceRow) -> str | None:
         """Why the job is not ours to defend (None: it is, or it is not judged yet)."""
-        correct = self.defences.judged_correct(row.dispute_id)
-        if correct is None:
-            return "not judged before the dispute closed"
-        if not correct:
-            return "not found correct by our re-run"
-        if self.options.mode is DefendMode.CLAIMED:
-            claim = self.defences.claim_state(row.dispute_id)
-            if claim is None or claim is ClaimState.UNCLAIMABLE:
-                return "not claimed (defend = claimed)"
-        return None
+        return why_not_ours(self.defences, self.options.mode, row.dispute_id)
 
     def _decide(self, row: DefenceRow, d: DisputeView, now: int, report: DefenceReport) -> None:
         if self.defences.judged_correct(row.dispute_id) is None:
@@ -535,6 +550,29 @@ class Defender:
                 extra=_log(row),
             )
         self._maybe_start(self.defences.row(row.dispute_id) or row, now, report)
+
+    def _rescheduled(self, row: DefenceRow, d: DisputeView, now: int) -> DefenceRow:
+        """The start time from the deadline the chain holds now (audit A6-6): a reorg can
+        re-mine the dispute with an earlier proof deadline than the one the row was decided
+        on; the row keeps the earlier of the two start times and the chain's deadline."""
+        if d.status is not DisputeStatus.OPEN:
+            return row
+        start_at = max(now, d.proof_deadline - self.options.reserve_s)
+        if row.start_at is not None and start_at >= row.start_at:
+            if d.proof_deadline == row.proof_deadline:
+                return row
+            start_at = row.start_at
+        self.defences.reschedule(row.dispute_id, d.proof_deadline, start_at)
+        if start_at != row.start_at:
+            log.warning(
+                "the dispute's proof deadline is now %d (was %d, a reorg re-mined it): our "
+                "proof starts at %d",
+                d.proof_deadline,
+                row.proof_deadline,
+                start_at,
+                extra=_log(row),
+            )
+        return self.defences.row(row.dispute_id) or row
 
     # -- prove ------------------------------------------------------------------------------
 

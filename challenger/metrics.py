@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from challenger.defence import DefenceStore
+from challenger.reveals import RevealStore
 from challenger.store import ClaimStore, JobState, Store
 
 _NS = "spotcheck_challenger"
@@ -113,6 +114,17 @@ class Metrics:
                 ("pending", "Defences waiting for the node, proving or being sent."),
             )
         }
+        self.reveals = {
+            name: Gauge(f"{_NS}_leaf_reveals_{name}", help_, registry=r)
+            for name, help_ in (
+                ("sent", "Reveals we sent of requested leaves we found correct (won or lost)."),
+                ("won", "Our leaf reveals that landed (or a reveal adopted after a restart)."),
+                ("lost", "Our leaf reveals the contract refused (the data or Merkle path)."),
+                ("too_late", "Leaf requests we meant to reveal that closed before our reveal."),
+                ("node_revealed", "Leaf requests we watched that the node (or another) revealed."),
+                ("pending", "Leaf reveals waiting for the node or being sent."),
+            )
+        }
         self.bond_at_risk = Gauge(
             f"{_NS}_bond_at_risk", "Bond locked in our open disputes.", registry=r
         )
@@ -140,6 +152,9 @@ class Metrics:
         defences = DefenceStore(store).summary()
         for name, gauge in self.defences.items():
             gauge.set(defences.get(name, 0))
+        reveals = RevealStore(store).summary()
+        for name, gauge in self.reveals.items():
+            gauge.set(reveals.get(name, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -29,6 +29,7 @@ from challenger.defence import (
     ProcessProofWorker,
 )
 from challenger.metrics import Metrics
+from challenger.reveals import Revealer, RevealOptions, RevealStore
 from challenger.sampling import SamplingPolicy, load_or_create_secret
 from challenger.service import JOB_EVENTS, Challenger, Options, StepReport, dispute_events
 from challenger.store import ClaimStore, LeafRequestState, Store
@@ -82,6 +83,7 @@ def status_of(store: Store) -> dict[str, Any]:
         "withdrawn": store.withdrawn_total(),
         "claims": ClaimStore(store).summary(),
         "defences": DefenceStore(store).summary(),
+        "leaf_reveals": RevealStore(store).summary(),
     }
 
 
@@ -172,6 +174,7 @@ def build_challenger(
         chain=port,
         claimer=claimer,
         defender=build_defender(settings, store, port),
+        revealer=build_revealer(settings, store, port),
         policy=policy,
         reexecutor_for=ModelCatalog(settings),
         options=options,
@@ -207,6 +210,19 @@ def build_defender(settings: ChallengerSettings, store: Store, port: Any) -> Def
         port,
         ProcessProofWorker(model_files(settings)),
         DefenceOptions(mode=mode, reserve_s=settings.defend_reserve_s),
+    )
+
+
+def build_revealer(settings: ChallengerSettings, store: Store, port: Any) -> Revealer | None:
+    """The revealer of requested leaves we found correct (None when no defender would be
+    built: ``defend = never``, dry run, or nothing claimed with ``defend = claimed``)."""
+    mode = DefendMode(settings.defend)
+    if mode is DefendMode.NEVER or settings.dry_run or not hasattr(port, "reveal_leaf"):
+        return None
+    if mode is DefendMode.CLAIMED and (not settings.claims or getattr(port, "pool", None) is None):
+        return None  # it claims nothing, so it has no collateral to keep
+    return Revealer(
+        store, port, RevealOptions(mode=mode, reserve_s=settings.defend_reveal_reserve_s)
     )
 
 

@@ -5,8 +5,9 @@ re-checks the chain where money is involved, and records the outcome with an ide
 transition, so the process can be killed anywhere and restarted:
 
 - ``follow``: the log follower records JobRequested / ResultCommitted / BatchCommitted and
-  DisputeOpened (someone else's, on a job we know: for the defender) / DisputeDefended /
-  DisputeSettled in the transaction that advances its checkpoint.
+  DisputeOpened (someone else's, on a job we know: for the defender) / LeafRequested
+  (someone else's, on a leaf we hold: for the revealer) / DisputeDefended / DisputeSettled
+  in the transaction that advances its checkpoint.
 - ``sample``: a commitment whose seed block exists is decided by the VRF
   (``challenger.sampling``); a sampled job keeps its VRF proof.
 - ``fetch``: a batch whose seed block exists is downloaded whole, in a worker thread, and
@@ -27,6 +28,9 @@ transition, so the process can be killed anywhere and restarted:
 - ``defend``: someone else's dispute on a job we found correct (and claimed, by the
   ``defend`` option) is proven and defended by us if the node has not by the time our proof
   must start (``challenger.defence``).
+- ``reveal``: someone else's leaf request on a leaf we found correct (and claimed, by the
+  ``defend`` option) is revealed by us from the listing's data if the node has not by
+  ``revealDeadline - defend_reveal_reserve_s`` (``challenger.reveals``).
 - ``dispute``: before sending, the chain is asked whether the job already has a dispute
   (ours: adopt it; another challenger's: preempted). Then the bond cap and the deadline are
   checked, and the dispute is sent (or only reported, in dry-run mode).
@@ -58,6 +62,7 @@ from challenger.batches import (
 from challenger.chain_io import ChainPort
 from challenger.claims import Claimer
 from challenger.defence import DefenceStore, Defender
+from challenger.reveals import Revealer, RevealStore
 from challenger.sampling import BatchDecisions, SamplingPolicy, proof_text, seed_block
 from challenger.store import (
     BatchRow,
@@ -93,12 +98,14 @@ JOB_EVENTS = ("JobRequested", "ResultCommitted", "BatchCommitted")
 #: (``challenger.defence``); the other two close our own disputes.
 DISPUTE_EVENTS = ("DisputeOpened", "DisputeDefended", "DisputeSettled")
 _CLOSING_EVENTS = ("DisputeDefended", "DisputeSettled")
-#: DisputeManager events of leaf requests the challenger records (v2).
-LEAF_EVENTS = ("LeafRevealed",)
+#: DisputeManager events of leaf requests the challenger records (v2): LeafRequested by
+#: someone else on a leaf we claimed is revealed by us if the node does not
+#: (``challenger.reveals``, audit A6-4).
+LEAF_EVENTS = ("LeafRequested", "LeafRevealed")
 
 
 def dispute_events(dispute_manager: Any) -> tuple[str, ...]:
-    """The DisputeManager events to follow (LeafRevealed only where the contract has it)."""
+    """The DisputeManager events to follow (the leaf events only where the contract has them)."""
     return DISPUTE_EVENTS + tuple(e for e in LEAF_EVENTS if hasattr(dispute_manager, e))
 
 
@@ -195,6 +202,12 @@ class StepReport:
     defences_lost: int = 0
     defences_too_late: int = 0
     defences_node: int = 0
+    #: Reveals of requested leaves we found correct (challenger.reveals): sent, won (landed),
+    #: too late, left to the node (it revealed first).
+    reveals_sent: int = 0
+    reveals_won: int = 0
+    reveals_too_late: int = 0
+    reveals_node: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -214,12 +227,15 @@ class Challenger:
         fetcher: Fetcher | None = None,
         claimer: Claimer | None = None,
         defender: Defender | None = None,
+        revealer: Revealer | None = None,
     ) -> None:
         self.store = store
         #: Paid-check claims (None: no CheckPool, dry run, or claims turned off).
         self.claimer = claimer
         #: Defences of disputed jobs we found correct (None: ``defend = never`` or dry run).
         self.defender = defender
+        #: Reveals of requested leaves we found correct (None: ``defend = never`` or dry run).
+        self.revealer = revealer
         self.chain = chain
         self.policy = policy
         self.reexecutor_for = reexecutor_for
@@ -251,6 +267,8 @@ class Challenger:
                 self._claim(report)
             if self.defender is not None:
                 self._defend(report)
+            if self.revealer is not None:
+                self._reveal(report)
             self.dispute(report)
             self.leaf_requests(report)
             self.report_withheld(report)
@@ -298,6 +316,8 @@ class Challenger:
                     tx_hash=ev.tx_hash,
                     block=ev.block_number,
                 )
+            elif ev.name == "LeafRequested":
+                self._record_leaf_requested(conn, ev)
             elif ev.name == "DisputeOpened":
                 self._record_opened(conn, ev)
             elif ev.name in _CLOSING_EVENTS:
@@ -323,6 +343,21 @@ class Challenger:
             block=ev.block_number,
         )
 
+    def _record_leaf_requested(self, conn: sqlite3.Connection, ev: ChainEvent) -> None:
+        """Someone else's leaf request on a leaf we hold: the revealer decides whether it is
+        ours to reveal (our own requests are followed by ``leaf_requests``)."""
+        a = ev.args
+        if self.revealer is None or str(a["requester"]).lower() == self.chain.me.lower():
+            return
+        RevealStore.requested(
+            conn,
+            request_id=from_hex(a["requestId"]),
+            node=str(a["node"]),
+            requester=str(a["requester"]),
+            reveal_deadline=int(a["revealDeadline"]),
+            block=ev.block_number,
+        )
+
     def rollback(self, conn: sqlite3.Connection, fork: int) -> None:
         """A reorg replaced the blocks after ``fork`` (the follower found it below the
         confirmation depth): forget what they recorded that we have not acted on, in the
@@ -331,6 +366,8 @@ class Challenger:
         done = Store.forget_after(conn, fork)
         if self.defender is not None:
             DefenceStore.forget_after(conn, fork)
+        if self.revealer is not None:
+            RevealStore.forget_after(conn, fork)
         self._seeds.clear()  # batch seeds are block hashes: read them again
         log.warning(
             "chain reorganised after block %d: forgot %d job(s), %d batch(es), %d request(s) "
@@ -922,6 +959,14 @@ class Challenger:
         report.defences_lost += r.lost
         report.defences_too_late += r.too_late
         report.defences_node += r.node_defended
+
+    def _reveal(self, report: StepReport) -> None:
+        assert self.revealer is not None
+        r = self.revealer.step()
+        report.reveals_sent += r.sent
+        report.reveals_won += r.won
+        report.reveals_too_late += r.too_late
+        report.reveals_node += r.node_revealed
 
     # -- dispute ----------------------------------------------------------------------------
 

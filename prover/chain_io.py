@@ -437,7 +437,9 @@ class NodeChain:
                 self.contracts.token.approve,
                 jm.address,
                 deposit,
-                intent=None if intent is None else f"approveDeposit:{intent}",
+                # The amount is in the intent: a retry after the leaf fee changed approves the
+                # new deposit instead of finding the old approval journaled (audit A6-7).
+                intent=None if intent is None else f"approveDeposit:{intent}:{deposit}",
             )
         tx = self._send(jm.commitBatch, model_id, root, count, uri, intent=intent)
         if tx.receipt is None:

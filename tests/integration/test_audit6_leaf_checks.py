@@ -229,11 +229,6 @@ def test_audit6_samplingTermsChangedAfterCommit_committedBatchStaysClaimable(
     assert int(pool.getBatchDeposit(batch_id).claimedLeaves) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-7: the deposit approval is journaled under a fixed intent per batch; after the "
-    "leaf fee rises, the retried commit 'resends' the old, smaller approval and reverts forever",
-)
 def test_audit6_nodeCommitRetriedAfterLeafFeeRise_approvesTheNewDeposit(
     spotcheck: Any,
     pool: Any,  # noqa: F811

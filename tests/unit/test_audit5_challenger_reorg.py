@@ -65,7 +65,7 @@ def test_audit5_reorgDropsTheReveal_leafRequestIsFollowedAgain(tmp_path: Path) -
         (rid, str(BATCH), INDEX, MODEL, DEADLINE, LeafRequestState.OPEN.value),
     )
     store.conn.commit()
-    service: Any = SimpleNamespace(chain=None, _seeds={}, defender=None)
+    service: Any = SimpleNamespace(chain=None, _seeds={}, defender=None, revealer=None)
     handler = lambda events, conn: ChallengerService.handle_events(service, events, conn)  # noqa: E731
     rollback = lambda conn, fork: ChallengerService.rollback(service, conn, fork)  # noqa: E731
     follower = FakeChainFollower(store.conn, "challenger", [], max_range=10)
@@ -116,7 +116,7 @@ def _reorg_setup(tmp_path: Path, ours: int) -> tuple[Store, bytes, FakeChainFoll
         (rid, str(BATCH), INDEX, MODEL, DEADLINE, state.value, ours),
     )
     store.conn.commit()
-    service: Any = SimpleNamespace(chain=None, _seeds={}, defender=None)
+    service: Any = SimpleNamespace(chain=None, _seeds={}, defender=None, revealer=None)
     handler = lambda events, conn: ChallengerService.handle_events(service, events, conn)  # noqa: E731
     rollback = lambda conn, fork: ChallengerService.rollback(service, conn, fork)  # noqa: E731
     follower = FakeChainFollower(store.conn, "challenger", [], max_range=10)
@@ -236,7 +236,7 @@ def test_audit5_reorgDropsOurDispute_jobIsDisputedAgain(tmp_path: Path) -> None:
     )
     store.conn.commit()
     # A reorg replaces blocks 85..: the follower calls the service's rollback.
-    service: Any = SimpleNamespace(_seeds={}, defender=None)
+    service: Any = SimpleNamespace(_seeds={}, defender=None, revealer=None)
     with store.transaction() as conn:
         ChallengerService.rollback(service, conn, 85)
     # The next ticks' resolve step, with the chain showing no dispute on the job.

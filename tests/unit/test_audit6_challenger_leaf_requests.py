@@ -7,11 +7,10 @@ claimant's own reveal keeps its collateral), and a claimant has the leaf's data 
 its re-run. But the service follows no ``LeafRequested`` event: a node offline (or colluding
 with the requester) costs every diligent claimant of the leaf its collateral. The defence
 (challenger.defence) covers disputes only. Safe: the service follows ``LeafRequested`` so that
-the defender can reveal the leaves it claimed."""
+the defender can reveal the leaves it claimed (challenger.reveals; the reveal decision:
+tests/unit/test_challenger_reveals.py)."""
 
 from __future__ import annotations
-
-import pytest
 
 from challenger import service
 
@@ -28,10 +27,5 @@ def test_audit6_serviceFollowsLeafRevealed_setUp() -> None:
     assert "LeafRevealed" in service.dispute_events(_EveryEvent())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-4: no LeafRequested is followed, so a claimed leaf's unanswered request burns the "
-    "diligent claimant's collateral (the defence covers disputes only)",
-)
 def test_audit6_serviceFollowsForeignLeafRequests_toRevealTheLeavesItClaimed() -> None:
     assert "LeafRequested" in service.dispute_events(_EveryEvent())

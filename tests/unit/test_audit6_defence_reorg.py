@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from challenger.chain_io import DisputeView
 from challenger.defence import DefenceState, DefenceStore
 from challenger.store import ClaimState
@@ -37,11 +35,6 @@ from tests.unit.test_challenger_defence import (
 LATE = OPENED_AT + 5 * (DEADLINE - OPENED_AT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A6-6: a waiting defence keeps the start time of a reorged-away deadline; the "
-    "re-mined dispute's earlier deadline passes before the proof starts",
-)
 def test_audit6_reorgReMinesDisputeWithEarlierDeadline_defenceStillInTime(tmp_path: Path) -> None:
     chain, worker = FakeDisputes(), FakeWorker()
     d = _defender(tmp_path / "c.sqlite", chain, worker)
