@@ -209,4 +209,6 @@ def test_gas_checkPoolLeaves(
     # Bounded: the deposit costs the same for 4 and 64 leaves (no loop over leaves).
     assert with_fee - no_fee < 60_000
     assert abs(with_fee_64 - with_fee) < 5_000
-    assert per_leaf[16] < per_leaf[4] < per_leaf[1] < 350_000
+    # One leaf: ~340k-362k (the seed is a block hash: hash-to-G1's try-and-increment rounds and
+    # the proof's words vary from run to run).
+    assert per_leaf[16] < per_leaf[4] < per_leaf[1] < 400_000
