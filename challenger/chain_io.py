@@ -466,6 +466,22 @@ class ApeChain:
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.RewardCollected))
         return tx, paid
 
+    def pool_forfeit(self, job_id: int) -> TxResult:
+        """``forfeit(jobId, me)``: close our claim on an invalid job (its collateral is burned
+        either way; until it is closed the claim counts as open and the bond cannot leave)."""
+        pool = self._need_pool()
+        return self._send(
+            f"forfeit({job_id})", lambda: pool.forfeit(job_id, self.me, sender=self.account)
+        )
+
+    def pool_forfeit_leaf(self, batch_id: int, index: int) -> TxResult:
+        """``forfeitLeaf(batchId, index, me)``: the same for a claim on an invalid leaf."""
+        pool = self._need_pool()
+        return self._send(
+            f"forfeitLeaf({batch_id}, {index})",
+            lambda: pool.forfeitLeaf(batch_id, index, self.me, sender=self.account),
+        )
+
     # -- leaf claims (paid checks of batch leaves) -------------------------------------------
 
     def pool_leaf_claim_status(self, batch_id: int, index: int) -> ClaimStatus:

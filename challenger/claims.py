@@ -45,6 +45,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 from challenger.chain_io import JobView, PoolAccount
@@ -61,7 +62,7 @@ from challenger.store import (
 )
 from spotcheck import vrf
 from spotcheck.chain import BatchStatus, ClaimStatus, JobKind, JobStatus, TxResult
-from spotcheck.errors import ChainError, revert_name
+from spotcheck.errors import ChainError, RevertError, revert_name
 from spotcheck.kit.db import IllegalTransition
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ class ClaimPort(Protocol):
 
     def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
 
+    def pool_forfeit(self, job_id: int) -> TxResult: ...
+
 
 @runtime_checkable
 class LeafClaimPort(Protocol):
@@ -136,6 +139,8 @@ class LeafClaimPort(Protocol):
     def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> TxResult: ...
 
     def pool_collect_leaf(self, batch_id: int, index: int) -> tuple[TxResult, int]: ...
+
+    def pool_forfeit_leaf(self, batch_id: int, index: int) -> TxResult: ...
 
 
 @dataclass(frozen=True)
@@ -433,7 +438,9 @@ class Claimer:
                     log.info(
                         "check reward collected: job %d paid %d (tx %s)", c.job_id, paid, tx.tx_hash
                     )
-            elif job.status is JobStatus.INVALID:
+            elif job.status is JobStatus.INVALID and close_forfeit(
+                partial(self.chain.pool_forfeit, c.job_id), f"job {c.job_id}"
+            ):
                 self._forfeited(c, report)
 
     def _forfeited(self, c: ClaimRow, report: ClaimReport) -> None:
@@ -447,6 +454,23 @@ class Claimer:
                 c.job_id,
                 collateral,
             )
+
+
+def close_forfeit(send: Callable[[], TxResult], what: str) -> bool:
+    """Close our own claim on an invalid job or leaf on chain (``forfeit``/``forfeitLeaf``):
+    while it stays open it counts in ``openClaims`` and ``withdrawBond`` reverts ``ClaimsOpen``
+    for good. True once it is closed (by us now, or a revert: someone else closed it first);
+    False on an RPC failure (tried again next step)."""
+    try:
+        tx = send()
+    except RevertError as err:
+        log.info("forfeit of our claim on %s: %s (closed already)", what, err)
+        return True
+    except ChainError as err:
+        log.warning("forfeit of our claim on %s failed, will retry: %s", what, err)
+        return False
+    log.info("our claim on %s closed as forfeited (tx %s)", what, tx.tx_hash)
+    return True
 
 
 class LeafClaimer:
@@ -637,8 +661,13 @@ class LeafClaimer:
                 with suppress(IllegalTransition):
                     self.claims.transition(c.leaf_key, ClaimState.COLLECTED)
                 continue
-            if status is ClaimStatus.FORFEITED or self.chain.leaf_invalid(c.batch_id, c.index):
+            if status is ClaimStatus.FORFEITED:
                 self._forfeited(c, report)
+                continue
+            if self.chain.leaf_invalid(c.batch_id, c.index):
+                what = f"leaf {c.index} of batch {c.batch_id}"
+                if close_forfeit(partial(self.chain.pool_forfeit_leaf, c.batch_id, c.index), what):
+                    self._forfeited(c, report)
                 continue
             batch_status, _ = self.chain.batch_state(c.batch_id)
             if batch_status is not BatchStatus.FINAL:

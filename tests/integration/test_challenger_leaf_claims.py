@@ -14,10 +14,10 @@ them and claim the correct ones in ``claimLeaves``:
   (re-running to whatever the node said) that claimed it records the claim ``forfeited`` once
   the dispute is settled, and still collects its valid leaves.
 
-Two findings are pinned as strict xfails (the service is not changed here): nothing sends
-``forfeitLeaf`` for a forfeited claim, so it stays open on chain and blocks the bond's exit;
-and a ``collectLeaf`` whose receipt was lost to a restart is adopted without its payout, so
-status and metrics undercount ``claims_payouts``.
+One finding is pinned as a strict xfail: a ``collectLeaf`` whose receipt was lost to a restart
+is adopted without its payout, so status and metrics undercount ``claims_payouts``. (The other,
+fixed: nothing sent ``forfeitLeaf`` for a forfeited claim, so it stayed open on chain and
+blocked the bond's exit; the claimer now closes it, ``claims.close_forfeit``.)
 """
 
 from __future__ import annotations
@@ -389,13 +389,6 @@ def test_cheatingLeaf_disputedNotClaimedByTheDiligent_lazyClaimOnItRecordedForfe
     assert status_of(diligent.store)["claims"]["forfeited"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="challenger/claims.py LeafClaimer._forfeited (and Claimer._forfeited for jobs) only "
-    "records the claim forfeited in the store: nothing sends CheckPool.forfeitLeaf, so the claim "
-    "stays Open on chain, openClaims never returns to 0 and withdrawBond reverts ClaimsOpen "
-    "for good (the bond is stuck unless someone calls forfeitLeaf by hand)",
-)
 def test_forfeitedLeafClaim_isSettledOnChain_soTheBondCanLeave(
     spotcheck: Any, pool: Any, node: Any, challenger: Any, second: Any, deployer: Any,
     chain: Any, tmp_path: Path,

@@ -48,6 +48,7 @@ class FakePool:
     sends: list[list[int]] = field(default_factory=list)
     fail_with: BaseException | None = None
     collected: list[int] = field(default_factory=list)
+    forfeits: list[int] = field(default_factory=list)
 
     def head(self) -> int:
         return self.height
@@ -96,6 +97,12 @@ class FakePool:
         self.collected.append(job_id)
         self.status[job_id] = ClaimStatus.COLLECTED
         return TxResult("0x" + "ee" * 32, self.height), 7
+
+    def pool_forfeit(self, job_id: int) -> TxResult:
+        assert self.status.get(job_id) is ClaimStatus.OPEN, "forfeit of a claim not open"
+        self.forfeits.append(job_id)
+        self.status[job_id] = ClaimStatus.FORFEITED
+        return TxResult("0x" + "ff" * 32, self.height)
 
 
 def _matched(store: Store, pool: FakePool, job_id: int, commit_block: int = 90) -> None:
@@ -296,6 +303,10 @@ def test_openClaim_collectedWhenFinal_forfeitedWhenInvalid(tmp_path: Path) -> No
     report = c.step()
     assert report.paid == 1 and report.payouts == 7 and report.forfeited == 1
     assert _states(c) == {1: ClaimState.COLLECTED, 2: ClaimState.FORFEITED}
+    # Closed on chain too (an open claim would keep the bond from leaving), once.
+    assert pool.forfeits == [2]
+    c.step()
+    assert pool.forfeits == [2]
     summary = c.claims.summary()
     assert summary["payouts"] == 7 and summary["forfeits"] == COLLATERAL
     c.step()

@@ -37,6 +37,7 @@ class FakeLeafPool(FakePool):
     leaf_status: dict[Ref, ClaimStatus] = field(default_factory=dict)
     leaf_sends: list[list[Ref]] = field(default_factory=list)
     leaf_collected: list[Ref] = field(default_factory=list)
+    leaf_forfeits: list[Ref] = field(default_factory=list)
     leaf_fail: BaseException | None = None
     batch_bps: int | None = None
 
@@ -80,6 +81,13 @@ class FakeLeafPool(FakePool):
         self.leaf_collected.append((batch_id, index))
         self.leaf_status[(batch_id, index)] = ClaimStatus.COLLECTED
         return TxResult("0x" + "ee" * 32, self.height), 3
+
+    def pool_forfeit_leaf(self, batch_id: int, index: int) -> TxResult:
+        ref = (batch_id, index)
+        assert self.leaf_status.get(ref) is ClaimStatus.OPEN, "forfeit of a claim not open"
+        self.leaf_forfeits.append(ref)
+        self.leaf_status[ref] = ClaimStatus.FORFEITED
+        return TxResult("0x" + "ff" * 32, self.height)
 
 
 def _leaves(store: Store, indices: Sequence[int], matched: Sequence[int]) -> None:
@@ -127,6 +135,7 @@ def test_openLeafClaims_collectedWhenBatchFinal_forfeitedWhenLeafInvalid(tmp_pat
     pool.invalid.add((BATCH, 1))
     report = c.step()  # the leaf is invalid while the batch is still open: recorded at once
     assert report.forfeited == 1 and _states(c)[1] is ClaimState.FORFEITED
+    assert pool.leaf_forfeits == [(BATCH, 1)]  # closed on chain: the bond can leave
     assert pool.leaf_collected == []
     pool.batch_status = BatchStatus.FINAL
     report = c.step()
