@@ -371,13 +371,22 @@ class SpotcheckContracts:
 
     def _at(self, contract_name: str, address: str) -> ContractInstance:
         if address not in self._cache:
-            from ape import project
+            from ape import chain, project
 
             try:
                 container = getattr(project, contract_name)
             except AttributeError as err:
                 raise ChainError(f"contract type {contract_name} not compiled") from err
-            self._cache[address] = container.at(address)
+            # The compiled type is the truth: Ape would merge it with the type it cached on disk
+            # for this address (a local chain reuses addresses), and a changed event of an older
+            # build then appears twice under one name (`ContractEventWrapper` without `.abi`).
+            self._cache[address] = chain.contracts.instance_at(
+                address,
+                contract_type=container.contract_type,
+                fetch_from_explorer=False,
+                detect_proxy=False,
+                replace=True,
+            )
         return self._cache[address]
 
     @classmethod
