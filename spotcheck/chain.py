@@ -362,6 +362,26 @@ def default_deployment_path(chain_id: int, root: Path = PROJECT_ROOT) -> Path:
     return root / ".spotcheck" / "deployments" / f"{chain_id}.json"
 
 
+def compiled_instance(contract_name: str, address: str) -> ContractInstance:
+    """The contract at ``address`` with the project's compiled type. The compiled type is the
+    truth: Ape would merge it with the type it cached on disk for this address (a local chain
+    reuses addresses), and an event changed since an older build then appears twice under one
+    name (a ``ContractEventWrapper`` without ``.abi``: every service crashed at start)."""
+    from ape import chain, project
+
+    try:
+        container = getattr(project, contract_name)
+    except AttributeError as err:
+        raise ChainError(f"contract type {contract_name} not compiled") from err
+    return chain.contracts.instance_at(
+        address,
+        contract_type=container.contract_type,
+        fetch_from_explorer=False,
+        detect_proxy=False,
+        replace=True,
+    )
+
+
 class SpotcheckContracts:
     """Typed access to the deployed contracts as Ape contract instances."""
 
@@ -371,22 +391,7 @@ class SpotcheckContracts:
 
     def _at(self, contract_name: str, address: str) -> ContractInstance:
         if address not in self._cache:
-            from ape import chain, project
-
-            try:
-                container = getattr(project, contract_name)
-            except AttributeError as err:
-                raise ChainError(f"contract type {contract_name} not compiled") from err
-            # The compiled type is the truth: Ape would merge it with the type it cached on disk
-            # for this address (a local chain reuses addresses), and a changed event of an older
-            # build then appears twice under one name (`ContractEventWrapper` without `.abi`).
-            self._cache[address] = chain.contracts.instance_at(
-                address,
-                contract_type=container.contract_type,
-                fetch_from_explorer=False,
-                detect_proxy=False,
-                replace=True,
-            )
+            self._cache[address] = compiled_instance(contract_name, address)
         return self._cache[address]
 
     @classmethod

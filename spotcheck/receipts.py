@@ -335,10 +335,10 @@ def model_registry_of(job_manager: Any) -> Any | None:
         raise ChainError(f"cannot read JobManager.registry(): {err}") from err
     if hasattr(registry, "getModel"):
         return registry
-    from ape import project
+    from spotcheck.chain import compiled_instance
 
     try:
-        return project.ModelRegistry.at(str(getattr(registry, "address", registry)))
+        return compiled_instance("ModelRegistry", str(getattr(registry, "address", registry)))
     except Exception as err:
         raise ChainError(f"cannot load the ModelRegistry at {registry}: {err}") from err
 
