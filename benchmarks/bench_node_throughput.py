@@ -23,9 +23,9 @@ processes on the machine take the core the node's extra work needs, so only numb
 a quiet machine mean anything (``--wait-load 1.5`` waits for one, up to ``--wait-max`` s).
 
 Batched requests (``--request-size N``, issue 14): the inputs go in requests of N. Plain
-onnxruntime runs each request's inputs as one ``run_rows`` call (one session call with the
-batch as first dimension when the model's first input dimension is symbolic, else one call
-per row, as the node does); the node serves each request through ``JobServer.serve_many``
+onnxruntime runs each request's inputs as one ``run_rows`` call (one session call per row,
+as the node does: rows are never run as one batch, see ``OnnxRunner.run_rows``); the node
+serves each request through ``JobServer.serve_many``
 (numpy quantization and hashing, one signature over the request's sub-root, one SQLite
 transaction) and encodes its JSON answer (``prover.api``). The table then also shows the
 node's extra CPU per job over plain onnxruntime (microseconds), and a per-stage breakdown of

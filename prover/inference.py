@@ -242,7 +242,7 @@ class ModelRuntime:
 
     def submit_rows(self, inputs_q: np.ndarray) -> Future[np.ndarray]:
         """Queue inference of checked canonical inputs (n, input_len) on the model's worker
-        thread: one batched session call where the model allows it (``OnnxRunner.run_rows``)."""
+        thread: one session call per row, never the rows as one batch (``OnnxRunner.run_rows``)."""
         x = inputs_q.astype(np.float64) / float(2**self.spec.input_scale)
         return self._worker.submit(self.runner.run_rows, x)
 

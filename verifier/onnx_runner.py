@@ -80,8 +80,6 @@ class OnnxRunner:
                 f"input {inp.name!r} has type {inp.type}; only float inputs are supported"
             )
         self._symbolic = tuple(d for d in inp.shape if isinstance(d, str))
-        #: The first input dimension is symbolic (or unknown): a batch runs as one call.
-        self.batchable = bool(inp.shape) and not isinstance(inp.shape[0], int)
         self.input = TensorSpec(
             inp.name, _static_shape(inp.name, inp.shape), _FLOAT_TYPES[inp.type]
         )
@@ -141,18 +139,13 @@ class OnnxRunner:
 
     def run_rows(self, rows: np.ndarray) -> np.ndarray:
         """Run many checked inputs (rows of a finite float matrix (n, input_len)); returns the
-        flattened outputs as a float64 matrix (n, output_len). One session call with the batch
-        as the first dimension when the model's first input dimension is symbolic and every
-        output keeps it; else one call per row, without per-row validation."""
+        flattened outputs as a float64 matrix (n, output_len). One session call per row, without
+        per-row validation: never the rows as one batch, even where the first input dimension
+        is symbolic, since a model may mix rows along it (Softmax over axis 0, attention over a
+        sequence) while the challenger and the circuit compute each job alone; a requester's
+        second row would move the first row's output and an honest node would be slashed."""
         n = rows.shape[0]
         x = np.ascontiguousarray(rows, dtype=self.input_dtype)
-        if self.batchable and n > 1:
-            feed = {self.input.name: x.reshape((n, *self.input_shape[1:]))}
-            results = self._session.run(self._output_names, feed)
-            if all(np.ndim(r) > 0 and np.shape(r)[0] == n for r in results):
-                return np.concatenate(
-                    [np.asarray(r, dtype=np.float64).reshape(n, -1) for r in results], axis=1
-                )
         shape, run, names, name = (
             self.input_shape,
             self._session.run,

@@ -328,19 +328,43 @@ def _symbolic_batch_mlp(path: Path) -> Path:
     return path
 
 
-def test_runRows_symbolicBatch_isOneSessionCall_equalToRowByRow(tmp_path: Path) -> None:
+def test_runRows_symbolicBatch_runsEachRowAlone_equalToRowByRow(tmp_path: Path) -> None:
+    """A request's rows never run as one session call: the challenger and the circuit compute
+    each job alone (symbolic dimensions fixed to 1), so each row's output must not depend on
+    the other rows of its request."""
     batched = OnnxRunner(_symbolic_batch_mlp(tmp_path / "n.onnx"))
     static = OnnxRunner(models.build("tiny_mlp", tmp_path))
-    assert batched.batchable and not static.batchable
     rows = np.random.default_rng(5).uniform(-1, 1, size=(7, 4))
     calls: list[Any] = []
     session = batched._session
     batched._session = SimpleNamespace(run=lambda *a: calls.append(a) or session.run(*a))
     out = batched.run_rows(rows)
-    assert len(calls) == 1 and out.shape == (7, 2)
+    assert len(calls) == 7 and out.shape == (7, 2)
     expected = np.stack([static.run(row) for row in rows])
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(static.run_rows(rows), expected)
+
+
+def test_attack_requesterPairsAJobWithARowThatMovesIt_eachRowStillComputedAlone(
+    tmp_path: Path,
+) -> None:
+    """Final audit, High: the first dimension is symbolic, but the model mixes rows (Softmax
+    over axis 0). Run as one call, a requester's second row moved the first row's output; the
+    honest node committed it, no proof of the job alone could match, and a dispute slashed it."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=0)],
+        "mix",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    path = tmp_path / "mix.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    runner = OnnxRunner(path)
+    rows = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    alone = np.stack([runner.run(row) for row in rows])
+    np.testing.assert_array_equal(runner.run_rows(rows), alone)
 
 
 def test_apiKeys_gateBatchedRequests_asSingleOnes(node: dict[str, Any]) -> None:
