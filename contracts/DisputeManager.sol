@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+import {ICheckPool} from "./interfaces/ICheckPool.sol";
 import {IDisputeManager} from "./interfaces/IDisputeManager.sol";
 import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
 import {IJobManager} from "./interfaces/IJobManager.sol";
@@ -190,12 +191,7 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
             _dequeueInFlight(node, m.proofWindow, d.proofDeadline);
         }
         bondAtRisk[d.challenger] -= bond;
-        // The disputer's bond pays whoever defended (A6-3): a claimant defending its claimed
-        // leaf against the node's own second address is paid for its proof, and the node's
-        // self-dispute costs it the bond. The node gets it when it defends itself. Trade-off:
-        // anyone may copy a pending proof from the mempool and take the bond; the node is
-        // never slashed by that (the defence stands whoever sent it).
-        credits[msg.sender] += bond;
+        credits[_bondPayee(disputeId, node)] += bond;
         emit DisputeDefended(disputeId, node, msg.sender, bond);
         // SAFETY: trusted protocol code.
         stakeManager.disputeClosed(node);
@@ -514,6 +510,23 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         bounty = (slashed * bountyBps) / BPS;
         burned = slashed - bounty;
         credits[claimant] += bond + bounty;
+    }
+
+    /// @dev Who is credited the disputer's bond of a defended dispute: a defender holding an
+    ///      open CheckPool claim on the job or leaf (it proved what it claimed against the
+    ///      node's own second address, audit A6-3), else the node. Paying any defender let a
+    ///      disputer of honest jobs copy the node's pending proof and take its own bond back.
+    function _bondPayee(bytes32 disputeId, address node) private view returns (address) {
+        if (msg.sender == node) return node;
+        address pool = jobManager.checkPool();
+        if (pool == address(0)) return node;
+        // SAFETY: the pool is set by the protocol owner in JobManager; a revert here would
+        // only make the defence revert, so the call is guarded.
+        try ICheckPool(pool).claimOf(disputeId, msg.sender) returns (ICheckPool.ClaimStatus s) {
+            return s == ICheckPool.ClaimStatus.Open ? msg.sender : node;
+        } catch {
+            return node;
+        }
     }
 
     function _burn(uint256 amount) private {

@@ -108,8 +108,8 @@ interface IDisputeManager {
         uint256 bond,
         uint64 proofDeadline
     );
-    /// @notice `defender` sent a valid proof; the disputer's bond is credited to the defender
-    ///         (the node, when it defends itself).
+    /// @notice `defender` sent a valid proof; the disputer's bond is credited to the defender if
+    ///         it holds an open CheckPool claim on the job or leaf, else to the node.
     event DisputeDefended(
         bytes32 indexed disputeId, address indexed node, address defender, uint256 bondToDefender
     );

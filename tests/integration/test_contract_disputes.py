@@ -150,13 +150,15 @@ def test_defend_verifierRejects_revertsProofRejected_andDisputeStaysOpen(
     assert dm.getDispute(dispute_id).status == DisputeStatus.OPEN
 
 
-def test_defend_byThirdParty_isValid_andBondGoesToTheDefender(
+def test_defend_byThirdParty_isValid_andBondGoesToTheNode(
     disputed: tuple[int, bytes], spotcheck: Any, node: Any, outsider: Any
 ) -> None:
     """Attack (v1): only the node could defend, so a node whose key or RPC was down (or whose
     transactions were censored) lost its stake though a valid proof existed. Now anyone may
-    send the proof, and the disputer's bond pays whoever did (audit A6-3: a node's
-    self-dispute of a claimed job must cost it the bond, not the claimant who defends)."""
+    send the proof. The disputer's bond goes to the node unless the defender holds an open
+    check claim on the job (audit A6-3, test_audit6_*): paying any defender let a disputer of
+    honest jobs copy the node's pending proof from the mempool and take its own bond back
+    (final audit)."""
     job_id, dispute_id = disputed
     dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
     receipt = dm.defend(dispute_id, b"p", GOOD_INSTANCES, JOB_OUTPUT, sender=outsider)
@@ -164,7 +166,7 @@ def test_defend_byThirdParty_isValid_andBondGoesToTheDefender(
     assert (ev.node, ev.defender, ev.bondToDefender) == (node, outsider, BOND)
     assert dm.getDispute(dispute_id).status == DisputeStatus.DEFENDED
     assert jm.isJobFinal(job_id)
-    assert dm.credits(outsider) == BOND and dm.credits(node) == 0
+    assert dm.credits(node) == BOND and dm.credits(outsider) == 0
 
 
 def test_defend_afterDeadline_reverts(
