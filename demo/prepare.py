@@ -44,6 +44,9 @@ def _build_artifacts(cfg: DemoConfig, progress: Progress) -> Any:
     onnx_path = write_tiny_mlp(cfg.workdir / "model")
 
     def show(event: StageEvent) -> None:
+        if event.started:
+            progress.say(f"    {event.stage:10} started ...")
+            return
         what = "cached" if event.cached else f"{event.seconds:.1f} s"
         progress.say(f"    {event.stage:10} {what}  {event.detail}")
 

@@ -35,7 +35,7 @@ from eth_utils import keccak
 from spotcheck.errors import InputError, ModelError
 from verifier import ezkl_backend, resources, solidity
 from verifier.ezkl_backend import CircuitParams
-from verifier.srs import SrsSource, link_or_copy, resolve
+from verifier.srs import SrsSource, is_cached, link_or_copy, resolve
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class StageEvent:
-    """One finished build stage, for progress display."""
+    """One build stage that finished, or (``started``) that starts and takes seconds, for
+    progress display."""
 
     stage: str
     seconds: float
     cached: bool
     detail: str = ""
+    started: bool = False
 
 
 Progress = Callable[[StageEvent], None]
@@ -130,7 +132,11 @@ def _noop(_: StageEvent) -> None:
 
 
 @contextmanager
-def _timed(progress: Progress, stage: str, detail: str = "") -> Iterator[None]:
+def _timed(
+    progress: Progress, stage: str, detail: str = "", *, slow: bool = False
+) -> Iterator[None]:
+    if slow:
+        progress(StageEvent(stage, 0.0, cached=False, started=True))
     start = time.perf_counter()
     yield
     progress(StageEvent(stage, time.perf_counter() - start, cached=False, detail=detail))
@@ -220,7 +226,10 @@ def _build_circuit(
     with _timed(progress, "settings"):
         ezkl_backend.gen_settings(onnx_path, settings_path, params)
     with _timed(
-        progress, "calibrate", f"{calibration.shape[0]} samples, target {params.calibration_target}"
+        progress,
+        "calibrate",
+        f"{calibration.shape[0]} samples, target {params.calibration_target}",
+        slow=True,
     ):
         ezkl_backend.calibrate(data_path, onnx_path, settings_path, params)
     _canonicalize_settings(settings_path)
@@ -250,9 +259,9 @@ def _canonicalize_settings(settings_path: Path) -> None:
 
 def _build_keys(folder: Path, circuit: Path, srs_path: Path, progress: Progress) -> None:
     link_or_copy(srs_path, folder / "srs")
-    with _timed(progress, "setup"):
+    with _timed(progress, "setup", slow=True):
         ezkl_backend.setup(circuit / "model.compiled", folder / "vk", folder / "pk", folder / "srs")
-    with _timed(progress, "verifier"):
+    with _timed(progress, "verifier", slow=True):
         ezkl_backend.create_evm_verifier(
             folder / "vk",
             circuit / "settings.json",
@@ -260,7 +269,7 @@ def _build_keys(folder: Path, circuit: Path, srs_path: Path, progress: Progress)
             folder / "Verifier.abi",
             folder / "srs",
         )
-    with _timed(progress, "solc"):
+    with _timed(progress, "solc", slow=True):
         compiled = solidity.compile_verifier(folder / "Verifier.sol")
     (folder / "verifier.json").write_text(compiled.to_json())
 
@@ -372,7 +381,7 @@ def build_artifacts(
     circuit = build_circuit(onnx_path, calibration, root, report, params)
     resources.check_fits(circuit.logrows)
 
-    with _timed(report, "srs", srs.describe()):
+    with _timed(report, "srs", srs.describe(), slow=not is_cached(srs, circuit.logrows, root)):
         srs_path, srs_digest = resolve(srs, circuit.logrows, root)
     entry = circuit.compiled_path.parent.parent
     keys = entry / f"keys-{srs_digest[:16]}"

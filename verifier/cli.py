@@ -19,7 +19,6 @@ and box points and checked there (``verifier.coverage``), and ``tolerance``/``on
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,55 +37,24 @@ from spotcheck.errors import ChainError, ConfigError, ModelError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The build stage that runs after each one unless it is cached (``verifier.artifacts``' order).
-NEXT_STAGE = {
-    "check": "settings",
-    "settings": "calibrate",
-    "calibrate": "compile",
-    "compile": "srs",
-    "circuit": "srs",
-    "srs": "setup",
-    "setup": "verifier",
-    "verifier": "solc",
-}
-#: A stage still running this long after the previous one ended is announced.
-ANNOUNCE_AFTER_S = 1.0
-
 
 def announce(stage: str, what: str = "started") -> None:
     click.echo(f"  {stage:<10} {what} ...", err=True)
 
 
 class StageProgress:
-    """Progress of a build: each stage's time when it ends, and a ``started ...`` line for the
-    next stage when it is still running after :data:`ANNOUNCE_AFTER_S` (so a 15 s key setup is
-    not silence; a cached stage, reported at once, is never announced)."""
-
-    def __init__(self) -> None:
-        self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
+    """Progress of a build: a ``started ...`` line when a stage that takes seconds starts (so a
+    15 s key setup is not silence; a cached stage is never announced), and each stage's time
+    when it ends. Printed from the building thread only: ezkl holds the GIL while it works, so
+    a timer thread would print its line after the stage it announces."""
 
     def __call__(self, event: Any) -> None:
-        with self._lock:
-            self._cancel()
-            status = "cached" if event.cached else f"{event.seconds:7.2f} s"
-            detail = f"  ({event.detail})" if event.detail else ""
-            click.echo(f"  {event.stage:<10} {status}{detail}", err=True)
-            following = NEXT_STAGE.get(event.stage)
-            # a cached circuit is still followed by the SRS; other cached stages end the build
-            if following is not None and (not event.cached or event.stage == "circuit"):
-                self._timer = threading.Timer(ANNOUNCE_AFTER_S, announce, (following,))
-                self._timer.daemon = True
-                self._timer.start()
-
-    def close(self) -> None:
-        with self._lock:
-            self._cancel()
-
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if event.started:
+            announce(event.stage)
+            return
+        status = "cached" if event.cached else f"{event.seconds:7.2f} s"
+        detail = f"  ({event.detail})" if event.detail else ""
+        click.echo(f"  {event.stage:<10} {status}{detail}", err=True)
 
 
 def build_options(fn: F) -> F:
@@ -199,14 +167,13 @@ def _artifacts(
         click.secho(f"WARNING: {ONE_SAMPLE_WARNING}", fg="yellow", err=True)
     if not quiet:
         click.echo(f"building artifacts for {onnx_file.name}", err=True)
-    progress = StageProgress()
     try:
         artifacts = build_artifacts(
             onnx_file,
             calibration=prepared.calibration,
             cache_root=cache,
             srs=srs,
-            progress=None if quiet else progress,
+            progress=None if quiet else StageProgress(),
             params=params,
         )
     except ModelError as err:
@@ -216,8 +183,6 @@ def _artifacts(
             f"{err} over the domain [{prepared.float_lo:g}, {prepared.float_hi:g}]; "
             f"{coverage.WHAT_TO_CHANGE}"
         ) from err
-    finally:
-        progress.close()
     domain = prepared.domain(artifacts)
     if not quiet:
         click.echo(f"  domain     {domain.describe()} (from {prepared.source})", err=True)

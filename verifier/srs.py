@@ -76,6 +76,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _dev_path(cache_root: Path, logrows: int) -> Path:
+    return cache_root / "srs" / f"dev-k{logrows}.srs"
+
+
+def is_cached(source: SrsSource, logrows: int, cache_root: Path) -> bool:
+    """Whether :func:`resolve` returns at once: a dev SRS already generated (a user's file is
+    hashed, which takes seconds)."""
+    return source.is_dev and _dev_path(cache_root, logrows).exists()
+
+
 def resolve(source: SrsSource, logrows: int, cache_root: Path) -> tuple[Path, str]:
     """Return ``(path, sha256)`` of an SRS usable for ``logrows``.
 
@@ -90,9 +100,9 @@ def resolve(source: SrsSource, logrows: int, cache_root: Path) -> tuple[Path, st
         if actual != source.sha256:
             raise ConfigError(f"SRS {source.path} has sha256 {actual}, expected {source.sha256}")
         return source.path, actual
-    folder = cache_root / "srs"
+    final = _dev_path(cache_root, logrows)
+    folder = final.parent
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"dev-k{logrows}.srs"
     if final not in _warned:  # loud once per process and file, not on every witness
         _warned.add(final)
         log.warning(DEV_SRS_WARNING, extra={"srs": str(final)})

@@ -31,7 +31,8 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1 + z * z / n
     center = (phat + z * z / (2 * n)) / denom
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    # it holds phat; rounding can put an end a hair inside it (1.0 - 1e-16 at phat = 1)
+    return (min(phat, max(0.0, center - half)), max(phat, min(1.0, center + half)))
 
 
 def expected_detection(p: float, challengers: int) -> float:

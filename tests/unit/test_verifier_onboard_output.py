@@ -3,14 +3,13 @@ build), the config tables it prints and appends, and build stages announced when
 
 from __future__ import annotations
 
-import time
 import tomllib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from verifier import cli, registry
+from verifier import artifacts, cli, registry
 from verifier.artifacts import StageEvent
 
 OWNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -64,26 +63,29 @@ def test_appendTable_keepsTheConfigAndParsesAsToml(tmp_path: Path) -> None:
     assert data["http"] == {"port": 9545} and data["models"][MODEL_ID]["tau"] == 4
 
 
-def test_stageProgress_announcesASlowStageWhenItStarts_neverACachedOne(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(cli, "ANNOUNCE_AFTER_S", 0.05)
-
+def test_stageProgress_announcesASlowStageWhenItStarts_neverACachedOne() -> None:
     @cli.click.command()
     def build() -> None:
         progress = cli.StageProgress()
         progress(StageEvent("srs", 0.1, cached=False))
-        time.sleep(0.3)  # "setup" runs: announced after 0.05 s, before it ends
+        progress(StageEvent("setup", 0.0, cached=False, started=True))
         progress(StageEvent("setup", 0.3, cached=False))
-        progress(StageEvent("verifier", 0.01, cached=False))  # ends before its successor...
-        progress(StageEvent("keys", 0.0, cached=True))  # ...is due: nothing announced
-        time.sleep(0.2)
-        progress.close()
+        progress(StageEvent("keys", 0.0, cached=True))
 
     lines = CliRunner().invoke(build).output.splitlines()
-    assert [ln.split()[0] for ln in lines] == ["srs", "setup", "setup", "verifier", "keys"]
+    assert [ln.split()[0] for ln in lines] == ["srs", "setup", "setup", "keys"]
     assert lines[1].strip() == "setup      started ..."
     assert lines[2].strip().startswith("setup") and "0.30 s" in lines[2]
+    assert lines[3].strip() == "keys       cached"
+
+
+def test_timed_announcesOnlyStagesMarkedSlow_beforeTheyRun() -> None:
+    events: list[StageEvent] = []
+    with artifacts._timed(events.append, "compile"):
+        assert events == []
+    with artifacts._timed(events.append, "setup", slow=True):
+        assert [(e.stage, e.started) for e in events] == [("compile", False), ("setup", True)]
+    assert [(e.stage, e.started) for e in events][-1] == ("setup", False)
 
 
 class _Registry:
