@@ -538,8 +538,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         job = ctx.store.served_job(job_id)
         if b is None or job is None or job.batch_local_id != b.local_id:
             raise HTTPException(404, f"job {job_id} is not in batch {batch_id}")
+        proof = ctx.store.leaf_proof(b.local_id, job.leaf_index or 0)
         return BatchLeafProof.model_construct(
-            batchId=batch_id, root=b.root, proof=list(job.proof or ()), **_leaf(job)
+            batchId=batch_id, root=b.root, proof=list(proof or ()), **_leaf(job)
         )
 
     @app.get("/v1/jobs/{job_id}", response_model=JobAnswer)
@@ -556,11 +557,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
         assert b is not None
         if b.batch_id is None:
             return JobStatus(jobId=job_id, status=str(b.status), batchId=None)
+        proof = ctx.store.leaf_proof(b.local_id, job.leaf_index or 0)
         return CommittedJob.model_construct(
             status=str(b.status),
             batchId=b.batch_id,
             root=b.root,
-            proof=list(job.proof or ()),
+            proof=list(proof or ()),
             **_leaf(job),
         )
 

@@ -889,7 +889,10 @@ class NodeService:
             return 0
         batch = self.resolve_batch(request.batch_id)
         served = None if batch is None else self.store.served_at(batch.local_id, request.leaf_index)
-        if served is None or served.proof is None:
+        proof = (
+            None if batch is None else self.store.leaf_proof(batch.local_id, request.leaf_index)
+        )
+        if served is None or proof is None:
             raise StateError(f"leaf {request.leaf_index} of batch {request.batch_id} is not ours")
         tx_hash, mined = self.chain.broadcast_reveal(
             request.batch_id,
@@ -897,7 +900,7 @@ class NodeService:
             served.job_id,
             served.input_q.tolist(),
             served.output_q.tolist(),
-            list(served.proof),
+            list(proof),
         )
         if mined is None:
             if tx_hash is not None and tx_hash != request.tx_hash:

@@ -20,7 +20,8 @@ States::
                   requested | committing -> dropped        (cancelled, expired, bad input)
                   committed -> disputed -> final | invalid
     batch         sealed -> committing -> committed -> final
-    served job    pending (no batch) -> in a sealed batch (leaf index + Merkle proof stored)
+    served job    pending (no batch) -> in a sealed batch (leaf index stored; a leaf's Merkle
+                  proof is rebuilt from the batch's leaves when asked: Store.leaf_proof)
     dispute       open -> proof_ready -> defending -> defended
                   open | proof_ready | defending -> lost   (slashed / deadline passed)
 """
@@ -95,8 +96,7 @@ CREATE TABLE IF NOT EXISTS served_jobs (
     signature TEXT NOT NULL,
     served_at REAL NOT NULL,
     batch_local_id INTEGER REFERENCES batches(local_id),
-    leaf_index INTEGER,
-    proof TEXT
+    leaf_index INTEGER
 );
 CREATE INDEX IF NOT EXISTS served_jobs_pending ON served_jobs(model_id, batch_local_id);
 -- A batch's leaves in order (listings, leaf lookups, pruning) without a scan of every job.
@@ -281,7 +281,6 @@ class ServedJob:
     served_at: float
     batch_local_id: int | None
     leaf_index: int | None
-    proof: tuple[bytes, ...] | None
 
 
 @dataclass(frozen=True)
@@ -409,8 +408,12 @@ class Store:
         self._lock = threading.RLock()
         self._id_lock = threading.Lock()
         self._next_served: int | None = None
+        #: Merkle trees of recently sealed or asked batches by local id (a sealed batch never
+        #: changes: its proofs are rebuilt from its leaves, and kept for the next leaf asked).
+        self._trees: dict[int, MerkleTree] = {}
         with self._lock:
             self._migrate_served_vectors()
+            self._drop_stored_proofs()
             self._conn.executescript(_SCHEMA)
             self._add_columns()
             self._add_counts()
@@ -464,6 +467,14 @@ class Store:
             )
             c.execute("ALTER TABLE served_jobs DROP COLUMN input_q")
             c.execute("ALTER TABLE served_jobs DROP COLUMN output_q")
+
+    def _drop_stored_proofs(self) -> None:
+        """Drop the per-row Merkle proofs of a state file written before proofs were rebuilt on
+        demand (:meth:`leaf_proof` gives the same proofs from the batch's leaves)."""
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(served_jobs)")}
+        if "proof" in columns:
+            with transaction(self._conn) as c:
+                c.execute("ALTER TABLE served_jobs DROP COLUMN proof")
 
     def close(self) -> None:
         with self._lock:
@@ -715,7 +726,6 @@ class Store:
             served_at=now,
             batch_local_id=None,
             leaf_index=None,
-            proof=None,
         )
 
     def served_job(self, job_id: int) -> ServedJob | None:
@@ -767,7 +777,6 @@ class Store:
 
     @staticmethod
     def _served(r: sqlite3.Row) -> ServedJob:
-        proof = r["proof"]
         return ServedJob(
             job_id=r["job_id"],
             model_id=from_hex(r["model_id"]),
@@ -780,7 +789,6 @@ class Store:
             served_at=r["served_at"],
             batch_local_id=r["batch_local_id"],
             leaf_index=r["leaf_index"],
-            proof=None if proof is None else tuple(from_hex(p) for p in json.loads(proof)),
         )
 
     # -- batches -----------------------------------------------------------------------------
@@ -788,37 +796,77 @@ class Store:
     def seal_batch(self, model_id: bytes, max_jobs: int) -> Batch | None:
         """Put up to ``max_jobs`` unbatched jobs of ``model_id`` into a new sealed batch.
 
-        Leaves, root and per-leaf Merkle proofs are stored in the same transaction, so a batch
-        is either fully built or not at all. Returns None when nothing is pending.
+        The batch row (its root) and every job's batch and leaf index are written in one
+        transaction, so a batch is either fully built or not at all; proofs are not stored
+        (:meth:`leaf_proof`). Returns None when nothing is pending.
         """
+        mid = to_hex(model_id)
         with self._write() as c:
             rows = c.execute(
                 "SELECT job_id, leaf FROM served_jobs WHERE model_id = ? AND batch_local_id IS NULL"
                 " ORDER BY job_id LIMIT ?",
-                (to_hex(model_id), max_jobs),
+                (mid, max_jobs),
             ).fetchall()
             if not rows:
                 return None
-            leaves = [from_hex(r["leaf"]) for r in rows]
-            tree = MerkleTree(leaves)
+            tree = MerkleTree([from_hex(r["leaf"]) for r in rows])
             now = time.time()
             cur = c.execute(
                 "INSERT INTO batches(model_id, root, count, status, created_at, updated_at)"
                 " VALUES(?, ?, ?, ?, ?, ?)",
-                (to_hex(model_id), to_hex(tree.root), len(rows), BatchState.SEALED, now, now),
+                (mid, to_hex(tree.root), len(rows), BatchState.SEALED, now, now),
             )
             local_id = int(cur.lastrowid or 0)
-            c.executemany(
-                "UPDATE served_jobs SET batch_local_id = ?, leaf_index = ?, proof = ?"
-                " WHERE job_id = ?",
-                [
-                    (local_id, i, proof, r["job_id"])
-                    for i, (r, proof) in enumerate(zip(rows, tree.proofs_json(), strict=True))
-                ],
-            )
+            # One statement over the same selection (the write lock is held since the SELECT):
+            # the leaf index is the job's rank by id.
+            sealed = c.execute(
+                "UPDATE served_jobs SET batch_local_id = ?, leaf_index = s.rank"
+                " FROM (SELECT job_id, row_number() OVER (ORDER BY job_id) - 1 AS rank"
+                "  FROM served_jobs WHERE model_id = ? AND batch_local_id IS NULL"
+                "  ORDER BY job_id LIMIT ?) AS s"
+                " WHERE served_jobs.job_id = s.job_id",
+                (local_id, mid, len(rows)),
+            ).rowcount
+            if sealed != len(rows):
+                raise StateError(f"batch {local_id}: sealed {sealed} jobs, selected {len(rows)}")
+        self._remember_tree(local_id, tree)  # after the commit: a rolled-back id is reused
         batch = self.batch(local_id)
         assert batch is not None
         return batch
+
+    #: Trees kept by :meth:`_remember_tree` (a 4,096-leaf tree is ~1 MB of Python objects).
+    _TREES_KEPT = 4
+
+    def _remember_tree(self, local_id: int, tree: MerkleTree) -> None:
+        with self._lock:
+            self._trees.pop(local_id, None)
+            self._trees[local_id] = tree
+            while len(self._trees) > self._TREES_KEPT:
+                del self._trees[next(iter(self._trees))]
+
+    def batch_tree(self, local_id: int) -> MerkleTree | None:
+        """The Merkle tree of sealed batch ``local_id``, rebuilt from its stored leaves (None:
+        no such batch)."""
+        with self._lock:
+            tree = self._trees.get(local_id)
+            if tree is None:
+                rows = self._conn.execute(
+                    "SELECT leaf FROM served_jobs WHERE batch_local_id = ? ORDER BY leaf_index",
+                    (local_id,),
+                ).fetchall()
+                if not rows:
+                    return None
+                tree = MerkleTree([from_hex(r[0]) for r in rows])
+            self._remember_tree(local_id, tree)
+            return tree
+
+    def leaf_proof(self, local_id: int, leaf_index: int) -> tuple[bytes, ...] | None:
+        """The Merkle proof of leaf ``leaf_index`` of sealed batch ``local_id`` (its siblings,
+        bottom up), or None when the batch has no such leaf."""
+        tree = self.batch_tree(local_id)
+        if tree is None or not 0 <= leaf_index < len(tree):
+            return None
+        return tuple(tree.proof(leaf_index))
 
     def batch_intent(self, local_id: int, nonce: int | None) -> None:
         with self._write() as c:

@@ -164,7 +164,10 @@ def test_disputeOfABatchCommittedBeforeACrash_isDefended_andDoesNotBlockOthers(
         first.service.step()
     leaf = answers[0]["receipt"]
     served = first.store.served_job(leaf["jobId"])
-    assert served is not None and served.proof is not None
+    assert served is not None and served.batch_local_id is not None
+    assert served.leaf_index is not None
+    proof = first.store.leaf_proof(served.batch_local_id, served.leaf_index)
+    assert proof is not None
     first.close()
     [ev] = _events(spotcheck.job_manager.BatchCommitted, node=node.address)
     batch_id = int(ev.event_arguments["batchId"])
@@ -174,7 +177,7 @@ def test_disputeOfABatchCommittedBeforeACrash_isDefended_andDoesNotBlockOthers(
         leaf["jobId"],
         leaf["inputHash"],
         leaf["outputHash"],
-        list(served.proof),
+        list(proof),
         sender=challenger,
     )
     _dispute(spotcheck, job_id, challenger)

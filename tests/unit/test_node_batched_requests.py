@@ -117,7 +117,8 @@ def test_batchedJobs_areSealedIntoTheNodesBatch_atTheirLeaves(node: dict[str, An
         job = node["store"].served_job(receipt.job_id)
         leaf = leaf_hash(receipt.job_id, MODEL, hash_vector(INPUTS_Q[job.leaf_index]),
                          hash_vector(res["output_q"]))  # fmt: skip
-        assert merkle_verify(job.proof, batch.root, leaf, job.leaf_index, batch.count)
+        proof = node["store"].leaf_proof(batch.local_id, job.leaf_index)
+        assert merkle_verify(proof, batch.root, leaf, job.leaf_index, batch.count)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
