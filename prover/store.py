@@ -98,9 +98,14 @@ CREATE TABLE IF NOT EXISTS served_jobs (
     batch_local_id INTEGER REFERENCES batches(local_id),
     leaf_index INTEGER
 );
-CREATE INDEX IF NOT EXISTS served_jobs_pending ON served_jobs(model_id, batch_local_id);
--- A batch's leaves in order (listings, leaf lookups, pruning) without a scan of every job.
-CREATE INDEX IF NOT EXISTS served_jobs_batch ON served_jobs(batch_local_id, leaf_index);
+-- Both indexes are partial (issue 14): a served job enters the first, sealing moves it to the
+-- second; neither holds an entry per job for the life of the database.
+-- The pending jobs of a model in serve order (the batch cutter, sealing).
+CREATE INDEX IF NOT EXISTS served_jobs_unbatched ON served_jobs(model_id, job_id)
+    WHERE batch_local_id IS NULL;
+-- A batch's leaves in order (listings, leaf lookups, proofs, pruning) without a scan.
+CREATE INDEX IF NOT EXISTS served_jobs_leaves ON served_jobs(batch_local_id, leaf_index)
+    WHERE batch_local_id IS NOT NULL;
 -- The vectors (300 KB for a 224x224x3 image) live apart from the row that sealing a batch
 -- updates: SQLite rewrites a whole record on UPDATE, blobs included.
 {_SERVED_VECTORS};
@@ -414,6 +419,9 @@ class Store:
         with self._lock:
             self._migrate_served_vectors()
             self._drop_stored_proofs()
+            # Replaced by the partial indexes of _SCHEMA (state files before issue 14's seal).
+            self._conn.execute("DROP INDEX IF EXISTS served_jobs_pending")
+            self._conn.execute("DROP INDEX IF EXISTS served_jobs_batch")
             self._conn.executescript(_SCHEMA)
             self._add_columns()
             self._add_counts()
