@@ -72,10 +72,10 @@ def fill(store: Store, rows: int, batch: int, width: int) -> list[int]:
                     (
                         i,
                         to_hex(MODEL),
-                        to_hex(b"\x01" * 32),
-                        to_hex(b"\x02" * 32),
-                        to_hex(i.to_bytes(32, "big")),
-                        to_hex(b"\x03" * 65),
+                        b"\x01" * 32,
+                        b"\x02" * 32,
+                        i.to_bytes(32, "big"),
+                        b"\x03" * 65,
                         now,
                         None if i > sealed else local_ids[(i - 1) // batch],
                         None if i > sealed else (i - 1) % batch,
@@ -182,10 +182,10 @@ def bench_seal(folder: Path, batches: int = 60) -> dict[str, float]:
                     (
                         i,
                         to_hex(MODEL),
-                        to_hex(b"\x01" * 32),
-                        to_hex(b"\x02" * 32),
-                        to_hex(i.to_bytes(32, "big")),
-                        to_hex(b"\x03" * 65),
+                        b"\x01" * 32,
+                        b"\x02" * 32,
+                        i.to_bytes(32, "big"),
+                        b"\x03" * 65,
                         0.0,
                     )
                     for i in range(1, 256 * batches + 1)

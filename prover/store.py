@@ -53,6 +53,20 @@ _SERVED_VECTORS = """CREATE TABLE IF NOT EXISTS served_vectors (
     input_q BLOB NOT NULL,
     output_q BLOB NOT NULL
 )"""
+#: The node's own record of a served job: hashes, leaf and signature as raw bytes (the wire
+#: format is hex; these are never shown as they are stored). ``model_id`` stays ``0x`` hex, as
+#: in every other table and the kept pending counts.
+_SERVED_JOBS = """CREATE TABLE IF NOT EXISTS {name} (
+    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model_id TEXT NOT NULL,
+    input_hash BLOB NOT NULL,
+    output_hash BLOB NOT NULL,
+    leaf BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    served_at REAL NOT NULL,
+    batch_local_id INTEGER REFERENCES batches(local_id),
+    leaf_index INTEGER
+)"""
 #: A served job with its vectors (what ``Store._served`` reads).
 _SERVED = "SELECT * FROM served_jobs JOIN served_vectors USING (job_id)"
 
@@ -87,17 +101,7 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_status ON batches(status);
 
-CREATE TABLE IF NOT EXISTS served_jobs (
-    job_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model_id TEXT NOT NULL,
-    input_hash TEXT NOT NULL,
-    output_hash TEXT NOT NULL,
-    leaf TEXT NOT NULL,
-    signature TEXT NOT NULL,
-    served_at REAL NOT NULL,
-    batch_local_id INTEGER REFERENCES batches(local_id),
-    leaf_index INTEGER
-);
+{_SERVED_JOBS.format(name="served_jobs")};
 -- Both indexes are partial (issue 14): a served job enters the first, sealing moves it to the
 -- second; neither holds an entry per job for the life of the database.
 -- The pending jobs of a model in serve order (the batch cutter, sealing).
@@ -418,7 +422,7 @@ class Store:
         self._trees: dict[int, MerkleTree] = {}
         with self._lock:
             self._migrate_served_vectors()
-            self._drop_stored_proofs()
+            self._migrate_served_blobs()
             # Replaced by the partial indexes of _SCHEMA (state files before issue 14's seal).
             self._conn.execute("DROP INDEX IF EXISTS served_jobs_pending")
             self._conn.execute("DROP INDEX IF EXISTS served_jobs_batch")
@@ -476,13 +480,49 @@ class Store:
             c.execute("ALTER TABLE served_jobs DROP COLUMN input_q")
             c.execute("ALTER TABLE served_jobs DROP COLUMN output_q")
 
-    def _drop_stored_proofs(self) -> None:
-        """Drop the per-row Merkle proofs of a state file written before proofs were rebuilt on
-        demand (:meth:`leaf_proof` gives the same proofs from the batch's leaves)."""
-        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(served_jobs)")}
-        if "proof" in columns:
+    def _migrate_served_blobs(self) -> None:
+        """Rewrite the served jobs of a state file from before issue 14's store (hex text
+        hashes, leaf and signature; a Merkle proof per sealed row) in the current layout: raw
+        bytes, no stored proof (:meth:`leaf_proof` rebuilds the same proofs from the leaves).
+        SQLite's table rebuild, in one transaction: a crash leaves the old table whole."""
+        columns = {r[1]: r[2] for r in self._conn.execute("PRAGMA table_info(served_jobs)")}
+        if not columns or columns.get("leaf") == "BLOB":
+            return
+        self._conn.create_function("spotcheck_unhex", 1, from_hex, deterministic=True)
+        self._conn.execute("PRAGMA foreign_keys=OFF")  # a rebuild drops the referenced table
+        try:
             with transaction(self._conn) as c:
-                c.execute("ALTER TABLE served_jobs DROP COLUMN proof")
+                seq = c.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'served_jobs'"
+                ).fetchone()
+                c.execute(_SERVED_JOBS.format(name="served_jobs_new"))
+                c.execute(
+                    "INSERT INTO served_jobs_new(job_id, model_id, input_hash, output_hash,"
+                    " leaf, signature, served_at, batch_local_id, leaf_index)"
+                    " SELECT job_id, model_id, spotcheck_unhex(input_hash),"
+                    " spotcheck_unhex(output_hash), spotcheck_unhex(leaf),"
+                    " spotcheck_unhex(signature), served_at, batch_local_id, leaf_index"
+                    " FROM served_jobs"
+                )
+                c.execute("DROP TABLE served_jobs")  # with its indexes and triggers
+                c.execute("ALTER TABLE served_jobs_new RENAME TO served_jobs")
+                if seq is not None:
+                    c.execute(
+                        "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'served_jobs'",
+                        (seq[0],),
+                    )
+                counted = c.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state_counts'"
+                ).fetchone()
+                if counted is not None:  # the pending-count triggers went with the old table
+                    for statement in _COUNTS:
+                        if statement.startswith("CREATE TRIGGER served_pending"):
+                            c.execute(statement)
+                bad = c.execute("PRAGMA foreign_key_check").fetchone()
+                if bad is not None:
+                    raise StateError(f"node database: served jobs rebuild broke a reference {bad}")
+        finally:
+            self._conn.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         with self._lock:
@@ -668,9 +708,9 @@ class Store:
         first = self._allocate_served_ids(n)
         job_ids = list(range(first, first + n))
         leaves, signature = sign(job_ids)
-        mid, sig = to_hex(model_id), to_hex(signature)
+        mid = to_hex(model_id)
         rows = [
-            (j, mid, "0x" + ih.hex(), "0x" + oh.hex(), "0x" + lf.hex(), sig, now)
+            (j, mid, ih, oh, lf, signature, now)
             for j, ih, oh, lf in zip(job_ids, input_hashes, output_hashes, leaves, strict=True)
         ]
         vectors = zip(job_ids, pack_rows(inputs_q), pack_rows(outputs_q), strict=True)
@@ -703,15 +743,7 @@ class Store:
         now = time.time()
         job_id = self._allocate_served_id()
         leaf, signature = leaf_for(job_id)
-        row = (
-            job_id,
-            to_hex(model_id),
-            to_hex(input_hash),
-            to_hex(output_hash),
-            to_hex(leaf),
-            to_hex(signature),
-            now,
-        )
+        row = (job_id, to_hex(model_id), input_hash, output_hash, leaf, signature, now)
         with self._write() as c:
             c.execute(
                 "INSERT INTO served_jobs(job_id, model_id, input_hash, output_hash, leaf,"
@@ -790,10 +822,10 @@ class Store:
             model_id=from_hex(r["model_id"]),
             input_q=unpack(r["input_q"]),
             output_q=unpack(r["output_q"]),
-            input_hash=from_hex(r["input_hash"]),
-            output_hash=from_hex(r["output_hash"]),
-            leaf=from_hex(r["leaf"]),
-            signature=from_hex(r["signature"]),
+            input_hash=r["input_hash"],
+            output_hash=r["output_hash"],
+            leaf=r["leaf"],
+            signature=r["signature"],
             served_at=r["served_at"],
             batch_local_id=r["batch_local_id"],
             leaf_index=r["leaf_index"],
@@ -817,7 +849,7 @@ class Store:
             ).fetchall()
             if not rows:
                 return None
-            tree = MerkleTree([from_hex(r["leaf"]) for r in rows])
+            tree = MerkleTree([r["leaf"] for r in rows])
             now = time.time()
             cur = c.execute(
                 "INSERT INTO batches(model_id, root, count, status, created_at, updated_at)"
@@ -864,7 +896,7 @@ class Store:
                 ).fetchall()
                 if not rows:
                     return None
-                tree = MerkleTree([from_hex(r[0]) for r in rows])
+                tree = MerkleTree([r[0] for r in rows])
             self._remember_tree(local_id, tree)
             return tree
 

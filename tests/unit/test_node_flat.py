@@ -40,10 +40,10 @@ def _fill(store: Store, jobs: int, width: int = 4) -> None:
                 (
                     i,
                     "0x" + MODEL.hex(),
-                    "0x" + "01" * 32,
-                    "0x" + "02" * 32,
-                    f"0x{i:064x}",
-                    "0x" + "03" * 65,
+                    b"\x01" * 32,
+                    b"\x02" * 32,
+                    i.to_bytes(32, "big"),
+                    b"\x03" * 65,
                     time.time(),
                 )
                 for i in range(1, jobs + 1)

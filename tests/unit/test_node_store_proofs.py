@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prover.store import Store
+import pytest
+
+from prover.store import _COUNTS, Store
 from prover.vectors import pack
 from spotcheck.encoding import leaf_hash
 from spotcheck.merkle import MerkleTree, verify
@@ -83,7 +85,12 @@ def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
 
-def test_oldStateFile_withStoredProofs_answersTheSameJobsAndProofs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("counted", [False, True], ids=["beforeCounts", "withCounts"])
+def test_oldStateFile_withStoredProofs_answersTheSameJobsAndProofs(
+    tmp_path: Path, counted: bool
+) -> None:
+    """A state file of hex text rows with a stored proof each (with or without the kept counts
+    and their triggers) opens with the same jobs, the same proofs, and counts that still hold."""
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
     conn.executescript(_OLD_SCHEMA)
@@ -114,6 +121,11 @@ def test_oldStateFile_withStoredProofs_answersTheSameJobsAndProofs(tmp_path: Pat
          _hex(b"\x04" * 65)),
     )  # fmt: skip
     conn.execute("INSERT INTO served_vectors VALUES(20, ?, ?)", (pack(np.zeros(4)), pack(np.zeros(2))))
+    if counted:
+        conn.execute("CREATE TABLE onchain_jobs (job_id INTEGER PRIMARY KEY, status TEXT)")
+        conn.execute("CREATE TABLE disputes (dispute_id TEXT PRIMARY KEY, status TEXT)")
+        for statement in _COUNTS:
+            conn.execute(statement)
     conn.commit()
     conn.close()
 
@@ -137,4 +149,10 @@ def test_oldStateFile_withStoredProofs_answersTheSameJobsAndProofs(tmp_path: Pat
     jobs = store.batch_jobs(batch.local_id)
     assert [j.job_id for j in jobs] == [20, later]
     assert store.leaf_proof(batch.local_id, 1) == (b"\x03" * 32,)
+    _serve(store, MODEL_A, 2, 8)
+    assert store.counts() == store.recount()
+    assert store.pending_counts() == store.pending_recount()
+    assert store.counts()["served_jobs"] == {"pending": 2}
+    assert store.seal_batch(MODEL_A, 10) is not None
+    assert store.counts() == store.recount() and store.counts()["served_jobs"]["pending"] == 0
     store.close()
