@@ -9,7 +9,8 @@ inference thread off its core: inference is the bottleneck resource.
 
 :class:`BatchCutter` decides when the pending jobs of a model become a sealed batch: every
 ``batch_size`` jobs or when the oldest pending job is ``interval_s`` old, whichever first.
-Sealing (leaves, root, and every leaf's Merkle proof) is one SQLite transaction in
+Sealing (the batch row with its root, every job's leaf index; no proofs: a leaf's proof is rebuilt
+from the batch's leaves when asked) is one SQLite transaction in
 :meth:`prover.store.Store.seal_batch`.
 """
 

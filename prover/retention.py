@@ -4,7 +4,8 @@ A final batch can no longer be disputed nor have a leaf requested on chain (``fi
 needs no open claim and ``requestLeaf`` a committed batch), so its vectors serve only readers
 of its listing; after ``retention_hours`` they go, ``chunk`` rows per step of the node's loop
 (one short write transaction, never a long stall of the serving lock). A pruned batch's
-listing answers 410. The rows of ``served_jobs`` (hashes, leaf, signature) stay: a leaf's proof is rebuilt from them.
+listing answers 410. The rows of ``served_jobs`` (hashes, leaf, signature) stay: a leaf's
+proof is rebuilt from them.
 """
 
 from __future__ import annotations

@@ -808,9 +808,9 @@ class NodeService:
 
     def reveal_leaves(self, *, wait: bool = True) -> int:
         """Answer every open leaf request against this node: ``revealLeaf`` with the leaf's
-        job id, input, output and positional proof from the stored batch (most urgent first).
-        A failure is recorded and retried next step until the reveal deadline. ``wait``: then
-        wait up to ``reveal_wait_s`` for the receipts (all at once)."""
+        job id, input, output and positional proof (rebuilt from the batch's stored leaves; most
+        urgent first). A failure is recorded and retried next step until the reveal deadline.
+        ``wait``: then wait up to ``reveal_wait_s`` for the receipts (all at once)."""
         done = 0
         requests = self.store.leaf_requests("open")  # by reveal deadline
         for request in requests:
@@ -889,9 +889,7 @@ class NodeService:
             return 0
         batch = self.resolve_batch(request.batch_id)
         served = None if batch is None else self.store.served_at(batch.local_id, request.leaf_index)
-        proof = (
-            None if batch is None else self.store.leaf_proof(batch.local_id, request.leaf_index)
-        )
+        proof = None if batch is None else self.store.leaf_proof(batch.local_id, request.leaf_index)
         if served is None or proof is None:
             raise StateError(f"leaf {request.leaf_index} of batch {request.batch_id} is not ours")
         tx_hash, mined = self.chain.broadcast_reveal(

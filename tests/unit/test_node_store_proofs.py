@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 from prover.store import _COUNTS, Store
@@ -120,7 +119,9 @@ def test_oldStateFile_withStoredProofs_answersTheSameJobsAndProofs(
         (_hex(MODEL_B), _hex(b"\x01" * 32), _hex(b"\x02" * 32), _hex(b"\x03" * 32),
          _hex(b"\x04" * 65)),
     )  # fmt: skip
-    conn.execute("INSERT INTO served_vectors VALUES(20, ?, ?)", (pack(np.zeros(4)), pack(np.zeros(2))))
+    conn.execute(
+        "INSERT INTO served_vectors VALUES(20, ?, ?)", (pack(np.zeros(4)), pack(np.zeros(2)))
+    )
     if counted:
         conn.execute("CREATE TABLE onchain_jobs (job_id INTEGER PRIMARY KEY, status TEXT)")
         conn.execute("CREATE TABLE disputes (dispute_id TEXT PRIMARY KEY, status TEXT)")
