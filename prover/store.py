@@ -359,6 +359,21 @@ def _check_int64(name: str, value: int) -> int:
     return value
 
 
+#: Rows per multi-row ``INSERT`` statement (128 x 7 values, far below SQLite's limit of 32,766):
+#: one statement binds many rows, ~2 µs per job less than ``executemany``'s step per row.
+_INSERT_CHUNK = 128
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``head`` (``INSERT INTO t(columns)``) with ``rows`` as multi-row ``VALUES`` lists."""
+    if not rows:
+        return
+    one = "(" + ",".join("?" * len(rows[0])) + ")"
+    for i in range(0, len(rows), _INSERT_CHUNK):
+        part = rows[i : i + _INSERT_CHUNK]
+        conn.execute(f"{head} VALUES {','.join([one] * len(part))}", [v for r in part for v in r])
+
+
 class BatchSnapshot:
     """One batch read from a WAL snapshot on a read-only connection of its own: the batch's
     pruned state and its leaves in order, streamed ``chunk`` rows at a time (memory does not
@@ -713,16 +728,15 @@ class Store:
             (j, mid, ih, oh, lf, signature, now)
             for j, ih, oh, lf in zip(job_ids, input_hashes, output_hashes, leaves, strict=True)
         ]
-        vectors = zip(job_ids, pack_rows(inputs_q), pack_rows(outputs_q), strict=True)
+        vectors = list(zip(job_ids, pack_rows(inputs_q), pack_rows(outputs_q), strict=True))
         with self._write() as c:
-            c.executemany(
+            _insert_rows(
+                c,
                 "INSERT INTO served_jobs(job_id, model_id, input_hash, output_hash, leaf,"
-                " signature, served_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                " signature, served_at)",
                 rows,
             )
-            c.executemany(
-                "INSERT INTO served_vectors(job_id, input_q, output_q) VALUES(?, ?, ?)", vectors
-            )
+            _insert_rows(c, "INSERT INTO served_vectors(job_id, input_q, output_q)", vectors)
         return job_ids, now
 
     def record_served(

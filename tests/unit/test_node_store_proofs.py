@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prover.store import _COUNTS, Store
+from prover.store import _COUNTS, _INSERT_CHUNK, Store
 from prover.vectors import pack
 from spotcheck.encoding import leaf_hash
 from spotcheck.merkle import MerkleTree, verify
@@ -56,6 +56,32 @@ def test_sealBatch_storesNoProofPerRow_andEveryLeafsProofIsRebuilt(tmp_path: Pat
             assert verify(proof, batch.root, job.leaf, job.leaf_index, batch.count)
     assert store.leaf_proof(batches[0].local_id, batches[0].count) is None  # type: ignore[union-attr]
     assert store.leaf_proof(999, 0) is None
+    store.close()
+
+
+def test_requestLargerThanOneInsertStatement_storesEveryRow(tmp_path: Path) -> None:
+    store = Store(tmp_path / "node.sqlite")
+    n = 2 * _INSERT_CHUNK + 3
+    inputs = np.arange(n * 4, dtype=np.int64).reshape(n, 4)
+    outputs = -np.arange(n * 2, dtype=np.int64).reshape(n, 2)
+    ins = [i.to_bytes(32, "big") for i in range(n)]
+    outs = [(i + n).to_bytes(32, "big") for i in range(n)]
+
+    def sign(job_ids: list[int]) -> tuple[list[bytes], bytes]:
+        return [
+            leaf_hash(j, MODEL_A, a, b) for j, a, b in zip(job_ids, ins, outs, strict=True)
+        ], b"\x05" * 65
+
+    job_ids, served_at = store.record_served_many(MODEL_A, inputs, outputs, ins, outs, sign)
+    for i, job_id in enumerate(job_ids):
+        job = store.served_job(job_id)
+        assert job is not None
+        assert job.leaf == leaf_hash(job_id, MODEL_A, ins[i], outs[i])
+        assert (job.input_hash, job.output_hash, job.signature) == (ins[i], outs[i], b"\x05" * 65)
+        assert job.input_q.tolist() == inputs[i].tolist()
+        assert job.output_q.tolist() == outputs[i].tolist()
+        assert (job.model_id, job.served_at, job.batch_local_id) == (MODEL_A, served_at, None)
+    assert store.counts() == store.recount() and store.counts()["served_jobs"] == {"pending": n}
     store.close()
 
 
