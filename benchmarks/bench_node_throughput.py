@@ -7,7 +7,7 @@ For each model, rounds alternate between
 - **node**: the node's serving path on the same inputs: quantize the input, run the model on
   the canonical input, quantize the output, hash input and output (``sha256(abi.encode
   (int256[]))``), build and sign the leaf, persist the job durably (SQLite WAL), and every
-  ``--batch-size`` jobs seal a batch (Merkle tree and every leaf's proof, stored). Requests come
+  ``--batch-size`` jobs seal a batch (Merkle tree, root and leaf indexes stored). Requests come
   from ``--clients`` threads as they would from HTTP; inference itself is serialised on the
   model's one worker thread, so onnxruntime gets the same cores as in the plain run and the
   node's extra work overlaps it on a spare core.
@@ -186,7 +186,7 @@ def time_one_request(
     store.record_served_many(MODEL_ID, q, oq, ih, oh, sign)
     signing = sum(st.seconds[k] for k in SIGNING) - before
     st.add("SQLite insert (one transaction)", time.perf_counter() - t - signing)
-    st.timed("seal batch (tree, proofs, UPDATE)", store.seal_batch, MODEL_ID, len(rows))
+    st.timed("seal batch (tree, one UPDATE)", store.seal_batch, MODEL_ID, len(rows))
     served = server.serve_many(MODEL_ID, q)
     st.timed("answer JSON (with the sub-paths)", _batch_json, served)
     store.seal_batch(MODEL_ID, len(rows))
