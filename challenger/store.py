@@ -68,7 +68,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from spotcheck.chain import JobKind
 from spotcheck.errors import StateError
@@ -1218,12 +1218,67 @@ def _claim(row: sqlite3.Row) -> ClaimRow:
     )
 
 
-class ClaimStore:
-    """The ``ch_claims`` table of a :class:`Store` (same connection, same transition rule)."""
+C = TypeVar("C")
+
+
+class ClaimTable(Generic[C]):
+    """A table of paid-check claims of a :class:`Store` (same connection): the claim states
+    and transition rule (``CLAIM_TRANSITIONS``) are the same for every kind of claim."""
+
+    TABLE: ClassVar[str]
+    KEY: ClassVar[str]
+    COLS: ClassVar[str]
+    ORDER: ClassVar[str]
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
+
+    @staticmethod
+    def parse(row: sqlite3.Row) -> C:
+        raise NotImplementedError
+
+    def claims(self, *states: ClaimState) -> list[C]:
+        marks = ",".join("?" * len(states))
+        rows = self.conn.execute(
+            f"SELECT {self.COLS} FROM {self.TABLE} WHERE state IN ({marks}) ORDER BY {self.ORDER}",
+            [s.value for s in states],
+        ).fetchall()
+        return [self.parse(r) for r in rows]
+
+    def claim(self, key: bytes) -> C | None:
+        row = self.conn.execute(
+            f"SELECT {self.COLS} FROM {self.TABLE} WHERE {self.KEY} = ?", (key,)
+        ).fetchone()
+        return None if row is None else self.parse(row)
+
+    def transition(self, key: bytes, to: ClaimState, **fields: Any) -> None:
+        """Move a claim to ``to`` (:class:`IllegalTransition` if its state does not lead there)."""
+        cols: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name not in {"sent_block", "tx_hash", "payout", "reason"}:
+                raise StateError(f"unknown claim field {name}")
+            cols[name] = str(value) if name == "payout" and value is not None else value
+        allowed = [s.value for s in CLAIM_TRANSITIONS[to]]
+        move(
+            self.conn,
+            self.TABLE,
+            (self.KEY, key),
+            allowed,
+            to.value,
+            state_column="state",
+            **cols,
+        )
+
+
+class ClaimStore(ClaimTable[ClaimRow]):
+    """The ``ch_claims`` table of a :class:`Store`: claims on on-chain jobs."""
+
+    TABLE = "ch_claims"
+    KEY = "job_key"
+    COLS = _CLAIM_COLS
+    ORDER = "challenge_deadline, CAST(job_id AS INTEGER)"
+    parse = staticmethod(_claim)
 
     def seed_of(self, job_key: bytes) -> tuple[int, int | None] | None:
         """The recorded commit block of the claim's job and the fork block of a reorg that
@@ -1264,39 +1319,6 @@ class ClaimStore:
             ),
         )
         return bool(cur.rowcount)
-
-    def claims(self, *states: ClaimState) -> list[ClaimRow]:
-        marks = ",".join("?" * len(states))
-        rows = self.conn.execute(
-            f"SELECT {_CLAIM_COLS} FROM ch_claims WHERE state IN ({marks}) "
-            "ORDER BY challenge_deadline, CAST(job_id AS INTEGER)",
-            [s.value for s in states],
-        ).fetchall()
-        return [_claim(r) for r in rows]
-
-    def claim(self, job_key: bytes) -> ClaimRow | None:
-        row = self.conn.execute(
-            f"SELECT {_CLAIM_COLS} FROM ch_claims WHERE job_key = ?", (job_key,)
-        ).fetchone()
-        return None if row is None else _claim(row)
-
-    def transition(self, job_key: bytes, to: ClaimState, **fields: Any) -> None:
-        """Move a claim to ``to`` (:class:`IllegalTransition` if its state does not lead there)."""
-        cols: dict[str, Any] = {}
-        for name, value in fields.items():
-            if name not in {"sent_block", "tx_hash", "payout", "reason"}:
-                raise StateError(f"unknown claim field {name}")
-            cols[name] = str(value) if name == "payout" and value is not None else value
-        allowed = [s.value for s in CLAIM_TRANSITIONS[to]]
-        move(
-            self.conn,
-            "ch_claims",
-            ("job_key", job_key),
-            allowed,
-            to.value,
-            state_column="state",
-            **cols,
-        )
 
     def summary(self) -> dict[str, int]:
         """Claims (on jobs and batch leaves) by outcome and the tokens they moved (base units)."""
@@ -1478,13 +1500,14 @@ def _leaf_claim(row: sqlite3.Row) -> LeafClaimRow:
     )
 
 
-class LeafClaimStore:
-    """The ``ch_leaf_claims`` table: claims on batch leaves, the same states and transition
-    rule as :class:`ClaimStore` (``CLAIM_TRANSITIONS``)."""
+class LeafClaimStore(ClaimTable[LeafClaimRow]):
+    """The ``ch_leaf_claims`` table: claims on batch leaves."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.conn = store.conn
+    TABLE = "ch_leaf_claims"
+    KEY = "leaf_key"
+    COLS = _LEAF_CLAIM_COLS
+    ORDER = "challenge_deadline, CAST(batch_id AS INTEGER), leaf_index"
+    parse = staticmethod(_leaf_claim)
 
     def unplanned(self) -> list[tuple[JobRow, int]]:
         """Batch leaves we sampled and found correct by the circuit's witness, with a VRF proof
@@ -1533,30 +1556,3 @@ class LeafClaimStore:
             ),
         )
         return bool(cur.rowcount)
-
-    def claims(self, *states: ClaimState) -> list[LeafClaimRow]:
-        marks = ",".join("?" * len(states))
-        rows = self.conn.execute(
-            f"SELECT {_LEAF_CLAIM_COLS} FROM ch_leaf_claims WHERE state IN ({marks}) "
-            "ORDER BY challenge_deadline, CAST(batch_id AS INTEGER), leaf_index",
-            [s.value for s in states],
-        ).fetchall()
-        return [_leaf_claim(r) for r in rows]
-
-    def transition(self, leaf_key: bytes, to: ClaimState, **fields: Any) -> None:
-        """Move a leaf claim to ``to`` (:class:`IllegalTransition` if not allowed)."""
-        cols: dict[str, Any] = {}
-        for name, value in fields.items():
-            if name not in {"sent_block", "tx_hash", "payout", "reason"}:
-                raise StateError(f"unknown claim field {name}")
-            cols[name] = str(value) if name == "payout" and value is not None else value
-        allowed = [s.value for s in CLAIM_TRANSITIONS[to]]
-        move(
-            self.conn,
-            "ch_leaf_claims",
-            ("leaf_key", leaf_key),
-            allowed,
-            to.value,
-            state_column="state",
-            **cols,
-        )
