@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from challenger.chain_io import JobView, PoolAccount
 from challenger.claim_seeds import SeedOps, SeedRecorder
@@ -55,6 +55,7 @@ from challenger.store import (
     ClaimRow,
     ClaimState,
     ClaimStore,
+    ClaimTable,
     JobRow,
     LeafClaimRow,
     LeafClaimStore,
@@ -66,6 +67,8 @@ from spotcheck.errors import ChainError, RevertError, revert_name
 from spotcheck.kit.db import IllegalTransition
 
 log = logging.getLogger(__name__)
+
+C = TypeVar("C", ClaimRow, LeafClaimRow)
 
 #: ``CheckPool.MAX_BATCH_CLAIMS``.
 MAX_BATCH_CLAIMS = 32
@@ -165,20 +168,256 @@ class ClaimReport:
     missed: int = 0
 
 
-class Claimer:
-    """The claim state machine over a :class:`ClaimPort` and the service's store."""
+class _ClaimRules(Generic[C]):
+    """The claim rules every kind of claim follows (on-chain jobs: :class:`Claimer`; batch
+    leaves: :class:`LeafClaimer`): adopting interrupted sends, when and how many to send,
+    the checks before a send, a refused batch retried claim by claim, and settling. A kind
+    says how its claims read the chain (the ``what differs`` methods)."""
+
+    #: Reverts that refuse a claim for good (a batch of several is retried claim by claim).
+    REFUSALS: frozenset[str]
+    #: The claim transaction and what it claims, in log lines.
+    CALL: str
+    WHAT: str
+
+    def __init__(
+        self,
+        claims: ClaimTable[C],
+        store: Store,
+        pool: ClaimPort,
+        options: ClaimOptions,
+        claim_margin: Callable[[], int],
+    ) -> None:
+        self.claims: ClaimTable[C] = claims
+        self.store = store
+        self.pool = pool
+        self.options = options
+        self.claim_margin = claim_margin
+        #: Claims that were in a batch refused by the pool: sent one per transaction.
+        self._alone: set[bytes] = set()
+
+    # -- what differs -----------------------------------------------------------------------
+
+    def key(self, c: C) -> bytes:
+        raise NotImplementedError
+
+    def ref(self, c: C) -> object:
+        """The claim's reference in the transaction's log line."""
+        raise NotImplementedError
+
+    def label(self, c: C) -> str:
+        raise NotImplementedError
+
+    def status(self, c: C) -> ClaimStatus:
+        raise NotImplementedError
+
+    def rate(self, c: C) -> int:
+        """The pool's sampling rate for the claim (bps)."""
+        raise NotImplementedError
+
+    def why_not(self, c: C, head: int) -> str | None:
+        """Why the claim, inside its window, can no longer be sent (None: it can)."""
+        raise NotImplementedError
+
+    def claim_tx(self, batch: list[C]) -> TxResult:
+        raise NotImplementedError
+
+    def unbacked(self, planned: list[C], now: int, why: str, report: ClaimReport) -> None:
+        """Claims are due but the pool account cannot back them (``why``)."""
+        raise NotImplementedError
+
+    def settle_one(self, c: C, report: ClaimReport) -> None:
+        """An open claim the pool has neither paid nor forfeited yet."""
+        raise NotImplementedError
+
+    def forfeited_log(self, c: C, collateral: int) -> None:
+        raise NotImplementedError
+
+    # -- plan -------------------------------------------------------------------------------
+
+    @staticmethod
+    def decide(proof: str, bps: int, zero: str) -> tuple[ClaimState, str | None]:
+        """A claim's first state: planned if the VRF output is in the pool's sample."""
+        if bps == 0:
+            return ClaimState.UNCLAIMABLE, zero
+        if not vrf.sampled_bps(parse_proof(proof), bps):
+            return ClaimState.UNCLAIMABLE, f"not in the pool's sample ({bps} bps)"
+        return ClaimState.PLANNED, None
+
+    # -- send -------------------------------------------------------------------------------
+
+    def adopt_sending(self, head: int) -> None:
+        """Claims whose send was interrupted: adopted if on chain, planned again if absent
+        long enough (never sent twice while the first transaction may still land)."""
+        for c in self.claims.claims(ClaimState.SENDING):
+            if self.status(c) is not ClaimStatus.NONE:
+                with suppress(IllegalTransition):
+                    self.claims.transition(self.key(c), ClaimState.OPEN)
+                    log.info("claim on %s found on chain: adopted", self.label(c))
+            elif head >= (c.sent_block or 0) + self.options.resend_after_blocks:
+                with suppress(IllegalTransition):
+                    self.claims.transition(self.key(c), ClaimState.PLANNED)
+
+    def send(self, now: int, head: int, report: ClaimReport) -> None:
+        planned = self.claims.claims(ClaimState.PLANNED)
+        if not planned:
+            return
+        o = self.options
+        margin = self.claim_margin()
+        due = (
+            len(planned) >= o.batch_size
+            or min(c.planned_at for c in planned) + o.max_wait_s <= now
+            or min(c.challenge_deadline for c in planned) - margin - o.margin_s <= now
+        )
+        if not due:
+            return
+        account = self.pool.pool_account()
+        if not account.registered or account.exiting:
+            self.unbacked(planned, now, "exiting" if account.exiting else "not registered", report)
+            return
+        room = account.free_bond // account.collateral if account.collateral else len(planned)
+        if room == 0:
+            self.unbacked(planned, now, "bond", report)
+            return
+        ready = [c for c in planned if self._claimable(c, now, head, report)][:room]
+        alone = [c for c in ready if self.key(c) in self._alone]
+        together = [c for c in ready if self.key(c) not in self._alone]
+        for start in range(0, len(together), o.batch_size):
+            self._send_batch(together[start : start + o.batch_size], head, report)
+        for c in alone:
+            self._send_batch([c], head, report)
+
+    def _claimable(self, c: C, now: int, head: int, report: ClaimReport) -> bool:
+        """Check one claim on chain before sending; records why it cannot be sent."""
+        if self.status(c) is not ClaimStatus.NONE:
+            with suppress(IllegalTransition):
+                self.claims.transition(self.key(c), ClaimState.OPEN)  # sent before a restart
+            return False
+        bps = self.rate(c)
+        if not vrf.sampled_bps(parse_proof(c.vrf_proof), bps):  # the rate was lowered
+            with suppress(IllegalTransition):
+                self.claims.transition(
+                    self.key(c),
+                    ClaimState.UNCLAIMABLE,
+                    reason=f"not in the pool's sample ({bps} bps)",
+                )
+            return False
+        margin = self.claim_margin()
+        if now > c.challenge_deadline - margin:
+            why: str | None = _closed(c.challenge_deadline, margin)
+        else:
+            why = self.why_not(c, head)
+        if why is None:
+            return True
+        with suppress(IllegalTransition):
+            self.claims.transition(self.key(c), ClaimState.MISSED, reason=why)
+            report.missed += 1
+            log.warning("claim on %s not sent: %s", self.label(c), why)
+        return False
+
+    def _send_batch(self, batch: list[C], head: int, report: ClaimReport) -> None:
+        if not batch:
+            return
+        with self.store.transaction():
+            for c in batch:
+                self.claims.transition(self.key(c), ClaimState.SENDING, sent_block=head)
+        refs = [self.ref(c) for c in batch]
+        try:
+            tx = self.claim_tx(batch)
+        except ChainError as err:
+            name = revert_name(err)
+            log.warning("%s %s failed: %s", self.CALL, refs, err)  # claimBatch of jobs [..]
+            # One refused claim reverts the whole batch: a batch of several goes back to
+            # planned and each of its claims is sent alone from now on, so only the refused
+            # one is given up (a claim refused alone is missed, loudly).
+            alone = name in self.REFUSALS and len(batch) == 1
+            for c in batch:
+                if self.status(c) is not ClaimStatus.NONE:
+                    to, reason = ClaimState.OPEN, None
+                elif alone:
+                    to, reason = ClaimState.MISSED, f"refused by the pool: {err}"
+                    report.missed += 1
+                else:
+                    to, reason = ClaimState.PLANNED, None  # decided again next tick
+                    if name in self.REFUSALS:
+                        self._alone.add(self.key(c))
+                with suppress(IllegalTransition):
+                    self.claims.transition(self.key(c), to, reason=reason)
+            if alone:
+                log.error("CLAIM REFUSED (%s) on %s: %s", name, self.label(batch[0]), err)
+            return
+        with self.store.transaction():
+            for c in batch:
+                self.claims.transition(self.key(c), ClaimState.OPEN, tx_hash=tx.tx_hash)
+        report.sent += len(batch)
+        log.info("claimed %d checked %s %s (tx %s)", len(batch), self.WHAT, refs, tx.tx_hash)
+
+    def _miss_late(self, planned: list[C], now: int, report: ClaimReport, reason: str) -> None:
+        """Unsent claims whose window closed: missed."""
+        margin = self.claim_margin()
+        for c in planned:
+            if now > c.challenge_deadline - margin:
+                with suppress(IllegalTransition):
+                    self.claims.transition(self.key(c), ClaimState.MISSED, reason=reason)
+                    report.missed += 1
+
+    # -- settle -----------------------------------------------------------------------------
+
+    def settle(self, report: ClaimReport) -> None:
+        for c in self.claims.claims(ClaimState.OPEN):
+            status = self.status(c)
+            if status is ClaimStatus.COLLECTED:  # collected before a restart
+                with suppress(IllegalTransition):
+                    self.claims.transition(self.key(c), ClaimState.COLLECTED)
+            elif status is ClaimStatus.FORFEITED:
+                self.forfeited(c, report)
+            else:
+                self.settle_one(c, report)
+
+    def collect(self, c: C, call: Callable[[], tuple[TxResult, int]], report: ClaimReport) -> None:
+        try:
+            tx, paid = call()
+        except ChainError as err:
+            log.warning("collecting the claim on %s failed: %s", self.label(c), err)
+            return
+        with suppress(IllegalTransition):
+            self.claims.transition(
+                self.key(c), ClaimState.COLLECTED, payout=paid, tx_hash=tx.tx_hash
+            )
+            report.paid += 1
+            report.payouts += paid
+            log.info("check reward collected: %s paid %d (tx %s)", self.label(c), paid, tx.tx_hash)
+
+    def forfeited(self, c: C, report: ClaimReport) -> None:
+        collateral = self.pool.pool_account().collateral
+        with suppress(IllegalTransition):
+            self.claims.transition(self.key(c), ClaimState.FORFEITED, payout=collateral)
+            report.forfeited += 1
+            log.error(
+                "CLAIM FORFEITED: %s ended invalid although this challenger found it correct; "
+                "collateral %d lost (check the model files and tau)",
+                self.label(c),
+                collateral,
+            )
+
+
+class Claimer(_ClaimRules[ClaimRow]):
+    """The claim state machine over a :class:`ClaimPort` and the service's store: on-chain
+    jobs here, batch leaves in :attr:`leaves` when the chain can claim them."""
+
+    REFUSALS = _PROOF_ERRORS
+    CALL = "claimBatch of jobs"
+    WHAT = "job(s)"
 
     def __init__(self, store: Store, chain: ClaimPort, options: ClaimOptions) -> None:
         if not 0 < options.batch_size <= MAX_BATCH_CLAIMS:
             raise ValueError(f"claim batch_size must be in 1..{MAX_BATCH_CLAIMS}")
-        self.claims = ClaimStore(store)
-        self.store = store
+        self.claims: ClaimStore = ClaimStore(store)
+        super().__init__(self.claims, store, chain, options, self.claim_margin)
         self.chain = chain
-        self.options = options
         self._bps: dict[bytes, int] = {}
+        self._margin: int | None = None
         self._warned: set[str] = set()
-        #: Claims that were in a batch refused for a proof: sent one per transaction.
-        self._alone: set[bytes] = set()
         #: Batch leaves, when the chain can claim them.
         self.leaves = (
             LeafClaimer(store, chain, options, self.claim_margin)
@@ -204,7 +443,6 @@ class Claimer:
             )
         #: Records the seeds of what we sampled well within 256 blocks (A6-8).
         self.seeds = SeedRecorder(store.conn, chain, ops, options.resend_after_blocks)
-        self._margin: int | None = None
 
     def claim_margin(self) -> int:
         """``CheckPool.claimMargin`` (immutable: read once): claims close this many seconds
@@ -237,20 +475,12 @@ class Claimer:
         self.send(now, head, report)
         self.settle(report)
 
-    # -- plan -------------------------------------------------------------------------------
-
     def plan(self, jobs: Sequence[JobRow], now: int, report: ClaimReport) -> None:
         for job in jobs:
             if job.vrf_proof is None:
                 continue
             bps = self._sampling_bps(job.model_id)
-            proof = parse_proof(job.vrf_proof)
-            if bps == 0:
-                state, reason = ClaimState.UNCLAIMABLE, "the model has no check terms"
-            elif not vrf.sampled_bps(proof, bps):
-                state, reason = ClaimState.UNCLAIMABLE, f"not in the pool's sample ({bps} bps)"
-            else:
-                state, reason = ClaimState.PLANNED, None
+            state, reason = self.decide(job.vrf_proof, bps, "the model has no check terms")
             if self.claims.plan(job, state, now, reason) and state is ClaimState.PLANNED:
                 report.planned += 1
 
@@ -259,201 +489,73 @@ class Claimer:
             self._bps[model_id] = self.chain.pool_sampling_bps(model_id)
         return self._bps[model_id]
 
-    # -- send -------------------------------------------------------------------------------
+    # -- the job claim ----------------------------------------------------------------------
 
-    def adopt_sending(self, head: int) -> None:
-        """Claims whose send was interrupted: adopted if on chain, planned again if absent
-        long enough (never sent twice while the first transaction may still land)."""
-        for c in self.claims.claims(ClaimState.SENDING):
-            status = self.chain.pool_claim_status(c.job_id)
-            if status is not ClaimStatus.NONE:
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.job_key, ClaimState.OPEN)
-                    log.info("claim on job %d found on chain: adopted", c.job_id)
-            elif head >= (c.sent_block or 0) + self.options.resend_after_blocks:
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.job_key, ClaimState.PLANNED)
+    def key(self, c: ClaimRow) -> bytes:
+        return c.job_key
 
-    def send(self, now: int, head: int, report: ClaimReport) -> None:
-        planned = self.claims.claims(ClaimState.PLANNED)
-        if not planned:
-            return
-        o = self.options
-        margin = self.claim_margin()
-        due = (
-            len(planned) >= o.batch_size
-            or min(c.planned_at for c in planned) + o.max_wait_s <= now
-            or min(c.challenge_deadline for c in planned) - margin - o.margin_s <= now
-        )
-        if not due:
-            return
-        account = self.chain.pool_account()
-        if not account.registered or account.exiting:
-            why = "exiting" if account.exiting else "not registered"
-            self._warn_once(
-                why,
-                f"{len(planned)} claim(s) waiting: this challenger is {why} in the CheckPool "
-                "(`spotcheck challenger register --bond AMOUNT`)",
+    def ref(self, c: ClaimRow) -> object:
+        return c.job_id
+
+    def label(self, c: ClaimRow) -> str:
+        return f"job {c.job_id}"
+
+    def status(self, c: ClaimRow) -> ClaimStatus:
+        return self.chain.pool_claim_status(c.job_id)
+
+    def rate(self, c: ClaimRow) -> int:
+        return self._sampling_bps(c.model_id)
+
+    def why_not(self, c: ClaimRow, head: int) -> str | None:
+        recorded = self.claims.seed_of(c.job_key)
+        if recorded is None:
+            return "job no longer recorded"
+        if recorded[1] is not None:
+            # A reorg replaced the job's block after this claim was sent: the proof may be
+            # for a seed the chain no longer has; never resent (a lost reward, not collateral).
+            return f"a reorg replaced the job's block (fork at {recorded[1]}): proof may be stale"
+        job = self.chain.job(c.job_id)
+        if job.status is not JobStatus.COMMITTED:
+            return f"job is {job.status.name.lower()}"
+        if job.commit_block != recorded[0]:
+            return (
+                f"job moved from block {recorded[0]} to {job.commit_block} (reorg): "
+                "its proof is for a stale seed"
             )
-            self._miss_late(planned, now, report, f"window closed while {why}")
-            return
-        room = account.free_bond // account.collateral if account.collateral else len(planned)
-        if room == 0:
+        if head > job.commit_block + 1 + BLOCKHASH_WINDOW and not (
+            self.chain.pool_seed_recorded(c.job_id)
+        ):
+            return "seed unavailable (not recorded within 256 blocks)"
+        return None
+
+    def claim_tx(self, batch: list[ClaimRow]) -> TxResult:
+        return self.chain.pool_claim_batch([(c.job_id, parse_proof(c.vrf_proof)) for c in batch])
+
+    def unbacked(self, planned: list[ClaimRow], now: int, why: str, report: ClaimReport) -> None:
+        if why == "bond":
             self._warn_once("bond", "claims waiting: the whole bond is locked by open claims")
             self._miss_late(planned, now, report, "window closed while the bond was locked")
             return
-        ready = [c for c in planned if self._claimable(c, now, head, report)][:room]
-        alone = [c for c in ready if c.job_key in self._alone]
-        together = [c for c in ready if c.job_key not in self._alone]
-        for start in range(0, len(together), o.batch_size):
-            self._send_batch(together[start : start + o.batch_size], head, report)
-        for c in alone:
-            self._send_batch([c], head, report)
-
-    def _claimable(self, c: ClaimRow, now: int, head: int, report: ClaimReport) -> bool:
-        """Check one claim on chain before sending; records why it cannot be sent."""
-        if self.chain.pool_claim_status(c.job_id) is not ClaimStatus.NONE:
-            with suppress(IllegalTransition):
-                self.claims.transition(c.job_key, ClaimState.OPEN)  # sent before a restart
-            return False
-        bps = self._sampling_bps(c.model_id)
-        if not vrf.sampled_bps(parse_proof(c.vrf_proof), bps):  # the rate was lowered
-            with suppress(IllegalTransition):
-                self.claims.transition(
-                    c.job_key,
-                    ClaimState.UNCLAIMABLE,
-                    reason=f"not in the pool's sample ({bps} bps)",
-                )
-            return False
-        why: str | None = None
-        recorded = self.claims.seed_of(c.job_key)
-        if now > c.challenge_deadline - self.claim_margin():
-            why = _closed(c.challenge_deadline, self.claim_margin())
-        elif recorded is None:
-            why = "job no longer recorded"
-        elif recorded[1] is not None:
-            # A reorg replaced the job's block after this claim was sent: the proof may be
-            # for a seed the chain no longer has; never resent (a lost reward, not collateral).
-            why = f"a reorg replaced the job's block (fork at {recorded[1]}): proof may be stale"
-        else:
-            job = self.chain.job(c.job_id)
-            if job.status is not JobStatus.COMMITTED:
-                why = f"job is {job.status.name.lower()}"
-            elif job.commit_block != recorded[0]:
-                why = (
-                    f"job moved from block {recorded[0]} to {job.commit_block} (reorg): "
-                    "its proof is for a stale seed"
-                )
-            elif head > job.commit_block + 1 + BLOCKHASH_WINDOW and not (
-                self.chain.pool_seed_recorded(c.job_id)
-            ):
-                why = "seed unavailable (not recorded within 256 blocks)"
-        if why is None:
-            return True
-        with suppress(IllegalTransition):
-            self.claims.transition(c.job_key, ClaimState.MISSED, reason=why)
-            report.missed += 1
-            log.warning("claim on job %d not sent: %s", c.job_id, why)
-        return False
-
-    def _send_batch(self, batch: list[ClaimRow], head: int, report: ClaimReport) -> None:
-        if not batch:
-            return
-        with self.store.transaction():
-            for c in batch:
-                self.claims.transition(c.job_key, ClaimState.SENDING, sent_block=head)
-        ids = [c.job_id for c in batch]
-        try:
-            tx = self.chain.pool_claim_batch([(c.job_id, parse_proof(c.vrf_proof)) for c in batch])
-        except ChainError as err:
-            name = revert_name(err)
-            log.warning("claimBatch of jobs %s failed: %s", ids, err)
-            # One refused proof reverts the whole batch: a batch of several goes back to
-            # planned and each of its claims is sent alone from now on, so only the refused
-            # one is given up (a claim alone refused for its proof is missed, loudly).
-            alone = name in _PROOF_ERRORS and len(batch) == 1
-            for c in batch:
-                if self.chain.pool_claim_status(c.job_id) is not ClaimStatus.NONE:
-                    to, reason = ClaimState.OPEN, None
-                elif alone:
-                    to, reason = ClaimState.MISSED, f"refused by the pool: {err}"
-                    report.missed += 1
-                else:
-                    to, reason = ClaimState.PLANNED, None  # decided again next tick
-                    if name in _PROOF_ERRORS:
-                        self._alone.add(c.job_key)
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.job_key, to, reason=reason)
-            if alone:
-                log.error(
-                    "CLAIM REFUSED (%s): our VRF proof for job %d does not verify", name, ids[0]
-                )
-            return
-        with self.store.transaction():
-            for c in batch:
-                self.claims.transition(c.job_key, ClaimState.OPEN, tx_hash=tx.tx_hash)
-        report.sent += len(batch)
-        log.info("claimed %d checked job(s) %s (tx %s)", len(batch), ids, tx.tx_hash)
-
-    def _miss_late(
-        self, planned: list[ClaimRow], now: int, report: ClaimReport, reason: str
-    ) -> None:
-        margin = self.claim_margin()
-        for c in planned:
-            if now > c.challenge_deadline - margin:
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.job_key, ClaimState.MISSED, reason=reason)
-                    report.missed += 1
+        self._warn_once(
+            why,
+            f"{len(planned)} claim(s) waiting: this challenger is {why} in the CheckPool "
+            "(`spotcheck challenger register --bond AMOUNT`)",
+        )
+        self._miss_late(planned, now, report, f"window closed while {why}")
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
             log.warning("%s", message)
 
-    # -- settle -----------------------------------------------------------------------------
-
-    def settle(self, report: ClaimReport) -> None:
-        for c in self.claims.claims(ClaimState.OPEN):
-            status = self.chain.pool_claim_status(c.job_id)
-            if status is ClaimStatus.COLLECTED:  # collected before a restart
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.job_key, ClaimState.COLLECTED)
-                continue
-            if status is ClaimStatus.FORFEITED:
-                self._forfeited(c, report)
-                continue
-            job = self.chain.job(c.job_id)
-            if job.status is JobStatus.FINAL:
-                try:
-                    tx, paid = self.chain.pool_collect(c.job_id)
-                except ChainError as err:
-                    log.warning("collect(%d) failed: %s", c.job_id, err)
-                    continue
-                with suppress(IllegalTransition):
-                    self.claims.transition(
-                        c.job_key, ClaimState.COLLECTED, payout=paid, tx_hash=tx.tx_hash
-                    )
-                    report.paid += 1
-                    report.payouts += paid
-                    log.info(
-                        "check reward collected: job %d paid %d (tx %s)", c.job_id, paid, tx.tx_hash
-                    )
-            elif job.status is JobStatus.INVALID and close_forfeit(
-                partial(self.chain.pool_forfeit, c.job_id), f"job {c.job_id}"
-            ):
-                self._forfeited(c, report)
-
-    def _forfeited(self, c: ClaimRow, report: ClaimReport) -> None:
-        collateral = self.chain.pool_account().collateral
-        with suppress(IllegalTransition):
-            self.claims.transition(c.job_key, ClaimState.FORFEITED, payout=collateral)
-            report.forfeited += 1
-            log.error(
-                "CLAIM FORFEITED: job %d ended invalid although this challenger found its "
-                "output correct; collateral %d lost (check the model files and tau)",
-                c.job_id,
-                collateral,
-            )
+    def settle_one(self, c: ClaimRow, report: ClaimReport) -> None:
+        job = self.chain.job(c.job_id)
+        if job.status is JobStatus.FINAL:
+            self.collect(c, partial(self.chain.pool_collect, c.job_id), report)
+        elif job.status is JobStatus.INVALID and close_forfeit(
+            partial(self.chain.pool_forfeit, c.job_id), self.label(c)
+        ):
+            self.forfeited(c, report)
 
 
 def close_forfeit(send: Callable[[], TxResult], what: str) -> bool:
@@ -473,9 +575,13 @@ def close_forfeit(send: Callable[[], TxResult], what: str) -> bool:
     return True
 
 
-class LeafClaimer:
-    """The claim machine for batch leaves (``claimLeaves``, ``collectLeaf``): the same states,
-    journaling and send rules as :class:`Claimer`, over ``ch_leaf_claims``."""
+class LeafClaimer(_ClaimRules[LeafClaimRow]):
+    """The claim machine for batch leaves (``claimLeaves``, ``collectLeaf``) over
+    ``ch_leaf_claims``; the rules are :class:`_ClaimRules`'."""
+
+    REFUSALS = _LEAF_REFUSALS
+    CALL = "claimLeaves of"
+    WHAT = "batch leaf(s)"
 
     def __init__(
         self,
@@ -484,219 +590,94 @@ class LeafClaimer:
         options: ClaimOptions,
         claim_margin: Callable[[], int],
     ) -> None:
-        self.claims = LeafClaimStore(store)
-        self.claim_margin = claim_margin
-        self.store = store
+        pool: ClaimPort = chain  # type: ignore[assignment]  # Claimer checked ClaimPort
+        self.claims: LeafClaimStore = LeafClaimStore(store)
+        super().__init__(self.claims, store, pool, options, claim_margin)
         self.chain = chain
-        self.base: ClaimPort = chain  # type: ignore[assignment]  # Claimer checked ClaimPort
-        self.options = options
-        self._alone: set[bytes] = set()
-        self._warned: set[str] = set()
+        #: batch id -> the batch's rate, snapshot by the pool at its commit (A6-5); per step.
+        self._bps: dict[int, int] = {}
 
     def step(self, report: ClaimReport) -> None:
         pending = self.claims.claims(ClaimState.SENDING, ClaimState.PLANNED, ClaimState.OPEN)
         unplanned = self.claims.unplanned()
         if not pending and not unplanned:
             return
-        bps: dict[int, int] = {}
-
-        def rate(batch_id: int) -> int:
-            """The batch's rate, snapshot by the pool at its commit (A6-5)."""
-            if batch_id not in bps:
-                bps[batch_id] = self.chain.pool_batch_sampling_bps(batch_id)
-            return bps[batch_id]
-
-        now = self.base.timestamp()
+        self._bps.clear()
+        now = self.pool.timestamp()
         for job, deadline in unplanned:
             assert job.vrf_proof is not None
-            p = rate(int(job.ref))
-            if p == 0:
-                state, reason = ClaimState.UNCLAIMABLE, "the batch has no paid checks (rate 0)"
-            elif not vrf.sampled_bps(parse_proof(job.vrf_proof), p):
-                state, reason = ClaimState.UNCLAIMABLE, f"not in the pool's sample ({p} bps)"
-            else:
-                state, reason = ClaimState.PLANNED, None
+            bps = self._batch_bps(int(job.ref))
+            state, reason = self.decide(job.vrf_proof, bps, "the batch has no paid checks (rate 0)")
             if self.claims.plan(job, deadline, state, now, reason) and state is ClaimState.PLANNED:
                 report.planned += 1
-        head = self.base.head()
-        self._adopt_sending(head)
-        self._send(now, head, rate, report)
-        self._settle(report)
+        head = self.pool.head()
+        self.adopt_sending(head)
+        self.send(now, head, report)
+        self.settle(report)
 
-    def _status(self, c: LeafClaimRow) -> ClaimStatus:
+    def _batch_bps(self, batch_id: int) -> int:
+        if batch_id not in self._bps:
+            self._bps[batch_id] = self.chain.pool_batch_sampling_bps(batch_id)
+        return self._bps[batch_id]
+
+    # -- the leaf claim ---------------------------------------------------------------------
+
+    def key(self, c: LeafClaimRow) -> bytes:
+        return c.leaf_key
+
+    def ref(self, c: LeafClaimRow) -> object:
+        return (c.batch_id, c.index)
+
+    def label(self, c: LeafClaimRow) -> str:
+        return f"leaf {c.batch_id}/{c.index}"
+
+    def status(self, c: LeafClaimRow) -> ClaimStatus:
         return self.chain.pool_leaf_claim_status(c.batch_id, c.index)
 
-    def _adopt_sending(self, head: int) -> None:
-        for c in self.claims.claims(ClaimState.SENDING):
-            if self._status(c) is not ClaimStatus.NONE:
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.leaf_key, ClaimState.OPEN)
-            elif head >= (c.sent_block or 0) + self.options.resend_after_blocks:
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.leaf_key, ClaimState.PLANNED)
+    def rate(self, c: LeafClaimRow) -> int:
+        return self._batch_bps(c.batch_id)
 
-    def _send(self, now: int, head: int, rate: Callable[[int], int], report: ClaimReport) -> None:
-        planned = self.claims.claims(ClaimState.PLANNED)
-        if not planned:
-            return
-        o = self.options
-        margin = self.claim_margin()
-        due = (
-            len(planned) >= o.batch_size
-            or min(c.planned_at for c in planned) + o.max_wait_s <= now
-            or min(c.challenge_deadline for c in planned) - margin - o.margin_s <= now
-        )
-        if not due:
-            return
-        account = self.base.pool_account()
-        if (
-            not account.registered
-            or account.exiting
-            or (account.collateral and account.free_bond < account.collateral)
-        ):
-            for c in planned:  # the job claimer warns; leaves only miss their window
-                if now > c.challenge_deadline - margin:
-                    with suppress(IllegalTransition):
-                        self.claims.transition(
-                            c.leaf_key,
-                            ClaimState.MISSED,
-                            reason=f"unbacked ({_closed(c.challenge_deadline, margin)})",
-                        )
-                        report.missed += 1
-            return
-        room = account.free_bond // account.collateral if account.collateral else len(planned)
-        ready = [c for c in planned if self._claimable(c, now, head, rate, report)][:room]
-        alone = [c for c in ready if c.leaf_key in self._alone]
-        together = [c for c in ready if c.leaf_key not in self._alone]
-        for start in range(0, len(together), o.batch_size):
-            self._send_batch(together[start : start + o.batch_size], head, report)
-        for c in alone:
-            self._send_batch([c], head, report)
-
-    def _claimable(
-        self,
-        c: LeafClaimRow,
-        now: int,
-        head: int,
-        rate: Callable[[int], int],
-        report: ClaimReport,
-    ) -> bool:
-        if self._status(c) is not ClaimStatus.NONE:
-            with suppress(IllegalTransition):
-                self.claims.transition(c.leaf_key, ClaimState.OPEN)  # sent before a restart
-            return False
-        p = rate(c.batch_id)
-        if not vrf.sampled_bps(parse_proof(c.vrf_proof), p):
-            with suppress(IllegalTransition):
-                self.claims.transition(
-                    c.leaf_key, ClaimState.UNCLAIMABLE, reason=f"not in the pool's sample ({p} bps)"
-                )
-            return False
-        why: str | None = None
+    def why_not(self, c: LeafClaimRow, head: int) -> str | None:
         fork = self.claims.reorged(c.leaf_key)
-        if now > c.challenge_deadline - self.claim_margin():
-            why = _closed(c.challenge_deadline, self.claim_margin())
-        elif fork is not None:
-            why = "leaf no longer recorded" if fork == 0 else f"a reorg replaced its batch ({fork})"
-        else:
-            status, commit_block = self.chain.batch_state(c.batch_id)
-            if status is not BatchStatus.COMMITTED:
-                why = f"batch is {status.name.lower()}"
-            elif commit_block != c.commit_block:
-                why = f"batch moved from block {c.commit_block} to {commit_block} (reorg)"
-            elif self.chain.leaf_invalid(c.batch_id, c.index):
-                why = "leaf invalidated"
-            elif head > commit_block + 1 + BLOCKHASH_WINDOW and not (
-                self.chain.pool_batch_seed_recorded(c.batch_id)
-            ):
-                why = "seed unavailable (not recorded within 256 blocks)"
-        if why is None:
-            return True
-        with suppress(IllegalTransition):
-            self.claims.transition(c.leaf_key, ClaimState.MISSED, reason=why)
-            report.missed += 1
-            log.warning("claim on leaf %d/%d not sent: %s", c.batch_id, c.index, why)
-        return False
-
-    def _send_batch(self, batch: list[LeafClaimRow], head: int, report: ClaimReport) -> None:
-        if not batch:
-            return
-        with self.store.transaction():
-            for c in batch:
-                self.claims.transition(c.leaf_key, ClaimState.SENDING, sent_block=head)
-        refs = [(c.batch_id, c.index) for c in batch]
-        try:
-            tx = self.chain.pool_claim_leaves(
-                [(c.batch_id, c.index, parse_proof(c.vrf_proof)) for c in batch]
+        if fork is not None:
+            return (
+                "leaf no longer recorded" if fork == 0 else f"a reorg replaced its batch ({fork})"
             )
-        except ChainError as err:
-            name = revert_name(err)
-            log.warning("claimLeaves of %s failed: %s", refs, err)
-            # As for jobs: one refused leaf reverts the batch; its leaves are retried alone, and
-            # a leaf refused alone (its proof, its window, its verdict) is missed.
-            alone = name in _LEAF_REFUSALS and len(batch) == 1
-            for c in batch:
-                if self._status(c) is not ClaimStatus.NONE:
-                    to, reason = ClaimState.OPEN, None
-                elif alone:
-                    to, reason = ClaimState.MISSED, f"refused by the pool: {err}"
-                    report.missed += 1
-                else:
-                    to, reason = ClaimState.PLANNED, None
-                    if name in _LEAF_REFUSALS:
-                        self._alone.add(c.leaf_key)
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.leaf_key, to, reason=reason)
+        status, commit_block = self.chain.batch_state(c.batch_id)
+        if status is not BatchStatus.COMMITTED:
+            return f"batch is {status.name.lower()}"
+        if commit_block != c.commit_block:
+            return f"batch moved from block {c.commit_block} to {commit_block} (reorg)"
+        if self.chain.leaf_invalid(c.batch_id, c.index):
+            return "leaf invalidated"
+        if head > commit_block + 1 + BLOCKHASH_WINDOW and not (
+            self.chain.pool_batch_seed_recorded(c.batch_id)
+        ):
+            return "seed unavailable (not recorded within 256 blocks)"
+        return None
+
+    def claim_tx(self, batch: list[LeafClaimRow]) -> TxResult:
+        return self.chain.pool_claim_leaves(
+            [(c.batch_id, c.index, parse_proof(c.vrf_proof)) for c in batch]
+        )
+
+    def unbacked(
+        self, planned: list[LeafClaimRow], now: int, why: str, report: ClaimReport
+    ) -> None:
+        margin = self.claim_margin()
+        for c in planned:  # the job claimer warns; leaves only miss their window
+            reason = f"unbacked ({_closed(c.challenge_deadline, margin)})"
+            self._miss_late([c], now, report, reason)
+
+    def settle_one(self, c: LeafClaimRow, report: ClaimReport) -> None:
+        if self.chain.leaf_invalid(c.batch_id, c.index):
+            what = f"leaf {c.index} of batch {c.batch_id}"
+            if close_forfeit(partial(self.chain.pool_forfeit_leaf, c.batch_id, c.index), what):
+                self.forfeited(c, report)
             return
-        with self.store.transaction():
-            for c in batch:
-                self.claims.transition(c.leaf_key, ClaimState.OPEN, tx_hash=tx.tx_hash)
-        report.sent += len(batch)
-        log.info("claimed %d checked batch leaf(s) %s (tx %s)", len(batch), refs, tx.tx_hash)
-
-    def _settle(self, report: ClaimReport) -> None:
-        for c in self.claims.claims(ClaimState.OPEN):
-            status = self._status(c)
-            if status is ClaimStatus.COLLECTED:
-                with suppress(IllegalTransition):
-                    self.claims.transition(c.leaf_key, ClaimState.COLLECTED)
-                continue
-            if status is ClaimStatus.FORFEITED:
-                self._forfeited(c, report)
-                continue
-            if self.chain.leaf_invalid(c.batch_id, c.index):
-                what = f"leaf {c.index} of batch {c.batch_id}"
-                if close_forfeit(partial(self.chain.pool_forfeit_leaf, c.batch_id, c.index), what):
-                    self._forfeited(c, report)
-                continue
-            batch_status, _ = self.chain.batch_state(c.batch_id)
-            if batch_status is not BatchStatus.FINAL:
-                continue
-            try:
-                tx, paid = self.chain.pool_collect_leaf(c.batch_id, c.index)
-            except ChainError as err:
-                log.warning("collectLeaf(%d, %d) failed: %s", c.batch_id, c.index, err)
-                continue
-            with suppress(IllegalTransition):
-                self.claims.transition(
-                    c.leaf_key, ClaimState.COLLECTED, payout=paid, tx_hash=tx.tx_hash
-                )
-                report.paid += 1
-                report.payouts += paid
-                log.info("leaf check reward collected: %d/%d paid %d", c.batch_id, c.index, paid)
-
-    def _forfeited(self, c: LeafClaimRow, report: ClaimReport) -> None:
-        collateral = self.base.pool_account().collateral
-        with suppress(IllegalTransition):
-            self.claims.transition(c.leaf_key, ClaimState.FORFEITED, payout=collateral)
-            report.forfeited += 1
-            log.error(
-                "CLAIM FORFEITED: leaf %d of batch %d ended invalid although this challenger "
-                "found it correct; collateral %d lost (check the model files and tau)",
-                c.index,
-                c.batch_id,
-                collateral,
-            )
+        batch_status, _ = self.chain.batch_state(c.batch_id)
+        if batch_status is BatchStatus.FINAL:
+            self.collect(c, partial(self.chain.pool_collect_leaf, c.batch_id, c.index), report)
 
 
 def _closed(challenge_deadline: int, margin: int) -> str:
