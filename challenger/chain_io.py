@@ -466,6 +466,27 @@ class ApeChain:
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.RewardCollected))
         return tx, paid
 
+    def pool_collected(self, job_id: int, since_block: int) -> int:
+        """What our earlier ``collect(jobId)`` paid (its ``RewardCollected`` logs from
+        ``since_block``): a claim found collected after a restart lost the receipt."""
+        pool = self._need_pool()
+        return self._paid_to_me(pool.RewardCollected, {"jobId": job_id}, since_block)
+
+    def _paid_to_me(self, event: Any, topics: dict[str, int], since_block: int) -> int:
+        """The ``amount`` of every ``event`` log to us matching ``topics`` between
+        ``since_block`` and the head, in ranges of ``log_range`` blocks."""
+        search = {**topics, "claimant": self.me}
+        top = self._head()
+
+        def scan() -> int:
+            total = 0
+            for lo in range(max(since_block, self.start_block), top + 1, self.log_range):
+                hi = min(top, lo + self.log_range - 1)
+                total += sum(int(e.amount) for e in event.range(lo, hi + 1, search_topics=search))
+            return total
+
+        return int(self._read("eth_getLogs", scan))
+
     def pool_forfeit(self, job_id: int) -> TxResult:
         """``forfeit(jobId, me)``: close our claim on an invalid job (its collateral is burned
         either way; until it is closed the claim counts as open and the bond cannot leave)."""
@@ -540,6 +561,13 @@ class ApeChain:
         tx = self._send(f"collectLeaf({batch_id}, {index})", call)
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.LeafRewardCollected))
         return tx, paid
+
+    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int:
+        """What our earlier ``collectLeaf(batchId, index)`` paid (``LeafRewardCollected``)."""
+        pool = self._need_pool()
+        return self._paid_to_me(
+            pool.LeafRewardCollected, {"batchId": batch_id, "index": index}, since_block
+        )
 
     def pool_register(self, public_key: Sequence[int], pop: Sequence[int], bond: int) -> TxResult:
         pool = self._need_pool()

@@ -120,6 +120,8 @@ class ClaimPort(Protocol):
 
     def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
 
+    def pool_collected(self, job_id: int, since_block: int) -> int: ...
+
     def pool_forfeit(self, job_id: int) -> TxResult: ...
 
 
@@ -142,6 +144,8 @@ class LeafClaimPort(Protocol):
     def pool_claim_leaves(self, claims: Sequence[tuple[int, int, vrf.G1Point]]) -> TxResult: ...
 
     def pool_collect_leaf(self, batch_id: int, index: int) -> tuple[TxResult, int]: ...
+
+    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int: ...
 
     def pool_forfeit_leaf(self, batch_id: int, index: int) -> TxResult: ...
 
@@ -228,6 +232,11 @@ class _ClaimRules(Generic[C]):
 
     def settle_one(self, c: C, report: ClaimReport) -> None:
         """An open claim the pool has neither paid nor forfeited yet."""
+        raise NotImplementedError
+
+    def collected(self, c: C) -> int:
+        """What the pool paid us for the claim (its collect event), for a collect whose
+        receipt a restart lost."""
         raise NotImplementedError
 
     def forfeited_log(self, c: C, collateral: int) -> None:
@@ -366,9 +375,8 @@ class _ClaimRules(Generic[C]):
     def settle(self, report: ClaimReport) -> None:
         for c in self.claims.claims(ClaimState.OPEN):
             status = self.status(c)
-            if status is ClaimStatus.COLLECTED:  # collected before a restart
-                with suppress(IllegalTransition):
-                    self.claims.transition(self.key(c), ClaimState.COLLECTED)
+            if status is ClaimStatus.COLLECTED:  # collected before a restart lost the receipt
+                self.adopt_collected(c, report)
             elif status is ClaimStatus.FORFEITED:
                 self.forfeited(c, report)
             else:
@@ -387,6 +395,14 @@ class _ClaimRules(Generic[C]):
             report.paid += 1
             report.payouts += paid
             log.info("check reward collected: %s paid %d (tx %s)", self.label(c), paid, tx.tx_hash)
+
+    def adopt_collected(self, c: C, report: ClaimReport) -> None:
+        paid = self.collected(c)
+        with suppress(IllegalTransition):
+            self.claims.transition(self.key(c), ClaimState.COLLECTED, payout=paid)
+            report.paid += 1
+            report.payouts += paid
+            log.info("check reward collected before a restart: %s paid %d", self.label(c), paid)
 
     def forfeited(self, c: C, report: ClaimReport) -> None:
         collateral = self.pool.pool_account().collateral
@@ -548,6 +564,9 @@ class Claimer(_ClaimRules[ClaimRow]):
             self._warned.add(key)
             log.warning("%s", message)
 
+    def collected(self, c: ClaimRow) -> int:
+        return self.chain.pool_collected(c.job_id, c.sent_block or 0)
+
     def settle_one(self, c: ClaimRow, report: ClaimReport) -> None:
         job = self.chain.job(c.job_id)
         if job.status is JobStatus.FINAL:
@@ -668,6 +687,9 @@ class LeafClaimer(_ClaimRules[LeafClaimRow]):
         for c in planned:  # the job claimer warns; leaves only miss their window
             reason = f"unbacked ({_closed(c.challenge_deadline, margin)})"
             self._miss_late([c], now, report, reason)
+
+    def collected(self, c: LeafClaimRow) -> int:
+        return self.chain.pool_leaf_collected(c.batch_id, c.index, c.commit_block)
 
     def settle_one(self, c: LeafClaimRow, report: ClaimReport) -> None:
         if self.chain.leaf_invalid(c.batch_id, c.index):

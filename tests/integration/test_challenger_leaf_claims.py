@@ -14,10 +14,11 @@ them and claim the correct ones in ``claimLeaves``:
   (re-running to whatever the node said) that claimed it records the claim ``forfeited`` once
   the dispute is settled, and still collects its valid leaves.
 
-One finding is pinned as a strict xfail: a ``collectLeaf`` whose receipt was lost to a restart
-is adopted without its payout, so status and metrics undercount ``claims_payouts``. (The other,
-fixed: nothing sent ``forfeitLeaf`` for a forfeited claim, so it stayed open on chain and
-blocked the bond's exit; the claimer now closes it, ``claims.close_forfeit``.)
+Two findings were pinned as strict xfails and are fixed: a ``collectLeaf`` whose receipt was
+lost to a restart was adopted without its payout (status and metrics undercounted
+``claims_payouts``; the claimer now reads the payout from the pool's collect event), and
+nothing sent ``forfeitLeaf`` for a forfeited claim, so it stayed open on chain and blocked the
+bond's exit (the claimer now closes it, ``claims.close_forfeit``).
 """
 
 from __future__ import annotations
@@ -283,12 +284,6 @@ def test_restartBetweenLeafClaimSendAndReceipt_neverClaimsTwice(
     assert pool.freeBond(challenger) == BOND - len(mine) * COLLATERAL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="challenger/claims.py LeafClaimer._settle adopts a claim found COLLECTED on chain "
-    "(a collectLeaf whose receipt was lost to a restart) with no payout: the reward is paid but "
-    "status/metrics claims_payouts never count it (same in Claimer.settle for jobs)",
-)
 def test_restartBetweenCollectAndReceipt_collectsOnce_andStillCountsThePayout(
     spotcheck: Any, pool: Any, node: Any, challenger: Any, chain: Any, tmp_path: Path
 ) -> None:
