@@ -262,6 +262,9 @@ class NodeService:
         if not self._reconciled:
             self._phase("reconcile", self.reconcile, None)
         events = self._phase("follow", self._follow, 0)
+        # A reorg that dropped our transactions for good: the same signed ones go out again
+        # first (a later transaction waits behind a dropped nonce until then).
+        self._phase("resend-dropped", self.chain.resend_dropped, 0)
         # Hardest deadlines first: reveals (broadcast back-to-back, then one short wait for all
         # their receipts: `reveal_wait_s`), then disputes
         # (queued for the defence worker), then commits.

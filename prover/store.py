@@ -425,6 +425,8 @@ class Store:
         ("batches", "final_at", "REAL"),
         ("batches", "pruned_at", "REAL"),
         ("batches", "prune_done", "INTEGER NOT NULL DEFAULT 0"),
+        ("batches", "final_block", "INTEGER"),
+        ("transactions", "raw", "TEXT"),
     )
 
     def _add_columns(self) -> None:
@@ -432,6 +434,14 @@ class Store:
             have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS transactions_nonce ON transactions(nonce)"
+        )
+        # Final batches whose finalizeBatch is not yet `confirmations` deep (confirm_finals).
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS batches_final_unsettled ON batches(local_id)"
+            " WHERE final_block IS NOT NULL"
+        )
         # Final batches whose vectors are still stored: what pruning walks, never the others.
         self._conn.execute(
             "CREATE INDEX IF NOT EXISTS batches_prunable ON batches(local_id)"
@@ -1254,7 +1264,7 @@ class Store:
         with self._write() as c:
             c.execute(
                 "INSERT OR REPLACE INTO transactions(tx_hash, intent, nonce, max_fee,"
-                " priority_fee, sent_at) VALUES(?, ?, ?, ?, ?, ?)",
+                " priority_fee, sent_at, raw) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 (
                     tx.tx_hash,
                     tx.intent,
@@ -1262,6 +1272,7 @@ class Store:
                     str(tx.max_fee),
                     str(tx.priority_fee),
                     tx.sent_at,
+                    None if tx.raw is None else to_hex(tx.raw),
                 ),
             )
 
@@ -1269,17 +1280,25 @@ class Store:
         rows = self._read(
             "SELECT * FROM transactions WHERE intent = ? ORDER BY sent_at, rowid", (intent,)
         )
-        return [
-            SentTx(
-                r["intent"],
-                int(r["nonce"]),
-                r["tx_hash"],
-                int(r["max_fee"]),
-                int(r["priority_fee"]),
-                float(r["sent_at"]),
-            )
-            for r in rows
-        ]
+        return [self._sent_tx(r) for r in rows]
+
+    def txs_from_nonce(self, nonce: int) -> list[SentTx]:
+        rows = self._read(
+            "SELECT * FROM transactions WHERE nonce >= ? ORDER BY nonce, sent_at, rowid", (nonce,)
+        )
+        return [self._sent_tx(r) for r in rows]
+
+    @staticmethod
+    def _sent_tx(r: sqlite3.Row) -> SentTx:
+        return SentTx(
+            r["intent"],
+            int(r["nonce"]),
+            r["tx_hash"],
+            int(r["max_fee"]),
+            int(r["priority_fee"]),
+            float(r["sent_at"]),
+            None if r["raw"] is None else from_hex(r["raw"]),
+        )
 
     def txs_clear(self, intent: str) -> None:
         with self._write() as c:
