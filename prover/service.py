@@ -278,6 +278,7 @@ class NodeService:
         committed_jobs = self._phase("commit-jobs", self.commit_jobs, 0)
         committed_batches = self._phase("commit-batches", self.commit_batches, 0)
         self._phase("confirm-batches", self.confirm_batches, 0)
+        self._phase("confirm-finals", self.confirm_finals, 0)
         finalized = self._phase("finalize", self.finalize_due, 0)
         self._phase("self-audit", self._audit, None)
         if self.prune is not None:
@@ -692,6 +693,39 @@ class NodeService:
         )
         return 1 if deep else 0
 
+    def confirm_finals(self) -> int:
+        """Re-read a batch the node saw final once that is ``confirmations`` blocks deep: a
+        reorg that dropped the finalizeBatch (and whose transaction could not be sent again:
+        its nonce went to another one) leaves the batch committed on chain, so it goes back to
+        ``committed`` and is finalized again (its fee and stake are released only then)."""
+        pending = self.store.unsettled_finals()
+        if not pending:
+            return 0
+        head = self.chain.block_number()
+        done = 0
+        for batch in pending:
+            assert batch.final_block is not None and batch.batch_id is not None
+            if head - batch.final_block < self.confirmations:
+                continue
+            self._urgent()
+            try:
+                status = self.chain.batch(batch.batch_id).status
+            except Exception as err:
+                log.error("batch final check failed, will retry: %s", err, extra=_batch_log(batch))
+                continue
+            if status == BatchStatus.FINAL:
+                self.store.settle_final(batch.local_id)
+                done += 1
+            elif status == BatchStatus.COMMITTED:
+                log.critical(
+                    "batch's finalizeBatch is no longer on chain (reorg); finalizing it again",
+                    extra={**_batch_log(batch), "batch_id": batch.batch_id},
+                )
+                self.store.reopen_final(batch.local_id)
+            else:  # INVALID or another state: the chain's word, nothing to send again
+                self.store.settle_final(batch.local_id)
+        return done
+
     def resolve_batch(self, batch_id: int, *, listing: bool = False) -> Batch | None:
         """This node's batch committed as ``batch_id``, checked against ``getBatch(batch_id)``.
 
@@ -798,14 +832,24 @@ class NodeService:
         view = self.chain.batch(batch.batch_id)
         if view.status == BatchStatus.FINAL:  # finalized by someone else, or before a restart
             self.chain.refund_deposit_if_due(batch.batch_id)
-            self.store.mark_batch_final(batch.local_id)
+            self.store.mark_batch_final(batch.local_id, final_block=self._final_block(None))
             return 0
         if view.open_claims or self.chain.now() <= view.final_after:
             return 0  # open disputes or leaf requests, or a revealed leaf still disputable
-        self._tx("finalizeBatch", self.chain.finalize_batch(batch.batch_id))
-        self.store.mark_batch_final(batch.local_id)
+        tx = self.chain.finalize_batch(batch.batch_id)
+        self._tx("finalizeBatch", tx)
+        self.store.mark_batch_final(
+            batch.local_id, final_block=self._final_block(getattr(tx.receipt, "block_number", None))
+        )
         self.metrics.finalized.labels("batch").inc()
         return 1
+
+    def _final_block(self, block: int | None) -> int | None:
+        """The block to re-read a finalization at (:meth:`confirm_finals`); None when
+        ``confirmations`` is 0 (the receipt is all there is to see)."""
+        if self.confirmations == 0:
+            return None
+        return int(block) if block is not None else self.chain.block_number()
 
     # -- 4b. leaf requests -------------------------------------------------------------------
 

@@ -304,6 +304,9 @@ class Batch:
     #: The served vectors of this final batch are (being) deleted after the retention: its
     #: listing answers 410.
     pruned: bool = False
+    #: Block at which the node saw this batch final, until that is ``confirmations`` deep and
+    #: re-read (None: settled, or not final): a reorg may still drop the finalizeBatch.
+    final_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -434,9 +437,7 @@ class Store:
             have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        self._conn.execute(
-            "CREATE INDEX IF NOT EXISTS transactions_nonce ON transactions(nonce)"
-        )
+        self._conn.execute("CREATE INDEX IF NOT EXISTS transactions_nonce ON transactions(nonce)")
         # Final batches whose finalizeBatch is not yet `confirmations` deep (confirm_finals).
         self._conn.execute(
             "CREATE INDEX IF NOT EXISTS batches_final_unsettled ON batches(local_id)"
@@ -937,7 +938,9 @@ class Store:
         )
         return self._batch(rows[0]) if rows else None
 
-    def mark_batch_final(self, local_id: int) -> None:
+    def mark_batch_final(self, local_id: int, *, final_block: int | None = None) -> None:
+        """``final_block``: the block the node saw it final at, to re-read once deep enough
+        (:meth:`unsettled_finals`); None: nothing to re-read (``confirmations`` 0)."""
         with self._write() as c:
             self._cas(
                 c,
@@ -947,6 +950,35 @@ class Store:
                 [BatchState.COMMITTED],
                 BatchState.FINAL,
                 final_at=time.time(),
+                final_block=final_block,
+            )
+
+    def unsettled_finals(self) -> list[Batch]:
+        """Final batches whose finalization is not yet re-read ``confirmations`` deep."""
+        rows = self._read(
+            "SELECT * FROM batches INDEXED BY batches_final_unsettled"
+            " WHERE final_block IS NOT NULL AND status = 'final' ORDER BY local_id"
+        )
+        return [self._batch(r) for r in rows]
+
+    def settle_final(self, local_id: int) -> None:
+        """The chain still shows the batch final ``confirmations`` blocks later: settled."""
+        with self._write() as c:
+            c.execute("UPDATE batches SET final_block = NULL WHERE local_id = ?", (local_id,))
+
+    def reopen_final(self, local_id: int) -> None:
+        """A reorg dropped the batch's finalizeBatch (the chain shows it committed): back to
+        ``committed`` (confirmed: its commit stayed), to be finalized again."""
+        with self._write() as c:
+            self._cas(
+                c,
+                "batches",
+                "local_id",
+                local_id,
+                [BatchState.FINAL],
+                BatchState.COMMITTED,
+                final_at=None,
+                final_block=None,
             )
 
     # -- listings and pruning ----------------------------------------------------------------
@@ -971,6 +1003,7 @@ class Store:
                 "SELECT local_id, batch_id FROM batches INDEXED BY batches_prunable"
                 " WHERE status = 'final'"
                 " AND prune_done = 0 AND COALESCE(final_at, updated_at) < ?"
+                " AND final_block IS NULL"  # its finalizeBatch may still be reorged out
                 " AND NOT EXISTS (SELECT 1 FROM leaf_requests r"
                 "  WHERE r.batch_id = batches.batch_id AND r.status = 'open')"
                 " AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.kind = ?"
@@ -1025,6 +1058,7 @@ class Store:
             commit_block=r["commit_block"],
             confirmed=bool(r["confirmed"]),
             pruned=r["pruned_at"] is not None,
+            final_block=r["final_block"],
         )
 
     # -- disputes ----------------------------------------------------------------------------

@@ -436,7 +436,9 @@ class TxSender:
                 )
             else:
                 log.warning(
-                    "tx broadcast failed: %s", err, extra={"intent": sent.intent, "tx": sent.tx_hash}
+                    "tx broadcast failed: %s",
+                    err,
+                    extra={"intent": sent.intent, "tx": sent.tx_hash},
                 )
 
     def check_dropped(self) -> int:
