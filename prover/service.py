@@ -8,6 +8,8 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
    ``BatchCommitted`` events (this node, this root), a job in ``committing`` by its status;
 1. follow ``JobRequested`` naming this node, ``LeafRequested`` and ``DisputeOpened`` against
    it (recorded in the same SQLite transaction as the log checkpoint);
+   then broadcast again, as signed, the node's journaled transactions the chain node dropped
+   (a reorg; :meth:`prover.transactions.TxSender.check_dropped`);
 2. leaf requests, most urgent reveal deadline first: every reveal is broadcast back-to-back
    (consecutive nonces, journaled; no wait for each receipt), so one block can mine them all;
 3. disputes: settled or expired ones are recorded; the others go to the defence worker, in
@@ -21,7 +23,9 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
    read again then: a reorg may have moved it), and a batch named by an id the node does not
    know (or whose root on chain is not the stored one) is found by (root, modelId, node) and
    its id corrected (:meth:`NodeService.resolve_batch`);
-6. finalize own jobs and confirmed batches whose challenge window has passed (fees);
+6. finalize own jobs and confirmed batches whose challenge window has passed (fees); a batch
+   seen final is re-read ``confirmations`` blocks later and finalized again if a reorg
+   dropped its finalizeBatch (:meth:`NodeService.confirm_finals`);
 7. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
    for it; everything else goes on).
 
