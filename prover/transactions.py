@@ -442,12 +442,17 @@ class TxSender:
                 )
 
     def check_dropped(self) -> int:
-        """:meth:`resend_dropped`, at most once per ``drop_check_s`` (any thread); 0 if skipped."""
+        """:meth:`resend_dropped`, at most once per ``drop_check_s`` (any thread); 0 if skipped
+        or if the RPC failed (logged: the check is repeated, a send does not wait on it)."""
         now = time.monotonic()
         if now - self._drop_checked_at < self.policy.drop_check_s:
             return 0
         self._drop_checked_at = now
-        return self.resend_dropped()
+        try:
+            return self.resend_dropped()
+        except Exception as err:
+            log.warning("tx drop check failed: %s", err)
+            return 0
 
     def resend_dropped(self) -> int:
         """Broadcast again, as signed, each journaled transaction the chain node no longer
