@@ -346,6 +346,11 @@ class NodeChain:
             return out.tx_hash, None
         return out.tx_hash, self._result(out)
 
+    def resend_dropped(self) -> int:
+        """Broadcast again the node's journaled transactions the chain node dropped (a reorg;
+        :meth:`TxSender.check_dropped`, at most once per ``drop_check_s``): how many."""
+        return 0 if self.dry_run else self.sender.check_dropped()
+
     def outcome(self, intent: str) -> TxResult | None:
         """The mined transaction of a broadcast intent (ChainError if it reverted), or None."""
         mined = self.sender.poll(intent)

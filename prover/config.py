@@ -99,6 +99,8 @@ class TransactionsConfig(BaseModel):
     max_fee_cap_wei: int | None = Field(default=None, gt=0)
     #: One attempt waits this long for a receipt, then the loop moves on and resumes it later.
     timeout_s: float = Field(default=120.0, gt=0)
+    #: Look this often for own transactions the chain node dropped (a reorg) and send them again.
+    drop_check_s: float = Field(default=1.0, gt=0)
 
     def policy(self) -> Any:
         from prover.transactions import FeePolicy
@@ -108,6 +110,7 @@ class TransactionsConfig(BaseModel):
             bump=self.fee_bump,
             max_fee_cap_wei=self.max_fee_cap_wei,
             timeout_s=self.timeout_s,
+            drop_check_s=self.drop_check_s,
         )
 
 

@@ -8,6 +8,8 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
    ``BatchCommitted`` events (this node, this root), a job in ``committing`` by its status;
 1. follow ``JobRequested`` naming this node, ``LeafRequested`` and ``DisputeOpened`` against
    it (recorded in the same SQLite transaction as the log checkpoint);
+   then broadcast again, as signed, the node's journaled transactions the chain node dropped
+   (a reorg; :meth:`prover.transactions.TxSender.check_dropped`);
 2. leaf requests, most urgent reveal deadline first: every reveal is broadcast back-to-back
    (consecutive nonces, journaled; no wait for each receipt), so one block can mine them all;
 3. disputes: settled or expired ones are recorded; the others go to the defence worker, in
@@ -21,7 +23,9 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
    read again then: a reorg may have moved it), and a batch named by an id the node does not
    know (or whose root on chain is not the stored one) is found by (root, modelId, node) and
    its id corrected (:meth:`NodeService.resolve_batch`);
-6. finalize own jobs and confirmed batches whose challenge window has passed (fees);
+6. finalize own jobs and confirmed batches whose challenge window has passed (fees); a batch
+   seen final is re-read ``confirmations`` blocks later and finalized again if a reorg
+   dropped its finalizeBatch (:meth:`NodeService.confirm_finals`);
 7. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
    for it; everything else goes on).
 
@@ -262,6 +266,9 @@ class NodeService:
         if not self._reconciled:
             self._phase("reconcile", self.reconcile, None)
         events = self._phase("follow", self._follow, 0)
+        # A reorg that dropped our transactions for good: the same signed ones go out again
+        # first (a later transaction waits behind a dropped nonce until then).
+        self._phase("resend-dropped", self.chain.resend_dropped, 0)
         # Hardest deadlines first: reveals (broadcast back-to-back, then one short wait for all
         # their receipts: `reveal_wait_s`), then disputes
         # (queued for the defence worker), then commits.
@@ -275,6 +282,7 @@ class NodeService:
         committed_jobs = self._phase("commit-jobs", self.commit_jobs, 0)
         committed_batches = self._phase("commit-batches", self.commit_batches, 0)
         self._phase("confirm-batches", self.confirm_batches, 0)
+        self._phase("confirm-finals", self.confirm_finals, 0)
         finalized = self._phase("finalize", self.finalize_due, 0)
         self._phase("self-audit", self._audit, None)
         if self.prune is not None:
@@ -689,6 +697,39 @@ class NodeService:
         )
         return 1 if deep else 0
 
+    def confirm_finals(self) -> int:
+        """Re-read a batch the node saw final once that is ``confirmations`` blocks deep: a
+        reorg that dropped the finalizeBatch (and whose transaction could not be sent again:
+        its nonce went to another one) leaves the batch committed on chain, so it goes back to
+        ``committed`` and is finalized again (its fee and stake are released only then)."""
+        pending = self.store.unsettled_finals()
+        if not pending:
+            return 0
+        head = self.chain.block_number()
+        done = 0
+        for batch in pending:
+            assert batch.final_block is not None and batch.batch_id is not None
+            if head - batch.final_block < self.confirmations:
+                continue
+            self._urgent()
+            try:
+                status = self.chain.batch(batch.batch_id).status
+            except Exception as err:
+                log.error("batch final check failed, will retry: %s", err, extra=_batch_log(batch))
+                continue
+            if status == BatchStatus.FINAL:
+                self.store.settle_final(batch.local_id)
+                done += 1
+            elif status == BatchStatus.COMMITTED:
+                log.critical(
+                    "batch's finalizeBatch is no longer on chain (reorg); finalizing it again",
+                    extra={**_batch_log(batch), "batch_id": batch.batch_id},
+                )
+                self.store.reopen_final(batch.local_id)
+            else:  # INVALID or another state: the chain's word, nothing to send again
+                self.store.settle_final(batch.local_id)
+        return done
+
     def resolve_batch(self, batch_id: int, *, listing: bool = False) -> Batch | None:
         """This node's batch committed as ``batch_id``, checked against ``getBatch(batch_id)``.
 
@@ -795,14 +836,24 @@ class NodeService:
         view = self.chain.batch(batch.batch_id)
         if view.status == BatchStatus.FINAL:  # finalized by someone else, or before a restart
             self.chain.refund_deposit_if_due(batch.batch_id)
-            self.store.mark_batch_final(batch.local_id)
+            self.store.mark_batch_final(batch.local_id, final_block=self._final_block(None))
             return 0
         if view.open_claims or self.chain.now() <= view.final_after:
             return 0  # open disputes or leaf requests, or a revealed leaf still disputable
-        self._tx("finalizeBatch", self.chain.finalize_batch(batch.batch_id))
-        self.store.mark_batch_final(batch.local_id)
+        tx = self.chain.finalize_batch(batch.batch_id)
+        self._tx("finalizeBatch", tx)
+        self.store.mark_batch_final(
+            batch.local_id, final_block=self._final_block(getattr(tx.receipt, "block_number", None))
+        )
         self.metrics.finalized.labels("batch").inc()
         return 1
+
+    def _final_block(self, block: int | None) -> int | None:
+        """The block to re-read a finalization at (:meth:`confirm_finals`); None when
+        ``confirmations`` is 0 (the receipt is all there is to see)."""
+        if self.confirmations == 0:
+            return None
+        return int(block) if block is not None else self.chain.block_number()
 
     # -- 4b. leaf requests -------------------------------------------------------------------
 

@@ -312,6 +312,9 @@ class Batch:
     #: The served vectors of this final batch are (being) deleted after the retention: its
     #: listing answers 410.
     pruned: bool = False
+    #: Block at which the node saw this batch final, until that is ``confirmations`` deep and
+    #: re-read (None: settled, or not final): a reorg may still drop the finalizeBatch.
+    final_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -455,6 +458,8 @@ class Store:
         ("batches", "final_at", "REAL"),
         ("batches", "pruned_at", "REAL"),
         ("batches", "prune_done", "INTEGER NOT NULL DEFAULT 0"),
+        ("batches", "final_block", "INTEGER"),
+        ("transactions", "raw", "TEXT"),
     )
 
     def _add_columns(self) -> None:
@@ -462,6 +467,12 @@ class Store:
             have = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS transactions_nonce ON transactions(nonce)")
+        # Final batches whose finalizeBatch is not yet `confirmations` deep (confirm_finals).
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS batches_final_unsettled ON batches(local_id)"
+            " WHERE final_block IS NOT NULL"
+        )
         # Final batches whose vectors are still stored: what pruning walks, never the others.
         self._conn.execute(
             "CREATE INDEX IF NOT EXISTS batches_prunable ON batches(local_id)"
@@ -1029,7 +1040,9 @@ class Store:
         )
         return self._batch(rows[0]) if rows else None
 
-    def mark_batch_final(self, local_id: int) -> None:
+    def mark_batch_final(self, local_id: int, *, final_block: int | None = None) -> None:
+        """``final_block``: the block the node saw it final at, to re-read once deep enough
+        (:meth:`unsettled_finals`); None: nothing to re-read (``confirmations`` 0)."""
         with self._write() as c:
             self._cas(
                 c,
@@ -1039,6 +1052,35 @@ class Store:
                 [BatchState.COMMITTED],
                 BatchState.FINAL,
                 final_at=time.time(),
+                final_block=final_block,
+            )
+
+    def unsettled_finals(self) -> list[Batch]:
+        """Final batches whose finalization is not yet re-read ``confirmations`` deep."""
+        rows = self._read(
+            "SELECT * FROM batches INDEXED BY batches_final_unsettled"
+            " WHERE final_block IS NOT NULL AND status = 'final' ORDER BY local_id"
+        )
+        return [self._batch(r) for r in rows]
+
+    def settle_final(self, local_id: int) -> None:
+        """The chain still shows the batch final ``confirmations`` blocks later: settled."""
+        with self._write() as c:
+            c.execute("UPDATE batches SET final_block = NULL WHERE local_id = ?", (local_id,))
+
+    def reopen_final(self, local_id: int) -> None:
+        """A reorg dropped the batch's finalizeBatch (the chain shows it committed): back to
+        ``committed`` (confirmed: its commit stayed), to be finalized again."""
+        with self._write() as c:
+            self._cas(
+                c,
+                "batches",
+                "local_id",
+                local_id,
+                [BatchState.FINAL],
+                BatchState.COMMITTED,
+                final_at=None,
+                final_block=None,
             )
 
     # -- listings and pruning ----------------------------------------------------------------
@@ -1063,6 +1105,7 @@ class Store:
                 "SELECT local_id, batch_id FROM batches INDEXED BY batches_prunable"
                 " WHERE status = 'final'"
                 " AND prune_done = 0 AND COALESCE(final_at, updated_at) < ?"
+                " AND final_block IS NULL"  # its finalizeBatch may still be reorged out
                 " AND NOT EXISTS (SELECT 1 FROM leaf_requests r"
                 "  WHERE r.batch_id = batches.batch_id AND r.status = 'open')"
                 " AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.kind = ?"
@@ -1117,6 +1160,7 @@ class Store:
             commit_block=r["commit_block"],
             confirmed=bool(r["confirmed"]),
             pruned=r["pruned_at"] is not None,
+            final_block=r["final_block"],
         )
 
     # -- disputes ----------------------------------------------------------------------------
@@ -1356,7 +1400,7 @@ class Store:
         with self._write() as c:
             c.execute(
                 "INSERT OR REPLACE INTO transactions(tx_hash, intent, nonce, max_fee,"
-                " priority_fee, sent_at) VALUES(?, ?, ?, ?, ?, ?)",
+                " priority_fee, sent_at, raw) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 (
                     tx.tx_hash,
                     tx.intent,
@@ -1364,6 +1408,7 @@ class Store:
                     str(tx.max_fee),
                     str(tx.priority_fee),
                     tx.sent_at,
+                    None if tx.raw is None else to_hex(tx.raw),
                 ),
             )
 
@@ -1371,17 +1416,25 @@ class Store:
         rows = self._read(
             "SELECT * FROM transactions WHERE intent = ? ORDER BY sent_at, rowid", (intent,)
         )
-        return [
-            SentTx(
-                r["intent"],
-                int(r["nonce"]),
-                r["tx_hash"],
-                int(r["max_fee"]),
-                int(r["priority_fee"]),
-                float(r["sent_at"]),
-            )
-            for r in rows
-        ]
+        return [self._sent_tx(r) for r in rows]
+
+    def txs_from_nonce(self, nonce: int) -> list[SentTx]:
+        rows = self._read(
+            "SELECT * FROM transactions WHERE nonce >= ? ORDER BY nonce, sent_at, rowid", (nonce,)
+        )
+        return [self._sent_tx(r) for r in rows]
+
+    @staticmethod
+    def _sent_tx(r: sqlite3.Row) -> SentTx:
+        return SentTx(
+            r["intent"],
+            int(r["nonce"]),
+            r["tx_hash"],
+            int(r["max_fee"]),
+            int(r["priority_fee"]),
+            float(r["sent_at"]),
+            None if r["raw"] is None else from_hex(r["raw"]),
+        )
 
     def txs_clear(self, intent: str) -> None:
         with self._write() as c:

@@ -15,7 +15,15 @@ written to the node's journal (:class:`TxJournal`, the ``transactions`` table of
 - a fresh nonce is taken only when the intent has no transaction yet, or when its nonce was
   consumed by a transaction that is not one of its own (checked in that order: nonce first, then
   receipts, so that a transaction mined in between is never missed), or after its transaction
-  reverted.
+  reverted;
+- a journaled transaction at or above the account's confirmed nonce that the chain node no
+  longer knows (``eth_getTransactionByHash`` null: a reorg dropped it and it did not come back
+  to the pool, or its broadcast failed) is broadcast again *as signed* (the journal keeps the
+  signed bytes: same hash, same nonce, so it is still one transaction) within ``drop_check_s``
+  (:meth:`TxSender.resend_dropped`, run while waiting for a receipt, before a fresh nonce is
+  taken, and once per step of the node), not after ``stuck_after_s``. That covers the
+  transaction of an intent the node already saw mined, and a lower nonce that a pending
+  transaction waits behind (a nonce gap no fee bump of the pending one can close).
 
 Before an intent's first transaction is signed, the call is simulated (``eth_call``): a
 revert surfaces then, as :class:`spotcheck.errors.RevertError` carrying the custom error's
@@ -41,6 +49,9 @@ log = logging.getLogger(__name__)
 #: Smallest fee bump a replacement may carry (geth's and anvil's rule is +10 %; 12.5 % is the
 #: margin EIP-1559 base fees move per block).
 MIN_BUMP = 1.125
+#: A dropped transaction is broadcast again at most this often (s): a broadcast that fails
+#: (funds, a fee below the base fee) is not repeated on every check.
+RESEND_EVERY_S = 10.0
 #: Gas limit of a transaction sent without waiting (:meth:`TxSender.broadcast`): its estimate
 #: times this.
 GAS_MARGIN = 1.3
@@ -60,12 +71,15 @@ class FeePolicy:
     #: the next attempt resumes it (same nonce).
     timeout_s: float = 600.0
     poll_s: float = 0.25
+    #: Look for journaled transactions the chain node dropped (and send them again) at most
+    #: this often.
+    drop_check_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.bump < MIN_BUMP:
             raise ConfigError(f"fee bump {self.bump} below the replacement minimum {MIN_BUMP}")
-        if self.stuck_after_s <= 0 or self.timeout_s <= 0 or self.poll_s <= 0:
-            raise ConfigError("stuck_after_s, timeout_s and poll_s must be > 0")
+        if min(self.stuck_after_s, self.timeout_s, self.poll_s, self.drop_check_s) <= 0:
+            raise ConfigError("stuck_after_s, timeout_s, poll_s and drop_check_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,9 @@ class SentTx:
     max_fee: int
     priority_fee: int
     sent_at: float
+    #: The signed transaction as broadcast (None in journals written before it was kept): what
+    #: :meth:`TxSender.resend_dropped` broadcasts again.
+    raw: bytes | None = None
 
 
 class TxJournal(Protocol):
@@ -86,6 +103,10 @@ class TxJournal(Protocol):
     def txs_for(self, intent: str) -> list[SentTx]: ...
 
     def txs_clear(self, intent: str) -> None: ...
+
+    def txs_from_nonce(self, nonce: int) -> list[SentTx]:
+        """Every journaled transaction with a nonce >= ``nonce``, by nonce, then as sent."""
+        ...
 
 
 class MemoryJournal:
@@ -106,6 +127,11 @@ class MemoryJournal:
     def txs_clear(self, intent: str) -> None:
         with self._lock:
             self._txs.pop(intent, None)
+
+    def txs_from_nonce(self, nonce: int) -> list[SentTx]:
+        with self._lock:
+            found = [t for txs in self._txs.values() for t in txs if t.nonce >= nonce]
+        return sorted(found, key=lambda t: (t.nonce, t.sent_at))
 
 
 @dataclass(frozen=True)
@@ -148,6 +174,10 @@ class TxSender:
         #: made from inside it does not call it again (no nested waits within waits).
         self.on_wait: Callable[[], None] | None = None
         self._in_wait = threading.local()
+        self._drop_lock = threading.Lock()
+        self._drop_checked_at = -math.inf
+        #: tx hash -> when it was last broadcast again (monotonic): at most every RESEND_EVERY_S
+        self._resent: dict[str, float] = {}
 
     # -- chain access (thin; every failure surfaces as an exception the loop handles) -------
 
@@ -194,6 +224,15 @@ class TxSender:
         except TransactionNotFound:
             return None
         return chain.provider.get_receipt(tx_hash)
+
+    def _known(self, tx_hash: str) -> bool:
+        """True if the chain node knows the transaction (mined, or in its pool)."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self._web3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
 
     def _mined(self, txs: list[SentTx]) -> Mined | None:
         for tx in txs:
@@ -337,6 +376,9 @@ class TxSender:
             raise chain_failure(f"{_method_name(method)} would fail", err) from err
 
     def _first_send(self, intent: str, txn: Any) -> Any:
+        # A dropped transaction's nonce goes back to it, not to this one (the pending nonce
+        # counts only what the chain node still knows).
+        self.check_dropped()
         with self._nonce_lock:
             nonce = max(self._confirmed_nonce(), self._pending_nonce())
             while nonce in self._reserved:
@@ -358,25 +400,13 @@ class TxSender:
         signed = self.account.sign_transaction(txn)
         if signed is None:
             raise ChainError(f"tx {intent}: the node account refused to sign (enable autosign)")
+        raw = bytes(signed.serialize_transaction())
         sent = SentTx(
-            intent, int(txn.nonce), to_hex(signed.txn_hash), max_fee, priority, time.time()
+            intent, int(txn.nonce), to_hex(signed.txn_hash), max_fee, priority, time.time(), raw
         )
         self.journal.tx_sent(sent)  # before the broadcast: a restart knows the hash
         self._crash("tx:before-broadcast")
-        try:
-            self._web3.eth.send_raw_transaction(signed.serialize_transaction())
-        except Exception as err:
-            text = _message(err)
-            if "already known" in text or "already imported" in text:
-                pass
-            elif "nonce too low" in text:
-                log.warning(
-                    "tx nonce already used: %s", err, extra={"intent": intent, "nonce": sent.nonce}
-                )
-            else:
-                log.warning(
-                    "tx broadcast failed: %s", err, extra={"intent": intent, "tx": sent.tx_hash}
-                )
+        self._send_raw(sent, raw)
         self._crash("tx:after-broadcast")
         log.info(
             "tx sent",
@@ -390,6 +420,77 @@ class TxSender:
         )
         return sent
 
+    def _send_raw(self, sent: SentTx, raw: bytes) -> None:
+        """Broadcast; a refusal is logged (the wait that follows sees what became of it)."""
+        try:
+            self._web3.eth.send_raw_transaction(raw)
+        except Exception as err:
+            text = _message(err)
+            if "already known" in text or "already imported" in text:
+                pass
+            elif "nonce too low" in text:
+                log.warning(
+                    "tx nonce already used: %s",
+                    err,
+                    extra={"intent": sent.intent, "nonce": sent.nonce},
+                )
+            else:
+                log.warning(
+                    "tx broadcast failed: %s",
+                    err,
+                    extra={"intent": sent.intent, "tx": sent.tx_hash},
+                )
+
+    def check_dropped(self) -> int:
+        """:meth:`resend_dropped`, at most once per ``drop_check_s`` (any thread); 0 if skipped
+        or if the RPC failed (logged: the check is repeated, a send does not wait on it)."""
+        now = time.monotonic()
+        if now - self._drop_checked_at < self.policy.drop_check_s:
+            return 0
+        self._drop_checked_at = now
+        try:
+            return self.resend_dropped()
+        except Exception as err:
+            log.warning("tx drop check failed: %s", err)
+            return 0
+
+    def resend_dropped(self) -> int:
+        """Broadcast again, as signed, each journaled transaction the chain node no longer
+        knows, from the account's confirmed nonce up: per nonce the last one journaled, unless
+        the node knows any transaction journaled at that nonce (then it is pending, mined, or
+        replaced by one that is). The same signed bytes: the same hash and nonce, never a second
+        transaction of an intent. Returns how many were broadcast again."""
+        with self._drop_lock:
+            confirmed = self._confirmed_nonce()
+            by_nonce: dict[int, list[SentTx]] = {}
+            for tx in self.journal.txs_from_nonce(confirmed):
+                by_nonce.setdefault(tx.nonce, []).append(tx)
+            now = time.monotonic()
+            self._resent = {h: t for h, t in self._resent.items() if now - t < RESEND_EVERY_S}
+            resent = 0
+            for nonce in sorted(by_nonce):
+                txs = by_nonce[nonce]
+                if any(self._known(t.tx_hash) for t in reversed(txs)):
+                    continue
+                last = txs[-1]
+                if last.raw is None:
+                    log.warning(
+                        "tx dropped by the chain node and not kept signed: waiting for the "
+                        "stuck-transaction replacement",
+                        extra={"intent": last.intent, "nonce": nonce, "tx": last.tx_hash},
+                    )
+                    continue
+                if last.tx_hash in self._resent:
+                    continue
+                log.warning(
+                    "tx dropped by the chain node (reorg?): broadcasting it again",
+                    extra={"intent": last.intent, "nonce": nonce, "tx": last.tx_hash},
+                )
+                self._resent[last.tx_hash] = now
+                self._send_raw(last, last.raw)
+                resent += 1
+            return resent
+
     def _see_through(self, intent: str, txn: Any, sent: list[SentTx]) -> Mined:
         """Wait for any of ``sent`` to be mined, replacing the last one when stuck."""
         policy = self.policy
@@ -401,6 +502,7 @@ class TxSender:
                 mined = self._mined(sent)
                 if mined is not None:
                     return mined
+                self.check_dropped()  # ours, or a lower nonce ours waits behind
                 if time.monotonic() - last_at >= policy.stuck_after_s:
                     if self._confirmed_nonce() > last.nonce:
                         mined = self._mined(sent)

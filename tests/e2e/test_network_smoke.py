@@ -1,12 +1,12 @@
 """A tiny network run (``benchmarks/bench_network.py``): real ``spotcheck node run`` and
 ``spotcheck challenger run`` processes on one anvil, 3 nodes (1 cheating at 10 %), 2
 challengers sampling every job (p = 1), ~200 jobs from the dApp load generator, with the kill -9
-of a node and a challenger. No reorg here (``--reorg-depth 0``): a reorg that drops a node's
-pending ``commitBatch`` stalls that node's later commits until its stuck-transaction timeout
-(120 s) before it sends again, longer than this short run waits (seen once: the cheater's
-batches were never committed, so nothing of it could be disputed); the reorg is covered by
-tests/integration/test_follower.py, test_node_reorg.py, test_challenger_reorg.py and by the full
-network run.
+of a node and a challenger, and one ``anvil_reorg`` of the last 2 blocks (``--reorg-depth 2``,
+below the services' 3 confirmations). The reorg drops the transactions of those blocks for good;
+the nodes broadcast them again as signed within a second (issue 14: before, a node whose
+``commitBatch`` was dropped under a later pending one stalled for its 120 s send timeout, and
+once the cheater's batches were never committed, so nothing of it could be disputed; see
+tests/integration/test_node_reorg_resend.py).
 
 Asserts what the run measured: no honest node slashed, the cheater slashed (its corrupted
 leaves disputed: not necessarily all of them, a challenger that is still re-running a batch when
@@ -34,7 +34,7 @@ def test_networkRun_tinyNetwork_cheaterCaughtAtPOneAndNoHonestNodeSlashed(tmp_pa
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "bench_network.py"),
          "--nodes", "3", "--challengers", "2", "--cheat-rates", "0.1", "--no-withholder",
          "--sampling", "1.0", "--jobs", "200", "--duration", "120", "--threads", "2",
-         "--batch-size", "16", "--reorg-depth", "0", "--out", str(out)],
+         "--batch-size", "16", "--reorg-depth", "2", "--out", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -53,6 +53,8 @@ def test_networkRun_tinyNetwork_cheaterCaughtAtPOneAndNoHonestNodeSlashed(tmp_pa
     assert det["disputed"] >= 1, det
     accounting = result["node_accounting"]
     assert all(v["missed"] == 0 and v["duplicates"] == 0 for v in accounting.values()), accounting
-    assert {c["action"] for c in result["chaos"]} == {"kill -9", "restart"}
+    assert {c["action"] for c in result["chaos"]} == {"kill -9", "restart", "reorg"}
+    [reorg] = [c for c in result["chaos"] if c["action"] == "reorg"]
+    assert reorg["replaced_blocks"] == 2, reorg
     for png in ("network_resources.png", "network_service.png", "network_detection.png"):
         assert (out / png).stat().st_size > 0

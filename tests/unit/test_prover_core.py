@@ -438,3 +438,26 @@ def test_nodeCli_helpListsOperatorCommands_withoutImportingApe() -> None:
     for name in ("stake", "top-up", "unbond", "withdraw", "status", "claim", "run"):
         assert name in out.stdout
     assert out.stdout.strip().endswith("False")
+
+
+def test_txJournal_keepsTheSignedBytes_andListsFromANonce_acrossAReopen(tmp_path: Path) -> None:
+    from prover.transactions import MemoryJournal, SentTx
+
+    txs = [
+        SentTx("commitBatch:local:1", 7, "0x07a", 10, 1, 1.0, b"\x02signed-7a"),
+        SentTx("commitBatch:local:1", 7, "0x07b", 13, 2, 2.0, b"\x02signed-7b"),
+        SentTx("finalizeBatch:3", 8, "0x08", 10, 1, 3.0, None),  # journaled before raw was kept
+        SentTx("commitResult:9", 6, "0x06", 10, 1, 0.5, b"\x02signed-6"),
+    ]
+    store = Store(tmp_path / "node.sqlite")
+    memory = MemoryJournal()
+    for tx in txs:
+        store.tx_sent(tx)
+        memory.tx_sent(tx)
+    store.close()
+    reopened = Store(tmp_path / "node.sqlite")
+    for journal in (reopened, memory):
+        assert journal.txs_from_nonce(7) == [txs[0], txs[1], txs[2]]
+        assert journal.txs_from_nonce(9) == []
+        assert journal.txs_for("commitResult:9") == [txs[3]]
+    reopened.close()
