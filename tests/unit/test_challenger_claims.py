@@ -98,6 +98,9 @@ class FakePool:
         self.status[job_id] = ClaimStatus.COLLECTED
         return TxResult("0x" + "ee" * 32, self.height), 7
 
+    def pool_collected(self, job_id: int, since_block: int) -> int:
+        return 7 * self.collected.count(job_id)  # the pool's RewardCollected logs to us
+
     def pool_forfeit(self, job_id: int) -> TxResult:
         assert self.status.get(job_id) is ClaimStatus.OPEN, "forfeit of a claim not open"
         self.forfeits.append(job_id)
@@ -311,6 +314,23 @@ def test_openClaim_collectedWhenFinal_forfeitedWhenInvalid(tmp_path: Path) -> No
     assert summary["payouts"] == 7 and summary["forfeits"] == COLLATERAL
     c.step()
     assert pool.collected == [1]  # collected once
+
+
+def test_collectWhoseReceiptARestartLost_isAdoptedWithItsPayout_neverCollectedTwice(
+    tmp_path: Path,
+) -> None:
+    pool = FakePool()
+    c = _claimer(tmp_path, pool)
+    _matched(c.store, pool, 1)
+    c.step()
+    pool.jobs[1] = JobView(1, JobStatus.FINAL, MODEL, "0xnode", b"", DEADLINE, 90)
+    pool.pool_collect(1)  # sent by the process that died before it recorded the receipt
+    again = _claimer(tmp_path, pool)  # the restarted process, same state file
+    report = again.step()
+    assert pool.collected == [1]
+    assert report.paid == 1 and report.payouts == 7
+    assert _states(again) == {1: ClaimState.COLLECTED}
+    assert again.claims.summary()["payouts"] == 7
 
 
 def test_claimMargin_claimsCloseBeforeTheChallengeDeadline_missedClearly(tmp_path: Path) -> None:

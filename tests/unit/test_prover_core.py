@@ -244,8 +244,10 @@ def test_batchCutter_cutsBySize_andProofsVerifyAgainstRoot(
         jobs = store.batch_jobs(b.local_id)
         assert [j.leaf_index for j in jobs] == [0, 1, 2]
         for j in jobs:
-            assert j.proof is not None and j.leaf_index is not None
-            assert verify(list(j.proof), b.root, j.leaf, j.leaf_index, b.count)
+            assert j.leaf_index is not None
+            proof = store.leaf_proof(b.local_id, j.leaf_index)
+            assert proof is not None
+            assert verify(list(proof), b.root, j.leaf, j.leaf_index, b.count)
     assert {j.job_id for b in batches for j in store.batch_jobs(b.local_id)} == {
         r.job_id for r in receipts[:6]
     }
@@ -350,6 +352,7 @@ def test_store_migratesVectorColumns_fromAnOlderStateFile(
     served = [server.serve(MODEL_ID, np.array([i, -i, 3, 1], dtype=np.int64)) for i in range(3)]
     [batch] = BatchCutter(s, 2, 60).cut()
     before = [s.served_job(x.receipt.job_id) for x in served]
+    proofs = [s.leaf_proof(batch.local_id, i) for i in range(batch.count)]
     s.close()
     with sqlite3.connect(path) as old:  # rewrite the file into the old layout
         old.executescript(
@@ -366,12 +369,13 @@ def test_store_migratesVectorColumns_fromAnOlderStateFile(
         assert job is not None and old_job is not None
         assert np.array_equal(job.input_q, old_job.input_q)
         assert np.array_equal(job.output_q, old_job.output_q)
-        assert (job.leaf, job.signature, job.leaf_index, job.proof) == (
+        assert (job.leaf, job.signature, job.leaf_index) == (
             old_job.leaf,
             old_job.signature,
             old_job.leaf_index,
-            old_job.proof,
         )
+    assert [s2.leaf_proof(batch.local_id, i) for i in range(batch.count)] == proofs
+    assert all(p is not None for p in proofs)
     assert [j.job_id for j in s2.batch_jobs(batch.local_id)] == [
         x.receipt.job_id for x in served[:2]
     ]
