@@ -397,7 +397,11 @@ class _ClaimRules(Generic[C]):
             log.info("check reward collected: %s paid %d (tx %s)", self.label(c), paid, tx.tx_hash)
 
     def adopt_collected(self, c: C, report: ClaimReport) -> None:
-        paid = self.collected(c)
+        try:
+            paid = self.collected(c)
+        except ChainError as err:  # read again next step; the other claims go on (audit 7-2)
+            log.warning("reading the payout of %s failed: %s", self.label(c), err)
+            return
         with suppress(IllegalTransition):
             self.claims.transition(self.key(c), ClaimState.COLLECTED, payout=paid)
             report.paid += 1

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from prover.transactions import SentTx
+from prover.transactions import CLOSED_SUFFIX, SentTx
 from prover.vectors import pack, pack_rows, unpack
 from spotcheck.encoding import from_hex, to_hex
 from spotcheck.errors import StateError
@@ -1439,6 +1439,13 @@ class Store:
     def txs_clear(self, intent: str) -> None:
         with self._write() as c:
             c.execute("DELETE FROM transactions WHERE intent = ?", (intent,))
+
+    def txs_close(self, intent: str) -> None:
+        with self._write() as c:
+            c.execute(
+                "UPDATE transactions SET intent = ? WHERE intent = ?",
+                (intent + CLOSED_SUFFIX, intent),
+            )
 
     # -- summary -----------------------------------------------------------------------------
 

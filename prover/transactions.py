@@ -97,12 +97,21 @@ class SentTx:
     raw: bytes | None = None
 
 
+#: Appended to the intent of a journal's closed transactions (:meth:`TxJournal.txs_close`).
+CLOSED_SUFFIX = "#closed"
+
+
 class TxJournal(Protocol):
     def tx_sent(self, tx: SentTx) -> None: ...
 
     def txs_for(self, intent: str) -> list[SentTx]: ...
 
     def txs_clear(self, intent: str) -> None: ...
+
+    def txs_close(self, intent: str) -> None:
+        """Free ``intent`` (:meth:`txs_for` no longer lists its transactions) but keep them for
+        :meth:`txs_from_nonce`: mined transactions that hold their nonces."""
+        ...
 
     def txs_from_nonce(self, nonce: int) -> list[SentTx]:
         """Every journaled transaction with a nonce >= ``nonce``, by nonce, then as sent."""
@@ -127,6 +136,11 @@ class MemoryJournal:
     def txs_clear(self, intent: str) -> None:
         with self._lock:
             self._txs.pop(intent, None)
+
+    def txs_close(self, intent: str) -> None:
+        with self._lock:
+            closed = self._txs.pop(intent, [])
+            self._txs.setdefault(intent + CLOSED_SUFFIX, []).extend(closed)
 
     def txs_from_nonce(self, nonce: int) -> list[SentTx]:
         with self._lock:
@@ -447,12 +461,13 @@ class TxSender:
         now = time.monotonic()
         if now - self._drop_checked_at < self.policy.drop_check_s:
             return 0
-        self._drop_checked_at = now
         try:
             return self.resend_dropped()
         except Exception as err:
             log.warning("tx drop check failed: %s", err)
             return 0
+        finally:  # the interval runs from the end of a check, however long it took
+            self._drop_checked_at = time.monotonic()
 
     def resend_dropped(self) -> int:
         """Broadcast again, as signed, each journaled transaction the chain node no longer
@@ -471,7 +486,10 @@ class TxSender:
             for nonce in sorted(by_nonce):
                 txs = by_nonce[nonce]
                 if any(self._known(t.tx_hash) for t in reversed(txs)):
-                    continue
+                    # A reorg (or a restarted chain node) drops a run of nonces from the
+                    # confirmed one up; the first one it still knows ends that run, so a burst
+                    # of pending sends costs one read here, not one per pending transaction.
+                    break
                 last = txs[-1]
                 if last.raw is None:
                     log.warning(
@@ -559,7 +577,11 @@ class TxSender:
 
     def _checked(self, intent: str, mined: Mined) -> Mined:
         if getattr(mined.receipt, "failed", False):
-            self.journal.txs_clear(intent)  # a revert frees the intent for a fresh attempt
+            # A revert frees the intent for a fresh attempt; the signed transaction stays
+            # journaled (under a closed name) since it holds its nonce: if a reorg drops it,
+            # resend_dropped broadcasts it again, or the transactions after it would wait
+            # behind the gap (audit 7-1).
+            self.journal.txs_close(intent)
             what = f"tx {intent}: {mined.tx_hash} reverted"
             try:  # Ape decodes the revert from the trace where the RPC has one
                 mined.receipt.raise_for_status()
