@@ -708,7 +708,9 @@ class NodeService:
         head = self.chain.block_number()
         done = 0
         for batch in pending:
-            assert batch.final_block is not None and batch.batch_id is not None
+            assert batch.final_block is not None
+            if batch.batch_id is None:  # id freed by a reorg deeper than confirmations: left
+                continue  # unsettled (never pruned), the later batches still checked (audit 7)
             if head - batch.final_block < self.confirmations:
                 continue
             self._urgent()
