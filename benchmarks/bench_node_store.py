@@ -5,13 +5,13 @@
 
 Measured on one core, on one database per size (served jobs sealed in batches of 256, a tail
 of 200 pending, ``--width`` int64 input elements per job; written with bulk SQL, the counts
-kept by the store's triggers as a node's own writes keep them):
+kept as a node's own writes keep them):
 
 1. ``counts()`` and ``pending_counts()`` (what every step of the node's loop and the work gate
    read under the serving lock): the old queries (``GROUP BY`` over the tables, a scan of the
    served-jobs index) against the kept counts; median of ``--repeat`` calls.
 2. the price on the writes: CPU of ``seal_batch`` of 256 jobs with and without the count
-   triggers and the partial served-jobs indexes.
+   upkeep and the partial served-jobs indexes.
 3. ``GET /v1/batches/{id}`` for batches of ``--leaves`` leaves: the old way (every leaf as a
    model, the whole ``BatchListing`` rendered to JSON at once, as FastAPI did) against the
    stream from a read snapshot (``prover.api.listing_bytes``): CPU time, and peak Python
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from prover.api import _json, _leaf, listing_bytes  # noqa: E402
-from prover.store import BatchState, Store  # noqa: E402
+from prover.store import BatchState, Store, _add_pending  # noqa: E402
 from prover.vectors import pack  # noqa: E402
 from spotcheck.encoding import from_hex, to_hex  # noqa: E402
 from spotcheck.wire import BatchLeaf, BatchListing  # noqa: E402
@@ -94,6 +94,7 @@ def fill(store: Store, rows: int, batch: int, width: int) -> list[int]:
             "UPDATE batches SET count = (SELECT COUNT(*) FROM served_jobs"
             " WHERE batch_local_id = batches.local_id)"
         )
+        _add_pending(c, to_hex(MODEL), rows - sealed)  # what the store's own inserts do
     return local_ids
 
 
@@ -191,6 +192,7 @@ def bench_seal(folder: Path, batches: int = 60) -> dict[str, float]:
                     for i in range(1, 256 * batches + 1)
                 ],
             )
+            _add_pending(c, to_hex(MODEL), 256 * batches)
         start = cpu()
         for _ in range(batches):
             store.seal_batch(MODEL, 256)

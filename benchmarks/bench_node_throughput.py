@@ -370,9 +370,12 @@ def main() -> None:
         if res.stages is None:
             continue
         extra = 1000 * (med(n[1] for n in res.node) - med(p[1] for p in res.plain))
+        serving = med(n[0] for n in res.node)
         print(
             f"{res.name}: requests of {args.request_size}: node extra CPU per job over plain "
-            f"onnxruntime {extra:.1f} us (target <= 25 us)"
+            f"onnxruntime {extra:.1f} us (target <= 25 us); serving {serving:,.0f} jobs/s "
+            f"({node_rate(serving):,.0f} with each commitBatch counted as blocking the serving "
+            "path, as the table does; the node sends it from its chain thread)"
         )
         other = sum(v for k, v in res.stages.items() if k != "onnxruntime (plain)")
         print(f"  per-stage, one request on one thread (us per job; {other:.1f} us besides ORT):")

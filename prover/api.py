@@ -245,29 +245,32 @@ def _batch_json(served: ServedRequest) -> bytes:
     refuses NaN and infinity); msgspec writes each vector (the shortest text that reads back
     as the same double, 0.5 µs for 18 floats against 7 µs through ``repr``)."""
     levels = [[f'"0x{node.hex()}"' for node in level] for level in served.tree.levels]
-    padding = [f'"0x{z.hex()}"' for z in ZERO_HASHES[: served.tree.depth]]
+    count = len(served.job_ids)
+    # every leaf's sibling at each height, one height at a time (no per-job loop over heights)
+    columns = []
+    for h in range(served.tree.depth):
+        level, padding = levels[h], f'"0x{ZERO_HASHES[h].hex()}"'
+        width = len(level)
+        columns.append(
+            [level[s] if s < width else padding for s in ((i >> h) ^ 1 for i in range(count))]
+        )
+    paths = [",".join(path) for path in zip(*columns)] if columns else [""] * count
     shared = (
         f',"node":{json.dumps(served.node)},"signature":"0x{served.signature.hex()}",'
         f'"chainId":{served.chain_id},"jobManager":{json.dumps(served.job_manager)}'
     )
     model = f'"0x{served.model_id.hex()}"'
-    outputs, outputs_q = served.outputs.tolist(), served.outputs_q.tolist()
     encode = msgspec.json.encode
-    parts = []
-    for i, job_id in enumerate(served.job_ids):
-        path, index = [], i
-        for h in range(served.tree.depth):
-            level, sibling = levels[h], index ^ 1
-            path.append(level[sibling] if sibling < len(level) else padding[h])
-            index >>= 1
-        parts.append(
-            f'{{"output":{encode(outputs[i]).decode()},'
-            f'"output_q":{encode(outputs_q[i]).decode()},'
-            f'"receipt":{{"jobId":{job_id},"modelId":{model},'
-            f'"inputHash":"0x{served.input_hashes[i].hex()}",'
-            f'"outputHash":"0x{served.output_hashes[i].hex()}","leaf":{levels[0][i]}{shared},'
-            f'"subIndex":{i},"subProof":[{",".join(path)}]}}}}'
-        )
+    outputs = [encode(row).decode() for row in served.outputs.tolist()]
+    outputs_q = [encode(row).decode() for row in served.outputs_q.tolist()]
+    hashes = zip(served.job_ids, served.input_hashes, served.output_hashes, strict=True)
+    parts = [
+        f'{{"output":{outputs[i]},"output_q":{outputs_q[i]},'
+        f'"receipt":{{"jobId":{job_id},"modelId":{model},'
+        f'"inputHash":"0x{ih.hex()}","outputHash":"0x{oh.hex()}","leaf":{levels[0][i]}{shared},'
+        f'"subIndex":{i},"subProof":[{paths[i]}]}}}}'
+        for i, (job_id, ih, oh) in enumerate(hashes)
+    ]
     return ('{"results":[' + ",".join(parts) + "]}").encode()
 
 

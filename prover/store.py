@@ -172,15 +172,24 @@ def _bump(table: str, status: str, delta: int) -> str:
     )
 
 
-def _pending(model: str, delta: int) -> str:
-    return (
-        f"INSERT INTO pending_counts(model_id, n) VALUES({model}, {delta})"
-        f" ON CONFLICT(model_id) DO UPDATE SET n = n + ({delta});"
+def _add_pending(c: sqlite3.Connection, model_id: str, delta: int) -> None:
+    """Move ``model_id``'s pending-job count by ``delta``, in the caller's transaction: one
+    statement per request or seal. (SQLite triggers are per row: at ~5 us of every served job
+    the pending-count triggers were the largest cost of a batched request, issue 14.)"""
+    c.execute(
+        "INSERT INTO pending_counts(model_id, n) VALUES(?, ?)"
+        " ON CONFLICT(model_id) DO UPDATE SET n = n + excluded.n",
+        (model_id, delta),
     )
 
 
-#: Counts kept by the same transactions that change the rows (SQLite triggers): reading them
-#: is a few rows, not a scan of every job under the serving lock (issue 14). Created with
+#: Pending-job counts, written per statement by the store's only writers of ``served_jobs``
+#: (the two inserts and the seal); served jobs are never deleted (retention drops vectors).
+_PENDING_TRIGGERS = ("served_pending_ins", "served_pending_upd", "served_pending_del")
+
+#: Counts kept by the same transactions that change the rows (SQLite triggers for the state
+#: counts; explicit statements for the pending-job counts, see :func:`_add_pending`): reading
+#: them is a few rows, not a scan of every job under the serving lock (issue 14). Created with
 #: their back-fill in one transaction (``Store._add_counts``), so a crash leaves no half state.
 _COUNTS = [
     "CREATE TABLE state_counts (tbl TEXT NOT NULL, status TEXT NOT NULL,"
@@ -199,18 +208,6 @@ _COUNTS = [
             f" {_bump(t, 'OLD.status', -1)} END",
         )
     ),
-    "CREATE TRIGGER served_pending_ins AFTER INSERT ON served_jobs"
-    f" WHEN NEW.batch_local_id IS NULL BEGIN {_pending('NEW.model_id', 1)} END",
-    "CREATE TRIGGER served_pending_upd AFTER UPDATE OF batch_local_id, model_id ON served_jobs"
-    " WHEN (OLD.batch_local_id IS NULL) != (NEW.batch_local_id IS NULL)"
-    " OR OLD.model_id IS NOT NEW.model_id BEGIN"
-    " UPDATE pending_counts SET n = n - 1"
-    "  WHERE model_id = OLD.model_id AND OLD.batch_local_id IS NULL;"
-    " INSERT INTO pending_counts(model_id, n) SELECT NEW.model_id, 1"
-    "  WHERE NEW.batch_local_id IS NULL"
-    "  ON CONFLICT(model_id) DO UPDATE SET n = n + 1; END",
-    "CREATE TRIGGER served_pending_del AFTER DELETE ON served_jobs"
-    f" WHEN OLD.batch_local_id IS NULL BEGIN {_pending('OLD.model_id', -1)} END",
     *(
         f"INSERT INTO state_counts(tbl, status, n)"
         f" SELECT '{t}', status, COUNT(*) FROM {t} GROUP BY status"
@@ -486,6 +483,9 @@ class Store:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state_counts'"
         ).fetchone()
         if have is not None:
+            with transaction(self._conn) as c:  # the counts are right: the triggers kept them
+                for name in _PENDING_TRIGGERS:
+                    c.execute(f"DROP TRIGGER IF EXISTS {name}")
             return
         with transaction(self._conn) as c:
             for statement in _COUNTS:
@@ -537,13 +537,6 @@ class Store:
                         "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'served_jobs'",
                         (seq[0],),
                     )
-                counted = c.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state_counts'"
-                ).fetchone()
-                if counted is not None:  # the pending-count triggers went with the old table
-                    for statement in _COUNTS:
-                        if statement.startswith("CREATE TRIGGER served_pending"):
-                            c.execute(statement)
                 bad = c.execute("PRAGMA foreign_key_check").fetchone()
                 if bad is not None:
                     raise StateError(f"node database: served jobs rebuild broke a reference {bad}")
@@ -748,6 +741,7 @@ class Store:
                 rows,
             )
             _insert_rows(c, "INSERT INTO served_vectors(job_id, input_q, output_q)", vectors)
+            _add_pending(c, mid, n)
         return job_ids, now
 
     def record_served(
@@ -768,7 +762,8 @@ class Store:
         now = time.time()
         job_id = self._allocate_served_id()
         leaf, signature = leaf_for(job_id)
-        row = (job_id, to_hex(model_id), input_hash, output_hash, leaf, signature, now)
+        mid = to_hex(model_id)
+        row = (job_id, mid, input_hash, output_hash, leaf, signature, now)
         with self._write() as c:
             c.execute(
                 "INSERT INTO served_jobs(job_id, model_id, input_hash, output_hash, leaf,"
@@ -779,6 +774,7 @@ class Store:
                 "INSERT INTO served_vectors(job_id, input_q, output_q) VALUES(?, ?, ?)",
                 (job_id, pack(input_q), pack(output_q)),
             )
+            _add_pending(c, mid, 1)
         return ServedJob(
             job_id=job_id,
             model_id=model_id,
@@ -812,7 +808,7 @@ class Store:
 
     def pending_counts(self) -> dict[bytes, tuple[int, float]]:
         """Per model: (unbatched job count, serve time of its first pending job, the lowest
-        jobId). The count is kept by triggers and the first job is one index lookup: no scan
+        jobId). The count is kept by the writes themselves and the first job is one index lookup: no scan
         of the served jobs under the lock (ids are allocated in serve order, so the first job
         is the oldest up to the threads' interleaving, microseconds)."""
         with self._lock:
@@ -894,6 +890,7 @@ class Store:
             ).rowcount
             if sealed != len(rows):
                 raise StateError(f"batch {local_id}: sealed {sealed} jobs, selected {len(rows)}")
+            _add_pending(c, mid, -sealed)
         self._remember_tree(local_id, tree)  # after the commit: a rolled-back id is reused
         batch = self.batch(local_id)
         assert batch is not None

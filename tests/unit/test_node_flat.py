@@ -20,7 +20,7 @@ from prover.defence import SelfAuditor
 from prover.metrics import NodeMetrics
 from prover.retention import Retention
 from prover.startup import check_public_url
-from prover.store import BatchState, Store
+from prover.store import BatchState, Store, _add_pending
 from prover.vectors import pack
 from spotcheck.errors import StartupError
 from spotcheck.wire import BatchLeaf, BatchListing
@@ -49,6 +49,7 @@ def _fill(store: Store, jobs: int, width: int = 4) -> None:
                 for i in range(1, jobs + 1)
             ],
         )
+        _add_pending(c, "0x" + MODEL.hex(), jobs)  # what the store's own inserts do
         c.executemany(
             "INSERT INTO served_vectors(job_id, input_q, output_q) VALUES(?, ?, ?)",
             [
