@@ -130,6 +130,32 @@ def _old_listing(store: Store) -> bytes:
     return TestClient(app).get("/v1/batches/7").content
 
 
+#: The pending-count triggers of a database written before the counts were kept per statement.
+OLD_PENDING_TRIGGERS = """
+CREATE TRIGGER served_pending_ins AFTER INSERT ON served_jobs WHEN NEW.batch_local_id IS NULL
+BEGIN INSERT INTO pending_counts(model_id, n) VALUES(NEW.model_id, 1)
+ON CONFLICT(model_id) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER served_pending_upd AFTER UPDATE OF batch_local_id, model_id ON served_jobs
+WHEN (OLD.batch_local_id IS NULL) != (NEW.batch_local_id IS NULL) BEGIN
+UPDATE pending_counts SET n = n - 1 WHERE model_id = OLD.model_id AND OLD.batch_local_id IS NULL;
+END;
+"""
+
+
+def test_pendingCounts_ofADatabaseWithTheOldTriggers_areNotCountedTwice(tmp_path: Path) -> None:
+    store = Store(tmp_path / "node.sqlite")
+    _fill(store, 10)
+    store._conn.executescript(OLD_PENDING_TRIGGERS)
+    store.close()
+    store = Store(tmp_path / "node.sqlite")  # drops the triggers: the writes keep the counts
+    q = np.arange(12, dtype=np.int64).reshape(3, 4)
+    hashes = [bytes([i]) * 32 for i in range(3)]
+    store.record_served_many(MODEL, q, q, hashes, hashes, lambda ids: (hashes, b"\x05" * 65))
+    store.seal_batch(MODEL, 4)
+    assert store.pending_counts()[MODEL][0] == store.pending_recount()[MODEL][0] == 9
+    assert store.counts()["served_jobs"] == {"pending": 9}
+
+
 @pytest.mark.parametrize("jobs", [1, 3, 700])
 def test_listing_streamed_isByteForByteTheOldListing(tmp_path: Path, jobs: int) -> None:
     store = Store(tmp_path / "node.sqlite")
