@@ -5,8 +5,9 @@
  seen ──────┤
             └─> sampled ──┬─> matched
                           └─> mismatched ──┬─> reported            (dry run)
-                                           ├─> missed              (window closed first)
-                                           ├─> preempted           (another challenger's dispute)
+                                           ├─> missed              (window closed first;
+                                           │                        reason: seen late or not)
+                                           ├─> preempted           (another's dispute or request)
                                            └─> dispute_sent ──> dispute_open ──┬─> won
                                                                                └─> lost
 ```
