@@ -76,6 +76,10 @@ def status_of(store: Store) -> dict[str, Any]:
     ]
     return {
         "states": store.state_counts(),
+        # Every missed job with why (reason, when first seen against its deadline): a benchmark
+        # or an operator tells "seen after window closed" from a miss it could have avoided.
+        "missed_by_reason": store.missed_by_reason(),
+        "missed_jobs": store.missed_jobs(),
         "counters": store.counters(),
         "open_disputes": open_disputes,
         "leaf_requests": store.leaf_request_summary(),

@@ -65,6 +65,9 @@ from challenger.defence import DefenceStore, Defender
 from challenger.reveals import Revealer, RevealStore
 from challenger.sampling import BatchDecisions, SamplingPolicy, proof_text, seed_block
 from challenger.store import (
+    MISSED_BEFORE_CHECK,
+    MISSED_BEFORE_DISPUTE,
+    MISSED_SEEN_LATE,
     BatchRow,
     BatchState,
     JobRow,
@@ -73,6 +76,7 @@ from challenger.store import (
     LeafRequestRow,
     LeafRequestState,
     Store,
+    missed_reason,
 )
 from challenger.verdict import Reexecutor, check_output
 from spotcheck.chain import DisputeStatus, JobKind, LeafRequestStatus, RegisteredModel
@@ -147,6 +151,9 @@ class _FetchPlan:
 class _LeafWindow:
     open: bool  # disputable now, beyond the batch's own deadline
     blocked: bool  # a leaf request is open on it: no dispute until it is revealed or settled
+    #: A leaf request on it ended unrevealed: the node was slashed for this leaf and the
+    #: contract refuses any dispute on it (``NotDisputable``) for good.
+    settled: bool = False
 
 
 def next_attempt(now: int, plan: _FetchPlan, *, retry_min: int, retry_max: int) -> int:
@@ -249,6 +256,9 @@ class Challenger:
         self.decisions = BatchDecisions(policy)
         #: batchId -> its seed (the block hash), read once.
         self._seeds: dict[int, bytes] = {}
+        #: Chain time at the start of the tick: when the rows it records were first seen (a
+        #: lower bound: it never makes a job look seen later than it was).
+        self._tick_time: int | None = None
         self.lock = threading.Lock()  # one tick at a time (the HTTP thread reads status)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -256,6 +266,7 @@ class Challenger:
     def tick(self) -> StepReport:
         report = StepReport()
         with self.lock:
+            self._tick_time = self.chain.timestamp()
             if self.follower is not None:
                 report.events = self.follower.process(self.handle_events, rollback=self.rollback)
             head = self.chain.head()
@@ -393,6 +404,7 @@ class Challenger:
             "output_hash": from_hex(a["outputHash"]),
             "challenge_deadline": int(a["challengeDeadline"]),
             "commit_block": ev.block_number,
+            "seen_at": self._tick_time,
         }
         if Store.record_onchain_commit(conn, **kwargs):
             return
@@ -543,7 +555,7 @@ class Challenger:
             if isinstance(outcome, ListingError):
                 self._attempt_failed(current, outcome, now)
             else:
-                self._fetched(current, outcome, report)
+                self._fetched(current, outcome, now, report)
 
     def _attempt_failed(self, batch: BatchRow, err: ListingError, now: int) -> None:
         started = self._started.pop(batch.batch_id, now)
@@ -571,7 +583,9 @@ class Challenger:
             extra={**_batch_log(batch), "attempts": attempts},
         )
 
-    def _fetched(self, batch: BatchRow, fetched: FetchedBatch, report: StepReport) -> None:
+    def _fetched(
+        self, batch: BatchRow, fetched: FetchedBatch, now: int, report: StepReport
+    ) -> None:
         proofs = self._batch_sample(batch)
         decided: list[tuple[Leaf, bool]] = []
         for leaf in fetched.leaves:
@@ -580,7 +594,7 @@ class Challenger:
                 leaf = dataclasses.replace(leaf, proof=fetched.tree.proof(leaf.index))
             decided.append((leaf, sampled))
         texts = {i: proof_text(p) for i, p in proofs.items()}
-        if not self.store.fetched_batch(batch, decided, texts):
+        if not self.store.fetched_batch(batch, decided, texts, seen_at=now or None):
             return
         self._forget_batch(batch.batch_id)
         outside = [leaf for leaf, _ in decided if leaf.outside is not None]
@@ -697,7 +711,7 @@ class Challenger:
 
     def adopt_reveals(self, report: StepReport) -> None:
         """Revealed leaves we asked for (or someone did) become sampled jobs."""
-        for req in self.store.adopt_reveals():
+        for req in self.store.adopt_reveals(seen_at=self._tick_time):
             report.revealed += 1
             log.warning(
                 "leaf revealed on chain: batch %d index %d will be checked",
@@ -895,9 +909,7 @@ class Challenger:
         now = self.chain.timestamp()
         for job in jobs:
             if now > job.challenge_deadline and not self._leaf_window(job, now).open:
-                with suppress(IllegalTransition):
-                    self.store.transition(job.job_key, JobState.MISSED, reason="window closed")
-                    log.error("challenge window closed before re-execution", extra=_job_log(job))
+                self._missed(job, MISSED_BEFORE_CHECK)
                 continue
             model = self.chain.model(job.model_id)
             reexec = self._reexecutor(model)
@@ -987,10 +999,11 @@ class Challenger:
             window = self._leaf_window(job, now)
             if window.blocked:
                 continue  # a leaf request is open on it: disputable again once revealed
+            if window.settled:
+                self._settled_by_request(job)
+                continue
             if now > job.challenge_deadline and not window.open:
-                with suppress(IllegalTransition):
-                    self.store.transition(job.job_key, JobState.MISSED, reason="window closed")
-                    log.error("challenge window closed before the dispute", extra=_job_log(job))
+                self._missed(job, MISSED_BEFORE_DISPUTE)
                 continue
             bond = self.chain.model(job.model_id).challenger_bond
             at_risk = self._bond_at_risk()
@@ -1018,6 +1031,44 @@ class Challenger:
             log.warning("DISPUTE OPENED", extra={**_job_log(job), "tx": tx.tx_hash})
             self._adopt_existing(job)
 
+    def _missed(self, job: JobRow, step: str) -> None:
+        """The window closed before ``step``: ``missed``, with a reason that tells a job this
+        challenger saw in time (an error: it was down, slow or capped) from one it first
+        recorded after the deadline (a warning: it never had a chance)."""
+        reason = missed_reason(job, step)
+        with suppress(IllegalTransition):
+            self.store.transition(job.job_key, JobState.MISSED, reason=reason)
+            if reason == MISSED_SEEN_LATE:
+                log.warning(
+                    "job first seen at chain time %s, after its challenge deadline %d: missed",
+                    job.seen_at,
+                    job.challenge_deadline,
+                    extra=_job_log(job),
+                )
+            else:
+                log.error(
+                    "challenge %s (deadline %d, first seen at chain time %s)",
+                    reason,
+                    job.challenge_deadline,
+                    job.seen_at,
+                    extra=_job_log(job),
+                )
+
+    def _settled_by_request(self, job: JobRow) -> None:
+        """A wrong leaf whose leaf request (someone else's) ended unrevealed: the node was
+        slashed for it, and the contract refuses any dispute on it. Retrying the dispute until
+        the window closed marked it ``missed``; it is ``preempted`` (punished by another)."""
+        with suppress(IllegalTransition):
+            self.store.transition(
+                job.job_key,
+                JobState.PREEMPTED,
+                reason="leaf request settled unrevealed: the node was slashed for this leaf",
+            )
+            log.info(
+                "leaf not revealed on someone else's request: node slashed for it, no dispute",
+                extra=_job_log(job),
+            )
+
     def _leaf_window(self, job: JobRow, now: int) -> _LeafWindow:
         """Whether a batch leaf's dispute window is extended or blocked by a leaf request.
 
@@ -1033,6 +1084,8 @@ class Challenger:
             return _LeafWindow(open=True, blocked=True)
         if lr.status is LeafRequestStatus.REVEALED:
             return _LeafWindow(open=now <= lr.dispute_deadline, blocked=False)
+        if lr.status is LeafRequestStatus.SLASHED:
+            return _LeafWindow(open=False, blocked=False, settled=True)
         return _LeafWindow(open=False, blocked=False)
 
     def _send_dispute(self, job: JobRow, bond: int) -> Any:

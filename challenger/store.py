@@ -5,8 +5,9 @@
  seen ──────┤
             └─> sampled ──┬─> matched
                           └─> mismatched ──┬─> reported            (dry run)
-                                           ├─> missed              (window closed first)
-                                           ├─> preempted           (another challenger's dispute)
+                                           ├─> missed              (window closed first;
+                                           │                        reason: seen late or not)
+                                           ├─> preempted           (another's dispute or request)
                                            └─> dispute_sent ──> dispute_open ──┬─> won
                                                                                └─> lost
 ```
@@ -209,7 +210,8 @@ CREATE TABLE IF NOT EXISTS ch_jobs (
     updated_at         REAL NOT NULL,
     leaf_index         INTEGER,           -- position in the batch (batch leaves)
     vrf_proof          TEXT,              -- "0x<x>,0x<y>": the VRF proof of a sampled job
-    reorg_fork         INTEGER            -- a reorg replaced its commit block (fork block)
+    reorg_fork         INTEGER,           -- a reorg replaced its commit block (fork block)
+    seen_at            INTEGER            -- chain time the row was recorded (NULL: unknown)
 );
 CREATE INDEX IF NOT EXISTS ch_jobs_state ON ch_jobs(state);
 CREATE TABLE IF NOT EXISTS ch_batches (
@@ -330,6 +332,14 @@ END;
 #: Batch leaves not sampled: counted, never stored (a row each was most of the database).
 LEAVES_SKIPPED = "leaves_skipped"
 
+#: Why a job ended ``missed`` (its ``reason``). Only ``MISSED_SEEN_LATE`` is a job this
+#: challenger never had a chance at (first recorded at or after its deadline: a listing fetched
+#: or a reveal adopted too late, the challenger down or far behind); the others are jobs it saw
+#: in time and did not finish (slow re-execution, a dispute deferred or failing until the end).
+MISSED_SEEN_LATE = "seen after window closed"
+MISSED_BEFORE_CHECK = "window closed before re-execution"
+MISSED_BEFORE_DISPUTE = "window closed before the dispute"
+
 
 @dataclass(frozen=True)
 class JobRow:
@@ -354,6 +364,10 @@ class JobRow:
     leaf_index: int | None = None
     #: The VRF proof that sampled it (``"0x<x>,0x<y>"``, ``challenger.sampling.parse_proof``).
     vrf_proof: str | None = None
+    #: Chain time (head timestamp) when this challenger recorded the row: the commitment's
+    #: event, the batch listing or the reveal (None: unknown, a row from before the column).
+    #: A job first seen at or after its deadline could never be acted on (:func:`missed_reason`).
+    seen_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -452,7 +466,7 @@ class RollbackReport:
 _JOB_COLS = (
     "job_key, kind, ref, job_id, model_id, node, commit_block, challenge_deadline, state, "
     "input_q, output_q, input_hash, output_hash, merkle_proof, reason, tx_hash, bond, "
-    "proof_deadline, leaf_index, vrf_proof"
+    "proof_deadline, leaf_index, vrf_proof, seen_at"
 )
 _LR_COLS = (
     "request_id, batch_id, leaf_index, model_id, node, challenge_deadline, state, requester, "
@@ -462,6 +476,15 @@ _BATCH_COLS = (
     "batch_id, model_id, node, root, count, uri, commit_block, challenge_deadline, state, "
     "attempts, last_error, failed_at, next_attempt_at, invalid_attempts, withheld"
 )
+
+
+def missed_reason(job: JobRow, otherwise: str) -> str:
+    """The ``missed`` reason of ``job`` whose window closed: ``MISSED_SEEN_LATE`` when it was
+    first recorded at or after its deadline (a transaction sent then lands in a later block, past
+    ``block.timestamp <= deadline``), else ``otherwise`` (the step it missed)."""
+    if job.seen_at is not None and job.seen_at >= job.challenge_deadline:
+        return MISSED_SEEN_LATE
+    return otherwise
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -499,6 +522,7 @@ def _job(row: sqlite3.Row) -> JobRow:
         proof_deadline=_opt_int(row["proof_deadline"]),
         leaf_index=_opt_int(row["leaf_index"]),
         vrf_proof=row["vrf_proof"],
+        seen_at=_opt_int(row["seen_at"]),
     )
 
 
@@ -553,6 +577,7 @@ class Store:
             ("ch_jobs", "reorg_fork", "INTEGER"),
             ("ch_batches", "reorg_fork", "INTEGER"),
             ("ch_reveals", "block", "INTEGER"),
+            ("ch_jobs", "seen_at", "INTEGER"),
         ):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
             if column not in cols:
@@ -650,8 +675,10 @@ class Store:
         challenge_deadline: int,
         commit_block: int,
         model_id: bytes | None = None,
+        seen_at: int | None = None,
     ) -> bool:
-        """Record a ResultCommitted; the model and input come from the recorded request.
+        """Record a ResultCommitted; the model and input come from the recorded request
+        (``seen_at``: the chain time it was recorded at, :attr:`JobRow.seen_at`).
 
         Returns False (and records nothing) when the request is unknown and no ``model_id``
         is given: the caller then looks the job up on chain.
@@ -664,7 +691,7 @@ class Store:
         cur = conn.execute(
             f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
-            "?)",
+            "?, ?)",
             (
                 job_key,
                 int(JobKind.ONCHAIN),
@@ -678,6 +705,7 @@ class Store:
                 req[1] if req is not None else None,
                 json.dumps([int(v) for v in output_q]),
                 output_hash,
+                seen_at,
                 time.time(),
             ),
         )
@@ -741,6 +769,51 @@ class Store:
         ).fetchall()
         return [_job(r) for r in rows]
 
+    def missed_jobs(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The ``missed`` jobs (at most ``limit``, oldest commitment first), JSON-ready, each
+        with what is needed to tell why: its kind (``onchain``, ``batch_leaf``, or
+        ``revealed_leaf``: made from a LeafRevealed, its deadline the reveal's dispute deadline),
+        commit block, deadline, when this challenger first recorded it (``seen_at``, chain time)
+        and when it was marked (``missed_at``, wall time), and the reason."""
+        rows = self.conn.execute(
+            "SELECT j.job_key, j.kind, j.ref, j.job_id, j.leaf_index, j.model_id, j.node, "
+            "j.commit_block, j.challenge_deadline, j.seen_at, j.reason, j.updated_at, "
+            "j.reorg_fork, EXISTS (SELECT 1 FROM ch_reveals v WHERE v.request_id = j.job_key) "
+            "AS revealed FROM ch_jobs j WHERE j.state = ? ORDER BY j.commit_block, j.job_key "
+            "LIMIT ?",
+            (JobState.MISSED.value, limit),
+        ).fetchall()
+        out: list[dict[str, Any]] = []
+        for r in rows:
+            kind = JobKind(r["kind"])
+            label = "onchain" if kind is JobKind.ONCHAIN else "batch_leaf"
+            out.append(
+                {
+                    "job_key": "0x" + bytes(r["job_key"]).hex(),
+                    "kind": "revealed_leaf" if r["revealed"] else label,
+                    "ref": int(r["ref"]),
+                    "job_id": int(r["job_id"]),
+                    "leaf_index": _opt_int(r["leaf_index"]),
+                    "model_id": "0x" + bytes(r["model_id"]).hex(),
+                    "node": r["node"],
+                    "commit_block": int(r["commit_block"]),
+                    "challenge_deadline": int(r["challenge_deadline"]),
+                    "seen_at": _opt_int(r["seen_at"]),
+                    "missed_at": float(r["updated_at"]),
+                    "reason": r["reason"],
+                    "reorg_fork": _opt_int(r["reorg_fork"]),
+                }
+            )
+        return out
+
+    def missed_by_reason(self) -> dict[str, int]:
+        """``missed`` jobs counted by reason (all of them, however many)."""
+        rows = self.conn.execute(
+            "SELECT COALESCE(reason, ''), COUNT(*) FROM ch_jobs WHERE state = ? GROUP BY 1",
+            (JobState.MISSED.value,),
+        ).fetchall()
+        return {str(reason): int(n) for reason, n in rows}
+
     def batches(self, *states: BatchState) -> list[BatchRow]:
         marks = ",".join("?" * len(states))
         rows = self.conn.execute(
@@ -787,9 +860,11 @@ class Store:
         batch: BatchRow,
         leaves: Sequence[tuple[Leaf, bool]],
         vrf_proofs: Mapping[int, str] | None = None,
+        seen_at: int | None = None,
     ) -> bool:
         """Record a batch's checked leaves (each with its sampling decision), atomically;
-        ``vrf_proofs`` (position -> stored proof text) are kept with the sampled leaves.
+        ``vrf_proofs`` (position -> stored proof text) are kept with the sampled leaves;
+        ``seen_at``: the chain time the listing was recorded (:attr:`JobRow.seen_at`).
 
         A leaf marked ``outside`` the model's domain is recorded ``undisputable`` (with the
         reason), sampled or not. False (nothing recorded) if the batch already left ``seen``."""
@@ -817,6 +892,7 @@ class Store:
                         challenge_deadline=batch.challenge_deadline,
                         proof_known=sampled,
                         reason=leaf.outside,
+                        seen_at=seen_at,
                     )
                     continue
                 if not sampled:  # no work: counted, not stored (issue 14)
@@ -831,6 +907,7 @@ class Store:
                     full=True,
                     challenge_deadline=batch.challenge_deadline,
                     vrf_proof=(vrf_proofs or {}).get(leaf.index),
+                    seen_at=seen_at,
                 )
             _bump(conn, LEAVES_SKIPPED, skipped)
         return True
@@ -1070,8 +1147,9 @@ class Store:
         ).fetchone()
         return None if row is None else row[0]
 
-    def adopt_reveals(self) -> list[LeafRequestRow]:
-        """Every leaf request of ours with a recorded reveal becomes a ``sampled`` job, once."""
+    def adopt_reveals(self, seen_at: int | None = None) -> list[LeafRequestRow]:
+        """Every leaf request of ours with a recorded reveal becomes a ``sampled`` job, once
+        (``seen_at``: the chain time of this adoption, :attr:`JobRow.seen_at`)."""
         pending = (
             LeafRequestState.PLANNED,
             LeafRequestState.SENT,
@@ -1119,6 +1197,7 @@ class Store:
                     full=True,
                     challenge_deadline=int(v[5]),
                     proof_known=proof is not None,
+                    seen_at=seen_at,
                 )
                 adopted.append(req)
         return adopted
@@ -1368,11 +1447,12 @@ def _insert_leaf_job(
     proof_known: bool = True,
     reason: str | None = None,
     vrf_proof: str | None = None,
+    seen_at: int | None = None,
 ) -> None:
     proof = json.dumps([p.hex() for p in leaf.proof]) if full and proof_known else None
     conn.execute(
         f"INSERT OR IGNORE INTO ch_jobs({_JOB_COLS}, updated_at) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, ?, ?)",
         (
             job_key,
             int(JobKind.BATCH),
@@ -1391,6 +1471,7 @@ def _insert_leaf_job(
             reason,
             leaf.index,
             vrf_proof,
+            seen_at,
             time.time(),
         ),
     )

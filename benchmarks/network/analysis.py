@@ -319,3 +319,80 @@ def flatness(samples: list[Sample]) -> dict[str, Any]:
             )
         out[name] = entry
     return out
+
+
+#: The challenger's ``missed`` reason for a job it first recorded at or after its deadline
+#: (``challenger.store.MISSED_SEEN_LATE``; the benchmark does not import the service).
+SEEN_LATE = "seen after window closed"
+_MISSED_TOTALS = ("missed", "seen_late", "could_act", "pending_at_end")
+
+
+def down_windows(chaos: list[dict[str, Any]], offset: float) -> dict[str, list[tuple[int, int]]]:
+    """Per service, the chain-time intervals it was down: from each ``kill -9`` to its
+    ``restart`` (wall times in the chaos log, moved to chain time by ``offset`` = chain time -
+    wall time; anvil's 1 s blocks keep it within a second or two). A kill never restarted is
+    down to the end."""
+    out: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    killed: dict[str, float] = {}
+    for c in chaos:
+        target = str(c.get("target", ""))
+        if c["action"] == "kill -9":
+            killed[target] = float(c["t"])
+        elif c["action"] == "restart" and target in killed:
+            start = killed.pop(target)
+            out[target].append((int(start + offset), int(float(c["t"]) + offset) + 1))
+    for target, start in killed.items():
+        out[target].append((int(start + offset), 2**63))
+    return dict(out)
+
+
+def missed_jobs(
+    journals: dict[str, Any],
+    corrupted: set[tuple[str, int]],
+    down: dict[str, list[tuple[int, int]]],
+    ts: Callable[[int], int],
+    names: dict[str, str],
+) -> dict[str, Any]:
+    """Every job a challenger's journal marks ``missed`` (``status --json``'s ``missed_jobs``),
+    with why: its reason, kind, node, commit block and time, deadline, when the challenger first
+    recorded it (chain time) against the deadline, whether a cheater corrupted it (``corrupted``:
+    (node address, job id)), and whether its deadline fell while that challenger was down.
+
+    ``could_act`` counts the misses of jobs seen before their deadline (the verdict's number);
+    ``seen_late`` those first recorded after it (no challenger could have acted on them)."""
+    out: dict[str, Any] = {"challengers": {}}
+    totals = Counter[str]()
+    for name, journal in journals.items():
+        rows: list[dict[str, Any]] = []
+        for j in journal.get("missed_jobs", []):
+            deadline, seen = int(j["challenge_deadline"]), j.get("seen_at")
+            rows.append(
+                {
+                    **j,
+                    "node_name": names.get(str(j["node"]).lower(), j["node"]),
+                    "commit_time": ts(int(j["commit_block"])),
+                    "seen_minus_deadline_s": None if seen is None else int(seen) - deadline,
+                    "corrupted": (str(j["node"]).lower(), int(j["job_id"])) in corrupted,
+                    "deadline_while_down": any(a <= deadline <= b for a, b in down.get(name, [])),
+                }
+            )
+        states = journal.get("states", {})
+        total = states.get("missed", 0)
+        late = journal.get("missed_by_reason", {}).get(SEEN_LATE, 0)
+        pending = sum(states.get(s, 0) for s in ("sampled", "mismatched", "dispute_sent"))
+        entry = {
+            "missed": total,
+            "seen_late": late,
+            "could_act": total - late,
+            "pending_at_end": pending,
+            "by_reason": journal.get("missed_by_reason", {}),
+            "corrupted": sum(r["corrupted"] for r in rows),
+            "deadline_while_down": sum(r["deadline_while_down"] for r in rows),
+            "jobs": rows,
+        }
+        out["challengers"][name] = entry
+        totals.update({k: entry[k] for k in ("missed", "seen_late", "could_act", "pending_at_end")})
+    out.update(
+        {k: totals.get(k, 0) for k in ("missed", "seen_late", "could_act", "pending_at_end")}
+    )
+    return out

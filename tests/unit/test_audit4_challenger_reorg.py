@@ -55,7 +55,9 @@ def _committed(block: int, deadline: int) -> ChainEvent:
 
 def test_audit4_reorgMovesACommit_challengerRecordsTheNewCommitBlock(tmp_path: Path) -> None:
     store = Store(open_db(tmp_path / "c.sqlite"))
-    service: Any = SimpleNamespace(chain=None, _seeds={}, defender=None, revealer=None)
+    service: Any = SimpleNamespace(
+        chain=None, _seeds={}, defender=None, revealer=None, _tick_time=None
+    )
     service._record_commit = lambda conn, ev: ChallengerService._record_commit(service, conn, ev)
     handler = lambda events, conn: ChallengerService.handle_events(service, events, conn)  # noqa: E731
     rollback = lambda conn, fork: ChallengerService.rollback(service, conn, fork)  # noqa: E731

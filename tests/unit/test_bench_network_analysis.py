@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from spotcheck.toolchain import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-from network.analysis import wilson
+from network.analysis import SEEN_LATE, down_windows, missed_jobs, wilson
 
 
 @given(st.integers(1, 10_000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
@@ -24,3 +24,73 @@ def test_wilson_alwaysHoldsTheObservedRate_withinZeroOne(case: tuple[int, int]) 
 def test_wilson_allOfThirtyOne_isTheKnownInterval() -> None:
     lo, hi = wilson(31, 31)
     assert hi == 1.0 and abs(lo - 0.88974) < 1e-5
+
+
+def test_downWindows_killToRestart_inChainTime_unrestartedToTheEnd() -> None:
+    chaos = [
+        {"t": 100.0, "action": "kill -9", "target": "challenger1"},
+        {"t": 105.5, "action": "restart", "target": "challenger1"},
+        {"t": 200.0, "action": "reorg", "depth": 2},
+        {"t": 300.0, "action": "kill -9", "target": "node7"},
+    ]
+    down = down_windows(chaos, offset=1000.0)
+    assert down["challenger1"] == [(1100, 1106)]
+    assert down["node7"] == [(1300, 2**63)]
+
+
+def _journal(missed: list[dict[str, object]], late: int) -> dict[str, object]:
+    return {
+        "states": {"missed": len(missed), "sampled": 2, "matched": 50},
+        "missed_by_reason": {
+            SEEN_LATE: late,
+            "window closed before the dispute": len(missed) - late,
+        },
+        "missed_jobs": missed,
+    }
+
+
+def _row(job_id: int, deadline: int, seen: int | None, reason: str) -> dict[str, object]:
+    return {
+        "job_key": "0x00",
+        "kind": "batch_leaf",
+        "ref": 7,
+        "job_id": job_id,
+        "leaf_index": job_id % 64,
+        "model_id": "0x42",
+        "node": "0xAbC",
+        "commit_block": 50,
+        "challenge_deadline": deadline,
+        "seen_at": seen,
+        "missed_at": 0.0,
+        "reason": reason,
+        "reorg_fork": None,
+    }
+
+
+def test_missedJobs_separatesSeenLate_marksCorruptedAndDeadlineWhileDown() -> None:
+    journals = {
+        "challenger0": _journal([], 0),
+        "challenger1": _journal(
+            [
+                _row(1, 1103, 900, "window closed before the dispute"),
+                _row(2, 1500, 1510, SEEN_LATE),
+            ],
+            late=1,
+        ),
+    }
+    out = missed_jobs(
+        journals,
+        corrupted={("0xabc", 1)},
+        down={"challenger1": [(1100, 1106)]},
+        ts=lambda block: 10 * block,
+        names={"0xabc": "node2"},
+    )
+    assert (out["missed"], out["seen_late"], out["could_act"]) == (2, 1, 1)
+    assert out["pending_at_end"] == 4
+    c1 = out["challengers"]["challenger1"]
+    first, second = c1["jobs"]
+    assert first["corrupted"] and first["deadline_while_down"] and first["node_name"] == "node2"
+    assert first["seen_minus_deadline_s"] == -203 and first["commit_time"] == 500
+    assert not second["corrupted"] and not second["deadline_while_down"]
+    assert second["seen_minus_deadline_s"] == 10
+    assert out["challengers"]["challenger0"]["missed"] == 0

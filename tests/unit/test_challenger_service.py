@@ -218,6 +218,8 @@ class FakeChain:
         r = self.leaf_requests.get(key)
         if r is not None and r.status is LeafRequestStatus.OPEN:
             raise ChainError("LeafRequestOpen")
+        if r is not None and r.status is LeafRequestStatus.SLASHED:
+            raise ChainError("NotDisputable")  # DisputeManager._disputableBatch
         deadline = self.batch_deadlines.get(batch_id, 0)
         if r is not None and r.status is LeafRequestStatus.REVEALED:
             deadline = r.dispute_deadline
