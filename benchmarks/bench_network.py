@@ -58,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sampling", type=float, default=0.1, help="each challenger's p")
     ap.add_argument("--threads", type=int, default=8, help="load generator threads")
     ap.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="jobs/s the dApp keeps to (0: as fast as the nodes answer); a soak sets it so that "
+        "--jobs takes at least --duration's 30 minutes",
+    )
+    ap.add_argument(
         "--request-batch",
         type=int,
         default=1,
@@ -294,6 +301,7 @@ def _run(args: argparse.Namespace, cluster: Cluster, out: Path) -> dict[str, Any
         threads=args.threads,
         request_batch=args.request_batch,
     )
+    gen.rate = args.rate
     gen.calibrate(0)
     calibration = gen.calibration
     assert cluster.anvil is not None

@@ -108,6 +108,9 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._next = 0
         self._stop = threading.Event()
+        #: Jobs per second the workers keep to together (0: as fast as the nodes answer).
+        self.rate = 0.0
+        self._slot = 0.0  # monotonic time of the next request's slot (paced runs)
 
     def calibrate(self, reference_node: int) -> None:
         """Each pool input once to an honest node: the reference outputs (jobs like others)."""
@@ -153,6 +156,9 @@ class LoadGenerator:
                         return
                     node = self._next % len(self.urls)
                     self._next += 1
+                    wait = self._pace(n)
+                if wait > 0:
+                    time.sleep(wait)
                 idxs = [rng.randrange(len(self.pool)) for _ in range(n)]
                 t0 = time.monotonic()
                 try:
@@ -181,6 +187,18 @@ class LoadGenerator:
                 ]
                 with self._lock:
                     self.stats.records.extend(records)
+
+    def _pace(self, jobs: int) -> float:
+        """Seconds to wait before posting ``jobs`` so that all workers together keep to
+        ``rate`` (called under the lock). A run that falls behind does not burst to catch up:
+        each slot is at least now."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        self._slot = max(self._slot, now)
+        wait = self._slot - now
+        self._slot += jobs / self.rate
+        return wait
 
     def _count(self, refused: bool, what: str) -> None:
         with self._lock:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -94,3 +96,15 @@ def test_missedJobs_separatesSeenLate_marksCorruptedAndDeadlineWhileDown() -> No
     assert not second["corrupted"] and not second["deadline_while_down"]
     assert second["seen_minus_deadline_s"] == 10
     assert out["challengers"]["challenger0"]["missed"] == 0
+
+
+def test_loadPacing_keepsTheRate_withoutBurstingToCatchUp(monkeypatch: Any) -> None:
+    from network import load
+
+    gen = load.LoadGenerator(["http://n"], "0x" + "00" * 32, 64, threads=2, request_batch=10)
+    gen.rate = 100.0
+    clock = [1000.0]
+    monkeypatch.setattr(load.time, "monotonic", lambda: clock[0])
+    assert [gen._pace(10) for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])  # 0.1 s a request
+    clock[0] += 5.0  # the run fell far behind: the next slot is now, not five seconds ago
+    assert [gen._pace(10), gen._pace(10)] == pytest.approx([0.0, 0.1])
