@@ -254,7 +254,7 @@ def _batch_json(served: ServedRequest) -> bytes:
         columns.append(
             [level[s] if s < width else padding for s in ((i >> h) ^ 1 for i in range(count))]
         )
-    paths = [",".join(path) for path in zip(*columns)] if columns else [""] * count
+    paths = [",".join(path) for path in zip(*columns, strict=True)] if columns else [""] * count
     shared = (
         f',"node":{json.dumps(served.node)},"signature":"0x{served.signature.hex()}",'
         f'"chainId":{served.chain_id},"jobManager":{json.dumps(served.job_manager)}'

@@ -177,15 +177,24 @@ def _add_pending(c: sqlite3.Connection, model_id: str, delta: int) -> None:
     statement per request or seal. (SQLite triggers are per row: at ~5 us of every served job
     the pending-count triggers were the largest cost of a batched request, issue 14.)"""
     c.execute(
-        "INSERT INTO pending_counts(model_id, n) VALUES(?, ?)"
+        "INSERT INTO pending_jobs(model_id, n) VALUES(?, ?)"
         " ON CONFLICT(model_id) DO UPDATE SET n = n + excluded.n",
         (model_id, delta),
     )
 
 
-#: Pending-job counts, written per statement by the store's only writers of ``served_jobs``
-#: (the two inserts and the seal); served jobs are never deleted (retention drops vectors).
-_PENDING_TRIGGERS = ("served_pending_ins", "served_pending_upd", "served_pending_del")
+#: Pending-job counts per model, written per statement by the store's only writers of
+#: ``served_jobs`` (the two inserts and the seal); served jobs are never deleted (retention
+#: drops vectors). The table of the releases that kept them by triggers was ``pending_counts``:
+#: a node of such a release finds no ``pending_counts`` here and stops at its first read
+#: ("no such table") instead of trusting counts nothing updates any more (audit 8).
+_PENDING_TABLE = (
+    "CREATE TABLE pending_jobs (model_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID"
+)
+_PENDING_BACKFILL = (
+    "INSERT INTO pending_jobs(model_id, n) SELECT model_id, COUNT(*) FROM served_jobs"
+    " WHERE batch_local_id IS NULL GROUP BY model_id"
+)
 
 #: Counts kept by the same transactions that change the rows (SQLite triggers for the state
 #: counts; explicit statements for the pending-job counts, see :func:`_add_pending`): reading
@@ -194,7 +203,6 @@ _PENDING_TRIGGERS = ("served_pending_ins", "served_pending_upd", "served_pending
 _COUNTS = [
     "CREATE TABLE state_counts (tbl TEXT NOT NULL, status TEXT NOT NULL,"
     " n INTEGER NOT NULL, PRIMARY KEY (tbl, status)) WITHOUT ROWID",
-    "CREATE TABLE pending_counts (model_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID",
     *(
         stmt
         for t in _COUNTED
@@ -213,8 +221,6 @@ _COUNTS = [
         f" SELECT '{t}', status, COUNT(*) FROM {t} GROUP BY status"
         for t in _COUNTED
     ),
-    "INSERT INTO pending_counts(model_id, n) SELECT model_id, COUNT(*) FROM served_jobs"
-    " WHERE batch_local_id IS NULL GROUP BY model_id",
 ]
 
 
@@ -482,14 +488,36 @@ class Store:
         have = self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state_counts'"
         ).fetchone()
-        if have is not None:
-            with transaction(self._conn) as c:  # the counts are right: the triggers kept them
-                for name in _PENDING_TRIGGERS:
-                    c.execute(f"DROP TRIGGER IF EXISTS {name}")
+        if have is None:
+            with transaction(self._conn) as c:
+                for statement in _COUNTS:
+                    c.execute(statement)
+        self._add_pending_counts()
+
+    def _add_pending_counts(self) -> None:
+        """``pending_jobs``, counted from the served jobs (one index scan) when it is missing
+        or when a node of an older release ran on this file since (its ``served_pending_*``
+        triggers are back: ``pending_jobs`` missed its writes); the old triggers and their
+        ``pending_counts`` table go in the same transaction."""
+        triggers = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                " AND name LIKE 'served_pending_%'"
+            )
+        ]
+        have = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending_jobs'"
+        ).fetchone()
+        if have is not None and not triggers:
             return
         with transaction(self._conn) as c:
-            for statement in _COUNTS:
-                c.execute(statement)
+            for name in triggers:
+                c.execute(f"DROP TRIGGER {name}")
+            c.execute("DROP TABLE IF EXISTS pending_counts")
+            c.execute("DROP TABLE IF EXISTS pending_jobs")
+            c.execute(_PENDING_TABLE)
+            c.execute(_PENDING_BACKFILL)
 
     def _migrate_served_vectors(self) -> None:
         """Move the vectors of a state file written before ``served_vectors`` existed (they
@@ -808,12 +836,12 @@ class Store:
 
     def pending_counts(self) -> dict[bytes, tuple[int, float]]:
         """Per model: (unbatched job count, serve time of its first pending job, the lowest
-        jobId). The count is kept by the writes themselves and the first job is one index lookup: no scan
-        of the served jobs under the lock (ids are allocated in serve order, so the first job
-        is the oldest up to the threads' interleaving, microseconds)."""
+        jobId). The count is kept by the writes themselves and the first job is one index
+        lookup: no scan of the served jobs under the lock (ids are allocated in serve order, so
+        the first job is the oldest up to the threads' interleaving, microseconds)."""
         with self._lock:
             counted = self._conn.execute(
-                "SELECT model_id, n FROM pending_counts WHERE n > 0"
+                "SELECT model_id, n FROM pending_jobs WHERE n > 0"
             ).fetchall()
             out: dict[bytes, tuple[int, float]] = {}
             for model_id, n in counted:
@@ -1452,7 +1480,7 @@ class Store:
         out: dict[str, dict[str, int]] = {t: {} for t in _COUNTED}
         for r in self._read("SELECT tbl, status, n FROM state_counts WHERE n != 0"):
             out[r[0]][r[1]] = int(r[2])
-        rows = self._read("SELECT COALESCE(SUM(n), 0) FROM pending_counts")
+        rows = self._read("SELECT COALESCE(SUM(n), 0) FROM pending_jobs")
         out["served_jobs"] = {"pending": int(rows[0][0])}
         return out
 

@@ -130,7 +130,7 @@ def test_counts_ofADatabaseWrittenBeforeTheCounts_areBackFilledOnOpen(tmp_path: 
     expected = store.recount()
     with store._write() as c:  # an older node's file: no counts, no triggers
         c.execute("DROP TABLE state_counts")
-        c.execute("DROP TABLE pending_counts")
+        c.execute("DROP TABLE pending_jobs")
         for (trigger,) in c.execute(
             "SELECT name FROM sqlite_master WHERE type = 'trigger'"
         ).fetchall():

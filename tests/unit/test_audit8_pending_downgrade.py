@@ -12,12 +12,14 @@ node can be accused) and the work gate counts no uncommitted work against the fr
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 from prover.batching import BatchCutter
 from prover.store import Store
@@ -57,7 +59,9 @@ def _serve(store: object, n: int) -> None:
         )
 
 
-def test_audit8_downgradeAfterUpgrade_pendingCountsStillMatchTheJobs(tmp_path: Path) -> None:
+def test_audit8_downgradeAfterUpgrade_oldNodeStopsLoudly_recoveryThenUpgradeCountsRight(
+    tmp_path: Path,
+) -> None:
     db = tmp_path / "node.sqlite"
     old = _old_store_module(tmp_path)
     # a node of the old release: triggers keep the counts
@@ -71,13 +75,28 @@ def test_audit8_downgradeAfterUpgrade_pendingCountsStillMatchTheJobs(tmp_path: P
     store.seal_batch(MODEL, 10)
     assert store.pending_counts() == {}
     store.close()
-    # roll the node back to the old release: it serves 5 jobs
+    # roll the node back to the old release: it must not serve on counts nothing updates
+    store = old.Store(db)
+    with pytest.raises(sqlite3.OperationalError, match="no such table: pending_counts"):
+        store.pending_counts()
+    store.close()
+    # the recovery docs/node-operators.md gives: the old release rebuilds its counts
+    conn = sqlite3.connect(db)
+    triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for (name,) in triggers:
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP TABLE state_counts")
+    conn.commit()
+    conn.close()
     store = old.Store(db)
     _serve(store, 5)
-    recount = {m: n for m, (n, _) in store.pending_recount().items()}
-    assert recount == {MODEL: 5}
-    counted = {m: n for m, (n, _) in store.pending_counts().items()}
-    # the cutter sees what pending_counts says: nothing pending, nothing ever sealed
+    assert store.pending_counts()[MODEL][0] == 5
+    store.close()
+    # upgrade again: the old triggers are found, the counts are rebuilt from the jobs
+    store = Store(db)
+    _serve(store, 1)
+    assert {m: n for m, (n, _) in store.pending_counts().items()} == {MODEL: 6}
+    assert store.pending_counts()[MODEL][0] == store.pending_recount()[MODEL][0]
     sealed = BatchCutter(store, batch_size=4, interval_s=0.0).cut(force=True)
-    assert counted == recount, f"old node after downgrade counts {counted}, has {recount}"
-    assert sum(b.count for b in sealed) == 5
+    assert sum(b.count for b in sealed) == 6
+    assert store.pending_counts() == {}
