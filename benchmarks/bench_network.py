@@ -493,11 +493,20 @@ def verdicts(r: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
         ),
         ("duplicate disputes/leaf requests by one challenger", dup_ch, "== 0", dup_ch == 0),
         (
-            "jobs the challengers' journals mark missed though seen before their deadline",
-            f"{mj['could_act']} (plus {mj['seen_late']} first seen after their window closed; "
-            f"{mj['missed']} missed in all; {mj['pending_at_end']} still pending at the end)",
+            "jobs the challengers' journals mark missed (or leave unfinished) though they were "
+            "up to act",
+            f"{mj['failing']} = {mj['could_act']} seen in time + {mj['seen_late_up']} seen late "
+            f"while up + {mj['pending_at_end']} still sampled/mismatched at the end (excused: "
+            f"{mj['seen_late_down']} seen late, the deadline while down; {mj['missed']} missed "
+            f"in all; {mj['dispute_sent_at_end']} dispute sent, unconfirmed at the end)",
             "== 0",
-            mj["could_act"] == 0,
+            mj["failing"] == 0,
+        ),
+        (
+            "leaf requests the challengers failed to send in time (state missed in their journals)",
+            mj["leaf_requests_missed"],
+            "== 0",
+            mj["leaf_requests_missed"] == 0,
         ),
         (
             "detection rate",
@@ -591,15 +600,19 @@ def summary(r: dict[str, Any]) -> str:
 
 
 def missed_lines(mj: dict[str, Any], per_challenger: int = 10) -> list[str]:
-    """Each challenger's missed jobs, one line each (the first ``per_challenger``)."""
+    """Each challenger's missed jobs (seen in time, seen late while down, seen late while up),
+    unfinished jobs and missed leaf requests, then its missed jobs one line each (the first
+    ``per_challenger``)."""
     lines: list[str] = []
     for name, c in mj["challengers"].items():
-        if not c["missed"]:
+        if not (c["missed"] or c["pending_at_end"] or c["leaf_requests_missed"]):
             continue
         lines.append(
             f"missed             {name}: {c['missed']} ({c['could_act']} seen in time, "
-            f"{c['seen_late']} seen late; {c['corrupted']} corrupted, "
-            f"{c['deadline_while_down']} with the deadline while it was down) {c['by_reason']}"
+            f"{c['seen_late_down']} seen late while down, {c['seen_late_up']} seen late while "
+            f"up; {c['corrupted']} corrupted, {c['deadline_while_down']} with the deadline while "
+            f"it was down) {c['by_reason']}; {c['pending_at_end']} still sampled/mismatched at "
+            f"the end; {c['leaf_requests_missed']} leaf requests missed"
         )
         for j in c["jobs"][:per_challenger]:
             where = f"{j['ref']}/{j['leaf_index']}" if j["leaf_index"] is not None else j["ref"]

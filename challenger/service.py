@@ -311,6 +311,7 @@ class Challenger:
                     uri=str(a["uri"]),
                     challenge_deadline=int(a["challengeDeadline"]),
                     commit_block=ev.block_number,
+                    seen_at=self._tick_time,
                 )
             elif ev.name == "LeafRevealed":
                 Store.record_reveal(
@@ -594,7 +595,11 @@ class Challenger:
                 leaf = dataclasses.replace(leaf, proof=fetched.tree.proof(leaf.index))
             decided.append((leaf, sampled))
         texts = {i: proof_text(p) for i, p in proofs.items()}
-        if not self.store.fetched_batch(batch, decided, texts, seen_at=now or None):
+        # Its leaves were seen when the batch was (a listing recorded late, after a slow tick,
+        # is this challenger's delay, not a batch it never had a chance at); the listing's time
+        # only for a row from before the batch's column.
+        seen_at = batch.seen_at if batch.seen_at is not None else (now or None)
+        if not self.store.fetched_batch(batch, decided, texts, seen_at=seen_at):
             return
         self._forget_batch(batch.batch_id)
         outside = [leaf for leaf, _ in decided if leaf.outside is not None]

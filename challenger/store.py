@@ -231,7 +231,8 @@ CREATE TABLE IF NOT EXISTS ch_batches (
     next_attempt_at    INTEGER,           -- chain time of the next attempt
     invalid_attempts   INTEGER,           -- attempts answered with a listing not the committed one
     withheld           INTEGER,           -- 1 once a leaf request of it ended unrevealed
-    reorg_fork         INTEGER            -- a reorg replaced its commit block (fork block)
+    reorg_fork         INTEGER,           -- a reorg replaced its commit block (fork block)
+    seen_at            INTEGER            -- chain time the batch was recorded (NULL: unknown)
 );
 CREATE INDEX IF NOT EXISTS ch_batches_state ON ch_batches(state);
 CREATE TABLE IF NOT EXISTS ch_leaf_requests (
@@ -333,9 +334,11 @@ END;
 LEAVES_SKIPPED = "leaves_skipped"
 
 #: Why a job ended ``missed`` (its ``reason``). Only ``MISSED_SEEN_LATE`` is a job this
-#: challenger never had a chance at (first recorded at or after its deadline: a listing fetched
-#: or a reveal adopted too late, the challenger down or far behind); the others are jobs it saw
-#: in time and did not finish (slow re-execution, a dispute deferred or failing until the end).
+#: challenger never had a chance at (first recorded at or after its deadline: the commitment or
+#: the reveal recorded that late, the challenger down or its follower far behind); the others are
+#: jobs it saw in time and did not finish (slow re-execution or listing, a dispute deferred or
+#: failing until the end). A batch leaf counts as seen when its batch was, however late its
+#: listing came back (:attr:`BatchRow.seen_at`).
 MISSED_SEEN_LATE = "seen after window closed"
 MISSED_BEFORE_CHECK = "window closed before re-execution"
 MISSED_BEFORE_DISPUTE = "window closed before the dispute"
@@ -364,8 +367,9 @@ class JobRow:
     leaf_index: int | None = None
     #: The VRF proof that sampled it (``"0x<x>,0x<y>"``, ``challenger.sampling.parse_proof``).
     vrf_proof: str | None = None
-    #: Chain time (head timestamp) when this challenger recorded the row: the commitment's
-    #: event, the batch listing or the reveal (None: unknown, a row from before the column).
+    #: Chain time (head timestamp) when this challenger first recorded the job: the commitment's
+    #: event, the batch's (:attr:`BatchRow.seen_at`; the listing's time only for a batch row
+    #: from before that column) or the reveal (None: unknown, a row from before the column).
     #: A job first seen at or after its deadline could never be acted on (:func:`missed_reason`).
     seen_at: int | None = None
 
@@ -389,6 +393,11 @@ class BatchRow:
     invalid_attempts: int = 0
     #: A leaf request on it ended unrevealed (slashed): withholding proven, reported once.
     withheld: bool = False
+    #: Chain time (the tick's head timestamp) when the follower recorded its BatchCommitted:
+    #: when this challenger first saw the batch, and so each of its leaves (None: unknown, a
+    #: row from before the column). Its leaves' :attr:`JobRow.seen_at`, however late the
+    #: listing is recorded.
+    seen_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -474,7 +483,7 @@ _LR_COLS = (
 )
 _BATCH_COLS = (
     "batch_id, model_id, node, root, count, uri, commit_block, challenge_deadline, state, "
-    "attempts, last_error, failed_at, next_attempt_at, invalid_attempts, withheld"
+    "attempts, last_error, failed_at, next_attempt_at, invalid_attempts, withheld, seen_at"
 )
 
 
@@ -543,6 +552,7 @@ def _batch(row: sqlite3.Row) -> BatchRow:
         next_attempt_at=_opt_int(row["next_attempt_at"]),
         invalid_attempts=int(row["invalid_attempts"] or 0),
         withheld=bool(row["withheld"]),
+        seen_at=_opt_int(row["seen_at"]),
     )
 
 
@@ -578,6 +588,7 @@ class Store:
             ("ch_batches", "reorg_fork", "INTEGER"),
             ("ch_reveals", "block", "INTEGER"),
             ("ch_jobs", "seen_at", "INTEGER"),
+            ("ch_batches", "seen_at", "INTEGER"),
         ):
             cols = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})").fetchall()}
             if column not in cols:
@@ -725,10 +736,13 @@ class Store:
         uri: str,
         challenge_deadline: int,
         commit_block: int,
+        seen_at: int | None = None,
     ) -> None:
+        """Record a BatchCommitted (``seen_at``: the chain time it was recorded at,
+        :attr:`BatchRow.seen_at`)."""
         cur = conn.execute(
             f"INSERT OR IGNORE INTO ch_batches({_BATCH_COLS}, updated_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, 0, 0, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, 0, 0, ?, ?)",
             (
                 str(batch_id),
                 model_id,
@@ -739,6 +753,7 @@ class Store:
                 commit_block,
                 challenge_deadline,
                 BatchState.SEEN.value,
+                seen_at,
                 time.time(),
             ),
         )
@@ -864,7 +879,8 @@ class Store:
     ) -> bool:
         """Record a batch's checked leaves (each with its sampling decision), atomically;
         ``vrf_proofs`` (position -> stored proof text) are kept with the sampled leaves;
-        ``seen_at``: the chain time the listing was recorded (:attr:`JobRow.seen_at`).
+        ``seen_at``: the chain time its leaves were first seen (:attr:`JobRow.seen_at`): the
+        batch's own (:attr:`BatchRow.seen_at`), not the time its listing came back.
 
         A leaf marked ``outside`` the model's domain is recorded ``undisputable`` (with the
         reason), sampled or not. False (nothing recorded) if the batch already left ``seen``."""

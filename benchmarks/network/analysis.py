@@ -324,7 +324,25 @@ def flatness(samples: list[Sample]) -> dict[str, Any]:
 #: The challenger's ``missed`` reason for a job it first recorded at or after its deadline
 #: (``challenger.store.MISSED_SEEN_LATE``; the benchmark does not import the service).
 SEEN_LATE = "seen after window closed"
-_MISSED_TOTALS = ("missed", "seen_late", "could_act", "pending_at_end")
+#: After a restart a challenger's follower replays what it missed while down: a deadline that
+#: passes this long after the restart still counts as "while down" (catching up, not slow).
+STARTUP_GRACE_S = 60
+#: Journal states of a job the challenger has not finished with: read after the drain (every
+#: challenge window closed), ``sampled`` (never re-executed) and ``mismatched`` (never disputed)
+#: are misses not yet marked. ``dispute_sent`` is not: the dispute may have landed already and
+#: the challenger not yet ticked over it (the on-chain disputes are counted elsewhere).
+UNFINISHED = ("sampled", "mismatched")
+_MISSED_TOTALS = (
+    "missed",
+    "seen_late",
+    "could_act",
+    "seen_late_down",
+    "seen_late_up",
+    "pending_at_end",
+    "dispute_sent_at_end",
+    "leaf_requests_missed",
+    "failing",
+)
 
 
 def down_windows(chaos: list[dict[str, Any]], offset: float) -> dict[str, list[tuple[int, int]]]:
@@ -352,14 +370,22 @@ def missed_jobs(
     down: dict[str, list[tuple[int, int]]],
     ts: Callable[[int], int],
     names: dict[str, str],
+    grace_s: int = STARTUP_GRACE_S,
 ) -> dict[str, Any]:
     """Every job a challenger's journal marks ``missed`` (``status --json``'s ``missed_jobs``),
     with why: its reason, kind, node, commit block and time, deadline, when the challenger first
     recorded it (chain time) against the deadline, whether a cheater corrupted it (``corrupted``:
-    (node address, job id)), and whether its deadline fell while that challenger was down.
+    (node address, job id)), and whether its deadline fell while that challenger was down (from
+    a kill to ``grace_s`` after its restart: ``deadline_while_down``).
 
-    ``could_act`` counts the misses of jobs seen before their deadline (the verdict's number);
-    ``seen_late`` those first recorded after it (no challenger could have acted on them)."""
+    Per challenger and in all: ``could_act``, misses of jobs seen before their deadline;
+    ``seen_late``, those first recorded after it, split into ``seen_late_down`` (the deadline
+    fell while that challenger was down: excused) and ``seen_late_up`` (it was up: too slow,
+    not excused; a seen-late miss beyond the journal's listed rows counts here);
+    ``pending_at_end``, jobs still ``sampled``/``mismatched`` when the journals are read (after
+    every window closed: misses not yet marked); ``dispute_sent_at_end`` (reported only);
+    ``leaf_requests_missed``, leaf requests not sent in time. ``failing`` = could_act +
+    seen_late_up + pending_at_end: the jobs the verdict fails on."""
     out: dict[str, Any] = {"challengers": {}}
     totals = Counter[str]()
     for name, journal in journals.items():
@@ -373,26 +399,32 @@ def missed_jobs(
                     "commit_time": ts(int(j["commit_block"])),
                     "seen_minus_deadline_s": None if seen is None else int(seen) - deadline,
                     "corrupted": (str(j["node"]).lower(), int(j["job_id"])) in corrupted,
-                    "deadline_while_down": any(a <= deadline <= b for a, b in down.get(name, [])),
+                    "deadline_while_down": any(
+                        a <= deadline <= b + grace_s for a, b in down.get(name, [])
+                    ),
                 }
             )
         states = journal.get("states", {})
         total = states.get("missed", 0)
         late = journal.get("missed_by_reason", {}).get(SEEN_LATE, 0)
-        pending = sum(states.get(s, 0) for s in ("sampled", "mismatched", "dispute_sent"))
+        late_down = sum(1 for r in rows if r["reason"] == SEEN_LATE and r["deadline_while_down"])
+        pending = sum(states.get(s, 0) for s in UNFINISHED)
         entry = {
             "missed": total,
             "seen_late": late,
             "could_act": total - late,
+            "seen_late_down": late_down,
+            "seen_late_up": late - late_down,
             "pending_at_end": pending,
+            "dispute_sent_at_end": states.get("dispute_sent", 0),
+            "leaf_requests_missed": int(journal.get("leaf_requests", {}).get("missed", 0)),
+            "failing": total - late_down + pending,
             "by_reason": journal.get("missed_by_reason", {}),
             "corrupted": sum(r["corrupted"] for r in rows),
             "deadline_while_down": sum(r["deadline_while_down"] for r in rows),
             "jobs": rows,
         }
         out["challengers"][name] = entry
-        totals.update({k: entry[k] for k in ("missed", "seen_late", "could_act", "pending_at_end")})
-    out.update(
-        {k: totals.get(k, 0) for k in ("missed", "seen_late", "could_act", "pending_at_end")}
-    )
+        totals.update({k: entry[k] for k in _MISSED_TOTALS})
+    out.update({k: totals.get(k, 0) for k in _MISSED_TOTALS})
     return out

@@ -17,8 +17,8 @@ from typing import Any
 from spotcheck.toolchain import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-import bench_network  # noqa: E402
-from network.analysis import SEEN_LATE, missed_jobs  # noqa: E402
+import bench_network
+from network.analysis import SEEN_LATE, missed_jobs
 
 
 def _result(journal: dict[str, Any], corrupted: set[tuple[str, int]]) -> dict[str, Any]:
@@ -59,9 +59,7 @@ def _result(journal: dict[str, Any], corrupted: set[tuple[str, int]]) -> dict[st
 
 def _missed_verdict(r: dict[str, Any]) -> dict[str, Any]:
     args = argparse.Namespace(drain_timeout=600.0)
-    (line,) = [
-        v for v in bench_network.verdicts(r, args) if "journals mark missed" in v["check"]
-    ]
+    (line,) = [v for v in bench_network.verdicts(r, args) if "journals mark missed" in v["check"]]
     return line
 
 

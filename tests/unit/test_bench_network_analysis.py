@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from spotcheck.toolchain import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+import bench_network
 from network.analysis import SEEN_LATE, down_windows, missed_jobs, wilson
 
 
@@ -108,3 +110,81 @@ def test_loadPacing_keepsTheRate_withoutBurstingToCatchUp(monkeypatch: Any) -> N
     assert [gen._pace(10) for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])  # 0.1 s a request
     clock[0] += 5.0  # the run fell far behind: the next slot is now, not five seconds ago
     assert [gen._pace(10), gen._pace(10)] == pytest.approx([0.0, 0.1])
+
+
+def test_missedJobs_seenLateExcusedOnlyWhileDown_withGrace_unfinishedAndLeafRequestsCount() -> None:
+    rows = [
+        _row(1, 1100, 1120, SEEN_LATE),  # deadline while down: excused
+        _row(2, 1150, 1160, SEEN_LATE),  # 44 s after the restart: still catching up, excused
+        _row(3, 1300, 1310, SEEN_LATE),  # long after the restart: up and too slow
+        _row(4, 1400, 900, "window closed before the dispute"),  # seen in time
+    ]
+    journal = {
+        "states": {"missed": 5, "sampled": 1, "mismatched": 2, "dispute_sent": 4},
+        "missed_by_reason": {SEEN_LATE: 4, "window closed before the dispute": 1},
+        "missed_jobs": rows,  # one seen-late miss beyond the listed rows: counted as up
+        "leaf_requests": {"missed": 3},
+    }
+    out = missed_jobs(
+        {"challenger1": journal},
+        corrupted=set(),
+        down={"challenger1": [(1050, 1106)]},
+        ts=lambda block: block,
+        names={},
+    )
+    c1 = out["challengers"]["challenger1"]
+    assert (c1["seen_late_down"], c1["seen_late_up"], c1["could_act"]) == (2, 2, 1)
+    assert (c1["pending_at_end"], c1["dispute_sent_at_end"]) == (3, 4)
+    assert c1["leaf_requests_missed"] == 3 and out["leaf_requests_missed"] == 3
+    assert c1["failing"] == 1 + 2 + 3 == out["failing"]
+
+
+def test_verdict_seenLateWhileDownOnly_passes_summaryPrintsEachNumber() -> None:
+    journal = {
+        "states": {"missed": 1, "matched": 5},
+        "missed_by_reason": {SEEN_LATE: 1},
+        "missed_jobs": [_row(1, 1100, 1120, SEEN_LATE)],
+        "leaf_requests": {"missed": 0},
+    }
+    mj = missed_jobs(
+        {"challenger1": journal},
+        corrupted=set(),
+        down={"challenger1": [(1050, 1106)]},
+        ts=lambda block: block,
+        names={},
+    )
+    r = {
+        "slashing": {
+            "honest_nodes_slashed": [],
+            "cheaters_slashed": [],
+            "cheaters": [],
+            "every_cheater_slashed": True,
+        },
+        "detection": {"corrupted_closed": 0},
+        "flatness": {},
+        "node_accounting": {},
+        "challenger_actions": {
+            "challenger1": {"duplicate_disputes": 0, "duplicate_leaf_requests": 0, "disputes": 0}
+        },
+        "challenger_journals": {"challenger1": journal},
+        "missed_jobs": mj,
+        "load": {"seconds": 1900.0, "jobs_answered": 120_000},
+        "drain": {"drain_s": 10.0, "timed_out": False},
+    }
+    r["detection"].update(disputed=0, rate=0.0, wilson95=(0.0, 1.0), expected=0.9, challengers=2)
+    lines = {
+        v["check"]: v for v in bench_network.verdicts(r, argparse.Namespace(drain_timeout=600.0))
+    }
+    (missed,) = [v for k, v in lines.items() if "journals mark missed" in k]
+    (requests,) = [v for k, v in lines.items() if "failed to send in time" in k]
+    assert missed["ok"] is True and requests["ok"] is True
+    assert "1 seen late, the deadline while down" in missed["measured"]
+    (text,) = bench_network.missed_lines(mj)[:1]
+    for part in (
+        "0 seen in time",
+        "1 seen late while down",
+        "0 seen late while up",
+        "0 still sampled/mismatched at the end",
+        "0 leaf requests missed",
+    ):
+        assert part in text, text

@@ -190,7 +190,10 @@ def add_batch(
     *,
     root: bytes | None = None,
     model_id: bytes = MODEL,
+    stamped: bool = True,
 ) -> None:
+    """Record a BatchCommitted as the follower does: first seen at the chain's current time
+    (``stamped=False``: a row from before ``ch_batches.seen_at``, first-seen time unknown)."""
     Store.record_batch(
         store.conn,
         batch_id=batch_id,
@@ -201,6 +204,7 @@ def add_batch(
         uri=uri,
         challenge_deadline=DEADLINE,
         commit_block=10,
+        seen_at=chain.now if stamped else None,
     )
     chain.batch_deadlines[batch_id] = DEADLINE
     chain.batch_roots[batch_id] = root or root_of(leaves)

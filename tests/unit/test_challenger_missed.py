@@ -23,8 +23,14 @@ from challenger.store import (
 )
 from spotcheck.chain import LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, onchain_job_key, output_hash
-from spotcheck.follower import open_db
-from tests.unit.test_challenger_fetch import DEADLINE, add_batch, leaves_of, listing
+from spotcheck.follower import ChainEvent, open_db
+from tests.unit.test_challenger_fetch import (
+    DEADLINE,
+    add_batch,
+    leaves_of,
+    listing,
+    root_of,
+)
 from tests.unit.test_challenger_service import BOND, MODEL, OTHER, FakeChain, FakeReexec
 
 BATCH = 9
@@ -72,16 +78,64 @@ def test_cheatWhoseLeafAnotherRequestSettled_isPreempted_notMissed(tmp_path: Pat
     assert ch.store.state_counts().get("missed", 0) == 0
 
 
-def test_listingRecordedAfterItsDeadline_leavesMissedAsSeenLate_withWhenSeen(
+def test_batchFirstSeenAfterItsDeadline_isExpiredUnlisted_notAMissedJob(tmp_path: Path) -> None:
+    """The follower records a BatchCommitted at a tick whose chain time is already past the
+    batch's deadline (the challenger was down, or its follower far behind): the batch is stamped
+    with that time, never listed (``expired``, ``batches_seen_late``), and none of its leaves
+    becomes a job: nothing is ``missed``, nothing is requested."""
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain(now=DEADLINE + 5)
+    chain.batch_deadlines[BATCH] = DEADLINE
+    chain.batch_roots[BATCH] = root_of(LEAVES)
+    asked: list[httpx.Request] = []
+    served = listing(LEAVES)
+
+    def serve(r: httpx.Request) -> httpx.Response:
+        asked.append(r)
+        return httpx.Response(200, content=served)
+
+    ch = _challenger(db, chain, httpx.MockTransport(serve))
+    ch._tick_time = chain.now  # as tick() sets it before the follower runs
+    event = ChainEvent(
+        "BatchCommitted",
+        "0xbm",
+        10,
+        0,
+        "0xbatch",
+        {
+            "batchId": BATCH,
+            "modelId": "0x" + MODEL.hex(),
+            "node": "0x" + "ab" * 20,
+            "root": "0x" + root_of(LEAVES).hex(),
+            "count": len(LEAVES),
+            "uri": "http://node.test",
+            "challengeDeadline": DEADLINE,
+        },
+    )
+    with ch.store.transaction() as conn:
+        ch.handle_events([event], conn)
+    batch = ch.store.batch(BATCH)
+    assert batch is not None and batch.seen_at == DEADLINE + 5
+    ch.tick()
+    assert ch.store.batch(BATCH).state is BatchState.EXPIRED  # type: ignore[union-attr]
+    assert not asked  # its listing was never asked for
+    assert ch.store.counters().get("batches_seen_late") == 1
+    assert ch.store.state_counts().get("missed", 0) == 0
+    assert not any(s.startswith("request") for s in chain.sends), chain.sends
+
+
+def test_batchRowFromBeforeSeenAt_listingRecordedAfterItsDeadline_leavesMissedAsSeenLate(
     tmp_path: Path,
 ) -> None:
-    """A listing attempt started in time but recorded after the batch's deadline: its sampled
-    leaves are recorded already dead. They are ``missed`` as "seen after window closed", with
-    the chain time they were recorded, and ``status`` lists each one."""
+    """A batch row from before ``ch_batches.seen_at`` (when it was first seen is unknown) whose
+    listing is recorded after its deadline: its leaves' first-seen time falls back to the
+    listing's. They are ``missed`` as "seen after window closed", with that chain time, and
+    ``status`` lists each one. (A stamped batch keeps its own time:
+    ``test_audit8_batchSeenInTime_listingRecordedLate_isNotExcusedAsSeenLate``.)"""
     db = tmp_path / "c.sqlite"
     chain = FakeChain()
     store = Store(open_db(db))
-    add_batch(store, chain, BATCH, "http://node.test", LEAVES)
+    add_batch(store, chain, BATCH, "http://node.test", LEAVES, stamped=False)
     store.conn.close()
     release = threading.Event()
     served = listing(LEAVES)
@@ -146,8 +200,15 @@ def test_databaseFromBeforeSeenAt_gainsTheColumn_oldRowsUnknown(tmp_path: Path) 
     db = tmp_path / "c.sqlite"
     store = Store(open_db(db))
     _commit(store, 1, seen_at=1500)
+    Store.record_batch(
+        store.conn, batch_id=BATCH, model_id=MODEL, node="0xnode", root=b"\x01" * 32, count=4,
+        uri="http://n", challenge_deadline=2000, commit_block=10, seen_at=1500,
+    )  # fmt: skip
     store.conn.execute("ALTER TABLE ch_jobs DROP COLUMN seen_at")  # as a running database was
+    store.conn.execute("ALTER TABLE ch_batches DROP COLUMN seen_at")
     store.conn.close()
     store = Store(open_db(db))
     job = store.job(onchain_job_key(1))
     assert job is not None and job.seen_at is None
+    batch = store.batch(BATCH)
+    assert batch is not None and batch.seen_at is None
