@@ -25,7 +25,7 @@ interface IWiredRegistry {
 ///         bonded leaf requests that force a batch leaf's data on-chain.
 /// @dev Dispute:     None -openDispute/openBatchDispute-> Open -defend-> Defended
 ///                                                       Open -settle->  Slashed
-///      LeafRequest: None -requestLeaf-> Open -revealLeaf-> Revealed
+///      LeafRequest: None -requestLeaf(s)-> Open -revealLeaf-> Revealed
 ///                                       Open -settleLeafRequest-> Slashed
 ///      Every exit is terminal: a job or leaf resolves at most once, and a leaf's key is its
 ///      position, so no verdict is ever shared between two leaves.
@@ -46,6 +46,8 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
     uint256 internal constant BPS = 10_000;
     int256 internal constant FIELD_HALF = int256(SpotcheckHash.BN254_R / 2);
+    /// @inheritdoc IDisputeManager
+    uint256 public constant MAX_LEAVES_PER_REQUEST = 32;
 
     IERC20 public immutable token;
     IStakeManager public immutable stakeManager;
@@ -238,33 +240,36 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
         returns (bytes32 requestId)
     {
         requestId = SpotcheckHash.batchLeafKey(batchId, index);
-        require(_leafRequests[requestId].status == LeafRequestStatus.None, LeafRequestExists(requestId));
-        // A disputed leaf's challenger had its data; a second claim on it would add nothing.
-        require(_disputes[requestId].status == DisputeStatus.None, DisputeExists(requestId));
-        IJobManager.Batch memory b = jobManager.getBatch(batchId);
-        // INVARIANT: a request names the root it asks about; a reorg cannot move it to another batch.
-        require(root == b.root, RootMismatch(batchId, root, b.root));
-        require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(requestId));
-        require(block.timestamp <= b.challengeDeadline, ChallengeWindowClosed(b.challengeDeadline));
-        require(index < b.count, IndexOutOfRange(batchId, index, b.count));
-        require(msg.sender != b.node, SelfDispute(b.node));
-        IModelRegistry.Model memory m = registry.getModel(b.modelId);
-        uint64 revealDeadline = _enqueue(b.node, m.proofWindow);
-        _leafRequests[requestId] = LeafRequest({
-            batchId: batchId,
-            index: index,
-            node: b.node,
-            requester: msg.sender,
-            bond: m.challengerBond,
-            revealDeadline: revealDeadline,
-            disputeDeadline: 0,
-            status: LeafRequestStatus.Open
-        });
-        bondAtRisk[msg.sender] += m.challengerBond;
-        emit LeafRequested(requestId, batchId, index, b.node, msg.sender, m.challengerBond, revealDeadline);
-        // SAFETY: trusted protocol code; counts the open claim so the batch cannot finalize.
-        IJobManagerHooks(address(jobManager)).onBatchLeafRequested(batchId, index);
+        (bool requested, bool disputed) = _leafClaims(requestId);
+        require(!requested, LeafRequestExists(requestId));
+        require(!disputed, DisputeExists(requestId));
+        (IJobManager.Batch memory b, IModelRegistry.Model memory m) = _requestableBatch(batchId, root, requestId);
+        _openLeafRequest(requestId, batchId, index, b, m);
         _pull(m.challengerBond);
+    }
+
+    /// @inheritdoc IDisputeManager
+    function requestLeaves(uint256 batchId, uint256[] calldata indices, bytes32 root)
+        external
+        nonReentrant
+        returns (uint256 requested)
+    {
+        uint256 n = indices.length;
+        require(n > 0, NoLeaves());
+        // INVARIANT: bounded loop; each leaf costs one request's storage and one hook call.
+        require(n <= MAX_LEAVES_PER_REQUEST, TooManyLeaves(n, MAX_LEAVES_PER_REQUEST));
+        (IJobManager.Batch memory b, IModelRegistry.Model memory m) =
+            _requestableBatch(batchId, root, SpotcheckHash.batchLeafKey(batchId, indices[0]));
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 index = indices[i];
+            bytes32 requestId = SpotcheckHash.batchLeafKey(batchId, index);
+            (bool isRequested, bool isDisputed) = _leafClaims(requestId);
+            // Someone got there first (or the index repeats): the leaf is claimed already.
+            if (isRequested || isDisputed) continue;
+            _openLeafRequest(requestId, batchId, index, b, m);
+            ++requested;
+        }
+        if (requested > 0) _pull(requested * m.challengerBond);
     }
 
     /// @inheritdoc IDisputeManager
@@ -418,6 +423,59 @@ contract DisputeManager is IDisputeManager, ReentrancyGuard {
     ///      much more work.
     function _queueEntry(uint64 proofWindow) private pure returns (uint256) {
         return (uint256(proofWindow) << QUEUE_WORK_SHIFT) | 1;
+    }
+
+    /// @dev Whether leaf `requestId` has a leaf request (of any status) and whether it has a
+    ///      dispute: either claims it (a disputed leaf's challenger had its data; a second claim
+    ///      on it would add nothing).
+    function _leafClaims(bytes32 requestId) private view returns (bool requested, bool disputed) {
+        requested = _leafRequests[requestId].status != LeafRequestStatus.None;
+        disputed = _disputes[requestId].status != DisputeStatus.None;
+    }
+
+    /// @dev The batch and its model, if leaves of `batchId` may be requested now by the caller:
+    ///      the root the caller saw, Committed, inside the challenge window, not the node's own.
+    ///      `requestId` names the refused leaf in `NotDisputable`.
+    function _requestableBatch(uint256 batchId, bytes32 root, bytes32 requestId)
+        private
+        view
+        returns (IJobManager.Batch memory b, IModelRegistry.Model memory m)
+    {
+        b = jobManager.getBatch(batchId);
+        // INVARIANT: a request names the root it asks about; a reorg cannot move it to another batch.
+        require(root == b.root, RootMismatch(batchId, root, b.root));
+        require(b.status == IJobManager.BatchStatus.Committed, NotDisputable(requestId));
+        require(block.timestamp <= b.challengeDeadline, ChallengeWindowClosed(b.challengeDeadline));
+        require(msg.sender != b.node, SelfDispute(b.node));
+        m = registry.getModel(b.modelId);
+    }
+
+    /// @dev Opens the leaf request `requestId` (leaf `index` of batch `b`, unclaimed) for the
+    ///      caller: its reveal deadline from the node's queue, the bond at risk, the event, the
+    ///      batch's open-claim count. The caller pulls the bond.
+    function _openLeafRequest(
+        bytes32 requestId,
+        uint256 batchId,
+        uint256 index,
+        IJobManager.Batch memory b,
+        IModelRegistry.Model memory m
+    ) private {
+        require(index < b.count, IndexOutOfRange(batchId, index, b.count));
+        uint64 revealDeadline = _enqueue(b.node, m.proofWindow);
+        _leafRequests[requestId] = LeafRequest({
+            batchId: batchId,
+            index: index,
+            node: b.node,
+            requester: msg.sender,
+            bond: m.challengerBond,
+            revealDeadline: revealDeadline,
+            disputeDeadline: 0,
+            status: LeafRequestStatus.Open
+        });
+        bondAtRisk[msg.sender] += m.challengerBond;
+        emit LeafRequested(requestId, batchId, index, b.node, msg.sender, m.challengerBond, revealDeadline);
+        // SAFETY: trusted protocol code; counts the open claim so the batch cannot finalize.
+        IJobManagerHooks(address(jobManager)).onBatchLeafRequested(batchId, index);
     }
 
     /// @dev Fills challenger, bond, proof deadline (per-node queue) and status, stores the

@@ -89,6 +89,10 @@ interface IDisputeManager {
     error IndexOutOfRange(uint256 batchId, uint256 index, uint256 count);
     /// @notice `requestLeaf` names another root than the batch's: a reorg moved it.
     error RootMismatch(uint256 batchId, bytes32 given, bytes32 stored);
+    /// @notice `requestLeaves` was given no index.
+    error NoLeaves();
+    /// @notice `requestLeaves` was given `n` indices, more than `max` (`MAX_LEAVES_PER_REQUEST`).
+    error TooManyLeaves(uint256 n, uint256 max);
     error WrongInputLength(uint256 have, uint256 need);
     error WrongOutputLength(uint256 have, uint256 need);
     /// @notice The token delivered less than was sent (fee-on-transfer tokens are unsupported).
@@ -193,6 +197,27 @@ interface IDisputeManager {
     ///        otherwise): a reorg cannot move the request onto another node's batch
     /// @return requestId `SpotcheckHash.batchLeafKey(batchId, index)`
     function requestLeaf(uint256 batchId, uint256 index, bytes32 root) external returns (bytes32 requestId);
+
+    /// @notice `requestLeaf` for several leaves of one batch in one transaction, with one bond
+    ///         transfer (the model's challenger bond times the leaves requested). The batch rules
+    ///         are `requestLeaf`'s and revert the whole call: the root (`RootMismatch`), the
+    ///         status, the challenge window, the caller is not the node; so does an index out of
+    ///         range. An index whose leaf already has a leaf request or a dispute (another
+    ///         challenger's, or an earlier index of this call) is skipped: a request front-run on
+    ///         one leaf still opens the others. Each leaf opened gets its own reveal deadline
+    ///         from the node's queue, in the order given, and its own `LeafRequested` event.
+    /// @param batchId the batch
+    /// @param indices leaf positions, 1 to `MAX_LEAVES_PER_REQUEST` (`NoLeaves`,
+    ///        `TooManyLeaves` otherwise); order them as the reveal deadlines should be
+    /// @param root the batch root the requester saw (as in `requestLeaf`)
+    /// @return requested how many leaf requests were opened (0 if all were claimed already;
+    ///         nothing is pulled then)
+    function requestLeaves(uint256 batchId, uint256[] calldata indices, bytes32 root)
+        external
+        returns (uint256 requested);
+
+    /// @notice The most indices one `requestLeaves` call takes (32): its gas stays bounded.
+    function MAX_LEAVES_PER_REQUEST() external view returns (uint256);
 
     /// @notice Anyone reveals a requested leaf before the reveal deadline: `(jobId, input,
     ///         output)` whose leaf `(jobId, modelId, sha256(input), sha256(output))` sits at
