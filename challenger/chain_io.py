@@ -37,6 +37,10 @@ ZERO_ADDRESS = "0x" + "00" * 20
 APPROVE_AHEAD = 32
 
 
+#: ``DisputeManager.MAX_LEAVES_PER_REQUEST``: the most leaves one ``requestLeaves`` takes.
+MAX_LEAVES_PER_REQUEST = 32
+
+
 @dataclass(frozen=True)
 class LeafRequestView:
     status: LeafRequestStatus
@@ -149,6 +153,15 @@ class ChainPort(Protocol):
         """``requestLeaf(batchId, index, root)``: ``root`` is the one the challenger recorded
         for the batch; the contract reverts ``RootMismatch`` if the batch's root differs (a
         reorg cannot move the request, and its bond, onto another batch)."""
+        ...
+
+    def request_leaves(
+        self, batch_id: int, indices: Sequence[int], root: bytes, bond_each: int
+    ) -> TxResult:
+        """``requestLeaves(batchId, indices, root)``: up to ``MAX_LEAVES_PER_REQUEST`` leaves of
+        one batch in one transaction, ``bond_each`` per leaf (the total is approved). The
+        contract skips a leaf that already has a request or a dispute (another challenger's):
+        read each leaf's request after it is mined to see whose it is."""
         ...
 
     def settle_leaf_request(self, request_id: bytes) -> TxResult: ...
@@ -655,6 +668,16 @@ class ApeChain:
         return self._send(
             f"requestLeaf({batch_id}, {index}, 0x{bytes(root).hex()})",
             lambda: self.disputes.requestLeaf(batch_id, index, bytes(root), sender=self.account),
+        )
+
+    def request_leaves(
+        self, batch_id: int, indices: Sequence[int], root: bytes, bond_each: int
+    ) -> TxResult:
+        idx = [int(i) for i in indices]
+        self._approve(bond_each * len(idx))
+        return self._send(
+            f"requestLeaves({batch_id}, {len(idx)} leaves {idx}, 0x{bytes(root).hex()})",
+            lambda: self.disputes.requestLeaves(batch_id, idx, bytes(root), sender=self.account),
         )
 
     def reveal_leaf(

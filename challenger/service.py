@@ -59,7 +59,7 @@ from challenger.batches import (
     Outcome,
     domain_of,
 )
-from challenger.chain_io import ChainPort
+from challenger.chain_io import MAX_LEAVES_PER_REQUEST, ChainPort
 from challenger.claims import Claimer
 from challenger.defence import DefenceStore, Defender
 from challenger.reveals import Revealer, RevealStore
@@ -736,10 +736,13 @@ class Challenger:
         if not reqs:
             return
         now = self.chain.timestamp()
+        self._send_leaf_requests(
+            [r for r in reqs if r.state is LeafRequestState.PLANNED], now, report
+        )
         for req in reqs:
             if req.state is LeafRequestState.PLANNED:
-                self._send_leaf_request(req, now, report)
-            elif req.state is LeafRequestState.SENT:
+                continue
+            if req.state is LeafRequestState.SENT:
                 if not self._adopt_leaf_request(req):
                     # Our transaction did not land (dropped or reverted): decide again.
                     self.store.leaf_request_transition(req.request_id, LeafRequestState.PLANNED)
@@ -760,15 +763,39 @@ class Challenger:
                 extra={**_batch_log(batch), "index": req.index},
             )
 
-    def _send_leaf_request(self, req: LeafRequestRow, now: int, report: StepReport) -> None:
+    def _send_leaf_requests(
+        self, planned: Sequence[LeafRequestRow], now: int, report: StepReport
+    ) -> None:
+        """Send the planned leaf requests, one ``requestLeaves`` transaction per batch (up to
+        :data:`MAX_LEAVES_PER_REQUEST` leaves each), the earliest challenge deadline first.
+        A withheld batch's sampled leaves must all be requested; one transaction each took
+        ~2-3 s on a loaded chain, and a soak's backlog outlived the challenge window."""
+        groups: dict[int, list[LeafRequestRow]] = {}
+        for req in planned:
+            if self._leaf_request_ready(req, now, report):
+                groups.setdefault(req.batch_id, []).append(req)
+        if not groups:
+            return
+        at_risk = self._bond_at_risk()
+        order = sorted(groups.values(), key=lambda g: (g[0].challenge_deadline, g[0].batch_id))
+        for group in order:
+            for start in range(0, len(group), MAX_LEAVES_PER_REQUEST):
+                chunk = group[start : start + MAX_LEAVES_PER_REQUEST]
+                if not self._send_leaf_group(chunk, at_risk, report):
+                    break
+                at_risk = self._bond_at_risk()
+
+    def _leaf_request_ready(self, req: LeafRequestRow, now: int, report: StepReport) -> bool:
+        """The checks of one planned request before it joins its batch's transaction: dry run
+        (reported), a request already on chain (adopted), the window closed (missed)."""
         if self.options.dry_run:
             with suppress(IllegalTransition):
                 self.store.leaf_request_transition(req.request_id, LeafRequestState.REPORTED)
                 report.reported += 1
                 log.warning("DRY RUN: would request leaf", extra=_request_log(req))
-            return
+            return False
         if self._adopt_leaf_request(req):
-            return
+            return False
         if now >= req.challenge_deadline:
             with suppress(IllegalTransition):
                 self.store.leaf_request_transition(
@@ -777,58 +804,90 @@ class Challenger:
                 log.error(
                     "challenge window closed before the leaf request", extra=_request_log(req)
                 )
-            return
-        bond = self.chain.model(req.model_id).challenger_bond
-        at_risk = self._bond_at_risk()
-        if at_risk + bond > self.options.max_bond_at_risk:
-            report.deferred_by_cap += 1
+            return False
+        return True
+
+    def _send_leaf_group(
+        self, group: Sequence[LeafRequestRow], at_risk: int, report: StepReport
+    ) -> bool:
+        """One ``requestLeaves`` for ``group`` (planned leaves of one batch, at most
+        :data:`MAX_LEAVES_PER_REQUEST`), as many of them as the bond cap lets through (the
+        group's whole bond counts). False if the cap stopped it (the rest of its batch waits)."""
+        first = group[0]
+        bond = self.chain.model(first.model_id).challenger_bond
+        room = self.options.max_bond_at_risk - at_risk
+        fits = max(0, room // bond) if bond > 0 else len(group)
+        if fits < len(group):
+            report.deferred_by_cap += len(group) - fits
             log.warning(
-                "bond cap reached: leaf request deferred",
-                extra={**_request_log(req), "at_risk": at_risk, "bond": bond},
+                "bond cap reached: %d leaf requests of batch %d deferred",
+                len(group) - fits,
+                first.batch_id,
+                extra={**_request_log(first), "at_risk": at_risk, "bond": bond},
             )
-            return
-        batch = self.store.batch(req.batch_id)
+            group = group[:fits]
+            if not group:
+                return False
+        batch = self.store.batch(first.batch_id)
         if batch is None:  # cannot happen: requests are planned with their batch
-            report.errors.append(f"leaf request for unknown batch {req.batch_id}")
-            return
+            report.errors.append(f"leaf request for unknown batch {first.batch_id}")
+            return True
+        indices = [req.index for req in group]
         try:
-            # The root we recorded for the batch: the contract refuses the request
+            # The root we recorded for the batch: the contract refuses the requests
             # (RootMismatch) if a reorg put another batch at this id.
-            tx = self.chain.request_leaf(req.batch_id, req.index, batch.root, bond)
+            tx = self.chain.request_leaves(first.batch_id, indices, batch.root, bond)
         except ChainError as err:
-            log.warning("leaf request transaction failed: %s", err, extra=_request_log(req))
+            log.warning(
+                "leaf request transaction for batch %d (%d leaves) failed: %s",
+                first.batch_id,
+                len(group),
+                err,
+                extra={**_batch_log(batch), "indices": indices},
+            )
             report.errors.append(str(err))
-            if self._adopt_leaf_request(req):
-                return
+            left = [req for req in group if not self._adopt_leaf_request(req)]
             # RootMismatch: the batch at this id is not the one we planned for (a reorg
             # deeper than our confirmations). Retrying cannot help, and no bond was locked.
-            if "RootMismatch" not in str(err):
-                return
+            # Anything else: planned still, tried again next tick.
+            if "RootMismatch" in str(err):
+                self._root_mismatch(left, batch)
+            return True
+        for req in group:
+            # Mined: each leaf has a request now, ours or (skipped) another challenger's.
+            self.store.leaf_request_transition(
+                req.request_id, LeafRequestState.SENT, tx_hash=tx.tx_hash, bond=bond
+            )
+        log.warning(
+            "LEAF REQUESTS SENT: batch %d indices %s (tx %s)",
+            first.batch_id,
+            indices,
+            tx.tx_hash,
+            extra={**_batch_log(batch), "indices": indices, "tx": tx.tx_hash},
+        )
+        for req in group:
+            self._adopt_leaf_request(req)
+            row = self.store.leaf_request(req.request_id)
+            if row is not None and row.state is LeafRequestState.OPEN:
+                report.leaf_requested += 1
+        return True
+
+    def _root_mismatch(self, reqs: Sequence[LeafRequestRow], batch: BatchRow) -> None:
+        for req in reqs:
             with suppress(IllegalTransition):
                 self.store.leaf_request_transition(
                     req.request_id,
                     LeafRequestState.MISSED,
                     reason="root mismatch: another batch holds this id (reorg)",
                 )
-                log.error(
-                    "leaf request refused: batch %d no longer has root 0x%s (reorg)",
-                    req.batch_id,
-                    batch.root.hex(),
-                    extra=_request_log(req),
-                )
-            return
-        self.store.leaf_request_transition(
-            req.request_id, LeafRequestState.SENT, tx_hash=tx.tx_hash, bond=bond
-        )
-        report.leaf_requested += 1
-        log.warning(
-            "LEAF REQUEST OPENED: batch %d index %d (tx %s)",
-            req.batch_id,
-            req.index,
-            tx.tx_hash,
-            extra={**_request_log(req), "tx": tx.tx_hash},
-        )
-        self._adopt_leaf_request(req)
+        if reqs:
+            log.error(
+                "leaf requests refused: batch %d no longer has root 0x%s (reorg); %d missed",
+                batch.batch_id,
+                batch.root.hex(),
+                len(reqs),
+                extra=_batch_log(batch),
+            )
 
     def _adopt_leaf_request(self, req: LeafRequestRow) -> bool:
         """If the leaf has a request on chain, record whose it is; True if it has one."""

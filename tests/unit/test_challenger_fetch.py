@@ -191,6 +191,7 @@ def add_batch(
     root: bytes | None = None,
     model_id: bytes = MODEL,
     stamped: bool = True,
+    deadline: int = DEADLINE,
 ) -> None:
     """Record a BatchCommitted as the follower does: first seen at the chain's current time
     (``stamped=False``: a row from before ``ch_batches.seen_at``, first-seen time unknown)."""
@@ -202,11 +203,11 @@ def add_batch(
         root=root or root_of(leaves),
         count=len(leaves),
         uri=uri,
-        challenge_deadline=DEADLINE,
+        challenge_deadline=deadline,
         commit_block=10,
         seen_at=chain.now if stamped else None,
     )
-    chain.batch_deadlines[batch_id] = DEADLINE
+    chain.batch_deadlines[batch_id] = deadline
     chain.batch_roots[batch_id] = root or root_of(leaves)
 
 

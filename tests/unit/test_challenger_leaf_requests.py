@@ -8,6 +8,7 @@ persisted: a kill at any point never sends twice and never forgets a settlement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,13 @@ import httpx
 import pytest
 
 from challenger.batches import BatchClient, Fetcher
-from challenger.chain_io import LeafRequestView
+from challenger.chain_io import MAX_LEAVES_PER_REQUEST, LeafRequestView
 from challenger.metrics import Metrics
 from challenger.runner import status_of
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import BatchState, JobState, LeafRequestState, Store
-from spotcheck.chain import LeafRequestStatus
+from spotcheck.chain import LeafRequestStatus, TxResult
 from spotcheck.encoding import batch_leaf_key, input_hash, leaf_hash, onchain_job_key, output_hash
 from spotcheck.follower import ChainEvent, open_db
 from spotcheck.merkle import MerkleTree, verify
@@ -120,6 +121,8 @@ def test_withheldBatch_revealedCheatDisputed_unrevealedSettled_creditsWithdrawn(
     ch = make(db, chain)
     tick_until(ch, chain, GIVE_UP + 5)
     assert requests_sent(chain) == [f"request {BATCH}/{i}" for i in range(4)]
+    # One requestLeaves transaction for the batch's sampled leaves, not one per leaf.
+    assert chain.leaf_request_txs == [(BATCH, [0, 1, 2, 3])]
     assert ch.store.batch(BATCH).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
     # Each request names the root we recorded for the batch (requestLeaf(batchId, index, root)).
     assert sorted(chain.leaf_request_roots) == [(BATCH, i, tree().root) for i in range(4)]
@@ -169,7 +172,7 @@ def test_withheldBatch_revealedCheatDisputed_unrevealedSettled_creditsWithdrawn(
 def test_reorgPutAnotherBatchAtTheId_requestRefusedByRoot_missedOnce_noBondLocked(
     tmp_path: Path,
 ) -> None:
-    """A reorg deeper than our confirmations moved another batch to this id: requestLeaf
+    """A reorg deeper than our confirmations moved another batch to this id: requestLeaves
     names our root, the contract reverts RootMismatch, and the request ends ``missed`` (a
     retry cannot help) instead of locking a bond on someone else's batch."""
     db = tmp_path / "c.sqlite"
@@ -184,9 +187,9 @@ def test_reorgPutAnotherBatchAtTheId_requestRefusedByRoot_missedOnce_noBondLocke
         req = ch.store.leaf_request(batch_leaf_key(BATCH, i))
         assert req is not None and req.state is LeafRequestState.MISSED
         assert "root mismatch" in (req.reason or "")
-    assert chain.calls["request_leaf"] == 4  # one attempt each, never retried
+    assert chain.calls["request_leaves"] == 1  # one attempt for the batch, never retried
     tick_until(ch, chain, GIVE_UP + 15)
-    assert chain.calls["request_leaf"] == 4
+    assert chain.calls["request_leaves"] == 1
 
 
 def test_revealedOutOfDomainInput_isNeverDisputed(tmp_path: Path) -> None:
@@ -297,6 +300,11 @@ def test_bondCap_defersLeafRequests(tmp_path: Path) -> None:
     ch = make(db, chain, cap=2 * BOND)
     tick_until(ch, chain, GIVE_UP + 5)
     assert len(requests_sent(chain)) == 2  # our open requests' bonds count against the cap
+    # The group's whole bond counts: the first transaction took the two leaves that fit.
+    assert chain.leaf_request_txs[0] == (BATCH, [0, 1])
+    assert all(txs == (BATCH, [0, 1]) for txs in chain.leaf_request_txs)
+    deferred = [ch.store.leaf_request(batch_leaf_key(BATCH, i)) for i in (2, 3)]
+    assert all(r is not None and r.state is LeafRequestState.PLANNED for r in deferred)
 
 
 def test_windowClosedBeforeSending_leafRequestMissed(tmp_path: Path) -> None:
@@ -331,7 +339,7 @@ def _to_the_end(db: Path, chain: FakeChain) -> None:
 
 CRASH_POINTS = [
     (name, occurrence, when)
-    for name, count in (("request_leaf", 4), ("settle_leaf_request", 3))
+    for name, count in (("request_leaves", 1), ("settle_leaf_request", 3))
     for occurrence in range(count)
     for when in ("before", "after")
 ]
@@ -374,7 +382,7 @@ def test_reorgDropsOurOpenLeafRequest_sentAgainOnce_notWhilePending(tmp_path: Pa
     key = batch_leaf_key(BATCH, 2)
     assert ch.store.leaf_request(key).state is LeafRequestState.OPEN  # type: ignore[union-attr]
     del chain.leaf_requests[key]  # a reorg dropped our request
-    chain.pending_txs.add(f"0xreq{BATCH}-2")  # ... and its transaction is in the mempool
+    chain.pending_txs.add(f"0xreqs{BATCH}-0")  # ... and its transaction is in the mempool
     ch.tick()
     ch.tick()
     assert ch.store.leaf_request(key).state is LeafRequestState.OPEN  # type: ignore[union-attr]
@@ -384,3 +392,90 @@ def test_reorgDropsOurOpenLeafRequest_sentAgainOnce_notWhilePending(tmp_path: Pa
     ch.tick()  # sent again
     assert ch.store.leaf_request(key).state is LeafRequestState.OPEN  # type: ignore[union-attr]
     assert requests_sent(chain).count(f"request {BATCH}/2") == 2
+    # Sent again alone: the batch's other leaves still have their requests.
+    assert chain.leaf_request_txs == [(BATCH, [0, 1, 2, 3]), (BATCH, [2])]
+
+
+def test_leafRequestedByAnotherChallengerFirst_skippedInOurTransaction_endsForeign(
+    tmp_path: Path,
+) -> None:
+    """Another challenger's request on leaf 1 lands in a block before ours: requestLeaves
+    skips it (the rest of ours still open), and the row ends FOREIGN, not a second request."""
+
+    class FrontRun(FakeChain):
+        def request_leaves(
+            self, batch_id: int, indices: Sequence[int], root: bytes, bond_each: int
+        ) -> TxResult:
+            key = batch_leaf_key(batch_id, 1)
+            self.leaf_requests[key] = LeafRequestView(
+                LeafRequestStatus.OPEN, OTHER, bond_each, self.now + PROOF_WINDOW, 0
+            )
+            return super().request_leaves(batch_id, indices, root, bond_each)
+
+    db = tmp_path / "c.sqlite"
+    chain = FrontRun()
+    setup(db, chain)
+    ch = make(db, chain)
+    tick_until(ch, chain, GIVE_UP + 5)
+    assert chain.leaf_request_txs == [(BATCH, [0, 1, 2, 3])]
+    assert requests_sent(chain) == [f"request {BATCH}/{i}" for i in (0, 2, 3)]
+    states = {i: ch.store.leaf_request(batch_leaf_key(BATCH, i)) for i in range(4)}
+    assert states[1] is not None and states[1].state is LeafRequestState.FOREIGN
+    assert states[1].requester == OTHER
+    for i in (0, 2, 3):
+        assert states[i] is not None and states[i].state is LeafRequestState.OPEN  # type: ignore[union-attr]
+    assert chain.bond_at_risk() == 3 * BOND
+
+
+def test_fortyLeavesOfOneBatch_twoTransactionsOfAtMost32(tmp_path: Path) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    add_batch(store, chain, BATCH, "http://node.test", leaves_of(40))
+    store.conn.close()
+    ch = make(db, chain)
+    tick_until(ch, chain, GIVE_UP + 5)
+    assert [len(ix) for _, ix in chain.leaf_request_txs] == [MAX_LEAVES_PER_REQUEST, 8]
+    assert sorted(i for _, ix in chain.leaf_request_txs for i in ix) == list(range(40))
+    assert ch.store.leaf_request_summary()["opened"] == 40
+
+
+def test_twoWithheldBatches_earliestDeadlineSentFirst_oneTransactionEach(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain()
+    store = Store(open_db(db))
+    add_batch(store, chain, 20, "http://node.test", leaves_of(3), deadline=DEADLINE + 20)
+    add_batch(store, chain, 21, "http://node.test", leaves_of(2, first_job=900))
+    store.conn.close()
+    ch = make(db, chain)
+    chain.fail_sends = 10**6  # the RPC refuses transactions until both batches are planned
+    tick_until(ch, chain, GIVE_UP + 25)
+    assert chain.leaf_request_txs == []
+    chain.fail_sends = 0
+    ch.tick()
+    # One transaction per batch, the one whose window closes first first.
+    assert chain.leaf_request_txs == [(21, [0, 1]), (20, [0, 1, 2])]
+
+
+def test_crashAfterTheBatchTransaction_restartAdoptsEveryLeaf_noSecondRequest(
+    tmp_path: Path,
+) -> None:
+    """Killed after requestLeaves was mined, before any row was marked sent: the restart
+    finds each leaf's request on chain (ours) and adopts it; nothing is sent again."""
+    db = tmp_path / "c.sqlite"
+    chain = FakeChain(crash_at=("request_leaves", 0, "after"))
+    setup(db, chain)
+    with pytest.raises(Crash):
+        tick_until(make(db, chain), chain, GIVE_UP + 5)
+    assert all(
+        r.state is LeafRequestState.PLANNED
+        for r in Store(open_db(db)).leaf_requests(LeafRequestState.PLANNED)
+    )
+    ch = make(db, chain)
+    ch.tick()
+    assert chain.calls["request_leaves"] == 1
+    for i in range(4):
+        row = ch.store.leaf_request(batch_leaf_key(BATCH, i))
+        assert row is not None and row.state is LeafRequestState.OPEN

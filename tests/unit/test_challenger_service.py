@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from challenger.chain_io import DisputeView, LeafRequestView
+from challenger.chain_io import MAX_LEAVES_PER_REQUEST, DisputeView, LeafRequestView
 from challenger.sampling import SamplingPolicy
 from challenger.service import Challenger, Options
 from challenger.store import JobState, Store
@@ -47,6 +47,8 @@ class FakeChain:
     batch_roots: dict[int, bytes] = field(default_factory=dict)
     #: (batch id, index, root) of every requestLeaf sent.
     leaf_request_roots: list[tuple[int, int, bytes]] = field(default_factory=list)
+    #: (batch id, indices) of every requestLeaves transaction mined.
+    leaf_request_txs: list[tuple[int, list[int]]] = field(default_factory=list)
     reveal_proofs: dict[str, list[bytes]] = field(default_factory=dict)
     in_lo: int = -(2**20)
     in_hi: int = 2**20
@@ -135,6 +137,36 @@ class FakeChain:
         self.sends.append(f"request {batch_id}/{index}")
         self._hook("request_leaf", "after")
         return TxResult(f"0xreq{batch_id}-{index}", self.height)
+
+    def request_leaves(
+        self, batch_id: int, indices: Sequence[int], root: bytes, bond_each: int
+    ) -> TxResult:
+        """``requestLeaves``: one transaction; a leaf already requested (or repeated) is
+        skipped; the batch rules revert the whole call."""
+        self._send("request_leaves")
+        stored = self.batch_roots.get(batch_id)
+        if stored is not None and bytes(root) != stored:
+            raise ChainError(
+                f"requestLeaves failed: RootMismatch({batch_id}, 0x{bytes(root).hex()}, "
+                f"0x{stored.hex()})"
+            )
+        if not 1 <= len(indices) <= MAX_LEAVES_PER_REQUEST:
+            raise ChainError(f"requestLeaves failed: TooManyLeaves({len(indices)})")
+        if self.now >= self.batch_deadlines.get(batch_id, 0):
+            raise ChainError("ChallengeWindowClosed")
+        tx = f"0xreqs{batch_id}-{len(self.leaf_request_txs)}"
+        self.leaf_request_txs.append((batch_id, list(indices)))
+        for index in indices:
+            key = batch_leaf_key(batch_id, index)
+            if key in self.leaf_requests or key in self.disputes:
+                continue
+            self.leaf_requests[key] = LeafRequestView(
+                LeafRequestStatus.OPEN, ME, bond_each, self.now + PROOF_WINDOW, 0
+            )
+            self.leaf_request_roots.append((batch_id, index, bytes(root)))
+            self.sends.append(f"request {batch_id}/{index}")
+        self._hook("request_leaves", "after")
+        return TxResult(tx, self.height)
 
     def reveal(self, batch_id: int, index: int, dispute_window: int = 100) -> int:
         """The node reveals the leaf; returns its dispute deadline."""
