@@ -3,7 +3,8 @@ defend gas is in test_contract_real_verifier.py). Prints a markdown table (run w
 ``SPOTCHECK_GAS_REPORT=path`` also writes it to a file. The asserted bounds catch regressions.
 
 v2 rows: batch commits per job for 1, 64 and 1024 leaves (each leaf reserves a slash, so the
-node stakes enough first), leaf requests and reveals for 4 and 784 input elements."""
+node stakes enough first), leaf requests and reveals for 4 and 784 input elements, and
+``requestLeaves`` for 1, 8 and 32 leaves (gas per leaf vs one ``requestLeaf``)."""
 
 from __future__ import annotations
 
@@ -204,6 +205,25 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
         jm.requestJob(wide_id, inputs[0], node, JOB_FEE, sender=requester),
     )
 
+    # requestLeaves (one batch's leaves in one transaction) vs requestLeaf, per leaf: a fresh
+    # 64-leaf batch; each call's leaves are new (the node's queue grows, one slot either way).
+    # The first claim writes the zero queue and bondAtRisk slots: not in the comparison.
+    lb = jm.commitBatch(sc.model_id, b"\x5a" * 32, 64, "", sender=node).return_value
+    dm.requestLeaf(lb, 0, b"\x5a" * 32, sender=challenger)
+    gas(
+        "DisputeManager",
+        "requestLeaf (64-leaf batch)",
+        dm.requestLeaf(lb, 1, b"\x5a" * 32, sender=challenger),
+    )
+    per_leaf: dict[int, int] = {}
+    start = 2
+    for n in (1, 8, 32):
+        r = dm.requestLeaves(lb, list(range(start, start + n)), b"\x5a" * 32, sender=challenger)
+        assert r.return_value == n
+        gas("DisputeManager", f"requestLeaves ({n} leaves)", r)
+        per_leaf[n] = int(r.gas_used) // n
+        start += n
+
     gas("StakeManager", "requestUnbond", sm.requestUnbond(sender=node2))
     advance(chain, TEST_PARAMS.unbonding_delay + 1)
     gas("StakeManager", "withdrawStake", sm.withdrawStake(sender=node2))
@@ -213,6 +233,8 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
         _report(rows)
         + "\n| batch size | commit gas per job |\n|---:|---:|\n"
         + "".join(f"| {n} | {g:,} |\n" for n, g in per_job.items())
+        + "\n| leaves per requestLeaves | gas per leaf |\n|---:|---:|\n"
+        + "".join(f"| {n} | {g:,} |\n" for n, g in per_leaf.items())
     )
     print("\n" + report)
     if path := os.environ.get("SPOTCHECK_GAS_REPORT"):
@@ -226,4 +248,8 @@ def test_gas_everyExternalFunction_andBatchCommitPerJob(
     assert by_fn["openDispute"] < 450_000
     assert by_fn["defend (MockVerifier, 6 instances)"] < 200_000
     assert by_fn["requestLeaf (4 inputs)"] < 300_000
+    # One transaction per batch: a leaf in a full call costs well under a lone requestLeaf.
+    assert per_leaf[32] < 0.6 * by_fn["requestLeaf (64-leaf batch)"]
+    assert per_leaf[1] < 1.05 * by_fn["requestLeaf (64-leaf batch)"]
+    assert by_fn["requestLeaves (32 leaves)"] < 5_000_000
     assert by_fn["revealLeaf (784 inputs, 10 outputs, 64 leaves)"] < 1_500_000

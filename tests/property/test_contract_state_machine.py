@@ -96,6 +96,7 @@ PATHS = {
     "deliverOutput": ("deliverOutput",),
     "withdraw": ("withdrawCredits", "withdrawRefunds"),
     "requestLeaf": ("requestLeaf",),
+    "requestLeaves": ("requestLeaves",),
     "revealLeaf": ("revealLeaf",),
     "settleLeafRequest": ("settleLeafRequest",),
 }
@@ -103,6 +104,20 @@ PATHS = {
 BATCH_COUNT = 3
 #: Fixed time jumps (s): within every window, past the windows (100), past unbonding (1000).
 JUMPS = [1, 30, 101, 250, 1001]
+
+
+def _leaf_list(i: int, k: int) -> list[int]:
+    """A ``requestLeaves`` index list from a rule's draws: mostly leaf ``k`` with another
+    (repeated, or around it), sometimes none, or every position up to ``count`` (out of range)."""
+    other = (k + 1 + (i >> 12) % BATCH_COUNT) % (BATCH_COUNT + 1)
+    shape = (i >> 10) % 6
+    if shape == 0:
+        return []
+    if shape == 1:
+        return [(k + n) % (BATCH_COUNT + 1) for n in range(BATCH_COUNT + 1)]
+    if shape in (2, 3):
+        return [k, other, k]
+    return [other, k]
 
 
 class FastView:
@@ -197,6 +212,9 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.slashed_disputes: set[bytes] = set()
         #: node address -> the in-flight bound the model expects (``claimBusyUntil``).
         self.busy_until: dict[str, int] = {}
+        #: Calls of each leaf-request rule so far: every second one (every third
+        #: for the random rule) goes through ``requestLeaves`` (a counter, not a draw).
+        self.leaf_rule_calls: Counter[str] = Counter()
         self.frozen: set[int] = set()  # final batches whose leaf verdicts were checked
         self.resolutions: Counter[tuple[str, int, int]] = Counter()
         self.slashed: set[tuple[str, int, int]] = set()
@@ -423,8 +441,8 @@ class SpotcheckMachine(RuleBasedStateMachine):
         """Every example starts with open work on the first model, so that a short run reaches
         the resolutions (hypothesis disables a random subset of rules per example, and each
         enabled rule is drawn only a few times in 30 steps): a committed EOA job, a committed
-        ExampleConsumer job, an uncommitted EOA job, a committed batch with a leaf request, a
-        dispute on the first job, and a stranger's refused ExampleConsumer.request. Before
+        ExampleConsumer job, an uncommitted EOA job, a committed batch with a leaf request
+        (sent through requestLeaves), a dispute on the first job, and a stranger's refused ExampleConsumer.request. Before
         those, the second node's batch has a leaf request that goes unrevealed past its
         deadline and is settled: with the queue's deadlines summing the open claims' windows,
         the derandomized run otherwise let no request expire (``PATHS`` needs one)."""
@@ -440,7 +458,9 @@ class SpotcheckMachine(RuleBasedStateMachine):
         self.consumer_request(n=1, u=0, fee=TOKEN, x=x, m=0, hostile=False, y=-y)
         self.request_job(n=1, u=0, fee=1, x=-x, m=0, y=None)
         self.commit_batch(n=0, seed=seed, m=0)
-        self._request_leaf(max(self.batches), 1, u=0, must_succeed=True)
+        # In one requestLeaves, the index repeated (the second is skipped): PATHS needs one,
+        # and each enabled rule is drawn only a few times per example.
+        self._request_leaves(max(self.batches), [1, 1], u=0, must_succeed=True)
         self.stranger_consumer_request(who=seed % 3, payee=seed % 3, fee=TOKEN, m=0)
 
     @rule(
@@ -983,16 +1003,31 @@ class SpotcheckMachine(RuleBasedStateMachine):
     def request_leaf(self, i: int, k: int, u: int, wrong_root: bool) -> None:
         """A challenger (or, u == 2, the batch's own node) asks for a leaf, possibly past the
         window, twice, on a disputed leaf, at index == count, or naming a root that is not the
-        batch's (as after a reorg) (may legally revert)."""
+        batch's (as after a reorg) (may legally revert). Every third call asks for several
+        leaves in one ``requestLeaves`` (:func:`_leaf_list`: repeats, claimed leaves, index ==
+        count, or none), chosen by a counter, not a draw: the rules and their draws stay
+        as they were, so the other paths keep their share of a short run's steps."""
         batch_id = self._pick(sorted(self.batches), i)
-        self._request_leaf(batch_id, k, u, must_succeed=False, wrong_root=wrong_root)
+        self.leaf_rule_calls["request_leaf"] += 1
+        if self.leaf_rule_calls["request_leaf"] % 3 == 0:
+            ks = _leaf_list(i, k)
+            self._request_leaves(batch_id, ks, u, must_succeed=False, wrong_root=wrong_root)
+        else:
+            self._request_leaf(batch_id, k, u, must_succeed=False, wrong_root=wrong_root)
 
     @precondition(lambda self: self._requestable())
     @rule(i=st.integers(0, 10**6), u=st.integers(0, 1))
     def request_leaf_valid(self, i: int, u: int) -> None:
-        """A leaf nobody asked for or disputed, inside the window: the request must succeed."""
+        """A leaf nobody asked for or disputed, inside the window: the request must succeed.
+        Every other call asks, in one ``requestLeaves``, for every leaf of its batch from that
+        leaf on (the claimed ones are skipped): it must succeed and open each unclaimed one."""
         batch_id, k = self._pick(self._requestable(), i)
-        self._request_leaf(batch_id, k, u, must_succeed=True)
+        self.leaf_rule_calls["request_leaf_valid"] += 1
+        if self.leaf_rule_calls["request_leaf_valid"] % 2 == 0:
+            ks = [(k + n) % BATCH_COUNT for n in range(BATCH_COUNT)]
+            self._request_leaves(batch_id, ks, u, must_succeed=True)
+        else:
+            self._request_leaf(batch_id, k, u, must_succeed=True)
 
     def _requestable(self) -> list[tuple[int, int]]:
         return [
@@ -1020,6 +1055,49 @@ class SpotcheckMachine(RuleBasedStateMachine):
             assert self._leaf_dispute_of(batch_id, k) is None and not wrong_root
             onchain = self.w.r.dispute_manager.getLeafRequest(request_id)
             assert bytes(self.w.r.job_manager.getBatch(batch_id).modelId) == b["model"]
+            self._check_queued(int(onchain.revealDeadline), work_ahead, b["model"], b["node"])
+            self.leaf_requests[request_id] = {
+                "batch": batch_id,
+                "k": k,
+                "status": LeafRequestStatus(onchain.status),
+                "revealDeadline": int(onchain.revealDeadline),
+                "disputeDeadline": 0,
+            }
+            assert self.leaf_requests[request_id]["status"] == LeafRequestStatus.OPEN
+
+    def _request_leaves(
+        self, batch_id: int, ks: list[int], u: int, must_succeed: bool, wrong_root: bool = False
+    ) -> None:
+        b = self.batches[batch_id]
+        sender = b["node"] if u == 2 else self.w.users[u]
+        send = self._must_succeed if must_succeed else self._send
+        root = keccak(b["tree"].root) if wrong_root else b["tree"].root
+        dm = self.w.sc.dispute_manager
+        r = send(dm.requestLeaves, batch_id, ks, root, sender=sender)
+        if r is None:
+            return
+        # INVARIANT: the batch rules and an index out of range refuse the whole call: never the
+        # node, only in the window, only leaves of the batch, only naming its root, 1-32 leaves.
+        assert 0 < len(ks) <= 32 and u != 2 and not wrong_root and all(k < BATCH_COUNT for k in ks)
+        assert b["status"] == BatchStatus.COMMITTED and self.now <= b["challengeDeadline"]
+        # INVARIANT: a leaf already requested or disputed (or repeated) is skipped, not
+        # requested twice; the others open in the order given, each queued as requestLeaf's.
+        opened: list[int] = []
+        for k in ks:
+            if (
+                k in opened
+                or self._leaf_request_of(batch_id, k)
+                or self._leaf_dispute_of(batch_id, k)
+            ):
+                continue
+            opened.append(k)
+        assert int(r.return_value) == len(opened)
+        assert [int(ev.index) for ev in r.events.filter(dm.LeafRequested)] == opened
+        for k in opened:
+            request_id = batch_leaf_key(batch_id, k)
+            work_ahead = self._open_work_of(b["node"])
+            onchain = self.w.r.dispute_manager.getLeafRequest(request_id)
+            assert str(onchain.requester).lower() == str(sender.address).lower()
             self._check_queued(int(onchain.revealDeadline), work_ahead, b["model"], b["node"])
             self.leaf_requests[request_id] = {
                 "batch": batch_id,
