@@ -142,6 +142,10 @@ def test_withholdingFromChallengers_neverRevealed_nodeSlashedThroughLeafRequests
 
     with caplog.at_level(logging.WARNING, logger="challenger.service"):
         tick_until(ch, chain, all_requested)
+    # The batch's sampled leaves went in one requestLeaves transaction, one bond transfer.
+    [tx_hash] = {r.tx_hash for r in ch.store.leaf_requests(LeafRequestState.OPEN)}
+    receipt = chain.provider.get_receipt(tx_hash)
+    assert len(receipt.events.filter(dm.LeafRequested)) == 3
     assert ch.store.batch(batch_id).state is BatchState.UNAVAILABLE  # type: ignore[union-attr]
     assert not jm.isBatchLeafFinal(batch_id, 0)  # nothing final with an open request
     # Giving up on the listing is no accusation yet: an honest node may have been restarting.

@@ -442,10 +442,11 @@ class SpotcheckMachine(RuleBasedStateMachine):
         the resolutions (hypothesis disables a random subset of rules per example, and each
         enabled rule is drawn only a few times in 30 steps): a committed EOA job, a committed
         ExampleConsumer job, an uncommitted EOA job, a committed batch with a leaf request
-        (sent through requestLeaves), a dispute on the first job, and a stranger's refused ExampleConsumer.request. Before
-        those, the second node's batch has a leaf request that goes unrevealed past its
-        deadline and is settled: with the queue's deadlines summing the open claims' windows,
-        the derandomized run otherwise let no request expire (``PATHS`` needs one)."""
+        (sent through requestLeaves), a dispute on the first job, and a stranger's refused
+        ExampleConsumer.request. Before those, the second node's batch has a leaf request
+        that goes unrevealed past its deadline and is settled: with the queue's deadlines
+        summing the open claims' windows, the derandomized run otherwise let no request
+        expire (``PATHS`` needs one)."""
         self.commit_batch(n=1, seed=seed + 1, m=0)
         unrevealed = max(self.batches)
         self._request_leaf(unrevealed, 0, u=0, must_succeed=True)
