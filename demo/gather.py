@@ -271,12 +271,15 @@ def _gas_report(chain: DemoChain, events: ChainLog) -> GasReport:
     """Mean gas of the transactions that emitted each kind of event."""
     from ape import chain as ape_chain
 
-    def mean_gas(emitted: list[Any]) -> float:
+    def mean_gas(emitted: list[Any], per_event: bool = False) -> float:
+        """Mean gas per transaction that emitted ``emitted``, or per event (``per_event``: a
+        ``requestLeaves`` transaction emits one ``LeafRequested`` per leaf it opens)."""
         hashes = {str(e.transaction_hash) for e in emitted}
         if not hashes:
             return 0.0
         receipt = ape_chain.provider.web3.eth.get_transaction_receipt
-        return sum(int(receipt(h)["gasUsed"]) for h in hashes) / len(hashes)
+        total = sum(int(receipt(h)["gasUsed"]) for h in hashes)
+        return total / (len(emitted) if per_event else len(hashes))
 
     consumer = str(chain.contracts.example_consumer.address)
     gas = GasReport()
@@ -292,7 +295,7 @@ def _gas_report(chain: DemoChain, events: ChainLog) -> GasReport:
     gas.open_batch_dispute = mean_gas([e for e in opened if int(e.event_arguments["kind"]) == 1])
     gas.defend = mean_gas(events.defended)
     gas.settle = mean_gas(events.settled)
-    gas.request_leaf = mean_gas(events.leaf_requested)
+    gas.request_leaf = mean_gas(events.leaf_requested, per_event=True)
     gas.reveal_leaf = mean_gas(events.leaf_revealed)
     gas.settle_leaf_request = mean_gas(events.leaf_settled)
     return gas
