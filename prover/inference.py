@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from spotcheck.encoding import MAX_EXACT_FLOAT_INT, dequantize, quantize_array
+from spotcheck.encoding import (
+    MAX_EXACT_FLOAT_INT,
+    all_exact,
+    dequantize,
+    quantize_array,
+    round_scaled,
+)
 from spotcheck.errors import ConfigError, EncodingError, InputError
 
 if TYPE_CHECKING:
@@ -210,14 +216,13 @@ class ModelRuntime:
         if arr.dtype.kind not in "fiu":
             raise InputError(f"inputs must be numbers, got dtype {arr.dtype}")
         self._check_rows(arr)
-        x = arr.astype(np.float64, copy=False)
-        finite = np.isfinite(x)
-        if not finite.all():
-            raise InputError(_row_error(~finite, x, "is NaN or infinite"))
-        scaled = x * float(2**self.spec.input_scale)
-        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
-        big = np.abs(rounded) >= MAX_EXACT_FLOAT_INT
-        if big.any():
+        rounded = round_scaled(arr, self.spec.input_scale)
+        if not all_exact(rounded):
+            x = arr.astype(np.float64, copy=False)
+            finite = np.isfinite(x)
+            if not finite.all():
+                raise InputError(_row_error(~finite, x, "is NaN or infinite"))
+            big = ~(np.abs(rounded) < MAX_EXACT_FLOAT_INT)
             raise InputError(_row_error(big, x, "is too large for the input scale (|q| < 2**53)"))
         q = rounded.astype(np.int64)
         self._check_rows_domain(q)
