@@ -828,6 +828,28 @@ class Challenger:
             group = group[:fits]
             if not group:
                 return False
+        if bond > 0:
+            # requestLeaves pulls every opened leaf's bond in one transfer: a group the free
+            # balance cannot pay reverts whole, every tick, and not one leaf of the batch is
+            # requested (audit9 A9-1). As many as the balance pays go now, the rest wait.
+            try:
+                paid = self.chain.balance() // bond
+            except ChainError as err:
+                paid = len(group)  # unknown: try the whole group (a revert leaves it planned)
+                log.warning("token balance not readable: %s", err)
+            if paid < len(group):
+                report.deferred_by_cap += len(group) - paid
+                log.error(
+                    "token balance pays for %d of %d leaf requests of batch %d: the rest "
+                    "deferred (fund the challenger's address)",
+                    paid,
+                    len(group),
+                    first.batch_id,
+                    extra={**_request_log(first), "bond": bond},
+                )
+                group = group[: max(0, paid)]
+                if not group:
+                    return False
         batch = self.store.batch(first.batch_id)
         if batch is None:  # cannot happen: requests are planned with their batch
             report.errors.append(f"leaf request for unknown batch {first.batch_id}")
