@@ -915,7 +915,7 @@ class Challenger:
         """If the leaf has a request on chain, record whose it is; True if it has one."""
         v = self.chain.leaf_request(req.request_id)
         if v.status is LeafRequestStatus.NONE:
-            return False
+            return self._preempted_by_dispute(req)
         ours = v.requester.lower() == self.chain.me.lower()
         to = LeafRequestState.OPEN if ours else LeafRequestState.FOREIGN
         with suppress(IllegalTransition):  # adopted already
@@ -931,6 +931,25 @@ class Challenger:
                 log.info("another challenger requested this leaf first", extra=_request_log(req))
         if v.status is LeafRequestStatus.SLASHED:
             self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
+        return True
+
+    def _preempted_by_dispute(self, req: LeafRequestRow) -> bool:
+        """True if the leaf has a dispute (someone else's: a dApp or challenger that had the
+        leaf's data, or the node's second address): it can never get a leaf request
+        (``requestLeaves`` skips it without a trace), and the dispute decides it. The row ends
+        ``preempted``, never sent again nor reported missed (audit9 A9-2)."""
+        d = self.chain.dispute(req.request_id)
+        if d.status is DisputeStatus.NONE:
+            return False
+        with suppress(IllegalTransition):  # preempted already
+            self.store.leaf_request_transition(
+                req.request_id, LeafRequestState.PREEMPTED, reason=f"disputed by {d.challenger}"
+            )
+            log.info(
+                "leaf disputed by %s: no leaf request needed, the dispute decides it",
+                d.challenger,
+                extra=_request_log(req),
+            )
         return True
 
     def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: StepReport) -> None:
