@@ -20,11 +20,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from challenger.chain_io import GAS_HEADROOM, GAS_MARGIN
 from prover.inference import ModelSpec
 from spotcheck.chain import LeafRequestStatus
 from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
@@ -159,6 +161,43 @@ def test_audit9_premise_nodeClosesItsOwnLastClaimFirst_callAtItsBareEstimate_run
     receipt = method(*args, sender=challenger, gas=gas, raise_on_revert=False)
     assert receipt.failed, f"{call} at its bare estimate {gas} did not run out of gas"
     assert dm.openClaimsOf(node) == 0
+
+
+@pytest.mark.parametrize("call", ["requestLeaves1", "requestLeaves4", "openBatchDispute"])
+def test_audit9_nodeClosesItsOwnLastClaimFirst_callAtTheChallengersGasMargin_stillOpens(
+    small_batch: Any, spotcheck: Any, node: Any, challenger: Any, requester: Any, call: str
+) -> None:
+    """The fix of A9-3: the challenger's gas limit (``ApeChain._dm``: the estimate times
+    ``GAS_MARGIN`` plus ``GAS_HEADROOM``) outlasts the same front-run."""
+    batch_id, jobs, tree = small_batch
+    dm = spotcheck.dispute_manager
+    dm.requestLeaf(batch_id, 0, tree.root, sender=requester)  # the node's second address
+    assert dm.openClaimsOf(node) == 1
+    if call == "openBatchDispute":
+        job_id, inp, out = jobs[3]
+        method: Any = dm.openBatchDispute
+        args: tuple[Any, ...] = (
+            batch_id,
+            3,
+            job_id,
+            hash_vector(inp),
+            hash_vector(out),
+            tree.proof(3),
+        )
+    else:
+        method, args = (
+            dm.requestLeaves,
+            (batch_id, list(range(1, 2 if call[-1] == "1" else 5)), tree.root),
+        )
+    gas = int(method.estimate_gas_cost(*args, sender=challenger))
+    # Front-run: the node reveals its own leaf; its queue slot is zero again.
+    job_id, inp, out = jobs[0]
+    dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
+    assert dm.openClaimsOf(node) == 0 and dm.claimBusyUntil(node) == 0
+    limit = math.ceil(gas * GAS_MARGIN) + GAS_HEADROOM
+    receipt = method(*args, sender=challenger, gas=limit, raise_on_revert=False)
+    assert not receipt.failed, f"{call} ran out of gas at {limit} (estimate {gas})"
+    assert dm.openClaimsOf(node) == (1 if call == "openBatchDispute" else int(call[-1]))
 
 
 def test_audit9_challengersRequestLeaves_liveNetworkGasLimit_nodeFrontRunsItsLastClose_stillOpens(
