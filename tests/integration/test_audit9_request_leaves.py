@@ -264,3 +264,29 @@ def test_audit9_premise_balanceForTwoBonds_requestLeavesOfFour_revertsWhole_twoS
     dm.requestLeaf(batch_id, 1, tree.root, sender=challenger)
     dm.requestLeaf(batch_id, 2, tree.root, sender=challenger)
     assert int(dm.bondAtRisk(challenger)) == 2 * bond
+
+
+@pytest.mark.parametrize("margin", [False, True])
+def test_audit9_claimantsReveal_nodeWithdrawsItsCreditsFirst_bareEstimateOutOfGas_marginReveals(
+    small_batch: Any, spotcheck: Any, node: Any, challenger: Any, requester: Any, margin: bool
+) -> None:
+    """The same lever against a claimant's ``revealLeaf`` (A6-4: a challenger reveals a leaf it
+    claimed when the node does not): the node holds credits when the claimant estimates, then
+    withdraws them first, so the reveal's ``credits[node] +=`` is a zero-to-non-zero write. At
+    the bare estimate the reveal runs out of gas (the claim's collateral is lost if the
+    deadline passes); at the challenger's margin it lands."""
+    batch_id, jobs, tree = small_batch
+    dm = spotcheck.dispute_manager
+    dm.requestLeaves(batch_id, [0, 1], tree.root, sender=requester)  # the node's second address
+    job_id, inp, out = jobs[0]
+    dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
+    assert int(dm.credits(node)) > 0
+    job_id, inp, out = jobs[1]
+    args = (batch_id, 1, job_id, inp, out, tree.proof(1))
+    gas = int(dm.revealLeaf.estimate_gas_cost(*args, sender=challenger))
+    dm.withdrawCredits(sender=node)  # front-run
+    limit = math.ceil(gas * GAS_MARGIN) + GAS_HEADROOM if margin else gas
+    receipt = dm.revealLeaf(*args, sender=challenger, gas=limit, raise_on_revert=False)
+    assert receipt.failed is not margin
+    status = dm.getLeafRequest(batch_leaf_key(batch_id, 1)).status
+    assert status == (LeafRequestStatus.REVEALED if margin else LeafRequestStatus.OPEN)
