@@ -10,6 +10,7 @@ before deciding again (a second ``openDispute`` could only revert, but it would 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -39,6 +40,16 @@ APPROVE_AHEAD = 32
 
 #: ``DisputeManager.MAX_LEAVES_PER_REQUEST``: the most leaves one ``requestLeaves`` takes.
 MAX_LEAVES_PER_REQUEST = 32
+
+#: Gas limit of a DisputeManager transaction: its estimate times ``GAS_MARGIN`` plus
+#: ``GAS_HEADROOM`` (``ApeChain._dm``). Ape's live-network default sends the bare estimate, and
+#: the node can make a call dearer between the estimate and the block: closing its own last
+#: open claim first zeroes its queue slot (``_queues``), or its open-dispute count, so the
+#: challenger's ``_enqueue`` pays a zero-to-non-zero write (~17,100 gas each) and the whole
+#: dispute or leaf request runs out of gas; repeated before every attempt, nothing is ever
+#: opened (audit9 A9-3).
+GAS_MARGIN = 1.3
+GAS_HEADROOM = 40_000
 
 
 @dataclass(frozen=True)
@@ -626,6 +637,13 @@ class ApeChain:
             raise ChainError(f"{what} reverted in {receipt.txn_hash}")
         return TxResult(tx_hash=str(receipt.txn_hash), block_number=int(receipt.block_number))
 
+    def _dm(self, method: Any, *args: Any) -> Any:
+        """Send ``method(*args)`` (a DisputeManager write) with a gas limit of its estimate
+        times :data:`GAS_MARGIN` plus :data:`GAS_HEADROOM`, whatever the network's
+        ``gas_limit`` setting (audit9 A9-3). A revert surfaces at the estimate, as before."""
+        gas = int(method.estimate_gas_cost(*args, sender=self.account))
+        return method(*args, sender=self.account, gas=math.ceil(gas * GAS_MARGIN) + GAS_HEADROOM)
+
     def _approve(self, amount: int) -> None:
         """Approve DisputeManager for ``amount`` if the allowance is short, then for
         :data:`APPROVE_AHEAD` bonds at once: an approve per dispute doubled the transactions
@@ -642,7 +660,7 @@ class ApeChain:
         self._approve(bond)
         return self._send(
             f"openDispute({job_id})",
-            lambda: self.disputes.openDispute(job_id, output_hash, sender=self.account),
+            lambda: self._dm(self.disputes.openDispute, job_id, output_hash),
         )
 
     def open_batch_dispute(
@@ -658,8 +676,14 @@ class ApeChain:
         self._approve(bond)
         return self._send(
             f"openBatchDispute({batch_id}, index {index})",
-            lambda: self.disputes.openBatchDispute(
-                batch_id, index, job_id, input_hash, output_hash, list(proof), sender=self.account
+            lambda: self._dm(
+                self.disputes.openBatchDispute,
+                batch_id,
+                index,
+                job_id,
+                input_hash,
+                output_hash,
+                list(proof),
             ),
         )
 
@@ -667,7 +691,7 @@ class ApeChain:
         self._approve(bond)
         return self._send(
             f"requestLeaf({batch_id}, {index}, 0x{bytes(root).hex()})",
-            lambda: self.disputes.requestLeaf(batch_id, index, bytes(root), sender=self.account),
+            lambda: self._dm(self.disputes.requestLeaf, batch_id, index, bytes(root)),
         )
 
     def request_leaves(
@@ -677,7 +701,7 @@ class ApeChain:
         self._approve(bond_each * len(idx))
         return self._send(
             f"requestLeaves({batch_id}, {len(idx)} leaves {idx}, 0x{bytes(root).hex()})",
-            lambda: self.disputes.requestLeaves(batch_id, idx, bytes(root), sender=self.account),
+            lambda: self._dm(self.disputes.requestLeaves, batch_id, idx, bytes(root)),
         )
 
     def reveal_leaf(
@@ -693,27 +717,27 @@ class ApeChain:
         does not (``challenger.reveals``, audit A6-4). No bond, no proof."""
         return self._send(
             f"revealLeaf({batch_id}, index {index})",
-            lambda: self.disputes.revealLeaf(
+            lambda: self._dm(
+                self.disputes.revealLeaf,
                 batch_id,
                 index,
                 job_id,
                 [int(v) for v in input_q],
                 [int(v) for v in output_q],
                 [bytes(p) for p in proof],
-                sender=self.account,
             ),
         )
 
     def settle_leaf_request(self, request_id: bytes) -> TxResult:
         return self._send(
             f"settleLeafRequest(0x{request_id.hex()})",
-            lambda: self.disputes.settleLeafRequest(request_id, sender=self.account),
+            lambda: self._dm(self.disputes.settleLeafRequest, request_id),
         )
 
     def settle(self, dispute_id: bytes) -> TxResult:
         return self._send(
             f"settle(0x{dispute_id.hex()})",
-            lambda: self.disputes.settle(dispute_id, sender=self.account),
+            lambda: self._dm(self.disputes.settle, dispute_id),
         )
 
     def defend(
@@ -727,12 +751,12 @@ class ApeChain:
         proof (``challenger.defence``); the bond goes to the node whoever defends."""
         return self._send(
             f"defend(0x{dispute_id.hex()})",
-            lambda: self.disputes.defend(
+            lambda: self._dm(
+                self.disputes.defend,
                 dispute_id,
                 bytes(proof),
                 [int(v) for v in instances],
                 [int(v) for v in committed_output],
-                sender=self.account,
             ),
         )
 

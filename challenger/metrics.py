@@ -89,6 +89,7 @@ class Metrics:
                 ("settled", "Leaf requests settled unrevealed (node slashed)."),
                 ("pending", "Leaf requests planned, sent or open."),
                 ("missed", "Leaf requests the window closed on before sending."),
+                ("preempted", "Planned leaf requests on a leaf someone else disputed."),
             )
         }
         self.claims = {

@@ -828,6 +828,28 @@ class Challenger:
             group = group[:fits]
             if not group:
                 return False
+        if bond > 0:
+            # requestLeaves pulls every opened leaf's bond in one transfer: a group the free
+            # balance cannot pay reverts whole, every tick, and not one leaf of the batch is
+            # requested (audit9 A9-1). As many as the balance pays go now, the rest wait.
+            try:
+                paid = self.chain.balance() // bond
+            except ChainError as err:
+                paid = len(group)  # unknown: try the whole group (a revert leaves it planned)
+                log.warning("token balance not readable: %s", err)
+            if paid < len(group):
+                report.deferred_by_cap += len(group) - paid
+                log.error(
+                    "token balance pays for %d of %d leaf requests of batch %d: the rest "
+                    "deferred (fund the challenger's address)",
+                    paid,
+                    len(group),
+                    first.batch_id,
+                    extra={**_request_log(first), "bond": bond},
+                )
+                group = group[: max(0, paid)]
+                if not group:
+                    return False
         batch = self.store.batch(first.batch_id)
         if batch is None:  # cannot happen: requests are planned with their batch
             report.errors.append(f"leaf request for unknown batch {first.batch_id}")
@@ -893,7 +915,7 @@ class Challenger:
         """If the leaf has a request on chain, record whose it is; True if it has one."""
         v = self.chain.leaf_request(req.request_id)
         if v.status is LeafRequestStatus.NONE:
-            return False
+            return self._preempted_by_dispute(req)
         ours = v.requester.lower() == self.chain.me.lower()
         to = LeafRequestState.OPEN if ours else LeafRequestState.FOREIGN
         with suppress(IllegalTransition):  # adopted already
@@ -909,6 +931,25 @@ class Challenger:
                 log.info("another challenger requested this leaf first", extra=_request_log(req))
         if v.status is LeafRequestStatus.SLASHED:
             self.store.leaf_request_transition(req.request_id, LeafRequestState.SLASHED)
+        return True
+
+    def _preempted_by_dispute(self, req: LeafRequestRow) -> bool:
+        """True if the leaf has a dispute (someone else's: a dApp or challenger that had the
+        leaf's data, or the node's second address): it can never get a leaf request
+        (``requestLeaves`` skips it without a trace), and the dispute decides it. The row ends
+        ``preempted``, never sent again nor reported missed (audit9 A9-2)."""
+        d = self.chain.dispute(req.request_id)
+        if d.status is DisputeStatus.NONE:
+            return False
+        with suppress(IllegalTransition):  # preempted already
+            self.store.leaf_request_transition(
+                req.request_id, LeafRequestState.PREEMPTED, reason=f"disputed by {d.challenger}"
+            )
+            log.info(
+                "leaf disputed by %s: no leaf request needed, the dispute decides it",
+                d.challenger,
+                extra=_request_log(req),
+            )
         return True
 
     def _follow_leaf_request(self, req: LeafRequestRow, now: int, report: StepReport) -> None:

@@ -113,6 +113,8 @@ class LeafRequestState(enum.StrEnum):
     SLASHED = "slashed"
     REPORTED = "reported"
     MISSED = "missed"
+    #: The leaf has someone else's dispute: no leaf request can open on it (audit9 A9-2).
+    PREEMPTED = "preempted"
 
 
 LEAF_REQUEST_TRANSITIONS: dict[LeafRequestState, frozenset[LeafRequestState]] = {
@@ -144,6 +146,7 @@ LEAF_REQUEST_TRANSITIONS: dict[LeafRequestState, frozenset[LeafRequestState]] = 
     ),
     LeafRequestState.REPORTED: frozenset({LeafRequestState.PLANNED}),
     LeafRequestState.MISSED: frozenset({LeafRequestState.PLANNED}),
+    LeafRequestState.PREEMPTED: frozenset({LeafRequestState.PLANNED, LeafRequestState.SENT}),
 }
 
 
@@ -1078,6 +1081,7 @@ class Store:
                 )
             ),
             "missed": counts.get(LeafRequestState.MISSED.value, 0),
+            "preempted": counts.get(LeafRequestState.PREEMPTED.value, 0),
             "reported_dry_run": counts.get(LeafRequestState.REPORTED.value, 0),
         }
 

@@ -1398,6 +1398,47 @@ class SpotcheckMachine(RuleBasedStateMachine):
             assert model_id in self.models and self.models[model_id]["active"] == active
 
 
+#: Reverts ``requestLeaves`` may never give: a claimed (requested, disputed) or repeated leaf
+#: is skipped, never a refusal of the whole call.
+_SKIPPED_NOT_REFUSED = frozenset({"LeafRequestExists", "DisputeExists"})
+
+
+def _leaves_liveness(monkeypatch: pytest.MonkeyPatch) -> None:
+    """INVARIANT (liveness, audit 9): no ``requestLeaves`` of a random rule reverts because a
+    leaf of it is claimed already or repeats (a cheater's second address front-running one
+    leaf must not stop a challenger's whole batch of requests). Wraps ``SpotcheckMachine._send``
+    from outside the class: hypothesis derives the derandomized draws from the class's source
+    (``function_digest``), so an edit inside it changes every draw of the run."""
+    send = SpotcheckMachine._send
+
+    def checked(self: SpotcheckMachine, fn: Any, *args: Any, **kw: Any) -> Any:
+        if "requestLeaves" not in {abi.name for abi in getattr(fn, "abis", ())}:
+            return send(self, fn, *args, **kw)
+        try:
+            return send(self, lambda *a, **k: _raising(fn, *a, **k), *args, **kw)
+        except _RefusedError as refused:
+            name = type(refused.err).__name__
+            assert name not in _SKIPPED_NOT_REFUSED, (args, refused.err)
+            TOTAL["reverted"] += 1
+            return None
+
+    monkeypatch.setattr(SpotcheckMachine, "_send", checked)
+
+
+class _RefusedError(Exception):
+    def __init__(self, err: ContractLogicError) -> None:
+        super().__init__(repr(err))
+        self.err = err
+
+
+def _raising(fn: Any, *args: Any, **kw: Any) -> Any:
+    """``fn`` with a revert re-raised as :class:`_RefusedError` (``_send`` would swallow it)."""
+    try:
+        return fn(*args, **kw)
+    except ContractLogicError as err:
+        raise _RefusedError(err) from err
+
+
 def _fixed_constant_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the derandomized draws independent of which other tests ran first.
 
@@ -1457,6 +1498,7 @@ def test_contracts_keepInvariants_underRandomCallSequences(
     monkeypatch.setattr(Trace, "show", lambda self, *args, **kwargs: None)
     assert WORLD.minted == 4 * FUNDING + 100 * TOKEN
     _fixed_constant_pool(monkeypatch)
+    _leaves_liveness(monkeypatch)
     # Chain time must not follow the wall clock: the rules' preconditions read it, so on a slower
     # machine the same derandomized draws took other branches (CI once reached no `finalize`).
     # Each block is one second after the last unless a rule moves time explicitly.

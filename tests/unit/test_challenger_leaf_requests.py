@@ -369,6 +369,7 @@ def test_killedAroundLeafRequestTransactions_sameEndState_noDoubleSends(
         "settled": 3,
         "pending": 0,
         "missed": 0,
+        "preempted": 0,
         "reported_dry_run": 0,
     }
 
