@@ -88,12 +88,12 @@ def test_audit7_finalizeReMinedLater_settledOnlyConfirmationsPastItsNewBlock(
     store, local_id = _final_batch(tmp_path)
     chain = FinalsChain(head=SEEN_FINAL + CONFIRMATIONS)  # 105: 5 past 100, 2 past 103
     NodeService.confirm_finals(_node(store, chain))
-    [pending] = store.unsettled_finals() or [None]
-    assert pending is not None, (
+    pending = store.unsettled_finals()
+    assert [b.local_id for b in pending] == [local_id], (
         f"settled at head {chain.head} although its finalizeBatch is in block {REMINED}: "
         f"{chain.head - REMINED} deep, not {CONFIRMATIONS}"
     )
-    assert pending.final_block == REMINED
+    assert pending[0].final_block == REMINED
     assert _prune(store) == 0 and _vectors(store) > 0, "vectors pruned before the finalize settled"
     chain.head = REMINED + CONFIRMATIONS - 1
     restarted = Store(tmp_path / "node.sqlite")  # the new block is kept across a restart
