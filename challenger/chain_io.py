@@ -490,26 +490,33 @@ class ApeChain:
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.RewardCollected))
         return tx, paid
 
-    def pool_collected(self, job_id: int, since_block: int) -> int:
-        """What our earlier ``collect(jobId)`` paid (its ``RewardCollected`` logs from
-        ``since_block``): a claim found collected after a restart lost the receipt."""
+    def pool_collected(self, job_id: int, since_block: int) -> int | None:
+        """What our earlier ``collect(jobId)`` paid (its ``RewardCollected`` log from
+        ``since_block``): a claim found collected after a restart lost the receipt. None while
+        the RPC shows no such log (see :meth:`_paid_to_me`)."""
         pool = self._need_pool()
         return self._paid_to_me(pool.RewardCollected, {"jobId": job_id}, since_block)
 
-    def _paid_to_me(self, event: Any, topics: dict[str, int], since_block: int) -> int:
-        """The ``amount`` of every ``event`` log to us matching ``topics`` between
-        ``since_block`` and the head, in ranges of ``log_range`` blocks."""
+    def _paid_to_me(self, event: Any, topics: dict[str, int], since_block: int) -> int | None:
+        """The ``amount`` of the ``event`` log to us matching ``topics`` between
+        ``since_block`` and the head, in ranges of ``log_range`` blocks.
+
+        None when the scan finds no log: every collect emits one to its claimant (amount 0
+        too), so a claim the pool shows collected has one, and an RPC that shows none has not
+        reached the collect's block (a load-balanced RPC whose log or head reads come from a
+        node behind the one that answered ``claimOf``). Read again later, never taken as 0."""
         search = {**topics, "claimant": self.me}
         top = self._head()
 
-        def scan() -> int:
-            total = 0
+        def scan() -> list[int]:
+            amounts: list[int] = []
             for lo in range(max(since_block, self.start_block), top + 1, self.log_range):
                 hi = min(top, lo + self.log_range - 1)
-                total += sum(int(e.amount) for e in event.range(lo, hi + 1, search_topics=search))
-            return total
+                amounts += [int(e.amount) for e in event.range(lo, hi + 1, search_topics=search)]
+            return amounts
 
-        return int(self._read("eth_getLogs", scan))
+        amounts = self._read("eth_getLogs", scan)
+        return sum(amounts) if amounts else None
 
     def pool_forfeit(self, job_id: int) -> TxResult:
         """``forfeit(jobId, me)``: close our claim on an invalid job (its collateral is burned
@@ -586,8 +593,9 @@ class ApeChain:
         paid = sum(int(e.amount) for e in receipt[0].events.filter(pool.LeafRewardCollected))
         return tx, paid
 
-    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int:
-        """What our earlier ``collectLeaf(batchId, index)`` paid (``LeafRewardCollected``)."""
+    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int | None:
+        """What our earlier ``collectLeaf(batchId, index)`` paid (``LeafRewardCollected``);
+        None while the RPC shows no such log."""
         pool = self._need_pool()
         return self._paid_to_me(
             pool.LeafRewardCollected, {"batchId": batch_id, "index": index}, since_block

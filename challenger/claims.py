@@ -28,7 +28,10 @@ One :meth:`Claimer.step` per tick, after the service's ``check`` step:
 - **settle**: an ``open`` claim whose job is ``Final`` is collected (``collect``: the reward
   share, collateral freed) -> ``collected`` with the amount; one whose job ended ``Invalid``
   -> ``forfeited`` (an error: the network proved the output wrong although this challenger
-  found it correct), its collateral counted as lost.
+  found it correct), its collateral counted as lost. A claim the pool shows collected by a
+  collect whose receipt a restart lost is recorded with the amount of its collect event, once
+  the RPC shows that event (a lagging load-balanced node shows none yet: read again next step,
+  never recorded as 0).
 
 Batch leaves (:class:`LeafClaimer`, same states, table ``ch_leaf_claims``): sent with
 ``claimLeaves`` while the batch is ``Committed`` and inside its challenge window; settled when
@@ -120,7 +123,7 @@ class ClaimPort(Protocol):
 
     def pool_collect(self, job_id: int) -> tuple[TxResult, int]: ...
 
-    def pool_collected(self, job_id: int, since_block: int) -> int: ...
+    def pool_collected(self, job_id: int, since_block: int) -> int | None: ...
 
     def pool_forfeit(self, job_id: int) -> TxResult: ...
 
@@ -145,7 +148,7 @@ class LeafClaimPort(Protocol):
 
     def pool_collect_leaf(self, batch_id: int, index: int) -> tuple[TxResult, int]: ...
 
-    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int: ...
+    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int | None: ...
 
     def pool_forfeit_leaf(self, batch_id: int, index: int) -> TxResult: ...
 
@@ -234,9 +237,9 @@ class _ClaimRules(Generic[C]):
         """An open claim the pool has neither paid nor forfeited yet."""
         raise NotImplementedError
 
-    def collected(self, c: C) -> int:
+    def collected(self, c: C) -> int | None:
         """What the pool paid us for the claim (its collect event), for a collect whose
-        receipt a restart lost."""
+        receipt a restart lost; None while the RPC shows no collect event (it lags)."""
         raise NotImplementedError
 
     def forfeited_log(self, c: C, collateral: int) -> None:
@@ -401,6 +404,12 @@ class _ClaimRules(Generic[C]):
             paid = self.collected(c)
         except ChainError as err:  # read again next step; the other claims go on (audit 7-2)
             log.warning("reading the payout of %s failed: %s", self.label(c), err)
+            return
+        if paid is None:  # the RPC has not reached the collect's block: never recorded as 0
+            log.warning(
+                "payout of %s not in the RPC's logs yet (a lagging node?): read again next step",
+                self.label(c),
+            )
             return
         with suppress(IllegalTransition):
             self.claims.transition(self.key(c), ClaimState.COLLECTED, payout=paid)
@@ -568,7 +577,7 @@ class Claimer(_ClaimRules[ClaimRow]):
             self._warned.add(key)
             log.warning("%s", message)
 
-    def collected(self, c: ClaimRow) -> int:
+    def collected(self, c: ClaimRow) -> int | None:
         return self.chain.pool_collected(c.job_id, c.sent_block or 0)
 
     def settle_one(self, c: ClaimRow, report: ClaimReport) -> None:
@@ -692,7 +701,7 @@ class LeafClaimer(_ClaimRules[LeafClaimRow]):
             reason = f"unbacked ({_closed(c.challenge_deadline, margin)})"
             self._miss_late([c], now, report, reason)
 
-    def collected(self, c: LeafClaimRow) -> int:
+    def collected(self, c: LeafClaimRow) -> int | None:
         return self.chain.pool_leaf_collected(c.batch_id, c.index, c.commit_block)
 
     def settle_one(self, c: LeafClaimRow, report: ClaimReport) -> None:

@@ -318,6 +318,20 @@ class NodeChain:
 
         return self._read(f"BatchCommitted logs for root 0x{root.hex()}", scan)
 
+    def finalized_batch_block(self, batch_id: int, from_block: int) -> int | None:
+        """Block of the ``BatchFinalized`` log of ``batch_id`` at or after ``from_block``, as
+        the chain's logs show it now (a reorg that re-mined the finalizeBatch: its new block);
+        None if there is none (not finalized on this branch, or not in the RPC's logs yet)."""
+        event = self.contracts.job_manager.BatchFinalized
+        stop = self.block_number() + 1
+        topics = {"batchId": batch_id}
+
+        def scan() -> int | None:
+            found = list(event.range(max(from_block, 0), stop, search_topics=topics))
+            return int(getattr(found[-1], "block_number", 0) or 0) if found else None
+
+        return self._read(f"BatchFinalized logs of batch {batch_id}", scan)
+
     # -- writes -----------------------------------------------------------------------------
 
     def _send(self, method: Any, *args: Any, intent: str | None = None) -> TxResult:

@@ -25,7 +25,8 @@ or on one job, batch or dispute, is logged with its ids and never stops the othe
    its id corrected (:meth:`NodeService.resolve_batch`);
 6. finalize own jobs and confirmed batches whose challenge window has passed (fees); a batch
    seen final is re-read ``confirmations`` blocks later and finalized again if a reorg
-   dropped its finalizeBatch (:meth:`NodeService.confirm_finals`);
+   dropped its finalizeBatch, and settled (prunable) only once the finalizeBatch is
+   ``confirmations`` deep in the block its log is in now (:meth:`NodeService.confirm_finals`);
 7. run queued self-audits; a miss halts that model only (no new commitments or HTTP jobs
    for it; everything else goes on).
 
@@ -701,7 +702,9 @@ class NodeService:
         """Re-read a batch the node saw final once that is ``confirmations`` blocks deep: a
         reorg that dropped the finalizeBatch (and whose transaction could not be sent again:
         its nonce went to another one) leaves the batch committed on chain, so it goes back to
-        ``committed`` and is finalized again (its fee and stake are released only then)."""
+        ``committed`` and is finalized again (its fee and stake are released only then). A
+        batch still final is settled (prunable) only once its finalizeBatch is
+        ``confirmations`` deep where the chain holds it now (:meth:`_settle_final`)."""
         pending = self.store.unsettled_finals()
         if not pending:
             return 0
@@ -720,8 +723,12 @@ class NodeService:
                 log.error("batch final check failed, will retry: %s", err, extra=_batch_log(batch))
                 continue
             if status == BatchStatus.FINAL:
-                self.store.settle_final(batch.local_id)
-                done += 1
+                try:
+                    done += self._settle_final(batch, head)
+                except Exception as err:
+                    log.error(
+                        "batch final check failed, will retry: %s", err, extra=_batch_log(batch)
+                    )
             elif status == BatchStatus.COMMITTED:
                 log.critical(
                     "batch's finalizeBatch is no longer on chain (reorg); finalizing it again",
@@ -731,6 +738,31 @@ class NodeService:
             else:  # INVALID or another state: the chain's word, nothing to send again
                 self.store.settle_final(batch.local_id)
         return done
+
+    def _settle_final(self, batch: Batch, head: int) -> int:
+        """Settle a batch the chain shows final once its finalizeBatch is ``confirmations``
+        deep in the block its ``BatchFinalized`` log is in now: a reorg may have re-mined it
+        after the block the node saw it in, and the wait then starts again from there (a
+        second reorg inside that depth may still drop it: its vectors must stay)."""
+        assert batch.batch_id is not None and batch.final_block is not None
+        since = batch.commit_block if batch.commit_block is not None else self.start_block
+        block = self.chain.finalized_batch_block(batch.batch_id, since)
+        if block is None:  # final by getBatch, its log not seen yet (a lagging RPC): next step
+            log.warning(
+                "batch final on chain but no BatchFinalized log yet", extra=_batch_log(batch)
+            )
+            return 0
+        if head - block < self.confirmations:
+            if block > batch.final_block:
+                log.warning(
+                    "batch's finalizeBatch re-mined in a later block (reorg): settled only "
+                    "`confirmations` blocks past it",
+                    extra={**_batch_log(batch), "final_block": block},
+                )
+                self.store.move_final_block(batch.local_id, block)
+            return 0
+        self.store.settle_final(batch.local_id)
+        return 1
 
     def resolve_batch(self, batch_id: int, *, listing: bool = False) -> Batch | None:
         """This node's batch committed as ``batch_id``, checked against ``getBatch(batch_id)``.

@@ -1093,6 +1093,15 @@ class Store:
         with self._write() as c:
             c.execute("UPDATE batches SET final_block = NULL WHERE local_id = ?", (local_id,))
 
+    def move_final_block(self, local_id: int, final_block: int) -> None:
+        """A reorg re-mined the batch's finalizeBatch in ``final_block``: it is re-read
+        ``confirmations`` blocks past that one (never settled, never pruned before)."""
+        with self._write() as c:
+            c.execute(
+                "UPDATE batches SET final_block = ? WHERE local_id = ? AND final_block IS NOT NULL",
+                (final_block, local_id),
+            )
+
     def reopen_final(self, local_id: int) -> None:
         """A reorg dropped the batch's finalizeBatch (the chain shows it committed): back to
         ``committed`` (confirmed: its commit stayed), to be finalized again."""

@@ -82,8 +82,9 @@ class FakeLeafPool(FakePool):
         self.leaf_status[(batch_id, index)] = ClaimStatus.COLLECTED
         return TxResult("0x" + "ee" * 32, self.height), 3
 
-    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int:
-        return 3 * self.leaf_collected.count((batch_id, index))  # LeafRewardCollected logs
+    def pool_leaf_collected(self, batch_id: int, index: int, since_block: int) -> int | None:
+        # The LeafRewardCollected log to us (None: no log seen).
+        return 3 if (batch_id, index) in self.leaf_collected else None
 
     def pool_forfeit_leaf(self, batch_id: int, index: int) -> TxResult:
         ref = (batch_id, index)
