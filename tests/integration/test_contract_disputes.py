@@ -20,7 +20,10 @@ from tests.fixtures.chain import (
     MOCK_MODEL,
     NODE_STAKE,
     TEST_PARAMS,
+    BatchJobs,
     advance,
+    batch_jobs,
+    commit_test_batch,
     defence_instances,
 )
 
@@ -344,20 +347,11 @@ def test_withdrawStake_whileDisputeOpen_reverts_thenSucceedsAfterSettle(
 
 
 @pytest.fixture
-def batch(
-    spotcheck: Any, node: Any
-) -> tuple[int, list[tuple[int, list[int], list[int]]], MerkleTree]:
+def batch(spotcheck: Any, node: Any) -> tuple[int, BatchJobs, MerkleTree]:
     """A committed batch of 5 leaves (jobIds 100..104); returns (batchId, jobs, tree)."""
-    jobs = [(100 + i, [i, -i, 2 * i, 3], [10 * i, -i]) for i in range(5)]
-    leaves = [
-        leaf_hash(job_id, spotcheck.model_id, hash_vector(inp), hash_vector(out))
-        for job_id, inp, out in jobs
-    ]
-    tree = MerkleTree(leaves)
-    receipt = spotcheck.job_manager.commitBatch(
-        spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node
-    )
-    return int(receipt.return_value), jobs, tree
+    jobs = batch_jobs(5)
+    batch_id, tree = commit_test_batch(spotcheck, node, jobs)
+    return batch_id, jobs, tree
 
 
 def _open_leaf(spotcheck: Any, batch: Any, index: int, challenger: Any) -> bytes:
@@ -625,20 +619,6 @@ def test_settle_byAnyone_paysOnlyTheChallenger(
 # ---------------------------------------------------------------- v2 attacks
 
 
-def _commit_batch(
-    spotcheck: Any, node: Any, jobs: list[tuple[int, list[int], list[int]]]
-) -> tuple[int, MerkleTree]:
-    leaves = [
-        leaf_hash(job_id, spotcheck.model_id, hash_vector(inp), hash_vector(out))
-        for job_id, inp, out in jobs
-    ]
-    tree = MerkleTree(leaves)
-    receipt = spotcheck.job_manager.commitBatch(
-        spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node
-    )
-    return int(receipt.return_value), tree
-
-
 def _dispute(
     spotcheck: Any, batch_id: int, tree: MerkleTree, jobs: Any, index: int, sender: Any
 ) -> bytes:
@@ -665,7 +645,7 @@ def test_duplicateJobIds_twoLeaves_neverShareAVerdict(
     keyed by position."""
     dm, jm = spotcheck.dispute_manager, spotcheck.job_manager
     jobs = [(7, [1, 2, 3, 4], [10, 20]), (7, [5, 6, 7, 8], [99, 99]), (8, [0, 0, 0, 0], [0, 0])]
-    batch_id, tree = _commit_batch(spotcheck, node, jobs)
+    batch_id, tree = commit_test_batch(spotcheck, node, jobs)
     honest = _dispute(spotcheck, batch_id, tree, jobs, 0, challenger)
     wrong = _dispute(spotcheck, batch_id, tree, jobs, 1, challenger)  # v1: DisputeExists
     assert honest != wrong
@@ -907,7 +887,7 @@ def test_sybilGarbageLeaves_slashOnlyTheirBatchReservation_onchainJobStaysBacked
     with ape.reverts(sm.InsufficientStake, node=cheat, have=stake - SLASH, need=10 * SLASH):
         jm.commitBatch(spotcheck.model_id, MerkleTree(leaves).root, 10, "", sender=cheat)
     jobs = garbage[:9]
-    batch_id, tree = _commit_batch(spotcheck, cheat, jobs)
+    batch_id, tree = commit_test_batch(spotcheck, cheat, jobs)
     assert sm.stakeOf(cheat).locked == stake
     ids = [_dispute(spotcheck, batch_id, tree, jobs, i, node2) for i in range(9)]  # the sybil
     honest = bytes(dm.openDispute(job_id, hash_vector([500, 500]), sender=challenger).return_value)
@@ -1057,7 +1037,7 @@ def test_consumerBatchCheck_refusesFinalLeafWithOutOfDomainInput(
     outside = [MOCK_IN_HI + 1, 0, 0, 0]
     inside = [MOCK_IN_HI, MOCK_IN_LO, 0, 0]  # the bounds themselves are in the domain
     jobs = [(1, outside, [123, 456]), (2, inside, [1, 2])]
-    batch_id, tree = _commit_batch(spotcheck, node, jobs)
+    batch_id, tree = commit_test_batch(spotcheck, node, jobs)
     advance(chain, MOCK_MODEL.challenge_window + 1)
     jm.finalizeBatch(batch_id, sender=outsider)
     for index, (job_id, inp, out) in enumerate(jobs):

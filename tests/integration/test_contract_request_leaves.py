@@ -13,9 +13,16 @@ import pytest
 
 from challenger.chain_io import MAX_LEAVES_PER_REQUEST
 from spotcheck.chain import LeafRequestStatus
-from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
+from spotcheck.encoding import batch_leaf_key, hash_vector
 from spotcheck.merkle import MerkleTree
-from tests.fixtures.chain import MOCK_MODEL, NODE_STAKE, advance
+from tests.fixtures.chain import (
+    MOCK_MODEL,
+    NODE_STAKE,
+    BatchJobs,
+    advance,
+    batch_jobs,
+    commit_test_batch,
+)
 
 pytestmark = pytest.mark.chain
 SLASH = MOCK_MODEL.slash_amount
@@ -24,22 +31,13 @@ BOUNTY = SLASH * MOCK_MODEL.bounty_bps // 10_000
 WINDOW = MOCK_MODEL.proof_window
 COUNT = 40
 
-Jobs = list[tuple[int, list[int], list[int]]]
-
 
 @pytest.fixture
-def batch(spotcheck: Any, node: Any) -> tuple[int, Jobs, MerkleTree]:
+def batch(spotcheck: Any, node: Any) -> tuple[int, BatchJobs, MerkleTree]:
     """A committed batch of 40 leaves (jobIds 100..139): more than one call's 32."""
-    jobs = [(100 + i, [i, -i, 2 * i, 3], [10 * i, -i]) for i in range(COUNT)]
-    leaves = [
-        leaf_hash(job_id, spotcheck.model_id, hash_vector(inp), hash_vector(out))
-        for job_id, inp, out in jobs
-    ]
-    tree = MerkleTree(leaves)
-    receipt = spotcheck.job_manager.commitBatch(
-        spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node
-    )
-    return int(receipt.return_value), jobs, tree
+    jobs = batch_jobs(COUNT)
+    batch_id, tree = commit_test_batch(spotcheck, node, jobs)
+    return batch_id, jobs, tree
 
 
 def _pulls(spotcheck: Any, receipt: Any, sender: Any) -> list[int]:
