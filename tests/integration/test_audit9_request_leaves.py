@@ -29,9 +29,15 @@ import pytest
 from challenger.chain_io import GAS_HEADROOM, GAS_MARGIN
 from prover.inference import ModelSpec
 from spotcheck.chain import LeafRequestStatus
-from spotcheck.encoding import batch_leaf_key, hash_vector, leaf_hash
+from spotcheck.encoding import batch_leaf_key, hash_vector
 from spotcheck.merkle import MerkleTree
-from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL
+from tests.fixtures.chain import (
+    MOCK_IN_HI,
+    MOCK_IN_LO,
+    MOCK_MODEL,
+    BatchJobs,
+    commit_test_batch,
+)
 from tests.integration.test_node_service import (  # noqa: F401 - fixtures
     Node,
     _events,
@@ -109,30 +115,25 @@ def test_audit9_fortyOneLeafRequestsInOneBlock_atTheWindowsEnd_honestNodeReveals
 
 
 @pytest.fixture
-def small_batch(
-    spotcheck: Any, node: Any
-) -> tuple[int, list[tuple[int, list[int], list[int]]], MerkleTree]:
+def small_batch(spotcheck: Any, node: Any) -> tuple[int, BatchJobs, MerkleTree]:
     jobs = [(300 + i, [i, 1, 2, 3], [i, -i]) for i in range(8)]
-    leaves = [
-        leaf_hash(job_id, spotcheck.model_id, hash_vector(inp), hash_vector(out))
-        for job_id, inp, out in jobs
-    ]
-    tree = MerkleTree(leaves)
-    receipt = spotcheck.job_manager.commitBatch(
-        spotcheck.model_id, tree.root, len(jobs), "http://n/b", sender=node
-    )
-    return int(receipt.return_value), jobs, tree
+    batch_id, tree = commit_test_batch(spotcheck, node, jobs)
+    return batch_id, jobs, tree
 
 
-@pytest.mark.parametrize("call", ["requestLeaves1", "requestLeaves4", "openBatchDispute"])
-def test_audit9_premise_nodeClosesItsOwnLastClaimFirst_callAtItsBareEstimate_runsOutOfGas(
-    small_batch: Any, spotcheck: Any, node: Any, challenger: Any, requester: Any, call: str
-) -> None:
-    """A9-3's mechanism on the contract: a challenger's call sent with the gas limit its
-    estimate gave (Ape's live-network default) runs out of gas when the node front-runs it by
-    closing the one claim it kept open (its second address, ``requester`` here, asked for the
-    node's own leaf 0): the queue slot is zero again and the first ``_enqueue`` pays a
-    zero-to-non-zero write. Disputes (``openBatchDispute``) the same."""
+def _front_run_then_send(
+    small_batch: Any,
+    spotcheck: Any,
+    node: Any,
+    challenger: Any,
+    requester: Any,
+    call: str,
+    margin: bool,
+) -> tuple[Any, int]:
+    """The challenger estimates ``call``; the node front-runs it by closing the one claim it
+    kept open (its second address, ``requester`` here, asked for the node's own leaf 0), so its
+    queue slot is zero again and the first ``_enqueue`` pays a zero-to-non-zero write; then the
+    call is sent at the bare estimate, or at the challenger's margin. (receipt, gas limit)."""
     batch_id, jobs, tree = small_batch
     dm = spotcheck.dispute_manager
     dm.requestLeaf(batch_id, 0, tree.root, sender=requester)  # the node's second address
@@ -154,50 +155,40 @@ def test_audit9_premise_nodeClosesItsOwnLastClaimFirst_callAtItsBareEstimate_run
             (batch_id, list(range(1, 2 if call[-1] == "1" else 5)), tree.root),
         )
     gas = int(method.estimate_gas_cost(*args, sender=challenger))
-    # Front-run: the node reveals its own leaf; its queue slot is zero again.
     job_id, inp, out = jobs[0]
     dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
     assert dm.openClaimsOf(node) == 0 and dm.claimBusyUntil(node) == 0
-    receipt = method(*args, sender=challenger, gas=gas, raise_on_revert=False)
+    limit = math.ceil(gas * GAS_MARGIN) + GAS_HEADROOM if margin else gas
+    return method(*args, sender=challenger, gas=limit, raise_on_revert=False), limit
+
+
+CALLS = ["requestLeaves1", "requestLeaves4", "openBatchDispute"]
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_audit9_premise_nodeClosesItsOwnLastClaimFirst_callAtItsBareEstimate_runsOutOfGas(
+    small_batch: Any, spotcheck: Any, node: Any, challenger: Any, requester: Any, call: str
+) -> None:
+    """A9-3's mechanism on the contract: a challenger's call sent with the gas limit its
+    estimate gave (Ape's live-network default) runs out of gas after the node's front-run.
+    Disputes (``openBatchDispute``) the same."""
+    args = (small_batch, spotcheck, node, challenger, requester, call)
+    receipt, gas = _front_run_then_send(*args, margin=False)
     assert receipt.failed, f"{call} at its bare estimate {gas} did not run out of gas"
-    assert dm.openClaimsOf(node) == 0
+    assert spotcheck.dispute_manager.openClaimsOf(node) == 0
 
 
-@pytest.mark.parametrize("call", ["requestLeaves1", "requestLeaves4", "openBatchDispute"])
+@pytest.mark.parametrize("call", CALLS)
 def test_audit9_nodeClosesItsOwnLastClaimFirst_callAtTheChallengersGasMargin_stillOpens(
     small_batch: Any, spotcheck: Any, node: Any, challenger: Any, requester: Any, call: str
 ) -> None:
     """The fix of A9-3: the challenger's gas limit (``ApeChain._dm``: the estimate times
     ``GAS_MARGIN`` plus ``GAS_HEADROOM``) outlasts the same front-run."""
-    batch_id, jobs, tree = small_batch
-    dm = spotcheck.dispute_manager
-    dm.requestLeaf(batch_id, 0, tree.root, sender=requester)  # the node's second address
-    assert dm.openClaimsOf(node) == 1
-    if call == "openBatchDispute":
-        job_id, inp, out = jobs[3]
-        method: Any = dm.openBatchDispute
-        args: tuple[Any, ...] = (
-            batch_id,
-            3,
-            job_id,
-            hash_vector(inp),
-            hash_vector(out),
-            tree.proof(3),
-        )
-    else:
-        method, args = (
-            dm.requestLeaves,
-            (batch_id, list(range(1, 2 if call[-1] == "1" else 5)), tree.root),
-        )
-    gas = int(method.estimate_gas_cost(*args, sender=challenger))
-    # Front-run: the node reveals its own leaf; its queue slot is zero again.
-    job_id, inp, out = jobs[0]
-    dm.revealLeaf(batch_id, 0, job_id, inp, out, tree.proof(0), sender=node)
-    assert dm.openClaimsOf(node) == 0 and dm.claimBusyUntil(node) == 0
-    limit = math.ceil(gas * GAS_MARGIN) + GAS_HEADROOM
-    receipt = method(*args, sender=challenger, gas=limit, raise_on_revert=False)
-    assert not receipt.failed, f"{call} ran out of gas at {limit} (estimate {gas})"
-    assert dm.openClaimsOf(node) == (1 if call == "openBatchDispute" else int(call[-1]))
+    args = (small_batch, spotcheck, node, challenger, requester, call)
+    receipt, limit = _front_run_then_send(*args, margin=True)
+    assert not receipt.failed, f"{call} ran out of gas at {limit}"
+    opened = 1 if call == "openBatchDispute" else int(call[-1])
+    assert spotcheck.dispute_manager.openClaimsOf(node) == opened
 
 
 def test_audit9_challengersRequestLeaves_liveNetworkGasLimit_nodeFrontRunsItsLastClose_stillOpens(
