@@ -32,9 +32,9 @@ from spotcheck.encoding import batch_leaf_key
 from tests.fixtures.chain import MOCK_IN_HI, MOCK_IN_LO, MOCK_MODEL, advance
 from tests.integration.test_node_service import (  # noqa: F401 - fixtures
     Node,
-    _events,
     make_node,
     onnx_path,
+    serve_one_batch,
 )
 
 pytestmark = pytest.mark.chain
@@ -58,13 +58,8 @@ def test_audit_leafRequestFlood_honestNodeCannotRevealInTime_andIsSlashed(
 ) -> None:
     spec = ModelSpec(fast_model, onnx_path, 7, 7, 2, MOCK_IN_LO, MOCK_IN_HI)
     n = make_node(spec=spec, batch_size=LEAVES)
-    url = f"/v1/models/0x{fast_model.hex()}/infer"
-    for i in range(LEAVES):
-        assert n.http.post(url, json={"input_q": [i, 1, 2, 3]}).status_code == 200
-    n.service.step()
-    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
-    batch_id = int(ev.event_arguments["batchId"])
-    root = bytes(ev.event_arguments["root"])
+    committed = serve_one_batch(n, spotcheck, fast_model, LEAVES)
+    batch_id, root = int(committed["batchId"]), bytes(committed["root"])
     dm, token = spotcheck.dispute_manager, spotcheck.token
     w3 = chain.provider.web3
     griefer_before = token.balanceOf(challenger) + dm.credits(challenger)

@@ -182,6 +182,17 @@ def _events(contract_event: Any, **topics: Any) -> list[Any]:
     return list(contract_event.range(0, chain.blocks.height + 1, search_topics=topics or None))
 
 
+def serve_one_batch(n: Node, spotcheck: Any, model_id: bytes, count: int) -> Any:
+    """Serve ``count`` jobs of ``model_id`` (inputs ``[i, 1, 2, 3]``) through ``n``'s HTTP API
+    and commit them in one step (``batch_size=count``); the ``BatchCommitted`` arguments."""
+    url = f"/v1/models/0x{model_id.hex()}/infer"
+    for i in range(count):
+        assert n.http.post(url, json={"input_q": [i, 1, 2, 3]}).status_code == 200
+    n.service.step()
+    [ev] = _events(spotcheck.job_manager.BatchCommitted, node=n.chain.address)
+    return ev.event_arguments
+
+
 def _infer(n: Node, sc: Any, x: list[float]) -> dict[str, Any]:
     resp = n.http.post(f"/v1/models/0x{sc.model_id.hex()}/infer", json={"input": x})
     assert resp.status_code == 200, resp.text
