@@ -318,12 +318,12 @@ class NodeChain:
 
         return self._read(f"BatchCommitted logs for root 0x{root.hex()}", scan)
 
-    def finalized_batch_block(self, batch_id: int, from_block: int) -> int | None:
-        """Block of the ``BatchFinalized`` log of ``batch_id`` at or after ``from_block``, as
+    def finalized_batch_block(self, batch_id: int, from_block: int, to_block: int) -> int | None:
+        """Block of the ``BatchFinalized`` log of ``batch_id`` in ``[from_block, to_block]``, as
         the chain's logs show it now (a reorg that re-mined the finalizeBatch: its new block);
         None if there is none (not finalized on this branch, or not in the RPC's logs yet)."""
         event = self.contracts.job_manager.BatchFinalized
-        stop = self.block_number() + 1
+        stop = to_block + 1
         topics = {"batchId": batch_id}
 
         def scan() -> int | None:

@@ -746,7 +746,7 @@ class NodeService:
         second reorg inside that depth may still drop it: its vectors must stay)."""
         assert batch.batch_id is not None and batch.final_block is not None
         since = batch.commit_block if batch.commit_block is not None else self.start_block
-        block = self.chain.finalized_batch_block(batch.batch_id, since)
+        block = self.chain.finalized_batch_block(batch.batch_id, since, head)
         if block is None:  # final by getBatch, its log not seen yet (a lagging RPC): next step
             log.warning(
                 "batch final on chain but no BatchFinalized log yet", extra=_batch_log(batch)

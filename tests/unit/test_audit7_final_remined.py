@@ -51,8 +51,8 @@ class FinalsChain:
     def batch(self, batch_id: int) -> Any:
         return SimpleNamespace(status=self.status)
 
-    def finalized_batch_block(self, batch_id: int, from_block: int) -> int | None:
-        assert from_block <= SEEN_FINAL
+    def finalized_batch_block(self, batch_id: int, from_block: int, to_block: int) -> int | None:
+        assert from_block <= SEEN_FINAL and to_block == self.head
         return self.final_log
 
 
